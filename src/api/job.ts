@@ -1,0 +1,191 @@
+/**
+ * The job DSL: `floe.job(name).source(…).map(…).keyBy(…).process(…).sink(…)`.
+ * Building a job only records a logical graph; validation and chaining into
+ * parallel vertices happen in `graph/plan.ts` when the job is started.
+ */
+import type { Key } from "../graph/key-groups.js";
+import type {
+  Collector,
+  Context,
+  KeyedProcessFunction,
+  OperatorOptions,
+  ProcessFunction,
+  SinkDefinition,
+  SourceDefinition,
+} from "./types.js";
+import type { CheckpointOptions } from "./checkpoint-options.js";
+
+/** Job-wide options. */
+export interface JobOptions {
+  /** Number of key groups; the upper bound of any operator's parallelism. Default 128. */
+  maxParallelism?: number;
+  /** Default parallelism of operators that set none and have no input to inherit from. */
+  parallelism?: number;
+  /** Records per batch read from a source. Default 1000. */
+  batchSize?: number;
+  checkpoint?: CheckpointOptions;
+}
+
+/** The kinds of logical operator. */
+export type NodeKind = "source" | "map" | "filter" | "flatMap" | "process" | "sink";
+
+/** How records move from one operator to the next. */
+export type PartitionerKind = "forward" | "rebalance" | "hash";
+
+/** An edge into a logical node. */
+export interface LogicalEdge {
+  readonly from: number;
+  /** Set when the edge is keyed: records are routed by key group. */
+  readonly keySelector?: (value: unknown) => Key;
+}
+
+/** One operator of the logical graph, as declared. */
+export interface LogicalNode {
+  readonly id: number;
+  readonly kind: NodeKind;
+  readonly options: OperatorOptions;
+  readonly inputs: readonly LogicalEdge[];
+  readonly source?: SourceDefinition;
+  readonly sink?: SinkDefinition;
+  readonly fn?: (value: any) => any;
+  readonly process?: ProcessFunction<any, any> | KeyedProcessFunction<any, any, any>;
+}
+
+/** A job as declared: its name, options and logical graph. */
+export class JobDefinition {
+  /** @internal */
+  readonly nodes: LogicalNode[] = [];
+  /** @internal Problems found while building (reported when the job is started). */
+  readonly problems: string[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly options: JobOptions = {},
+  ) {
+    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) {
+      throw new TypeError(`job name must match [a-z0-9][a-z0-9_-]{0,62}, got ${JSON.stringify(name)}`);
+    }
+  }
+
+  /** Adds a source and returns its stream. */
+  source<T>(source: SourceDefinition<T>, options: OperatorOptions = {}): DataStream<T> {
+    const id = this.add({ kind: "source", options, inputs: [], source });
+    return new DataStream<T>(this, id);
+  }
+
+  /** Joins several streams of one type into one (Flink's union). */
+  union<T>(...streams: DataStream<T>[]): DataStream<T> {
+    return new UnionStream<T>(this, streams.map((s) => s.nodeId));
+  }
+
+  /** @internal */
+  add(node: Omit<LogicalNode, "id">): number {
+    const id = this.nodes.length;
+    this.nodes.push({ ...node, id });
+    return id;
+  }
+}
+
+/** A stream of records of type T. */
+export class DataStream<T> {
+  constructor(
+    /** @internal */ readonly job: JobDefinition,
+    /** @internal */ readonly nodeId: number,
+  ) {}
+
+  /** @internal The edges a consumer of this stream gets. */
+  edges(): LogicalEdge[] {
+    return [{ from: this.nodeId }];
+  }
+
+  map<O>(fn: (value: T) => O, options: OperatorOptions = {}): DataStream<O> {
+    return this.then<O>("map", options, { fn });
+  }
+
+  filter(fn: (value: T) => boolean, options: OperatorOptions = {}): DataStream<T> {
+    return this.then<T>("filter", options, { fn });
+  }
+
+  flatMap<O>(fn: (value: T) => Iterable<O>, options: OperatorOptions = {}): DataStream<O> {
+    return this.then<O>("flatMap", options, { fn });
+  }
+
+  /** A process function without keyed state. */
+  process<O>(fn: ProcessFunction<T, O>, options: OperatorOptions = {}): DataStream<O> {
+    return this.then<O>("process", options, { process: fn });
+  }
+
+  /** Partitions the stream by key: records of one key meet in one subtask, with their state. */
+  keyBy<K extends Key>(keySelector: (value: T) => K): KeyedStream<K, T> {
+    return new KeyedStream<K, T>(this.job, this.edges(), keySelector);
+  }
+
+  sink(sink: SinkDefinition<T>, options: OperatorOptions = {}): void {
+    this.job.add({ kind: "sink", options, inputs: this.edges(), sink: sink as SinkDefinition });
+  }
+
+  private then<O>(kind: NodeKind, options: OperatorOptions, rest: Partial<LogicalNode>): DataStream<O> {
+    const id = this.job.add({ kind, options, inputs: this.edges(), ...rest });
+    return new DataStream<O>(this.job, id);
+  }
+}
+
+class UnionStream<T> extends DataStream<T> {
+  constructor(
+    job: JobDefinition,
+    private readonly members: number[],
+  ) {
+    super(job, members[0] ?? -1);
+    if (members.length === 0) job.problems.push("union() needs at least one stream");
+  }
+
+  override edges(): LogicalEdge[] {
+    return this.members.map((from) => ({ from }));
+  }
+}
+
+/** A stream partitioned by key; keyed state is available downstream. */
+export class KeyedStream<K extends Key, T> {
+  constructor(
+    private readonly job: JobDefinition,
+    private readonly inputs: LogicalEdge[],
+    private readonly keySelector: (value: T) => K,
+  ) {}
+
+  /** A keyed process function: runs with the record's key and that key's state. */
+  process<O>(fn: KeyedProcessFunction<K, T, O>, options: OperatorOptions = {}): DataStream<O> {
+    const id = this.job.add({ kind: "process", options, inputs: this.keyed(), process: fn });
+    return new DataStream<O>(this.job, id);
+  }
+
+  /** A keyed sink: records reach the sink subtask that owns their key. */
+  sink(sink: SinkDefinition<T>, options: OperatorOptions = {}): void {
+    this.job.add({ kind: "sink", options, inputs: this.keyed(), sink: sink as SinkDefinition });
+  }
+
+  /** Flink forbids keying a keyed stream again; so does floe. */
+  keyBy(): never {
+    throw new TypeError("keyBy on a keyed stream: process or sink it first");
+  }
+
+  private keyed(): LogicalEdge[] {
+    const keySelector = this.keySelector as (value: unknown) => Key;
+    return this.inputs.map((e) => ({ from: e.from, keySelector }));
+  }
+}
+
+/**
+ * Starts a job definition.
+ *
+ * @example
+ * floe.job("clicks", { maxParallelism: 128 })
+ *   .source(httpSource("clicks", { partitions: 4 }), { uid: "clicks-in" })
+ *   .keyBy((c) => c.user)
+ *   .process(countPerUser, { uid: "count-per-user" })
+ *   .sink(tableSink("clicks-per-user"), { uid: "counts-out" });
+ */
+export function job(name: string, options: JobOptions = {}): JobDefinition {
+  return new JobDefinition(name, options);
+}
+
+export type { Collector, Context };

@@ -1,0 +1,35 @@
+/**
+ * The Worker's Hono app: ingestion, the control API and tables under /v1.
+ */
+import { Hono } from "hono";
+import type { FloeEnv } from "../runtime/env.js";
+import type { JobRegistry } from "../runtime/registry.js";
+import { requireToken } from "./auth.js";
+import { errorResponse, onError } from "./errors.js";
+import { ingestRoutes } from "./ingest.js";
+import { jobRoutes } from "./jobs.js";
+import { tableRoutes } from "./tables.js";
+
+/** Builds the app for the jobs of a registry. */
+export function createApp(registry: JobRegistry) {
+  const app = new Hono<{ Bindings: FloeEnv }>();
+  app.onError(onError);
+  app.notFound((c) => errorResponse(c, 404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
+
+  // Ingestion checks its own tokens (admin or the stream's).
+  app.route("/v1/ingest", ingestRoutes(registry));
+
+  const control = new Hono<{ Bindings: FloeEnv }>();
+  for (const path of ["/jobs", "/jobs/*", "/tables", "/tables/*"]) {
+    control.use(path, async (c, next) => {
+      requireToken(c.req.header("authorization"), [c.env.FLOE_ADMIN_TOKEN], "the control API");
+      await next();
+    });
+  }
+  control.route("/jobs", jobRoutes(registry));
+  control.route("/tables", tableRoutes(registry));
+  app.route("/v1", control);
+
+  app.get("/", (c) => c.text("floe: see /v1/jobs\n"));
+  return app;
+}

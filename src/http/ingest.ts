@@ -1,0 +1,108 @@
+/**
+ * `POST /v1/ingest/:stream`: parses a JSON array or NDJSON body, checks
+ * every record, and appends the whole request to one partition of the
+ * stream. All or nothing: one bad record refuses the request, and nothing
+ * of it is stored.
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { FloeError } from "../errors.js";
+import { hashKey } from "../graph/key-groups.js";
+import type { FloeEnv } from "../runtime/env.js";
+import { streamPartitionName } from "../runtime/names.js";
+import type { JobRegistry } from "../runtime/registry.js";
+import { requireToken } from "./auth.js";
+
+/** Largest accepted request body. */
+export const INGEST_BODY_BYTES_MAX = 8 * 1024 * 1024;
+/** Most records accepted in one request. */
+export const INGEST_RECORDS_MAX = 100_000;
+/** Longest accepted Idempotency-Key. */
+export const IDEMPOTENCY_KEY_LENGTH_MAX = 256;
+
+let roundRobin = Math.floor(Math.random() * 1024);
+
+/** Parses a request body into one JSON text per record. */
+export function parseRecords(body: string, contentType: string, validate?: (r: unknown) => string | undefined): string[] {
+  const type = contentType.split(";")[0].trim().toLowerCase();
+  const trimmed = body.trimStart();
+  if (trimmed.length === 0) throw new FloeError("empty_body", "the body holds no records: send a JSON array or NDJSON");
+  const ndjson = type === "application/x-ndjson" || type === "application/jsonl" || type === "application/ndjson" || (type !== "application/json" && trimmed[0] !== "[");
+  const out: string[] = [];
+  const check = (record: unknown, where: string) => {
+    if (record === null || record === undefined) throw new FloeError("invalid_record", `${where} is null`);
+    const problem = validate?.(record);
+    if (problem !== undefined) throw new FloeError("invalid_record", `${where}: ${problem}`);
+  };
+  if (ndjson) {
+    const lines = body.split("\n");
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i].trim();
+      if (line.length === 0) continue;
+      let record: unknown;
+      try {
+        record = JSON.parse(line);
+      } catch (e) {
+        throw new FloeError("invalid_json", `line ${i + 1} is not JSON: ${(e as Error).message}`);
+      }
+      check(record, `line ${i + 1}`);
+      out.push(line);
+      if (out.length > INGEST_RECORDS_MAX) break;
+    }
+  } else {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch (e) {
+      throw new FloeError("invalid_json", `the body is not JSON: ${(e as Error).message}`);
+    }
+    const records = Array.isArray(parsed) ? parsed : [parsed];
+    for (let i = 0; i < records.length && out.length <= INGEST_RECORDS_MAX; i++) {
+      check(records[i], `record ${i}`);
+      out.push(JSON.stringify(records[i]));
+    }
+  }
+  if (out.length === 0) throw new FloeError("empty_body", "the body holds no records");
+  if (out.length > INGEST_RECORDS_MAX) {
+    throw new FloeError("too_many_records", `at most ${INGEST_RECORDS_MAX} records per request; split the body`, 413);
+  }
+  return out;
+}
+
+/** The ingestion routes. */
+export function ingestRoutes(registry: JobRegistry) {
+  const app = new Hono<{ Bindings: FloeEnv }>();
+  app.post(
+    "/:stream",
+    bodyLimit({
+      maxSize: INGEST_BODY_BYTES_MAX,
+      onError: () => {
+        throw new FloeError("body_too_large", `the body exceeds ${INGEST_BODY_BYTES_MAX} bytes; split it into several requests`, 413);
+      },
+    }),
+    async (c) => {
+      const name = c.req.param("stream");
+      const stream = registry.stream(name);
+      const env = c.env as FloeEnv & Record<string, unknown>;
+      const streamToken = stream?.ingestTokenVar ? (env[stream.ingestTokenVar] as string | undefined) : undefined;
+      requireToken(c.req.header("authorization"), [env.FLOE_ADMIN_TOKEN, streamToken], `ingestion into "${name}"`);
+      if (!stream) throw new FloeError("stream_not_found", `no stream named "${name}"`, 404);
+      const idempotencyKey = c.req.header("idempotency-key");
+      if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > IDEMPOTENCY_KEY_LENGTH_MAX)) {
+        throw new FloeError("invalid_idempotency_key", `Idempotency-Key must be 1..${IDEMPOTENCY_KEY_LENGTH_MAX} characters`);
+      }
+      const records = parseRecords(await c.req.text(), c.req.header("content-type") ?? "", stream.validate);
+      // A retried request must reach the partition that remembers its key.
+      const partition = idempotencyKey !== undefined ? hashKey(idempotencyKey) % stream.partitions : roundRobin++ % stream.partitions;
+      const stub = c.env.STREAM_PARTITION.get(c.env.STREAM_PARTITION.idFromName(streamPartitionName(name, partition)));
+      const r = await stub.append(records, idempotencyKey);
+      return c.json({
+        stream: name,
+        count: r.count,
+        duplicate: r.duplicate,
+        offsets: [{ partition, first_offset: r.firstOffset, last_offset: r.endOffset - 1 }],
+      });
+    },
+  );
+  return app;
+}

@@ -1,0 +1,53 @@
+/**
+ * floe: exactly-once stream processing on Durable Objects.
+ *
+ * @example
+ * import { createFloe, job, httpSource, tableSink } from "floe";
+ * const floe = createFloe({ jobs: [clicks] });
+ * export const { Coordinator, Subtask, StreamPartition, TablePartition } = floe;
+ * export default floe.worker;
+ */
+import type { JobDefinition } from "./api/job.js";
+import { createApp } from "./http/app.js";
+import { Coordinator as CoordinatorBase } from "./runtime/coordinator.js";
+import type { FloeEnv } from "./runtime/env.js";
+import { JobRegistry } from "./runtime/registry.js";
+import { StreamPartition } from "./runtime/stream-partition.js";
+import { Subtask as SubtaskBase } from "./runtime/subtask.js";
+import { TablePartition } from "./runtime/table-partition.js";
+
+export { job, JobDefinition, DataStream, KeyedStream, type JobOptions } from "./api/job.js";
+export { valueState, mapState, listState, type ValueState, type MapState, type ListState } from "./api/state.js";
+export type * from "./api/types.js";
+export type { CheckpointOptions } from "./api/checkpoint-options.js";
+export { httpSource, type HttpSourceOptions } from "./connectors/sources/http-source.js";
+export { generatorSource, type GeneratorOptions } from "./connectors/sources/generator-source.js";
+export { tableSink, type TableRecord, type TableSinkOptions } from "./connectors/sinks/table-sink.js";
+export { FloeError, JobDefinitionError } from "./errors.js";
+export type { FloeEnv } from "./runtime/env.js";
+
+/** What {@link createFloe} takes. */
+export interface FloeConfig {
+  /** The jobs this Worker runs. */
+  jobs: readonly JobDefinition[];
+}
+
+/** The Worker's default export and its Durable Object classes, bound to a set of jobs. */
+export function createFloe(config: FloeConfig) {
+  const registry = new JobRegistry(config.jobs);
+  const app = createApp(registry);
+  class Coordinator extends CoordinatorBase {
+    protected readonly registry = registry;
+  }
+  class Subtask extends SubtaskBase {
+    protected readonly registry = registry;
+  }
+  return {
+    registry,
+    worker: { fetch: app.fetch } satisfies ExportedHandler<FloeEnv>,
+    Coordinator,
+    Subtask,
+    StreamPartition,
+    TablePartition,
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * The receiving side of a subtask's channels (Flink's InputGate): one
+ * bounded queue per channel, sequence checks, and fair round-robin
+ * delivery to the single consumer loop. A sender's call resolves only when
+ * the consumer takes its message, so a sender with `k` calls in flight per
+ * channel holds exactly `k` credits: a slow consumer backpressures it.
+ */
+import type { ChannelMessage, DeliveryResult } from "./messages.js";
+
+interface Queued {
+  readonly message: ChannelMessage;
+  readonly taken: (result: DeliveryResult) => void;
+}
+
+interface ChannelState {
+  readonly id: string;
+  lastSeq: number;
+  readonly queue: Queued[];
+  blocked: boolean;
+  ended: boolean;
+}
+
+/** Queues of all input channels of one subtask for one attempt. */
+export class InputGate {
+  private readonly channels = new Map<string, ChannelState>();
+  private readonly order: ChannelState[] = [];
+  private cursor = 0;
+  private wake: (() => void) | undefined;
+  private closed = false;
+
+  constructor(channelIds: readonly string[]) {
+    for (const id of channelIds) {
+      const c: ChannelState = { id, lastSeq: 0, queue: [], blocked: false, ended: false };
+      this.channels.set(id, c);
+      this.order.push(c);
+    }
+  }
+
+  /** Number of input channels. */
+  get size(): number {
+    return this.order.length;
+  }
+
+  /**
+   * Offers a message. Duplicates and gaps are answered at once; an accepted
+   * message's promise resolves when the consumer takes it.
+   */
+  offer(message: ChannelMessage): DeliveryResult | Promise<DeliveryResult> {
+    if (this.closed) return "closed";
+    const c = this.channels.get(message.channel);
+    if (!c) return "not-deployed";
+    if (message.seq <= c.lastSeq) return "duplicate";
+    if (message.seq !== c.lastSeq + 1) return "gap";
+    c.lastSeq = message.seq;
+    const p = new Promise<DeliveryResult>((resolve) => c.queue.push({ message, taken: resolve }));
+    this.notify();
+    return p;
+  }
+
+  /** Takes the next message from an unblocked channel, round-robin; undefined if none is ready. */
+  poll(): ChannelMessage | undefined {
+    const n = this.order.length;
+    for (let i = 0; i < n; i++) {
+      const c = this.order[(this.cursor + i) % n];
+      if (c.blocked || c.queue.length === 0) continue;
+      this.cursor = (this.cursor + i + 1) % n;
+      const q = c.queue.shift()!;
+      if (q.message.kind === "end") c.ended = true;
+      q.taken("accepted");
+      return q.message;
+    }
+    return undefined;
+  }
+
+  /** Resolves when a message may be ready (or the gate was closed). */
+  waitForInput(): Promise<void> {
+    if (this.closed || this.order.some((c) => !c.blocked && c.queue.length > 0)) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.wake = resolve;
+    });
+  }
+
+  /** Stops taking messages from a channel (barrier alignment). */
+  block(channel: string): void {
+    const c = this.channels.get(channel);
+    if (c) c.blocked = true;
+  }
+
+  /** Resumes every blocked channel. */
+  unblockAll(): void {
+    for (const c of this.order) c.blocked = false;
+    this.notify();
+  }
+
+  /** Whether every channel has delivered its end-of-input. */
+  allEnded(): boolean {
+    return this.order.length > 0 && this.order.every((c) => c.ended);
+  }
+
+  /** Messages queued, over all channels. */
+  queued(): number {
+    let n = 0;
+    for (const c of this.order) n += c.queue.length;
+    return n;
+  }
+
+  /** Refuses further messages and releases every waiting sender with "closed". */
+  close(): void {
+    this.closed = true;
+    for (const c of this.order) {
+      for (const q of c.queue.splice(0)) q.taken("closed");
+    }
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The sending side of a subtask (Flink's RecordWriter): partitions emitted
+ * records over the output channels, buffers them into batches, and sends
+ * each batch with at most `credits` calls in flight per channel.
+ */
+import type { PartitionerKind } from "../api/job.js";
+import type { Key } from "../graph/key-groups.js";
+import { createPartitioner, type Partitioner } from "../graph/partitioners.js";
+import { type ChannelMessage, type DeliveryResult, type KeyedRecord, channelId } from "./messages.js";
+
+/** One output edge of the sending vertex. */
+export interface OutputEdge {
+  readonly vertex: string;
+  readonly parallelism: number;
+  readonly partitioner: PartitionerKind;
+  /** Computes the key of a record on hash edges. */
+  readonly keySelector?: (value: unknown) => Key;
+}
+
+/** Delivers one message to subtask `index` of `vertex`. */
+export type SendFn = (vertex: string, index: number, message: ChannelMessage) => Promise<DeliveryResult>;
+
+interface Target {
+  readonly vertex: string;
+  readonly index: number;
+  seq: number;
+  buffer: KeyedRecord[];
+  readonly inFlight: Promise<void>[];
+}
+
+/** Why sending stopped. */
+export class ChannelError extends Error {
+  constructor(
+    message: string,
+    /** The receiver answered that this sender belongs to an older attempt. */
+    readonly stale: boolean,
+  ) {
+    super(message);
+    this.name = "ChannelError";
+  }
+}
+
+/** Emits records of one subtask to every downstream subtask. */
+export class RecordWriter {
+  private readonly outputs: { edge: OutputEdge; partitioner: Partitioner; targets: Target[] }[];
+  private failure: ChannelError | undefined;
+  private recordsOut = 0;
+  /** Time spent waiting for credits: how long downstream held this subtask back. */
+  backpressuredMs = 0;
+
+  constructor(
+    edges: readonly OutputEdge[],
+    private readonly sender: { vertex: string; index: number; attempt: number },
+    maxParallelism: number,
+    private readonly send: SendFn,
+    private readonly batchSize: number,
+    private readonly now: () => number,
+    private readonly credits = 4,
+  ) {
+    this.outputs = edges.map((edge) => ({
+      edge,
+      partitioner: createPartitioner(edge.partitioner, sender.index, edge.parallelism, maxParallelism),
+      targets: Array.from({ length: edge.parallelism }, (_, index) => ({
+        vertex: edge.vertex,
+        index,
+        seq: 0,
+        buffer: [],
+        inFlight: [],
+      })),
+    }));
+  }
+
+  /** Whether the vertex sends anywhere. */
+  get hasOutputs(): boolean {
+    return this.outputs.length > 0;
+  }
+
+  /** Records emitted so far. */
+  get emitted(): number {
+    return this.recordsOut;
+  }
+
+  /** Buffers one record for every output edge. */
+  emit(value: unknown): void {
+    this.recordsOut++;
+    for (const o of this.outputs) {
+      const key = o.edge.keySelector ? o.edge.keySelector(value) : undefined;
+      const t = o.targets[o.partitioner.select(key)];
+      t.buffer.push([key ?? null, value]);
+    }
+  }
+
+  /** Sends every buffered record; waits only for credits, not for delivery. */
+  async flush(): Promise<void> {
+    this.throwIfFailed();
+    for (const o of this.outputs) {
+      for (const t of o.targets) {
+        while (t.buffer.length > 0) {
+          const chunk = t.buffer.length <= this.batchSize ? t.buffer : t.buffer.slice(0, this.batchSize);
+          t.buffer = chunk === t.buffer ? [] : t.buffer.slice(this.batchSize);
+          await this.sendOn(t, { kind: "batch", count: chunk.length, records: JSON.stringify(chunk) });
+        }
+      }
+    }
+  }
+
+  /** Sends end-of-input on every channel. */
+  async endOfInput(): Promise<void> {
+    await this.flush();
+    for (const o of this.outputs) for (const t of o.targets) await this.sendOn(t, { kind: "end" });
+  }
+
+  /** Waits until every message sent so far was taken by its receiver. */
+  async drain(): Promise<void> {
+    for (const o of this.outputs) for (const t of o.targets) await Promise.all(t.inFlight.splice(0));
+    this.throwIfFailed();
+  }
+
+  private async sendOn(t: Target, body: { kind: "batch"; count: number; records: string } | { kind: "end" }): Promise<void> {
+    if (t.inFlight.length >= this.credits) {
+      const start = this.now();
+      while (t.inFlight.length >= this.credits) {
+        await t.inFlight.shift();
+        this.throwIfFailed();
+      }
+      this.backpressuredMs += this.now() - start;
+    }
+    t.seq++;
+    const message = {
+      ...body,
+      attempt: this.sender.attempt,
+      channel: channelId(this.sender.vertex, this.sender.index),
+      seq: t.seq,
+    } as ChannelMessage;
+    const p = this.send(t.vertex, t.index, message).then(
+      (result) => {
+        if (result === "accepted" || result === "duplicate") return;
+        this.failure ??= new ChannelError(
+          `channel to ${t.vertex}/${t.index} refused message ${message.seq}: ${result}`,
+          result === "stale-attempt",
+        );
+      },
+      (e: unknown) => {
+        this.failure ??= new ChannelError(`channel to ${t.vertex}/${t.index} failed: ${String((e as Error)?.message ?? e)}`, false);
+      },
+    );
+    t.inFlight.push(p);
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure;
+  }
+}

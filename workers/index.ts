@@ -1,0 +1,11 @@
+/**
+ * The Worker entry: floe's HTTP API and Durable Object classes, bound to
+ * the jobs compiled into this Worker.
+ */
+import { createFloe } from "../src/index.js";
+import { clicks } from "./jobs/clicks.js";
+
+const floe = createFloe({ jobs: [clicks] });
+
+export const { Coordinator, Subtask, StreamPartition, TablePartition } = floe;
+export default floe.worker;
