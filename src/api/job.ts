@@ -14,6 +14,7 @@ import type {
   SourceDefinition,
 } from "./types.js";
 import type { CheckpointOptions } from "./checkpoint-options.js";
+import type { RestartStrategyOptions } from "../checkpoint/restart-strategy.js";
 
 /** Job-wide options. */
 export interface JobOptions {
@@ -24,6 +25,8 @@ export interface JobOptions {
   /** Records per batch read from a source. Default 1000. */
   batchSize?: number;
   checkpoint?: CheckpointOptions;
+  /** What happens when the job fails (Flink's restart strategies). */
+  restartStrategy?: RestartStrategyOptions;
 }
 
 /** The kinds of logical operator. */

@@ -51,12 +51,29 @@ export function jobRoutes(registry: JobRegistry) {
     if (body.fromSavepoint !== undefined || body.fromCheckpoint !== undefined) {
       throw new FloeError("unsupported", "starting from a savepoint or checkpoint is not available in this version of floe", 400);
     }
-    return c.json(unwrap(await stub.start(job, { parallelism: body.parallelism })));
+    return c.json(unwrap(await stub.start(job, { parallelism: body.parallelism, config: body.config })));
   });
 
   app.post("/:job/cancel", async (c) => {
     const job = c.req.param("job");
     return c.json(unwrap(await coordinator(c.env, job).cancel(job)));
+  });
+
+  app.post("/:job/checkpoints", async (c) => {
+    const job = c.req.param("job");
+    return c.json(unwrap(await coordinator(c.env, job).triggerCheckpointNow(job)), 202);
+  });
+
+  app.get("/:job/checkpoints", async (c) => {
+    const job = c.req.param("job");
+    return c.json(unwrap(await coordinator(c.env, job).checkpointOverview(job)));
+  });
+
+  app.get("/:job/checkpoints/:id", async (c) => {
+    const job = c.req.param("job");
+    const id = Number(c.req.param("id"));
+    if (!Number.isInteger(id) || id < 1) throw new FloeError("invalid_request", "a checkpoint id is a positive integer");
+    return c.json(unwrap(await coordinator(c.env, job).checkpointDetail(job, id)));
   });
 
   app.get("/:job/metrics", async (c) => {

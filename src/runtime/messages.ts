@@ -35,8 +35,26 @@ export interface EndOfInputMessage extends ChannelHeader {
   readonly kind: "end";
 }
 
+/**
+ * Checkpoint barrier N: everything the sender emitted before it belongs to
+ * checkpoint N, everything after to N+1 (Chandy-Lamport's marker).
+ */
+export interface BarrierMessage extends ChannelHeader {
+  readonly kind: "barrier";
+  readonly checkpointId: number;
+  /** When the coordinator triggered the checkpoint (for start delay). */
+  readonly triggerMs: number;
+  readonly isSavepoint: boolean;
+}
+
 /** Anything that travels in-band on a channel. */
-export type ChannelMessage = BatchMessage | EndOfInputMessage;
+export type ChannelMessage = BatchMessage | EndOfInputMessage | BarrierMessage;
+
+/** The body of a channel message, before the writer adds its header. */
+export type ChannelBody =
+  | { kind: "batch"; count: number; records: string }
+  | { kind: "end" }
+  | { kind: "barrier"; checkpointId: number; triggerMs: number; isSavepoint: boolean };
 
 /** What a receiver answers to a channel message: expected outcomes are values. */
 export type DeliveryResult =

@@ -6,7 +6,7 @@
 import type { PartitionerKind } from "../api/job.js";
 import type { Key } from "../graph/key-groups.js";
 import { createPartitioner, type Partitioner } from "../graph/partitioners.js";
-import { type ChannelMessage, type DeliveryResult, type KeyedRecord, channelId } from "./messages.js";
+import { type ChannelBody, type ChannelMessage, type DeliveryResult, type KeyedRecord, channelId } from "./messages.js";
 
 /** One output edge of the sending vertex. */
 export interface OutputEdge {
@@ -110,13 +110,19 @@ export class RecordWriter {
     for (const o of this.outputs) for (const t of o.targets) await this.sendOn(t, { kind: "end" });
   }
 
+  /** Sends every buffered record, then barrier `checkpointId` on every channel. */
+  async broadcastBarrier(checkpointId: number, triggerMs: number, isSavepoint: boolean): Promise<void> {
+    await this.flush();
+    for (const o of this.outputs) for (const t of o.targets) await this.sendOn(t, { kind: "barrier", checkpointId, triggerMs, isSavepoint });
+  }
+
   /** Waits until every message sent so far was taken by its receiver. */
   async drain(): Promise<void> {
     for (const o of this.outputs) for (const t of o.targets) await Promise.all(t.inFlight.splice(0));
     this.throwIfFailed();
   }
 
-  private async sendOn(t: Target, body: { kind: "batch"; count: number; records: string } | { kind: "end" }): Promise<void> {
+  private async sendOn(t: Target, body: ChannelBody): Promise<void> {
     if (t.inFlight.length >= this.credits) {
       const start = this.now();
       while (t.inFlight.length >= this.credits) {

@@ -1,18 +1,32 @@
 /**
- * The Subtask object: the shell around one running {@link Task}. It keeps
- * the deployment, the keyed-state image and the source positions in its
- * SQLite storage, receives channel messages over RPC, and drives source
- * subtasks from its alarm.
+ * The Subtask object: the shell around one running {@link Task}. It
+ * receives channel messages and checkpoint signals over RPC, drives source
+ * subtasks from its alarm, uploads snapshots to R2, and keeps the local
+ * image of its keyed state in SQLite (written at each barrier), which makes
+ * a restore to the checkpoint it already holds a local read.
+ *
+ * A task lives in memory only. An object that restarted (reset, crash,
+ * eviction) has none, answers "lost" to the coordinator's heartbeat and
+ * "not-deployed" to senders, and the job fails over to its last completed
+ * checkpoint: nothing is silently rebuilt from a state that may be ahead
+ * of that checkpoint.
  */
 import { DurableObject } from "cloudflare:workers";
+import type { KeyGroupRange } from "../graph/key-groups.js";
+import type { StateEntry } from "../state/keyed-state.js";
+import { readSnapshot } from "../state/snapshot-format.js";
+import { stateFileKey } from "../storage/layout.js";
 import type { FloeEnv } from "./env.js";
 import type { ChannelMessage, DeliveryResult } from "./messages.js";
 import { coordinatorName, subtaskName } from "./names.js";
 import type { JobRegistry } from "./registry.js";
-import { type SubtaskDeployment, Task, type TaskHost, type TaskMetrics } from "./task.js";
+import { type RestoreSpec, type SubtaskDeployment, Task, type TaskHost, type TaskMetrics } from "./task.js";
 
 /** How long one alarm invocation runs a source before yielding to a fresh alarm. */
 const SOURCE_SLICE_MS = 5_000;
+
+/** What a heartbeat finds. */
+export type SubtaskHealth = "running" | "finished" | "failed" | "lost";
 
 /** Base class; `createFloe` subclasses it with the Worker's job registry. */
 export abstract class Subtask extends DurableObject<FloeEnv> {
@@ -28,48 +42,84 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS keyed_state (
       op TEXT NOT NULL, state TEXT NOT NULL, key TEXT NOT NULL, key_group INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
       PRIMARY KEY (op, state, key))`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS positions (partition TEXT PRIMARY KEY, offset INTEGER NOT NULL)`);
   }
 
-  /** Starts (or restarts) this subtask for an attempt; `fresh` discards its state first. */
-  deploy(deployment: SubtaskDeployment, fresh: boolean): void {
+  /** Prepares this subtask for an attempt, restoring its checkpointed state. Sources start with {@link start}. */
+  async deploy(deployment: SubtaskDeployment): Promise<{ ok: true } | { ok: false; message: string }> {
     this.task?.cancel();
     this.task = undefined;
-    if (fresh) {
-      this.sql.exec(`DELETE FROM keyed_state`);
-      this.sql.exec(`DELETE FROM positions`);
+    const job = this.registry.job(deployment.job);
+    if (!job) return { ok: false, message: `this Worker has no job "${deployment.job}"` };
+    this.setMeta("deployment", JSON.stringify({ job: deployment.job, vertex: deployment.vertex, index: deployment.index, attempt: deployment.attempt }));
+    if (!deployment.restore) this.clearImage();
+    const task = new Task(deployment, job, this.host(deployment));
+    try {
+      await task.restore();
+    } catch (e) {
+      return { ok: false, message: `subtask ${deployment.vertex}/${deployment.index} could not restore checkpoint ${deployment.restore?.checkpointId}: ${(e as Error)?.message ?? e}` };
     }
-    this.sql.exec(`INSERT INTO meta (k, v) VALUES ('deployment', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`, JSON.stringify(deployment));
-    this.sql.exec(`INSERT INTO meta (k, v) VALUES ('canceled', '0') ON CONFLICT(k) DO UPDATE SET v = '0'`);
-    const task = this.ensureTask();
-    if (task?.isSource) void this.ctx.storage.setAlarm(Date.now());
+    // A newer deploy may have replaced this one while the restore awaited R2.
+    const current = this.task as Task | undefined;
+    if (current !== undefined && current.deployment.attempt >= deployment.attempt) {
+      task.cancel();
+      return { ok: true };
+    }
+    this.task = task;
+    return { ok: true };
   }
 
-  /** Receives a batch or signal on one input channel. */
+  /** Starts reading, for source subtasks of `attempt`. */
+  async start(attempt: number): Promise<void> {
+    if (this.task?.deployment.attempt !== attempt || !this.task.isSource) return;
+    await this.ctx.storage.setAlarm(Date.now());
+  }
+
+  /** Receives a batch, barrier or end-of-input on one input channel. */
   push(message: ChannelMessage): DeliveryResult | Promise<DeliveryResult> {
-    const task = this.ensureTask();
-    if (!task) return "not-deployed";
-    return task.offer(message);
+    if (!this.task) return "not-deployed";
+    return this.task.offer(message);
+  }
+
+  /** Starts checkpoint N at this source subtask. */
+  triggerCheckpoint(attempt: number, checkpointId: number, triggerMs: number, isSavepoint: boolean): boolean {
+    if (this.task?.deployment.attempt !== attempt) return false;
+    return this.task.triggerCheckpoint(checkpointId, triggerMs, isSavepoint);
+  }
+
+  async notifyCheckpointComplete(attempt: number, checkpointId: number): Promise<void> {
+    if (this.task?.deployment.attempt === attempt) await this.task.notifyCheckpointComplete(checkpointId);
+  }
+
+  notifyCheckpointAborted(attempt: number, checkpointId: number): void {
+    if (this.task?.deployment.attempt === attempt) this.task.notifyCheckpointAborted(checkpointId);
+  }
+
+  /** Heartbeat: whether this object still runs the task of `attempt`. */
+  ping(attempt: number): SubtaskHealth {
+    const t = this.task;
+    if (!t || t.deployment.attempt !== attempt) return "lost";
+    if (t.state === "finished") return "finished";
+    if (t.state === "failed" || t.state === "canceled") return "failed";
+    return "running";
   }
 
   /** Stops the subtask of `attempt` (or of any attempt when omitted). */
-  cancel(attempt?: number): void {
-    const d = this.storedDeployment();
-    if (d && attempt !== undefined && d.attempt !== attempt) return;
-    this.sql.exec(`INSERT INTO meta (k, v) VALUES ('canceled', '1') ON CONFLICT(k) DO UPDATE SET v = '1'`);
-    this.task?.cancel();
+  async cancel(attempt?: number): Promise<void> {
+    if (!this.task) return;
+    if (attempt !== undefined && this.task.deployment.attempt > attempt) return;
+    this.task.cancel();
     this.task = undefined;
-    void this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAlarm();
   }
 
   /** Counters of the running task, if any. */
   metrics(): TaskMetrics | null {
-    return this.ensureTask()?.metrics() ?? null;
+    return this.task?.metrics() ?? null;
   }
 
   override async alarm(): Promise<void> {
-    const task = this.ensureTask();
-    if (!task?.isSource || this.sourceRunning) return;
+    const task = this.task;
+    if (!task?.isSource || this.sourceRunning || task.state !== "running") return;
     this.sourceRunning = true;
     try {
       const again = await task.runSource(Date.now() + SOURCE_SLICE_MS);
@@ -79,42 +129,62 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
     }
   }
 
-  private storedDeployment(): SubtaskDeployment | undefined {
-    const row = this.sql.exec<{ v: string }>(`SELECT v FROM meta WHERE k = 'deployment'`).toArray()[0];
-    return row ? (JSON.parse(row.v) as SubtaskDeployment) : undefined;
+  private meta(k: string): string | undefined {
+    return this.sql.exec<{ v: string }>(`SELECT v FROM meta WHERE k = ?`, k).toArray()[0]?.v;
   }
 
-  /** The running task, rebuilt from storage after the object restarted. */
-  private ensureTask(): Task | undefined {
-    if (this.task) return this.task.state === "running" ? this.task : undefined;
-    const canceled = this.sql.exec<{ v: string }>(`SELECT v FROM meta WHERE k = 'canceled'`).toArray()[0];
-    if (canceled?.v === "1") return undefined;
-    const deployment = this.storedDeployment();
-    if (!deployment) return undefined;
-    const job = this.registry.job(deployment.job);
-    if (!job) return undefined;
-    const task = new Task(deployment, job, this.host(deployment));
-    task.restore(this.loadState(), this.loadPositions());
-    this.task = task;
-    return task;
+  private setMeta(k: string, v: string): void {
+    this.sql.exec(`INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`, k, v);
   }
 
-  private loadState() {
-    const byOp = new Map<string, { state: string; key: string; kind: "value" | "map" | "list"; value: unknown }[]>();
-    const rows = this.sql.exec<{ op: string; state: string; key: string; kind: "value" | "map" | "list"; value: string }>(
-      `SELECT op, state, key, kind, value FROM keyed_state`,
-    );
-    for (const r of rows) {
-      let list = byOp.get(r.op);
-      if (!list) byOp.set(r.op, (list = []));
-      list.push({ state: r.state, key: r.key, kind: r.kind, value: JSON.parse(r.value) });
+  private clearImage(): void {
+    this.sql.exec(`DELETE FROM keyed_state`);
+    this.sql.exec(`DELETE FROM meta WHERE k = 'image'`);
+  }
+
+  /** Loads one operator's restored state: from the local image when it holds exactly that checkpoint, else from R2. */
+  private async loadState(uid: string, spec: RestoreSpec, range: KeyGroupRange): Promise<StateEntry[]> {
+    const image = this.meta("image");
+    const wanted = JSON.stringify({ checkpointId: spec.checkpointId, start: range.start, end: range.end });
+    if (image === wanted) {
+      const rows = this.sql.exec<{ state: string; key: string; key_group: number; kind: StateEntry["kind"]; value: string }>(
+        `SELECT state, key, key_group, kind, value FROM keyed_state WHERE op = ?`,
+        uid,
+      );
+      const out: StateEntry[] = [];
+      for (const r of rows) out.push({ state: r.state, key: r.key, keyGroup: r.key_group, kind: r.kind, value: JSON.parse(r.value) });
+      return out;
     }
-    return byOp;
-  }
-
-  private loadPositions(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const r of this.sql.exec<{ partition: string; offset: number }>(`SELECT partition, offset FROM positions`)) out[r.partition] = r.offset;
+    // Apply each overlapping chain in order: later files overwrite, deletions remove.
+    const merged = new Map<string, StateEntry>();
+    for (const handle of spec.keyed[uid] ?? []) {
+      if (handle.keyGroups.end < range.start || handle.keyGroups.start > range.end) continue;
+      for (const key of handle.files) {
+        const object = await this.env.CHECKPOINTS.get(key);
+        if (!object) throw new Error(`state file ${key} of checkpoint ${spec.checkpointId} is missing`);
+        const { entries } = readSnapshot(await object.text(), range);
+        for (const e of entries) {
+          const id = `${e.state}\u0000${e.key}`;
+          if (e.value === undefined) merged.delete(id);
+          else merged.set(id, e);
+        }
+      }
+    }
+    const out = [...merged.values()];
+    // Rewrite the image to exactly the restored state; the task marks it once every operator is loaded.
+    this.sql.exec(`DELETE FROM meta WHERE k = 'image'`);
+    this.sql.exec(`DELETE FROM keyed_state WHERE op = ?`, uid);
+    for (const e of out) {
+      this.sql.exec(
+        `INSERT INTO keyed_state (op, state, key, key_group, kind, value) VALUES (?, ?, ?, ?, ?, ?)`,
+        uid,
+        e.state,
+        e.key,
+        e.keyGroup,
+        e.kind,
+        JSON.stringify(e.value),
+      );
+    }
     return out;
   }
 
@@ -128,33 +198,41 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
       return s;
     };
     const coordinator = () => env.COORDINATOR.get(env.COORDINATOR.idFromName(coordinatorName(d.job)));
+    const range = d.keyGroupRange ?? { start: 0, end: d.plan.maxParallelism - 1 };
     return {
       env,
       send: (vertex, index, message) => stub(vertex, index).push(message) as Promise<DeliveryResult>,
       now: () => Date.now(),
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-      persist: (state, positions) => {
-        for (const [op, entries] of state) {
-          for (const e of entries) {
-            if (e.value === undefined) this.sql.exec(`DELETE FROM keyed_state WHERE op = ? AND state = ? AND key = ?`, op, e.state, e.key);
+      snapshots: {
+        fileKey: (uid, checkpointId) => stateFileKey(d.checkpoint.storagePrefix, d.job, uid, d.index, checkpointId),
+        put: async (key, body) => {
+          await env.CHECKPOINTS.put(key, body);
+        },
+        writeImage: (uid, changed) => {
+          for (const { entry: e, valueJson } of changed) {
+            if (valueJson === null) this.sql.exec(`DELETE FROM keyed_state WHERE op = ? AND state = ? AND key = ?`, uid, e.state, e.key);
             else
               this.sql.exec(
                 `INSERT INTO keyed_state (op, state, key, key_group, kind, value) VALUES (?, ?, ?, ?, ?, ?)
                  ON CONFLICT(op, state, key) DO UPDATE SET value = excluded.value`,
-                op,
+                uid,
                 e.state,
                 e.key,
                 e.keyGroup,
                 e.kind,
-                JSON.stringify(e.value),
+                valueJson,
               );
           }
-        }
-        if (positions) {
-          for (const [partition, offset] of Object.entries(positions)) {
-            this.sql.exec(`INSERT INTO positions (partition, offset) VALUES (?, ?) ON CONFLICT(partition) DO UPDATE SET offset = excluded.offset`, partition, offset);
-          }
-        }
+        },
+        markImage: (checkpointId) => this.setMeta("image", JSON.stringify({ checkpointId, start: range.start, end: range.end })),
+      },
+      loadState: (uid, spec, r) => this.loadState(uid, spec, r),
+      acknowledge: async (ack) => {
+        await coordinator().acknowledgeCheckpoint(ack);
+      },
+      decline: async (checkpointId, reason) => {
+        await coordinator().declineCheckpoint(d.attempt, checkpointId, reason);
       },
       reportFailure: async (message) => {
         await coordinator().reportFailure(d.attempt, message);

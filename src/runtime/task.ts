@@ -1,23 +1,37 @@
 /**
  * One running subtask: its operator chain, its input gate and record
- * writer, and the loop that moves records through them. The Durable Object
- * around it (subtask.ts) only does I/O; everything here reaches the outside
- * through {@link TaskHost}, which keeps the loop testable in plain Node.
+ * writer, barrier alignment and snapshots, and the loop that moves records
+ * through them. The Durable Object around it (subtask.ts) only does I/O;
+ * everything here reaches the outside through {@link TaskHost}, which keeps
+ * the loop testable in plain Node and in the simulator.
  *
  * One consumer loop per subtask: incoming batches wait in the input gate,
  * and each batch is processed in one synchronous turn (keyed state updated,
  * sink output staged) before anything is awaited.
  */
+import type { CheckpointConfig } from "../api/checkpoint-options.js";
 import type { JobDefinition, LogicalNode } from "../api/job.js";
 import type { SinkWriter, SourceReader } from "../api/types.js";
+import { BarrierAligner } from "../checkpoint/barrier-aligner.js";
+import type { KeyedStateHandle, SubtaskAck } from "../checkpoint/types.js";
 import type { KeyGroupRange } from "../graph/key-groups.js";
 import type { ExecutionPlan, PlanVertex } from "../graph/plan.js";
 import { upstreamSenders } from "../graph/partitioners.js";
 import type { StateEntry } from "../state/keyed-state.js";
+import { KeyedSnapshotter, type SnapshotStore } from "../state/snapshotter.js";
 import { InputGate } from "./input-gate.js";
-import { type ChannelMessage, type DeliveryResult, type KeyedRecord, channelId } from "./messages.js";
+import { type BarrierMessage, type ChannelMessage, type DeliveryResult, type KeyedRecord, channelId } from "./messages.js";
 import { OperatorChain, UserCodeError } from "./operator-chain.js";
 import { RecordWriter, type SendFn } from "./record-writer.js";
+
+/** State a subtask starts from: one completed checkpoint's part for it. */
+export interface RestoreSpec {
+  readonly checkpointId: number;
+  /** Keyed state handles per operator uid (every old subtask's, when rescaled). */
+  readonly keyed: Readonly<Record<string, readonly KeyedStateHandle[]>>;
+  /** Source positions per source uid, merged over the old subtasks. */
+  readonly sources: Readonly<Record<string, Record<string, number>>>;
+}
 
 /** What the Coordinator tells a subtask when it deploys it. */
 export interface SubtaskDeployment {
@@ -26,18 +40,23 @@ export interface SubtaskDeployment {
   readonly index: number;
   readonly attempt: number;
   readonly plan: ExecutionPlan;
+  readonly checkpoint: CheckpointConfig;
   /** Key groups this subtask owns, when its input is keyed. */
   readonly keyGroupRange: KeyGroupRange | null;
+  readonly restore: RestoreSpec | null;
 }
 
 /** Where a task's I/O goes. */
 export interface TaskHost {
   readonly env: unknown;
   readonly send: SendFn;
+  readonly snapshots: SnapshotStore;
   now(): number;
   sleep(ms: number): Promise<void>;
-  /** Writes changed keyed state and source positions, synchronously (one atomic turn). */
-  persist(state: Map<string, StateEntry[]>, positions: Record<string, number> | null): void;
+  /** Loads restored keyed state: from the local image when it holds checkpoint `checkpointId`, else from the files. */
+  loadState(uid: string, spec: RestoreSpec, range: KeyGroupRange): Promise<StateEntry[]>;
+  acknowledge(ack: SubtaskAck & { checkpointId: number }): Promise<void>;
+  decline(checkpointId: number, reason: string): Promise<void>;
   reportFailure(message: string): Promise<void>;
   reportFinished(): Promise<void>;
 }
@@ -56,14 +75,21 @@ export interface TaskMetrics {
   readonly positions: Record<string, number> | null;
   readonly stateKeys: number;
   readonly pendingSinkBytes: number;
+  readonly lastCheckpointId: number;
 }
 
-export type TaskStatus = "running" | "finished" | "failed" | "canceled";
+export type TaskStatus = "created" | "running" | "finished" | "failed" | "canceled";
 
-/** How often a subtask writes its keyed state back and publishes its sinks. */
-export const PERSIST_INTERVAL_MS = 200;
+/** Without checkpoints, how often sinks publish. */
+export const SINK_FLUSH_INTERVAL_MS = 200;
 /** How long an idle source waits before polling again. */
 export const SOURCE_IDLE_POLL_MS = 20;
+
+interface Trigger {
+  readonly checkpointId: number;
+  readonly triggerMs: number;
+  readonly isSavepoint: boolean;
+}
 
 /** A deployed subtask of one attempt. */
 export class Task {
@@ -71,14 +97,20 @@ export class Task {
   readonly gate: InputGate;
   readonly writer: RecordWriter;
   readonly vertex: PlanVertex;
+  private readonly aligner: BarrierAligner;
+  private readonly snapshotter: KeyedSnapshotter;
   private readonly reader: SourceReader | undefined;
-  private status: TaskStatus = "running";
-  private lastPersistMs: number;
+  private readonly sourceUid: string | undefined;
+  private status: TaskStatus = "created";
+  private lastSinkFlushMs: number;
   private loop: Promise<void> | undefined;
+  private readonly triggers: Trigger[] = [];
+  private firstBarrierMs = 0;
+  private lastCheckpointId = 0;
 
   constructor(
     readonly deployment: SubtaskDeployment,
-    job: JobDefinition,
+    private readonly job: JobDefinition,
     private readonly host: TaskHost,
   ) {
     const { plan, index, attempt } = deployment;
@@ -110,9 +142,12 @@ export class Task {
       for (const i of upstreamSenders(input.partitioner, input.parallelism, index)) channels.push(channelId(input.vertex, i));
     }
     this.gate = new InputGate(channels);
+    this.aligner = new BarrierAligner(channels, deployment.checkpoint.mode, () => host.now());
     const head = job.nodes[vertex.nodes[0]];
     this.reader = head.source?.createReader({ jobName: job.name, subtaskIndex: index, parallelism: vertex.parallelism, env: host.env });
-    this.lastPersistMs = host.now();
+    this.sourceUid = head.source ? head.options.uid : undefined;
+    this.snapshotter = new KeyedSnapshotter(host.snapshots, deployment.checkpoint, deployment.keyGroupRange ?? { start: 0, end: plan.maxParallelism - 1 });
+    this.lastSinkFlushMs = host.now();
   }
 
   get isSource(): boolean {
@@ -123,10 +158,31 @@ export class Task {
     return this.status;
   }
 
-  /** Loads persisted keyed state and source positions. */
-  restore(state: Map<string, { state: string; key: string; kind: "value" | "map" | "list"; value: unknown }[]>, positions: Record<string, number>): void {
-    for (const [uid, entries] of state) this.chain.keyedState.get(uid)?.load(entries);
-    this.reader?.seek(positions);
+  private get checkpointing(): boolean {
+    return this.deployment.checkpoint.intervalMs > 0 || this.deployment.restore !== null;
+  }
+
+  /** Restores the deployment's checkpoint, if any; then the task may run. */
+  async restore(): Promise<void> {
+    const spec = this.deployment.restore;
+    if (spec) {
+      const range = this.deployment.keyGroupRange ?? { start: 0, end: this.deployment.plan.maxParallelism - 1 };
+      const reusable: Record<string, KeyedStateHandle> = {};
+      let rescaled = false;
+      for (const [uid, backend] of this.chain.keyedState) {
+        const handles = spec.keyed[uid] ?? [];
+        backend.load(await this.host.loadState(uid, spec, range));
+        const own = handles.length === 1 && handles[0].keyGroups.start === range.start && handles[0].keyGroups.end === range.end;
+        if (own) reusable[uid] = handles[0];
+        else if (handles.length > 0) rescaled = true;
+      }
+      if (rescaled) this.snapshotter.requireFull();
+      else this.snapshotter.restoredFrom(reusable);
+      this.host.snapshots.markImage(spec.checkpointId);
+      if (this.reader && this.sourceUid) this.reader.seek(spec.sources[this.sourceUid] ?? {});
+      this.lastCheckpointId = spec.checkpointId;
+    }
+    this.status = "running";
   }
 
   /** Hands an incoming channel message to the input gate. */
@@ -140,25 +196,47 @@ export class Task {
     return result;
   }
 
+  /** A source's part of checkpoint N starts at the next batch boundary. */
+  triggerCheckpoint(checkpointId: number, triggerMs: number, isSavepoint: boolean): boolean {
+    if (!this.isSource || this.status !== "running") return false;
+    this.triggers.push({ checkpointId, triggerMs, isSavepoint });
+    return true;
+  }
+
+  /** Checkpoint N completed everywhere. */
+  async notifyCheckpointComplete(checkpointId: number): Promise<void> {
+    void checkpointId;
+  }
+
+  /** Checkpoint N was aborted: an alignment waiting for it is given up. */
+  notifyCheckpointAborted(checkpointId: number): void {
+    const action = this.aligner.abort(checkpointId);
+    if (action.unblockAll) this.gate.unblockAll();
+  }
+
   /** Runs the source loop until `deadlineMs`; resolves whether the source should be polled again. */
   async runSource(deadlineMs: number): Promise<boolean> {
     const reader = this.reader!;
     while (this.status === "running" && this.host.now() < deadlineMs) {
-      let batch;
       try {
-        batch = await reader.poll(this.deployment.plan.batchSize);
+        const trigger = this.triggers.shift();
+        if (trigger) {
+          this.firstBarrierMs = this.host.now();
+          await this.checkpoint(trigger, 0);
+          continue;
+        }
+        const batch = await reader.poll(this.deployment.plan.batchSize);
         if (this.status !== "running") break;
         if (batch === "end") {
           await this.writer.endOfInput();
           await this.flushSinks();
-          this.persistNow();
           this.status = "finished";
           await this.host.reportFinished();
           return false;
         }
         if (batch === null) {
-          await this.persistIfDue();
-          await this.host.sleep(SOURCE_IDLE_POLL_MS);
+          await this.flushSinksIfDue();
+          if (this.triggers.length === 0) await this.host.sleep(SOURCE_IDLE_POLL_MS);
           continue;
         }
         const { records } = batch;
@@ -166,13 +244,11 @@ export class Task {
         try {
           for (; i < records.length; i++) this.chain.push(null, records[i]);
         } catch (e) {
-          if (e instanceof UserCodeError) {
-            throw new Error(`${e.message} at ${batch.partition} offset ${batch.firstOffset + i}`);
-          }
+          if (e instanceof UserCodeError) throw new Error(`${e.message} at ${batch.partition} offset ${batch.firstOffset + i}`);
           throw e;
         }
         await this.writer.flush();
-        await this.persistIfDue();
+        await this.flushSinksIfDue();
       } catch (e) {
         await this.fail(e);
         return false;
@@ -183,7 +259,7 @@ export class Task {
 
   /** Stops processing; waiting senders are released. */
   cancel(): void {
-    if (this.status === "running") this.status = "canceled";
+    if (this.status === "running" || this.status === "created") this.status = "canceled";
     this.gate.close();
   }
 
@@ -204,6 +280,7 @@ export class Task {
       positions: this.reader?.positions() ?? null,
       stateKeys,
       pendingSinkBytes,
+      lastCheckpointId: this.lastCheckpointId,
     };
   }
 
@@ -212,25 +289,38 @@ export class Task {
       while (this.status === "running") {
         const message = this.gate.poll();
         if (message === undefined) {
-          if (this.isDirty()) {
-            const due = this.lastPersistMs + PERSIST_INTERVAL_MS - this.host.now();
-            if (due <= 0) await this.persist();
+          if (!this.checkpointing && this.sinksPending()) {
+            const due = this.lastSinkFlushMs + SINK_FLUSH_INTERVAL_MS - this.host.now();
+            if (due <= 0) await this.flushSinks();
             else await Promise.race([this.gate.waitForInput(), this.host.sleep(due)]);
           } else {
             await this.gate.waitForInput();
           }
           continue;
         }
-        if (message.kind === "batch") {
-          const records = JSON.parse(message.records) as KeyedRecord[];
-          for (let i = 0; i < records.length; i++) this.chain.push(records[i][0], records[i][1]);
-          await this.writer.flush();
-          await this.persistIfDue();
-        } else if (message.kind === "end" && this.gate.allEnded()) {
-          await this.writer.endOfInput();
-          await this.persist();
-          this.status = "finished";
-          await this.host.reportFinished();
+        switch (message.kind) {
+          case "batch": {
+            const records = JSON.parse(message.records) as KeyedRecord[];
+            for (let i = 0; i < records.length; i++) this.chain.push(records[i][0], records[i][1]);
+            await this.writer.flush();
+            await this.flushSinksIfDue();
+            break;
+          }
+          case "barrier":
+            await this.onBarrier(message);
+            break;
+          case "end": {
+            const action = this.aligner.onEndOfInput(message.channel);
+            if (action.snapshot !== undefined) await this.checkpoint(this.pendingBarrier!, this.aligner.lastAlignmentMs);
+            if (action.unblockAll) this.gate.unblockAll();
+            if (this.gate.allEnded()) {
+              await this.writer.endOfInput();
+              await this.flushSinks();
+              this.status = "finished";
+              await this.host.reportFinished();
+            }
+            break;
+          }
         }
       }
     } catch (e) {
@@ -238,29 +328,77 @@ export class Task {
     }
   }
 
-  private isDirty(): boolean {
-    for (const s of this.chain.keyedState.values()) if (s.hasDirty()) return true;
+  private pendingBarrier: Trigger | undefined;
+
+  private async onBarrier(b: BarrierMessage): Promise<void> {
+    if (this.aligner.aligning === undefined) this.firstBarrierMs = this.host.now();
+    const action = this.aligner.onBarrier(b.channel, b.checkpointId);
+    if (this.aligner.aligning === b.checkpointId || action.snapshot === b.checkpointId) {
+      this.pendingBarrier = { checkpointId: b.checkpointId, triggerMs: b.triggerMs, isSavepoint: b.isSavepoint };
+    }
+    if (action.block) this.gate.block(action.block);
+    if (action.aborted !== undefined) {
+      await this.host.decline(action.aborted, `subtask ${this.describe()} received barrier ${b.checkpointId} before finishing alignment of ${action.aborted}`).catch(() => undefined);
+    }
+    // Snapshot first: records behind blocked channels belong to the next checkpoint.
+    if (action.snapshot !== undefined) await this.checkpoint(this.pendingBarrier!, this.aligner.lastAlignmentMs);
+    if (action.unblockAll) this.gate.unblockAll();
+  }
+
+  /** Takes this subtask's part of a checkpoint: sync copy, barrier forward, async upload and ack. */
+  private async checkpoint(t: Trigger, alignmentMs: number): Promise<void> {
+    const t0 = this.host.now();
+    const prepared = this.snapshotter.prepare(t.checkpointId, this.chain.keyedState, t.isSavepoint);
+    const positions = this.reader?.positions();
+    const syncMs = this.host.now() - t0;
+    this.lastCheckpointId = t.checkpointId;
+    await this.writer.broadcastBarrier(t.checkpointId, t.triggerMs, t.isSavepoint);
+    const startDelayMs = Math.max(0, this.firstBarrierMs - t.triggerMs);
+    const asyncStart = this.host.now();
+    const attempt = this.deployment.attempt;
+    void this.snapshotter.upload(prepared).then(
+      () =>
+        this.host.acknowledge({
+          checkpointId: t.checkpointId,
+          subtask: this.subtaskId(),
+          attempt,
+          keyed: prepared.handles,
+          sources: positions && this.sourceUid ? { [this.sourceUid]: positions } : {},
+          sinks: {},
+          syncMs,
+          asyncMs: this.host.now() - asyncStart,
+          alignmentMs,
+          startDelayMs,
+          ackTimestamp: this.host.now(),
+          checkpointedBytes: prepared.checkpointedBytes,
+          stateBytes: prepared.stateBytes,
+        }),
+      (e: unknown) => this.host.decline(t.checkpointId, `subtask ${this.describe()} could not upload its snapshot: ${(e as Error)?.message ?? e}`),
+    ).catch(() => undefined);
+    // Until sinks commit on completion (two-phase commit), they publish at the barrier.
+    await this.flushSinks();
+  }
+
+  private subtaskId(): string {
+    return `${this.vertex.id}/${this.deployment.index}`;
+  }
+
+  private describe(): string {
+    return `${this.vertex.name} (subtask ${this.deployment.index + 1}/${this.vertex.parallelism})`;
+  }
+
+  private sinksPending(): boolean {
     for (const s of this.chain.sinks.values()) if (s.pendingBytes() > 0) return true;
     return false;
   }
 
-  private async persistIfDue(): Promise<void> {
-    if (this.host.now() - this.lastPersistMs >= PERSIST_INTERVAL_MS) await this.persist();
-  }
-
-  private async persist(): Promise<void> {
-    this.persistNow();
-    await this.flushSinks();
-  }
-
-  private persistNow(): void {
-    const state = new Map<string, StateEntry[]>();
-    for (const [uid, backend] of this.chain.keyedState) if (backend.hasDirty()) state.set(uid, backend.takeDirty());
-    this.host.persist(state, this.reader?.positions() ?? null);
-    this.lastPersistMs = this.host.now();
+  private async flushSinksIfDue(): Promise<void> {
+    if (this.checkpointing) return;
+    if (this.host.now() - this.lastSinkFlushMs >= SINK_FLUSH_INTERVAL_MS) await this.flushSinks();
   }
 
   private async flushSinks(): Promise<void> {
+    this.lastSinkFlushMs = this.host.now();
     for (const [uid, sink] of this.chain.sinks) {
       try {
         await sink.flush();
@@ -274,9 +412,7 @@ export class Task {
     if (this.status !== "running") return;
     this.status = "failed";
     this.gate.close();
-    const where = `${this.vertex.name} (subtask ${this.deployment.index + 1}/${this.vertex.parallelism})`;
     const message = e instanceof Error ? e.message : String(e);
-    await this.host.reportFailure(`${where}: ${message}`).catch(() => undefined);
+    await this.host.reportFailure(`${this.describe()}: ${message}`).catch(() => undefined);
   }
 }
-

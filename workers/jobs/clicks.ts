@@ -35,7 +35,7 @@ export const countPerUser: KeyedProcessFunction<string, Click, TableRecord<numbe
   },
 };
 
-export const clicks = job("clicks", { maxParallelism: 128 });
+export const clicks = job("clicks", { maxParallelism: 128, checkpoint: { intervalMs: 1000 } });
 clicks
   .source(httpSource<Click>("clicks", { partitions: 4, validate: checkClick }), { uid: "clicks-in" })
   .keyBy((c) => c.user)

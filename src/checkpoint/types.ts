@@ -1,0 +1,63 @@
+/**
+ * The vocabulary of the checkpoint protocol shared by the coordinator, the
+ * subtasks and the stores: acknowledgements, state handles, metadata.
+ */
+
+/**
+ * Where one operator's keyed state of one subtask lives in a checkpoint:
+ * an ordered chain of files, a full snapshot followed by the increments
+ * after it. Restoring applies them in order.
+ */
+export interface KeyedStateHandle {
+  /** R2 keys, oldest first; the first is a full snapshot. */
+  readonly files: readonly string[];
+  /** Key groups the files cover. */
+  readonly keyGroups: { readonly start: number; readonly end: number };
+  /** Bytes of all files (state size). */
+  readonly stateBytes: number;
+  /** Bytes uploaded for this checkpoint (the newest file). */
+  readonly checkpointedBytes: number;
+  readonly entries: number;
+}
+
+/** What one subtask reports when its part of a checkpoint is durable. */
+export interface SubtaskAck {
+  readonly subtask: string;
+  readonly attempt: number;
+  /** Keyed state per operator uid. */
+  readonly keyed: Readonly<Record<string, KeyedStateHandle>>;
+  /** Source positions per source uid (partition → next offset). */
+  readonly sources: Readonly<Record<string, Record<string, number>>>;
+  /** Sink transactions per sink uid (opaque to the coordinator). */
+  readonly sinks: Readonly<Record<string, unknown>>;
+  readonly syncMs: number;
+  readonly asyncMs: number;
+  readonly alignmentMs: number;
+  /** Time from trigger until the barrier reached this subtask. */
+  readonly startDelayMs: number;
+  readonly ackTimestamp: number;
+  readonly checkpointedBytes: number;
+  readonly stateBytes: number;
+}
+
+/** The commit point of a checkpoint, written last as `_metadata`. */
+export interface CheckpointMetadata {
+  readonly version: 1;
+  readonly job: string;
+  readonly checkpointId: number;
+  readonly kind: "CHECKPOINT" | "SAVEPOINT";
+  readonly triggerTimestamp: number;
+  readonly completedTimestamp: number;
+  readonly attempt: number;
+  readonly maxParallelism: number;
+  /** Per operator uid: per subtask id, its part. */
+  readonly operators: Readonly<Record<string, OperatorState>>;
+}
+
+/** One operator's part of a checkpoint. */
+export interface OperatorState {
+  readonly parallelism: number;
+  readonly keyed: Readonly<Record<string, KeyedStateHandle>>;
+  readonly sources: Readonly<Record<string, Record<string, number>>>;
+  readonly sinks: Readonly<Record<string, unknown>>;
+}

@@ -1,0 +1,190 @@
+/**
+ * The Coordinator's own SQLite storage: the job record, and one row per
+ * checkpoint with its acknowledgements. Pending checkpoints live here, not
+ * in memory, so that a coordinator that restarts keeps collecting acks.
+ */
+import type { CheckpointRecord, RestoreRecord } from "../checkpoint/checkpoint-stats.js";
+import type { CheckpointMetadata, SubtaskAck } from "../checkpoint/types.js";
+import type { ExecutionPlan } from "../graph/plan.js";
+import type { RunConfig } from "./job-config.js";
+
+/** Flink's job statuses. */
+export type JobStatusName = "CREATED" | "RUNNING" | "RESTARTING" | "FAILING" | "FAILED" | "CANCELED" | "FINISHED";
+
+/** The job record. */
+export interface JobRecord {
+  status: JobStatusName;
+  attempt: number;
+  plan: ExecutionPlan | null;
+  config: RunConfig | null;
+  restarts: number;
+  lastError: string | null;
+  startTime: number | null;
+  endTime: number | null;
+  finished: string[];
+  runningSinceMs: number;
+  lastCheckpointId: number;
+  lastTriggerMs: number | null;
+  lastEndMs: number | null;
+  consecutiveFailures: number;
+  failureTimesMs: number[];
+  backoffRestarts: number;
+  restartAtMs: number | null;
+  restores: RestoreRecord[];
+}
+
+export const INITIAL_JOB: JobRecord = {
+  status: "CREATED",
+  attempt: 0,
+  plan: null,
+  config: null,
+  restarts: 0,
+  lastError: null,
+  startTime: null,
+  endTime: null,
+  finished: [],
+  runningSinceMs: 0,
+  lastCheckpointId: 0,
+  lastTriggerMs: null,
+  lastEndMs: null,
+  consecutiveFailures: 0,
+  failureTimesMs: [],
+  backoffRestarts: 0,
+  restartAtMs: null,
+  restores: [],
+};
+
+/** Checkpoint rows kept for statistics. */
+const HISTORY_ROWS_MAX = 200;
+
+type Row = {
+  id: number;
+  status: CheckpointRecord["status"] | "COMPLETING";
+  is_savepoint: number;
+  attempt: number;
+  trigger_ms: number;
+  end_ms: number | null;
+  expected: string;
+  failure: string | null;
+  external_path: string | null;
+  discarded: number;
+  metadata: string | null;
+};
+
+export class CoordinatorStore {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS checkpoints (
+      id INTEGER PRIMARY KEY, status TEXT NOT NULL, is_savepoint INTEGER NOT NULL, attempt INTEGER NOT NULL,
+      trigger_ms INTEGER NOT NULL, end_ms INTEGER, expected TEXT NOT NULL, failure TEXT, external_path TEXT,
+      discarded INTEGER NOT NULL DEFAULT 0, metadata TEXT)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS acks (checkpoint_id INTEGER NOT NULL, subtask TEXT NOT NULL, ack TEXT NOT NULL, PRIMARY KEY (checkpoint_id, subtask))`);
+  }
+
+  job(): JobRecord {
+    const row = this.sql.exec<{ v: string }>(`SELECT v FROM meta WHERE k = 'job'`).toArray()[0];
+    return row ? { ...INITIAL_JOB, ...(JSON.parse(row.v) as JobRecord) } : { ...INITIAL_JOB, finished: [], failureTimesMs: [], restores: [] };
+  }
+
+  saveJob(j: JobRecord): void {
+    this.sql.exec(`INSERT INTO meta (k, v) VALUES ('job', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`, JSON.stringify(j));
+  }
+
+  insertPending(id: number, attempt: number, triggerMs: number, expected: string[], isSavepoint: boolean): void {
+    this.sql.exec(
+      `INSERT INTO checkpoints (id, status, is_savepoint, attempt, trigger_ms, expected) VALUES (?, 'IN_PROGRESS', ?, ?, ?, ?)`,
+      id,
+      isSavepoint ? 1 : 0,
+      attempt,
+      triggerMs,
+      JSON.stringify(expected),
+    );
+    this.sql.exec(`DELETE FROM acks WHERE checkpoint_id IN (SELECT id FROM checkpoints ORDER BY id DESC LIMIT -1 OFFSET ?)`, HISTORY_ROWS_MAX);
+    this.sql.exec(`DELETE FROM checkpoints WHERE id IN (SELECT id FROM checkpoints ORDER BY id DESC LIMIT -1 OFFSET ?) AND status != 'COMPLETED'`, HISTORY_ROWS_MAX);
+    this.sql.exec(`DELETE FROM checkpoints WHERE id IN (SELECT id FROM checkpoints ORDER BY id DESC LIMIT -1 OFFSET ?) AND discarded = 1`, HISTORY_ROWS_MAX);
+  }
+
+  /** A pending (or completing) checkpoint: its attempt, trigger time and expected subtasks. */
+  pending(id: number): { attempt: number; triggerMs: number; expected: string[]; isSavepoint: boolean; status: Row["status"] } | undefined {
+    const r = this.sql.exec<Row>(`SELECT * FROM checkpoints WHERE id = ?`, id).toArray()[0];
+    if (!r) return undefined;
+    return { attempt: r.attempt, triggerMs: r.trigger_ms, expected: JSON.parse(r.expected) as string[], isSavepoint: r.is_savepoint === 1, status: r.status };
+  }
+
+  pendingIds(): { id: number; triggerMs: number }[] {
+    return this.sql
+      .exec<{ id: number; trigger_ms: number }>(`SELECT id, trigger_ms FROM checkpoints WHERE status = 'IN_PROGRESS' ORDER BY id`)
+      .toArray()
+      .map((r) => ({ id: r.id, triggerMs: r.trigger_ms }));
+  }
+
+  /** Stores an ack; false when this subtask had already acknowledged. */
+  addAck(id: number, ack: SubtaskAck): boolean {
+    const exists = this.sql.exec(`SELECT 1 FROM acks WHERE checkpoint_id = ? AND subtask = ?`, id, ack.subtask).toArray().length > 0;
+    if (exists) return false;
+    this.sql.exec(`INSERT INTO acks (checkpoint_id, subtask, ack) VALUES (?, ?, ?)`, id, ack.subtask, JSON.stringify(ack));
+    return true;
+  }
+
+  acks(id: number): SubtaskAck[] {
+    return this.sql.exec<{ ack: string }>(`SELECT ack FROM acks WHERE checkpoint_id = ?`, id).toArray().map((r) => JSON.parse(r.ack) as SubtaskAck);
+  }
+
+  setStatus(id: number, status: Row["status"]): void {
+    this.sql.exec(`UPDATE checkpoints SET status = ? WHERE id = ?`, status, id);
+  }
+
+  complete(id: number, endMs: number, externalPath: string, metadata: CheckpointMetadata): void {
+    this.sql.exec(
+      `UPDATE checkpoints SET status = 'COMPLETED', end_ms = ?, external_path = ?, metadata = ? WHERE id = ?`,
+      endMs,
+      externalPath,
+      JSON.stringify(metadata),
+      id,
+    );
+  }
+
+  fail(id: number, endMs: number, failure: string): boolean {
+    const r = this.sql.exec(`UPDATE checkpoints SET status = 'FAILED', end_ms = ?, failure = ? WHERE id = ? AND status IN ('IN_PROGRESS', 'COMPLETING') RETURNING id`, endMs, failure, id).toArray();
+    return r.length > 0;
+  }
+
+  /** Completed, not yet discarded checkpoints (not savepoints), newest first. */
+  retained(): { id: number; metadata: CheckpointMetadata; externalPath: string }[] {
+    return this.sql
+      .exec<Row>(`SELECT * FROM checkpoints WHERE status = 'COMPLETED' AND discarded = 0 AND is_savepoint = 0 ORDER BY id DESC`)
+      .toArray()
+      .map((r) => ({ id: r.id, metadata: JSON.parse(r.metadata!) as CheckpointMetadata, externalPath: r.external_path! }));
+  }
+
+  discard(ids: number[]): void {
+    for (const id of ids) this.sql.exec(`UPDATE checkpoints SET discarded = 1 WHERE id = ?`, id);
+  }
+
+  records(): CheckpointRecord[] {
+    return this.sql
+      .exec<Row>(`SELECT * FROM checkpoints ORDER BY id DESC`)
+      .toArray()
+      .map((r) => this.toRecord(r));
+  }
+
+  record(id: number): CheckpointRecord | undefined {
+    const r = this.sql.exec<Row>(`SELECT * FROM checkpoints WHERE id = ?`, id).toArray()[0];
+    return r ? this.toRecord(r) : undefined;
+  }
+
+  private toRecord(r: Row): CheckpointRecord {
+    return {
+      id: r.id,
+      status: r.status === "COMPLETING" ? "IN_PROGRESS" : r.status,
+      isSavepoint: r.is_savepoint === 1,
+      triggerMs: r.trigger_ms,
+      endMs: r.end_ms,
+      numSubtasks: (JSON.parse(r.expected) as string[]).length,
+      failure: r.failure,
+      externalPath: r.external_path,
+      discarded: r.discarded === 1,
+      acks: this.acks(r.id),
+    };
+  }
+}

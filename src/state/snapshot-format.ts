@@ -1,0 +1,98 @@
+/**
+ * The keyed-state file format (version 1): one header line, then one line
+ * per entry, sorted by key group so that a range of key groups can be read
+ * out of it when a job is rescaled.
+ *
+ *   {"format":"floe-keyed-state","version":1,"uid":…,"kind":"full"|"delta","checkpointId":…,"entries":…}
+ *   ["<state>","value"|"map"|"list",<keyGroup>,"<key>",<value>]     an entry
+ *   ["<state>","value"|"map"|"list",<keyGroup>,"<key>"]             a deletion (delta files only)
+ */
+import type { StateEntry } from "./keyed-state.js";
+
+export const SNAPSHOT_FORMAT = "floe-keyed-state";
+export const SNAPSHOT_VERSION = 1;
+
+/** The first line of a state file. */
+export interface SnapshotHeader {
+  readonly format: typeof SNAPSHOT_FORMAT;
+  readonly version: number;
+  readonly uid: string;
+  readonly kind: "full" | "delta";
+  readonly checkpointId: number;
+  readonly entries: number;
+}
+
+/** An entry as one line of JSON text, computed once and reused (file and SQLite image). */
+export interface EncodedEntry {
+  readonly entry: StateEntry;
+  /** JSON text of the value, or null for a deletion. */
+  readonly valueJson: string | null;
+}
+
+/** Serializes the values of entries now: later mutations of live state must not leak in. */
+export function encodeEntries(entries: readonly StateEntry[]): EncodedEntry[] {
+  return entries.map((entry) => ({ entry, valueJson: entry.value === undefined ? null : JSON.stringify(entry.value) }));
+}
+
+/** Builds a state file. Deletions are dropped from full files. */
+export function writeSnapshot(header: Omit<SnapshotHeader, "format" | "version" | "entries">, encoded: readonly EncodedEntry[]): string {
+  const rows = (header.kind === "full" ? encoded.filter((e) => e.valueJson !== null) : [...encoded]).sort(
+    (a, b) => a.entry.keyGroup - b.entry.keyGroup,
+  );
+  const head: SnapshotHeader = { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, ...header, entries: rows.length };
+  const lines = [JSON.stringify(head)];
+  for (const { entry: e, valueJson } of rows) {
+    const prefix = `[${JSON.stringify(e.state)},"${e.kind}",${e.keyGroup},${JSON.stringify(e.key)}`;
+    lines.push(valueJson === null ? `${prefix}]` : `${prefix},${valueJson}]`);
+  }
+  return lines.join("\n");
+}
+
+/** A parsed entry; `value` undefined is a deletion. */
+export interface SnapshotEntry {
+  readonly state: string;
+  readonly kind: "value" | "map" | "list";
+  readonly keyGroup: number;
+  readonly key: string;
+  readonly value: unknown;
+}
+
+/** Why a state file could not be read. */
+export class SnapshotFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SnapshotFormatError";
+  }
+}
+
+/** Parses a state file, keeping entries whose key group is in [start, end]. */
+export function readSnapshot(text: string, range?: { start: number; end: number }): { header: SnapshotHeader; entries: SnapshotEntry[] } {
+  const nl = text.indexOf("\n");
+  const headText = nl < 0 ? text : text.slice(0, nl);
+  let header: SnapshotHeader;
+  try {
+    header = JSON.parse(headText) as SnapshotHeader;
+  } catch {
+    throw new SnapshotFormatError("state file has no readable header");
+  }
+  if (header.format !== SNAPSHOT_FORMAT) throw new SnapshotFormatError(`not a floe state file (format ${JSON.stringify(header.format)})`);
+  if (header.version !== SNAPSHOT_VERSION) throw new SnapshotFormatError(`state file version ${header.version} is not supported (this floe reads ${SNAPSHOT_VERSION})`);
+  const entries: SnapshotEntry[] = [];
+  let rows: unknown[][] = [];
+  if (nl >= 0) {
+    try {
+      rows = JSON.parse(`[${text.slice(nl + 1).replaceAll("\n", ",")}]`) as unknown[][];
+    } catch {
+      throw new SnapshotFormatError(`state file of "${header.uid}" is corrupt or truncated`);
+    }
+    for (const r of rows) {
+      const keyGroup = r[2] as number;
+      if (range && (keyGroup < range.start || keyGroup > range.end)) continue;
+      entries.push({ state: r[0] as string, kind: r[1] as SnapshotEntry["kind"], keyGroup, key: r[3] as string, value: r.length > 4 ? r[4] : undefined });
+    }
+  }
+  if (rows.length !== header.entries) {
+    throw new SnapshotFormatError(`state file of "${header.uid}" is truncated: ${rows.length} of ${header.entries} entries`);
+  }
+  return { header, entries };
+}

@@ -1,0 +1,98 @@
+/**
+ * Completed checkpoints in R2: writing `_metadata` (the commit point),
+ * reading it back with its files checked, and deleting what no retained
+ * checkpoint references.
+ */
+import type { CheckpointMetadata } from "../checkpoint/types.js";
+import { checkpointIdOfKey, checkpointsRoot, metadataKey, sharedRoot } from "./layout.js";
+
+/** Why a checkpoint cannot be restored. */
+export class CheckpointUnreadableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CheckpointUnreadableError";
+  }
+}
+
+/** Every state file a checkpoint references. */
+export function referencedFiles(m: CheckpointMetadata): string[] {
+  const out: string[] = [];
+  for (const op of Object.values(m.operators)) for (const h of Object.values(op.keyed)) out.push(...h.files);
+  return out;
+}
+
+export class CheckpointStore {
+  constructor(
+    private readonly bucket: R2Bucket,
+    private readonly prefix: string,
+    private readonly job: string,
+  ) {}
+
+  /** Location of a checkpoint's metadata, as reported to users. */
+  externalPath(checkpointId: number): string {
+    return `r2://${metadataKey(this.prefix, this.job, checkpointId)}`;
+  }
+
+  /** Writes `_metadata` once; a second write of the same id is refused by R2 and treated as done. */
+  async writeMetadata(m: CheckpointMetadata): Promise<void> {
+    const body = JSON.stringify(m);
+    const put = await this.bucket.put(metadataKey(this.prefix, this.job, m.checkpointId), body, { onlyIf: { etagDoesNotMatch: "*" } });
+    if (put === null) {
+      const existing = await this.bucket.get(metadataKey(this.prefix, this.job, m.checkpointId));
+      if (!existing || (await existing.text()) !== body) {
+        throw new Error(`checkpoint ${m.checkpointId} already has different metadata`);
+      }
+    }
+  }
+
+  /** Reads a checkpoint's metadata and checks that every file it references exists. */
+  async read(checkpointId: number): Promise<CheckpointMetadata> {
+    const object = await this.bucket.get(metadataKey(this.prefix, this.job, checkpointId));
+    if (!object) throw new CheckpointUnreadableError(`checkpoint ${checkpointId} has no _metadata`);
+    let m: CheckpointMetadata;
+    try {
+      m = JSON.parse(await object.text()) as CheckpointMetadata;
+    } catch {
+      throw new CheckpointUnreadableError(`the _metadata of checkpoint ${checkpointId} is corrupt`);
+    }
+    if (m.version !== 1 || m.checkpointId !== checkpointId || m.job !== this.job) {
+      throw new CheckpointUnreadableError(`the _metadata of checkpoint ${checkpointId} is not a version-1 checkpoint of job "${this.job}"`);
+    }
+    const files = referencedFiles(m);
+    const heads = await Promise.all(files.map((f) => this.bucket.head(f)));
+    const missing = files.filter((_, i) => heads[i] === null);
+    if (missing.length > 0) throw new CheckpointUnreadableError(`checkpoint ${checkpointId} misses ${missing.length} state files, e.g. ${missing[0]}`);
+    return m;
+  }
+
+  /**
+   * Deletes the metadata of `discarded` checkpoints and every state file no
+   * `retained` checkpoint references, among files no newer than `upToId`
+   * (newer files may belong to checkpoints still in progress).
+   */
+  async collectGarbage(retained: readonly CheckpointMetadata[], discarded: readonly number[], upToId: number): Promise<number> {
+    const keep = new Set(retained.flatMap(referencedFiles));
+    const doomed = discarded.map((id) => metadataKey(this.prefix, this.job, id));
+    let cursor: string | undefined;
+    do {
+      const page = await this.bucket.list({ prefix: sharedRoot(this.prefix, this.job), cursor });
+      for (const o of page.objects) {
+        const id = checkpointIdOfKey(o.key);
+        if (id !== null && id <= upToId && !keep.has(o.key)) doomed.push(o.key);
+      }
+      cursor = page.truncated ? page.cursor : undefined;
+    } while (cursor);
+    for (let i = 0; i < doomed.length; i += 1000) await this.bucket.delete(doomed.slice(i, i + 1000));
+    return doomed.length;
+  }
+
+  /** Deletes every checkpoint of the job (DELETE_ON_CANCELLATION). */
+  async deleteAll(): Promise<void> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.bucket.list({ prefix: checkpointsRoot(this.prefix, this.job), cursor });
+      if (page.objects.length > 0) await this.bucket.delete(page.objects.map((o) => o.key));
+      cursor = page.truncated ? page.cursor : undefined;
+    } while (cursor);
+  }
+}

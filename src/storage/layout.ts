@@ -1,0 +1,43 @@
+/**
+ * The R2 layout: the one module that builds object keys.
+ *
+ *   <prefix>checkpoints/<job>/chk-<id>/_metadata            the commit point of checkpoint <id>
+ *   <prefix>checkpoints/<job>/shared/<uid>/<subtask>/chk-<id>.state
+ *                                                            keyed state written at checkpoint <id>
+ *                                                            (shared: later incremental checkpoints reference it)
+ *
+ * Keys are immutable: nothing is overwritten, so the latest checkpoint is
+ * found by listing, never through a "latest" pointer (R2 allows about one
+ * write per second to one key).
+ */
+
+/** Root of a job's checkpoints. */
+export function checkpointsRoot(prefix: string, job: string): string {
+  return `${prefix}checkpoints/${job}/`;
+}
+
+/** Folder of checkpoint `id`. */
+export function checkpointDir(prefix: string, job: string, checkpointId: number): string {
+  return `${checkpointsRoot(prefix, job)}chk-${checkpointId}/`;
+}
+
+/** The `_metadata` object of checkpoint `id`. */
+export function metadataKey(prefix: string, job: string, checkpointId: number): string {
+  return `${checkpointDir(prefix, job, checkpointId)}_metadata`;
+}
+
+/** Prefix of every shared state file of a job. */
+export function sharedRoot(prefix: string, job: string): string {
+  return `${checkpointsRoot(prefix, job)}shared/`;
+}
+
+/** The keyed-state file one subtask writes for one operator at one checkpoint. */
+export function stateFileKey(prefix: string, job: string, uid: string, subtaskIndex: number, checkpointId: number): string {
+  return `${sharedRoot(prefix, job)}${uid}/${subtaskIndex}/chk-${checkpointId}.state`;
+}
+
+/** Checkpoint id of a state file or metadata key, or null when the key is not one. */
+export function checkpointIdOfKey(key: string): number | null {
+  const m = /\/chk-(\d+)(?:\.state|\/_metadata)$/.exec(key);
+  return m ? Number(m[1]) : null;
+}
