@@ -78,7 +78,10 @@ export class JobDefinition {
 
   /** Joins several streams of one type into one (Flink's union). */
   union<T>(...streams: DataStream<T>[]): DataStream<T> {
-    return new UnionStream<T>(this, streams.map((s) => s.nodeId));
+    for (const s of streams) {
+      if (s.job !== this) this.problems.push(`union() got a stream of job "${s.job.name}": streams cannot cross jobs`);
+    }
+    return new UnionStream<T>(this, streams.filter((s) => s.job === this).map((s) => s.nodeId));
   }
 
   /** @internal */

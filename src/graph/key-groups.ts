@@ -64,9 +64,12 @@ export function murmur3(bytes: Uint8Array, seed = 0): number {
 /** Keys a job may partition by: strings and numbers, compared by canonical text. */
 export type Key = string | number;
 
-/** The canonical text of a key: what is hashed and stored. */
+/**
+ * The canonical text of a key: what is hashed and stored. Numbers get a
+ * prefix no ordinary string key starts with, so that 7 and "7" stay apart.
+ */
 export function keyText(key: Key): string {
-  return typeof key === "string" ? key : `#${key}`;
+  return typeof key === "string" ? key : `\u0000n${key}`;
 }
 
 // Most keys are short ASCII; hashing them without a TextEncoder allocation

@@ -23,7 +23,8 @@ export const IDEMPOTENCY_KEY_LENGTH_MAX = 256;
 let roundRobin = Math.floor(Math.random() * 1024);
 
 /** Parses a request body into one JSON text per record. */
-export function parseRecords(body: string, contentType: string, validate?: (r: unknown) => string | undefined): string[] {
+export function parseRecords(text: string, contentType: string, validate?: (r: unknown) => string | undefined): string[] {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   const type = contentType.split(";")[0].trim().toLowerCase();
   const trimmed = body.trimStart();
   if (trimmed.length === 0) throw new FloeError("empty_body", "the body holds no records: send a JSON array or NDJSON");

@@ -25,6 +25,13 @@ export class UserCodeError extends Error {
 
 type Push = (key: Key | null, value: unknown) => void;
 
+/** An error raised past a process function's collector: not the function's own. */
+class DownstreamError extends Error {
+  constructor(readonly inner: unknown) {
+    super("downstream error");
+  }
+}
+
 /** What a chain needs from its subtask. */
 export interface ChainServices {
   readonly subtaskIndex: number;
@@ -66,6 +73,7 @@ export class OperatorChain {
         fn();
       } catch (e) {
         if (e instanceof UserCodeError) throw e;
+        if (e instanceof DownstreamError) throw e.inner;
         throw new UserCodeError(label, key, e);
       }
     };
@@ -91,9 +99,9 @@ export class OperatorChain {
       case "flatMap": {
         const fn = node.fn!;
         return (key, value) => {
-          guard(key, () => {
-            for (const out of fn(value) as Iterable<unknown>) next(null, out);
-          });
+          let outs: unknown[] = [];
+          guard(key, () => (outs = [...(fn(value) as Iterable<unknown>)]));
+          for (const out of outs) next(null, out);
         };
       }
       case "process":
@@ -115,7 +123,16 @@ export class OperatorChain {
   ): Push {
     const fn = node.process!;
     const keyed = node.inputs.some((e) => e.keySelector);
-    const out: Collector<unknown> = { collect: (v) => next(null, v) };
+    // Errors from downstream operators pass through the collector: mark them so the guard does not blame this one.
+    const out: Collector<unknown> = {
+      collect: (v) => {
+        try {
+          next(null, v);
+        } catch (e) {
+          throw e instanceof UserCodeError ? e : new DownstreamError(e);
+        }
+      },
+    };
     if (!keyed) {
       const notKeyed = () => {
         throw new TypeError(`operator "${label}" uses keyed state but its input is not keyed: call keyBy() first`);

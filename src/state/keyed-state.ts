@@ -149,8 +149,9 @@ export class KeyedStateBackend {
 
   /** Replaces the working set with persisted entries. */
   load(entries: Iterable<{ state: string; key: string; kind: Kind; value: unknown }>): void {
-    this.tables.clear();
-    this.dirty.clear();
+    // Cleared in place: accessors handed out before keep pointing at the live maps.
+    for (const t of this.tables.values()) t.clear();
+    for (const d of this.dirty.values()) d.clear();
     for (const e of entries) {
       const table = this.table(e.state, e.kind);
       table.set(e.key, fromPersisted(e.kind, e.value));

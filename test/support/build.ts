@@ -1,6 +1,8 @@
 /**
- * Bundles the Worker once per test run, the way `wrangler deploy` would,
- * so that Node-side tests run the real bundle in workerd through Miniflare.
+ * Bundles the Workers once per test run, the way `wrangler deploy` would,
+ * so that Node-side tests run the real bundles in workerd through
+ * Miniflare: the production Worker, and the test Worker (with test-only
+ * jobs) from test/fixtures.
  */
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
@@ -8,12 +10,19 @@ import { resolve } from "node:path";
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const BUNDLE_DIR = resolve(ROOT, ".build/worker");
 export const BUNDLE = resolve(BUNDLE_DIR, "index.js");
+export const TEST_BUNDLE_DIR = resolve(ROOT, ".build/test-worker");
+export const TEST_BUNDLE = resolve(TEST_BUNDLE_DIR, "worker.js");
 
-/** vitest globalSetup: build the bundle. */
-export default function setup(): void {
-  execFileSync(process.execPath, [resolve(ROOT, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", BUNDLE_DIR], {
+function wrangler(args: string[]): void {
+  execFileSync(process.execPath, [resolve(ROOT, "node_modules/wrangler/bin/wrangler.js"), ...args], {
     cwd: ROOT,
     stdio: "pipe",
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
   });
+}
+
+/** vitest globalSetup: build both bundles. */
+export default function setup(): void {
+  wrangler(["deploy", "--dry-run", "--outdir", BUNDLE_DIR]);
+  wrangler(["deploy", "--dry-run", "--config", "test/fixtures/wrangler.toml", "--outdir", TEST_BUNDLE_DIR]);
 }

@@ -7,7 +7,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
-import { BUNDLE } from "./build.js";
+import { BUNDLE, TEST_BUNDLE } from "./build.js";
 
 export const TEST_TOKEN = "test-admin-token";
 
@@ -26,12 +26,14 @@ export function tempDir(prefix = "floe-test-"): string {
 }
 
 /** Starts the engine over `persistDir` (a new folder when omitted). */
-export async function startEngine(options: { persistDir?: string; token?: string; bindings?: Record<string, string> } = {}): Promise<Engine> {
+export async function startEngine(
+  options: { persistDir?: string; token?: string; bindings?: Record<string, string>; /** Run the test Worker, with test-only jobs. */ testJobs?: boolean } = {},
+): Promise<Engine> {
   const persistDir = options.persistDir ?? tempDir();
   const token = options.token ?? TEST_TOKEN;
   const mf = new Miniflare({
     modules: true,
-    scriptPath: BUNDLE,
+    scriptPath: options.testJobs ? TEST_BUNDLE : BUNDLE,
     compatibilityDate: "2026-08-01",
     compatibilityFlags: ["nodejs_compat"],
     durableObjects: {

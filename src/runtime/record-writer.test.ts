@@ -1,0 +1,366 @@
+import { describe, expect, it } from "vitest";
+import { keyGroupOf, subtaskForKeyGroup } from "../graph/key-groups.js";
+import type { ChannelMessage, DeliveryResult, KeyedRecord } from "./messages.js";
+import { ChannelError, type OutputEdge, RecordWriter, type SendFn } from "./record-writer.js";
+
+interface Sent {
+  vertex: string;
+  index: number;
+  message: ChannelMessage;
+  /** Settles the send: the receiver's answer, or an error thrown by the RPC. */
+  answer(result: DeliveryResult | Error): void;
+  settled: boolean;
+}
+
+/** A SendFn whose calls stay in flight until the test answers them (or answers "accepted" at once). */
+function fakeSend(auto?: DeliveryResult | ((s: Sent) => DeliveryResult | Error)) {
+  const sent: Sent[] = [];
+  const send: SendFn = (vertex, index, message) =>
+    new Promise<DeliveryResult>((resolve, reject) => {
+      const s: Sent = {
+        vertex,
+        index,
+        message,
+        settled: false,
+        answer: (r) => {
+          s.settled = true;
+          if (r instanceof Error) reject(r);
+          else resolve(r);
+        },
+      };
+      sent.push(s);
+      if (auto !== undefined) s.answer(typeof auto === "function" ? auto(s) : auto);
+    });
+  const inFlight = (vertex: string, index: number) => sent.filter((s) => s.vertex === vertex && s.index === index && !s.settled).length;
+  return { send, sent, inFlight };
+}
+
+const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+const records = (m: ChannelMessage): KeyedRecord[] => (m.kind === "batch" ? (JSON.parse(m.records) as KeyedRecord[]) : []);
+
+const sender = { vertex: "src", index: 0, attempt: 3 };
+
+function writer(edges: OutputEdge[], send: SendFn, options: { batchSize?: number; credits?: number; index?: number; now?: () => number } = {}) {
+  return new RecordWriter(
+    edges,
+    { ...sender, index: options.index ?? 0 },
+    128,
+    send,
+    options.batchSize ?? 100,
+    options.now ?? (() => 0),
+    options.credits,
+  );
+}
+
+async function expectChannelError(p: Promise<unknown>, stale: boolean, ...patterns: string[]): Promise<void> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(ChannelError);
+  expect((e as ChannelError).stale).toBe(stale);
+  for (const pattern of patterns) expect((e as ChannelError).message).toContain(pattern);
+}
+
+describe("RecordWriter batching", () => {
+  it("buffers records per target and sends one batch per target on flush", async () => {
+    const f = fakeSend("accepted");
+    const w = writer([{ vertex: "map", parallelism: 2, partitioner: "rebalance" }], f.send);
+    for (const v of ["a", "b", "c", "d", "e"]) w.emit(v);
+    expect(f.sent).toEqual([]);
+    await w.flush();
+    expect(f.sent.map((s) => [s.vertex, s.index, s.message])).toEqual([
+      ["map", 0, { kind: "batch", count: 3, records: JSON.stringify([[null, "a"], [null, "c"], [null, "e"]]), attempt: 3, channel: "src/0", seq: 1 }],
+      ["map", 1, { kind: "batch", count: 2, records: JSON.stringify([[null, "b"], [null, "d"]]), attempt: 3, channel: "src/0", seq: 1 }],
+    ]);
+    expect(w.emitted).toBe(5);
+  });
+
+  it("sends nothing when nothing is buffered", async () => {
+    const f = fakeSend("accepted");
+    const w = writer([{ vertex: "map", parallelism: 2, partitioner: "rebalance" }], f.send);
+    await w.flush();
+    w.emit(1);
+    await w.flush();
+    await w.flush();
+    expect(f.sent).toHaveLength(1);
+    expect(f.sent[0].index).toBe(0);
+  });
+
+  it("keeps a forward edge on the sender's own index", async () => {
+    const f = fakeSend("accepted");
+    const w = writer([{ vertex: "map", parallelism: 3, partitioner: "forward" }], f.send, { index: 2 });
+    for (let i = 0; i < 4; i++) w.emit(i);
+    await w.flush();
+    expect(f.sent.map((s) => [s.index, s.message.channel, records(s.message)])).toEqual([
+      [
+        2,
+        "src/2",
+        [
+          [null, 0],
+          [null, 1],
+          [null, 2],
+          [null, 3],
+        ],
+      ],
+    ]);
+  });
+
+  it("hash-partitions by the edge's key selector and ships the key with the record", async () => {
+    const f = fakeSend("accepted");
+    const keySelector = (v: unknown) => (v as { user: string }).user;
+    const w = writer([{ vertex: "count", parallelism: 4, partitioner: "hash", keySelector }], f.send);
+    const users = Array.from({ length: 40 }, (_, i) => `user-${i % 13}`);
+    for (const user of users) w.emit({ user });
+    await w.flush();
+    let total = 0;
+    for (const s of f.sent) {
+      for (const [key, value] of records(s.message)) {
+        expect(key).toBe((value as { user: string }).user);
+        expect(s.index).toBe(subtaskForKeyGroup(128, 4, keyGroupOf(key!, 128)));
+        total++;
+      }
+    }
+    expect(total).toBe(40);
+    expect(new Set(f.sent.map((s) => s.index)).size).toBeGreaterThan(1);
+  });
+
+  it("fails on a hash edge without key selector", () => {
+    const f = fakeSend("accepted");
+    const w = writer([{ vertex: "count", parallelism: 2, partitioner: "hash" }], f.send);
+    expect(() => w.emit("x")).toThrow("hash partitioning needs a key");
+  });
+
+  it("sends every record on every output edge", async () => {
+    const f = fakeSend("accepted");
+    const w = writer(
+      [
+        { vertex: "left", parallelism: 1, partitioner: "rebalance" },
+        { vertex: "right", parallelism: 1, partitioner: "forward" },
+      ],
+      f.send,
+    );
+    expect(w.hasOutputs).toBe(true);
+    w.emit(1);
+    w.emit(2);
+    await w.flush();
+    expect(f.sent.map((s) => [s.vertex, records(s.message)])).toEqual([
+      [
+        "left",
+        [
+          [null, 1],
+          [null, 2],
+        ],
+      ],
+      [
+        "right",
+        [
+          [null, 1],
+          [null, 2],
+        ],
+      ],
+    ]);
+    expect(w.emitted).toBe(2);
+  });
+
+  it("has no outputs without edges, and flushing is a no-op", async () => {
+    const f = fakeSend("accepted");
+    const w = writer([], f.send);
+    expect(w.hasOutputs).toBe(false);
+    w.emit(1);
+    await w.flush();
+    await w.endOfInput();
+    expect(f.sent).toEqual([]);
+  });
+
+  it("splits a target's buffer into batches of at most batchSize, in order, with consecutive seqs", async () => {
+    const f = fakeSend("accepted");
+    const w = writer([{ vertex: "map", parallelism: 1, partitioner: "forward" }], f.send, { batchSize: 2 });
+    for (let i = 0; i < 5; i++) w.emit(i);
+    await w.flush();
+    expect(f.sent.map((s) => [s.message.seq, s.message.kind === "batch" && s.message.count, records(s.message).map((r) => r[1])])).toEqual([
+      [1, 2, [0, 1]],
+      [2, 2, [2, 3]],
+      [3, 1, [4]],
+    ]);
+    w.emit(5);
+    await w.flush();
+    expect(f.sent[3].message.seq).toBe(4);
+  });
+});
+
+describe("RecordWriter credits", () => {
+  it("keeps at most `credits` sends in flight per channel and waits for the oldest", async () => {
+    const f = fakeSend();
+    let nowMs = 1000;
+    const w = writer([{ vertex: "map", parallelism: 1, partitioner: "forward" }], f.send, { batchSize: 1, credits: 2, now: () => nowMs });
+    for (let i = 0; i < 5; i++) w.emit(i);
+    let flushed = false;
+    const flush = w.flush().then(() => (flushed = true));
+    await settle();
+    expect(f.sent).toHaveLength(2);
+    expect(flushed).toBe(false);
+
+    nowMs += 30;
+    f.sent[0].answer("accepted");
+    await settle();
+    expect(f.sent).toHaveLength(3);
+    expect(f.inFlight("map", 0)).toBe(2);
+
+    f.sent[1].answer("accepted");
+    await settle();
+    expect(f.sent).toHaveLength(4);
+    f.sent[2].answer("accepted");
+    await settle();
+    expect(f.sent).toHaveLength(5);
+    await flush;
+    expect(flushed).toBe(true);
+    // flush waited for credits, not for the last two deliveries.
+    expect(f.inFlight("map", 0)).toBe(2);
+    expect(f.sent.map((s) => s.message.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(w.backpressuredMs).toBe(30);
+  });
+
+  it("counts credits per channel", async () => {
+    const f = fakeSend();
+    const w = writer([{ vertex: "map", parallelism: 3, partitioner: "rebalance" }], f.send, { credits: 1 });
+    for (let i = 0; i < 3; i++) w.emit(i);
+    await w.flush(); // one batch per channel: no channel is out of credits
+    expect(f.sent.map((s) => s.index)).toEqual([0, 1, 2]);
+    expect([0, 1, 2].map((i) => f.inFlight("map", i))).toEqual([1, 1, 1]);
+    expect(w.backpressuredMs).toBe(0);
+  });
+
+  it("defaults to 4 credits", async () => {
+    const f = fakeSend();
+    const w = writer([{ vertex: "map", parallelism: 1, partitioner: "forward" }], f.send, { batchSize: 1 });
+    for (let i = 0; i < 6; i++) w.emit(i);
+    void w.flush().catch(() => undefined);
+    await settle();
+    expect(f.sent).toHaveLength(4);
+    f.sent[0].answer("accepted");
+    await settle();
+    expect(f.sent).toHaveLength(5);
+  });
+
+  it("drain waits until every message was taken", async () => {
+    const f = fakeSend();
+    const w = writer([{ vertex: "map", parallelism: 2, partitioner: "rebalance" }], f.send);
+    w.emit("a");
+    w.emit("b");
+    await w.flush();
+    let drained = false;
+    const d = w.drain().then(() => (drained = true));
+    await settle();
+    expect(drained).toBe(false);
+    f.sent[1].answer("accepted");
+    await settle();
+    expect(drained).toBe(false);
+    f.sent[0].answer("duplicate");
+    await d;
+    expect(drained).toBe(true);
+  });
+});
+
+describe("RecordWriter failures", () => {
+  for (const [result, stale] of [
+    ["stale-attempt", true],
+    ["gap", false],
+    ["closed", false],
+    ["not-deployed", false],
+  ] as const) {
+    it(`surfaces a "${result}" answer as a ChannelError (stale: ${stale}) on the next flush`, async () => {
+      const f = fakeSend(result);
+      const w = writer([{ vertex: "map", parallelism: 2, partitioner: "rebalance" }], f.send);
+      w.emit("a");
+      await w.flush(); // the answer arrives after the send was started
+      await settle();
+      w.emit("b");
+      await expectChannelError(w.flush(), stale, "channel to map/0 refused message 1", result);
+      // Nothing more was sent once the failure was known.
+      expect(f.sent).toHaveLength(1);
+      await expectChannelError(w.drain(), stale, result);
+    });
+  }
+
+  it("accepts duplicate as delivered", async () => {
+    const f = fakeSend("duplicate");
+    const w = writer([{ vertex: "map", parallelism: 1, partitioner: "forward" }], f.send);
+    w.emit("a");
+    await w.flush();
+    await w.drain();
+    w.emit("b");
+    await w.flush();
+    expect(f.sent).toHaveLength(2);
+  });
+
+  it("surfaces a thrown RPC error as a ChannelError that is not stale", async () => {
+    const f = fakeSend(() => new Error("connection reset"));
+    const w = writer([{ vertex: "map", parallelism: 1, partitioner: "forward" }], f.send);
+    w.emit("a");
+    await w.flush();
+    await settle();
+    await expectChannelError(w.flush(), false, "channel to map/0 failed: connection reset");
+  });
+
+  it("fails a flush that is waiting for credits when a message is refused", async () => {
+    const f = fakeSend();
+    const w = writer([{ vertex: "map", parallelism: 1, partitioner: "forward" }], f.send, { batchSize: 1, credits: 1 });
+    w.emit("a");
+    w.emit("b");
+    const flush = w.flush();
+    await settle();
+    expect(f.sent).toHaveLength(1);
+    f.sent[0].answer("gap");
+    await expectChannelError(flush, false, "refused message 1: gap");
+    expect(f.sent).toHaveLength(1);
+  });
+
+  it("keeps the first failure", async () => {
+    const f = fakeSend();
+    const w = writer([{ vertex: "map", parallelism: 2, partitioner: "rebalance" }], f.send);
+    w.emit("a");
+    w.emit("b");
+    await w.flush();
+    f.sent[1].answer("stale-attempt");
+    await settle();
+    f.sent[0].answer(new Error("later"));
+    await settle();
+    await expectChannelError(w.flush(), true, "channel to map/1 refused message 1: stale-attempt");
+  });
+});
+
+describe("RecordWriter endOfInput", () => {
+  it("flushes buffered records, then sends end on every channel with the next seq", async () => {
+    const f = fakeSend("accepted");
+    const w = writer(
+      [
+        { vertex: "map", parallelism: 2, partitioner: "rebalance" },
+        { vertex: "sink", parallelism: 1, partitioner: "rebalance" },
+      ],
+      f.send,
+      { index: 1 },
+    );
+    w.emit("a");
+    await w.endOfInput();
+    expect(f.sent.map((s) => [s.vertex, s.index, s.message.kind, s.message.seq, s.message.channel, s.message.attempt])).toEqual([
+      ["map", 1, "batch", 1, "src/1", 3],
+      ["sink", 0, "batch", 1, "src/1", 3],
+      ["map", 0, "end", 1, "src/1", 3],
+      ["map", 1, "end", 2, "src/1", 3],
+      ["sink", 0, "end", 2, "src/1", 3],
+    ]);
+    expect(f.sent[2].message).toEqual({ kind: "end", attempt: 3, channel: "src/1", seq: 1 });
+  });
+
+  it("reports a failure instead of ending", async () => {
+    const f = fakeSend("closed");
+    const w = writer([{ vertex: "map", parallelism: 1, partitioner: "forward" }], f.send);
+    w.emit("a");
+    await w.flush();
+    await settle();
+    await expectChannelError(w.endOfInput(), false, "closed");
+    expect(f.sent.map((s) => s.message.kind)).toEqual(["batch"]);
+  });
+});

@@ -1,0 +1,374 @@
+import { describe, expect, it } from "vitest";
+import { listState, mapState, valueState } from "../api/state.js";
+import { keyGroupOf, keyText } from "../graph/key-groups.js";
+import { KeyedStateBackend, type StateEntry, keyGroupOfText } from "./keyed-state.js";
+
+const count = valueState<number>("count");
+const seen = mapState<number>("seen");
+const recent = listState<string>("recent");
+
+const byStateAndKey = (a: StateEntry, b: StateEntry) => (a.state + "\0" + a.key < b.state + "\0" + b.key ? -1 : 1);
+
+describe("ValueState", () => {
+  it("keeps one value per key", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const v = s.getState(count);
+    s.setCurrentKey("a");
+    expect(v.value()).toBeUndefined();
+    v.update(1);
+    s.setCurrentKey("b");
+    expect(v.value()).toBeUndefined();
+    v.update(2);
+    s.setCurrentKey("a");
+    expect(v.value()).toBe(1);
+    expect(s.currentKey).toBe("a");
+    expect(s.size()).toBe(2);
+  });
+
+  it("keeps a number key apart from the same digits as a string", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const v = s.getState(count);
+    s.setCurrentKey(7);
+    v.update(70);
+    s.setCurrentKey("7");
+    expect(v.value()).toBeUndefined();
+    v.update(7);
+    s.setCurrentKey(7);
+    expect(v.value()).toBe(70);
+    expect(s.currentKey).toBe(7);
+  });
+
+  it("clears the current key only", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const v = s.getState(count);
+    s.setCurrentKey("a");
+    v.update(1);
+    s.setCurrentKey("b");
+    v.update(2);
+    v.clear();
+    expect(v.value()).toBeUndefined();
+    s.setCurrentKey("a");
+    expect(v.value()).toBe(1);
+    expect(s.size()).toBe(1);
+  });
+
+  it("refuses update(undefined), pointing at clear()", () => {
+    const s = new KeyedStateBackend(128, "op");
+    s.setCurrentKey("a");
+    expect(() => s.getState(count).update(undefined as unknown as number)).toThrow(/ValueState "count": update\(undefined\); use clear\(\)/);
+    expect(s.hasDirty()).toBe(false);
+  });
+
+  it("shares values between accessors of one descriptor name", () => {
+    const s = new KeyedStateBackend(128, "op");
+    s.setCurrentKey("a");
+    s.getState(count).update(5);
+    expect(s.getState(valueState<number>("count")).value()).toBe(5);
+  });
+});
+
+describe("MapState", () => {
+  it("keeps one map per key", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const m = s.getMapState(seen);
+    s.setCurrentKey("a");
+    expect(m.isEmpty()).toBe(true);
+    expect(m.get("x")).toBeUndefined();
+    expect(m.contains("x")).toBe(false);
+    expect(m.entries()).toEqual([]);
+    m.put("x", 1);
+    m.put("y", 2);
+    m.put("x", 3);
+    s.setCurrentKey("b");
+    expect(m.isEmpty()).toBe(true);
+    m.put("z", 9);
+    s.setCurrentKey("a");
+    expect(m.get("x")).toBe(3);
+    expect(m.contains("y")).toBe(true);
+    expect(m.keys()).toEqual(["x", "y"]);
+    expect(m.values()).toEqual([3, 2]);
+    expect(m.entries()).toEqual([
+      ["x", 3],
+      ["y", 2],
+    ]);
+    expect(m.isEmpty()).toBe(false);
+  });
+
+  it("removes entries, and the key once its map is empty", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const m = s.getMapState(seen);
+    s.setCurrentKey("a");
+    m.put("x", 1);
+    m.put("y", 2);
+    m.remove("x");
+    m.remove("nope");
+    expect(m.keys()).toEqual(["y"]);
+    expect(s.size()).toBe(1);
+    m.remove("y");
+    expect(m.isEmpty()).toBe(true);
+    expect(s.size()).toBe(0);
+  });
+
+  it("clears the current key's map", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const m = s.getMapState(seen);
+    s.setCurrentKey("a");
+    m.put("x", 1);
+    s.setCurrentKey("b");
+    m.put("x", 2);
+    m.clear();
+    expect(m.isEmpty()).toBe(true);
+    s.setCurrentKey("a");
+    expect(m.get("x")).toBe(1);
+  });
+
+  it("does not let a caller change state through a returned array", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const m = s.getMapState(seen);
+    s.setCurrentKey("a");
+    m.put("x", 1);
+    m.entries().pop();
+    m.keys().pop();
+    expect(m.entries()).toEqual([["x", 1]]);
+  });
+});
+
+describe("ListState", () => {
+  it("keeps one list per key", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const l = s.getListState(recent);
+    s.setCurrentKey("a");
+    expect(l.get()).toEqual([]);
+    l.add("1");
+    l.addAll(["2", "3"]);
+    s.setCurrentKey("b");
+    l.addAll(["x"]);
+    l.add("y");
+    s.setCurrentKey("a");
+    expect(l.get()).toEqual(["1", "2", "3"]);
+    s.setCurrentKey("b");
+    expect(l.get()).toEqual(["x", "y"]);
+  });
+
+  it("replaces with update and removes the key with update([]) or clear", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const l = s.getListState(recent);
+    s.setCurrentKey("a");
+    l.addAll(["1", "2"]);
+    l.update(["9"]);
+    expect(l.get()).toEqual(["9"]);
+    l.update([]);
+    expect(l.get()).toEqual([]);
+    expect(s.size()).toBe(0);
+    l.add("1");
+    l.clear();
+    expect(l.get()).toEqual([]);
+    expect(s.size()).toBe(0);
+  });
+
+  it("copies lists in and out", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const l = s.getListState(recent);
+    s.setCurrentKey("a");
+    const input = ["1"];
+    l.addAll(input);
+    input.push("changed later");
+    l.get().push("pushed on a copy");
+    const replacement = ["2"];
+    l.update(replacement);
+    replacement.push("changed later");
+    expect(l.get()).toEqual(["2"]);
+  });
+});
+
+describe("state kinds", () => {
+  it("refuses one name used for two kinds of state, naming operator and state", () => {
+    const s = new KeyedStateBackend(128, "count-per-user");
+    s.getState(valueState<number>("x"));
+    expect(() => s.getMapState(mapState<number>("x"))).toThrow('operator "count-per-user": state "x" is value state, not map state');
+    expect(() => s.getListState(listState<number>("x"))).toThrow(TypeError);
+    expect(s.kindOf("x")).toBe("value");
+    expect(s.kindOf("never")).toBeUndefined();
+  });
+
+  it("keeps each kind's states apart", () => {
+    const s = new KeyedStateBackend(128, "op");
+    s.setCurrentKey("k");
+    s.getState(count).update(1);
+    s.getMapState(seen).put("a", 1);
+    s.getListState(recent).add("r");
+    expect([s.kindOf("count"), s.kindOf("seen"), s.kindOf("recent")]).toEqual(["value", "map", "list"]);
+    expect(s.size()).toBe(3);
+  });
+});
+
+describe("dirty tracking", () => {
+  it("reports each changed entry once, with its latest value", () => {
+    const s = new KeyedStateBackend(128, "op");
+    expect(s.hasDirty()).toBe(false);
+    const v = s.getState(count);
+    s.setCurrentKey("a");
+    v.update(1);
+    v.update(2);
+    s.setCurrentKey(42);
+    v.update(10);
+    expect(s.hasDirty()).toBe(true);
+    expect(s.takeDirty().sort(byStateAndKey)).toEqual([
+      { state: "count", kind: "value", key: keyText(42), keyGroup: keyGroupOf(42, 128), value: 10 },
+      { state: "count", kind: "value", key: "a", keyGroup: keyGroupOf("a", 128), value: 2 },
+    ]);
+    expect(s.hasDirty()).toBe(false);
+    expect(s.takeDirty()).toEqual([]);
+  });
+
+  it("does not mark reads or no-op deletions", () => {
+    const s = new KeyedStateBackend(128, "op");
+    s.setCurrentKey("a");
+    s.getState(count).value();
+    s.getState(count).clear();
+    s.getMapState(seen).get("x");
+    s.getMapState(seen).remove("x");
+    s.getMapState(seen).clear();
+    s.getListState(recent).get();
+    s.getListState(recent).addAll([]);
+    s.getListState(recent).clear();
+    expect(s.hasDirty()).toBe(false);
+    expect(s.takeDirty()).toEqual([]);
+  });
+
+  it("reports deletions with value undefined", () => {
+    const s = new KeyedStateBackend(128, "op");
+    s.setCurrentKey("a");
+    s.getState(count).update(1);
+    s.getMapState(seen).put("x", 1);
+    s.getListState(recent).add("r");
+    s.takeDirty();
+    s.getState(count).clear();
+    s.getMapState(seen).remove("x");
+    s.getListState(recent).update([]);
+    expect(s.takeDirty().sort(byStateAndKey)).toEqual([
+      { state: "count", kind: "value", key: "a", keyGroup: keyGroupOf("a", 128), value: undefined },
+      { state: "recent", kind: "list", key: "a", keyGroup: keyGroupOf("a", 128), value: undefined },
+      { state: "seen", kind: "map", key: "a", keyGroup: keyGroupOf("a", 128), value: undefined },
+    ]);
+  });
+
+  it("reports an entry changed and then deleted before the write-back as deleted", () => {
+    const s = new KeyedStateBackend(128, "op");
+    s.setCurrentKey("a");
+    s.getState(count).update(1);
+    s.getState(count).clear();
+    expect(s.takeDirty()).toEqual([{ state: "count", kind: "value", key: "a", keyGroup: keyGroupOf("a", 128), value: undefined }]);
+  });
+
+  it("persists a map as entry pairs and a list as an array", () => {
+    const s = new KeyedStateBackend(16, "op");
+    s.setCurrentKey("u");
+    s.getMapState(seen).put("x", 1);
+    s.getMapState(seen).put("y", 2);
+    s.getListState(recent).addAll(["a", "b"]);
+    expect(s.takeDirty().sort(byStateAndKey)).toEqual([
+      { state: "recent", kind: "list", key: "u", keyGroup: keyGroupOf("u", 16), value: ["a", "b"] },
+      {
+        state: "seen",
+        kind: "map",
+        key: "u",
+        keyGroup: keyGroupOf("u", 16),
+        value: [
+          ["x", 1],
+          ["y", 2],
+        ],
+      },
+    ]);
+  });
+
+  it("only reports what changed since the last take", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const v = s.getState(count);
+    for (const k of ["a", "b", "c"]) {
+      s.setCurrentKey(k);
+      v.update(1);
+    }
+    s.takeDirty();
+    s.setCurrentKey("b");
+    v.update(2);
+    expect(s.takeDirty().map((e) => [e.key, e.value])).toEqual([["b", 2]]);
+  });
+});
+
+describe("keyGroupOfText", () => {
+  it("agrees with keyGroupOf on the key a text stands for", () => {
+    for (const key of ["a", "user-17", "", "héllo"]) expect(keyGroupOfText(key, 128)).toBe(keyGroupOf(key, 128));
+    for (const key of [0, 7, -3, 1.5]) expect(keyGroupOfText(keyText(key), 128)).toBe(keyGroupOf(key, 128));
+  });
+});
+
+describe("load", () => {
+  function filled(): KeyedStateBackend {
+    const s = new KeyedStateBackend(128, "op");
+    for (const [k, n] of [
+      ["a", 1],
+      ["b", 2],
+    ] as const) {
+      s.setCurrentKey(k);
+      s.getState(count).update(n);
+      s.getMapState(seen).put(`url-${n}`, n);
+      s.getListState(recent).addAll([`${k}1`, `${k}2`]);
+    }
+    s.setCurrentKey(9);
+    s.getState(count).update(99);
+    return s;
+  }
+
+  it("round-trips allEntries, through JSON as storage would", () => {
+    const a = filled();
+    const entries = a.allEntries();
+    expect(entries).toHaveLength(7);
+    const b = new KeyedStateBackend(128, "op");
+    b.load(JSON.parse(JSON.stringify(entries)) as StateEntry[]);
+    expect(b.allEntries().sort(byStateAndKey)).toEqual([...entries].sort(byStateAndKey));
+    expect(b.size()).toBe(7);
+    expect(b.hasDirty()).toBe(false);
+
+    b.setCurrentKey("b");
+    expect(b.getState(count).value()).toBe(2);
+    expect(b.getMapState(seen).get("url-2")).toBe(2);
+    expect(b.getMapState(seen).entries()).toEqual([["url-2", 2]]);
+    expect(b.getListState(recent).get()).toEqual(["b1", "b2"]);
+    b.setCurrentKey(9);
+    expect(b.getState(count).value()).toBe(99);
+    expect(b.kindOf("seen")).toBe("map");
+  });
+
+  it("state loaded can be changed and is tracked again", () => {
+    const b = new KeyedStateBackend(128, "op");
+    b.load(filled().allEntries());
+    b.setCurrentKey("a");
+    b.getMapState(seen).put("url-3", 3);
+    expect(b.takeDirty()).toEqual([
+      {
+        state: "seen",
+        kind: "map",
+        key: "a",
+        keyGroup: keyGroupOf("a", 128),
+        value: [
+          ["url-1", 1],
+          ["url-3", 3],
+        ],
+      },
+    ]);
+  });
+
+  it("replaces the working set and forgets pending changes", () => {
+    const s = new KeyedStateBackend(128, "op");
+    s.setCurrentKey("old");
+    s.getState(count).update(1);
+    s.load([{ state: "count", kind: "value", key: "new", value: 5 }]);
+    expect(s.hasDirty()).toBe(false);
+    expect(s.takeDirty()).toEqual([]);
+    expect(s.getState(count).value()).toBeUndefined();
+    s.setCurrentKey("new");
+    expect(s.getState(count).value()).toBe(5);
+    expect(s.allEntries()).toEqual([{ state: "count", kind: "value", key: "new", keyGroup: keyGroupOf("new", 128), value: 5 }]);
+  });
+});
