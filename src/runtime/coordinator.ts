@@ -167,6 +167,11 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
     });
   }
 
+  /** Resets the object (memory lost, storage kept), as the platform may: for fault-injection tests. */
+  reset(): void {
+    this.ctx.abort("reset requested");
+  }
+
   // ---- reports from subtasks -------------------------------------------
 
   async acknowledgeCheckpoint(ack: SubtaskAck & { checkpointId: number }): Promise<AckResult> {

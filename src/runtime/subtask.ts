@@ -112,6 +112,14 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
     await this.ctx.storage.deleteAlarm();
   }
 
+  /**
+   * Resets the object as the platform may at any moment: memory is lost,
+   * storage kept. For operators and fault-injection tests.
+   */
+  reset(): void {
+    this.ctx.abort("reset requested");
+  }
+
   /** Counters of the running task, if any. */
   metrics(): TaskMetrics | null {
     return this.task?.metrics() ?? null;
