@@ -10,6 +10,7 @@ import { FloeError } from "../errors.js";
 import { hashKey } from "../graph/key-groups.js";
 import type { FloeEnv } from "../runtime/env.js";
 import { streamPartitionName } from "../runtime/names.js";
+import { RECORD_BYTES_MAX, utf8Length } from "../storage/record-limits.js";
 import type { JobRegistry } from "../runtime/registry.js";
 import { requireToken } from "./auth.js";
 
@@ -30,8 +31,11 @@ export function parseRecords(text: string, contentType: string, validate?: (r: u
   if (trimmed.length === 0) throw new FloeError("empty_body", "the body holds no records: send a JSON array or NDJSON");
   const ndjson = type === "application/x-ndjson" || type === "application/jsonl" || type === "application/ndjson" || (type !== "application/json" && trimmed[0] !== "[");
   const out: string[] = [];
-  const check = (record: unknown, where: string) => {
+  const check = (record: unknown, where: string, text?: string) => {
     if (record === null || record === undefined) throw new FloeError("invalid_record", `${where} is null`);
+    if (text !== undefined && utf8Length(text) > RECORD_BYTES_MAX) {
+      throw new FloeError("record_too_large", `${where} is larger than ${RECORD_BYTES_MAX} bytes, the most one record may hold`, 413);
+    }
     const problem = validate?.(record);
     if (problem !== undefined) throw new FloeError("invalid_record", `${where}: ${problem}`);
   };
@@ -46,7 +50,7 @@ export function parseRecords(text: string, contentType: string, validate?: (r: u
       } catch (e) {
         throw new FloeError("invalid_json", `line ${i + 1} is not JSON: ${(e as Error).message}`);
       }
-      check(record, `line ${i + 1}`);
+      check(record, `line ${i + 1}`, line);
       out.push(line);
       if (out.length > INGEST_RECORDS_MAX) break;
     }
@@ -59,8 +63,9 @@ export function parseRecords(text: string, contentType: string, validate?: (r: u
     }
     const records = Array.isArray(parsed) ? parsed : [parsed];
     for (let i = 0; i < records.length && out.length <= INGEST_RECORDS_MAX; i++) {
-      check(records[i], `record ${i}`);
-      out.push(JSON.stringify(records[i]));
+      const text = JSON.stringify(records[i]);
+      check(records[i], `record ${i}`, text);
+      out.push(text);
     }
   }
   if (out.length === 0) throw new FloeError("empty_body", "the body holds no records");

@@ -56,6 +56,16 @@ export interface StartRequest {
 export const HEARTBEAT_INTERVAL_MS = 1_000;
 /** A heartbeat not answered within this long counts as a lost subtask. */
 export const HEARTBEAT_TIMEOUT_MS = 10_000;
+/** A subtask that has not restored its state within this long fails the restart. */
+export const DEPLOY_TIMEOUT_MS = 120_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
 
 /** Base class; `createFloe` subclasses it with the Worker's job registry. */
 export abstract class Coordinator extends DurableObject<FloeEnv> {
@@ -67,6 +77,13 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
   constructor(ctx: DurableObjectState, env: FloeEnv) {
     super(ctx, env);
     this.store = new CoordinatorStore(ctx.storage.sql);
+    // A live job always has an alarm; make sure of it after any restart of this object.
+    void ctx.blockConcurrencyWhile(async () => {
+      const s = this.store.job();
+      if ((s.status === "RUNNING" || s.status === "RESTARTING") && (await ctx.storage.getAlarm()) === null) {
+        await ctx.storage.setAlarm(Date.now());
+      }
+    });
   }
 
   // ---- control ---------------------------------------------------------
@@ -180,6 +197,11 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
     if (!p) return "UNKNOWN";
     if (ack.attempt !== s.attempt || p.attempt !== ack.attempt || p.status !== "IN_PROGRESS") return "DISCARDED";
     if (!p.expected.includes(ack.subtask)) return "UNKNOWN";
+    // The alarm may not have run yet: an ack past the deadline cannot save the checkpoint.
+    if (s.config && Date.now() >= expiresAtMs(s.config.checkpoint, p.triggerMs)) {
+      await this.failCheckpoint(ack.checkpointId, "CHECKPOINT_EXPIRED", `checkpoint ${ack.checkpointId} expired before completing (timeout ${s.config.checkpoint.timeoutMs} ms)`);
+      return "DISCARDED";
+    }
     const { checkpointId, ...rest } = ack;
     if (!this.store.addAck(checkpointId, rest)) return "DUPLICATE";
     if (this.store.acks(checkpointId).length === p.expected.length) await this.complete(checkpointId);
@@ -430,10 +452,10 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
 
   /** Deploys the current attempt from the latest readable completed checkpoint. */
   private async restart(): Promise<void> {
+    // restartAtMs stays set until the restart succeeds: if this object dies
+    // midway, the next alarm simply restarts again (deploying is idempotent).
     const s = this.store.job();
     if (s.status !== "RESTARTING") return;
-    s.restartAtMs = null;
-    this.store.saveJob(s);
     const store = this.checkpointStore(s);
     let from: CheckpointMetadata | null = null;
     for (const r of this.store.retained()) {
@@ -475,7 +497,7 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
         keyGroupRange: range,
         restore: from ? restoreSpecFor(from, v.uids, range ?? { start: 0, end: plan.maxParallelism - 1 }) : null,
       };
-      const r = await t.stub.deploy(d);
+      const r = await withTimeout(t.stub.deploy(d) as Promise<{ ok: true } | { ok: false; message: string }>, DEPLOY_TIMEOUT_MS, `deploying subtask ${t.vertex}/${t.index} timed out`);
       if (!r.ok) throw new Error(r.message);
     };
     await Promise.all(all.map(deploy));
@@ -483,6 +505,7 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
     if (now.attempt !== attempt) return; // superseded while deploying
     const ts = Date.now();
     now.status = "RUNNING";
+    now.restartAtMs = null;
     now.runningSinceMs = ts;
     now.lastTriggerMs = null;
     if (from) {

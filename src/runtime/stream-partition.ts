@@ -6,6 +6,7 @@
  * idempotency key answers the first append's offsets without appending.
  */
 import { DurableObject } from "cloudflare:workers";
+import { RECORD_BYTES_MAX, utf8Length } from "../storage/record-limits.js";
 import type { FloeEnv } from "./env.js";
 
 /** What an append answers. */
@@ -48,7 +49,11 @@ export class StreamPartition extends DurableObject<FloeEnv> {
     this.endOffset = last.e ?? 0;
   }
 
-  /** Appends records, each the JSON text of one record without newlines. */
+  /**
+   * Appends records, each the JSON text of one record without newlines.
+   * All or nothing: the rows and the idempotency key commit in one
+   * transaction, and the end offset moves only after it.
+   */
   append(records: string[], idempotencyKey?: string): AppendResult {
     const now = Date.now();
     if (idempotencyKey !== undefined) {
@@ -59,26 +64,34 @@ export class StreamPartition extends DurableObject<FloeEnv> {
         return { firstOffset: seen.first_offset, endOffset: seen.first_offset + seen.count, count: seen.count, duplicate: true };
       }
     }
+    for (let i = 0; i < records.length; i++) {
+      if (utf8Length(records[i]) > RECORD_BYTES_MAX) throw new Error(`record ${i} is larger than ${RECORD_BYTES_MAX} bytes`);
+    }
     const firstOffset = this.endOffset;
-    let offset = firstOffset;
-    let start = 0;
-    while (start < records.length) {
-      let bytes = 0;
-      let end = start;
-      while (end < records.length && end - start < CHUNK_RECORDS_MAX && (end === start || bytes + records[end].length < CHUNK_BYTES_MAX)) {
-        bytes += records[end].length + 1;
-        end++;
+    const endOffset = this.ctx.storage.transactionSync(() => {
+      let offset = firstOffset;
+      let start = 0;
+      while (start < records.length) {
+        let bytes = 0;
+        let end = start;
+        while (end < records.length && end - start < CHUNK_RECORDS_MAX) {
+          const size = utf8Length(records[end]) + 1;
+          if (end > start && bytes + size > CHUNK_BYTES_MAX) break;
+          bytes += size;
+          end++;
+        }
+        this.sql.exec(`INSERT INTO log (first_offset, count, data) VALUES (?, ?, ?)`, offset, end - start, records.slice(start, end).join("\n"));
+        offset += end - start;
+        start = end;
       }
-      this.sql.exec(`INSERT INTO log (first_offset, count, data) VALUES (?, ?, ?)`, offset, end - start, records.slice(start, end).join("\n"));
-      offset += end - start;
-      start = end;
-    }
-    this.endOffset = offset;
-    if (idempotencyKey !== undefined) {
-      this.sql.exec(`INSERT INTO idempotency (key, first_offset, count, created_ms) VALUES (?, ?, ?, ?)`, idempotencyKey, firstOffset, records.length, now);
-      this.sql.exec(`DELETE FROM idempotency WHERE created_ms < ?`, now - IDEMPOTENCY_TTL_MS);
-    }
-    return { firstOffset, endOffset: offset, count: records.length, duplicate: false };
+      if (idempotencyKey !== undefined) {
+        this.sql.exec(`INSERT INTO idempotency (key, first_offset, count, created_ms) VALUES (?, ?, ?, ?)`, idempotencyKey, firstOffset, records.length, now);
+        this.sql.exec(`DELETE FROM idempotency WHERE created_ms < ?`, now - IDEMPOTENCY_TTL_MS);
+      }
+      return offset;
+    });
+    this.endOffset = endOffset;
+    return { firstOffset, endOffset, count: records.length, duplicate: false };
   }
 
   /** Reads from `fromOffset`, whole chunks, about `maxRecords` records. */

@@ -29,6 +29,11 @@ describe("keyed state is exactly-once under faults", () => {
         const status = (await (await engine.api("/v1/jobs/chaos")).json()) as { status: string; restarts: number; last_error: string | null };
         const injected = Object.values(faults).reduce((a, b) => a + b, 0);
         console.log(`seed ${seed} (incremental ${incremental}): faults ${JSON.stringify(faults)}, restarts ${status.restarts}`);
+        if (diff.length > 0) {
+          const overview = (await (await engine.api("/v1/jobs/chaos/checkpoints")).json()) as { counts: unknown; history: unknown[] };
+          const metrics = await (await engine.api("/v1/jobs/chaos/metrics")).json();
+          console.log(JSON.stringify({ status, diff: diff.slice(0, 8), counts: overview.counts, history: overview.history.slice(0, 5), metrics }, null, 1));
+        }
         expect(diff.slice(0, 5), `replay: FLOE_FAULT_SEEDS=${seed} npx vitest run test/integration/fault-injection.test.ts`).toEqual([]);
         expect(status.status).toBe("RUNNING");
         expect(injected).toBeGreaterThan(0);

@@ -13,6 +13,8 @@ export interface GeneratorOptions<T> {
   /** Records per partition; unbounded when absent. */
   count?: number;
   seed?: number;
+  /** Wait this long before each batch: stands in for a slow external system (tests, benchmarks). */
+  pollDelayMs?: number;
 }
 
 /** @example generatorSource({ count: 1e6, make: (i, p, r) => ({ user: `u${Math.floor(r * 1e4)}` }) }) */
@@ -33,6 +35,7 @@ export function generatorSource<T>(options: GeneratorOptions<T>): SourceDefiniti
           for (const o of owned) if (positions[o.key] !== undefined) o.offset = positions[o.key];
         },
         poll: async (maxRecords): Promise<SourceBatch | "end" | null> => {
+          if (options.pollDelayMs) await new Promise((r) => setTimeout(r, options.pollDelayMs));
           for (let i = 0; i < owned.length; i++) {
             const o = owned[(cursor + i) % owned.length];
             const n = options.count === undefined ? maxRecords : Math.min(maxRecords, options.count - o.offset);
