@@ -32,6 +32,7 @@ describe("resolveCheckpointConfig defaults", () => {
       unaligned: false,
       alignedCheckpointTimeoutMs: 0,
       storagePrefix: "",
+      localRecovery: true,
     });
     expect(resolveCheckpointConfig({}, undefined)).toEqual(DEFAULT_CHECKPOINT_CONFIG);
   });

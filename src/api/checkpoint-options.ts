@@ -35,6 +35,12 @@ export interface CheckpointOptions {
   alignedCheckpointTimeoutMs?: number;
   /** Key prefix of checkpoint files in the R2 bucket. */
   storagePrefix?: string;
+  /**
+   * Restore from the subtask's own SQLite image when it holds exactly the
+   * checkpoint being restored, instead of downloading it from R2 (Flink's
+   * local recovery). R2 stays the source of truth for any other case.
+   */
+  localRecovery?: boolean;
 }
 
 /** Checkpoint options with every default filled in. */
@@ -55,6 +61,7 @@ export const DEFAULT_CHECKPOINT_CONFIG: CheckpointConfig = {
   unaligned: false,
   alignedCheckpointTimeoutMs: 0,
   storagePrefix: "",
+  localRecovery: true,
 };
 
 /** Fills defaults and validates; throws a FloeError naming the bad option. */
@@ -84,7 +91,7 @@ export function resolveCheckpointConfig(...layers: (CheckpointOptions | undefine
   if (c.externalized !== "retain_on_cancellation" && c.externalized !== "delete_on_cancellation") {
     throw bad("externalized", 'must be "retain_on_cancellation" or "delete_on_cancellation"', c.externalized);
   }
-  for (const flag of ["incremental", "unaligned"] as const) {
+  for (const flag of ["incremental", "unaligned", "localRecovery"] as const) {
     if (typeof c[flag] !== "boolean") throw bad(flag, "must be a boolean", c[flag]);
   }
   if (typeof c.storagePrefix !== "string" || /(^\/|\.\.)/.test(c.storagePrefix)) {

@@ -80,6 +80,8 @@ export class BarrierAligner {
 
   /** The checkpoint was aborted elsewhere: stop aligning it. */
   abort(checkpointId: number): AlignerAction {
+    // Late barriers of an aborted checkpoint must not start a new alignment.
+    this.latestCompleted = Math.max(this.latestCompleted, checkpointId);
     if (this.phase.kind === "collecting" && this.phase.checkpointId === checkpointId) {
       this.phase = { kind: "waiting" };
       return { aborted: checkpointId, unblockAll: true };

@@ -61,7 +61,7 @@ export function checkpointDetail(r: CheckpointRecord) {
   return {
     ...historyEntry(r),
     subtasks: [...r.acks]
-      .sort((a, b) => a.subtask.localeCompare(b.subtask))
+      .sort((a, b) => a.subtask.localeCompare(b.subtask, "en", { numeric: true }))
       .map((a) => ({
         subtask: a.subtask,
         ack_timestamp: a.ackTimestamp,

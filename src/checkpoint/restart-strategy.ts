@@ -23,8 +23,10 @@ export type RestartStrategyOptions =
 
 /** Failures seen so far, as the coordinator stores them. */
 export interface FailureHistory {
-  /** Times of failures that led to a restart decision, oldest first. */
+  /** Times of recent failures that led to a restart decision, oldest first (may be truncated). */
   readonly failureTimesMs: readonly number[];
+  /** Restarts so far in this run: what attempt limits count. */
+  readonly restarts: number;
   /** Restarts done under the current backoff (exponential-delay). */
   readonly backoffRestarts: number;
   /** Time the job last started running after a restart. */
@@ -46,8 +48,22 @@ export const DEFAULT_RESTART_STRATEGY: RestartStrategyOptions = {
 };
 
 /** Checks options when they are set, so that a bad one fails the start, not the failover. */
+const KNOWN_OPTIONS: Record<string, readonly string[]> = {
+  none: [],
+  "fixed-delay": ["attempts", "delayMs"],
+  "exponential-delay": ["initialDelayMs", "maxDelayMs", "multiplier", "resetBackoffThresholdMs", "attempts"],
+  "failure-rate": ["maxFailuresPerInterval", "intervalMs", "delayMs"],
+};
+
 export function validateRestartStrategy(o: RestartStrategyOptions): RestartStrategyOptions {
   const bad = (m: string) => new FloeError("invalid_config", `restart strategy ${o.type}: ${m}`);
+  const known = KNOWN_OPTIONS[o?.type as string];
+  if (known) {
+    const unknown = Object.keys(o).filter((k) => k !== "type" && !known.includes(k));
+    if (unknown.length > 0) {
+      throw bad(`unknown option ${unknown.map((k) => JSON.stringify(k)).join(", ")} (known: ${known.join(", ") || "none"})`);
+    }
+  }
   const nonNeg = (name: string, v: number | undefined) => {
     if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw bad(`${name} must be a number ≥ 0`);
   };
@@ -82,7 +98,7 @@ export function validateRestartStrategy(o: RestartStrategyOptions): RestartStrat
  * (`history.failureTimesMs` does not yet hold this one).
  */
 export function decideRestart(o: RestartStrategyOptions, history: FailureHistory, nowMs: number): RestartDecision {
-  const failures = history.failureTimesMs.length + 1;
+  const failures = history.restarts + 1;
   switch (o.type) {
     case "none":
       return { restart: false, reason: "the restart strategy is none" };

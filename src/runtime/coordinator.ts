@@ -429,7 +429,7 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
     if (s.status !== "RUNNING" && s.status !== "RESTARTING") return;
     const now = Date.now();
     this.abortPending(s, "JOB_FAILOVER", cause);
-    const decision = decideRestart(s.config!.restartStrategy, { failureTimesMs: s.failureTimesMs, backoffRestarts: s.backoffRestarts, lastRunningSinceMs: s.runningSinceMs }, now);
+    const decision = decideRestart(s.config!.restartStrategy, { failureTimesMs: s.failureTimesMs, restarts: s.restarts, backoffRestarts: s.backoffRestarts, lastRunningSinceMs: s.runningSinceMs }, now);
     const old = { ...s };
     s.attempt += 1; // fence: from here on, the old attempt's messages are ignored
     s.lastError = cause;

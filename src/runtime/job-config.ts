@@ -24,7 +24,7 @@ function camelKeys(o: unknown, where: string): Record<string, unknown> {
 
 const CHECKPOINT_KEYS = new Set([
   "intervalMs", "mode", "timeoutMs", "minPauseMs", "maxConcurrent", "tolerableFailures", "retained", "externalized",
-  "incremental", "fullEvery", "unaligned", "alignedCheckpointTimeoutMs", "storagePrefix",
+  "incremental", "fullEvery", "unaligned", "alignedCheckpointTimeoutMs", "storagePrefix", "localRecovery",
 ]);
 
 /** Resolves and validates the configuration of a run; throws FloeError("invalid_config") naming the option. */

@@ -151,10 +151,10 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
   }
 
   /** Loads one operator's restored state: from the local image when it holds exactly that checkpoint, else from R2. */
-  private async loadState(uid: string, spec: RestoreSpec, range: KeyGroupRange): Promise<StateEntry[]> {
+  private async loadState(uid: string, spec: RestoreSpec, range: KeyGroupRange, localRecovery: boolean): Promise<StateEntry[]> {
     const image = this.meta("image");
     const wanted = JSON.stringify({ checkpointId: spec.checkpointId, start: range.start, end: range.end });
-    if (image === wanted) {
+    if (localRecovery && image === wanted) {
       const rows = this.sql.exec<{ state: string; key: string; key_group: number; kind: StateEntry["kind"]; value: string }>(
         `SELECT state, key, key_group, kind, value FROM keyed_state WHERE op = ?`,
         uid,
@@ -235,7 +235,7 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
         },
         markImage: (checkpointId) => this.setMeta("image", JSON.stringify({ checkpointId, start: range.start, end: range.end })),
       },
-      loadState: (uid, spec, r) => this.loadState(uid, spec, r),
+      loadState: (uid, spec, r) => this.loadState(uid, spec, r, d.checkpoint.localRecovery),
       acknowledge: async (ack) => {
         await coordinator().acknowledgeCheckpoint(ack);
       },

@@ -336,13 +336,17 @@ export class Task {
     if (this.aligner.aligning === b.checkpointId || action.snapshot === b.checkpointId) {
       this.pendingBarrier = { checkpointId: b.checkpointId, triggerMs: b.triggerMs, isSavepoint: b.isSavepoint };
     }
+    // An overtaken alignment reopens its channels before the new barrier's channel closes.
+    if (action.unblockAll && action.snapshot === undefined) this.gate.unblockAll();
     if (action.block) this.gate.block(action.block);
     if (action.aborted !== undefined) {
       await this.host.decline(action.aborted, `subtask ${this.describe()} received barrier ${b.checkpointId} before finishing alignment of ${action.aborted}`).catch(() => undefined);
     }
     // Snapshot first: records behind blocked channels belong to the next checkpoint.
-    if (action.snapshot !== undefined) await this.checkpoint(this.pendingBarrier!, this.aligner.lastAlignmentMs);
-    if (action.unblockAll) this.gate.unblockAll();
+    if (action.snapshot !== undefined) {
+      await this.checkpoint(this.pendingBarrier!, this.aligner.lastAlignmentMs);
+      this.gate.unblockAll();
+    }
   }
 
   /** Takes this subtask's part of a checkpoint: sync copy, barrier forward, async upload and ack. */

@@ -15,6 +15,7 @@ import type { CheckpointConfig } from "../api/checkpoint-options.js";
 import type { KeyedStateHandle } from "../checkpoint/types.js";
 import type { KeyGroupRange } from "../graph/key-groups.js";
 import type { KeyedStateBackend } from "./keyed-state.js";
+import { utf8Length } from "../storage/record-limits.js";
 import { type EncodedEntry, encodeEntries, writeSnapshot } from "./snapshot-format.js";
 
 /** Where the snapshotter writes. */
@@ -88,8 +89,8 @@ export class KeyedSnapshotter {
           const key = this.store.fileKey(uid, checkpointId);
           const body = writeSnapshot({ uid, kind: "full", checkpointId }, all);
           files.push({ key, body });
-          uploaded = body.length;
-          next = { files: [key], bytes: body.length, deltas: 0 };
+          uploaded = utf8Length(body);
+          next = { files: [key], bytes: uploaded, deltas: 0 };
         }
       } else if (changed.length === 0) {
         next = chain;
@@ -97,9 +98,9 @@ export class KeyedSnapshotter {
         const key = this.store.fileKey(uid, checkpointId);
         const body = writeSnapshot({ uid, kind: "delta", checkpointId }, changed);
         files.push({ key, body });
-        uploaded = body.length;
+        uploaded = utf8Length(body);
         dependsOnEarlier = true;
-        next = { files: [...chain.files, key], bytes: chain.bytes + body.length, deltas: chain.deltas + 1 };
+        next = { files: [...chain.files, key], bytes: chain.bytes + uploaded, deltas: chain.deltas + 1 };
       }
       if (!full && next === chain && chain.files.length > 0) dependsOnEarlier = true;
       this.chains.set(uid, next);
