@@ -11,12 +11,15 @@ export interface IngestBenchOptions {
   keys: number;
   batch: number;
   concurrency: number;
+  /** Checkpoint interval of the run; the job's own (1 s) when absent, 0 turns checkpoints off. */
+  checkpointIntervalMs?: number;
 }
 
 export async function benchIngestKeyedCount(o: IngestBenchOptions) {
   const engine = await startEngine();
   try {
-    const start = await engine.api("/v1/jobs/clicks/start", { method: "POST", json: {} });
+    const config = o.checkpointIntervalMs === undefined ? {} : { checkpoint: { interval_ms: o.checkpointIntervalMs } };
+    const start = await engine.api("/v1/jobs/clicks/start", { method: "POST", json: { config } });
     if (start.status !== 200) throw new Error(`start failed: ${await start.text()}`);
 
     // Key of event i is a fixed function of i, so the expected counts are known.
@@ -47,6 +50,7 @@ export async function benchIngestKeyedCount(o: IngestBenchOptions) {
     const totalMs = performance.now() - t0;
     return {
       bench: "ingest_keyed_count",
+      checkpoint_interval_ms: o.checkpointIntervalMs ?? 1000,
       events: o.events,
       keys: o.keys,
       batch: o.batch,

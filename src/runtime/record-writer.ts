@@ -141,16 +141,22 @@ export class RecordWriter {
     const p = this.send(t.vertex, t.index, message).then(
       (result) => {
         if (result === "accepted" || result === "duplicate") return;
-        this.failure ??= new ChannelError(
-          `channel to ${t.vertex}/${t.index} refused message ${message.seq}: ${result}`,
-          result === "stale-attempt",
-        );
+        this.setFailure(new ChannelError(`channel to ${t.vertex}/${t.index} refused message ${message.seq}: ${result}`, result === "stale-attempt"));
       },
       (e: unknown) => {
-        this.failure ??= new ChannelError(`channel to ${t.vertex}/${t.index} failed: ${String((e as Error)?.message ?? e)}`, false);
+        this.setFailure(new ChannelError(`channel to ${t.vertex}/${t.index} failed: ${String((e as Error)?.message ?? e)}`, false));
       },
     );
     t.inFlight.push(p);
+  }
+
+  /** Called once, as soon as a channel fails: the task need not wait for its next send to learn it. */
+  onFailure: ((e: ChannelError) => void) | undefined;
+
+  private setFailure(e: ChannelError): void {
+    if (this.failure) return;
+    this.failure = e;
+    this.onFailure?.(e);
   }
 
   private throwIfFailed(): void {

@@ -13,7 +13,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { KeyGroupRange } from "../graph/key-groups.js";
-import type { StateEntry } from "../state/keyed-state.js";
+import type { StateBacking, StateEntry } from "../state/keyed-state.js";
 import { readSnapshot } from "../state/snapshot-format.js";
 import { stateFileKey } from "../storage/layout.js";
 import type { FloeEnv } from "./env.js";
@@ -151,18 +151,15 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
   }
 
   /** Loads one operator's restored state: from the local image when it holds exactly that checkpoint, else from R2. */
-  private async loadState(uid: string, spec: RestoreSpec, range: KeyGroupRange, localRecovery: boolean): Promise<StateEntry[]> {
+  private async loadState(
+    uid: string,
+    spec: RestoreSpec,
+    range: KeyGroupRange,
+    localRecovery: boolean,
+  ): Promise<{ backing: StateBacking } | { entries: StateEntry[] }> {
     const image = this.meta("image");
     const wanted = JSON.stringify({ checkpointId: spec.checkpointId, start: range.start, end: range.end });
-    if (localRecovery && image === wanted) {
-      const rows = this.sql.exec<{ state: string; key: string; key_group: number; kind: StateEntry["kind"]; value: string }>(
-        `SELECT state, key, key_group, kind, value FROM keyed_state WHERE op = ?`,
-        uid,
-      );
-      const out: StateEntry[] = [];
-      for (const r of rows) out.push({ state: r.state, key: r.key, keyGroup: r.key_group, kind: r.kind, value: JSON.parse(r.value) });
-      return out;
-    }
+    if (localRecovery && image === wanted) return { backing: this.imageBacking(uid) };
     // Apply each overlapping chain in order: later files overwrite, deletions remove.
     const merged = new Map<string, StateEntry>();
     for (const handle of spec.keyed[uid] ?? []) {
@@ -193,7 +190,27 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
         JSON.stringify(e.value),
       );
     }
-    return out;
+    return { entries: out };
+  }
+
+  /** The local image of one operator, read on demand. */
+  private imageBacking(uid: string): StateBacking {
+    const sql = this.sql;
+    return {
+      get: (state, key) => {
+        const row = sql.exec<{ kind: StateEntry["kind"]; value: string }>(`SELECT kind, value FROM keyed_state WHERE op = ? AND state = ? AND key = ?`, uid, state, key).toArray()[0];
+        return row ? { kind: row.kind, value: JSON.parse(row.value) } : undefined;
+      },
+      entries: function* () {
+        for (const r of sql.exec<{ state: string; key: string; kind: StateEntry["kind"]; value: string }>(
+          `SELECT state, key, kind, value FROM keyed_state WHERE op = ?`,
+          uid,
+        )) {
+          yield { state: r.state, key: r.key, kind: r.kind, value: JSON.parse(r.value) };
+        }
+      },
+      count: () => sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM keyed_state WHERE op = ?`, uid).one().n,
+    };
   }
 
   private host(d: SubtaskDeployment): TaskHost {
@@ -215,7 +232,8 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
       snapshots: {
         fileKey: (uid, checkpointId) => stateFileKey(d.checkpoint.storagePrefix, d.job, uid, d.index, checkpointId),
         put: async (key, body) => {
-          await env.CHECKPOINTS.put(key, body);
+          // A Blob keeps the file's bytes out of the JS heap while R2 takes them.
+          await env.CHECKPOINTS.put(key, new Blob(body as string[]));
         },
         writeImage: (uid, changed) => {
           for (const { entry: e, valueJson } of changed) {
@@ -233,7 +251,11 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
               );
           }
         },
-        markImage: (checkpointId) => this.setMeta("image", JSON.stringify({ checkpointId, start: range.start, end: range.end })),
+        markImage: (checkpointId) => {
+          if (checkpointId === null) this.sql.exec(`DELETE FROM meta WHERE k = 'image'`);
+          else this.setMeta("image", JSON.stringify({ checkpointId, start: range.start, end: range.end }));
+        },
+        pause: () => new Promise((resolve) => setTimeout(resolve, 0)),
       },
       loadState: (uid, spec, r) => this.loadState(uid, spec, r, d.checkpoint.localRecovery),
       acknowledge: async (ack) => {

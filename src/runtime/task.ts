@@ -17,7 +17,7 @@ import type { KeyedStateHandle, SubtaskAck } from "../checkpoint/types.js";
 import type { KeyGroupRange } from "../graph/key-groups.js";
 import type { ExecutionPlan, PlanVertex } from "../graph/plan.js";
 import { upstreamSenders } from "../graph/partitioners.js";
-import type { StateEntry } from "../state/keyed-state.js";
+import type { StateBacking, StateEntry } from "../state/keyed-state.js";
 import { KeyedSnapshotter, type SnapshotStore } from "../state/snapshotter.js";
 import { InputGate } from "./input-gate.js";
 import { type BarrierMessage, type ChannelMessage, type DeliveryResult, type KeyedRecord, channelId } from "./messages.js";
@@ -53,8 +53,12 @@ export interface TaskHost {
   readonly snapshots: SnapshotStore;
   now(): number;
   sleep(ms: number): Promise<void>;
-  /** Loads restored keyed state: from the local image when it holds checkpoint `checkpointId`, else from the files. */
-  loadState(uid: string, spec: RestoreSpec, range: KeyGroupRange): Promise<StateEntry[]>;
+  /**
+   * Restored keyed state of one operator: the local image, read on demand,
+   * when it holds exactly checkpoint `spec.checkpointId`; else the entries
+   * read from the checkpoint's files.
+   */
+  loadState(uid: string, spec: RestoreSpec, range: KeyGroupRange): Promise<{ backing: StateBacking } | { entries: StateEntry[] }>;
   acknowledge(ack: SubtaskAck & { checkpointId: number }): Promise<void>;
   decline(checkpointId: number, reason: string): Promise<void>;
   reportFailure(message: string): Promise<void>;
@@ -130,6 +134,7 @@ export class Task {
       plan.batchSize,
       () => host.now(),
     );
+    this.writer.onFailure = (e) => void this.fail(e);
     this.chain = new OperatorChain(job, vertex, {
       subtaskIndex: index,
       maxParallelism: plan.maxParallelism,
@@ -171,7 +176,9 @@ export class Task {
       let rescaled = false;
       for (const [uid, backend] of this.chain.keyedState) {
         const handles = spec.keyed[uid] ?? [];
-        backend.load(await this.host.loadState(uid, spec, range));
+        const restored = await this.host.loadState(uid, spec, range);
+        if ("backing" in restored) backend.attach(restored.backing);
+        else backend.load(restored.entries);
         const own = handles.length === 1 && handles[0].keyGroups.start === range.start && handles[0].keyGroups.end === range.end;
         if (own) reusable[uid] = handles[0];
         else if (handles.length > 0) rescaled = true;
@@ -260,6 +267,7 @@ export class Task {
   /** Stops processing; waiting senders are released. */
   cancel(): void {
     if (this.status === "running" || this.status === "created") this.status = "canceled";
+    this.snapshotter.cancel();
     this.gate.close();
   }
 
@@ -360,25 +368,28 @@ export class Task {
     const startDelayMs = Math.max(0, this.firstBarrierMs - t.triggerMs);
     const asyncStart = this.host.now();
     const attempt = this.deployment.attempt;
-    void this.snapshotter.upload(prepared).then(
-      () =>
-        this.host.acknowledge({
-          checkpointId: t.checkpointId,
-          subtask: this.subtaskId(),
-          attempt,
-          keyed: prepared.handles,
-          sources: positions && this.sourceUid ? { [this.sourceUid]: positions } : {},
-          sinks: {},
-          syncMs,
-          asyncMs: this.host.now() - asyncStart,
-          alignmentMs,
-          startDelayMs,
-          ackTimestamp: this.host.now(),
-          checkpointedBytes: prepared.checkpointedBytes,
-          stateBytes: prepared.stateBytes,
-        }),
-      (e: unknown) => this.host.decline(t.checkpointId, `subtask ${this.describe()} could not upload its snapshot: ${(e as Error)?.message ?? e}`),
-    ).catch(() => undefined);
+    void this.snapshotter
+      .upload(prepared)
+      .then(
+        (done) =>
+          this.host.acknowledge({
+            checkpointId: t.checkpointId,
+            subtask: this.subtaskId(),
+            attempt,
+            keyed: done.handles,
+            sources: positions && this.sourceUid ? { [this.sourceUid]: positions } : {},
+            sinks: {},
+            syncMs,
+            asyncMs: this.host.now() - asyncStart,
+            alignmentMs,
+            startDelayMs,
+            ackTimestamp: this.host.now(),
+            checkpointedBytes: done.checkpointedBytes,
+            stateBytes: done.stateBytes,
+          }),
+        (e: unknown) => this.host.decline(t.checkpointId, `subtask ${this.describe()} could not upload its snapshot: ${(e as Error)?.message ?? e}`),
+      )
+      .catch(() => undefined);
     // Until sinks commit on completion (two-phase commit), they publish at the barrier.
     await this.flushSinks();
   }

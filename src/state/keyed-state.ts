@@ -1,8 +1,13 @@
 /**
  * The heap keyed-state backend: the working set of every keyed state lives
  * in JS maps (millions of updates per second), and what changed since the
- * last write-back is tracked so that it can be persisted in one synchronous
- * turn (to the subtask's SQLite image, and later into snapshots).
+ * last snapshot is tracked so that it can be captured at the barrier and
+ * written back to the subtask's SQLite image.
+ *
+ * After a local restore the maps start empty over a {@link StateBacking}
+ * (the image): a key is read from it on first access and cached. Restoring
+ * is then O(1) instead of O(state), so a restarted job processes its first
+ * record at once; keys no one touches stay on disk.
  */
 import type {
   ListState,
@@ -26,6 +31,14 @@ export interface StateEntry {
 
 type Kind = StateDescriptor["kind"];
 
+/** Persisted state read on demand (the local image). Values are in persisted form. */
+export interface StateBacking {
+  get(state: string, key: string): { kind: Kind; value: unknown } | undefined;
+  /** Every persisted entry. */
+  entries(): Iterable<{ state: string; key: string; kind: Kind; value: unknown }>;
+  count(): number;
+}
+
 /** Keyed state of one operator in one subtask. */
 export class KeyedStateBackend {
   private readonly tables = new Map<string, Map<string, unknown>>();
@@ -33,6 +46,11 @@ export class KeyedStateBackend {
   private readonly dirty = new Map<string, Set<string>>();
   private keyTextNow = "";
   private keyNow: Key = "";
+  private backing: StateBacking | undefined;
+  /** Keys of the backing deleted since it was attached (the image may still hold them). */
+  private readonly deleted = new Set<string>();
+  /** Number of keys with state, over all states, while a backing is attached. */
+  private count = 0;
 
   constructor(
     private readonly maxParallelism: number,
@@ -52,25 +70,22 @@ export class KeyedStateBackend {
   getState<T>(d: ValueStateDescriptor<T>): ValueState<T> {
     const table = this.table(d.name, "value");
     return {
-      value: () => table.get(this.keyTextNow) as T | undefined,
+      value: () => this.read(d.name, table) as T | undefined,
       update: (v) => {
         if (v === undefined) throw new TypeError(`ValueState "${d.name}": update(undefined); use clear()`);
-        table.set(this.keyTextNow, v);
-        this.touch(d.name);
+        this.write(d.name, table, v);
       },
-      clear: () => {
-        if (table.delete(this.keyTextNow)) this.touch(d.name);
-      },
+      clear: () => this.remove(d.name, table),
     };
   }
 
   getMapState<V>(d: MapStateDescriptor<V>): MapState<V> {
     const table = this.table(d.name, "map");
-    const read = () => table.get(this.keyTextNow) as Map<string, V> | undefined;
+    const read = () => this.read(d.name, table) as Map<string, V> | undefined;
     const write = () => {
       let m = read();
-      if (!m) table.set(this.keyTextNow, (m = new Map()));
-      this.touch(d.name);
+      if (!m) this.write(d.name, table, (m = new Map()));
+      else this.touch(d.name);
       return m;
     };
     return {
@@ -79,8 +94,8 @@ export class KeyedStateBackend {
       remove: (k) => {
         const m = read();
         if (m?.delete(k)) {
-          if (m.size === 0) table.delete(this.keyTextNow);
-          this.touch(d.name);
+          if (m.size === 0) this.remove(d.name, table);
+          else this.touch(d.name);
         }
       },
       contains: (k) => read()?.has(k) ?? false,
@@ -88,38 +103,35 @@ export class KeyedStateBackend {
       keys: () => [...(read()?.keys() ?? [])],
       values: () => [...(read()?.values() ?? [])],
       isEmpty: () => (read()?.size ?? 0) === 0,
-      clear: () => {
-        if (table.delete(this.keyTextNow)) this.touch(d.name);
-      },
+      clear: () => this.remove(d.name, table),
     };
   }
 
   getListState<T>(d: ListStateDescriptor<T>): ListState<T> {
     const table = this.table(d.name, "list");
-    const read = () => table.get(this.keyTextNow) as T[] | undefined;
+    const read = () => this.read(d.name, table) as T[] | undefined;
     return {
       get: () => [...(read() ?? [])],
       add: (v) => {
         const l = read();
-        if (l) l.push(v);
-        else table.set(this.keyTextNow, [v]);
-        this.touch(d.name);
+        if (l) {
+          l.push(v);
+          this.touch(d.name);
+        } else this.write(d.name, table, [v]);
       },
       addAll: (vs) => {
         if (vs.length === 0) return;
         const l = read();
-        if (l) l.push(...vs);
-        else table.set(this.keyTextNow, [...vs]);
-        this.touch(d.name);
+        if (l) {
+          l.push(...vs);
+          this.touch(d.name);
+        } else this.write(d.name, table, [...vs]);
       },
       update: (vs) => {
-        if (vs.length === 0) table.delete(this.keyTextNow);
-        else table.set(this.keyTextNow, [...vs]);
-        this.touch(d.name);
+        if (vs.length === 0) this.remove(d.name, table);
+        else this.write(d.name, table, [...vs]);
       },
-      clear: () => {
-        if (table.delete(this.keyTextNow)) this.touch(d.name);
-      },
+      clear: () => this.remove(d.name, table),
     };
   }
 
@@ -140,26 +152,38 @@ export class KeyedStateBackend {
     return out;
   }
 
-  /** Every entry, in persistable form. */
+  /** Every entry, in persistable form (the backing's untouched keys included). */
   allEntries(): StateEntry[] {
     const out: StateEntry[] = [];
     for (const [state, table] of this.tables) for (const [key, v] of table) out.push(this.entry(state, key, v));
+    if (this.backing) {
+      for (const e of this.backing.entries()) {
+        if (this.tables.get(e.state)?.has(e.key) || this.deleted.has(id(e.state, e.key))) continue;
+        out.push({ state: e.state, kind: e.kind, key: e.key, keyGroup: keyGroupOfText(e.key, this.maxParallelism), value: e.value });
+      }
+    }
     return out;
   }
 
   /** Replaces the working set with persisted entries. */
   load(entries: Iterable<{ state: string; key: string; kind: Kind; value: unknown }>): void {
-    // Cleared in place: accessors handed out before keep pointing at the live maps.
-    for (const t of this.tables.values()) t.clear();
-    for (const d of this.dirty.values()) d.clear();
+    this.reset();
     for (const e of entries) {
       const table = this.table(e.state, e.kind);
       table.set(e.key, fromPersisted(e.kind, e.value));
     }
   }
 
+  /** Replaces the working set with a backing read on demand. */
+  attach(backing: StateBacking): void {
+    this.reset();
+    this.backing = backing;
+    this.count = backing.count();
+  }
+
   /** Number of keys with state, over all states. */
   size(): number {
+    if (this.backing) return this.count;
     let n = 0;
     for (const t of this.tables.values()) n += t.size;
     return n;
@@ -168,6 +192,46 @@ export class KeyedStateBackend {
   /** Kind of a named state, once declared. */
   kindOf(state: string): Kind | undefined {
     return this.kinds.get(state);
+  }
+
+  private reset(): void {
+    // Cleared in place: accessors handed out before keep pointing at the live maps.
+    for (const t of this.tables.values()) t.clear();
+    for (const d of this.dirty.values()) d.clear();
+    this.deleted.clear();
+    this.backing = undefined;
+    this.count = 0;
+  }
+
+  /** The current key's value, from memory or, on a miss, from the backing (then cached). */
+  private read(state: string, table: Map<string, unknown>): unknown {
+    const v = table.get(this.keyTextNow);
+    if (v !== undefined || !this.backing) return v;
+    if (this.deleted.has(id(state, this.keyTextNow))) return undefined;
+    const persisted = this.backing.get(state, this.keyTextNow);
+    if (persisted === undefined) return undefined;
+    const value = fromPersisted(persisted.kind, persisted.value);
+    table.set(this.keyTextNow, value);
+    return value;
+  }
+
+  private write(state: string, table: Map<string, unknown>, value: unknown): void {
+    if (this.backing && this.read(state, table) === undefined) {
+      this.count++;
+      this.deleted.delete(id(state, this.keyTextNow));
+    }
+    table.set(this.keyTextNow, value);
+    this.touch(state);
+  }
+
+  private remove(state: string, table: Map<string, unknown>): void {
+    if (this.read(state, table) === undefined) return;
+    table.delete(this.keyTextNow);
+    if (this.backing) {
+      this.count--;
+      this.deleted.add(id(state, this.keyTextNow));
+    }
+    this.touch(state);
   }
 
   private entry(state: string, key: string, value: unknown): StateEntry {
@@ -197,6 +261,10 @@ export class KeyedStateBackend {
   private touch(state: string): void {
     this.dirty.get(state)!.add(this.keyTextNow);
   }
+}
+
+function id(state: string, key: string): string {
+  return `${state}\u0000${key}`;
 }
 
 /** Key group of a key given by its canonical text. */

@@ -36,16 +36,31 @@ export function encodeEntries(entries: readonly StateEntry[]): EncodedEntry[] {
 
 /** Builds a state file. Deletions are dropped from full files. */
 export function writeSnapshot(header: Omit<SnapshotHeader, "format" | "version" | "entries">, encoded: readonly EncodedEntry[]): string {
+  return writeSnapshotChunks(header, encoded).join("");
+}
+
+/** Text of a state file in chunks of about `chunkChars`, so that a large file never needs one huge array of lines. */
+export function writeSnapshotChunks(
+  header: Omit<SnapshotHeader, "format" | "version" | "entries">,
+  encoded: readonly EncodedEntry[],
+  chunkChars = 1 << 20,
+): string[] {
   const rows = (header.kind === "full" ? encoded.filter((e) => e.valueJson !== null) : [...encoded]).sort(
     (a, b) => a.entry.keyGroup - b.entry.keyGroup,
   );
   const head: SnapshotHeader = { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, ...header, entries: rows.length };
-  const lines = [JSON.stringify(head)];
+  const chunks: string[] = [];
+  let chunk = JSON.stringify(head);
   for (const { entry: e, valueJson } of rows) {
-    const prefix = `[${JSON.stringify(e.state)},"${e.kind}",${e.keyGroup},${JSON.stringify(e.key)}`;
-    lines.push(valueJson === null ? `${prefix}]` : `${prefix},${valueJson}]`);
+    const prefix = `\n[${JSON.stringify(e.state)},"${e.kind}",${e.keyGroup},${JSON.stringify(e.key)}`;
+    chunk += valueJson === null ? `${prefix}]` : `${prefix},${valueJson}]`;
+    if (chunk.length >= chunkChars) {
+      chunks.push(chunk);
+      chunk = "";
+    }
   }
-  return lines.join("\n");
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 }
 
 /** A parsed entry; `value` undefined is a deletion. */

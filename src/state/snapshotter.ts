@@ -1,54 +1,82 @@
 /**
- * Takes the keyed-state part of a subtask's checkpoint: the short
- * synchronous copy at the barrier (values serialized, write-back to the
- * local SQLite image) and the asynchronous upload of state files that
- * follows while processing goes on.
+ * Takes the keyed-state part of a subtask's checkpoint.
+ *
+ * The synchronous part, at the barrier, only captures: it takes the keys
+ * changed since the previous snapshot and serializes their values (later
+ * mutations of live state must not leak in). Everything else is
+ * asynchronous, while processing goes on: writing the changes back to the
+ * local SQLite image in small turns, building the state file and uploading
+ * it to R2.
  *
  * Incremental snapshots upload only the entries changed since the previous
- * snapshot, and extend its chain of files; every `fullEvery` snapshots the
+ * snapshot and extend its chain of files; every `fullEvery` snapshots the
  * chain is materialized in full, so that a restore reads a bounded number
- * of files. Uploads run one after another: an increment is only valid if
- * the files before it exist, so a failed upload forces the next snapshot
+ * of files. Snapshots finish one after another: an increment is only valid
+ * if the files before it exist, so a failed upload forces the next snapshot
  * to be full.
  */
 import type { CheckpointConfig } from "../api/checkpoint-options.js";
 import type { KeyedStateHandle } from "../checkpoint/types.js";
 import type { KeyGroupRange } from "../graph/key-groups.js";
-import type { KeyedStateBackend } from "./keyed-state.js";
 import { utf8Length } from "../storage/record-limits.js";
-import { type EncodedEntry, encodeEntries, writeSnapshot } from "./snapshot-format.js";
+import type { KeyedStateBackend } from "./keyed-state.js";
+import { type EncodedEntry, encodeEntries, writeSnapshotChunks } from "./snapshot-format.js";
 
 /** Where the snapshotter writes. */
 export interface SnapshotStore {
   /** R2 key of the state file of `uid` at `checkpointId`. */
   fileKey(uid: string, checkpointId: number): string;
-  put(key: string, body: string): Promise<void>;
+  /** Stores a file given as text chunks (joined, they are the file). */
+  put(key: string, body: readonly string[]): Promise<void>;
   /** Writes changed entries to the local image, synchronously. */
   writeImage(uid: string, changed: readonly EncodedEntry[]): void;
-  /** Records that the local image now holds the state of `checkpointId`, synchronously. */
-  markImage(checkpointId: number): void;
+  /** Records which checkpoint the local image holds (null: none, it is being written), synchronously. */
+  markImage(checkpointId: number | null): void;
+  /** Yields to other work between two turns of image writes. */
+  pause(): Promise<void>;
 }
 
-/** A snapshot after its synchronous part: files to upload and the handles they make. */
+/** One operator's part of a prepared snapshot. */
+interface PreparedOperator {
+  readonly uid: string;
+  readonly changed: readonly EncodedEntry[];
+  /** The file to build and upload, if any. */
+  readonly file: { key: string; kind: "full" | "delta"; entries: readonly EncodedEntry[] } | null;
+  readonly chain: ChainState;
+  /** The chain a delta extends (its size is known only once its own upload finished). */
+  readonly base: ChainState | null;
+  readonly entries: number;
+}
+
+/** A snapshot after its synchronous part. */
 export interface PreparedSnapshot {
   readonly checkpointId: number;
-  readonly files: readonly { key: string; body: string }[];
-  readonly handles: Record<string, KeyedStateHandle>;
-  /** Some handle extends an earlier chain, so earlier uploads must have succeeded. */
+  readonly operators: readonly PreparedOperator[];
+  /** Some file extends an earlier chain, so earlier uploads must have succeeded. */
   readonly dependsOnEarlier: boolean;
+}
+
+/** What an uploaded snapshot reports. */
+export interface CompletedSnapshot {
+  readonly handles: Record<string, KeyedStateHandle>;
   readonly checkpointedBytes: number;
   readonly stateBytes: number;
 }
 
 interface ChainState {
   files: string[];
+  /** Byte sizes of `files`, as far as known. */
   bytes: number;
   deltas: number;
 }
 
+/** Entries written to the image per turn. */
+const IMAGE_TURN_ENTRIES = 2000;
+
 export class KeyedSnapshotter {
   private readonly chains = new Map<string, ChainState>();
   private forceFull = false;
+  private canceled = false;
   private uploads: Promise<boolean> = Promise.resolve(true);
 
   constructor(
@@ -68,60 +96,82 @@ export class KeyedSnapshotter {
     this.chains.clear();
   }
 
-  /** The synchronous part: serialize, write back to the image, build the files. */
-  prepare(checkpointId: number, backends: ReadonlyMap<string, KeyedStateBackend>, forceFull = false): PreparedSnapshot {
-    const files: { key: string; body: string }[] = [];
-    const handles: Record<string, KeyedStateHandle> = {};
-    let dependsOnEarlier = false;
-    let checkpointedBytes = 0;
-    let stateBytes = 0;
-    for (const [uid, backend] of backends) {
-      const changed = encodeEntries(backend.takeDirty());
-      this.store.writeImage(uid, changed);
-      const chain = this.chains.get(uid);
-      const full = forceFull || this.forceFull || !this.config.incremental || !chain || chain.deltas + 1 >= this.config.fullEvery;
-      let next: ChainState;
-      let uploaded = 0;
-      if (full) {
-        const all = encodeEntries(backend.allEntries());
-        if (all.length === 0) next = { files: [], bytes: 0, deltas: 0 };
-        else {
-          const key = this.store.fileKey(uid, checkpointId);
-          const body = writeSnapshot({ uid, kind: "full", checkpointId }, all);
-          files.push({ key, body });
-          uploaded = utf8Length(body);
-          next = { files: [key], bytes: uploaded, deltas: 0 };
-        }
-      } else if (changed.length === 0) {
-        next = chain;
-      } else {
-        const key = this.store.fileKey(uid, checkpointId);
-        const body = writeSnapshot({ uid, kind: "delta", checkpointId }, changed);
-        files.push({ key, body });
-        uploaded = utf8Length(body);
-        dependsOnEarlier = true;
-        next = { files: [...chain.files, key], bytes: chain.bytes + uploaded, deltas: chain.deltas + 1 };
-      }
-      if (!full && next === chain && chain.files.length > 0) dependsOnEarlier = true;
-      this.chains.set(uid, next);
-      handles[uid] = { files: next.files, keyGroups: this.range, stateBytes: next.bytes, checkpointedBytes: uploaded, entries: backend.size() };
-      checkpointedBytes += uploaded;
-      stateBytes += next.bytes;
-    }
-    this.store.markImage(checkpointId);
-    this.forceFull = false;
-    return { checkpointId, files, handles, dependsOnEarlier, checkpointedBytes, stateBytes };
+  /** Stops writing: a canceled task must not touch the image a new attempt restores into. */
+  cancel(): void {
+    this.canceled = true;
   }
 
-  /** The asynchronous part: uploads the files, after every earlier upload. */
-  upload(s: PreparedSnapshot): Promise<void> {
+  /** The synchronous part: capture changed (or all) entries as serialized values. */
+  prepare(checkpointId: number, backends: ReadonlyMap<string, KeyedStateBackend>, forceFull = false): PreparedSnapshot {
+    const operators: PreparedOperator[] = [];
+    let dependsOnEarlier = false;
+    for (const [uid, backend] of backends) {
+      const changed = encodeEntries(backend.takeDirty());
+      const chain = this.chains.get(uid);
+      const full = forceFull || this.forceFull || !this.config.incremental || !chain || chain.deltas + 1 >= this.config.fullEvery;
+      let file: PreparedOperator["file"] = null;
+      let base: ChainState | null = null;
+      let next: ChainState;
+      if (full) {
+        const all = encodeAll(backend, changed);
+        const key = this.store.fileKey(uid, checkpointId);
+        file = all.length > 0 ? { key, kind: "full", entries: all } : null;
+        next = { files: file ? [key] : [], bytes: 0, deltas: 0 };
+      } else if (changed.length === 0) {
+        next = chain;
+        if (chain.files.length > 0) dependsOnEarlier = true;
+      } else {
+        const key = this.store.fileKey(uid, checkpointId);
+        file = { key, kind: "delta", entries: changed };
+        next = { files: [...chain.files, key], bytes: 0, deltas: chain.deltas + 1 };
+        base = chain;
+        dependsOnEarlier = true;
+      }
+      this.chains.set(uid, next);
+      operators.push({ uid, changed, file, chain: next, base, entries: backend.size() });
+    }
+    this.forceFull = false;
+    return { checkpointId, operators, dependsOnEarlier };
+  }
+
+  /**
+   * The asynchronous part, after every earlier snapshot: write back the
+   * image, build and upload the files. Resolves with the handles to ack.
+   */
+  upload(s: PreparedSnapshot): Promise<CompletedSnapshot> {
     const earlier = this.uploads;
-    const done = (async () => {
+    const done = (async (): Promise<CompletedSnapshot> => {
       const earlierOk = await earlier;
+      if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
       if (!earlierOk && s.dependsOnEarlier) {
+        // The image must still get these changes: they were taken off the dirty list.
+        await this.writeBack(s);
         throw new Error(`snapshot ${s.checkpointId} extends files of an earlier snapshot whose upload failed`);
       }
-      await Promise.all(s.files.map((f) => this.store.put(f.key, f.body)));
+      // Build every file first (CPU), then upload them while the image is written back.
+      const files = s.operators
+        .filter((op) => op.file)
+        .map((op) => {
+          const body = writeSnapshotChunks({ uid: op.uid, kind: op.file!.kind, checkpointId: s.checkpointId }, op.file!.entries);
+          return { op, body, bytes: body.reduce((n, c) => n + utf8Length(c), 0) };
+        });
+      const uploads = Promise.all(files.map((f) => this.store.put(f.op.file!.key, f.body)));
+      uploads.catch(() => undefined);
+      await this.writeBack(s);
+      await uploads;
+      const handles: Record<string, KeyedStateHandle> = {};
+      let checkpointedBytes = 0;
+      let stateBytes = 0;
+      for (const op of s.operators) {
+        const f = files.find((x) => x.op === op);
+        const uploaded = f ? f.bytes : 0;
+        // Sizes become known here; later snapshots share the chain object, so it is updated in place.
+        if (f) op.chain.bytes = (op.base?.bytes ?? 0) + uploaded;
+        handles[op.uid] = { files: op.chain.files, keyGroups: this.range, stateBytes: op.chain.bytes, checkpointedBytes: uploaded, entries: op.entries };
+        checkpointedBytes += uploaded;
+        stateBytes += op.chain.bytes;
+      }
+      return { handles, checkpointedBytes, stateBytes };
     })();
     this.uploads = done.then(
       () => true,
@@ -132,4 +182,28 @@ export class KeyedSnapshotter {
     );
     return done;
   }
+
+  /** Writes the captured changes to the local image in small turns; marks it when whole. */
+  private async writeBack(s: PreparedSnapshot): Promise<void> {
+    this.store.markImage(null);
+    let turns = 0;
+    for (const op of s.operators) {
+      for (let i = 0; i < op.changed.length; i += IMAGE_TURN_ENTRIES) {
+        if (turns++ > 0) await this.store.pause();
+        if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
+        this.store.writeImage(op.uid, op.changed.slice(i, i + IMAGE_TURN_ENTRIES));
+      }
+    }
+    if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
+    this.store.markImage(s.checkpointId);
+  }
+}
+
+/** Every entry of a backend, reusing the serialization of the ones just changed. */
+function encodeAll(backend: KeyedStateBackend, changed: readonly EncodedEntry[]): readonly EncodedEntry[] {
+  // Everything changed (a first snapshot, a fresh restore): nothing to merge.
+  if (changed.length === backend.size() && changed.every((e) => e.valueJson !== null)) return changed;
+  const byId = new Map<string, EncodedEntry>();
+  for (const e of changed) byId.set(`${e.entry.state}\u0000${e.entry.key}`, e);
+  return backend.allEntries().map((entry) => byId.get(`${entry.state}\u0000${entry.key}`) ?? { entry, valueJson: JSON.stringify(entry.value) });
 }

@@ -48,6 +48,14 @@ export async function startEngine(
     r2Persist: join(persistDir, "r2"),
     host: "127.0.0.1",
     port: 0,
+    // workerd's output must be consumed (unread pipes stalled and killed large runs);
+    // FLOE_RUNTIME_STDIO=1 shows it.
+    handleRuntimeStdio: (out: NodeJS.ReadableStream, err: NodeJS.ReadableStream) => {
+      for (const stream of [out, err]) {
+        if (process.env.FLOE_RUNTIME_STDIO) stream.pipe(process.stderr);
+        else stream.resume();
+      }
+    },
   });
   const url = (await mf.ready).toString().replace(/\/$/, "");
   return {

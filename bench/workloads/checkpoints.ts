@@ -1,0 +1,141 @@
+/**
+ * Checkpoints of large keyed state, and recovery from them.
+ *
+ * Fills `keys` keys with `payloadBytes` of state each (≈ 100 MB by
+ * default) through HTTP ingestion, takes a first checkpoint (full), changes
+ * `changedFraction` of the keys, takes a second one (incremental when
+ * configured), then resets a keyed subtask and measures the time until the
+ * restored job processes its first record.
+ */
+import { subtaskName } from "../../src/runtime/names.js";
+import { type Engine, startEngine } from "../../test/support/engine.js";
+
+export interface CheckpointBenchOptions {
+  keys: number;
+  payloadBytes: number;
+  changedFraction: number;
+  incremental: boolean;
+  localRecovery: boolean;
+}
+
+interface Entry {
+  id: number;
+  status: string;
+  end_to_end_duration: number;
+  checkpointed_size: number;
+  state_size: number;
+  sync_duration: number;
+  async_duration: number;
+}
+
+async function ingestAll(engine: Engine, records: string[], perRequest = 10_000, concurrency = 1): Promise<void> {
+  let next = 0;
+  const send = async () => {
+    while (next < records.length) {
+      const first = next;
+      next += perRequest;
+      const res = await engine.api("/v1/ingest/bench-state", {
+        method: "POST",
+        body: records.slice(first, first + perRequest).join("\n"),
+        headers: { "content-type": "application/x-ndjson" },
+      });
+      if (res.status !== 200) throw new Error(`ingest failed: ${res.status} ${await res.text()}`);
+      await res.arrayBuffer();
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, send));
+}
+
+async function keyedRecordsIn(engine: Engine, attempt?: number): Promise<number> {
+  const m = (await (await engine.api("/v1/jobs/bench-state/metrics")).json()) as { subtasks: { vertex: string; recordsIn: number; attempt: number }[] };
+  return m.subtasks.filter((s) => s.vertex === "latest" && (attempt === undefined || s.attempt === attempt)).reduce((a, s) => a + s.recordsIn, 0);
+}
+
+async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 300_000, pollMs = 20): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+async function checkpoint(engine: Engine): Promise<Entry> {
+  const res = await engine.api("/v1/jobs/bench-state/checkpoints", { method: "POST" });
+  if (res.status !== 202) throw new Error(`trigger failed: ${res.status} ${await res.text()}`);
+  const { id } = (await res.json()) as { id: number };
+  let entry: Entry | undefined;
+  await until(`checkpoint ${id}`, async () => {
+    entry = (await (await engine.api(`/v1/jobs/bench-state/checkpoints/${id}`)).json()) as Entry;
+    if (entry.status === "FAILED") throw new Error(`checkpoint ${id} failed`);
+    return entry.status === "COMPLETED";
+  });
+  return entry!;
+}
+
+/** Progress on stderr, so that stdout stays one JSON line per result. */
+function progress(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+export async function benchCheckpoints(o: CheckpointBenchOptions) {
+  const engine = await startEngine({ testJobs: true });
+  try {
+    const start = await engine.api("/v1/jobs/bench-state/start", {
+      method: "POST",
+      json: {
+        config: {
+          checkpoint: { interval_ms: 0, incremental: o.incremental, full_every: 100, local_recovery: o.localRecovery },
+          restart_strategy: { type: "fixed-delay", delay_ms: 0 },
+        },
+      },
+    });
+    if (start.status !== 200) throw new Error(`start failed: ${await start.text()}`);
+    const filler = "x".repeat(o.payloadBytes);
+    const all = Array.from({ length: o.keys }, (_, i) => `{"k":"key-${i}","p":"${filler}"}`);
+    await ingestAll(engine, all);
+    await until("every record processed", async () => (await keyedRecordsIn(engine)) >= o.keys);
+
+    progress(`filled ${o.keys} keys; first checkpoint`);
+    const first = await checkpoint(engine);
+    progress(`first checkpoint: ${first.end_to_end_duration} ms`);
+    const changed = Math.round(o.keys * o.changedFraction);
+    const other = "y".repeat(o.payloadBytes);
+    await ingestAll(engine, Array.from({ length: changed }, (_, i) => `{"k":"key-${(i * 97) % o.keys}","p":"${other}"}`));
+    await until("the changes processed", async () => (await keyedRecordsIn(engine)) >= o.keys + changed);
+    const second = await checkpoint(engine);
+    progress(`second checkpoint: ${second.end_to_end_duration} ms; failing a subtask`);
+
+    // Failure: one keyed subtask loses its memory; the next record sent to it finds out at once.
+    const status = (await (await engine.api("/v1/jobs/bench-state")).json()) as { attempt: number };
+    const ns = await engine.mf.getDurableObjectNamespace("SUBTASK");
+    const failedAt = performance.now();
+    await (ns.get(ns.idFromName(subtaskName("bench-state", "latest", 0))) as unknown as { reset(): Promise<void> }).reset().catch(() => undefined);
+    await ingestAll(engine, Array.from({ length: 64 }, (_, i) => `{"k":"key-${i}","p":"z"}`), 64, 1);
+    let restartedAttempt = status.attempt;
+    await until("the first record after the restore", async () => {
+      const s = (await (await engine.api("/v1/jobs/bench-state")).json()) as { attempt: number; status: string };
+      if (s.status !== "RUNNING" || s.attempt === status.attempt) return false;
+      restartedAttempt = s.attempt;
+      return (await keyedRecordsIn(engine, s.attempt)) > 0;
+    }, 300_000, 5);
+    const recoveryMs = performance.now() - failedAt;
+    return {
+      bench: "checkpoint_large_state",
+      keys: o.keys,
+      state_mb: Math.round((second.state_size / 1e6) * 10) / 10,
+      incremental: o.incremental,
+      local_recovery: o.localRecovery,
+      full_checkpoint_ms: first.end_to_end_duration,
+      full_checkpoint_sync_ms: first.sync_duration,
+      full_checkpoint_bytes: first.checkpointed_size,
+      changed_fraction: o.changedFraction,
+      second_checkpoint_ms: second.end_to_end_duration,
+      second_checkpoint_sync_ms: second.sync_duration,
+      second_checkpoint_bytes: second.checkpointed_size,
+      recovery_to_first_record_ms: Math.round(recoveryMs),
+      restarted_attempt: restartedAttempt,
+    };
+  } finally {
+    await engine.dispose();
+  }
+}
