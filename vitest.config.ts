@@ -1,3 +1,4 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
@@ -11,6 +12,20 @@ export default defineConfig({
         },
       },
       {
+        // Inside workerd, through the vitest plugin: objects, eviction, the Worker's fetch.
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: { FLOE_ADMIN_TOKEN: "runtime-test-token" } },
+          }),
+        ],
+        test: {
+          name: "runtime",
+          include: ["test/runtime/**/*.test.ts"],
+        },
+      },
+      {
+        // Node side: the bundled Worker in Miniflare, restarts, SIGKILL, fault injection.
         test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
