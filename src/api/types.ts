@@ -114,6 +114,26 @@ export interface HttpStreamDefinition {
   readonly ingestTokenVar?: string;
 }
 
+/** Delivery guarantee of a sink: output visible after its checkpoint completed, or at the barrier. */
+export type DeliveryGuarantee = "exactly_once" | "at_least_once";
+
+/** Staging rows in the sink subtask's transactional storage; every method is synchronous. */
+export interface StagingStore {
+  /** Appends rows to transaction `txn` (-1 for the open one). */
+  append(uid: string, txn: number, rows: readonly string[]): void;
+  /** Turns the open transaction's rows into sealed transaction `txn`. */
+  seal(uid: string, txn: number): void;
+  /** Sealed transactions, oldest first. */
+  sealed(uid: string): number[];
+  rows(uid: string, txn: number): string[];
+  /** Deletes a transaction's rows. */
+  drop(uid: string, txn: number): void;
+  /** Deletes the open transaction and every sealed one after `txn`. */
+  dropAfter(uid: string, txn: number): void;
+  /** Bytes staged, over all transactions of `uid`. */
+  bytes(uid: string): number;
+}
+
 /** Runtime services a sink writer may use. */
 export interface SinkWriterContext {
   readonly jobName: string;
@@ -121,16 +141,42 @@ export interface SinkWriterContext {
   readonly subtaskIndex: number;
   readonly parallelism: number;
   readonly env: unknown;
+  /** Increases with every fresh start of the job (not with restarts after failures). */
+  readonly runId: number;
+  readonly staging: StagingStore;
+  now(): number;
 }
 
-/** One parallel instance of a sink. */
+/** The handle of a sealed transaction, as it goes into the checkpoint. */
+export interface SinkTransactionHandle {
+  readonly txn: number;
+  readonly rows: number;
+  readonly bytes: number;
+}
+
+/** Metrics of one sink writer. */
+export interface SinkMetrics {
+  readonly pendingStagedBytes: number;
+  readonly committedTransactions: number;
+  /** From pre-commit to the end of the commit, of the last transaction committed. */
+  readonly lastCommitLatencyMs: number | null;
+  readonly maxCommitLatencyMs: number;
+}
+
+/** One parallel instance of a sink: a two-phase-commit participant. */
 export interface SinkWriter<T = unknown> {
+  readonly guarantee: DeliveryGuarantee;
   /** Takes one record, synchronously, inside the processing turn. */
   write(value: T): void;
-  /** Publishes what was written so far. */
-  flush(): Promise<void>;
-  /** Bytes written and not yet published. */
+  /** Seals what was written since the last barrier as transaction `txn`, synchronously. */
+  preCommit(txn: number): SinkTransactionHandle;
+  /** Publishes every sealed transaction up to `txn`. */
+  commit(txn: number): Promise<void>;
+  /** After a restore to `checkpointId` (0: none): drops later transactions, commits the rest. */
+  recover(checkpointId: number): Promise<void>;
+  /** Bytes not yet published. */
   pendingBytes(): number;
+  metrics(): SinkMetrics;
 }
 
 /** A sink connector: what the job builder receives. */

@@ -31,6 +31,8 @@ export interface JobRecord {
   backoffRestarts: number;
   restartAtMs: number | null;
   restores: RestoreRecord[];
+  /** Increases with every fresh start (not with restarts after failures). */
+  runId: number;
 }
 
 export const INITIAL_JOB: JobRecord = {
@@ -52,6 +54,7 @@ export const INITIAL_JOB: JobRecord = {
   backoffRestarts: 0,
   restartAtMs: null,
   restores: [],
+  runId: 0,
 };
 
 /** Checkpoint rows kept for statistics. */
@@ -134,14 +137,18 @@ export class CoordinatorStore {
     this.sql.exec(`UPDATE checkpoints SET status = ? WHERE id = ?`, status, id);
   }
 
-  complete(id: number, endMs: number, externalPath: string, metadata: CheckpointMetadata): void {
-    this.sql.exec(
-      `UPDATE checkpoints SET status = 'COMPLETED', end_ms = ?, external_path = ?, metadata = ? WHERE id = ?`,
-      endMs,
-      externalPath,
-      JSON.stringify(metadata),
-      id,
-    );
+  /** Marks a completing checkpoint completed; false if it was failed meanwhile (e.g. by a failover). */
+  complete(id: number, endMs: number, externalPath: string, metadata: CheckpointMetadata): boolean {
+    const r = this.sql
+      .exec(
+        `UPDATE checkpoints SET status = 'COMPLETED', end_ms = ?, external_path = ?, metadata = ? WHERE id = ? AND status = 'COMPLETING' RETURNING id`,
+        endMs,
+        externalPath,
+        JSON.stringify(metadata),
+        id,
+      )
+      .toArray();
+    return r.length > 0;
   }
 
   fail(id: number, endMs: number, failure: string): boolean {

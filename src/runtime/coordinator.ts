@@ -111,6 +111,7 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
         finished: [],
         failureTimesMs: [],
         restores: [],
+        runId: s.runId + 1,
       };
       this.store.saveJob(next);
       await this.deployAndStart(next, null);
@@ -342,8 +343,13 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
       return;
     }
     const now = Date.now();
-    // Written: the checkpoint exists, whatever happened to the job meanwhile.
-    this.store.complete(id, now, store.externalPath(id), metadata);
+    // A failover while the metadata was written failed this checkpoint: the new attempt
+    // restored an older one and replays from there, so this cut must never be restored.
+    if (this.store.job().attempt !== p.attempt || !this.store.complete(id, now, store.externalPath(id), metadata)) {
+      this.store.fail(id, now, `JOB_FAILOVER: the job failed over while checkpoint ${id} was completing`);
+      await store.deleteMetadata(id).catch(() => undefined);
+      return;
+    }
     const after = this.store.job();
     after.consecutiveFailures = 0;
     after.lastEndMs = now;
@@ -494,6 +500,7 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
         attempt,
         plan,
         checkpoint: s.config!.checkpoint,
+        runId: s.runId,
         keyGroupRange: range,
         restore: from ? restoreSpecFor(from, v.uids, range ?? { start: 0, end: plan.maxParallelism - 1 }) : null,
       };

@@ -32,8 +32,12 @@ function recordingSink<T = unknown>(fail?: (v: T) => boolean) {
         if (fail?.(v)) throw new Error(`cannot write ${JSON.stringify(v)}`);
         written.push(v);
       },
-      flush: async () => undefined,
+      guarantee: "exactly_once",
+      preCommit: (txn) => ({ txn, rows: 0, bytes: 0 }),
+      commit: async () => undefined,
+      recover: async () => undefined,
       pendingBytes: () => 0,
+      metrics: () => ({ pendingStagedBytes: 0, committedTransactions: 0, lastCommitLatencyMs: null, maxCommitLatencyMs: 0 }),
     }),
   };
   return { sink, written };
@@ -52,7 +56,16 @@ function chainOf(j: JobDefinition, vertexId: string, subtaskIndex = 0) {
     emit: (v) => emitted.push(v),
     createSinkWriter: (node) => {
       sinkNodes.push(node);
-      return node.sink!.createWriter({ jobName: j.name, uid: node.options.uid!, subtaskIndex, parallelism: vertex.parallelism, env: {} });
+      return node.sink!.createWriter({
+        jobName: j.name,
+        uid: node.options.uid!,
+        subtaskIndex,
+        parallelism: vertex.parallelism,
+        env: {},
+        runId: 1,
+        staging: undefined as never,
+        now: () => 0,
+      });
     },
   };
   return { chain: new OperatorChain(j, vertex, services), emitted, sinkNodes, vertex };

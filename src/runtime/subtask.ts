@@ -13,7 +13,10 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { KeyGroupRange } from "../graph/key-groups.js";
+import type { StagingStore } from "../api/types.js";
+import { OPEN_TXN } from "../connectors/sinks/two-phase-commit.js";
 import type { StateBacking, StateEntry } from "../state/keyed-state.js";
+import { utf8Length } from "../storage/record-limits.js";
 import { readSnapshot } from "../state/snapshot-format.js";
 import { stateFileKey } from "../storage/layout.js";
 import type { FloeEnv } from "./env.js";
@@ -39,6 +42,10 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS sink_stage (
+      uid TEXT NOT NULL, txn INTEGER NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, bytes INTEGER NOT NULL,
+      PRIMARY KEY (uid, txn, seq))`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS sink_sealed (uid TEXT NOT NULL, txn INTEGER NOT NULL, PRIMARY KEY (uid, txn))`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS keyed_state (
       op TEXT NOT NULL, state TEXT NOT NULL, key TEXT NOT NULL, key_group INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
       PRIMARY KEY (op, state, key))`);
@@ -213,6 +220,37 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
     };
   }
 
+  /** Staging rows of two-phase-commit sinks, in this object's transactional storage. */
+  private stagingStore(): StagingStore {
+    const sql = this.sql;
+    return {
+      append: (uid, txn, rows) => {
+        const seq = sql.exec<{ s: number }>(`SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM sink_stage WHERE uid = ? AND txn = ?`, uid, txn).one().s;
+        const data = rows.join("\n");
+        sql.exec(`INSERT INTO sink_stage (uid, txn, seq, data, bytes) VALUES (?, ?, ?, ?, ?)`, uid, txn, seq, data, utf8Length(data));
+      },
+      seal: (uid, txn) => {
+        sql.exec(`UPDATE sink_stage SET txn = ? WHERE uid = ? AND txn = ?`, txn, uid, OPEN_TXN);
+        sql.exec(`INSERT OR IGNORE INTO sink_sealed (uid, txn) VALUES (?, ?)`, uid, txn);
+      },
+      sealed: (uid) => sql.exec<{ txn: number }>(`SELECT txn FROM sink_sealed WHERE uid = ? ORDER BY txn`, uid).toArray().map((r) => r.txn),
+      rows: (uid, txn) =>
+        sql
+          .exec<{ data: string }>(`SELECT data FROM sink_stage WHERE uid = ? AND txn = ? ORDER BY seq`, uid, txn)
+          .toArray()
+          .flatMap((r) => (r.data.length === 0 ? [] : r.data.split("\n"))),
+      drop: (uid, txn) => {
+        sql.exec(`DELETE FROM sink_stage WHERE uid = ? AND txn = ?`, uid, txn);
+        sql.exec(`DELETE FROM sink_sealed WHERE uid = ? AND txn = ?`, uid, txn);
+      },
+      dropAfter: (uid, txn) => {
+        sql.exec(`DELETE FROM sink_stage WHERE uid = ? AND (txn > ? OR txn = ?)`, uid, txn, OPEN_TXN);
+        sql.exec(`DELETE FROM sink_sealed WHERE uid = ? AND txn > ?`, uid, txn);
+      },
+      bytes: (uid) => sql.exec<{ b: number | null }>(`SELECT SUM(bytes) AS b FROM sink_stage WHERE uid = ?`, uid).one().b ?? 0,
+    };
+  }
+
   private host(d: SubtaskDeployment): TaskHost {
     const env = this.env;
     const stubs = new Map<string, DurableObjectStub<Subtask>>();
@@ -226,6 +264,7 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
     const range = d.keyGroupRange ?? { start: 0, end: d.plan.maxParallelism - 1 };
     return {
       env,
+      staging: this.stagingStore(),
       send: (vertex, index, message) => stub(vertex, index).push(message) as Promise<DeliveryResult>,
       now: () => Date.now(),
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),

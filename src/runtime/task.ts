@@ -11,7 +11,7 @@
  */
 import type { CheckpointConfig } from "../api/checkpoint-options.js";
 import type { JobDefinition, LogicalNode } from "../api/job.js";
-import type { SinkWriter, SourceReader } from "../api/types.js";
+import type { SinkMetrics, SinkTransactionHandle, SinkWriter, SourceReader, StagingStore } from "../api/types.js";
 import { BarrierAligner } from "../checkpoint/barrier-aligner.js";
 import type { KeyedStateHandle, SubtaskAck } from "../checkpoint/types.js";
 import type { KeyGroupRange } from "../graph/key-groups.js";
@@ -41,6 +41,8 @@ export interface SubtaskDeployment {
   readonly attempt: number;
   readonly plan: ExecutionPlan;
   readonly checkpoint: CheckpointConfig;
+  /** Increases with every fresh start of the job: sinks name their transactions with it. */
+  readonly runId: number;
   /** Key groups this subtask owns, when its input is keyed. */
   readonly keyGroupRange: KeyGroupRange | null;
   readonly restore: RestoreSpec | null;
@@ -51,6 +53,7 @@ export interface TaskHost {
   readonly env: unknown;
   readonly send: SendFn;
   readonly snapshots: SnapshotStore;
+  readonly staging: StagingStore;
   now(): number;
   sleep(ms: number): Promise<void>;
   /**
@@ -79,6 +82,7 @@ export interface TaskMetrics {
   readonly positions: Record<string, number> | null;
   readonly stateKeys: number;
   readonly pendingSinkBytes: number;
+  readonly sinks: Record<string, SinkMetrics>;
   readonly lastCheckpointId: number;
 }
 
@@ -140,7 +144,16 @@ export class Task {
       maxParallelism: plan.maxParallelism,
       emit: (v) => this.writer.emit(v),
       createSinkWriter: (node: LogicalNode): SinkWriter =>
-        node.sink!.createWriter({ jobName: job.name, uid: node.options.uid!, subtaskIndex: index, parallelism: vertex.parallelism, env: host.env }),
+        node.sink!.createWriter({
+          jobName: job.name,
+          uid: node.options.uid!,
+          subtaskIndex: index,
+          parallelism: vertex.parallelism,
+          env: host.env,
+          runId: deployment.runId,
+          staging: host.staging,
+          now: () => host.now(),
+        }),
     });
     const channels: string[] = [];
     for (const input of vertex.inputs) {
@@ -189,6 +202,14 @@ export class Task {
       if (this.reader && this.sourceUid) this.reader.seek(spec.sources[this.sourceUid] ?? {});
       this.lastCheckpointId = spec.checkpointId;
     }
+    // Sealed transactions of completed checkpoints are published; later ones are replayed instead.
+    for (const [uid, sink] of this.chain.sinks) {
+      try {
+        await sink.recover(spec?.checkpointId ?? 0);
+      } catch (e) {
+        throw new Error(`sink "${uid}" could not commit the transactions of checkpoint ${spec?.checkpointId ?? 0}: ${(e as Error)?.message ?? e}`);
+      }
+    }
     this.status = "running";
   }
 
@@ -210,9 +231,16 @@ export class Task {
     return true;
   }
 
-  /** Checkpoint N completed everywhere. */
+  /** Checkpoint N completed everywhere: exactly-once sinks publish what it sealed. */
   async notifyCheckpointComplete(checkpointId: number): Promise<void> {
-    void checkpointId;
+    if (this.status !== "running" && this.status !== "finished") return;
+    try {
+      for (const [uid, sink] of this.chain.sinks) {
+        if (sink.guarantee === "exactly_once") await this.commitSink(uid, sink, checkpointId);
+      }
+    } catch (e) {
+      await this.fail(e);
+    }
   }
 
   /** Checkpoint N was aborted: an alignment waiting for it is given up. */
@@ -275,7 +303,11 @@ export class Task {
     let stateKeys = 0;
     for (const s of this.chain.keyedState.values()) stateKeys += s.size();
     let pendingSinkBytes = 0;
-    for (const s of this.chain.sinks.values()) pendingSinkBytes += s.pendingBytes();
+    const sinks: Record<string, SinkMetrics> = {};
+    for (const [uid, s] of this.chain.sinks) {
+      pendingSinkBytes += s.pendingBytes();
+      sinks[uid] = s.metrics();
+    }
     return {
       vertex: this.vertex.id,
       index: this.deployment.index,
@@ -288,6 +320,7 @@ export class Task {
       positions: this.reader?.positions() ?? null,
       stateKeys,
       pendingSinkBytes,
+      sinks,
       lastCheckpointId: this.lastCheckpointId,
     };
   }
@@ -362,6 +395,9 @@ export class Task {
     const t0 = this.host.now();
     const prepared = this.snapshotter.prepare(t.checkpointId, this.chain.keyedState, t.isSavepoint);
     const positions = this.reader?.positions();
+    // Pre-commit: each sink seals its open transaction as transaction N, in the same turn as the snapshot.
+    const sinkHandles: Record<string, SinkTransactionHandle> = {};
+    for (const [uid, sink] of this.chain.sinks) sinkHandles[uid] = sink.preCommit(t.checkpointId);
     const syncMs = this.host.now() - t0;
     this.lastCheckpointId = t.checkpointId;
     await this.writer.broadcastBarrier(t.checkpointId, t.triggerMs, t.isSavepoint);
@@ -378,7 +414,7 @@ export class Task {
             attempt,
             keyed: done.handles,
             sources: positions && this.sourceUid ? { [this.sourceUid]: positions } : {},
-            sinks: {},
+            sinks: sinkHandles,
             syncMs,
             asyncMs: this.host.now() - asyncStart,
             alignmentMs,
@@ -390,8 +426,18 @@ export class Task {
         (e: unknown) => this.host.decline(t.checkpointId, `subtask ${this.describe()} could not upload its snapshot: ${(e as Error)?.message ?? e}`),
       )
       .catch(() => undefined);
-    // Until sinks commit on completion (two-phase commit), they publish at the barrier.
-    await this.flushSinks();
+    // At-least-once sinks publish at the barrier; exactly-once ones wait for the checkpoint to complete.
+    for (const [uid, sink] of this.chain.sinks) {
+      if (sink.guarantee === "at_least_once") await this.commitSink(uid, sink, t.checkpointId);
+    }
+  }
+
+  private async commitSink(uid: string, sink: SinkWriter, txn: number): Promise<void> {
+    try {
+      await sink.commit(txn);
+    } catch (e) {
+      throw new Error(`sink "${uid}" failed to commit transaction ${txn}: ${(e as Error)?.message ?? e}`);
+    }
   }
 
   private subtaskId(): string {
@@ -412,16 +458,17 @@ export class Task {
     if (this.host.now() - this.lastSinkFlushMs >= SINK_FLUSH_INTERVAL_MS) await this.flushSinks();
   }
 
+  /** Without checkpoints: seal and publish on a timer, with transaction ids that grow across attempts. */
   private async flushSinks(): Promise<void> {
     this.lastSinkFlushMs = this.host.now();
+    const txn = this.deployment.attempt * 1e9 + ++this.localTxn;
     for (const [uid, sink] of this.chain.sinks) {
-      try {
-        await sink.flush();
-      } catch (e) {
-        throw new Error(`sink "${uid}" failed to publish: ${(e as Error)?.message ?? e}`);
-      }
+      sink.preCommit(txn);
+      await this.commitSink(uid, sink, txn);
     }
   }
+
+  private localTxn = 0;
 
   private async fail(e: unknown): Promise<void> {
     if (this.status !== "running") return;

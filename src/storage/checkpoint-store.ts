@@ -45,6 +45,11 @@ export class CheckpointStore {
     }
   }
 
+  /** Deletes a checkpoint's metadata (one that must not be restored). */
+  async deleteMetadata(checkpointId: number): Promise<void> {
+    await this.bucket.delete(metadataKey(this.prefix, this.job, checkpointId));
+  }
+
   /** Reads a checkpoint's metadata and checks that every file it references exists. */
   async read(checkpointId: number): Promise<CheckpointMetadata> {
     const object = await this.bucket.get(metadataKey(this.prefix, this.job, checkpointId));

@@ -1,15 +1,17 @@
 /**
  * The table sink: `{ key, value }` records become rows of a queryable
- * table, readable at `GET /v1/tables/:table[/:key]`. Rows of one key are
- * coalesced between publishes (a table keeps only the latest value), and a
- * publish names its writer and sequence so that repeating it is harmless.
+ * table, readable at `GET /v1/tables/:table[/:key]`. It commits through the
+ * two-phase-commit framework, so under exactly-once a row is visible only
+ * once the checkpoint that covers it completed (read_committed). Rows of one
+ * key coalesce within a transaction, and a transaction is published with
+ * its writer and id, so that the table applies it at most once.
  */
-import type { SinkDefinition, SinkWriter, SinkWriterContext } from "../../api/types.js";
-import { FloeError } from "../../errors.js";
+import type { DeliveryGuarantee, SinkDefinition, SinkWriterContext } from "../../api/types.js";
 import { type Key, hashKey, keyText } from "../../graph/key-groups.js";
 import type { FloeEnv } from "../../runtime/env.js";
 import { tablePartitionName } from "../../runtime/names.js";
 import type { TableRowWrite } from "../../runtime/table-partition.js";
+import { type SinkPublisher, TransactionalSinkWriter } from "./two-phase-commit.js";
 
 /** A row written to a table sink; a null value deletes the row. */
 export interface TableRecord<V = unknown> {
@@ -21,6 +23,8 @@ export interface TableRecord<V = unknown> {
 export interface TableSinkOptions {
   /** Partitions (objects) the table is spread over. Default 4. */
   partitions?: number;
+  /** Default exactly_once: rows appear when their checkpoint completes. */
+  guarantee?: DeliveryGuarantee;
 }
 
 /** The partition of a table that holds `key`. */
@@ -36,63 +40,60 @@ export function tableSink<V = unknown>(table: string, options: TableSinkOptions 
   return {
     kind: "table",
     tables: [{ name: table, partitions }],
-    createWriter: (ctx) => new TableSinkWriter(table, partitions, ctx),
+    createWriter: (ctx) =>
+      new TransactionalSinkWriter(
+        { uid: ctx.uid, guarantee: options.guarantee ?? "exactly_once", staging: ctx.staging, now: () => ctx.now() },
+        new TablePublisher(table, partitions, ctx),
+      ),
   };
 }
 
-class TableSinkWriter implements SinkWriter<TableRecord> {
-  private pending = new Map<string, TableRowWrite>();
-  private bytes = 0;
-  private publishes = 0;
+class TablePublisher implements SinkPublisher {
   private readonly env: FloeEnv;
-  private readonly writerId: string;
+  private readonly writer: string;
 
   constructor(
     private readonly table: string,
     private readonly partitions: number,
-    private readonly ctx: SinkWriterContext,
+    ctx: SinkWriterContext,
   ) {
     this.env = ctx.env as FloeEnv;
-    this.writerId = `${ctx.jobName}/${ctx.uid}/${ctx.subtaskIndex}`;
+    // Transaction ids grow within a run; a fresh start is a new writer.
+    this.writer = `${ctx.jobName}/${ctx.uid}/${ctx.subtaskIndex}@${ctx.runId}`;
   }
 
-  write(record: TableRecord): void {
-    const key = record?.key;
+  keyOf(record: unknown): string {
+    const key = (record as TableRecord | null)?.key;
     if (record === null || typeof record !== "object" || (typeof key !== "string" && typeof key !== "number")) {
-      throw new FloeError(
-        "unserializable_record",
-        `table sink "${this.ctx.uid}" needs records { key: string | number, value }, got ${preview(record)}`,
-      );
+      throw new TypeError(`a table row must be { key: string | number, value }, got ${preview(record)}`);
     }
-    const text = keyText(key);
-    const valueJson = record.value === null || record.value === undefined ? null : JSON.stringify(record.value);
-    const row: TableRowWrite = [text, JSON.stringify(key), valueJson];
-    this.bytes += text.length + (valueJson?.length ?? 0);
-    this.pending.set(text, row);
+    return keyText(key);
   }
 
-  async flush(): Promise<void> {
-    if (this.pending.size === 0) return;
+  encode(record: unknown): string {
+    const r = record as TableRecord;
+    this.keyOf(r);
+    const valueJson = r.value === null || r.value === undefined ? null : JSON.stringify(r.value);
+    if (valueJson === undefined) throw new TypeError(`the value of key ${JSON.stringify(r.key)} is not JSON`);
+    const row: TableRowWrite = [keyText(r.key), JSON.stringify(r.key), valueJson];
+    return JSON.stringify(row);
+  }
+
+  async publish(txn: number, rows: readonly string[]): Promise<void> {
     const byPartition = new Map<number, TableRowWrite[]>();
-    for (const row of this.pending.values()) {
+    for (const text of rows) {
+      const row = JSON.parse(text) as TableRowWrite;
       // hashKey of a key's canonical text equals hashKey of the key itself.
       const p = tablePartitionOf(row[0], this.partitions);
-      let rows = byPartition.get(p);
-      if (!rows) byPartition.set(p, (rows = []));
-      rows.push(row);
+      let list = byPartition.get(p);
+      if (!list) byPartition.set(p, (list = []));
+      list.push(row);
     }
-    this.pending = new Map();
-    this.bytes = 0;
-    this.publishes++;
     await Promise.all(
-      [...byPartition].map(([p, rows]) =>
-        this.env.TABLE_PARTITION.get(this.env.TABLE_PARTITION.idFromName(tablePartitionName(this.table, p))).upsert(rows),
+      [...byPartition].map(([p, list]) =>
+        this.env.TABLE_PARTITION.get(this.env.TABLE_PARTITION.idFromName(tablePartitionName(this.table, p))).upsert(list, this.writer, txn),
       ),
     );
-  }
-
-  pendingBytes(): number {
-    return this.bytes;
   }
 }
 
