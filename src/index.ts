@@ -23,6 +23,9 @@ export type { CheckpointOptions } from "./api/checkpoint-options.js";
 export { httpSource, type HttpSourceOptions } from "./connectors/sources/http-source.js";
 export { generatorSource, type GeneratorOptions } from "./connectors/sources/generator-source.js";
 export { tableSink, type TableRecord, type TableSinkOptions } from "./connectors/sinks/table-sink.js";
+export { webhookSink, webhookIdempotencyKey, type WebhookSinkOptions } from "./connectors/sinks/webhook-sink.js";
+export { fileSink, partKey, type FileSinkOptions } from "./connectors/sinks/file-sink.js";
+export { TransactionalSinkWriter, type SinkPublisher } from "./connectors/sinks/two-phase-commit.js";
 export { FloeError, JobDefinitionError } from "./errors.js";
 export type { FloeEnv } from "./runtime/env.js";
 

@@ -157,6 +157,8 @@ export interface SinkTransactionHandle {
 /** Metrics of one sink writer. */
 export interface SinkMetrics {
   readonly pendingStagedBytes: number;
+  /** Sealed transactions waiting for their checkpoint to complete (or for a commit to finish). */
+  readonly sealedTransactions: number;
   readonly committedTransactions: number;
   /** From pre-commit to the end of the commit, of the last transaction committed. */
   readonly lastCommitLatencyMs: number | null;

@@ -14,6 +14,8 @@ export interface FloeEnv {
   TABLE_PARTITION: DurableObjectNamespace<TablePartition>;
   /** Checkpoint and savepoint storage. */
   CHECKPOINTS: R2Bucket;
+  /** Output of file sinks. */
+  FILES?: R2Bucket;
   /** Bearer token of the control API (a Wrangler secret; locally from .dev.vars). */
   FLOE_ADMIN_TOKEN?: string;
 }

@@ -37,7 +37,7 @@ function recordingSink<T = unknown>(fail?: (v: T) => boolean) {
       commit: async () => undefined,
       recover: async () => undefined,
       pendingBytes: () => 0,
-      metrics: () => ({ pendingStagedBytes: 0, committedTransactions: 0, lastCommitLatencyMs: null, maxCommitLatencyMs: 0 }),
+      metrics: () => ({ pendingStagedBytes: 0, sealedTransactions: 0, committedTransactions: 0, lastCommitLatencyMs: null, maxCommitLatencyMs: 0 }),
     }),
   };
   return { sink, written };

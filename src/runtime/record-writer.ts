@@ -42,7 +42,7 @@ export class ChannelError extends Error {
 
 /** Emits records of one subtask to every downstream subtask. */
 export class RecordWriter {
-  private readonly outputs: { edge: OutputEdge; partitioner: Partitioner; targets: Target[] }[];
+  private readonly outputs: { edge: OutputEdge; partitioner: Partitioner; targets: Target[]; channels: Target[] }[];
   private failure: ChannelError | undefined;
   private recordsOut = 0;
   /** Time spent waiting for credits: how long downstream held this subtask back. */
@@ -57,17 +57,16 @@ export class RecordWriter {
     private readonly now: () => number,
     private readonly credits = 4,
   ) {
-    this.outputs = edges.map((edge) => ({
-      edge,
-      partitioner: createPartitioner(edge.partitioner, sender.index, edge.parallelism, maxParallelism),
-      targets: Array.from({ length: edge.parallelism }, (_, index) => ({
-        vertex: edge.vertex,
-        index,
-        seq: 0,
-        buffer: [],
-        inFlight: [],
-      })),
-    }));
+    this.outputs = edges.map((edge) => {
+      const targets = Array.from({ length: edge.parallelism }, (_, index) => ({ vertex: edge.vertex, index, seq: 0, buffer: [] as KeyedRecord[], inFlight: [] as Promise<void>[] }));
+      return {
+        edge,
+        partitioner: createPartitioner(edge.partitioner, sender.index, edge.parallelism, maxParallelism),
+        targets,
+        // A forward edge is one channel (i → i); barriers and end-of-input go only where channels are.
+        channels: edge.partitioner === "forward" ? [targets[sender.index]] : targets,
+      };
+    });
   }
 
   /** Whether the vertex sends anywhere. */
@@ -107,13 +106,13 @@ export class RecordWriter {
   /** Sends end-of-input on every channel. */
   async endOfInput(): Promise<void> {
     await this.flush();
-    for (const o of this.outputs) for (const t of o.targets) await this.sendOn(t, { kind: "end" });
+    for (const o of this.outputs) for (const t of o.channels) await this.sendOn(t, { kind: "end" });
   }
 
   /** Sends every buffered record, then barrier `checkpointId` on every channel. */
   async broadcastBarrier(checkpointId: number, triggerMs: number, isSavepoint: boolean): Promise<void> {
     await this.flush();
-    for (const o of this.outputs) for (const t of o.targets) await this.sendOn(t, { kind: "barrier", checkpointId, triggerMs, isSavepoint });
+    for (const o of this.outputs) for (const t of o.channels) await this.sendOn(t, { kind: "barrier", checkpointId, triggerMs, isSavepoint });
   }
 
   /** Waits until every message sent so far was taken by its receiver. */

@@ -42,7 +42,7 @@ export async function startEngine(
       STREAM_PARTITION: { className: "StreamPartition", useSQLite: true },
       TABLE_PARTITION: { className: "TablePartition", useSQLite: true },
     },
-    r2Buckets: ["CHECKPOINTS"],
+    r2Buckets: ["CHECKPOINTS", "FILES"],
     bindings: { FLOE_ADMIN_TOKEN: token, ...options.bindings },
     durableObjectsPersist: join(persistDir, "do"),
     r2Persist: join(persistDir, "r2"),

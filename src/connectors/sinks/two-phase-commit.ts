@@ -59,6 +59,9 @@ export class TransactionalSinkWriter implements SinkWriter {
   private keyed = new Map<string, unknown>();
   private rows: string[] = [];
   private openBytes = 0;
+  /** Rows and bytes of the open transaction already moved to staging (spilled). */
+  private spilledRows = 0;
+  private spilledBytes = 0;
   private lastSealed = 0;
   private committing: Promise<void> = Promise.resolve();
   private readonly sealedAtMs = new Map<number, number>();
@@ -97,8 +100,10 @@ export class TransactionalSinkWriter implements SinkWriter {
 
   /** Seals the open transaction as transaction `txn` (synchronous, with the snapshot). */
   preCommit(txn: number): SinkTransactionHandle {
-    const rows = this.keyed.size + this.rows.length;
-    const bytes = this.stageOpen(txn);
+    const rows = this.spilledRows + this.keyed.size + this.rows.length;
+    const bytes = this.spilledBytes + this.stageOpen(txn);
+    this.spilledRows = 0;
+    this.spilledBytes = 0;
     this.options.staging.seal(this.options.uid, txn);
     this.lastSealed = txn;
     this.sealedAtMs.set(txn, this.options.now());
@@ -131,6 +136,8 @@ export class TransactionalSinkWriter implements SinkWriter {
     this.keyed = new Map();
     this.rows = [];
     this.openBytes = 0;
+    this.spilledRows = 0;
+    this.spilledBytes = 0;
     this.options.staging.dropAfter(this.options.uid, checkpointId);
     this.lastSealed = checkpointId;
     await this.commit(checkpointId);
@@ -144,6 +151,7 @@ export class TransactionalSinkWriter implements SinkWriter {
   metrics(): SinkMetrics {
     return {
       pendingStagedBytes: this.pendingBytes(),
+      sealedTransactions: this.options.staging.sealed(this.options.uid).length,
       committedTransactions: this.committed,
       lastCommitLatencyMs: this.lastLatencyMs,
       maxCommitLatencyMs: this.maxLatencyMs,
@@ -161,10 +169,19 @@ export class TransactionalSinkWriter implements SinkWriter {
     for (let start = 0; start < rows.length; ) {
       let bytes = 0;
       let end = start;
-      while (end < rows.length && (end === start || bytes + rows[end].length < STAGING_ROW_BYTES)) bytes += rows[end++].length + 1;
+      while (end < rows.length) {
+        const size = utf8Length(rows[end]) + 1;
+        if (end > start && bytes + size > STAGING_ROW_BYTES) break;
+        bytes += size;
+        end++;
+      }
       this.options.staging.append(this.options.uid, OPEN_TXN, rows.slice(start, end));
       total += bytes;
       start = end;
+    }
+    if (txn === undefined) {
+      this.spilledRows += rows.length;
+      this.spilledBytes += total;
     }
     return total;
   }

@@ -1,0 +1,106 @@
+/**
+ * The webhook sink: each committed transaction is one POST of a JSON array
+ * to an HTTP endpoint, with `Idempotency-Key: job/uid/subtask/transaction`
+ * so that the receiver can recognize a repeated delivery (after a crash
+ * between publishing and forgetting). Network errors, 5xx and 429 are
+ * retried with exponential backoff; any other 4xx is reported at once: the
+ * endpoint refused the data, and retrying cannot help.
+ */
+import type { DeliveryGuarantee, SinkDefinition, SinkWriterContext } from "../../api/types.js";
+import { type SinkPublisher, TransactionalSinkWriter } from "./two-phase-commit.js";
+
+/** Options of {@link webhookSink}. */
+export interface WebhookSinkOptions {
+  /** The endpoint; or give `urlVar`. */
+  url?: string;
+  /** Name of a Worker variable holding the endpoint. */
+  urlVar?: string;
+  /** Name of a Worker secret sent as `Authorization: Bearer <secret>`. */
+  tokenVar?: string;
+  /** Default exactly_once: a POST happens once its checkpoint completed. */
+  guarantee?: DeliveryGuarantee;
+  /** Attempts per transaction before the sink fails. Default 8. */
+  maxAttempts?: number;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Per request. Default 10 s. */
+  timeoutMs?: number;
+}
+
+/** The endpoint refused a delivery: not retried. */
+export class WebhookRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "WebhookRefusedError";
+  }
+}
+
+/** The Idempotency-Key of one transaction of one sink subtask. */
+export function webhookIdempotencyKey(job: string, uid: string, subtask: number, txn: number): string {
+  return `${job}/${uid}/${subtask}/${txn}`;
+}
+
+/** @example .sink(webhookSink({ urlVar: "ALERTS_URL", tokenVar: "ALERTS_TOKEN" }), { uid: "alerts" }) */
+export function webhookSink<T = unknown>(options: WebhookSinkOptions): SinkDefinition<T> {
+  if ((options.url === undefined) === (options.urlVar === undefined)) throw new TypeError("webhookSink needs exactly one of url and urlVar");
+  if (options.url !== undefined && !/^https?:\/\//.test(options.url)) throw new TypeError(`webhookSink url must be http(s), got ${JSON.stringify(options.url)}`);
+  return {
+    kind: "webhook",
+    createWriter: (ctx) =>
+      new TransactionalSinkWriter(
+        { uid: ctx.uid, guarantee: options.guarantee ?? "exactly_once", staging: ctx.staging, now: () => ctx.now() },
+        new WebhookPublisher(options, ctx),
+      ),
+  };
+}
+
+class WebhookPublisher implements SinkPublisher {
+  private readonly vars: Record<string, unknown>;
+
+  constructor(
+    private readonly options: WebhookSinkOptions,
+    private readonly ctx: SinkWriterContext,
+  ) {
+    this.vars = ctx.env as Record<string, unknown>;
+  }
+
+  encode(record: unknown): string {
+    const text = JSON.stringify(record);
+    if (text === undefined) throw new TypeError(`${String(record)} is not JSON`);
+    return text;
+  }
+
+  async publish(txn: number, rows: readonly string[]): Promise<void> {
+    if (rows.length === 0) return;
+    const url = this.options.url ?? (this.vars[this.options.urlVar!] as string | undefined);
+    if (typeof url !== "string" || url.length === 0) throw new WebhookRefusedError(`the Worker variable ${this.options.urlVar} (the webhook URL) is not set`);
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      "idempotency-key": webhookIdempotencyKey(this.ctx.jobName, this.ctx.uid, this.ctx.subtaskIndex, txn),
+    };
+    if (this.options.tokenVar) headers.authorization = `Bearer ${String(this.vars[this.options.tokenVar] ?? "")}`;
+    const body = `[${rows.join(",")}]`;
+    const attempts = this.options.maxAttempts ?? 8;
+    let backoff = this.options.initialBackoffMs ?? 100;
+    let last = "";
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      try {
+        const res = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000) });
+        await res.body?.cancel();
+        if (res.ok) return;
+        if (res.status >= 400 && res.status < 500 && res.status !== 429 && res.status !== 408) {
+          throw new WebhookRefusedError(`webhook ${url} refused transaction ${txn} with ${res.status} ${res.statusText}`);
+        }
+        last = `${res.status} ${res.statusText}`;
+      } catch (e) {
+        if (e instanceof WebhookRefusedError) throw e;
+        last = (e as Error)?.message ?? String(e);
+      }
+      if (attempt < attempts) {
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, this.options.maxBackoffMs ?? 5_000);
+      }
+    }
+    throw new Error(`webhook ${url} did not take transaction ${txn} after ${attempts} attempts; last: ${last}`);
+  }
+}
