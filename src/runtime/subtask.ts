@@ -17,7 +17,7 @@ import type { StagingStore } from "../api/types.js";
 import { OPEN_TXN } from "../connectors/sinks/two-phase-commit.js";
 import type { StateBacking, StateEntry } from "../state/keyed-state.js";
 import { utf8Length } from "../storage/record-limits.js";
-import { readSnapshot } from "../state/snapshot-format.js";
+import { type SnapshotEntry, SnapshotReader } from "../state/snapshot-format.js";
 import { stateFileKey } from "../storage/layout.js";
 import type { FloeEnv } from "./env.js";
 import type { ChannelMessage, DeliveryResult } from "./messages.js";
@@ -167,37 +167,48 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
     const image = this.meta("image");
     const wanted = JSON.stringify({ checkpointId: spec.checkpointId, start: range.start, end: range.end });
     if (localRecovery && image === wanted) return { backing: this.imageBacking(uid) };
-    // Apply each overlapping chain in order: later files overwrite, deletions remove.
-    const merged = new Map<string, StateEntry>();
+    // From R2: stream each overlapping chain, oldest file first, into the image
+    // (later files overwrite, deletions remove), in small turns; then read it on demand.
+    this.sql.exec(`DELETE FROM meta WHERE k = 'image'`);
+    this.sql.exec(`DELETE FROM keyed_state WHERE op = ?`, uid);
+    let batch: SnapshotEntry[] = [];
+    const apply = () => {
+      for (const e of batch) {
+        if (e.value === undefined) this.sql.exec(`DELETE FROM keyed_state WHERE op = ? AND state = ? AND key = ?`, uid, e.state, e.key);
+        else
+          this.sql.exec(
+            `INSERT INTO keyed_state (op, state, key, key_group, kind, value) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT(op, state, key) DO UPDATE SET value = excluded.value, kind = excluded.kind`,
+            uid,
+            e.state,
+            e.key,
+            e.keyGroup,
+            e.kind,
+            JSON.stringify(e.value),
+          );
+      }
+      batch = [];
+    };
     for (const handle of spec.keyed[uid] ?? []) {
       if (handle.keyGroups.end < range.start || handle.keyGroups.start > range.end) continue;
       for (const key of handle.files) {
         const object = await this.env.CHECKPOINTS.get(key);
         if (!object) throw new Error(`state file ${key} of checkpoint ${spec.checkpointId} is missing`);
-        const { entries } = readSnapshot(await object.text(), range);
-        for (const e of entries) {
-          const id = `${e.state}\u0000${e.key}`;
-          if (e.value === undefined) merged.delete(id);
-          else merged.set(id, e);
+        const reader = new SnapshotReader((e) => batch.push(e), range);
+        const decoder = new TextDecoder();
+        for await (const chunk of object.body as unknown as AsyncIterable<Uint8Array>) {
+          reader.push(decoder.decode(chunk, { stream: true }));
+          if (batch.length >= 2000) {
+            apply();
+            await new Promise((r) => setTimeout(r, 0));
+          }
         }
+        reader.push(decoder.decode());
+        reader.end();
+        apply();
       }
     }
-    const out = [...merged.values()];
-    // Rewrite the image to exactly the restored state; the task marks it once every operator is loaded.
-    this.sql.exec(`DELETE FROM meta WHERE k = 'image'`);
-    this.sql.exec(`DELETE FROM keyed_state WHERE op = ?`, uid);
-    for (const e of out) {
-      this.sql.exec(
-        `INSERT INTO keyed_state (op, state, key, key_group, kind, value) VALUES (?, ?, ?, ?, ?, ?)`,
-        uid,
-        e.state,
-        e.key,
-        e.keyGroup,
-        e.kind,
-        JSON.stringify(e.value),
-      );
-    }
-    return { entries: out };
+    return { backing: this.imageBacking(uid) };
   }
 
   /** The local image of one operator, read on demand. */

@@ -82,32 +82,74 @@ export class SnapshotFormatError extends Error {
 
 /** Parses a state file, keeping entries whose key group is in [start, end]. */
 export function readSnapshot(text: string, range?: { start: number; end: number }): { header: SnapshotHeader; entries: SnapshotEntry[] } {
-  const nl = text.indexOf("\n");
-  const headText = nl < 0 ? text : text.slice(0, nl);
-  let header: SnapshotHeader;
-  try {
-    header = JSON.parse(headText) as SnapshotHeader;
-  } catch {
-    throw new SnapshotFormatError("state file has no readable header");
-  }
-  if (header.format !== SNAPSHOT_FORMAT) throw new SnapshotFormatError(`not a floe state file (format ${JSON.stringify(header.format)})`);
-  if (header.version !== SNAPSHOT_VERSION) throw new SnapshotFormatError(`state file version ${header.version} is not supported (this floe reads ${SNAPSHOT_VERSION})`);
   const entries: SnapshotEntry[] = [];
-  let rows: unknown[][] = [];
-  if (nl >= 0) {
+  const reader = new SnapshotReader((e) => entries.push(e), range);
+  reader.push(text);
+  return { header: reader.end(), entries };
+}
+
+/**
+ * Reads a state file as it streams in, chunk by chunk, so that a large
+ * file is never held whole: each entry in the key-group range is handed to
+ * `onEntry` as soon as its line is complete.
+ */
+export class SnapshotReader {
+  private header: SnapshotHeader | undefined;
+  private rows = 0;
+  private rest = "";
+
+  constructor(
+    private readonly onEntry: (e: SnapshotEntry) => void,
+    private readonly range?: { start: number; end: number },
+  ) {}
+
+  push(chunk: string): void {
+    let text = this.rest + chunk;
+    let nl = text.indexOf("\n");
+    let start = 0;
+    while (nl >= 0) {
+      this.line(text.slice(start, nl));
+      start = nl + 1;
+      nl = text.indexOf("\n", start);
+    }
+    this.rest = text.slice(start);
+    text = "";
+  }
+
+  /** Ends the file: checks that it held the entries its header announced. */
+  end(): SnapshotHeader {
+    if (this.rest.length > 0) this.line(this.rest);
+    this.rest = "";
+    if (!this.header) throw new SnapshotFormatError("state file has no readable header");
+    if (this.rows !== this.header.entries) {
+      throw new SnapshotFormatError(`state file of "${this.header.uid}" is truncated: ${this.rows} of ${this.header.entries} entries`);
+    }
+    return this.header;
+  }
+
+  private line(text: string): void {
+    if (!this.header) {
+      let header: SnapshotHeader;
+      try {
+        header = JSON.parse(text) as SnapshotHeader;
+      } catch {
+        throw new SnapshotFormatError("state file has no readable header");
+      }
+      if (header?.format !== SNAPSHOT_FORMAT) throw new SnapshotFormatError(`not a floe state file (format ${JSON.stringify(header?.format)})`);
+      if (header.version !== SNAPSHOT_VERSION) throw new SnapshotFormatError(`state file version ${header.version} is not supported (this floe reads ${SNAPSHOT_VERSION})`);
+      this.header = header;
+      return;
+    }
+    if (text.length === 0) return;
+    let r: unknown[];
     try {
-      rows = JSON.parse(`[${text.slice(nl + 1).replaceAll("\n", ",")}]`) as unknown[][];
+      r = JSON.parse(text) as unknown[];
     } catch {
-      throw new SnapshotFormatError(`state file of "${header.uid}" is corrupt or truncated`);
+      throw new SnapshotFormatError(`state file of "${this.header.uid}" is corrupt or truncated`);
     }
-    for (const r of rows) {
-      const keyGroup = r[2] as number;
-      if (range && (keyGroup < range.start || keyGroup > range.end)) continue;
-      entries.push({ state: r[0] as string, kind: r[1] as SnapshotEntry["kind"], keyGroup, key: r[3] as string, value: r.length > 4 ? r[4] : undefined });
-    }
+    this.rows++;
+    const keyGroup = r[2] as number;
+    if (this.range && (keyGroup < this.range.start || keyGroup > this.range.end)) return;
+    this.onEntry({ state: r[0] as string, kind: r[1] as SnapshotEntry["kind"], keyGroup, key: r[3] as string, value: r.length > 4 ? r[4] : undefined });
   }
-  if (rows.length !== header.entries) {
-    throw new SnapshotFormatError(`state file of "${header.uid}" is truncated: ${rows.length} of ${header.entries} entries`);
-  }
-  return { header, entries };
 }
