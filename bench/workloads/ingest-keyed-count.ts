@@ -4,7 +4,7 @@
  * requests in flight; the clock stops when every count is visible in the
  * table, and the table is checked against the exact expected counts.
  */
-import { type Engine, startEngine } from "../../test/support/engine.js";
+import { type Engine, readTable, startEngine } from "../../test/support/engine.js";
 
 export interface IngestBenchOptions {
   events: number;
@@ -86,14 +86,7 @@ async function verifyTable(engine: Engine, o: IngestBenchOptions, keyOf: (i: num
   for (let i = 0; i < o.events; i++) expected.set(keyOf(i), (expected.get(keyOf(i)) ?? 0) + 1);
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const rows = new Map<string, number>();
-    let cursor: string | null = null;
-    do {
-      const res = await engine.api(`/v1/tables/clicks-per-user?limit=1000${cursor ? `&cursor=${cursor}` : ""}`);
-      const page = (await res.json()) as { rows: { key: string; value: number }[]; next_cursor: string | null };
-      for (const r of page.rows) rows.set(r.key, r.value);
-      cursor = page.next_cursor;
-    } while (cursor);
+    const rows = await readTable<number>(engine, "clicks-per-user");
     const wrong = [...expected].filter(([k, v]) => rows.get(k) !== v).length;
     if (wrong === 0 && rows.size === expected.size) return;
     if (Date.now() > deadline) throw new Error(`table differs from the expected counts for ${wrong} keys`);

@@ -165,6 +165,23 @@ export class KeyedStateBackend {
     return out;
   }
 
+  /**
+   * Calls `fn` for every entry with its value serialized now (the backing's
+   * untouched keys included), without building per-entry objects.
+   */
+  forEachEntry(fn: (state: string, kind: Kind, key: string, keyGroup: number, valueJson: string) => void): void {
+    for (const [state, table] of this.tables) {
+      const kind = this.kinds.get(state)!;
+      for (const [key, v] of table) fn(state, kind, key, keyGroupOfText(key, this.maxParallelism), JSON.stringify(toPersisted(kind, v)));
+    }
+    if (this.backing) {
+      for (const e of this.backing.entries()) {
+        if (this.tables.get(e.state)?.has(e.key) || this.deleted.has(id(e.state, e.key))) continue;
+        fn(e.state, e.kind, e.key, keyGroupOfText(e.key, this.maxParallelism), JSON.stringify(e.value));
+      }
+    }
+  }
+
   /** Replaces the working set with persisted entries. */
   load(entries: Iterable<{ state: string; key: string; kind: Kind; value: unknown }>): void {
     this.reset();

@@ -1,7 +1,8 @@
 /**
  * The keyed-state file format (version 1): one header line, then one line
- * per entry, sorted by key group so that a range of key groups can be read
- * out of it when a job is rescaled.
+ * per entry. Every entry carries its key group, so that a range of key
+ * groups can be read out of a file when a job is rescaled; delta files are
+ * sorted by key group, full files are written in the order of the state.
  *
  *   {"format":"floe-keyed-state","version":1,"uid":…,"kind":"full"|"delta","checkpointId":…,"entries":…}
  *   ["<state>","value"|"map"|"list",<keyGroup>,"<key>",<value>]     an entry
@@ -48,19 +49,46 @@ export function writeSnapshotChunks(
   const rows = (header.kind === "full" ? encoded.filter((e) => e.valueJson !== null) : [...encoded]).sort(
     (a, b) => a.entry.keyGroup - b.entry.keyGroup,
   );
-  const head: SnapshotHeader = { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, ...header, entries: rows.length };
-  const chunks: string[] = [];
-  let chunk = JSON.stringify(head);
-  for (const { entry: e, valueJson } of rows) {
-    const prefix = `\n[${JSON.stringify(e.state)},"${e.kind}",${e.keyGroup},${JSON.stringify(e.key)}`;
-    chunk += valueJson === null ? `${prefix}]` : `${prefix},${valueJson}]`;
-    if (chunk.length >= chunkChars) {
-      chunks.push(chunk);
-      chunk = "";
+  const w = new SnapshotWriter(chunkChars);
+  for (const { entry: e, valueJson } of rows) w.add(e.state, e.kind, e.keyGroup, e.key, valueJson);
+  return w.finish(header);
+}
+
+/**
+ * Builds a state file entry by entry into text chunks: nothing but the
+ * chunks is held, so a full snapshot of a large state costs its text and no
+ * per-entry objects.
+ */
+export class SnapshotWriter {
+  private readonly chunks: string[] = [];
+  private chunk = "";
+  private rows = 0;
+
+  constructor(private readonly chunkChars = 1 << 20) {}
+
+  /** Entries added so far. */
+  get count(): number {
+    return this.rows;
+  }
+
+  /** One entry; `valueJson` null records a deletion (delta files only). */
+  add(state: string, kind: StateEntry["kind"], keyGroup: number, key: string, valueJson: string | null): void {
+    const prefix = `\n[${JSON.stringify(state)},"${kind}",${keyGroup},${JSON.stringify(key)}`;
+    this.chunk += valueJson === null ? `${prefix}]` : `${prefix},${valueJson}]`;
+    this.rows++;
+    if (this.chunk.length >= this.chunkChars) {
+      this.chunks.push(this.chunk);
+      this.chunk = "";
     }
   }
-  if (chunk.length > 0) chunks.push(chunk);
-  return chunks;
+
+  /** The file: the header line (which counts the entries) and the entries. */
+  finish(header: Omit<SnapshotHeader, "format" | "version" | "entries">): string[] {
+    const head: SnapshotHeader = { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, ...header, entries: this.rows };
+    if (this.chunk.length > 0) this.chunks.push(this.chunk);
+    this.chunk = "";
+    return [JSON.stringify(head), ...this.chunks];
+  }
 }
 
 /** A parsed entry; `value` undefined is a deletion. */

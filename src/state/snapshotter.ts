@@ -20,7 +20,7 @@ import type { KeyedStateHandle } from "../checkpoint/types.js";
 import type { KeyGroupRange } from "../graph/key-groups.js";
 import { utf8Length } from "../storage/record-limits.js";
 import type { KeyedStateBackend } from "./keyed-state.js";
-import { type EncodedEntry, encodeEntries, writeSnapshotChunks } from "./snapshot-format.js";
+import { type EncodedEntry, SnapshotWriter, encodeEntries, writeSnapshotChunks } from "./snapshot-format.js";
 
 /** Where the snapshotter writes. */
 export interface SnapshotStore {
@@ -40,8 +40,8 @@ export interface SnapshotStore {
 interface PreparedOperator {
   readonly uid: string;
   readonly changed: readonly EncodedEntry[];
-  /** The file to build and upload, if any. */
-  readonly file: { key: string; kind: "full" | "delta"; entries: readonly EncodedEntry[] } | null;
+  /** The file to upload, if any: a full file already written (its text captured at the barrier), or a delta's entries. */
+  readonly file: { key: string; kind: "full"; chunks: readonly string[]; entries: number } | { key: string; kind: "delta"; entries: readonly EncodedEntry[] } | null;
   readonly chain: ChainState;
   /** The chain a delta extends (its size is known only once its own upload finished). */
   readonly base: ChainState | null;
@@ -113,9 +113,12 @@ export class KeyedSnapshotter {
       let base: ChainState | null = null;
       let next: ChainState;
       if (full) {
-        const all = encodeAll(backend, changed);
         const key = this.store.fileKey(uid, checkpointId);
-        file = all.length > 0 ? { key, kind: "full", entries: all } : null;
+        const writer = new SnapshotWriter();
+        backend.forEachEntry((state, kind, k, keyGroup, valueJson) => writer.add(state, kind, keyGroup, k, valueJson));
+        const chunks = writer.finish({ uid, kind: "full", checkpointId });
+        const entries = writer.count;
+        file = entries > 0 ? { key, kind: "full", chunks, entries } : null;
         next = { files: file ? [key] : [], bytes: 0, deltas: 0 };
       } else if (changed.length === 0) {
         next = chain;
@@ -152,7 +155,8 @@ export class KeyedSnapshotter {
       const files = s.operators
         .filter((op) => op.file)
         .map((op) => {
-          const body = writeSnapshotChunks({ uid: op.uid, kind: op.file!.kind, checkpointId: s.checkpointId }, op.file!.entries);
+          const f = op.file!;
+          const body = f.kind === "full" ? f.chunks : writeSnapshotChunks({ uid: op.uid, kind: "delta", checkpointId: s.checkpointId }, f.entries);
           return { op, body, bytes: body.reduce((n, c) => n + utf8Length(c), 0) };
         });
       const uploads = Promise.all(files.map((f) => this.store.put(f.op.file!.key, f.body)));
@@ -197,13 +201,4 @@ export class KeyedSnapshotter {
     if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
     this.store.markImage(s.checkpointId);
   }
-}
-
-/** Every entry of a backend, reusing the serialization of the ones just changed. */
-function encodeAll(backend: KeyedStateBackend, changed: readonly EncodedEntry[]): readonly EncodedEntry[] {
-  // Everything changed (a first snapshot, a fresh restore): nothing to merge.
-  if (changed.length === backend.size() && changed.every((e) => e.valueJson !== null)) return changed;
-  const byId = new Map<string, EncodedEntry>();
-  for (const e of changed) byId.set(`${e.entry.state}\u0000${e.entry.key}`, e);
-  return backend.allEntries().map((entry) => byId.get(`${entry.state}\u0000${entry.key}`) ?? { entry, valueJson: JSON.stringify(entry.value) });
 }

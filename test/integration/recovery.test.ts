@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { crashEngine } from "../support/crash.js";
-import { type Engine, startEngine, waitFor } from "../support/engine.js";
+import { type Engine, readTable, startEngine, waitFor } from "../support/engine.js";
 
 interface Overview {
   counts: { completed: number; failed: number; restored: number };
@@ -17,15 +17,7 @@ async function ingest(engine: Engine, users: string[]): Promise<void> {
 }
 
 async function tableRows(engine: Engine): Promise<Map<string, number>> {
-  const rows = new Map<string, number>();
-  let cursor: string | null = null;
-  do {
-    const res = await engine.api(`/v1/tables/clicks-per-user?limit=1000${cursor ? `&cursor=${cursor}` : ""}`);
-    const page = (await res.json()) as { rows: { key: string; value: number }[]; next_cursor: string | null };
-    for (const r of page.rows) rows.set(r.key, r.value);
-    cursor = page.next_cursor;
-  } while (cursor);
-  return rows;
+  return readTable<number>(engine, "clicks-per-user");
 }
 
 async function checkpoints(engine: Engine): Promise<Overview> {

@@ -5,7 +5,7 @@
  */
 import { subtaskName, coordinatorName } from "../../src/runtime/names.js";
 import { crashEngine } from "./crash.js";
-import { type Engine, startEngine, waitFor } from "./engine.js";
+import { type Engine, readTable, startEngine, waitFor } from "./engine.js";
 import type { Random } from "./random.js";
 
 export type Fault = "user-exception" | "subtask-reset" | "coordinator-reset" | "process-kill";
@@ -112,15 +112,7 @@ export async function runChaos(options: {
 
 /** Reads the chaos job's table. */
 export async function chaosTable(engine: Engine): Promise<Map<string, Totals>> {
-  const rows = new Map<string, Totals>();
-  let cursor: string | null = null;
-  do {
-    const res = await engine.api(`/v1/tables/chaos-out?limit=1000${cursor ? `&cursor=${cursor}` : ""}`);
-    const page = (await res.json()) as { rows: { key: string; value: Totals }[]; next_cursor: string | null };
-    for (const r of page.rows) rows.set(r.key, r.value);
-    cursor = page.next_cursor;
-  } while (cursor);
-  return rows;
+  return readTable<Totals>(engine, "chaos-out");
 }
 
 /** Waits until the table equals the expected totals exactly; returns the differences if it never does. */

@@ -91,3 +91,17 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false | null>
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Every row of a table sink's table, following `next_cursor` page by page. */
+export async function readTable<V = unknown>(engine: Engine, table: string): Promise<Map<string, V>> {
+  const rows = new Map<string, V>();
+  let cursor: string | null = null;
+  do {
+    const res = await engine.api(`/v1/tables/${table}?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    if (res.status !== 200) throw new Error(`reading table ${table} answered ${res.status}: ${await res.text()}`);
+    const page = (await res.json()) as { rows: { key: string; value: V }[]; next_cursor: string | null };
+    for (const r of page.rows) rows.set(r.key, r.value);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return rows;
+}

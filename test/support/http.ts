@@ -8,7 +8,7 @@ import { request } from "node:http";
 import { expect } from "vitest";
 import type { ReadResult } from "../../src/runtime/stream-partition.js";
 import { streamPartitionName } from "../../src/runtime/names.js";
-import { type Engine, TEST_TOKEN } from "./engine.js";
+import { type Engine, TEST_TOKEN, readTable } from "./engine.js";
 
 /** The contract's error body. */
 export interface ErrorBody {
@@ -153,16 +153,7 @@ export function ndjson(records: readonly unknown[]): string {
 
 /** All rows of a table, following `next_cursor`. */
 export async function tableRows(engine: Engine, table: string): Promise<Map<string, number>> {
-  const rows = new Map<string, number>();
-  let cursor: string | null = null;
-  do {
-    const res = await engine.api(`/v1/tables/${table}?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-    expect(res.status).toBe(200);
-    const page = (await res.json()) as { rows: Row[]; next_cursor: string | null };
-    for (const r of page.rows) rows.set(r.key, r.value);
-    cursor = page.next_cursor;
-  } while (cursor);
-  return rows;
+  return readTable<number>(engine, table);
 }
 
 /** The RPC methods of a StreamPartition object that tests call. */

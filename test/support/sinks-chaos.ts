@@ -8,7 +8,7 @@
  */
 import { coordinatorName, subtaskName } from "../../src/runtime/names.js";
 import { crashEngine } from "./crash.js";
-import { type Engine, startEngine } from "./engine.js";
+import { type Engine, readTable, startEngine } from "./engine.js";
 import { Random } from "./random.js";
 import { type WebhookServer, startWebhookServer } from "./webhook-server.js";
 
@@ -138,14 +138,7 @@ async function waitForExactOutput(engine: Engine, hook: WebhookServer, expected:
 }
 
 async function checkTable(engine: Engine, expected: Map<string, number>): Promise<string[]> {
-  const rows = new Map<string, number>();
-  let cursor: string | null = null;
-  do {
-    const res = await engine.api(`/v1/tables/sink-counts?limit=1000${cursor ? `&cursor=${cursor}` : ""}`);
-    const page = (await res.json()) as { rows: { key: string; value: number }[]; next_cursor: string | null };
-    for (const r of page.rows) rows.set(r.key, r.value);
-    cursor = page.next_cursor;
-  } while (cursor);
+  const rows = await readTable<number>(engine, "sink-counts");
   const out: string[] = [];
   for (const [u, n] of expected) if (rows.get(u) !== n) out.push(`table: ${u} is ${rows.get(u)}, expected ${n}`);
   for (const u of rows.keys()) if (!expected.has(u)) out.push(`table: unexpected row ${u}`);

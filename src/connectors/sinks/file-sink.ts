@@ -8,7 +8,7 @@
  */
 import type { DeliveryGuarantee, SinkDefinition, SinkWriterContext } from "../../api/types.js";
 import { utf8Length } from "../../storage/record-limits.js";
-import { type SinkPublisher, TransactionalSinkWriter } from "./two-phase-commit.js";
+import { type SinkPublisher, TransactionalSinkWriter, encodeJson } from "./two-phase-commit.js";
 
 /** Options of {@link fileSink}. */
 export interface FileSinkOptions {
@@ -53,9 +53,7 @@ class FilePublisher implements SinkPublisher {
   ) {}
 
   encode(record: unknown): string {
-    const text = JSON.stringify(record);
-    if (text === undefined) throw new TypeError(`${String(record)} is not JSON`);
-    return text;
+    return encodeJson(record);
   }
 
   async publish(txn: number, rows: readonly string[]): Promise<void> {

@@ -186,3 +186,10 @@ export class TransactionalSinkWriter implements SinkWriter {
     return total;
   }
 }
+
+/** The encoding most sinks use: the record as JSON text. */
+export function encodeJson(record: unknown): string {
+  const text = JSON.stringify(record);
+  if (text === undefined) throw new TypeError(`${String(record)} is not JSON`);
+  return text;
+}

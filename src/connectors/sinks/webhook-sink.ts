@@ -7,7 +7,7 @@
  * endpoint refused the data, and retrying cannot help.
  */
 import type { DeliveryGuarantee, SinkDefinition, SinkWriterContext } from "../../api/types.js";
-import { type SinkPublisher, TransactionalSinkWriter } from "./two-phase-commit.js";
+import { type SinkPublisher, TransactionalSinkWriter, encodeJson } from "./two-phase-commit.js";
 
 /** Options of {@link webhookSink}. */
 export interface WebhookSinkOptions {
@@ -65,9 +65,7 @@ class WebhookPublisher implements SinkPublisher {
   }
 
   encode(record: unknown): string {
-    const text = JSON.stringify(record);
-    if (text === undefined) throw new TypeError(`${String(record)} is not JSON`);
-    return text;
+    return encodeJson(record);
   }
 
   async publish(txn: number, rows: readonly string[]): Promise<void> {
