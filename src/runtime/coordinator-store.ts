@@ -74,7 +74,34 @@ type Row = {
   metadata: string | null;
 };
 
-export class CoordinatorStore {
+/** The coordinator's storage: its job record and checkpoint rows. Synchronous, as a Durable Object's SQLite is. */
+export interface CoordinatorStorage {
+  job(): JobRecord;
+  saveJob(j: JobRecord): void;
+  insertPending(id: number, attempt: number, triggerMs: number, expected: string[], isSavepoint: boolean): void;
+  /** A pending (or completing) checkpoint: its attempt, trigger time and expected subtasks. */
+  pending(id: number): { attempt: number; triggerMs: number; expected: string[]; isSavepoint: boolean; status: CheckpointRowStatus } | undefined;
+  pendingIds(): { id: number; triggerMs: number }[];
+  /** Stores an ack; false when this subtask had already acknowledged. */
+  addAck(id: number, ack: SubtaskAck): boolean;
+  acks(id: number): SubtaskAck[];
+  setStatus(id: number, status: CheckpointRowStatus): void;
+  /** Marks a completing checkpoint completed; false if it was failed meanwhile. */
+  complete(id: number, endMs: number, externalPath: string, metadata: CheckpointMetadata): boolean;
+  /** Fails a pending or completing checkpoint; false if it was neither. */
+  fail(id: number, endMs: number, failure: string): boolean;
+  /** Completed, not yet discarded checkpoints (not savepoints), newest first. */
+  retained(): { id: number; metadata: CheckpointMetadata; externalPath: string }[];
+  discard(ids: number[]): void;
+  records(): CheckpointRecord[];
+  record(id: number): CheckpointRecord | undefined;
+}
+
+/** Status of a checkpoint row. */
+export type CheckpointRowStatus = CheckpointRecord["status"] | "COMPLETING";
+
+/** {@link CoordinatorStorage} in a Durable Object's SQLite. */
+export class CoordinatorStore implements CoordinatorStorage {
   constructor(private readonly sql: SqlStorage) {
     sql.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS checkpoints (
