@@ -11,7 +11,10 @@ if (!existsSync(resolve(root, ".dev.vars"))) {
   copyFileSync(resolve(root, ".dev.vars.example"), resolve(root, ".dev.vars"));
   console.log("created .dev.vars from .dev.vars.example (admin token: floe-local-dev-token)");
 }
-const args = ["dev", "--ip", "127.0.0.1", "--port", process.env.PORT ?? "8787", "--persist-to", ".wrangler/state", ...process.argv.slice(2)];
+const extra = process.argv.slice(2);
+const args = ["dev", "--ip", "127.0.0.1", "--port", process.env.PORT ?? "8787"];
+if (!extra.some((a) => a === "--persist-to" || a.startsWith("--persist-to="))) args.push("--persist-to", ".wrangler/state");
+args.push(...extra);
 const child = spawn(process.execPath, [resolve(root, "node_modules/wrangler/bin/wrangler.js"), ...args], {
   cwd: root,
   stdio: "inherit",

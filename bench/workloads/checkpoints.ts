@@ -47,8 +47,8 @@ async function ingestAll(engine: Engine, records: string[], perRequest = 10_000,
 }
 
 async function keyedRecordsIn(engine: Engine, attempt?: number): Promise<number> {
-  const m = (await (await engine.api("/v1/jobs/bench-state/metrics")).json()) as { subtasks: { vertex: string; recordsIn: number; attempt: number }[] };
-  return m.subtasks.filter((s) => s.vertex === "latest" && (attempt === undefined || s.attempt === attempt)).reduce((a, s) => a + s.recordsIn, 0);
+  const m = (await (await engine.api("/v1/jobs/bench-state/metrics")).json()) as { subtasks: { vertex: string; records_in: number; attempt: number }[] };
+  return m.subtasks.filter((s) => s.vertex === "latest" && (attempt === undefined || s.attempt === attempt)).reduce((a, s) => a + s.records_in, 0);
 }
 
 async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 300_000, pollMs = 20): Promise<void> {
@@ -84,7 +84,7 @@ export async function benchCheckpoints(o: CheckpointBenchOptions) {
       method: "POST",
       json: {
         config: {
-          checkpoint: { interval_ms: 0, incremental: o.incremental, full_every: 100, local_recovery: o.localRecovery },
+          checkpoint: { interval_ms: 3_600_000, incremental: o.incremental, full_every: 100, local_recovery: o.localRecovery },
           restart_strategy: { type: "fixed-delay", delay_ms: 0 },
         },
       },

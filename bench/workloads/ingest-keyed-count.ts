@@ -71,10 +71,10 @@ async function waitForCount(engine: Engine, events: number, timeoutMs: number): 
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const res = await engine.api("/v1/jobs/clicks/metrics");
-    const m = (await res.json()) as { subtasks: { vertex: string; recordsIn: number; pendingSinkBytes: number }[] };
+    const m = (await res.json()) as { subtasks: { vertex: string; records_in: number; pending_sink_bytes: number }[] };
     const keyed = m.subtasks.filter((s) => s.vertex === "count-per-user");
-    const n = keyed.reduce((a, s) => a + s.recordsIn, 0);
-    if (n >= events && keyed.every((s) => s.pendingSinkBytes === 0)) return;
+    const n = keyed.reduce((a, s) => a + s.records_in, 0);
+    if (n >= events && keyed.every((s) => s.pending_sink_bytes === 0)) return;
     if (Date.now() > deadline) throw new Error(`only ${n} of ${events} events processed`);
     await new Promise((r) => setTimeout(r, 20));
   }

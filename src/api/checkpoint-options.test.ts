@@ -3,6 +3,8 @@ import { FloeError } from "../errors.js";
 import { type CheckpointOptions, DEFAULT_CHECKPOINT_CONFIG, resolveCheckpointConfig } from "./checkpoint-options.js";
 
 /** Expects resolving `layer` to fail with an invalid_config FloeError whose message contains `text`. */
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
 function expectInvalid(layer: Record<string, unknown>, text: string): void {
   let caught: unknown;
   try {
@@ -104,11 +106,11 @@ describe("resolveCheckpointConfig validation", () => {
 
   for (const [option, min] of integers) {
     it(`refuses ${option} below ${min}, fractional or not a number`, () => {
-      expectInvalid({ [option]: min - 1 }, `checkpoint.${option} must be an integer ≥ ${min}, got ${min - 1}`);
-      expectInvalid({ [option]: min + 0.5 }, `checkpoint.${option} must be an integer ≥ ${min}, got ${min + 0.5}`);
-      expectInvalid({ [option]: "10" }, `checkpoint.${option} must be an integer ≥ ${min}, got "10"`);
-      expectInvalid({ [option]: Number.NaN }, `checkpoint.${option} must be an integer ≥ ${min}, got null`);
-      expectInvalid({ [option]: null }, `checkpoint.${option} must be an integer ≥ ${min}, got null`);
+      expectInvalid({ [option]: min - 1 }, `checkpoint.${snake(option) === option ? option : `${snake(option)} (${option})`} must be an integer ≥ ${min}, got ${min - 1}`);
+      expectInvalid({ [option]: min + 0.5 }, `checkpoint.${snake(option) === option ? option : `${snake(option)} (${option})`} must be an integer ≥ ${min}, got ${min + 0.5}`);
+      expectInvalid({ [option]: "10" }, `checkpoint.${snake(option) === option ? option : `${snake(option)} (${option})`} must be an integer ≥ ${min}, got "10"`);
+      expectInvalid({ [option]: Number.NaN }, `checkpoint.${snake(option) === option ? option : `${snake(option)} (${option})`} must be an integer ≥ ${min}, got null`);
+      expectInvalid({ [option]: null }, `checkpoint.${snake(option) === option ? option : `${snake(option)} (${option})`} must be an integer ≥ ${min}, got null`);
       expect(resolveCheckpointConfig({ [option]: min + 7 })[option]).toBe(min + 7);
     });
   }
@@ -127,10 +129,10 @@ describe("resolveCheckpointConfig validation", () => {
   });
 
   it("refuses a storage prefix that is absolute, climbs out, or is not text", () => {
-    expectInvalid({ storagePrefix: "/abs" }, 'checkpoint.storagePrefix must be a relative key prefix, got "/abs"');
-    expectInvalid({ storagePrefix: "a/../b" }, 'checkpoint.storagePrefix must be a relative key prefix, got "a/../b"');
-    expectInvalid({ storagePrefix: ".." }, 'checkpoint.storagePrefix must be a relative key prefix, got ".."');
-    expectInvalid({ storagePrefix: 5 }, "checkpoint.storagePrefix must be a relative key prefix, got 5");
+    expectInvalid({ storagePrefix: "/abs" }, 'checkpoint.storage_prefix (storagePrefix) must be a relative key prefix, got "/abs"');
+    expectInvalid({ storagePrefix: "a/../b" }, 'checkpoint.storage_prefix (storagePrefix) must be a relative key prefix, got "a/../b"');
+    expectInvalid({ storagePrefix: ".." }, 'checkpoint.storage_prefix (storagePrefix) must be a relative key prefix, got ".."');
+    expectInvalid({ storagePrefix: 5 }, "checkpoint.storage_prefix (storagePrefix) must be a relative key prefix, got 5");
   });
 
   it("refuses unaligned checkpoints in at-least-once mode", () => {
@@ -138,6 +140,6 @@ describe("resolveCheckpointConfig validation", () => {
   });
 
   it("reports the first bad option in a fixed order", () => {
-    expectInvalid({ retained: 0, intervalMs: -1 }, "checkpoint.intervalMs must be an integer ≥ 0, got -1");
+    expectInvalid({ retained: 0, intervalMs: -1 }, "checkpoint.interval_ms (intervalMs) must be an integer ≥ 0, got -1");
   });
 });

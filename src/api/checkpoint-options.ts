@@ -64,6 +64,8 @@ export const DEFAULT_CHECKPOINT_CONFIG: CheckpointConfig = {
   localRecovery: true,
 };
 
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
 /** Fills defaults and validates; throws a FloeError naming the bad option. */
 export function resolveCheckpointConfig(...layers: (CheckpointOptions | undefined)[]): CheckpointConfig {
   const c: CheckpointConfig = { ...DEFAULT_CHECKPOINT_CONFIG };
@@ -71,8 +73,9 @@ export function resolveCheckpointConfig(...layers: (CheckpointOptions | undefine
     if (!layer) continue;
     for (const [k, v] of Object.entries(layer)) if (v !== undefined) (c as Record<string, unknown>)[k] = v;
   }
+  // Named as the HTTP API spells them (snake_case), with the job option's name beside.
   const bad = (option: string, rule: string, value: unknown) =>
-    new FloeError("invalid_config", `checkpoint.${option} ${rule}, got ${JSON.stringify(value)}`);
+    new FloeError("invalid_config", `checkpoint.${snake(option) === option ? option : `${snake(option)} (${option})`} ${rule}, got ${JSON.stringify(value)}`);
   const integer = (option: keyof CheckpointConfig, min: number) => {
     const v = c[option];
     if (typeof v !== "number" || !Number.isInteger(v) || v < min) throw bad(option, `must be an integer ≥ ${min}`, v);
@@ -97,6 +100,7 @@ export function resolveCheckpointConfig(...layers: (CheckpointOptions | undefine
   if (typeof c.storagePrefix !== "string" || /(^\/|\.\.)/.test(c.storagePrefix)) {
     throw bad("storagePrefix", "must be a relative key prefix", c.storagePrefix);
   }
+  if (c.storagePrefix.length > 0 && !c.storagePrefix.endsWith("/")) c.storagePrefix += "/";
   if (c.unaligned && c.mode === "at_least_once") {
     throw new FloeError("invalid_config", "checkpoint.unaligned needs mode exactly_once (at-least-once never aligns)");
   }

@@ -88,6 +88,8 @@ export interface SourceReader {
    * "end" when a bounded source has nothing more.
    */
   poll(maxRecords: number): Promise<SourceBatch | null | "end">;
+  /** Records available but not read yet, as far as the reader knows (for metrics). */
+  lag?(): number | null;
 }
 
 /** A source connector: what the job builder receives. */

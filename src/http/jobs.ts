@@ -9,7 +9,8 @@ import { FloeError, unwrap } from "../errors.js";
 import type { FloeEnv } from "../runtime/env.js";
 import { coordinatorName } from "../runtime/names.js";
 import type { JobRegistry } from "../runtime/registry.js";
-import { validationHook } from "./validation.js";
+import { metricsBody } from "./metrics.js";
+import { requireJsonBody, validationHook } from "./validation.js";
 
 const parallelism = z.union([z.number().int().min(1), z.record(z.string(), z.number().int().min(1))]);
 
@@ -44,7 +45,7 @@ export function jobRoutes(registry: JobRegistry) {
     return c.json(unwrap(await coordinator(c.env, job).status(job)));
   });
 
-  app.post("/:job/start", zValidator("json", startBody, validationHook), async (c) => {
+  app.post("/:job/start", requireJsonBody, zValidator("json", startBody, validationHook), async (c) => {
     const job = c.req.param("job");
     const stub = coordinator(c.env, job);
     const body = c.req.valid("json");
@@ -78,7 +79,8 @@ export function jobRoutes(registry: JobRegistry) {
 
   app.get("/:job/metrics", async (c) => {
     const job = c.req.param("job");
-    return c.json(unwrap(await coordinator(c.env, job).metrics(job)));
+    const m = unwrap(await coordinator(c.env, job).metrics(job));
+    return c.json(metricsBody(job, m.subtasks, m.runningSinceMs, Date.now()));
   });
 
   return app;

@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import { FloeError } from "../errors.js";
 import { tablePartitionOf } from "../connectors/sinks/table-sink.js";
+import { keyText } from "../graph/key-groups.js";
 import type { FloeEnv } from "../runtime/env.js";
 import { tablePartitionName } from "../runtime/names.js";
 import type { JobRegistry } from "../runtime/registry.js";
@@ -64,7 +65,12 @@ export function tableRoutes(registry: JobRegistry) {
   app.get("/:table/:key", async (c) => {
     const t = table(c.req.param("table"));
     const key = c.req.param("key");
-    const row = await partition(c.env, t.name, tablePartitionOf(key, t.partitions)).get(key);
+    let row = await partition(c.env, t.name, tablePartitionOf(key, t.partitions)).get(key);
+    // A path segment is text; a table keyed by numbers is looked up by the number it spells.
+    if (!row && /^-?\d+(\.\d+)?$/.test(key)) {
+      const n = Number(key);
+      row = await partition(c.env, t.name, tablePartitionOf(n, t.partitions)).get(keyText(n));
+    }
     if (!row) throw new FloeError("row_not_found", `table "${t.name}" has no row for key ${JSON.stringify(key)}`, 404);
     return c.json(row);
   });

@@ -125,6 +125,7 @@ export class CoordinatorCore {
         startTime: now,
         runningSinceMs: now,
         lastCheckpointId: s.lastCheckpointId,
+        runFirstCheckpointId: s.lastCheckpointId + 1,
         finished: [],
         failureTimesMs: [],
         restores: [],
@@ -167,6 +168,13 @@ export class CoordinatorCore {
       this.definition(job);
       const s = this.store.job();
       if (s.status !== "RUNNING") throw new FloeError("job_not_running", `job "${job}" is ${s.status}, not running`, 409);
+      if (s.config!.checkpoint.intervalMs <= 0) {
+        throw new FloeError(
+          "checkpointing_disabled",
+          `job "${job}" runs without checkpoints (checkpoint.interval_ms 0): start it with an interval to take checkpoints`,
+          409,
+        );
+      }
       if (!mayTriggerNow(s.config!.checkpoint, this.schedulerState(s))) {
         throw new FloeError("too_many_checkpoints", `job "${job}" already has ${s.config!.checkpoint.maxConcurrent} checkpoint(s) in progress`, 409);
       }
@@ -192,13 +200,16 @@ export class CoordinatorCore {
     });
   }
 
-  async metrics(job: string): Promise<Result<{ subtasks: TaskMetrics[] }>> {
+  async metrics(job: string): Promise<Result<{ subtasks: TaskMetrics[]; runningSinceMs: number | null }>> {
     return attemptResult(async () => {
       this.definition(job);
       const s = this.store.job();
-      if (!s.plan) return { subtasks: [] };
+      if (!s.plan) return { subtasks: [], runningSinceMs: null };
       const all = await Promise.all(this.subtasks(s.plan).map(({ stub }) => stub.metrics().catch(() => null)));
-      return { subtasks: all.filter((m): m is TaskMetrics => m !== null && m.attempt === s.attempt) };
+      return {
+        subtasks: all.filter((m): m is TaskMetrics => m !== null && m.attempt === s.attempt),
+        runningSinceMs: s.status === "RUNNING" ? s.runningSinceMs : null,
+      };
     });
   }
 
@@ -431,13 +442,14 @@ export class CoordinatorCore {
   /** Keeps the last N completed checkpoints; deletes the rest and the files only they referenced. */
   private async retain(s: JobRecord): Promise<void> {
     if (!s.config) return;
-    const all = this.store.retained();
-    if (all.length === 0) return;
-    const keep = all.slice(0, s.config.checkpoint.retained);
-    const drop = all.slice(s.config.checkpoint.retained).map((r) => r.id);
+    const run = this.runRetained(s);
+    if (run.length === 0) return;
+    const drop = run.slice(s.config.checkpoint.retained).map((r) => r.id);
     this.store.discard(drop);
+    // Checkpoints kept from earlier runs (retained on cancellation) keep their files too.
+    const keep = this.store.retained();
     try {
-      await this.checkpointStore(s).collectGarbage(keep.map((k) => k.metadata), drop, all[0].id);
+      await this.checkpointStore(s).collectGarbage(keep.map((k) => k.metadata), drop, run[0].id);
     } catch (e) {
       console.error(`checkpoint garbage collection failed: ${(e as Error)?.message ?? e}`);
     }
@@ -480,7 +492,7 @@ export class CoordinatorCore {
     if (s.status !== "RESTARTING") return;
     const store = this.checkpointStore(s);
     let from: CheckpointMetadata | null = null;
-    for (const r of this.store.retained()) {
+    for (const r of this.runRetained(s)) {
       try {
         from = await store.read(r.id);
         break;
@@ -547,6 +559,11 @@ export class CoordinatorCore {
 
   // ---- helpers ----------------------------------------------------------
 
+  /** Retained checkpoints of the current run, newest first: a fresh start never falls back to an earlier run's state. */
+  private runRetained(s: JobRecord) {
+    return this.store.retained().filter((r) => r.id >= s.runFirstCheckpointId);
+  }
+
   private definition(job: string) {
     const d = this.registry.job(job);
     if (!d) throw new FloeError("job_not_found", `no job named "${job}"; jobs are: ${this.registry.jobNames().join(", ")}`, 404);
@@ -584,7 +601,7 @@ export class CoordinatorCore {
       last_error: s.lastError,
       start_time: s.startTime,
       end_time: s.endTime,
-      latest_completed_checkpoint: this.store.retained()[0]?.id ?? null,
+      latest_completed_checkpoint: this.runRetained(s)[0]?.id ?? null,
     };
   }
 }

@@ -33,6 +33,8 @@ export interface JobRecord {
   restores: RestoreRecord[];
   /** Increases with every fresh start (not with restarts after failures). */
   runId: number;
+  /** Checkpoints of this run have ids from here on. */
+  runFirstCheckpointId: number;
 }
 
 export const INITIAL_JOB: JobRecord = {
@@ -55,6 +57,7 @@ export const INITIAL_JOB: JobRecord = {
   restartAtMs: null,
   restores: [],
   runId: 0,
+  runFirstCheckpointId: 1,
 };
 
 /** Checkpoint rows kept for statistics. */

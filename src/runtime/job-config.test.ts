@@ -85,22 +85,22 @@ describe("resolveRunConfig: checkpoint options", () => {
       fullEvery: 7,
       unaligned: false,
       alignedCheckpointTimeoutMs: 0,
-      storagePrefix: "tenant-a",
+      storagePrefix: "tenant-a/",
       localRecovery: true,
     });
   });
 
   it("validates the merged values and names the bad option", () => {
-    invalid(() => resolveRunConfig(declared(), { checkpoint: { interval_ms: -1 } }), /checkpoint\.intervalMs must be an integer ≥ 0, got -1/);
-    invalid(() => resolveRunConfig(declared(), { checkpoint: { interval_ms: "1000" } }), /checkpoint\.intervalMs/);
-    invalid(() => resolveRunConfig(declared(), { checkpoint: { interval_ms: null } }), /checkpoint\.intervalMs/);
-    invalid(() => resolveRunConfig(declared(), { checkpoint: { max_concurrent: 0 } }), /checkpoint\.maxConcurrent/);
+    invalid(() => resolveRunConfig(declared(), { checkpoint: { interval_ms: -1 } }), /checkpoint\.interval_ms \(intervalMs\) must be an integer ≥ 0, got -1/);
+    invalid(() => resolveRunConfig(declared(), { checkpoint: { interval_ms: "1000" } }), /checkpoint\.interval_ms/);
+    invalid(() => resolveRunConfig(declared(), { checkpoint: { interval_ms: null } }), /checkpoint\.interval_ms/);
+    invalid(() => resolveRunConfig(declared(), { checkpoint: { max_concurrent: 0 } }), /checkpoint\.max_concurrent/);
     invalid(() => resolveRunConfig(declared(), { checkpoint: { mode: "twice" } }), /checkpoint\.mode/);
     invalid(() => resolveRunConfig(declared(), { checkpoint: { externalized: "keep" } }), /checkpoint\.externalized/);
     invalid(() => resolveRunConfig(declared(), { checkpoint: { incremental: "yes" } }), /checkpoint\.incremental must be a boolean/);
-    invalid(() => resolveRunConfig(declared(), { checkpoint: { storage_prefix: "../escape" } }), /checkpoint\.storagePrefix/);
+    invalid(() => resolveRunConfig(declared(), { checkpoint: { storage_prefix: "../escape" } }), /checkpoint\.storage_prefix/);
     // A bad value the job declared fails too.
-    invalid(() => resolveRunConfig(declared({ checkpoint: { timeoutMs: 0 } }), undefined), /checkpoint\.timeoutMs/);
+    invalid(() => resolveRunConfig(declared({ checkpoint: { timeoutMs: 0 } }), undefined), /checkpoint\.timeout_ms \(timeoutMs\)/);
   });
 
   it("an override can repair a bad value the job declared", () => {
@@ -115,7 +115,7 @@ describe("resolveRunConfig: unknown names", () => {
 
   it("refuses an unknown checkpoint option", () => {
     invalid(() => resolveRunConfig(declared(), { checkpoint: { interval: 1_000 } }), /unknown checkpoint option "interval"/);
-    invalid(() => resolveRunConfig(declared(), { checkpoint: { interval_ms: 1_000, max_parallelism: 4 } }), /unknown checkpoint option "maxParallelism"/);
+    invalid(() => resolveRunConfig(declared(), { checkpoint: { interval_ms: 1_000, max_parallelism: 4 } }), /unknown checkpoint option "max_parallelism"/);
   });
 
   it("refuses sections that are not objects", () => {

@@ -14,6 +14,7 @@ export interface RunConfig {
   readonly restartStrategy: RestartStrategyOptions;
 }
 
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 
 function camelKeys(o: unknown, where: string): Record<string, unknown> {
@@ -35,7 +36,9 @@ export function resolveRunConfig(job: JobDefinition, config: Record<string, unkn
   }
   const checkpointOverrides = camelKeys(top.checkpoint, "config.checkpoint");
   for (const k of Object.keys(checkpointOverrides)) {
-    if (!CHECKPOINT_KEYS.has(k)) throw new FloeError("invalid_config", `unknown checkpoint option "${k}"`);
+    if (!CHECKPOINT_KEYS.has(k)) {
+      throw new FloeError("invalid_config", `unknown checkpoint option "${snake(k)}" (known: ${[...CHECKPOINT_KEYS].map(snake).join(", ")})`);
+    }
   }
   const checkpoint = resolveCheckpointConfig(job.options.checkpoint, checkpointOverrides as CheckpointOptions);
   if (checkpoint.unaligned || checkpoint.alignedCheckpointTimeoutMs > 0) {

@@ -80,6 +80,9 @@ export interface TaskMetrics {
   /** Time spent waiting for downstream credits. */
   readonly backpressuredMs: number;
   readonly positions: Record<string, number> | null;
+  /** Records the source has not read yet, as of its last poll (sources that know it). */
+  readonly sourceLag: number | null;
+  readonly inputChannels: number;
   readonly stateKeys: number;
   readonly pendingSinkBytes: number;
   readonly sinks: Record<string, SinkMetrics>;
@@ -176,8 +179,9 @@ export class Task {
     return this.status;
   }
 
+  /** Checkpointing is on for the run: sinks commit on completion, not on a timer. */
   private get checkpointing(): boolean {
-    return this.deployment.checkpoint.intervalMs > 0 || this.deployment.restore !== null;
+    return this.deployment.checkpoint.intervalMs > 0;
   }
 
   /** Restores the deployment's checkpoint, if any; then the task may run. */
@@ -233,7 +237,7 @@ export class Task {
 
   /** Checkpoint N completed everywhere: exactly-once sinks publish what it sealed. */
   async notifyCheckpointComplete(checkpointId: number): Promise<void> {
-    if (this.status !== "running" && this.status !== "finished") return;
+    if ((this.status !== "running" && this.status !== "finished") || !this.checkpointing) return;
     try {
       for (const [uid, sink] of this.chain.sinks) {
         if (sink.guarantee === "exactly_once") await this.commitSink(uid, sink, checkpointId);
@@ -318,6 +322,8 @@ export class Task {
       queuedBatches: this.gate.queued(),
       backpressuredMs: this.writer.backpressuredMs,
       positions: this.reader?.positions() ?? null,
+      sourceLag: this.reader?.lag?.() ?? null,
+      inputChannels: this.gate.size,
       stateKeys,
       pendingSinkBytes,
       sinks,
@@ -396,8 +402,9 @@ export class Task {
     const prepared = this.snapshotter.prepare(t.checkpointId, this.chain.keyedState, t.isSavepoint);
     const positions = this.reader?.positions();
     // Pre-commit: each sink seals its open transaction as transaction N, in the same turn as the snapshot.
+    // Without checkpointing (a savepoint of such a run), sinks keep publishing on their timer instead.
     const sinkHandles: Record<string, SinkTransactionHandle> = {};
-    for (const [uid, sink] of this.chain.sinks) sinkHandles[uid] = sink.preCommit(t.checkpointId);
+    if (this.checkpointing) for (const [uid, sink] of this.chain.sinks) sinkHandles[uid] = sink.preCommit(t.checkpointId);
     const syncMs = this.host.now() - t0;
     this.lastCheckpointId = t.checkpointId;
     await this.writer.broadcastBarrier(t.checkpointId, t.triggerMs, t.isSavepoint);
@@ -427,6 +434,7 @@ export class Task {
       )
       .catch(() => undefined);
     // At-least-once sinks publish at the barrier; exactly-once ones wait for the checkpoint to complete.
+    if (!this.checkpointing) return;
     for (const [uid, sink] of this.chain.sinks) {
       if (sink.guarantee === "at_least_once") await this.commitSink(uid, sink, t.checkpointId);
     }

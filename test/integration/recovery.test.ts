@@ -61,9 +61,52 @@ describe("recovery", () => {
     // Restored from a checkpoint, not replayed from the start: the new attempt read less than everything.
     const overview = (await (await engine.api("/v1/jobs/clicks/checkpoints")).json()) as { latest: { restored: { id: number } } };
     expect(overview.latest.restored.id).toBeGreaterThanOrEqual(2);
-    const metrics = (await (await engine.api("/v1/jobs/clicks/metrics")).json()) as { subtasks: { vertex: string; recordsIn: number }[] };
-    const reread = metrics.subtasks.filter((m) => m.vertex === "count-per-user").reduce((a, m) => a + m.recordsIn, 0);
+    const metrics = (await (await engine.api("/v1/jobs/clicks/metrics")).json()) as { subtasks: { vertex: string; records_in: number }[] };
+    const reread = metrics.subtasks.filter((m) => m.vertex === "count-per-user").reduce((a, m) => a + m.records_in, 0);
     expect(reread).toBeLessThan(1500);
     expect(reread).toBeGreaterThanOrEqual(500);
+  });
+});
+
+describe("runs", () => {
+  let engine: Engine | undefined;
+  afterEach(async () => {
+    await engine?.dispose().catch(() => undefined);
+    engine = undefined;
+  });
+
+  it("a fresh start never falls back to a checkpoint of an earlier run", async () => {
+    engine = await startEngine();
+    const start = (config: object) => engine!.api("/v1/jobs/clicks/start", { method: "POST", json: { config } });
+    expect((await start({ checkpoint: { interval_ms: 100 } })).status).toBe(200);
+    await ingest(engine, ["old", "old", "old"]);
+    await waitFor(async () => (await checkpoints(engine!)).counts.completed >= 2, 20_000, "checkpoints of the first run");
+    expect((await engine.api("/v1/jobs/clicks/cancel", { method: "POST" })).status).toBe(200);
+    // The second run checkpoints rarely: a failure comes before its first checkpoint.
+    const second = await start({ checkpoint: { interval_ms: 3_600_000 }, restart_strategy: { type: "fixed-delay", delay_ms: 10 } });
+    expect(second.status).toBe(200);
+    expect(((await second.json()) as { latest_completed_checkpoint: number | null }).latest_completed_checkpoint).toBeNull();
+    const ns = await engine.mf.getDurableObjectNamespace("SUBTASK");
+    await (ns.get(ns.idFromName("job:clicks/vertex:count-per-user/subtask:0")) as unknown as { reset(): Promise<void> }).reset().catch(() => undefined);
+    await ingest(engine, ["new"]);
+    await waitFor(async () => ((await (await engine!.api("/v1/jobs/clicks")).json()) as { restarts: number; status: string }).restarts >= 1, 20_000, "a restart");
+    const overview = (await (await engine.api("/v1/jobs/clicks/checkpoints")).json()) as { latest: { restored: unknown } };
+    expect(overview.latest.restored).toBeNull();
+  });
+
+  it("refuses a manual checkpoint when the run has checkpointing off", async () => {
+    engine = await startEngine();
+    expect((await engine.api("/v1/jobs/clicks/start", { method: "POST", json: { config: { checkpoint: { interval_ms: 0 } } } })).status).toBe(200);
+    const res = await engine.api("/v1/jobs/clicks/checkpoints", { method: "POST" });
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("checkpointing_disabled");
+  });
+
+  it("refuses a start body that is not sent as JSON instead of starting with defaults", async () => {
+    engine = await startEngine();
+    const res = await engine.api("/v1/jobs/clicks/start", { method: "POST", body: '{"config":{"checkpoint":{"interval_ms":-5}}}', headers: { "content-type": "text/plain" } });
+    expect(res.status).toBe(415);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unsupported_media_type");
+    expect(((await (await engine.api("/v1/jobs/clicks")).json()) as { status: string }).status).toBe("CREATED");
   });
 });

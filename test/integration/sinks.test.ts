@@ -30,8 +30,8 @@ describe("exactly-once sinks", () => {
     expect((await engine.api("/v1/jobs/sinks/start", { method: "POST", json: { config: { checkpoint: { interval_ms: 3_600_000 } } } })).status).toBe(200);
     expect((await ingest(engine, ["ada", "ada", "bob"])).status).toBe(200);
     await waitFor(async () => {
-      const m = (await (await engine!.api("/v1/jobs/sinks/metrics")).json()) as { subtasks: { vertex: string; recordsIn: number }[] };
-      return m.subtasks.filter((s) => s.vertex === "count").reduce((a, s) => a + s.recordsIn, 0) === 3;
+      const m = (await (await engine!.api("/v1/jobs/sinks/metrics")).json()) as { subtasks: { vertex: string; records_in: number }[] };
+      return m.subtasks.filter((s) => s.vertex === "count").reduce((a, s) => a + s.records_in, 0) === 3;
     }, 20_000, "the clicks processed");
     await new Promise((r) => setTimeout(r, 300));
     expect((await engine.api("/v1/tables/sink-counts/ada")).status).toBe(404);
@@ -48,9 +48,9 @@ describe("exactly-once sinks", () => {
     const keys = (await files.list({ prefix: "sinks-job/" })).objects.map((o) => o.key);
     for (const k of keys) expect(k).toMatch(new RegExp(`^sinks-job/part-[01]-${String(id).padStart(12, "0")}-0\\.jsonl$`));
     for (const key of hook.deliveries.keys()) expect(key).toMatch(new RegExp(`^sinks/webhook-out/[01]/${id}$`));
-    const metrics = (await (await engine.api("/v1/jobs/sinks/metrics")).json()) as { subtasks: { sinks: Record<string, { committedTransactions: number; lastCommitLatencyMs: number | null }> }[] };
+    const metrics = (await (await engine.api("/v1/jobs/sinks/metrics")).json()) as { subtasks: { sinks: Record<string, { committed_transactions: number; last_commit_latency_ms: number | null }> }[] };
     const table = metrics.subtasks.flatMap((s) => Object.entries(s.sinks)).filter(([uid]) => uid === "table-out");
-    expect(table.some(([, m]) => m.committedTransactions >= 1 && m.lastCommitLatencyMs !== null)).toBe(true);
+    expect(table.some(([, m]) => m.committed_transactions >= 1 && m.last_commit_latency_ms !== null)).toBe(true);
   });
 
   it("a webhook answering 4xx fails the job with the cause, without retrying the delivery", async () => {

@@ -39,7 +39,7 @@ export interface SinksChaosResult {
   elapsedMs: number;
 }
 
-type Metrics = { subtasks: { vertex: string; index: number; sinks: Record<string, { sealedTransactions: number }> }[] };
+type Metrics = { subtasks: { vertex: string; index: number; sinks: Record<string, { sealed_transactions: number }> }[] };
 
 export async function runSinksChaos(o: SinksChaosOptions): Promise<SinksChaosResult> {
   const started = Date.now();
@@ -85,7 +85,7 @@ export async function runSinksChaos(o: SinksChaosOptions): Promise<SinksChaosRes
       const until = Date.now() + (targeted ? 2_000 : o.random.int(400));
       do {
         const m = (await (await engine.api("/v1/jobs/sinks/metrics")).json().catch(() => ({ subtasks: [] }))) as Metrics;
-        sealed = m.subtasks.some((s) => Object.values(s.sinks ?? {}).some((x) => x.sealedTransactions > 0));
+        sealed = m.subtasks.some((s) => Object.values(s.sinks ?? {}).some((x) => x.sealed_transactions > 0));
         if (sealed && targeted) break;
         await new Promise((r) => setTimeout(r, 5));
       } while (Date.now() < until);

@@ -45,7 +45,7 @@ export function httpSource<T = unknown>(stream: string, options: HttpSourceOptio
 }
 
 class HttpSourceReader implements SourceReader {
-  private readonly owned: { key: string; partition: number; offset: number }[] = [];
+  private readonly owned: { key: string; partition: number; offset: number; end: number }[] = [];
   private cursor = 0;
   private readonly env: FloeEnv;
 
@@ -56,12 +56,16 @@ class HttpSourceReader implements SourceReader {
   ) {
     this.env = ctx.env as FloeEnv;
     for (let p = ctx.subtaskIndex; p < partitions; p += ctx.parallelism) {
-      this.owned.push({ key: partitionKey(stream, p), partition: p, offset: 0 });
+      this.owned.push({ key: partitionKey(stream, p), partition: p, offset: 0, end: 0 });
     }
   }
 
   positions(): Record<string, number> {
     return Object.fromEntries(this.owned.map((o) => [o.key, o.offset]));
+  }
+
+  lag(): number {
+    return this.owned.reduce((n, o) => n + Math.max(0, o.end - o.offset), 0);
   }
 
   seek(positions: Record<string, number>): void {
@@ -73,6 +77,7 @@ class HttpSourceReader implements SourceReader {
       const o = this.owned[(this.cursor + i) % this.owned.length];
       const stub = this.env.STREAM_PARTITION.get(this.env.STREAM_PARTITION.idFromName(streamPartitionName(this.stream, o.partition)));
       const r = await stub.read(o.offset, maxRecords);
+      o.end = r.endOffset;
       if (r.count === 0) continue;
       this.cursor = (this.cursor + i + 1) % this.owned.length;
       // Stored lines are JSON texts without raw newlines, so they join into one array.
