@@ -73,6 +73,38 @@ describe("checkpoint options", () => {
     for (const f of state) expect(referenced.has(f), f).toBe(true);
   });
 
+  it("externalized: cancel keeps the latest checkpoints, or deletes them all when asked", async () => {
+    const keysAfterCancel = async (externalized: string) => {
+      const e = await startChaos({ checkpoint: { interval_ms: 50, retained: 2, externalized } });
+      try {
+        await ingest(e, events(50, 10));
+        await waitFor(async () => (await overview(e)).counts.completed >= 3, 20_000, "checkpoints");
+        expect((await e.api("/v1/jobs/chaos/cancel", { method: "POST" })).status).toBe(200);
+        await new Promise((r) => setTimeout(r, 200));
+        const bucket = await e.mf.getR2Bucket("CHECKPOINTS");
+        return (await bucket.list({ prefix: "checkpoints/chaos/" })).objects.map((o) => o.key);
+      } finally {
+        await e.dispose();
+      }
+    };
+    const retained = await keysAfterCancel("retain_on_cancellation");
+    expect(retained.filter((k) => k.endsWith("/_metadata"))).toHaveLength(2);
+    expect(await keysAfterCancel("delete_on_cancellation")).toEqual([]);
+  });
+
+  it("restart strategy: when its attempts are used up, the job is FAILED with the cause", async () => {
+    engine = await startChaos({ checkpoint: { interval_ms: 50 }, restart_strategy: { type: "fixed-delay", attempts: 1, delay_ms: 10 } });
+    // Two records that fail once each (per runtime process): the second failure finds no attempt left.
+    await ingest(engine, [{ key: "k", value: 1, failOnce: "r1" }]);
+    await waitFor(async () => (await status(engine!)).restarts >= 1, 20_000, "the first restart");
+    await waitFor(async () => (await status(engine!)).status === "RUNNING", 20_000, "running again");
+    await ingest(engine, [{ key: "k", value: 2, failOnce: "r2" }]);
+    await waitFor(async () => (await status(engine!)).status === "FAILED", 20_000, "the job to fail");
+    const s = await status(engine);
+    expect(s.last_error).toMatch(/injected failure r2/);
+    expect(s.last_error).toMatch(/fixed-delay restart strategy exhausted after 1 restarts/);
+  });
+
   it("timeout: a checkpoint not acknowledged in time fails as expired", async () => {
     engine = await startChaos({ checkpoint: { interval_ms: 50, timeout_ms: 1, tolerable_failures: 1000 } });
     await ingest(engine, events(100, 10));
