@@ -5,7 +5,8 @@
 import { zValidator } from "@hono/zod-validator";
 import { Hono } from "hono";
 import { z } from "zod";
-import { FloeError, unwrap } from "../errors.js";
+import { FloeError, type Result, unwrap } from "../errors.js";
+import type { JobStatus, SavepointAction } from "../runtime/coordinator.js";
 import type { FloeEnv } from "../runtime/env.js";
 import { coordinatorName } from "../runtime/names.js";
 import type { JobRegistry } from "../runtime/registry.js";
@@ -24,6 +25,23 @@ export const startBody = z
     config: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
+
+/** Body of `POST /v1/jobs/:job/stop`. */
+export const stopBody = z.object({ savepoint: z.boolean().optional(), drain: z.boolean().optional() }).strict();
+/** Body of `POST /v1/jobs/:job/cancel`. */
+export const cancelBody = z.object({ savepoint: z.boolean().optional() }).strict();
+
+/** How long savepoint requests wait for completion before answering with a trigger id to poll. */
+export const SAVEPOINT_WAIT_MS = 60_000;
+
+async function waitForStatus(stub: { status(job: string): Promise<Result<JobStatus>> }, job: string, wanted: string[]): Promise<JobStatus> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const s = unwrap(await stub.status(job));
+    if (wanted.includes(s.status) || Date.now() > deadline) return s;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 /** The job routes, mounted at /v1/jobs. */
 export function jobRoutes(registry: JobRegistry) {
@@ -49,15 +67,69 @@ export function jobRoutes(registry: JobRegistry) {
     const job = c.req.param("job");
     const stub = coordinator(c.env, job);
     const body = c.req.valid("json");
-    if (body.fromSavepoint !== undefined || body.fromCheckpoint !== undefined) {
-      throw new FloeError("unsupported", "starting from a savepoint or checkpoint is not available in this version of floe", 400);
+    const fromCheckpoint = body.fromCheckpoint === undefined ? undefined : Number(body.fromCheckpoint);
+    if (fromCheckpoint !== undefined && (!Number.isInteger(fromCheckpoint) || fromCheckpoint < 1)) {
+      throw new FloeError("invalid_request", "fromCheckpoint is a checkpoint id: a positive integer");
     }
-    return c.json(unwrap(await stub.start(job, { parallelism: body.parallelism, config: body.config })));
+    return c.json(
+      unwrap(
+        await stub.start(job, {
+          parallelism: body.parallelism,
+          config: body.config,
+          fromSavepoint: body.fromSavepoint,
+          fromCheckpoint,
+          allowNonRestoredState: body.allowNonRestoredState,
+        }),
+      ),
+    );
   });
 
-  app.post("/:job/cancel", async (c) => {
+  /** Triggers a savepoint and waits for it (up to `SAVEPOINT_WAIT_MS`), as Flink's REST API can. */
+  const savepoint = async (env: FloeEnv, job: string, action: SavepointAction) => {
+    const stub = coordinator(env, job);
+    const { trigger_id } = unwrap(await stub.triggerSavepoint(job, action));
+    const deadline = Date.now() + SAVEPOINT_WAIT_MS;
+    for (;;) {
+      const s = unwrap(await stub.savepointStatus(job, trigger_id));
+      if (s.status === "COMPLETED") return { done: true as const, status: s };
+      if (s.status === "FAILED") throw new FloeError("savepoint_failed", `savepoint ${trigger_id} failed: ${s.failure_message}`, 500);
+      if (Date.now() > deadline) return { done: false as const, status: s };
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  app.post("/:job/savepoints", requireJsonBody, async (c) => {
     const job = c.req.param("job");
-    return c.json(unwrap(await coordinator(c.env, job).cancel(job)));
+    const r = await savepoint(c.env, job, "keep");
+    if (!r.done) return c.json({ trigger_id: r.status.trigger_id }, 202);
+    return c.json({ id: r.status.id, location: r.status.location, trigger_id: r.status.trigger_id });
+  });
+
+  app.get("/:job/savepoints/:trigger", async (c) => {
+    const job = c.req.param("job");
+    return c.json(unwrap(await coordinator(c.env, job).savepointStatus(job, c.req.param("trigger"))));
+  });
+
+  app.post("/:job/stop", requireJsonBody, zValidator("json", stopBody, validationHook), async (c) => {
+    const job = c.req.param("job");
+    const body = c.req.valid("json");
+    if (body.savepoint === false) {
+      throw new FloeError("invalid_request", "stop always takes a final savepoint ({ savepoint: true }); to end a job without one, cancel it");
+    }
+    const r = await savepoint(c.env, job, "stop");
+    if (!r.done) return c.json({ trigger_id: r.status.trigger_id }, 202);
+    const status = await waitForStatus(coordinator(c.env, job), job, ["FINISHED", "CANCELED", "FAILED", "RESTARTING"]);
+    return c.json({ id: r.status.id, location: r.status.location, drain: body.drain ?? false, status });
+  });
+
+  app.post("/:job/cancel", requireJsonBody, zValidator("json", cancelBody, validationHook), async (c) => {
+    const job = c.req.param("job");
+    const body = c.req.valid("json");
+    if (!body.savepoint) return c.json(unwrap(await coordinator(c.env, job).cancel(job)));
+    const r = await savepoint(c.env, job, "cancel");
+    if (!r.done) return c.json({ trigger_id: r.status.trigger_id }, 202);
+    const status = await waitForStatus(coordinator(c.env, job), job, ["CANCELED", "FINISHED", "FAILED", "RESTARTING"]);
+    return c.json({ id: r.status.id, location: r.status.location, status });
   });
 
   app.post("/:job/checkpoints", async (c) => {

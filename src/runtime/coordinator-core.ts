@@ -21,7 +21,9 @@ import type { CheckpointMetadata, KeyedStateHandle, OperatorState, SubtaskAck } 
 import { FloeError, type Result, attempt as attemptResult } from "../errors.js";
 import { keyGroupRange } from "../graph/key-groups.js";
 import { type ExecutionPlan, type ParallelismOverride, buildPlan } from "../graph/plan.js";
-import { CheckpointStore } from "../storage/checkpoint-store.js";
+import { CheckpointStore, CheckpointUnreadableError } from "../storage/checkpoint-store.js";
+import { checkpointIdOfSavepoint, savepointId } from "../storage/layout.js";
+import { checkRestore } from "../checkpoint/restore-check.js";
 import { type CoordinatorStorage, INITIAL_JOB, type JobRecord, type JobStatusName } from "./coordinator-store.js";
 import { resolveRunConfig } from "./job-config.js";
 import type { JobRegistry } from "./registry.js";
@@ -48,6 +50,24 @@ export interface JobStatus {
 export interface StartRequest {
   readonly parallelism?: ParallelismOverride;
   readonly config?: Record<string, unknown>;
+  /** A savepoint id (`savepoint-<n>`) to start from. */
+  readonly fromSavepoint?: string;
+  /** A retained checkpoint id to start from. */
+  readonly fromCheckpoint?: number;
+  /** Drop state of operators the job no longer has, instead of refusing. */
+  readonly allowNonRestoredState?: boolean;
+}
+
+/** What a savepoint trigger is for. */
+export type SavepointAction = "keep" | "stop" | "cancel";
+
+/** The state of a savepoint, as `GET /v1/jobs/:job/savepoints/:trigger_id` answers it. */
+export interface SavepointStatus {
+  readonly trigger_id: string;
+  readonly status: "IN_PROGRESS" | "COMPLETED" | "FAILED";
+  readonly id: string | null;
+  readonly location: string | null;
+  readonly failure_message: string | null;
 }
 
 /** How often the coordinator checks that every subtask is alive. */
@@ -61,7 +81,7 @@ export const DEPLOY_TIMEOUT_MS = 120_000;
 export interface SubtaskApi {
   deploy(d: SubtaskDeployment): Promise<{ ok: true } | { ok: false; message: string }>;
   start(attempt: number): Promise<void>;
-  triggerCheckpoint(attempt: number, checkpointId: number, triggerMs: number, isSavepoint: boolean): Promise<boolean>;
+  triggerCheckpoint(attempt: number, checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter?: boolean): Promise<boolean>;
   notifyCheckpointComplete(attempt: number, checkpointId: number): Promise<void>;
   notifyCheckpointAborted(attempt: number, checkpointId: number): Promise<void>;
   ping(attempt: number): Promise<"running" | "finished" | "failed" | "lost">;
@@ -115,6 +135,22 @@ export class CoordinatorCore {
       }
       const plan = buildPlan(definition, request.parallelism);
       const config = resolveRunConfig(definition, request.config);
+      let from: CheckpointMetadata | null = null;
+      let restoredFrom: JobRecord["runRestoredFrom"] = null;
+      if (request.fromSavepoint !== undefined || request.fromCheckpoint !== undefined) {
+        if (request.fromSavepoint !== undefined && request.fromCheckpoint !== undefined) {
+          throw new FloeError("invalid_request", "give fromSavepoint or fromCheckpoint, not both");
+        }
+        const savepoint = request.fromSavepoint !== undefined;
+        const id = savepoint ? checkpointIdOfSavepoint(request.fromSavepoint!) : request.fromCheckpoint!;
+        if (id === null || !Number.isInteger(id) || id < 1) {
+          throw new FloeError("invalid_request", `${JSON.stringify(request.fromSavepoint)} is not a savepoint id (savepoint-<number>)`);
+        }
+        from = await this.readSnapshot(new CheckpointStore(this.host.bucket, config.checkpoint.storagePrefix, job), id, savepoint);
+        const uids = new Set(definition.nodes.map((n) => n.options.uid).filter((u): u is string => u !== undefined));
+        checkRestore(from, uids, plan.maxParallelism, request.allowNonRestoredState ?? false);
+        restoredFrom = { checkpointId: id, savepoint };
+      }
       const now = this.host.now();
       const next: JobRecord = {
         ...INITIAL_JOB,
@@ -130,10 +166,63 @@ export class CoordinatorCore {
         failureTimesMs: [],
         restores: [],
         runId: s.runId + 1,
+        runRestoredFrom: restoredFrom,
       };
       this.store.saveJob(next);
-      await this.deployAndStart(next, null);
+      await this.deployAndStart(next, from);
       return this.statusOf(this.store.job(), job);
+    });
+  }
+
+  /** Reads a snapshot to start from, turning what is wrong with it into a client error. */
+  private async readSnapshot(store: CheckpointStore, id: number, savepoint: boolean): Promise<CheckpointMetadata> {
+    try {
+      return await store.read(id, savepoint);
+    } catch (e) {
+      if (!(e instanceof CheckpointUnreadableError)) throw e;
+      const what = savepoint ? "savepoint" : "checkpoint";
+      if (e.reason === "not_found") throw new FloeError(`${what}_not_found`, `${e.message}: no such ${what}`, 404);
+      const code = { corrupt: `${what}_corrupt`, unsupported_version: "unsupported_format_version", other_job: `${what}_of_other_job`, missing_files: `${what}_incomplete` }[e.reason];
+      throw new FloeError(code, e.message, 400);
+    }
+  }
+
+  /**
+   * Triggers a savepoint: full, self-contained, never deleted by the engine.
+   * `stop` ends the job once it completed and sinks committed (sources read
+   * nothing after its barrier); `cancel` cancels the job after it.
+   */
+  async triggerSavepoint(job: string, action: SavepointAction): Promise<Result<{ trigger_id: string }>> {
+    return attemptResult(async () => {
+      this.definition(job);
+      const s = this.store.job();
+      if (s.status !== "RUNNING") throw new FloeError("job_not_running", `job "${job}" is ${s.status}, not running`, 409);
+      if (s.pendingSavepoint) {
+        const p = this.store.pending(s.pendingSavepoint.id);
+        if (p && (p.status === "IN_PROGRESS" || p.status === "COMPLETING")) {
+          throw new FloeError("savepoint_in_progress", `job "${job}" already takes savepoint ${s.pendingSavepoint.id}`, 409);
+        }
+      }
+      const id = await this.trigger(true, action);
+      if (id === null) throw new FloeError("savepoint_not_triggered", `job "${job}" cannot take a savepoint now (a bounded source has finished)`, 409);
+      return { trigger_id: String(id) };
+    });
+  }
+
+  /** Where a savepoint trigger stands. */
+  async savepointStatus(job: string, triggerId: string): Promise<Result<SavepointStatus>> {
+    return attemptResult(() => {
+      this.definition(job);
+      const id = Number(triggerId);
+      const r = Number.isInteger(id) ? this.store.record(id) : undefined;
+      if (!r || !r.isSavepoint) throw new FloeError("savepoint_not_found", `job "${job}" has no savepoint trigger ${JSON.stringify(triggerId)}`, 404);
+      return {
+        trigger_id: triggerId,
+        status: r.status,
+        id: r.status === "COMPLETED" ? savepointId(id) : null,
+        location: r.status === "COMPLETED" ? r.externalPath : null,
+        failure_message: r.failure,
+      };
     });
   }
 
@@ -337,18 +426,19 @@ export class CoordinatorCore {
   // ---- checkpoints ------------------------------------------------------
 
   /** Triggers checkpoint N at every source subtask; returns N, or null if the job cannot checkpoint now. */
-  private async trigger(isSavepoint: boolean): Promise<number | null> {
+  private async trigger(isSavepoint: boolean, action: SavepointAction = "keep"): Promise<number | null> {
     const s = this.store.job();
     if (s.status !== "RUNNING" || !s.plan || s.finished.length > 0) return null;
     const now = this.host.now();
     const id = s.lastCheckpointId + 1;
     s.lastCheckpointId = id;
     s.lastTriggerMs = now;
+    if (isSavepoint) s.pendingSavepoint = { id, action };
     this.store.saveJob(s);
     const all = this.subtasks(s.plan);
     this.store.insertPending(id, s.attempt, now, all.map((t) => `${t.vertex}/${t.index}`), isSavepoint);
     const triggered = await Promise.all(
-      all.filter((t) => t.isSource).map((t) => t.stub.triggerCheckpoint(s.attempt, id, now, isSavepoint).catch(() => false)),
+      all.filter((t) => t.isSource).map((t) => t.stub.triggerCheckpoint(s.attempt, id, now, isSavepoint, action === "stop").catch(() => false)),
     );
     if (triggered.some((ok) => !ok)) await this.failCheckpoint(id, "TRIGGER_FAILED", `a source subtask could not start checkpoint ${id}`);
     await this.schedule();
@@ -372,9 +462,9 @@ export class CoordinatorCore {
     const now = this.host.now();
     // A failover while the metadata was written failed this checkpoint: the new attempt
     // restored an older one and replays from there, so this cut must never be restored.
-    if (this.store.job().attempt !== p.attempt || !this.store.complete(id, now, store.externalPath(id), metadata)) {
+    if (this.store.job().attempt !== p.attempt || !this.store.complete(id, now, store.externalPath(id, p.isSavepoint), metadata)) {
       this.store.fail(id, now, `JOB_FAILOVER: the job failed over while checkpoint ${id} was completing`);
-      await store.deleteMetadata(id).catch(() => undefined);
+      await store.deleteMetadata(id, p.isSavepoint).catch(() => undefined);
       return;
     }
     const after = this.store.job();
@@ -384,8 +474,22 @@ export class CoordinatorCore {
     for (const older of this.store.pendingIds()) {
       if (older.id < id) await this.failCheckpoint(older.id, "CHECKPOINT_SUBSUMED", `checkpoint ${id} completed first`);
     }
+    const ending = after.pendingSavepoint?.id === id && after.pendingSavepoint.action !== "keep" ? after.pendingSavepoint.action : null;
     if (after.attempt === p.attempt && after.plan) {
-      for (const t of this.subtasks(after.plan)) void t.stub.notifyCheckpointComplete(p.attempt, id).catch(() => undefined);
+      const notified = this.subtasks(after.plan).map((t) => t.stub.notifyCheckpointComplete(p.attempt, id).catch(() => undefined));
+      // Ending the job: sinks commit the final savepoint's transactions before the subtasks stop.
+      if (ending) await Promise.all(notified);
+    }
+    if (ending) {
+      const s2 = this.store.job();
+      if (s2.attempt === p.attempt && s2.status === "RUNNING") {
+        this.abortPending(s2, "JOB_STOPPED", ending === "stop" ? "the job stopped with a savepoint" : "the job was canceled with a savepoint");
+        const done: JobRecord = { ...s2, status: ending === "stop" ? "FINISHED" : "CANCELED", endTime: this.host.now(), pendingSavepoint: null };
+        this.store.saveJob(done);
+        await this.cancelSubtasks(done);
+        await this.schedule();
+        return;
+      }
     }
     await this.retain(after);
     await this.schedule();
@@ -428,6 +532,16 @@ export class CoordinatorCore {
     if (s.plan && p.attempt === s.attempt) {
       for (const t of this.subtasks(s.plan)) void t.stub.notifyCheckpointAborted(p.attempt, id).catch(() => undefined);
     }
+    if (s.pendingSavepoint?.id === id) {
+      const action = s.pendingSavepoint.action;
+      s.pendingSavepoint = null;
+      this.store.saveJob(s);
+      // Its sources stopped after the barrier: resume from the last checkpoint.
+      if (action === "stop" && s.status === "RUNNING" && p.attempt === s.attempt) {
+        await this.failover(`stop-with-savepoint failed, the job resumes: ${message}`);
+        return;
+      }
+    }
     if (s.status === "RUNNING" && s.config && countsAsFailure(reason) && exceedsTolerableFailures(s.config.checkpoint, s.consecutiveFailures)) {
       await this.failover(`${s.consecutiveFailures} checkpoint failure(s) in a row exceed the tolerable ${s.config.checkpoint.tolerableFailures}; last: ${message}`);
     }
@@ -465,6 +579,7 @@ export class CoordinatorCore {
     this.abortPending(s, "JOB_FAILOVER", cause);
     const decision = decideRestart(s.config!.restartStrategy, { failureTimesMs: s.failureTimesMs, restarts: s.restarts, backoffRestarts: s.backoffRestarts, lastRunningSinceMs: s.runningSinceMs }, now);
     const old = { ...s };
+    s.pendingSavepoint = null;
     s.attempt += 1; // fence: from here on, the old attempt's messages are ignored
     s.lastError = cause;
     s.failureTimesMs = [...s.failureTimesMs, now].slice(-100);
@@ -500,6 +615,8 @@ export class CoordinatorCore {
         console.error(`checkpoint ${r.id} cannot be restored: ${(e as Error)?.message ?? e}`);
       }
     }
+    // No checkpoint of this run yet: the snapshot the run started from, if any.
+    if (!from && s.runRestoredFrom) from = await store.read(s.runRestoredFrom.checkpointId, s.runRestoredFrom.savepoint);
     const attempt = s.attempt;
     try {
       await this.deployAndStart(s, from);
@@ -544,7 +661,8 @@ export class CoordinatorCore {
     now.runningSinceMs = ts;
     now.lastTriggerMs = null;
     if (from) {
-      now.restores = [...now.restores, { id: from.checkpointId, restoreMs: ts, isSavepoint: from.kind === "SAVEPOINT", externalPath: this.checkpointStore(now).externalPath(from.checkpointId) }].slice(-20);
+      const savepoint = from.kind === "SAVEPOINT";
+      now.restores = [...now.restores, { id: from.checkpointId, restoreMs: ts, isSavepoint: savepoint, externalPath: this.checkpointStore(now).externalPath(from.checkpointId, savepoint) }].slice(-20);
     }
     this.store.saveJob(now);
     this.nextHeartbeatMs = ts + HEARTBEAT_INTERVAL_MS;

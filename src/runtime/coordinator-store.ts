@@ -35,6 +35,10 @@ export interface JobRecord {
   runId: number;
   /** Checkpoints of this run have ids from here on. */
   runFirstCheckpointId: number;
+  /** The savepoint or checkpoint this run started from. */
+  runRestoredFrom: { checkpointId: number; savepoint: boolean } | null;
+  /** The savepoint in progress, and what to do once it completed. */
+  pendingSavepoint: { id: number; action: "keep" | "stop" | "cancel" } | null;
 }
 
 export const INITIAL_JOB: JobRecord = {
@@ -58,6 +62,8 @@ export const INITIAL_JOB: JobRecord = {
   restores: [],
   runId: 0,
   runFirstCheckpointId: 1,
+  runRestoredFrom: null,
+  pendingSavepoint: null,
 };
 
 /** Checkpoint rows kept for statistics. */

@@ -13,7 +13,7 @@ import type { JobRegistry } from "./registry.js";
 
 
 export { DEPLOY_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, restoreSpecFor } from "./coordinator-core.js";
-export type { JobStatus, JobStatusName, StartRequest } from "./coordinator-core.js";
+export type { JobStatus, JobStatusName, SavepointAction, SavepointStatus, StartRequest } from "./coordinator-core.js";
 
 /** Base class; `createFloe` subclasses it with the Worker's job registry. */
 export abstract class Coordinator extends DurableObject<FloeEnv> {
@@ -62,6 +62,12 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
   }
   checkpointDetail(...a: Parameters<CoordinatorCore["checkpointDetail"]>) {
     return this.core.checkpointDetail(...a);
+  }
+  triggerSavepoint(...a: Parameters<CoordinatorCore["triggerSavepoint"]>) {
+    return this.core.triggerSavepoint(...a);
+  }
+  savepointStatus(...a: Parameters<CoordinatorCore["savepointStatus"]>) {
+    return this.core.savepointStatus(...a);
   }
   metrics(...a: Parameters<CoordinatorCore["metrics"]>) {
     return this.core.metrics(...a);

@@ -18,7 +18,7 @@ import { OPEN_TXN } from "../connectors/sinks/two-phase-commit.js";
 import type { StateBacking, StateEntry } from "../state/keyed-state.js";
 import { utf8Length } from "../storage/record-limits.js";
 import { type SnapshotEntry, SnapshotReader } from "../state/snapshot-format.js";
-import { stateFileKey } from "../storage/layout.js";
+import { savepointStateFileKey, stateFileKey } from "../storage/layout.js";
 import type { FloeEnv } from "./env.js";
 import type { ChannelMessage, DeliveryResult } from "./messages.js";
 import { coordinatorName, subtaskName } from "./names.js";
@@ -88,9 +88,9 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
   }
 
   /** Starts checkpoint N at this source subtask. */
-  triggerCheckpoint(attempt: number, checkpointId: number, triggerMs: number, isSavepoint: boolean): boolean {
+  triggerCheckpoint(attempt: number, checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter = false): boolean {
     if (this.task?.deployment.attempt !== attempt) return false;
-    return this.task.triggerCheckpoint(checkpointId, triggerMs, isSavepoint);
+    return this.task.triggerCheckpoint(checkpointId, triggerMs, isSavepoint, stopAfter);
   }
 
   async notifyCheckpointComplete(attempt: number, checkpointId: number): Promise<void> {
@@ -281,6 +281,7 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       snapshots: {
         fileKey: (uid, checkpointId) => stateFileKey(d.checkpoint.storagePrefix, d.job, uid, d.index, checkpointId),
+        savepointFileKey: (uid, checkpointId) => savepointStateFileKey(d.checkpoint.storagePrefix, d.job, checkpointId, uid, d.index),
         put: async (key, body) => {
           // A Blob keeps the file's bytes out of the JS heap while R2 takes them.
           await env.CHECKPOINTS.put(key, new Blob(body as string[]));

@@ -100,6 +100,8 @@ interface Trigger {
   readonly checkpointId: number;
   readonly triggerMs: number;
   readonly isSavepoint: boolean;
+  /** A source stops reading once it has emitted this barrier (stop-with-savepoint). */
+  readonly stopAfter?: boolean;
 }
 
 /** A deployed subtask of one attempt. */
@@ -229,11 +231,14 @@ export class Task {
   }
 
   /** A source's part of checkpoint N starts at the next batch boundary. */
-  triggerCheckpoint(checkpointId: number, triggerMs: number, isSavepoint: boolean): boolean {
-    if (!this.isSource || this.status !== "running") return false;
-    this.triggers.push({ checkpointId, triggerMs, isSavepoint });
+  triggerCheckpoint(checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter = false): boolean {
+    if (!this.isSource || this.status !== "running" || this.stopped) return false;
+    this.triggers.push({ checkpointId, triggerMs, isSavepoint, stopAfter });
     return true;
   }
+
+  /** Whether a stop-with-savepoint stopped this source (it reads nothing more). */
+  private stopped = false;
 
   /** Checkpoint N completed everywhere: exactly-once sinks publish what it sealed. */
   async notifyCheckpointComplete(checkpointId: number): Promise<void> {
@@ -262,6 +267,11 @@ export class Task {
         if (trigger) {
           this.firstBarrierMs = this.host.now();
           await this.checkpoint(trigger, 0);
+          if (trigger.stopAfter) {
+            // Nothing after the final savepoint's barrier: the coordinator ends the job once it completed.
+            this.stopped = true;
+            return false;
+          }
           continue;
         }
         const batch = await reader.poll(this.deployment.plan.batchSize);
@@ -399,7 +409,9 @@ export class Task {
   /** Takes this subtask's part of a checkpoint: sync copy, barrier forward, async upload and ack. */
   private async checkpoint(t: Trigger, alignmentMs: number): Promise<void> {
     const t0 = this.host.now();
-    const prepared = this.snapshotter.prepare(t.checkpointId, this.chain.keyedState, t.isSavepoint);
+    const prepared = t.isSavepoint
+      ? this.snapshotter.prepareSavepoint(t.checkpointId, this.chain.keyedState)
+      : this.snapshotter.prepare(t.checkpointId, this.chain.keyedState);
     const positions = this.reader?.positions();
     // Pre-commit: each sink seals its open transaction as transaction N, in the same turn as the snapshot.
     // Without checkpointing (a savepoint of such a run), sinks keep publishing on their timer instead.

@@ -36,6 +36,10 @@ class MemoryStore implements SnapshotStore {
     return `chk-${checkpointId}/${uid}`;
   }
 
+  savepointFileKey(uid: string, checkpointId: number): string {
+    return `savepoint-${checkpointId}/${uid}`;
+  }
+
   async put(key: string, body: readonly string[]): Promise<void> {
     this.calls.push(`put ${key}`);
     this.puts.push(key);
@@ -922,5 +926,34 @@ describe("KeyedSnapshotter sizes", () => {
     expect(c3.handles.b).toMatchObject({ files: ["chk-1/b", "chk-3/b"], stateBytes: size("chk-1/b") + size("chk-3/b"), checkpointedBytes: size("chk-3/b") });
     expect(c3.stateBytes).toBe(c3.handles.a.stateBytes + c3.handles.b.stateBytes);
     expect(c3.checkpointedBytes).toBe(size("chk-3/b"));
+  });
+});
+
+describe("KeyedSnapshotter savepoints", () => {
+  it("write full canonical files under savepoint keys, leave the chain and the image alone, and keep changes marked", async () => {
+    const store = new MemoryStore();
+    const s = new KeyedSnapshotter(store, { incremental: true, fullEvery: 10 }, RANGE);
+    const b = new KeyedStateBackend(MAX_PARALLELISM, "op");
+    const v = b.getState(count);
+    for (const k of ["a", "b", "c"]) {
+      b.setCurrentKey(k);
+      v.update(1);
+    }
+    const first = await s.upload(s.prepare(1, new Map([["op", b]])));
+    b.setCurrentKey("a");
+    v.update(2);
+    const calls = store.calls.length;
+    const sp = await s.upload(s.prepareSavepoint(2, new Map([["op", b]])));
+    expect(sp.handles.op.files).toEqual(["savepoint-2/op"]);
+    expect(readSnapshot(store.objects.get("savepoint-2/op")!).entries.map((e) => [e.key, e.value]).sort()).toEqual([
+      ["a", 2],
+      ["b", 1],
+      ["c", 1],
+    ]);
+    expect(store.calls.slice(calls).filter((c) => !c.startsWith("put"))).toEqual([]);
+    // The next incremental checkpoint extends checkpoint 1's chain and still carries the change to "a".
+    const next = await s.upload(s.prepare(3, new Map([["op", b]])));
+    expect(next.handles.op.files).toEqual([...first.handles.op.files, "chk-3/op"]);
+    expect(readSnapshot(store.objects.get("chk-3/op")!).entries.map((e) => [e.key, e.value])).toEqual([["a", 2]]);
   });
 });

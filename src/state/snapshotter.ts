@@ -26,6 +26,8 @@ import { type EncodedEntry, SnapshotWriter, encodeEntries, writeSnapshotChunks }
 export interface SnapshotStore {
   /** R2 key of the state file of `uid` at `checkpointId`. */
   fileKey(uid: string, checkpointId: number): string;
+  /** R2 key of the state file of `uid` in the savepoint taken as `checkpointId`. */
+  savepointFileKey(uid: string, checkpointId: number): string;
   /** Stores a file given as text chunks (joined, they are the file). */
   put(key: string, body: readonly string[]): Promise<void>;
   /** Writes changed entries to the local image, synchronously. */
@@ -51,6 +53,8 @@ interface PreparedOperator {
 /** A snapshot after its synchronous part. */
 export interface PreparedSnapshot {
   readonly checkpointId: number;
+  /** A savepoint: self-contained full files, no image write-back, no effect on the incremental chain. */
+  readonly savepoint?: boolean;
   readonly operators: readonly PreparedOperator[];
   /** Some file extends an earlier chain, so earlier uploads must have succeeded. */
   readonly dependsOnEarlier: boolean;
@@ -138,6 +142,23 @@ export class KeyedSnapshotter {
   }
 
   /**
+   * The synchronous part of a savepoint: full files in the canonical format,
+   * under the savepoint's own keys. The changes since the last checkpoint
+   * stay marked, so the next incremental checkpoint still carries them.
+   */
+  prepareSavepoint(checkpointId: number, backends: ReadonlyMap<string, KeyedStateBackend>): PreparedSnapshot {
+    const operators: PreparedOperator[] = [];
+    for (const [uid, backend] of backends) {
+      const key = this.store.savepointFileKey(uid, checkpointId);
+      const writer = new SnapshotWriter();
+      backend.forEachEntry((state, kind, k, keyGroup, valueJson) => writer.add(state, kind, keyGroup, k, valueJson));
+      const chunks = writer.finish({ uid, kind: "full", checkpointId });
+      operators.push({ uid, changed: [], file: { key, kind: "full", chunks, entries: writer.count }, chain: { files: [key], bytes: 0, deltas: 0 }, base: null, entries: writer.count });
+    }
+    return { checkpointId, operators, dependsOnEarlier: false, savepoint: true };
+  }
+
+  /**
    * The asynchronous part, after every earlier snapshot: write back the
    * image, build and upload the files. Resolves with the handles to ack.
    */
@@ -148,7 +169,7 @@ export class KeyedSnapshotter {
       if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
       if (!earlierOk && s.dependsOnEarlier) {
         // The image must still get these changes: they were taken off the dirty list.
-        await this.writeBack(s);
+        if (!s.savepoint) await this.writeBack(s);
         throw new Error(`snapshot ${s.checkpointId} extends files of an earlier snapshot whose upload failed`);
       }
       // Build every file first (CPU), then upload them while the image is written back.
@@ -161,7 +182,7 @@ export class KeyedSnapshotter {
         });
       const uploads = Promise.all(files.map((f) => this.store.put(f.op.file!.key, f.body)));
       uploads.catch(() => undefined);
-      await this.writeBack(s);
+      if (!s.savepoint) await this.writeBack(s);
       await uploads;
       const handles: Record<string, KeyedStateHandle> = {};
       let checkpointedBytes = 0;

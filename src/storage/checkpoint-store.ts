@@ -4,11 +4,14 @@
  * checkpoint references.
  */
 import type { CheckpointMetadata } from "../checkpoint/types.js";
-import { checkpointIdOfKey, checkpointsRoot, metadataKey, sharedRoot } from "./layout.js";
+import { checkpointIdOfKey, checkpointsRoot, metadataKey, savepointDir, savepointMetadataKey, sharedRoot } from "./layout.js";
 
 /** Why a checkpoint cannot be restored. */
 export class CheckpointUnreadableError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly reason: "not_found" | "corrupt" | "unsupported_version" | "other_job" | "missing_files" = "corrupt",
+  ) {
     super(message);
     this.name = "CheckpointUnreadableError";
   }
@@ -28,17 +31,22 @@ export class CheckpointStore {
     private readonly job: string,
   ) {}
 
-  /** Location of a checkpoint's metadata, as reported to users. */
-  externalPath(checkpointId: number): string {
-    return `r2://${metadataKey(this.prefix, this.job, checkpointId)}`;
+  /** Location of a checkpoint's (or savepoint's) metadata, as reported to users. */
+  externalPath(checkpointId: number, savepoint = false): string {
+    return savepoint ? `r2://${savepointDir(this.prefix, this.job, checkpointId)}` : `r2://${metadataKey(this.prefix, this.job, checkpointId)}`;
+  }
+
+  private metadataKeyOf(checkpointId: number, savepoint: boolean): string {
+    return savepoint ? savepointMetadataKey(this.prefix, this.job, checkpointId) : metadataKey(this.prefix, this.job, checkpointId);
   }
 
   /** Writes `_metadata` once; a second write of the same id is refused by R2 and treated as done. */
   async writeMetadata(m: CheckpointMetadata): Promise<void> {
     const body = JSON.stringify(m);
-    const put = await this.bucket.put(metadataKey(this.prefix, this.job, m.checkpointId), body, { onlyIf: { etagDoesNotMatch: "*" } });
+    const key = this.metadataKeyOf(m.checkpointId, m.kind === "SAVEPOINT");
+    const put = await this.bucket.put(key, body, { onlyIf: { etagDoesNotMatch: "*" } });
     if (put === null) {
-      const existing = await this.bucket.get(metadataKey(this.prefix, this.job, m.checkpointId));
+      const existing = await this.bucket.get(key);
       if (!existing || (await existing.text()) !== body) {
         throw new Error(`checkpoint ${m.checkpointId} already has different metadata`);
       }
@@ -46,27 +54,35 @@ export class CheckpointStore {
   }
 
   /** Deletes a checkpoint's metadata (one that must not be restored). */
-  async deleteMetadata(checkpointId: number): Promise<void> {
-    await this.bucket.delete(metadataKey(this.prefix, this.job, checkpointId));
+  async deleteMetadata(checkpointId: number, savepoint = false): Promise<void> {
+    await this.bucket.delete(this.metadataKeyOf(checkpointId, savepoint));
   }
 
-  /** Reads a checkpoint's metadata and checks that every file it references exists. */
-  async read(checkpointId: number): Promise<CheckpointMetadata> {
-    const object = await this.bucket.get(metadataKey(this.prefix, this.job, checkpointId));
-    if (!object) throw new CheckpointUnreadableError(`checkpoint ${checkpointId} has no _metadata`);
+  /**
+   * Reads a checkpoint's (or savepoint's) metadata and checks that every
+   * file it references exists. The error says what is wrong: missing,
+   * corrupt, another job's, a format version this floe cannot read.
+   */
+  async read(checkpointId: number, savepoint = false): Promise<CheckpointMetadata> {
+    const what = savepoint ? `savepoint ${checkpointId}` : `checkpoint ${checkpointId}`;
+    const object = await this.bucket.get(this.metadataKeyOf(checkpointId, savepoint));
+    if (!object) throw new CheckpointUnreadableError(`${what} has no _metadata`, "not_found");
     let m: CheckpointMetadata;
     try {
       m = JSON.parse(await object.text()) as CheckpointMetadata;
     } catch {
-      throw new CheckpointUnreadableError(`the _metadata of checkpoint ${checkpointId} is corrupt`);
+      throw new CheckpointUnreadableError(`the _metadata of ${what} is corrupt or truncated`, "corrupt");
     }
-    if (m.version !== 1 || m.checkpointId !== checkpointId || m.job !== this.job) {
-      throw new CheckpointUnreadableError(`the _metadata of checkpoint ${checkpointId} is not a version-1 checkpoint of job "${this.job}"`);
+    if (typeof m !== "object" || m === null || typeof m.operators !== "object") {
+      throw new CheckpointUnreadableError(`the _metadata of ${what} is corrupt`, "corrupt");
     }
+    if (m.version !== 1) throw new CheckpointUnreadableError(`the _metadata of ${what} has format version ${JSON.stringify(m.version)}; this floe reads version 1`, "unsupported_version");
+    if (m.job !== this.job) throw new CheckpointUnreadableError(`${what} belongs to job "${m.job}", not "${this.job}"`, "other_job");
+    if (m.checkpointId !== checkpointId) throw new CheckpointUnreadableError(`the _metadata of ${what} names checkpoint ${m.checkpointId}`, "corrupt");
     const files = referencedFiles(m);
     const heads = await Promise.all(files.map((f) => this.bucket.head(f)));
     const missing = files.filter((_, i) => heads[i] === null);
-    if (missing.length > 0) throw new CheckpointUnreadableError(`checkpoint ${checkpointId} misses ${missing.length} state files, e.g. ${missing[0]}`);
+    if (missing.length > 0) throw new CheckpointUnreadableError(`${what} misses ${missing.length} state files, e.g. ${missing[0]}`, "missing_files");
     return m;
   }
 

@@ -41,3 +41,36 @@ export function checkpointIdOfKey(key: string): number | null {
   const m = /\/chk-(\d+)(?:\.state|\/_metadata)$/.exec(key);
   return m ? Number(m[1]) : null;
 }
+
+/*
+ * Savepoints live apart from checkpoints and are never deleted by the engine:
+ *
+ *   <prefix>savepoints/<job>/savepoint-<id>/_metadata
+ *   <prefix>savepoints/<job>/savepoint-<id>/<uid>/<subtask>.state     full state, canonical format
+ */
+
+/** The id users see for the savepoint taken as checkpoint `checkpointId`. */
+export function savepointId(checkpointId: number): string {
+  return `savepoint-${checkpointId}`;
+}
+
+/** The checkpoint id inside a savepoint id, or null when the text is not one. */
+export function checkpointIdOfSavepoint(id: string): number | null {
+  const m = /^savepoint-(\d{1,15})$/.exec(id);
+  return m ? Number(m[1]) : null;
+}
+
+/** Folder of a savepoint. */
+export function savepointDir(prefix: string, job: string, checkpointId: number): string {
+  return `${prefix}savepoints/${job}/${savepointId(checkpointId)}/`;
+}
+
+/** The `_metadata` of a savepoint. */
+export function savepointMetadataKey(prefix: string, job: string, checkpointId: number): string {
+  return `${savepointDir(prefix, job, checkpointId)}_metadata`;
+}
+
+/** The state file one subtask writes for one operator in a savepoint. */
+export function savepointStateFileKey(prefix: string, job: string, checkpointId: number, uid: string, subtaskIndex: number): string {
+  return `${savepointDir(prefix, job, checkpointId)}${uid}/${subtaskIndex}.state`;
+}

@@ -54,7 +54,10 @@ describe("bad input to a running engine", () => {
     await expectError(await start({ json: [] }), 400, "invalid_request");
     await expectError(await start({ json: null }), 400, "invalid_request");
     await expectError(await start({ body: "{ not json", headers: { "content-type": "application/json" } }), 400, "bad_request", /JSON/);
-    await expectError(await start({ json: { fromSavepoint: "sp-1" } }), 400, "unsupported");
+    await expectError(await start({ json: { fromSavepoint: "sp-1" } }), 400, "invalid_request", /savepoint id/);
+    await expectError(await start({ json: { fromSavepoint: "savepoint-99" } }), 404, "savepoint_not_found", /savepoint 99/);
+    await expectError(await start({ json: { fromCheckpoint: 99 } }), 404, "checkpoint_not_found", /checkpoint 99/);
+    await expectError(await start({ json: { fromCheckpoint: "x" } }), 400, "invalid_request", /fromCheckpoint/);
 
     const status = (await (await engine.api("/v1/jobs/clicks")).json()) as { status: string; attempt: number };
     expect(status).toMatchObject({ status: "CREATED", attempt: 0 });

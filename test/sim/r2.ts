@@ -1,0 +1,164 @@
+/**
+ * A fake R2 bucket: the subset the engine uses (put with
+ * `onlyIf: { etagDoesNotMatch: "*" }`, get with `.text()` and a streamed
+ * `.body`, head, paged list, delete), with latency, errors and slow writes.
+ *
+ * R2 is outside the objects: a request that was sent lands even if its
+ * caller is reset meanwhile (only the caller's continuation is lost). An
+ * error may come before the operation took effect or after it (the caller
+ * cannot tell which).
+ */
+import type { Faults } from "./faults.js";
+import type { Life, SimLoop } from "./loop.js";
+import type { Caller } from "./network.js";
+import type { Rng } from "./prng.js";
+import type { Trace } from "./trace.js";
+
+interface Stored {
+  readonly body: string;
+  readonly etag: string;
+  readonly uploadedMs: number;
+}
+
+const METADATA = /\/chk-(\d+)\/_metadata$/;
+
+export class FakeR2 {
+  readonly objects = new Map<string, Stored>();
+  /** When each checkpoint's `_metadata` was first created (the commit point). */
+  readonly metadataWrittenAt = new Map<number, number>();
+  /** Operations served. */
+  ops = 0;
+  private etags = 0;
+
+  constructor(
+    private readonly loop: SimLoop,
+    private readonly rng: Rng,
+    private readonly faults: Faults,
+    private readonly trace: Trace,
+    /** Objects per list page (R2's default is 1000; smaller pages exercise paging). */
+    private readonly pageSize: number,
+  ) {}
+
+  /** The bucket as one caller sees it: replies reach the caller only while it lives. */
+  bucket(caller: Caller, onRequest?: (op: string, key: string) => void): R2Bucket {
+    const life = caller.life;
+    const op = <T>(name: string, key: string, apply: () => T): Promise<T> => {
+      onRequest?.(name, key);
+      return life.gate(this.schedule(caller.name, name, key, apply));
+    };
+    const bucket = {
+      put: (key: string, value: unknown, options?: { onlyIf?: { etagDoesNotMatch?: string } }) => {
+        const body = toText(value);
+        return op("put", key, () => {
+          if (options?.onlyIf?.etagDoesNotMatch === "*" && this.objects.has(key)) return null;
+          const stored: Stored = { body, etag: `e${++this.etags}`, uploadedMs: this.loop.now() };
+          this.objects.set(key, stored);
+          const m = METADATA.exec(key);
+          if (m && !this.metadataWrittenAt.has(Number(m[1]))) this.metadataWrittenAt.set(Number(m[1]), this.loop.now());
+          return meta(key, stored);
+        });
+      },
+      get: (key: string) =>
+        op("get", key, () => {
+          const o = this.objects.get(key);
+          return o ? this.objectBody(key, o, life) : null;
+        }),
+      head: (key: string) =>
+        op("head", key, () => {
+          const o = this.objects.get(key);
+          return o ? meta(key, o) : null;
+        }),
+      list: (options?: { prefix?: string; cursor?: string; limit?: number }) =>
+        op("list", options?.prefix ?? "", () => {
+          const prefix = options?.prefix ?? "";
+          const keys = [...this.objects.keys()].filter((k) => k.startsWith(prefix) && (options?.cursor === undefined || k > options.cursor)).sort();
+          const n = Math.min(options?.limit ?? 1000, this.pageSize);
+          const page = keys.slice(0, n);
+          const truncated = keys.length > n;
+          return { objects: page.map((k) => meta(k, this.objects.get(k)!)), truncated, cursor: truncated ? page[page.length - 1] : undefined, delimitedPrefixes: [] };
+        }),
+      delete: (keys: string | string[]) =>
+        op("delete", Array.isArray(keys) ? `${keys.length} keys` : keys, () => {
+          for (const k of Array.isArray(keys) ? keys : [keys]) this.objects.delete(k);
+        }),
+    };
+    return bucket as unknown as R2Bucket;
+  }
+
+  private schedule<T>(who: string, name: string, key: string, apply: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let d1 = this.rng.range(1, 4);
+      const d2 = this.rng.range(1, 4);
+      if (this.faults.roll("r2-slow")) {
+        this.faults.count("r2-slow");
+        d1 += this.rng.range(50, 1500);
+        this.trace.log("fault", `r2 slow ${name} ${key} +${d1}ms (${who})`);
+      }
+      const error = this.faults.roll("r2-error") ? (this.rng.chance(0.5) ? "before" : "after") : null;
+      if (error) {
+        this.faults.count("r2-error");
+        this.trace.log("fault", `r2 error ${error} ${name} ${key} (${who})`);
+      }
+      this.loop.after(d1, () => {
+        this.ops++;
+        if (error === "before") {
+          this.loop.after(d2, () => reject(new Error(`R2 ${name} ${key}: internal error (simulated)`)));
+          return;
+        }
+        let v: T;
+        try {
+          v = apply();
+        } catch (e) {
+          this.loop.after(d2, () => reject(e));
+          return;
+        }
+        if (name === "put" || name === "delete") this.trace.log("r2", `${name} ${key}${v === null ? " (exists)" : ""} (${who})`);
+        this.loop.after(d2, () => (error === "after" ? reject(new Error(`R2 ${name} ${key}: internal error after the write (simulated)`)) : resolve(v)));
+      });
+    });
+  }
+
+  /** A got object: its text at once, or its body as a stream of byte chunks that arrive over time. */
+  private objectBody(key: string, o: Stored, life: Life) {
+    const bytes = new TextEncoder().encode(o.body);
+    // Chunk boundaries may split a UTF-8 character: readers must decode with { stream: true }.
+    const cuts: number[] = [];
+    for (let at = 0; at < bytes.length; ) {
+      at = Math.min(bytes.length, at + this.rng.range(1, 400));
+      cuts.push(at);
+    }
+    const failAt = this.faults.roll("r2-error") ? this.rng.int(Math.max(1, cuts.length)) : -1;
+    if (failAt >= 0) {
+      this.faults.count("r2-error");
+      this.trace.log("fault", `r2 stream of ${key} breaks at chunk ${failAt}`);
+    }
+    const loop = this.loop;
+    const rng = this.rng;
+    return {
+      ...meta(key, o),
+      text: () => Promise.resolve(o.body),
+      body: {
+        async *[Symbol.asyncIterator]() {
+          let from = 0;
+          for (let i = 0; i < cuts.length; i++) {
+            await life.gate(loop.sleep(rng.int(2)));
+            if (i === failAt) throw new Error(`R2 get ${key}: stream broken (simulated)`);
+            yield bytes.subarray(from, cuts[i]);
+            from = cuts[i];
+          }
+        },
+      },
+    };
+  }
+}
+
+function meta(key: string, o: Stored) {
+  return { key, size: new TextEncoder().encode(o.body).length, etag: o.etag, httpEtag: `"${o.etag}"`, uploaded: new Date(o.uploadedMs), version: o.etag };
+}
+
+function toText(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value instanceof Uint8Array) return new TextDecoder().decode(value);
+  if (value instanceof ArrayBuffer) return new TextDecoder().decode(new Uint8Array(value));
+  throw new TypeError(`the simulated R2 takes strings and bytes, got ${Object.prototype.toString.call(value)}`);
+}
