@@ -137,7 +137,7 @@ async function waitForExactOutput(engine: Engine, hook: WebhookServer, expected:
   }
 }
 
-async function checkTable(engine: Engine, expected: Map<string, number>): Promise<string[]> {
+export async function checkTable(engine: Engine, expected: Map<string, number>): Promise<string[]> {
   const rows = await readTable<number>(engine, "sink-counts");
   const out: string[] = [];
   for (const [u, n] of expected) if (rows.get(u) !== n) out.push(`table: ${u} is ${rows.get(u)}, expected ${n}`);
@@ -162,7 +162,7 @@ function compareUpdates(where: string, seen: Map<string, number>, expected: Map<
   return out;
 }
 
-async function checkFiles(engine: Engine, expected: Map<string, number>): Promise<string[]> {
+export async function checkFiles(engine: Engine, expected: Map<string, number>): Promise<string[]> {
   const bucket = await engine.mf.getR2Bucket("FILES");
   const seen = new Map<string, number>();
   let cursor: string | undefined;
@@ -182,7 +182,7 @@ async function checkFiles(engine: Engine, expected: Map<string, number>): Promis
   return compareUpdates("files", seen, expected);
 }
 
-function checkWebhook(hook: WebhookServer, expected: Map<string, number>): string[] {
+export function checkWebhook(hook: WebhookServer, expected: Map<string, number>): string[] {
   const seen = new Map<string, number>();
   for (const body of hook.deliveries.values()) {
     for (const r of JSON.parse(body) as { user: string; n: number }[]) {
