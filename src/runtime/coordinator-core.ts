@@ -167,6 +167,7 @@ export class CoordinatorCore {
         restores: [],
         runId: s.runId + 1,
         runRestoredFrom: restoredFrom,
+        startParallelism: request.parallelism ?? null,
       };
       this.store.saveJob(next);
       await this.deployAndStart(next, from);
@@ -500,7 +501,7 @@ export class CoordinatorCore {
     const parallelismOf = new Map<string, number>();
     const definition = this.registry.job(s.plan!.job)!;
     for (const v of s.plan!.vertices) for (const n of v.nodes) {
-      const uid = definition.nodes[n].options.uid;
+      const uid = definition.nodes[n]?.options.uid;
       if (uid) parallelismOf.set(uid, v.parallelism);
     }
     const op = (uid: string) => (operators[uid] ??= { parallelism: parallelismOf.get(uid) ?? 1, keyed: {}, sources: {}, sinks: {} });
@@ -605,6 +606,19 @@ export class CoordinatorCore {
     // midway, the next alarm simply restarts again (deploying is idempotent).
     const s = this.store.job();
     if (s.status !== "RESTARTING") return;
+    // The Worker may run newer code than the plan was made from: its operators would not match.
+    if (!this.planMatchesCode(s)) {
+      const failed: JobRecord = {
+        ...s,
+        status: "FAILED",
+        restartAtMs: null,
+        endTime: this.host.now(),
+        lastError: `the job's code changed while it ran (${s.lastError ?? "restart"}); stop a job with a savepoint before deploying a new version, then start the new version from it`,
+      };
+      this.store.saveJob(failed);
+      await this.schedule();
+      return;
+    }
     const store = this.checkpointStore(s);
     let from: CheckpointMetadata | null = null;
     for (const r of this.runRetained(s)) {
@@ -677,6 +691,18 @@ export class CoordinatorCore {
 
   // ---- helpers ----------------------------------------------------------
 
+  /** Whether the stored plan is what the Worker's current code plans at the same parallelism. */
+  private planMatchesCode(s: JobRecord): boolean {
+    if (!s.plan) return true;
+    const definition = this.registry.job(s.plan.job);
+    if (!definition) return false;
+    try {
+      return JSON.stringify(buildPlan(definition, s.startParallelism ?? undefined)) === JSON.stringify(s.plan);
+    } catch {
+      return false;
+    }
+  }
+
   /** Retained checkpoints of the current run, newest first: a fresh start never falls back to an earlier run's state. */
   private runRetained(s: JobRecord) {
     return this.store.retained().filter((r) => r.id >= s.runFirstCheckpointId);
@@ -705,7 +731,7 @@ export class CoordinatorCore {
     const definition = this.registry.job(name);
     if (s.plan && definition) {
       for (const v of s.plan.vertices) for (const id of v.nodes) {
-        const uid = definition.nodes[id].options.uid;
+        const uid = definition.nodes[id]?.options.uid;
         if (uid) parallelism[uid] = v.parallelism;
       }
     }

@@ -37,6 +37,8 @@ export interface JobRecord {
   runFirstCheckpointId: number;
   /** The savepoint or checkpoint this run started from. */
   runRestoredFrom: { checkpointId: number; savepoint: boolean } | null;
+  /** The parallelism the run was started with (to check the plan against the code). */
+  startParallelism: number | Record<string, number> | null;
   /** The savepoint in progress, and what to do once it completed. */
   pendingSavepoint: { id: number; action: "keep" | "stop" | "cancel" } | null;
 }
@@ -64,6 +66,7 @@ export const INITIAL_JOB: JobRecord = {
   runFirstCheckpointId: 1,
   runRestoredFrom: null,
   pendingSavepoint: null,
+  startParallelism: null,
 };
 
 /** Checkpoint rows kept for statistics. */

@@ -12,6 +12,8 @@ export const BUNDLE_DIR = resolve(ROOT, ".build/worker");
 export const BUNDLE = resolve(BUNDLE_DIR, "index.js");
 export const TEST_BUNDLE_DIR = resolve(ROOT, ".build/test-worker");
 export const TEST_BUNDLE = resolve(TEST_BUNDLE_DIR, "worker.js");
+/** The "upgrade" job's versions, each its own Worker. */
+export const UPGRADE_BUNDLES = [1, 2, 3].map((v) => resolve(ROOT, `.build/upgrade-v${v}/worker-v${v}.js`));
 
 function wrangler(args: string[]): void {
   execFileSync(process.execPath, [resolve(ROOT, "node_modules/wrangler/bin/wrangler.js"), ...args], {
@@ -25,4 +27,7 @@ function wrangler(args: string[]): void {
 export default function setup(): void {
   wrangler(["deploy", "--dry-run", "--outdir", BUNDLE_DIR]);
   wrangler(["deploy", "--dry-run", "--config", "test/fixtures/wrangler.toml", "--outdir", TEST_BUNDLE_DIR]);
+  for (const v of [1, 2, 3]) {
+    wrangler(["deploy", "--dry-run", "--config", "test/fixtures/wrangler.toml", "--outdir", resolve(ROOT, `.build/upgrade-v${v}`), `test/fixtures/upgrade/worker-v${v}.ts`]);
+  }
 }

@@ -27,13 +27,21 @@ export function tempDir(prefix = "floe-test-"): string {
 
 /** Starts the engine over `persistDir` (a new folder when omitted). */
 export async function startEngine(
-  options: { persistDir?: string; token?: string; bindings?: Record<string, string>; /** Run the test Worker, with test-only jobs. */ testJobs?: boolean } = {},
+  options: {
+    persistDir?: string;
+    token?: string;
+    bindings?: Record<string, string>;
+    /** Run the test Worker, with test-only jobs. */
+    testJobs?: boolean;
+    /** Run this bundle instead. */
+    script?: string;
+  } = {},
 ): Promise<Engine> {
   const persistDir = options.persistDir ?? tempDir();
   const token = options.token ?? TEST_TOKEN;
   const mf = new Miniflare({
     modules: true,
-    scriptPath: options.testJobs ? TEST_BUNDLE : BUNDLE,
+    scriptPath: options.script ?? (options.testJobs ? TEST_BUNDLE : BUNDLE),
     compatibilityDate: "2026-08-01",
     compatibilityFlags: ["nodejs_compat"],
     durableObjects: {
