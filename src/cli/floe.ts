@@ -5,7 +5,7 @@
  *            [--allow-non-restored-state] [--config <json>]
  *   floe list
  *   floe status <job>
- *   floe savepoint <job>
+ *   floe savepoint <job> [--format canonical|native]
  *   floe stop <job> --savepoint [--drain]
  *   floe cancel <job> [--with-savepoint]
  *   floe checkpoints <job> [--trigger]
@@ -24,7 +24,7 @@ const USAGE = `usage: floe <command> [options]
   run <job> [-s <savepoint>] [--from-checkpoint <id>] [-p <n> | -p <uid>=<n> ...] [--allow-non-restored-state] [--config <json>]
   list
   status <job>
-  savepoint <job>
+  savepoint <job> [--format canonical|native]
   stop <job> --savepoint [--drain]
   cancel <job> [--with-savepoint]
   checkpoints <job> [--trigger]
@@ -74,6 +74,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         p: { type: "string", short: "p", multiple: true },
         "allow-non-restored-state": { type: "boolean", default: false },
         config: { type: "string" },
+        format: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -122,7 +123,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         return 0;
       }
       case "savepoint": {
-        const r = (await api("POST", `/v1/jobs/${need("job name")}/savepoints`, {})) as { id?: string; location?: string; trigger_id: string };
+        const r = (await api("POST", `/v1/jobs/${need("job name")}/savepoints`, values.format ? { format: values.format } : {})) as { id?: string; location?: string; trigger_id: string };
         print(r, r.id ? `${r.id}\t${r.location}` : `savepoint triggered (${r.trigger_id}), still in progress`);
         return 0;
       }

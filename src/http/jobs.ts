@@ -6,7 +6,7 @@ import { zValidator } from "@hono/zod-validator";
 import { Hono } from "hono";
 import { z } from "zod";
 import { FloeError, type Result, unwrap } from "../errors.js";
-import type { JobStatus, SavepointAction } from "../runtime/coordinator.js";
+import type { JobStatus, SavepointAction, SavepointFormat } from "../runtime/coordinator.js";
 import type { FloeEnv } from "../runtime/env.js";
 import { coordinatorName } from "../runtime/names.js";
 import type { JobRegistry } from "../runtime/registry.js";
@@ -27,9 +27,12 @@ export const startBody = z
   .strict();
 
 /** Body of `POST /v1/jobs/:job/stop`. */
-export const stopBody = z.object({ savepoint: z.boolean().optional(), drain: z.boolean().optional() }).strict();
+const format = z.enum(["canonical", "native"]).optional();
+export const stopBody = z.object({ savepoint: z.boolean().optional(), drain: z.boolean().optional(), format }).strict();
 /** Body of `POST /v1/jobs/:job/cancel`. */
-export const cancelBody = z.object({ savepoint: z.boolean().optional() }).strict();
+export const cancelBody = z.object({ savepoint: z.boolean().optional(), format }).strict();
+/** Body of `POST /v1/jobs/:job/savepoints`. */
+export const savepointBody = z.object({ format }).strict();
 
 /** How long savepoint requests wait for completion before answering with a trigger id to poll. */
 export const SAVEPOINT_WAIT_MS = 60_000;
@@ -85,9 +88,9 @@ export function jobRoutes(registry: JobRegistry) {
   });
 
   /** Triggers a savepoint and waits for it (up to `SAVEPOINT_WAIT_MS`), as Flink's REST API can. */
-  const savepoint = async (env: FloeEnv, job: string, action: SavepointAction) => {
+  const savepoint = async (env: FloeEnv, job: string, action: SavepointAction, format: SavepointFormat = "canonical") => {
     const stub = coordinator(env, job);
-    const { trigger_id } = unwrap(await stub.triggerSavepoint(job, action));
+    const { trigger_id } = unwrap(await stub.triggerSavepoint(job, action, format));
     const deadline = Date.now() + SAVEPOINT_WAIT_MS;
     for (;;) {
       const s = unwrap(await stub.savepointStatus(job, trigger_id));
@@ -98,9 +101,9 @@ export function jobRoutes(registry: JobRegistry) {
     }
   };
 
-  app.post("/:job/savepoints", requireJsonBody, async (c) => {
+  app.post("/:job/savepoints", requireJsonBody, zValidator("json", savepointBody, validationHook), async (c) => {
     const job = c.req.param("job");
-    const r = await savepoint(c.env, job, "keep");
+    const r = await savepoint(c.env, job, "keep", c.req.valid("json").format);
     if (!r.done) return c.json({ trigger_id: r.status.trigger_id }, 202);
     return c.json({ id: r.status.id, location: r.status.location, trigger_id: r.status.trigger_id });
   });
@@ -116,7 +119,7 @@ export function jobRoutes(registry: JobRegistry) {
     if (body.savepoint === false) {
       throw new FloeError("invalid_request", "stop always takes a final savepoint ({ savepoint: true }); to end a job without one, cancel it");
     }
-    const r = await savepoint(c.env, job, "stop");
+    const r = await savepoint(c.env, job, "stop", body.format);
     if (!r.done) return c.json({ trigger_id: r.status.trigger_id }, 202);
     const status = await waitForStatus(coordinator(c.env, job), job, ["FINISHED", "CANCELED", "FAILED", "RESTARTING"]);
     return c.json({ id: r.status.id, location: r.status.location, drain: body.drain ?? false, status });
@@ -126,7 +129,7 @@ export function jobRoutes(registry: JobRegistry) {
     const job = c.req.param("job");
     const body = c.req.valid("json");
     if (!body.savepoint) return c.json(unwrap(await coordinator(c.env, job).cancel(job)));
-    const r = await savepoint(c.env, job, "cancel");
+    const r = await savepoint(c.env, job, "cancel", body.format);
     if (!r.done) return c.json({ trigger_id: r.status.trigger_id }, 202);
     const status = await waitForStatus(coordinator(c.env, job), job, ["CANCELED", "FINISHED", "FAILED", "RESTARTING"]);
     return c.json({ id: r.status.id, location: r.status.location, status });

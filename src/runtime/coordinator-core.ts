@@ -61,6 +61,14 @@ export interface StartRequest {
 /** What a savepoint trigger is for. */
 export type SavepointAction = "keep" | "stop" | "cancel";
 
+/**
+ * How a savepoint's state is written: canonical (every subtask writes its
+ * whole state in the portable format) or native (subtasks take an ordinary,
+ * possibly incremental, snapshot — a shorter barrier — and the coordinator
+ * copies the files it references into the savepoint's folder).
+ */
+export type SavepointFormat = "canonical" | "native";
+
 /** The state of a savepoint, as `GET /v1/jobs/:job/savepoints/:trigger_id` answers it. */
 export interface SavepointStatus {
   readonly trigger_id: string;
@@ -193,7 +201,7 @@ export class CoordinatorCore {
    * `stop` ends the job once it completed and sinks committed (sources read
    * nothing after its barrier); `cancel` cancels the job after it.
    */
-  async triggerSavepoint(job: string, action: SavepointAction): Promise<Result<{ trigger_id: string }>> {
+  async triggerSavepoint(job: string, action: SavepointAction, format: SavepointFormat = "canonical"): Promise<Result<{ trigger_id: string }>> {
     return attemptResult(async () => {
       this.definition(job);
       const s = this.store.job();
@@ -204,7 +212,7 @@ export class CoordinatorCore {
           throw new FloeError("savepoint_in_progress", `job "${job}" already takes savepoint ${s.pendingSavepoint.id}`, 409);
         }
       }
-      const id = await this.trigger(true, action);
+      const id = await this.trigger(true, action, format);
       if (id === null) throw new FloeError("savepoint_not_triggered", `job "${job}" cannot take a savepoint now (a bounded source has finished)`, 409);
       return { trigger_id: String(id) };
     });
@@ -427,19 +435,20 @@ export class CoordinatorCore {
   // ---- checkpoints ------------------------------------------------------
 
   /** Triggers checkpoint N at every source subtask; returns N, or null if the job cannot checkpoint now. */
-  private async trigger(isSavepoint: boolean, action: SavepointAction = "keep"): Promise<number | null> {
+  private async trigger(isSavepoint: boolean, action: SavepointAction = "keep", format: SavepointFormat = "canonical"): Promise<number | null> {
     const s = this.store.job();
     if (s.status !== "RUNNING" || !s.plan || s.finished.length > 0) return null;
     const now = this.host.now();
     const id = s.lastCheckpointId + 1;
     s.lastCheckpointId = id;
     s.lastTriggerMs = now;
-    if (isSavepoint) s.pendingSavepoint = { id, action };
+    if (isSavepoint) s.pendingSavepoint = { id, action, format };
     this.store.saveJob(s);
     const all = this.subtasks(s.plan);
     this.store.insertPending(id, s.attempt, now, all.map((t) => `${t.vertex}/${t.index}`), isSavepoint);
     const triggered = await Promise.all(
-      all.filter((t) => t.isSource).map((t) => t.stub.triggerCheckpoint(s.attempt, id, now, isSavepoint, action === "stop").catch(() => false)),
+      // A native savepoint is an ordinary snapshot at the subtasks; the coordinator makes it self-contained.
+      all.filter((t) => t.isSource).map((t) => t.stub.triggerCheckpoint(s.attempt, id, now, isSavepoint && format === "canonical", action === "stop").catch(() => false)),
     );
     if (triggered.some((ok) => !ok)) await this.failCheckpoint(id, "TRIGGER_FAILED", `a source subtask could not start checkpoint ${id}`);
     await this.schedule();
@@ -452,9 +461,10 @@ export class CoordinatorCore {
     this.store.setStatus(id, "COMPLETING");
     const s = this.store.job();
     const acks = this.store.acks(id);
-    const metadata = this.buildMetadata(s, id, p.triggerMs, p.isSavepoint, acks);
+    let metadata = this.buildMetadata(s, id, p.triggerMs, p.isSavepoint, acks);
     const store = this.checkpointStore(s);
     try {
+      if (p.isSavepoint && s.pendingSavepoint?.id === id && s.pendingSavepoint.format === "native") metadata = await store.copyIntoSavepoint(metadata);
       await store.writeMetadata(metadata);
     } catch (e) {
       await this.failCheckpoint(id, "IO_EXCEPTION", `writing _metadata of checkpoint ${id} failed: ${(e as Error)?.message ?? e}`);

@@ -40,7 +40,7 @@ export interface JobRecord {
   /** The parallelism the run was started with (to check the plan against the code). */
   startParallelism: number | Record<string, number> | null;
   /** The savepoint in progress, and what to do once it completed. */
-  pendingSavepoint: { id: number; action: "keep" | "stop" | "cancel" } | null;
+  pendingSavepoint: { id: number; action: "keep" | "stop" | "cancel"; format: "canonical" | "native" } | null;
 }
 
 export const INITIAL_JOB: JobRecord = {

@@ -53,6 +53,32 @@ export class CheckpointStore {
     }
   }
 
+  /**
+   * Makes a natively written savepoint self-contained: copies every state
+   * file it references (checkpoint files, possibly an incremental chain) into
+   * the savepoint's folder, and returns the metadata pointing at the copies.
+   */
+  async copyIntoSavepoint(m: CheckpointMetadata): Promise<CheckpointMetadata> {
+    const dir = savepointDir(this.prefix, this.job, m.checkpointId);
+    const root = checkpointsRoot(this.prefix, this.job);
+    const copied = new Map<string, string>();
+    for (const f of referencedFiles(m)) {
+      if (copied.has(f)) continue;
+      const object = await this.bucket.get(f);
+      if (!object) throw new Error(`state file ${f} of savepoint ${m.checkpointId} is missing`);
+      const target = `${dir}native/${f.startsWith(root) ? f.slice(root.length) : f}`;
+      await this.bucket.put(target, await object.arrayBuffer());
+      copied.set(f, target);
+    }
+    const operators = Object.fromEntries(
+      Object.entries(m.operators).map(([uid, op]) => [
+        uid,
+        { ...op, keyed: Object.fromEntries(Object.entries(op.keyed).map(([sub, h]) => [sub, { ...h, files: h.files.map((f) => copied.get(f) ?? f) }])) },
+      ]),
+    );
+    return { ...m, operators };
+  }
+
   /** Deletes a checkpoint's metadata (one that must not be restored). */
   async deleteMetadata(checkpointId: number, savepoint = false): Promise<void> {
     await this.bucket.delete(this.metadataKeyOf(checkpointId, savepoint));

@@ -105,6 +105,33 @@ describe("savepoints", () => {
     await waitFor(async () => (await checkTable(engine!, expected)).length === 0 && (await checkFiles(engine!, expected)).length === 0 && checkWebhook(hook!, expected).length === 0, 30_000, "exact output");
   });
 
+  it("a native savepoint (the checkpoint's own, possibly incremental files, copied) restores at another parallelism", async () => {
+    engine = await startEngine({ testJobs: true });
+    const random = new Random(11);
+    const expected = new Map<string, Totals>();
+    const config = { checkpoint: { interval_ms: 50, incremental: true, full_every: 5 } };
+    expect((await engine.api("/v1/jobs/chaos/start", { method: "POST", json: { config } })).status).toBe(200);
+    for (let i = 0; i < 3; i++) {
+      await ingest(engine, "chaos-a", events(random, 100, 20, expected, "a"));
+      await waitFor(() => tableEquals(engine!, expected), 20_000, "each part in the table");
+    }
+    const sp = await engine.api("/v1/jobs/chaos/savepoints", { method: "POST", json: { format: "native" } });
+    expect(sp.status, await sp.clone().text()).toBe(200);
+    const { id } = (await sp.json()) as { id: string };
+    const bucket = await engine.mf.getR2Bucket("CHECKPOINTS");
+    const meta = JSON.parse(await (await bucket.get(`savepoints/chaos/${id}/_metadata`))!.text()) as { operators: Record<string, { keyed: Record<string, { files: string[] }> }> };
+    const files = Object.values(meta.operators["sum-per-key"].keyed).flatMap((h) => h.files);
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) expect(f.startsWith(`savepoints/chaos/${id}/native/`), f).toBe(true);
+    expect((await engine.api("/v1/jobs/chaos/cancel", { method: "POST", json: { savepoint: false } })).status).toBe(200);
+    // The checkpoints it copied from may go; the savepoint does not depend on them.
+    const part2 = new Map(expected);
+    await ingest(engine, "chaos-b", events(random, 100, 20, part2, "b"));
+    const res = await engine.api("/v1/jobs/chaos/start", { method: "POST", json: { fromSavepoint: id, parallelism: { "sum-per-key": 3 } } });
+    expect(res.status, await res.clone().text()).toBe(200);
+    await waitFor(() => tableEquals(engine!, part2), 20_000, "results after the native savepoint");
+  });
+
   it("cancel-with-savepoint cancels the job after the savepoint completed", async () => {
     engine = await startEngine({ testJobs: true });
     expect((await engine.api("/v1/jobs/chaos/start", { method: "POST", json: {} })).status).toBe(200);
