@@ -23,12 +23,28 @@ export function statefulUids(m: CheckpointMetadata): string[] {
  * (key groups cannot be re-cut), and every stateful uid of `m` present in
  * the job unless `allowNonRestoredState`.
  */
-export function checkRestore(m: CheckpointMetadata, jobUids: ReadonlySet<string>, maxParallelism: number, allowNonRestoredState: boolean): { dropped: string[] } {
+export function checkRestore(
+  m: CheckpointMetadata,
+  jobUids: ReadonlySet<string>,
+  maxParallelism: number,
+  allowNonRestoredState: boolean,
+  parallelismOf?: (uid: string) => number | undefined,
+): { dropped: string[] } {
   if (m.maxParallelism !== maxParallelism) {
     throw new FloeError(
       "max_parallelism_changed",
       `the snapshot was taken with maxParallelism ${m.maxParallelism}, the job now has ${maxParallelism}: key groups cannot be redistributed across a different maxParallelism`,
     );
+  }
+  // In-flight data of an unaligned checkpoint belongs to one subtask's channels: it cannot be redistributed.
+  if (m.channels && Object.keys(m.channels).length > 0 && parallelismOf) {
+    const changed = Object.entries(m.operators).filter(([uid, op]) => parallelismOf(uid) !== undefined && parallelismOf(uid) !== op.parallelism).map(([uid]) => uid);
+    if (changed.length > 0) {
+      throw new FloeError(
+        "unaligned_checkpoint_rescale",
+        `the snapshot is an unaligned checkpoint with in-flight data, which cannot be rescaled (parallelism changed for ${changed.join(", ")}); start from a savepoint to rescale`,
+      );
+    }
   }
   const unmatched = statefulUids(m).filter((uid) => !jobUids.has(uid));
   if (unmatched.length > 0 && !allowNonRestoredState) {

@@ -38,6 +38,16 @@ export interface SubtaskAck {
   readonly ackTimestamp: number;
   readonly checkpointedBytes: number;
   readonly stateBytes: number;
+  /** Unaligned checkpoints: the subtask's in-flight data, if it had any. */
+  readonly channelState?: ChannelStateHandle | null;
+  /** Whether the subtask took its part unaligned. */
+  readonly unaligned?: boolean;
+}
+
+/** Where a subtask's in-flight data of an unaligned checkpoint lives, and its size. */
+export interface ChannelStateHandle {
+  readonly file: string;
+  readonly bytes: number;
 }
 
 /** The commit point of a checkpoint, written last as `_metadata`. */
@@ -52,6 +62,8 @@ export interface CheckpointMetadata {
   readonly maxParallelism: number;
   /** Per operator uid: per subtask id, its part. */
   readonly operators: Readonly<Record<string, OperatorState>>;
+  /** In-flight data of an unaligned checkpoint, per subtask id (`vertex/index`). */
+  readonly channels?: Readonly<Record<string, ChannelStateHandle>>;
 }
 
 /** One operator's part of a checkpoint. */

@@ -17,7 +17,7 @@ import { expiresAtMs, exceedsTolerableFailures, mayTriggerNow, nextTriggerMs } f
 import { type CheckpointFailureReason, countsAsFailure } from "../checkpoint/failure-reason.js";
 import type { AckResult } from "../checkpoint/pending-checkpoint.js";
 import { decideRestart } from "../checkpoint/restart-strategy.js";
-import type { CheckpointMetadata, KeyedStateHandle, OperatorState, SubtaskAck } from "../checkpoint/types.js";
+import type { ChannelStateHandle, CheckpointMetadata, KeyedStateHandle, OperatorState, SubtaskAck } from "../checkpoint/types.js";
 import { FloeError, type Result, attempt as attemptResult } from "../errors.js";
 import { keyGroupRange } from "../graph/key-groups.js";
 import { type ExecutionPlan, type ParallelismOverride, buildPlan } from "../graph/plan.js";
@@ -156,7 +156,12 @@ export class CoordinatorCore {
         }
         from = await this.readSnapshot(new CheckpointStore(this.host.bucket, config.checkpoint.storagePrefix, job), id, savepoint);
         const uids = new Set(definition.nodes.map((n) => n.options.uid).filter((u): u is string => u !== undefined));
-        checkRestore(from, uids, plan.maxParallelism, request.allowNonRestoredState ?? false);
+        const parallelismOf = new Map<string, number>();
+        for (const v of plan.vertices) for (const id of v.nodes) {
+          const uid = definition.nodes[id]?.options.uid;
+          if (uid) parallelismOf.set(uid, v.parallelism);
+        }
+        checkRestore(from, uids, plan.maxParallelism, request.allowNonRestoredState ?? false, (uid) => parallelismOf.get(uid));
         restoredFrom = { checkpointId: id, savepoint };
       }
       const now = this.host.now();
@@ -515,7 +520,9 @@ export class CoordinatorCore {
       if (uid) parallelismOf.set(uid, v.parallelism);
     }
     const op = (uid: string) => (operators[uid] ??= { parallelism: parallelismOf.get(uid) ?? 1, keyed: {}, sources: {}, sinks: {} });
+    const channels: Record<string, ChannelStateHandle> = {};
     for (const a of acks) {
+      if (a.channelState) channels[a.subtask] = a.channelState;
       for (const [uid, h] of Object.entries(a.keyed)) op(uid).keyed[a.subtask] = h;
       for (const [uid, positions] of Object.entries(a.sources)) op(uid).sources[a.subtask] = positions;
       for (const [uid, txn] of Object.entries(a.sinks)) op(uid).sinks[a.subtask] = txn;
@@ -530,6 +537,7 @@ export class CoordinatorCore {
       attempt: s.attempt,
       maxParallelism: s.plan!.maxParallelism,
       operators: operators as Record<string, OperatorState>,
+      ...(Object.keys(channels).length > 0 ? { channels } : {}),
     };
   }
 
@@ -671,7 +679,7 @@ export class CoordinatorCore {
         checkpoint: s.config!.checkpoint,
         runId: s.runId,
         keyGroupRange: range,
-        restore: from ? restoreSpecFor(from, v.uids, range ?? { start: 0, end: plan.maxParallelism - 1 }) : null,
+        restore: from ? restoreSpecFor(from, v.uids, range ?? { start: 0, end: plan.maxParallelism - 1 }, `${t.vertex}/${t.index}`) : null,
       };
       const r = await this.withTimeout(t.stub.deploy(d), DEPLOY_TIMEOUT_MS, `deploying subtask ${t.vertex}/${t.index} timed out`);
       if (!r.ok) throw new Error(r.message);
@@ -690,7 +698,8 @@ export class CoordinatorCore {
     }
     this.store.saveJob(now);
     this.nextHeartbeatMs = ts + HEARTBEAT_INTERVAL_MS;
-    await Promise.all(all.filter((t) => t.isSource).map((t) => t.stub.start(attempt)));
+    // Every subtask starts: sources read, restored subtasks replay in-flight data of an unaligned checkpoint.
+    await Promise.all(all.map((t) => t.stub.start(attempt)));
     await this.schedule();
   }
 
@@ -761,7 +770,7 @@ export class CoordinatorCore {
 }
 
 /** The part of checkpoint `m` that a subtask owning `range` of a vertex with operators `uids` restores. */
-export function restoreSpecFor(m: CheckpointMetadata, uids: readonly string[], range: { start: number; end: number }): RestoreSpec {
+export function restoreSpecFor(m: CheckpointMetadata, uids: readonly string[], range: { start: number; end: number }, subtask?: string): RestoreSpec {
   const keyed: Record<string, KeyedStateHandle[]> = {};
   const sources: Record<string, Record<string, number>> = {};
   for (const uid of uids) {
@@ -772,5 +781,5 @@ export function restoreSpecFor(m: CheckpointMetadata, uids: readonly string[], r
     for (const p of Object.values(op.sources)) Object.assign(positions, p);
     sources[uid] = positions;
   }
-  return { checkpointId: m.checkpointId, keyed, sources };
+  return { checkpointId: m.checkpointId, keyed, sources, channelState: (subtask && m.channels?.[subtask]) || null };
 }

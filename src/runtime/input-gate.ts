@@ -5,7 +5,7 @@
  * the consumer takes its message, so a sender with `k` calls in flight per
  * channel holds exactly `k` credits: a slow consumer backpressures it.
  */
-import type { ChannelMessage, DeliveryResult } from "./messages.js";
+import type { BarrierMessage, ChannelMessage, DeliveryResult } from "./messages.js";
 
 interface Queued {
   readonly message: ChannelMessage;
@@ -27,6 +27,13 @@ export class InputGate {
   private cursor = 0;
   private wake: (() => void) | undefined;
   private closed = false;
+  /**
+   * Unaligned checkpoints: barriers skip the queue and go to this handler at
+   * once, ahead of the batches queued before them.
+   */
+  priorityBarriers: ((barrier: BarrierMessage) => boolean) | undefined;
+  /** Channels whose arriving batches are also recorded as in-flight data of a checkpoint. */
+  private readonly recording = new Map<string, ChannelMessage[]>();
 
   constructor(channelIds: readonly string[]) {
     for (const id of channelIds) {
@@ -52,6 +59,8 @@ export class InputGate {
     if (message.seq <= c.lastSeq) return "duplicate";
     if (message.seq !== c.lastSeq + 1) return "gap";
     c.lastSeq = message.seq;
+    if (message.kind === "barrier" && this.priorityBarriers?.(message)) return "accepted";
+    if (message.kind === "batch") this.recording.get(c.id)?.push(message);
     const p = new Promise<DeliveryResult>((resolve) => c.queue.push({ message, taken: resolve }));
     this.notify();
     return p;
@@ -89,6 +98,41 @@ export class InputGate {
   /** Resumes every blocked channel. */
   unblockAll(): void {
     for (const c of this.order) c.blocked = false;
+    this.notify();
+  }
+
+  /** The batches waiting in each channel now (in-flight data at a snapshot). */
+  queuedBatches(): Map<string, ChannelMessage[]> {
+    const out = new Map<string, ChannelMessage[]>();
+    for (const c of this.order) {
+      const batches = c.queue.map((q) => q.message).filter((m) => m.kind === "batch");
+      if (batches.length > 0) out.set(c.id, batches);
+    }
+    return out;
+  }
+
+  /** Starts recording the batches that arrive on `channel` (until {@link stopRecording}). */
+  startRecording(channel: string): void {
+    if (!this.recording.has(channel)) this.recording.set(channel, []);
+  }
+
+  /** Stops recording `channel`; returns what was recorded. */
+  stopRecording(channel: string): ChannelMessage[] {
+    const recorded = this.recording.get(channel) ?? [];
+    this.recording.delete(channel);
+    return recorded;
+  }
+
+  /** Channels that have not ended. */
+  liveChannels(): string[] {
+    return this.order.filter((c) => !c.ended).map((c) => c.id);
+  }
+
+  /** Puts messages at the head of a channel's queue, ahead of anything it receives (channel state replayed on restore). */
+  prepend(channel: string, messages: readonly ChannelMessage[]): void {
+    const c = this.channels.get(channel);
+    if (!c) return;
+    c.queue.unshift(...messages.map((message) => ({ message, taken: () => undefined })));
     this.notify();
   }
 

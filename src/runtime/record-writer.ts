@@ -115,14 +115,34 @@ export class RecordWriter {
     for (const o of this.outputs) for (const t of o.channels) await this.sendOn(t, { kind: "barrier", checkpointId, triggerMs, isSavepoint });
   }
 
+  /**
+   * Unaligned checkpoints: sends barrier `checkpointId` on every channel at
+   * once, ahead of buffered records and without waiting for credits.
+   */
+  broadcastPriorityBarrier(checkpointId: number, triggerMs: number, isSavepoint: boolean): void {
+    for (const o of this.outputs) for (const t of o.channels) void this.sendOn(t, { kind: "barrier", checkpointId, triggerMs, isSavepoint }, true);
+  }
+
+  /** Records buffered and not sent yet, per target (output in-flight data at a snapshot). */
+  bufferedRecords(): Record<string, KeyedRecord[]> {
+    const out: Record<string, KeyedRecord[]> = {};
+    for (const o of this.outputs) for (const t of o.targets) if (t.buffer.length > 0) out[`${t.vertex}/${t.index}`] = [...t.buffer];
+    return out;
+  }
+
+  /** Buffers records for a target ahead of anything emitted (output channel state replayed on restore). */
+  preload(target: string, records: readonly KeyedRecord[]): void {
+    for (const o of this.outputs) for (const t of o.targets) if (`${t.vertex}/${t.index}` === target) t.buffer.unshift(...records);
+  }
+
   /** Waits until every message sent so far was taken by its receiver. */
   async drain(): Promise<void> {
     for (const o of this.outputs) for (const t of o.targets) await Promise.all(t.inFlight.splice(0));
     this.throwIfFailed();
   }
 
-  private async sendOn(t: Target, body: ChannelBody): Promise<void> {
-    if (t.inFlight.length >= this.credits) {
+  private async sendOn(t: Target, body: ChannelBody, priority = false): Promise<void> {
+    if (!priority && t.inFlight.length >= this.credits) {
       const start = this.now();
       while (t.inFlight.length >= this.credits) {
         await t.inFlight.shift();

@@ -18,7 +18,7 @@ import { OPEN_TXN } from "../connectors/sinks/two-phase-commit.js";
 import type { StateBacking, StateEntry } from "../state/keyed-state.js";
 import { utf8Length } from "../storage/record-limits.js";
 import { type SnapshotEntry, SnapshotReader } from "../state/snapshot-format.js";
-import { savepointStateFileKey, stateFileKey } from "../storage/layout.js";
+import { channelStateKey, savepointStateFileKey, stateFileKey } from "../storage/layout.js";
 import type { FloeEnv } from "./env.js";
 import type { ChannelMessage, DeliveryResult } from "./messages.js";
 import { coordinatorName, subtaskName } from "./names.js";
@@ -77,8 +77,9 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
 
   /** Starts reading, for source subtasks of `attempt`. */
   async start(attempt: number): Promise<void> {
-    if (this.task?.deployment.attempt !== attempt || !this.task.isSource) return;
-    await this.ctx.storage.setAlarm(Date.now());
+    if (this.task?.deployment.attempt !== attempt) return;
+    this.task.start();
+    if (this.task.isSource) await this.ctx.storage.setAlarm(Date.now());
   }
 
   /** Receives a batch, barrier or end-of-input on one input channel. */
@@ -309,6 +310,16 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
         pause: () => new Promise((resolve) => setTimeout(resolve, 0)),
       },
       loadState: (uid, spec, r) => this.loadState(uid, spec, r, d.checkpoint.localRecovery),
+      putChannelState: async (checkpointId, body) => {
+        const file = channelStateKey(d.checkpoint.storagePrefix, d.job, d.vertex, d.index, checkpointId);
+        await env.CHECKPOINTS.put(file, body);
+        return { file, bytes: utf8Length(body) };
+      },
+      getChannelState: async (handle) => {
+        const object = await env.CHECKPOINTS.get(handle.file);
+        if (!object) throw new Error(`in-flight data ${handle.file} is missing`);
+        return object.text();
+      },
       acknowledge: async (ack) => {
         await coordinator().acknowledgeCheckpoint(ack);
       },

@@ -13,7 +13,7 @@ import type { CheckpointConfig } from "../api/checkpoint-options.js";
 import type { JobDefinition, LogicalNode } from "../api/job.js";
 import type { SinkMetrics, SinkTransactionHandle, SinkWriter, SourceReader, StagingStore } from "../api/types.js";
 import { BarrierAligner } from "../checkpoint/barrier-aligner.js";
-import type { KeyedStateHandle, SubtaskAck } from "../checkpoint/types.js";
+import type { ChannelStateHandle, KeyedStateHandle, SubtaskAck } from "../checkpoint/types.js";
 import type { KeyGroupRange } from "../graph/key-groups.js";
 import type { ExecutionPlan, PlanVertex } from "../graph/plan.js";
 import { upstreamSenders } from "../graph/partitioners.js";
@@ -27,6 +27,8 @@ import { RecordWriter, type SendFn } from "./record-writer.js";
 /** State a subtask starts from: one completed checkpoint's part for it. */
 export interface RestoreSpec {
   readonly checkpointId: number;
+  /** In-flight data of an unaligned checkpoint, replayed before any new input. */
+  readonly channelState?: ChannelStateHandle | null;
   /** Keyed state handles per operator uid (every old subtask's, when rescaled). */
   readonly keyed: Readonly<Record<string, readonly KeyedStateHandle[]>>;
   /** Source positions per source uid, merged over the old subtasks. */
@@ -56,6 +58,9 @@ export interface TaskHost {
   readonly staging: StagingStore;
   now(): number;
   sleep(ms: number): Promise<void>;
+  /** Writes (or reads) a subtask's in-flight data of an unaligned checkpoint. */
+  putChannelState(checkpointId: number, body: string): Promise<ChannelStateHandle>;
+  getChannelState(handle: ChannelStateHandle): Promise<string>;
   /**
    * Restored keyed state of one operator: the local image, read on demand,
    * when it holds exactly checkpoint `spec.checkpointId`; else the entries
@@ -96,6 +101,25 @@ export const SINK_FLUSH_INTERVAL_MS = 200;
 /** How long an idle source waits before polling again. */
 export const SOURCE_IDLE_POLL_MS = 20;
 
+/** An unaligned checkpoint between its first barrier and the last one. */
+interface UnalignedSnapshot {
+  readonly trigger: Trigger;
+  /** Channels whose barrier has not arrived: what they deliver until it does is in-flight data. */
+  readonly pending: Set<string>;
+  readonly inputs: Map<string, string[]>;
+  readonly outputs: Record<string, KeyedRecord[]>;
+  readonly finish: () => void;
+}
+
+/** The in-flight data of one subtask, as stored. */
+interface ChannelStateFile {
+  readonly version: 1;
+  /** Per input channel: the record batches (JSON text) received and not processed. */
+  readonly inputs: Record<string, string[]>;
+  /** Per target subtask: records emitted and not sent. */
+  readonly outputs: Record<string, KeyedRecord[]>;
+}
+
 interface Trigger {
   readonly checkpointId: number;
   readonly triggerMs: number;
@@ -120,6 +144,10 @@ export class Task {
   private readonly triggers: Trigger[] = [];
   private firstBarrierMs = 0;
   private lastCheckpointId = 0;
+  /** The unaligned checkpoint whose in-flight data is being collected. */
+  private unaligned: UnalignedSnapshot | undefined;
+  /** A sink commit started by an unaligned barrier, which the consumer loop awaits before going on. */
+  private commitBeforeNext: Promise<void> | undefined;
 
   constructor(
     readonly deployment: SubtaskDeployment,
@@ -165,6 +193,7 @@ export class Task {
       for (const i of upstreamSenders(input.partitioner, input.parallelism, index)) channels.push(channelId(input.vertex, i));
     }
     this.gate = new InputGate(channels);
+    if (deployment.checkpoint.unaligned) this.gate.priorityBarriers = (b) => this.onPriorityBarrier(b);
     this.aligner = new BarrierAligner(channels, deployment.checkpoint.mode, () => host.now());
     const head = job.nodes[vertex.nodes[0]];
     this.reader = head.source?.createReader({ jobName: job.name, subtaskIndex: index, parallelism: vertex.parallelism, env: host.env });
@@ -207,6 +236,18 @@ export class Task {
       this.host.snapshots.markImage(spec.checkpointId);
       if (this.reader && this.sourceUid) this.reader.seek(spec.sources[this.sourceUid] ?? {});
       this.lastCheckpointId = spec.checkpointId;
+      if (spec.channelState) {
+        const file = JSON.parse(await this.host.getChannelState(spec.channelState)) as ChannelStateFile;
+        const attempt = this.deployment.attempt;
+        for (const [channel, batches] of Object.entries(file.inputs)) {
+          this.gate.prepend(
+            channel,
+            batches.map((records) => ({ kind: "batch" as const, attempt, channel, seq: 0, count: 0, records })),
+          );
+        }
+        for (const [target, records] of Object.entries(file.outputs)) this.writer.preload(target, records);
+        this.replayPending = true;
+      }
     }
     // Sealed transactions of completed checkpoints are published; later ones are replayed instead.
     for (const [uid, sink] of this.chain.sinks) {
@@ -217,6 +258,16 @@ export class Task {
       }
     }
     this.status = "running";
+  }
+
+  /** In-flight data restored and waiting to be processed ahead of new input. */
+  private replayPending = false;
+
+  /** Starts a restored task's work: replays in-flight data of an unaligned checkpoint right away. */
+  start(): void {
+    if (this.replayPending && !this.isSource && this.loop === undefined && this.status === "running") this.loop = this.runInputLoop();
+    if (this.isSource && this.replayPending) void this.writer.flush().catch((e) => this.fail(e));
+    this.replayPending = false;
   }
 
   /** Hands an incoming channel message to the input gate. */
@@ -344,6 +395,12 @@ export class Task {
   private async runInputLoop(): Promise<void> {
     try {
       while (this.status === "running") {
+        if (this.commitBeforeNext) {
+          const commit = this.commitBeforeNext;
+          this.commitBeforeNext = undefined;
+          await commit;
+          continue;
+        }
         const message = this.gate.poll();
         if (message === undefined) {
           if (!this.checkpointing && this.sinksPending()) {
@@ -367,6 +424,7 @@ export class Task {
             await this.onBarrier(message);
             break;
           case "end": {
+            this.unalignedChannelDone(message.channel);
             const action = this.aligner.onEndOfInput(message.channel);
             if (action.snapshot !== undefined) await this.checkpoint(this.pendingBarrier!, this.aligner.lastAlignmentMs);
             if (action.unblockAll) this.gate.unblockAll();
@@ -408,6 +466,19 @@ export class Task {
 
   /** Takes this subtask's part of a checkpoint: sync copy, barrier forward, async upload and ack. */
   private async checkpoint(t: Trigger, alignmentMs: number): Promise<void> {
+    const ack = this.snapshotNow(t, this.firstBarrierMs, alignmentMs);
+    await this.writer.broadcastBarrier(t.checkpointId, t.triggerMs, t.isSavepoint);
+    ack(Promise.resolve(null));
+    await this.commitAtLeastOnceSinks(t.checkpointId);
+  }
+
+  /**
+   * The synchronous part of this subtask's checkpoint: keyed state captured,
+   * source positions read, sinks pre-committed, all in one turn. Returns the
+   * function that, given the in-flight data's handle (unaligned), uploads and
+   * acknowledges asynchronously.
+   */
+  private snapshotNow(t: Trigger, firstBarrierMs: number, alignmentMs: number): (channelState: Promise<ChannelStateHandle | null>) => void {
     const t0 = this.host.now();
     const prepared = t.isSavepoint
       ? this.snapshotter.prepareSavepoint(t.checkpointId, this.chain.keyedState)
@@ -419,37 +490,105 @@ export class Task {
     if (this.checkpointing) for (const [uid, sink] of this.chain.sinks) sinkHandles[uid] = sink.preCommit(t.checkpointId);
     const syncMs = this.host.now() - t0;
     this.lastCheckpointId = t.checkpointId;
-    await this.writer.broadcastBarrier(t.checkpointId, t.triggerMs, t.isSavepoint);
-    const startDelayMs = Math.max(0, this.firstBarrierMs - t.triggerMs);
+    const startDelayMs = Math.max(0, firstBarrierMs - t.triggerMs);
     const asyncStart = this.host.now();
     const attempt = this.deployment.attempt;
-    void this.snapshotter
-      .upload(prepared)
-      .then(
-        (done) =>
-          this.host.acknowledge({
-            checkpointId: t.checkpointId,
-            subtask: this.subtaskId(),
-            attempt,
-            keyed: done.handles,
-            sources: positions && this.sourceUid ? { [this.sourceUid]: positions } : {},
-            sinks: sinkHandles,
-            syncMs,
-            asyncMs: this.host.now() - asyncStart,
-            alignmentMs,
-            startDelayMs,
-            ackTimestamp: this.host.now(),
-            checkpointedBytes: done.checkpointedBytes,
-            stateBytes: done.stateBytes,
-          }),
-        (e: unknown) => this.host.decline(t.checkpointId, `subtask ${this.describe()} could not upload its snapshot: ${(e as Error)?.message ?? e}`),
-      )
-      .catch(() => undefined);
-    // At-least-once sinks publish at the barrier; exactly-once ones wait for the checkpoint to complete.
+    const unaligned = this.deployment.checkpoint.unaligned;
+    const upload = this.snapshotter.upload(prepared);
+    upload.catch(() => undefined);
+    return (channelStatePromise) => {
+      void Promise.all([upload, channelStatePromise])
+        .then(
+          ([done, channelState]) =>
+            this.host.acknowledge({
+              checkpointId: t.checkpointId,
+              subtask: this.subtaskId(),
+              attempt,
+              keyed: done.handles,
+              sources: positions && this.sourceUid ? { [this.sourceUid]: positions } : {},
+              sinks: sinkHandles,
+              syncMs,
+              asyncMs: this.host.now() - asyncStart,
+              alignmentMs,
+              startDelayMs,
+              ackTimestamp: this.host.now(),
+              checkpointedBytes: done.checkpointedBytes + (channelState?.bytes ?? 0),
+              stateBytes: done.stateBytes,
+              channelState,
+              unaligned,
+            }),
+          (e: unknown) => this.host.decline(t.checkpointId, `subtask ${this.describe()} could not upload its snapshot: ${(e as Error)?.message ?? e}`),
+        )
+        .catch(() => undefined);
+    };
+  }
+
+  /** At-least-once sinks publish at the barrier; exactly-once ones wait for the checkpoint to complete. */
+  private async commitAtLeastOnceSinks(txn: number): Promise<void> {
     if (!this.checkpointing) return;
     for (const [uid, sink] of this.chain.sinks) {
-      if (sink.guarantee === "at_least_once") await this.commitSink(uid, sink, t.checkpointId);
+      if (sink.guarantee === "at_least_once") await this.commitSink(uid, sink, txn);
     }
+  }
+
+  /**
+   * Unaligned checkpoints: the first barrier N snapshots at once and is
+   * forwarded ahead of everything; the batches queued then, and those that
+   * arrive on a channel before its own barrier N, are the checkpoint's
+   * in-flight data, persisted with it and replayed on restore.
+   */
+  private onPriorityBarrier(b: BarrierMessage): boolean {
+    // Savepoints stay aligned (as Flink's): portable, with no in-flight data.
+    if (b.isSavepoint) return false;
+    if (this.status !== "running") return true;
+    const u = this.unaligned;
+    if (u && b.checkpointId === u.trigger.checkpointId) {
+      this.unalignedChannelDone(b.channel);
+      return true;
+    }
+    if (b.checkpointId <= this.lastCheckpointId) return true;
+    if (u) {
+      // A newer barrier overtook an unfinished one: that checkpoint cannot complete here.
+      for (const c of u.pending) this.gate.stopRecording(c);
+      this.unaligned = undefined;
+      void this.host.decline(u.trigger.checkpointId, `subtask ${this.describe()} received barrier ${b.checkpointId} before the last barrier of ${u.trigger.checkpointId}`).catch(() => undefined);
+    }
+    const t: Trigger = { checkpointId: b.checkpointId, triggerMs: b.triggerMs, isSavepoint: b.isSavepoint };
+    const firstMs = this.host.now();
+    const inputs = new Map<string, string[]>();
+    for (const [channel, messages] of this.gate.queuedBatches()) inputs.set(channel, messages.map((m) => (m as { records: string }).records));
+    const outputs = this.writer.bufferedRecords();
+    const pending = new Set(this.gate.liveChannels().filter((c) => c !== b.channel));
+    for (const c of pending) this.gate.startRecording(c);
+    const snapshot = this.snapshotNow(t, firstMs, 0);
+    this.writer.broadcastPriorityBarrier(t.checkpointId, t.triggerMs, t.isSavepoint);
+    const finish = () => {
+      const body: ChannelStateFile = { version: 1, inputs: Object.fromEntries(inputs), outputs };
+      const empty = inputs.size === 0 && Object.keys(outputs).length === 0;
+      const channelState = empty ? Promise.resolve(null) : this.host.putChannelState(t.checkpointId, JSON.stringify(body));
+      snapshot(channelState);
+    };
+    this.unaligned = { trigger: t, pending, inputs, outputs, finish };
+    if (pending.size === 0) this.finishUnaligned();
+    // At-least-once sinks publish now; the consumer loop waits for that before its next message, as at an aligned barrier.
+    const commit = this.commitAtLeastOnceSinks(t.checkpointId);
+    commit.catch(() => undefined);
+    this.commitBeforeNext = this.commitBeforeNext ? this.commitBeforeNext.then(() => commit) : commit;
+    return true;
+  }
+
+  private unalignedChannelDone(channel: string): void {
+    const u = this.unaligned;
+    if (!u || !u.pending.delete(channel)) return;
+    const recorded = this.gate.stopRecording(channel).map((m) => (m as { records: string }).records);
+    if (recorded.length > 0) u.inputs.set(channel, [...(u.inputs.get(channel) ?? []), ...recorded]);
+    if (u.pending.size === 0) this.finishUnaligned();
+  }
+
+  private finishUnaligned(): void {
+    const u = this.unaligned;
+    this.unaligned = undefined;
+    u?.finish();
   }
 
   private async commitSink(uid: string, sink: SinkWriter, txn: number): Promise<void> {

@@ -21,6 +21,7 @@ export class CheckpointUnreadableError extends Error {
 export function referencedFiles(m: CheckpointMetadata): string[] {
   const out: string[] = [];
   for (const op of Object.values(m.operators)) for (const h of Object.values(op.keyed)) out.push(...h.files);
+  for (const c of Object.values(m.channels ?? {})) out.push(c.file);
   return out;
 }
 
@@ -76,7 +77,8 @@ export class CheckpointStore {
         { ...op, keyed: Object.fromEntries(Object.entries(op.keyed).map(([sub, h]) => [sub, { ...h, files: h.files.map((f) => copied.get(f) ?? f) }])) },
       ]),
     );
-    return { ...m, operators };
+    const channels = m.channels && Object.fromEntries(Object.entries(m.channels).map(([sub, c]) => [sub, { ...c, file: copied.get(c.file) ?? c.file }]));
+    return { ...m, operators, ...(channels ? { channels } : {}) };
   }
 
   /** Deletes a checkpoint's metadata (one that must not be restored). */

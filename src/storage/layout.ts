@@ -74,3 +74,8 @@ export function savepointMetadataKey(prefix: string, job: string, checkpointId: 
 export function savepointStateFileKey(prefix: string, job: string, checkpointId: number, uid: string, subtaskIndex: number): string {
   return `${savepointDir(prefix, job, checkpointId)}${uid}/${subtaskIndex}.state`;
 }
+
+/** The in-flight data one subtask persisted for an unaligned checkpoint (garbage-collected like state files). */
+export function channelStateKey(prefix: string, job: string, vertex: string, subtaskIndex: number, checkpointId: number): string {
+  return `${sharedRoot(prefix, job)}_channels/${vertex}/${subtaskIndex}/chk-${checkpointId}.state`;
+}

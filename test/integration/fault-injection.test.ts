@@ -16,6 +16,7 @@ describe("keyed state is exactly-once under faults", () => {
       const random = new Random(seed);
       const incremental = random.chance(0.5);
       const localRecovery = random.chance(0.5);
+      const unaligned = process.env.FLOE_FAULT_UNALIGNED ? process.env.FLOE_FAULT_UNALIGNED === "1" : random.chance(0.5);
       const { engine, faults, expected } = await runChaos({
         random,
         events: 3000,
@@ -23,13 +24,13 @@ describe("keyed state is exactly-once under faults", () => {
         perRequest: 100,
         faultRate: 0.25,
         faults: ["user-exception", "subtask-reset", "coordinator-reset", "process-kill"],
-        config: { checkpoint: { interval_ms: 100, incremental, full_every: 3, local_recovery: localRecovery }, restart_strategy: { type: "fixed-delay", delay_ms: 20 } },
+        config: { checkpoint: { interval_ms: 100, incremental, full_every: 3, local_recovery: localRecovery, unaligned }, restart_strategy: { type: "fixed-delay", delay_ms: 20 } },
       });
       try {
         const diff = await waitForExactTable(engine, expected, 60_000);
         const status = (await (await engine.api("/v1/jobs/chaos")).json()) as { status: string; restarts: number; last_error: string | null };
         const injected = Object.values(faults).reduce((a, b) => a + b, 0);
-        console.log(`seed ${seed} (incremental ${incremental}, local recovery ${localRecovery}): faults ${JSON.stringify(faults)}, restarts ${status.restarts}`);
+        console.log(`seed ${seed} (incremental ${incremental}, local recovery ${localRecovery}, unaligned ${unaligned}): faults ${JSON.stringify(faults)}, restarts ${status.restarts}`);
         if (diff.length > 0) {
           const overview = (await (await engine.api("/v1/jobs/chaos/checkpoints")).json()) as { counts: unknown; history: unknown[] };
           const metrics = await (await engine.api("/v1/jobs/chaos/metrics")).json();
