@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import setupBuild from "../test/support/build.js";
 import { benchCheckpoints } from "./workloads/checkpoints.js";
 import { benchIngestKeyedCount } from "./workloads/ingest-keyed-count.js";
+import { benchUnaligned } from "./workloads/unaligned.js";
 
 const { values } = parseArgs({
   options: {
@@ -43,6 +44,7 @@ const workloads: Record<string, () => Promise<object>> = {
       ratio: Math.round((on.processed_events_per_s / off.processed_events_per_s) * 1000) / 1000,
     };
   },
+  unaligned: () => benchUnaligned({ events: 48_000, work: 100_000, intervalMs: 200, webhookDelayMs: 150 }),
   "checkpoint-incremental": () => benchCheckpoints({ keys: stateKeys, payloadBytes: 90, changedFraction: 0.01, incremental: true, localRecovery: true }),
   "checkpoint-full": () => benchCheckpoints({ keys: stateKeys, payloadBytes: 90, changedFraction: 0.01, incremental: false, localRecovery: false }),
 };

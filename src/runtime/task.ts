@@ -467,8 +467,16 @@ export class Task {
   /** Takes this subtask's part of a checkpoint: sync copy, barrier forward, async upload and ack. */
   private async checkpoint(t: Trigger, alignmentMs: number): Promise<void> {
     const ack = this.snapshotNow(t, this.firstBarrierMs, alignmentMs);
-    await this.writer.broadcastBarrier(t.checkpointId, t.triggerMs, t.isSavepoint);
-    ack(Promise.resolve(null));
+    if (this.deployment.checkpoint.unaligned && !t.isSavepoint) {
+      // Unaligned (a source, between batches): the barrier skips the credit queue; anything still buffered is in-flight data.
+      const outputs = this.writer.bufferedRecords();
+      this.writer.broadcastPriorityBarrier(t.checkpointId, t.triggerMs, t.isSavepoint);
+      const body: ChannelStateFile = { version: 1, inputs: {}, outputs };
+      ack(Object.keys(outputs).length === 0 ? Promise.resolve(null) : this.host.putChannelState(t.checkpointId, JSON.stringify(body)));
+    } else {
+      await this.writer.broadcastBarrier(t.checkpointId, t.triggerMs, t.isSavepoint);
+      ack(Promise.resolve(null));
+    }
     await this.commitAtLeastOnceSinks(t.checkpointId);
   }
 
