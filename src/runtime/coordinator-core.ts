@@ -637,20 +637,20 @@ export class CoordinatorCore {
       await this.schedule();
       return;
     }
+    // Every try of a restart is a new attempt: a try interrupted midway (this object reset) may
+    // have started subtasks, and a second try must fence them off, not share their attempt.
+    s.attempt += 1;
+    this.store.saveJob(s);
+    const attempt = s.attempt;
     const store = this.checkpointStore(s);
     let from: CheckpointMetadata | null = null;
-    for (const r of this.runRetained(s)) {
-      try {
-        from = await store.read(r.id);
-        break;
-      } catch (e) {
-        console.error(`checkpoint ${r.id} cannot be restored: ${(e as Error)?.message ?? e}`);
-      }
-    }
-    // No checkpoint of this run yet: the snapshot the run started from, if any.
-    if (!from && s.runRestoredFrom) from = await store.read(s.runRestoredFrom.checkpointId, s.runRestoredFrom.savepoint);
-    const attempt = s.attempt;
     try {
+      // Only the latest completed checkpoint: falling back to an older one would replay output
+      // that sinks already committed. If it cannot be read now, the restart fails and is retried.
+      const latest = this.runRetained(s)[0];
+      if (latest) from = await store.read(latest.id);
+      // No checkpoint of this run yet: the snapshot the run started from, if any.
+      else if (s.runRestoredFrom) from = await store.read(s.runRestoredFrom.checkpointId, s.runRestoredFrom.savepoint);
       await this.deployAndStart(s, from);
     } catch (e) {
       const now = this.store.job();

@@ -51,10 +51,23 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
       PRIMARY KEY (op, state, key))`);
   }
 
+  /** Deploys run one at a time; the newest attempt asked for wins. */
+  private deploys: Promise<unknown> = Promise.resolve();
+  private newestDeployAttempt = 0;
+
   /** Prepares this subtask for an attempt, restoring its checkpointed state. Sources start with {@link start}. */
   async deploy(deployment: SubtaskDeployment): Promise<{ ok: true } | { ok: false; message: string }> {
+    this.newestDeployAttempt = Math.max(this.newestDeployAttempt, deployment.attempt);
     this.task?.cancel();
     this.task = undefined;
+    // An older attempt still restoring must finish (or give up) before a newer one touches the image and staging.
+    const run = this.deploys.then(() => this.deployNow(deployment));
+    this.deploys = run.catch(() => undefined);
+    return run;
+  }
+
+  private async deployNow(deployment: SubtaskDeployment): Promise<{ ok: true } | { ok: false; message: string }> {
+    if (deployment.attempt < this.newestDeployAttempt) return { ok: false, message: `attempt ${deployment.attempt} was superseded by ${this.newestDeployAttempt}` };
     const job = this.registry.job(deployment.job);
     if (!job) return { ok: false, message: `this Worker has no job "${deployment.job}"` };
     this.setMeta("deployment", JSON.stringify({ job: deployment.job, vertex: deployment.vertex, index: deployment.index, attempt: deployment.attempt }));
@@ -65,11 +78,10 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
     } catch (e) {
       return { ok: false, message: `subtask ${deployment.vertex}/${deployment.index} could not restore checkpoint ${deployment.restore?.checkpointId}: ${(e as Error)?.message ?? e}` };
     }
-    // A newer deploy may have replaced this one while the restore awaited R2.
-    const current = this.task as Task | undefined;
-    if (current !== undefined && current.deployment.attempt >= deployment.attempt) {
+    // A newer deploy may have been asked for while the restore awaited R2.
+    if (deployment.attempt < this.newestDeployAttempt) {
       task.cancel();
-      return { ok: true };
+      return { ok: false, message: `attempt ${deployment.attempt} was superseded by ${this.newestDeployAttempt}` };
     }
     this.task = task;
     return { ok: true };

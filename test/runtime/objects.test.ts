@@ -50,7 +50,7 @@ describe("a job across an eviction", () => {
       attempt: number;
       last_error: string;
     };
-    expect(status.attempt).toBe(attempt + 1);
+    expect(status.attempt).toBeGreaterThan(attempt);
     expect(["RESTARTING", "RUNNING"]).toContain(status.status);
     // Found by the heartbeat, or first by a sender whose next batch or barrier the object refused.
     expect(status.last_error).toMatch(/count-per-user\/0 (lost its running task|refused message \d+: not-deployed)/);
