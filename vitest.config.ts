@@ -25,6 +25,15 @@ export default defineConfig({
         },
       },
       {
+        // The seeded simulation of the checkpoint protocol: virtual time, simulated objects, network and R2.
+        test: {
+          name: "sim",
+          include: ["test/sim/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 60_000,
+        },
+      },
+      {
         // Node side: the bundled Worker in Miniflare, restarts, SIGKILL, fault injection.
         test: {
           name: "integration",

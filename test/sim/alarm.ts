@@ -2,8 +2,10 @@
  * One Durable Object alarm: one slot (a new setAlarm replaces the old), kept
  * in storage across resets, fired at least once. An invocation that throws,
  * or dies with its object, is retried after a backoff unless a new alarm was
- * set meanwhile. Invocations of one object run one at a time; the
- * "alarm-twice" fault delivers one firing twice, concurrently.
+ * set meanwhile. Invocations of one object run one at a time (a firing due
+ * while the handler runs waits for it); the "alarm-twice" fault delivers a
+ * firing once more right after its handler finished, as an at-least-once
+ * alarm may.
  */
 import type { Faults } from "./faults.js";
 import type { Life, SimLoop, Timer } from "./loop.js";
@@ -49,15 +51,11 @@ export class AlarmSlot {
     }
     this.atMs = null;
     this.fired++;
-    this.invoke();
-    if (this.faults.rollAlarmTwice()) {
-      this.faults.count("alarm-twice");
-      this.trace.log("fault", `alarm of ${this.name} fires twice`);
-      this.loop.after(this.rng.int(4), () => this.invoke());
-    }
+    this.invoke(this.faults.rollAlarmTwice());
   }
 
-  private invoke(): void {
+  /** Runs the handler; `again`: the runtime delivers this firing once more after it (at-least-once). */
+  private invoke(again = false): void {
     const { life, run } = this.handler();
     this.running++;
     const done = (ok: boolean, e?: unknown) => {
@@ -66,6 +64,13 @@ export class AlarmSlot {
       if (!ok) {
         this.trace.log("alarm", `alarm of ${this.name} threw: ${(e as Error)?.message ?? e}`);
         if (this.atMs === null) this.retry();
+      }
+      if (again && this.running === 0) {
+        this.faults.count("alarm-twice");
+        this.trace.log("fault", `alarm of ${this.name} is delivered again`);
+        this.loop.after(this.rng.int(4), () => {
+          if (this.running === 0) this.invoke();
+        });
       }
       this.rearmDeferred();
     };

@@ -61,7 +61,10 @@ export class SimLoop {
     for (;;) {
       if (stop()) return "stopped";
       const e = this.heap[0];
-      if (!e) return "idle";
+      if (!e) {
+        if (Number.isFinite(untilMs)) this.nowMs = Math.max(this.nowMs, untilMs);
+        return "idle";
+      }
       if (e.at > untilMs) {
         this.nowMs = untilMs;
         return "time";

@@ -30,6 +30,7 @@
 import type { Faults } from "./faults.js";
 import type { Life, SimLoop } from "./loop.js";
 import type { Rng } from "./prng.js";
+import { shortName } from "./names.js";
 import type { Trace } from "./trace.js";
 
 /** An object the network can deliver calls to: its current incarnation. */
@@ -125,7 +126,7 @@ export function describeCall(method: string, args: unknown[]): string | null {
       return `deploy att=${d.attempt} restore=${d.restore?.checkpointId ?? "none"}`;
     }
     case "start":
-      return `start att=${args[0]}`;
+      return typeof args[0] === "string" ? `start job ${args[0]}` : `start att=${args[0]}`;
     case "cancel":
       return `cancel att=${args[0]}`;
     case "upsert":
@@ -198,7 +199,7 @@ export class Network {
         if (this.faults.roll("rpc-drop")) {
           this.faults.count("rpc-drop");
           ch.broken = true;
-          this.trace.log("fault", `drop ${ch.from.name} -> ${ch.to} ${text ?? method}`);
+          this.trace.log("fault", `drop ${ch.from.name} -> ${shortName(ch.to)} ${text ?? method}`);
           fail("connection lost (request dropped by the simulated network)");
           return;
         }
@@ -210,7 +211,7 @@ export class Network {
         if (this.faults.roll("rpc-hold")) {
           this.faults.count("rpc-hold");
           extra += this.rng.range(60, 900);
-          this.trace.log("fault", `hold ${ch.from.name} -> ${ch.to} ${text ?? method} +${extra}ms`);
+          this.trace.log("fault", `hold ${ch.from.name} -> ${shortName(ch.to)} ${text ?? method} +${extra}ms`);
         }
         const at = Math.max(this.loop.now() + this.latency() + extra, ch.nextAt);
         ch.nextAt = at;
@@ -220,7 +221,7 @@ export class Network {
           if (dropReply) {
             this.faults.count("rpc-drop-reply");
             ch.broken = true;
-            this.trace.log("fault", `drop reply ${ch.to} -> ${ch.from.name} ${text ?? method}`);
+            this.trace.log("fault", `drop reply ${shortName(ch.to)} -> ${ch.from.name} ${text ?? method}`);
             fail("connection lost (reply dropped by the simulated network)");
             return;
           }
@@ -250,7 +251,7 @@ export class Network {
     const ch = this.channel(from, to, true);
     const payload = this.rewriteZombieAttempts ? withAttempt(method, args, current) : args;
     const text = describeCall(method, payload);
-    this.trace.log("fault", `zombie att=${attempt}${this.rewriteZombieAttempts ? `→${current}` : ""} ${from.name} -> ${to} ${text ?? method}`);
+    this.trace.log("fault", `zombie att=${attempt}${this.rewriteZombieAttempts ? `→${current}` : ""} ${from.name} -> ${shortName(to)} ${text ?? method}`);
     this.deliver(ch, method, structuredClone(payload), text === null ? null : `${text} (zombie)`, () => undefined);
   }
 
@@ -285,7 +286,7 @@ export class Network {
       return;
     }
     this.delivered++;
-    if (text !== null) this.trace.log("rpc", `${ch.from.name} -> ${ch.to} ${text}`);
+    if (text !== null) this.trace.log("rpc", `${ch.from.name} -> ${shortName(ch.to)} ${text}`);
     const life = callee.life;
     const call: PendingCall = { ch, method, reply };
     let set = this.pending.get(life);
@@ -304,7 +305,7 @@ export class Network {
       },
       (e: unknown) => {
         if (!set!.delete(call)) return;
-        if (text !== null) this.trace.log("rpc", `${ch.to} threw on ${method}: ${(e as Error)?.message ?? e}`);
+        if (text !== null) this.trace.log("rpc", `${shortName(ch.to)} threw on ${method}: ${(e as Error)?.message ?? e}`);
         reply(false, e);
       },
     );

@@ -40,10 +40,10 @@ export class FakeR2 {
   ) {}
 
   /** The bucket as one caller sees it: replies reach the caller only while it lives. */
-  bucket(caller: Caller, onRequest?: (op: string, key: string) => void): R2Bucket {
+  bucket(caller: Caller, options: { onRequest?: (op: string, key: string) => void } = {}): R2Bucket {
     const life = caller.life;
     const op = <T>(name: string, key: string, apply: () => T): Promise<T> => {
-      onRequest?.(name, key);
+      options.onRequest?.(name, key);
       return life.gate(this.schedule(caller.name, name, key, apply));
     };
     const bucket = {
@@ -113,7 +113,7 @@ export class FakeR2 {
           return;
         }
         if (name === "put" || name === "delete") this.trace.log("r2", `${name} ${key}${v === null ? " (exists)" : ""} (${who})`);
-        this.loop.after(d2, () => (error === "after" ? reject(new Error(`R2 ${name} ${key}: internal error after the write (simulated)`)) : resolve(v)));
+        this.loop.after(d2, () => (error === "after" ? reject(new Error(`R2 ${name} ${key}: internal error after it took effect (simulated)`)) : resolve(v)));
       });
     });
   }
@@ -137,6 +137,7 @@ export class FakeR2 {
     return {
       ...meta(key, o),
       text: () => Promise.resolve(o.body),
+      arrayBuffer: () => Promise.resolve(bytes.slice().buffer),
       body: {
         async *[Symbol.asyncIterator]() {
           let from = 0;

@@ -1,0 +1,219 @@
+/**
+ * The jobs the simulator runs, built with the real DSL: two sources unioned
+ * into a keyed process that keeps a running count and sum per key (and a
+ * count per source in map state), into a log sink (every output record,
+ * through the real two-phase-commit writer and a publisher of ours) and,
+ * in some runs, the real table sink. Because the operator has several
+ * input channels, barrier alignment decides whether its state is exact.
+ */
+import { job } from "../../src/api/job.js";
+import type { CheckpointOptions } from "../../src/api/checkpoint-options.js";
+import { mapState, valueState } from "../../src/api/state.js";
+import type { DeliveryGuarantee, KeyedProcessFunction, SinkDefinition, SinkWriterContext, SourceDefinition, SourceReaderContext } from "../../src/api/types.js";
+import type { RestartStrategyOptions } from "../../src/checkpoint/restart-strategy.js";
+import { type SinkPublisher, TransactionalSinkWriter } from "../../src/connectors/sinks/two-phase-commit.js";
+import { tableSink } from "../../src/connectors/sinks/table-sink.js";
+import { generatorSource } from "../../src/connectors/sources/generator-source.js";
+import { httpSource } from "../../src/connectors/sources/http-source.js";
+import { hashKey, keyText } from "../../src/graph/key-groups.js";
+import type { JobDefinition } from "../../src/api/job.js";
+import { tablePartitionName } from "../../src/runtime/names.js";
+import type { TableRowWrite } from "../../src/runtime/table-partition.js";
+import type { SubtaskPoint } from "./faults.js";
+
+export const JOB = "sim";
+
+/** An input record. */
+export interface InRecord {
+  key: string;
+  v: number;
+  src: string;
+  part: number;
+  off: number;
+}
+
+/** The keyed operator's state, as it reports it. */
+export interface Totals {
+  count: number;
+  sum: number;
+  bySrc: Record<string, number>;
+}
+
+/** An output record: the state after one input record, and which input it was. */
+export interface OutRecord {
+  key: string;
+  value: Totals;
+  src: string;
+  part: number;
+  off: number;
+  v: number;
+}
+
+/** What the job looks like in one run. */
+export interface JobShape {
+  readonly bounded: boolean;
+  /** Partitions and parallelism of source A and of source B. */
+  readonly partitionsA: number;
+  readonly parallelismA: number;
+  readonly partitionsB: number;
+  /** Records per partition of the bounded (generator) sources. */
+  readonly countA: number;
+  readonly countB: number;
+  readonly keys: number;
+  readonly processParallelism: number;
+  /** The log sink is keyed (its own vertex, hash edge) rather than chained to the operator. */
+  readonly keyedSink: boolean;
+  readonly sinkParallelism: number;
+  readonly withTotals: boolean;
+  readonly tablePartitions: number;
+  readonly sinkGuarantee: DeliveryGuarantee;
+  readonly batchSize: number;
+  readonly maxParallelism: number;
+  readonly checkpoint: CheckpointOptions;
+  readonly restartStrategy: RestartStrategyOptions;
+}
+
+/** The simulator's services a subtask's env carries for connectors of ours. */
+export interface SimEnvHooks {
+  lifecycle(point: SubtaskPoint): void;
+  /** A sink's flush without checkpoint (end of input) starts; the returned function marks its end. */
+  flushing(writer: string): () => void;
+  now(): number;
+}
+
+/** Transaction ids from here on are flushes without a checkpoint (Task.flushSinks: attempt * 1e9 + n). */
+export const FLUSH_TXN_MIN = 1e9;
+
+/** A sink whose writers report their flushes without checkpoint, so that the oracle can tell what those published. */
+function tappedSink<T>(def: SinkDefinition<T>): SinkDefinition<T> {
+  return {
+    ...def,
+    createWriter: (ctx) => {
+      const writer = def.createWriter(ctx);
+      const hooks = (ctx.env as { SIM?: SimEnvHooks }).SIM;
+      const name = `${ctx.jobName}/${ctx.uid}/${ctx.subtaskIndex}@${ctx.runId}`;
+      return new Proxy(writer, {
+        get(target, p) {
+          if (p === "commit" && hooks) {
+            return (txn: number) => {
+              if (txn < FLUSH_TXN_MIN) return target.commit(txn);
+              const end = hooks.flushing(name);
+              const done = target.commit(txn);
+              done.then(end, end);
+              return done;
+            };
+          }
+          const v = Reflect.get(target, p, target) as unknown;
+          return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+    },
+  };
+}
+
+const acc = valueState<{ count: number; sum: number }>("acc");
+const bySrc = mapState<number>("by-src");
+
+/** count, sum and count per source, per key. */
+export const sumPerKey: KeyedProcessFunction<string, InRecord, OutRecord> = {
+  state: [acc, bySrc],
+  processElement(r, ctx, out) {
+    const s = ctx.getState(acc);
+    const cur = s.value() ?? { count: 0, sum: 0 };
+    const next = { count: cur.count + 1, sum: cur.sum + r.v };
+    s.update(next);
+    const m = ctx.getMapState(bySrc);
+    m.put(r.src, (m.get(r.src) ?? 0) + 1);
+    out.collect({ key: ctx.currentKey, value: { ...next, bySrc: Object.fromEntries(m.entries()) }, src: r.src, part: r.part, off: r.off, v: r.v });
+  },
+};
+
+/** Record `i` of partition `p` of a bounded source. */
+export function generated(src: string, keys: number) {
+  return (i: number, p: number, r: number): InRecord => ({ key: `k${Math.floor(r * keys)}`, v: (i * 7 + p * 13 + src.length) % 100, src, part: p, off: i });
+}
+
+/** A source whose readers report the moment a snapshot reads their positions (the synchronous part of a checkpoint). */
+function tapped<T>(def: SourceDefinition<T>): SourceDefinition<T> {
+  return {
+    ...def,
+    createReader: (ctx: SourceReaderContext) => {
+      const reader = def.createReader(ctx);
+      const hooks = (ctx.env as { SIM?: SimEnvHooks }).SIM;
+      return {
+        positions: () => {
+          hooks?.lifecycle("sync-snapshot");
+          return reader.positions();
+        },
+        seek: (p) => reader.seek(p),
+        poll: (n) => reader.poll(n),
+      };
+    },
+  };
+}
+
+/** The log sink: every output record, published per transaction to the table partitions with the writer/transaction fence of TablePartition. */
+export function logSink(table: string, partitions: number, guarantee: DeliveryGuarantee): SinkDefinition<OutRecord> {
+  return {
+    kind: "sim-log",
+    tables: [{ name: table, partitions }],
+    createWriter: (ctx) =>
+      new TransactionalSinkWriter({ uid: ctx.uid, guarantee, staging: ctx.staging, now: () => ctx.now() }, new LogPublisher(table, partitions, ctx)),
+  };
+}
+
+type TableNamespace = { idFromName(n: string): string; get(id: string): { upsert(rows: TableRowWrite[], writer: string, txn: number): Promise<unknown> } };
+
+class LogPublisher implements SinkPublisher {
+  private readonly writer: string;
+  private readonly env: { TABLE_PARTITION: TableNamespace; SIM?: SimEnvHooks };
+
+  constructor(
+    private readonly table: string,
+    private readonly partitions: number,
+    ctx: SinkWriterContext,
+  ) {
+    this.env = ctx.env as typeof this.env;
+    this.writer = `${ctx.jobName}/${ctx.uid}/${ctx.subtaskIndex}@${ctx.runId}`;
+  }
+
+  encode(record: unknown): string {
+    const r = record as OutRecord;
+    const row: TableRowWrite = [keyText(r.key), JSON.stringify(r.key), JSON.stringify(r)];
+    return JSON.stringify(row);
+  }
+
+  async publish(txn: number, rows: readonly string[]): Promise<void> {
+    const byPartition = new Map<number, TableRowWrite[]>();
+    for (const text of rows) {
+      const row = JSON.parse(text) as TableRowWrite;
+      const p = hashKey(row[0]) % this.partitions;
+      let list = byPartition.get(p);
+      if (!list) byPartition.set(p, (list = []));
+      list.push(row);
+    }
+    await Promise.all([...byPartition].map(([p, list]) => this.env.TABLE_PARTITION.get(this.env.TABLE_PARTITION.idFromName(tablePartitionName(this.table, p))).upsert(list, this.writer, txn)));
+  }
+}
+
+/** Builds the run's job with the real DSL. */
+export function buildJob(shape: JobShape): JobDefinition {
+  const j = job(JOB, { maxParallelism: shape.maxParallelism, batchSize: shape.batchSize, checkpoint: shape.checkpoint, restartStrategy: shape.restartStrategy });
+  const a = shape.bounded
+    ? generatorSource<InRecord>({ partitions: shape.partitionsA, count: shape.countA, seed: 11, make: generated("a", shape.keys) })
+    : httpSource<InRecord>("in-a", { partitions: shape.partitionsA });
+  const b = shape.bounded
+    ? generatorSource<InRecord>({ partitions: shape.partitionsB, count: shape.countB, seed: 23, make: generated("b", shape.keys) })
+    : httpSource<InRecord>("in-b", { partitions: shape.partitionsB });
+  const sa = j.source(tapped(a), { uid: "in-a", parallelism: shape.parallelismA });
+  const sb = j.source(tapped(b), { uid: "in-b", parallelism: shape.partitionsB });
+  const summed = j
+    .union(sa, sb)
+    .keyBy((r) => r.key)
+    .process(sumPerKey, { uid: "sum", parallelism: shape.processParallelism });
+  const log = tappedSink(logSink("log", shape.tablePartitions, shape.sinkGuarantee));
+  if (shape.keyedSink) summed.keyBy((r) => r.key).sink(log, { uid: "log-out", parallelism: shape.sinkParallelism });
+  else summed.sink(log, { uid: "log-out" });
+  if (shape.withTotals) summed.sink(tappedSink(tableSink("totals", { partitions: shape.tablePartitions, guarantee: shape.sinkGuarantee })), { uid: "totals-out" });
+  return j;
+}
