@@ -183,7 +183,12 @@ export class CoordinatorCore {
         startParallelism: request.parallelism ?? null,
       };
       this.store.saveJob(next);
-      await this.deployAndStart(next, from);
+      try {
+        await this.deployAndStart(next, from);
+      } catch (e) {
+        // The job is RUNNING on record: a failed deploy must not leave it idle with no alarm.
+        if (this.store.job().attempt === next.attempt) await this.failover(`starting the job failed: ${(e as Error)?.message ?? e}`);
+      }
       return this.statusOf(this.store.job(), job);
     });
   }
@@ -699,8 +704,13 @@ export class CoordinatorCore {
     this.store.saveJob(now);
     this.nextHeartbeatMs = ts + HEARTBEAT_INTERVAL_MS;
     // Every subtask starts: sources read, restored subtasks replay in-flight data of an unaligned checkpoint.
-    await Promise.all(all.map((t) => t.stub.start(attempt)));
     await this.schedule();
+    try {
+      await Promise.all(all.map((t) => t.stub.start(attempt)));
+    } catch (e) {
+      // A subtask that did not start would leave the job RUNNING and idle: fail over instead.
+      if (this.store.job().attempt === attempt) await this.failover(`starting the subtasks failed: ${(e as Error)?.message ?? e}`);
+    }
   }
 
   private async cancelSubtasks(s: JobRecord): Promise<void> {

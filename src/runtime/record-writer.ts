@@ -95,6 +95,10 @@ export class RecordWriter {
     for (const o of this.outputs) {
       for (const t of o.targets) {
         while (t.buffer.length > 0) {
+          // Records stay in the buffer while their send waits for a credit: an unaligned snapshot
+          // taken meanwhile finds them there (output in-flight data), as the barrier overtakes them.
+          await this.waitForCredit(t);
+          if (t.buffer.length === 0) break;
           const chunk = t.buffer.length <= this.batchSize ? t.buffer : t.buffer.slice(0, this.batchSize);
           t.buffer = chunk === t.buffer ? [] : t.buffer.slice(this.batchSize);
           await this.sendOn(t, { kind: "batch", count: chunk.length, records: JSON.stringify(chunk) });
@@ -139,6 +143,16 @@ export class RecordWriter {
   async drain(): Promise<void> {
     for (const o of this.outputs) for (const t of o.targets) await Promise.all(t.inFlight.splice(0));
     this.throwIfFailed();
+  }
+
+  private async waitForCredit(t: Target): Promise<void> {
+    if (t.inFlight.length < this.credits) return;
+    const start = this.now();
+    while (t.inFlight.length >= this.credits) {
+      await t.inFlight.shift();
+      this.throwIfFailed();
+    }
+    this.backpressuredMs += this.now() - start;
   }
 
   private async sendOn(t: Target, body: ChannelBody, priority = false): Promise<void> {

@@ -42,22 +42,30 @@ describe("engine bugs found by the simulator, fixed", () => {
 describe("engine bugs found by the simulator, open (expected to fail until fixed)", () => {
   // B: at end of input a task flushes its sinks (txn attempt*1e9+n) without a checkpoint; a failover after
   // that (a pending checkpoint expires, a finished subtask is evicted and answers "lost") replays and republishes.
-  it.fails("B: the end-of-input flush commits outside the checkpoint protocol; a later failover duplicates output", async () => {
+  // The seeds that showed B hold since the fixes of A and E; its cause (end-of-input commits outside the
+  // protocol, for bounded sources) is still open: `npm run sim -- --known B` draws its triggers.
+  it("B: the seeds that showed the end-of-input commit now hold exactly-once", async () => {
     await holdsExactlyOnce([25, 71, 73], { known: ["B"] });
+  });
+
+  // B is still open: these seeds fail with its signature on the tree after the fixes of A, D, E, F and G
+  // (a finished sink published its end-of-input flush, then the job failed over and published it again).
+  it.fails("B: a failover after an end-of-input flush duplicates output", async () => {
+    await holdsExactlyOnce([79, 165, 178], { known: ["B"] });
   });
 
   // F (unaligned checkpoints): RecordWriter.flush() takes a chunk off the target's buffer before it waits for
   // credits; a priority barrier skips the credits, so the chunk is neither in bufferedRecords() (the
   // snapshot's output in-flight data) nor ahead of the barrier on the wire, while the snapshot's keyed state
   // already counts its records. A restore to that checkpoint loses the output.
-  it.fails("F: an unaligned snapshot misses output records waiting for credits", async () => {
+  it("F: an unaligned snapshot no longer misses output records waiting for credits", async () => {
     await holdsExactlyOnce([61, 84, 112], { unaligned: true });
   });
 
   // G: CoordinatorCore.start() saves the job RUNNING, then deploys and starts its subtasks; when one of those
   // RPCs fails it throws with no alarm set: no heartbeat, no checkpoint, no failover, and a retried start
   // answers 409 job_running. The job is wedged (here: nothing is ever committed).
-  it.fails("G: a failed RPC during start() wedges the job", async () => {
+  it("G: a failed RPC during start() no longer wedges the job", async () => {
     await holdsExactlyOnce([234, 1079, 1541], { known: ["G"] });
   });
 });
