@@ -4,7 +4,8 @@
  *   npm run sim -- --seeds 100000 [--from N] [--jobs N]   many seeds, a summary (--jobs 0, the default: one process per core)
  *   npm run sim -- --seed N --trace                       replay one seed, every trace line
  *   npm run sim -- --variant no-fencing --seeds 200       a deliberately broken variant
- *   npm run sim -- --known all --seeds 1000               also draw the triggers of bugs already reported
+ *   npm run sim -- --known all --seeds 1000               also draw the triggers of open bugs
+ *   npm run sim -- --aligned --seeds 1000                 no unaligned checkpoints (a quarter of the runs otherwise)
  *
  * Exit status 1 when a seed failed (for the broken variants: when none did).
  */
@@ -31,7 +32,7 @@ interface Args {
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { seeds: 1000, from: 1, trace: false, variant: "none", known: [], jobs: 0, worker: false, quiet: false, unaligned: false };
+  const a: Args = { seeds: 1000, from: 1, trace: false, variant: "none", known: [], jobs: 0, worker: false, quiet: false, unaligned: true };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -52,8 +53,9 @@ function parse(argv: string[]): Args {
     else if (k === "--worker") a.worker = true;
     else if (k === "--quiet") a.quiet = true;
     else if (k === "--unaligned") a.unaligned = true;
+    else if (k === "--aligned") a.unaligned = false;
     else if (k === "--help" || k === "-h") {
-      console.log(`npm run sim -- [--seeds N] [--from N] [--seed N --trace] [--variant ${VARIANTS.join("|")}] [--known A,B|all] [--unaligned] [--jobs N]`);
+      console.log(`npm run sim -- [--seeds N] [--from N] [--seed N --trace] [--variant ${VARIANTS.join("|")}] [--known B|all] [--aligned] [--jobs N]`);
       console.log(`known bugs:\n${Object.entries(KNOWN_BUGS).map(([k2, d]) => `  ${k2}: ${d}`).join("\n")}`);
       process.exit(0);
     } else throw new Error(`unknown argument ${k} (see --help)`);
@@ -109,7 +111,7 @@ function runParallel(a: Args, onLine: (l: Line) => void): Promise<void> {
     const from = a.from + j * per;
     const count = Math.min(per, a.from + a.seeds - from);
     if (count <= 0) break;
-    const args = [...process.execArgv, self, "--worker", "--from", String(from), "--seeds", String(count), "--variant", a.variant, "--known", a.known === "all" ? "all" : a.known.join(","), ...(a.unaligned ? ["--unaligned"] : [])];
+    const args = [...process.execArgv, self, "--worker", "--from", String(from), "--seeds", String(count), "--variant", a.variant, "--known", a.known === "all" ? "all" : a.known.join(","), ...(a.unaligned ? [] : ["--aligned"])];
     children.push(
       new Promise((resolve, reject) => {
         const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });

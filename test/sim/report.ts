@@ -4,7 +4,7 @@ import { KNOWN_BUGS } from "./scenario.js";
 
 /** The replay command of a run. */
 export function replayCommand(r: Pick<RunResult, "seed" | "variant">, options: { known?: string; unaligned?: boolean } = {}): string {
-  const extra = [r.variant !== "none" ? `--variant ${r.variant}` : "", options.known ? `--known ${options.known}` : "", options.unaligned ? "--unaligned" : ""].filter(Boolean);
+  const extra = [r.variant !== "none" ? `--variant ${r.variant}` : "", options.known ? `--known ${options.known}` : "", options.unaligned === false ? "--aligned" : ""].filter(Boolean);
   return `npm run sim -- --seed ${r.seed} --trace${extra.length > 0 ? ` ${extra.join(" ")}` : ""}`;
 }
 

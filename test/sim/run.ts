@@ -26,7 +26,7 @@ export interface RunOptions {
   readonly fullTrace?: boolean;
   /** Also draw the triggers of these engine bugs already reported. */
   readonly knownBugs?: readonly KnownBug[] | "all";
-  /** Also draw unaligned checkpoints. */
+  /** Draw unaligned checkpoints in some runs (default true). */
   readonly unaligned?: boolean;
   /** On failure, replay the seed to cut the trace at the first failure (default true). */
   readonly explain?: boolean;
@@ -145,7 +145,7 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<R
           if (faultyStart) {
             w.trace.log("sim", `start failed (${(e as Error)?.message ?? e}); the client retries`);
             // The job record says RUNNING, yet the start did not finish: nothing may run it now.
-            if (w.coordinator.store.job().status === "RUNNING") w.signature("G", `start() failed (${(e as Error)?.message ?? e}) but left the job RUNNING`);
+            if (w.coordinator.store.job().status === "RUNNING") w.signature("start-left-running", `start() failed (${(e as Error)?.message ?? e}) but left the job RUNNING`);
             w.loop.after(100, start);
             return;
           }
