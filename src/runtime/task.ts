@@ -265,9 +265,11 @@ export class Task {
 
   /** Starts a restored task's work: replays in-flight data of an unaligned checkpoint right away. */
   start(): void {
-    if (this.replayPending && !this.isSource && this.loop === undefined && this.status === "running") this.loop = this.runInputLoop();
-    if (this.isSource && this.replayPending) void this.writer.flush().catch((e) => this.fail(e));
+    if (!this.replayPending || this.status !== "running") return;
     this.replayPending = false;
+    // Restored output in-flight data goes out first, whether or not any input follows.
+    void this.writer.flush().catch((e) => this.fail(e));
+    if (!this.isSource && this.loop === undefined) this.loop = this.runInputLoop();
   }
 
   /** Hands an incoming channel message to the input gate. */

@@ -144,8 +144,9 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<R
         (e: unknown) => {
           if (faultyStart) {
             w.trace.log("sim", `start failed (${(e as Error)?.message ?? e}); the client retries`);
-            // The job record says RUNNING, yet the start did not finish: nothing may run it now.
-            if (w.coordinator.store.job().status === "RUNNING") w.signature("start-left-running", `start() failed (${(e as Error)?.message ?? e}) but left the job RUNNING`);
+            // The job record says RUNNING, yet the start did not finish and no alarm will look after it (bug G).
+            const wedged = w.coordinator.store.job().status === "RUNNING" && !w.coordinator.alarm.scheduled;
+            if (wedged) w.signature("start-left-running", `start() failed (${(e as Error)?.message ?? e}) and left the job RUNNING with no alarm`);
             w.loop.after(100, start);
             return;
           }

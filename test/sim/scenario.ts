@@ -45,6 +45,8 @@ export interface Scenario {
  */
 export const KNOWN_BUGS = {
   B: "at end of input, sinks publish without a checkpoint; a failover after that duplicates output",
+  // Rare (about 1 run in 12,000), so nothing holds its triggers back.
+  H: "after an unaligned restore, output in-flight data of a non-source subtask waits for its next input, which may never come",
 } as const;
 
 export type KnownBug = keyof typeof KNOWN_BUGS;
