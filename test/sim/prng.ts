@@ -1,39 +1,20 @@
 /**
- * The simulator's only source of chance: mulberry32, seeded. Every random
+ * The simulator's only source of chance: the tests' seeded mulberry32
+ * (test/support/random.ts), with what the simulator adds. Every random
  * decision of a run (workload, latencies, faults) comes from a stream
  * forked from the run's seed, so a seed replays exactly.
  */
-export class Rng {
-  private state: number;
+import { Random } from "../support/random.js";
 
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-
-  /** A uniform value in [0, 1). */
-  next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  /** An integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-
+export class Rng extends Random {
   /** An integer in [lo, hi]. */
   range(lo: number, hi: number): number {
     return lo + this.int(hi - lo + 1);
   }
 
-  chance(p: number): boolean {
+  /** A probability of 0 draws nothing, so turning a fault off does not shift later decisions. */
+  override chance(p: number): boolean {
     return p > 0 && this.next() < p;
-  }
-
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)];
   }
 
   /**

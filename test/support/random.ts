@@ -1,6 +1,6 @@
 /** A seeded random source (mulberry32), so that a failing seed replays. */
 export class Random {
-  private state: number;
+  protected state: number;
 
   constructor(readonly seed: number) {
     this.state = seed >>> 0;
