@@ -104,5 +104,17 @@ export function resolveCheckpointConfig(...layers: (CheckpointOptions | undefine
   if (c.unaligned && c.mode === "at_least_once") {
     throw new FloeError("invalid_config", "checkpoint.unaligned needs mode exactly_once (at-least-once never aligns)");
   }
+  if (c.alignedCheckpointTimeoutMs > 0 && !c.unaligned) {
+    throw new FloeError(
+      "invalid_config",
+      "checkpoint.aligned_checkpoint_timeout_ms (alignedCheckpointTimeoutMs) needs unaligned: true: it is how long a checkpoint stays aligned before it turns unaligned",
+    );
+  }
+  if (c.unaligned && c.maxConcurrent > 1) {
+    throw new FloeError(
+      "invalid_config",
+      `checkpoint.unaligned allows one checkpoint at a time: max_concurrent (maxConcurrent) must be 1, got ${c.maxConcurrent} (a newer barrier overtaking an unfinished one would abort it)`,
+    );
+  }
   return c;
 }

@@ -276,3 +276,27 @@ describe("BarrierAligner timing", () => {
     expect(a.lastAlignmentMs).toBe(7);
   });
 });
+
+describe("BarrierAligner.switchToUnaligned (alignment timeout)", () => {
+  it("ends the alignment, answers the channels already aligned and how long it took", () => {
+    const { a, clock } = aligner(["x", "y", "z"]);
+    a.onBarrier("x", 3);
+    clock.advance(40);
+    a.onBarrier("y", 3);
+    clock.advance(60);
+    const sw = a.switchToUnaligned();
+    expect(sw?.checkpointId).toBe(3);
+    expect([...(sw?.seen ?? [])].sort()).toEqual(["x", "y"]);
+    expect(sw?.alignmentMs).toBe(100);
+    expect(a.aligning).toBeUndefined();
+    // The missing barrier, when it comes in order later, is stale.
+    expect(a.onBarrier("z", 3)).toEqual({});
+    // The next checkpoint aligns as usual.
+    expect(a.onBarrier("x", 4)).toEqual({ block: "x" });
+  });
+
+  it("answers undefined when nothing is being aligned", () => {
+    const { a } = aligner(["x", "y"]);
+    expect(a.switchToUnaligned()).toBeUndefined();
+  });
+});

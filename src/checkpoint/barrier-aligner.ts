@@ -78,6 +78,20 @@ export class BarrierAligner {
     return {};
   }
 
+  /**
+   * The alignment of the current checkpoint timed out (or an unaligned
+   * barrier of it arrived): it goes on unaligned. Ends the alignment and
+   * answers the checkpoint and the channels whose barrier already arrived.
+   */
+  switchToUnaligned(): { checkpointId: number; seen: ReadonlySet<string>; alignmentMs: number } | undefined {
+    if (this.phase.kind !== "collecting") return undefined;
+    const p = this.phase;
+    this.lastAlignmentMs = this.now() - p.startedMs;
+    this.latestCompleted = p.checkpointId;
+    this.phase = { kind: "waiting" };
+    return { checkpointId: p.checkpointId, seen: p.seen, alignmentMs: this.lastAlignmentMs };
+  }
+
   /** The checkpoint was aborted elsewhere: stop aligning it. */
   abort(checkpointId: number): AlignerAction {
     // Late barriers of an aborted checkpoint must not start a new alignment.

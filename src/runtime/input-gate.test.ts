@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { InputGate } from "./input-gate.js";
+import { InputGate, MAX_EARLY_MESSAGES } from "./input-gate.js";
 import type { ChannelMessage, DeliveryResult } from "./messages.js";
 
 const batch = (channel: string, seq: number, tag = `${channel}#${seq}`): ChannelMessage => ({
@@ -54,23 +54,39 @@ describe("InputGate sequence numbers", () => {
     expect(gate.offer(batch("a/0", 2, "retry"))).toBe("duplicate");
   });
 
-  it("answers a skipped sequence number with gap, and keeps waiting for the missing one", async () => {
+  it("holds a message that overtook an earlier one until that one arrives, then delivers both in order", async () => {
     const gate = new InputGate(["a/0"]);
-    expect(gate.offer(batch("a/0", 2))).toBe("gap");
+    const third = track(gate.offer(batch("a/0", 3)));
+    const second = track(gate.offer(batch("a/0", 2)));
+    expect(gate.offer(batch("a/0", 3))).toBe("duplicate");
+    expect(drain(gate)).toEqual([]);
     const first = gate.offer(batch("a/0", 1));
-    expect(gate.offer(batch("a/0", 3))).toBe("gap");
-    const second = gate.offer(batch("a/0", 2));
-    expect(drain(gate)).toEqual(["a/0#1", "a/0#2"]);
+    expect(drain(gate)).toEqual(["a/0#1", "a/0#2", "a/0#3"]);
     expect(await first).toBe("accepted");
-    expect(await second).toBe("accepted");
+    await settle();
+    expect(second.value).toBe("accepted");
+    expect(third.value).toBe("accepted");
   });
 
-  it("numbers each channel on its own", () => {
+  it("answers gap once too many messages wait for a missing one (it was lost)", async () => {
+    const gate = new InputGate(["a/0"]);
+    const waiting = Array.from({ length: MAX_EARLY_MESSAGES }, (_, i) => track(gate.offer(batch("a/0", i + 2))));
+    expect(gate.offer(batch("a/0", MAX_EARLY_MESSAGES + 2))).toBe("gap");
+    gate.close();
+    await settle();
+    expect(waiting.every((w) => w.value === "closed")).toBe(true);
+  });
+
+  it("numbers each channel on its own", async () => {
     const gate = new InputGate(["a/0", "a/1"]);
     void gate.offer(batch("a/0", 1));
     void gate.offer(batch("a/0", 2));
-    expect(gate.offer(batch("a/1", 2))).toBe("gap");
+    // a/1 has had nothing: its 2 waits for its 1, whatever a/0 received.
+    const early = track(gate.offer(batch("a/1", 2)));
     expect(gate.offer(batch("a/1", 1))).toBeInstanceOf(Promise);
+    expect(drain(gate)).toEqual(["a/0#1", "a/1#1", "a/0#2", "a/1#2"]);
+    await settle();
+    expect(early.value).toBe("accepted");
   });
 
   it("answers not-deployed for a channel it does not have", () => {
@@ -238,5 +254,33 @@ describe("InputGate close", () => {
     await settle();
     expect(woken).toBe(true);
     await expect(gate.waitForInput()).resolves.toBeUndefined();
+  });
+});
+
+describe("InputGate.takeBarrier (an aligned checkpoint turning unaligned)", () => {
+  const barrier = (channel: string, seq: number, checkpointId: number): ChannelMessage => ({ kind: "barrier", attempt: 1, channel, seq, checkpointId, triggerMs: 0, isSavepoint: false });
+
+  it("takes a queued barrier out, answers the batches before it and leaves those after it queued", async () => {
+    const gate = new InputGate(["a"]);
+    gate.offer(batch("a", 1));
+    gate.offer(batch("a", 2));
+    const b = track(gate.offer(barrier("a", 3, 7)));
+    gate.offer(batch("a", 4));
+    const before = gate.takeBarrier("a", 7);
+    expect(before?.map(tag)).toEqual(["a#1", "a#2"]);
+    await settle();
+    // The barrier's sender gets its credit back.
+    expect(b.value).toBe("accepted");
+    expect(drain(gate)).toEqual(["a#1", "a#2", "a#4"]);
+  });
+
+  it("answers undefined when the barrier has not arrived, or for another checkpoint", () => {
+    const gate = new InputGate(["a", "b"]);
+    gate.offer(batch("a", 1));
+    gate.offer(barrier("a", 2, 7));
+    expect(gate.takeBarrier("b", 7)).toBeUndefined();
+    expect(gate.takeBarrier("a", 8)).toBeUndefined();
+    expect(gate.takeBarrier("c", 7)).toBeUndefined();
+    expect(gate.queued()).toBe(2);
   });
 });

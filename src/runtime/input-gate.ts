@@ -16,9 +16,20 @@ interface ChannelState {
   readonly id: string;
   lastSeq: number;
   readonly queue: Queued[];
+  /** Messages that arrived ahead of a missing one, by sequence number. */
+  readonly early: Map<number, { message: ChannelMessage; answer: (result: DeliveryResult) => void }>;
   blocked: boolean;
   ended: boolean;
 }
+
+/**
+ * How many messages a channel holds while one before them is missing. The
+ * runtime orders calls on one stub, but calls a subtask makes from different
+ * incoming requests (batches from its loop, an unaligned barrier from the
+ * call that delivered its own) may overtake each other; a sender has at
+ * most a few calls in flight, so a gap wider than this is a lost message.
+ */
+export const MAX_EARLY_MESSAGES = 32;
 
 /** Queues of all input channels of one subtask for one attempt. */
 export class InputGate {
@@ -37,7 +48,7 @@ export class InputGate {
 
   constructor(channelIds: readonly string[]) {
     for (const id of channelIds) {
-      const c: ChannelState = { id, lastSeq: 0, queue: [], blocked: false, ended: false };
+      const c: ChannelState = { id, lastSeq: 0, queue: [], early: new Map(), blocked: false, ended: false };
       this.channels.set(id, c);
       this.order.push(c);
     }
@@ -49,15 +60,29 @@ export class InputGate {
   }
 
   /**
-   * Offers a message. Duplicates and gaps are answered at once; an accepted
-   * message's promise resolves when the consumer takes it.
+   * Offers a message. Duplicates are answered at once; a message that came
+   * before one it follows waits for it (a gap answered only when too many
+   * wait); an accepted message's promise resolves when the consumer takes it.
    */
   offer(message: ChannelMessage): DeliveryResult | Promise<DeliveryResult> {
     if (this.closed) return "closed";
     const c = this.channels.get(message.channel);
     if (!c) return "not-deployed";
-    if (message.seq <= c.lastSeq) return "duplicate";
-    if (message.seq !== c.lastSeq + 1) return "gap";
+    if (message.seq <= c.lastSeq || c.early.has(message.seq)) return "duplicate";
+    if (message.seq !== c.lastSeq + 1) {
+      if (c.early.size >= MAX_EARLY_MESSAGES) return "gap";
+      return new Promise((answer) => c.early.set(message.seq, { message, answer }));
+    }
+    const result = this.accept(c, message);
+    // The messages that waited for this one follow it, in order.
+    for (let next = c.early.get(c.lastSeq + 1); next && !this.closed; next = c.early.get(c.lastSeq + 1)) {
+      c.early.delete(c.lastSeq + 1);
+      void Promise.resolve(this.accept(c, next.message)).then(next.answer);
+    }
+    return result;
+  }
+
+  private accept(c: ChannelState, message: ChannelMessage): DeliveryResult | Promise<DeliveryResult> {
     c.lastSeq = message.seq;
     if (message.kind === "barrier" && this.priorityBarriers?.(message)) return "accepted";
     if (message.kind === "batch") this.recording.get(c.id)?.push(message);
@@ -111,6 +136,22 @@ export class InputGate {
     return out;
   }
 
+  /**
+   * An aligned checkpoint turning unaligned: if barrier `checkpointId` is
+   * queued on `channel`, takes it out of the queue and answers the batches
+   * queued before it (the channel's in-flight data); undefined when the
+   * barrier has not arrived.
+   */
+  takeBarrier(channel: string, checkpointId: number): ChannelMessage[] | undefined {
+    const c = this.channels.get(channel);
+    if (!c) return undefined;
+    const at = c.queue.findIndex((q) => q.message.kind === "barrier" && q.message.checkpointId === checkpointId);
+    if (at < 0) return undefined;
+    const [barrier] = c.queue.splice(at, 1);
+    barrier.taken("accepted");
+    return c.queue.slice(0, at).map((q) => q.message).filter((m) => m.kind === "batch");
+  }
+
   /** Starts recording the batches that arrive on `channel` (until {@link stopRecording}). */
   startRecording(channel: string): void {
     if (!this.recording.has(channel)) this.recording.set(channel, []);
@@ -153,6 +194,8 @@ export class InputGate {
     this.closed = true;
     for (const c of this.order) {
       for (const q of c.queue.splice(0)) q.taken("closed");
+      for (const e of c.early.values()) e.answer("closed");
+      c.early.clear();
     }
     this.notify();
   }

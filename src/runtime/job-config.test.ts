@@ -134,8 +134,14 @@ describe("resolveRunConfig: unaligned checkpoints", () => {
     expect(resolveRunConfig(declared({ checkpoint: { unaligned: true } }), { checkpoint: { unaligned: false } }).checkpoint.unaligned).toBe(false);
   });
 
-  it("refuses an aligned-checkpoint timeout (switching to unaligned midway is not available yet)", () => {
-    invalid(() => resolveRunConfig(declared(), { checkpoint: { aligned_checkpoint_timeout_ms: 1_000 } }), /aligned_checkpoint_timeout_ms is not available/);
+  it("accepts an aligned-checkpoint timeout with unaligned checkpoints, and refuses it without", () => {
+    const c = resolveRunConfig(declared(), { checkpoint: { unaligned: true, aligned_checkpoint_timeout_ms: 1_000 } }).checkpoint;
+    expect(c).toMatchObject({ unaligned: true, alignedCheckpointTimeoutMs: 1_000 });
+    invalid(() => resolveRunConfig(declared(), { checkpoint: { aligned_checkpoint_timeout_ms: 1_000 } }), /aligned_checkpoint_timeout_ms \(alignedCheckpointTimeoutMs\) needs unaligned: true/);
+  });
+
+  it("refuses unaligned checkpoints with more than one at a time", () => {
+    invalid(() => resolveRunConfig(declared(), { checkpoint: { unaligned: true, max_concurrent: 2 } }), /allows one checkpoint at a time: max_concurrent \(maxConcurrent\) must be 1, got 2/);
   });
 
   it("reports unaligned with at-least-once as the checkpoint rule it breaks", () => {

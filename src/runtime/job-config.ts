@@ -41,12 +41,6 @@ export function resolveRunConfig(job: JobDefinition, config: Record<string, unkn
     }
   }
   const checkpoint = resolveCheckpointConfig(job.options.checkpoint, checkpointOverrides as CheckpointOptions);
-  if (checkpoint.alignedCheckpointTimeoutMs > 0) {
-    throw new FloeError(
-      "invalid_config",
-      "checkpoint.aligned_checkpoint_timeout_ms is not available in this version of floe: use unaligned: true, or aligned checkpoints",
-    );
-  }
   const restart = top.restartStrategy === undefined ? (job.options.restartStrategy ?? DEFAULT_RESTART_STRATEGY) : (camelKeys(top.restartStrategy, "config.restart_strategy") as RestartStrategyOptions);
   return { checkpoint, restartStrategy: validateRestartStrategy(restart) };
 }

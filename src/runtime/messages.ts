@@ -45,6 +45,11 @@ export interface BarrierMessage extends ChannelHeader {
   /** When the coordinator triggered the checkpoint (for start delay). */
   readonly triggerMs: number;
   readonly isSavepoint: boolean;
+  /**
+   * Sent ahead of the records queued before it (unaligned): a receiver takes
+   * it on arrival and persists what it overtook as in-flight data.
+   */
+  readonly priority?: boolean;
 }
 
 /** Anything that travels in-band on a channel. */
@@ -54,7 +59,7 @@ export type ChannelMessage = BatchMessage | EndOfInputMessage | BarrierMessage;
 export type ChannelBody =
   | { kind: "batch"; count: number; records: string }
   | { kind: "end" }
-  | { kind: "barrier"; checkpointId: number; triggerMs: number; isSavepoint: boolean };
+  | { kind: "barrier"; checkpointId: number; triggerMs: number; isSavepoint: boolean; priority?: boolean };
 
 /** What a receiver answers to a channel message: expected outcomes are values. */
 export type DeliveryResult =

@@ -364,3 +364,60 @@ describe("RecordWriter endOfInput", () => {
     expect(f.sent.map((s) => s.message.kind)).toEqual(["batch"]);
   });
 });
+
+describe("RecordWriter.broadcastBarrierUntil (aligned barrier with a timeout)", () => {
+  const kinds = (sent: Sent[]) => sent.map((s) => (s.message.kind === "barrier" ? `barrier${s.message.priority ? "!" : ""}` : records(s.message).map((r) => r[1]).join(",")));
+
+  it("sends buffered records, then the barrier, in order, when credits come before the deadline", async () => {
+    const f = fakeSend("accepted");
+    const w = writer([{ vertex: "map", parallelism: 1, partitioner: "forward" }], f.send, { batchSize: 1 });
+    w.emit("a");
+    w.emit("b");
+    const { overtaken, done } = w.broadcastBarrierUntil(5, 0, new Promise(() => undefined));
+    expect(await overtaken).toBeNull();
+    await done;
+    expect(kinds(f.sent)).toEqual(["a", "b", "barrier"]);
+  });
+
+  it("at the deadline, the barrier overtakes what waits for credits; that is answered as in-flight data and still sent after it", async () => {
+    const f = fakeSend();
+    const w = writer([{ vertex: "map", parallelism: 1, partitioner: "forward" }], f.send, { batchSize: 1, credits: 1 });
+    w.emit("a");
+    w.emit("b");
+    w.emit("c");
+    let fire!: () => void;
+    const { overtaken, done } = w.broadcastBarrierUntil(5, 0, new Promise<void>((resolve) => (fire = resolve)));
+    await settle();
+    // "a" is out and holds the only credit; "b" and "c" wait.
+    expect(kinds(f.sent)).toEqual(["a"]);
+    fire();
+    expect(await overtaken).toEqual({ "map/0": [[null, "b"], [null, "c"]] });
+    expect(kinds(f.sent)).toEqual(["a", "barrier!"]);
+    for (let i = 0; i < 4; i++) {
+      for (const s of f.sent) if (!s.settled) s.answer("accepted");
+      await settle();
+    }
+    await done;
+    // Sequence numbers follow the send order: the receiver sees the barrier before "b" and "c".
+    expect(kinds(f.sent)).toEqual(["a", "barrier!", "b", "c"]);
+    expect(f.sent.map((s) => s.message.seq)).toEqual([1, 2, 3, 4]);
+  });
+
+  it("sends an unaligned barrier only on the channels that have not had the aligned one", async () => {
+    const f = fakeSend();
+    const w = writer([{ vertex: "sum", parallelism: 2, partitioner: "rebalance" }], f.send, { batchSize: 10, credits: 1 });
+    let fire!: () => void;
+    const { overtaken, done } = w.broadcastBarrierUntil(9, 0, new Promise<void>((resolve) => (fire = resolve)));
+    await settle();
+    // Nothing buffered: the barrier went to sum/0 and waits there; sum/1's barrier is sent too (credits free).
+    f.sent[0].answer("accepted");
+    await settle();
+    expect(f.sent.map((s) => `${s.index}:${s.message.kind}`)).toEqual(["0:barrier", "1:barrier"]);
+    fire();
+    // Every channel had its barrier: the checkpoint went out aligned.
+    expect(await overtaken).toBeNull();
+    f.sent[1].answer("accepted");
+    await done;
+    expect(f.sent.filter((s) => s.message.kind === "barrier" && s.message.priority)).toHaveLength(0);
+  });
+});

@@ -124,7 +124,50 @@ export class RecordWriter {
    * once, ahead of buffered records and without waiting for credits.
    */
   broadcastPriorityBarrier(checkpointId: number, triggerMs: number, isSavepoint: boolean): void {
-    for (const o of this.outputs) for (const t of o.channels) void this.sendOn(t, { kind: "barrier", checkpointId, triggerMs, isSavepoint }, true);
+    for (const o of this.outputs) for (const t of o.channels) void this.sendOn(t, { kind: "barrier", checkpointId, triggerMs, isSavepoint, priority: true }, true);
+  }
+
+  /**
+   * Aligned barrier with a timeout (Flink's timeoutable aligned barrier):
+   * sends every buffered record, then barrier `checkpointId`, as
+   * {@link broadcastBarrier}; but if `deadline` resolves first, the barrier
+   * overtakes what is still buffered on the channels that have not had it.
+   * `overtaken` resolves as soon as the barrier is out: null when it went
+   * aligned, else the records it overtook (the checkpoint's output in-flight
+   * data), which still go out after it; `done` when everything was sent.
+   */
+  broadcastBarrierUntil(
+    checkpointId: number,
+    triggerMs: number,
+    deadline: Promise<void>,
+  ): { overtaken: Promise<Record<string, KeyedRecord[]> | null>; done: Promise<void> } {
+    const sent = new Set<Target>();
+    let switched = false;
+    const done = (async () => {
+      await this.flush();
+      for (const o of this.outputs) {
+        for (const t of o.channels) {
+          if (switched) return;
+          if (t.inFlight.length >= this.credits) await this.waitForCredit(t);
+          if (switched) return;
+          // Marked in the same turn as the send: a switch never sends this channel a second barrier.
+          sent.add(t);
+          await this.sendOn(t, { kind: "barrier", checkpointId, triggerMs, isSavepoint: false });
+        }
+      }
+    })();
+    const overtaken = Promise.race([done.then(() => "aligned" as const), deadline.then(() => "timeout" as const)]).then((winner) => {
+      if (winner === "aligned" || this.outputs.every((o) => o.channels.every((t) => sent.has(t)))) return null;
+      switched = true;
+      const outputs = this.bufferedRecords();
+      for (const o of this.outputs) {
+        for (const t of o.channels) {
+          if (!sent.has(t)) void this.sendOn(t, { kind: "barrier", checkpointId, triggerMs, isSavepoint: false, priority: true }, true);
+        }
+      }
+      return outputs;
+    });
+    return { overtaken, done };
   }
 
   /** Records buffered and not sent yet, per target (output in-flight data at a snapshot). */

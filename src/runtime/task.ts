@@ -148,6 +148,8 @@ export class Task {
   private unaligned: UnalignedSnapshot | undefined;
   /** A sink commit started by an unaligned barrier, which the consumer loop awaits before going on. */
   private commitBeforeNext: Promise<void> | undefined;
+  /** Aligned checkpoints turn unaligned after this long from their trigger (0: unaligned from the start, or never). */
+  private readonly alignTimeoutMs: number;
 
   constructor(
     readonly deployment: SubtaskDeployment,
@@ -193,6 +195,7 @@ export class Task {
       for (const i of upstreamSenders(input.partitioner, input.parallelism, index)) channels.push(channelId(input.vertex, i));
     }
     this.gate = new InputGate(channels);
+    this.alignTimeoutMs = deployment.checkpoint.unaligned ? deployment.checkpoint.alignedCheckpointTimeoutMs : 0;
     if (deployment.checkpoint.unaligned) this.gate.priorityBarriers = (b) => this.onPriorityBarrier(b);
     this.aligner = new BarrierAligner(channels, deployment.checkpoint.mode, () => host.now());
     const head = job.nodes[vertex.nodes[0]];
@@ -469,17 +472,94 @@ export class Task {
   /** Takes this subtask's part of a checkpoint: sync copy, barrier forward, async upload and ack. */
   private async checkpoint(t: Trigger, alignmentMs: number): Promise<void> {
     const ack = this.snapshotNow(t, this.firstBarrierMs, alignmentMs);
-    if (this.deployment.checkpoint.unaligned && !t.isSavepoint) {
+    if (this.deployment.checkpoint.unaligned && !t.isSavepoint && this.alignTimeoutMs > 0) {
+      // Aligned with a timeout: the barrier waits its turn behind buffered output, until the checkpoint's deadline.
+      const { overtaken, done } = this.writer.broadcastBarrierUntil(t.checkpointId, t.triggerMs, this.host.sleep(this.alignmentDeadlineMs(t.triggerMs)));
+      const outputs = await overtaken;
+      ack(outputs === null ? Promise.resolve(null) : this.putInFlight(t.checkpointId, {}, outputs), outputs !== null);
+      await done;
+    } else if (this.deployment.checkpoint.unaligned && !t.isSavepoint) {
       // Unaligned (a source, between batches): the barrier skips the credit queue; anything still buffered is in-flight data.
       const outputs = this.writer.bufferedRecords();
       this.writer.broadcastPriorityBarrier(t.checkpointId, t.triggerMs, t.isSavepoint);
-      const body: ChannelStateFile = { version: 1, inputs: {}, outputs };
-      ack(Object.keys(outputs).length === 0 ? Promise.resolve(null) : this.host.putChannelState(t.checkpointId, JSON.stringify(body)));
+      ack(this.putInFlight(t.checkpointId, {}, outputs), true);
     } else {
       await this.writer.broadcastBarrier(t.checkpointId, t.triggerMs, t.isSavepoint);
-      ack(Promise.resolve(null));
+      ack(Promise.resolve(null), false);
     }
     await this.commitAtLeastOnceSinks(t.checkpointId);
+  }
+
+  /** Persists a subtask's in-flight data of checkpoint N (nothing when there is none). */
+  private putInFlight(checkpointId: number, inputs: Record<string, string[]>, outputs: Record<string, KeyedRecord[]>): Promise<ChannelStateHandle | null> {
+    if (Object.keys(inputs).length === 0 && Object.keys(outputs).length === 0) return Promise.resolve(null);
+    const body: ChannelStateFile = { version: 1, inputs, outputs };
+    return this.host.putChannelState(checkpointId, JSON.stringify(body));
+  }
+
+  /** Time left until an aligned checkpoint triggered at `triggerMs` turns unaligned. */
+  private alignmentDeadlineMs(triggerMs: number): number {
+    return Math.max(0, triggerMs + this.alignTimeoutMs - this.host.now());
+  }
+
+  /** Checkpoints whose in-order barrier arrived here and whose deadline is armed. */
+  private readonly announced = new Set<number>();
+
+  /**
+   * A barrier queued in order (aligned with a timeout): when it has not
+   * been processed by the checkpoint's deadline, the checkpoint goes on
+   * unaligned here (Flink's barrier announcement and alignment timeout).
+   */
+  private armAlignmentTimeout(b: BarrierMessage): void {
+    if (this.announced.has(b.checkpointId)) return;
+    this.announced.add(b.checkpointId);
+    const t: Trigger = { checkpointId: b.checkpointId, triggerMs: b.triggerMs, isSavepoint: false };
+    void this.host.sleep(this.alignmentDeadlineMs(b.triggerMs)).then(() => {
+      this.announced.delete(t.checkpointId);
+      if (this.status !== "running" || t.checkpointId <= this.lastCheckpointId || this.unaligned?.trigger.checkpointId === t.checkpointId) return;
+      // An older alignment still running here: the newer checkpoint waits its turn.
+      const aligning = this.aligner.aligning;
+      if (aligning !== undefined && aligning !== t.checkpointId) return;
+      this.switchToUnaligned(t);
+    });
+  }
+
+  /**
+   * Checkpoint N goes on unaligned here: its alignment timed out, or an
+   * unaligned barrier of it arrived on `via`. Snapshot now. Channels whose
+   * barrier was already processed keep their later batches for the next
+   * checkpoint; of the others, what is queued before their barrier (and,
+   * when it has not arrived, what arrives until it does) is in-flight data.
+   */
+  private switchToUnaligned(t: Trigger, via?: string): void {
+    let seen: ReadonlySet<string> = new Set();
+    let alignmentMs = 0;
+    const sw = this.aligner.aligning === t.checkpointId ? this.aligner.switchToUnaligned() : undefined;
+    if (sw) {
+      seen = sw.seen;
+      alignmentMs = sw.alignmentMs;
+    } else {
+      // In-order barriers of N that come later are stale for the aligner.
+      this.aligner.abort(t.checkpointId);
+      this.firstBarrierMs = this.host.now();
+    }
+    const queued = this.gate.queuedBatches();
+    const inputs = new Map<string, string[]>();
+    const pending = new Set<string>();
+    const texts = (messages: readonly ChannelMessage[]) => messages.map((m) => (m as { records: string }).records);
+    for (const c of this.gate.liveChannels()) {
+      if (seen.has(c)) continue;
+      const before = c === via ? (queued.get(c) ?? []) : this.gate.takeBarrier(c, t.checkpointId);
+      if (before !== undefined) {
+        if (before.length > 0) inputs.set(c, texts(before));
+        continue;
+      }
+      const waiting = queued.get(c);
+      if (waiting) inputs.set(c, texts(waiting));
+      pending.add(c);
+    }
+    this.gate.unblockAll();
+    this.beginUnaligned(t, this.firstBarrierMs, alignmentMs, inputs, pending);
   }
 
   /**
@@ -488,7 +568,7 @@ export class Task {
    * function that, given the in-flight data's handle (unaligned), uploads and
    * acknowledges asynchronously.
    */
-  private snapshotNow(t: Trigger, firstBarrierMs: number, alignmentMs: number): (channelState: Promise<ChannelStateHandle | null>) => void {
+  private snapshotNow(t: Trigger, firstBarrierMs: number, alignmentMs: number): (channelState: Promise<ChannelStateHandle | null>, unaligned: boolean) => void {
     const t0 = this.host.now();
     const prepared = t.isSavepoint
       ? this.snapshotter.prepareSavepoint(t.checkpointId, this.chain.keyedState)
@@ -503,10 +583,9 @@ export class Task {
     const startDelayMs = Math.max(0, firstBarrierMs - t.triggerMs);
     const asyncStart = this.host.now();
     const attempt = this.deployment.attempt;
-    const unaligned = this.deployment.checkpoint.unaligned;
     const upload = this.snapshotter.upload(prepared);
     upload.catch(() => undefined);
-    return (channelStatePromise) => {
+    return (channelStatePromise, unaligned) => {
       void Promise.all([upload, channelStatePromise])
         .then(
           ([done, channelState]) =>
@@ -557,34 +636,48 @@ export class Task {
       return true;
     }
     if (b.checkpointId <= this.lastCheckpointId) return true;
+    if (this.alignTimeoutMs > 0 && !b.priority) {
+      // With an alignment timeout, barriers start aligned, in order, unless their sender already switched.
+      this.armAlignmentTimeout(b);
+      return false;
+    }
     if (u) {
       // A newer barrier overtook an unfinished one: that checkpoint cannot complete here.
       for (const c of u.pending) this.gate.stopRecording(c);
       this.unaligned = undefined;
       void this.host.decline(u.trigger.checkpointId, `subtask ${this.describe()} received barrier ${b.checkpointId} before the last barrier of ${u.trigger.checkpointId}`).catch(() => undefined);
     }
-    const t: Trigger = { checkpointId: b.checkpointId, triggerMs: b.triggerMs, isSavepoint: b.isSavepoint };
-    const firstMs = this.host.now();
-    const inputs = new Map<string, string[]>();
-    for (const [channel, messages] of this.gate.queuedBatches()) inputs.set(channel, messages.map((m) => (m as { records: string }).records));
+    const aligning = this.aligner.aligning;
+    if (aligning !== undefined && aligning > b.checkpointId) {
+      void this.host.decline(b.checkpointId, `subtask ${this.describe()} received barrier ${b.checkpointId} while aligning the newer ${aligning}`).catch(() => undefined);
+      return true;
+    }
+    if (aligning !== undefined && aligning < b.checkpointId) {
+      const action = this.aligner.abort(aligning);
+      if (action.unblockAll) this.gate.unblockAll();
+      void this.host.decline(aligning, `subtask ${this.describe()} received barrier ${b.checkpointId} before finishing alignment of ${aligning}`).catch(() => undefined);
+    }
+    this.switchToUnaligned({ checkpointId: b.checkpointId, triggerMs: b.triggerMs, isSavepoint: false }, b.channel);
+    return true;
+  }
+
+  /**
+   * Snapshots now and forwards barrier N ahead of everything; `inputs` is
+   * the in-flight data taken so far, and the batches that arrive on a
+   * `pending` channel until its barrier N are recorded too.
+   */
+  private beginUnaligned(t: Trigger, firstMs: number, alignmentMs: number, inputs: Map<string, string[]>, pending: Set<string>): void {
     const outputs = this.writer.bufferedRecords();
-    const pending = new Set(this.gate.liveChannels().filter((c) => c !== b.channel));
     for (const c of pending) this.gate.startRecording(c);
-    const snapshot = this.snapshotNow(t, firstMs, 0);
+    const snapshot = this.snapshotNow(t, firstMs, alignmentMs);
     this.writer.broadcastPriorityBarrier(t.checkpointId, t.triggerMs, t.isSavepoint);
-    const finish = () => {
-      const body: ChannelStateFile = { version: 1, inputs: Object.fromEntries(inputs), outputs };
-      const empty = inputs.size === 0 && Object.keys(outputs).length === 0;
-      const channelState = empty ? Promise.resolve(null) : this.host.putChannelState(t.checkpointId, JSON.stringify(body));
-      snapshot(channelState);
-    };
+    const finish = () => snapshot(this.putInFlight(t.checkpointId, Object.fromEntries(inputs), outputs), true);
     this.unaligned = { trigger: t, pending, inputs, outputs, finish };
     if (pending.size === 0) this.finishUnaligned();
     // At-least-once sinks publish now; the consumer loop waits for that before its next message, as at an aligned barrier.
     const commit = this.commitAtLeastOnceSinks(t.checkpointId);
     commit.catch(() => undefined);
     this.commitBeforeNext = this.commitBeforeNext ? this.commitBeforeNext.then(() => commit) : commit;
-    return true;
   }
 
   private unalignedChannelDone(channel: string): void {

@@ -24,15 +24,30 @@ interface Entry {
   persisted_data: number;
 }
 
-describe("unaligned checkpoints", () => {
+const modes = [
+  { name: "unaligned checkpoints", checkpoint: { unaligned: true } },
+  // Aligned first; a checkpoint still aligning 100 ms after its trigger turns unaligned.
+  { name: "aligned checkpoints with an alignment timeout", checkpoint: { unaligned: true, aligned_checkpoint_timeout_ms: 100 } },
+];
+
+describe.each(modes)("$name", (mode) => {
   it("persist in-flight data under backpressure, and a restore replays it exactly once", async () => {
     // A slow webhook behind the sum keeps its channels full.
     hook = await startWebhookServer({ delayMs: 150 });
     const bindings = { WEBHOOK_URL: hook.url };
     engine = await startEngine({ testJobs: true, bindings });
     const dir = engine.persistDir;
-    const config = { checkpoint: { interval_ms: 50, unaligned: true, retained: 1000 }, restart_strategy: { type: "fixed-delay", delay_ms: 10 } };
+    const config = { checkpoint: { interval_ms: 50, retained: 1000, ...mode.checkpoint }, restart_strategy: { type: "fixed-delay", delay_ms: 10 } };
     expect((await engine.api("/v1/jobs/backpressure/start", { method: "POST", json: { config } })).status).toBe(200);
+    if (mode.checkpoint.aligned_checkpoint_timeout_ms) {
+      // Without backpressure, barriers align well within the timeout: plain aligned checkpoints, no in-flight data.
+      const idle = await waitFor(async () => {
+        const h = ((await (await engine!.api("/v1/jobs/backpressure/checkpoints")).json()) as { history: Entry[] }).history;
+        return h.find((x) => x.status === "COMPLETED");
+      }, 30_000, "a checkpoint of the idle job");
+      expect(idle.checkpoint_type).toBe("CHECKPOINT");
+      expect(idle.persisted_data).toBe(0);
+    }
     const expected = new Map<string, Totals>();
     let sent = 0;
     const send = async (e: Engine, n: number) => {

@@ -126,6 +126,13 @@ export function drawScenario(seed: number, variant: Variant = "none", options: S
       ? { type: "fixed-delay", delayMs: rng.pick([10, 50, 200]) }
       : { type: "exponential-delay", initialDelayMs: 20, maxDelayMs: 1000, multiplier: 2, resetBackoffThresholdMs: 5000 },
   };
+  // Unaligned checkpoints run one at a time; a third of them start aligned and switch after a timeout.
+  // (Drawn from their own stream, so the draws above stay what they were for every seed.)
+  if (shape.checkpoint.unaligned) {
+    const u = rng.fork("unaligned");
+    shape.checkpoint.maxConcurrent = 1;
+    shape.checkpoint.alignedCheckpointTimeoutMs = u.chance(0.35) ? u.pick([1, 5, 20, 60]) : 0;
+  }
   const rates = drawRates(rng.fork("rates"));
   // Every run lands at least one reset.
   rates.randomResets = Math.max(1, rates.randomResets);
@@ -158,7 +165,7 @@ export function describeScenario(s: Scenario): string {
     j.bounded ? `bounded A=${j.countA}x${j.partitionsA} B=${j.countB}x${j.partitionsB}` : `stream A=${s.recordsA}x${j.partitionsA} B=${s.recordsB}x${j.partitionsB}`,
     `keys=${j.keys} p(A)=${j.parallelismA} p(sum)=${j.processParallelism} sink=${j.keyedSink ? `keyed p=${j.sinkParallelism}` : "chained"}${j.withTotals ? "+totals" : ""}`,
     `batch=${j.batchSize} maxP=${j.maxParallelism}`,
-    `cp ${c.unaligned ? "unaligned " : ""}interval=${c.intervalMs} timeout=${c.timeoutMs} concurrent=${c.maxConcurrent} pause=${c.minPauseMs} tolerable=${c.tolerableFailures} retained=${c.retained} ${c.incremental ? `incremental/${c.fullEvery}` : "full"} local=${c.localRecovery}`,
+    `cp ${c.unaligned ? `unaligned${c.alignedCheckpointTimeoutMs ? ` after ${c.alignedCheckpointTimeoutMs} ms` : ""} ` : ""}interval=${c.intervalMs} timeout=${c.timeoutMs} concurrent=${c.maxConcurrent} pause=${c.minPauseMs} tolerable=${c.tolerableFailures} retained=${c.retained} ${c.incremental ? `incremental/${c.fullEvery}` : "full"} local=${c.localRecovery}`,
     `restart=${j.restartStrategy.type}`,
     `faults ${s.faultyStart ? "0" : s.faultStartMs}-${s.faultEndMs}ms budget=${s.rates.resetBudget}`,
     ...(s.knownBugs.size > 0 ? [`known=${[...s.knownBugs].join("")}`] : []),
