@@ -44,6 +44,28 @@ export default defineConfig({
           hookTimeout: 60_000,
         },
       },
+      {
+        // Against a real Apache Kafka broker (KRaft, one node on 127.0.0.1), started from Maven Central jars.
+        test: {
+          name: "kafka",
+          include: ["test/kafka/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/support/build.ts", "test/support/kafka-setup.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        // The dashboard in a real Chromium, driven by playwright-core.
+        test: {
+          name: "browser",
+          include: ["test/browser/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/support/build.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 60_000,
+        },
+      },
     ],
   },
 });

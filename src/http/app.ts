@@ -1,10 +1,12 @@
 /**
- * The Worker's Hono app: ingestion, the control API and tables under /v1.
+ * The Worker's Hono app: ingestion, the control API and tables under /v1,
+ * and the dashboard at /.
  */
 import { Hono } from "hono";
 import type { FloeEnv } from "../runtime/env.js";
 import type { JobRegistry } from "../runtime/registry.js";
 import { requireToken } from "./auth.js";
+import { dashboardRoutes } from "./dashboard/index.js";
 import { errorResponse, onError } from "./errors.js";
 import { ingestRoutes } from "./ingest.js";
 import { jobRoutes } from "./jobs.js";
@@ -30,6 +32,7 @@ export function createApp(registry: JobRegistry) {
   control.route("/tables", tableRoutes(registry));
   app.route("/v1", control);
 
-  app.get("/", (c) => c.text("floe: see /v1/jobs\n"));
+  // The dashboard's shell, script and style: no data, so no token (the page sends it to /v1).
+  app.route("/", dashboardRoutes());
   return app;
 }

@@ -25,9 +25,12 @@ function wrangler(args: string[]): void {
 
 /** vitest globalSetup: build both bundles. */
 export default function setup(): void {
+  // Several vitest projects list this globalSetup; they run in one process, so build once.
+  if (process.env.FLOE_BUNDLES_BUILT === String(process.pid)) return;
   wrangler(["deploy", "--dry-run", "--outdir", BUNDLE_DIR]);
   wrangler(["deploy", "--dry-run", "--config", "test/fixtures/wrangler.toml", "--outdir", TEST_BUNDLE_DIR]);
   for (const v of [1, 2, 3]) {
     wrangler(["deploy", "--dry-run", "--config", "test/fixtures/wrangler.toml", "--outdir", resolve(ROOT, `.build/upgrade-v${v}`), `test/fixtures/upgrade/worker-v${v}.ts`]);
   }
+  process.env.FLOE_BUNDLES_BUILT = String(process.pid);
 }
