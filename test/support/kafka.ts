@@ -1,0 +1,201 @@
+/**
+ * Helpers for tests against the run's real Kafka broker (started by
+ * ./kafka-setup.ts): the broker's address, topics, keyed producing, and
+ * reading a whole topic as a committed or uncommitted reader would.
+ *
+ * @example
+ *   const brokers = kafkaBrokers();
+ *   describe.skipIf(!brokers)("kafka source", () => {
+ *     it("reads", async () => {
+ *       const admin = kafkaClient(brokers!).admin();
+ *       await admin.connect();
+ *       const topic = uniqueTopic("in");
+ *       await createTopic(admin, topic, 4);
+ *       await produceKeyed(brokers!, topic, [{ key: "a", value: "1" }], { partitions: 4 });
+ *       const records = await readAll(brokers!, topic, { isolation: "read_committed" });
+ *     });
+ *   });
+ */
+import { type Admin, Kafka, type KafkaJSProtocolError, Partitioners, type Transaction, logLevel } from "kafkajs";
+import { inject } from "vitest";
+
+/** The run's broker ("127.0.0.1:<port>"), or null when Kafka tests skip (no Java or Maven here). */
+export function kafkaBrokers(): string | null {
+  return inject("kafkaBrokers");
+}
+
+/** A kafkajs client that logs nothing (its errors reach the test as exceptions). */
+export function kafkaClient(brokers: string, clientId = "floe-test"): Kafka {
+  return new Kafka({ clientId, brokers: [brokers], logLevel: logLevel.NOTHING, retry: { initialRetryTime: 100, retries: 8 } });
+}
+
+let topicCount = 0;
+/**
+ * A topic or group name no other test of this run uses: tests share one
+ * broker, and vitest runs files in parallel worker processes.
+ */
+export function uniqueTopic(prefix: string): string {
+  return `${prefix}-${process.pid}-${++topicCount}`;
+}
+
+/** Creates a topic with one replica and waits for its partition leaders; a name in use is an error. */
+export async function createTopic(admin: Admin, name: string, partitions: number): Promise<void> {
+  const created = await admin.createTopics({ topics: [{ topic: name, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+  if (!created) throw new Error(`topic ${name} already exists`);
+}
+
+/** A record read from, or written to, a topic. Offsets are numbers: test topics stay far below 2^53. */
+export interface KafkaRecord {
+  partition: number;
+  offset: number;
+  key: string | null;
+  value: string | null;
+}
+
+/** What produceKeyed writes: a partition of its own, or one chosen from the key. */
+export interface KeyedRecord {
+  key: string;
+  value: string;
+  partition?: number;
+}
+
+/**
+ * Kafka's default partitioner (murmur2 of the key, as the Java client and
+ * kafkajs's DefaultPartitioner compute it) for a topic of `partitions`
+ * partitions: where a Java producer would put `key`.
+ */
+export function partitionForKey(key: string, partitions: number): number {
+  const metadata = Array.from({ length: partitions }, (_, partitionId) => ({ partitionErrorCode: 0, partitionId, leader: 1, replicas: [1], isr: [1] }));
+  const partitioner = Partitioners.DefaultPartitioner();
+  return partitioner({ topic: "", partitionMetadata: metadata, message: { key, value: null } });
+}
+
+/**
+ * Writes `records` in one idempotent, non-transactional request and returns
+ * them with the partition and offset each got. A record without a partition
+ * of its own goes where Kafka's default partitioner puts its key, for
+ * `partitions` (the topic's partition count; asked of the broker when not
+ * given), so a test can know it with partitionForKey before producing.
+ */
+export async function produceKeyed(brokers: string, topic: string, records: KeyedRecord[], options: { partitions?: number } = {}): Promise<KafkaRecord[]> {
+  const kafka = kafkaClient(brokers, "floe-test-producer");
+  const partitions = options.partitions ?? (await partitionCount(kafka, topic));
+  const messages = records.map((r) => ({ key: r.key, value: r.value, partition: r.partition ?? partitionForKey(r.key, partitions) }));
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    const written = await producer.send({ topic, messages, acks: -1 });
+    // One send: each partition's records are one batch, in order, from its baseOffset.
+    const next = new Map(written.map((w) => [w.partition, Number(w.baseOffset)]));
+    return messages.map((m) => {
+      const offset = next.get(m.partition)!;
+      next.set(m.partition, offset + 1);
+      return { partition: m.partition, offset, key: m.key, value: m.value };
+    });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+async function partitionCount(kafka: Kafka, topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+    return topics[0].partitions.length;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Which records a reader sees: "read_committed" skips aborted and still-open transactions. */
+export type Isolation = "read_committed" | "read_uncommitted";
+
+/**
+ * Reads `topic` from the beginning up to the end offsets it has when the
+ * call starts, with a consumer group of its own, and returns the records by
+ * partition, then offset. Control records (transaction markers) are never
+ * returned; with "read_committed", neither are aborted records. Throws when
+ * the end is not reached within `timeoutMs`, which a transaction left open
+ * causes for a committed reader.
+ */
+export async function readAll(brokers: string, topic: string, options: { isolation: Isolation; timeoutMs?: number }): Promise<KafkaRecord[]> {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const kafka = kafkaClient(brokers, "floe-test-reader");
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = new Map<number, number>();
+  // How far the reader has got per partition; it starts at the log start offset.
+  const reached = new Map<number, number>();
+  try {
+    for (const p of await admin.fetchTopicOffsets(topic)) {
+      // The high watermark: the offset after the last record or marker written so far.
+      ends.set(p.partition, Number(p.high));
+      reached.set(p.partition, Number(p.low));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  const records: KafkaRecord[] = [];
+  const pending = () => [...ends].filter(([partition, end]) => reached.get(partition)! < end);
+  if (pending().length === 0) return records;
+
+  const consumer = kafka.consumer({
+    groupId: uniqueTopic(`floe-test-reader-${topic}`),
+    readUncommitted: options.isolation === "read_uncommitted",
+    maxWaitTimeInMs: 100,
+    allowAutoTopicCreation: false,
+  });
+  let done!: () => void;
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  // kafkajs reports every batch it has got past, also those with only markers or aborted records.
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    reached.set(payload.partition, Math.max(reached.get(payload.partition)!, Number(payload.lastOffset) + 1));
+    if (pending().length === 0) done();
+  });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        records.push({ partition, offset: Number(message.offset), key: message.key?.toString() ?? null, value: message.value?.toString() ?? null });
+      },
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
+    const outcome = await Promise.race([finished, timedOut]);
+    clearTimeout(timer);
+    if (outcome === "timeout") {
+      const behind = pending().map(([p, end]) => `partition ${p} at ${reached.get(p)} of ${end}`);
+      throw new Error(`readAll(${topic}, ${options.isolation}) did not reach the end within ${timeoutMs} ms: ${behind.join(", ")}`);
+    }
+  } finally {
+    await consumer.disconnect();
+  }
+  return records.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+}
+
+/** True for the errors that say another producer with the same transactionalId has taken over. */
+export function isFencingError(error: unknown): boolean {
+  const type = (error as KafkaJSProtocolError | undefined)?.type;
+  const code = (error as { code?: number } | undefined)?.code;
+  // Brokers answer PRODUCER_FENCED (90) to new clients and INVALID_PRODUCER_EPOCH (47) to old ones like kafkajs.
+  return type === "INVALID_PRODUCER_EPOCH" || type === "PRODUCER_FENCED" || code === 47 || code === 90;
+}
+
+/**
+ * transaction.sendOffsets, retried while the coordinator still finishes the
+ * previous transaction: kafkajs does not retry AddOffsetsToTxn's
+ * CONCURRENT_TRANSACTIONS (kafkajs issue 430).
+ */
+export async function sendOffsetsRetrying(transaction: Transaction, offsets: Parameters<Transaction["sendOffsets"]>[0], attempts = 20): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await transaction.sendOffsets(offsets);
+      return;
+    } catch (error) {
+      if ((error as KafkaJSProtocolError).type !== "CONCURRENT_TRANSACTIONS" || attempt >= attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    }
+  }
+}
