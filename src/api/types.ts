@@ -5,6 +5,7 @@
  * turn, which is what makes that work all-or-nothing across a crash.
  */
 import type { Key } from "../graph/key-groups.js";
+import type { CheckpointConfig } from "./checkpoint-options.js";
 import type {
   ListState,
   ListStateDescriptor,
@@ -90,6 +91,10 @@ export interface SourceReader {
   poll(maxRecords: number): Promise<SourceBatch | null | "end">;
   /** Records available but not read yet, as far as the reader knows (for metrics). */
   lag?(): number | null;
+  /** A checkpoint with these positions completed (e.g. to report offsets to monitoring); never needed for correctness. */
+  checkpointComplete?(positions: Record<string, number>): Promise<void>;
+  /** The subtask stopped: release connections. */
+  close?(): Promise<void>;
 }
 
 /** A source connector: what the job builder receives. */
@@ -189,6 +194,8 @@ export interface SinkDefinition<T = unknown> {
   /** Tables this sink writes, if any, so that they can be read over HTTP. */
   readonly tables?: readonly TableDefinition[];
   createWriter(ctx: SinkWriterContext): SinkWriter<T>;
+  /** Checks the sink against the run's checkpoint configuration; answers why it does not fit, if it does not. */
+  checkConfig?(checkpoint: CheckpointConfig, uid: string): string | undefined;
 }
 
 /** A queryable table written by a table sink. */

@@ -41,6 +41,10 @@ export function resolveRunConfig(job: JobDefinition, config: Record<string, unkn
     }
   }
   const checkpoint = resolveCheckpointConfig(job.options.checkpoint, checkpointOverrides as CheckpointOptions);
+  for (const node of job.nodes) {
+    const problem = node.sink?.checkConfig?.(checkpoint, node.options.uid ?? `sink ${node.id}`);
+    if (problem) throw new FloeError("invalid_config", problem);
+  }
   const restart = top.restartStrategy === undefined ? (job.options.restartStrategy ?? DEFAULT_RESTART_STRATEGY) : (camelKeys(top.restartStrategy, "config.restart_strategy") as RestartStrategyOptions);
   return { checkpoint, restartStrategy: validateRestartStrategy(restart) };
 }

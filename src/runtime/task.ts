@@ -299,6 +299,12 @@ export class Task {
   /** Checkpoint N completed everywhere: exactly-once sinks publish what it sealed. */
   async notifyCheckpointComplete(checkpointId: number): Promise<void> {
     if ((this.status !== "running" && this.status !== "finished") || !this.checkpointing) return;
+    const positions = this.positionsAt.get(checkpointId);
+    for (const id of this.positionsAt.keys()) if (id <= checkpointId) this.positionsAt.delete(id);
+    if (positions && this.reader?.checkpointComplete) {
+      // Reporting only (e.g. offsets to a Kafka consumer group): a failure here never fails the job.
+      void this.reader.checkpointComplete(positions).catch(() => undefined);
+    }
     try {
       for (const [uid, sink] of this.chain.sinks) {
         if (sink.guarantee === "exactly_once") await this.commitSink(uid, sink, checkpointId);
@@ -367,7 +373,11 @@ export class Task {
     if (this.status === "running" || this.status === "created") this.status = "canceled";
     this.snapshotter.cancel();
     this.gate.close();
+    void this.reader?.close?.().catch(() => undefined);
   }
+
+  /** Source positions of checkpoints not completed yet. */
+  private readonly positionsAt = new Map<number, Record<string, number>>();
 
   metrics(): TaskMetrics {
     let stateKeys = 0;
@@ -574,6 +584,11 @@ export class Task {
       ? this.snapshotter.prepareSavepoint(t.checkpointId, this.chain.keyedState)
       : this.snapshotter.prepare(t.checkpointId, this.chain.keyedState);
     const positions = this.reader?.positions();
+    if (positions && !t.isSavepoint) {
+      this.positionsAt.set(t.checkpointId, positions);
+      // Checkpoints that never complete must not pile up.
+      if (this.positionsAt.size > 16) this.positionsAt.delete(this.positionsAt.keys().next().value!);
+    }
     // Pre-commit: each sink seals its open transaction as transaction N, in the same turn as the snapshot.
     // Without checkpointing (a savepoint of such a run), sinks keep publishing on their timer instead.
     const sinkHandles: Record<string, SinkTransactionHandle> = {};
@@ -736,6 +751,7 @@ export class Task {
     if (this.status !== "running") return;
     this.status = "failed";
     this.gate.close();
+    void this.reader?.close?.().catch(() => undefined);
     const message = e instanceof Error ? e.message : String(e);
     await this.host.reportFailure(`${this.describe()}: ${message}`).catch(() => undefined);
   }

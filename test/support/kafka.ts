@@ -50,6 +50,7 @@ export interface KafkaRecord {
   offset: number;
   key: string | null;
   value: string | null;
+  headers?: Record<string, string>;
 }
 
 /** What produceKeyed writes: a partition of its own, or one chosen from the key. */
@@ -158,7 +159,10 @@ export async function readAll(brokers: string, topic: string, options: { isolati
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
     await consumer.run({
       eachMessage: async ({ partition, message }) => {
-        records.push({ partition, offset: Number(message.offset), key: message.key?.toString() ?? null, value: message.value?.toString() ?? null });
+        const headers = Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]));
+        const record: KafkaRecord = { partition, offset: Number(message.offset), key: message.key?.toString() ?? null, value: message.value?.toString() ?? null };
+        if (Object.keys(headers).length > 0) record.headers = headers;
+        records.push(record);
       },
     });
     let timer: NodeJS.Timeout | undefined;
