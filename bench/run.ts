@@ -1,55 +1,290 @@
 /**
- * `npm run bench`: floe's benchmarks, one JSON line per result on stdout.
+ * `npm run bench`: floe's benchmarks, side by side with Apache Flink when asked.
+ * One JSON line per result on stdout; progress and a short table on stderr.
  *
- *   npm run bench                       all workloads
- *   npm run bench -- --only ingest      one workload
- *   npm run bench -- --events 2000000   more events
+ *   npm run bench                                   workloads 1–5 and the HTTP ingest path, floe only
+ *   npm run bench -- --peer flink                   the same, alternating floe and Flink per workload, with ratios
+ *   npm run bench -- --quick [--peer flink]         a smoke pass with small sizes (≈ 80 s for floe, ≈ 3 minutes with Flink)
+ *   npm run bench -- --only keyed-count,recovery    some workloads
+ *   npm run bench -- --events 8000000 --keys 10000  sizes of the generated input
+ *   npm run bench -- --plots docs/img               also copy the SVG plots there
+ *
+ * Workloads (docs/benchmarks.md has the method):
+ *   map-filter       1. stateless map/filter throughput (generator source)
+ *   keyed-count      2. keyed count over 10,000 and 1,000,000 keys, checkpoints every 1 s and off
+ *   checkpoint-size  3. checkpoint duration and bytes for 10 MB / 100 MB of keyed state, full and incremental
+ *   recovery         4. failure at a fixed event: time to the first record after restore, and time lost
+ *   latency          5. ingestion → committed sink output latency, p50/p99 (floe only)
+ *   ingest           the example job end to end over HTTP ingestion (floe only)
+ *   checkpoint-overhead, unaligned, checkpoint-incremental, checkpoint-full: the earlier workloads, on demand
+ *
+ * Exit codes: 0 done, 1 a workload failed, 2 bad usage or the peer cannot run (no Java or Maven).
  */
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import setupBuild from "../test/support/build.js";
+import { DEFAULT_SEED, expectedPassed, fingerprint } from "./generator.js";
+import { PeerUnavailableError, buildFlinkPeer, checkJavaAndMaven, runFlink } from "./peer/flink.js";
+import { ratios } from "./report/ratios.js";
+import { keyedCountPlot } from "./report/svg.js";
+import { table } from "./report/table.js";
+import { buildTestBundle } from "./support/build.js";
 import { benchCheckpoints } from "./workloads/checkpoints.js";
+import { type BenchResult, progress } from "./workloads/common.js";
+import { benchKeyedCount, benchMapFilter } from "./workloads/generated.js";
 import { benchIngestKeyedCount } from "./workloads/ingest-keyed-count.js";
+import { benchLatency } from "./workloads/latency.js";
+import { benchRecovery } from "./workloads/recovery.js";
 import { benchUnaligned } from "./workloads/unaligned.js";
 
-const { values } = parseArgs({
-  options: {
-    only: { type: "string" },
-    events: { type: "string" },
-    keys: { type: "string" },
-    batch: { type: "string" },
-    concurrency: { type: "string" },
-    "state-keys": { type: "string" },
-  },
-});
-const stateKeys = Number(values["state-keys"] ?? 1_000_000);
-
-setupBuild();
-const workloads: Record<string, () => Promise<object>> = {
-  ingest: () =>
-    benchIngestKeyedCount({
-      events: Number(values.events ?? 1_000_000),
-      keys: Number(values.keys ?? 10_000),
-      batch: Number(values.batch ?? 10_000),
-      concurrency: Number(values.concurrency ?? 4),
-    }),
-  "checkpoint-overhead": async () => {
-    const o = { events: Number(values.events ?? 1_000_000), keys: 10_000, batch: 10_000, concurrency: 4 };
-    const off = await benchIngestKeyedCount({ ...o, checkpointIntervalMs: 0 });
-    const on = await benchIngestKeyedCount({ ...o, checkpointIntervalMs: 1000 });
-    return {
-      bench: "checkpoint_overhead",
-      events: o.events,
-      unchecked_events_per_s: off.processed_events_per_s,
-      checkpointed_1s_events_per_s: on.processed_events_per_s,
-      ratio: Math.round((on.processed_events_per_s / off.processed_events_per_s) * 1000) / 1000,
-    };
-  },
-  unaligned: () => benchUnaligned({ events: 48_000, work: 100_000, intervalMs: 200, webhookDelayMs: 150 }),
-  "checkpoint-incremental": () => benchCheckpoints({ keys: stateKeys, payloadBytes: 90, changedFraction: 0.01, incremental: true, localRecovery: true }),
-  "checkpoint-full": () => benchCheckpoints({ keys: stateKeys, payloadBytes: 90, changedFraction: 0.01, incremental: false, localRecovery: false }),
+const usage = () => {
+  process.stderr.write("usage: npm run bench -- [--quick] [--peer flink] [--only w1,w2] [--events N] [--keys K1,K2] [--seed S] [--plots DIR]\n");
+  process.exit(2);
 };
-for (const [name, run] of Object.entries(workloads)) {
-  if (values.only && values.only !== name) continue;
-  const result = await run();
-  process.stdout.write(`${JSON.stringify(result)}\n`);
+
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      only: { type: "string" },
+      quick: { type: "boolean", default: false },
+      peer: { type: "string" },
+      events: { type: "string" },
+      keys: { type: "string" },
+      seed: { type: "string" },
+      "state-mb": { type: "string" },
+      "flink-backends": { type: "string" },
+      plots: { type: "string" },
+      out: { type: "string" },
+      batch: { type: "string" },
+      concurrency: { type: "string" },
+      "state-keys": { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  });
+} catch (e) {
+  process.stderr.write(`${(e as Error).message}\n`);
+  usage();
+}
+const values = parsed!.values;
+if (values.help) usage();
+if (values.peer !== undefined && values.peer !== "flink") {
+  process.stderr.write(`--peer: only "flink" is known, got ${JSON.stringify(values.peer)}\n`);
+  process.exit(2);
+}
+const peer = values.peer === "flink";
+const quick = values.quick!;
+const seed = Number(values.seed ?? DEFAULT_SEED);
+const outDir = resolve(values.out ?? join(import.meta.dirname, "out"));
+
+/** Sizes: the full run fits in ≈ 15 minutes on 2 cores with the peer; --quick in a few. */
+const size = {
+  mapEvents: Number(values.events ?? (quick ? 2_000_000 : 20_000_000)),
+  countEvents: Number(values.events ?? (quick ? 500_000 : 2_000_000)),
+  countKeys: (values.keys ?? (quick ? "10000,1000000" : "10000,1000000")).split(",").map(Number),
+  checkpointIntervals: quick ? [1000] : [1000, 0],
+  /** floe runs whose checkpoints stall processing (1M keys, full snapshots every second) stop here. */
+  countMaxMs: quick ? 10_000 : 45_000,
+  stateMb: (values["state-mb"] ?? (quick ? "2" : "10,100")).split(",").map(Number),
+  payloadBytes: 100,
+  recoveryEvents: quick ? 600_000 : 2_000_000,
+  failAt: quick ? 200_001 : 1_000_001,
+  latencySeconds: quick ? 4 : 20,
+  ingestEvents: quick ? 100_000 : 1_000_000,
+};
+const flinkBackends = (values["flink-backends"] ?? "hashmap").split(",");
+
+/** A workload: its floe runs and, when the peer runs, the Flink run after each. */
+type Step = { floe: () => Promise<BenchResult | object>; flink?: () => Promise<BenchResult>[] | Promise<BenchResult> };
+
+const workloads: Record<string, () => Step[]> = {
+  "map-filter": () => [
+    {
+      floe: () => benchMapFilter({ events: size.mapEvents, keys: 10_000, seed, checkpointIntervalMs: 0 }),
+      flink: () => flink("map-filter", { events: size.mapEvents, keys: 10_000, seed }),
+    },
+  ],
+  "keyed-count": () =>
+    size.countKeys.flatMap((keys) =>
+      size.checkpointIntervals.map((interval) => ({
+        floe: () => benchKeyedCount({ events: size.countEvents, keys, seed, checkpointIntervalMs: interval, maxMs: size.countMaxMs }),
+        flink: () => flinkBackends.map((backend) => flink("keyed-count", { events: size.countEvents, keys, seed, checkpoint_ms: interval, backend })),
+      })),
+    ),
+  "checkpoint-size": () =>
+    size.stateMb.flatMap((mb) => {
+      const keys = Math.round((mb * 1e6) / size.payloadBytes);
+      const o = { keys, payloadBytes: size.payloadBytes, changedFraction: 0.01 };
+      const f = (backend: string, incremental: boolean) =>
+        flink("checkpoint-size", { keys, payload_bytes: size.payloadBytes, changed_fraction: 0.01, backend, incremental, recovery_wait_ms: quick ? 30_000 : 60_000 });
+      return [
+        { floe: () => benchCheckpoints({ ...o, incremental: false, localRecovery: false }), flink: () => [f("hashmap", false), f("rocksdb", false)] },
+        { floe: () => benchCheckpoints({ ...o, incremental: true, localRecovery: true }), flink: () => f("rocksdb", true) },
+      ];
+    }),
+  recovery: () => [
+    {
+      floe: () => benchRecovery({ events: size.recoveryEvents, keys: 10_000, seed, checkpointIntervalMs: 1000, failAt: size.failAt }),
+      flink: () => flinkBackends.map((backend) => flink("recovery", { events: size.recoveryEvents, keys: 10_000, seed, checkpoint_ms: 1000, fail_at: size.failAt, backend })),
+    },
+  ],
+  latency: () => [{ floe: () => benchLatency({ ratePerS: 2000, seconds: size.latencySeconds, checkpointIntervalMs: 1000, keys: 1000 }) }],
+  ingest: () => [
+    {
+      floe: async () => ({
+        engine: "floe",
+        variant: "clicks, checkpoint_ms=1000",
+        ...(await benchIngestKeyedCount({
+          events: size.ingestEvents,
+          keys: Number(values.keys ?? 10_000),
+          batch: Number(values.batch ?? 10_000),
+          concurrency: Number(values.concurrency ?? 4),
+        })),
+      }),
+    },
+  ],
+  // The earlier workloads, kept for --only.
+  "checkpoint-overhead": () => [
+    {
+      floe: async () => {
+        const o = { events: Number(values.events ?? 1_000_000), keys: 10_000, batch: 10_000, concurrency: 4 };
+        const off = await benchIngestKeyedCount({ ...o, checkpointIntervalMs: 0 });
+        const on = await benchIngestKeyedCount({ ...o, checkpointIntervalMs: 1000 });
+        return {
+          bench: "checkpoint_overhead",
+          engine: "floe",
+          variant: "clicks",
+          events: o.events,
+          unchecked_events_per_s: off.processed_events_per_s,
+          checkpointed_1s_events_per_s: on.processed_events_per_s,
+          ratio: Math.round((on.processed_events_per_s / off.processed_events_per_s) * 1000) / 1000,
+        };
+      },
+    },
+  ],
+  unaligned: () => [{ floe: async () => ({ engine: "floe", variant: "backpressure", ...(await benchUnaligned({ events: 48_000, work: 100_000, intervalMs: 200, webhookDelayMs: 150 })) }) }],
+  "checkpoint-incremental": () => [
+    { floe: () => benchCheckpoints({ keys: Number(values["state-keys"] ?? 1_000_000), payloadBytes: 90, changedFraction: 0.01, incremental: true, localRecovery: true }) },
+  ],
+  "checkpoint-full": () => [
+    { floe: () => benchCheckpoints({ keys: Number(values["state-keys"] ?? 1_000_000), payloadBytes: 90, changedFraction: 0.01, incremental: false, localRecovery: false }) },
+  ],
+};
+const DEFAULT = ["map-filter", "keyed-count", "checkpoint-size", "recovery", "latency", "ingest"];
+const selected = values.only ? values.only.split(",") : DEFAULT;
+for (const w of selected) {
+  if (!workloads[w]) {
+    process.stderr.write(`unknown workload ${JSON.stringify(w)}; known: ${Object.keys(workloads).join(", ")}\n`);
+    process.exit(2);
+  }
+}
+
+function flink(workload: string, params: Record<string, string | number | boolean>): Promise<BenchResult> {
+  progress(`flink ${workload} ${Object.entries(params).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  return runFlink(workload, params, (m) => progress(`flink: ${m}`));
+}
+
+const results: BenchResult[] = [];
+function emit(line: BenchResult | object): void {
+  const r = withSteadyRate(line as BenchResult);
+  results.push(r);
+  process.stdout.write(`${JSON.stringify(r)}\n`);
+}
+
+const startedMs = performance.now();
+let failed = false;
+
+/** Runs one step; a failure is reported as a result line and the run goes on (exit code 1 at the end). */
+async function attempt(workload: string, engine: string, run: () => Promise<BenchResult | object>): Promise<void> {
+  try {
+    emit(await run());
+  } catch (e) {
+    failed = true;
+    process.stderr.write(`[bench] ${workload} on ${engine} failed: ${(e as Error)?.stack ?? e}\n`);
+    emit({ bench: "error", engine, variant: workload, error: String((e as Error)?.message ?? e).slice(0, 500) });
+  }
+}
+try {
+  if (peer) {
+    try {
+      const versions = checkJavaAndMaven();
+      progress(`peer: ${versions.java}; ${versions.maven}`);
+    } catch (e) {
+      if (e instanceof PeerUnavailableError) {
+        process.stderr.write(`${e.message}\n`);
+        process.exit(2);
+      }
+      throw e;
+    }
+    buildFlinkPeer(progress);
+    // The same input on both sides, or the comparison means nothing.
+    const java = (await runFlink("fingerprint", { seed, keys: 10_000, count: 100_000 }, progress)) as unknown as { fingerprint: string };
+    const ts = fingerprint(seed, 10_000, 100_000);
+    if (java.fingerprint !== ts) throw new Error(`the Java generator differs from bench/generator.ts: ${java.fingerprint} ≠ ${ts}`);
+    progress(`generators agree (fingerprint ${ts} of the first 100,000 events)`);
+  }
+  progress("bundling the test Worker");
+  buildTestBundle();
+  for (const w of selected) {
+    progress(`— ${w}`);
+    for (const step of workloads[w]()) {
+      await attempt(w, "floe", step.floe);
+      if (peer && step.flink) {
+        const runs = step.flink();
+        for (const r of Array.isArray(runs) ? runs : [runs]) await attempt(w, "flink", () => r);
+      }
+    }
+  }
+  checkPassed(results);
+} catch (e) {
+  failed = true;
+  process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
+} finally {
+  for (const r of ratios(results)) emit(r);
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, "results.jsonl"), results.map((r) => JSON.stringify(r)).join("\n") + "\n");
+  writePlots();
+  process.stderr.write(`\n${table(results)}\n\n[bench] ${Math.round((performance.now() - startedMs) / 1000)} s; results in ${join(outDir, "results.jsonl")}\n`);
+}
+process.exit(failed ? 1 : 0);
+
+/**
+ * Adds `steady_events_per_s`, the median of the per-second series without
+ * its first and last second (start-up, JIT warm-up and the tail), computed
+ * here the same way for both engines; null when the run was too short.
+ */
+function withSteadyRate(r: BenchResult): BenchResult {
+  const series = r.series_events_per_s as number[] | undefined;
+  if (!Array.isArray(series)) return r;
+  const inner = series.slice(1, -1);
+  if (inner.length === 0) return { ...r, steady_events_per_s: null };
+  const sorted = [...inner].sort((a, b) => a - b);
+  const steady = sorted[Math.floor((sorted.length - 1) / 2)];
+  // Keep the series last: the line stays readable.
+  const { series_events_per_s, series_checkpoints, ...rest } = r;
+  return { ...rest, steady_events_per_s: steady, series_events_per_s, ...(series_checkpoints ? { series_checkpoints } : {}) };
+}
+
+/** Workload 1 on both engines must pass exactly the events the generator says. */
+function checkPassed(rs: readonly BenchResult[]): void {
+  for (const r of rs.filter((x) => x.bench === "map_filter")) {
+    const want = expectedPassed(seed, Number(r.keys), Number(r.events));
+    if (r.passed !== want) throw new Error(`${r.engine} map_filter passed ${String(r.passed)} events, expected ${want}`);
+  }
+}
+
+/** One SVG per checkpointed keyed-count variant that ran. */
+function writePlots(): void {
+  const checkpointed = results.filter((r) => r.bench === "keyed_count" && Number(r.checkpoint_interval_ms) > 0);
+  for (const keys of new Set(checkpointed.map((r) => Number(r.keys)))) {
+    const runs = checkpointed.filter((r) => r.keys === keys);
+    const name = `keyed-count-${keys}-keys.svg`;
+    const file = join(outDir, name);
+    writeFileSync(file, keyedCountPlot(runs, `Keyed count, ${keys.toLocaleString("en-US")} keys, checkpoints every 1 s: throughput and checkpoint duration`));
+    if (values.plots) {
+      mkdirSync(resolve(values.plots), { recursive: true });
+      copyFileSync(file, join(resolve(values.plots), name));
+    }
+    progress(`plot: ${file}`);
+  }
 }

@@ -1,14 +1,19 @@
 /**
- * Checkpoints of large keyed state, and recovery from them.
+ * Workload 3: checkpoints of large keyed state, and recovery from them.
  *
- * Fills `keys` keys with `payloadBytes` of state each (≈ 100 MB by
- * default) through HTTP ingestion, takes a first checkpoint (full), changes
- * `changedFraction` of the keys, takes a second one (incremental when
- * configured), then resets a keyed subtask and measures the time until the
- * restored job processes its first record.
+ * Fills `keys` keys with `payloadBytes` of state each through HTTP
+ * ingestion (records `{"k":"key-<i>","p":payload(1, i)}`, incompressible;
+ * the Flink peer's gated source emits the same), takes a first checkpoint
+ * (full), changes `changedFraction` of the keys (key-<(j·97) mod keys>,
+ * payload(2, j)),
+ * takes a second one (incremental when configured), then resets a keyed
+ * subtask and measures the time until the restored job processes its first
+ * record (from the local SQLite image, or from R2).
  */
 import { subtaskName } from "../../src/runtime/names.js";
 import { type Engine, startEngine } from "../../test/support/engine.js";
+import { payload } from "../generator.js";
+import { type BenchResult, isDroppedRequest, progress, sleep, until } from "./common.js";
 
 export interface CheckpointBenchOptions {
   keys: number;
@@ -28,19 +33,33 @@ interface Entry {
   async_duration: number;
 }
 
-async function ingestAll(engine: Engine, records: string[], perRequest = 10_000, concurrency = 1): Promise<void> {
+/**
+ * Ingests `records` in requests of `perRequest`. Each request carries an
+ * Idempotency-Key, so that one the busy local runtime dropped can be sent
+ * again without storing its records twice.
+ */
+async function ingestAll(engine: Engine, phase: string, records: string[], perRequest = 10_000, concurrency = 1): Promise<void> {
   let next = 0;
   const send = async () => {
     while (next < records.length) {
       const first = next;
       next += perRequest;
-      const res = await engine.api("/v1/ingest/bench-state", {
-        method: "POST",
-        body: records.slice(first, first + perRequest).join("\n"),
-        headers: { "content-type": "application/x-ndjson" },
-      });
-      if (res.status !== 200) throw new Error(`ingest failed: ${res.status} ${await res.text()}`);
-      await res.arrayBuffer();
+      const body = records.slice(first, first + perRequest).join("\n");
+      for (let tries = 1; ; tries++) {
+        try {
+          const res = await engine.api("/v1/ingest/bench-state", {
+            method: "POST",
+            body,
+            headers: { "content-type": "application/x-ndjson", "idempotency-key": `bench-${phase}-${first}` },
+          });
+          if (res.status !== 200) throw new Error(`ingest failed: ${res.status} ${await res.text()}`);
+          await res.arrayBuffer();
+          break;
+        } catch (e) {
+          if (!isDroppedRequest(e) || tries >= 20) throw e;
+          await sleep(500);
+        }
+      }
     }
   };
   await Promise.all(Array.from({ length: concurrency }, send));
@@ -49,14 +68,6 @@ async function ingestAll(engine: Engine, records: string[], perRequest = 10_000,
 async function keyedRecordsIn(engine: Engine, attempt?: number): Promise<number> {
   const m = (await (await engine.api("/v1/jobs/bench-state/metrics")).json()) as { subtasks: { vertex: string; records_in: number; attempt: number }[] };
   return m.subtasks.filter((s) => s.vertex === "latest" && (attempt === undefined || s.attempt === attempt)).reduce((a, s) => a + s.records_in, 0);
-}
-
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 300_000, pollMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
 }
 
 async function checkpoint(engine: Engine): Promise<Entry> {
@@ -72,12 +83,7 @@ async function checkpoint(engine: Engine): Promise<Entry> {
   return entry!;
 }
 
-/** Progress on stderr, so that stdout stays one JSON line per result. */
-function progress(message: string): void {
-  process.stderr.write(`[bench] ${message}\n`);
-}
-
-export async function benchCheckpoints(o: CheckpointBenchOptions) {
+export async function benchCheckpoints(o: CheckpointBenchOptions): Promise<BenchResult> {
   const engine = await startEngine({ testJobs: true });
   try {
     const start = await engine.api("/v1/jobs/bench-state/start", {
@@ -90,17 +96,15 @@ export async function benchCheckpoints(o: CheckpointBenchOptions) {
       },
     });
     if (start.status !== 200) throw new Error(`start failed: ${await start.text()}`);
-    const filler = "x".repeat(o.payloadBytes);
-    const all = Array.from({ length: o.keys }, (_, i) => `{"k":"key-${i}","p":"${filler}"}`);
-    await ingestAll(engine, all);
+    const all = Array.from({ length: o.keys }, (_, i) => `{"k":"key-${i}","p":"${payload(1, i, o.payloadBytes)}"}`);
+    await ingestAll(engine, "fill", all);
     await until("every record processed", async () => (await keyedRecordsIn(engine)) >= o.keys);
 
     progress(`filled ${o.keys} keys; first checkpoint`);
     const first = await checkpoint(engine);
     progress(`first checkpoint: ${first.end_to_end_duration} ms`);
     const changed = Math.round(o.keys * o.changedFraction);
-    const other = "y".repeat(o.payloadBytes);
-    await ingestAll(engine, Array.from({ length: changed }, (_, i) => `{"k":"key-${(i * 97) % o.keys}","p":"${other}"}`));
+    await ingestAll(engine, "change", Array.from({ length: changed }, (_, i) => `{"k":"key-${(i * 97) % o.keys}","p":"${payload(2, i, o.payloadBytes)}"}`));
     await until("the changes processed", async () => (await keyedRecordsIn(engine)) >= o.keys + changed);
     const second = await checkpoint(engine);
     progress(`second checkpoint: ${second.end_to_end_duration} ms; failing a subtask`);
@@ -110,7 +114,7 @@ export async function benchCheckpoints(o: CheckpointBenchOptions) {
     const ns = await engine.mf.getDurableObjectNamespace("SUBTASK");
     const failedAt = performance.now();
     await (ns.get(ns.idFromName(subtaskName("bench-state", "latest", 0))) as unknown as { reset(): Promise<void> }).reset().catch(() => undefined);
-    await ingestAll(engine, Array.from({ length: 64 }, (_, i) => `{"k":"key-${i}","p":"z"}`), 64, 1);
+    await ingestAll(engine, "after-failure", Array.from({ length: 64 }, (_, i) => `{"k":"key-${i}","p":"z"}`), 64, 1);
     let restartedAttempt = status.attempt;
     await until("the first record after the restore", async () => {
       const s = (await (await engine.api("/v1/jobs/bench-state")).json()) as { attempt: number; status: string };
@@ -120,9 +124,16 @@ export async function benchCheckpoints(o: CheckpointBenchOptions) {
     }, 300_000, 5);
     const recoveryMs = performance.now() - failedAt;
     return {
-      bench: "checkpoint_large_state",
+      bench: "checkpoint_size",
+      engine: "floe",
+      variant: `keys=${o.keys},incremental=${o.incremental},local_recovery=${o.localRecovery}`,
+      input: "HTTP ingestion",
+      state_backend: "heap+sqlite",
+      parallelism: 2,
       keys: o.keys,
+      payload_bytes: o.payloadBytes,
       state_mb: Math.round((second.state_size / 1e6) * 10) / 10,
+      state_size_bytes: second.state_size,
       incremental: o.incremental,
       local_recovery: o.localRecovery,
       full_checkpoint_ms: first.end_to_end_duration,

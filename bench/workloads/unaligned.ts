@@ -14,6 +14,8 @@ export interface UnalignedBenchOptions {
   work: number;
   intervalMs: number;
   webhookDelayMs: number;
+  /** For the third mode: aligned first, unaligned after this long. Default 100 ms. */
+  alignmentTimeoutMs?: number;
 }
 
 interface Entry {
@@ -22,6 +24,7 @@ interface Entry {
   alignment_duration: number;
   start_delay: number;
   persisted_data: number;
+  checkpoint_type: string;
 }
 
 const quantile = (xs: number[], q: number) => {
@@ -30,11 +33,15 @@ const quantile = (xs: number[], q: number) => {
   return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
 };
 
-async function run(o: UnalignedBenchOptions, unaligned: boolean) {
+type Mode = "aligned" | "unaligned" | "alignment-timeout";
+
+async function run(o: UnalignedBenchOptions, mode: Mode) {
+  const unaligned = mode !== "aligned";
   const hook = await startWebhookServer({ delayMs: o.webhookDelayMs });
   const engine = await startEngine({ testJobs: true, bindings: { WEBHOOK_URL: hook.url } });
   try {
-    const config = { checkpoint: { interval_ms: o.intervalMs, unaligned, timeout_ms: 600_000 } };
+    const timeout = mode === "alignment-timeout" ? { aligned_checkpoint_timeout_ms: o.alignmentTimeoutMs ?? 100 } : {};
+    const config = { checkpoint: { interval_ms: o.intervalMs, unaligned, timeout_ms: 600_000, ...timeout } };
     const start = await engine.api("/v1/jobs/backpressure/start", { method: "POST", json: { config } });
     if (start.status !== 200) throw new Error(await start.text());
     for (let first = 0; first < o.events; first += 8000) {
@@ -54,8 +61,9 @@ async function run(o: UnalignedBenchOptions, unaligned: boolean) {
     const h = ((await (await engine.api("/v1/jobs/backpressure/checkpoints")).json()) as { history: Entry[] }).history.filter((x) => x.status === "COMPLETED");
     const e2e = h.map((x) => x.end_to_end_duration);
     return {
-      mode: unaligned ? "unaligned" : "aligned",
+      mode,
       checkpoints_completed: h.length,
+      unaligned_checkpoints: h.filter((x) => x.checkpoint_type === "UNALIGNED_CHECKPOINT").length,
       end_to_end_ms_p50: quantile(e2e, 0.5),
       end_to_end_ms_max: Math.max(0, ...e2e),
       alignment_ms_max: Math.max(0, ...h.map((x) => x.alignment_duration)),
@@ -71,14 +79,16 @@ async function run(o: UnalignedBenchOptions, unaligned: boolean) {
 }
 
 export async function benchUnaligned(o: UnalignedBenchOptions) {
-  const aligned = await run(o, false);
-  const unaligned = await run(o, true);
+  const aligned = await run(o, "aligned");
+  const unaligned = await run(o, "unaligned");
+  const withTimeout = await run(o, "alignment-timeout");
   return {
     bench: "unaligned_vs_aligned_under_backpressure",
     events: o.events,
     interval_ms: o.intervalMs,
     aligned,
     unaligned,
+    alignment_timeout: withTimeout,
     max_duration_ratio: unaligned.end_to_end_ms_max > 0 ? Math.round((aligned.end_to_end_ms_max / unaligned.end_to_end_ms_max) * 10) / 10 : null,
   };
 }

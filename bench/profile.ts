@@ -1,0 +1,159 @@
+/**
+ * Where floe's time goes: CPU profiles of the workerd isolate while a
+ * benchmark job runs, through the V8 inspector (see support/inspector.ts).
+ *
+ *   npx tsx bench/profile.ts --job bench-count --events 4000000 --keys 10000 --checkpoint-ms 1000
+ *   npx tsx bench/profile.ts --job bench-map --events 20000000
+ *   npx tsx bench/profile.ts --job clicks            (HTTP ingestion → keyed count → table)
+ *   npx tsx bench/profile.ts --keep-names false      the same Worker bundled with esbuild's keepNames off
+ *
+ * Writes bench/out/profile-<job>.cpuprofile (open it in Chrome DevTools,
+ * Performance tab) and prints one JSON line: the heaviest functions by self
+ * time and the time per category (serialization, SQLite, RPC, GC, idle).
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { Miniflare } from "miniflare";
+import { TEST_BUNDLE } from "../test/support/build.js";
+import { tempDir } from "../test/support/engine.js";
+import { buildTestBundle, buildTestBundleWithoutKeepNames } from "./support/build.js";
+import { type CpuProfile, InspectorSession, categorize, hotSpots } from "./support/inspector.js";
+import { progress, sleep } from "./workloads/common.js";
+
+/**
+ * Categories by the innermost frame that matches: workerd's native calls
+ * show up as frames with no URL under the JS function that made them.
+ */
+const CATEGORIES: [string, (fn: string, url: string) => boolean][] = [
+  ["gc", (fn) => fn === "(garbage collector)"],
+  ["idle", (fn) => fn === "(idle)"],
+  ["json_parse", (fn, url) => fn === "parse" && url === ""],
+  ["json_stringify", (fn, url) => fn === "stringify" && url === ""],
+  ["sqlite", (fn, url) => (fn === "exec" || fn === "toArray" || fn === "one" || fn === "next") && url === ""],
+  ["rpc_and_io_native", (fn) => fn === "(program)"],
+  ["keyed_state", (fn) => /^(getState|read|write|touch|table|setCurrentKey|keyText|value|update)$/.test(fn)],
+  ["key_groups_and_partitioning", (fn) => /^(hashKey|select|keyGroupOf|keyGroupOfText|murmur|emit)$/.test(fn)],
+  ["snapshot", (fn) => /^(prepare|upload|takeDirty|forEachEntry|entry|writeImage|encode)/.test(fn)],
+  ["generator_and_user_code", (fn) => /^(make|benchEvent|eventHash|mix32|uniform|mapEvent|keepEvent|processElement|poll)$/.test(fn)],
+  ["runtime_loop", (fn, url) => url !== "" && /worker\.js$/.test(url)],
+];
+
+const { values } = parseArgs({
+  options: {
+    job: { type: "string", default: "bench-count" },
+    events: { type: "string", default: "4000000" },
+    keys: { type: "string", default: "10000" },
+    "checkpoint-ms": { type: "string", default: "1000" },
+    seconds: { type: "string", default: "6" },
+    "warmup-ms": { type: "string", default: "1500" },
+    "no-build": { type: "boolean", default: false },
+    "keep-names": { type: "string", default: "true" },
+  },
+});
+
+const job = values.job!;
+const inspectorPort = 9300 + Math.floor(Math.random() * 500);
+const keepNames = values["keep-names"] !== "false";
+const script = keepNames ? TEST_BUNDLE : buildTestBundleWithoutKeepNames();
+if (keepNames && !values["no-build"]) buildTestBundle();
+const persist = tempDir("floe-profile-");
+const mf = new Miniflare({
+  modules: true,
+  scriptPath: script,
+  compatibilityDate: "2026-08-01",
+  compatibilityFlags: ["nodejs_compat"],
+  durableObjects: {
+    COORDINATOR: { className: "Coordinator", useSQLite: true },
+    SUBTASK: { className: "Subtask", useSQLite: true },
+    STREAM_PARTITION: { className: "StreamPartition", useSQLite: true },
+    TABLE_PARTITION: { className: "TablePartition", useSQLite: true },
+  },
+  r2Buckets: ["CHECKPOINTS", "FILES"],
+  bindings: {
+    FLOE_ADMIN_TOKEN: "profile-token",
+    BENCH_EVENTS: values.events!,
+    BENCH_KEYS: values.keys!,
+    BENCH_SEED: "42",
+  },
+  durableObjectsPersist: join(persist, "do"),
+  r2Persist: join(persist, "r2"),
+  host: "127.0.0.1",
+  port: 0,
+  inspectorPort,
+  handleRuntimeStdio: (out: NodeJS.ReadableStream, err: NodeJS.ReadableStream) => {
+    out.resume();
+    err.resume();
+  },
+});
+const url = (await mf.ready).toString().replace(/\/$/, "");
+const api = (path: string, init: RequestInit = {}) =>
+  fetch(`${url}${path}`, { ...init, headers: { authorization: "Bearer profile-token", "content-type": "application/json", ...(init.headers ?? {}) } });
+
+try {
+  const session = await InspectorSession.connect(inspectorPort);
+  const start = await api(`/v1/jobs/${job}/start`, { method: "POST", body: JSON.stringify({ config: { checkpoint: { interval_ms: Number(values["checkpoint-ms"]) } } }) });
+  if (start.status !== 200) throw new Error(`start: ${start.status} ${await start.text()}`);
+  let feeding: Promise<void> | undefined;
+  let stop = false;
+  if (job === "clicks") feeding = feedClicks(api, () => stop, Number(values.keys));
+  await sleep(Number(values["warmup-ms"]));
+  progress(`profiling ${job} for ${values.seconds} s`);
+  const before = await recordsIn(job);
+  const t0 = performance.now();
+  const profile: CpuProfile = await session.profile(Number(values.seconds) * 1000);
+  const rate = Math.round(((await recordsIn(job)) - before) / ((performance.now() - t0) / 1000));
+  stop = true;
+  await feeding;
+  session.close();
+  const out = resolve(import.meta.dirname, "out");
+  mkdirSync(out, { recursive: true });
+  const file = join(out, `profile-${job}.cpuprofile`);
+  writeFileSync(file, JSON.stringify(profile));
+  const { total_ms, functions, byNode } = hotSpots(profile);
+  const categories = categorize(profile, byNode, CATEGORIES);
+  const busy = total_ms - (categories.idle ?? 0);
+  process.stdout.write(
+    `${JSON.stringify({
+      bench: "profile",
+      job,
+      events: Number(values.events),
+      keys: Number(values.keys),
+      checkpoint_interval_ms: Number(values["checkpoint-ms"]),
+      keep_names: keepNames,
+      events_per_s_while_profiling: rate,
+      sampled_ms: total_ms,
+      busy_ms: busy,
+      categories_ms: categories,
+      categories_share_of_busy: Object.fromEntries(Object.entries(categories).filter(([k]) => k !== "idle").map(([k, v]) => [k, Math.round((v / busy) * 1000) / 1000])),
+      top_self: functions.slice(0, 30),
+      cpuprofile: file,
+    })}\n`,
+  );
+} finally {
+  await mf.dispose();
+}
+
+/** Records into the job's keyed (or, without one, its source) vertex so far. */
+async function recordsIn(name: string): Promise<number> {
+  const m = (await (await api(`/v1/jobs/${name}/metrics`)).json()) as { vertices: { id: string; records_in: number }[] };
+  const v = m.vertices[m.vertices.length - 1];
+  return v?.records_in ?? 0;
+}
+
+/** Keeps NDJSON clicks flowing into the "clicks" stream (10,000 per request, 4 in flight). */
+async function feedClicks(api: (p: string, i?: RequestInit) => Promise<Response>, stopped: () => boolean, keys: number): Promise<void> {
+  let i = 0;
+  const body = () => {
+    const lines: string[] = [];
+    for (let j = 0; j < 10_000; j++, i++) lines.push(`{"user":"user-${(i * 7919) % keys}","url":"/p/${i % 100}"}`);
+    return lines.join("\n");
+  };
+  const loop = async () => {
+    while (!stopped()) {
+      const res = await api("/v1/ingest/clicks", { method: "POST", body: body(), headers: { "content-type": "application/x-ndjson" } });
+      await res.arrayBuffer();
+    }
+  };
+  await Promise.all([loop(), loop(), loop(), loop()]);
+}

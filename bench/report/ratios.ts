@@ -1,0 +1,69 @@
+/**
+ * floe/Flink ratios per workload, from matching result lines. A throughput
+ * ratio above 1 means floe is faster; a duration ratio above 1 means floe
+ * takes longer.
+ */
+import type { BenchResult } from "../workloads/common.js";
+
+const ratio = (a: unknown, b: unknown) => (typeof a === "number" && typeof b === "number" && b > 0 ? Math.round((a / b) * 1000) / 1000 : null);
+
+/** One ratio line per floe result and each Flink result it compares with. */
+export function ratios(results: readonly BenchResult[]): BenchResult[] {
+  const out: BenchResult[] = [];
+  const floe = results.filter((r) => r.engine === "floe");
+  const flink = results.filter((r) => r.engine === "flink");
+  const line = (f: BenchResult, k: BenchResult, figures: Record<string, number | null>): BenchResult => ({
+    bench: "ratio",
+    engine: "floe/flink",
+    variant: f.variant,
+    workload: f.bench,
+    flink_state_backend: (k.state_backend as string | undefined) ?? null,
+    ...figures,
+  });
+  for (const f of floe) {
+    switch (f.bench) {
+      case "map_filter":
+        for (const k of flink.filter((x) => x.bench === "map_filter" && x.events === f.events)) {
+          out.push(line(f, k, { throughput_ratio: ratio(f.events_per_s, k.events_per_s), steady_throughput_ratio: ratio(f.steady_events_per_s, k.steady_events_per_s) }));
+        }
+        break;
+      case "keyed_count":
+        for (const k of flink.filter((x) => x.bench === "keyed_count" && x.keys === f.keys && x.checkpoint_interval_ms === f.checkpoint_interval_ms && x.events === f.events)) {
+          const figures: Record<string, number | null> = {
+            throughput_ratio: ratio(f.events_per_s, k.events_per_s),
+            steady_throughput_ratio: ratio(f.steady_events_per_s, k.steady_events_per_s),
+          };
+          if (Number(f.checkpoint_interval_ms) > 0) {
+            figures.checkpoint_duration_p50_ratio = ratio(f.checkpoint_ms_p50, k.checkpoint_ms_p50);
+            figures.checkpoint_duration_max_ratio = ratio(f.checkpoint_ms_max, k.checkpoint_ms_max);
+          }
+          out.push(line(f, k, figures));
+        }
+        break;
+      case "checkpoint_size":
+        // Full against every full Flink run; incremental against RocksDB incremental (the heap backend has none).
+        for (const k of flink.filter((x) => x.bench === "checkpoint_size" && x.keys === f.keys && x.incremental === f.incremental)) {
+          out.push(
+            line(f, k, {
+              full_checkpoint_duration_ratio: ratio(f.full_checkpoint_ms, k.full_checkpoint_ms),
+              second_checkpoint_duration_ratio: ratio(f.second_checkpoint_ms, k.second_checkpoint_ms),
+              second_checkpoint_bytes_ratio: ratio(f.second_checkpoint_bytes, k.second_checkpoint_bytes),
+              recovery_ratio: ratio(f.recovery_to_first_record_ms, k.recovery_to_first_record_ms),
+            }),
+          );
+        }
+        break;
+      case "recovery":
+        for (const k of flink.filter((x) => x.bench === "recovery" && x.keys === f.keys && x.checkpoint_interval_ms === f.checkpoint_interval_ms)) {
+          out.push(
+            line(f, k, {
+              recovery_ratio: ratio(f.recovery_to_first_record_ms, k.recovery_to_first_record_ms),
+              time_lost_ratio: ratio(f.time_lost_ms, k.time_lost_ms),
+            }),
+          );
+        }
+        break;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,46 @@
+/** The short table printed on stderr at the end of a run. */
+import type { BenchResult } from "../workloads/common.js";
+
+const n = (x: unknown) => (typeof x === "number" ? x.toLocaleString("en-US") : String(x ?? "–"));
+const mb = (x: unknown) => (typeof x === "number" ? `${(x / 1e6).toFixed(1)} MB` : "–");
+
+/** The figure a reader looks for first, per result. */
+function figures(r: BenchResult): string {
+  switch (r.bench) {
+    case "map_filter":
+      return `${n(r.events_per_s)} events/s, steady ${n(r.steady_events_per_s)} (passed ${n(r.passed)})`;
+    case "keyed_count":
+      return `${n(r.events_per_s)} events/s, steady ${n(r.steady_events_per_s)}` + (r.complete === false ? ` (stopped at ${n(r.events_processed)} events)` : "") + (Number(r.checkpoint_interval_ms) > 0 ? `; ${n(r.checkpoints_completed)} checkpoints, p50 ${n(r.checkpoint_ms_p50)} ms, max ${n(r.checkpoint_ms_max)} ms` : "");
+    case "checkpoint_size":
+      return `1st ${n(r.full_checkpoint_ms)} ms ${mb(r.full_checkpoint_bytes)}; 2nd ${n(r.second_checkpoint_ms)} ms ${mb(r.second_checkpoint_bytes)}; recovery ${n(r.recovery_to_first_record_ms)} ms`;
+    case "recovery":
+      return `first record after ${n(r.recovery_to_first_record_ms)} ms; time lost ${n(r.time_lost_ms)} ms`;
+    case "latency":
+      return `p50 ${n(r.latency_ms_p50)} ms, p99 ${n(r.latency_ms_p99)} ms (${n(r.rate_per_s)} events/s)`;
+    case "ingest_keyed_count":
+      return `${n(r.processed_events_per_s)} events/s`;
+    case "error":
+      return String(r.error ?? "").split("\n")[0].slice(0, 120);
+    case "ratio":
+      return Object.entries(r)
+        .filter(([k]) => k.endsWith("_ratio"))
+        .map(([k, v]) => `${k.replace(/_ratio$/, "")} ${v ?? "–"}`)
+        .join(", ");
+    default:
+      return "";
+  }
+}
+
+/** Rows of workload, variant, engine and figures, aligned. */
+export function table(results: readonly BenchResult[]): string {
+  const rows = results.map((r) => [
+    r.bench === "ratio" ? `ratio ${String(r.workload)}` : r.bench,
+    r.variant,
+    r.engine === "flink" || r.bench === "ratio" ? `${r.engine} ${String(r.state_backend ?? r.flink_state_backend ?? "")}`.trim() : r.engine,
+    figures(r),
+  ]);
+  const head = ["workload", "variant", "engine", "figures"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const fmt = (row: string[]) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]))).join("  ");
+  return [fmt(head), fmt(widths.map((w) => "-".repeat(w))), ...rows.map(fmt)].join("\n");
+}

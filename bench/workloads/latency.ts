@@ -1,0 +1,96 @@
+/**
+ * Workload 5 (floe only): end-to-end latency from ingestion to committed
+ * sink output. The client sends `ratePerS` events per second over HTTP
+ * ingestion (a request every 50 ms) for `seconds`, each event stamped with
+ * the client's clock; the job "bench-latency" counts per key and writes each
+ * event to an exactly-once webhook sink, which posts a checkpoint's output
+ * once that checkpoint has completed. A local HTTP receiver stamps each
+ * event's arrival: latency = arrival − sent, one clock, one machine.
+ */
+import { type Server, createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { startEngine } from "../../test/support/engine.js";
+import { BENCH_PARALLELISM } from "../generator.js";
+import { type BenchResult, progress, quantile, sleep, startJob, until } from "./common.js";
+
+export interface LatencyBenchOptions {
+  ratePerS: number;
+  seconds: number;
+  checkpointIntervalMs: number;
+  keys: number;
+}
+
+/** Receives webhook posts and keeps each event's latency in ms. */
+async function startReceiver(): Promise<{ url: string; latencies: number[]; close(): Promise<void> }> {
+  const latencies: number[] = [];
+  const seen = new Set<string>();
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const now = Date.now();
+      const key = String(req.headers["idempotency-key"] ?? "");
+      // A repeated delivery (after a crash between publish and cleanup) is the same output: counted once.
+      if (!seen.has(key)) {
+        seen.add(key);
+        for (const r of JSON.parse(Buffer.concat(chunks).toString("utf8")) as { sent: number }[]) latencies.push(now - r.sent);
+      }
+      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/hook`, latencies, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+export async function benchLatency(o: LatencyBenchOptions): Promise<BenchResult> {
+  const receiver = await startReceiver();
+  const engine = await startEngine({ testJobs: true, bindings: { BENCH_WEBHOOK_URL: receiver.url } });
+  try {
+    await startJob(engine, "bench-latency", { checkpoint: { interval_ms: o.checkpointIntervalMs } });
+    const perRequest = Math.max(1, Math.round(o.ratePerS / 20));
+    const requests = Math.round((o.seconds * 1000) / 50);
+    let sent = 0;
+    const t0 = performance.now();
+    const inFlight: Promise<void>[] = [];
+    for (let i = 0; i < requests; i++) {
+      // Paced by the clock, not by answers: a slow answer does not slow the offered load.
+      const due = t0 + i * 50 - performance.now();
+      if (due > 0) await sleep(due);
+      const now = Date.now();
+      const lines: string[] = [];
+      for (let j = 0; j < perRequest; j++, sent++) lines.push(`{"key":"k${sent % o.keys}","sent":${now}}`);
+      inFlight.push(
+        engine
+          .api("/v1/ingest/bench-lat", { method: "POST", body: lines.join("\n"), headers: { "content-type": "application/x-ndjson" } })
+          .then(async (res) => {
+            if (res.status !== 200) throw new Error(`ingest answered ${res.status}: ${await res.text()}`);
+            await res.arrayBuffer();
+          }),
+      );
+    }
+    await Promise.all(inFlight);
+    await until("every event at the webhook", async () => receiver.latencies.length >= sent, 120_000, 50);
+    const l = receiver.latencies;
+    progress(`latency: ${sent} events, p50 ${quantile(l, 0.5)} ms, p99 ${quantile(l, 0.99)} ms`);
+    return {
+      bench: "latency",
+      engine: "floe",
+      variant: `checkpoint_ms=${o.checkpointIntervalMs}`,
+      input: "HTTP ingestion",
+      sink: "webhook (exactly-once)",
+      parallelism: BENCH_PARALLELISM,
+      checkpoint_interval_ms: o.checkpointIntervalMs,
+      rate_per_s: o.ratePerS,
+      seconds: o.seconds,
+      events: sent,
+      latency_ms_p50: quantile(l, 0.5),
+      latency_ms_p90: quantile(l, 0.9),
+      latency_ms_p99: quantile(l, 0.99),
+      latency_ms_max: Math.max(...l),
+    };
+  } finally {
+    await engine.dispose();
+    await receiver.close();
+  }
+}
