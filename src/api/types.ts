@@ -186,6 +186,8 @@ export interface SinkWriter<T = unknown> {
   /** Bytes not yet published. */
   pendingBytes(): number;
   metrics(): SinkMetrics;
+  /** The subtask's task ended: publish nothing more (a newer task of this subtask takes over), release connections. */
+  close?(): void;
 }
 
 /** A sink connector: what the job builder receives. */

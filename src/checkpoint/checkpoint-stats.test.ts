@@ -121,6 +121,8 @@ describe("checkpointDetail", () => {
         async_duration: 30,
         alignment_duration: 9,
         start_delay: 5,
+        persisted_data: 0,
+        unaligned: false,
       },
       {
         subtask: "map/1",
@@ -132,6 +134,8 @@ describe("checkpointDetail", () => {
         async_duration: 40,
         alignment_duration: 3,
         start_delay: 20,
+        persisted_data: 0,
+        unaligned: false,
       },
     ]);
     // The record is not reordered.

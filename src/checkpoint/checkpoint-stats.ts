@@ -72,6 +72,8 @@ export function checkpointDetail(r: CheckpointRecord) {
         async_duration: a.asyncMs,
         alignment_duration: a.alignmentMs,
         start_delay: a.startDelayMs,
+        persisted_data: a.channelState?.bytes ?? 0,
+        unaligned: a.unaligned ?? false,
       })),
   };
 }

@@ -360,6 +360,9 @@ export class Task {
         }
         await this.writer.flush();
         await this.flushSinksIfDue();
+        // A source whose reads need no I/O (a generator) would otherwise hold the thread for the whole
+        // slice: checkpoint triggers, heartbeats and requests to other objects would wait for it.
+        await this.host.sleep(0);
       } catch (e) {
         await this.fail(e);
         return false;
@@ -373,7 +376,13 @@ export class Task {
     if (this.status === "running" || this.status === "created") this.status = "canceled";
     this.snapshotter.cancel();
     this.gate.close();
+    this.closeConnectors();
+  }
+
+  /** Sources stop reading and sinks stop publishing: a newer task of this subtask may take over at once. */
+  private closeConnectors(): void {
     void this.reader?.close?.().catch(() => undefined);
+    for (const sink of this.chain.sinks.values()) sink.close?.();
   }
 
   /** Source positions of checkpoints not completed yet. */
@@ -751,7 +760,7 @@ export class Task {
     if (this.status !== "running") return;
     this.status = "failed";
     this.gate.close();
-    void this.reader?.close?.().catch(() => undefined);
+    this.closeConnectors();
     const message = e instanceof Error ? e.message : String(e);
     await this.host.reportFailure(`${this.describe()}: ${message}`).catch(() => undefined);
   }

@@ -9,14 +9,18 @@ import { runChaos, waitForExactTable } from "../support/chaos-job.js";
 import { Random } from "../support/random.js";
 
 const SEEDS = (process.env.FLOE_FAULT_SEEDS ?? "11,23,37").split(",").map(Number);
+/** Seeds that run aligned checkpoints with an alignment timeout (unaligned after 30 ms). */
+const TIMEOUT_SEEDS = (process.env.FLOE_FAULT_TIMEOUT_SEEDS ?? "53").split(",").filter(Boolean).map(Number);
 
 describe("keyed state is exactly-once under faults", () => {
-  for (const seed of SEEDS) {
-    it(`seed ${seed}`, async () => {
+  for (const [seed, withTimeout] of [...SEEDS.map((s) => [s, false] as const), ...TIMEOUT_SEEDS.map((s) => [s, true] as const)]) {
+    it(`seed ${seed}${withTimeout ? " (alignment timeout)" : ""}`, async () => {
       const random = new Random(seed);
       const incremental = random.chance(0.5);
       const localRecovery = random.chance(0.5);
-      const unaligned = process.env.FLOE_FAULT_UNALIGNED ? process.env.FLOE_FAULT_UNALIGNED === "1" : random.chance(0.5);
+      const drawn = process.env.FLOE_FAULT_UNALIGNED ? process.env.FLOE_FAULT_UNALIGNED === "1" : random.chance(0.5);
+      const unaligned = withTimeout || drawn;
+      const timeout = withTimeout ? { aligned_checkpoint_timeout_ms: 30 } : {};
       const { engine, faults, expected } = await runChaos({
         random,
         events: 3000,
@@ -24,13 +28,13 @@ describe("keyed state is exactly-once under faults", () => {
         perRequest: 100,
         faultRate: 0.25,
         faults: ["user-exception", "subtask-reset", "coordinator-reset", "process-kill"],
-        config: { checkpoint: { interval_ms: 100, incremental, full_every: 3, local_recovery: localRecovery, unaligned }, restart_strategy: { type: "fixed-delay", delay_ms: 20 } },
+        config: { checkpoint: { interval_ms: 100, incremental, full_every: 3, local_recovery: localRecovery, unaligned, ...timeout }, restart_strategy: { type: "fixed-delay", delay_ms: 20 } },
       });
       try {
         const diff = await waitForExactTable(engine, expected, 60_000);
         const status = (await (await engine.api("/v1/jobs/chaos")).json()) as { status: string; restarts: number; last_error: string | null };
         const injected = Object.values(faults).reduce((a, b) => a + b, 0);
-        console.log(`seed ${seed} (incremental ${incremental}, local recovery ${localRecovery}, unaligned ${unaligned}): faults ${JSON.stringify(faults)}, restarts ${status.restarts}`);
+        console.log(`seed ${seed} (incremental ${incremental}, local recovery ${localRecovery}, unaligned ${unaligned}${withTimeout ? " after 30 ms" : ""}): faults ${JSON.stringify(faults)}, restarts ${status.restarts}`);
         if (diff.length > 0) {
           const overview = (await (await engine.api("/v1/jobs/chaos/checkpoints")).json()) as { counts: unknown; history: unknown[] };
           const metrics = await (await engine.api("/v1/jobs/chaos/metrics")).json();

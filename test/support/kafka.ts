@@ -18,6 +18,8 @@
  */
 import { type Admin, Kafka, type KafkaJSProtocolError, Partitioners, type Transaction, logLevel } from "kafkajs";
 import { inject } from "vitest";
+import { READ_COMMITTED, lowLevelCluster } from "../../src/connectors/kafka/client.js";
+import { type AbortedTransaction, type DecodedMessage, committedRecords } from "../../src/connectors/kafka/read-committed.js";
 
 /** The run's broker ("127.0.0.1:<port>"), or null when Kafka tests skip (no Java or Maven here). */
 export function kafkaBrokers(): string | null {
@@ -114,67 +116,54 @@ export type Isolation = "read_committed" | "read_uncommitted";
 
 /**
  * Reads `topic` from the beginning up to the end offsets it has when the
- * call starts, with a consumer group of its own, and returns the records by
- * partition, then offset. Control records (transaction markers) are never
- * returned; with "read_committed", neither are aborted records. Throws when
- * the end is not reached within `timeoutMs`, which a transaction left open
- * causes for a committed reader.
+ * call starts (the last stable offset for "read_committed", the high
+ * watermark otherwise) and returns the records by partition, then offset.
+ * Control records (transaction markers) are never returned; with
+ * "read_committed", neither are aborted records. It fetches partitions
+ * directly and filters aborted transactions with the engine's own
+ * read_committed filter: kafkajs's consumer lets records of aborted
+ * transactions through when several producers write one partition.
  */
 export async function readAll(brokers: string, topic: string, options: { isolation: Isolation; timeoutMs?: number }): Promise<KafkaRecord[]> {
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const kafka = kafkaClient(brokers, "floe-test-reader");
-  const admin = kafka.admin();
-  await admin.connect();
-  const ends = new Map<number, number>();
-  // How far the reader has got per partition; it starts at the log start offset.
-  const reached = new Map<number, number>();
-  try {
-    for (const p of await admin.fetchTopicOffsets(topic)) {
-      // The high watermark: the offset after the last record or marker written so far.
-      ends.set(p.partition, Number(p.high));
-      reached.set(p.partition, Number(p.low));
-    }
-  } finally {
-    await admin.disconnect();
-  }
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  const committed = options.isolation === "read_committed";
+  const cluster = lowLevelCluster(kafkaClient(brokers, `floe-test-reader-${options.isolation}`), committed ? READ_COMMITTED : 0);
+  await cluster.connect();
   const records: KafkaRecord[] = [];
-  const pending = () => [...ends].filter(([partition, end]) => reached.get(partition)! < end);
-  if (pending().length === 0) return records;
-
-  const consumer = kafka.consumer({
-    groupId: uniqueTopic(`floe-test-reader-${topic}`),
-    readUncommitted: options.isolation === "read_uncommitted",
-    maxWaitTimeInMs: 100,
-    allowAutoTopicCreation: false,
-  });
-  let done!: () => void;
-  const finished = new Promise<void>((resolve) => (done = resolve));
-  // kafkajs reports every batch it has got past, also those with only markers or aborted records.
-  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-    reached.set(payload.partition, Math.max(reached.get(payload.partition)!, Number(payload.lastOffset) + 1));
-    if (pending().length === 0) done();
-  });
-  await consumer.connect();
   try {
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await consumer.run({
-      eachMessage: async ({ partition, message }) => {
-        const headers = Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]));
-        const record: KafkaRecord = { partition, offset: Number(message.offset), key: message.key?.toString() ?? null, value: message.value?.toString() ?? null };
-        if (Object.keys(headers).length > 0) record.headers = headers;
-        records.push(record);
-      },
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
-    const outcome = await Promise.race([finished, timedOut]);
-    clearTimeout(timer);
-    if (outcome === "timeout") {
-      const behind = pending().map(([p, end]) => `partition ${p} at ${reached.get(p)} of ${end}`);
-      throw new Error(`readAll(${topic}, ${options.isolation}) did not reach the end within ${timeoutMs} ms: ${behind.join(", ")}`);
+    await cluster.addTargetTopic(topic);
+    const partitions = cluster.findTopicPartitionMetadata(topic).map((m) => ({ partition: m.partitionId }));
+    const [ends] = await cluster.fetchTopicsOffset([{ topic, partitions, fromBeginning: false }]);
+    const [starts] = await cluster.fetchTopicsOffset([{ topic, partitions, fromBeginning: true }]);
+    for (const { partition } of partitions) {
+      const end = Number(ends.partitions.find((p) => p.partition === partition)!.offset);
+      let offset = Number(starts.partitions.find((p) => p.partition === partition)!.offset);
+      while (offset < end) {
+        if (Date.now() > deadline) throw new Error(`readAll(${topic}, ${options.isolation}) did not reach the end within ${options.timeoutMs ?? 30_000} ms: partition ${partition} at ${offset} of ${end}`);
+        const leader = Object.entries(cluster.findLeaderForPartitions(topic, [partition]))[0][0];
+        const broker = await cluster.findBroker({ nodeId: leader });
+        const { responses } = await broker.fetch({
+          isolationLevel: committed ? READ_COMMITTED : 0,
+          maxWaitTime: 100,
+          minBytes: 1,
+          maxBytes: 8 * 1024 * 1024,
+          topics: [{ topic, partitions: [{ partition, fetchOffset: String(offset), maxBytes: 4 * 1024 * 1024 }] }],
+        });
+        const data = responses[0]?.partitions.find((p) => p.partition === partition) as unknown as { messages: DecodedMessage[]; abortedTransactions?: AbortedTransaction[] } | undefined;
+        const fetched = (data?.messages ?? []).filter((m) => Number(m.offset) >= offset && Number(m.offset) < end);
+        if (fetched.length === 0) continue;
+        const kept = committed ? committedRecords(fetched, data!.abortedTransactions, offset) : fetched.filter((m) => !m.isControlRecord && !m.batchContext.isControlBatch);
+        for (const m of kept) {
+          const headers = Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, String(v)]));
+          const record: KafkaRecord = { partition, offset: Number(m.offset), key: m.key?.toString() ?? null, value: m.value?.toString() ?? null };
+          if (Object.keys(headers).length > 0) record.headers = headers;
+          records.push(record);
+        }
+        offset = Number(fetched[fetched.length - 1].offset) + 1;
+      }
     }
   } finally {
-    await consumer.disconnect();
+    await cluster.disconnect();
   }
   return records.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
 }

@@ -90,8 +90,6 @@ class KafkaPublisher implements SinkPublisher {
   private kafka: Kafka | undefined;
   private producer: Producer | undefined;
   private admin: Admin | undefined;
-  /** The marker recorded in Kafka for this sink subtask, once read. */
-  private recorded: number | undefined;
 
   constructor(
     private readonly topic: string,
@@ -137,7 +135,8 @@ class KafkaPublisher implements SinkPublisher {
       // left (committing or aborting) has completed; only then is the recorded marker final.
       const transaction: Transaction = await producer.transaction();
       try {
-        if ((await this.lastRecorded()) >= marker) {
+        const recorded = await this.recordedMarker();
+        if (recorded >= marker) {
           // Committed before a crash: not again.
           await transaction.abort();
           return;
@@ -150,7 +149,6 @@ class KafkaPublisher implements SinkPublisher {
         await transaction.abort().catch(() => undefined);
         throw e;
       }
-      this.recorded = marker;
     } catch (e) {
       // A producer in an unknown state (fenced, timed out) is replaced on the next try.
       await this.reset();
@@ -163,8 +161,8 @@ class KafkaPublisher implements SinkPublisher {
     return this.kafka;
   }
 
-  private async lastRecorded(): Promise<number> {
-    if (this.recorded !== undefined) return this.recorded;
+  /** Read in every transaction, after the producer fenced older ones: never a cached value another producer overtook. */
+  private async recordedMarker(): Promise<number> {
     if (!this.admin) {
       const admin = this.client().admin();
       await admin.connect();
@@ -172,11 +170,21 @@ class KafkaPublisher implements SinkPublisher {
     }
     const [offsets] = await this.admin.fetchOffsets({ groupId: this.markerGroup, topics: [this.topic] });
     const p0 = offsets?.partitions.find((p) => p.partition === 0);
-    this.recorded = p0 && Number(p0.offset) >= 0 ? Number(p0.offset) : -1;
-    return this.recorded;
+    return p0 && Number(p0.offset) >= 0 ? Number(p0.offset) : -1;
   }
 
+  close(): void {
+    this.closed = true;
+    void this.reset();
+    const admin = this.admin;
+    this.admin = undefined;
+    void admin?.disconnect().catch(() => undefined);
+  }
+
+  private closed = false;
+
   private async transactionalProducer(): Promise<Producer> {
+    if (this.closed) throw new Error("the sink was closed");
     if (this.producer) return this.producer;
     const producer = this.client().producer({
       transactionalId: `${this.prefix}-${this.ctx.subtaskIndex}`,
@@ -201,7 +209,6 @@ class KafkaPublisher implements SinkPublisher {
   private async reset(): Promise<void> {
     const producer = this.producer;
     this.producer = undefined;
-    this.recorded = undefined;
     await producer?.disconnect().catch(() => undefined);
   }
 }

@@ -9,9 +9,9 @@
  * for monitoring tools.
  */
 import type { KafkaMessage } from "kafkajs";
-import Batch from "kafkajs/src/consumer/batch.js";
 import type { SourceBatch, SourceDefinition, SourceReader, SourceReaderContext } from "../../api/types.js";
 import { type KafkaConnection, type LowLevelCluster, READ_COMMITTED, kafkaClient, kafkaConfig, lowLevelCluster } from "./client.js";
+import { type AbortedTransaction, type DecodedMessage, committedRecords } from "./read-committed.js";
 
 /** One record as the Kafka source emits it. */
 export interface KafkaRecord<T> {
@@ -212,11 +212,13 @@ class KafkaSourceReader implements SourceReader {
           for (const data of r.partitions) {
             const o = requested.find((x) => x.partition === data.partition);
             if (!o) continue;
-            const batch = new Batch(this.topic, String(o.offset), data);
-            o.high = Number(batch.highWatermark);
-            if (batch.isEmptyIncludingFiltered()) continue;
-            o.buffer = batch.messages;
-            o.bufferEnd = Number(batch.lastOffset()) + 1;
+            const { messages, abortedTransactions } = data as unknown as { messages: DecodedMessage[]; abortedTransactions?: AbortedTransaction[] };
+            o.high = Number(data.highWatermark);
+            const fetched = messages.filter((m) => Number(m.offset) >= o.offset);
+            if (fetched.length === 0) continue;
+            o.buffer = committedRecords(fetched, abortedTransactions, o.offset);
+            // Past the fetched range, aborted records and transaction markers included.
+            o.bufferEnd = Number(fetched[fetched.length - 1].offset) + 1;
           }
         }
       }),

@@ -38,6 +38,8 @@ export interface SinkPublisher {
   encode(record: unknown): string;
   /** Publishes one transaction's rows. Must be idempotent: it may be repeated after a crash. */
   publish(txn: number, rows: readonly string[]): Promise<void>;
+  /** The writer was closed: release connections. */
+  close?(): void;
 }
 
 /** Open transactions larger than this are appended to staging before the barrier. */
@@ -115,6 +117,8 @@ export class TransactionalSinkWriter implements SinkWriter {
     const run = this.committing.then(async () => {
       for (const t of this.options.staging.sealed(this.options.uid)) {
         if (t > txn) break;
+        // A closed writer's task was replaced: the new one publishes what is left, never both at once.
+        if (this.closed) throw new Error(`sink "${this.options.uid}" was closed before transaction ${t} was published`);
         await this.publisher.publish(t, this.options.staging.rows(this.options.uid, t));
         this.options.staging.drop(this.options.uid, t);
         this.committed++;
@@ -141,6 +145,13 @@ export class TransactionalSinkWriter implements SinkWriter {
     this.options.staging.dropAfter(this.options.uid, checkpointId);
     this.lastSealed = checkpointId;
     await this.commit(checkpointId);
+  }
+
+  private closed = false;
+
+  close(): void {
+    this.closed = true;
+    this.publisher.close?.();
   }
 
   /** Bytes not yet published: staged exactly, plus the open transaction (keyed rows estimated). */
