@@ -565,16 +565,15 @@ export class Task {
     const queued = this.gate.queuedBatches();
     const inputs = new Map<string, string[]>();
     const pending = new Set<string>();
-    const texts = (messages: readonly ChannelMessage[]) => messages.map((m) => (m as { records: string }).records);
     for (const c of this.gate.liveChannels()) {
       if (seen.has(c)) continue;
       const before = c === via ? (queued.get(c) ?? []) : this.gate.takeBarrier(c, t.checkpointId);
       if (before !== undefined) {
-        if (before.length > 0) inputs.set(c, texts(before));
+        if (before.length > 0) inputs.set(c, batchTexts(before));
         continue;
       }
       const waiting = queued.get(c);
-      if (waiting) inputs.set(c, texts(waiting));
+      if (waiting) inputs.set(c, batchTexts(waiting));
       pending.add(c);
     }
     this.gate.unblockAll();
@@ -707,7 +706,7 @@ export class Task {
   private unalignedChannelDone(channel: string): void {
     const u = this.unaligned;
     if (!u || !u.pending.delete(channel)) return;
-    const recorded = this.gate.stopRecording(channel).map((m) => (m as { records: string }).records);
+    const recorded = batchTexts(this.gate.stopRecording(channel));
     if (recorded.length > 0) u.inputs.set(channel, [...(u.inputs.get(channel) ?? []), ...recorded]);
     if (u.pending.size === 0) this.finishUnaligned();
   }
@@ -764,4 +763,9 @@ export class Task {
     const message = e instanceof Error ? e.message : String(e);
     await this.host.reportFailure(`${this.describe()}: ${message}`).catch(() => undefined);
   }
+}
+
+/** The records' JSON texts of queued batches (in-flight data as it is stored). */
+function batchTexts(messages: readonly ChannelMessage[]): string[] {
+  return messages.map((m) => (m as { records: string }).records);
 }

@@ -7,11 +7,11 @@
 import type { Admin } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { kafkaClient as engineKafkaClient, kafkaConfig, lowLevelCluster } from "../../src/connectors/kafka/client.js";
-import { coordinatorName, subtaskName } from "../../src/runtime/names.js";
-import { crashEngine } from "../support/crash.js";
+import { crashEngine, resetCoordinator, resetSubtask } from "../support/crash.js";
 import { type Engine, startEngine, waitFor } from "../support/engine.js";
 import { createTopic, kafkaBrokers, kafkaClient, produceKeyed, readAll } from "../support/kafka.js";
 import { Random } from "../support/random.js";
+import { compareUpdates } from "../support/sinks-chaos.js";
 
 const brokers = kafkaBrokers();
 
@@ -48,25 +48,14 @@ async function freshTopics(admin: Admin, topics: Record<string, number>): Promis
   }
 }
 
-/** Every (user, n) for n in 1..count exactly once; answers what differs. */
-function compareUpdates(values: (string | null)[], expected: Map<string, number>): string[] {
+/** The updates `{ user, n }` read from a topic, counted, checked as the sinks chaos test checks its outputs. */
+function checkUpdates(values: (string | null)[], expected: Map<string, number>): string[] {
   const seen = new Map<string, number>();
   for (const v of values) {
     const r = JSON.parse(v!) as { user: string; n: number };
     seen.set(`${r.user}#${r.n}`, (seen.get(`${r.user}#${r.n}`) ?? 0) + 1);
   }
-  const out: string[] = [];
-  for (const [u, count] of expected) {
-    for (let n = 1; n <= count; n++) {
-      const c = seen.get(`${u}#${n}`) ?? 0;
-      if (c !== 1) out.push(`${u} update ${n} appears ${c} times`);
-    }
-  }
-  for (const [k, c] of seen) {
-    const [u, n] = k.split("#");
-    if ((expected.get(u) ?? 0) < Number(n)) out.push(`unexpected update ${k} (${c} times)`);
-  }
-  return out.slice(0, 10);
+  return compareUpdates("kafka-out", seen, expected);
 }
 
 describe.skipIf(!brokers)("Kafka source and transactional sink", () => {
@@ -132,11 +121,9 @@ describe.skipIf(!brokers)("Kafka source and transactional sink", () => {
       if (open) midTransaction++;
       if (fault === "subtask-reset") {
         const [vertex, index] = random.pick(subtasks);
-        const ns = await engine.mf.getDurableObjectNamespace("SUBTASK");
-        await (ns.get(ns.idFromName(subtaskName("kafka-count", vertex, index))) as unknown as { reset(): Promise<void> }).reset().catch(() => undefined);
+        await resetSubtask(engine, "kafka-count", vertex, index);
       } else if (fault === "coordinator-reset") {
-        const ns = await engine.mf.getDurableObjectNamespace("COORDINATOR");
-        await (ns.get(ns.idFromName(coordinatorName("kafka-count"))) as unknown as { reset(): Promise<void> }).reset().catch(() => undefined);
+        await resetCoordinator(engine, "kafka-count");
       } else {
         const dir = engine.persistDir;
         await crashEngine(engine);
@@ -147,7 +134,7 @@ describe.skipIf(!brokers)("Kafka source and transactional sink", () => {
     let committed: { value: string | null }[] = [];
     await waitFor(async () => {
       committed = await readAll(brokers!, "kafka-out", { isolation: "read_committed", timeoutMs: 90_000 });
-      problems = compareUpdates(committed.map((r) => r.value), expected);
+      problems = checkUpdates(committed.map((r) => r.value), expected);
       return problems.length === 0;
     }, 150_000, "the exact committed output").catch(async (e) => {
       const status = await (await engine!.api("/v1/jobs/kafka-count")).json().catch(() => null);
@@ -244,8 +231,7 @@ describe.skipIf(!brokers)("Kafka source and transactional sink", () => {
     await produceKeyed(brokers!, "kafka-alo-in", users.slice(0, 1_500).map((user) => ({ key: user, value: JSON.stringify({ user }) })), { partitions: 2 });
     // A reset of the sink's subtask midway: records after the last completed checkpoint are produced again.
     await new Promise((r) => setTimeout(r, 300));
-    const ns = await engine.mf.getDurableObjectNamespace("SUBTASK");
-    await (ns.get(ns.idFromName(subtaskName("kafka-alo", "alo-in", 0))) as unknown as { reset(): Promise<void> }).reset().catch(() => undefined);
+    await resetSubtask(engine, "kafka-alo", "alo-in", 0);
     await produceKeyed(brokers!, "kafka-alo-in", users.slice(1_500).map((user) => ({ key: user, value: JSON.stringify({ user }) })), { partitions: 2 });
     let seen = new Map<string, number>();
     await waitFor(async () => {

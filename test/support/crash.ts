@@ -4,6 +4,7 @@
  * Every acknowledged write must survive; nothing in memory does.
  */
 import { readFileSync, readdirSync } from "node:fs";
+import { coordinatorName, subtaskName } from "../../src/runtime/names.js";
 import type { Engine } from "./engine.js";
 
 /** Pids of workerd processes whose parent is this process. */
@@ -35,4 +36,16 @@ export async function crashEngine(engine: Engine): Promise<void> {
     }
   }
   await engine.dispose().catch(() => undefined);
+}
+
+/** Resets a job's Subtask object (its memory is gone, its storage kept), as the runtime may at any time. */
+export async function resetSubtask(engine: Engine, job: string, vertex: string, index: number): Promise<void> {
+  const ns = await engine.mf.getDurableObjectNamespace("SUBTASK");
+  await (ns.get(ns.idFromName(subtaskName(job, vertex, index))) as unknown as { reset(): Promise<void> }).reset().catch(() => undefined);
+}
+
+/** Resets a job's Coordinator object. */
+export async function resetCoordinator(engine: Engine, job: string): Promise<void> {
+  const ns = await engine.mf.getDurableObjectNamespace("COORDINATOR");
+  await (ns.get(ns.idFromName(coordinatorName(job))) as unknown as { reset(): Promise<void> }).reset().catch(() => undefined);
 }

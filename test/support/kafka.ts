@@ -16,7 +16,7 @@
  *     });
  *   });
  */
-import { type Admin, Kafka, type KafkaJSProtocolError, Partitioners, type Transaction, logLevel } from "kafkajs";
+import { type Admin, Kafka, type KafkaJSProtocolError, Partitioners, logLevel } from "kafkajs";
 import { inject } from "vitest";
 import { READ_COMMITTED, lowLevelCluster } from "../../src/connectors/kafka/client.js";
 import { type AbortedTransaction, type DecodedMessage, committedRecords } from "../../src/connectors/kafka/read-committed.js";
@@ -176,19 +176,5 @@ export function isFencingError(error: unknown): boolean {
   return type === "INVALID_PRODUCER_EPOCH" || type === "PRODUCER_FENCED" || code === 47 || code === 90;
 }
 
-/**
- * transaction.sendOffsets, retried while the coordinator still finishes the
- * previous transaction: kafkajs does not retry AddOffsetsToTxn's
- * CONCURRENT_TRANSACTIONS (kafkajs issue 430).
- */
-export async function sendOffsetsRetrying(transaction: Transaction, offsets: Parameters<Transaction["sendOffsets"]>[0], attempts = 20): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await transaction.sendOffsets(offsets);
-      return;
-    } catch (error) {
-      if ((error as KafkaJSProtocolError).type !== "CONCURRENT_TRANSACTIONS" || attempt >= attempts) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
-    }
-  }
-}
+/** The sink's own retry of kafkajs issue 430 (CONCURRENT_TRANSACTIONS right after a commit). */
+export { sendOffsetsRetrying } from "../../src/connectors/kafka/kafka-sink.js";

@@ -6,8 +6,7 @@
  * and the committed output of every sink must equal exactly the expected
  * output: nothing missing, nothing doubled.
  */
-import { coordinatorName, subtaskName } from "../../src/runtime/names.js";
-import { crashEngine } from "./crash.js";
+import { crashEngine, resetCoordinator, resetSubtask } from "./crash.js";
 import { type Engine, readTable, startEngine } from "./engine.js";
 import { Random } from "./random.js";
 import { type WebhookServer, startWebhookServer } from "./webhook-server.js";
@@ -95,11 +94,9 @@ export async function runSinksChaos(o: SinksChaosOptions): Promise<SinksChaosRes
       log(`after ${sent} events: ${fault}${sealed ? " (sealed transactions pending)" : ""}`);
       if (fault === "subtask-reset") {
         const [vertex, index] = o.random.pick(subtasks);
-        const ns = await engine.mf.getDurableObjectNamespace("SUBTASK");
-        await (ns.get(ns.idFromName(subtaskName("sinks", vertex, index))) as unknown as { reset(): Promise<void> }).reset().catch(() => undefined);
+        await resetSubtask(engine, "sinks", vertex, index);
       } else if (fault === "coordinator-reset") {
-        const ns = await engine.mf.getDurableObjectNamespace("COORDINATOR");
-        await (ns.get(ns.idFromName(coordinatorName("sinks"))) as unknown as { reset(): Promise<void> }).reset().catch(() => undefined);
+        await resetCoordinator(engine, "sinks");
       } else {
         const dir = engine.persistDir;
         await crashEngine(engine);
@@ -146,7 +143,7 @@ export async function checkTable(engine: Engine, expected: Map<string, number>):
 }
 
 /** Every (user, n) for n in 1..count must appear exactly once. */
-function compareUpdates(where: string, seen: Map<string, number>, expected: Map<string, number>): string[] {
+export function compareUpdates(where: string, seen: Map<string, number>, expected: Map<string, number>): string[] {
   const out: string[] = [];
   for (const [u, count] of expected) {
     for (let n = 1; n <= count; n++) {

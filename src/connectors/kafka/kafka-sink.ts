@@ -214,7 +214,7 @@ class KafkaPublisher implements SinkPublisher {
 }
 
 /** kafkajs does not retry CONCURRENT_TRANSACTIONS right after a previous commit (kafkajs issue 430). */
-async function sendOffsetsRetrying(transaction: Transaction, offsets: Parameters<Transaction["sendOffsets"]>[0]): Promise<void> {
+export async function sendOffsetsRetrying(transaction: Transaction, offsets: Parameters<Transaction["sendOffsets"]>[0]): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await transaction.sendOffsets(offsets);
