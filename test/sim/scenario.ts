@@ -4,6 +4,7 @@
  * at which rates. A broken variant changes only the simulator's side (the
  * job's options, or the transport), never the engine.
  */
+import type { ProcessingCost } from "./cost.js";
 import { type FaultRates, drawRates } from "./faults.js";
 import type { JobShape } from "./jobs.js";
 import { Rng } from "./prng.js";
@@ -36,6 +37,8 @@ export interface Scenario {
   readonly faultyStart: boolean;
   /** Engine bugs already reported whose triggers this run may draw (the others are avoided, so they do not mask everything else). */
   readonly knownBugs: ReadonlySet<KnownBug>;
+  /** Virtual processing time per record of some subtasks (cost.ts); none in drawn runs: every turn is instant. */
+  readonly costs?: readonly ProcessingCost[];
 }
 
 /**

@@ -23,6 +23,7 @@ import { type SnapshotEntry, SnapshotReader } from "../../src/state/snapshot-for
 import { channelStateKey, savepointStateFileKey, stateFileKey } from "../../src/storage/layout.js";
 import { utf8Length } from "../../src/storage/record-limits.js";
 import { AlarmSlot } from "./alarm.js";
+import { Cpu, costPerRecordMs, meterGate } from "./cost.js";
 import { SubtaskStorage, k2, k3 } from "./subtask-storage.js";
 import type { SubtaskPoint } from "./faults.js";
 import { Life } from "./loop.js";
@@ -41,11 +42,18 @@ export class SimSubtask implements Callee {
   readonly alarm: AlarmSlot;
   private incarnation = 0;
   instance: SubtaskInstance;
+  /** Virtual time per input record (the scenario's cost model; 0 without one). */
+  readonly perRecordMs: number;
+  /** The object's thread, when processing costs time (undefined: every turn is instant, as before). */
+  readonly cpu: Cpu | undefined;
 
   constructor(
     private readonly w: World,
     readonly name: string,
   ) {
+    const at = /\/vertex:(.+)\/subtask:(\d+)$/.exec(name);
+    this.perRecordMs = at ? costPerRecordMs(w.scenario.costs, at[1], Number(at[2])) : 0;
+    this.cpu = this.perRecordMs > 0 ? new Cpu(w.loop) : undefined;
     this.alarm = new AlarmSlot(name, w.loop, w.rng.fork(`alarm:${name}`), w.faults, w.trace, () => {
       const inst = this.instance;
       return { life: inst.life, run: () => inst.alarm() };
@@ -58,7 +66,23 @@ export class SimSubtask implements Callee {
   }
 
   invoke(method: string, args: unknown[]): unknown {
+    const cpu = this.cpu;
+    if (!cpu?.busy) return this.call(this.instance, method, args);
+    // A busy object serves the call once its turn is over; a reset meanwhile fails it at the caller.
     const i = this.instance;
+    return new Promise((resolve, reject) =>
+      cpu.whenIdle(() => {
+        if (!i.life.alive) return;
+        try {
+          resolve(this.call(i, method, args));
+        } catch (e) {
+          reject(e);
+        }
+      }),
+    );
+  }
+
+  private call(i: SubtaskInstance, method: string, args: unknown[]): unknown {
     switch (method) {
       case "deploy":
         return i.deploy(args[0] as SubtaskDeployment);
@@ -122,6 +146,7 @@ export class SimSubtask implements Callee {
     old.life.alive = false;
     this.w.trace.log("reset", `${this.name} (${why}); task was ${old.describe()}`);
     this.w.net.objectReset(old.life);
+    this.cpu?.reset();
     this.instance = new SubtaskInstance(this.w, this, new Life(this.name, ++this.incarnation));
     this.alarm.onReset();
   }
@@ -180,6 +205,7 @@ export class SubtaskInstance {
     this.setMeta("deployment", JSON.stringify({ job: deployment.job, vertex: deployment.vertex, index: deployment.index, attempt: deployment.attempt }));
     if (!deployment.restore) this.clearImage();
     const task = new Task(deployment, job, this.host(deployment));
+    if (this.object.cpu) meterGate(task.gate, this.object.cpu, this.object.perRecordMs, this.life);
     if (deployment.restore) this.lifecycle("restore");
     const restoring = this.object.restoring(deployment.attempt, this.life);
     try {
@@ -389,6 +415,7 @@ export class SubtaskInstance {
     const net = this.w.net;
     const loop = this.w.loop;
     const life = this.life;
+    const cpu = this.object.cpu;
     type SubtaskStub = { push(m: ChannelMessage): Promise<DeliveryResult> };
     const stubs = new Map<string, SubtaskStub>();
     const stub = (vertex: string, index: number): SubtaskStub => {
@@ -411,7 +438,8 @@ export class SubtaskInstance {
       staging: this.stagingStore(d.attempt),
       send: (vertex, index, message) => stub(vertex, index).push(message),
       now: () => loop.now(),
-      sleep: (ms) => life.gate(loop.sleep(ms)),
+      // A busy object's timers fire once its turn is over.
+      sleep: (ms) => life.gate(cpu ? loop.sleep(ms).then(() => cpu.idle()) : loop.sleep(ms)),
       snapshots: {
         fileKey: (uid, checkpointId) => {
           this.lifecycle("sync-snapshot");
