@@ -16,6 +16,7 @@
  *   recovery         4. failure at a fixed event: time to the first record after restore, and time lost
  *   latency          5. ingestion → committed sink output latency, p50/p99 (floe only)
  *   ingest           the example job end to end over HTTP ingestion (floe only)
+ *   unaligned-sim    aligned against unaligned checkpoints under backpressure, in the simulator's virtual time (floe only)
  *   checkpoint-overhead, unaligned, checkpoint-incremental, checkpoint-full: the earlier workloads, on demand
  *
  * Exit codes: 0 done, 1 a workload failed, 2 bad usage or the peer cannot run (no Java or Maven).
@@ -36,6 +37,7 @@ import { benchIngestKeyedCount } from "./workloads/ingest-keyed-count.js";
 import { benchLatency } from "./workloads/latency.js";
 import { benchRecovery } from "./workloads/recovery.js";
 import { benchUnaligned } from "./workloads/unaligned.js";
+import { benchUnalignedSim } from "./workloads/unaligned-sim.js";
 
 const usage = () => {
   process.stderr.write("usage: npm run bench -- [--quick] [--peer flink] [--only w1,w2] [--events N] [--keys K1,K2] [--seed S] [--plots DIR]\n");
@@ -143,6 +145,7 @@ const workloads: Record<string, () => Step[]> = {
       }),
     },
   ],
+  "unaligned-sim": () => [{ floe: () => benchUnalignedSim({ outDir, plotsDir: values.plots }) }],
   // The earlier workloads, kept for --only.
   "checkpoint-overhead": () => [
     {
@@ -170,7 +173,9 @@ const workloads: Record<string, () => Step[]> = {
     { floe: () => benchCheckpoints({ keys: Number(values["state-keys"] ?? 1_000_000), payloadBytes: 90, changedFraction: 0.01, incremental: false, localRecovery: false }) },
   ],
 };
-const DEFAULT = ["map-filter", "keyed-count", "checkpoint-size", "recovery", "latency", "ingest"];
+const DEFAULT = ["map-filter", "keyed-count", "checkpoint-size", "recovery", "latency", "ingest", "unaligned-sim"];
+/** Workloads that run in the simulator, without the Worker bundle. */
+const SIMULATED = new Set(["unaligned-sim"]);
 const selected = values.only ? values.only.split(",") : DEFAULT;
 for (const w of selected) {
   if (!workloads[w]) {
@@ -223,8 +228,10 @@ try {
     if (java.fingerprint !== ts) throw new Error(`the Java generator differs from bench/generator.ts: ${java.fingerprint} ≠ ${ts}`);
     progress(`generators agree (fingerprint ${ts} of the first 100,000 events)`);
   }
-  progress("bundling the test Worker");
-  buildTestBundle();
+  if (selected.some((w) => !SIMULATED.has(w))) {
+    progress("bundling the test Worker");
+    buildTestBundle();
+  }
   for (const w of selected) {
     progress(`— ${w}`);
     for (const step of workloads[w]()) {
