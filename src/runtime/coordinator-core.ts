@@ -175,6 +175,7 @@ export class CoordinatorCore {
         runningSinceMs: now,
         lastCheckpointId: s.lastCheckpointId,
         runFirstCheckpointId: s.lastCheckpointId + 1,
+        ended: [],
         finished: [],
         failureTimesMs: [],
         restores: [],
@@ -223,7 +224,7 @@ export class CoordinatorCore {
         }
       }
       const id = await this.trigger(true, action, format);
-      if (id === null) throw new FloeError("savepoint_not_triggered", `job "${job}" cannot take a savepoint now (a bounded source has finished)`, 409);
+      if (id === null) throw new FloeError("savepoint_not_triggered", `job "${job}" cannot take a savepoint now`, 409);
       return { trigger_id: String(id) };
     });
   }
@@ -353,12 +354,40 @@ export class CoordinatorCore {
     await this.failover(message);
   }
 
+  /**
+   * A subtask's input ended (checkpointing on). From now on checkpoints
+   * trigger it directly — no barrier will reach it — and a checkpoint
+   * already running that it has not taken is triggered there now. Once every
+   * subtask ended, the final checkpoint is triggered at once; its completion
+   * commits the sinks and finishes the subtasks (Flink's FLIP-147).
+   */
+  async reportEndOfData(attempt: number, vertex: string, index: number): Promise<void> {
+    const s = this.store.job();
+    if (attempt !== s.attempt || s.status !== "RUNNING" || !s.plan) return;
+    const id = `${vertex}/${index}`;
+    if (s.ended.includes(id)) return;
+    s.ended = [...s.ended, id];
+    this.store.saveJob(s);
+    const t = this.subtasks(s.plan).find((x) => x.vertex === vertex && x.index === index);
+    const pending = this.store.pendingIds().filter((p) => this.store.pending(p.id)?.status === "IN_PROGRESS");
+    if (t) {
+      for (const p of pending) {
+        const r = this.store.pending(p.id)!;
+        if (r.attempt !== attempt || this.store.acks(p.id).some((a) => a.subtask === id)) continue;
+        const sp = s.pendingSavepoint?.id === p.id ? s.pendingSavepoint : null;
+        void t.stub.triggerCheckpoint(attempt, p.id, p.triggerMs, r.isSavepoint && sp?.format !== "native", sp?.action === "stop").catch(() => false);
+      }
+    }
+    if (pending.length === 0 && s.ended.length >= this.subtaskCount(s)) await this.trigger(false);
+    await this.schedule();
+  }
+
   async reportFinished(attempt: number, vertex: string, index: number): Promise<void> {
     const s = this.store.job();
     if (attempt !== s.attempt || s.status !== "RUNNING" || !s.plan) return;
     const id = `${vertex}/${index}`;
-    if (!s.finished.includes(id)) s.finished.push(id);
-    if (s.finished.length >= s.plan.vertices.reduce((n, v) => n + v.parallelism, 0)) {
+    if (!s.finished.includes(id)) s.finished = [...s.finished, id];
+    if (s.finished.length >= this.subtaskCount(s)) {
       s.status = "FINISHED";
       s.endTime = this.host.now();
       this.abortPending(s, "JOB_STOPPED", "the job finished");
@@ -432,10 +461,15 @@ export class CoordinatorCore {
       );
       const now = this.store.job();
       if (now.attempt !== s.attempt || now.status !== "RUNNING") return;
-      const bad = results.find((r) => r.health === "lost" || r.health === "timeout" || (r.health === "finished" && !now.finished.includes(`${r.t.vertex}/${r.t.index}`)));
+      const bad = results.find((r) => r.health === "lost" || r.health === "timeout");
       if (bad) {
         const why = bad.health === "timeout" ? "did not answer its heartbeat" : "lost its running task (the object restarted)";
         await this.failover(`subtask ${bad.t.vertex}/${bad.t.index} ${why}`);
+        return;
+      }
+      // A subtask finished whose report was lost (or is on its way): the heartbeat is as good a witness.
+      for (const r of results) {
+        if (r.health === "finished" && !this.store.job().finished.includes(`${r.t.vertex}/${r.t.index}`)) await this.reportFinished(s.attempt, r.t.vertex, r.t.index);
       }
     } finally {
       this.heartbeatRunning = false;
@@ -447,7 +481,7 @@ export class CoordinatorCore {
   /** Triggers checkpoint N at every source subtask; returns N, or null if the job cannot checkpoint now. */
   private async trigger(isSavepoint: boolean, action: SavepointAction = "keep", format: SavepointFormat = "canonical"): Promise<number | null> {
     const s = this.store.job();
-    if (s.status !== "RUNNING" || !s.plan || s.finished.length > 0) return null;
+    if (s.status !== "RUNNING" || !s.plan) return null;
     const now = this.host.now();
     const id = s.lastCheckpointId + 1;
     s.lastCheckpointId = id;
@@ -456,11 +490,13 @@ export class CoordinatorCore {
     this.store.saveJob(s);
     const all = this.subtasks(s.plan);
     this.store.insertPending(id, s.attempt, now, all.map((t) => `${t.vertex}/${t.index}`), isSavepoint);
+    const ended = new Set(s.ended);
     const triggered = await Promise.all(
       // A native savepoint is an ordinary snapshot at the subtasks; the coordinator makes it self-contained.
-      all.filter((t) => t.isSource).map((t) => t.stub.triggerCheckpoint(s.attempt, id, now, isSavepoint && format === "canonical", action === "stop").catch(() => false)),
+      // Barriers start at the sources; subtasks whose input ended take part directly.
+      all.filter((t) => t.isSource || ended.has(`${t.vertex}/${t.index}`)).map((t) => t.stub.triggerCheckpoint(s.attempt, id, now, isSavepoint && format === "canonical", action === "stop").catch(() => false)),
     );
-    if (triggered.some((ok) => !ok)) await this.failCheckpoint(id, "TRIGGER_FAILED", `a source subtask could not start checkpoint ${id}`);
+    if (triggered.some((ok) => !ok)) await this.failCheckpoint(id, "TRIGGER_FAILED", `a subtask could not start checkpoint ${id}`);
     await this.schedule();
     return id;
   }
@@ -697,6 +733,9 @@ export class CoordinatorCore {
     now.restartAtMs = null;
     now.runningSinceMs = ts;
     now.lastTriggerMs = null;
+    // The restored subtasks run their input again from the checkpoint: none has ended yet.
+    now.ended = [];
+    now.finished = [];
     if (from) {
       const savepoint = from.kind === "SAVEPOINT";
       now.restores = [...now.restores, { id: from.checkpointId, restoreMs: ts, isSavepoint: savepoint, externalPath: this.checkpointStore(now).externalPath(from.checkpointId, savepoint) }].slice(-20);
@@ -711,6 +750,10 @@ export class CoordinatorCore {
       // A subtask that did not start would leave the job RUNNING and idle: fail over instead.
       if (this.store.job().attempt === attempt) await this.failover(`starting the subtasks failed: ${(e as Error)?.message ?? e}`);
     }
+  }
+
+  private subtaskCount(s: JobRecord): number {
+    return s.plan ? s.plan.vertices.reduce((n, v) => n + v.parallelism, 0) : 0;
   }
 
   private async cancelSubtasks(s: JobRecord): Promise<void> {

@@ -21,6 +21,8 @@ export interface JobRecord {
   lastError: string | null;
   startTime: number | null;
   endTime: number | null;
+  /** Subtasks whose input ended (checkpointing on): triggered directly, finished once a later checkpoint completed. */
+  ended: string[];
   finished: string[];
   runningSinceMs: number;
   lastCheckpointId: number;
@@ -52,6 +54,7 @@ export const INITIAL_JOB: JobRecord = {
   lastError: null,
   startTime: null,
   endTime: null,
+  ended: [],
   finished: [],
   runningSinceMs: 0,
   lastCheckpointId: 0,
@@ -125,7 +128,7 @@ export class CoordinatorStore implements CoordinatorStorage {
 
   job(): JobRecord {
     const row = this.sql.exec<{ v: string }>(`SELECT v FROM meta WHERE k = 'job'`).toArray()[0];
-    return row ? { ...INITIAL_JOB, ...(JSON.parse(row.v) as JobRecord) } : { ...INITIAL_JOB, finished: [], failureTimesMs: [], restores: [] };
+    return row ? { ...INITIAL_JOB, ...(JSON.parse(row.v) as JobRecord) } : { ...INITIAL_JOB, ended: [], finished: [], failureTimesMs: [], restores: [] };
   }
 
   saveJob(j: JobRecord): void {

@@ -81,6 +81,10 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
   reportFailure(...a: Parameters<CoordinatorCore["reportFailure"]>) {
     return this.core.reportFailure(...a);
   }
+  reportEndOfData(...a: Parameters<CoordinatorCore["reportEndOfData"]>) {
+    return this.core.reportEndOfData(...a);
+  }
+
   reportFinished(...a: Parameters<CoordinatorCore["reportFinished"]>) {
     return this.core.reportFinished(...a);
   }

@@ -152,9 +152,9 @@ export class InputGate {
     return c.queue.slice(0, at).map((q) => q.message).filter((m) => m.kind === "batch");
   }
 
-  /** Starts recording the batches that arrive on `channel` (until {@link stopRecording}). */
+  /** Starts recording the batches that arrive on `channel` afresh (until {@link stopRecording}). */
   startRecording(channel: string): void {
-    if (!this.recording.has(channel)) this.recording.set(channel, []);
+    this.recording.set(channel, []);
   }
 
   /** Stops recording `channel`; returns what was recorded. */

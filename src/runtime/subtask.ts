@@ -341,6 +341,9 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
       reportFailure: async (message) => {
         await coordinator().reportFailure(d.attempt, message);
       },
+      reportEndOfData: async () => {
+        await coordinator().reportEndOfData(d.attempt, d.vertex, d.index);
+      },
       reportFinished: async () => {
         await coordinator().reportFinished(d.attempt, d.vertex, d.index);
       },

@@ -70,6 +70,8 @@ export interface TaskHost {
   acknowledge(ack: SubtaskAck & { checkpointId: number }): Promise<void>;
   decline(checkpointId: number, reason: string): Promise<void>;
   reportFailure(message: string): Promise<void>;
+  /** End of input reached with checkpointing on: the coordinator triggers this subtask directly from now on. */
+  reportEndOfData(): Promise<void>;
   reportFinished(): Promise<void>;
 }
 
@@ -288,6 +290,10 @@ export class Task {
 
   /** A source's part of checkpoint N starts at the next batch boundary. */
   triggerCheckpoint(checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter = false): boolean {
+    if (this.endedAfter !== undefined && (this.status === "running" || this.status === "finished")) {
+      this.checkpointAtEnd({ checkpointId, triggerMs, isSavepoint, stopAfter });
+      return true;
+    }
     if (!this.isSource || this.status !== "running" || this.stopped) return false;
     this.triggers.push({ checkpointId, triggerMs, isSavepoint, stopAfter });
     return true;
@@ -311,11 +317,61 @@ export class Task {
       }
     } catch (e) {
       await this.fail(e);
+      return;
     }
+    // A checkpoint taken after the end of input completed and committed: all of this subtask's output is out.
+    if (this.status === "running" && this.endedAfter !== undefined && checkpointId > this.endedAfter) {
+      this.status = "finished";
+      await this.host.reportFinished();
+    }
+  }
+
+  /**
+   * The last checkpoint this subtask took before its input ended (checkpointing
+   * on); undefined while input remains. From then on the coordinator triggers
+   * it directly, and the first later checkpoint to complete finishes it.
+   */
+  private endedAfter: number | undefined;
+
+  /**
+   * End of input (Flink's FLIP-147). Everything is sent downstream, followed
+   * by end-of-input. With checkpointing on, sinks keep their transaction
+   * open: the next checkpoint seals it, its completion commits it, and only
+   * then does the subtask finish — nothing is published outside the
+   * protocol, so a failover at any point replays without duplicates. Without
+   * checkpointing, sinks publish at once.
+   */
+  private async endOfData(): Promise<void> {
+    await this.writer.endOfInput();
+    if (this.status !== "running") return;
+    if (!this.checkpointing) {
+      await this.flushSinks();
+      this.status = "finished";
+      await this.host.reportFinished();
+      return;
+    }
+    this.endedAfter = this.lastCheckpointId;
+    // Triggers that came while the last records went out.
+    for (const t of this.triggers.splice(0)) this.checkpointAtEnd(t);
+    await this.host.reportEndOfData();
+  }
+
+  /**
+   * A checkpoint of a subtask whose input ended: its state is final and its
+   * outputs have ended, so it snapshots at once and forwards no barrier.
+   * Ignored when it took that checkpoint already (its barrier came before the
+   * end of input).
+   */
+  private checkpointAtEnd(t: Trigger): void {
+    if (t.checkpointId <= this.lastCheckpointId) return;
+    this.firstBarrierMs = this.host.now();
+    this.snapshotNow(t, this.firstBarrierMs, 0)(Promise.resolve(null), false);
+    this.commitAtLeastOnceSinks(t.checkpointId).catch((e: unknown) => this.fail(e));
   }
 
   /** Checkpoint N was aborted: an alignment waiting for it is given up. */
   notifyCheckpointAborted(checkpointId: number): void {
+    this.dropUnaligned(checkpointId, true);
     const action = this.aligner.abort(checkpointId);
     if (action.unblockAll) this.gate.unblockAll();
   }
@@ -339,10 +395,7 @@ export class Task {
         const batch = await reader.poll(this.deployment.plan.batchSize);
         if (this.status !== "running") break;
         if (batch === "end") {
-          await this.writer.endOfInput();
-          await this.flushSinks();
-          this.status = "finished";
-          await this.host.reportFinished();
+          await this.endOfData();
           return false;
         }
         if (batch === null) {
@@ -453,10 +506,8 @@ export class Task {
             if (action.snapshot !== undefined) await this.checkpoint(this.pendingBarrier!, this.aligner.lastAlignmentMs);
             if (action.unblockAll) this.gate.unblockAll();
             if (this.gate.allEnded()) {
-              await this.writer.endOfInput();
-              await this.flushSinks();
-              this.status = "finished";
-              await this.host.reportFinished();
+              await this.endOfData();
+              return;
             }
             break;
           }
@@ -490,6 +541,7 @@ export class Task {
 
   /** Takes this subtask's part of a checkpoint: sync copy, barrier forward, async upload and ack. */
   private async checkpoint(t: Trigger, alignmentMs: number): Promise<void> {
+    this.dropUnaligned(t.checkpointId);
     const ack = this.snapshotNow(t, this.firstBarrierMs, alignmentMs);
     if (this.deployment.checkpoint.unaligned && !t.isSavepoint && this.alignTimeoutMs > 0) {
       // Aligned with a timeout: the barrier waits its turn behind buffered output, until the checkpoint's deadline.
@@ -664,12 +716,7 @@ export class Task {
       this.armAlignmentTimeout(b);
       return false;
     }
-    if (u) {
-      // A newer barrier overtook an unfinished one: that checkpoint cannot complete here.
-      for (const c of u.pending) this.gate.stopRecording(c);
-      this.unaligned = undefined;
-      void this.host.decline(u.trigger.checkpointId, `subtask ${this.describe()} received barrier ${b.checkpointId} before the last barrier of ${u.trigger.checkpointId}`).catch(() => undefined);
-    }
+    this.dropUnaligned(b.checkpointId);
     const aligning = this.aligner.aligning;
     if (aligning !== undefined && aligning > b.checkpointId) {
       void this.host.decline(b.checkpointId, `subtask ${this.describe()} received barrier ${b.checkpointId} while aligning the newer ${aligning}`).catch(() => undefined);
@@ -690,6 +737,7 @@ export class Task {
    * `pending` channel until its barrier N are recorded too.
    */
   private beginUnaligned(t: Trigger, firstMs: number, alignmentMs: number, inputs: Map<string, string[]>, pending: Set<string>): void {
+    this.dropUnaligned(t.checkpointId);
     const outputs = this.writer.bufferedRecords();
     for (const c of pending) this.gate.startRecording(c);
     const snapshot = this.snapshotNow(t, firstMs, alignmentMs);
@@ -701,6 +749,21 @@ export class Task {
     const commit = this.commitAtLeastOnceSinks(t.checkpointId);
     commit.catch(() => undefined);
     this.commitBeforeNext = this.commitBeforeNext ? this.commitBeforeNext.then(() => commit) : commit;
+  }
+
+  /**
+   * Gives up an unfinished unaligned checkpoint older than `newer` (or
+   * `newer` itself, when it was aborted): its channels stop recording, so
+   * that what they received is not taken as in-flight data of a later
+   * checkpoint — those records were processed, and are in its state.
+   */
+  private dropUnaligned(newer: number, aborted = false): void {
+    const u = this.unaligned;
+    if (!u || u.trigger.checkpointId > newer || (u.trigger.checkpointId === newer && !aborted)) return;
+    for (const c of u.pending) this.gate.stopRecording(c);
+    this.unaligned = undefined;
+    if (aborted) return;
+    void this.host.decline(u.trigger.checkpointId, `subtask ${this.describe()} received barrier ${newer} before the last barrier of ${u.trigger.checkpointId}`).catch(() => undefined);
   }
 
   private unalignedChannelDone(channel: string): void {

@@ -44,7 +44,7 @@ export class MemoryCoordinatorStorage implements CoordinatorStorage {
   job(): JobRecord {
     return this.jobJson
       ? { ...INITIAL_JOB, ...(JSON.parse(this.jobJson) as JobRecord) }
-      : { ...INITIAL_JOB, finished: [], failureTimesMs: [], restores: [] };
+      : { ...INITIAL_JOB, ended: [], finished: [], failureTimesMs: [], restores: [] };
   }
 
   saveJob(j: JobRecord): void {

@@ -52,23 +52,24 @@ describe("engine bugs found by the simulator, fixed", () => {
   it("G: a failed RPC during start() no longer wedges the job", async () => {
     await holdsExactlyOnce([234, 1079, 1541]);
   });
-});
 
-describe("engine bugs found by the simulator, open (expected to fail until fixed)", () => {
-  // B: at end of input a task flushes its sinks (txn attempt*1e9+n) without a checkpoint; a failover after
-  // that (a pending checkpoint expires, a finished subtask is evicted and answers "lost") replays and republishes.
-  it.fails("B: a failover after an end-of-input flush duplicates output", async () => {
-    await holdsExactlyOnce([79, 165, 178], { known: ["B"] });
-  });
-
-  // I (aligned checkpoints with an alignment timeout, found in a 2,000-seed run at the end of session 2):
-  // with aligned_checkpoint_timeout_ms 5, a record of input b is folded into the keyed state twice within one
-  // run and committed in two transactions (txn 8 and txn 10 of the same writer); cause not found yet.
-  // Replay: npm run sim -- --seed 200639 --trace
-  it.fails("I: an alignment timeout that turns a checkpoint unaligned can process a record twice", async () => {
+  // I (fixed, alignment timeout): an unaligned checkpoint whose last barrier never came (checkpoint 7 aborted
+  // while a channel was still recording) stayed in place when the next checkpoint turned unaligned: the channel
+  // went on recording, and records it delivered and the task processed before checkpoint 8 became in-flight
+  // data of 8 as well — replayed after a restore to 8, processed twice.
+  it("I: an aborted unaligned checkpoint's recording no longer leaks into the next one", async () => {
     await holdsExactlyOnce([200639, 201874], { unaligned: true });
   });
 
+  // B (fixed, bounded jobs): at end of input a task published its sinks without a checkpoint (txn attempt*1e9+n);
+  // a failover after that replayed and published again. Now input's end is followed by a final checkpoint
+  // (FLIP-147): sinks commit when it completes, and only then do the subtasks finish.
+  it("B: a failover after the end of input no longer duplicates output", async () => {
+    await holdsExactlyOnce([25, 71, 73, 79, 165, 178, 339]);
+  });
+});
+
+describe("engine bugs found by the simulator, open (expected to fail until fixed)", () => {
   // H (unaligned checkpoints): a restored non-source task preloads the output in-flight data of its checkpoint
   // into its RecordWriter, but Task.start() flushes it only for sources; the input loop flushes after its next
   // input batch, and unaligned barriers do not flush. With no more input for that subtask the records stay

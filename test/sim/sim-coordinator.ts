@@ -26,6 +26,7 @@ const METHODS = new Set([
   "acknowledgeCheckpoint",
   "declineCheckpoint",
   "reportFailure",
+  "reportEndOfData",
   "reportFinished",
   "triggerSavepoint",
   "savepointStatus",

@@ -428,6 +428,7 @@ export class SubtaskInstance {
       acknowledgeCheckpoint(ack: unknown): Promise<unknown>;
       declineCheckpoint(attempt: number, id: number, reason: string): Promise<void>;
       reportFailure(attempt: number, message: string): Promise<void>;
+      reportEndOfData(attempt: number, vertex: string, index: number): Promise<void>;
       reportFinished(attempt: number, vertex: string, index: number): Promise<void>;
     };
     const coordinator = () => net.stub<CoordinatorStub>(this.caller, coordinatorName(d.job));
@@ -493,6 +494,9 @@ export class SubtaskInstance {
       },
       reportFailure: async (message) => {
         await coordinator().reportFailure(d.attempt, message);
+      },
+      reportEndOfData: async () => {
+        await coordinator().reportEndOfData(d.attempt, d.vertex, d.index);
       },
       reportFinished: async () => {
         this.lifecycle("close");

@@ -177,8 +177,6 @@ export class World {
         this.trace.log("job", line);
         if (before && after.attempt > before.attempt && before.attempt > 0) {
           this.failovers.push(`${this.loop.now()}ms ${after.lastError ?? ""}`);
-          const flushed = [...this.flushes.entries()].find(([, fs]) => fs.length > 0);
-          if (flushed) this.signature("B", `the job fails over after ${flushed[0]} published its end-of-input flush`);
         }
       },
       checkpointCompleted: (id) => {
