@@ -295,9 +295,21 @@ export class Task {
       return true;
     }
     if (!this.isSource || this.status !== "running" || this.stopped) return false;
-    this.triggers.push({ checkpointId, triggerMs, isSavepoint, stopAfter });
+    const t: Trigger = { checkpointId, triggerMs, isSavepoint, stopAfter };
+    if (this.sourceFlushing && this.triggers.length === 0 && this.deployment.checkpoint.unaligned && this.alignTimeoutMs === 0 && !isSavepoint && !stopAfter) {
+      // Unaligned, and the source waits for credits: its state and positions are those after the batch
+      // it emitted, so the barrier goes now, ahead of that batch (which becomes in-flight data), as
+      // Flink's sources send unaligned barriers as priority events.
+      this.firstBarrierMs = this.host.now();
+      this.checkpoint(t, 0).catch((e: unknown) => this.fail(e));
+      return true;
+    }
+    this.triggers.push(t);
     return true;
   }
+
+  /** A source waits for credits to send the batch it read (its state is the one after that batch). */
+  private sourceFlushing = false;
 
   /** Whether a stop-with-savepoint stopped this source (it reads nothing more). */
   private stopped = false;
@@ -319,9 +331,15 @@ export class Task {
       await this.fail(e);
       return;
     }
-    // A checkpoint taken after the end of input completed and committed: all of this subtask's output is out.
+    // A checkpoint taken after the end of input completed and committed: all of this subtask's output is
+    // out. Transactions sealed after it are empty (nothing was written after the end): drop them.
     if (this.status === "running" && this.endedAfter !== undefined && checkpointId > this.endedAfter) {
       this.status = "finished";
+      try {
+        for (const sink of this.chain.sinks.values()) await sink.recover(checkpointId);
+      } catch {
+        // Only empty transactions are left; a later restore drops them anyway.
+      }
       await this.host.reportFinished();
     }
   }
@@ -332,6 +350,8 @@ export class Task {
    * it directly, and the first later checkpoint to complete finishes it.
    */
   private endedAfter: number | undefined;
+  /** The newest checkpoint whose barrier reached this subtask, taken or not. */
+  private maxBarrierId = 0;
 
   /**
    * End of input (Flink's FLIP-147). Everything is sent downstream, followed
@@ -364,6 +384,12 @@ export class Task {
    */
   private checkpointAtEnd(t: Trigger): void {
     if (t.checkpointId <= this.lastCheckpointId) return;
+    if (t.checkpointId <= this.maxBarrierId) {
+      // Its barrier (or a newer one) came before the end and was not taken (an aborted alignment made it
+      // obsolete): a snapshot now would hold records that followed it. That checkpoint cannot complete.
+      void this.host.decline(t.checkpointId, `subtask ${this.describe()} passed barrier ${t.checkpointId} without taking it before its input ended`).catch(() => undefined);
+      return;
+    }
     this.firstBarrierMs = this.host.now();
     this.snapshotNow(t, this.firstBarrierMs, 0)(Promise.resolve(null), false);
     this.commitAtLeastOnceSinks(t.checkpointId).catch((e: unknown) => this.fail(e));
@@ -411,7 +437,12 @@ export class Task {
           if (e instanceof UserCodeError) throw new Error(`${e.message} at ${batch.partition} offset ${batch.firstOffset + i}`);
           throw e;
         }
-        await this.writer.flush();
+        this.sourceFlushing = true;
+        try {
+          await this.writer.flush();
+        } finally {
+          this.sourceFlushing = false;
+        }
         await this.flushSinksIfDue();
         // A source whose reads need no I/O (a generator) would otherwise hold the thread for the whole
         // slice: checkpoint triggers, heartbeats and requests to other objects would wait for it.
@@ -521,6 +552,7 @@ export class Task {
   private pendingBarrier: Trigger | undefined;
 
   private async onBarrier(b: BarrierMessage): Promise<void> {
+    this.maxBarrierId = Math.max(this.maxBarrierId, b.checkpointId);
     if (this.aligner.aligning === undefined) this.firstBarrierMs = this.host.now();
     const action = this.aligner.onBarrier(b.channel, b.checkpointId);
     if (this.aligner.aligning === b.checkpointId || action.snapshot === b.checkpointId) {
@@ -652,7 +684,8 @@ export class Task {
     // Pre-commit: each sink seals its open transaction as transaction N, in the same turn as the snapshot.
     // Without checkpointing (a savepoint of such a run), sinks keep publishing on their timer instead.
     const sinkHandles: Record<string, SinkTransactionHandle> = {};
-    if (this.checkpointing) for (const [uid, sink] of this.chain.sinks) sinkHandles[uid] = sink.preCommit(t.checkpointId);
+    // A finished subtask published all it will ever write: nothing to seal.
+    if (this.checkpointing && this.status !== "finished") for (const [uid, sink] of this.chain.sinks) sinkHandles[uid] = sink.preCommit(t.checkpointId);
     const syncMs = this.host.now() - t0;
     this.lastCheckpointId = t.checkpointId;
     const startDelayMs = Math.max(0, firstBarrierMs - t.triggerMs);
@@ -705,6 +738,7 @@ export class Task {
     // Savepoints stay aligned (as Flink's): portable, with no in-flight data.
     if (b.isSavepoint) return false;
     if (this.status !== "running") return true;
+    this.maxBarrierId = Math.max(this.maxBarrierId, b.checkpointId);
     const u = this.unaligned;
     if (u && b.checkpointId === u.trigger.checkpointId) {
       this.unalignedChannelDone(b.channel);

@@ -67,6 +67,15 @@ describe("engine bugs found by the simulator, fixed", () => {
   it("B: a failover after the end of input no longer duplicates output", async () => {
     await holdsExactlyOnce([25, 71, 73, 79, 165, 178, 339]);
   });
+
+  // B, the fix's own first bugs (seeds of the 2,000-seed run after it): an ended subtask triggered directly for
+  // a checkpoint whose barrier it had passed without taking it (an aborted alignment made it obsolete) took it
+  // after the records that followed that barrier (300515); a finished subtask reset with an empty sealed
+  // transaction left it staged (300513); a client's retried start after a bounded job had already finished
+  // started it again (301182, the simulated client now asks for the status first).
+  it("B: ended subtasks take a checkpoint directly only when its barrier never came", async () => {
+    await holdsExactlyOnce([300513, 300515, 301182]);
+  });
 });
 
 describe("engine bugs found by the simulator, open (expected to fail until fixed)", () => {

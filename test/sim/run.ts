@@ -147,12 +147,24 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<R
             // The job record says RUNNING, yet the start did not finish and no alarm will look after it (bug G).
             const wedged = w.coordinator.store.job().status === "RUNNING" && !w.coordinator.alarm.scheduled;
             if (wedged) w.signature("start-left-running", `start() failed (${(e as Error)?.message ?? e}) and left the job RUNNING with no alarm`);
-            w.loop.after(100, start);
+            w.loop.after(100, startUnlessStarted);
             return;
           }
           failures.push(`start: ${(e as Error)?.message ?? e}`);
           started = "no";
         },
+      );
+    };
+    // A client that lost the answer asks before it starts again: a bounded job may have run to its end
+    // meanwhile, and a start of a FINISHED job is a new run (its input all over again).
+    const startUnlessStarted = () => {
+      w.net.call(w.net.channel(client, w.coordinator.name), "status", [JOB]).then(
+        (r: unknown) => {
+          const res = r as { ok: boolean; value?: { status: string } };
+          if (res.ok && res.value && res.value.status !== "CREATED") started = "yes";
+          else start();
+        },
+        () => w.loop.after(100, startUnlessStarted),
       );
     };
     w.loop.at(0, start);
