@@ -17,7 +17,8 @@ import type { StagingStore } from "../api/types.js";
 import { OPEN_TXN } from "../connectors/sinks/two-phase-commit.js";
 import type { StateBacking, StateEntry } from "../state/keyed-state.js";
 import { utf8Length } from "../storage/record-limits.js";
-import { type SnapshotEntry, SnapshotReader } from "../state/snapshot-format.js";
+import { type EncodedEntry, type SnapshotEntry, SnapshotReader } from "../state/snapshot-format.js";
+import { type ImageRow, StateImage } from "../storage/state-image.js";
 import { channelStateKey, savepointStateFileKey, stateFileKey } from "../storage/layout.js";
 import type { FloeEnv } from "./env.js";
 import type { ChannelMessage, DeliveryResult } from "./messages.js";
@@ -36,6 +37,7 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
   protected abstract readonly registry: JobRegistry;
   private task: Task | undefined;
   private readonly sql: SqlStorage;
+  private readonly image: StateImage;
   private sourceRunning = false;
 
   constructor(ctx: DurableObjectState, env: FloeEnv) {
@@ -46,9 +48,7 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
       uid TEXT NOT NULL, txn INTEGER NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, bytes INTEGER NOT NULL,
       PRIMARY KEY (uid, txn, seq))`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS sink_sealed (uid TEXT NOT NULL, txn INTEGER NOT NULL, PRIMARY KEY (uid, txn))`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS keyed_state (
-      op TEXT NOT NULL, state TEXT NOT NULL, key TEXT NOT NULL, key_group INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
-      PRIMARY KEY (op, state, key))`);
+    this.image = new StateImage(this.sql);
   }
 
   /** Deploys run one at a time; the newest attempt asked for wins. */
@@ -166,7 +166,7 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
   }
 
   private clearImage(): void {
-    this.sql.exec(`DELETE FROM keyed_state`);
+    this.image.clear();
     this.sql.exec(`DELETE FROM meta WHERE k = 'image'`);
   }
 
@@ -179,27 +179,14 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
   ): Promise<{ backing: StateBacking } | { entries: StateEntry[] }> {
     const image = this.meta("image");
     const wanted = JSON.stringify({ checkpointId: spec.checkpointId, start: range.start, end: range.end });
-    if (localRecovery && image === wanted) return { backing: this.imageBacking(uid) };
+    if (localRecovery && image === wanted) return { backing: this.image.backing(uid) };
     // From R2: stream each overlapping chain, oldest file first, into the image
     // (later files overwrite, deletions remove), in small turns; then read it on demand.
     this.sql.exec(`DELETE FROM meta WHERE k = 'image'`);
-    this.sql.exec(`DELETE FROM keyed_state WHERE op = ?`, uid);
+    this.image.clearOperator(uid);
     let batch: SnapshotEntry[] = [];
     const apply = () => {
-      for (const e of batch) {
-        if (e.value === undefined) this.sql.exec(`DELETE FROM keyed_state WHERE op = ? AND state = ? AND key = ?`, uid, e.state, e.key);
-        else
-          this.sql.exec(
-            `INSERT INTO keyed_state (op, state, key, key_group, kind, value) VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT(op, state, key) DO UPDATE SET value = excluded.value, kind = excluded.kind`,
-            uid,
-            e.state,
-            e.key,
-            e.keyGroup,
-            e.kind,
-            JSON.stringify(e.value),
-          );
-      }
+      this.image.write(uid, restoredRows(batch), true);
       batch = [];
     };
     for (const handle of spec.keyed[uid] ?? []) {
@@ -221,27 +208,7 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
         apply();
       }
     }
-    return { backing: this.imageBacking(uid) };
-  }
-
-  /** The local image of one operator, read on demand. */
-  private imageBacking(uid: string): StateBacking {
-    const sql = this.sql;
-    return {
-      get: (state, key) => {
-        const row = sql.exec<{ kind: StateEntry["kind"]; value: string }>(`SELECT kind, value FROM keyed_state WHERE op = ? AND state = ? AND key = ?`, uid, state, key).toArray()[0];
-        return row ? { kind: row.kind, value: JSON.parse(row.value) } : undefined;
-      },
-      entries: function* () {
-        for (const r of sql.exec<{ state: string; key: string; kind: StateEntry["kind"]; value: string }>(
-          `SELECT state, key, kind, value FROM keyed_state WHERE op = ?`,
-          uid,
-        )) {
-          yield { state: r.state, key: r.key, kind: r.kind, value: JSON.parse(r.value) };
-        }
-      },
-      count: () => sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM keyed_state WHERE op = ?`, uid).one().n,
-    };
+    return { backing: this.image.backing(uid) };
   }
 
   /** Staging rows of two-phase-commit sinks, in this object's transactional storage. */
@@ -299,22 +266,7 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
           // A Blob keeps the file's bytes out of the JS heap while R2 takes them.
           await env.CHECKPOINTS.put(key, new Blob(body as string[]));
         },
-        writeImage: (uid, changed) => {
-          for (const { entry: e, valueJson } of changed) {
-            if (valueJson === null) this.sql.exec(`DELETE FROM keyed_state WHERE op = ? AND state = ? AND key = ?`, uid, e.state, e.key);
-            else
-              this.sql.exec(
-                `INSERT INTO keyed_state (op, state, key, key_group, kind, value) VALUES (?, ?, ?, ?, ?, ?)
-                 ON CONFLICT(op, state, key) DO UPDATE SET value = excluded.value`,
-                uid,
-                e.state,
-                e.key,
-                e.keyGroup,
-                e.kind,
-                valueJson,
-              );
-          }
-        },
+        writeImage: (uid, changed) => this.image.write(uid, changedRows(changed)),
         markImage: (checkpointId) => {
           if (checkpointId === null) this.sql.exec(`DELETE FROM meta WHERE k = 'image'`);
           else this.setMeta("image", JSON.stringify({ checkpointId, start: range.start, end: range.end }));
@@ -349,4 +301,14 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
       },
     };
   }
+}
+
+/** Entries captured at a barrier, as image rows. */
+function* changedRows(changed: readonly EncodedEntry[]): Iterable<ImageRow> {
+  for (const { entry: e, valueJson } of changed) yield { state: e.state, kind: e.kind, key: e.key, keyGroup: e.keyGroup, valueJson };
+}
+
+/** Entries read from state files, as image rows (later files overwrite, deletions remove). */
+function* restoredRows(entries: readonly SnapshotEntry[]): Iterable<ImageRow> {
+  for (const e of entries) yield { state: e.state, kind: e.kind, key: e.key, keyGroup: e.keyGroup, valueJson: e.value === undefined ? null : JSON.stringify(e.value) };
 }
