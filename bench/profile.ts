@@ -6,6 +6,9 @@
  *   npx tsx bench/profile.ts --job bench-map --events 20000000
  *   npx tsx bench/profile.ts --job clicks            (HTTP ingestion → keyed count → table)
  *   npx tsx bench/profile.ts --keep-names false      the same Worker bundled with esbuild's keepNames off
+ *   npx tsx bench/profile.ts --job bench-state --keys 1000000 [--incremental true]
+ *                                                    fills keys × 100 bytes of keyed state, then profiles
+ *                                                    a full checkpoint and one after 1% of the keys changed
  *
  * Writes bench/out/profile-<job>.cpuprofile (open it in Chrome DevTools,
  * Performance tab) and prints one JSON line: the heaviest functions by self
@@ -17,6 +20,7 @@ import { parseArgs } from "node:util";
 import { Miniflare } from "miniflare";
 import { TEST_BUNDLE } from "../test/support/build.js";
 import { tempDir } from "../test/support/engine.js";
+import { payload } from "./generator.js";
 import { buildTestBundle, buildTestBundleWithoutKeepNames } from "./support/build.js";
 import { type CpuProfile, InspectorSession, categorize, hotSpots } from "./support/inspector.js";
 import { progress, sleep } from "./workloads/common.js";
@@ -49,6 +53,7 @@ const { values } = parseArgs({
     "warmup-ms": { type: "string", default: "1500" },
     "no-build": { type: "boolean", default: false },
     "keep-names": { type: "string", default: "true" },
+    incremental: { type: "string", default: "false" },
   },
 });
 
@@ -92,6 +97,10 @@ const api = (path: string, init: RequestInit = {}) =>
 
 try {
   const session = await InspectorSession.connect(inspectorPort);
+  if (job === "bench-state") {
+    await profileCheckpoints(session);
+    process.exit(0);
+  }
   const start = await api(`/v1/jobs/${job}/start`, { method: "POST", body: JSON.stringify({ config: { checkpoint: { interval_ms: Number(values["checkpoint-ms"]) } } }) });
   if (start.status !== 200) throw new Error(`start: ${start.status} ${await start.text()}`);
   let feeding: Promise<void> | undefined;
@@ -108,7 +117,21 @@ try {
   session.close();
   const out = resolve(import.meta.dirname, "out");
   mkdirSync(out, { recursive: true });
-  const file = join(out, `profile-${job}.cpuprofile`);
+  report(profile, `profile-${job}`, {
+    events: Number(values.events),
+    checkpoint_interval_ms: Number(values["checkpoint-ms"]),
+    keep_names: keepNames,
+    events_per_s_while_profiling: rate,
+  });
+} finally {
+  await mf.dispose();
+}
+
+/** Writes the .cpuprofile and prints one JSON line: hot spots and categories. */
+function report(profile: CpuProfile, name: string, figures: Record<string, unknown>): void {
+  const out = resolve(import.meta.dirname, "out");
+  mkdirSync(out, { recursive: true });
+  const file = join(out, `${name}.cpuprofile`);
   writeFileSync(file, JSON.stringify(profile));
   const { total_ms, functions, byNode } = hotSpots(profile);
   const categories = categorize(profile, byNode, CATEGORIES);
@@ -117,11 +140,8 @@ try {
     `${JSON.stringify({
       bench: "profile",
       job,
-      events: Number(values.events),
       keys: Number(values.keys),
-      checkpoint_interval_ms: Number(values["checkpoint-ms"]),
-      keep_names: keepNames,
-      events_per_s_while_profiling: rate,
+      ...figures,
       sampled_ms: total_ms,
       busy_ms: busy,
       categories_ms: categories,
@@ -130,8 +150,78 @@ try {
       cpuprofile: file,
     })}\n`,
   );
-} finally {
-  await mf.dispose();
+}
+
+/**
+ * The checkpoint-size workload under the profiler: fills `--keys` keys of
+ * the "bench-state" job with 100 bytes each over HTTP, then profiles its
+ * first (full) checkpoint and, after 1% of the keys changed, the second.
+ */
+async function profileCheckpoints(session: InspectorSession): Promise<void> {
+  const keys = Number(values.keys);
+  const incremental = values.incremental === "true";
+  const start = await api(`/v1/jobs/bench-state/start`, {
+    method: "POST",
+    body: JSON.stringify({ config: { checkpoint: { interval_ms: 3_600_000, incremental, full_every: 100, local_recovery: true } } }),
+  });
+  if (start.status !== 200) throw new Error(`start: ${start.status} ${await start.text()}`);
+  const ingest = async (records: string[]) => {
+    for (let i = 0; i < records.length; i += 10_000) {
+      for (let tries = 1; ; tries++) {
+        try {
+          const res = await api("/v1/ingest/bench-state", {
+            method: "POST",
+            body: records.slice(i, i + 10_000).join("\n"),
+            headers: { "content-type": "application/x-ndjson", "idempotency-key": `profile-${records.length}-${i}` },
+          });
+          if (res.status !== 200) throw new Error(`ingest: ${res.status} ${await res.text()}`);
+          await res.arrayBuffer();
+          break;
+        } catch (e) {
+          if (tries >= 20) throw e;
+          await sleep(500);
+        }
+      }
+    }
+  };
+  const processed = async (n: number) => {
+    while ((await recordsIn("bench-state").catch(() => 0)) < n) await sleep(200);
+  };
+  const checkpoint = async (label: string, figures: Record<string, unknown>) => {
+    let entry: { status: string; end_to_end_duration: number; sync_duration: number; checkpointed_size: number } | undefined;
+    const profile = await session.profileWhile(async () => {
+      const res = await api("/v1/jobs/bench-state/checkpoints", { method: "POST" });
+      if (res.status !== 202) throw new Error(`trigger: ${res.status} ${await res.text()}`);
+      const { id } = (await res.json()) as { id: number };
+      for (;;) {
+        // A busy runtime's local proxy may drop a request: ask again.
+        entry = await api(`/v1/jobs/bench-state/checkpoints/${id}`).then(
+          (r) => r.json() as Promise<typeof entry>,
+          () => ({ status: "IN_PROGRESS", end_to_end_duration: 0, sync_duration: 0, checkpointed_size: 0 }),
+        );
+        if (entry!.status === "COMPLETED" || entry!.status === "FAILED") break;
+        await sleep(100);
+      }
+    });
+    progress(`${label} checkpoint: ${entry!.status} in ${entry!.end_to_end_duration} ms, sync ${entry!.sync_duration} ms, ${entry!.checkpointed_size} bytes`);
+    if (entry!.status === "FAILED") progress(JSON.stringify(entry));
+    report(profile, `profile-bench-state-${label}`, {
+      ...figures,
+      incremental,
+      checkpoint: label,
+      end_to_end_ms: entry!.end_to_end_duration,
+      sync_ms: entry!.sync_duration,
+      checkpointed_bytes: entry!.checkpointed_size,
+    });
+  };
+  await ingest(Array.from({ length: keys }, (_, i) => `{"k":"key-${i}","p":"${payload(1, i, 100)}"}`));
+  await processed(keys);
+  progress(`filled ${keys} keys`);
+  await checkpoint("first", {});
+  const changed = Math.round(keys / 100);
+  await ingest(Array.from({ length: changed }, (_, i) => `{"k":"key-${(i * 97) % keys}","p":"${payload(2, i, 100)}"}`));
+  await processed(keys + changed);
+  await checkpoint("second", { changed_keys: changed });
 }
 
 /** Records into the job's keyed (or, without one, its source) vertex so far. */

@@ -51,13 +51,26 @@ export class InspectorSession {
 
   /** Profiles for `ms` milliseconds, sampling every `intervalUs` microseconds. */
   async profile(ms: number, intervalUs = 500): Promise<CpuProfile> {
+    return this.profileWhile(() => new Promise((r) => setTimeout(r, ms)), intervalUs);
+  }
+
+  /** Profiles while `work` runs, sampling every `intervalUs` microseconds. */
+  async profileWhile(work: () => Promise<unknown>, intervalUs = 500): Promise<CpuProfile> {
     await this.send("Profiler.enable");
     await this.send("Profiler.setSamplingInterval", { interval: intervalUs });
     await this.send("Profiler.start");
-    await new Promise((r) => setTimeout(r, ms));
-    const { profile } = await this.send<{ profile: CpuProfile }>("Profiler.stop");
-    await this.send("Profiler.disable");
-    return profile;
+    const stop = async () => {
+      const { profile } = await this.send<{ profile: CpuProfile }>("Profiler.stop");
+      await this.send("Profiler.disable");
+      return profile;
+    };
+    try {
+      await work();
+    } catch (e) {
+      await stop();
+      throw e;
+    }
+    return stop();
   }
 
   close(): void {
