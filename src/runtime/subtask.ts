@@ -263,8 +263,10 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
         fileKey: (uid, checkpointId) => stateFileKey(d.checkpoint.storagePrefix, d.job, uid, d.index, checkpointId),
         savepointFileKey: (uid, checkpointId) => savepointStateFileKey(d.checkpoint.storagePrefix, d.job, checkpointId, uid, d.index),
         put: async (key, body) => {
-          // A Blob keeps the file's bytes out of the JS heap while R2 takes them.
-          await env.CHECKPOINTS.put(key, new Blob(body as string[]));
+          // A Blob keeps the file's bytes out of the JS heap while R2 takes them, and counts them natively.
+          const blob = new Blob(body as string[]);
+          await env.CHECKPOINTS.put(key, blob);
+          return blob.size;
         },
         writeImage: (uid, changed) => this.image.write(uid, changedRows(changed)),
         markImage: (checkpointId) => {

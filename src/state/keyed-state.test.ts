@@ -372,3 +372,83 @@ describe("load", () => {
     expect(s.allEntries()).toEqual([{ state: "count", kind: "value", key: "new", keyGroup: keyGroupOf("new", 128), value: 5 }]);
   });
 });
+
+describe("capture", () => {
+  type Row = { state: string; kind: string; key: string; keyGroup: number; value: unknown };
+  const rows = (c: ReturnType<KeyedStateBackend["capture"]>, start = 0, end = c.count): Row[] => {
+    const out: Row[] = [];
+    c.forEach(start, end, (state, kind, key, keyGroup, valueJson) => out.push({ state, kind, key, keyGroup, value: JSON.parse(valueJson) }));
+    return out;
+  };
+  const byKey = (a: Row, b: Row) => (a.state + "\0" + a.key < b.state + "\0" + b.key ? -1 : 1);
+
+  it("is the state at the moment of the call: later updates, deletions, new keys and in-place mutations do not show", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const doc = valueState<{ n: number }>("doc");
+    for (const k of ["a", "b"]) {
+      s.setCurrentKey(k);
+      s.getState(count).update(1);
+      s.getState(doc).value() ?? s.getState(doc).update({ n: 1 });
+      s.getMapState(seen).put("x", 1);
+      s.getListState(recent).add("x");
+    }
+    const c = s.capture();
+    expect(c.count).toBe(8);
+    const before = rows(c).sort(byKey);
+    s.setCurrentKey("a");
+    s.getState(count).update(2);
+    s.getState(doc).value()!.n = 2;
+    s.getMapState(seen).put("y", 2);
+    s.getListState(recent).add("y");
+    s.setCurrentKey("b");
+    s.getState(count).clear();
+    s.getMapState(seen).clear();
+    s.setCurrentKey("c");
+    s.getState(count).update(3);
+    expect(rows(c).sort(byKey)).toEqual(before);
+    expect(before.filter((r) => r.key === "a")).toEqual([
+      { state: "count", kind: "value", key: "a", keyGroup: keyGroupOfText("a", 128), value: 1 },
+      { state: "doc", kind: "value", key: "a", keyGroup: keyGroupOfText("a", 128), value: { n: 1 } },
+      { state: "recent", kind: "list", key: "a", keyGroup: keyGroupOfText("a", 128), value: ["x"] },
+      { state: "seen", kind: "map", key: "a", keyGroup: keyGroupOfText("a", 128), value: [["x", 1]] },
+    ]);
+  });
+
+  it("hands out entries by range, across states, each once", () => {
+    const s = new KeyedStateBackend(128, "op");
+    for (let i = 0; i < 10; i++) {
+      s.setCurrentKey(`k${i}`);
+      s.getState(count).update(i);
+      if (i % 2 === 0) s.getListState(recent).add(`v${i}`);
+    }
+    const c = s.capture();
+    expect(c.count).toBe(15);
+    const all = rows(c);
+    // 0–4 and 4–10 are in the first state, 10–11 crosses into the second, 15–20 is past the end.
+    expect(rows(c, 0, 4).concat(rows(c, 4, 10), rows(c, 10, 11), rows(c, 11, 15), rows(c, 15, 20))).toEqual(all);
+    expect(all.map((r) => `${r.state}/${r.key}`).sort()).toEqual(s.allEntries().map((e) => `${e.state}/${e.key}`).sort());
+  });
+
+  it("holds the backing's untouched keys, and not those changed or deleted since it was attached", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const persisted = [
+      { state: "count", key: "a", kind: "value" as const, value: 1 },
+      { state: "count", key: "b", kind: "value" as const, value: 2 },
+      { state: "count", key: "c", kind: "value" as const, value: 3 },
+    ];
+    s.attach({
+      get: (state, key) => persisted.find((e) => e.state === state && e.key === key),
+      entries: () => persisted,
+      count: () => persisted.length,
+    });
+    s.setCurrentKey("a");
+    s.getState(count).update(10);
+    s.setCurrentKey("b");
+    s.getState(count).clear();
+    const c = s.capture();
+    expect(rows(c).map((r) => [r.key, r.value]).sort()).toEqual([
+      ["a", 10],
+      ["c", 3],
+    ]);
+  });
+});

@@ -31,6 +31,20 @@ export interface StateEntry {
 
 type Kind = StateDescriptor["kind"];
 
+/**
+ * Every entry of a backend as it was when {@link KeyedStateBackend.capture}
+ * was called, to be serialized later while the live state changes.
+ */
+export interface StateCapture {
+  /** Number of entries. */
+  readonly count: number;
+  /**
+   * Calls `fn` for the entries from `start` (0-based) up to `end`
+   * (exclusive), in capture order, with each value's JSON.
+   */
+  forEach(start: number, end: number, fn: (state: string, kind: Kind, key: string, keyGroup: number, valueJson: string) => void): void;
+}
+
 /** Persisted state read on demand (the local image). Values are in persisted form. */
 export interface StateBacking {
   get(state: string, key: string): { kind: Kind; value: unknown } | undefined;
@@ -166,20 +180,58 @@ export class KeyedStateBackend {
   }
 
   /**
-   * Calls `fn` for every entry with its value serialized now (the backing's
-   * untouched keys included), without building per-entry objects.
+   * A consistent copy of every entry (the backing's untouched keys
+   * included), cheap enough to take at a barrier: values that cannot change
+   * in place (numbers, strings, booleans, null) are kept by reference and
+   * serialized later; objects, maps and lists, which user code may mutate
+   * in place, are serialized now.
    */
-  forEachEntry(fn: (state: string, kind: Kind, key: string, keyGroup: number, valueJson: string) => void): void {
+  capture(): StateCapture {
+    const tables: CapturedTable[] = [];
+    let count = 0;
     for (const [state, table] of this.tables) {
+      if (table.size === 0) continue;
       const kind = this.kinds.get(state)!;
-      for (const [key, v] of table) fn(state, kind, key, keyGroupOfText(key, this.maxParallelism), JSON.stringify(toPersisted(kind, v)));
+      const keys: string[] = [];
+      const values: unknown[] = [];
+      for (const [key, v] of table) {
+        keys.push(key);
+        values.push(kind === "value" && isImmutable(v) ? v : new Serialized(JSON.stringify(toPersisted(kind, v))));
+      }
+      tables.push({ state, kind, keys, values });
+      count += keys.length;
     }
     if (this.backing) {
+      // The image changes while write-backs run, so its untouched keys are read now.
+      const byState = new Map<string, CapturedTable>();
       for (const e of this.backing.entries()) {
         if (this.tables.get(e.state)?.has(e.key) || this.deleted.has(id(e.state, e.key))) continue;
-        fn(e.state, e.kind, e.key, keyGroupOfText(e.key, this.maxParallelism), JSON.stringify(e.value));
+        let t = byState.get(e.state);
+        if (!t) byState.set(e.state, (t = { state: e.state, kind: e.kind, keys: [], values: [] }));
+        t.keys.push(e.key);
+        t.values.push(new Serialized(JSON.stringify(e.value)));
+        count++;
       }
+      tables.push(...byState.values());
     }
+    const maxParallelism = this.maxParallelism;
+    return {
+      count,
+      forEach(start, end, fn) {
+        let offset = 0;
+        for (const t of tables) {
+          const from = Math.max(start - offset, 0);
+          const to = Math.min(end - offset, t.keys.length);
+          for (let i = from; i < to; i++) {
+            const v = t.values[i];
+            const key = t.keys[i];
+            fn(t.state, t.kind, key, keyGroupOfText(key, maxParallelism), v instanceof Serialized ? v.json : JSON.stringify(v));
+          }
+          offset += t.keys.length;
+          if (offset >= end) return;
+        }
+      },
+    };
   }
 
   /** Replaces the working set with persisted entries. */
@@ -278,6 +330,24 @@ export class KeyedStateBackend {
   private touch(state: string): void {
     this.dirty.get(state)!.add(this.keyTextNow);
   }
+}
+
+/** One state's entries in a {@link StateCapture}: values, or their JSON when taken as {@link Serialized}. */
+interface CapturedTable {
+  readonly state: string;
+  readonly kind: Kind;
+  readonly keys: string[];
+  readonly values: unknown[];
+}
+
+/** Whether a value cannot change after it was stored (so a reference to it is a copy). */
+function isImmutable(v: unknown): boolean {
+  return v === null || typeof v === "number" || typeof v === "string" || typeof v === "boolean";
+}
+
+/** A value serialized when it was captured. */
+class Serialized {
+  constructor(readonly json: string) {}
 }
 
 function id(state: string, key: string): string {

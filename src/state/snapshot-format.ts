@@ -63,6 +63,10 @@ export class SnapshotWriter {
   private readonly chunks: string[] = [];
   private chunk = "";
   private rows = 0;
+  /** The start of a line for the last state and kind seen (most lines repeat it). */
+  private lineStart = "";
+  private lineState: string | undefined;
+  private lineKind: string | undefined;
 
   constructor(private readonly chunkChars = 1 << 20) {}
 
@@ -73,8 +77,12 @@ export class SnapshotWriter {
 
   /** One entry; `valueJson` null records a deletion (delta files only). */
   add(state: string, kind: StateEntry["kind"], keyGroup: number, key: string, valueJson: string | null): void {
-    const prefix = `\n[${JSON.stringify(state)},"${kind}",${keyGroup},${JSON.stringify(key)}`;
-    this.chunk += valueJson === null ? `${prefix}]` : `${prefix},${valueJson}]`;
+    if (state !== this.lineState || kind !== this.lineKind) {
+      this.lineStart = `\n[${JSON.stringify(state)},"${kind}",`;
+      this.lineState = state;
+      this.lineKind = kind;
+    }
+    this.chunk += valueJson === null ? `${this.lineStart}${keyGroup},${JSON.stringify(key)}]` : `${this.lineStart}${keyGroup},${JSON.stringify(key)},${valueJson}]`;
     this.rows++;
     if (this.chunk.length >= this.chunkChars) {
       this.chunks.push(this.chunk);

@@ -40,7 +40,10 @@ class MemoryStore implements SnapshotStore {
     return `savepoint-${checkpointId}/${uid}`;
   }
 
-  async put(key: string, body: readonly string[]): Promise<void> {
+  /** When set, puts report this as the file's size (as R2 through a Blob does). */
+  reportedSize: number | undefined;
+
+  async put(key: string, body: readonly string[]): Promise<number | void> {
     this.calls.push(`put ${key}`);
     this.puts.push(key);
     this.chunks.set(key, body.length);
@@ -48,6 +51,7 @@ class MemoryStore implements SnapshotStore {
     if (this.held) await new Promise<void>((resolve) => this.held!.set(key, resolve));
     if (this.failing.has(key)) throw new Error(`R2 refused ${key}`);
     this.objects.set(key, text);
+    return this.reportedSize;
   }
 
   writeImage(uid: string, changed: readonly EncodedEntry[]): void {
@@ -955,5 +959,47 @@ describe("KeyedSnapshotter savepoints", () => {
     const next = await s.upload(s.prepare(3, new Map([["op", b]])));
     expect(next.handles.op.files).toEqual([...first.handles.op.files, "chk-3/op"]);
     expect(readSnapshot(store.objects.get("chk-3/op")!).entries.map((e) => [e.key, e.value])).toEqual([["a", 2]]);
+  });
+});
+
+describe("KeyedSnapshotter, large full files", () => {
+  it("serializes a large full file in turns with a pause between them, as captured at prepare", async () => {
+    const { store, snapshotter, backend, backends } = setup({ incremental: false, fullEvery: 10 });
+    setCounts(backend, keys(45_000), () => 1);
+    await snapshotter.upload(snapshotter.prepare(1, backends));
+    store.pauses = 0;
+    const p = snapshotter.prepare(2, backends);
+    // Changed after the barrier: neither may show in checkpoint 2.
+    setCounts(backend, keys(45_000), () => 2);
+    setCounts(backend, ["late"], () => 3);
+    await snapshotter.upload(p);
+    // 45,000 unchanged entries are three turns of serialization; nothing is written back.
+    expect(store.pauses).toBe(2);
+    const { header, entries } = readSnapshot(store.objects.get("chk-2/counter")!);
+    expect(header.entries).toBe(45_000);
+    expect(entries.every((e) => e.value === 1)).toBe(true);
+  });
+
+  it("stops serializing when canceled between two turns", async () => {
+    const { store, snapshotter, backend, backends } = setup({ incremental: false, fullEvery: 10 });
+    setCounts(backend, keys(30_000), () => 1);
+    store.heldPauses = [];
+    const upload = snapshotter.upload(snapshotter.prepare(1, backends));
+    await tick();
+    expect(store.heldPauses).toHaveLength(1);
+    snapshotter.cancel();
+    store.heldPauses.shift()!();
+    await expect(upload).rejects.toThrow(/canceled/);
+    expect(store.puts).toEqual([]);
+    expect(store.marked).toEqual([]);
+  });
+
+  it("takes a file's size from the store when it reports one", async () => {
+    const { store, backend, checkpoint } = setup({ incremental: false, fullEvery: 10 });
+    store.reportedSize = 1234;
+    setCounts(backend, ["a", "b"], () => 1);
+    const p = await checkpoint(1);
+    expect(p.checkpointedBytes).toBe(1234);
+    expect(p.handles.counter.stateBytes).toBe(1234);
   });
 });

@@ -3,10 +3,11 @@
  *
  * The synchronous part, at the barrier, only captures: it takes the keys
  * changed since the previous snapshot and serializes their values (later
- * mutations of live state must not leak in). Everything else is
- * asynchronous, while processing goes on: writing the changes back to the
- * local SQLite image in small turns, building the state file and uploading
- * it to R2.
+ * mutations of live state must not leak in), and for a full snapshot takes
+ * a {@link StateCapture} of every entry (immutable values by reference).
+ * Everything else is asynchronous, while processing goes on: serializing a
+ * full file and writing the changes back to the local SQLite image, both in
+ * small turns, and uploading the file to R2.
  *
  * Incremental snapshots upload only the entries changed since the previous
  * snapshot and extend its chain of files; every `fullEvery` snapshots the
@@ -19,7 +20,7 @@ import type { CheckpointConfig } from "../api/checkpoint-options.js";
 import type { KeyedStateHandle } from "../checkpoint/types.js";
 import type { KeyGroupRange } from "../graph/key-groups.js";
 import { utf8Length } from "../storage/record-limits.js";
-import type { KeyedStateBackend } from "./keyed-state.js";
+import type { KeyedStateBackend, StateCapture } from "./keyed-state.js";
 import { type EncodedEntry, SnapshotWriter, encodeEntries, writeSnapshotChunks } from "./snapshot-format.js";
 
 /** Where the snapshotter writes. */
@@ -28,13 +29,17 @@ export interface SnapshotStore {
   fileKey(uid: string, checkpointId: number): string;
   /** R2 key of the state file of `uid` in the savepoint taken as `checkpointId`. */
   savepointFileKey(uid: string, checkpointId: number): string;
-  /** Stores a file given as text chunks (joined, they are the file). */
-  put(key: string, body: readonly string[]): Promise<void>;
+  /**
+   * Stores a file given as text chunks (joined, they are the file).
+   * Resolves with its size in UTF-8 bytes when the store knows it (else the
+   * snapshotter counts them).
+   */
+  put(key: string, body: readonly string[]): Promise<number | void>;
   /** Writes changed entries to the local image, synchronously. */
   writeImage(uid: string, changed: readonly EncodedEntry[]): void;
   /** Records which checkpoint the local image holds (null: none, it is being written), synchronously. */
   markImage(checkpointId: number | null): void;
-  /** Yields to other work between two turns of image writes. */
+  /** Yields to other work between two turns of snapshot work (serializing a large file, writing the image). */
   pause(): Promise<void>;
 }
 
@@ -42,8 +47,8 @@ export interface SnapshotStore {
 interface PreparedOperator {
   readonly uid: string;
   readonly changed: readonly EncodedEntry[];
-  /** The file to upload, if any: a full file already written (its text captured at the barrier), or a delta's entries. */
-  readonly file: { key: string; kind: "full"; chunks: readonly string[]; entries: number } | { key: string; kind: "delta"; entries: readonly EncodedEntry[] } | null;
+  /** The file to upload, if any: every entry as captured at the barrier (full), or a delta's entries. */
+  readonly file: { key: string; kind: "full"; capture: StateCapture } | { key: string; kind: "delta"; entries: readonly EncodedEntry[] } | null;
   readonly chain: ChainState;
   /** The chain a delta extends (its size is known only once its own upload finished). */
   readonly base: ChainState | null;
@@ -76,6 +81,9 @@ interface ChainState {
 
 /** Entries written to the image per turn. */
 const IMAGE_TURN_ENTRIES = 2000;
+
+/** Entries of a full file serialized per turn (a few milliseconds each). */
+const SERIALIZE_TURN_ENTRIES = 20_000;
 
 export class KeyedSnapshotter {
   private readonly chains = new Map<string, ChainState>();
@@ -118,11 +126,8 @@ export class KeyedSnapshotter {
       let next: ChainState;
       if (full) {
         const key = this.store.fileKey(uid, checkpointId);
-        const writer = new SnapshotWriter();
-        backend.forEachEntry((state, kind, k, keyGroup, valueJson) => writer.add(state, kind, keyGroup, k, valueJson));
-        const chunks = writer.finish({ uid, kind: "full", checkpointId });
-        const entries = writer.count;
-        file = entries > 0 ? { key, kind: "full", chunks, entries } : null;
+        const capture = backend.capture();
+        file = capture.count > 0 ? { key, kind: "full", capture } : null;
         next = { files: file ? [key] : [], bytes: 0, deltas: 0 };
       } else if (changed.length === 0) {
         next = chain;
@@ -150,10 +155,8 @@ export class KeyedSnapshotter {
     const operators: PreparedOperator[] = [];
     for (const [uid, backend] of backends) {
       const key = this.store.savepointFileKey(uid, checkpointId);
-      const writer = new SnapshotWriter();
-      backend.forEachEntry((state, kind, k, keyGroup, valueJson) => writer.add(state, kind, keyGroup, k, valueJson));
-      const chunks = writer.finish({ uid, kind: "full", checkpointId });
-      operators.push({ uid, changed: [], file: { key, kind: "full", chunks, entries: writer.count }, chain: { files: [key], bytes: 0, deltas: 0 }, base: null, entries: writer.count });
+      const capture = backend.capture();
+      operators.push({ uid, changed: [], file: { key, kind: "full", capture }, chain: { files: [key], bytes: 0, deltas: 0 }, base: null, entries: capture.count });
     }
     return { checkpointId, operators, dependsOnEarlier: false, savepoint: true };
   }
@@ -172,26 +175,29 @@ export class KeyedSnapshotter {
         if (!s.savepoint) await this.writeBack(s);
         throw new Error(`snapshot ${s.checkpointId} extends files of an earlier snapshot whose upload failed`);
       }
-      // Build every file first (CPU), then upload them while the image is written back.
-      const files = s.operators
-        .filter((op) => op.file)
-        .map((op) => {
-          const f = op.file!;
-          const body = f.kind === "full" ? f.chunks : writeSnapshotChunks({ uid: op.uid, kind: "delta", checkpointId: s.checkpointId }, f.entries);
-          return { op, body, bytes: body.reduce((n, c) => n + utf8Length(c), 0) };
-        });
-      const uploads = Promise.all(files.map((f) => this.store.put(f.op.file!.key, f.body)));
-      uploads.catch(() => undefined);
+      // Build each file (CPU, in turns for a full one) and upload it while the next is built and the image is written back.
+      const uploads = new Map<PreparedOperator, Promise<number>>();
+      for (const op of s.operators) {
+        const f = op.file;
+        if (!f) continue;
+        const body =
+          f.kind === "full"
+            ? await this.serialize({ uid: op.uid, kind: "full", checkpointId: s.checkpointId }, f.capture)
+            : writeSnapshotChunks({ uid: op.uid, kind: "delta", checkpointId: s.checkpointId }, f.entries);
+        const put = this.store.put(f.key, body).then((bytes) => (typeof bytes === "number" ? bytes : body.reduce((n, c) => n + utf8Length(c), 0)));
+        put.catch(() => undefined);
+        uploads.set(op, put);
+      }
       if (!s.savepoint) await this.writeBack(s);
-      await uploads;
+      const sizes = new Map<PreparedOperator, number>();
+      for (const [op, put] of uploads) sizes.set(op, await put);
       const handles: Record<string, KeyedStateHandle> = {};
       let checkpointedBytes = 0;
       let stateBytes = 0;
       for (const op of s.operators) {
-        const f = files.find((x) => x.op === op);
-        const uploaded = f ? f.bytes : 0;
+        const uploaded = sizes.get(op) ?? 0;
         // Sizes become known here; later snapshots share the chain object, so it is updated in place.
-        if (f) op.chain.bytes = (op.base?.bytes ?? 0) + uploaded;
+        if (sizes.has(op)) op.chain.bytes = (op.base?.bytes ?? 0) + uploaded;
         handles[op.uid] = { files: op.chain.files, keyGroups: this.range, stateBytes: op.chain.bytes, checkpointedBytes: uploaded, entries: op.entries };
         checkpointedBytes += uploaded;
         stateBytes += op.chain.bytes;
@@ -206,6 +212,20 @@ export class KeyedSnapshotter {
       },
     );
     return done;
+  }
+
+  /** Serializes a full file from its capture, in turns that let processing go on between them. */
+  private async serialize(header: { uid: string; kind: "full"; checkpointId: number }, capture: StateCapture): Promise<string[]> {
+    const writer = new SnapshotWriter();
+    const add = (state: string, kind: "value" | "map" | "list", key: string, keyGroup: number, valueJson: string) => writer.add(state, kind, keyGroup, key, valueJson);
+    for (let i = 0; i < capture.count; i += SERIALIZE_TURN_ENTRIES) {
+      if (i > 0) {
+        await this.store.pause();
+        if (this.canceled) throw new Error(`snapshot ${header.checkpointId} canceled`);
+      }
+      capture.forEach(i, i + SERIALIZE_TURN_ENTRIES, add);
+    }
+    return writer.finish(header);
   }
 
   /** Writes the captured changes to the local image in small turns; marks it when whole. */
