@@ -32,6 +32,18 @@ class DownstreamError extends Error {
   }
 }
 
+/**
+ * What to throw for an error raised while operator `label` processed a
+ * record of `key`: user code's own errors are wrapped, errors of operators
+ * further down pass as they are. (An inline try/catch with this, not a
+ * guard taking a closure: that would allocate one closure per record.)
+ */
+function blame(e: unknown, label: string, key: Key | null): unknown {
+  if (e instanceof UserCodeError) return e;
+  if (e instanceof DownstreamError) return e.inner;
+  return new UserCodeError(label, key, e);
+}
+
 /** What a chain needs from its subtask. */
 export interface ChainServices {
   readonly subtaskIndex: number;
@@ -68,15 +80,6 @@ export class OperatorChain {
 
   private wrap(node: LogicalNode, next: Push, services: ChainServices): Push {
     const label = nodeLabel(node);
-    const guard = (key: Key | null, fn: () => void) => {
-      try {
-        fn();
-      } catch (e) {
-        if (e instanceof UserCodeError) throw e;
-        if (e instanceof DownstreamError) throw e.inner;
-        throw new UserCodeError(label, key, e);
-      }
-    };
     switch (node.kind) {
       case "source":
         return next;
@@ -84,43 +87,55 @@ export class OperatorChain {
         const fn = node.fn!;
         return (key, value) => {
           let out: unknown;
-          guard(key, () => (out = fn(value)));
+          try {
+            out = fn(value);
+          } catch (e) {
+            throw blame(e, label, key);
+          }
           next(null, out);
         };
       }
       case "filter": {
         const fn = node.fn!;
         return (key, value) => {
-          let keep = false;
-          guard(key, () => (keep = fn(value)));
+          let keep: unknown;
+          try {
+            keep = fn(value);
+          } catch (e) {
+            throw blame(e, label, key);
+          }
           if (keep) next(null, value);
         };
       }
       case "flatMap": {
         const fn = node.fn!;
         return (key, value) => {
-          let outs: unknown[] = [];
-          guard(key, () => (outs = [...(fn(value) as Iterable<unknown>)]));
+          let outs: unknown[];
+          try {
+            outs = [...(fn(value) as Iterable<unknown>)];
+          } catch (e) {
+            throw blame(e, label, key);
+          }
           for (const out of outs) next(null, out);
         };
       }
       case "process":
-        return this.processOperator(node, label, next, services, guard);
+        return this.processOperator(node, label, next, services);
       case "sink": {
         const writer = services.createSinkWriter(node);
         this.sinks.set(node.options.uid!, writer);
-        return (key, value) => guard(key, () => writer.write(value));
+        return (key, value) => {
+          try {
+            writer.write(value);
+          } catch (e) {
+            throw blame(e, label, key);
+          }
+        };
       }
     }
   }
 
-  private processOperator(
-    node: LogicalNode,
-    label: string,
-    next: Push,
-    services: ChainServices,
-    guard: (key: Key | null, fn: () => void) => void,
-  ): Push {
+  private processOperator(node: LogicalNode, label: string, next: Push, services: ChainServices): Push {
     const fn = node.process!;
     const keyed = node.inputs.some((e) => e.keySelector);
     // Errors from downstream operators pass through the collector: mark them so the guard does not blame this one.
@@ -144,7 +159,13 @@ export class OperatorChain {
         getMapState: notKeyed,
         getListState: notKeyed,
       };
-      return (key, value) => guard(key, () => fn.processElement(value, ctx as unknown as KeyedContext, out));
+      return (key, value) => {
+        try {
+          fn.processElement(value, ctx as unknown as KeyedContext, out);
+        } catch (e) {
+          throw blame(e, label, key);
+        }
+      };
     }
     const state = new KeyedStateBackend(services.maxParallelism, label);
     this.keyedState.set(node.options.uid!, state);
@@ -161,7 +182,11 @@ export class OperatorChain {
     return (key, value) => {
       if (key === null) throw new UserCodeError(label, null, new TypeError("keyed operator received a record without key"));
       state.setCurrentKey(key);
-      guard(key, () => fn.processElement(value, ctx, out));
+      try {
+        fn.processElement(value, ctx, out);
+      } catch (e) {
+        throw blame(e, label, key);
+      }
     };
   }
 }

@@ -191,6 +191,23 @@ describe("state kinds", () => {
     expect(s.kindOf("never")).toBeUndefined();
   });
 
+  it("hands out one accessor per state, which follows the current key, and still refuses another kind", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const v = s.getState(count);
+    expect(s.getState(count)).toBe(v);
+    expect(s.getMapState(seen)).toBe(s.getMapState(seen));
+    expect(s.getListState(recent)).toBe(s.getListState(recent));
+    s.setCurrentKey("a");
+    v.update(1);
+    s.setCurrentKey("b");
+    expect(s.getState(count).value()).toBeUndefined();
+    s.getState(count).update(2);
+    s.setCurrentKey("a");
+    expect(v.value()).toBe(1);
+    expect(() => s.getMapState(mapState<number>("count"))).toThrow("state \"count\" is value state, not map state");
+    expect(() => s.getState(valueState<number>("seen"))).toThrow("state \"seen\" is map state, not value state");
+  });
+
   it("keeps each kind's states apart", () => {
     const s = new KeyedStateBackend(128, "op");
     s.setCurrentKey("k");

@@ -65,6 +65,12 @@ export class KeyedStateBackend {
   private readonly deleted = new Set<string>();
   /** Number of keys with state, over all states, while a backing is attached. */
   private count = 0;
+  /**
+   * Accessors handed out, per state name and kind. They read the current key
+   * when called, so one per state serves every record: a process function
+   * that calls `getState` per record then allocates nothing.
+   */
+  private readonly accessors = new Map<string, ValueState<unknown> | MapState<unknown> | ListState<unknown>>();
 
   constructor(
     private readonly maxParallelism: number,
@@ -82,8 +88,10 @@ export class KeyedStateBackend {
   }
 
   getState<T>(d: ValueStateDescriptor<T>): ValueState<T> {
+    const known = this.accessors.get(d.name);
+    if (known !== undefined && this.kinds.get(d.name) === "value") return known as ValueState<T>;
     const table = this.table(d.name, "value");
-    return {
+    const accessor: ValueState<T> = {
       value: () => this.read(d.name, table) as T | undefined,
       update: (v) => {
         if (v === undefined) throw new TypeError(`ValueState "${d.name}": update(undefined); use clear()`);
@@ -91,9 +99,13 @@ export class KeyedStateBackend {
       },
       clear: () => this.remove(d.name, table),
     };
+    this.accessors.set(d.name, accessor as ValueState<unknown>);
+    return accessor;
   }
 
   getMapState<V>(d: MapStateDescriptor<V>): MapState<V> {
+    const known = this.accessors.get(d.name);
+    if (known !== undefined && this.kinds.get(d.name) === "map") return known as MapState<V>;
     const table = this.table(d.name, "map");
     const read = () => this.read(d.name, table) as Map<string, V> | undefined;
     const write = () => {
@@ -102,7 +114,7 @@ export class KeyedStateBackend {
       else this.touch(d.name);
       return m;
     };
-    return {
+    const accessor: MapState<V> = {
       get: (k) => read()?.get(k),
       put: (k, v) => void write().set(k, v),
       remove: (k) => {
@@ -119,12 +131,16 @@ export class KeyedStateBackend {
       isEmpty: () => (read()?.size ?? 0) === 0,
       clear: () => this.remove(d.name, table),
     };
+    this.accessors.set(d.name, accessor as MapState<unknown>);
+    return accessor;
   }
 
   getListState<T>(d: ListStateDescriptor<T>): ListState<T> {
+    const known = this.accessors.get(d.name);
+    if (known !== undefined && this.kinds.get(d.name) === "list") return known as ListState<T>;
     const table = this.table(d.name, "list");
     const read = () => this.read(d.name, table) as T[] | undefined;
-    return {
+    const accessor: ListState<T> = {
       get: () => [...(read() ?? [])],
       add: (v) => {
         const l = read();
@@ -147,6 +163,8 @@ export class KeyedStateBackend {
       },
       clear: () => this.remove(d.name, table),
     };
+    this.accessors.set(d.name, accessor as ListState<unknown>);
+    return accessor;
   }
 
   /** Whether anything changed since the last {@link takeDirty}. */
