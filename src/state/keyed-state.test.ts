@@ -469,3 +469,36 @@ describe("capture", () => {
     ]);
   });
 });
+
+describe("captureChanges", () => {
+  it("takes what changed since the previous capture, as it was then, and clears the marks", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const doc = valueState<{ n: number }>("doc");
+    s.setCurrentKey("a");
+    s.getState(count).update(1);
+    s.getState(doc).update({ n: 1 });
+    s.getListState(recent).add("x");
+    s.setCurrentKey("b");
+    s.getState(count).update(2);
+    s.getState(count).clear();
+    const c = s.captureChanges();
+    expect(s.hasDirty()).toBe(false);
+    expect(s.captureChanges().count).toBe(0);
+    // Changed after the capture: must not show in it.
+    s.setCurrentKey("a");
+    s.getState(count).update(5);
+    s.getState(doc).value()!.n = 5;
+    s.getListState(recent).add("y");
+    expect(c.count).toBe(4);
+    const all = c.encode(0, c.count).map(({ entry, valueJson }) => [entry.state, entry.key, entry.kind, entry.keyGroup, valueJson]);
+    expect(all.sort()).toEqual(
+      [
+        ["count", "a", "value", keyGroupOfText("a", 128), "1"],
+        ["count", "b", "value", keyGroupOfText("b", 128), null],
+        ["doc", "a", "value", keyGroupOfText("a", 128), '{"n":1}'],
+        ["recent", "a", "list", keyGroupOfText("a", 128), '["x"]'],
+      ].sort(),
+    );
+    expect(c.encode(1, 3)).toEqual(c.encode(0, 4).slice(1, 3));
+  });
+});

@@ -19,6 +19,7 @@ import type {
   ValueStateDescriptor,
 } from "../api/state.js";
 import { type Key, hashKey, keyText } from "../graph/key-groups.js";
+import type { EncodedEntry } from "./snapshot-format.js";
 
 /** One key's value of one state, as persisted. `value` undefined means deleted. */
 export interface StateEntry {
@@ -45,6 +46,17 @@ export interface StateCapture {
   forEach(start: number, end: number, fn: (state: string, kind: Kind, key: string, keyGroup: number, valueJson: string) => void): void;
 }
 
+/**
+ * The entries changed since the previous capture, as they were when
+ * {@link KeyedStateBackend.captureChanges} was called, to be encoded later.
+ */
+export interface ChangeCapture {
+  /** Number of changed entries (deletions included). */
+  readonly count: number;
+  /** Entries from `start` (0-based) up to `end` (exclusive), each value's JSON computed now (null: deleted). */
+  encode(start: number, end: number): EncodedEntry[];
+}
+
 /** Persisted state read on demand (the local image). Values are in persisted form. */
 export interface StateBacking {
   get(state: string, key: string): { kind: Kind; value: unknown } | undefined;
@@ -57,7 +69,12 @@ export interface StateBacking {
 export class KeyedStateBackend {
   private readonly tables = new Map<string, Map<string, unknown>>();
   private readonly kinds = new Map<string, Kind>();
-  private readonly dirty = new Map<string, Set<string>>();
+  /**
+   * Per state, the keys changed since the last capture with their live
+   * value (undefined: deleted). Keeping the value spares a capture one
+   * lookup per key in a large table.
+   */
+  private readonly dirty = new Map<string, Map<string, unknown>>();
   private keyTextNow = "";
   private keyNow: Key = "";
   private backing: StateBacking | undefined;
@@ -111,7 +128,7 @@ export class KeyedStateBackend {
     const write = () => {
       let m = read();
       if (!m) this.write(d.name, table, (m = new Map()));
-      else this.touch(d.name);
+      else this.touch(d.name, m);
       return m;
     };
     const accessor: MapState<V> = {
@@ -121,7 +138,7 @@ export class KeyedStateBackend {
         const m = read();
         if (m?.delete(k)) {
           if (m.size === 0) this.remove(d.name, table);
-          else this.touch(d.name);
+          else this.touch(d.name, m);
         }
       },
       contains: (k) => read()?.has(k) ?? false,
@@ -146,7 +163,7 @@ export class KeyedStateBackend {
         const l = read();
         if (l) {
           l.push(v);
-          this.touch(d.name);
+          this.touch(d.name, l);
         } else this.write(d.name, table, [v]);
       },
       addAll: (vs) => {
@@ -154,7 +171,7 @@ export class KeyedStateBackend {
         const l = read();
         if (l) {
           l.push(...vs);
-          this.touch(d.name);
+          this.touch(d.name, l);
         } else this.write(d.name, table, [...vs]);
       },
       update: (vs) => {
@@ -176,12 +193,46 @@ export class KeyedStateBackend {
   /** The entries changed since the last call, in persistable form; clears the dirty marks. */
   takeDirty(): StateEntry[] {
     const out: StateEntry[] = [];
-    for (const [state, keys] of this.dirty) {
-      const table = this.tables.get(state)!;
-      for (const key of keys) out.push(this.entry(state, key, table.get(key)));
-      keys.clear();
+    for (const [state, changed] of this.dirty) {
+      for (const [key, v] of changed) out.push(this.entry(state, key, v));
+      changed.clear();
     }
     return out;
+  }
+
+  /**
+   * What changed since the last call (or {@link takeDirty}), cheap enough to
+   * take at a barrier: it clears the dirty marks and keeps values as
+   * {@link capture} does, so that serializing them can wait.
+   */
+  captureChanges(): ChangeCapture {
+    const tables: CapturedTable[] = [];
+    let count = 0;
+    for (const [state, changed] of this.dirty) {
+      if (changed.size === 0) continue;
+      const kind = this.kinds.get(state)!;
+      const captured: CapturedTable = { state, kind, keys: [], values: [] };
+      for (const [key, v] of changed) {
+        captured.keys.push(key);
+        captured.values.push(v === undefined ? undefined : freeze(kind, v));
+      }
+      changed.clear();
+      tables.push(captured);
+      count += captured.keys.length;
+    }
+    const maxParallelism = this.maxParallelism;
+    return {
+      count,
+      encode(start, end) {
+        const out: EncodedEntry[] = [];
+        forRange(tables, start, end, (t, i) => {
+          const v = t.values[i];
+          const key = t.keys[i];
+          out.push({ entry: { state: t.state, kind: t.kind, key, keyGroup: keyGroupOfText(key, maxParallelism) }, valueJson: v === undefined ? null : thaw(v) });
+        });
+        return out;
+      },
+    };
   }
 
   /** Every entry, in persistable form (the backing's untouched keys included). */
@@ -214,7 +265,7 @@ export class KeyedStateBackend {
       const values: unknown[] = [];
       for (const [key, v] of table) {
         keys.push(key);
-        values.push(kind === "value" && isImmutable(v) ? v : new Serialized(JSON.stringify(toPersisted(kind, v))));
+        values.push(freeze(kind, v));
       }
       tables.push({ state, kind, keys, values });
       count += keys.length;
@@ -236,18 +287,7 @@ export class KeyedStateBackend {
     return {
       count,
       forEach(start, end, fn) {
-        let offset = 0;
-        for (const t of tables) {
-          const from = Math.max(start - offset, 0);
-          const to = Math.min(end - offset, t.keys.length);
-          for (let i = from; i < to; i++) {
-            const v = t.values[i];
-            const key = t.keys[i];
-            fn(t.state, t.kind, key, keyGroupOfText(key, maxParallelism), v instanceof Serialized ? v.json : JSON.stringify(v));
-          }
-          offset += t.keys.length;
-          if (offset >= end) return;
-        }
+        forRange(tables, start, end, (t, i) => fn(t.state, t.kind, t.keys[i], keyGroupOfText(t.keys[i], maxParallelism), thaw(t.values[i])));
       },
     };
   }
@@ -308,7 +348,7 @@ export class KeyedStateBackend {
       this.deleted.delete(id(state, this.keyTextNow));
     }
     table.set(this.keyTextNow, value);
-    this.touch(state);
+    this.touch(state, value);
   }
 
   private remove(state: string, table: Map<string, unknown>): void {
@@ -318,7 +358,7 @@ export class KeyedStateBackend {
       this.count--;
       this.deleted.add(id(state, this.keyTextNow));
     }
-    this.touch(state);
+    this.touch(state, undefined);
   }
 
   private entry(state: string, key: string, value: unknown): StateEntry {
@@ -340,13 +380,14 @@ export class KeyedStateBackend {
     if (!t) {
       this.kinds.set(name, kind);
       this.tables.set(name, (t = new Map()));
-      this.dirty.set(name, new Set());
+      this.dirty.set(name, new Map());
     }
     return t;
   }
 
-  private touch(state: string): void {
-    this.dirty.get(state)!.add(this.keyTextNow);
+  /** Marks the current key of `state` changed; `value` is what its table now holds. */
+  private touch(state: string, value: unknown): void {
+    this.dirty.get(state)!.set(this.keyTextNow, value);
   }
 }
 
@@ -361,6 +402,28 @@ interface CapturedTable {
 /** Whether a value cannot change after it was stored (so a reference to it is a copy). */
 function isImmutable(v: unknown): boolean {
   return v === null || typeof v === "number" || typeof v === "string" || typeof v === "boolean";
+}
+
+/** A live value as captured: itself when immutable, else its JSON now (user code may mutate it in place). */
+function freeze(kind: Kind, v: unknown): unknown {
+  return kind === "value" && isImmutable(v) ? v : new Serialized(JSON.stringify(toPersisted(kind, v)));
+}
+
+/** The JSON of a captured value. */
+function thaw(v: unknown): string {
+  return v instanceof Serialized ? v.json : JSON.stringify(v);
+}
+
+/** Calls `fn` for the captured entries from `start` up to `end` (exclusive), across tables in order. */
+function forRange(tables: readonly CapturedTable[], start: number, end: number, fn: (t: CapturedTable, i: number) => void): void {
+  let offset = 0;
+  for (const t of tables) {
+    const from = Math.max(start - offset, 0);
+    const to = Math.min(end - offset, t.keys.length);
+    for (let i = from; i < to; i++) fn(t, i);
+    offset += t.keys.length;
+    if (offset >= end) return;
+  }
 }
 
 /** A value serialized when it was captured. */

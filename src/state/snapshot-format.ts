@@ -25,7 +25,8 @@ export interface SnapshotHeader {
 
 /** An entry as one line of JSON text, computed once and reused (file and SQLite image). */
 export interface EncodedEntry {
-  readonly entry: StateEntry;
+  /** Which entry (its value, when needed, is `valueJson`). */
+  readonly entry: Omit<StateEntry, "value">;
   /** JSON text of the value, or null for a deletion. */
   readonly valueJson: string | null;
 }

@@ -1,13 +1,14 @@
 /**
  * Takes the keyed-state part of a subtask's checkpoint.
  *
- * The synchronous part, at the barrier, only captures: it takes the keys
- * changed since the previous snapshot and serializes their values (later
- * mutations of live state must not leak in), and for a full snapshot takes
- * a {@link StateCapture} of every entry (immutable values by reference).
- * Everything else is asynchronous, while processing goes on: serializing a
- * full file and writing the changes back to the local SQLite image, both in
- * small turns, and uploading the file to R2.
+ * The synchronous part, at the barrier, only captures, so that later
+ * mutations of live state cannot leak in: the entries changed since the
+ * previous snapshot ({@link ChangeCapture}) and, for a full snapshot, every
+ * entry ({@link StateCapture}). Both keep immutable values by reference and
+ * serialize the others at once. Everything else is asynchronous, while
+ * processing goes on: serializing a full file and writing the changes back
+ * to the local SQLite image, both in small turns, and uploading the file to
+ * R2.
  *
  * Incremental snapshots upload only the entries changed since the previous
  * snapshot and extend its chain of files; every `fullEvery` snapshots the
@@ -20,8 +21,8 @@ import type { CheckpointConfig } from "../api/checkpoint-options.js";
 import type { KeyedStateHandle } from "../checkpoint/types.js";
 import type { KeyGroupRange } from "../graph/key-groups.js";
 import { utf8Length } from "../storage/record-limits.js";
-import type { KeyedStateBackend, StateCapture } from "./keyed-state.js";
-import { type EncodedEntry, SnapshotWriter, encodeEntries, writeSnapshotChunks } from "./snapshot-format.js";
+import type { ChangeCapture, KeyedStateBackend, StateCapture } from "./keyed-state.js";
+import { type EncodedEntry, SnapshotWriter, writeSnapshotChunks } from "./snapshot-format.js";
 
 /** Where the snapshotter writes. */
 export interface SnapshotStore {
@@ -46,9 +47,10 @@ export interface SnapshotStore {
 /** One operator's part of a prepared snapshot. */
 interface PreparedOperator {
   readonly uid: string;
-  readonly changed: readonly EncodedEntry[];
-  /** The file to upload, if any: every entry as captured at the barrier (full), or a delta's entries. */
-  readonly file: { key: string; kind: "full"; capture: StateCapture } | { key: string; kind: "delta"; entries: readonly EncodedEntry[] } | null;
+  /** The entries changed since the previous snapshot, for the image (and a delta file). */
+  readonly changed: ChangeCapture;
+  /** The file to upload, if any: every entry as captured at the barrier (full), or the changes (delta). */
+  readonly file: { key: string; kind: "full"; capture: StateCapture } | { key: string; kind: "delta" } | null;
   readonly chain: ChainState;
   /** The chain a delta extends (its size is known only once its own upload finished). */
   readonly base: ChainState | null;
@@ -85,6 +87,8 @@ const IMAGE_TURN_ENTRIES = 2000;
 /** Entries of a full file serialized per turn (a few milliseconds each). */
 const SERIALIZE_TURN_ENTRIES = 20_000;
 
+const NO_CHANGES: ChangeCapture = { count: 0, encode: () => [] };
+
 export class KeyedSnapshotter {
   private readonly chains = new Map<string, ChainState>();
   private forceFull = false;
@@ -118,7 +122,7 @@ export class KeyedSnapshotter {
     const operators: PreparedOperator[] = [];
     let dependsOnEarlier = false;
     for (const [uid, backend] of backends) {
-      const changed = encodeEntries(backend.takeDirty());
+      const changed = backend.captureChanges();
       const chain = this.chains.get(uid);
       const full = forceFull || this.forceFull || !this.config.incremental || !chain || chain.deltas + 1 >= this.config.fullEvery;
       let file: PreparedOperator["file"] = null;
@@ -129,12 +133,12 @@ export class KeyedSnapshotter {
         const capture = backend.capture();
         file = capture.count > 0 ? { key, kind: "full", capture } : null;
         next = { files: file ? [key] : [], bytes: 0, deltas: 0 };
-      } else if (changed.length === 0) {
+      } else if (changed.count === 0) {
         next = chain;
         if (chain.files.length > 0) dependsOnEarlier = true;
       } else {
         const key = this.store.fileKey(uid, checkpointId);
-        file = { key, kind: "delta", entries: changed };
+        file = { key, kind: "delta" };
         next = { files: [...chain.files, key], bytes: 0, deltas: chain.deltas + 1 };
         base = chain;
         dependsOnEarlier = true;
@@ -156,7 +160,7 @@ export class KeyedSnapshotter {
     for (const [uid, backend] of backends) {
       const key = this.store.savepointFileKey(uid, checkpointId);
       const capture = backend.capture();
-      operators.push({ uid, changed: [], file: { key, kind: "full", capture }, chain: { files: [key], bytes: 0, deltas: 0 }, base: null, entries: capture.count });
+      operators.push({ uid, changed: NO_CHANGES, file: { key, kind: "full", capture }, chain: { files: [key], bytes: 0, deltas: 0 }, base: null, entries: capture.count });
     }
     return { checkpointId, operators, dependsOnEarlier: false, savepoint: true };
   }
@@ -177,18 +181,23 @@ export class KeyedSnapshotter {
       }
       // Build each file (CPU, in turns for a full one) and upload it while the next is built and the image is written back.
       const uploads = new Map<PreparedOperator, Promise<number>>();
+      // A delta's encoded changes are written back too: encoded once.
+      const encoded = new Map<PreparedOperator, EncodedEntry[]>();
       for (const op of s.operators) {
         const f = op.file;
         if (!f) continue;
-        const body =
-          f.kind === "full"
-            ? await this.serialize({ uid: op.uid, kind: "full", checkpointId: s.checkpointId }, f.capture)
-            : writeSnapshotChunks({ uid: op.uid, kind: "delta", checkpointId: s.checkpointId }, f.entries);
+        let body: string[];
+        if (f.kind === "full") body = await this.serialize({ uid: op.uid, kind: "full", checkpointId: s.checkpointId }, f.capture);
+        else {
+          const changes = op.changed.encode(0, op.changed.count);
+          encoded.set(op, changes);
+          body = writeSnapshotChunks({ uid: op.uid, kind: "delta", checkpointId: s.checkpointId }, changes);
+        }
         const put = this.store.put(f.key, body).then((bytes) => (typeof bytes === "number" ? bytes : body.reduce((n, c) => n + utf8Length(c), 0)));
         put.catch(() => undefined);
         uploads.set(op, put);
       }
-      if (!s.savepoint) await this.writeBack(s);
+      if (!s.savepoint) await this.writeBack(s, encoded);
       const sizes = new Map<PreparedOperator, number>();
       for (const [op, put] of uploads) sizes.set(op, await put);
       const handles: Record<string, KeyedStateHandle> = {};
@@ -228,15 +237,20 @@ export class KeyedSnapshotter {
     return writer.finish(header);
   }
 
-  /** Writes the captured changes to the local image in small turns; marks it when whole. */
-  private async writeBack(s: PreparedSnapshot): Promise<void> {
+  /**
+   * Writes the captured changes to the local image in small turns, each
+   * encoded in its turn unless given; marks the image when whole.
+   */
+  private async writeBack(s: PreparedSnapshot, encoded: ReadonlyMap<PreparedOperator, readonly EncodedEntry[]> = new Map()): Promise<void> {
     this.store.markImage(null);
     let turns = 0;
     for (const op of s.operators) {
-      for (let i = 0; i < op.changed.length; i += IMAGE_TURN_ENTRIES) {
+      const all = encoded.get(op);
+      for (let i = 0; i < op.changed.count; i += IMAGE_TURN_ENTRIES) {
         if (turns++ > 0) await this.store.pause();
         if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
-        this.store.writeImage(op.uid, op.changed.slice(i, i + IMAGE_TURN_ENTRIES));
+        const end = Math.min(i + IMAGE_TURN_ENTRIES, op.changed.count);
+        this.store.writeImage(op.uid, all ? all.slice(i, end) : op.changed.encode(i, end));
       }
     }
     if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
