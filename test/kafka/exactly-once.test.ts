@@ -40,7 +40,11 @@ async function freshTopics(admin: Admin, topics: Record<string, number>): Promis
         return true;
       } catch (e) {
         last = e;
-        return false;
+        // A try that timed out on a loaded machine may have created it (the next says "already exists"):
+        // done once it is there with its partitions led.
+        const meta = await admin.fetchTopicMetadata({ topics: [t] }).catch(() => null);
+        const parts = meta?.topics.find((x) => x.name === t)?.partitions ?? [];
+        return parts.length === n && parts.every((p) => p.leader >= 0);
       }
     }, 30_000, `topic ${t}`).catch((e) => {
       throw new Error(`${(e as Error).message}: ${String(last)}`);
