@@ -98,6 +98,9 @@ export interface TaskMetrics {
 
 export type TaskStatus = "created" | "running" | "finished" | "failed" | "canceled";
 
+/** How often a report to the coordinator is sent again after it failed (50 ms, doubling: 1.55 s in all). */
+const COORDINATOR_RETRIES = 5;
+
 /** Without checkpoints, how often sinks publish. */
 export const SINK_FLUSH_INTERVAL_MS = 200;
 /** How long an idle source waits before polling again. */
@@ -340,7 +343,7 @@ export class Task {
       } catch {
         // Only empty transactions are left; a later restore drops them anyway.
       }
-      await this.host.reportFinished();
+      await this.toCoordinator(() => this.host.reportFinished());
     }
   }
 
@@ -367,13 +370,13 @@ export class Task {
     if (!this.checkpointing) {
       await this.flushSinks();
       this.status = "finished";
-      await this.host.reportFinished();
+      await this.toCoordinator(() => this.host.reportFinished());
       return;
     }
     this.endedAfter = this.lastCheckpointId;
     // Triggers that came while the last records went out.
     for (const t of this.triggers.splice(0)) this.checkpointAtEnd(t);
-    await this.host.reportEndOfData();
+    await this.toCoordinator(() => this.host.reportEndOfData());
   }
 
   /**
@@ -696,8 +699,8 @@ export class Task {
     return (channelStatePromise, unaligned) => {
       void Promise.all([upload, channelStatePromise])
         .then(
-          ([done, channelState]) =>
-            this.host.acknowledge({
+          ([done, channelState]) => {
+            const ack = {
               checkpointId: t.checkpointId,
               subtask: this.subtaskId(),
               attempt,
@@ -713,11 +716,31 @@ export class Task {
               stateBytes: done.stateBytes,
               channelState,
               unaligned,
-            }),
+            };
+            return this.toCoordinator(() => this.host.acknowledge(ack));
+          },
           (e: unknown) => this.host.decline(t.checkpointId, `subtask ${this.describe()} could not upload its snapshot: ${(e as Error)?.message ?? e}`),
         )
         .catch(() => undefined);
     };
+  }
+
+  /**
+   * A report the coordinator must get (an ack, an end of input, a finish):
+   * a coordinator reset fails the calls in flight to it, and a lost ack
+   * would hold its checkpoint until the timeout. Retried a few times while
+   * this task lives; a repeat is answered as a duplicate.
+   */
+  private async toCoordinator(call: () => Promise<void>): Promise<void> {
+    for (let i = 0; ; i++) {
+      try {
+        await call();
+        return;
+      } catch (e) {
+        if (i >= COORDINATOR_RETRIES || (this.status !== "running" && this.status !== "finished")) throw e;
+        await this.host.sleep(50 * 2 ** i);
+      }
+    }
   }
 
   /** At-least-once sinks publish at the barrier; exactly-once ones wait for the checkpoint to complete. */

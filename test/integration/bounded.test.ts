@@ -265,10 +265,9 @@ describe("a bounded job ends exactly-once", () => {
       const faults: string[] = [];
       const t0 = Date.now();
       const ms = () => Date.now() - t0;
-      // A Coordinator reset drops the acks in flight to it (the subtasks do not send them again), so a
-      // checkpoint pending then ends only by expiring, and a bounded job whose input ended meanwhile waits
-      // for that: 600 s by default. A 3 s timeout turns that wait into a failover within the test's time.
-      await startJob(engine, job, { unaligned, timeout_ms: 3_000 });
+      // The default checkpoint timeout (600 s): a Coordinator reset fails the acks in flight to it, and the
+      // subtasks send them again; a lost one would hold the final checkpoint past the test's time.
+      await startJob(engine, job, { unaligned });
 
       // While the job reads: resets at seeded moments.
       const early = 1 + random.int(2);
