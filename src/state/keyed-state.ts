@@ -82,12 +82,8 @@ export class KeyedStateBackend {
   private readonly deleted = new Set<string>();
   /** Number of keys with state, over all states, while a backing is attached. */
   private count = 0;
-  /**
-   * Accessors handed out, per state name and kind. They read the current key
-   * when called, so one per state serves every record: a process function
-   * that calls `getState` per record then allocates nothing.
-   */
-  private readonly accessors = new Map<string, ValueState<unknown> | MapState<unknown> | ListState<unknown>>();
+  /** Each declared state's table, changes and accessor, found with one lookup per record. */
+  private readonly slots = new Map<string, Slot>();
 
   constructor(
     private readonly maxParallelism: number,
@@ -105,30 +101,28 @@ export class KeyedStateBackend {
   }
 
   getState<T>(d: ValueStateDescriptor<T>): ValueState<T> {
-    const known = this.accessors.get(d.name);
-    if (known !== undefined && this.kinds.get(d.name) === "value") return known as ValueState<T>;
-    const table = this.table(d.name, "value");
+    const slot = this.slot(d.name, "value");
+    if (slot.accessor) return slot.accessor as ValueState<T>;
     const accessor: ValueState<T> = {
-      value: () => this.read(d.name, table) as T | undefined,
+      value: () => this.read(slot) as T | undefined,
       update: (v) => {
         if (v === undefined) throw new TypeError(`ValueState "${d.name}": update(undefined); use clear()`);
-        this.write(d.name, table, v);
+        this.write(slot, v);
       },
-      clear: () => this.remove(d.name, table),
+      clear: () => this.remove(slot),
     };
-    this.accessors.set(d.name, accessor as ValueState<unknown>);
+    slot.accessor = accessor;
     return accessor;
   }
 
   getMapState<V>(d: MapStateDescriptor<V>): MapState<V> {
-    const known = this.accessors.get(d.name);
-    if (known !== undefined && this.kinds.get(d.name) === "map") return known as MapState<V>;
-    const table = this.table(d.name, "map");
-    const read = () => this.read(d.name, table) as Map<string, V> | undefined;
+    const slot = this.slot(d.name, "map");
+    if (slot.accessor) return slot.accessor as MapState<V>;
+    const read = () => this.read(slot) as Map<string, V> | undefined;
     const write = () => {
       let m = read();
-      if (!m) this.write(d.name, table, (m = new Map()));
-      else this.touch(d.name, m);
+      if (!m) this.write(slot, (m = new Map()));
+      else this.touch(slot, m);
       return m;
     };
     const accessor: MapState<V> = {
@@ -137,8 +131,8 @@ export class KeyedStateBackend {
       remove: (k) => {
         const m = read();
         if (m?.delete(k)) {
-          if (m.size === 0) this.remove(d.name, table);
-          else this.touch(d.name, m);
+          if (m.size === 0) this.remove(slot);
+          else this.touch(slot, m);
         }
       },
       contains: (k) => read()?.has(k) ?? false,
@@ -146,41 +140,40 @@ export class KeyedStateBackend {
       keys: () => [...(read()?.keys() ?? [])],
       values: () => [...(read()?.values() ?? [])],
       isEmpty: () => (read()?.size ?? 0) === 0,
-      clear: () => this.remove(d.name, table),
+      clear: () => this.remove(slot),
     };
-    this.accessors.set(d.name, accessor as MapState<unknown>);
+    slot.accessor = accessor;
     return accessor;
   }
 
   getListState<T>(d: ListStateDescriptor<T>): ListState<T> {
-    const known = this.accessors.get(d.name);
-    if (known !== undefined && this.kinds.get(d.name) === "list") return known as ListState<T>;
-    const table = this.table(d.name, "list");
-    const read = () => this.read(d.name, table) as T[] | undefined;
+    const slot = this.slot(d.name, "list");
+    if (slot.accessor) return slot.accessor as ListState<T>;
+    const read = () => this.read(slot) as T[] | undefined;
     const accessor: ListState<T> = {
       get: () => [...(read() ?? [])],
       add: (v) => {
         const l = read();
         if (l) {
           l.push(v);
-          this.touch(d.name, l);
-        } else this.write(d.name, table, [v]);
+          this.touch(slot, l);
+        } else this.write(slot, [v]);
       },
       addAll: (vs) => {
         if (vs.length === 0) return;
         const l = read();
         if (l) {
           l.push(...vs);
-          this.touch(d.name, l);
-        } else this.write(d.name, table, [...vs]);
+          this.touch(slot, l);
+        } else this.write(slot, [...vs]);
       },
       update: (vs) => {
-        if (vs.length === 0) this.remove(d.name, table);
-        else this.write(d.name, table, [...vs]);
+        if (vs.length === 0) this.remove(slot);
+        else this.write(slot, [...vs]);
       },
-      clear: () => this.remove(d.name, table),
+      clear: () => this.remove(slot),
     };
-    this.accessors.set(d.name, accessor as ListState<unknown>);
+    slot.accessor = accessor;
     return accessor;
   }
 
@@ -296,8 +289,7 @@ export class KeyedStateBackend {
   load(entries: Iterable<{ state: string; key: string; kind: Kind; value: unknown }>): void {
     this.reset();
     for (const e of entries) {
-      const table = this.table(e.state, e.kind);
-      table.set(e.key, fromPersisted(e.kind, e.value));
+      this.slot(e.state, e.kind).table.set(e.key, fromPersisted(e.kind, e.value));
     }
   }
 
@@ -331,34 +323,34 @@ export class KeyedStateBackend {
   }
 
   /** The current key's value, from memory or, on a miss, from the backing (then cached). */
-  private read(state: string, table: Map<string, unknown>): unknown {
-    const v = table.get(this.keyTextNow);
+  private read(slot: Slot): unknown {
+    const v = slot.table.get(this.keyTextNow);
     if (v !== undefined || !this.backing) return v;
-    if (this.deleted.has(id(state, this.keyTextNow))) return undefined;
-    const persisted = this.backing.get(state, this.keyTextNow);
+    if (this.deleted.has(id(slot.name, this.keyTextNow))) return undefined;
+    const persisted = this.backing.get(slot.name, this.keyTextNow);
     if (persisted === undefined) return undefined;
     const value = fromPersisted(persisted.kind, persisted.value);
-    table.set(this.keyTextNow, value);
+    slot.table.set(this.keyTextNow, value);
     return value;
   }
 
-  private write(state: string, table: Map<string, unknown>, value: unknown): void {
-    if (this.backing && this.read(state, table) === undefined) {
+  private write(slot: Slot, value: unknown): void {
+    if (this.backing && this.read(slot) === undefined) {
       this.count++;
-      this.deleted.delete(id(state, this.keyTextNow));
+      this.deleted.delete(id(slot.name, this.keyTextNow));
     }
-    table.set(this.keyTextNow, value);
-    this.touch(state, value);
+    slot.table.set(this.keyTextNow, value);
+    this.touch(slot, value);
   }
 
-  private remove(state: string, table: Map<string, unknown>): void {
-    if (this.read(state, table) === undefined) return;
-    table.delete(this.keyTextNow);
+  private remove(slot: Slot): void {
+    if (this.read(slot) === undefined) return;
+    slot.table.delete(this.keyTextNow);
     if (this.backing) {
       this.count--;
-      this.deleted.add(id(state, this.keyTextNow));
+      this.deleted.add(id(slot.name, this.keyTextNow));
     }
-    this.touch(state, undefined);
+    this.touch(slot, undefined);
   }
 
   private entry(state: string, key: string, value: unknown): StateEntry {
@@ -371,24 +363,40 @@ export class KeyedStateBackend {
     };
   }
 
-  private table(name: string, kind: Kind): Map<string, unknown> {
-    const known = this.kinds.get(name);
-    if (known !== undefined && known !== kind) {
-      throw new TypeError(`operator "${this.operatorLabel}": state "${name}" is ${known} state, not ${kind} state`);
+  /** The slot of state `name`, declared as `kind` on first use. */
+  private slot(name: string, kind: Kind): Slot {
+    let slot = this.slots.get(name);
+    if (slot !== undefined) {
+      if (slot.kind !== kind) throw new TypeError(`operator "${this.operatorLabel}": state "${name}" is ${slot.kind} state, not ${kind} state`);
+      return slot;
     }
-    let t = this.tables.get(name);
-    if (!t) {
-      this.kinds.set(name, kind);
-      this.tables.set(name, (t = new Map()));
-      this.dirty.set(name, new Map());
-    }
-    return t;
+    slot = { name, kind, table: new Map(), changed: new Map(), accessor: undefined };
+    this.slots.set(name, slot);
+    this.kinds.set(name, kind);
+    this.tables.set(name, slot.table);
+    this.dirty.set(name, slot.changed);
+    return slot;
   }
 
-  /** Marks the current key of `state` changed; `value` is what its table now holds. */
-  private touch(state: string, value: unknown): void {
-    this.dirty.get(state)!.set(this.keyTextNow, value);
+  /** Marks the current key of a state changed; `value` is what its table now holds. */
+  private touch(slot: Slot, value: unknown): void {
+    slot.changed.set(this.keyTextNow, value);
   }
+}
+
+/** One declared state: its table, its changes since the last capture, and the accessor handed out for it. */
+interface Slot {
+  readonly name: string;
+  readonly kind: Kind;
+  readonly table: Map<string, unknown>;
+  /** Keys changed since the last capture, with their live value (undefined: deleted). */
+  readonly changed: Map<string, unknown>;
+  /**
+   * The accessor handed out. It reads the current key when called, so one
+   * serves every record: a process function that calls `getState` per
+   * record allocates nothing.
+   */
+  accessor: ValueState<unknown> | MapState<unknown> | ListState<unknown> | undefined;
 }
 
 /** One state's entries in a {@link StateCapture}: values, or their JSON when taken as {@link Serialized}. */
