@@ -29,6 +29,14 @@ import { type RestoreSpec, type SubtaskDeployment, Task, type TaskHost, type Tas
 /** How long one alarm invocation runs a source before yielding to a fresh alarm. */
 const SOURCE_SLICE_MS = 5_000;
 
+/**
+ * How long a deployed task waits for its start in memory at most (the
+ * coordinator's deploy timeout). An object that receives no request for
+ * about 10 s and has no pending timer may be hibernated, which loses the
+ * task; no heartbeat reaches it before the job runs.
+ */
+const DEPLOYED_KEEP_ALIVE_MS = 120_000;
+
 /** What a heartbeat finds. */
 export type SubtaskHealth = "running" | "finished" | "failed" | "lost";
 
@@ -39,6 +47,8 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
   private readonly sql: SqlStorage;
   private readonly image: StateImage;
   private sourceRunning = false;
+  /** Pending while a deployed task waits for its start: keeps the object in memory. */
+  private keepAlive: ReturnType<typeof setTimeout> | undefined;
 
   constructor(ctx: DurableObjectState, env: FloeEnv) {
     super(ctx, env);
@@ -84,12 +94,17 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
       return { ok: false, message: `attempt ${deployment.attempt} was superseded by ${this.newestDeployAttempt}` };
     }
     this.task = task;
+    // Other subtasks may take long to restore (a large state from R2) before the coordinator starts this one.
+    clearTimeout(this.keepAlive);
+    this.keepAlive = setTimeout(() => (this.keepAlive = undefined), DEPLOYED_KEEP_ALIVE_MS);
     return { ok: true };
   }
 
   /** Starts reading, for source subtasks of `attempt`. */
   async start(attempt: number): Promise<void> {
     if (this.task?.deployment.attempt !== attempt) return;
+    clearTimeout(this.keepAlive);
+    this.keepAlive = undefined;
     this.task.start();
     if (this.task.isSource) await this.ctx.storage.setAlarm(Date.now());
   }
@@ -129,6 +144,8 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
     if (attempt !== undefined && this.task.deployment.attempt > attempt) return;
     this.task.cancel();
     this.task = undefined;
+    clearTimeout(this.keepAlive);
+    this.keepAlive = undefined;
     await this.ctx.storage.deleteAlarm();
   }
 
