@@ -60,19 +60,21 @@ export class StateImage {
    */
   write(uid: string, rows: Iterable<ImageRow>, updateKind = false): void {
     // A run of rows of one sort (upserts or deletions) is one JSON array, so that the order between sorts is kept.
-    let text = "";
+    let run: string[] = [];
+    let chars = 0;
     let deleting = false;
     const flush = () => {
-      if (text.length === 0) return;
-      this.sql.exec(deleting ? DELETE_FROM_JSON : updateKind ? UPSERT_FROM_JSON_WITH_KIND : UPSERT_FROM_JSON, uid, `[${text}]`);
-      text = "";
+      if (run.length === 0) return;
+      this.sql.exec(deleting ? DELETE_FROM_JSON : updateKind ? UPSERT_FROM_JSON_WITH_KIND : UPSERT_FROM_JSON, uid, `[${run.join(",")}]`);
+      run = [];
+      chars = 0;
     };
     for (const r of rows) {
       const del = r.valueJson === null;
       const json = del
         ? `[${JSON.stringify(r.state)},${JSON.stringify(r.key)}]`
         : `[${JSON.stringify(r.state)},${JSON.stringify(r.key)},${r.keyGroup},"${r.kind}",${JSON.stringify(r.valueJson)}]`;
-      if (del !== deleting || text.length + json.length + 1 > IMAGE_STATEMENT_CHARS_MAX) {
+      if (del !== deleting || chars + json.length + 1 > IMAGE_STATEMENT_CHARS_MAX) {
         flush();
         deleting = del;
       }
@@ -82,7 +84,8 @@ export class StateImage {
         else this.sql.exec(updateKind ? UPSERT_ONE_WITH_KIND : UPSERT_ONE, uid, r.state, r.key, r.keyGroup, r.kind, r.valueJson);
         continue;
       }
-      text = text.length === 0 ? json : `${text},${json}`;
+      run.push(json);
+      chars += json.length + 1;
     }
     flush();
   }
