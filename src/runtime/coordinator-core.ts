@@ -368,17 +368,16 @@ export class CoordinatorCore {
     if (s.ended.includes(id)) return;
     s.ended = [...s.ended, id];
     this.store.saveJob(s);
-    const t = this.subtasks(s.plan).find((x) => x.vertex === vertex && x.index === index);
-    const pending = this.store.pendingIds().filter((p) => this.store.pending(p.id)?.status === "IN_PROGRESS");
-    if (t) {
-      for (const p of pending) {
-        const r = this.store.pending(p.id)!;
-        if (r.attempt !== attempt || this.store.acks(p.id).some((a) => a.subtask === id)) continue;
-        const sp = s.pendingSavepoint?.id === p.id ? s.pendingSavepoint : null;
-        void t.stub.triggerCheckpoint(attempt, p.id, p.triggerMs, r.isSavepoint && sp?.format !== "native", sp?.action === "stop").catch(() => false);
-      }
+    const stub = this.host.subtask(s.plan.job, vertex, index);
+    let running = 0;
+    for (const { id: checkpointId } of this.store.pendingIds()) {
+      const p = this.store.pending(checkpointId);
+      if (p?.status !== "IN_PROGRESS") continue;
+      running++;
+      if (p.attempt !== attempt || this.store.acks(checkpointId).some((a) => a.subtask === id)) continue;
+      void this.triggerSubtask(s, stub, checkpointId, p.triggerMs, p.isSavepoint);
     }
-    if (pending.length === 0 && s.ended.length >= this.subtaskCount(s)) await this.trigger(false);
+    if (running === 0 && s.ended.length >= this.subtaskCount(s)) await this.trigger(false);
     await this.schedule();
   }
 
@@ -492,9 +491,8 @@ export class CoordinatorCore {
     this.store.insertPending(id, s.attempt, now, all.map((t) => `${t.vertex}/${t.index}`), isSavepoint);
     const ended = new Set(s.ended);
     const triggered = await Promise.all(
-      // A native savepoint is an ordinary snapshot at the subtasks; the coordinator makes it self-contained.
       // Barriers start at the sources; subtasks whose input ended take part directly.
-      all.filter((t) => t.isSource || ended.has(`${t.vertex}/${t.index}`)).map((t) => t.stub.triggerCheckpoint(s.attempt, id, now, isSavepoint && format === "canonical", action === "stop").catch(() => false)),
+      all.filter((t) => t.isSource || ended.has(`${t.vertex}/${t.index}`)).map((t) => this.triggerSubtask(s, t.stub, id, now, isSavepoint)),
     );
     if (triggered.some((ok) => !ok)) await this.failCheckpoint(id, "TRIGGER_FAILED", `a subtask could not start checkpoint ${id}`);
     await this.schedule();
@@ -750,6 +748,16 @@ export class CoordinatorCore {
       // A subtask that did not start would leave the job RUNNING and idle: fail over instead.
       if (this.store.job().attempt === attempt) await this.failover(`starting the subtasks failed: ${(e as Error)?.message ?? e}`);
     }
+  }
+
+  /**
+   * Starts checkpoint `id` at one subtask (a source, or one whose input
+   * ended); resolves false when it could not. A canonical savepoint is
+   * taken as such; a native one is an ordinary snapshot at the subtasks.
+   */
+  private triggerSubtask(s: JobRecord, stub: SubtaskApi, id: number, triggerMs: number, isSavepoint: boolean): Promise<boolean> {
+    const savepoint = isSavepoint && s.pendingSavepoint?.id === id ? s.pendingSavepoint : null;
+    return stub.triggerCheckpoint(s.attempt, id, triggerMs, savepoint?.format === "canonical", savepoint?.action === "stop").catch(() => false);
   }
 
   private subtaskCount(s: JobRecord): number {
