@@ -203,12 +203,7 @@ export class KeyedStateBackend {
     let count = 0;
     for (const [state, changed] of this.dirty) {
       if (changed.size === 0) continue;
-      const kind = this.kinds.get(state)!;
-      const captured: CapturedTable = { state, kind, keys: [], values: [] };
-      for (const [key, v] of changed) {
-        captured.keys.push(key);
-        captured.values.push(v === undefined ? undefined : freeze(kind, v));
-      }
+      const captured = captureTable(state, this.kinds.get(state)!, changed);
       changed.clear();
       tables.push(captured);
       count += captured.keys.length;
@@ -253,15 +248,9 @@ export class KeyedStateBackend {
     let count = 0;
     for (const [state, table] of this.tables) {
       if (table.size === 0) continue;
-      const kind = this.kinds.get(state)!;
-      const keys: string[] = [];
-      const values: unknown[] = [];
-      for (const [key, v] of table) {
-        keys.push(key);
-        values.push(freeze(kind, v));
-      }
-      tables.push({ state, kind, keys, values });
-      count += keys.length;
+      const captured = captureTable(state, this.kinds.get(state)!, table);
+      tables.push(captured);
+      count += captured.keys.length;
     }
     if (this.backing) {
       // The image changes while write-backs run, so its untouched keys are read now.
@@ -415,6 +404,16 @@ function isImmutable(v: unknown): boolean {
 /** A live value as captured: itself when immutable, else its JSON now (user code may mutate it in place). */
 function freeze(kind: Kind, v: unknown): unknown {
   return kind === "value" && isImmutable(v) ? v : new Serialized(JSON.stringify(toPersisted(kind, v)));
+}
+
+/** One state's entries captured at a barrier; an undefined value (a deletion among changes) stays undefined. */
+function captureTable(state: string, kind: Kind, entries: ReadonlyMap<string, unknown>): CapturedTable {
+  const t: CapturedTable = { state, kind, keys: [], values: [] };
+  for (const [key, v] of entries) {
+    t.keys.push(key);
+    t.values.push(v === undefined ? undefined : freeze(kind, v));
+  }
+  return t;
 }
 
 /** The JSON of a captured value. */
