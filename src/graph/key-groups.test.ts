@@ -1,7 +1,51 @@
 import { describe, expect, it } from "vitest";
-import { keyGroupOf, keyGroupRange, murmur3, subtaskForKeyGroup, hashKey } from "./key-groups.js";
+import { type Key, keyGroupOf, keyGroupRange, keyText, murmur3, subtaskForKeyGroup, hashKey } from "./key-groups.js";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
+
+/** hashKey as it was before it hashed ASCII text in place (commit cb4e559): every result must stay the same. */
+const oldScratch = new Uint8Array(256);
+function reference(key: Key): number {
+  const text = keyText(key);
+  if (text.length <= oldScratch.length) {
+    let ascii = true;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c > 0x7f) {
+        ascii = false;
+        break;
+      }
+      oldScratch[i] = c;
+    }
+    if (ascii) return murmur3(oldScratch.subarray(0, text.length));
+  }
+  return murmur3(utf8(text));
+}
+
+/** A seeded generator (mulberry32): a failure replays. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Code units drawn from ASCII, Latin-1, the BMP, surrogate pairs and lone surrogates. */
+function randomText(next: () => number, length: number, alphabet: "ascii" | "any"): string {
+  let s = "";
+  for (let i = 0; i < length; i++) {
+    const r = next();
+    if (alphabet === "ascii" || r < 0.6) s += String.fromCharCode(Math.floor(next() * 0x80));
+    else if (r < 0.75) s += String.fromCharCode(0x80 + Math.floor(next() * 0x780));
+    else if (r < 0.9) s += String.fromCharCode(0x800 + Math.floor(next() * 0xd000));
+    else if (r < 0.97) s += String.fromCodePoint(0x10000 + Math.floor(next() * 0xfffff));
+    else s += String.fromCharCode(0xd800 + Math.floor(next() * 0x800));
+  }
+  return s;
+}
 
 describe("murmur3", () => {
   it("matches the reference vectors of MurmurHash3_x86_32", () => {
@@ -14,6 +58,49 @@ describe("murmur3", () => {
   it("hashes non-ASCII keys through UTF-8", () => {
     expect(hashKey("héllo")).toBe(murmur3(utf8("héllo")));
     expect(hashKey("x".repeat(300))).toBe(murmur3(utf8("x".repeat(300))));
+  });
+
+  it("hashKey equals MurmurHash3 of the UTF-8 text for random ASCII keys of every length up to 1000", () => {
+    const next = random(1);
+    for (let length = 0; length <= 1000; length++) {
+      for (let j = 0; j < 5; j++) {
+        const key = randomText(next, length, "ascii");
+        expect(hashKey(key), JSON.stringify(key)).toBe(reference(key));
+      }
+    }
+  });
+
+  it("hashKey equals MurmurHash3 of the UTF-8 text for random non-ASCII keys, lone surrogates included", () => {
+    const next = random(2);
+    for (let i = 0; i < 20_000; i++) {
+      // Mostly short keys; some longer than the scratch buffer holds.
+      const length = next() < 0.9 ? Math.floor(next() * 40) : 200 + Math.floor(next() * 400);
+      const key = randomText(next, length, "any");
+      expect(hashKey(key), JSON.stringify(key)).toBe(reference(key));
+    }
+    // One non-ASCII character at each position of the text, and right at the end of a block.
+    for (let length = 1; length <= 12; length++) {
+      for (let at = 0; at < length; at++) {
+        for (const c of ["é", "€", "😀", "\ud800", "\u0080", "\u007f"]) {
+          const key = "a".repeat(at) + c + "b".repeat(length - at - 1);
+          expect(hashKey(key), JSON.stringify(key)).toBe(reference(key));
+        }
+      }
+    }
+  });
+
+  it("hashKey equals MurmurHash3 of the canonical text for numbers", () => {
+    const next = random(3);
+    for (const n of [0, -0, 1, -1, 7, 0.5, 1e21, 1e-7, Number.MAX_SAFE_INTEGER, NaN, Infinity]) expect(hashKey(n)).toBe(reference(n));
+    for (let i = 0; i < 2000; i++) {
+      const n = next() < 0.5 ? Math.floor(next() * 1e9) : (next() - 0.5) * 1e12;
+      expect(hashKey(n)).toBe(reference(n));
+    }
+  });
+
+  it("murmur3 hashes only the first `length` bytes when given a length", () => {
+    const bytes = utf8("hello, world");
+    expect(murmur3(bytes, 0, 5)).toBe(murmur3(utf8("hello")));
   });
 
   it("keeps numbers and their text apart", () => {

@@ -16,29 +16,51 @@ export const MAX_PARALLELISM_LIMIT = 32768;
 
 const encoder = new TextEncoder();
 
+const C1 = 0xcc9e2d51;
+const C2 = 0x1b873593;
+
+/** One 4-byte block mixed into the running hash. */
+function mixBlock(h: number, k: number): number {
+  k = Math.imul(k, C1);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, C2);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+/** The last 0–3 bytes (`k`, little-endian) and the finalization mix. */
+function finish(h: number, k: number, length: number): number {
+  if ((length & 3) !== 0) {
+    k = Math.imul(k, C1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, C2);
+    h ^= k;
+  }
+  h ^= length;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
 /**
- * MurmurHash3 (x86, 32-bit) of `bytes`.
+ * MurmurHash3 (x86, 32-bit) of the first `length` bytes of `bytes`.
  *
  * @example murmur3(new TextEncoder().encode("hello")) === 0x248bfa47
  */
-export function murmur3(bytes: Uint8Array, seed = 0): number {
-  const c1 = 0xcc9e2d51;
-  const c2 = 0x1b873593;
+export function murmur3(bytes: Uint8Array, seed = 0, length = bytes.length): number {
   let h = seed >>> 0;
-  const blocks = bytes.length >>> 2;
+  const blocks = length >>> 2;
   for (let i = 0; i < blocks; i++) {
     const o = i << 2;
-    let k = bytes[o] | (bytes[o + 1] << 8) | (bytes[o + 2] << 16) | (bytes[o + 3] << 24);
-    k = Math.imul(k, c1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, c2);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+    h = mixBlock(h, bytes[o] | (bytes[o + 1] << 8) | (bytes[o + 2] << 16) | (bytes[o + 3] << 24));
   }
   const tail = blocks << 2;
   let k = 0;
-  switch (bytes.length & 3) {
+  switch (length & 3) {
     case 3:
       k ^= bytes[tail + 2] << 16;
     // falls through
@@ -47,18 +69,36 @@ export function murmur3(bytes: Uint8Array, seed = 0): number {
     // falls through
     case 1:
       k ^= bytes[tail];
-      k = Math.imul(k, c1);
-      k = (k << 15) | (k >>> 17);
-      k = Math.imul(k, c2);
-      h ^= k;
   }
-  h ^= bytes.length;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return finish(h, k, length);
+}
+
+/**
+ * MurmurHash3 of an all-ASCII string's UTF-8 bytes (its char codes), read
+ * straight from the string; -1 when the string is not all ASCII. (A hash
+ * is an unsigned 32-bit number, so -1 is never one.)
+ */
+function murmur3Ascii(text: string): number {
+  const length = text.length;
+  let h = 0;
+  const blocks = length >>> 2;
+  for (let i = 0; i < blocks; i++) {
+    const o = i << 2;
+    const b0 = text.charCodeAt(o);
+    const b1 = text.charCodeAt(o + 1);
+    const b2 = text.charCodeAt(o + 2);
+    const b3 = text.charCodeAt(o + 3);
+    if ((b0 | b1 | b2 | b3) > 0x7f) return -1;
+    h = mixBlock(h, b0 | (b1 << 8) | (b2 << 16) | (b3 << 24));
+  }
+  const tail = blocks << 2;
+  let k = 0;
+  for (let i = length - 1; i >= tail; i--) {
+    const b = text.charCodeAt(i);
+    if (b > 0x7f) return -1;
+    k = (k << 8) | b;
+  }
+  return finish(h, k, length);
 }
 
 /** Keys a job may partition by: strings and numbers, compared by canonical text. */
@@ -72,25 +112,17 @@ export function keyText(key: Key): string {
   return typeof key === "string" ? key : `\u0000n${key}`;
 }
 
-// Most keys are short ASCII; hashing them without a TextEncoder allocation
-// is the difference that shows at millions of records per second.
-const asciiScratch = new Uint8Array(256);
+// Keys are hashed millions of times a second, and most are ASCII: hashing
+// their char codes in place allocates nothing. Other keys are encoded into
+// a scratch buffer (UTF-8 takes at most 3 bytes per UTF-16 code unit).
+const utf8Scratch = new Uint8Array(768);
 
-/** Hash of a key's canonical text. */
+/** Hash of a key's canonical text: MurmurHash3 of its UTF-8 bytes. */
 export function hashKey(key: Key): number {
   const text = keyText(key);
-  if (text.length <= asciiScratch.length) {
-    let ascii = true;
-    for (let i = 0; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      if (c > 0x7f) {
-        ascii = false;
-        break;
-      }
-      asciiScratch[i] = c;
-    }
-    if (ascii) return murmur3(asciiScratch.subarray(0, text.length));
-  }
+  const ascii = murmur3Ascii(text);
+  if (ascii >= 0) return ascii;
+  if (text.length * 3 <= utf8Scratch.length) return murmur3(utf8Scratch, 0, encoder.encodeInto(text, utf8Scratch).written);
   return murmur3(encoder.encode(text));
 }
 
