@@ -8,7 +8,7 @@ const batch = (channel: string, seq: number, tag = `${channel}#${seq}`): Channel
   channel,
   seq,
   count: 1,
-  records: JSON.stringify([[null, tag]]),
+  records: JSON.stringify([tag]),
 });
 const end = (channel: string, seq: number): ChannelMessage => ({ kind: "end", attempt: 1, channel, seq });
 
@@ -22,7 +22,7 @@ function track(result: DeliveryResult | Promise<DeliveryResult>) {
   return t;
 }
 
-const tag = (m: ChannelMessage | undefined) => (m?.kind === "batch" ? (JSON.parse(m.records)[0][1] as string) : m?.kind === "end" ? `${m.channel}:end` : undefined);
+const tag = (m: ChannelMessage | undefined) => (m?.kind === "batch" ? (JSON.parse(m.records)[0] as string) : m?.kind === "end" ? `${m.channel}:end` : undefined);
 
 function drain(gate: InputGate): (string | undefined)[] {
   const out: (string | undefined)[] = [];

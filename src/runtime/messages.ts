@@ -3,8 +3,6 @@
  * on channels, and what a receiver answers. One place, so that every
  * object speaks the same protocol.
  */
-import type { Key } from "../graph/key-groups.js";
-
 /** A channel is (upstream vertex, upstream subtask) → one receiving subtask. */
 export function channelId(vertex: string, index: number): string {
   return `${vertex}/${index}`;
@@ -20,9 +18,11 @@ interface ChannelHeader {
 }
 
 /**
- * A batch of records. `records` is the JSON text of an array of
- * `[key, value]` pairs: one string crosses RPC far cheaper than an object
- * graph, which would be structured-cloned record by record.
+ * A batch of records. `records` is the JSON text of an array of the
+ * records' values: one string crosses RPC far cheaper than an object graph,
+ * which would be structured-cloned record by record. Keys do not travel:
+ * on a keyed edge the receiver computes each key again from the parsed
+ * value (see `batch-encoding.ts`).
  */
 export interface BatchMessage extends ChannelHeader {
   readonly kind: "batch";
@@ -74,6 +74,3 @@ export type DeliveryResult =
   | "gap"
   /** The receiver is failed or canceling. */
   | "closed";
-
-/** A decoded record: its key (when the edge is keyed) and its value. */
-export type KeyedRecord = [Key | null, unknown];

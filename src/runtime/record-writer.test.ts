@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { keyGroupOf, subtaskForKeyGroup } from "../graph/key-groups.js";
-import type { ChannelMessage, DeliveryResult, KeyedRecord } from "./messages.js";
+import type { ChannelMessage, DeliveryResult } from "./messages.js";
 import { ChannelError, type OutputEdge, RecordWriter, type SendFn } from "./record-writer.js";
 
 interface Sent {
@@ -37,7 +37,8 @@ function fakeSend(auto?: DeliveryResult | ((s: Sent) => DeliveryResult | Error))
 
 const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
-const records = (m: ChannelMessage): KeyedRecord[] => (m.kind === "batch" ? (JSON.parse(m.records) as KeyedRecord[]) : []);
+/** The values a batch carries (keys do not travel). */
+const records = (m: ChannelMessage): unknown[] => (m.kind === "batch" ? (JSON.parse(m.records) as unknown[]) : []);
 
 const sender = { vertex: "src", index: 0, attempt: 3 };
 
@@ -71,8 +72,8 @@ describe("RecordWriter batching", () => {
     expect(f.sent).toEqual([]);
     await w.flush();
     expect(f.sent.map((s) => [s.vertex, s.index, s.message])).toEqual([
-      ["map", 0, { kind: "batch", count: 3, records: JSON.stringify([[null, "a"], [null, "c"], [null, "e"]]), attempt: 3, channel: "src/0", seq: 1 }],
-      ["map", 1, { kind: "batch", count: 2, records: JSON.stringify([[null, "b"], [null, "d"]]), attempt: 3, channel: "src/0", seq: 1 }],
+      ["map", 0, { kind: "batch", count: 3, records: JSON.stringify(["a", "c", "e"]), attempt: 3, channel: "src/0", seq: 1 }],
+      ["map", 1, { kind: "batch", count: 2, records: JSON.stringify(["b", "d"]), attempt: 3, channel: "src/0", seq: 1 }],
     ]);
     expect(w.emitted).toBe(5);
   });
@@ -93,21 +94,10 @@ describe("RecordWriter batching", () => {
     const w = writer([{ vertex: "map", parallelism: 3, partitioner: "forward" }], f.send, { index: 2 });
     for (let i = 0; i < 4; i++) w.emit(i);
     await w.flush();
-    expect(f.sent.map((s) => [s.index, s.message.channel, records(s.message)])).toEqual([
-      [
-        2,
-        "src/2",
-        [
-          [null, 0],
-          [null, 1],
-          [null, 2],
-          [null, 3],
-        ],
-      ],
-    ]);
+    expect(f.sent.map((s) => [s.index, s.message.channel, records(s.message)])).toEqual([[2, "src/2", [0, 1, 2, 3]]]);
   });
 
-  it("hash-partitions by the edge's key selector and ships the key with the record", async () => {
+  it("hash-partitions by the edge's key selector and ships values only, whose key the receiver computes again", async () => {
     const f = fakeSend("accepted");
     const keySelector = (v: unknown) => (v as { user: string }).user;
     const w = writer([{ vertex: "count", parallelism: 4, partitioner: "hash", keySelector }], f.send);
@@ -116,9 +106,9 @@ describe("RecordWriter batching", () => {
     await w.flush();
     let total = 0;
     for (const s of f.sent) {
-      for (const [key, value] of records(s.message)) {
-        expect(key).toBe((value as { user: string }).user);
-        expect(s.index).toBe(subtaskForKeyGroup(128, 4, keyGroupOf(key!, 128)));
+      for (const value of records(s.message)) {
+        expect(value).toEqual({ user: expect.any(String) });
+        expect(s.index).toBe(subtaskForKeyGroup(128, 4, keyGroupOf(keySelector(value), 128)));
         total++;
       }
     }
@@ -146,20 +136,8 @@ describe("RecordWriter batching", () => {
     w.emit(2);
     await w.flush();
     expect(f.sent.map((s) => [s.vertex, records(s.message)])).toEqual([
-      [
-        "left",
-        [
-          [null, 1],
-          [null, 2],
-        ],
-      ],
-      [
-        "right",
-        [
-          [null, 1],
-          [null, 2],
-        ],
-      ],
+      ["left", [1, 2]],
+      ["right", [1, 2]],
     ]);
     expect(w.emitted).toBe(2);
   });
@@ -179,7 +157,7 @@ describe("RecordWriter batching", () => {
     const w = writer([{ vertex: "map", parallelism: 1, partitioner: "forward" }], f.send, { batchSize: 2 });
     for (let i = 0; i < 5; i++) w.emit(i);
     await w.flush();
-    expect(f.sent.map((s) => [s.message.seq, s.message.kind === "batch" && s.message.count, records(s.message).map((r) => r[1])])).toEqual([
+    expect(f.sent.map((s) => [s.message.seq, s.message.kind === "batch" && s.message.count, records(s.message)])).toEqual([
       [1, 2, [0, 1]],
       [2, 2, [2, 3]],
       [3, 1, [4]],
@@ -366,7 +344,7 @@ describe("RecordWriter endOfInput", () => {
 });
 
 describe("RecordWriter.broadcastBarrierUntil (aligned barrier with a timeout)", () => {
-  const kinds = (sent: Sent[]) => sent.map((s) => (s.message.kind === "barrier" ? `barrier${s.message.priority ? "!" : ""}` : records(s.message).map((r) => r[1]).join(",")));
+  const kinds = (sent: Sent[]) => sent.map((s) => (s.message.kind === "barrier" ? `barrier${s.message.priority ? "!" : ""}` : records(s.message).join(",")));
 
   it("sends buffered records, then the barrier, in order, when credits come before the deadline", async () => {
     const f = fakeSend("accepted");
@@ -391,7 +369,7 @@ describe("RecordWriter.broadcastBarrierUntil (aligned barrier with a timeout)", 
     // "a" is out and holds the only credit; "b" and "c" wait.
     expect(kinds(f.sent)).toEqual(["a"]);
     fire();
-    expect(await overtaken).toEqual({ "map/0": [[null, "b"], [null, "c"]] });
+    expect(await overtaken).toEqual({ "map/0": ["b", "c"] });
     expect(kinds(f.sent)).toEqual(["a", "barrier!"]);
     for (let i = 0; i < 4; i++) {
       for (const s of f.sent) if (!s.settled) s.answer("accepted");

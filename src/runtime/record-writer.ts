@@ -4,17 +4,17 @@
  * each batch with at most `credits` calls in flight per channel.
  */
 import type { PartitionerKind } from "../api/job.js";
-import type { Key } from "../graph/key-groups.js";
 import { createPartitioner, type Partitioner } from "../graph/partitioners.js";
-import { type ChannelBody, type ChannelMessage, type DeliveryResult, type KeyedRecord, channelId } from "./messages.js";
+import { encodeBatch, type KeySelector } from "./batch-encoding.js";
+import { type ChannelBody, type ChannelMessage, type DeliveryResult, channelId } from "./messages.js";
 
 /** One output edge of the sending vertex. */
 export interface OutputEdge {
   readonly vertex: string;
   readonly parallelism: number;
   readonly partitioner: PartitionerKind;
-  /** Computes the key of a record on hash edges. */
-  readonly keySelector?: (value: unknown) => Key;
+  /** Computes the key of a record on hash edges (the receiver computes it again: batches carry values only). */
+  readonly keySelector?: KeySelector;
 }
 
 /** Delivers one message to subtask `index` of `vertex`. */
@@ -24,7 +24,8 @@ interface Target {
   readonly vertex: string;
   readonly index: number;
   seq: number;
-  buffer: KeyedRecord[];
+  /** Values emitted and not sent yet. */
+  buffer: unknown[];
   readonly inFlight: Promise<void>[];
 }
 
@@ -58,7 +59,7 @@ export class RecordWriter {
     private readonly credits = 4,
   ) {
     this.outputs = edges.map((edge) => {
-      const targets = Array.from({ length: edge.parallelism }, (_, index) => ({ vertex: edge.vertex, index, seq: 0, buffer: [] as KeyedRecord[], inFlight: [] as Promise<void>[] }));
+      const targets = Array.from({ length: edge.parallelism }, (_, index) => ({ vertex: edge.vertex, index, seq: 0, buffer: [] as unknown[], inFlight: [] as Promise<void>[] }));
       return {
         edge,
         partitioner: createPartitioner(edge.partitioner, sender.index, edge.parallelism, maxParallelism),
@@ -84,8 +85,7 @@ export class RecordWriter {
     this.recordsOut++;
     for (const o of this.outputs) {
       const key = o.edge.keySelector ? o.edge.keySelector(value) : undefined;
-      const t = o.targets[o.partitioner.select(key)];
-      t.buffer.push([key ?? null, value]);
+      o.targets[o.partitioner.select(key)].buffer.push(value);
     }
   }
 
@@ -101,7 +101,7 @@ export class RecordWriter {
           if (t.buffer.length === 0) break;
           const chunk = t.buffer.length <= this.batchSize ? t.buffer : t.buffer.slice(0, this.batchSize);
           t.buffer = chunk === t.buffer ? [] : t.buffer.slice(this.batchSize);
-          await this.sendOn(t, { kind: "batch", count: chunk.length, records: JSON.stringify(chunk) });
+          await this.sendOn(t, { kind: "batch", count: chunk.length, records: encodeBatch(chunk) });
         }
       }
     }
@@ -140,7 +140,7 @@ export class RecordWriter {
     checkpointId: number,
     triggerMs: number,
     deadline: Promise<void>,
-  ): { overtaken: Promise<Record<string, KeyedRecord[]> | null>; done: Promise<void> } {
+  ): { overtaken: Promise<Record<string, unknown[]> | null>; done: Promise<void> } {
     const sent = new Set<Target>();
     let switched = false;
     const done = (async () => {
@@ -170,15 +170,19 @@ export class RecordWriter {
     return { overtaken, done };
   }
 
-  /** Records buffered and not sent yet, per target (output in-flight data at a snapshot). */
-  bufferedRecords(): Record<string, KeyedRecord[]> {
-    const out: Record<string, KeyedRecord[]> = {};
+  /** Values buffered and not sent yet, per target (output in-flight data at a snapshot). */
+  bufferedRecords(): Record<string, unknown[]> {
+    const out: Record<string, unknown[]> = {};
     for (const o of this.outputs) for (const t of o.targets) if (t.buffer.length > 0) out[`${t.vertex}/${t.index}`] = [...t.buffer];
     return out;
   }
 
-  /** Buffers records for a target ahead of anything emitted (output channel state replayed on restore). */
-  preload(target: string, records: readonly KeyedRecord[]): void {
+  /**
+   * Buffers values for a target ahead of anything emitted (output channel
+   * state replayed on restore): they are sent as they were buffered, to the
+   * target they were partitioned to then.
+   */
+  preload(target: string, records: readonly unknown[]): void {
     for (const o of this.outputs) for (const t of o.targets) if (`${t.vertex}/${t.index}` === target) t.buffer.unshift(...records);
   }
 

@@ -14,13 +14,13 @@ import type { JobDefinition, LogicalNode } from "../api/job.js";
 import type { SinkMetrics, SinkTransactionHandle, SinkWriter, SourceReader, StagingStore } from "../api/types.js";
 import { BarrierAligner } from "../checkpoint/barrier-aligner.js";
 import type { ChannelStateHandle, KeyedStateHandle, SubtaskAck } from "../checkpoint/types.js";
-import type { KeyGroupRange } from "../graph/key-groups.js";
+import type { Key, KeyGroupRange } from "../graph/key-groups.js";
 import type { ExecutionPlan, PlanVertex } from "../graph/plan.js";
-import { upstreamSenders } from "../graph/partitioners.js";
 import type { StateBacking, StateEntry } from "../state/keyed-state.js";
 import { KeyedSnapshotter, type SnapshotStore } from "../state/snapshotter.js";
+import { decodeChannelState, encodeChannelState, type InputKeys, inputKeys, type KeySelector } from "./batch-encoding.js";
 import { InputGate } from "./input-gate.js";
-import { type BarrierMessage, type ChannelMessage, type DeliveryResult, type KeyedRecord, channelId } from "./messages.js";
+import type { BarrierMessage, ChannelMessage, DeliveryResult } from "./messages.js";
 import { OperatorChain, UserCodeError } from "./operator-chain.js";
 import { RecordWriter, type SendFn } from "./record-writer.js";
 
@@ -112,17 +112,8 @@ interface UnalignedSnapshot {
   /** Channels whose barrier has not arrived: what they deliver until it does is in-flight data. */
   readonly pending: Set<string>;
   readonly inputs: Map<string, string[]>;
-  readonly outputs: Record<string, KeyedRecord[]>;
+  readonly outputs: Record<string, unknown[]>;
   readonly finish: () => void;
-}
-
-/** The in-flight data of one subtask, as stored. */
-interface ChannelStateFile {
-  readonly version: 1;
-  /** Per input channel: the record batches (JSON text) received and not processed. */
-  readonly inputs: Record<string, string[]>;
-  /** Per target subtask: records emitted and not sent. */
-  readonly outputs: Record<string, KeyedRecord[]>;
 }
 
 interface Trigger {
@@ -139,6 +130,8 @@ export class Task {
   readonly gate: InputGate;
   readonly writer: RecordWriter;
   readonly vertex: PlanVertex;
+  /** The key selector of each input channel: batches carry values, and keys are computed again here. */
+  private readonly inputKeys: InputKeys;
   private readonly aligner: BarrierAligner;
   private readonly snapshotter: KeyedSnapshotter;
   private readonly reader: SourceReader | undefined;
@@ -195,10 +188,8 @@ export class Task {
           now: () => host.now(),
         }),
     });
-    const channels: string[] = [];
-    for (const input of vertex.inputs) {
-      for (const i of upstreamSenders(input.partitioner, input.parallelism, index)) channels.push(channelId(input.vertex, i));
-    }
+    this.inputKeys = inputKeys(job, vertex, index);
+    const channels = [...this.inputKeys.keys()];
     this.gate = new InputGate(channels);
     this.alignTimeoutMs = deployment.checkpoint.unaligned ? deployment.checkpoint.alignedCheckpointTimeoutMs : 0;
     if (deployment.checkpoint.unaligned) this.gate.priorityBarriers = (b) => this.onPriorityBarrier(b);
@@ -245,7 +236,8 @@ export class Task {
       if (this.reader && this.sourceUid) this.reader.seek(spec.sources[this.sourceUid] ?? {});
       this.lastCheckpointId = spec.checkpointId;
       if (spec.channelState) {
-        const file = JSON.parse(await this.host.getChannelState(spec.channelState)) as ChannelStateFile;
+        // Restored input batches are values only, as on the wire: the consumer loop computes their keys.
+        const file = decodeChannelState(await this.host.getChannelState(spec.channelState));
         const attempt = this.deployment.attempt;
         for (const [channel, batches] of Object.entries(file.inputs)) {
           this.gate.prepend(
@@ -525,8 +517,14 @@ export class Task {
         }
         switch (message.kind) {
           case "batch": {
-            const records = JSON.parse(message.records) as KeyedRecord[];
-            for (let i = 0; i < records.length; i++) this.chain.push(records[i][0], records[i][1]);
+            const values = JSON.parse(message.records) as unknown[];
+            const keyOf = this.inputKeys.get(message.channel);
+            if (keyOf === undefined) {
+              for (let i = 0; i < values.length; i++) this.chain.push(null, values[i]);
+            } else {
+              // The sender partitioned by the key its selector gave for the value before the JSON round trip.
+              for (let i = 0; i < values.length; i++) this.chain.push(this.keyOf(keyOf, values[i]), values[i]);
+            }
             await this.writer.flush();
             await this.flushSinksIfDue();
             break;
@@ -549,6 +547,19 @@ export class Task {
       }
     } catch (e) {
       await this.fail(e);
+    }
+  }
+
+  /**
+   * The key of a received record. The sender's selector gave a key for this
+   * value before its JSON round trip; one that throws now (a `Date` field
+   * became a string, say) is the job's error, reported as such.
+   */
+  private keyOf(keySelector: KeySelector, value: unknown): Key {
+    try {
+      return keySelector(value);
+    } catch (e) {
+      throw new UserCodeError(`keyBy into ${this.vertex.name}`, null, e);
     }
   }
 
@@ -597,10 +608,9 @@ export class Task {
   }
 
   /** Persists a subtask's in-flight data of checkpoint N (nothing when there is none). */
-  private putInFlight(checkpointId: number, inputs: Record<string, string[]>, outputs: Record<string, KeyedRecord[]>): Promise<ChannelStateHandle | null> {
+  private putInFlight(checkpointId: number, inputs: Record<string, string[]>, outputs: Record<string, unknown[]>): Promise<ChannelStateHandle | null> {
     if (Object.keys(inputs).length === 0 && Object.keys(outputs).length === 0) return Promise.resolve(null);
-    const body: ChannelStateFile = { version: 1, inputs, outputs };
-    return this.host.putChannelState(checkpointId, JSON.stringify(body));
+    return this.host.putChannelState(checkpointId, encodeChannelState({ inputs, outputs }));
   }
 
   /** Time left until an aligned checkpoint triggered at `triggerMs` turns unaligned. */
