@@ -38,7 +38,8 @@ const CATEGORIES: [string, (fn: string, url: string) => boolean][] = [
   ["rpc_and_io_native", (fn) => fn === "(program)"],
   ["keyed_state", (fn) => /^(getState|read|write|touch|table|setCurrentKey|keyText|value|update)$/.test(fn)],
   ["key_groups_and_partitioning", (fn) => /^(hashKey|select|keyGroupOf|keyGroupOfText|murmur|emit)$/.test(fn)],
-  ["snapshot", (fn) => /^(prepare|upload|takeDirty|forEachEntry|entry|writeImage|encode)/.test(fn)],
+  // encodeBatch is the data plane's batch encoding (runtime_loop, as when it was inlined in flush), not a snapshot's.
+  ["snapshot", (fn) => /^(prepare|upload|takeDirty|forEachEntry|entry|writeImage|encode(?!Batch))/.test(fn)],
   ["generator_and_user_code", (fn) => /^(make|benchEvent|eventHash|mix32|uniform|mapEvent|keepEvent|processElement|poll)$/.test(fn)],
   ["runtime_loop", (fn, url) => url !== "" && /worker\.js$/.test(url)],
 ];
