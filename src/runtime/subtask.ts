@@ -2,8 +2,9 @@
  * The Subtask object: the shell around one running {@link Task}. It
  * receives channel messages and checkpoint signals over RPC, drives source
  * subtasks from its alarm, uploads snapshots to R2, and keeps the local
- * image of its keyed state in SQLite (written at each barrier), which makes
- * a restore to the checkpoint it already holds a local read.
+ * image of its keyed state in SQLite (appended at each checkpoint, merged
+ * in the background), which makes a restore to the checkpoint it already
+ * holds a local read.
  *
  * A task lives in memory only. An object that restarted (reset, crash,
  * eviction) has none, answers "lost" to the coordinator's heartbeat and
@@ -47,6 +48,8 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
   private readonly sql: SqlStorage;
   private readonly image: StateImage;
   private sourceRunning = false;
+  /** Whether the image's pending chunks are being merged (one per turn). */
+  private merging = false;
   /** Pending while a deployed task waits for its start: keeps the object in memory. */
   private keepAlive: ReturnType<typeof setTimeout> | undefined;
 
@@ -182,6 +185,25 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
     this.sql.exec(`INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`, k, v);
   }
 
+  /** Merges the image's pending chunks into its table, one per turn, while processing goes on. */
+  private mergeImage(): void {
+    if (this.merging) return;
+    this.merging = true;
+    const step = () => {
+      try {
+        if (this.image.mergeStep()) {
+          setTimeout(step, 0);
+          return;
+        }
+      } catch (e) {
+        // The chunks stay pending: the image is still whole, and the next checkpoint merges again.
+        console.error(`image merge failed: ${(e as Error)?.message ?? e}`);
+      }
+      this.merging = false;
+    };
+    setTimeout(step, 0);
+  }
+
   private clearImage(): void {
     this.image.clear();
     this.sql.exec(`DELETE FROM meta WHERE k = 'image'`);
@@ -197,7 +219,7 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
     const image = this.meta("image");
     const wanted = JSON.stringify({ checkpointId: spec.checkpointId, start: range.start, end: range.end });
     if (localRecovery && image === wanted) return { backing: this.image.backing(uid) };
-    // From R2: stream each overlapping chain, oldest file first, into the image
+    // From R2: stream each overlapping chain, oldest file first, into the image's log
     // (later files overwrite, deletions remove), in small turns; then read it on demand.
     this.sql.exec(`DELETE FROM meta WHERE k = 'image'`);
     this.image.clearOperator(uid);
@@ -288,7 +310,10 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
         writeImage: (uid, changed) => this.image.write(uid, changedRows(changed)),
         markImage: (checkpointId) => {
           if (checkpointId === null) this.sql.exec(`DELETE FROM meta WHERE k = 'image'`);
-          else this.setMeta("image", JSON.stringify({ checkpointId, start: range.start, end: range.end }));
+          else {
+            this.setMeta("image", JSON.stringify({ checkpointId, start: range.start, end: range.end }));
+            this.mergeImage();
+          }
         },
         pause: () => new Promise((resolve) => setTimeout(resolve, 0)),
       },

@@ -1,14 +1,18 @@
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
-import { IMAGE_STATEMENT_CHARS_MAX, type ImageRow, type ImageSql, StateImage } from "./state-image.js";
+import { IMAGE_CHUNK_CHARS, type ImageRow, type ImageSql, StateImage } from "./state-image.js";
 
 /** node:sqlite with the limits of Durable Object SQLite that the image must respect, counting statements. */
-function doSql(): ImageSql & { statements: number; db: DatabaseSync } {
-  const db = new DatabaseSync(":memory:");
+function doSql(db = new DatabaseSync(":memory:")): ImageSql & { statements: number; db: DatabaseSync; failOn?: RegExp } {
   const sql = {
     db,
     statements: 0,
+    failOn: undefined as RegExp | undefined,
     exec(query: string, ...bindings: (string | number | null)[]) {
+      if (sql.failOn?.test(query)) {
+        sql.failOn = undefined;
+        throw new Error("crash");
+      }
       if (bindings.length > 100) throw new Error(`${bindings.length} bound parameters; Durable Objects allow 100`);
       if (query.length > 100_000) throw new Error("statement longer than 100 KB");
       for (const b of bindings) if (typeof b === "string" && Buffer.byteLength(b) > 2_000_000) throw new Error("string over 2 MB");
@@ -23,7 +27,9 @@ function doSql(): ImageSql & { statements: number; db: DatabaseSync } {
 
 const row = (key: string, valueJson: string | null, state = "count", kind: ImageRow["kind"] = "value"): ImageRow => ({ state, kind, key, keyGroup: key.length % 128, valueJson });
 
+/** The table's rows, after merging every pending chunk. */
 function all(sql: ReturnType<typeof doSql>, uid = "op"): Record<string, string> {
+  new StateImage(sql).mergeAll();
   const out: Record<string, string> = {};
   for (const r of sql.db.prepare(`SELECT state, key, value FROM keyed_state WHERE op = ? ORDER BY state, key`).all(uid) as { state: string; key: string; value: string }[]) {
     out[`${r.state}/${r.key}`] = r.value;
@@ -32,7 +38,7 @@ function all(sql: ReturnType<typeof doSql>, uid = "op"): Record<string, string> 
 }
 
 describe("StateImage", () => {
-  it("writes many rows in one statement and keeps each value's JSON text as it was", () => {
+  it("writes many rows as one chunk and keeps each value's JSON text as it was", () => {
     const sql = doSql();
     const image = new StateImage(sql);
     const before = sql.statements;
@@ -60,8 +66,12 @@ describe("StateImage", () => {
     const image = new StateImage(sql);
     image.write("op", [row("a", "1", "s", "value")]);
     image.write("op", [row("a", "[1]", "s", "list")]);
+    expect(image.backing("op").get("s", "a")).toEqual({ kind: "value", value: [1] });
+    image.mergeAll();
     expect(sql.db.prepare(`SELECT kind, value FROM keyed_state`).get()).toEqual({ kind: "value", value: "[1]" });
     image.write("op", [row("a", "[2]", "s", "list")], true);
+    expect(image.backing("op").get("s", "a")).toEqual({ kind: "list", value: [2] });
+    image.mergeAll();
     expect(sql.db.prepare(`SELECT kind, value FROM keyed_state`).get()).toEqual({ kind: "list", value: "[2]" });
   });
 
@@ -73,11 +83,11 @@ describe("StateImage", () => {
     const before = sql.statements;
     image.write("op", rows);
     const statements = sql.statements - before;
-    expect(statements).toBeGreaterThanOrEqual(Math.ceil((2000 * 1000) / IMAGE_STATEMENT_CHARS_MAX));
-    expect(statements).toBeLessThan(10);
+    expect(statements).toBeGreaterThanOrEqual(Math.ceil((2000 * 1000) / IMAGE_CHUNK_CHARS));
+    expect(statements).toBeLessThan(20);
     expect(Object.keys(all(sql))).toHaveLength(2000);
     // Escaping the quotes of this value doubles it: it is bound as it is.
-    const quotes = JSON.stringify('"'.repeat(IMAGE_STATEMENT_CHARS_MAX / 2 + 10));
+    const quotes = JSON.stringify('"'.repeat(IMAGE_CHUNK_CHARS / 2 + 10));
     image.write("op", [row("a", "1"), row("q", quotes), row("b", "2")]);
     expect(all(sql)["count/q"]).toBe(quotes);
     expect(all(sql)["count/b"]).toBe("2");
@@ -98,9 +108,107 @@ describe("StateImage", () => {
       { state: "seen", key: "m", kind: "map", value: [["x", 1]] },
     ]);
     image.clearOperator("one");
-    expect(b.count()).toBe(0);
+    expect(image.backing("one").count()).toBe(0);
     expect(image.backing("two").count()).toBe(1);
     image.clear();
     expect(image.backing("two").count()).toBe(0);
   });
+
+  it("appends a write to the log and leaves the table to the merge", () => {
+    const sql = doSql();
+    const image = new StateImage(sql);
+    image.write("op", [row("a", "1"), row("b", "2")]);
+    image.write("op", [row("a", null)]);
+    expect(sql.db.prepare(`SELECT COUNT(*) AS n FROM keyed_state`).get()).toEqual({ n: 0 });
+    expect(image.pending()).toBe(2);
+    const before = image.backing("op");
+    expect(before.count()).toBe(1);
+    expect(before.get("count", "a")).toBeUndefined();
+    expect(image.mergeStep()).toBe(true);
+    expect(image.mergeStep()).toBe(false);
+    expect(image.pending()).toBe(0);
+    expect(image.mergeStep()).toBe(false);
+    expect(all(sql)).toEqual({ "count/b": "2" });
+    // A backing made before the merge reads what it read before.
+    expect(before.get("count", "b")).toEqual({ kind: "value", value: 2 });
+    expect([...before.entries()]).toEqual([{ state: "count", key: "b", kind: "value", value: 2 }]);
+  });
+
+  it("counts a key once whether the table, the log or both hold it", () => {
+    const sql = doSql();
+    const image = new StateImage(sql);
+    image.write("op", [row("a", "1"), row("b", "1"), row("c", "1")]);
+    image.mergeAll();
+    // b and c are in the table; a is deleted in the log, b rewritten, d and e new, e deleted again.
+    image.write("op", [row("b", "2"), row("d", "2"), row("e", "2")]);
+    image.write("op", [row("a", null), row("e", null), row("zz", null)]);
+    const b = image.backing("op");
+    expect(b.count()).toBe(3);
+    expect(
+      [...b.entries()].map((e) => `${e.key}=${e.value}`).sort(),
+    ).toEqual(["b=2", "c=1", "d=2"]);
+  });
+
+  it("keeps the image through merges cut short at any statement, over many random runs", () => {
+    const random = mulberry32(1234);
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)];
+    const ops = ["one", "two"];
+    const states = ["count", "seen"];
+    const keys = Array.from({ length: 8 }, (_, i) => `k${i}`);
+    for (let run = 0; run < 25; run++) {
+      const sql = doSql();
+      let image = new StateImage(sql);
+      const model = new Map<string, string>();
+      for (let step = 0; step < 30; step++) {
+        const roll = random();
+        if (roll < 0.5) {
+          const uid = pick(ops);
+          const rows: ImageRow[] = Array.from({ length: 1 + Math.floor(random() * 6) }, () => row(pick(keys), random() < 0.3 ? null : String(Math.floor(random() * 100)), pick(states)));
+          image.write(uid, rows);
+          for (const r of rows) {
+            const id = `${uid}/${r.state}/${r.key}`;
+            if (r.valueJson === null) model.delete(id);
+            else model.set(id, r.valueJson);
+          }
+        } else if (roll < 0.8) {
+          image.mergeStep();
+        } else {
+          // The object dies in the middle of a merge; a new one opens the same database.
+          sql.failOn = pick([/^INSERT INTO keyed_state/, /^DELETE FROM keyed_state/, /^DELETE FROM image_log/]);
+          try {
+            image.mergeStep();
+          } catch {
+            // the crash
+          }
+          sql.failOn = undefined;
+          image = new StateImage(sql);
+        }
+        for (const uid of ops) {
+          const expected = [...model].filter(([id]) => id.startsWith(`${uid}/`)).map(([id, v]) => `${id.slice(uid.length + 1)}=${v}`).sort();
+          const b = image.backing(uid);
+          expect([...b.entries()].map((e) => `${e.state}/${e.key}=${JSON.stringify(e.value)}`).sort()).toEqual(expected);
+          expect(b.count()).toBe(expected.length);
+          for (const k of keys) {
+            const v = model.get(`${uid}/count/${k}`);
+            expect(b.get("count", k)?.value).toEqual(v === undefined ? undefined : JSON.parse(v));
+          }
+        }
+      }
+      image.mergeAll();
+      expect(image.pending()).toBe(0);
+      const merged = { ...all(sql, "one") };
+      expect(merged).toEqual(Object.fromEntries([...model].filter(([id]) => id.startsWith("one/")).map(([id, v]) => [id.slice(4), v])));
+    }
+  });
 });
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
