@@ -91,7 +91,7 @@ class MemoryStore implements SnapshotStore {
 
 type Checkpointed = CompletedSnapshot & { prepared: PreparedSnapshot };
 
-function setup(config: { incremental: boolean; fullEvery: number }) {
+function setup(config: { incremental: boolean; fullEvery: number; localRecovery?: boolean }) {
   const store = new MemoryStore();
   const snapshotter = new KeyedSnapshotter(store, config, RANGE);
   const backend = new KeyedStateBackend(MAX_PARALLELISM, "op");
@@ -613,6 +613,22 @@ describe("KeyedSnapshotter and the local image", () => {
       ["b", "1"],
     ]);
     expect(store.image.get("counter")).toEqual(liveImage(backend));
+  });
+
+  it("with local recovery off, neither writes nor marks the image, in full and incremental mode alike", async () => {
+    for (const incremental of [false, true]) {
+      const { store, backend, checkpoint } = setup({ incremental, fullEvery: 10, localRecovery: false });
+      setCounts(backend, keys(3000), () => 1);
+      const first = await checkpoint(1);
+      setCounts(backend, ["user-1"], () => 2);
+      const second = await checkpoint(2);
+      expect(store.imageCalls()).toEqual([]);
+      expect(store.pauses).toBe(0);
+      // The files are what they are with the image written.
+      expect(store.puts).toEqual(["chk-1/counter", "chk-2/counter"]);
+      expect(first.handles.counter.entries).toBe(3000);
+      expect(second.handles.counter.files).toEqual(incremental ? ["chk-1/counter", "chk-2/counter"] : ["chk-2/counter"]);
+    }
   });
 
   it("marks the image even when nothing changed", async () => {

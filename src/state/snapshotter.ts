@@ -6,9 +6,12 @@
  * previous snapshot ({@link ChangeCapture}) and, for a full snapshot, every
  * entry ({@link StateCapture}). Both keep immutable values by reference and
  * serialize the others at once. Everything else is asynchronous, while
- * processing goes on: serializing a full file and writing the changes back
+ * processing goes on: serializing a full file and appending the changes
  * to the local SQLite image, both in small turns, and uploading the file to
- * R2.
+ * R2. With local recovery off, nothing reads the image back as a
+ * checkpoint, so the changes are not written to it: it keeps the
+ * checkpoint last restored into it (which, as a backing store, it still
+ * serves for the keys not touched since).
  *
  * Incremental snapshots upload only the entries changed since the previous
  * snapshot and extend its chain of files; every `fullEvery` snapshots the
@@ -97,7 +100,7 @@ export class KeyedSnapshotter {
 
   constructor(
     private readonly store: SnapshotStore,
-    private readonly config: Pick<CheckpointConfig, "incremental" | "fullEvery">,
+    private readonly config: Pick<CheckpointConfig, "incremental" | "fullEvery"> & { readonly localRecovery?: boolean },
     private readonly range: KeyGroupRange,
   ) {}
 
@@ -176,7 +179,7 @@ export class KeyedSnapshotter {
       if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
       if (!earlierOk && s.dependsOnEarlier) {
         // The image must still get these changes: they were taken off the dirty list.
-        if (!s.savepoint) await this.writeBack(s);
+        if (this.writesImage(s)) await this.writeBack(s);
         throw new Error(`snapshot ${s.checkpointId} extends files of an earlier snapshot whose upload failed`);
       }
       // Build each file (CPU, in turns for a full one) and upload it while the next is built and the image is written back.
@@ -197,7 +200,7 @@ export class KeyedSnapshotter {
         put.catch(() => undefined);
         uploads.set(op, put);
       }
-      if (!s.savepoint) await this.writeBack(s, encoded);
+      if (this.writesImage(s)) await this.writeBack(s, encoded);
       const sizes = new Map<PreparedOperator, number>();
       for (const [op, put] of uploads) sizes.set(op, await put);
       const handles: Record<string, KeyedStateHandle> = {};
@@ -221,6 +224,11 @@ export class KeyedSnapshotter {
       },
     );
     return done;
+  }
+
+  /** Whether snapshot `s` goes to the local image: checkpoints do when local recovery is on; savepoints never. */
+  private writesImage(s: PreparedSnapshot): boolean {
+    return !s.savepoint && this.config.localRecovery !== false;
   }
 
   /** Serializes a full file from its capture, in turns that let processing go on between them. */
