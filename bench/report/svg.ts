@@ -34,7 +34,7 @@ const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
 /** One SVG with both panels for the given runs (same workload variant, different engines). */
 export function keyedCountPlot(runs: readonly BenchResult[], title: string): string {
   const series: Series[] = runs.map((r, i) => ({
-    label: r.engine === "flink" ? `Flink (${String(r.state_backend)})` : "floe",
+    label: r.engine === "flink" ? `Flink (${String(r.state_backend)})` : r.local_recovery === false ? "floe, local recovery off" : "floe",
     color: COLORS[i % COLORS.length],
     perSecond: (r.series_events_per_s as number[] | undefined) ?? [],
     checkpoints: (r.series_checkpoints as { t_s: number; duration_ms: number }[] | undefined) ?? [],

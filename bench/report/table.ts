@@ -19,6 +19,15 @@ function figures(r: BenchResult): string {
       return `p50 ${n(r.latency_ms_p50)} ms, p99 ${n(r.latency_ms_p99)} ms (${n(r.rate_per_s)} events/s)`;
     case "ingest_keyed_count":
       return `${n(r.processed_events_per_s)} events/s`;
+    case "unaligned_sim":
+      // Virtual ms, p50 before the overload → in its last third, per mode.
+      return Object.entries(r)
+        .filter(([, v]) => typeof v === "object" && v !== null && "late_ms_p50" in v)
+        .map(([mode, v]) => {
+          const m = v as Record<string, number>;
+          return `${mode} ${n(m.early_ms_p50)}→${n(m.late_ms_p50)} ms (${n(m.unaligned)}/${n(m.completed)} unaligned)`;
+        })
+        .join("; ");
     case "error":
       return String(r.error ?? "").split("\n")[0].slice(0, 120);
     case "ratio":

@@ -37,6 +37,8 @@ export interface GeneratedRunOptions {
    * would otherwise not end in time).
    */
   maxMs?: number;
+  /** Set to false to run with local recovery off (Flink's default): no SQLite image is written at checkpoints. */
+  localRecovery?: boolean;
 }
 
 /** Workload 1: stateless map and filter. */
@@ -65,7 +67,7 @@ export async function benchKeyedCount(o: GeneratedRunOptions): Promise<BenchResu
   return {
     bench: "keyed_count",
     engine: "floe",
-    variant: `keys=${o.keys},checkpoint_ms=${o.checkpointIntervalMs}`,
+    variant: `keys=${o.keys},checkpoint_ms=${o.checkpointIntervalMs}${o.localRecovery === false ? ",local_recovery=false" : ""}`,
     input: "generator source",
     state_backend: "heap+sqlite",
     parallelism: BENCH_PARALLELISM,
@@ -73,6 +75,7 @@ export async function benchKeyedCount(o: GeneratedRunOptions): Promise<BenchResu
     keys: o.keys,
     seed: o.seed,
     checkpoint_interval_ms: o.checkpointIntervalMs,
+    local_recovery: o.localRecovery !== false,
     ...r.rate,
     checkpoints_completed: completed.length,
     checkpoints_failed: r.checkpoints.filter((c) => c.status === "FAILED").length,
@@ -94,7 +97,7 @@ async function runGenerated(job: string, vertex: string, o: GeneratedRunOptions)
     bindings: { BENCH_EVENTS: String(o.events), BENCH_KEYS: String(o.keys), BENCH_SEED: String(o.seed) },
   });
   try {
-    await startJob(engine, job, { checkpoint: { interval_ms: o.checkpointIntervalMs } });
+    await startJob(engine, job, { checkpoint: { interval_ms: o.checkpointIntervalMs, ...(o.localRecovery === false ? { local_recovery: false } : {}) } });
     let recordsOut = 0;
     const t0 = performance.now();
     const maxMs = o.maxMs ?? 600_000;
