@@ -198,6 +198,13 @@ export interface SinkDefinition<T = unknown> {
   createWriter(ctx: SinkWriterContext): SinkWriter<T>;
   /** Checks the sink against the run's checkpoint configuration; answers why it does not fit, if it does not. */
   checkConfig?(checkpoint: CheckpointConfig, uid: string): string | undefined;
+  /**
+   * Checks the Worker variables and secrets the sink needs (an endpoint,
+   * brokers) when a job starts; answers what is missing, if anything. A
+   * job whose sink cannot publish would otherwise run until its first
+   * commit and then restart over and over.
+   */
+  checkVars?(vars: Readonly<Record<string, unknown>>, uid: string): string | undefined;
 }
 
 /** A queryable table written by a table sink. */

@@ -25,7 +25,7 @@ import { CheckpointStore, CheckpointUnreadableError } from "../storage/checkpoin
 import { checkpointIdOfSavepoint, savepointId } from "../storage/layout.js";
 import { checkRestore } from "../checkpoint/restore-check.js";
 import { type CoordinatorStorage, INITIAL_JOB, type JobRecord, type JobStatusName } from "./coordinator-store.js";
-import { resolveRunConfig } from "./job-config.js";
+import { checkSinkVars, resolveRunConfig } from "./job-config.js";
 import type { JobRegistry } from "./registry.js";
 import type { RestoreSpec, SubtaskDeployment, TaskMetrics } from "./task.js";
 
@@ -108,6 +108,8 @@ export interface CoordinatorHost {
   sleep(ms: number): Promise<void>;
   /** Sets the object's one alarm (null deletes it). */
   setAlarm(atMs: number | null): Promise<void>;
+  /** The Worker's variables and secrets, which sinks check at start (absent: not checked). */
+  readonly vars?: Readonly<Record<string, unknown>>;
 }
 
 export class CoordinatorCore {
@@ -143,6 +145,7 @@ export class CoordinatorCore {
       }
       const plan = buildPlan(definition, request.parallelism);
       const config = resolveRunConfig(definition, request.config);
+      if (this.host.vars) checkSinkVars(definition, this.host.vars);
       let from: CheckpointMetadata | null = null;
       let restoredFrom: JobRecord["runRestoredFrom"] = null;
       if (request.fromSavepoint !== undefined || request.fromCheckpoint !== undefined) {

@@ -41,6 +41,7 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
         if (atMs === null) await this.ctx.storage.deleteAlarm();
         else await this.ctx.storage.setAlarm(atMs);
       },
+      vars: this.env as unknown as Record<string, unknown>,
     });
     return this.coreValue;
   }

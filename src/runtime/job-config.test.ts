@@ -3,7 +3,10 @@ import { DEFAULT_CHECKPOINT_CONFIG } from "../api/checkpoint-options.js";
 import { type JobOptions, job } from "../api/job.js";
 import { DEFAULT_RESTART_STRATEGY } from "../checkpoint/restart-strategy.js";
 import { FloeError } from "../errors.js";
-import { resolveRunConfig } from "./job-config.js";
+import { generatorSource } from "../connectors/sources/generator-source.js";
+import { kafkaSink } from "../connectors/kafka/kafka-sink.js";
+import { webhookSink } from "../connectors/sinks/webhook-sink.js";
+import { checkSinkVars, resolveRunConfig } from "./job-config.js";
 
 /** The options are all resolveRunConfig reads; the graph does not matter here. */
 const declared = (options: JobOptions = {}) => job("config-test", options);
@@ -198,5 +201,40 @@ describe("resolveRunConfig: restart strategy", () => {
   // (e.g. a Set per type) and throw FloeError("invalid_config", `unknown restart_strategy option …`).
   it("refuses an unknown restart strategy option", () => {
     invalid(() => resolveRunConfig(declared(), { restart_strategy: { type: "fixed-delay", delay: 5_000 } }), /unknown .*option "delay"/);
+  });
+});
+
+describe("checkSinkVars: the Worker variables sinks need", () => {
+  const withSinks = () => {
+    const j = job("vars-test");
+    const gen = j.source(generatorSource({ partitions: 1, count: 1, make: (i) => ({ n: i }) }), { uid: "gen" });
+    gen.sink(webhookSink({ urlVar: "HOOK_URL" }), { uid: "hook" });
+    gen.sink(webhookSink({ url: "https://example.com/fixed" }), { uid: "fixed" });
+    gen.sink(kafkaSink("out", { brokersVar: "BROKERS" }), { uid: "kafka" });
+    return j;
+  };
+  const refusal = (vars: Record<string, unknown>): FloeError | undefined => {
+    try {
+      checkSinkVars(withSinks(), vars);
+      return undefined;
+    } catch (e) {
+      return e as FloeError;
+    }
+  };
+
+  it("passes when every variable is set", () => {
+    expect(refusal({ HOOK_URL: "http://127.0.0.1:9/x", BROKERS: "127.0.0.1:9092" })).toBeUndefined();
+  });
+
+  it("names the sink and the missing variable, as a 409", () => {
+    const e = refusal({ BROKERS: "127.0.0.1:9092" });
+    expect(e).toBeInstanceOf(FloeError);
+    expect(e).toMatchObject({ code: "sink_not_configured", status: 409 });
+    expect(e!.message).toMatch(/webhook sink "hook".*HOOK_URL.*not set.*wrangler secret put HOOK_URL/);
+    expect(refusal({ HOOK_URL: "http://127.0.0.1:9/x", BROKERS: "  " })!.message).toMatch(/kafka sink "kafka" \(topic out\).*BROKERS.*not set/);
+  });
+
+  it("refuses a webhook variable that is not an http(s) URL", () => {
+    expect(refusal({ HOOK_URL: "127.0.0.1:9/x", BROKERS: "b:1" })!.message).toMatch(/HOOK_URL must be an http\(s\) URL, got "127.0.0.1:9\/x"/);
   });
 });

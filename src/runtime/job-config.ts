@@ -28,6 +28,17 @@ const CHECKPOINT_KEYS = new Set([
   "incremental", "fullEvery", "unaligned", "alignedCheckpointTimeoutMs", "storagePrefix", "localRecovery",
 ]);
 
+/**
+ * Checks that the Worker has the variables every sink of `job` needs;
+ * throws FloeError("sink_not_configured", 409) naming the first missing.
+ */
+export function checkSinkVars(job: JobDefinition, vars: Readonly<Record<string, unknown>>): void {
+  for (const node of job.nodes) {
+    const problem = node.sink?.checkVars?.(vars, node.options.uid ?? `sink ${node.id}`);
+    if (problem) throw new FloeError("sink_not_configured", problem, 409);
+  }
+}
+
 /** Resolves and validates the configuration of a run; throws FloeError("invalid_config") naming the option. */
 export function resolveRunConfig(job: JobDefinition, config: Record<string, unknown> | undefined): RunConfig {
   const top = camelKeys(config, "config");

@@ -347,3 +347,33 @@ describe("ingestion limits, at and over the edge, with no job running", () => {
     expect(again.status).toBe(200);
   });
 });
+
+describe("a job whose sink lacks its Worker variable", () => {
+  let engine: Engine;
+  afterAll(async () => {
+    await engine?.dispose();
+  });
+
+  it("is refused at start (409 sink_not_configured, naming the variable) and stays CREATED", async () => {
+    engine = await startEngine({ testJobs: true });
+    await expectError(
+      await engine.api("/v1/jobs/sinks/start", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" }),
+      409,
+      "sink_not_configured",
+      /webhook sink "webhook-out".*WEBHOOK_URL.*not set/,
+    );
+    const status = (await (await engine.api("/v1/jobs/sinks")).json()) as { status: string; attempt: number };
+    expect(status).toMatchObject({ status: "CREATED", attempt: 0 });
+  });
+
+  it("is refused when the variable is not an http(s) URL", async () => {
+    await engine.dispose();
+    engine = await startEngine({ testJobs: true, bindings: { WEBHOOK_URL: "ftp://127.0.0.1/hook" } });
+    await expectError(
+      await engine.api("/v1/jobs/sinks/start", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" }),
+      409,
+      "sink_not_configured",
+      /WEBHOOK_URL must be an http\(s\) URL/,
+    );
+  });
+});

@@ -14,7 +14,7 @@ import type { Admin, Kafka, Producer, Transaction } from "kafkajs";
 import type { CheckpointConfig } from "../../api/checkpoint-options.js";
 import type { DeliveryGuarantee, SinkDefinition, SinkWriterContext } from "../../api/types.js";
 import { type SinkPublisher, TransactionalSinkWriter } from "../sinks/two-phase-commit.js";
-import { type KafkaConnection, kafkaClient, kafkaConfig } from "./client.js";
+import { type KafkaConnection, brokersProblem, kafkaClient, kafkaConfig } from "./client.js";
 
 /** Options of {@link kafkaSink}. */
 export interface KafkaSinkOptions<T> extends KafkaConnection {
@@ -72,6 +72,7 @@ export function kafkaSink<T = unknown>(topic: string, options: KafkaSinkOptions<
   return {
     kind: "kafka",
     checkConfig: (checkpoint, uid) => checkTransactionTimeout(timeout, checkpoint, `kafka sink "${uid}" (topic ${topic})`),
+    checkVars: (vars, uid) => brokersProblem(options, vars, `kafka sink "${uid}" (topic ${topic})`),
     createWriter: (ctx) =>
       new TransactionalSinkWriter(
         { uid: ctx.uid, guarantee: options.guarantee ?? "exactly_once", staging: ctx.staging, now: () => ctx.now() },

@@ -46,6 +46,15 @@ export function webhookSink<T = unknown>(options: WebhookSinkOptions): SinkDefin
   if (options.url !== undefined && !/^https?:\/\//.test(options.url)) throw new TypeError(`webhookSink url must be http(s), got ${JSON.stringify(options.url)}`);
   return {
     kind: "webhook",
+    checkVars: (vars, uid) => {
+      if (options.urlVar === undefined) return undefined;
+      const url = vars[options.urlVar];
+      if (typeof url !== "string" || url.length === 0) {
+        return `webhook sink "${uid}": the Worker variable ${options.urlVar} (the webhook URL) is not set; add it under [vars] in wrangler.toml, to .dev.vars, or with \`wrangler secret put ${options.urlVar}\``;
+      }
+      if (!/^https?:\/\//.test(url)) return `webhook sink "${uid}": the Worker variable ${options.urlVar} must be an http(s) URL, got ${JSON.stringify(url)}`;
+      return undefined;
+    },
     createWriter: (ctx) =>
       new TransactionalSinkWriter(
         { uid: ctx.uid, guarantee: options.guarantee ?? "exactly_once", staging: ctx.staging, now: () => ctx.now() },
