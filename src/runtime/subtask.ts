@@ -206,7 +206,7 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
 
   private clearImage(): void {
     this.image.clear();
-    this.sql.exec(`DELETE FROM meta WHERE k = 'image'`);
+    this.sql.exec(`DELETE FROM meta WHERE k IN ('image', 'image_keys')`);
   }
 
   /** Loads one operator's restored state: from the local image when it holds exactly that checkpoint, else from R2. */
@@ -218,10 +218,13 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
   ): Promise<{ backing: StateBacking } | { entries: StateEntry[] }> {
     const image = this.meta("image");
     const wanted = JSON.stringify({ checkpointId: spec.checkpointId, start: range.start, end: range.end });
-    if (localRecovery && image === wanted) return { backing: this.image.backing(uid) };
+    if (localRecovery && image === wanted) {
+      const keys = JSON.parse(this.meta("image_keys") ?? "{}") as Record<string, number>;
+      return { backing: this.image.backing(uid, keys[uid]) };
+    }
     // From R2: stream each overlapping chain, oldest file first, into the image's log
     // (later files overwrite, deletions remove), in small turns; then read it on demand.
-    this.sql.exec(`DELETE FROM meta WHERE k = 'image'`);
+    this.sql.exec(`DELETE FROM meta WHERE k IN ('image', 'image_keys')`);
     this.image.clearOperator(uid);
     let batch: SnapshotEntry[] = [];
     const apply = () => {
@@ -247,7 +250,10 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
         apply();
       }
     }
-    return { backing: this.image.backing(uid) };
+    // The checkpoint counted the keys of a file written for exactly this range; a rescaled restore counts them.
+    const handles = spec.keyed[uid] ?? [];
+    const own = handles.length === 1 && handles[0].keyGroups.start === range.start && handles[0].keyGroups.end === range.end ? handles[0] : undefined;
+    return { backing: this.image.backing(uid, handles.length === 0 ? 0 : own?.entries) };
   }
 
   /** Staging rows of two-phase-commit sinks, in this object's transactional storage. */
@@ -307,11 +313,14 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
           await env.CHECKPOINTS.put(key, blob);
           return blob.size;
         },
-        writeImage: (uid, changed) => this.image.write(uid, changedRows(changed)),
-        markImage: (checkpointId) => {
-          if (checkpointId === null) this.sql.exec(`DELETE FROM meta WHERE k = 'image'`);
+        writeImage: (uid, changed) => this.image.writeThrough(uid, changedRows(changed)),
+        markImage: (checkpointId, keys) => {
+          if (checkpointId === null) this.sql.exec(`DELETE FROM meta WHERE k IN ('image', 'image_keys')`);
           else {
+            this.image.seal();
             this.setMeta("image", JSON.stringify({ checkpointId, start: range.start, end: range.end }));
+            if (keys) this.setMeta("image_keys", JSON.stringify(keys));
+            else this.sql.exec(`DELETE FROM meta WHERE k = 'image_keys'`);
             this.mergeImage();
           }
         },

@@ -232,7 +232,7 @@ export class Task {
       }
       if (rescaled) this.snapshotter.requireFull();
       else this.snapshotter.restoredFrom(reusable);
-      this.host.snapshots.markImage(spec.checkpointId);
+      this.host.snapshots.markImage(spec.checkpointId, Object.fromEntries([...this.chain.keyedState].map(([uid, backend]) => [uid, backend.size()])));
       if (this.reader && this.sourceUid) this.reader.seek(spec.sources[this.sourceUid] ?? {});
       this.lastCheckpointId = spec.checkpointId;
       if (spec.channelState) {

@@ -59,7 +59,8 @@ export interface ChangeCapture {
 
 /** Persisted state read on demand (the local image). Values are in persisted form. */
 export interface StateBacking {
-  get(state: string, key: string): { kind: Kind; value: unknown } | undefined;
+  /** The persisted value of `key` (whose key group is `keyGroup`) in `state`. */
+  get(state: string, key: string, keyGroup: number): { kind: Kind; value: unknown } | undefined;
   /** Every persisted entry. */
   entries(): Iterable<{ state: string; key: string; kind: Kind; value: unknown }>;
   count(): number;
@@ -316,7 +317,7 @@ export class KeyedStateBackend {
     const v = slot.table.get(this.keyTextNow);
     if (v !== undefined || !this.backing) return v;
     if (this.deleted.has(id(slot.name, this.keyTextNow))) return undefined;
-    const persisted = this.backing.get(slot.name, this.keyTextNow);
+    const persisted = this.backing.get(slot.name, this.keyTextNow, keyGroupOfText(this.keyTextNow, this.maxParallelism));
     if (persisted === undefined) return undefined;
     const value = fromPersisted(persisted.kind, persisted.value);
     slot.table.set(this.keyTextNow, value);

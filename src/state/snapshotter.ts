@@ -41,8 +41,12 @@ export interface SnapshotStore {
   put(key: string, body: readonly string[]): Promise<number | void>;
   /** Writes changed entries to the local image, synchronously. */
   writeImage(uid: string, changed: readonly EncodedEntry[]): void;
-  /** Records which checkpoint the local image holds (null: none, it is being written), synchronously. */
-  markImage(checkpointId: number | null): void;
+  /**
+   * Records which checkpoint the local image holds (null: none, it is
+   * being written), synchronously, with the number of keys of each
+   * operator in it, so that a restore need not count them.
+   */
+  markImage(checkpointId: number | null, keys?: Readonly<Record<string, number>>): void;
   /** Yields to other work between two turns of snapshot work (serializing a large file, writing the image). */
   pause(): Promise<void>;
 }
@@ -262,6 +266,6 @@ export class KeyedSnapshotter {
       }
     }
     if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
-    this.store.markImage(s.checkpointId);
+    this.store.markImage(s.checkpointId, Object.fromEntries(s.operators.map((op) => [op.uid, op.entries])));
   }
 }

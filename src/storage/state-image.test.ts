@@ -3,10 +3,11 @@ import { describe, expect, it } from "vitest";
 import { IMAGE_CHUNK_CHARS, type ImageRow, type ImageSql, StateImage } from "./state-image.js";
 
 /** node:sqlite with the limits of Durable Object SQLite that the image must respect, counting statements. */
-function doSql(db = new DatabaseSync(":memory:")): ImageSql & { statements: number; db: DatabaseSync; failOn?: RegExp } {
+function doSql(db = new DatabaseSync(":memory:")): ImageSql & { statements: number; queries: string[]; db: DatabaseSync; failOn?: RegExp } {
   const sql = {
     db,
     statements: 0,
+    queries: [] as string[],
     failOn: undefined as RegExp | undefined,
     exec(query: string, ...bindings: (string | number | null)[]) {
       if (sql.failOn?.test(query)) {
@@ -17,6 +18,7 @@ function doSql(db = new DatabaseSync(":memory:")): ImageSql & { statements: numb
       if (query.length > 100_000) throw new Error("statement longer than 100 KB");
       for (const b of bindings) if (typeof b === "string" && Buffer.byteLength(b) > 2_000_000) throw new Error("string over 2 MB");
       sql.statements++;
+      sql.queries.push(query);
       const stmt = db.prepare(query);
       const rows = /^\s*(SELECT|WITH)/i.test(query) ? (stmt.all(...bindings) as Record<string, unknown>[]) : (stmt.run(...bindings), []);
       return Object.assign(rows, { toArray: () => rows });
@@ -25,11 +27,14 @@ function doSql(db = new DatabaseSync(":memory:")): ImageSql & { statements: numb
   return sql;
 }
 
+/** The key group the tests' rows give a key. */
+const kg = (key: string) => key.length % 128;
+
 const row = (key: string, valueJson: string | null, state = "count", kind: ImageRow["kind"] = "value"): ImageRow => ({ state, kind, key, keyGroup: key.length % 128, valueJson });
 
 /** The table's rows, after merging every pending chunk. */
-function all(sql: ReturnType<typeof doSql>, uid = "op"): Record<string, string> {
-  new StateImage(sql).mergeAll();
+function all(sql: ReturnType<typeof doSql>, uid = "op", image = new StateImage(sql)): Record<string, string> {
+  image.mergeAll();
   const out: Record<string, string> = {};
   for (const r of sql.db.prepare(`SELECT state, key, value FROM keyed_state WHERE op = ? ORDER BY state, key`).all(uid) as { state: string; key: string; value: string }[]) {
     out[`${r.state}/${r.key}`] = r.value;
@@ -38,14 +43,17 @@ function all(sql: ReturnType<typeof doSql>, uid = "op"): Record<string, string> 
 }
 
 describe("StateImage", () => {
-  it("writes many rows as one chunk and keeps each value's JSON text as it was", () => {
+  it("writes many rows as one chunk per key group and keeps each value's JSON text as it was", () => {
     const sql = doSql();
     const image = new StateImage(sql);
     const before = sql.statements;
     const tricky = ['"a \\"quoted\\" \\\\ text"', "1e+21", "-0", '{"b":[1,2,{"c":null}],"a":"\\u2028"}', '"\\ud800 lone"', '"日本語 ✓"'];
     image.write("op", [...tricky.map((v, i) => row(`k${i}`, v)), row('k"weird\u0000key', "7")]);
-    expect(sql.statements - before).toBe(1);
-    const got = all(sql);
+    expect(sql.statements - before).toBe(0);
+    image.seal();
+    // One chunk per key group: the k0…k5 keys share one, the weird key has its own.
+    expect(sql.statements - before).toBe(2);
+    const got = all(sql, "op", image);
     tricky.forEach((v, i) => expect(got[`count/k${i}`]).toBe(v));
     // Compared in SQL: node:sqlite cuts text read back at a NUL, SQLite itself keeps it.
     expect(sql.db.prepare(`SELECT value FROM keyed_state WHERE key = ?`).get('k"weird\u0000key')).toEqual({ value: "7" });
@@ -58,7 +66,7 @@ describe("StateImage", () => {
     const image = new StateImage(sql);
     image.write("op", [row("a", "1"), row("b", "1")]);
     image.write("op", [row("a", null), row("a", "2"), row("b", "3"), row("b", null), row("c", "4"), row("c", "5")]);
-    expect(all(sql)).toEqual({ "count/a": "2", "count/c": "5" });
+    expect(all(sql, "op", image)).toEqual({ "count/a": "2", "count/c": "5" });
   });
 
   it("updates the value of an existing row, and its kind only when asked", () => {
@@ -66,11 +74,11 @@ describe("StateImage", () => {
     const image = new StateImage(sql);
     image.write("op", [row("a", "1", "s", "value")]);
     image.write("op", [row("a", "[1]", "s", "list")]);
-    expect(image.backing("op").get("s", "a")).toEqual({ kind: "value", value: [1] });
+    expect(image.backing("op").get("s", "a", kg("a"))).toEqual({ kind: "value", value: [1] });
     image.mergeAll();
     expect(sql.db.prepare(`SELECT kind, value FROM keyed_state`).get()).toEqual({ kind: "value", value: "[1]" });
     image.write("op", [row("a", "[2]", "s", "list")], true);
-    expect(image.backing("op").get("s", "a")).toEqual({ kind: "list", value: [2] });
+    expect(image.backing("op").get("s", "a", kg("a"))).toEqual({ kind: "list", value: [2] });
     image.mergeAll();
     expect(sql.db.prepare(`SELECT kind, value FROM keyed_state`).get()).toEqual({ kind: "list", value: "[2]" });
   });
@@ -82,15 +90,16 @@ describe("StateImage", () => {
     const rows = Array.from({ length: 2000 }, (_, i) => row(`k${i}`, big));
     const before = sql.statements;
     image.write("op", rows);
+    image.seal();
     const statements = sql.statements - before;
     expect(statements).toBeGreaterThanOrEqual(Math.ceil((2000 * 1000) / IMAGE_CHUNK_CHARS));
     expect(statements).toBeLessThan(20);
-    expect(Object.keys(all(sql))).toHaveLength(2000);
+    expect(Object.keys(all(sql, "op", image))).toHaveLength(2000);
     // Escaping the quotes of this value doubles it: it is bound as it is.
     const quotes = JSON.stringify('"'.repeat(IMAGE_CHUNK_CHARS / 2 + 10));
     image.write("op", [row("a", "1"), row("q", quotes), row("b", "2")]);
-    expect(all(sql)["count/q"]).toBe(quotes);
-    expect(all(sql)["count/b"]).toBe("2");
+    expect(all(sql, "op", image)["count/q"]).toBe(quotes);
+    expect(all(sql, "op", image)["count/b"]).toBe("2");
   });
 
   it("keeps operators apart, and reads rows back on demand", () => {
@@ -100,9 +109,9 @@ describe("StateImage", () => {
     image.write("two", [row("a", "2")]);
     const b = image.backing("one");
     expect(b.count()).toBe(2);
-    expect(b.get("count", "a")).toEqual({ kind: "value", value: 1 });
-    expect(b.get("seen", "m")).toEqual({ kind: "map", value: [["x", 1]] });
-    expect(b.get("count", "zz")).toBeUndefined();
+    expect(b.get("count", "a", kg("a"))).toEqual({ kind: "value", value: 1 });
+    expect(b.get("seen", "m", kg("m"))).toEqual({ kind: "map", value: [["x", 1]] });
+    expect(b.get("count", "zz", kg("zz"))).toBeUndefined();
     expect([...b.entries()].sort((x, y) => x.state.localeCompare(y.state))).toEqual([
       { state: "count", key: "a", kind: "value", value: 1 },
       { state: "seen", key: "m", kind: "map", value: [["x", 1]] },
@@ -123,14 +132,14 @@ describe("StateImage", () => {
     expect(image.pending()).toBe(2);
     const before = image.backing("op");
     expect(before.count()).toBe(1);
-    expect(before.get("count", "a")).toBeUndefined();
+    expect(before.get("count", "a", kg("a"))).toBeUndefined();
     expect(image.mergeStep()).toBe(true);
     expect(image.mergeStep()).toBe(false);
     expect(image.pending()).toBe(0);
     expect(image.mergeStep()).toBe(false);
-    expect(all(sql)).toEqual({ "count/b": "2" });
+    expect(all(sql, "op", image)).toEqual({ "count/b": "2" });
     // A backing made before the merge reads what it read before.
-    expect(before.get("count", "b")).toEqual({ kind: "value", value: 2 });
+    expect(before.get("count", "b", kg("b"))).toEqual({ kind: "value", value: 2 });
     expect([...before.entries()]).toEqual([{ state: "count", key: "b", kind: "value", value: 2 }]);
   });
 
@@ -154,7 +163,8 @@ describe("StateImage", () => {
     const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)];
     const ops = ["one", "two"];
     const states = ["count", "seen"];
-    const keys = Array.from({ length: 8 }, (_, i) => `k${i}`);
+    // Keys of three lengths: three key groups.
+    const keys = Array.from({ length: 9 }, (_, i) => `k${"x".repeat(i % 3)}${i}`);
     for (let run = 0; run < 25; run++) {
       const sql = doSql();
       let image = new StateImage(sql);
@@ -164,7 +174,8 @@ describe("StateImage", () => {
         if (roll < 0.5) {
           const uid = pick(ops);
           const rows: ImageRow[] = Array.from({ length: 1 + Math.floor(random() * 6) }, () => row(pick(keys), random() < 0.3 ? null : String(Math.floor(random() * 100)), pick(states)));
-          image.write(uid, rows);
+          if (random() < 0.5) image.write(uid, rows);
+          else image.writeThrough(uid, rows);
           for (const r of rows) {
             const id = `${uid}/${r.state}/${r.key}`;
             if (r.valueJson === null) model.delete(id);
@@ -174,7 +185,7 @@ describe("StateImage", () => {
           image.mergeStep();
         } else {
           // The object dies in the middle of a merge; a new one opens the same database.
-          sql.failOn = pick([/^INSERT INTO keyed_state/, /^DELETE FROM keyed_state/, /^DELETE FROM image_log/]);
+          sql.failOn = pick([/^INSERT INTO keyed_state/, /^DELETE FROM keyed_state/, /^DELETE FROM image_chunks/]);
           try {
             image.mergeStep();
           } catch {
@@ -190,7 +201,7 @@ describe("StateImage", () => {
           expect(b.count()).toBe(expected.length);
           for (const k of keys) {
             const v = model.get(`${uid}/count/${k}`);
-            expect(b.get("count", k)?.value).toEqual(v === undefined ? undefined : JSON.parse(v));
+            expect(b.get("count", k, kg(k))?.value).toEqual(v === undefined ? undefined : JSON.parse(v));
           }
         }
       }
@@ -199,6 +210,60 @@ describe("StateImage", () => {
       const merged = { ...all(sql, "one") };
       expect(merged).toEqual(Object.fromEntries([...model].filter(([id]) => id.startsWith("one/")).map(([id, v]) => [id.slice(4), v])));
     }
+  });
+
+  it("reads a key group's pending chunks only when one of its keys is first asked for, and takes the count it is given", () => {
+    const sql = doSql();
+    const image = new StateImage(sql);
+    image.write("op", [row("a", "1"), row("bb", "2"), row("ccc", "3")]);
+    image.mergeAll();
+    image.write("op", [row("a", "10"), row("bb", null), row("dd", "4")]);
+    sql.queries.length = 0;
+    const b = image.backing("op", 3);
+    const chunkReads = () => sql.queries.filter((q) => q.includes("FROM image_chunks WHERE op = ? AND key_group = ?")).length;
+    expect(chunkReads()).toBe(0);
+    expect(b.count()).toBe(3);
+    expect(b.get("count", "a", kg("a"))).toEqual({ kind: "value", value: 10 });
+    expect(chunkReads()).toBe(1);
+    expect(b.get("count", "ccc", kg("ccc"))).toEqual({ kind: "value", value: 3 });
+    expect(chunkReads()).toBe(1);
+    expect(b.get("count", "bb", kg("bb"))).toBeUndefined();
+    expect(b.get("count", "dd", kg("dd"))).toEqual({ kind: "value", value: 4 });
+    expect(chunkReads()).toBe(2);
+    // Counted, when not given: the same.
+    expect(image.backing("op").count()).toBe(3);
+  });
+
+  it("keeps each key group's order, and merges chunks of every group", () => {
+    const sql = doSql();
+    const image = new StateImage(sql);
+    image.write("op", [row("a", "1"), row("bb", "1"), row("a", null), row("bb", "2"), row("a", "3")]);
+    expect(image.pending()).toBe(4);
+    expect([...image.backing("op").entries()].map((e) => `${e.key}=${e.value}`).sort()).toEqual(["a=3", "bb=2"]);
+    image.mergeAll();
+    expect(all(sql, "op", image)).toEqual({ "count/a": "3", "count/bb": "2" });
+  });
+
+  it("writes through to the table when nothing is pending, and behind the pending chunks when some are", () => {
+    const sql = doSql();
+    const image = new StateImage(sql);
+    image.writeThrough("op", [row("a", "1"), row("bb", "2"), row("a", null), row("a", "3")]);
+    expect(image.pending()).toBe(0);
+    expect(sql.db.prepare(`SELECT key, value FROM keyed_state ORDER BY key`).all()).toEqual([
+      { key: "a", value: "3" },
+      { key: "bb", value: "2" },
+    ]);
+    image.write("op", [row("a", "4")]);
+    // A write-through now would overtake the chunk: it is appended behind it.
+    image.writeThrough("op", [row("a", "5")]);
+    expect(image.pending()).toBe(1);
+    expect(sql.db.prepare(`SELECT value FROM keyed_state WHERE key = 'a'`).get()).toEqual({ value: "3" });
+    expect(image.backing("op").get("count", "a", kg("a"))).toEqual({ kind: "value", value: 5 });
+    // Another operator has nothing pending: straight into the table.
+    image.writeThrough("other", [row("z", "9")]);
+    expect(sql.db.prepare(`SELECT value FROM keyed_state WHERE op = 'other'`).get()).toEqual({ value: "9" });
+    image.mergeAll();
+    expect(all(sql, "op", image)).toEqual({ "count/a": "5", "count/bb": "2" });
   });
 });
 

@@ -3,28 +3,26 @@
  * SQLite. It is written at each checkpoint and read on demand after a
  * local restore.
  *
- * The image is log-structured, so that a checkpoint's write costs what its
- * bytes cost, not what its rows cost:
+ * The image is the table `keyed_state` (one row per operator, state and
+ * key, the value as JSON text) with the pending chunks of `image_chunks`
+ * applied over it, in order. A chunk is a JSON array of rows of one
+ * operator and one key group.
  *
- * - `image_log` holds appended changes: chunks of rows as JSON arrays, in
- *   the order they were written. A checkpoint appends its changes there
- *   (a few statements of up to {@link IMAGE_CHUNK_CHARS} characters) and
- *   is done with the image.
- * - `keyed_state` holds one row per (operator, state, key) with the value
- *   as JSON text. {@link StateImage.mergeStep} moves the oldest chunk into
- *   it (one `INSERT … SELECT … FROM json_each` inside SQLite, then the
- *   chunk is deleted), in the background while processing goes on.
+ * - {@link StateImage.writeThrough} (a checkpoint's changes) writes rows
+ *   straight into the table, one `INSERT … SELECT … FROM json_each(?)`
+ *   per run of rows, unless chunks of that operator are pending: then it
+ *   appends behind them.
+ * - {@link StateImage.write} (a restore from R2) appends chunks, which
+ *   costs what the bytes cost; {@link StateImage.mergeStep} moves the
+ *   oldest chunk into the table inside SQLite, in the background. Merging
+ *   a chunk a second time gives the same rows, so a merge cut short by a
+ *   crash is simply merged again.
  *
- * The image is the table with the pending chunks applied over it, in
- * order. Merging a chunk keeps that image: applying a chunk a second time
- * gives the same rows, so a merge cut short by a crash is simply merged
- * again. {@link StateImage.backing} reads the pending chunks into memory
- * and the table on demand.
- *
- * Upserting a row into SQLite costs 5–12 µs whatever the statement, so a
- * checkpoint that changed a million keys used to spend seconds writing the
- * table before it could acknowledge. Now it appends 100 MB of text in a
- * few hundred milliseconds and the merge pays the rows later.
+ * {@link StateImage.backing} reads a key group's pending chunks into
+ * memory when a key of that group is first asked for, and the table on
+ * demand. A Durable Object statement may bind at most 100 parameters, but
+ * one parameter may be a string of up to 2 MB, and each `sql.exec` call
+ * costs about as much as the SQLite work of a small upsert: hence runs.
  */
 import type { StateBacking, StateEntry } from "../state/keyed-state.js";
 
@@ -51,28 +49,52 @@ export interface ImageRow {
  */
 export const IMAGE_CHUNK_CHARS = 200_000;
 
+/**
+ * Rows per chunk: merging a chunk is one turn, and an upsert into a large
+ * table costs 10–40 µs per row here, so that a turn stays within tens of
+ * milliseconds however small the rows are.
+ */
+export const IMAGE_CHUNK_ROWS = 1_000;
+
 const TABLES = [
   `CREATE TABLE IF NOT EXISTS keyed_state (
   op TEXT NOT NULL, state TEXT NOT NULL, key TEXT NOT NULL, key_group INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
   PRIMARY KEY (op, state, key))`,
   // del: the chunk deletes (rows [state, key]); else it upserts (rows [state, key, keyGroup, kind, value]),
   // each value as its JSON text: SQLite's `->` gives that text back as it was written.
-  `CREATE TABLE IF NOT EXISTS image_log (
-  seq INTEGER PRIMARY KEY, op TEXT NOT NULL, del INTEGER NOT NULL, update_kind INTEGER NOT NULL, rows TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS image_chunks (
+  seq INTEGER PRIMARY KEY, op TEXT NOT NULL, key_group INTEGER NOT NULL, del INTEGER NOT NULL, update_kind INTEGER NOT NULL, rows TEXT NOT NULL)`,
+  `CREATE INDEX IF NOT EXISTS image_chunks_by_group ON image_chunks (op, key_group, seq)`,
 ];
 
 const UPSERT_FROM_LOG = `INSERT INTO keyed_state (op, state, key, key_group, kind, value)
-  SELECT l.op, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value -> 4 FROM image_log AS l, json_each(l.rows) AS r WHERE l.seq = ?1
+  SELECT l.op, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value -> 4 FROM image_chunks AS l, json_each(l.rows) AS r WHERE l.seq = ?1
   ON CONFLICT (op, state, key) DO UPDATE SET value = excluded.value`;
 const UPSERT_FROM_LOG_WITH_KIND = `${UPSERT_FROM_LOG}, kind = excluded.kind`;
 const DELETE_FROM_LOG = `DELETE FROM keyed_state WHERE op = ?2 AND (state, key) IN (
-  SELECT r.value ->> 0, r.value ->> 1 FROM image_log AS l, json_each(l.rows) AS r WHERE l.seq = ?1)`;
+  SELECT r.value ->> 0, r.value ->> 1 FROM image_chunks AS l, json_each(l.rows) AS r WHERE l.seq = ?1)`;
+// Straight into the table, from one bound JSON array. `WHERE true` lets SQLite tell the upsert's ON CONFLICT from a join constraint.
+const UPSERT_FROM_JSON = `INSERT INTO keyed_state (op, state, key, key_group, kind, value)
+  SELECT ?1, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value -> 4 FROM json_each(?2) AS r WHERE true
+  ON CONFLICT (op, state, key) DO UPDATE SET value = excluded.value`;
+const UPSERT_FROM_JSON_WITH_KIND = `${UPSERT_FROM_JSON}, kind = excluded.kind`;
+const DELETE_FROM_JSON = `DELETE FROM keyed_state WHERE op = ?1 AND (state, key) IN (SELECT r.value ->> 0, r.value ->> 1 FROM json_each(?2) AS r)`;
 const UPSERT_ONE = `INSERT INTO keyed_state (op, state, key, key_group, kind, value) VALUES (?, ?, ?, ?, ?, ?)
   ON CONFLICT (op, state, key) DO UPDATE SET value = excluded.value`;
 const UPSERT_ONE_WITH_KIND = `${UPSERT_ONE}, kind = excluded.kind`;
 /** Keys of a pending chunk that the table holds (one primary-key probe per row; a join would scan the table). */
-const IN_TABLE_FROM_LOG = `SELECT r.value ->> 0 AS state, r.value ->> 1 AS key FROM image_log AS l, json_each(l.rows) AS r
+const IN_TABLE_FROM_LOG = `SELECT r.value ->> 0 AS state, r.value ->> 1 AS key FROM image_chunks AS l, json_each(l.rows) AS r
   WHERE l.seq = ?1 AND EXISTS (SELECT 1 FROM keyed_state AS t WHERE t.op = l.op AND t.state = r.value ->> 0 AND t.key = r.value ->> 1)`;
+
+/** Rows of one operator and key group gathered for one chunk. */
+interface OpenRun {
+  readonly uid: string;
+  readonly keyGroup: number;
+  readonly del: boolean;
+  readonly updateKind: boolean;
+  rows: string[];
+  chars: number;
+}
 
 /** A pending entry as the image will hold it (its value as parsed from the chunk), or null when deleted. */
 type Pending = { kind: Kind; value: unknown } | null;
@@ -84,34 +106,73 @@ export class StateImage {
   }
 
   /**
+   * Runs of rows being gathered per operator and key group, until they
+   * fill a chunk or {@link seal} writes them: one checkpoint's changes
+   * arrive in many small writes, and a chunk per write and key group
+   * would make thousands of tiny chunks.
+   */
+  private readonly open = new Map<string, OpenRun>();
+
+  /**
    * Appends rows of operator `uid`, applied in order: upserts (the value;
-   * the kind too when `updateKind`) and deletions.
+   * the kind too when `updateKind`) and deletions. They are part of the
+   * image once {@link seal}ed (reading and merging seal first).
    */
   write(uid: string, rows: Iterable<ImageRow>, updateKind = false): void {
-    // A run of rows of one sort (upserts or deletions) is one chunk, so that the order between sorts is kept.
+    for (const r of rows) {
+      const del = r.valueJson === null;
+      const json = rowJson(r);
+      if (json.length + 2 > IMAGE_CHUNK_CHARS) {
+        // Too big for a chunk: written to the table as it is, after everything before it, so that the order holds.
+        this.mergeAll();
+        this.writeOne(uid, r, updateKind);
+        continue;
+      }
+      // A key is in one key group, so the order that matters is kept within each group's runs.
+      const id = `${uid}\u0000${r.keyGroup}`;
+      let run = this.open.get(id);
+      // A run holds rows of one sort (upserts or deletions) and one kind-update mode, so that their order is kept.
+      if (run && (run.del !== del || run.updateKind !== updateKind || run.chars + json.length + 1 > IMAGE_CHUNK_CHARS || run.rows.length >= IMAGE_CHUNK_ROWS)) {
+        this.flush(run);
+        run = undefined;
+      }
+      if (!run) this.open.set(id, (run = { uid, keyGroup: r.keyGroup, del, updateKind, rows: [], chars: 0 }));
+      run.rows.push(json);
+      run.chars += json.length + 1;
+    }
+  }
+
+  /**
+   * Writes rows of operator `uid` in order straight into the table, one
+   * statement per run of up to {@link IMAGE_CHUNK_CHARS} characters, when
+   * nothing of `uid` is pending; otherwise appends them behind what is, as
+   * {@link write} does, so that the order holds. A checkpoint's changes go
+   * this way: a restore then finds them in the table and reads nothing
+   * ahead of its first record.
+   */
+  writeThrough(uid: string, rows: Iterable<ImageRow>, updateKind = false): void {
+    if (this.hasPending(uid)) {
+      this.write(uid, rows, updateKind);
+      return;
+    }
     let run: string[] = [];
     let chars = 0;
     let deleting = false;
     const flush = () => {
       if (run.length === 0) return;
-      this.sql.exec(`INSERT INTO image_log (op, del, update_kind, rows) VALUES (?, ?, ?, ?)`, uid, deleting ? 1 : 0, updateKind ? 1 : 0, `[${run.join(",")}]`);
+      this.sql.exec(deleting ? DELETE_FROM_JSON : updateKind ? UPSERT_FROM_JSON_WITH_KIND : UPSERT_FROM_JSON, uid, `[${run.join(",")}]`);
       run = [];
       chars = 0;
     };
     for (const r of rows) {
       const del = r.valueJson === null;
-      const json = del
-        ? `[${JSON.stringify(r.state)},${JSON.stringify(r.key)}]`
-        : `[${JSON.stringify(r.state)},${JSON.stringify(r.key)},${r.keyGroup},"${r.kind}",${r.valueJson}]`;
+      const json = rowJson(r);
       if (del !== deleting || chars + json.length + 1 > IMAGE_CHUNK_CHARS) {
         flush();
         deleting = del;
       }
       if (json.length + 2 > IMAGE_CHUNK_CHARS) {
-        // Too big for a chunk: written to the table as it is, after everything before it, so that the order holds.
-        this.mergeAll();
-        if (del) this.sql.exec(`DELETE FROM keyed_state WHERE op = ? AND state = ? AND key = ?`, uid, r.state, r.key);
-        else this.sql.exec(updateKind ? UPSERT_ONE_WITH_KIND : UPSERT_ONE, uid, r.state, r.key, r.keyGroup, r.kind, r.valueJson);
+        this.writeOne(uid, r, updateKind);
         continue;
       }
       run.push(json);
@@ -120,19 +181,47 @@ export class StateImage {
     flush();
   }
 
+  /** Whether operator `uid` has rows not yet merged into the table. */
+  private hasPending(uid: string): boolean {
+    for (const run of this.open.values()) if (run.uid === uid && run.rows.length > 0) return true;
+    return this.sql.exec(`SELECT 1 AS x FROM image_chunks WHERE op = ? LIMIT 1`, uid).toArray().length > 0;
+  }
+
+  /** Writes one row straight into the table. */
+  private writeOne(uid: string, r: ImageRow, updateKind: boolean): void {
+    if (r.valueJson === null) this.sql.exec(`DELETE FROM keyed_state WHERE op = ? AND state = ? AND key = ?`, uid, r.state, r.key);
+    else this.sql.exec(updateKind ? UPSERT_ONE_WITH_KIND : UPSERT_ONE, uid, r.state, r.key, r.keyGroup, r.kind, r.valueJson);
+  }
+
+  /** Writes every gathered run as a chunk: what was written is now the image. */
+  seal(): void {
+    for (const run of this.open.values()) this.flush(run);
+    this.open.clear();
+  }
+
+  private flush(run: OpenRun): void {
+    if (run.rows.length > 0) {
+      this.sql.exec(`INSERT INTO image_chunks (op, key_group, del, update_kind, rows) VALUES (?, ?, ?, ?, ?)`, run.uid, run.keyGroup, run.del ? 1 : 0, run.updateKind ? 1 : 0, `[${run.rows.join(",")}]`);
+    }
+    run.rows = [];
+    run.chars = 0;
+  }
+
   /** Number of chunks not yet merged into the table. */
   pending(): number {
-    return this.sql.exec(`SELECT COUNT(*) AS n FROM image_log`).toArray()[0].n as number;
+    this.seal();
+    return this.sql.exec(`SELECT COUNT(*) AS n FROM image_chunks`).toArray()[0].n as number;
   }
 
   /** Merges the oldest pending chunk into the table. Returns whether more are pending. */
   mergeStep(): boolean {
-    const next = this.sql.exec(`SELECT seq, op, del, update_kind FROM image_log ORDER BY seq LIMIT 2`).toArray();
+    this.seal();
+    const next = this.sql.exec(`SELECT seq, op, del, update_kind FROM image_chunks ORDER BY seq LIMIT 2`).toArray();
     if (next.length === 0) return false;
     const { seq, op, del, update_kind } = next[0] as { seq: number; op: string; del: number; update_kind: number };
     if (del) this.sql.exec(DELETE_FROM_LOG, seq, op);
     else this.sql.exec(update_kind ? UPSERT_FROM_LOG_WITH_KIND : UPSERT_FROM_LOG, seq);
-    this.sql.exec(`DELETE FROM image_log WHERE seq = ?`, seq);
+    this.sql.exec(`DELETE FROM image_chunks WHERE seq = ?`, seq);
     return next.length > 1;
   }
 
@@ -143,71 +232,109 @@ export class StateImage {
 
   /** Drops every operator's rows. */
   clear(): void {
+    this.open.clear();
     this.sql.exec(`DELETE FROM keyed_state`);
-    this.sql.exec(`DELETE FROM image_log`);
+    this.sql.exec(`DELETE FROM image_chunks`);
   }
 
   /** Drops the rows of operator `uid`. */
   clearOperator(uid: string): void {
+    for (const [id, run] of this.open) if (run.uid === uid) this.open.delete(id);
     this.sql.exec(`DELETE FROM keyed_state WHERE op = ?`, uid);
-    this.sql.exec(`DELETE FROM image_log WHERE op = ?`, uid);
+    this.sql.exec(`DELETE FROM image_chunks WHERE op = ?`, uid);
   }
 
   /**
-   * The image of operator `uid` as it is now, read on demand: its pending
-   * chunks are read into memory, the table's rows when asked for. Merges
-   * that run later do not change what it reads, and neither do later
-   * writes of keys the reader already holds in memory (the keyed-state
-   * backend caches every key it read or wrote).
+   * The image of operator `uid`, read on demand. A key group's pending
+   * chunks are read into memory when one of its keys is first asked for;
+   * other keys come from the table. What it reads for a key does not
+   * change while the keyed-state backend has not written that key: merges
+   * only move a chunk into the table, and later chunks hold keys the
+   * backend wrote (it keeps every key it read or wrote in memory).
+   *
+   * `count`, when the caller knows it (the checkpoint recorded the number
+   * of keys), spares counting; otherwise every pending chunk is read now
+   * and its keys looked up in the table.
    */
-  backing(uid: string): StateBacking {
+  backing(uid: string, count?: number): StateBacking {
+    this.seal();
     const sql = this.sql;
-    const pending = new Map<string, Pending>();
-    const chunks = sql.exec(`SELECT seq, del, update_kind, rows FROM image_log WHERE op = ? ORDER BY seq`, uid).toArray() as { seq: number; del: number; update_kind: number; rows: string }[];
-    for (const c of chunks) {
-      for (const r of JSON.parse(c.rows) as [string, string, number?, Kind?, unknown?][]) {
-        const id = entryId(r[0], r[1]);
-        if (c.del) pending.set(id, null);
-        else {
-          const before = c.update_kind ? undefined : pending.get(id);
-          pending.set(id, { kind: before ? before.kind : r[3]!, value: r[4] });
+    const groups = new Set(sql.exec(`SELECT DISTINCT key_group FROM image_chunks WHERE op = ?`, uid).toArray().map((r) => r.key_group as number));
+    /** Per key group read so far: its pending entries. */
+    const loaded = new Map<number, Map<string, Pending>>();
+    const group = (keyGroup: number): Map<string, Pending> | undefined => {
+      if (!groups.has(keyGroup)) return undefined;
+      let pending = loaded.get(keyGroup);
+      if (pending) return pending;
+      pending = new Map();
+      const chunks = sql.exec(`SELECT del, update_kind, rows FROM image_chunks WHERE op = ? AND key_group = ? ORDER BY seq`, uid, keyGroup).toArray() as { del: number; update_kind: number; rows: string }[];
+      for (const c of chunks) {
+        for (const r of JSON.parse(c.rows) as [string, string, number?, Kind?, unknown?][]) {
+          const id = entryId(r[0], r[1]);
+          if (c.del) pending.set(id, null);
+          else {
+            const before = c.update_kind ? undefined : pending.get(id);
+            pending.set(id, { kind: before ? before.kind : r[3]!, value: r[4] });
+          }
         }
       }
-    }
-    // Counted now, while the table and the chunks agree: a key is counted once whether it is in either or both.
-    let count = sql.exec(`SELECT COUNT(*) AS n FROM keyed_state WHERE op = ?`, uid).toArray()[0].n as number;
-    if (pending.size > 0) {
-      const inTable = new Set<string>();
-      if (count > 0) for (const c of chunks) for (const r of sql.exec(IN_TABLE_FROM_LOG, c.seq)) inTable.add(entryId(r.state as string, r.key as string));
-      for (const [id, p] of pending) {
-        if (p !== null && !inTable.has(id)) count++;
-        else if (p === null && inTable.has(id)) count--;
-      }
-    }
+      loaded.set(keyGroup, pending);
+      return pending;
+    };
+    const total = count ?? this.count(uid, groups, group);
     return {
-      get: (state, key) => {
-        const p = pending.get(entryId(state, key));
+      get: (state, key, keyGroup) => {
+        const p = group(keyGroup)?.get(entryId(state, key));
         // Handed out once: the keyed-state backend keeps what it read (and may change it in place).
         if (p !== undefined) return p === null ? undefined : p;
         const row = sql.exec(`SELECT kind, value FROM keyed_state WHERE op = ? AND state = ? AND key = ?`, uid, state, key).toArray()[0];
         return row ? { kind: row.kind as Kind, value: JSON.parse(row.value as string) } : undefined;
       },
       entries: function* () {
-        // Rows merged since hold what `pending` holds, or keys written after the backing was made.
-        for (const r of sql.exec(`SELECT state, key, kind, value FROM keyed_state WHERE op = ?`, uid)) {
+        for (const g of groups) group(g);
+        // Rows merged since hold what the chunks hold, or keys written after the backing was made.
+        for (const r of sql.exec(`SELECT state, key, key_group, kind, value FROM keyed_state WHERE op = ?`, uid)) {
           const state = r.state as string;
           const key = r.key as string;
-          if (!pending.has(entryId(state, key))) yield { state, key, kind: r.kind as Kind, value: JSON.parse(r.value as string) };
+          if (!loaded.get(r.key_group as number)?.has(entryId(state, key))) yield { state, key, kind: r.kind as Kind, value: JSON.parse(r.value as string) };
         }
-        for (const [id, p] of pending) {
-          if (p === null) continue;
-          const cut = id.indexOf("\u0000");
-          yield { state: id.slice(0, cut), key: id.slice(cut + 1), kind: p.kind, value: p.value };
+        for (const pending of loaded.values()) {
+          for (const [id, p] of pending) {
+            if (p === null) continue;
+            const cut = id.indexOf("\u0000");
+            yield { state: id.slice(0, cut), key: id.slice(cut + 1), kind: p.kind, value: p.value };
+          }
         }
       },
-      count: () => count,
+      count: () => total,
     };
   }
+
+  /** Keys of operator `uid` in the table and the pending chunks, each counted once, read now. */
+  private count(uid: string, groups: ReadonlySet<number>, group: (keyGroup: number) => Map<string, Pending> | undefined): number {
+    let count = this.sql.exec(`SELECT COUNT(*) AS n FROM keyed_state WHERE op = ?`, uid).toArray()[0].n as number;
+    for (const g of groups) {
+      const pending = group(g)!;
+      const inTable = new Set<string>();
+      if (count > 0) {
+        for (const c of this.sql.exec(`SELECT seq FROM image_chunks WHERE op = ? AND key_group = ?`, uid, g).toArray()) {
+          for (const r of this.sql.exec(IN_TABLE_FROM_LOG, c.seq as number)) inTable.add(entryId(r.state as string, r.key as string));
+        }
+      }
+      for (const [id, p] of pending) {
+        if (p !== null && !inTable.has(id)) count++;
+        else if (p === null && inTable.has(id)) count--;
+      }
+    }
+    return count;
+  }
+}
+
+/** A row as an element of a chunk or statement: [state, key, keyGroup, kind, value] (the value's JSON as it is), or [state, key] to delete. */
+function rowJson(r: ImageRow): string {
+  return r.valueJson === null
+    ? `[${JSON.stringify(r.state)},${JSON.stringify(r.key)}]`
+    : `[${JSON.stringify(r.state)},${JSON.stringify(r.key)},${r.keyGroup},"${r.kind}",${r.valueJson}]`;
 }
 
 function entryId(state: string, key: string): string {
