@@ -17,7 +17,13 @@ export type CheckpointFailureReason =
   /** The job was canceled or finished while the checkpoint was pending. */
   | "JOB_STOPPED"
   /** Source subtasks could not be reached to trigger the checkpoint. */
-  | "TRIGGER_FAILED";
+  | "TRIGGER_FAILED"
+  /**
+   * The Coordinator object restarted while the checkpoint was pending: it
+   * cannot know which subtasks its triggers reached (Flink discards pending
+   * checkpoints on a JobManager failover too).
+   */
+  | "COORDINATOR_RESTARTED";
 
 /** Reasons that count toward the tolerable-failure limit (Flink counts these, not e.g. a failover). */
 export function countsAsFailure(reason: CheckpointFailureReason): boolean {

@@ -123,9 +123,22 @@ export class CoordinatorCore {
     this.store = host.store;
   }
 
-  /** A live job always has an alarm: called when the object starts, in case one was lost. */
-  async ensureAlarm(hasAlarm: boolean): Promise<void> {
-    const s = this.store.job();
+  /**
+   * Called when the object starts. Checkpoints pending from before are
+   * failed: the triggers of the object that died may not all have been
+   * sent, and a checkpoint no subtask heard of would wait for its timeout
+   * (a bounded job's final checkpoint with it). The next one is triggered
+   * as usual. A live job always has an alarm, in case one was lost.
+   */
+  async afterRestart(hasAlarm: boolean): Promise<void> {
+    let s = this.store.job();
+    if (s.status === "RUNNING") {
+      for (const p of this.store.pendingIds()) {
+        await this.failCheckpoint(p.id, "COORDINATOR_RESTARTED", `checkpoint ${p.id} was pending when the coordinator restarted`);
+        hasAlarm = true; // failCheckpoint schedules the alarm
+      }
+      s = this.store.job();
+    }
     if ((s.status === "RUNNING" || s.status === "RESTARTING") && !hasAlarm) await this.host.setAlarm(this.host.now());
   }
 

@@ -24,7 +24,7 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
     super(ctx, env);
     // A live job always has an alarm; make sure of it after any restart of this object.
     void ctx.blockConcurrencyWhile(async () => {
-      await this.core.ensureAlarm((await ctx.storage.getAlarm()) !== null);
+      await this.core.afterRestart((await ctx.storage.getAlarm()) !== null);
     });
   }
 

@@ -89,7 +89,7 @@ export class SimCoordinator implements Callee {
     this.core = new CoordinatorCore(host);
     const core = this.core;
     // The constructor's blockConcurrencyWhile: calls wait until this is done.
-    this.ready = life.gate(Promise.resolve().then(() => core.ensureAlarm(this.alarm.scheduled)));
+    this.ready = life.gate(Promise.resolve().then(() => core.afterRestart(this.alarm.scheduled)));
   }
 
   invoke(method: string, args: unknown[]): unknown {
