@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { Random } from "../../test/support/random.js";
 import { type Key, keyGroupOf, keyGroupRange, keyText, murmur3, subtaskForKeyGroup, hashKey } from "./key-groups.js";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -20,17 +21,6 @@ function reference(key: Key): number {
     if (ascii) return murmur3(oldScratch.subarray(0, text.length));
   }
   return murmur3(utf8(text));
-}
-
-/** A seeded generator (mulberry32): a failure replays. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Code units drawn from ASCII, Latin-1, the BMP, surrogate pairs and lone surrogates. */
@@ -61,7 +51,8 @@ describe("murmur3", () => {
   });
 
   it("hashKey equals MurmurHash3 of the UTF-8 text for random ASCII keys of every length up to 1000", () => {
-    const next = random(1);
+    const rng = new Random(1);
+    const next = () => rng.next();
     for (let length = 0; length <= 1000; length++) {
       for (let j = 0; j < 5; j++) {
         const key = randomText(next, length, "ascii");
@@ -71,7 +62,8 @@ describe("murmur3", () => {
   });
 
   it("hashKey equals MurmurHash3 of the UTF-8 text for random non-ASCII keys, lone surrogates included", () => {
-    const next = random(2);
+    const rng = new Random(2);
+    const next = () => rng.next();
     for (let i = 0; i < 20_000; i++) {
       // Mostly short keys; some longer than the scratch buffer holds.
       const length = next() < 0.9 ? Math.floor(next() * 40) : 200 + Math.floor(next() * 400);
@@ -90,7 +82,8 @@ describe("murmur3", () => {
   });
 
   it("hashKey equals MurmurHash3 of the canonical text for numbers", () => {
-    const next = random(3);
+    const rng = new Random(3);
+    const next = () => rng.next();
     for (const n of [0, -0, 1, -1, 7, 0.5, 1e21, 1e-7, Number.MAX_SAFE_INTEGER, NaN, Infinity]) expect(hashKey(n)).toBe(reference(n));
     for (let i = 0; i < 2000; i++) {
       const n = next() < 0.5 ? Math.floor(next() * 1e9) : (next() - 0.5) * 1e12;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { Random } from "../../test/support/random.js";
 import { listState, mapState, valueState } from "../api/state.js";
 import type { KeyedStateHandle } from "../checkpoint/types.js";
 import { KeyedStateBackend, type StateEntry } from "./keyed-state.js";
@@ -145,18 +146,6 @@ const sorted = (xs: Iterable<StateEntry | SnapshotEntry>) =>
 /** The live state of a backend as the image should hold it: state\0key → value JSON. */
 function liveImage(backend: KeyedStateBackend): Map<string, string> {
   return new Map(backend.allEntries().map((e) => [`${e.state}\u0000${e.key}`, JSON.stringify(e.value)]));
-}
-
-/** A seeded random source (mulberry32), so a failure replays. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const kindOf = (store: MemoryStore, key: string) => readSnapshot(store.objects.get(key)!).header.kind;
@@ -397,7 +386,8 @@ describe("KeyedSnapshotter, incremental mode", () => {
   });
 
   it("restoring a chain of increments equals restoring a full snapshot of the same state", async () => {
-    const rand = random(20240601);
+    const rng = new Random(20240601);
+    const rand = () => rng.next();
     const incremental = setup({ incremental: true, fullEvery: 100 });
     const b = incremental.backend;
     const v = b.getState(count);

@@ -1,5 +1,6 @@
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
+import { Random } from "../../test/support/random.js";
 import { IMAGE_CHUNK_CHARS, type ImageRow, type ImageSql, StateImage } from "./state-image.js";
 
 /** node:sqlite with the limits of Durable Object SQLite that the image must respect, counting statements. */
@@ -159,8 +160,9 @@ describe("StateImage", () => {
   });
 
   it("keeps the image through merges cut short at any statement, over many random runs", () => {
-    const random = mulberry32(1234);
-    const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)];
+    const rng = new Random(1234);
+    const random = () => rng.next();
+    const pick = <T>(xs: readonly T[]) => rng.pick(xs);
     const ops = ["one", "two"];
     const states = ["count", "seen"];
     // Keys of three lengths: three key groups.
@@ -266,14 +268,3 @@ describe("StateImage", () => {
     expect(all(sql, "op", image)).toEqual({ "count/a": "5", "count/bb": "2" });
   });
 });
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
