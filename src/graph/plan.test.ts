@@ -1,43 +1,12 @@
 import { describe, expect, it } from "vitest";
+import { type Click, count, counter, fakeSink, fakeSource } from "../../test/support/plan-fixtures.js";
 import { job } from "../api/job.js";
-import { valueState } from "../api/state.js";
-import type { KeyedProcessFunction, ProcessFunction, SinkDefinition, SourceDefinition } from "../api/types.js";
+import type { KeyedProcessFunction, ProcessFunction } from "../api/types.js";
 import { generatorSource } from "../connectors/sources/generator-source.js";
 import { JobDefinitionError } from "../errors.js";
 import { MAX_PARALLELISM_LIMIT } from "./key-groups.js";
 import { type ExecutionPlan, buildPlan, isStateful, nodeLabel } from "./plan.js";
 
-interface Click {
-  user: string;
-  n: number;
-}
-
-/** A source that is never read: the plan only looks at its declaration. */
-function fakeSource<T = Click>(defaultParallelism?: number): SourceDefinition<T> {
-  return {
-    kind: "fake-source",
-    replayable: true,
-    defaultParallelism,
-    createReader: () => {
-      throw new Error("not read in plan tests");
-    },
-  };
-}
-
-function fakeSink<T = unknown>(): SinkDefinition<T> {
-  return {
-    kind: "fake-sink",
-    createWriter: () => {
-      throw new Error("not written in plan tests");
-    },
-  };
-}
-
-const count = valueState<number>("count");
-const counter: KeyedProcessFunction<string, Click, number> = {
-  state: [count],
-  processElement: (_v, ctx, out) => out.collect(ctx.getState(count).value() ?? 0),
-};
 const passThrough: ProcessFunction<Click, Click> = { processElement: (v, _ctx, out) => out.collect(v) };
 
 /** Expects `fn` to throw a JobDefinitionError whose message matches every pattern. */

@@ -1,42 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { type Click, counter, fakeSink, fakeSource } from "../../test/support/plan-fixtures.js";
 import { job } from "../api/job.js";
-import { valueState } from "../api/state.js";
-import type { KeyedProcessFunction, SinkDefinition, SourceDefinition } from "../api/types.js";
 import { keyGroupOf, keyGroupRange, inRange } from "../graph/key-groups.js";
 import { buildPlan } from "../graph/plan.js";
 import { decodeChannelState, encodeBatch, encodeChannelState, inputKeys } from "./batch-encoding.js";
 import type { ChannelMessage, DeliveryResult } from "./messages.js";
 import { RecordWriter } from "./record-writer.js";
-
-interface Click {
-  user: string;
-  n: number;
-}
-
-function fakeSource(): SourceDefinition<Click> {
-  return {
-    kind: "fake-source",
-    replayable: true,
-    createReader: () => {
-      throw new Error("not read");
-    },
-  };
-}
-
-function fakeSink(): SinkDefinition<unknown> {
-  return {
-    kind: "fake-sink",
-    createWriter: () => {
-      throw new Error("not written");
-    },
-  };
-}
-
-const count = valueState<number>("count");
-const counter: KeyedProcessFunction<string, Click, number> = {
-  state: [count],
-  processElement: (_v, ctx, out) => out.collect(ctx.getState(count).value() ?? 0),
-};
 
 /** Two sources unioned and keyed, then a non-keyed map at another parallelism and a forward sink. */
 function unionJob() {
