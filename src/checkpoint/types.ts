@@ -20,6 +20,17 @@ export interface KeyedStateHandle {
   readonly entries: number;
 }
 
+/**
+ * The one handle of `handles` written for exactly `range`, if that is all
+ * there is: the restored subtask then owns its files (its next increments
+ * extend them, and their entry count is its own). Otherwise the job was
+ * rescaled, or the operator had no state.
+ */
+export function ownHandle(handles: readonly KeyedStateHandle[], range: { readonly start: number; readonly end: number }): KeyedStateHandle | undefined {
+  const h = handles.length === 1 ? handles[0] : undefined;
+  return h && h.keyGroups.start === range.start && h.keyGroups.end === range.end ? h : undefined;
+}
+
 /** What one subtask reports when its part of a checkpoint is durable. */
 export interface SubtaskAck {
   readonly subtask: string;

@@ -2,9 +2,9 @@
  * The Subtask object: the shell around one running {@link Task}. It
  * receives channel messages and checkpoint signals over RPC, drives source
  * subtasks from its alarm, uploads snapshots to R2, and keeps the local
- * image of its keyed state in SQLite (appended at each checkpoint, merged
- * in the background), which makes a restore to the checkpoint it already
- * holds a local read.
+ * image of its keyed state in SQLite (written at each checkpoint with local
+ * recovery on), which makes a restore to the checkpoint it already holds a
+ * local read.
  *
  * A task lives in memory only. An object that restarted (reset, crash,
  * eviction) has none, answers "lost" to the coordinator's heartbeat and
@@ -17,6 +17,7 @@ import type { KeyGroupRange } from "../graph/key-groups.js";
 import type { StagingStore } from "../api/types.js";
 import { OPEN_TXN } from "../connectors/sinks/two-phase-commit.js";
 import type { StateBacking, StateEntry } from "../state/keyed-state.js";
+import { ownHandle } from "../checkpoint/types.js";
 import { utf8Length } from "../storage/record-limits.js";
 import { type EncodedEntry, type SnapshotEntry, SnapshotReader } from "../state/snapshot-format.js";
 import { type ImageRow, StateImage } from "../storage/state-image.js";
@@ -206,6 +207,11 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
 
   private clearImage(): void {
     this.image.clear();
+    this.unmarkImage();
+  }
+
+  /** The image holds no checkpoint (it is being written, or was cleared). */
+  private unmarkImage(): void {
     this.sql.exec(`DELETE FROM meta WHERE k IN ('image', 'image_keys')`);
   }
 
@@ -222,16 +228,17 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
       const keys = JSON.parse(this.meta("image_keys") ?? "{}") as Record<string, number>;
       return { backing: this.image.backing(uid, keys[uid]) };
     }
-    // From R2: stream each overlapping chain, oldest file first, into the image's log
-    // (later files overwrite, deletions remove), in small turns; then read it on demand.
-    this.sql.exec(`DELETE FROM meta WHERE k IN ('image', 'image_keys')`);
+    // From R2: stream each overlapping chain, oldest file first, into the image as chunks
+    // (later files overwrite, deletions remove; merged in the background), in small turns; then read it on demand.
+    this.unmarkImage();
     this.image.clearOperator(uid);
+    const handles = spec.keyed[uid] ?? [];
     let batch: SnapshotEntry[] = [];
     const apply = () => {
       this.image.write(uid, restoredRows(batch), true);
       batch = [];
     };
-    for (const handle of spec.keyed[uid] ?? []) {
+    for (const handle of handles) {
       if (handle.keyGroups.end < range.start || handle.keyGroups.start > range.end) continue;
       for (const key of handle.files) {
         const object = await this.env.CHECKPOINTS.get(key);
@@ -251,9 +258,7 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
       }
     }
     // The checkpoint counted the keys of a file written for exactly this range; a rescaled restore counts them.
-    const handles = spec.keyed[uid] ?? [];
-    const own = handles.length === 1 && handles[0].keyGroups.start === range.start && handles[0].keyGroups.end === range.end ? handles[0] : undefined;
-    return { backing: this.image.backing(uid, handles.length === 0 ? 0 : own?.entries) };
+    return { backing: this.image.backing(uid, handles.length === 0 ? 0 : ownHandle(handles, range)?.entries) };
   }
 
   /** Staging rows of two-phase-commit sinks, in this object's transactional storage. */
@@ -315,7 +320,7 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
         },
         writeImage: (uid, changed) => this.image.writeThrough(uid, changedRows(changed)),
         markImage: (checkpointId, keys) => {
-          if (checkpointId === null) this.sql.exec(`DELETE FROM meta WHERE k IN ('image', 'image_keys')`);
+          if (checkpointId === null) this.unmarkImage();
           else {
             this.image.seal();
             this.setMeta("image", JSON.stringify({ checkpointId, start: range.start, end: range.end }));

@@ -13,7 +13,7 @@ import type { CheckpointConfig } from "../api/checkpoint-options.js";
 import type { JobDefinition, LogicalNode } from "../api/job.js";
 import type { SinkMetrics, SinkTransactionHandle, SinkWriter, SourceReader, StagingStore } from "../api/types.js";
 import { BarrierAligner } from "../checkpoint/barrier-aligner.js";
-import type { ChannelStateHandle, KeyedStateHandle, SubtaskAck } from "../checkpoint/types.js";
+import { type ChannelStateHandle, type KeyedStateHandle, type SubtaskAck, ownHandle } from "../checkpoint/types.js";
 import type { Key, KeyGroupRange } from "../graph/key-groups.js";
 import type { ExecutionPlan, PlanVertex } from "../graph/plan.js";
 import type { StateBacking, StateEntry } from "../state/keyed-state.js";
@@ -226,8 +226,8 @@ export class Task {
         const restored = await this.host.loadState(uid, spec, range);
         if ("backing" in restored) backend.attach(restored.backing);
         else backend.load(restored.entries);
-        const own = handles.length === 1 && handles[0].keyGroups.start === range.start && handles[0].keyGroups.end === range.end;
-        if (own) reusable[uid] = handles[0];
+        const own = ownHandle(handles, range);
+        if (own) reusable[uid] = own;
         else if (handles.length > 0) rescaled = true;
       }
       if (rescaled) this.snapshotter.requireFull();
