@@ -57,20 +57,24 @@ function vars(env: unknown): Record<string, unknown> {
   return (env ?? {}) as Record<string, unknown>;
 }
 
+/** The Worker variable holding a connection's brokers. */
+function brokersVarOf(connection: KafkaConnection): string {
+  return connection.brokersVar ?? "KAFKA_BROKERS";
+}
+
 /** Why the brokers of a connection are not configured in `env`, if they are not. */
 export function brokersProblem(connection: KafkaConnection, env: unknown, what: string): string | undefined {
-  const brokersVar = connection.brokersVar ?? "KAFKA_BROKERS";
-  const raw = vars(env)[brokersVar];
-  if (typeof raw !== "string" || raw.trim() === "") return `${what}: the Worker variable ${brokersVar} (Kafka bootstrap brokers, host:port, comma-separated) is not set`;
+  const raw = vars(env)[brokersVarOf(connection)];
+  if (typeof raw !== "string" || raw.trim() === "") return `${what}: the Worker variable ${brokersVarOf(connection)} (Kafka bootstrap brokers, host:port, comma-separated) is not set`;
   return undefined;
 }
 
 /** The kafkajs configuration of a connection; throws when the brokers are not configured. */
 export function kafkaConfig(connection: KafkaConnection, env: unknown, what: string): KafkaConfig {
-  const v = vars(env);
   const problem = brokersProblem(connection, env, what);
   if (problem) throw new Error(problem);
-  const raw = v[connection.brokersVar ?? "KAFKA_BROKERS"] as string;
+  const v = vars(env);
+  const raw = v[brokersVarOf(connection)] as string;
   const brokers = raw.split(",").map((b) => b.trim()).filter((b) => b.length > 0);
   const config: KafkaConfig = {
     clientId: connection.clientId ?? "floe",
