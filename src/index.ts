@@ -9,11 +9,11 @@
  */
 import type { JobDefinition } from "./api/job.js";
 import { createApp } from "./http/app.js";
-import { Coordinator as CoordinatorBase } from "./runtime/coordinator.js";
+import { Coordinator as CoordinatorBase } from "./runtime/coordinator/coordinator.js";
 import type { FloeEnv } from "./runtime/env.js";
 import { JobRegistry } from "./runtime/registry.js";
 import { StreamPartition } from "./runtime/stream-partition.js";
-import { Subtask as SubtaskBase } from "./runtime/subtask.js";
+import { Subtask as SubtaskBase } from "./runtime/subtask/subtask.js";
 import { TablePartition } from "./runtime/table-partition.js";
 
 export { job, JobDefinition, DataStream, KeyedStream, type JobOptions } from "./api/job.js";

@@ -6,7 +6,7 @@ import { zValidator } from "@hono/zod-validator";
 import { Hono } from "hono";
 import { z } from "zod";
 import { FloeError, type Result, unwrap } from "../errors.js";
-import type { JobStatus, SavepointAction, SavepointFormat } from "../runtime/coordinator.js";
+import type { JobStatus, SavepointAction, SavepointFormat } from "../runtime/coordinator/coordinator.js";
 import type { FloeEnv } from "../runtime/env.js";
 import { coordinatorName } from "../runtime/names.js";
 import type { JobRegistry } from "../runtime/registry.js";

@@ -3,7 +3,7 @@
  * vertex (operator chain) totals, throughput and backpressure, and per
  * subtask the raw counters, including sinks and source lag.
  */
-import type { TaskMetrics } from "../runtime/task.js";
+import type { TaskMetrics } from "../runtime/messages.js";
 
 /** Builds the answer from the subtasks' counters; `runningSinceMs` is when the attempt started. */
 export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runningSinceMs: number | null, nowMs: number) {

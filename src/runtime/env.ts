@@ -2,9 +2,9 @@
  * The Worker's bindings, as wrangler.toml declares them. One place, so that
  * the Worker, the objects and the connectors agree on names.
  */
-import type { Coordinator } from "./coordinator.js";
+import type { Coordinator } from "./coordinator/coordinator.js";
 import type { StreamPartition } from "./stream-partition.js";
-import type { Subtask } from "./subtask.js";
+import type { Subtask } from "./subtask/subtask.js";
 import type { TablePartition } from "./table-partition.js";
 
 export interface FloeEnv {

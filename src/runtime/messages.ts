@@ -1,8 +1,15 @@
 /**
  * The wire vocabulary between objects: record batches and control signals
- * on channels, and what a receiver answers. One place, so that every
- * object speaks the same protocol.
+ * on channels, what a receiver answers, what the coordinator deploys, and
+ * the RPC interfaces of the Subtask and the Coordinator as the other side
+ * sees them. One place, so that every object speaks the same protocol.
  */
+import type { CheckpointConfig } from "../api/checkpoint-options.js";
+import type { SinkMetrics } from "../api/types.js";
+import type { AckResult } from "../checkpoint/pending-checkpoint.js";
+import type { ChannelStateHandle, KeyedStateHandle, SubtaskAck } from "../checkpoint/types.js";
+import type { KeyGroupRange } from "../graph/key-groups.js";
+import type { ExecutionPlan } from "../graph/plan.js";
 /** A channel is (upstream vertex, upstream subtask) → one receiving subtask. */
 export function channelId(vertex: string, index: number): string {
   return `${vertex}/${index}`;
@@ -74,3 +81,85 @@ export type DeliveryResult =
   | "gap"
   /** The receiver is failed or canceling. */
   | "closed";
+
+// ---- deployment and metrics ------------------------------------------------
+
+/** State a subtask starts from: one completed checkpoint's part for it. */
+export interface RestoreSpec {
+  readonly checkpointId: number;
+  /** In-flight data of an unaligned checkpoint, replayed before any new input. */
+  readonly channelState?: ChannelStateHandle | null;
+  /** Keyed state handles per operator uid (every old subtask's, when rescaled). */
+  readonly keyed: Readonly<Record<string, readonly KeyedStateHandle[]>>;
+  /** Source positions per source uid, merged over the old subtasks. */
+  readonly sources: Readonly<Record<string, Record<string, number>>>;
+}
+
+/** What the Coordinator tells a subtask when it deploys it. */
+export interface SubtaskDeployment {
+  readonly job: string;
+  readonly vertex: string;
+  readonly index: number;
+  readonly attempt: number;
+  readonly plan: ExecutionPlan;
+  readonly checkpoint: CheckpointConfig;
+  /** Increases with every fresh start of the job: sinks name their transactions with it. */
+  readonly runId: number;
+  /** Key groups this subtask owns, when its input is keyed. */
+  readonly keyGroupRange: KeyGroupRange | null;
+  readonly restore: RestoreSpec | null;
+}
+
+/** Counters reported as metrics. */
+export interface TaskMetrics {
+  readonly vertex: string;
+  readonly index: number;
+  readonly attempt: number;
+  readonly status: TaskStatus;
+  readonly recordsIn: number;
+  readonly recordsOut: number;
+  readonly queuedBatches: number;
+  /** Time spent waiting for downstream credits. */
+  readonly backpressuredMs: number;
+  readonly positions: Record<string, number> | null;
+  /** Records the source has not read yet, as of its last poll (sources that know it). */
+  readonly sourceLag: number | null;
+  readonly inputChannels: number;
+  readonly stateKeys: number;
+  readonly pendingSinkBytes: number;
+  readonly sinks: Record<string, SinkMetrics>;
+  readonly lastCheckpointId: number;
+}
+
+export type TaskStatus = "created" | "running" | "finished" | "failed" | "canceled";
+
+
+// ---- RPC interfaces ------------------------------------------------------------
+
+/** What a heartbeat finds at a subtask. */
+export type SubtaskHealth = "running" | "finished" | "failed" | "lost";
+
+/** What a subtask answers to a deploy. */
+export type DeployResult = { ok: true } | { ok: false; message: string };
+
+/** What a Subtask object offers the coordinator and its upstream subtasks (its RPC methods). */
+export interface SubtaskApi {
+  deploy(d: SubtaskDeployment): Promise<DeployResult>;
+  start(attempt: number): Promise<void>;
+  push(message: ChannelMessage): Promise<DeliveryResult>;
+  triggerCheckpoint(attempt: number, checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter?: boolean): Promise<boolean>;
+  notifyCheckpointComplete(attempt: number, checkpointId: number): Promise<void>;
+  notifyCheckpointAborted(attempt: number, checkpointId: number): Promise<void>;
+  ping(attempt: number): Promise<SubtaskHealth>;
+  cancel(attempt?: number): Promise<void>;
+  metrics(): Promise<TaskMetrics | null>;
+}
+
+/** What the Coordinator object offers its subtasks: their reports (every one fenced by the attempt). */
+export interface CoordinatorReports {
+  acknowledgeCheckpoint(ack: SubtaskAck & { checkpointId: number }): Promise<AckResult>;
+  declineCheckpoint(attempt: number, checkpointId: number, reason: string): Promise<void>;
+  reportFailure(attempt: number, message: string): Promise<void>;
+  reportEndOfData(attempt: number, vertex: string, index: number): Promise<void>;
+  reportFinished(attempt: number, vertex: string, index: number): Promise<void>;
+}

@@ -1,29 +1,17 @@
-import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
+import { type DoSql, doSql as baseSql } from "../../test/support/do-sql.js";
 import { Random } from "../../test/support/random.js";
-import { IMAGE_CHUNK_CHARS, type ImageRow, type ImageSql, StateImage } from "./state-image.js";
+import { IMAGE_CHUNK_CHARS, type ImageRow, StateImage } from "./state-image.js";
 
-/** node:sqlite with the limits of Durable Object SQLite that the image must respect, counting statements. */
-function doSql(db = new DatabaseSync(":memory:")): ImageSql & { statements: number; queries: string[]; db: DatabaseSync; failOn?: RegExp } {
-  const sql = {
-    db,
-    statements: 0,
-    queries: [] as string[],
-    failOn: undefined as RegExp | undefined,
-    exec(query: string, ...bindings: (string | number | null)[]) {
-      if (sql.failOn?.test(query)) {
-        sql.failOn = undefined;
-        throw new Error("crash");
-      }
-      if (bindings.length > 100) throw new Error(`${bindings.length} bound parameters; Durable Objects allow 100`);
-      if (query.length > 100_000) throw new Error("statement longer than 100 KB");
-      for (const b of bindings) if (typeof b === "string" && Buffer.byteLength(b) > 2_000_000) throw new Error("string over 2 MB");
-      sql.statements++;
-      sql.queries.push(query);
-      const stmt = db.prepare(query);
-      const rows = /^\s*(SELECT|WITH)/i.test(query) ? (stmt.all(...bindings) as Record<string, unknown>[]) : (stmt.run(...bindings), []);
-      return Object.assign(rows, { toArray: () => rows });
-    },
+/** The Durable Object SQL port on node:sqlite, remembering its statements and failing one on demand. */
+function doSql(): DoSql & { queries: string[]; failOn?: RegExp } {
+  const sql: DoSql & { queries: string[]; failOn?: RegExp } = Object.assign(baseSql(), { queries: [] as string[], failOn: undefined as RegExp | undefined });
+  sql.beforeExec = (query) => {
+    if (sql.failOn?.test(query)) {
+      sql.failOn = undefined;
+      throw new Error("crash");
+    }
+    sql.queries.push(query);
   };
   return sql;
 }

@@ -25,13 +25,9 @@
  * costs about as much as the SQLite work of a small upsert: hence runs.
  */
 import type { StateBacking, StateEntry } from "../state/keyed-state.js";
+import type { Sql } from "./sql.js";
 
 type Kind = StateEntry["kind"];
-
-/** The part of a Durable Object's `SqlStorage` the image uses (node:sqlite can stand in for it in tests). */
-export interface ImageSql {
-  exec(query: string, ...bindings: (string | number | null)[]): Iterable<Record<string, unknown>> & { toArray(): Record<string, unknown>[] };
-}
 
 /** One row to write: `valueJson` null deletes it. */
 export interface ImageRow {
@@ -101,7 +97,7 @@ type Pending = { kind: Kind; value: unknown } | null;
 
 /** The keyed-state image of one Durable Object. */
 export class StateImage {
-  constructor(private readonly sql: ImageSql) {
+  constructor(private readonly sql: Sql) {
     for (const t of TABLES) sql.exec(t);
   }
 

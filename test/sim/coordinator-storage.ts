@@ -7,7 +7,7 @@
  */
 import type { CheckpointRecord } from "../../src/checkpoint/checkpoint-stats.js";
 import type { CheckpointMetadata, SubtaskAck } from "../../src/checkpoint/types.js";
-import { type CheckpointRowStatus, type CoordinatorStorage, INITIAL_JOB, type JobRecord } from "../../src/runtime/coordinator-store.js";
+import { type CheckpointRowStatus, type CoordinatorStorage, INITIAL_JOB, type JobRecord } from "../../src/runtime/coordinator/coordinator-store.js";
 
 /** Same as the SQLite store's HISTORY_ROWS_MAX. */
 const HISTORY_ROWS_MAX = 200;

@@ -6,7 +6,8 @@
  * blockConcurrencyWhile, makes sure a live job has an alarm before any call
  * is served.
  */
-import { CoordinatorCore, type CoordinatorHost, type SubtaskApi } from "../../src/runtime/coordinator-core.js";
+import { CoordinatorCore, type CoordinatorHost } from "../../src/runtime/coordinator/coordinator-core.js";
+import type { SubtaskApi } from "../../src/runtime/messages.js";
 import { subtaskName } from "../../src/runtime/names.js";
 import { AlarmSlot } from "./alarm.js";
 import { MemoryCoordinatorStorage } from "./coordinator-storage.js";

@@ -14,10 +14,10 @@
 import type { StagingStore } from "../../src/api/types.js";
 import { OPEN_TXN } from "../../src/connectors/sinks/two-phase-commit.js";
 import type { KeyGroupRange } from "../../src/graph/key-groups.js";
-import type { ChannelMessage, DeliveryResult } from "../../src/runtime/messages.js";
+import type { ChannelMessage, DeliveryResult, RestoreSpec, SubtaskDeployment, SubtaskHealth, TaskMetrics } from "../../src/runtime/messages.js";
 import { coordinatorName, subtaskName } from "../../src/runtime/names.js";
 import type { JobRegistry } from "../../src/runtime/registry.js";
-import { type RestoreSpec, type SubtaskDeployment, Task, type TaskHost, type TaskMetrics } from "../../src/runtime/task.js";
+import { Task, type TaskHost } from "../../src/runtime/subtask/task.js";
 import type { StateBacking, StateEntry } from "../../src/state/keyed-state.js";
 import { type SnapshotEntry, SnapshotReader } from "../../src/state/snapshot-format.js";
 import { channelStateKey, savepointStateFileKey, stateFileKey } from "../../src/storage/layout.js";
@@ -33,8 +33,6 @@ import type { World } from "./world.js";
 
 /** Same as subtask.ts: how long one alarm invocation runs a source. */
 const SOURCE_SLICE_MS = 5_000;
-
-type SubtaskHealth = "running" | "finished" | "failed" | "lost";
 
 /** A Subtask object: its storage and alarm, and the instance of its current incarnation. */
 export class SimSubtask implements Callee {

@@ -5,7 +5,7 @@
  * moments of their lifecycle.
  */
 import type { JobDefinition } from "../../src/api/job.js";
-import type { JobRecord } from "../../src/runtime/coordinator-store.js";
+import type { JobRecord } from "../../src/runtime/coordinator/coordinator-store.js";
 import { coordinatorName, streamPartitionName, tablePartitionName } from "../../src/runtime/names.js";
 import { JobRegistry } from "../../src/runtime/registry.js";
 import type { StorageEvents } from "./coordinator-storage.js";

@@ -13,20 +13,20 @@
  * of that checkpoint.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { KeyGroupRange } from "../graph/key-groups.js";
-import type { StagingStore } from "../api/types.js";
-import { OPEN_TXN } from "../connectors/sinks/two-phase-commit.js";
-import type { StateBacking, StateEntry } from "../state/keyed-state.js";
-import { ownHandle } from "../checkpoint/types.js";
-import { utf8Length } from "../storage/record-limits.js";
-import { type EncodedEntry, type SnapshotEntry, SnapshotReader } from "../state/snapshot-format.js";
-import { type ImageRow, StateImage } from "../storage/state-image.js";
-import { channelStateKey, savepointStateFileKey, stateFileKey } from "../storage/layout.js";
-import type { FloeEnv } from "./env.js";
-import type { ChannelMessage, DeliveryResult } from "./messages.js";
-import { coordinatorName, subtaskName } from "./names.js";
-import type { JobRegistry } from "./registry.js";
-import { type RestoreSpec, type SubtaskDeployment, Task, type TaskHost, type TaskMetrics } from "./task.js";
+import type { KeyGroupRange } from "../../graph/key-groups.js";
+import type { StagingStore } from "../../api/types.js";
+import { OPEN_TXN } from "../../connectors/sinks/two-phase-commit.js";
+import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
+import { ownHandle } from "../../checkpoint/types.js";
+import { utf8Length } from "../../storage/record-limits.js";
+import { type EncodedEntry, type SnapshotEntry, SnapshotReader } from "../../state/snapshot-format.js";
+import { type ImageRow, StateImage } from "../../storage/state-image.js";
+import { channelStateKey, savepointStateFileKey, stateFileKey } from "../../storage/layout.js";
+import type { FloeEnv } from "../env.js";
+import type { ChannelMessage, DeliveryResult, RestoreSpec, SubtaskDeployment, SubtaskHealth, TaskMetrics } from "../messages.js";
+import { coordinatorName, subtaskName } from "../names.js";
+import type { JobRegistry } from "../registry.js";
+import { Task, type TaskHost } from "./task.js";
 
 /** How long one alarm invocation runs a source before yielding to a fresh alarm. */
 const SOURCE_SLICE_MS = 5_000;
@@ -38,9 +38,6 @@ const SOURCE_SLICE_MS = 5_000;
  * task; no heartbeat reaches it before the job runs.
  */
 const DEPLOYED_KEEP_ALIVE_MS = 120_000;
-
-/** What a heartbeat finds. */
-export type SubtaskHealth = "running" | "finished" | "failed" | "lost";
 
 /** Base class; `createFloe` subclasses it with the Worker's job registry. */
 export abstract class Subtask extends DurableObject<FloeEnv> {

@@ -9,46 +9,20 @@
  * and each batch is processed in one synchronous turn (keyed state updated,
  * sink output staged) before anything is awaited.
  */
-import type { CheckpointConfig } from "../api/checkpoint-options.js";
-import type { JobDefinition, LogicalNode } from "../api/job.js";
-import type { SinkMetrics, SinkTransactionHandle, SinkWriter, SourceReader, StagingStore } from "../api/types.js";
-import { BarrierAligner } from "../checkpoint/barrier-aligner.js";
-import { type ChannelStateHandle, type KeyedStateHandle, type SubtaskAck, ownHandle } from "../checkpoint/types.js";
-import type { Key, KeyGroupRange } from "../graph/key-groups.js";
-import type { ExecutionPlan, PlanVertex } from "../graph/plan.js";
-import type { StateBacking, StateEntry } from "../state/keyed-state.js";
-import { KeyedSnapshotter, type SnapshotStore } from "../state/snapshotter.js";
-import { decodeChannelState, encodeChannelState, type InputKeys, inputKeys, type KeySelector } from "./batch-encoding.js";
-import { InputGate } from "./input-gate.js";
-import type { BarrierMessage, ChannelMessage, DeliveryResult } from "./messages.js";
-import { OperatorChain, UserCodeError } from "./operator-chain.js";
-import { RecordWriter, type SendFn } from "./record-writer.js";
-
-/** State a subtask starts from: one completed checkpoint's part for it. */
-export interface RestoreSpec {
-  readonly checkpointId: number;
-  /** In-flight data of an unaligned checkpoint, replayed before any new input. */
-  readonly channelState?: ChannelStateHandle | null;
-  /** Keyed state handles per operator uid (every old subtask's, when rescaled). */
-  readonly keyed: Readonly<Record<string, readonly KeyedStateHandle[]>>;
-  /** Source positions per source uid, merged over the old subtasks. */
-  readonly sources: Readonly<Record<string, Record<string, number>>>;
-}
-
-/** What the Coordinator tells a subtask when it deploys it. */
-export interface SubtaskDeployment {
-  readonly job: string;
-  readonly vertex: string;
-  readonly index: number;
-  readonly attempt: number;
-  readonly plan: ExecutionPlan;
-  readonly checkpoint: CheckpointConfig;
-  /** Increases with every fresh start of the job: sinks name their transactions with it. */
-  readonly runId: number;
-  /** Key groups this subtask owns, when its input is keyed. */
-  readonly keyGroupRange: KeyGroupRange | null;
-  readonly restore: RestoreSpec | null;
-}
+import type { JobDefinition, LogicalNode } from "../../api/job.js";
+import type { SinkMetrics, SinkTransactionHandle, SinkWriter, SourceReader, StagingStore } from "../../api/types.js";
+import { BarrierAligner } from "../../checkpoint/barrier-aligner.js";
+import { type ChannelStateHandle, type KeyedStateHandle, type SubtaskAck, ownHandle } from "../../checkpoint/types.js";
+import type { Key, KeyGroupRange } from "../../graph/key-groups.js";
+import type { PlanVertex } from "../../graph/plan.js";
+import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
+import { KeyedSnapshotter, type SnapshotStore } from "../../state/snapshotter.js";
+import { decodeChannelState, encodeChannelState, type InputKeys, inputKeys, type KeySelector } from "../batch-encoding.js";
+import { InputGate } from "../input-gate.js";
+import type { BarrierMessage, ChannelMessage, DeliveryResult, RestoreSpec, SubtaskDeployment, TaskMetrics, TaskStatus } from "../messages.js";
+import { OperatorChain, UserCodeError } from "../operator-chain.js";
+import { RecordWriter, type SendFn } from "../record-writer.js";
+import { retry } from "../../retry.js";
 
 /** Where a task's I/O goes. */
 export interface TaskHost {
@@ -75,31 +49,8 @@ export interface TaskHost {
   reportFinished(): Promise<void>;
 }
 
-/** Counters reported as metrics. */
-export interface TaskMetrics {
-  readonly vertex: string;
-  readonly index: number;
-  readonly attempt: number;
-  readonly status: TaskStatus;
-  readonly recordsIn: number;
-  readonly recordsOut: number;
-  readonly queuedBatches: number;
-  /** Time spent waiting for downstream credits. */
-  readonly backpressuredMs: number;
-  readonly positions: Record<string, number> | null;
-  /** Records the source has not read yet, as of its last poll (sources that know it). */
-  readonly sourceLag: number | null;
-  readonly inputChannels: number;
-  readonly stateKeys: number;
-  readonly pendingSinkBytes: number;
-  readonly sinks: Record<string, SinkMetrics>;
-  readonly lastCheckpointId: number;
-}
-
-export type TaskStatus = "created" | "running" | "finished" | "failed" | "canceled";
-
-/** How often a report to the coordinator is sent again after it failed (50 ms, doubling: 1.55 s in all). */
-const COORDINATOR_RETRIES = 5;
+/** How often a report to the coordinator is tried (again after 50 ms, doubling: 1.55 s in all). */
+const COORDINATOR_ATTEMPTS = 6;
 
 /** Without checkpoints, how often sinks publish. */
 export const SINK_FLUSH_INTERVAL_MS = 200;
@@ -741,17 +692,15 @@ export class Task {
    * would hold its checkpoint until the timeout. Retried a few times while
    * this task lives; a repeat is answered as a duplicate.
    */
-  private async toCoordinator(call: () => Promise<void>): Promise<void> {
-    for (let i = 0; ; i++) {
-      try {
-        await call();
-        return;
-      } catch (e) {
-        if (i >= COORDINATOR_RETRIES || (this.status !== "running" && this.status !== "finished")) throw e;
-        await this.host.sleep(50 * 2 ** i);
-      }
-    }
+  private toCoordinator(call: () => Promise<void>): Promise<void> {
+    return retry(call, {
+      attempts: COORDINATOR_ATTEMPTS,
+      delayMs: 50,
+      sleep: (ms) => this.host.sleep(ms),
+      stillWanted: () => this.status === "running" || this.status === "finished",
+    });
   }
+
 
   /** At-least-once sinks publish at the barrier; exactly-once ones wait for the checkpoint to complete. */
   private async commitAtLeastOnceSinks(txn: number): Promise<void> {

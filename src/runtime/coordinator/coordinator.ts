@@ -5,11 +5,12 @@
  * object's one alarm.
  */
 import { DurableObject } from "cloudflare:workers";
-import { CoordinatorCore, type SubtaskApi } from "./coordinator-core.js";
+import { CoordinatorCore } from "./coordinator-core.js";
+import type { SubtaskApi } from "../messages.js";
 import { CoordinatorStore } from "./coordinator-store.js";
-import type { FloeEnv } from "./env.js";
-import { subtaskName } from "./names.js";
-import type { JobRegistry } from "./registry.js";
+import type { FloeEnv } from "../env.js";
+import { subtaskName } from "../names.js";
+import type { JobRegistry } from "../registry.js";
 
 
 export { DEPLOY_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, restoreSpecFor } from "./coordinator-core.js";

@@ -3,10 +3,10 @@
  * checkpoint with its acknowledgements. Pending checkpoints live here, not
  * in memory, so that a coordinator that restarts keeps collecting acks.
  */
-import type { CheckpointRecord, RestoreRecord } from "../checkpoint/checkpoint-stats.js";
-import type { CheckpointMetadata, SubtaskAck } from "../checkpoint/types.js";
-import type { ExecutionPlan } from "../graph/plan.js";
-import type { RunConfig } from "./job-config.js";
+import type { CheckpointRecord, RestoreRecord } from "../../checkpoint/checkpoint-stats.js";
+import type { CheckpointMetadata, SubtaskAck } from "../../checkpoint/types.js";
+import type { ExecutionPlan } from "../../graph/plan.js";
+import type { RunConfig } from "../job-config.js";
 
 /** Flink's job statuses. */
 export type JobStatusName = "CREATED" | "RUNNING" | "RESTARTING" | "FAILING" | "FAILED" | "CANCELED" | "FINISHED";

@@ -12,22 +12,22 @@
  * Every decision is fenced by the attempt number: anything a subtask of an
  * older attempt says is ignored.
  */
-import { checkpointDetail, checkpointOverview } from "../checkpoint/checkpoint-stats.js";
-import { expiresAtMs, exceedsTolerableFailures, mayTriggerNow, nextTriggerMs } from "../checkpoint/checkpoint-scheduler.js";
-import { type CheckpointFailureReason, countsAsFailure } from "../checkpoint/failure-reason.js";
-import type { AckResult } from "../checkpoint/pending-checkpoint.js";
-import { decideRestart } from "../checkpoint/restart-strategy.js";
-import type { ChannelStateHandle, CheckpointMetadata, KeyedStateHandle, OperatorState, SubtaskAck } from "../checkpoint/types.js";
-import { FloeError, type Result, attempt as attemptResult } from "../errors.js";
-import { keyGroupRange } from "../graph/key-groups.js";
-import { type ExecutionPlan, type ParallelismOverride, buildPlan } from "../graph/plan.js";
-import { CheckpointStore, CheckpointUnreadableError } from "../storage/checkpoint-store.js";
-import { checkpointIdOfSavepoint, savepointId } from "../storage/layout.js";
-import { checkRestore } from "../checkpoint/restore-check.js";
+import { checkpointDetail, checkpointOverview } from "../../checkpoint/checkpoint-stats.js";
+import { expiresAtMs, exceedsTolerableFailures, mayTriggerNow, nextTriggerMs } from "../../checkpoint/checkpoint-scheduler.js";
+import { type CheckpointFailureReason, countsAsFailure } from "../../checkpoint/failure-reason.js";
+import type { AckResult } from "../../checkpoint/pending-checkpoint.js";
+import { decideRestart } from "../../checkpoint/restart-strategy.js";
+import type { ChannelStateHandle, CheckpointMetadata, KeyedStateHandle, OperatorState, SubtaskAck } from "../../checkpoint/types.js";
+import { FloeError, type Result, attempt as attemptResult } from "../../errors.js";
+import { keyGroupRange } from "../../graph/key-groups.js";
+import { type ExecutionPlan, type ParallelismOverride, buildPlan } from "../../graph/plan.js";
+import { CheckpointStore, CheckpointUnreadableError } from "../../storage/checkpoint-store.js";
+import { checkpointIdOfSavepoint, savepointId } from "../../storage/layout.js";
+import { checkRestore } from "../../checkpoint/restore-check.js";
 import { type CoordinatorStorage, INITIAL_JOB, type JobRecord, type JobStatusName } from "./coordinator-store.js";
-import { checkSinkVars, resolveRunConfig } from "./job-config.js";
-import type { JobRegistry } from "./registry.js";
-import type { RestoreSpec, SubtaskDeployment, TaskMetrics } from "./task.js";
+import { checkSinkVars, resolveRunConfig } from "../job-config.js";
+import type { JobRegistry } from "../registry.js";
+import type { RestoreSpec, SubtaskApi, SubtaskDeployment, TaskMetrics } from "../messages.js";
 
 export type { JobStatusName };
 
@@ -84,18 +84,6 @@ export const HEARTBEAT_INTERVAL_MS = 1_000;
 export const HEARTBEAT_TIMEOUT_MS = 10_000;
 /** A subtask that has not restored its state within this long fails the restart. */
 export const DEPLOY_TIMEOUT_MS = 120_000;
-
-/** What a subtask object offers the coordinator (its RPC methods). */
-export interface SubtaskApi {
-  deploy(d: SubtaskDeployment): Promise<{ ok: true } | { ok: false; message: string }>;
-  start(attempt: number): Promise<void>;
-  triggerCheckpoint(attempt: number, checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter?: boolean): Promise<boolean>;
-  notifyCheckpointComplete(attempt: number, checkpointId: number): Promise<void>;
-  notifyCheckpointAborted(attempt: number, checkpointId: number): Promise<void>;
-  ping(attempt: number): Promise<"running" | "finished" | "failed" | "lost">;
-  cancel(attempt?: number): Promise<void>;
-  metrics(): Promise<TaskMetrics | null>;
-}
 
 /** Where the coordinator's I/O goes. */
 export interface CoordinatorHost {

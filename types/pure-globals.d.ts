@@ -1,0 +1,15 @@
+/**
+ * The web-platform globals that pure code (src/api, graph, checkpoint,
+ * state) may use: they exist alike in workerd, Node and the simulator.
+ * Anything Cloudflare-specific (R2Bucket, DurableObject, SqlStorage) stays
+ * out, so `tsconfig.pure.json` fails when pure code reaches for it.
+ */
+declare class TextEncoder {
+  encode(input?: string): Uint8Array;
+  encodeInto(source: string, destination: Uint8Array): { read: number; written: number };
+}
+declare class TextDecoder {
+  constructor(label?: string, options?: { fatal?: boolean; ignoreBOM?: boolean });
+  decode(input?: ArrayBufferView | ArrayBuffer, options?: { stream?: boolean }): string;
+}
+declare const console: { log(...data: unknown[]): void; warn(...data: unknown[]): void; error(...data: unknown[]): void };
