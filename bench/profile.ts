@@ -66,6 +66,9 @@ if (keepNames && !values["no-build"]) buildTestBundle();
 const persist = tempDir("floe-profile-");
 const mf = new Miniflare({
   modules: true,
+  // wrangler.toml's Text rule (`?raw` imports: the dashboard's browser files) puts text modules beside the bundle;
+  // wrangler bundles all code into the entry, so every other .js there is one of them.
+  modulesRules: [{ type: "Text", include: ["**/*.js"] }],
   scriptPath: script,
   compatibilityDate: "2026-08-01",
   compatibilityFlags: ["nodejs_compat"],

@@ -41,6 +41,9 @@ export async function startEngine(
   const token = options.token ?? TEST_TOKEN;
   const mf = new Miniflare({
     modules: true,
+    // wrangler.toml's Text rule (`?raw` imports: the dashboard's browser files) puts text modules beside the bundle;
+    // wrangler bundles all code into the entry, so every other .js there is one of them.
+    modulesRules: [{ type: "Text", include: ["**/*.js"] }],
     scriptPath: options.script ?? (options.testJobs ? TEST_BUNDLE : BUNDLE),
     compatibilityDate: "2026-08-01",
     compatibilityFlags: ["nodejs_compat"],

@@ -1,20 +1,29 @@
 /**
- * The web dashboard's routes: the HTML shell at `/` and its script and
- * stylesheet under `/dashboard/`. They need no token because they carry no
- * data; the page asks for the admin token and calls the `/v1` API with it.
+ * The web dashboard's routes: the HTML shell at `/`, and its script
+ * modules and stylesheet under `/dashboard/`. They need no token because
+ * they carry no data; the page asks for the admin token and calls the `/v1`
+ * API with it.
+ *
+ * The browser scripts live in `client/` as they are served: each is
+ * imported here as text (`?raw`), so the Worker's bundle carries them
+ * verbatim. The stylesheet stays a string in `app-css.ts`: vitest empties
+ * every `.css` import, `?raw` included, unless its config opts in.
  *
  * @example
  * app.route("/", dashboardRoutes());
  */
 import { Hono } from "hono";
+import APP_JS from "./client/app.js?raw";
+import HELPERS_JS from "./client/helpers.js?raw";
+import RENDER_JS from "./client/render.js?raw";
 import { DASHBOARD_CSS } from "./app-css.js";
-import { DASHBOARD_JS } from "./app-js.js";
 import { DASHBOARD_HTML } from "./page.js";
 
 /**
  * Script and style from this origin only, no inline code, fetches to this
  * origin only, no framing, no form submission (so a token typed into the
- * sign-in form can never end up in a URL), and no DOM sinks that parse HTML.
+ * sign-in form can never end up in a URL), and no DOM sinks that parse HTML
+ * (Trusted Types required, and no policy may be created to get around it).
  */
 export const DASHBOARD_CSP = [
   "default-src 'none'",
@@ -26,7 +35,18 @@ export const DASHBOARD_CSP = [
   "form-action 'none'",
   "frame-ancestors 'none'",
   "require-trusted-types-for 'script'",
+  "trusted-types 'none'",
 ].join("; ");
+
+const JS = "text/javascript; charset=utf-8";
+
+/** The files under `/dashboard/`: the page script, the modules it imports, and the stylesheet. */
+export const DASHBOARD_FILES: Readonly<Record<string, { readonly contentType: string; readonly body: string }>> = {
+  "app.js": { contentType: JS, body: APP_JS },
+  "render.js": { contentType: JS, body: RENDER_JS },
+  "helpers.js": { contentType: JS, body: HELPERS_JS },
+  "app.css": { contentType: "text/css; charset=utf-8", body: DASHBOARD_CSS },
+};
 
 /** Headers of every dashboard response. */
 function headers(contentType: string): Record<string, string> {
@@ -36,6 +56,8 @@ function headers(contentType: string): Record<string, string> {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
     "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
     // Small files: always revalidate, so a deploy shows at once.
     "cache-control": "no-cache",
   };
@@ -45,7 +67,8 @@ function headers(contentType: string): Record<string, string> {
 export function dashboardRoutes() {
   const app = new Hono();
   app.get("/", (c) => c.body(DASHBOARD_HTML, 200, headers("text/html; charset=utf-8")));
-  app.get("/dashboard/app.js", (c) => c.body(DASHBOARD_JS, 200, headers("text/javascript; charset=utf-8")));
-  app.get("/dashboard/app.css", (c) => c.body(DASHBOARD_CSS, 200, headers("text/css; charset=utf-8")));
+  for (const [name, file] of Object.entries(DASHBOARD_FILES)) {
+    app.get(`/dashboard/${name}`, (c) => c.body(file.body, 200, headers(file.contentType)));
+  }
   return app;
 }

@@ -14,7 +14,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <title>floe</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/dashboard/app.css">
-<script src="/dashboard/app.js" defer></script>
+<script type="module" src="/dashboard/app.js"></script>
 </head>
 <body>
 <header class="top">

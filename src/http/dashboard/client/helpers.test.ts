@@ -1,14 +1,9 @@
+/**
+ * The dashboard's helpers, imported from the very file the Worker serves
+ * at /dashboard/helpers.js and type-checked with it (tsconfig.dashboard.json).
+ */
 import { describe, expect, it } from "vitest";
-import { DASHBOARD_HELPER_NAMES, DASHBOARD_HELPERS_JS } from "./helpers-js.js";
-
-type Fn = (...args: any[]) => any;
-
-/** The helpers exactly as the browser gets them, evaluated in Node. */
-const helpers = new Function(`${DASHBOARD_HELPERS_JS}\nreturn { ${DASHBOARD_HELPER_NAMES.join(", ")} };`)() as Record<
-  (typeof DASHBOARD_HELPER_NAMES)[number],
-  Fn
->;
-const { vertexRates, backpressureOf, niceTicks, timeTicks, linearScale, chartModel, formatBytes, formatMs, formatRate, formatCount, savepointList } = helpers;
+import { backpressureOf, chartModel, formatBytes, formatCount, formatMs, formatRate, linearScale, niceTicks, savepointList, timeTicks, vertexRates, type SavepointEntry, type SavepointSource } from "./helpers.js";
 
 const vertex = (id: string, records_in: number, records_out: number, backpressured_ms = 0, parallelism = 2) => ({
   id,
@@ -95,11 +90,11 @@ describe("chart scales", () => {
       formatY: (v: number) => `${v} ms`,
     });
     expect(m.area).toEqual({ left: 50, right: 290, top: 10, bottom: 170 });
-    expect(m.yTicks.map((t: { label: string }) => t.label)).toEqual(["0 ms", "20 ms", "40 ms", "60 ms", "80 ms"]);
+    expect(m.yTicks.map((t) => t.label)).toEqual(["0 ms", "20 ms", "40 ms", "60 ms", "80 ms"]);
     expect(m.yTicks[0].pos).toBe(170);
-    expect(m.yTicks.at(-1).pos).toBe(10);
+    expect(m.yTicks.at(-1)?.pos).toBe(10);
     expect(m.path).toBe("M50 90 L170 10 L290 130");
-    expect(m.xTicks.map((t: { pos: number }) => t.pos)).toEqual([50, 170, 290]);
+    expect(m.xTicks.map((t) => t.pos)).toEqual([50, 170, 290]);
     expect(m.xTicks[0].label).toBe("t60000");
   });
 
@@ -136,7 +131,7 @@ describe("formatting", () => {
 });
 
 describe("savepointList", () => {
-  const entry = (id: number, extra: object) => ({
+  const entry = (id: number, extra: Partial<SavepointSource>): SavepointSource => ({
     id,
     status: "COMPLETED",
     is_savepoint: true,
@@ -149,7 +144,7 @@ describe("savepointList", () => {
   });
 
   it("keeps savepoints that left the history, newest first, with failures and their cause", () => {
-    const known = new Map();
+    const known = new Map<number, SavepointEntry>();
     savepointList({ history: [entry(3, {}), entry(2, { is_savepoint: false })], latest: { savepoint: null } }, known);
     const list = savepointList(
       {
@@ -158,7 +153,7 @@ describe("savepointList", () => {
       },
       known,
     );
-    expect(list.map((x: { id: string; status: string }) => [x.id, x.status])).toEqual([
+    expect(list.map((x) => [x.id, x.status])).toEqual([
       ["savepoint-9", "FAILED"],
       ["savepoint-3", "COMPLETED"],
     ]);
@@ -167,6 +162,6 @@ describe("savepointList", () => {
   });
 
   it("tolerates an overview not loaded yet", () => {
-    expect(savepointList(null, new Map())).toEqual([]);
+    expect(savepointList(null, new Map<number, SavepointEntry>())).toEqual([]);
   });
 });

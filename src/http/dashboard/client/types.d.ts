@@ -1,0 +1,76 @@
+/**
+ * The API answers the dashboard reads, for the JSDoc of the browser files.
+ * Types only: the browser never loads this file.
+ *
+ * Where the server builds an answer in a module free of Workers types, the
+ * type is taken from that module, so a renamed field fails the dashboard's
+ * type check. `JobStatus` and `SavepointStatus` live in the coordinator's
+ * core, which needs the Workers types, so they are restated here: keep them
+ * in step with src/runtime/coordinator/coordinator-core.ts.
+ */
+import type { checkpointDetail, checkpointOverview } from "../../../checkpoint/checkpoint-stats.js";
+import type { metricsBody } from "../../metrics.js";
+import type { MetricsSample, SavepointEntry, VertexRate } from "./helpers.js";
+
+/** `GET /v1/jobs/:job/checkpoints`. */
+export type CheckpointOverview = ReturnType<typeof checkpointOverview>;
+/** One entry of the checkpoint history. */
+export type HistoryEntry = CheckpointOverview["history"][number];
+/** `GET /v1/jobs/:job/checkpoints/:id`. */
+export type CheckpointDetail = ReturnType<typeof checkpointDetail>;
+/** `GET /v1/jobs/:job/metrics`. */
+export type JobMetrics = ReturnType<typeof metricsBody>;
+/** One vertex (operator chain) of the metrics. */
+export type VertexMetrics = JobMetrics["vertices"][number];
+/** One subtask of the metrics. */
+export type SubtaskMetrics = JobMetrics["subtasks"][number];
+
+/** A job's status name. */
+export type JobStatusName = "CREATED" | "RUNNING" | "RESTARTING" | "FAILING" | "FAILED" | "CANCELED" | "FINISHED";
+
+/** `GET /v1/jobs/:job`, and each job of `GET /v1/jobs`. */
+export interface JobStatus {
+  readonly name: string;
+  readonly status: JobStatusName;
+  readonly attempt: number;
+  readonly vertices: { id: string; name: string; parallelism: number }[];
+  readonly restarts: number;
+  readonly last_error: string | null;
+  readonly start_time: number | null;
+  readonly end_time: number | null;
+}
+
+/** `GET /v1/jobs/:job/savepoints/:trigger_id`. */
+export interface SavepointStatus {
+  readonly trigger_id: string;
+  readonly status: "IN_PROGRESS" | "COMPLETED" | "FAILED";
+  readonly id: string | null;
+  readonly location: string | null;
+  readonly failure_message: string | null;
+}
+
+/** The page's state, kept by `app.js` and read by `render.js`. */
+export interface PageState {
+  /** Bumped whenever an answer in flight should be dropped (sign-out, another job selected). */
+  generation: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  jobs: JobStatus[];
+  jobName: string | null;
+  job: JobStatus | null;
+  metrics: JobMetrics | null;
+  sample: MetricsSample | null;
+  rates: Record<string, VertexRate>;
+  overview: CheckpointOverview | null;
+  detail: CheckpointDetail | null;
+  /** The detail shows a checkpoint the user clicked, not the latest. */
+  detailPinned: boolean;
+  /** Per job, the savepoints seen in this tab, by checkpoint id. */
+  savepoints: Record<string, Map<number, SavepointEntry>>;
+  /** The action running, if any. */
+  busy: string | null;
+  polling: boolean;
+  pollAgain: boolean;
+}
+
+/** Something to put in an element: a node, text, or a (nested) list of them; null, undefined and false put nothing. */
+export type Child = Node | string | number | boolean | null | undefined | readonly Child[];

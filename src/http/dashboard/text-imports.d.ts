@@ -1,0 +1,9 @@
+/**
+ * `import text from "./file?raw"`: the file's text, as a string. Vite (the
+ * vitest projects) does this itself; for wrangler's bundles a Text module
+ * rule in wrangler.toml (`globs = ["**\/*?raw"]`) does the same.
+ */
+declare module "*?raw" {
+  const text: string;
+  export default text;
+}
