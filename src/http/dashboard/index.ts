@@ -13,6 +13,8 @@
  * app.route("/", dashboardRoutes());
  */
 import { Hono } from "hono";
+import ACTIONS_JS from "./client/actions.js?raw";
+import API_JS from "./client/api.js?raw";
 import APP_JS from "./client/app.js?raw";
 import HELPERS_JS from "./client/helpers.js?raw";
 import RENDER_JS from "./client/render.js?raw";
@@ -43,6 +45,8 @@ const JS = "text/javascript; charset=utf-8";
 /** The files under `/dashboard/`: the page script, the modules it imports, and the stylesheet. */
 export const DASHBOARD_FILES: Readonly<Record<string, { readonly contentType: string; readonly body: string }>> = {
   "app.js": { contentType: JS, body: APP_JS },
+  "api.js": { contentType: JS, body: API_JS },
+  "actions.js": { contentType: JS, body: ACTIONS_JS },
   "render.js": { contentType: JS, body: RENDER_JS },
   "helpers.js": { contentType: JS, body: HELPERS_JS },
   "app.css": { contentType: "text/css; charset=utf-8", body: DASHBOARD_CSS },

@@ -1,7 +1,7 @@
 /**
  * `import text from "./file?raw"`: the file's text, as a string. Vite (the
  * vitest projects) does this itself; for wrangler's bundles a Text module
- * rule in wrangler.toml (`globs = ["**\/*?raw"]`) does the same.
+ * rule for `?raw` imports in wrangler.toml does the same.
  */
 declare module "*?raw" {
   const text: string;

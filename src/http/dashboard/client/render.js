@@ -88,12 +88,13 @@ function setAttrs(el, attrs) {
 }
 
 /**
+ * Appends children to an element, strings and numbers as text nodes.
  * @template {Element} E
  * @param {E} el
  * @param {Child[]} children
  * @returns {E}
  */
-export function append(el, children) {
+function append(el, children) {
   children.forEach((c) => {
     if (c === null || c === undefined || c === false) return;
     if (Array.isArray(c)) append(el, c);

@@ -5,8 +5,9 @@
  * Where the server builds an answer in a module free of Workers types, the
  * type is taken from that module, so a renamed field fails the dashboard's
  * type check. `JobStatus` and `SavepointStatus` live in the coordinator's
- * core, which needs the Workers types, so they are restated here: keep them
- * in step with src/runtime/coordinator/coordinator-core.ts.
+ * core, which needs the Workers types, so the fields the page reads are
+ * restated here: keep them in step with
+ * src/runtime/coordinator/coordinator-core.ts.
  */
 import type { checkpointDetail, checkpointOverview } from "../../../checkpoint/checkpoint-stats.js";
 import type { metricsBody } from "../../metrics.js";
