@@ -1,7 +1,9 @@
 /**
  * Restart strategies, with Flink's names and meanings: whether a failed job
  * restarts, and after how long. Pure: the failure history comes in, a
- * decision comes out.
+ * decision comes out. The strategies and their options are one zod schema,
+ * which gives their type, their bounds, the known options and the messages;
+ * what an absent option means is decided in {@link decideRestart}.
  */
 import { z } from "zod";
 import { integer, number, objectError, optionKeys, optionLabel, parseConfig, show, type Spelling } from "../api/config-schema.js";
