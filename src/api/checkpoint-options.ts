@@ -1,120 +1,125 @@
 /**
  * Checkpoint configuration, with Flink's options and meanings
- * (execution.checkpointing.*). Validated when set, so that a bad value is a
- * clear error at start rather than odd behaviour later.
+ * (execution.checkpointing.*), described once as a zod schema: it gives the
+ * options' type, their defaults, the known keys and the messages. Validated
+ * when set, so that a bad value is a clear error at start rather than odd
+ * behaviour later.
  */
-import { FloeError } from "../errors.js";
+import { z } from "zod";
+import { boolean, integer, objectError, oneOf, optionKeys, optionLabel, parseConfig, show, type Spelling } from "./config-schema.js";
 
-/** How checkpoints treat records that arrive between barriers. */
-export type CheckpointMode = "exactly_once" | "at_least_once";
+const label = (name: string) => optionLabel("checkpoint.", name);
 
-/** What happens to retained checkpoints when a job is canceled. */
-export type ExternalizedCleanup = "retain_on_cancellation" | "delete_on_cancellation";
+const mode = oneOf(label("mode"), ["exactly_once", "at_least_once"]);
+const externalized = oneOf(label("externalized"), ["retain_on_cancellation", "delete_on_cancellation"]);
 
-/** Checkpoint options as a job declares them (all optional). */
-export interface CheckpointOptions {
+/** A key prefix that stays inside the bucket's tree: not absolute, never climbing out. */
+const storagePrefix = z
+  .string({ error: (issue) => `${label("storagePrefix")} must be a relative key prefix, got ${show(issue.input)}` })
+  .refine((p) => !p.startsWith("/") && !p.includes(".."), {
+    error: (issue) => `${label("storagePrefix")} must be a relative key prefix (not starting with "/", without ".."), got ${show(issue.input)}`,
+  })
+  // Keys are built as `${prefix}checkpoints/…`, so a prefix ends with a slash.
+  .transform((p) => (p.length > 0 && !p.endsWith("/") ? `${p}/` : p));
+
+const shape = {
   /** Interval between checkpoint triggers; 0 or absent disables periodic checkpoints. */
-  intervalMs?: number;
-  mode?: CheckpointMode;
+  intervalMs: integer(label("intervalMs"), 0).default(0),
+  /** How checkpoints treat records that arrive between barriers. */
+  mode: mode.default("exactly_once"),
   /** A checkpoint not complete after this long is aborted. */
-  timeoutMs?: number;
+  timeoutMs: integer(label("timeoutMs"), 1).default(600_000),
   /** Minimum time from the end of one checkpoint to the trigger of the next. */
-  minPauseMs?: number;
-  maxConcurrent?: number;
+  minPauseMs: integer(label("minPauseMs"), 0).default(0),
+  /** Most checkpoints in progress at once. */
+  maxConcurrent: integer(label("maxConcurrent"), 1).default(1),
   /** Failed checkpoints tolerated in a row before the job fails over. */
-  tolerableFailures?: number;
+  tolerableFailures: integer(label("tolerableFailures"), 0).default(0),
   /** Completed checkpoints kept; older ones are deleted with the files no kept one references. */
-  retained?: number;
-  externalized?: ExternalizedCleanup;
+  retained: integer(label("retained"), 1).default(1),
+  /** What happens to retained checkpoints when a job is canceled. */
+  externalized: externalized.default("retain_on_cancellation"),
   /** Upload only state changed since the previous checkpoint. */
-  incremental?: boolean;
+  incremental: boolean(label("incremental")).default(false),
   /** Every this many checkpoints, an incremental chain is materialized in full. */
-  fullEvery?: number;
-  unaligned?: boolean;
+  fullEvery: integer(label("fullEvery"), 1).default(10),
+  /** Unaligned checkpoints: barriers overtake buffered records, which are stored with the checkpoint. */
+  unaligned: boolean(label("unaligned")).default(false),
   /** Aligned checkpoints switch to unaligned after this long; 0 means never. */
-  alignedCheckpointTimeoutMs?: number;
+  alignedCheckpointTimeoutMs: integer(label("alignedCheckpointTimeoutMs"), 0).default(0),
   /** Key prefix of checkpoint files in the R2 bucket. */
-  storagePrefix?: string;
+  storagePrefix: storagePrefix.default(""),
   /**
    * Restore from the subtask's own SQLite image when it holds exactly the
    * checkpoint being restored, instead of downloading it from R2 (Flink's
    * local recovery). R2 stays the source of truth for any other case.
    */
-  localRecovery?: boolean;
-}
-
-/** Checkpoint options with every default filled in. */
-export type CheckpointConfig = Required<CheckpointOptions>;
-
-/** Flink's defaults, where Flink has one. */
-export const DEFAULT_CHECKPOINT_CONFIG: CheckpointConfig = {
-  intervalMs: 0,
-  mode: "exactly_once",
-  timeoutMs: 600_000,
-  minPauseMs: 0,
-  maxConcurrent: 1,
-  tolerableFailures: 0,
-  retained: 1,
-  externalized: "retain_on_cancellation",
-  incremental: false,
-  fullEvery: 10,
-  unaligned: false,
-  alignedCheckpointTimeoutMs: 0,
-  storagePrefix: "",
-  localRecovery: true,
+  localRecovery: boolean(label("localRecovery")).default(true),
 };
 
-const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+/** The checkpoint options' names, as a job declares them (camelCase). */
+export const CHECKPOINT_OPTION_NAMES = Object.keys(shape) as readonly (keyof typeof shape)[];
 
-/** Fills defaults and validates; throws a FloeError naming the bad option. */
-export function resolveCheckpointConfig(...layers: (CheckpointOptions | undefined)[]): CheckpointConfig {
-  const c: CheckpointConfig = { ...DEFAULT_CHECKPOINT_CONFIG };
-  for (const layer of layers) {
-    if (!layer) continue;
-    for (const [k, v] of Object.entries(layer)) if (v !== undefined) (c as Record<string, unknown>)[k] = v;
-  }
-  // Named as the HTTP API spells them (snake_case), with the job option's name beside.
-  const bad = (option: string, rule: string, value: unknown) =>
-    new FloeError("invalid_config", `checkpoint.${snake(option) === option ? option : `${snake(option)} (${option})`} ${rule}, got ${JSON.stringify(value)}`);
-  const integer = (option: keyof CheckpointConfig, min: number) => {
-    const v = c[option];
-    if (typeof v !== "number" || !Number.isInteger(v) || v < min) throw bad(option, `must be an integer ≥ ${min}`, v);
-  };
-  integer("intervalMs", 0);
-  integer("timeoutMs", 1);
-  integer("minPauseMs", 0);
-  integer("maxConcurrent", 1);
-  integer("tolerableFailures", 0);
-  integer("retained", 1);
-  integer("fullEvery", 1);
-  integer("alignedCheckpointTimeoutMs", 0);
-  if (c.mode !== "exactly_once" && c.mode !== "at_least_once") {
-    throw bad("mode", 'must be "exactly_once" or "at_least_once"', c.mode);
-  }
-  if (c.externalized !== "retain_on_cancellation" && c.externalized !== "delete_on_cancellation") {
-    throw bad("externalized", 'must be "retain_on_cancellation" or "delete_on_cancellation"', c.externalized);
-  }
-  for (const flag of ["incremental", "unaligned", "localRecovery"] as const) {
-    if (typeof c[flag] !== "boolean") throw bad(flag, "must be a boolean", c[flag]);
-  }
-  if (typeof c.storagePrefix !== "string" || /(^\/|\.\.)/.test(c.storagePrefix)) {
-    throw bad("storagePrefix", "must be a relative key prefix", c.storagePrefix);
-  }
-  if (c.storagePrefix.length > 0 && !c.storagePrefix.endsWith("/")) c.storagePrefix += "/";
-  if (c.unaligned && c.mode === "at_least_once") {
-    throw new FloeError("invalid_config", "checkpoint.unaligned needs mode exactly_once (at-least-once never aligns)");
-  }
-  if (c.alignedCheckpointTimeoutMs > 0 && !c.unaligned) {
-    throw new FloeError(
-      "invalid_config",
-      "checkpoint.aligned_checkpoint_timeout_ms (alignedCheckpointTimeoutMs) needs unaligned: true: it is how long a checkpoint stays aligned before it turns unaligned",
-    );
-  }
-  if (c.unaligned && c.maxConcurrent > 1) {
-    throw new FloeError(
-      "invalid_config",
-      `checkpoint.unaligned allows one checkpoint at a time: max_concurrent (maxConcurrent) must be 1, got ${c.maxConcurrent} (a newer barrier overtaking an unfinished one would abort it)`,
-    );
-  }
-  return c;
+/**
+ * Every checkpoint option, its default and its bounds, with the rules that
+ * tie options together. Parsing fills the defaults.
+ */
+export const checkpointSchema = z
+  .strictObject(shape, { error: objectError("checkpoint options", "checkpoint option", CHECKPOINT_OPTION_NAMES) })
+  .superRefine((c, ctx) => {
+    if (c.unaligned && c.mode === "at_least_once") {
+      ctx.addIssue({ code: "custom", message: "checkpoint.unaligned needs mode exactly_once (at-least-once never aligns)" });
+    } else if (c.alignedCheckpointTimeoutMs > 0 && !c.unaligned) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          "checkpoint.aligned_checkpoint_timeout_ms (alignedCheckpointTimeoutMs) needs unaligned: true: it is how long a checkpoint stays aligned before it turns unaligned",
+      });
+    } else if (c.unaligned && c.maxConcurrent > 1) {
+      ctx.addIssue({
+        code: "custom",
+        message: `checkpoint.unaligned allows one checkpoint at a time: max_concurrent (maxConcurrent) must be 1, got ${c.maxConcurrent} (a newer barrier overtaking an unfinished one would abort it)`,
+      });
+    }
+  });
+
+/** How checkpoints treat records that arrive between barriers. */
+export type CheckpointMode = z.output<typeof mode>;
+
+/** What happens to retained checkpoints when a job is canceled. */
+export type ExternalizedCleanup = z.output<typeof externalized>;
+
+/** Checkpoint options as a job declares them (all optional). */
+export type CheckpointOptions = z.input<typeof checkpointSchema>;
+
+/** Checkpoint options with every default filled in. */
+export type CheckpointConfig = z.output<typeof checkpointSchema>;
+
+/** Flink's defaults, where Flink has one. */
+export const DEFAULT_CHECKPOINT_CONFIG: CheckpointConfig = checkpointSchema.parse({});
+
+/**
+ * The keys of one layer of checkpoint options in its spelling: the job's
+ * (camelCase) or the `config.checkpoint` of a start request (snake_case).
+ * Values are left to {@link checkpointSchema}, once the layers are merged.
+ */
+export function checkpointOptionKeys(spelling: Spelling, where: string) {
+  return optionKeys(CHECKPOINT_OPTION_NAMES, spelling, { where, noun: "checkpoint option" });
 }
+
+const jobLayer = checkpointOptionKeys("camelCase", "checkpoint options");
+
+/**
+ * Merges layers of options (a later layer wins option by option, an
+ * undefined option is no option), fills the defaults and validates the
+ * result; throws a FloeError("invalid_config") naming the bad option.
+ */
+export function resolveCheckpointConfig(...layers: (CheckpointOptions | undefined)[]): CheckpointConfig {
+  const merged: Record<string, unknown> = {};
+  for (const layer of layers) {
+    if (layer === undefined) continue;
+    for (const [k, v] of Object.entries(parseConfig(jobLayer, layer))) if (v !== undefined) merged[k] = v;
+  }
+  return parseConfig(checkpointSchema, merged);
+}
+

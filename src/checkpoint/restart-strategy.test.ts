@@ -6,6 +6,7 @@ import {
   type RestartDecision,
   type RestartStrategyOptions,
   decideRestart,
+  restartStrategyKeys,
   validateRestartStrategy,
 } from "./restart-strategy.js";
 
@@ -218,35 +219,77 @@ describe("validateRestartStrategy", () => {
     for (const o of all) expect(validateRestartStrategy(o)).toBe(o);
   });
 
-  it("rejects an unknown strategy", () => {
-    invalid({ type: "sometimes" }, /unknown restart strategy "sometimes"/);
-    invalid({}, /unknown restart strategy/);
+  it("rejects an unknown strategy, naming the known ones", () => {
+    const known = "known: none, fixed-delay, exponential-delay, failure-rate";
+    invalid({ type: "sometimes" }, new RegExp(`^unknown restart strategy "sometimes" \\(${known}\\)$`));
+    invalid({ type: 3 }, /^unknown restart strategy 3 \(known: none, /);
+    invalid({}, new RegExp(`^restart strategy needs a type \\(${known}\\)$`));
+    invalid("none", /^restart strategy must be an object with a type \(known: none, .*\), got "none"$/);
+    invalid(null, /^restart strategy must be an object with a type .*, got null$/);
+  });
+
+  it("rejects unknown options, naming them and the strategy's known ones", () => {
+    invalid({ type: "fixed-delay", delay: 5_000 }, /^restart strategy fixed-delay: unknown option "delay" \(known: attempts, delayMs\)$/);
+    invalid(
+      { type: "exponential-delay", initialDelay: 1, factor: 2 },
+      /^restart strategy exponential-delay: unknown options "initialDelay", "factor" \(known: initialDelayMs, maxDelayMs, multiplier, resetBackoffThresholdMs, attempts\)$/,
+    );
+    invalid({ type: "failure-rate", attempts: 3 }, /^restart strategy failure-rate: unknown option "attempts" \(known: maxFailuresPerInterval, intervalMs, delayMs\)$/);
+    invalid({ type: "none", attempts: 3 }, /^restart strategy none: unknown option "attempts" \(it takes no options\)$/);
   });
 
   it("rejects bad fixed-delay options", () => {
-    invalid({ type: "fixed-delay", attempts: -1 }, /fixed-delay: attempts must be an integer ≥ 0/);
-    invalid({ type: "fixed-delay", attempts: 1.5 }, /attempts/);
-    invalid({ type: "fixed-delay", attempts: "3" }, /attempts/);
-    invalid({ type: "fixed-delay", delayMs: -5 }, /fixed-delay: delayMs must be a number ≥ 0/);
-    invalid({ type: "fixed-delay", delayMs: Number.NaN }, /delayMs/);
-    invalid({ type: "fixed-delay", delayMs: Number.POSITIVE_INFINITY }, /delayMs/);
-    invalid({ type: "fixed-delay", delayMs: "1000" }, /delayMs/);
+    invalid({ type: "fixed-delay", attempts: -1 }, /^restart strategy fixed-delay: attempts must be an integer ≥ 0, got -1$/);
+    invalid({ type: "fixed-delay", attempts: 1.5 }, /attempts must be an integer ≥ 0, got 1\.5/);
+    invalid({ type: "fixed-delay", attempts: "3" }, /attempts must be an integer ≥ 0, got "3"/);
+    invalid({ type: "fixed-delay", delayMs: -5 }, /^restart strategy fixed-delay: delay_ms \(delayMs\) must be a number ≥ 0, got -5$/);
+    invalid({ type: "fixed-delay", delayMs: Number.NaN }, /delay_ms \(delayMs\) must be a number ≥ 0, got NaN/);
+    invalid({ type: "fixed-delay", delayMs: Number.POSITIVE_INFINITY }, /delay_ms \(delayMs\) must be a number ≥ 0, got Infinity/);
+    invalid({ type: "fixed-delay", delayMs: "1000" }, /delay_ms \(delayMs\) must be a number ≥ 0, got "1000"/);
   });
 
   it("rejects bad exponential-delay options", () => {
-    invalid({ type: "exponential-delay", initialDelayMs: -1 }, /exponential-delay: initialDelayMs/);
-    invalid({ type: "exponential-delay", maxDelayMs: -1 }, /maxDelayMs/);
-    invalid({ type: "exponential-delay", resetBackoffThresholdMs: Number.NaN }, /resetBackoffThresholdMs/);
-    invalid({ type: "exponential-delay", multiplier: 0.5 }, /multiplier must be ≥ 1/);
-    invalid({ type: "exponential-delay", multiplier: Number.POSITIVE_INFINITY }, /multiplier/);
-    invalid({ type: "exponential-delay", attempts: -2 }, /attempts must be an integer ≥ 0/);
-    invalid({ type: "exponential-delay", attempts: 2.5 }, /attempts/);
+    invalid({ type: "exponential-delay", initialDelayMs: -1 }, /^restart strategy exponential-delay: initial_delay_ms \(initialDelayMs\) must be a number ≥ 0, got -1$/);
+    invalid({ type: "exponential-delay", maxDelayMs: -1 }, /max_delay_ms \(maxDelayMs\) must be a number ≥ 0, got -1/);
+    invalid({ type: "exponential-delay", resetBackoffThresholdMs: Number.NaN }, /reset_backoff_threshold_ms \(resetBackoffThresholdMs\) must be a number ≥ 0, got NaN/);
+    invalid({ type: "exponential-delay", multiplier: 0.5 }, /^restart strategy exponential-delay: multiplier must be a number ≥ 1, got 0\.5$/);
+    invalid({ type: "exponential-delay", multiplier: Number.POSITIVE_INFINITY }, /multiplier must be a number ≥ 1, got Infinity/);
+    invalid({ type: "exponential-delay", attempts: -2 }, /attempts must be an integer ≥ 0, got -2/);
+    invalid({ type: "exponential-delay", attempts: 2.5 }, /attempts must be an integer ≥ 0, got 2\.5/);
   });
 
   it("rejects bad failure-rate options", () => {
-    invalid({ type: "failure-rate", maxFailuresPerInterval: 0 }, /failure-rate: maxFailuresPerInterval must be an integer ≥ 1/);
-    invalid({ type: "failure-rate", maxFailuresPerInterval: 1.5 }, /maxFailuresPerInterval/);
-    invalid({ type: "failure-rate", intervalMs: -1 }, /intervalMs/);
-    invalid({ type: "failure-rate", delayMs: -1 }, /delayMs/);
+    invalid({ type: "failure-rate", maxFailuresPerInterval: 0 }, /^restart strategy failure-rate: max_failures_per_interval \(maxFailuresPerInterval\) must be an integer ≥ 1, got 0$/);
+    invalid({ type: "failure-rate", maxFailuresPerInterval: 1.5 }, /max_failures_per_interval \(maxFailuresPerInterval\) must be an integer ≥ 1, got 1\.5/);
+    invalid({ type: "failure-rate", intervalMs: -1 }, /interval_ms \(intervalMs\) must be a number ≥ 0, got -1/);
+    invalid({ type: "failure-rate", delayMs: -1 }, /failure-rate: delay_ms \(delayMs\) must be a number ≥ 0, got -1/);
+  });
+});
+
+describe("restartStrategyKeys", () => {
+  const keys = restartStrategyKeys("snake_case", "config.restart_strategy");
+  const message = (value: unknown) => keys.safeParse(value).error?.issues[0].message;
+
+  it("takes the HTTP API's snake_case names and answers in camelCase, values untouched", () => {
+    expect(keys.parse({ type: "exponential-delay", initial_delay_ms: -1, reset_backoff_threshold_ms: 5 })).toEqual({
+      type: "exponential-delay",
+      initialDelayMs: -1,
+      resetBackoffThresholdMs: 5,
+    });
+    expect(keys.parse({ type: "failure-rate", max_failures_per_interval: 2 })).toEqual({ type: "failure-rate", maxFailuresPerInterval: 2 });
+    expect(keys.parse({ type: "none" })).toEqual({ type: "none" });
+  });
+
+  it("names unknown keys and the known ones in snake_case", () => {
+    expect(message({ type: "fixed-delay", delayMs: 5 })).toBe('restart strategy fixed-delay: unknown option "delayMs" (known: attempts, delay_ms)');
+    expect(message({ type: "failure-rate", max_failures: 5 })).toBe(
+      'restart strategy failure-rate: unknown option "max_failures" (known: max_failures_per_interval, interval_ms, delay_ms)',
+    );
+  });
+
+  it("names where the strategy is when it has no known type", () => {
+    expect(message({ type: "always" })).toMatch(/^unknown restart strategy "always" \(known: /);
+    expect(message({})).toMatch(/^config\.restart_strategy needs a type \(known: /);
+    expect(message("none")).toMatch(/^config\.restart_strategy must be an object with a type \(known: .*\), got "none"$/);
   });
 });

@@ -1,25 +1,88 @@
 /**
  * Restart strategies, with Flink's names and meanings: whether a failed job
  * restarts, and after how long. Pure: the failure history comes in, a
- * decision comes out.
+ * decision comes out. The strategies and their options are one zod schema,
+ * which gives their type, their bounds, the known options and the messages;
+ * what an absent option means is decided in {@link decideRestart}.
  */
-import { FloeError } from "../errors.js";
+import { z } from "zod";
+import { integer, number, objectError, optionKeys, optionLabel, parseConfig, show, type Spelling } from "../api/config-schema.js";
+
+const label = (type: string, name: string) => optionLabel(`restart strategy ${type}: `, name);
+
+/** The options of each strategy, with their bounds; an absent option takes the default {@link decideRestart} gives it. */
+const strategies = {
+  none: {},
+  "fixed-delay": {
+    /** Total restarts allowed; unlimited when absent. */
+    attempts: integer(label("fixed-delay", "attempts"), 0).optional(),
+    /** Wait before each restart; 1000 ms when absent. */
+    delayMs: number(label("fixed-delay", "delayMs"), 0).optional(),
+  },
+  "exponential-delay": {
+    /** The first restart's delay; 1000 ms when absent. */
+    initialDelayMs: number(label("exponential-delay", "initialDelayMs"), 0).optional(),
+    /** The longest delay; 300000 ms when absent. */
+    maxDelayMs: number(label("exponential-delay", "maxDelayMs"), 0).optional(),
+    /** Growth of the delay from one restart to the next; 2 when absent. */
+    multiplier: number(label("exponential-delay", "multiplier"), 1).optional(),
+    /** A run this long without failure resets the backoff; 3600000 ms when absent. */
+    resetBackoffThresholdMs: number(label("exponential-delay", "resetBackoffThresholdMs"), 0).optional(),
+    /** Total restarts allowed; unlimited when absent. */
+    attempts: integer(label("exponential-delay", "attempts"), 0).optional(),
+  },
+  "failure-rate": {
+    /** Failures allowed within `intervalMs`; 1 when absent. */
+    maxFailuresPerInterval: integer(label("failure-rate", "maxFailuresPerInterval"), 1).optional(),
+    /** The sliding window failures are counted in; 60000 ms when absent. */
+    intervalMs: number(label("failure-rate", "intervalMs"), 0).optional(),
+    /** Wait before each restart; 1000 ms when absent. */
+    delayMs: number(label("failure-rate", "delayMs"), 0).optional(),
+  },
+} as const;
+
+type StrategyType = keyof typeof strategies;
+const TYPES = Object.keys(strategies) as StrategyType[];
+
+/** The error of a union of strategies at `where`: anything but an object, or a type that is missing or not one of {@link TYPES}. */
+function unknownType(where: string) {
+  const known = `known: ${TYPES.join(", ")}`;
+  return (issue: { input?: unknown }): string => {
+    const input = issue.input;
+    if (input === null || typeof input !== "object" || Array.isArray(input)) return `${where} must be an object with a type (${known}), got ${show(input)}`;
+    const type = (input as { type?: unknown }).type;
+    return type === undefined ? `${where} needs a type (${known})` : `unknown restart strategy ${show(type)} (${known})`;
+  };
+}
+
+/** One strategy's schema: its type and its options, nothing else. */
+function strategy<T extends StrategyType>(type: T) {
+  const options = strategies[type];
+  return z.strictObject(
+    { type: z.literal(type), ...options },
+    { error: objectError("restart strategy", "option", Object.keys(options), `restart strategy ${type}: `) },
+  );
+}
+
+/** Every restart strategy, its options and their bounds; unknown options are refused. */
+export const restartStrategySchema = z.discriminatedUnion(
+  "type",
+  [strategy("none"), strategy("fixed-delay"), strategy("exponential-delay"), strategy("failure-rate")],
+  { error: unknownType("restart strategy") },
+);
 
 /** A restart strategy as configured. */
-export type RestartStrategyOptions =
-  | { type: "none" }
-  | { type: "fixed-delay"; attempts?: number; delayMs?: number }
-  | {
-      type: "exponential-delay";
-      initialDelayMs?: number;
-      maxDelayMs?: number;
-      multiplier?: number;
-      /** A run this long without failure resets the backoff. */
-      resetBackoffThresholdMs?: number;
-      /** Total restarts allowed; unlimited when absent. */
-      attempts?: number;
-    }
-  | { type: "failure-rate"; maxFailuresPerInterval?: number; intervalMs?: number; delayMs?: number };
+export type RestartStrategyOptions = z.input<typeof restartStrategySchema>;
+
+/**
+ * The keys of a restart strategy in a layer's spelling (the HTTP API's is
+ * snake_case), answered in camelCase for {@link validateRestartStrategy}.
+ */
+export function restartStrategyKeys(spelling: Spelling, where: string) {
+  const byType = (type: StrategyType) =>
+    optionKeys(Object.keys(strategies[type]), spelling, { where, noun: "option", prefix: `restart strategy ${type}: ` }, { type: z.literal(type) });
+  return z.discriminatedUnion("type", [byType("none"), byType("fixed-delay"), byType("exponential-delay"), byType("failure-rate")], { error: unknownType(where) });
+}
 
 /** Failures seen so far, as the coordinator stores them. */
 export interface FailureHistory {
@@ -47,50 +110,14 @@ export const DEFAULT_RESTART_STRATEGY: RestartStrategyOptions = {
   resetBackoffThresholdMs: 60_000,
 };
 
-/** Checks options when they are set, so that a bad one fails the start, not the failover. */
-const KNOWN_OPTIONS: Record<string, readonly string[]> = {
-  none: [],
-  "fixed-delay": ["attempts", "delayMs"],
-  "exponential-delay": ["initialDelayMs", "maxDelayMs", "multiplier", "resetBackoffThresholdMs", "attempts"],
-  "failure-rate": ["maxFailuresPerInterval", "intervalMs", "delayMs"],
-};
-
+/**
+ * Checks options when they are set, so that a bad one fails the start, not
+ * the failover; returns them unchanged, or throws FloeError("invalid_config")
+ * naming the option and its value.
+ */
 export function validateRestartStrategy(o: RestartStrategyOptions): RestartStrategyOptions {
-  const bad = (m: string) => new FloeError("invalid_config", `restart strategy ${o.type}: ${m}`);
-  const known = KNOWN_OPTIONS[o?.type as string];
-  if (known) {
-    const unknown = Object.keys(o).filter((k) => k !== "type" && !known.includes(k));
-    if (unknown.length > 0) {
-      throw bad(`unknown option ${unknown.map((k) => JSON.stringify(k)).join(", ")} (known: ${known.join(", ") || "none"})`);
-    }
-  }
-  const nonNeg = (name: string, v: number | undefined) => {
-    if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw bad(`${name} must be a number ≥ 0`);
-  };
-  switch (o.type) {
-    case "none":
-      return o;
-    case "fixed-delay":
-      if (o.attempts !== undefined && (!Number.isInteger(o.attempts) || o.attempts < 0)) throw bad("attempts must be an integer ≥ 0");
-      nonNeg("delayMs", o.delayMs);
-      return o;
-    case "exponential-delay":
-      nonNeg("initialDelayMs", o.initialDelayMs);
-      nonNeg("maxDelayMs", o.maxDelayMs);
-      nonNeg("resetBackoffThresholdMs", o.resetBackoffThresholdMs);
-      if (o.multiplier !== undefined && (!Number.isFinite(o.multiplier) || o.multiplier < 1)) throw bad("multiplier must be ≥ 1");
-      if (o.attempts !== undefined && (!Number.isInteger(o.attempts) || o.attempts < 0)) throw bad("attempts must be an integer ≥ 0");
-      return o;
-    case "failure-rate":
-      if (o.maxFailuresPerInterval !== undefined && (!Number.isInteger(o.maxFailuresPerInterval) || o.maxFailuresPerInterval < 1)) {
-        throw bad("maxFailuresPerInterval must be an integer ≥ 1");
-      }
-      nonNeg("intervalMs", o.intervalMs);
-      nonNeg("delayMs", o.delayMs);
-      return o;
-    default:
-      throw new FloeError("invalid_config", `unknown restart strategy ${JSON.stringify((o as { type: unknown }).type)}`);
-  }
+  parseConfig(restartStrategySchema, o);
+  return o;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_CHECKPOINT_CONFIG } from "../api/checkpoint-options.js";
+import { CHECKPOINT_OPTION_NAMES, type CheckpointOptions, DEFAULT_CHECKPOINT_CONFIG } from "../api/checkpoint-options.js";
 import { type JobOptions, job } from "../api/job.js";
-import { DEFAULT_RESTART_STRATEGY } from "../checkpoint/restart-strategy.js";
+import { DEFAULT_RESTART_STRATEGY, type RestartStrategyOptions } from "../checkpoint/restart-strategy.js";
 import { FloeError } from "../errors.js";
 import { generatorSource } from "../connectors/sources/generator-source.js";
 import { kafkaSink } from "../connectors/kafka/kafka-sink.js";
@@ -113,20 +113,36 @@ describe("resolveRunConfig: checkpoint options", () => {
 
 describe("resolveRunConfig: unknown names", () => {
   it("refuses an unknown section, naming the known ones", () => {
-    invalid(() => resolveRunConfig(declared(), { state_backend: {} }), /unknown config section "stateBackend"/, /known: checkpoint, restart_strategy/);
+    invalid(() => resolveRunConfig(declared(), { state_backend: {} }), /^unknown config section "state_backend" \(known: checkpoint, restart_strategy\)$/);
+    invalid(() => resolveRunConfig(declared(), { restartStrategy: { type: "none" } }), /^unknown config section "restartStrategy" \(known: checkpoint, restart_strategy\)$/);
   });
 
-  it("refuses an unknown checkpoint option", () => {
+  it("refuses an unknown checkpoint option, naming the known ones in snake_case", () => {
+    const known = `(known: ${CHECKPOINT_OPTION_NAMES.map((n) => n.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)).join(", ")})`;
     invalid(() => resolveRunConfig(declared(), { checkpoint: { interval: 1_000 } }), /unknown checkpoint option "interval"/);
     invalid(() => resolveRunConfig(declared(), { checkpoint: { interval_ms: 1_000, max_parallelism: 4 } }), /unknown checkpoint option "max_parallelism"/);
+    let message = "";
+    try {
+      resolveRunConfig(declared(), { checkpoint: { intervalMs: 1_000 } });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    // The HTTP API spells options in snake_case only.
+    expect(message).toBe(`unknown checkpoint option "intervalMs" ${known}`);
+    expect(known).toContain("interval_ms, mode, timeout_ms,");
+  });
+
+  it("refuses an unknown key before a bad value", () => {
+    invalid(() => resolveRunConfig(declared(), { checkpoint: { interval_ms: -1, intervall_ms: 5 } }), /unknown checkpoint option "intervall_ms"/);
+    invalid(() => resolveRunConfig(declared(), { checkpoint: { interval_ms: -1 }, restart_strategy: { type: "fixed-delay", delay: 5 } }), /unknown option "delay"/);
   });
 
   it("refuses sections that are not objects", () => {
-    invalid(() => resolveRunConfig(declared(), { checkpoint: [] }), /config\.checkpoint must be an object/);
-    invalid(() => resolveRunConfig(declared(), { checkpoint: null }), /config\.checkpoint must be an object/);
-    invalid(() => resolveRunConfig(declared(), { checkpoint: "interval_ms=1" }), /config\.checkpoint must be an object/);
-    invalid(() => resolveRunConfig(declared(), { restart_strategy: "none" }), /config\.restart_strategy must be an object/);
-    invalid(() => resolveRunConfig(declared(), [] as unknown as Record<string, unknown>), /config must be an object/);
+    invalid(() => resolveRunConfig(declared(), { checkpoint: [] }), /^config\.checkpoint must be an object, got \[\]$/);
+    invalid(() => resolveRunConfig(declared(), { checkpoint: null }), /^config\.checkpoint must be an object, got null$/);
+    invalid(() => resolveRunConfig(declared(), { checkpoint: "interval_ms=1" }), /^config\.checkpoint must be an object, got "interval_ms=1"$/);
+    invalid(() => resolveRunConfig(declared(), { restart_strategy: "none" }), /^config\.restart_strategy must be an object with a type \(known: none, fixed-delay, exponential-delay, failure-rate\), got "none"$/);
+    invalid(() => resolveRunConfig(declared(), [] as unknown as Record<string, unknown>), /^config must be an object, got \[\]$/);
   });
 });
 
@@ -183,24 +199,34 @@ describe("resolveRunConfig: restart strategy", () => {
 
   it("validates an override", () => {
     invalid(() => resolveRunConfig(declared(), { restart_strategy: { type: "fixed-delay", attempts: -1 } }), /restart strategy fixed-delay: attempts/);
-    invalid(() => resolveRunConfig(declared(), { restart_strategy: { type: "exponential-delay", multiplier: 0.5 } }), /multiplier must be ≥ 1/);
-    invalid(() => resolveRunConfig(declared(), { restart_strategy: { type: "failure-rate", max_failures_per_interval: 0 } }), /maxFailuresPerInterval/);
-    invalid(() => resolveRunConfig(declared(), { restart_strategy: { type: "always" } }), /unknown restart strategy "always"/);
-    invalid(() => resolveRunConfig(declared(), { restart_strategy: {} }), /unknown restart strategy/);
+    invalid(() => resolveRunConfig(declared(), { restart_strategy: { type: "exponential-delay", multiplier: 0.5 } }), /multiplier must be a number ≥ 1, got 0\.5/);
+    invalid(
+      () => resolveRunConfig(declared(), { restart_strategy: { type: "failure-rate", max_failures_per_interval: 0 } }),
+      /^restart strategy failure-rate: max_failures_per_interval \(maxFailuresPerInterval\) must be an integer ≥ 1, got 0$/,
+    );
+    invalid(() => resolveRunConfig(declared(), { restart_strategy: { type: "always" } }), /unknown restart strategy "always" \(known: none, fixed-delay, exponential-delay, failure-rate\)/);
+    invalid(() => resolveRunConfig(declared(), { restart_strategy: {} }), /^config\.restart_strategy needs a type \(known: none, fixed-delay, exponential-delay, failure-rate\)$/);
   });
 
   it("validates the job's own strategy", () => {
     invalid(() => resolveRunConfig(declared({ restartStrategy: { type: "fixed-delay", delayMs: -1 } }), undefined), /delayMs/);
   });
 
-  // BUG: unknown restart-strategy options are silently ignored (job-config.ts casts
-  // camelKeys(top.restartStrategy) straight to RestartStrategyOptions, and
-  // validateRestartStrategy only checks the options it knows), so a typo such as
-  // `delay: 5000` quietly runs with the 1 s default, while unknown checkpoint options
-  // are refused. Fix: check the keys against the strategy type's known options
-  // (e.g. a Set per type) and throw FloeError("invalid_config", `unknown restart_strategy option …`).
-  it("refuses an unknown restart strategy option", () => {
-    invalid(() => resolveRunConfig(declared(), { restart_strategy: { type: "fixed-delay", delay: 5_000 } }), /unknown .*option "delay"/);
+  // A typo such as `delay: 5000` would otherwise run quietly with the 1 s default.
+  it("refuses an unknown restart strategy option, naming the known ones in snake_case", () => {
+    invalid(() => resolveRunConfig(declared(), { restart_strategy: { type: "fixed-delay", delay: 5_000 } }), /^restart strategy fixed-delay: unknown option "delay" \(known: attempts, delay_ms\)$/);
+    invalid(() => resolveRunConfig(declared(), { restart_strategy: { type: "fixed-delay", delayMs: 5_000 } }), /unknown option "delayMs" \(known: attempts, delay_ms\)/);
+    invalid(() => resolveRunConfig(declared(), { restart_strategy: { type: "none", attempts: 1 } }), /^restart strategy none: unknown option "attempts" \(it takes no options\)$/);
+  });
+
+  it("refuses an unknown option in the job's own strategy, named as the job spells it", () => {
+    const j = declared({ restartStrategy: { type: "fixed-delay", delay: 5_000 } as unknown as RestartStrategyOptions });
+    invalid(() => resolveRunConfig(j, undefined), /^restart strategy fixed-delay: unknown option "delay" \(known: attempts, delayMs\)$/);
+  });
+
+  it("refuses an unknown option in the job's checkpoint options, named as the job spells it", () => {
+    const j = declared({ checkpoint: { interval: 5_000 } as unknown as CheckpointOptions });
+    invalid(() => resolveRunConfig(j, undefined), /^unknown checkpoint option "interval" \(known: intervalMs, mode, /);
   });
 });
 

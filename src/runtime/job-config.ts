@@ -3,9 +3,11 @@
  * `POST /v1/jobs/:job/start`, in snake_case as the HTTP contract names it,
  * layered over what the job declares.
  */
-import { type CheckpointConfig, type CheckpointOptions, resolveCheckpointConfig } from "../api/checkpoint-options.js";
+import { z } from "zod";
+import { type CheckpointConfig, checkpointOptionKeys, resolveCheckpointConfig } from "../api/checkpoint-options.js";
+import { objectError, parseConfig } from "../api/config-schema.js";
 import type { JobDefinition } from "../api/job.js";
-import { DEFAULT_RESTART_STRATEGY, type RestartStrategyOptions, validateRestartStrategy } from "../checkpoint/restart-strategy.js";
+import { DEFAULT_RESTART_STRATEGY, type RestartStrategyOptions, restartStrategyKeys, validateRestartStrategy } from "../checkpoint/restart-strategy.js";
 import { FloeError } from "../errors.js";
 
 /** The effective configuration of a run. */
@@ -14,19 +16,18 @@ export interface RunConfig {
   readonly restartStrategy: RestartStrategyOptions;
 }
 
-const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-
-function camelKeys(o: unknown, where: string): Record<string, unknown> {
-  if (o === undefined) return {};
-  if (o === null || typeof o !== "object" || Array.isArray(o)) throw new FloeError("invalid_config", `${where} must be an object`);
-  return Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), v]));
-}
-
-const CHECKPOINT_KEYS = new Set([
-  "intervalMs", "mode", "timeoutMs", "minPauseMs", "maxConcurrent", "tolerableFailures", "retained", "externalized",
-  "incremental", "fullEvery", "unaligned", "alignedCheckpointTimeoutMs", "storagePrefix", "localRecovery",
-]);
+/**
+ * The `config` of a start request: its sections and their keys, in
+ * snake_case. The values are validated by the checkpoint and restart
+ * schemas, after the checkpoint options are layered over the job's.
+ */
+export const runConfigOverridesSchema = z.strictObject(
+  {
+    checkpoint: checkpointOptionKeys("snake_case", "config.checkpoint").optional(),
+    restart_strategy: restartStrategyKeys("snake_case", "config.restart_strategy").optional(),
+  },
+  { error: objectError("config", "config section", ["checkpoint", "restart_strategy"]) },
+);
 
 /**
  * Checks that the Worker has the variables every sink of `job` needs;
@@ -39,23 +40,19 @@ export function checkSinkVars(job: JobDefinition, vars: Readonly<Record<string, 
   }
 }
 
-/** Resolves and validates the configuration of a run; throws FloeError("invalid_config") naming the option. */
+/**
+ * Resolves and validates the configuration of a run: floe's defaults, then
+ * the job's options, then the start request's `config`. Throws
+ * FloeError("invalid_config") naming the option and its value.
+ */
 export function resolveRunConfig(job: JobDefinition, config: Record<string, unknown> | undefined): RunConfig {
-  const top = camelKeys(config, "config");
-  for (const k of Object.keys(top)) {
-    if (k !== "checkpoint" && k !== "restartStrategy") throw new FloeError("invalid_config", `unknown config section "${k}" (known: checkpoint, restart_strategy)`);
-  }
-  const checkpointOverrides = camelKeys(top.checkpoint, "config.checkpoint");
-  for (const k of Object.keys(checkpointOverrides)) {
-    if (!CHECKPOINT_KEYS.has(k)) {
-      throw new FloeError("invalid_config", `unknown checkpoint option "${snake(k)}" (known: ${[...CHECKPOINT_KEYS].map(snake).join(", ")})`);
-    }
-  }
-  const checkpoint = resolveCheckpointConfig(job.options.checkpoint, checkpointOverrides as CheckpointOptions);
+  const overrides = parseConfig(runConfigOverridesSchema, config ?? {});
+  const checkpoint = resolveCheckpointConfig(job.options.checkpoint, overrides.checkpoint);
   for (const node of job.nodes) {
     const problem = node.sink?.checkConfig?.(checkpoint, node.options.uid ?? `sink ${node.id}`);
     if (problem) throw new FloeError("invalid_config", problem);
   }
-  const restart = top.restartStrategy === undefined ? (job.options.restartStrategy ?? DEFAULT_RESTART_STRATEGY) : (camelKeys(top.restartStrategy, "config.restart_strategy") as RestartStrategyOptions);
+  // A strategy from the config replaces the job's whole, not option by option.
+  const restart = (overrides.restart_strategy as RestartStrategyOptions | undefined) ?? job.options.restartStrategy ?? DEFAULT_RESTART_STRATEGY;
   return { checkpoint, restartStrategy: validateRestartStrategy(restart) };
 }

@@ -58,6 +58,13 @@ describe("bad input to a running engine", () => {
     await expectError(await start({ json: { fromSavepoint: "savepoint-99" } }), 404, "savepoint_not_found", /savepoint 99/);
     await expectError(await start({ json: { fromCheckpoint: 99 } }), 404, "checkpoint_not_found", /checkpoint 99/);
     await expectError(await start({ json: { fromCheckpoint: "x" } }), 400, "invalid_request", /fromCheckpoint/);
+    // A bad `config` is a 400 invalid_config naming the key or option and the value.
+    await expectError(await start({ json: { config: { state: {} } } }), 400, "invalid_config", /unknown config section "state" \(known: checkpoint, restart_strategy\)/);
+    await expectError(await start({ json: { config: { checkpoint: { intervall_ms: 5 } } } }), 400, "invalid_config", /unknown checkpoint option "intervall_ms" \(known: interval_ms, /);
+    await expectError(await start({ json: { config: { checkpoint: { interval_ms: -1 } } } }), 400, "invalid_config", /checkpoint\.interval_ms \(intervalMs\) must be an integer ≥ 0, got -1/);
+    await expectError(await start({ json: { config: { checkpoint: { mode: "at-least-once" } } } }), 400, "invalid_config", /checkpoint\.mode must be "exactly_once" or "at_least_once", got "at-least-once"/);
+    await expectError(await start({ json: { config: { restart_strategy: { type: "fixed-delay", delay: 5 } } } }), 400, "invalid_config", /fixed-delay: unknown option "delay" \(known: attempts, delay_ms\)/);
+    await expectError(await start({ json: { config: { restart_strategy: { type: "always" } } } }), 400, "invalid_config", /unknown restart strategy "always"/);
 
     const status = (await (await engine.api("/v1/jobs/clicks")).json()) as { status: string; attempt: number };
     expect(status).toMatchObject({ status: "CREATED", attempt: 0 });
