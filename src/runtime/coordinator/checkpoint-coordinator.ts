@@ -161,7 +161,12 @@ export class CheckpointCoordinator {
     // restored an older one and replays from there, so this cut must never be restored.
     if (this.ctx.store.job().attempt !== p.attempt || !this.ctx.store.complete(id, now, store.externalPath(id, p.isSavepoint), metadata)) {
       this.ctx.store.fail(id, now, `JOB_FAILOVER: the job failed over while checkpoint ${id} was completing`);
-      await store.deleteMetadata(id, p.isSavepoint).catch(() => undefined);
+      try {
+        await retry(() => store.deleteMetadata(id, p.isSavepoint), { attempts: 3, delayMs: 100, sleep: (ms) => this.ctx.host.sleep(ms) });
+      } catch (e) {
+        // Restarts restore only checkpoints recorded as completed here, never this one; a start named at it by hand would.
+        console.error(`deleting _metadata of failed checkpoint ${id} failed: ${(e as Error)?.message ?? e}`);
+      }
       return;
     }
     const after = this.ctx.store.job();
@@ -173,7 +178,12 @@ export class CheckpointCoordinator {
     }
     const ending = after.pendingSavepoint?.id === id && after.pendingSavepoint.action !== "keep" ? after.pendingSavepoint.action : null;
     if (after.attempt === p.attempt && after.plan) {
-      const notified = this.ctx.subtasks(after.plan).map((t) => t.stub.notifyCheckpointComplete(p.attempt, id).catch(() => undefined));
+      const job = after.plan.job;
+      const notified = this.ctx.subtasks(after.plan).map((t) =>
+        // Safe to lose after every try: a sink commits every sealed transaction up to the checkpoint it
+        // hears of, so the next completion (or a restore from this checkpoint) commits this one's too.
+        this.ctx.callSubtask(job, t, (stub) => stub.notifyCheckpointComplete(p.attempt, id), () => this.ctx.store.job().attempt === p.attempt).catch(() => undefined),
+      );
       // Ending the job: sinks commit the final savepoint's transactions before the subtasks stop.
       if (ending) await Promise.all(notified);
     }
@@ -211,6 +221,7 @@ export class CheckpointCoordinator {
     if (countsAsFailure(reason) && p.attempt === s.attempt) s.consecutiveFailures++;
     this.ctx.store.saveJob(s);
     if (s.plan && p.attempt === s.attempt) {
+      // Safe to lose: it only ends an alignment still waiting for this checkpoint, which a newer barrier ends too.
       for (const t of this.ctx.subtasks(s.plan)) void t.stub.notifyCheckpointAborted(p.attempt, id).catch(() => undefined);
     }
     if (s.pendingSavepoint?.id === id) {

@@ -5,6 +5,7 @@
  * retained checkpoints of the current run.
  */
 import { FloeError } from "../../errors.js";
+import { retry } from "../../retry.js";
 import type { ExecutionPlan, PlanVertex } from "../../graph/plan.js";
 import { CheckpointStore } from "../../storage/checkpoint-store.js";
 import { channelId, type SubtaskApi } from "../messages.js";
@@ -26,6 +27,9 @@ export interface CoordinatorHost {
   /** The Worker's variables and secrets, which sinks check at start (absent: not checked). */
   readonly vars?: Readonly<Record<string, unknown>>;
 }
+
+/** Tries of a call to a subtask that must arrive (cancel, completion), the first included. */
+export const SUBTASK_CALL_TRIES = 3;
 
 /** One subtask of the plan, with a stub to call it. */
 export interface SubtaskRef {
@@ -73,10 +77,31 @@ export class CoordinatorContext {
     return planSubtasks(plan).map((t) => ({ ...t, stub: this.host.subtask(plan.job, t.vertex.id, t.index) }));
   }
 
+  /**
+   * Calls subtask `t` of `job`, trying again (up to {@link SUBTASK_CALL_TRIES})
+   * when the failure may be transient; each later try gets a fresh stub, as a
+   * failed call breaks its stub. For calls that are safe to repeat.
+   */
+  callSubtask<T>(job: string, t: SubtaskRef, call: (stub: SubtaskApi) => Promise<T>, stillWanted?: () => boolean): Promise<T> {
+    return retry((n) => call(n === 1 ? t.stub : this.host.subtask(job, t.vertex.id, t.index)), {
+      attempts: SUBTASK_CALL_TRIES,
+      delayMs: 100,
+      stillWanted,
+      sleep: (ms) => this.host.sleep(ms),
+    });
+  }
+
   /** Stops every subtask of `s`'s attempt. */
   async cancelSubtasks(s: JobRecord): Promise<void> {
-    if (!s.plan) return;
-    await Promise.all(this.subtasks(s.plan).map(({ stub }) => stub.cancel(s.attempt).catch(() => undefined)));
+    const plan = s.plan;
+    if (!plan) return;
+    const missed = await Promise.all(
+      // A subtask that missed every try runs a fenced attempt: nothing it sends is accepted and nothing it
+      // stages is committed; the next deploy replaces its task. Its error is logged, not thrown.
+      this.subtasks(plan).map((t) => this.callSubtask(plan.job, t, (stub) => stub.cancel(s.attempt)).then(() => null, (e: unknown) => `${t.id}: ${(e as Error)?.message ?? e}`)),
+    );
+    const failed = missed.filter((m): m is string => m !== null);
+    if (failed.length > 0) console.error(`canceling attempt ${s.attempt} did not reach ${failed.length} subtask(s): ${failed.join("; ")}`);
   }
 
   checkpointStore(s: JobRecord): CheckpointStore {
