@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { subtaskAck } from "../../test/support/acks.js";
 import type { ExecutionPlan, PlanVertex } from "../graph/plan.js";
 import { buildMetadata, parallelismByUid, restoreSpecFor } from "./completed-checkpoint.js";
 import type { KeyedStateHandle, SubtaskAck } from "./types.js";
@@ -26,21 +27,7 @@ const plan: ExecutionPlan = {
 
 const handle = (start: number, end: number, file: string): KeyedStateHandle => ({ files: [file], keyGroups: { start, end }, stateBytes: 10, checkpointedBytes: 10, entries: 1 });
 
-const ack = (subtask: string, o: Partial<SubtaskAck> = {}): SubtaskAck => ({
-  subtask,
-  attempt: 3,
-  keyed: {},
-  sources: {},
-  sinks: {},
-  syncMs: 0,
-  asyncMs: 0,
-  alignmentMs: 0,
-  startDelayMs: 0,
-  ackTimestamp: 0,
-  checkpointedBytes: 0,
-  stateBytes: 0,
-  ...o,
-});
+const ack = (subtask: string, o: Partial<SubtaskAck> = {}): SubtaskAck => subtaskAck(subtask, { attempt: 3, ...o });
 
 const acks = [
   ack("count/0", { keyed: { count: handle(0, 3, "k0") }, sinks: { out: { txn: 5 } }, channelState: { file: "c0", bytes: 7 } }),

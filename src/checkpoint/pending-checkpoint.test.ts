@@ -1,22 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { subtaskAck as ack } from "../../test/support/acks.js";
 import { PendingCheckpoint, type PendingCheckpointInit } from "./pending-checkpoint.js";
 import type { SubtaskAck } from "./types.js";
-
-const ack = (subtask: string, o: Partial<SubtaskAck> = {}): SubtaskAck => ({
-  subtask,
-  attempt: 1,
-  keyed: {},
-  sources: {},
-  sinks: {},
-  syncMs: 1,
-  asyncMs: 2,
-  alignmentMs: 0,
-  startDelayMs: 0,
-  ackTimestamp: 1_000,
-  checkpointedBytes: 10,
-  stateBytes: 10,
-  ...o,
-});
 
 const pending = (expected: string[], o: Partial<PendingCheckpointInit> = {}, acks: SubtaskAck[] = []) =>
   new PendingCheckpoint({ checkpointId: 7, attempt: 1, triggerMs: 500, expected, ...o }, acks);

@@ -1,22 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { CheckpointMetadata, SubtaskAck } from "../../checkpoint/types.js";
+import { subtaskAck as ack } from "../../../test/support/acks.js";
+import type { CheckpointMetadata } from "../../checkpoint/types.js";
 import { doSql } from "../../../test/support/do-sql.js";
 import { CoordinatorStore, INITIAL_JOB } from "./coordinator-store.js";
-
-const ack = (subtask: string): SubtaskAck => ({
-  subtask,
-  attempt: 1,
-  keyed: {},
-  sources: {},
-  sinks: {},
-  syncMs: 0,
-  asyncMs: 0,
-  alignmentMs: 0,
-  startDelayMs: 0,
-  ackTimestamp: 0,
-  checkpointedBytes: 1,
-  stateBytes: 1,
-});
 
 const metadata = (checkpointId: number): CheckpointMetadata => ({
   version: 1,
