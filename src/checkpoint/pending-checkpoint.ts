@@ -27,6 +27,7 @@ export interface PendingCheckpointInit {
   readonly discarded?: boolean;
 }
 
+/** One checkpoint waiting for its acks; it decides what each ack does, and its owner stores the ack it accepted. */
 export class PendingCheckpoint {
   readonly checkpointId: number;
   readonly attempt: number;

@@ -27,6 +27,7 @@ export interface CheckpointingDeps {
   cancelSubtasks(s: JobRecord): Promise<void>;
 }
 
+/** Triggers, collects, completes, fails and retains the job's checkpoints. */
 export class CheckpointCoordinator {
   constructor(
     private readonly ctx: CoordinatorContext,

@@ -9,6 +9,7 @@ import type { CheckpointCoordinator } from "./checkpoint-coordinator.js";
 import { channelId } from "../messages.js";
 import { type CoordinatorContext, planSubtasks } from "./coordinator-context.js";
 
+/** Takes the reports of a bounded job's subtasks: input ended, finished. */
 export class EndOfInput {
   constructor(
     private readonly ctx: CoordinatorContext,

@@ -29,6 +29,7 @@ export interface FailoverDeps {
   deployedAt(nowMs: number): void;
 }
 
+/** Fails an attempt over and restarts the job when the restart strategy says so; its alarm concern is the restart time. */
 export class Failover implements AlarmConcern {
   constructor(
     private readonly ctx: CoordinatorContext,

@@ -20,6 +20,7 @@ export interface HeartbeatDeps {
   reportFinished(attempt: number, vertex: string, index: number): Promise<void>;
 }
 
+/** Pings every subtask each interval; a lost or silent one fails the job over. */
 export class Heartbeats implements AlarmConcern {
   /** When the next heartbeat is due (in memory: a restarted coordinator checks at once). */
   private nextHeartbeatMs = 0;

@@ -21,6 +21,7 @@ import { INITIAL_JOB, type JobRecord } from "./coordinator-store.js";
 import type { Failover } from "./failover.js";
 import type { JobStatus, SavepointAction, SavepointFormat, SavepointStatus, StartRequest } from "./types.js";
 
+/** The job's controls as the HTTP API calls them, each answering a {@link Result}. */
 export class JobControl {
   constructor(
     private readonly ctx: CoordinatorContext,
