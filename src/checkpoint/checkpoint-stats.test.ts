@@ -1,22 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { type CheckpointRecord, type RestoreRecord, checkpointDetail, checkpointOverview, historyEntry } from "./checkpoint-stats.js";
-import type { SubtaskAck } from "./types.js";
-
-const ack = (subtask: string, o: Partial<SubtaskAck> = {}): SubtaskAck => ({
-  subtask,
-  attempt: 1,
-  keyed: {},
-  sources: {},
-  sinks: {},
-  syncMs: 0,
-  asyncMs: 0,
-  alignmentMs: 0,
-  startDelayMs: 0,
-  ackTimestamp: 0,
-  checkpointedBytes: 0,
-  stateBytes: 0,
-  ...o,
-});
+import { subtaskAck as ack } from "../../test/support/acks.js";
 
 const record = (o: Partial<CheckpointRecord> & { id: number }): CheckpointRecord => ({
   status: "COMPLETED",

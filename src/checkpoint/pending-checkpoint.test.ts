@@ -1,94 +1,117 @@
 import { describe, expect, it } from "vitest";
-import { PendingCheckpoint } from "./pending-checkpoint.js";
+import { subtaskAck as ack } from "../../test/support/acks.js";
+import { PendingCheckpoint, type PendingCheckpointInit } from "./pending-checkpoint.js";
 import type { SubtaskAck } from "./types.js";
 
-const ack = (subtask: string, o: Partial<SubtaskAck> = {}): SubtaskAck => ({
-  subtask,
-  attempt: 1,
-  keyed: {},
-  sources: {},
-  sinks: {},
-  syncMs: 1,
-  asyncMs: 2,
-  alignmentMs: 0,
-  startDelayMs: 0,
-  ackTimestamp: 1_000,
-  checkpointedBytes: 10,
-  stateBytes: 10,
-  ...o,
-});
+const pending = (expected: string[], o: Partial<PendingCheckpointInit> = {}, acks: SubtaskAck[] = []) =>
+  new PendingCheckpoint({ checkpointId: 7, attempt: 1, triggerMs: 500, expected, ...o }, acks);
 
-const pending = (...subtasks: string[]) => new PendingCheckpoint(7, 500, new Set(subtasks));
+const NOW = 600;
 
 describe("PendingCheckpoint", () => {
-  it("holds its id, trigger time and kind", () => {
-    const p = pending("a/0");
+  it("holds its id, attempt, trigger time and kind", () => {
+    const p = pending(["a/0"]);
     expect(p.checkpointId).toBe(7);
+    expect(p.attempt).toBe(1);
     expect(p.triggerMs).toBe(500);
     expect(p.isSavepoint).toBe(false);
-    expect(new PendingCheckpoint(8, 1, new Set(["a/0"]), true).isSavepoint).toBe(true);
+    expect(p.expiresAtMs).toBe(Number.POSITIVE_INFINITY);
+    expect(pending(["a/0"], { isSavepoint: true }).isSavepoint).toBe(true);
   });
 
   it("returns SUCCESS for each expected subtask, and is fully acknowledged after the last", () => {
-    const p = pending("a/0", "a/1", "b/0");
+    const p = pending(["a/0", "a/1", "b/0"]);
     expect(p.isFullyAcknowledged).toBe(false);
-    expect(p.acknowledge("a/0", ack("a/0"))).toBe("SUCCESS");
-    expect(p.acknowledge("b/0", ack("b/0"))).toBe("SUCCESS");
+    expect(p.acknowledge(ack("a/0"), NOW)).toBe("SUCCESS");
+    expect(p.acknowledge(ack("b/0"), NOW)).toBe("SUCCESS");
     expect(p.acknowledged).toBe(2);
     expect(p.isFullyAcknowledged).toBe(false);
-    expect(p.acknowledge("a/1", ack("a/1"))).toBe("SUCCESS");
+    expect(p.acknowledge(ack("a/1"), NOW)).toBe("SUCCESS");
     expect(p.acknowledged).toBe(3);
     expect(p.isFullyAcknowledged).toBe(true);
   });
 
   it("returns DUPLICATE for a second ack of a subtask and keeps the first", () => {
-    const p = pending("a/0", "a/1");
+    const p = pending(["a/0", "a/1"]);
     const first = ack("a/0", { checkpointedBytes: 1 });
-    expect(p.acknowledge("a/0", first)).toBe("SUCCESS");
-    expect(p.acknowledge("a/0", ack("a/0", { checkpointedBytes: 2 }))).toBe("DUPLICATE");
+    expect(p.acknowledge(first, NOW)).toBe("SUCCESS");
+    expect(p.acknowledge(ack("a/0", { checkpointedBytes: 2 }), NOW)).toBe("DUPLICATE");
     expect(p.acknowledged).toBe(1);
     expect(p.isFullyAcknowledged).toBe(false);
     expect(p.acknowledgements().get("a/0")).toBe(first);
   });
 
   it("returns UNKNOWN for a subtask that is not expected, and does not count it", () => {
-    const p = pending("a/0");
-    expect(p.acknowledge("z/9", ack("z/9"))).toBe("UNKNOWN");
+    const p = pending(["a/0"]);
+    expect(p.acknowledge(ack("z/9"), NOW)).toBe("UNKNOWN");
     expect(p.acknowledged).toBe(0);
     expect(p.isFullyAcknowledged).toBe(false);
     expect(p.acknowledgements().has("z/9")).toBe(false);
-    expect(p.acknowledge("a/0", ack("a/0"))).toBe("SUCCESS");
+    expect(p.acknowledge(ack("a/0"), NOW)).toBe("SUCCESS");
     expect(p.isFullyAcknowledged).toBe(true);
   });
 
+  it("returns DISCARDED for an ack of another attempt, whatever else it is", () => {
+    const p = pending(["a/0"]);
+    expect(p.acknowledge(ack("a/0", { attempt: 2 }), NOW)).toBe("DISCARDED");
+    expect(p.acknowledge(ack("z/9", { attempt: 0 }), NOW)).toBe("DISCARDED");
+    expect(p.acknowledged).toBe(0);
+    expect(p.isDiscarded).toBe(false);
+  });
+
   it("returns DISCARDED for any ack once discarded, and is never fully acknowledged then", () => {
-    const p = pending("a/0", "a/1");
-    expect(p.acknowledge("a/0", ack("a/0"))).toBe("SUCCESS");
+    const p = pending(["a/0", "a/1"]);
+    expect(p.acknowledge(ack("a/0"), NOW)).toBe("SUCCESS");
     expect(p.isDiscarded).toBe(false);
     p.discard();
     expect(p.isDiscarded).toBe(true);
     // Discarded wins over every other outcome.
-    expect(p.acknowledge("a/1", ack("a/1"))).toBe("DISCARDED");
-    expect(p.acknowledge("a/0", ack("a/0"))).toBe("DISCARDED");
-    expect(p.acknowledge("z/9", ack("z/9"))).toBe("DISCARDED");
+    expect(p.acknowledge(ack("a/1"), NOW)).toBe("DISCARDED");
+    expect(p.acknowledge(ack("a/0"), NOW)).toBe("DISCARDED");
+    expect(p.acknowledge(ack("z/9"), NOW)).toBe("DISCARDED");
     expect(p.acknowledged).toBe(1);
     expect(p.isFullyAcknowledged).toBe(false);
   });
 
   it("a discarded checkpoint that had every ack is not fully acknowledged", () => {
-    const p = pending("a/0");
-    p.acknowledge("a/0", ack("a/0"));
+    const p = pending(["a/0"]);
+    p.acknowledge(ack("a/0"), NOW);
     expect(p.isFullyAcknowledged).toBe(true);
     p.discard();
     expect(p.isFullyAcknowledged).toBe(false);
   });
 
+  it("an expected ack at or past the deadline expires the checkpoint, even a duplicate", () => {
+    const p = pending(["a/0", "a/1"], { expiresAtMs: 1_000 });
+    expect(p.acknowledge(ack("a/0"), 999)).toBe("SUCCESS");
+    expect(p.acknowledge(ack("z/9"), 1_000)).toBe("UNKNOWN");
+    expect(p.isExpired).toBe(false);
+    expect(p.acknowledge(ack("a/0"), 1_000)).toBe("DISCARDED");
+    expect(p.isExpired).toBe(true);
+    expect(p.isDiscarded).toBe(true);
+    expect(p.acknowledge(ack("a/1"), 1_000)).toBe("DISCARDED");
+    expect(p.acknowledged).toBe(1);
+  });
+
+  it("is built back from stored acks, and one stored as discarded takes no more", () => {
+    const a0 = ack("a/0", { stateBytes: 5 });
+    const p = pending(["a/0", "b/0"], {}, [a0]);
+    expect(p.acknowledged).toBe(1);
+    expect(p.hasAcknowledged("a/0")).toBe(true);
+    expect(p.hasAcknowledged("b/0")).toBe(false);
+    expect(p.acknowledge(ack("a/0"), NOW)).toBe("DUPLICATE");
+    expect(p.acknowledge(ack("b/0"), NOW)).toBe("SUCCESS");
+    expect(p.isFullyAcknowledged).toBe(true);
+    const completing = pending(["a/0", "b/0"], { discarded: true }, [a0]);
+    expect(completing.acknowledge(ack("b/0"), NOW)).toBe("DISCARDED");
+  });
+
   it("keeps the acks by subtask id", () => {
-    const p = pending("a/0", "b/0");
+    const p = pending(["a/0", "b/0"]);
     const a0 = ack("a/0", { stateBytes: 5 });
     const b0 = ack("b/0", { stateBytes: 6 });
-    p.acknowledge("b/0", b0);
-    p.acknowledge("a/0", a0);
+    p.acknowledge(b0, NOW);
+    p.acknowledge(a0, NOW);
     const acks = p.acknowledgements();
     expect(acks.size).toBe(2);
     expect(acks.get("a/0")).toBe(a0);

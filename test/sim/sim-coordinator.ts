@@ -1,19 +1,22 @@
 /**
- * The Coordinator object in memory: the shell of src/runtime/coordinator.ts
- * around the real {@link CoordinatorCore}. Its storage
- * ({@link MemoryCoordinatorStorage}) and alarm outlive resets; a reset
- * builds a new core over them, and, as the object's constructor does inside
- * blockConcurrencyWhile, makes sure a live job has an alarm before any call
- * is served.
+ * The Coordinator object in memory: the shell of
+ * src/runtime/coordinator/coordinator.ts around the real
+ * {@link CoordinatorCore}, on the real {@link CoordinatorStore} over
+ * `node:sqlite` with Durable Object limits. Its database and alarm outlive
+ * resets; a reset builds a new store and core over them, as the object's
+ * constructor does, and, as it does inside blockConcurrencyWhile, makes sure
+ * a live job has an alarm before any call is served.
  */
 import { CoordinatorCore, type CoordinatorHost } from "../../src/runtime/coordinator/coordinator-core.js";
+import { CoordinatorStore } from "../../src/runtime/coordinator/coordinator-store.js";
 import type { SubtaskApi } from "../../src/runtime/messages.js";
 import { subtaskName } from "../../src/runtime/names.js";
 import { AlarmSlot } from "./alarm.js";
-import { MemoryCoordinatorStorage } from "./coordinator-storage.js";
+import { type DoSql, doSql } from "../support/do-sql.js";
 import type { CoordinatorPoint } from "./faults.js";
 import { Life } from "./loop.js";
 import type { Callee, Caller } from "./network.js";
+import { ObservedCoordinatorStore } from "./observed-coordinator-store.js";
 import type { World } from "./world.js";
 
 const METHODS = new Set([
@@ -34,7 +37,10 @@ const METHODS = new Set([
 ]);
 
 export class SimCoordinator implements Callee {
-  readonly store: MemoryCoordinatorStorage;
+  /** The object's SQLite database: it outlives resets. */
+  readonly sql: DoSql = doSql();
+  /** The storage the current incarnation built over {@link sql}, observed for the trace and the oracle. */
+  store!: ObservedCoordinatorStore;
   readonly alarm: AlarmSlot;
   life: Life;
   core!: CoordinatorCore;
@@ -45,7 +51,6 @@ export class SimCoordinator implements Callee {
     private readonly w: World,
     readonly name: string,
   ) {
-    this.store = new MemoryCoordinatorStorage(w.storageEvents());
     this.alarm = new AlarmSlot("coordinator", w.loop, w.rng.fork("alarm:coordinator"), w.faults, w.trace, () => {
       const core = this.core;
       const ready = this.ready;
@@ -61,6 +66,7 @@ export class SimCoordinator implements Callee {
     const point = (p: CoordinatorPoint) => {
       if (life.alive) this.w.coordinatorPoint(p);
     };
+    this.store = new ObservedCoordinatorStore(new CoordinatorStore(this.sql), this.w.storageEvents());
     const host: CoordinatorHost = {
       registry: this.w.registry,
       store: this.store,

@@ -8,7 +8,7 @@ import type { JobDefinition } from "../../src/api/job.js";
 import type { JobRecord } from "../../src/runtime/coordinator/coordinator-store.js";
 import { coordinatorName, streamPartitionName, tablePartitionName } from "../../src/runtime/names.js";
 import { JobRegistry } from "../../src/runtime/registry.js";
-import type { StorageEvents } from "./coordinator-storage.js";
+import type { StorageEvents } from "./observed-coordinator-store.js";
 import { type CoordinatorPoint, Faults, type SubtaskPoint } from "./faults.js";
 import { JOB, type SimEnvHooks, buildJob } from "./jobs.js";
 import { SimLoop } from "./loop.js";
@@ -171,11 +171,11 @@ export class World {
   /** What the coordinator's storage reports: traced, and kept for the oracle. */
   storageEvents(): StorageEvents {
     return {
-      jobSaved: (before: JobRecord | undefined, after: JobRecord) => {
-        if (before?.status === after.status && before?.attempt === after.attempt) return;
-        const line = `job ${before?.status ?? "-"}@${before?.attempt ?? 0} -> ${after.status}@${after.attempt}${after.lastError && after.status !== "RUNNING" ? ` (${after.lastError.slice(0, 140)})` : ""}`;
+      jobSaved: (before: JobRecord, after: JobRecord) => {
+        if (before.status === after.status && before.attempt === after.attempt) return;
+        const line = `job ${before.status}@${before.attempt} -> ${after.status}@${after.attempt}${after.lastError && after.status !== "RUNNING" ? ` (${after.lastError.slice(0, 140)})` : ""}`;
         this.trace.log("job", line);
-        if (before && after.attempt > before.attempt && before.attempt > 0) {
+        if (after.attempt > before.attempt && before.attempt > 0) {
           this.failovers.push(`${this.loop.now()}ms ${after.lastError ?? ""}`);
         }
       },

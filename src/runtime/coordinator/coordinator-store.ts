@@ -1,11 +1,15 @@
 /**
  * The Coordinator's own SQLite storage: the job record, and one row per
  * checkpoint with its acknowledgements. Pending checkpoints live here, not
- * in memory, so that a coordinator that restarts keeps collecting acks.
+ * in memory, so that a coordinator that restarts keeps collecting acks:
+ * the checkpoint coordinator builds a `PendingCheckpoint` from a row and its
+ * acks, and stores the ack it accepted. Written against the {@link Sql}
+ * port, the same statements run in the object and in the simulator.
  */
 import type { CheckpointRecord, RestoreRecord } from "../../checkpoint/checkpoint-stats.js";
 import type { CheckpointMetadata, SubtaskAck } from "../../checkpoint/types.js";
 import type { ExecutionPlan } from "../../graph/plan.js";
+import type { Sql } from "../../storage/sql.js";
 import type { RunConfig } from "../job-config.js";
 
 /** Flink's job statuses. */
@@ -97,8 +101,9 @@ export interface CoordinatorStorage {
   /** A pending (or completing) checkpoint: its attempt, trigger time and expected subtasks. */
   pending(id: number): { attempt: number; triggerMs: number; expected: string[]; isSavepoint: boolean; status: CheckpointRowStatus } | undefined;
   pendingIds(): { id: number; triggerMs: number }[];
-  /** Stores an ack; false when this subtask had already acknowledged. */
-  addAck(id: number, ack: SubtaskAck): boolean;
+  /** Stores an ack the pending checkpoint accepted (at most one per subtask). */
+  addAck(id: number, ack: SubtaskAck): void;
+  /** The acks of checkpoint `id`, ordered by subtask id. */
   acks(id: number): SubtaskAck[];
   setStatus(id: number, status: CheckpointRowStatus): void;
   /** Marks a completing checkpoint completed; false if it was failed meanwhile. */
@@ -117,7 +122,7 @@ export type CheckpointRowStatus = CheckpointRecord["status"] | "COMPLETING";
 
 /** {@link CoordinatorStorage} in a Durable Object's SQLite. */
 export class CoordinatorStore implements CoordinatorStorage {
-  constructor(private readonly sql: SqlStorage) {
+  constructor(private readonly sql: Sql) {
     sql.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS checkpoints (
       id INTEGER PRIMARY KEY, status TEXT NOT NULL, is_savepoint INTEGER NOT NULL, attempt INTEGER NOT NULL,
@@ -163,16 +168,12 @@ export class CoordinatorStore implements CoordinatorStorage {
       .map((r) => ({ id: r.id, triggerMs: r.trigger_ms }));
   }
 
-  /** Stores an ack; false when this subtask had already acknowledged. */
-  addAck(id: number, ack: SubtaskAck): boolean {
-    const exists = this.sql.exec(`SELECT 1 FROM acks WHERE checkpoint_id = ? AND subtask = ?`, id, ack.subtask).toArray().length > 0;
-    if (exists) return false;
+  addAck(id: number, ack: SubtaskAck): void {
     this.sql.exec(`INSERT INTO acks (checkpoint_id, subtask, ack) VALUES (?, ?, ?)`, id, ack.subtask, JSON.stringify(ack));
-    return true;
   }
 
   acks(id: number): SubtaskAck[] {
-    return this.sql.exec<{ ack: string }>(`SELECT ack FROM acks WHERE checkpoint_id = ?`, id).toArray().map((r) => JSON.parse(r.ack) as SubtaskAck);
+    return this.sql.exec<{ ack: string }>(`SELECT ack FROM acks WHERE checkpoint_id = ? ORDER BY subtask`, id).toArray().map((r) => JSON.parse(r.ack) as SubtaskAck);
   }
 
   setStatus(id: number, status: Row["status"]): void {

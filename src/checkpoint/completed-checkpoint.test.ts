@@ -1,0 +1,92 @@
+import { describe, expect, it } from "vitest";
+import { subtaskAck } from "../../test/support/acks.js";
+import type { ExecutionPlan, PlanVertex } from "../graph/plan.js";
+import { buildMetadata, parallelismByUid, restoreSpecFor } from "./completed-checkpoint.js";
+import type { KeyedStateHandle, SubtaskAck } from "./types.js";
+
+const vertex = (id: string, parallelism: number, uids: string[], o: Partial<PlanVertex> = {}): PlanVertex => ({
+  id,
+  name: id,
+  nodes: [],
+  parallelism,
+  inputs: [],
+  outputs: [],
+  keyed: false,
+  isSource: false,
+  uids,
+  ...o,
+});
+
+/** A source (2 subtasks) into a keyed counter chained with a sink (2 subtasks), 8 key groups. */
+const plan: ExecutionPlan = {
+  job: "clicks",
+  maxParallelism: 8,
+  batchSize: 100,
+  vertices: [vertex("source", 2, ["src"], { isSource: true }), vertex("count", 2, ["count", "out"], { keyed: true })],
+};
+
+const handle = (start: number, end: number, file: string): KeyedStateHandle => ({ files: [file], keyGroups: { start, end }, stateBytes: 10, checkpointedBytes: 10, entries: 1 });
+
+const ack = (subtask: string, o: Partial<SubtaskAck> = {}): SubtaskAck => subtaskAck(subtask, { attempt: 3, ...o });
+
+const acks = [
+  ack("count/0", { keyed: { count: handle(0, 3, "k0") }, sinks: { out: { txn: 5 } }, channelState: { file: "c0", bytes: 7 } }),
+  ack("count/1", { keyed: { count: handle(4, 7, "k1") }, sinks: { out: { txn: 6 } } }),
+  ack("source/0", { sources: { src: { p0: 10 } } }),
+  ack("source/1", { sources: { src: { p1: 20, p2: 30 } } }),
+];
+
+const metadata = buildMetadata({ plan, checkpointId: 12, attempt: 3, isSavepoint: false, triggerMs: 100, completedMs: 150, acks });
+
+describe("parallelismByUid", () => {
+  it("maps every operator uid to its vertex's parallelism", () => {
+    expect([...parallelismByUid(plan)]).toEqual([["src", 2], ["count", 2], ["out", 2]]);
+  });
+});
+
+describe("buildMetadata", () => {
+  it("records the checkpoint, and per operator each subtask's part", () => {
+    expect(metadata).toMatchObject({ version: 1, job: "clicks", checkpointId: 12, kind: "CHECKPOINT", triggerTimestamp: 100, completedTimestamp: 150, attempt: 3, maxParallelism: 8 });
+    expect(metadata.operators.count).toEqual({ parallelism: 2, keyed: { "count/0": handle(0, 3, "k0"), "count/1": handle(4, 7, "k1") }, sources: {}, sinks: {} });
+    expect(metadata.operators.out.sinks).toEqual({ "count/0": { txn: 5 }, "count/1": { txn: 6 } });
+    expect(metadata.operators.src.sources).toEqual({ "source/0": { p0: 10 }, "source/1": { p1: 20, p2: 30 } });
+    expect(metadata.channels).toEqual({ "count/0": { file: "c0", bytes: 7 } });
+  });
+
+  it("marks a savepoint, and leaves channels out when no subtask had in-flight data", () => {
+    const m = buildMetadata({ plan, checkpointId: 1, attempt: 1, isSavepoint: true, triggerMs: 0, completedMs: 1, acks: [ack("source/0")] });
+    expect(m.kind).toBe("SAVEPOINT");
+    expect("channels" in m).toBe(false);
+    expect(m.operators).toEqual({});
+  });
+
+  it("gives an operator the plan does not know parallelism 1", () => {
+    const m = buildMetadata({ plan, checkpointId: 1, attempt: 1, isSavepoint: false, triggerMs: 0, completedMs: 1, acks: [ack("x/0", { sinks: { gone: 1 } })] });
+    expect(m.operators.gone.parallelism).toBe(1);
+  });
+});
+
+describe("restoreSpecFor, the inverse", () => {
+  it("gives each subtask back what it acknowledged, at the same parallelism", () => {
+    const s0 = restoreSpecFor(metadata, ["count", "out"], { start: 0, end: 3 }, "count/0");
+    expect(s0).toEqual({ checkpointId: 12, keyed: { count: [handle(0, 3, "k0")], out: [] }, sources: { count: {}, out: {} }, channelState: { file: "c0", bytes: 7 } });
+    const s1 = restoreSpecFor(metadata, ["count", "out"], { start: 4, end: 7 }, "count/1");
+    expect(s1.keyed.count).toEqual([handle(4, 7, "k1")]);
+    expect(s1.channelState).toBeNull();
+  });
+
+  it("gives a rescaled subtask every handle that overlaps its range", () => {
+    expect(restoreSpecFor(metadata, ["count"], { start: 3, end: 4 }).keyed.count).toEqual([handle(0, 3, "k0"), handle(4, 7, "k1")]);
+    expect(restoreSpecFor(metadata, ["count"], { start: 0, end: 7 }).keyed.count).toHaveLength(2);
+    expect(restoreSpecFor(metadata, ["count"], { start: 5, end: 5 }).keyed.count).toEqual([handle(4, 7, "k1")]);
+  });
+
+  it("merges the source positions of every old subtask", () => {
+    expect(restoreSpecFor(metadata, ["src"], { start: 0, end: 7 }, "source/0").sources).toEqual({ src: { p0: 10, p1: 20, p2: 30 } });
+  });
+
+  it("leaves out operators the checkpoint does not have", () => {
+    const s = restoreSpecFor(metadata, ["new-op"], { start: 0, end: 7 });
+    expect(s).toEqual({ checkpointId: 12, keyed: {}, sources: {}, channelState: null });
+  });
+});

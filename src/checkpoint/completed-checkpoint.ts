@@ -1,0 +1,76 @@
+/**
+ * A completed checkpoint's metadata, both ways: {@link buildMetadata} turns
+ * the acks of every subtask into the `_metadata` the coordinator writes as
+ * the commit point, and {@link restoreSpecFor} takes from it the part one
+ * subtask restores. Pure: the coordinator does the I/O.
+ */
+import type { ExecutionPlan } from "../graph/plan.js";
+import type { RestoreSpec } from "../runtime/messages.js";
+import type { ChannelStateHandle, CheckpointMetadata, KeyedStateHandle, OperatorState, SubtaskAck } from "./types.js";
+
+/** The parallelism of every operator uid in `plan` (Flink records it per operator in a checkpoint). */
+export function parallelismByUid(plan: ExecutionPlan): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const v of plan.vertices) for (const uid of v.uids) out.set(uid, v.parallelism);
+  return out;
+}
+
+/** What a checkpoint's metadata is built from. */
+export interface CompletedCheckpointInput {
+  readonly plan: ExecutionPlan;
+  readonly checkpointId: number;
+  readonly attempt: number;
+  readonly isSavepoint: boolean;
+  readonly triggerMs: number;
+  readonly completedMs: number;
+  /** Every expected subtask's ack, in a stable order (the metadata's key order follows it). */
+  readonly acks: Iterable<SubtaskAck>;
+}
+
+/** The `_metadata` of a checkpoint whose every subtask acknowledged: per operator uid, each subtask's part. */
+export function buildMetadata(c: CompletedCheckpointInput): CheckpointMetadata {
+  type Mutable = { parallelism: number; keyed: Record<string, KeyedStateHandle>; sources: Record<string, Record<string, number>>; sinks: Record<string, unknown> };
+  const operators: Record<string, Mutable> = {};
+  const parallelismOf = parallelismByUid(c.plan);
+  const op = (uid: string) => (operators[uid] ??= { parallelism: parallelismOf.get(uid) ?? 1, keyed: {}, sources: {}, sinks: {} });
+  const channels: Record<string, ChannelStateHandle> = {};
+  for (const a of c.acks) {
+    if (a.channelState) channels[a.subtask] = a.channelState;
+    for (const [uid, h] of Object.entries(a.keyed)) op(uid).keyed[a.subtask] = h;
+    for (const [uid, positions] of Object.entries(a.sources)) op(uid).sources[a.subtask] = positions;
+    for (const [uid, txn] of Object.entries(a.sinks)) op(uid).sinks[a.subtask] = txn;
+  }
+  return {
+    version: 1,
+    job: c.plan.job,
+    checkpointId: c.checkpointId,
+    kind: c.isSavepoint ? "SAVEPOINT" : "CHECKPOINT",
+    triggerTimestamp: c.triggerMs,
+    completedTimestamp: c.completedMs,
+    attempt: c.attempt,
+    maxParallelism: c.plan.maxParallelism,
+    operators: operators as Record<string, OperatorState>,
+    ...(Object.keys(channels).length > 0 ? { channels } : {}),
+  };
+}
+
+/**
+ * The part of checkpoint `m` that a subtask owning key groups `range` of a
+ * vertex with operators `uids` restores: the keyed state handles that
+ * overlap its range (all of them after a rescale), every source position
+ * of its operators (a source subtask keeps those of the partitions it
+ * reads), and its own in-flight data of an unaligned checkpoint.
+ */
+export function restoreSpecFor(m: CheckpointMetadata, uids: readonly string[], range: { start: number; end: number }, subtask?: string): RestoreSpec {
+  const keyed: Record<string, KeyedStateHandle[]> = {};
+  const sources: Record<string, Record<string, number>> = {};
+  for (const uid of uids) {
+    const op = m.operators[uid];
+    if (!op) continue;
+    keyed[uid] = Object.values(op.keyed).filter((h) => h.keyGroups.end >= range.start && h.keyGroups.start <= range.end);
+    const positions: Record<string, number> = {};
+    for (const p of Object.values(op.sources)) Object.assign(positions, p);
+    sources[uid] = positions;
+  }
+  return { checkpointId: m.checkpointId, keyed, sources, channelState: (subtask && m.channels?.[subtask]) || null };
+}
