@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { doSql } from "../../test/support/do-sql.js";
 import { doStorage } from "../../test/support/do-storage.js";
 import { RECORD_BYTES_MAX } from "./record-limits.js";
-import { IDEMPOTENCY_TTL_MS, StreamLog } from "./stream-log.js";
+import { IDEMPOTENCY_TTL_MS, READ_BYTES_MAX, StreamLog } from "./stream-log.js";
 
 const texts = (from: number, n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ i: from + i }));
 const parse = (lines: string) => (lines === "" ? [] : lines.split("\n").map((l) => (JSON.parse(l) as { i: number }).i));
@@ -103,6 +103,24 @@ describe("StreamLog: read", () => {
     l.append(texts(4, 4));
     expect(l.read(0, 6)).toMatchObject({ firstOffset: 0, count: 4 });
     expect(l.read(4, 2)).toMatchObject({ firstOffset: 4, count: 4 });
+  });
+
+  it("fills a read with small chunks (one per request) up to maxRecords", () => {
+    const { log: l } = log();
+    for (let i = 0; i < 30; i++) l.append(texts(i, 1));
+    const r = l.read(2, 10);
+    expect(r).toMatchObject({ firstOffset: 2, count: 10, endOffset: 30 });
+    expect(parse(r.lines)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  });
+
+  it("takes no more than READ_BYTES_MAX after the first chunk", () => {
+    const { log: l } = log();
+    const pad = "z".repeat(300_000);
+    for (let i = 0; i < 6; i++) l.append([JSON.stringify({ i, pad })]);
+    // 300 kB chunks: a third fits in the limit, a fourth does not.
+    expect(Math.floor(READ_BYTES_MAX / 300_000)).toBe(3);
+    expect(l.read(0, 100)).toMatchObject({ firstOffset: 0, count: 3 });
+    expect(l.read(5, 100)).toMatchObject({ firstOffset: 5, count: 1 });
   });
 
   it("answers nothing at or past the end, with the end offset", () => {

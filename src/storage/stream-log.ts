@@ -46,6 +46,8 @@ export interface StreamLogStorage {
 /** Stored chunks stay well under SQLite's 2 MB value limit. */
 const CHUNK_BYTES_MAX = 512 * 1024;
 const CHUNK_RECORDS_MAX = 1000;
+/** A read answers at most this much after its first chunk: two full chunks, what a read of 1,000 records took before reads filled up with small chunks. */
+export const READ_BYTES_MAX = 2 * CHUNK_BYTES_MAX;
 /** Idempotency keys are remembered this long. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 
@@ -111,36 +113,51 @@ export class StreamLog {
     return { firstOffset, endOffset, count: records.length, duplicate: false };
   }
 
-  /** Reads from `fromOffset`, whole chunks, about `maxRecords` records. */
+  /**
+   * Reads from `fromOffset`, whole chunks, about `maxRecords` records: at
+   * least the chunk holding `fromOffset`, then following chunks while they
+   * fit within `maxRecords` records and {@link READ_BYTES_MAX} bytes. The
+   * chunks are chosen by their sizes first, so that only their data is read.
+   */
   read(fromOffset: number, maxRecords: number): ReadResult {
     if (fromOffset >= this.endOffset) return { firstOffset: fromOffset, count: 0, lines: "", endOffset: this.endOffset };
-    const rows = this.sql
-      .exec<{ first_offset: number; count: number; data: string }>(
-        `SELECT first_offset, count, data FROM log
+    // Each chunk holds a record at least: maxRecords + 1 chunks (the first one partly read) are the most a read takes.
+    const sizes = this.sql
+      .exec<{ first_offset: number; count: number; bytes: number }>(
+        `SELECT first_offset, count, length(CAST(data AS BLOB)) AS bytes FROM log
          WHERE first_offset >= (SELECT COALESCE(MAX(first_offset), 0) FROM log WHERE first_offset <= ?)
          ORDER BY first_offset LIMIT ?`,
         fromOffset,
-        Math.max(1, Math.ceil(maxRecords / CHUNK_RECORDS_MAX) + 1),
+        Math.max(1, maxRecords) + 1,
       )
       .toArray();
-    const parts: string[] = [];
     let count = 0;
-    let first = fromOffset;
-    for (const row of rows) {
-      if (row.first_offset + row.count <= fromOffset) continue;
-      if (count > 0 && count + row.count > maxRecords) break;
-      if (row.first_offset < fromOffset) {
-        const skip = fromOffset - row.first_offset;
-        parts.push(row.data.split("\n").slice(skip).join("\n"));
-        count += row.count - skip;
-      } else {
-        if (count === 0) first = row.first_offset;
-        parts.push(row.data);
-        count += row.count;
+    let bytes = 0;
+    let firstOffset = fromOffset;
+    let firstChunk = fromOffset;
+    let endOffset = fromOffset;
+    for (const chunk of sizes) {
+      if (chunk.first_offset + chunk.count <= fromOffset) continue;
+      if (count === 0) {
+        firstChunk = chunk.first_offset;
+        firstOffset = Math.max(fromOffset, chunk.first_offset);
       }
+      const records = chunk.first_offset + chunk.count - Math.max(fromOffset, chunk.first_offset);
+      if (count > 0 && (count + records > maxRecords || bytes + chunk.bytes > READ_BYTES_MAX)) break;
+      count += records;
+      bytes += chunk.bytes;
+      endOffset = chunk.first_offset + chunk.count;
       if (count >= maxRecords) break;
     }
-    return { firstOffset: first, count, lines: parts.join("\n"), endOffset: this.endOffset };
+    const rows = this.sql
+      .exec<{ first_offset: number; data: string }>(
+        `SELECT first_offset, data FROM log WHERE first_offset >= ? AND first_offset < ? ORDER BY first_offset`,
+        firstChunk,
+        endOffset,
+      )
+      .toArray();
+    const parts = rows.map((row) => (row.first_offset < fromOffset ? row.data.split("\n").slice(fromOffset - row.first_offset).join("\n") : row.data));
+    return { firstOffset, count, lines: parts.join("\n"), endOffset: this.endOffset };
   }
 
   /** The partition's offsets: records are at `startOffset .. endOffset-1`. */
