@@ -76,6 +76,10 @@ export interface SourceReaderContext {
   readonly parallelism: number;
   /** The Worker's bindings. */
   readonly env: unknown;
+  /** The subtask's clock: the simulator's virtual time drives it, so read no wall clock. */
+  now(): number;
+  /** Waits on the subtask's clock (instead of setTimeout, which the simulator cannot drive). */
+  sleep(ms: number): Promise<void>;
 }
 
 /** One parallel instance of a source. */
@@ -151,7 +155,10 @@ export interface SinkWriterContext {
   /** Increases with every fresh start of the job (not with restarts after failures). */
   readonly runId: number;
   readonly staging: StagingStore;
+  /** The subtask's clock: the simulator's virtual time drives it, so read no wall clock. */
   now(): number;
+  /** Waits on the subtask's clock, e.g. between delivery attempts (instead of setTimeout, which the simulator cannot drive). */
+  sleep(ms: number): Promise<void>;
 }
 
 /** The handle of a sealed transaction, as it goes into the checkpoint. */

@@ -19,6 +19,7 @@
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
+import { retry } from "../retry.js";
 
 const USAGE = `usage: floe <command> [options]
   run <job> [-s <savepoint>] [--from-checkpoint <id>] [-p <n> | -p <uid>=<n> ...] [--allow-non-restored-state] [--config <json>]
@@ -253,15 +254,13 @@ async function ingest(api: Api, stream: string, input: NodeJS.ReadableStream): P
   const flush = async () => {
     if (batch.length === 0) return;
     const key = `floe-cli-${run}-${requests}`;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await api("POST", `/v1/ingest/${stream}`, undefined, { "content-type": "application/x-ndjson", "idempotency-key": key }, batch.join("\n"));
-        break;
-      } catch (e) {
-        if (!(e instanceof ConnectionError) || attempt >= 5) throw e;
-        await new Promise((r) => setTimeout(r, 200 * attempt));
-      }
-    }
+    // Only an engine that could not be reached is tried again: its answer, an error included, is final.
+    await retry(() => api("POST", `/v1/ingest/${stream}`, undefined, { "content-type": "application/x-ndjson", "idempotency-key": key }, batch.join("\n")), {
+      attempts: 5,
+      delayMs: 200,
+      isRetryable: (e) => e instanceof ConnectionError,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    });
     records += batch.length;
     requests++;
     batch = [];

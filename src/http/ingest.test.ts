@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { FloeError } from "../errors.js";
-import { INGEST_RECORDS_MAX, parseRecords } from "./ingest.js";
+import { Random } from "../../test/support/random.js";
+import { job } from "../api/job.js";
+import { httpSource } from "../connectors/sources/http-source.js";
+import { tableSink } from "../connectors/sinks/table-sink.js";
+import { hashKey } from "../graph/key-groups.js";
+import { JobRegistry } from "../runtime/registry.js";
+import { INGEST_RECORDS_MAX, ingestRoutes, parseRecords, partitionChooser } from "./ingest.js";
 
 /** Expects parseRecords to refuse with `code`, a message matching `message`, and `status`. */
 function expectRefused(fn: () => unknown, code: string, message: RegExp | string, status = 400): void {
@@ -154,5 +160,81 @@ describe("parseRecords: size", () => {
     const array = (n: number) => `[${new Array(n).fill("1").join(",")}]`;
     expect(parseRecords(array(INGEST_RECORDS_MAX), JSON_TYPE)).toHaveLength(INGEST_RECORDS_MAX);
     expectRefused(() => parseRecords(array(INGEST_RECORDS_MAX + 5), JSON_TYPE), "too_many_records", /split the body/, 413);
+  });
+});
+
+describe("partitionChooser", () => {
+  it("sends a keyless request to the next partition, from a start the random source picks", () => {
+    const r = new Random(42);
+    const choose = partitionChooser(() => r.next());
+    const start = Math.floor(new Random(42).next() * 1024);
+    expect(Array.from({ length: 6 }, () => choose(4))).toEqual([0, 1, 2, 3, 4, 5].map((i) => (start + i) % 4));
+  });
+
+  it("replays the same choices from the same seed, and other ones from another", () => {
+    const run = (seed: number) => {
+      const r = new Random(seed);
+      const choose = partitionChooser(() => r.next());
+      return Array.from({ length: 5 }, () => choose(7));
+    };
+    expect(run(3)).toEqual(run(3));
+    expect(new Set([1, 2, 3, 4, 5, 6, 7, 8].map((s) => run(s)[0])).size).toBeGreaterThan(1);
+  });
+
+  it("sends a request with an Idempotency-Key where its retry goes, whatever the round robin did meanwhile", () => {
+    const r = new Random(9);
+    const choose = partitionChooser(() => r.next());
+    const first = choose(8, "batch-17");
+    choose(8);
+    choose(8);
+    expect(choose(8, "batch-17")).toBe(first);
+    expect(first).toBe(hashKey("batch-17") % 8);
+  });
+});
+
+describe("POST /v1/ingest/:stream", () => {
+  const registry = new JobRegistry([
+    (() => {
+      const j = job("ingest-test");
+      j.source(httpSource("clicks", { partitions: 3 }), { uid: "in" }).sink(tableSink("out"), { uid: "out" });
+      return j;
+    })(),
+  ]);
+  /** The routes with a seeded random source, over partitions that record what they were asked to append. */
+  function routes(seed: number) {
+    const appended: { partition: string; records: string[]; key?: string }[] = [];
+    const env = {
+      FLOE_ADMIN_TOKEN: "t",
+      STREAM_PARTITION: {
+        idFromName: (name: string) => name,
+        get: (name: string) => ({
+          append: async (records: string[], key?: string) => {
+            appended.push({ partition: name, records, key });
+            return { firstOffset: 0, endOffset: records.length, count: records.length, duplicate: false };
+          },
+        }),
+      },
+    };
+    const r = new Random(seed);
+    const app = ingestRoutes(registry, { random: () => r.next() });
+    const post = (body: string, key?: string) =>
+      app.request("/clicks", { method: "POST", body, headers: { authorization: "Bearer t", "content-type": JSON_TYPE, ...(key ? { "idempotency-key": key } : {}) } }, env);
+    return { post, appended };
+  }
+
+  it("appends keyless requests round robin from the seeded start, and answers the partition", async () => {
+    const { post, appended } = routes(5);
+    const answers: number[] = [];
+    for (let i = 0; i < 4; i++) answers.push(((await (await post(`[{"i":${i}}]`)).json()) as { offsets: { partition: number }[] }).offsets[0].partition);
+    const start = Math.floor(new Random(5).next() * 1024);
+    expect(answers).toEqual([0, 1, 2, 3].map((i) => (start + i) % 3));
+    expect(appended.map((a) => a.partition)).toEqual(answers.map((p) => `stream:clicks/partition:${p}`));
+  });
+
+  it("passes the Idempotency-Key to the partition it hashes to", async () => {
+    const { post, appended } = routes(1);
+    const res = await post('{"i":1}', "req-1");
+    expect(res.status).toBe(200);
+    expect(appended).toEqual([{ partition: `stream:clicks/partition:${hashKey("req-1") % 3}`, records: ['{"i":1}'], key: "req-1" }]);
   });
 });

@@ -21,7 +21,25 @@ export const INGEST_RECORDS_MAX = 100_000;
 /** Longest accepted Idempotency-Key. */
 export const IDEMPOTENCY_KEY_LENGTH_MAX = 256;
 
-let roundRobin = Math.floor(Math.random() * 1024);
+/** Options of {@link ingestRoutes}. */
+export interface IngestOptions {
+  /** Uniform in [0, 1): where the round robin of keyless requests starts. Default `Math.random`; tests pass a seeded source. */
+  readonly random?: () => number;
+}
+
+/**
+ * Which partition a request lands in. A request with an Idempotency-Key
+ * goes to `hashKey(key) mod partitions`, so that a retry reaches the
+ * partition that remembers the key; one without goes to the next partition
+ * of a round robin that starts at a random place (so that isolates that
+ * start together do not all fill partition 0 first).
+ *
+ * @example const choose = partitionChooser(); choose(4, undefined) // 0..3, then the next one
+ */
+export function partitionChooser(random: () => number = Math.random): (partitions: number, idempotencyKey?: string) => number {
+  let next = Math.floor(random() * 1024);
+  return (partitions, idempotencyKey) => (idempotencyKey !== undefined ? hashKey(idempotencyKey) % partitions : next++ % partitions);
+}
 
 /** Parses a request body into one JSON text per record. */
 export function parseRecords(text: string, contentType: string, validate?: (r: unknown) => string | undefined): string[] {
@@ -76,7 +94,8 @@ export function parseRecords(text: string, contentType: string, validate?: (r: u
 }
 
 /** The ingestion routes. */
-export function ingestRoutes(registry: JobRegistry) {
+export function ingestRoutes(registry: JobRegistry, options: IngestOptions = {}) {
+  const choosePartition = partitionChooser(options.random);
   const app = new Hono<{ Bindings: FloeEnv }>();
   app.post(
     "/:stream",
@@ -98,8 +117,7 @@ export function ingestRoutes(registry: JobRegistry) {
         throw new FloeError("invalid_idempotency_key", `Idempotency-Key must be 1..${IDEMPOTENCY_KEY_LENGTH_MAX} characters`);
       }
       const records = parseRecords(await c.req.text(), c.req.header("content-type") ?? "", stream.validate);
-      // A retried request must reach the partition that remembers its key.
-      const partition = idempotencyKey !== undefined ? hashKey(idempotencyKey) % stream.partitions : roundRobin++ % stream.partitions;
+      const partition = choosePartition(stream.partitions, idempotencyKey);
       const stub = c.env.STREAM_PARTITION.get(c.env.STREAM_PARTITION.idFromName(streamPartitionName(name, partition)));
       const r = await stub.append(records, idempotencyKey);
       return c.json({

@@ -65,6 +65,7 @@ function chainOf(j: JobDefinition, vertexId: string, subtaskIndex = 0) {
         runId: 1,
         staging: undefined as never,
         now: () => 0,
+        sleep: async () => {},
       });
     },
   };

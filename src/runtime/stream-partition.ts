@@ -1,134 +1,38 @@
 /**
- * One partition of an HTTP ingestion stream: a durable, replayable log.
- * Records are stored as NDJSON chunks keyed by the offset of their first
- * record; an append is acknowledged only after its rows are stored (the
- * output gate holds the reply until the write is durable), and a repeated
- * idempotency key answers the first append's offsets without appending.
+ * The StreamPartition object: the Durable Object shell around
+ * {@link StreamLog}, one per partition of an HTTP ingestion stream. It gives
+ * the log the object's SQLite and the wall clock; an append is acknowledged
+ * only after its rows are stored (the output gate holds the reply until the
+ * write is durable).
  */
 import { DurableObject } from "cloudflare:workers";
-import { RECORD_BYTES_MAX, utf8Length } from "../storage/record-limits.js";
+import { type AppendResult, type ReadResult, StreamLog } from "../storage/stream-log.js";
 import type { FloeEnv } from "./env.js";
 
-/** What an append answers. */
-export interface AppendResult {
-  readonly firstOffset: number;
-  /** One past the last offset written. */
-  readonly endOffset: number;
-  readonly count: number;
-  /** The idempotency key was seen before: nothing was appended. */
-  readonly duplicate: boolean;
-}
+export { IDEMPOTENCY_TTL_MS } from "../storage/stream-log.js";
+export type { AppendResult, ReadResult } from "../storage/stream-log.js";
 
-/** What a read answers. */
-export interface ReadResult {
-  /** Offset of the first record in `lines`. */
-  readonly firstOffset: number;
-  readonly count: number;
-  /** NDJSON: one JSON record per line. */
-  readonly lines: string;
-  /** One past the last offset in the partition now. */
-  readonly endOffset: number;
-}
-
-/** Stored chunks stay well under SQLite's 2 MB value limit. */
-const CHUNK_BYTES_MAX = 512 * 1024;
-const CHUNK_RECORDS_MAX = 1000;
-/** Idempotency keys are remembered this long. */
-export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
-
+/** One partition of a stream: the RPC surface of {@link StreamLog}. */
 export class StreamPartition extends DurableObject<FloeEnv> {
-  private endOffset = 0;
-  private readonly sql: SqlStorage;
+  private readonly log: StreamLog;
 
   constructor(ctx: DurableObjectState, env: FloeEnv) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS log (first_offset INTEGER PRIMARY KEY, count INTEGER NOT NULL, data TEXT NOT NULL)`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, first_offset INTEGER NOT NULL, count INTEGER NOT NULL, created_ms INTEGER NOT NULL)`);
-    const last = this.sql.exec<{ e: number | null }>(`SELECT MAX(first_offset + count) AS e FROM log`).one();
-    this.endOffset = last.e ?? 0;
+    this.log = new StreamLog(ctx.storage, () => Date.now());
   }
 
-  /**
-   * Appends records, each the JSON text of one record without newlines.
-   * All or nothing: the rows and the idempotency key commit in one
-   * transaction, and the end offset moves only after it.
-   */
+  /** {@link StreamLog.append}: all or nothing; a repeated idempotency key answers the first append's offsets. */
   append(records: string[], idempotencyKey?: string): AppendResult {
-    const now = Date.now();
-    if (idempotencyKey !== undefined) {
-      const seen = this.sql
-        .exec<{ first_offset: number; count: number }>(`SELECT first_offset, count FROM idempotency WHERE key = ?`, idempotencyKey)
-        .toArray()[0];
-      if (seen) {
-        return { firstOffset: seen.first_offset, endOffset: seen.first_offset + seen.count, count: seen.count, duplicate: true };
-      }
-    }
-    for (let i = 0; i < records.length; i++) {
-      if (utf8Length(records[i]) > RECORD_BYTES_MAX) throw new Error(`record ${i} is larger than ${RECORD_BYTES_MAX} bytes`);
-    }
-    const firstOffset = this.endOffset;
-    const endOffset = this.ctx.storage.transactionSync(() => {
-      let offset = firstOffset;
-      let start = 0;
-      while (start < records.length) {
-        let bytes = 0;
-        let end = start;
-        while (end < records.length && end - start < CHUNK_RECORDS_MAX) {
-          const size = utf8Length(records[end]) + 1;
-          if (end > start && bytes + size > CHUNK_BYTES_MAX) break;
-          bytes += size;
-          end++;
-        }
-        this.sql.exec(`INSERT INTO log (first_offset, count, data) VALUES (?, ?, ?)`, offset, end - start, records.slice(start, end).join("\n"));
-        offset += end - start;
-        start = end;
-      }
-      if (idempotencyKey !== undefined) {
-        this.sql.exec(`INSERT INTO idempotency (key, first_offset, count, created_ms) VALUES (?, ?, ?, ?)`, idempotencyKey, firstOffset, records.length, now);
-        this.sql.exec(`DELETE FROM idempotency WHERE created_ms < ?`, now - IDEMPOTENCY_TTL_MS);
-      }
-      return offset;
-    });
-    this.endOffset = endOffset;
-    return { firstOffset, endOffset, count: records.length, duplicate: false };
+    return this.log.append(records, idempotencyKey);
   }
 
   /** Reads from `fromOffset`, whole chunks, about `maxRecords` records. */
   read(fromOffset: number, maxRecords: number): ReadResult {
-    if (fromOffset >= this.endOffset) return { firstOffset: fromOffset, count: 0, lines: "", endOffset: this.endOffset };
-    const rows = this.sql
-      .exec<{ first_offset: number; count: number; data: string }>(
-        `SELECT first_offset, count, data FROM log
-         WHERE first_offset >= (SELECT COALESCE(MAX(first_offset), 0) FROM log WHERE first_offset <= ?)
-         ORDER BY first_offset LIMIT ?`,
-        fromOffset,
-        Math.max(1, Math.ceil(maxRecords / CHUNK_RECORDS_MAX) + 1),
-      )
-      .toArray();
-    const parts: string[] = [];
-    let count = 0;
-    let first = fromOffset;
-    for (const row of rows) {
-      if (row.first_offset + row.count <= fromOffset) continue;
-      if (count > 0 && count + row.count > maxRecords) break;
-      if (row.first_offset < fromOffset) {
-        const skip = fromOffset - row.first_offset;
-        parts.push(row.data.split("\n").slice(skip).join("\n"));
-        count += row.count - skip;
-      } else {
-        if (count === 0) first = row.first_offset;
-        parts.push(row.data);
-        count += row.count;
-      }
-      if (count >= maxRecords) break;
-    }
-    return { firstOffset: first, count, lines: parts.join("\n"), endOffset: this.endOffset };
+    return this.log.read(fromOffset, maxRecords);
   }
 
   /** The partition's offsets: records are at `startOffset .. endOffset-1`. */
   info(): { startOffset: number; endOffset: number } {
-    const first = this.sql.exec<{ s: number | null }>(`SELECT MIN(first_offset) AS s FROM log`).one();
-    return { startOffset: first.s ?? 0, endOffset: this.endOffset };
+    return this.log.info();
   }
 }

@@ -201,6 +201,8 @@ export class KeyedSnapshotter {
           body = writeSnapshotChunks({ uid: op.uid, kind: "delta", checkpointId: s.checkpointId }, changes);
         }
         const put = this.store.put(f.key, body).then((bytes) => (typeof bytes === "number" ? bytes : body.reduce((n, c) => n + utf8Length(c), 0)));
+        // Not lost: `await put` below throws it. This only keeps an upload that fails while an earlier one
+        // is awaited from counting as an unhandled rejection meanwhile.
         put.catch(() => undefined);
         uploads.set(op, put);
       }

@@ -1,41 +1,44 @@
 /**
  * The objects around the job: the partitions of the ingestion log that
- * sources read (as StreamPartition serves them) and the partitions of the
- * tables that sinks publish to (as TablePartition applies them). They keep
- * everything in storage, so they are never reset; what the oracle reads is
- * their audit of applied writes.
+ * sources read and the partitions of the tables that sinks publish to. Each
+ * runs the shipping core ({@link StreamLog}, {@link TableStore}) on its own
+ * `node:sqlite` database under Durable Object limits; what stays here is the
+ * world's part: the object's life, the RPC dispatch, and the audit of
+ * applied writes that the oracle reads. They keep everything in storage, so
+ * they are never reset.
  */
-import type { TableRowWrite } from "../../src/runtime/table-partition.js";
+import { StreamLog } from "../../src/storage/stream-log.js";
+import { type TableRowWrite, TableStore } from "../../src/storage/table-store.js";
+import { doStorage } from "../support/do-storage.js";
 import { Life } from "./loop.js";
 import type { Callee } from "./network.js";
 
-/** One partition of an ingestion stream: the replayable log a source reads. */
+/** One partition of an ingestion stream: StreamPartition's log, on its own database. */
 export class SimStreamPartition implements Callee {
   readonly life: Life;
-  private readonly lines: string[] = [];
+  private readonly log: StreamLog;
 
-  constructor(readonly name: string) {
+  constructor(
+    readonly name: string,
+    now: () => number,
+  ) {
     this.life = new Life(name, 0);
+    this.log = new StreamLog(doStorage(), now);
   }
 
+  /** Ingestion, as `POST /v1/ingest` appends a request's records (already checked). */
   append(records: readonly unknown[]): void {
-    for (const r of records) this.lines.push(JSON.stringify(r));
+    this.log.append(records.map((r) => JSON.stringify(r)));
   }
 
   get endOffset(): number {
-    return this.lines.length;
-  }
-
-  /** StreamPartition.read: records from `fromOffset`, at most `maxRecords`, and the end offset now. */
-  read(fromOffset: number, maxRecords: number) {
-    const end = this.lines.length;
-    if (fromOffset >= end) return { firstOffset: fromOffset, count: 0, lines: "", endOffset: end };
-    const slice = this.lines.slice(fromOffset, fromOffset + Math.max(1, maxRecords));
-    return { firstOffset: fromOffset, count: slice.length, lines: slice.join("\n"), endOffset: end };
+    return this.log.info().endOffset;
   }
 
   invoke(method: string, args: unknown[]): unknown {
-    if (method === "read") return this.read(args[0] as number, args[1] as number);
+    if (method === "read") return this.log.read(args[0] as number, args[1] as number);
+    if (method === "append") return this.log.append(args[0] as string[], args[1] as string | undefined);
+    if (method === "info") return this.log.info();
     throw new Error(`StreamPartition has no method ${method}`);
   }
 }
@@ -50,14 +53,10 @@ export interface AppliedWrite {
   readonly rows: readonly TableRowWrite[];
 }
 
-/** One partition of a table: TablePartition.upsert, with an audit of what it applied. */
+/** One partition of a table: TablePartition's store and writer fence on its own database, with an audit of what it applied. */
 export class SimTablePartition implements Callee {
   readonly life: Life;
-  /** key text → [key JSON, value JSON]. */
-  readonly rows = new Map<string, [string, string]>();
-  /** writer → last transaction applied. */
-  readonly writers = new Map<string, number>();
-  skipped = 0;
+  private readonly store: TableStore;
 
   constructor(
     readonly name: string,
@@ -66,28 +65,27 @@ export class SimTablePartition implements Callee {
     private readonly audit: AppliedWrite[],
   ) {
     this.life = new Life(name, 0);
+    this.store = new TableStore(doStorage().sql);
   }
 
-  /** Upserts rows; with `writer` and `txn`, skipped when that writer already published a transaction ≥ `txn` here. */
+  /** The rows as stored: key text → [key JSON, value JSON]. */
+  get rows(): Map<string, [keyJson: string, valueJson: string]> {
+    return this.store.stored();
+  }
+
+  /** {@link TableStore.upsert}; a write it applied goes into the audit. */
   upsert(rows: TableRowWrite[], writer?: string, txn?: number): { applied: boolean } {
-    if (writer !== undefined && txn !== undefined) {
-      const last = this.writers.get(writer);
-      if (last !== undefined && last >= txn) {
-        this.skipped++;
-        return { applied: false };
-      }
-      this.writers.set(writer, txn);
+    const result = this.store.upsert(rows, writer, txn);
+    if (result.applied) {
+      this.audit.push({ atMs: this.now(), table: this.table, partition: this.name, writer, txn, rows: rows.map((r) => [...r] as unknown as TableRowWrite) });
     }
-    for (const [key, keyJson, valueJson] of rows) {
-      if (valueJson === null) this.rows.delete(key);
-      else this.rows.set(key, [keyJson, valueJson]);
-    }
-    this.audit.push({ atMs: this.now(), table: this.table, partition: this.name, writer, txn, rows: rows.map((r) => [...r] as unknown as TableRowWrite) });
-    return { applied: true };
+    return result;
   }
 
   invoke(method: string, args: unknown[]): unknown {
     if (method === "upsert") return this.upsert(args[0] as TableRowWrite[], args[1] as string | undefined, args[2] as number | undefined);
+    if (method === "get") return this.store.get(args[0] as string);
+    if (method === "list") return this.store.list(args[0] as string | null, args[1] as number);
     throw new Error(`TablePartition has no method ${method}`);
   }
 }

@@ -62,7 +62,7 @@ export class World {
       for (const s of node.source?.httpStreams ?? []) {
         for (let p = 0; p < s.partitions; p++) {
           const name = streamPartitionName(s.name, p);
-          this.streams.set(name, new SimStreamPartition(name));
+          this.streams.set(name, new SimStreamPartition(name, () => this.loop.now()));
         }
       }
       for (const t of node.sink?.tables ?? []) {

@@ -13,6 +13,7 @@
 import type { Admin, Kafka, Producer, Transaction } from "kafkajs";
 import type { CheckpointConfig } from "../../api/checkpoint-options.js";
 import type { DeliveryGuarantee, SinkDefinition, SinkWriterContext } from "../../api/types.js";
+import { retry } from "../../retry.js";
 import { type SinkPublisher, TransactionalSinkWriter } from "../sinks/two-phase-commit.js";
 import { type KafkaConnection, brokersProblem, kafkaClient, kafkaConfig } from "./client.js";
 
@@ -143,10 +144,16 @@ class KafkaPublisher implements SinkPublisher {
           return;
         }
         for (let i = 0; i < messages.length; i += 10_000) await transaction.send({ topic: this.topic, messages: messages.slice(i, i + 10_000) });
-        await sendOffsetsRetrying(transaction, { consumerGroupId: this.markerGroup, topics: [{ topic: this.topic, partitions: [{ partition: 0, offset: String(marker) }] }] });
-        if (this.options.commitDelayMs) await new Promise((r) => setTimeout(r, this.options.commitDelayMs));
+        await sendOffsetsRetrying(
+          transaction,
+          { consumerGroupId: this.markerGroup, topics: [{ topic: this.topic, partitions: [{ partition: 0, offset: String(marker) }] }] },
+          (ms) => this.ctx.sleep(ms),
+        );
+        if (this.options.commitDelayMs) await this.ctx.sleep(this.options.commitDelayMs);
         await transaction.commit();
       } catch (e) {
+        // The first error is the one to report. An abort that fails too is safe to lose: the producer is
+        // replaced below, and the next one with this transactional id aborts what this one left open.
         await transaction.abort().catch(() => undefined);
         throw e;
       }
@@ -179,6 +186,7 @@ class KafkaPublisher implements SinkPublisher {
     void this.reset();
     const admin = this.admin;
     this.admin = undefined;
+    // Nothing waits for a closed sink's admin client: a failed disconnect only leaves a connection the isolate drops.
     void admin?.disconnect().catch(() => undefined);
   }
 
@@ -210,20 +218,26 @@ class KafkaPublisher implements SinkPublisher {
   private async reset(): Promise<void> {
     const producer = this.producer;
     this.producer = undefined;
+    // Safe to lose: the producer is dropped either way, and its successor (same transactional id) fences it.
     await producer?.disconnect().catch(() => undefined);
   }
 }
 
-/** kafkajs does not retry CONCURRENT_TRANSACTIONS right after a previous commit (kafkajs issue 430). */
-export async function sendOffsetsRetrying(transaction: Transaction, offsets: Parameters<Transaction["sendOffsets"]>[0]): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await transaction.sendOffsets(offsets);
-      return;
-    } catch (e) {
-      const type = (e as { type?: string }).type ?? (e as { cause?: { type?: string } }).cause?.type;
-      if (type !== "CONCURRENT_TRANSACTIONS" || attempt >= 20) throw e;
-      await new Promise((r) => setTimeout(r, 20 * (attempt + 1)));
-    }
-  }
+/**
+ * Sends a transaction's offsets, trying again while the broker answers
+ * CONCURRENT_TRANSACTIONS: kafkajs does not retry it right after a previous
+ * commit (kafkajs issue 430). About 6 s of tries in all.
+ */
+export async function sendOffsetsRetrying(
+  transaction: Transaction,
+  offsets: Parameters<Transaction["sendOffsets"]>[0],
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+): Promise<void> {
+  await retry(() => transaction.sendOffsets(offsets), { attempts: 21, delayMs: 20, multiplier: 1.5, maxDelayMs: 400, isRetryable: isConcurrentTransactions, sleep });
+}
+
+/** Whether kafkajs failed with CONCURRENT_TRANSACTIONS (on the error or its cause). */
+export function isConcurrentTransactions(e: unknown): boolean {
+  const type = (e as { type?: string } | null)?.type ?? (e as { cause?: { type?: string } } | null)?.cause?.type;
+  return type === "CONCURRENT_TRANSACTIONS";
 }

@@ -137,6 +137,7 @@ class KafkaSourceReader implements SourceReader {
     const c = this.cluster;
     this.cluster = undefined;
     this.ready = undefined;
+    // The reader is done with the cluster either way; a failed disconnect leaves nothing to undo.
     await c?.disconnect().catch(() => undefined);
   }
 

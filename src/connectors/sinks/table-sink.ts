@@ -10,7 +10,7 @@ import type { DeliveryGuarantee, SinkDefinition, SinkWriterContext } from "../..
 import { type Key, hashKey, keyText } from "../../graph/key-groups.js";
 import type { FloeEnv } from "../../runtime/env.js";
 import { tablePartitionName } from "../../runtime/names.js";
-import type { TableRowWrite } from "../../runtime/table-partition.js";
+import type { TableRowWrite } from "../../storage/table-store.js";
 import { type SinkPublisher, TransactionalSinkWriter } from "./two-phase-commit.js";
 
 /** A row written to a table sink; a null value deletes the row. */

@@ -7,6 +7,7 @@
  * endpoint refused the data, and retrying cannot help.
  */
 import type { DeliveryGuarantee, SinkDefinition, SinkWriterContext } from "../../api/types.js";
+import { retry } from "../../retry.js";
 import { type SinkPublisher, TransactionalSinkWriter, encodeJson } from "./two-phase-commit.js";
 
 /** Options of {@link webhookSink}. */
@@ -44,6 +45,13 @@ export function webhookIdempotencyKey(job: string, uid: string, subtask: number,
 export function webhookSink<T = unknown>(options: WebhookSinkOptions): SinkDefinition<T> {
   if ((options.url === undefined) === (options.urlVar === undefined)) throw new TypeError("webhookSink needs exactly one of url and urlVar");
   if (options.url !== undefined && !/^https?:\/\//.test(options.url)) throw new TypeError(`webhookSink url must be http(s), got ${JSON.stringify(options.url)}`);
+  if (options.maxAttempts !== undefined && !(Number.isInteger(options.maxAttempts) && options.maxAttempts >= 1)) {
+    throw new TypeError(`webhookSink maxAttempts must be an integer ≥ 1, got ${options.maxAttempts}`);
+  }
+  for (const name of ["initialBackoffMs", "maxBackoffMs", "timeoutMs"] as const) {
+    const v = options[name];
+    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new TypeError(`webhookSink ${name} must be a number ≥ 0, got ${v}`);
+  }
   return {
     kind: "webhook",
     checkVars: (vars, uid) => {
@@ -63,12 +71,13 @@ export function webhookSink<T = unknown>(options: WebhookSinkOptions): SinkDefin
   };
 }
 
-class WebhookPublisher implements SinkPublisher {
+/** Publishes each transaction as one POST; exported for its tests. */
+export class WebhookPublisher implements SinkPublisher {
   private readonly vars: Record<string, unknown>;
 
   constructor(
     private readonly options: WebhookSinkOptions,
-    private readonly ctx: SinkWriterContext,
+    private readonly ctx: Pick<SinkWriterContext, "jobName" | "uid" | "subtaskIndex" | "env" | "sleep">,
   ) {
     this.vars = ctx.env as Record<string, unknown>;
   }
@@ -88,26 +97,32 @@ class WebhookPublisher implements SinkPublisher {
     if (this.options.tokenVar) headers.authorization = `Bearer ${String(this.vars[this.options.tokenVar] ?? "")}`;
     const body = `[${rows.join(",")}]`;
     const attempts = this.options.maxAttempts ?? 8;
-    let backoff = this.options.initialBackoffMs ?? 100;
-    let last = "";
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      try {
-        const res = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000) });
-        await res.body?.cancel();
-        if (res.ok) return;
-        if (res.status >= 400 && res.status < 500 && res.status !== 429 && res.status !== 408) {
-          throw new WebhookRefusedError(`webhook ${url} refused transaction ${txn} with ${res.status} ${res.statusText}`);
-        }
-        last = `${res.status} ${res.statusText}`;
-      } catch (e) {
-        if (e instanceof WebhookRefusedError) throw e;
-        last = (e as Error)?.message ?? String(e);
-      }
-      if (attempt < attempts) {
-        await new Promise((r) => setTimeout(r, backoff));
-        backoff = Math.min(backoff * 2, this.options.maxBackoffMs ?? 5_000);
-      }
+    try {
+      await retry(
+        async () => {
+          const res = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000) });
+          await res.body?.cancel();
+          if (res.ok) return;
+          if (refuses(res.status)) throw new WebhookRefusedError(`webhook ${url} refused transaction ${txn} with ${res.status} ${res.statusText}`);
+          throw new Error(`${res.status} ${res.statusText}`);
+        },
+        {
+          attempts,
+          delayMs: this.options.initialBackoffMs ?? 100,
+          maxDelayMs: this.options.maxBackoffMs ?? 5_000,
+          // Network errors and the server's answers (5xx, 408, 429) may pass on a later try; a refusal will not.
+          isRetryable: (e) => !(e instanceof WebhookRefusedError),
+          sleep: (ms) => this.ctx.sleep(ms),
+        },
+      );
+    } catch (e) {
+      if (e instanceof WebhookRefusedError) throw e;
+      throw new Error(`webhook ${url} did not take transaction ${txn} after ${attempts} attempts; last: ${(e as Error)?.message ?? e}`);
     }
-    throw new Error(`webhook ${url} did not take transaction ${txn} after ${attempts} attempts; last: ${last}`);
   }
+}
+
+/** A 4xx answer other than a timeout (408) or a rate limit (429): the endpoint refused the data itself. */
+function refuses(status: number): boolean {
+  return status >= 400 && status < 500 && status !== 429 && status !== 408;
 }

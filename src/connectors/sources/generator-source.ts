@@ -35,7 +35,7 @@ export function generatorSource<T>(options: GeneratorOptions<T>): SourceDefiniti
           for (const o of owned) if (positions[o.key] !== undefined) o.offset = positions[o.key];
         },
         poll: async (maxRecords): Promise<SourceBatch | "end" | null> => {
-          if (options.pollDelayMs) await new Promise((r) => setTimeout(r, options.pollDelayMs));
+          if (options.pollDelayMs) await ctx.sleep(options.pollDelayMs);
           for (let i = 0; i < owned.length; i++) {
             const o = owned[(cursor + i) % owned.length];
             const n = options.count === undefined ? maxRecords : Math.min(maxRecords, options.count - o.offset);

@@ -137,6 +137,7 @@ export class Task {
           runId: deployment.runId,
           staging: host.staging,
           now: () => host.now(),
+          sleep: (ms) => host.sleep(ms),
         }),
     });
     this.inputKeys = inputKeys(job, vertex, index);
@@ -146,7 +147,7 @@ export class Task {
     if (deployment.checkpoint.unaligned) this.gate.priorityBarriers = (b) => this.onPriorityBarrier(b);
     this.aligner = new BarrierAligner(channels, deployment.checkpoint.mode, () => host.now());
     const head = job.nodes[vertex.nodes[0]];
-    this.reader = head.source?.createReader({ jobName: job.name, subtaskIndex: index, parallelism: vertex.parallelism, env: host.env });
+    this.reader = head.source?.createReader({ jobName: job.name, subtaskIndex: index, parallelism: vertex.parallelism, env: host.env, now: () => host.now(), sleep: (ms) => host.sleep(ms) });
     this.sourceUid = head.source ? head.options.uid : undefined;
     this.snapshotter = new KeyedSnapshotter(host.snapshots, deployment.checkpoint, deployment.keyGroupRange ?? { start: 0, end: plan.maxParallelism - 1 });
     this.lastSinkFlushMs = host.now();
