@@ -95,9 +95,32 @@ interface OpenRun {
 /** A pending entry as the image will hold it (its value as parsed from the chunk), or null when deleted. */
 type Pending = { kind: Kind; value: unknown } | null;
 
+/** Options of {@link StateImage}. */
+export interface StateImageOptions {
+  /**
+   * Broken on purpose, for a simulator variant that must be caught: each
+   * merge deletes its chunk in one turn and applies it (from memory) in
+   * the next, so that a crash in between loses the chunk.
+   */
+  readonly mergeDeletesFirst?: boolean;
+}
+
+/** A chunk taken out of `image_chunks` and not yet applied (only with `mergeDeletesFirst`). */
+interface CarriedChunk {
+  readonly op: string;
+  readonly del: number;
+  readonly updateKind: number;
+  readonly rows: string;
+}
+
 /** The keyed-state image of one Durable Object. */
 export class StateImage {
-  constructor(private readonly sql: Sql) {
+  private carried: CarriedChunk | undefined;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly options: StateImageOptions = {},
+  ) {
     for (const t of TABLES) sql.exec(t);
   }
 
@@ -212,6 +235,7 @@ export class StateImage {
   /** Merges the oldest pending chunk into the table. Returns whether more are pending. */
   mergeStep(): boolean {
     this.seal();
+    if (this.options.mergeDeletesFirst) return this.brokenMergeStep();
     const next = this.sql.exec(`SELECT seq, op, del, update_kind FROM image_chunks ORDER BY seq LIMIT 2`).toArray();
     if (next.length === 0) return false;
     const { seq, op, del, update_kind } = next[0] as { seq: number; op: string; del: number; update_kind: number };
@@ -219,6 +243,22 @@ export class StateImage {
     else this.sql.exec(update_kind ? UPSERT_FROM_LOG_WITH_KIND : UPSERT_FROM_LOG, seq);
     this.sql.exec(`DELETE FROM image_chunks WHERE seq = ?`, seq);
     return next.length > 1;
+  }
+
+  /** {@link mergeStep} as the broken variant does it: delete in one call, apply in the next. */
+  private brokenMergeStep(): boolean {
+    const c = this.carried;
+    if (c) {
+      this.carried = undefined;
+      if (c.del) this.sql.exec(DELETE_FROM_JSON, c.op, c.rows);
+      else this.sql.exec(c.updateKind ? UPSERT_FROM_JSON_WITH_KIND : UPSERT_FROM_JSON, c.op, c.rows);
+      return this.sql.exec(`SELECT 1 AS x FROM image_chunks LIMIT 1`).toArray().length > 0;
+    }
+    const next = this.sql.exec(`SELECT seq, op, del, update_kind, rows FROM image_chunks ORDER BY seq LIMIT 1`).toArray()[0];
+    if (!next) return false;
+    this.sql.exec(`DELETE FROM image_chunks WHERE seq = ?`, next.seq);
+    this.carried = { op: next.op as string, del: next.del as number, updateKind: next.update_kind as number, rows: next.rows as string };
+    return true;
   }
 
   /** Merges every pending chunk. */
@@ -229,6 +269,7 @@ export class StateImage {
   /** Drops every operator's rows. */
   clear(): void {
     this.open.clear();
+    this.carried = undefined;
     this.sql.exec(`DELETE FROM keyed_state`);
     this.sql.exec(`DELETE FROM image_chunks`);
   }
@@ -236,6 +277,7 @@ export class StateImage {
   /** Drops the rows of operator `uid`. */
   clearOperator(uid: string): void {
     for (const [id, run] of this.open) if (run.uid === uid) this.open.delete(id);
+    if (this.carried?.op === uid) this.carried = undefined;
     this.sql.exec(`DELETE FROM keyed_state WHERE op = ?`, uid);
     this.sql.exec(`DELETE FROM image_chunks WHERE op = ?`, uid);
   }

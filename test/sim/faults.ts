@@ -11,7 +11,8 @@ export type RpcFault = "rpc-drop" | "rpc-drop-reply" | "rpc-duplicate" | "rpc-de
 export type R2Fault = "r2-error" | "r2-slow";
 
 /** Moments in a subtask's lifecycle where a reset is aimed. */
-export type SubtaskPoint = "processing" | "restore" | "sync-snapshot" | "image-write" | "upload" | "after-ack" | "commit" | "close";
+/** ("image-merge": a turn of the state image's background merge; resets land before the next turn.) */
+export type SubtaskPoint = "processing" | "restore" | "sync-snapshot" | "image-write" | "image-merge" | "upload" | "after-ack" | "commit" | "close";
 /** Moments in the coordinator's work where a reset is aimed. */
 export type CoordinatorPoint = "metadata" | "restart" | "trigger" | "notify";
 
@@ -24,7 +25,7 @@ export type FaultKind =
   | `coord-reset@${CoordinatorPoint}`
   | "alarm-twice";
 
-export const SUBTASK_POINTS: readonly SubtaskPoint[] = ["processing", "restore", "sync-snapshot", "image-write", "upload", "after-ack", "commit", "close"];
+export const SUBTASK_POINTS: readonly SubtaskPoint[] = ["processing", "restore", "sync-snapshot", "image-write", "image-merge", "upload", "after-ack", "commit", "close"];
 export const COORDINATOR_POINTS: readonly CoordinatorPoint[] = ["metadata", "restart", "trigger", "notify"];
 
 /** Probabilities of one run. */
@@ -49,7 +50,7 @@ export interface FaultRates {
 export const NO_FAULTS: FaultRates = {
   rpc: { "rpc-drop": 0, "rpc-drop-reply": 0, "rpc-duplicate": 0, "rpc-delay": 0, "rpc-hold": 0, zombie: 0 },
   r2: { "r2-error": 0, "r2-slow": 0 },
-  subtaskReset: { processing: 0, restore: 0, "sync-snapshot": 0, "image-write": 0, upload: 0, "after-ack": 0, commit: 0, close: 0 },
+  subtaskReset: { processing: 0, restore: 0, "sync-snapshot": 0, "image-write": 0, "image-merge": 0, upload: 0, "after-ack": 0, commit: 0, close: 0 },
   coordinatorReset: { metadata: 0, restart: 0, trigger: 0, notify: 0 },
   randomResets: 0,
   randomCoordinatorResets: 0,
@@ -60,6 +61,9 @@ export const NO_FAULTS: FaultRates = {
 /** Draws a run's rates: each kind is on with some probability, at a random strength. */
 export function drawRates(rng: Rng, intensity = 1): FaultRates {
   const on = (p: number, lo: number, hi: number) => (rng.chance(p) ? (lo + rng.next() * (hi - lo)) * intensity : 0);
+  // Drawn from a stream of its own, so that the draws below stay what they were before this point existed.
+  const merge = rng.fork("image-merge");
+  const imageMerge = merge.chance(0.3) ? (0.005 + merge.next() * 0.045) * intensity : 0;
   return {
     rpc: {
       "rpc-drop": on(0.5, 0.0005, 0.006),
@@ -75,6 +79,7 @@ export function drawRates(rng: Rng, intensity = 1): FaultRates {
       restore: on(0.3, 0.01, 0.08),
       "sync-snapshot": on(0.4, 0.005, 0.03),
       "image-write": on(0.3, 0.005, 0.03),
+      "image-merge": imageMerge,
       upload: on(0.4, 0.01, 0.06),
       "after-ack": on(0.4, 0.003, 0.02),
       commit: on(0.5, 0.02, 0.12),

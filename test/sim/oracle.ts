@@ -14,6 +14,7 @@
  * - no staged transaction is left in any subtask once the job quiesced;
  * - checkpoints completed and faults landed.
  */
+import { stagedTransactions } from "../../src/runtime/subtask/staging-store.js";
 import { FLUSH_TXN_MIN, type InRecord, type OutRecord, type Totals } from "./jobs.js";
 import type { World } from "./world.js";
 
@@ -63,12 +64,12 @@ export class Progress {
   }
 }
 
-/** Transactions staged or sealed in some subtask that should have been published by now. */
+/** Transactions staged or sealed in some subtask (its real SQL tables) that should have been published by now. */
 export function leftovers(w: World): string[] {
   const last = Math.max(0, ...w.completedAt.keys());
   const out: string[] = [];
   for (const [name, s] of w.subtasks) {
-    for (const t of s.storage.staged()) {
+    for (const t of stagedTransactions(s.sql)) {
       const stale = t.txn === -1 ? t.rows > 0 : t.txn <= last || t.txn >= FLUSH_TXN_MIN;
       if (stale) out.push(`${name.replace(/^job:[^/]+\//, "")}: ${t.uid} txn ${t.txn} (${t.rows} rows${t.sealed ? ", sealed" : ""}) left staged; last completed checkpoint ${last}`);
     }

@@ -1,8 +1,9 @@
 /**
  * One run's world, drawn from its seed: the job's shape and checkpoint
  * configuration, the input, how long faults are injected, and which faults
- * at which rates. A broken variant changes only the simulator's side (the
- * job's options, or the transport), never the engine.
+ * at which rates. A broken variant changes the simulator's side (the job's
+ * options, or the transport), or turns on one of the core's test seams
+ * (`SubtaskFaultSeams`: the real code path with one step broken).
  */
 import type { ProcessingCost } from "./cost.js";
 import { type FaultRates, drawRates } from "./faults.js";
@@ -14,11 +15,17 @@ import { Rng } from "./prng.js";
  * - no-alignment: checkpoints in at_least_once mode (barriers are not aligned);
  * - commit-before-metadata: sinks with the at_least_once guarantee (they
  *   publish at the barrier, before the checkpoint's _metadata exists);
- * - no-fencing: the transport rewrites a zombie's attempt to the current one.
+ * - no-fencing: the transport rewrites a zombie's attempt to the current one;
+ * - merge-deletes-first: the state image's merge deletes a chunk in one turn
+ *   and applies it in the next (a crash in between loses it);
+ * - drop-before-publish: a sink's staging rows are deleted when read for the
+ *   publish, before it landed (a crash in between loses the transaction);
+ * - no-deploy-fencing: a deploy does not check that a newer attempt
+ *   superseded it (an older attempt's restore runs on after it).
  */
-export type Variant = "none" | "no-alignment" | "commit-before-metadata" | "no-fencing";
+export type Variant = "none" | "no-alignment" | "commit-before-metadata" | "no-fencing" | "merge-deletes-first" | "drop-before-publish" | "no-deploy-fencing";
 
-export const VARIANTS: readonly Variant[] = ["none", "no-alignment", "commit-before-metadata", "no-fencing"];
+export const VARIANTS: readonly Variant[] = ["none", "no-alignment", "commit-before-metadata", "no-fencing", "merge-deletes-first", "drop-before-publish", "no-deploy-fencing"];
 
 export interface Scenario {
   readonly seed: number;
@@ -136,6 +143,13 @@ export function drawScenario(seed: number, variant: Variant = "none", options: S
   // Every run lands at least one reset.
   rates.randomResets = Math.max(1, rates.randomResets);
   if (variant === "no-fencing") rates.rpc.zombie = Math.max(rates.rpc.zombie, 0.3);
+  // Each broken seam shows only where its window opens: aim the faults there.
+  if (variant === "merge-deletes-first") rates.subtaskReset["image-merge"] = Math.max(rates.subtaskReset["image-merge"], 0.1);
+  if (variant === "drop-before-publish") rates.rpc["rpc-drop"] = Math.max(rates.rpc["rpc-drop"], 0.03);
+  if (variant === "no-deploy-fencing") {
+    rates.r2["r2-slow"] = Math.max(rates.r2["r2-slow"], 0.3);
+    rates.subtaskReset.restore = Math.max(rates.subtaskReset.restore, 0.1);
+  }
   if (variant !== "none") rates.resetBudget = Math.max(rates.resetBudget, 6);
   const faultEndMs = bounded ? rng.range(200, 1500) : rng.range(1500, 5000);
   return {

@@ -135,8 +135,9 @@ export class World {
     const p = this.faults.rates.subtaskReset[point];
     if (p <= 0 || !this.faults.rollReset(p)) return;
     this.faults.count(`reset@${point}`);
-    // "sync-snapshot" lands right after the synchronous turn (a turn cannot be cut); the others while the work is in flight.
-    const delay = point === "sync-snapshot" ? 0 : this.faultRng.int(5);
+    // "sync-snapshot" lands right after the synchronous turn (a turn cannot be cut), "image-merge" before the
+    // merge's next turn (they all run at one virtual moment); the others while the work is in flight.
+    const delay = point === "sync-snapshot" || point === "image-merge" ? 0 : this.faultRng.int(5);
     this.loop.after(delay, () => this.subtasks.get(name)?.reset(`fault at ${point}`));
   }
 

@@ -1,0 +1,132 @@
+import { describe, expect, it } from "vitest";
+import { type DoSql, doSql } from "../../../test/support/do-sql.js";
+import { resolveCheckpointConfig } from "../../api/checkpoint-options.js";
+import { job } from "../../api/job.js";
+import { valueState } from "../../api/state.js";
+import { generatorSource } from "../../connectors/sources/generator-source.js";
+import { buildPlan } from "../../graph/plan.js";
+import { encodeEntries, writeSnapshot } from "../../state/snapshot-format.js";
+import type { RestoreSpec, SubtaskDeployment } from "../messages.js";
+import { JobRegistry } from "../registry.js";
+import type { StoredObject, SubtaskPorts } from "./ports.js";
+import { DEPLOYED_KEEP_ALIVE_MS, SubtaskCore } from "./subtask-core.js";
+
+const count = valueState<number>("count");
+const definition = job("t", { maxParallelism: 4 });
+definition
+  .source(generatorSource({ count: 0, make: () => ({ key: "a" }) }), { uid: "src" })
+  .keyBy((r) => r.key)
+  .process({ state: [count], processElement() {} }, { uid: "proc" });
+const plan = buildPlan(definition);
+
+const FILE = "chk-3/proc/0.state";
+const restore: RestoreSpec = {
+  checkpointId: 3,
+  keyed: { proc: [{ files: [FILE], keyGroups: { start: 0, end: 3 }, stateBytes: 1, checkpointedBytes: 1, entries: 1 }] },
+  sources: {},
+};
+
+function deployment(attempt: number, from: RestoreSpec | null): SubtaskDeployment {
+  return { job: "t", vertex: "proc", index: 0, attempt, plan, checkpoint: resolveCheckpointConfig(), runId: 1, keyGroupRange: { start: 0, end: 3 }, restore: from };
+}
+
+/** A state file of checkpoint 3 holding one key. */
+function stateFile(): StoredObject {
+  const text = writeSnapshot({ uid: "proc", kind: "full", checkpointId: 3 }, encodeEntries([{ state: "count", kind: "value", key: '"a"', keyGroup: 1, value: 5 }]));
+  return {
+    body: (async function* () {
+      yield new TextEncoder().encode(text);
+    })(),
+    text: async () => text,
+  };
+}
+
+/** Ports over one database, with timers run by hand and R2 reads answered by hand. */
+function harness(sql: DoSql = doSql()) {
+  const timers: { fn: () => void; ms: number; canceled: boolean }[] = [];
+  const reads: { key: string; answer: (o: StoredObject | null) => void }[] = [];
+  const alarms: (number | null)[] = [];
+  const ports: SubtaskPorts = {
+    registry: new JobRegistry([definition]),
+    timers: {
+      now: () => 1_000,
+      sleep: () => Promise.resolve(),
+      setTimeout: (fn, ms) => {
+        const t = { fn, ms, canceled: false };
+        timers.push(t);
+        return { cancel: () => void (t.canceled = true) };
+      },
+    },
+    alarm: { set: (atMs) => void alarms.push(atMs), delete: () => void alarms.push(null) },
+    sql,
+    bucket: {
+      put: async () => undefined,
+      get: (key) => new Promise((answer) => reads.push({ key, answer })),
+    },
+    stubs: {
+      subtask: () => {
+        throw new Error("no channels in this test");
+      },
+      coordinator: () => {
+        throw new Error("no reports in this test");
+      },
+    },
+    env: {},
+  };
+  /** Runs due zero-delay timers (the image merge) until none is left. */
+  const runZeroTimers = () => {
+    for (let t = timers.find((x) => !x.canceled && x.ms === 0); t; t = timers.find((x) => !x.canceled && x.ms === 0)) {
+      t.canceled = true;
+      t.fn();
+    }
+  };
+  const settle = () => new Promise((r) => setImmediate(r));
+  return { ports, sql, timers, reads, alarms, runZeroTimers, settle };
+}
+
+describe("SubtaskCore", () => {
+  it("fences off an older attempt whose restore was still reading R2 when a newer deploy arrived", async () => {
+    const h = harness();
+    const core = new SubtaskCore(h.ports);
+    const older = core.deploy(deployment(1, restore));
+    await h.settle();
+    expect(h.reads.map((r) => r.key)).toEqual([FILE]);
+    const newer = core.deploy(deployment(2, null));
+    h.reads[0].answer(stateFile());
+    expect(await older).toEqual({ ok: false, message: "attempt 1 was superseded by 2" });
+    expect(await newer).toEqual({ ok: true });
+    expect(core.ping(1)).toBe("lost");
+    expect(core.ping(2)).toBe("running");
+  });
+
+  it("restores from R2 into the image, merges it in the background, and restores the same checkpoint locally after a restart", async () => {
+    const h = harness();
+    const first = new SubtaskCore(h.ports);
+    const deployed = first.deploy(deployment(1, restore));
+    await h.settle();
+    h.reads[0].answer(stateFile());
+    expect(await deployed).toEqual({ ok: true });
+    expect(h.sql.exec(`SELECT COUNT(*) AS n FROM image_chunks`).one().n).toBeGreaterThan(0);
+    h.runZeroTimers();
+    expect(h.sql.exec(`SELECT COUNT(*) AS n FROM image_chunks`).one().n).toBe(0);
+    expect(h.sql.exec(`SELECT key, value FROM keyed_state WHERE op = 'proc'`).toArray()).toEqual([{ key: '"a"', value: "5" }]);
+
+    // A new incarnation over the same storage: the image holds checkpoint 3, so nothing is read from R2.
+    const again = harness(h.sql);
+    expect(await new SubtaskCore(again.ports).deploy(deployment(2, restore))).toEqual({ ok: true });
+    expect(again.reads).toEqual([]);
+  });
+
+  it("keeps a deployed task in memory until it starts, and deletes the alarm when canceled", async () => {
+    const h = harness();
+    const core = new SubtaskCore(h.ports);
+    expect(await core.deploy(deployment(1, null))).toEqual({ ok: true });
+    const keepAlive = h.timers.find((t) => t.ms === DEPLOYED_KEEP_ALIVE_MS);
+    expect(keepAlive?.canceled).toBe(false);
+    await core.start(1);
+    expect(keepAlive?.canceled).toBe(true);
+    await core.cancel(1);
+    expect(core.ping(1)).toBe("lost");
+    expect(h.alarms).toEqual([null]);
+  });
+});

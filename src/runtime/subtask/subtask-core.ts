@@ -1,0 +1,359 @@
+/**
+ * Everything a Subtask object does that is not I/O, over {@link SubtaskPorts}:
+ * deploys (one at a time, the newest attempt wins, an older one's restore
+ * fenced off), the source loop on the alarm, the keep-alive of a deployed
+ * task, the restore of keyed state (from the local image, or streamed from
+ * R2 into it), the image's marker and its background merge, the sinks'
+ * staging rows, and the {@link TaskHost} every task runs on.
+ *
+ * The Durable Object (`subtask.ts`) and the simulator both run this class;
+ * neither copies it.
+ *
+ * A task lives in memory only. An object that restarted (reset, crash,
+ * eviction) has none, answers "lost" to the coordinator's heartbeat and
+ * "not-deployed" to senders, and the job fails over to its last completed
+ * checkpoint: nothing is silently rebuilt from a state that may be ahead
+ * of that checkpoint.
+ */
+import type { KeyGroupRange } from "../../graph/key-groups.js";
+import { ownHandle } from "../../checkpoint/types.js";
+import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
+import { type EncodedEntry, type SnapshotEntry, SnapshotReader } from "../../state/snapshot-format.js";
+import { channelStateKey, savepointStateFileKey, stateFileKey } from "../../storage/layout.js";
+import { utf8Length } from "../../storage/record-limits.js";
+import { type ImageRow, StateImage } from "../../storage/state-image.js";
+import type { ChannelMessage, DeliveryResult, DeployResult, RestoreSpec, SubtaskDeployment, SubtaskHealth, TaskMetrics } from "../messages.js";
+import { coordinatorName, subtaskName } from "../names.js";
+import type { SubtaskPorts, SubtaskPush, TimerHandle } from "./ports.js";
+import { createStagingTables, sqlStagingStore } from "./staging-store.js";
+import { Task, type TaskHost } from "./task.js";
+
+/** How long one alarm invocation runs a source before yielding to a fresh alarm. */
+export const SOURCE_SLICE_MS = 5_000;
+
+/**
+ * How long a deployed task waits for its start in memory at most (the
+ * coordinator's deploy timeout). An object that receives no request for
+ * about 10 s and has no pending timer may be hibernated, which loses the
+ * task; no heartbeat reaches it before the job runs.
+ */
+export const DEPLOYED_KEEP_ALIVE_MS = 120_000;
+
+/** Restored entries applied to the image at once, between two yields. */
+const RESTORE_BATCH_ENTRIES = 2000;
+
+/** One Subtask object's logic, for one incarnation of the object (its memory). */
+export class SubtaskCore {
+  private task: Task | undefined;
+  private readonly image: StateImage;
+  private sourceRunning = false;
+  /** Whether the image's pending chunks are being merged (one per turn). */
+  private merging = false;
+  /** Pending while a deployed task waits for its start: keeps the object in memory. */
+  private keepAlive: TimerHandle | undefined;
+  /** Deploys run one at a time; the newest attempt asked for wins. */
+  private deploys: Promise<unknown> = Promise.resolve();
+  private newestDeployAttempt = 0;
+
+  constructor(private readonly ports: SubtaskPorts) {
+    ports.sql.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
+    createStagingTables(ports.sql);
+    this.image = new StateImage(ports.sql, { mergeDeletesFirst: ports.seams?.mergeDeletesFirst });
+  }
+
+  /** The task of the current deployment, if any. */
+  get current(): Task | undefined {
+    return this.task;
+  }
+
+  /** Prepares this subtask for an attempt, restoring its checkpointed state. Sources start with {@link start}. */
+  deploy(deployment: SubtaskDeployment): Promise<DeployResult> {
+    this.ports.observer?.deploying?.(deployment);
+    this.newestDeployAttempt = Math.max(this.newestDeployAttempt, deployment.attempt);
+    this.task?.cancel();
+    this.task = undefined;
+    // An older attempt still restoring must finish (or give up) before a newer one touches the image and staging.
+    const run = this.deploys.then(() => this.deployNow(deployment));
+    this.deploys = run.catch(() => undefined);
+    return run;
+  }
+
+  private superseded(attempt: number): boolean {
+    // The broken variant that must be caught: no fence against a newer attempt.
+    return !this.ports.seams?.noDeployFencing && attempt < this.newestDeployAttempt;
+  }
+
+  private async deployNow(deployment: SubtaskDeployment): Promise<DeployResult> {
+    if (this.superseded(deployment.attempt)) return { ok: false, message: `attempt ${deployment.attempt} was superseded by ${this.newestDeployAttempt}` };
+    const job = this.ports.registry.job(deployment.job);
+    if (!job) return { ok: false, message: `this Worker has no job "${deployment.job}"` };
+    this.setMeta("deployment", JSON.stringify({ job: deployment.job, vertex: deployment.vertex, index: deployment.index, attempt: deployment.attempt }));
+    if (!deployment.restore) this.clearImage();
+    const task = new Task(deployment, job, this.host(deployment));
+    const observer = this.ports.observer;
+    observer?.taskCreated?.(task, deployment);
+    const restoring = observer?.restoring?.(deployment);
+    try {
+      await task.restore();
+    } catch (e) {
+      return { ok: false, message: `subtask ${deployment.vertex}/${deployment.index} could not restore checkpoint ${deployment.restore?.checkpointId}: ${(e as Error)?.message ?? e}` };
+    } finally {
+      restoring?.done();
+    }
+    // A newer deploy may have been asked for while the restore awaited R2.
+    if (this.superseded(deployment.attempt)) {
+      task.cancel();
+      return { ok: false, message: `attempt ${deployment.attempt} was superseded by ${this.newestDeployAttempt}` };
+    }
+    this.task = task;
+    // Other subtasks may take long to restore (a large state from R2) before the coordinator starts this one.
+    this.keepAlive?.cancel();
+    this.keepAlive = this.ports.timers.setTimeout(() => (this.keepAlive = undefined), DEPLOYED_KEEP_ALIVE_MS);
+    observer?.installed?.(deployment);
+    return { ok: true };
+  }
+
+  /** Starts reading, for source subtasks of `attempt`. */
+  async start(attempt: number): Promise<void> {
+    if (this.task?.deployment.attempt !== attempt) return;
+    this.keepAlive?.cancel();
+    this.keepAlive = undefined;
+    this.task.start();
+    if (this.task.isSource) await this.ports.alarm.set(this.ports.timers.now());
+  }
+
+  /** Receives a batch, barrier or end-of-input on one input channel. */
+  push(message: ChannelMessage): DeliveryResult | Promise<DeliveryResult> {
+    if (!this.task) return "not-deployed";
+    if (message.kind === "batch") this.ports.observer?.processing?.();
+    return this.task.offer(message);
+  }
+
+  /** Starts checkpoint N at this source subtask. */
+  triggerCheckpoint(attempt: number, checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter = false): boolean {
+    if (this.task?.deployment.attempt !== attempt) return false;
+    return this.task.triggerCheckpoint(checkpointId, triggerMs, isSavepoint, stopAfter);
+  }
+
+  async notifyCheckpointComplete(attempt: number, checkpointId: number): Promise<void> {
+    if (this.task?.deployment.attempt === attempt) await this.task.notifyCheckpointComplete(checkpointId);
+  }
+
+  notifyCheckpointAborted(attempt: number, checkpointId: number): void {
+    if (this.task?.deployment.attempt === attempt) this.task.notifyCheckpointAborted(checkpointId);
+  }
+
+  /** Heartbeat: whether this object still runs the task of `attempt`. */
+  ping(attempt: number): SubtaskHealth {
+    const t = this.task;
+    if (!t || t.deployment.attempt !== attempt) return "lost";
+    if (t.state === "finished") return "finished";
+    if (t.state === "failed" || t.state === "canceled") return "failed";
+    return "running";
+  }
+
+  /** Stops the subtask of `attempt` (or of any attempt when omitted). */
+  async cancel(attempt?: number): Promise<void> {
+    if (!this.task) return;
+    if (attempt !== undefined && this.task.deployment.attempt > attempt) return;
+    this.ports.observer?.closing?.();
+    this.task.cancel();
+    this.task = undefined;
+    this.keepAlive?.cancel();
+    this.keepAlive = undefined;
+    await this.ports.alarm.delete();
+  }
+
+  /** Counters of the running task, if any. */
+  metrics(): TaskMetrics | null {
+    return this.task?.metrics() ?? null;
+  }
+
+  /** The alarm: runs a source for one slice, and sets the next alarm if it has more to read. */
+  async alarm(): Promise<void> {
+    const task = this.task;
+    if (!task?.isSource || this.sourceRunning || task.state !== "running") return;
+    this.sourceRunning = true;
+    try {
+      const again = await task.runSource(this.ports.timers.now() + SOURCE_SLICE_MS);
+      if (again && this.task === task) await this.ports.alarm.set(this.ports.timers.now());
+    } finally {
+      this.sourceRunning = false;
+    }
+  }
+
+  private meta(k: string): string | undefined {
+    return this.ports.sql.exec<{ v: string }>(`SELECT v FROM meta WHERE k = ?`, k).toArray()[0]?.v;
+  }
+
+  private setMeta(k: string, v: string): void {
+    this.ports.sql.exec(`INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`, k, v);
+  }
+
+  /** Merges the image's pending chunks into its table, one per turn, while processing goes on. */
+  private mergeImage(): void {
+    if (this.merging) return;
+    this.merging = true;
+    const step = () => {
+      this.ports.observer?.merging?.();
+      try {
+        if (this.image.mergeStep()) {
+          this.ports.timers.setTimeout(step, 0);
+          return;
+        }
+      } catch (e) {
+        // The chunks stay pending: the image is still whole, and the next checkpoint merges again.
+        console.error(`image merge failed: ${(e as Error)?.message ?? e}`);
+      }
+      this.merging = false;
+    };
+    this.ports.timers.setTimeout(step, 0);
+  }
+
+  private clearImage(): void {
+    this.image.clear();
+    this.unmarkImage();
+  }
+
+  /** The image holds no checkpoint (it is being written, or was cleared). */
+  private unmarkImage(): void {
+    this.ports.sql.exec(`DELETE FROM meta WHERE k IN ('image', 'image_keys')`);
+  }
+
+  /** Records that the image holds `checkpointId` of key groups `range`, and merges it in the background. */
+  private markImage(checkpointId: number | null, range: KeyGroupRange, keys?: Readonly<Record<string, number>>): void {
+    if (checkpointId === null) {
+      this.ports.observer?.imageWrite?.();
+      this.unmarkImage();
+      return;
+    }
+    this.image.seal();
+    this.setMeta("image", JSON.stringify({ checkpointId, start: range.start, end: range.end }));
+    if (keys) this.setMeta("image_keys", JSON.stringify(keys));
+    else this.ports.sql.exec(`DELETE FROM meta WHERE k = 'image_keys'`);
+    this.mergeImage();
+  }
+
+  /** Loads one operator's restored state: from the local image when it holds exactly that checkpoint, else from R2. */
+  private async loadState(
+    uid: string,
+    spec: RestoreSpec,
+    range: KeyGroupRange,
+    localRecovery: boolean,
+  ): Promise<{ backing: StateBacking } | { entries: StateEntry[] }> {
+    const image = this.meta("image");
+    const wanted = JSON.stringify({ checkpointId: spec.checkpointId, start: range.start, end: range.end });
+    if (localRecovery && image === wanted) {
+      const keys = JSON.parse(this.meta("image_keys") ?? "{}") as Record<string, number>;
+      return { backing: this.image.backing(uid, keys[uid]) };
+    }
+    // From R2: stream each overlapping chain, oldest file first, into the image as chunks
+    // (later files overwrite, deletions remove; merged in the background), in small turns; then read it on demand.
+    this.unmarkImage();
+    this.image.clearOperator(uid);
+    const handles = spec.keyed[uid] ?? [];
+    let batch: SnapshotEntry[] = [];
+    const apply = () => {
+      this.image.write(uid, restoredRows(batch), true);
+      batch = [];
+    };
+    for (const handle of handles) {
+      if (handle.keyGroups.end < range.start || handle.keyGroups.start > range.end) continue;
+      for (const key of handle.files) {
+        const object = await this.ports.bucket.get(key);
+        if (!object) throw new Error(`state file ${key} of checkpoint ${spec.checkpointId} is missing`);
+        const reader = new SnapshotReader((e) => batch.push(e), range);
+        const decoder = new TextDecoder();
+        for await (const chunk of object.body as AsyncIterable<Uint8Array>) {
+          reader.push(decoder.decode(chunk, { stream: true }));
+          if (batch.length >= RESTORE_BATCH_ENTRIES) {
+            apply();
+            await this.ports.timers.sleep(0);
+          }
+        }
+        reader.push(decoder.decode());
+        reader.end();
+        apply();
+      }
+    }
+    // The checkpoint counted the keys of a file written for exactly this range; a rescaled restore counts them.
+    return { backing: this.image.backing(uid, handles.length === 0 ? 0 : ownHandle(handles, range)?.entries) };
+  }
+
+  /** The host a task of deployment `d` runs on. */
+  private host(d: SubtaskDeployment): TaskHost {
+    const { bucket, stubs: stubPort, timers, observer } = this.ports;
+    const stubs = new Map<string, SubtaskPush>();
+    const stub = (vertex: string, index: number) => {
+      const name = subtaskName(d.job, vertex, index);
+      let s = stubs.get(name);
+      if (!s) stubs.set(name, (s = stubPort.subtask(name)));
+      return s;
+    };
+    const coordinator = () => stubPort.coordinator(coordinatorName(d.job));
+    const range = d.keyGroupRange ?? { start: 0, end: d.plan.maxParallelism - 1 };
+    return {
+      env: this.ports.env,
+      staging: sqlStagingStore(this.ports.sql, { attempt: d.attempt, observer, seams: this.ports.seams }),
+      send: (vertex, index, message) => stub(vertex, index).push(message),
+      now: () => timers.now(),
+      sleep: (ms) => timers.sleep(ms),
+      snapshots: {
+        fileKey: (uid, checkpointId) => {
+          observer?.snapshotting?.(uid, checkpointId);
+          return stateFileKey(d.checkpoint.storagePrefix, d.job, uid, d.index, checkpointId);
+        },
+        savepointFileKey: (uid, checkpointId) => savepointStateFileKey(d.checkpoint.storagePrefix, d.job, checkpointId, uid, d.index),
+        put: async (key, body) => {
+          // A Blob keeps the file's bytes out of the JS heap while R2 takes them, and counts them natively.
+          const blob = new Blob(body as string[]);
+          await bucket.put(key, blob);
+          return blob.size;
+        },
+        writeImage: (uid, changed) => this.image.writeThrough(uid, changedRows(changed)),
+        markImage: (checkpointId, keys) => this.markImage(checkpointId, range, keys),
+        pause: () => {
+          observer?.imageWrite?.();
+          return timers.sleep(0);
+        },
+      },
+      loadState: (uid, spec, r) => this.loadState(uid, spec, r, d.checkpoint.localRecovery),
+      putChannelState: async (checkpointId, body) => {
+        const file = channelStateKey(d.checkpoint.storagePrefix, d.job, d.vertex, d.index, checkpointId);
+        await bucket.put(file, body);
+        return { file, bytes: utf8Length(body) };
+      },
+      getChannelState: async (handle) => {
+        const object = await bucket.get(handle.file);
+        if (!object) throw new Error(`in-flight data ${handle.file} is missing`);
+        return object.text();
+      },
+      acknowledge: async (ack) => {
+        await coordinator().acknowledgeCheckpoint(ack);
+      },
+      decline: async (checkpointId, reason) => {
+        await coordinator().declineCheckpoint(d.attempt, checkpointId, reason);
+      },
+      reportFailure: async (message) => {
+        await coordinator().reportFailure(d.attempt, message);
+      },
+      reportEndOfData: async () => {
+        await coordinator().reportEndOfData(d.attempt, d.vertex, d.index);
+      },
+      reportFinished: async () => {
+        observer?.closing?.();
+        await coordinator().reportFinished(d.attempt, d.vertex, d.index);
+      },
+    };
+  }
+}
+
+/** Entries captured at a barrier, as image rows. */
+function* changedRows(changed: readonly EncodedEntry[]): Iterable<ImageRow> {
+  for (const { entry: e, valueJson } of changed) yield { state: e.state, kind: e.kind, key: e.key, keyGroup: e.keyGroup, valueJson };
+}
+
+/** Entries read from state files, as image rows (later files overwrite, deletions remove). */
+function* restoredRows(entries: readonly SnapshotEntry[]): Iterable<ImageRow> {
+  for (const e of entries) yield { state: e.state, kind: e.kind, key: e.key, keyGroup: e.keyGroup, valueJson: e.value === undefined ? null : JSON.stringify(e.value) };
+}
