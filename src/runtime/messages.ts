@@ -9,7 +9,7 @@ import type { SinkMetrics } from "../api/types.js";
 import type { AckResult } from "../checkpoint/pending-checkpoint.js";
 import type { ChannelStateHandle, KeyedStateHandle, SubtaskAck } from "../checkpoint/types.js";
 import type { KeyGroupRange } from "../graph/key-groups.js";
-import type { ExecutionPlan } from "../graph/plan.js";
+import type { ExecutionPlan, ParallelismOverride } from "../graph/plan.js";
 /** A channel is (upstream vertex, upstream subtask) → one receiving subtask. */
 export function channelId(vertex: string, index: number): string {
   return `${vertex}/${index}`;
@@ -162,4 +162,56 @@ export interface CoordinatorReports {
   reportFailure(attempt: number, message: string): Promise<void>;
   reportEndOfData(attempt: number, vertex: string, index: number): Promise<void>;
   reportFinished(attempt: number, vertex: string, index: number): Promise<void>;
+}
+
+// ---- the Coordinator's control RPC (the HTTP API hands these on) ----------------
+
+/** Flink's job statuses. */
+export type JobStatusName = "CREATED" | "RUNNING" | "RESTARTING" | "FAILING" | "FAILED" | "CANCELED" | "FINISHED";
+
+/** What `GET /v1/jobs/:job` answers. */
+export interface JobStatus {
+  readonly name: string;
+  readonly status: JobStatusName;
+  readonly attempt: number;
+  /** Parallelism per operator uid. */
+  readonly parallelism: Record<string, number>;
+  readonly vertices: { id: string; name: string; parallelism: number }[];
+  readonly restarts: number;
+  readonly last_error: string | null;
+  readonly start_time: number | null;
+  readonly end_time: number | null;
+  readonly latest_completed_checkpoint: number | null;
+}
+
+/** What `POST /v1/jobs/:job/start` takes. */
+export interface StartRequest {
+  readonly parallelism?: ParallelismOverride;
+  readonly config?: Record<string, unknown>;
+  /** A savepoint id (`savepoint-<n>`) to start from. */
+  readonly fromSavepoint?: string;
+  /** A retained checkpoint id to start from. */
+  readonly fromCheckpoint?: number;
+  /** Drop state of operators the job no longer has, instead of refusing. */
+  readonly allowNonRestoredState?: boolean;
+}
+
+/** What a savepoint trigger is for. */
+export type SavepointAction = "keep" | "stop" | "cancel";
+
+/**
+ * How a savepoint's state is written: canonical (every subtask writes its
+ * whole state in the portable format) or native (subtasks take an ordinary,
+ * possibly incremental, snapshot — a shorter barrier — and the coordinator
+ * copies the files it references into the savepoint's folder).
+ */
+export type SavepointFormat = "canonical" | "native";
+
+/** The state of a savepoint, as `GET /v1/jobs/:job/savepoints/:trigger_id` answers it. */
+export interface SavepointStatus {
+  readonly trigger_id: string;
+  readonly status: "IN_PROGRESS" | "COMPLETED" | "FAILED";
+  readonly id: string | null;
+  readonly location: string | null;
+  readonly failure_message: string | null;
 }

@@ -17,7 +17,7 @@ import type { SubtaskApi } from "../messages.js";
 import type { AlarmConcern } from "./shared-alarm.js";
 import type { CoordinatorContext } from "./coordinator-context.js";
 import type { JobRecord } from "./coordinator-store.js";
-import type { SavepointAction, SavepointFormat } from "./types.js";
+import type { SavepointAction, SavepointFormat } from "../messages.js";
 
 /** What checkpointing asks of the rest of the coordinator. */
 export interface CheckpointingDeps {

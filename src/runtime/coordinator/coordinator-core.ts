@@ -24,7 +24,7 @@ import { SharedAlarm } from "./shared-alarm.js";
 export type { CoordinatorHost };
 export { DEPLOY_TIMEOUT_MS } from "./failover.js";
 export { HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS } from "./heartbeats.js";
-export type { JobStatus, JobStatusName, SavepointAction, SavepointFormat, SavepointStatus, StartRequest } from "./types.js";
+export type { JobStatus, JobStatusName, SavepointAction, SavepointFormat, SavepointStatus, StartRequest } from "../messages.js";
 
 /** The coordinator of one job: its parts, composed the one way the shell and the simulator both build it. */
 export class CoordinatorCore {

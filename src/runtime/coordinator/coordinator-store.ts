@@ -11,9 +11,8 @@ import type { CheckpointMetadata, SubtaskAck } from "../../checkpoint/types.js";
 import type { ExecutionPlan } from "../../graph/plan.js";
 import type { Sql } from "../../storage/sql.js";
 import type { RunConfig } from "../job-config.js";
+import type { JobStatusName } from "../messages.js";
 
-/** Flink's job statuses. */
-export type JobStatusName = "CREATED" | "RUNNING" | "RESTARTING" | "FAILING" | "FAILED" | "CANCELED" | "FINISHED";
 
 /** The job record. */
 export interface JobRecord {

@@ -13,7 +13,7 @@ import { subtaskName } from "../names.js";
 import type { JobRegistry } from "../registry.js";
 
 export { DEPLOY_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS } from "./coordinator-core.js";
-export type { JobStatus, JobStatusName, SavepointAction, SavepointFormat, SavepointStatus, StartRequest } from "./types.js";
+export type { JobStatus, JobStatusName, SavepointAction, SavepointFormat, SavepointStatus, StartRequest } from "../messages.js";
 
 /** Base class; `createFloe` subclasses it with the Worker's job registry. */
 export abstract class Coordinator extends DurableObject<FloeEnv> {

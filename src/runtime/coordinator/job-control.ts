@@ -19,7 +19,7 @@ import type { CheckpointCoordinator } from "./checkpoint-coordinator.js";
 import type { CoordinatorContext } from "./coordinator-context.js";
 import { INITIAL_JOB, type JobRecord } from "./coordinator-store.js";
 import type { Failover } from "./failover.js";
-import type { JobStatus, SavepointAction, SavepointFormat, SavepointStatus, StartRequest } from "./types.js";
+import type { JobStatus, SavepointAction, SavepointFormat, SavepointStatus, StartRequest } from "../messages.js";
 
 /** The job's controls as the HTTP API calls them, each answering a {@link Result}. */
 export class JobControl {

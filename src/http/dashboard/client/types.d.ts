@@ -4,12 +4,10 @@
  *
  * Where the server builds an answer in a module free of Workers types, the
  * type is taken from that module, so a renamed field fails the dashboard's
- * type check. `JobStatus` and `SavepointStatus` live in the coordinator's
- * core, which needs the Workers types, so the fields the page reads are
- * restated here: keep them in step with
- * src/runtime/coordinator/coordinator-core.ts.
+ * type check.
  */
 import type { checkpointDetail, checkpointOverview } from "../../../checkpoint/checkpoint-stats.js";
+import type { JobStatus, JobStatusName, SavepointStatus } from "../../../runtime/messages.js";
 import type { metricsBody } from "../../metrics.js";
 import type { MetricsSample, SavepointEntry, VertexRate } from "./helpers.js";
 
@@ -26,29 +24,7 @@ export type VertexMetrics = JobMetrics["vertices"][number];
 /** One subtask of the metrics. */
 export type SubtaskMetrics = JobMetrics["subtasks"][number];
 
-/** A job's status name. */
-export type JobStatusName = "CREATED" | "RUNNING" | "RESTARTING" | "FAILING" | "FAILED" | "CANCELED" | "FINISHED";
-
-/** `GET /v1/jobs/:job`, and each job of `GET /v1/jobs`. */
-export interface JobStatus {
-  readonly name: string;
-  readonly status: JobStatusName;
-  readonly attempt: number;
-  readonly vertices: { id: string; name: string; parallelism: number }[];
-  readonly restarts: number;
-  readonly last_error: string | null;
-  readonly start_time: number | null;
-  readonly end_time: number | null;
-}
-
-/** `GET /v1/jobs/:job/savepoints/:trigger_id`. */
-export interface SavepointStatus {
-  readonly trigger_id: string;
-  readonly status: "IN_PROGRESS" | "COMPLETED" | "FAILED";
-  readonly id: string | null;
-  readonly location: string | null;
-  readonly failure_message: string | null;
-}
+export type { JobStatus, JobStatusName, SavepointStatus };
 
 /** The page's state, kept by `app.js` and read by `render.js`. */
 export interface PageState {
