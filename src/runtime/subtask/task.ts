@@ -77,12 +77,17 @@ interface Trigger extends CheckpointBarrier {
 
 /** A deployed subtask of one attempt. */
 export class Task {
+  /** The chained operators, from the head (a source, or the input's first operator) to the sinks. */
   readonly chain: OperatorChain;
+  /** The input channels' queues. */
   readonly gate: InputGate;
+  /** The output channels. */
   readonly writer: RecordWriter;
+  /** This subtask's vertex of the plan. */
   readonly vertex: PlanVertex;
   /** The key selector of each input channel: batches carry values, and keys are computed again here. */
   private readonly inputKeys: InputKeys;
+  /** Keyed state snapshots and their uploads (incremental chains). */
   private readonly snapshotter: KeyedSnapshotter;
   /** What barriers mean here: the state machine whose actions {@link applyNow} and {@link applyInLoop} carry out. */
   private readonly barriers: BarrierHandler;
@@ -90,10 +95,13 @@ export class Task {
   private readonly checkpointer: SubtaskCheckpointer;
   /** The sinks' two-phase commit. */
   private readonly sinks: SinkCommitter;
+  /** The source's reader, when the chain's head is a source. */
   private readonly reader: SourceReader | undefined;
+  /** The source's uid: its positions go into checkpoints under it. */
   private readonly sourceUid: string | undefined;
   /** Aligned checkpoints turn unaligned after this long from their trigger (0: unaligned from the start, or never). */
   private readonly alignTimeoutMs: number;
+  /** Where the task is in its lifecycle: created → running → finished, failed or canceled. */
   private status: TaskStatus = "created";
   /** The input loop, once started. */
   private loop: Promise<void> | undefined;
