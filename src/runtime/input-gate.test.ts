@@ -283,4 +283,47 @@ describe("InputGate.takeBarrier (an aligned checkpoint turning unaligned)", () =
     expect(gate.takeBarrier("c", 7)).toBeUndefined();
     expect(gate.queued()).toBe(2);
   });
+
+  it("hasBarrier answers whether takeBarrier would find the barrier", () => {
+    const gate = new InputGate(["a", "b"]);
+    gate.offer(batch("a", 1));
+    gate.offer(barrier("a", 2, 7));
+    expect(gate.hasBarrier("a", 7)).toBe(true);
+    expect(gate.hasBarrier("a", 8)).toBe(false);
+    expect(gate.hasBarrier("b", 7)).toBe(false);
+    expect(gate.hasBarrier("c", 7)).toBe(false);
+    gate.takeBarrier("a", 7);
+    expect(gate.hasBarrier("a", 7)).toBe(false);
+  });
+});
+
+describe("InputGate in-flight data of unaligned checkpoints", () => {
+  const barrier = (channel: string, seq: number, checkpointId: number): ChannelMessage => ({ kind: "barrier", attempt: 1, channel, seq, checkpointId, triggerMs: 0, isSavepoint: false });
+
+  it("queuedBatches answers one channel's queued batches, without barriers or end, and takes nothing", () => {
+    const gate = new InputGate(["a", "b"]);
+    gate.offer(batch("a", 1));
+    gate.offer(barrier("a", 2, 3));
+    gate.offer(batch("a", 3));
+    gate.offer(end("a", 4));
+    expect(gate.queuedBatches("a").map(tag)).toEqual(["a#1", "a#3"]);
+    expect(gate.queuedBatches("b")).toEqual([]);
+    expect(gate.queuedBatches("nope")).toEqual([]);
+    expect(gate.queued()).toBe(4);
+  });
+
+  it("records the batches that arrive on a channel between startRecording and stopRecording, and only batches", () => {
+    const gate = new InputGate(["a", "b"]);
+    gate.offer(batch("a", 1));
+    gate.startRecording("a");
+    gate.offer(batch("a", 2));
+    gate.offer(batch("b", 1));
+    gate.offer(barrier("a", 3, 5));
+    gate.offer(batch("a", 4));
+    expect(gate.stopRecording("a").map(tag)).toEqual(["a#2", "a#4"]);
+    gate.offer(batch("a", 5));
+    expect(gate.stopRecording("a")).toEqual([]);
+    // Recorded batches are still delivered.
+    expect(drain(gate)).toEqual(["a#1", "b#1", "a#2", undefined, "a#4", "a#5"]);
+  });
 });

@@ -126,14 +126,10 @@ export class InputGate {
     this.notify();
   }
 
-  /** The batches waiting in each channel now (in-flight data at a snapshot). */
-  queuedBatches(): Map<string, ChannelMessage[]> {
-    const out = new Map<string, ChannelMessage[]>();
-    for (const c of this.order) {
-      const batches = c.queue.map((q) => q.message).filter((m) => m.kind === "batch");
-      if (batches.length > 0) out.set(c.id, batches);
-    }
-    return out;
+  /** The batches waiting in `channel` now (its in-flight data at an unaligned snapshot). */
+  queuedBatches(channel: string): ChannelMessage[] {
+    const c = this.channels.get(channel);
+    return c ? c.queue.map((q) => q.message).filter((m) => m.kind === "batch") : [];
   }
 
   /**
@@ -152,6 +148,12 @@ export class InputGate {
     return c.queue.slice(0, at).map((q) => q.message).filter((m) => m.kind === "batch");
   }
 
+  /** Whether barrier `checkpointId` waits in `channel`'s queue (what {@link takeBarrier} would take). */
+  hasBarrier(channel: string, checkpointId: number): boolean {
+    const c = this.channels.get(channel);
+    return c !== undefined && c.queue.some((q) => q.message.kind === "barrier" && q.message.checkpointId === checkpointId);
+  }
+
   /** Starts recording the batches that arrive on `channel` afresh (until {@link stopRecording}). */
   startRecording(channel: string): void {
     this.recording.set(channel, []);
@@ -162,11 +164,6 @@ export class InputGate {
     const recorded = this.recording.get(channel) ?? [];
     this.recording.delete(channel);
     return recorded;
-  }
-
-  /** Channels that have not ended. */
-  liveChannels(): string[] {
-    return this.order.filter((c) => !c.ended).map((c) => c.id);
   }
 
   /** Puts messages at the head of a channel's queue, ahead of anything it receives (channel state replayed on restore). */

@@ -173,7 +173,7 @@ export class RecordWriter {
   /** Values buffered and not sent yet, per target (output in-flight data at a snapshot). */
   bufferedRecords(): Record<string, unknown[]> {
     const out: Record<string, unknown[]> = {};
-    for (const o of this.outputs) for (const t of o.targets) if (t.buffer.length > 0) out[`${t.vertex}/${t.index}`] = [...t.buffer];
+    for (const o of this.outputs) for (const t of o.targets) if (t.buffer.length > 0) out[channelId(t.vertex, t.index)] = [...t.buffer];
     return out;
   }
 
@@ -183,7 +183,7 @@ export class RecordWriter {
    * target they were partitioned to then.
    */
   preload(target: string, records: readonly unknown[]): void {
-    for (const o of this.outputs) for (const t of o.targets) if (`${t.vertex}/${t.index}` === target) t.buffer.unshift(...records);
+    for (const o of this.outputs) for (const t of o.targets) if (channelId(t.vertex, t.index) === target) t.buffer.unshift(...records);
   }
 
   /** Waits until every message sent so far was taken by its receiver. */
@@ -221,10 +221,10 @@ export class RecordWriter {
     const p = this.send(t.vertex, t.index, message).then(
       (result) => {
         if (result === "accepted" || result === "duplicate") return;
-        this.setFailure(new ChannelError(`channel to ${t.vertex}/${t.index} refused message ${message.seq}: ${result}`, result === "stale-attempt"));
+        this.setFailure(new ChannelError(`channel to ${channelId(t.vertex, t.index)} refused message ${message.seq}: ${result}`, result === "stale-attempt"));
       },
       (e: unknown) => {
-        this.setFailure(new ChannelError(`channel to ${t.vertex}/${t.index} failed: ${String((e as Error)?.message ?? e)}`, false));
+        this.setFailure(new ChannelError(`channel to ${channelId(t.vertex, t.index)} failed: ${String((e as Error)?.message ?? e)}`, false));
       },
     );
     t.inFlight.push(p);

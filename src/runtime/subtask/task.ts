@@ -1,28 +1,42 @@
 /**
- * One running subtask: its operator chain, its input gate and record
- * writer, barrier alignment and snapshots, and the loop that moves records
- * through them. The Durable Object around it (subtask.ts) only does I/O;
- * everything here reaches the outside through {@link TaskHost}, which keeps
- * the loop testable in plain Node and in the simulator.
+ * One running subtask (Flink's StreamTask): its lifecycle (restore, start,
+ * cancel, fail, metrics) and its two loops, the source loop and the input
+ * loop, wired to three parts that each keep their own state:
+ *
+ * - {@link BarrierHandler} (src/checkpoint/barrier-handler.ts) decides what
+ *   a barrier, an end of input, an alignment deadline or an abort means, and
+ *   answers actions that are applied here to the input gate, the record
+ *   writer and the checkpointer;
+ * - {@link SubtaskCheckpointer} takes the snapshot, forwards the barrier,
+ *   uploads and acknowledges;
+ * - {@link SinkCommitter} drives the sinks' two-phase commit.
+ *
+ * The Durable Object around it (subtask.ts) only does I/O; everything here
+ * reaches the outside through {@link TaskHost}, which keeps the loops
+ * testable in plain Node and in the simulator.
  *
  * One consumer loop per subtask: incoming batches wait in the input gate,
  * and each batch is processed in one synchronous turn (keyed state updated,
  * sink output staged) before anything is awaited.
  */
 import type { JobDefinition, LogicalNode } from "../../api/job.js";
-import type { SinkMetrics, SinkTransactionHandle, SinkWriter, SourceReader, StagingStore } from "../../api/types.js";
-import { BarrierAligner } from "../../checkpoint/barrier-aligner.js";
+import type { SinkMetrics, SinkWriter, SourceReader, StagingStore } from "../../api/types.js";
+import { type BarrierAction, BarrierHandler, type CheckpointBarrier } from "../../checkpoint/barrier-handler.js";
 import { type ChannelStateHandle, type KeyedStateHandle, type SubtaskAck, ownHandle } from "../../checkpoint/types.js";
 import type { Key, KeyGroupRange } from "../../graph/key-groups.js";
 import type { PlanVertex } from "../../graph/plan.js";
 import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
 import { KeyedSnapshotter, type SnapshotStore } from "../../state/snapshotter.js";
-import { decodeChannelState, encodeChannelState, type InputKeys, inputKeys, type KeySelector } from "../batch-encoding.js";
+import { decodeChannelState, type InputKeys, inputKeys, type KeySelector } from "../batch-encoding.js";
 import { InputGate } from "../input-gate.js";
-import type { BarrierMessage, ChannelMessage, DeliveryResult, RestoreSpec, SubtaskDeployment, TaskMetrics, TaskStatus } from "../messages.js";
+import { type BarrierMessage, type ChannelMessage, channelId, type DeliveryResult, type RestoreSpec, type SubtaskDeployment, type TaskMetrics, type TaskStatus } from "../messages.js";
 import { OperatorChain, UserCodeError } from "../operator-chain.js";
 import { RecordWriter, type SendFn } from "../record-writer.js";
 import { retry } from "../../retry.js";
+import { SinkCommitter } from "./sink-committer.js";
+import { SubtaskCheckpointer } from "./subtask-checkpointer.js";
+
+export { SINK_FLUSH_INTERVAL_MS } from "./sink-committer.js";
 
 /** Where a task's I/O goes. */
 export interface TaskHost {
@@ -52,53 +66,53 @@ export interface TaskHost {
 /** How often a report to the coordinator is tried (again after 50 ms, doubling: 1.55 s in all). */
 const COORDINATOR_ATTEMPTS = 6;
 
-/** Without checkpoints, how often sinks publish. */
-export const SINK_FLUSH_INTERVAL_MS = 200;
 /** How long an idle source waits before polling again. */
 export const SOURCE_IDLE_POLL_MS = 20;
 
-/** An unaligned checkpoint between its first barrier and the last one. */
-interface UnalignedSnapshot {
-  readonly trigger: Trigger;
-  /** Channels whose barrier has not arrived: what they deliver until it does is in-flight data. */
-  readonly pending: Set<string>;
-  readonly inputs: Map<string, string[]>;
-  readonly outputs: Record<string, unknown[]>;
-  readonly finish: () => void;
-}
-
-interface Trigger {
-  readonly checkpointId: number;
-  readonly triggerMs: number;
-  readonly isSavepoint: boolean;
+/** A checkpoint the coordinator triggered at a source (or at a subtask whose input ended). */
+interface Trigger extends CheckpointBarrier {
   /** A source stops reading once it has emitted this barrier (stop-with-savepoint). */
   readonly stopAfter?: boolean;
 }
 
 /** A deployed subtask of one attempt. */
 export class Task {
+  /** The chained operators, from the head (a source, or the input's first operator) to the sinks. */
   readonly chain: OperatorChain;
+  /** The input channels' queues. */
   readonly gate: InputGate;
+  /** The output channels. */
   readonly writer: RecordWriter;
+  /** This subtask's vertex of the plan. */
   readonly vertex: PlanVertex;
   /** The key selector of each input channel: batches carry values, and keys are computed again here. */
   private readonly inputKeys: InputKeys;
-  private readonly aligner: BarrierAligner;
+  /** Keyed state snapshots and their uploads (incremental chains). */
   private readonly snapshotter: KeyedSnapshotter;
+  /** What barriers mean here: the state machine whose actions {@link applyNow} and {@link applyInLoop} carry out. */
+  private readonly barriers: BarrierHandler;
+  /** Snapshots, barrier forwarding, uploads and acks. */
+  private readonly checkpointer: SubtaskCheckpointer;
+  /** The sinks' two-phase commit. */
+  private readonly sinks: SinkCommitter;
+  /** The source's reader, when the chain's head is a source. */
   private readonly reader: SourceReader | undefined;
+  /** The source's uid: its positions go into checkpoints under it. */
   private readonly sourceUid: string | undefined;
-  private status: TaskStatus = "created";
-  private lastSinkFlushMs: number;
-  private loop: Promise<void> | undefined;
-  private readonly triggers: Trigger[] = [];
-  private firstBarrierMs = 0;
-  private lastCheckpointId = 0;
-  /** The unaligned checkpoint whose in-flight data is being collected. */
-  private unaligned: UnalignedSnapshot | undefined;
-  /** A sink commit started by an unaligned barrier, which the consumer loop awaits before going on. */
-  private commitBeforeNext: Promise<void> | undefined;
   /** Aligned checkpoints turn unaligned after this long from their trigger (0: unaligned from the start, or never). */
   private readonly alignTimeoutMs: number;
+  /** Where the task is in its lifecycle: created → running → finished, failed or canceled. */
+  private status: TaskStatus = "created";
+  /** The input loop, once started. */
+  private loop: Promise<void> | undefined;
+  /** In-flight data restored and waiting to be processed ahead of new input. */
+  private replayPending = false;
+  /** Checkpoints triggered at this source, taken at its next batch boundary. */
+  private readonly triggers: Trigger[] = [];
+  /** A source waits for credits to send the batch it read (its state is the one after that batch). */
+  private sourceFlushing = false;
+  /** Whether a stop-with-savepoint stopped this source (it reads nothing more). */
+  private stopped = false;
 
   constructor(
     readonly deployment: SubtaskDeployment,
@@ -143,14 +157,37 @@ export class Task {
     this.inputKeys = inputKeys(job, vertex, index);
     const channels = [...this.inputKeys.keys()];
     this.gate = new InputGate(channels);
-    this.alignTimeoutMs = deployment.checkpoint.unaligned ? deployment.checkpoint.alignedCheckpointTimeoutMs : 0;
-    if (deployment.checkpoint.unaligned) this.gate.priorityBarriers = (b) => this.onPriorityBarrier(b);
-    this.aligner = new BarrierAligner(channels, deployment.checkpoint.mode, () => host.now());
+    const { checkpoint } = deployment;
+    this.alignTimeoutMs = checkpoint.unaligned ? checkpoint.alignedCheckpointTimeoutMs : 0;
+    if (checkpoint.unaligned) this.gate.priorityBarriers = (b) => this.onBarrierArrived(b);
     const head = job.nodes[vertex.nodes[0]];
     this.reader = head.source?.createReader({ jobName: job.name, subtaskIndex: index, parallelism: vertex.parallelism, env: host.env, now: () => host.now(), sleep: (ms) => host.sleep(ms) });
     this.sourceUid = head.source ? head.options.uid : undefined;
-    this.snapshotter = new KeyedSnapshotter(host.snapshots, deployment.checkpoint, deployment.keyGroupRange ?? { start: 0, end: plan.maxParallelism - 1 });
-    this.lastSinkFlushMs = host.now();
+    this.snapshotter = new KeyedSnapshotter(host.snapshots, checkpoint, deployment.keyGroupRange ?? { start: 0, end: plan.maxParallelism - 1 });
+    this.sinks = new SinkCommitter(this.chain.sinks, checkpoint.intervalMs > 0, attempt, () => host.now());
+    this.checkpointer = new SubtaskCheckpointer({
+      host,
+      report: (call) => this.toCoordinator(call),
+      snapshotter: this.snapshotter,
+      keyedState: this.chain.keyedState,
+      reader: this.reader,
+      sourceUid: this.sourceUid,
+      writer: this.writer,
+      sinks: this.sinks,
+      attempt,
+      subtaskId: channelId(vertex.id, index),
+      describe: this.describe(),
+      unaligned: checkpoint.unaligned,
+      alignTimeoutMs: this.alignTimeoutMs,
+    });
+    this.barriers = new BarrierHandler({
+      channels,
+      mode: checkpoint.mode,
+      alignTimeoutMs: this.alignTimeoutMs,
+      now: () => host.now(),
+      lastCheckpointId: () => this.checkpointer.lastCheckpointId,
+      barrierQueued: (channel, checkpointId) => this.gate.hasBarrier(channel, checkpointId),
+    });
   }
 
   get isSource(): boolean {
@@ -186,7 +223,7 @@ export class Task {
       else this.snapshotter.restoredFrom(reusable);
       this.host.snapshots.markImage(spec.checkpointId, Object.fromEntries([...this.chain.keyedState].map(([uid, backend]) => [uid, backend.size()])));
       if (this.reader && this.sourceUid) this.reader.seek(spec.sources[this.sourceUid] ?? {});
-      this.lastCheckpointId = spec.checkpointId;
+      this.checkpointer.restoredFrom(spec.checkpointId);
       if (spec.channelState) {
         // Restored input batches are values only, as on the wire: the consumer loop computes their keys.
         const file = decodeChannelState(await this.host.getChannelState(spec.channelState));
@@ -202,18 +239,9 @@ export class Task {
       }
     }
     // Sealed transactions of completed checkpoints are published; later ones are replayed instead.
-    for (const [uid, sink] of this.chain.sinks) {
-      try {
-        await sink.recover(spec?.checkpointId ?? 0);
-      } catch (e) {
-        throw new Error(`sink "${uid}" could not commit the transactions of checkpoint ${spec?.checkpointId ?? 0}: ${(e as Error)?.message ?? e}`);
-      }
-    }
+    await this.sinks.recover(spec?.checkpointId ?? 0);
     this.status = "running";
   }
-
-  /** In-flight data restored and waiting to be processed ahead of new input. */
-  private replayPending = false;
 
   /** Starts a restored task's work: replays in-flight data of an unaligned checkpoint right away. */
   start(): void {
@@ -237,7 +265,7 @@ export class Task {
 
   /** A source's part of checkpoint N starts at the next batch boundary. */
   triggerCheckpoint(checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter = false): boolean {
-    if (this.endedAfter !== undefined && (this.status === "running" || this.status === "finished")) {
+    if (this.sinks.endedAfter !== undefined && (this.status === "running" || this.status === "finished")) {
       this.checkpointAtEnd({ checkpointId, triggerMs, isSavepoint, stopAfter });
       return true;
     }
@@ -247,106 +275,38 @@ export class Task {
       // Unaligned, and the source waits for credits: its state and positions are those after the batch
       // it emitted, so the barrier goes now, ahead of that batch (which becomes in-flight data), as
       // Flink's sources send unaligned barriers as priority events.
-      this.firstBarrierMs = this.host.now();
-      this.checkpoint(t, 0).catch((e: unknown) => this.fail(e));
+      this.checkpointer.checkpoint(t, this.host.now(), 0).catch((e: unknown) => this.fail(e));
       return true;
     }
     this.triggers.push(t);
     return true;
   }
 
-  /** A source waits for credits to send the batch it read (its state is the one after that batch). */
-  private sourceFlushing = false;
-
-  /** Whether a stop-with-savepoint stopped this source (it reads nothing more). */
-  private stopped = false;
-
   /** Checkpoint N completed everywhere: exactly-once sinks publish what it sealed. */
   async notifyCheckpointComplete(checkpointId: number): Promise<void> {
     if ((this.status !== "running" && this.status !== "finished") || !this.checkpointing) return;
-    const positions = this.positionsAt.get(checkpointId);
-    for (const id of this.positionsAt.keys()) if (id <= checkpointId) this.positionsAt.delete(id);
+    const positions = this.checkpointer.positionsCompleted(checkpointId);
     if (positions && this.reader?.checkpointComplete) {
       // Reporting only (e.g. offsets to a Kafka consumer group): a failure here never fails the job.
       void this.reader.checkpointComplete(positions).catch(() => undefined);
     }
     try {
-      for (const [uid, sink] of this.chain.sinks) {
-        if (sink.guarantee === "exactly_once") await this.commitSink(uid, sink, checkpointId);
-      }
+      await this.sinks.commitCompleted(checkpointId);
     } catch (e) {
       await this.fail(e);
       return;
     }
-    // A checkpoint taken after the end of input completed and committed: all of this subtask's output is
-    // out. Transactions sealed after it are empty (nothing was written after the end): drop them.
-    if (this.status === "running" && this.endedAfter !== undefined && checkpointId > this.endedAfter) {
+    // A checkpoint taken after the end of input completed and committed: all of this subtask's output is out.
+    if (this.status === "running" && this.sinks.isFinal(checkpointId)) {
       this.status = "finished";
-      try {
-        for (const sink of this.chain.sinks.values()) await sink.recover(checkpointId);
-      } catch {
-        // Only empty transactions are left; a later restore drops them anyway.
-      }
+      await this.sinks.finish(checkpointId);
       await this.toCoordinator(() => this.host.reportFinished());
     }
-  }
-
-  /**
-   * The last checkpoint this subtask took before its input ended (checkpointing
-   * on); undefined while input remains. From then on the coordinator triggers
-   * it directly, and the first later checkpoint to complete finishes it.
-   */
-  private endedAfter: number | undefined;
-  /** The newest checkpoint whose barrier reached this subtask, taken or not. */
-  private maxBarrierId = 0;
-
-  /**
-   * End of input (Flink's FLIP-147). Everything is sent downstream, followed
-   * by end-of-input. With checkpointing on, sinks keep their transaction
-   * open: the next checkpoint seals it, its completion commits it, and only
-   * then does the subtask finish — nothing is published outside the
-   * protocol, so a failover at any point replays without duplicates. Without
-   * checkpointing, sinks publish at once.
-   */
-  private async endOfData(): Promise<void> {
-    await this.writer.endOfInput();
-    if (this.status !== "running") return;
-    if (!this.checkpointing) {
-      await this.flushSinks();
-      this.status = "finished";
-      await this.toCoordinator(() => this.host.reportFinished());
-      return;
-    }
-    this.endedAfter = this.lastCheckpointId;
-    // Triggers that came while the last records went out.
-    for (const t of this.triggers.splice(0)) this.checkpointAtEnd(t);
-    await this.toCoordinator(() => this.host.reportEndOfData());
-  }
-
-  /**
-   * A checkpoint of a subtask whose input ended: its state is final and its
-   * outputs have ended, so it snapshots at once and forwards no barrier.
-   * Ignored when it took that checkpoint already (its barrier came before the
-   * end of input).
-   */
-  private checkpointAtEnd(t: Trigger): void {
-    if (t.checkpointId <= this.lastCheckpointId) return;
-    if (t.checkpointId <= this.maxBarrierId) {
-      // Its barrier (or a newer one) came before the end and was not taken (an aborted alignment made it
-      // obsolete): a snapshot now would hold records that followed it. That checkpoint cannot complete.
-      void this.host.decline(t.checkpointId, `subtask ${this.describe()} passed barrier ${t.checkpointId} without taking it before its input ended`).catch(() => undefined);
-      return;
-    }
-    this.firstBarrierMs = this.host.now();
-    this.snapshotNow(t, this.firstBarrierMs, 0)(Promise.resolve(null), false);
-    this.commitAtLeastOnceSinks(t.checkpointId).catch((e: unknown) => this.fail(e));
   }
 
   /** Checkpoint N was aborted: an alignment waiting for it is given up. */
   notifyCheckpointAborted(checkpointId: number): void {
-    this.dropUnaligned(checkpointId, true);
-    const action = this.aligner.abort(checkpointId);
-    if (action.unblockAll) this.gate.unblockAll();
+    this.applyNow(this.barriers.notifyAborted(checkpointId));
   }
 
   /** Runs the source loop until `deadlineMs`; resolves whether the source should be polled again. */
@@ -356,8 +316,7 @@ export class Task {
       try {
         const trigger = this.triggers.shift();
         if (trigger) {
-          this.firstBarrierMs = this.host.now();
-          await this.checkpoint(trigger, 0);
+          await this.checkpointer.checkpoint(trigger, this.host.now(), 0);
           if (trigger.stopAfter) {
             // Nothing after the final savepoint's barrier: the coordinator ends the job once it completed.
             this.stopped = true;
@@ -372,7 +331,7 @@ export class Task {
           return false;
         }
         if (batch === null) {
-          await this.flushSinksIfDue();
+          await this.sinks.flushIfDue();
           if (this.triggers.length === 0) await this.host.sleep(SOURCE_IDLE_POLL_MS);
           continue;
         }
@@ -390,7 +349,7 @@ export class Task {
         } finally {
           this.sourceFlushing = false;
         }
-        await this.flushSinksIfDue();
+        await this.sinks.flushIfDue();
         // A source whose reads need no I/O (a generator) would otherwise hold the thread for the whole
         // slice: checkpoint triggers, heartbeats and requests to other objects would wait for it.
         await this.host.sleep(0);
@@ -409,15 +368,6 @@ export class Task {
     this.gate.close();
     this.closeConnectors();
   }
-
-  /** Sources stop reading and sinks stop publishing: a newer task of this subtask may take over at once. */
-  private closeConnectors(): void {
-    void this.reader?.close?.().catch(() => undefined);
-    for (const sink of this.chain.sinks.values()) sink.close?.();
-  }
-
-  /** Source positions of checkpoints not completed yet. */
-  private readonly positionsAt = new Map<number, Record<string, number>>();
 
   metrics(): TaskMetrics {
     let stateKeys = 0;
@@ -443,24 +393,23 @@ export class Task {
       stateKeys,
       pendingSinkBytes,
       sinks,
-      lastCheckpointId: this.lastCheckpointId,
+      lastCheckpointId: this.checkpointer.lastCheckpointId,
     };
   }
 
   private async runInputLoop(): Promise<void> {
     try {
       while (this.status === "running") {
-        if (this.commitBeforeNext) {
-          const commit = this.commitBeforeNext;
-          this.commitBeforeNext = undefined;
+        const commit = this.sinks.takeCommitBeforeNext();
+        if (commit) {
           await commit;
           continue;
         }
         const message = this.gate.poll();
         if (message === undefined) {
-          if (!this.checkpointing && this.sinksPending()) {
-            const due = this.lastSinkFlushMs + SINK_FLUSH_INTERVAL_MS - this.host.now();
-            if (due <= 0) await this.flushSinks();
+          if (!this.checkpointing && this.sinks.pending()) {
+            const due = this.sinks.flushDueInMs();
+            if (due <= 0) await this.sinks.flush();
             else await Promise.race([this.gate.waitForInput(), this.host.sleep(due)]);
           } else {
             await this.gate.waitForInput();
@@ -478,17 +427,14 @@ export class Task {
               for (let i = 0; i < values.length; i++) this.chain.push(this.keyOf(keyOf, values[i]), values[i]);
             }
             await this.writer.flush();
-            await this.flushSinksIfDue();
+            await this.sinks.flushIfDue();
             break;
           }
           case "barrier":
-            await this.onBarrier(message);
+            await this.applyInLoop(this.barriers.onBarrier(message));
             break;
           case "end": {
-            this.unalignedChannelDone(message.channel);
-            const action = this.aligner.onEndOfInput(message.channel);
-            if (action.snapshot !== undefined) await this.checkpoint(this.pendingBarrier!, this.aligner.lastAlignmentMs);
-            if (action.unblockAll) this.gate.unblockAll();
+            await this.applyInLoop(this.barriers.onEndOfInput(message.channel));
             if (this.gate.allEnded()) {
               await this.endOfData();
               return;
@@ -515,176 +461,144 @@ export class Task {
     }
   }
 
-  private pendingBarrier: Trigger | undefined;
-
-  private async onBarrier(b: BarrierMessage): Promise<void> {
-    this.maxBarrierId = Math.max(this.maxBarrierId, b.checkpointId);
-    if (this.aligner.aligning === undefined) this.firstBarrierMs = this.host.now();
-    const action = this.aligner.onBarrier(b.channel, b.checkpointId);
-    if (this.aligner.aligning === b.checkpointId || action.snapshot === b.checkpointId) {
-      this.pendingBarrier = { checkpointId: b.checkpointId, triggerMs: b.triggerMs, isSavepoint: b.isSavepoint };
-    }
-    // An overtaken alignment reopens its channels before the new barrier's channel closes.
-    if (action.unblockAll && action.snapshot === undefined) this.gate.unblockAll();
-    if (action.block) this.gate.block(action.block);
-    if (action.aborted !== undefined) {
-      await this.host.decline(action.aborted, `subtask ${this.describe()} received barrier ${b.checkpointId} before finishing alignment of ${action.aborted}`).catch(() => undefined);
-    }
-    // Snapshot first: records behind blocked channels belong to the next checkpoint.
-    if (action.snapshot !== undefined) {
-      await this.checkpoint(this.pendingBarrier!, this.aligner.lastAlignmentMs);
-      this.gate.unblockAll();
-    }
-  }
-
-  /** Takes this subtask's part of a checkpoint: sync copy, barrier forward, async upload and ack. */
-  private async checkpoint(t: Trigger, alignmentMs: number): Promise<void> {
-    this.dropUnaligned(t.checkpointId);
-    const ack = this.snapshotNow(t, this.firstBarrierMs, alignmentMs);
-    if (this.deployment.checkpoint.unaligned && !t.isSavepoint && this.alignTimeoutMs > 0) {
-      // Aligned with a timeout: the barrier waits its turn behind buffered output, until the checkpoint's deadline.
-      const { overtaken, done } = this.writer.broadcastBarrierUntil(t.checkpointId, t.triggerMs, this.host.sleep(this.alignmentDeadlineMs(t.triggerMs)));
-      const outputs = await overtaken;
-      ack(outputs === null ? Promise.resolve(null) : this.putInFlight(t.checkpointId, {}, outputs), outputs !== null);
-      await done;
-    } else if (this.deployment.checkpoint.unaligned && !t.isSavepoint) {
-      // Unaligned (a source, between batches): the barrier skips the credit queue; anything still buffered is in-flight data.
-      const outputs = this.writer.bufferedRecords();
-      this.writer.broadcastPriorityBarrier(t.checkpointId, t.triggerMs, t.isSavepoint);
-      ack(this.putInFlight(t.checkpointId, {}, outputs), true);
-    } else {
-      await this.writer.broadcastBarrier(t.checkpointId, t.triggerMs, t.isSavepoint);
-      ack(Promise.resolve(null), false);
-    }
-    await this.commitAtLeastOnceSinks(t.checkpointId);
-  }
-
-  /** Persists a subtask's in-flight data of checkpoint N (nothing when there is none). */
-  private putInFlight(checkpointId: number, inputs: Record<string, string[]>, outputs: Record<string, unknown[]>): Promise<ChannelStateHandle | null> {
-    if (Object.keys(inputs).length === 0 && Object.keys(outputs).length === 0) return Promise.resolve(null);
-    return this.host.putChannelState(checkpointId, encodeChannelState({ inputs, outputs }));
-  }
-
-  /** Time left until an aligned checkpoint triggered at `triggerMs` turns unaligned. */
-  private alignmentDeadlineMs(triggerMs: number): number {
-    return Math.max(0, triggerMs + this.alignTimeoutMs - this.host.now());
-  }
-
-  /** Checkpoints whose in-order barrier arrived here and whose deadline is armed. */
-  private readonly announced = new Set<number>();
-
-  /**
-   * A barrier queued in order (aligned with a timeout): when it has not
-   * been processed by the checkpoint's deadline, the checkpoint goes on
-   * unaligned here (Flink's barrier announcement and alignment timeout).
-   */
-  private armAlignmentTimeout(b: BarrierMessage): void {
-    if (this.announced.has(b.checkpointId)) return;
-    this.announced.add(b.checkpointId);
-    const t: Trigger = { checkpointId: b.checkpointId, triggerMs: b.triggerMs, isSavepoint: false };
-    void this.host.sleep(this.alignmentDeadlineMs(b.triggerMs)).then(() => {
-      this.announced.delete(t.checkpointId);
-      if (this.status !== "running" || t.checkpointId <= this.lastCheckpointId || this.unaligned?.trigger.checkpointId === t.checkpointId) return;
-      // An older alignment still running here: the newer checkpoint waits its turn.
-      const aligning = this.aligner.aligning;
-      if (aligning !== undefined && aligning !== t.checkpointId) return;
-      this.switchToUnaligned(t);
-    });
+  /** A barrier arriving with unaligned checkpoints on: handled at once, or (answering false) queued in order. */
+  private onBarrierArrived(b: BarrierMessage): boolean {
+    // Savepoints stay aligned; a task that stopped takes no barrier.
+    if (b.isSavepoint) return false;
+    if (this.status !== "running") return true;
+    const { consumed, actions } = this.barriers.onBarrierArrived(b);
+    this.applyNow(actions);
+    return consumed;
   }
 
   /**
-   * Checkpoint N goes on unaligned here: its alignment timed out, or an
-   * unaligned barrier of it arrived on `via`. Snapshot now. Channels whose
-   * barrier was already processed keep their later batches for the next
-   * checkpoint; of the others, what is queued before their barrier (and,
-   * when it has not arrived, what arrives until it does) is in-flight data.
+   * End of input (Flink's FLIP-147). Everything is sent downstream, followed
+   * by end-of-input. With checkpointing on, sinks keep their transaction
+   * open: the next checkpoint seals it, its completion commits it, and only
+   * then does the subtask finish — nothing is published outside the
+   * protocol, so a failover at any point replays without duplicates. Without
+   * checkpointing, sinks publish at once.
    */
-  private switchToUnaligned(t: Trigger, via?: string): void {
-    let seen: ReadonlySet<string> = new Set();
-    let alignmentMs = 0;
-    const sw = this.aligner.aligning === t.checkpointId ? this.aligner.switchToUnaligned() : undefined;
-    if (sw) {
-      seen = sw.seen;
-      alignmentMs = sw.alignmentMs;
-    } else {
-      // In-order barriers of N that come later are stale for the aligner.
-      this.aligner.abort(t.checkpointId);
-      this.firstBarrierMs = this.host.now();
+  private async endOfData(): Promise<void> {
+    await this.writer.endOfInput();
+    if (this.status !== "running") return;
+    if (!this.checkpointing) {
+      await this.sinks.flush();
+      this.status = "finished";
+      await this.toCoordinator(() => this.host.reportFinished());
+      return;
     }
-    const queued = this.gate.queuedBatches();
-    const inputs = new Map<string, string[]>();
-    const pending = new Set<string>();
-    for (const c of this.gate.liveChannels()) {
-      if (seen.has(c)) continue;
-      const before = c === via ? (queued.get(c) ?? []) : this.gate.takeBarrier(c, t.checkpointId);
-      if (before !== undefined) {
-        if (before.length > 0) inputs.set(c, batchTexts(before));
-        continue;
+    // From now on the coordinator triggers this subtask directly, and the first later checkpoint to complete finishes it.
+    this.sinks.inputEnded(this.checkpointer.lastCheckpointId);
+    // Triggers that came while the last records went out.
+    for (const t of this.triggers.splice(0)) this.checkpointAtEnd(t);
+    await this.toCoordinator(() => this.host.reportEndOfData());
+  }
+
+  /**
+   * A checkpoint of a subtask whose input ended: its state is final and its
+   * outputs have ended, so it snapshots at once and forwards no barrier.
+   * Ignored when it took that checkpoint already (its barrier came before the
+   * end of input).
+   */
+  private checkpointAtEnd(t: Trigger): void {
+    if (t.checkpointId <= this.checkpointer.lastCheckpointId) return;
+    if (t.checkpointId <= this.barriers.maxBarrierId) {
+      // Its barrier (or a newer one) came before the end and was not taken (an aborted alignment made it
+      // obsolete): a snapshot now would hold records that followed it. That checkpoint cannot complete.
+      this.decline(t.checkpointId, `passed barrier ${t.checkpointId} without taking it before its input ended`);
+      return;
+    }
+    this.checkpointer.checkpointAtEnd(t);
+    this.sinks.commitAtBarrier(t.checkpointId).catch((e: unknown) => this.fail(e));
+  }
+
+  /**
+   * Carries out barrier actions in the consumer loop: a decline is sent
+   * before the loop goes on, and an aligned snapshot forwards its barrier
+   * (and at-least-once sinks publish) before the channels reopen.
+   */
+  private async applyInLoop(actions: readonly BarrierAction[]): Promise<void> {
+    const taken = new Map<string, string[]>();
+    for (const a of actions) {
+      if (a.kind === "decline") await this.declineNow(a.checkpointId, a.reason);
+      else if (a.kind === "snapshot") await this.checkpointer.checkpoint(a.barrier, a.firstBarrierMs, a.alignmentMs);
+      else this.apply(a, taken);
+    }
+  }
+
+  /**
+   * Carries out barrier actions in one turn (an arriving barrier, an
+   * alignment deadline, an abort): nothing is awaited, and a throw reaches
+   * the caller as it did.
+   */
+  private applyNow(actions: readonly BarrierAction[]): void {
+    const taken = new Map<string, string[]>();
+    for (const a of actions) {
+      if (a.kind === "decline") this.decline(a.checkpointId, a.reason);
+      else if (a.kind === "snapshot") this.checkpointer.checkpoint(a.barrier, a.firstBarrierMs, a.alignmentMs).catch((e: unknown) => this.fail(e));
+      else this.apply(a, taken);
+    }
+  }
+
+  /** One action that needs no waiting; `taken` collects the input in-flight data taken for an unaligned snapshot. */
+  private apply(a: Exclude<BarrierAction, { kind: "decline" | "snapshot" }>, taken: Map<string, string[]>): void {
+    switch (a.kind) {
+      case "block":
+        this.gate.block(a.channel);
+        return;
+      case "unblockAll":
+        this.gate.unblockAll();
+        return;
+      case "startRecording":
+        this.gate.startRecording(a.channel);
+        return;
+      case "stopRecording": {
+        const recorded = this.gate.stopRecording(a.channel);
+        if (a.keep) this.checkpointer.addInFlight(a.checkpointId, a.channel, batchTexts(recorded));
+        return;
       }
-      const waiting = queued.get(c);
-      if (waiting) inputs.set(c, batchTexts(waiting));
-      pending.add(c);
+      case "takeInFlight": {
+        const batches = a.upToBarrier ? (this.gate.takeBarrier(a.channel, a.checkpointId) ?? []) : this.gate.queuedBatches(a.channel);
+        if (batches.length > 0) taken.set(a.channel, batchTexts(batches));
+        return;
+      }
+      case "snapshotUnaligned": {
+        const id = a.barrier.checkpointId;
+        this.checkpointer.beginUnaligned(a.barrier, a.firstBarrierMs, a.alignmentMs, taken);
+        if (a.complete) this.checkpointer.finishUnaligned(id);
+        // At-least-once sinks publish now; the consumer loop waits for that before its next message, as at an aligned barrier.
+        this.sinks.commitAtBarrierBeforeNext(id);
+        return;
+      }
+      case "finishUnaligned":
+        this.checkpointer.finishUnaligned(a.checkpointId);
+        return;
+      case "discardUnaligned":
+        this.checkpointer.discardUnaligned(a.checkpointId);
+        if (a.reason !== undefined) this.decline(a.checkpointId, a.reason);
+        return;
+      case "armTimer":
+        // The deadline of an announced barrier: the checkpoint goes on unaligned unless it settled first.
+        void this.host
+          .sleep(a.delayMs)
+          .then(() => {
+            if (this.status === "running") this.applyNow(this.barriers.onAlignmentTimeout(a.checkpointId));
+          })
+          .catch((e: unknown) => this.fail(e));
+        return;
     }
-    this.gate.unblockAll();
-    this.beginUnaligned(t, this.firstBarrierMs, alignmentMs, inputs, pending);
   }
 
-  /**
-   * The synchronous part of this subtask's checkpoint: keyed state captured,
-   * source positions read, sinks pre-committed, all in one turn. Returns the
-   * function that, given the in-flight data's handle (unaligned), uploads and
-   * acknowledges asynchronously.
-   */
-  private snapshotNow(t: Trigger, firstBarrierMs: number, alignmentMs: number): (channelState: Promise<ChannelStateHandle | null>, unaligned: boolean) => void {
-    const t0 = this.host.now();
-    const prepared = t.isSavepoint
-      ? this.snapshotter.prepareSavepoint(t.checkpointId, this.chain.keyedState)
-      : this.snapshotter.prepare(t.checkpointId, this.chain.keyedState);
-    const positions = this.reader?.positions();
-    if (positions && !t.isSavepoint) {
-      this.positionsAt.set(t.checkpointId, positions);
-      // Checkpoints that never complete must not pile up.
-      if (this.positionsAt.size > 16) this.positionsAt.delete(this.positionsAt.keys().next().value!);
-    }
-    // Pre-commit: each sink seals its open transaction as transaction N, in the same turn as the snapshot.
-    // Without checkpointing (a savepoint of such a run), sinks keep publishing on their timer instead.
-    const sinkHandles: Record<string, SinkTransactionHandle> = {};
-    // A finished subtask published all it will ever write: nothing to seal.
-    if (this.checkpointing && this.status !== "finished") for (const [uid, sink] of this.chain.sinks) sinkHandles[uid] = sink.preCommit(t.checkpointId);
-    const syncMs = this.host.now() - t0;
-    this.lastCheckpointId = t.checkpointId;
-    const startDelayMs = Math.max(0, firstBarrierMs - t.triggerMs);
-    const asyncStart = this.host.now();
-    const attempt = this.deployment.attempt;
-    const upload = this.snapshotter.upload(prepared);
-    upload.catch(() => undefined);
-    return (channelStatePromise, unaligned) => {
-      void Promise.all([upload, channelStatePromise])
-        .then(
-          ([done, channelState]) => {
-            const ack = {
-              checkpointId: t.checkpointId,
-              subtask: this.subtaskId(),
-              attempt,
-              keyed: done.handles,
-              sources: positions && this.sourceUid ? { [this.sourceUid]: positions } : {},
-              sinks: sinkHandles,
-              syncMs,
-              asyncMs: this.host.now() - asyncStart,
-              alignmentMs,
-              startDelayMs,
-              ackTimestamp: this.host.now(),
-              checkpointedBytes: done.checkpointedBytes + (channelState?.bytes ?? 0),
-              stateBytes: done.stateBytes,
-              channelState,
-              unaligned,
-            };
-            return this.toCoordinator(() => this.host.acknowledge(ack));
-          },
-          (e: unknown) => this.host.decline(t.checkpointId, `subtask ${this.describe()} could not upload its snapshot: ${(e as Error)?.message ?? e}`),
-        )
-        .catch(() => undefined);
-    };
+  /** Declines checkpoint N without waiting for the coordinator's answer. */
+  private decline(checkpointId: number, reason: string): void {
+    void this.declineNow(checkpointId, reason);
+  }
+
+  /** Tells the coordinator that this subtask cannot take checkpoint N, and why. */
+  private declineNow(checkpointId: number, reason: string): Promise<void> {
+    // A decline that does not arrive costs only time: the coordinator's checkpoint timeout aborts the checkpoint.
+    return this.host.decline(checkpointId, `subtask ${this.describe()} ${reason}`).catch(() => undefined);
   }
 
   /**
@@ -702,138 +616,16 @@ export class Task {
     });
   }
 
-
-  /** At-least-once sinks publish at the barrier; exactly-once ones wait for the checkpoint to complete. */
-  private async commitAtLeastOnceSinks(txn: number): Promise<void> {
-    if (!this.checkpointing) return;
-    for (const [uid, sink] of this.chain.sinks) {
-      if (sink.guarantee === "at_least_once") await this.commitSink(uid, sink, txn);
-    }
-  }
-
-  /**
-   * Unaligned checkpoints: the first barrier N snapshots at once and is
-   * forwarded ahead of everything; the batches queued then, and those that
-   * arrive on a channel before its own barrier N, are the checkpoint's
-   * in-flight data, persisted with it and replayed on restore.
-   */
-  private onPriorityBarrier(b: BarrierMessage): boolean {
-    // Savepoints stay aligned (as Flink's): portable, with no in-flight data.
-    if (b.isSavepoint) return false;
-    if (this.status !== "running") return true;
-    this.maxBarrierId = Math.max(this.maxBarrierId, b.checkpointId);
-    const u = this.unaligned;
-    if (u && b.checkpointId === u.trigger.checkpointId) {
-      this.unalignedChannelDone(b.channel);
-      return true;
-    }
-    if (b.checkpointId <= this.lastCheckpointId) return true;
-    if (this.alignTimeoutMs > 0 && !b.priority) {
-      // With an alignment timeout, barriers start aligned, in order, unless their sender already switched.
-      this.armAlignmentTimeout(b);
-      return false;
-    }
-    this.dropUnaligned(b.checkpointId);
-    const aligning = this.aligner.aligning;
-    if (aligning !== undefined && aligning > b.checkpointId) {
-      void this.host.decline(b.checkpointId, `subtask ${this.describe()} received barrier ${b.checkpointId} while aligning the newer ${aligning}`).catch(() => undefined);
-      return true;
-    }
-    if (aligning !== undefined && aligning < b.checkpointId) {
-      const action = this.aligner.abort(aligning);
-      if (action.unblockAll) this.gate.unblockAll();
-      void this.host.decline(aligning, `subtask ${this.describe()} received barrier ${b.checkpointId} before finishing alignment of ${aligning}`).catch(() => undefined);
-    }
-    this.switchToUnaligned({ checkpointId: b.checkpointId, triggerMs: b.triggerMs, isSavepoint: false }, b.channel);
-    return true;
-  }
-
-  /**
-   * Snapshots now and forwards barrier N ahead of everything; `inputs` is
-   * the in-flight data taken so far, and the batches that arrive on a
-   * `pending` channel until its barrier N are recorded too.
-   */
-  private beginUnaligned(t: Trigger, firstMs: number, alignmentMs: number, inputs: Map<string, string[]>, pending: Set<string>): void {
-    this.dropUnaligned(t.checkpointId);
-    const outputs = this.writer.bufferedRecords();
-    for (const c of pending) this.gate.startRecording(c);
-    const snapshot = this.snapshotNow(t, firstMs, alignmentMs);
-    this.writer.broadcastPriorityBarrier(t.checkpointId, t.triggerMs, t.isSavepoint);
-    const finish = () => snapshot(this.putInFlight(t.checkpointId, Object.fromEntries(inputs), outputs), true);
-    this.unaligned = { trigger: t, pending, inputs, outputs, finish };
-    if (pending.size === 0) this.finishUnaligned();
-    // At-least-once sinks publish now; the consumer loop waits for that before its next message, as at an aligned barrier.
-    const commit = this.commitAtLeastOnceSinks(t.checkpointId);
-    commit.catch(() => undefined);
-    this.commitBeforeNext = this.commitBeforeNext ? this.commitBeforeNext.then(() => commit) : commit;
-  }
-
-  /**
-   * Gives up an unfinished unaligned checkpoint older than `newer` (or
-   * `newer` itself, when it was aborted): its channels stop recording, so
-   * that what they received is not taken as in-flight data of a later
-   * checkpoint — those records were processed, and are in its state.
-   */
-  private dropUnaligned(newer: number, aborted = false): void {
-    const u = this.unaligned;
-    if (!u || u.trigger.checkpointId > newer || (u.trigger.checkpointId === newer && !aborted)) return;
-    for (const c of u.pending) this.gate.stopRecording(c);
-    this.unaligned = undefined;
-    if (aborted) return;
-    void this.host.decline(u.trigger.checkpointId, `subtask ${this.describe()} received barrier ${newer} before the last barrier of ${u.trigger.checkpointId}`).catch(() => undefined);
-  }
-
-  private unalignedChannelDone(channel: string): void {
-    const u = this.unaligned;
-    if (!u || !u.pending.delete(channel)) return;
-    const recorded = batchTexts(this.gate.stopRecording(channel));
-    if (recorded.length > 0) u.inputs.set(channel, [...(u.inputs.get(channel) ?? []), ...recorded]);
-    if (u.pending.size === 0) this.finishUnaligned();
-  }
-
-  private finishUnaligned(): void {
-    const u = this.unaligned;
-    this.unaligned = undefined;
-    u?.finish();
-  }
-
-  private async commitSink(uid: string, sink: SinkWriter, txn: number): Promise<void> {
-    try {
-      await sink.commit(txn);
-    } catch (e) {
-      throw new Error(`sink "${uid}" failed to commit transaction ${txn}: ${(e as Error)?.message ?? e}`);
-    }
-  }
-
-  private subtaskId(): string {
-    return `${this.vertex.id}/${this.deployment.index}`;
+  /** Sources stop reading and sinks stop publishing: a newer task of this subtask may take over at once. */
+  private closeConnectors(): void {
+    // The task is over: a reader that fails to close leaves nothing to undo (its positions are in the checkpoints).
+    void this.reader?.close?.().catch(() => undefined);
+    this.sinks.close();
   }
 
   private describe(): string {
     return `${this.vertex.name} (subtask ${this.deployment.index + 1}/${this.vertex.parallelism})`;
   }
-
-  private sinksPending(): boolean {
-    for (const s of this.chain.sinks.values()) if (s.pendingBytes() > 0) return true;
-    return false;
-  }
-
-  private async flushSinksIfDue(): Promise<void> {
-    if (this.checkpointing) return;
-    if (this.host.now() - this.lastSinkFlushMs >= SINK_FLUSH_INTERVAL_MS) await this.flushSinks();
-  }
-
-  /** Without checkpoints: seal and publish on a timer, with transaction ids that grow across attempts. */
-  private async flushSinks(): Promise<void> {
-    this.lastSinkFlushMs = this.host.now();
-    const txn = this.deployment.attempt * 1e9 + ++this.localTxn;
-    for (const [uid, sink] of this.chain.sinks) {
-      sink.preCommit(txn);
-      await this.commitSink(uid, sink, txn);
-    }
-  }
-
-  private localTxn = 0;
 
   private async fail(e: unknown): Promise<void> {
     if (this.status !== "running") return;
@@ -841,6 +633,8 @@ export class Task {
     this.gate.close();
     this.closeConnectors();
     const message = e instanceof Error ? e.message : String(e);
+    // Best effort: a failed task answers "closed" to its senders (whose tasks fail and report in turn) and
+    // acknowledges no checkpoint (which times out), so the failure comes to light without this report.
     await this.host.reportFailure(`${this.describe()}: ${message}`).catch(() => undefined);
   }
 }
