@@ -40,7 +40,17 @@ export function recordId(r: { src: string; part: number; off: number }): string 
 }
 
 
-/** Tracks, as writes are applied, whether every input record reached the log. */
+/**
+ * Tracks, as writes are applied, whether the job caught up: every input
+ * record reached the log, and the totals table (when the job has one)
+ * agrees with the log. Unaligned checkpoints make the second part needed:
+ * the one output of a record goes to each sink on its own channel, and a
+ * barrier may overtake it on one channel only — it is then that channel's
+ * in-flight data, committed by the sink with the next checkpoint. So the
+ * log can be complete while the totals table still waits for a checkpoint
+ * (seed 961). It waits for agreement, not for correctness: a run whose
+ * sinks agree on a wrong state stops all the same, and the oracle reports it.
+ */
 export class Progress {
   private cursor = 0;
   private readonly seen = new Set<string>();
@@ -60,8 +70,27 @@ export class Progress {
         this.seen.add(recordId(out));
       }
     }
-    return this.seen.size >= this.expected.size;
+    return this.seen.size >= this.expected.size && this.totalsAgree();
   }
+
+  /** Whether every key's totals row holds the state of its last log row. */
+  private totalsAgree(): boolean {
+    if (!this.w.scenario.shape.withTotals) return true;
+    const log = tableRows(this.w, "log");
+    const totals = tableRows(this.w, "totals");
+    for (const [key, last] of log) {
+      const t = totals.get(key);
+      if (!t || !sameTotals(JSON.parse(t) as Totals, (JSON.parse(last) as OutRecord).value)) return false;
+    }
+    return true;
+  }
+}
+
+/** The current row of every key of `table`, over its partitions (the value's JSON). */
+function tableRows(w: World, table: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const t of w.tables.values()) if (t.table === table) for (const [key, [, valueJson]] of t.rows) m.set(key, valueJson);
+  return m;
 }
 
 /** Transactions staged or sealed in some subtask (its real SQL tables) that should have been published by now. */
@@ -162,13 +191,8 @@ export function checkRun(w: World, expected: Expected): Failure[] {
 
   // Final state per key: the last log row and the totals table.
   const finals: string[] = [];
-  const tableRows = (table: string) => {
-    const m = new Map<string, string>();
-    for (const t of w.tables.values()) if (t.table === table) for (const [key, [, valueJson]] of t.rows) m.set(key, valueJson);
-    return m;
-  };
-  const logRows = tableRows("log");
-  const totals = w.scenario.shape.withTotals ? tableRows("totals") : undefined;
+  const logRows = tableRows(w, "log");
+  const totals = w.scenario.shape.withTotals ? tableRows(w, "totals") : undefined;
   for (const [key, records] of expected.byKey) {
     const want = fold(records);
     const last = logRows.get(key);

@@ -1,11 +1,16 @@
-/** The simulator's own parts: virtual time, the network's order and faults, R2's conditional create. */
+/** The simulator's own parts: virtual time, the network's order and faults, R2's conditional create, when a run has quiesced. */
 import { describe, expect, it } from "vitest";
+import type { TableRowWrite } from "../../src/runtime/table-partition.js";
 import { Faults, NO_FAULTS } from "./faults.js";
 import { Life, SimLoop } from "./loop.js";
 import { Network } from "./network.js";
 import { Rng } from "./prng.js";
+import type { OutRecord, Totals } from "./jobs.js";
+import { Expected, Progress } from "./oracle.js";
 import { FakeR2 } from "./r2.js";
+import { type AppliedWrite, SimTablePartition } from "./services.js";
 import { Trace } from "./trace.js";
+import type { World } from "./world.js";
 
 function world(rates = NO_FAULTS) {
   const loop = new SimLoop();
@@ -107,5 +112,39 @@ describe("FakeR2", () => {
     await loop.run(1000);
     expect(out).toEqual(["k/chk-1/_metadata", null, "x", ["k/a", "k/b", "k/c", "k/chk-1/_metadata"]]);
     expect(r2.metadataWrittenAt.get(1)).toBeTypeOf("number");
+  });
+});
+
+describe("Progress (when a run has quiesced)", () => {
+  const totals = (count: number, sum: number, bySrc: Record<string, number>): Totals => ({ count, sum, bySrc });
+  const out = (off: number, v: number, value: Totals): OutRecord => ({ key: "k1", value, src: "a", part: 0, off, v });
+
+  function setup() {
+    const applied: AppliedWrite[] = [];
+    const log = new SimTablePartition("table:log/0", "log", () => 0, applied);
+    const sums = new SimTablePartition("table:totals/0", "totals", () => 0, applied);
+    const w = { applied, tables: new Map([[log.name, log], [sums.name, sums]]), scenario: { shape: { withTotals: true } } } as unknown as World;
+    const expected = new Expected();
+    expected.add({ key: "k1", v: 3, src: "a", part: 0, off: 0 });
+    expected.add({ key: "k1", v: 4, src: "a", part: 0, off: 1 });
+    const logRow = (r: OutRecord): TableRowWrite => ["k1", '"k1"', JSON.stringify(r)];
+    const totalsRow = (t: Totals): TableRowWrite => ["k1", '"k1"', JSON.stringify(t)];
+    return { log, sums, progress: new Progress(w, expected), logRow, totalsRow };
+  }
+
+  it("waits for the totals table to catch up with a complete log (a barrier overtook its copy of the last output)", () => {
+    const { log, sums, progress, logRow, totalsRow } = setup();
+    log.upsert([logRow(out(0, 3, totals(1, 3, { a: 1 }))), logRow(out(1, 4, totals(2, 7, { a: 2 })))], "log-out/0", 6);
+    sums.upsert([totalsRow(totals(1, 3, { a: 1 }))], "totals-out/0", 6);
+    expect(progress.complete()).toBe(false);
+    sums.upsert([totalsRow(totals(2, 7, { a: 2 }))], "totals-out/0", 7);
+    expect(progress.complete()).toBe(true);
+  });
+
+  it("waits for every input record in the log, whatever the totals table holds", () => {
+    const { log, sums, progress, logRow, totalsRow } = setup();
+    log.upsert([logRow(out(0, 3, totals(1, 3, { a: 1 })))], "log-out/0", 6);
+    sums.upsert([totalsRow(totals(1, 3, { a: 1 }))], "totals-out/0", 6);
+    expect(progress.complete()).toBe(false);
   });
 });
