@@ -189,8 +189,11 @@ export class CheckpointCoordinator {
       if (ending) await Promise.all(notified);
     }
     if (ending && (await this.endWithSavepoint(p.attempt, ending))) return;
-    await this.retain(after);
+    // The next checkpoint is scheduled before garbage collection, whose R2 listing may be slow: it only
+    // deletes files of checkpoints up to this one that no retained checkpoint references, which a
+    // checkpoint triggered meanwhile cannot need (an alarm during the collection could trigger it anyway).
     await this.ctx.schedule();
+    await this.retain(after);
   }
 
   /** The savepoint of a stop or cancel completed: the job ends; false if it no longer runs that attempt. */

@@ -73,11 +73,8 @@ export class SinkCommitter {
   }
 
   /** At-least-once sinks publish at the barrier; exactly-once ones wait for the checkpoint to complete. */
-  async commitAtBarrier(checkpointId: number): Promise<void> {
-    if (!this.checkpointing) return;
-    for (const [uid, sink] of this.sinks) {
-      if (sink.guarantee === "at_least_once") await commit(uid, sink, checkpointId);
-    }
+  commitAtBarrier(checkpointId: number): Promise<void> {
+    return this.commitSinks("at_least_once", checkpointId);
   }
 
   /**
@@ -100,10 +97,15 @@ export class SinkCommitter {
   }
 
   /** Checkpoint N completed everywhere: exactly-once sinks publish what it sealed. */
-  async commitCompleted(checkpointId: number): Promise<void> {
+  commitCompleted(checkpointId: number): Promise<void> {
+    return this.commitSinks("exactly_once", checkpointId);
+  }
+
+  /** Publishes, one sink after another, what the sinks of one guarantee sealed up to `checkpointId`. */
+  private async commitSinks(guarantee: SinkWriter["guarantee"], checkpointId: number): Promise<void> {
     if (!this.checkpointing) return;
     for (const [uid, sink] of this.sinks) {
-      if (sink.guarantee === "exactly_once") await commit(uid, sink, checkpointId);
+      if (sink.guarantee === guarantee) await commit(uid, sink, checkpointId);
     }
   }
 
