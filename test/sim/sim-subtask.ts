@@ -192,6 +192,7 @@ function simPorts(w: World, object: SimSubtask, life: Life): SubtaskPorts {
       return r2.put(key, text);
     },
     get: (key) => r2.get(key),
+    delete: (keys) => r2.delete(keys),
   };
   const observer: SubtaskObserver = {
     deploying: (d) => object.observeDeploy(d),

@@ -41,6 +41,8 @@ export interface ObjectStore {
   /** Stores `body` under `key` (a Blob keeps large files out of the JS heap). */
   put(key: string, body: Blob | string): Promise<unknown>;
   get(key: string): Promise<StoredObject | null>;
+  /** Deletes up to 1,000 keys (the files of a canceled task's unacknowledged snapshots). */
+  delete(keys: string[]): Promise<unknown>;
 }
 
 /** What a subtask calls on another subtask. */

@@ -62,6 +62,7 @@ function harness(sql: DoSql = doSql()) {
     bucket: {
       put: async () => undefined,
       get: (key) => new Promise((answer) => reads.push({ key, answer })),
+      delete: async () => undefined,
     },
     stubs: {
       subtask: () => {

@@ -16,7 +16,7 @@
  * of that checkpoint.
  */
 import type { KeyGroupRange } from "../../graph/key-groups.js";
-import { ownHandle } from "../../checkpoint/types.js";
+import { ownHandle, type SubtaskAck } from "../../checkpoint/types.js";
 import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
 import { type EncodedEntry, type SnapshotEntry, SnapshotReader } from "../../state/snapshot-format.js";
 import { channelStateKey, savepointStateFileKey, stateFileKey } from "../../storage/layout.js";
@@ -26,6 +26,7 @@ import type { ChannelMessage, DeliveryResult, DeployResult, RestoreSpec, Subtask
 import { coordinatorName, subtaskName } from "../names.js";
 import type { SubtaskPorts, SubtaskPush, TimerHandle } from "./ports.js";
 import { createStagingTables, sqlStagingStore } from "./staging-store.js";
+import { TaskFiles } from "./task-files.js";
 import { Task, type TaskHost } from "./task.js";
 
 /** How long one alarm invocation runs a source before yielding to a fresh alarm. */
@@ -38,6 +39,9 @@ export const SOURCE_SLICE_MS = 5_000;
  * task; no heartbeat reaches it before the job runs.
  */
 export const DEPLOYED_KEEP_ALIVE_MS = 120_000;
+
+/** How long a cancel waits for the uploads of a canceled task before deleting what they wrote. */
+export const CANCEL_UPLOAD_WAIT_MS = 5_000;
 
 /** Restored entries applied to the image at once, between two yields. */
 const RESTORE_BATCH_ENTRIES = 2000;
@@ -54,6 +58,8 @@ export class SubtaskCore {
   /** Deploys run one at a time; the newest attempt asked for wins. */
   private deploys: Promise<unknown> = Promise.resolve();
   private newestDeployAttempt = 0;
+  /** The checkpoint files each task wrote and has not handed over in an ack. */
+  private readonly files = new WeakMap<Task, TaskFiles>();
 
   constructor(private readonly ports: SubtaskPorts) {
     ports.sql.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
@@ -70,7 +76,7 @@ export class SubtaskCore {
   deploy(deployment: SubtaskDeployment): Promise<DeployResult> {
     this.ports.observer?.deploying?.(deployment);
     this.newestDeployAttempt = Math.max(this.newestDeployAttempt, deployment.attempt);
-    this.task?.cancel();
+    if (this.task) void this.close(this.task);
     this.task = undefined;
     // An older attempt still restoring must finish (or give up) before a newer one touches the image and staging.
     const run = this.deploys.then(() => this.deployNow(deployment));
@@ -89,7 +95,9 @@ export class SubtaskCore {
     if (!job) return { ok: false, message: `this Worker has no job "${deployment.job}"` };
     this.setMeta("deployment", JSON.stringify({ job: deployment.job, vertex: deployment.vertex, index: deployment.index, attempt: deployment.attempt }));
     if (!deployment.restore) this.clearImage();
-    const task = new Task(deployment, job, this.host(deployment));
+    const files = new TaskFiles(this.ports.bucket);
+    const task = new Task(deployment, job, this.host(deployment, files));
+    this.files.set(task, files);
     const observer = this.ports.observer;
     observer?.taskCreated?.(task, deployment);
     const restoring = observer?.restoring?.(deployment);
@@ -102,7 +110,7 @@ export class SubtaskCore {
     }
     // A newer deploy may have been asked for while the restore awaited R2.
     if (this.superseded(deployment.attempt)) {
-      task.cancel();
+      void this.close(task);
       return { ok: false, message: `attempt ${deployment.attempt} was superseded by ${this.newestDeployAttempt}` };
     }
     this.task = task;
@@ -157,11 +165,19 @@ export class SubtaskCore {
     if (!this.task) return;
     if (attempt !== undefined && this.task.deployment.attempt > attempt) return;
     this.ports.observer?.closing?.();
-    this.task.cancel();
+    const task = this.task;
     this.task = undefined;
     this.keepAlive?.cancel();
     this.keepAlive = undefined;
     await this.ports.alarm.delete();
+    // When the cancel is answered, the task writes no more files: a job deleting its checkpoints finds them all.
+    await this.close(task);
+  }
+
+  /** Cancels `task`: its acks still to come are refused, and the files it wrote and did not hand over are deleted. */
+  private close(task: Task): Promise<void> {
+    task.cancel();
+    return this.files.get(task)?.close(CANCEL_UPLOAD_WAIT_MS, (ms) => this.ports.timers.sleep(ms)) ?? Promise.resolve();
   }
 
   /** Counters of the running task, if any. */
@@ -281,7 +297,7 @@ export class SubtaskCore {
   }
 
   /** The host a task of deployment `d` runs on. */
-  private host(d: SubtaskDeployment): TaskHost {
+  private host(d: SubtaskDeployment, files: TaskFiles): TaskHost {
     const { bucket, stubs: stubPort, timers, observer } = this.ports;
     const stubs = new Map<string, SubtaskPush>();
     const stub = (vertex: string, index: number) => {
@@ -307,7 +323,7 @@ export class SubtaskCore {
         put: async (key, body) => {
           // A Blob keeps the file's bytes out of the JS heap while R2 takes them, and counts them natively.
           const blob = new Blob(body as string[]);
-          await bucket.put(key, blob);
+          await files.put(key, blob);
           return blob.size;
         },
         writeImage: (uid, changed) => this.image.writeThrough(uid, changedRows(changed)),
@@ -320,7 +336,7 @@ export class SubtaskCore {
       loadState: (uid, spec, r) => this.loadState(uid, spec, r, d.checkpoint.localRecovery),
       putChannelState: async (checkpointId, body) => {
         const file = channelStateKey(d.checkpoint.storagePrefix, d.job, d.vertex, d.index, checkpointId);
-        await bucket.put(file, body);
+        await files.put(file, body);
         return { file, bytes: utf8Length(body) };
       },
       getChannelState: async (handle) => {
@@ -329,6 +345,7 @@ export class SubtaskCore {
         return object.text();
       },
       acknowledge: async (ack) => {
+        if (!files.handOver(filesOf(ack))) throw new Error(`checkpoint ${ack.checkpointId} is not acknowledged: the task was canceled`);
         await coordinator().acknowledgeCheckpoint(ack);
       },
       decline: async (checkpointId, reason) => {
@@ -356,4 +373,10 @@ function* changedRows(changed: readonly EncodedEntry[]): Iterable<ImageRow> {
 /** Entries read from state files, as image rows (later files overwrite, deletions remove). */
 function* restoredRows(entries: readonly SnapshotEntry[]): Iterable<ImageRow> {
   for (const e of entries) yield { state: e.state, kind: e.kind, key: e.key, keyGroup: e.keyGroup, valueJson: e.value === undefined ? null : JSON.stringify(e.value) };
+}
+
+/** The files an ack refers to: the state files of every operator and the in-flight data. */
+function* filesOf(ack: SubtaskAck): Iterable<string> {
+  for (const h of Object.values(ack.keyed)) yield* h.files;
+  if (ack.channelState) yield ack.channelState.file;
 }
