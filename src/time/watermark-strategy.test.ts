@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { job } from "../api/job.js";
+import type { SourceDefinition } from "../api/types.js";
 import { JobDefinitionError } from "../errors.js";
 import { END_OF_TIME_MS, WatermarkStrategy } from "./watermark-strategy.js";
 
@@ -30,5 +32,24 @@ describe("WatermarkStrategy", () => {
 
   it("puts the end of time where JSON keeps it", () => {
     expect(JSON.parse(JSON.stringify(END_OF_TIME_MS))).toBe(END_OF_TIME_MS);
+  });
+});
+
+describe("a source's watermarks option", () => {
+  const source: SourceDefinition<Click> = { kind: "test", replayable: true, createReader: () => ({ positions: () => ({}), seek: () => undefined, poll: async () => null }) };
+
+  it("keeps a good strategy on the source node", () => {
+    const j = job("wm");
+    const strategy = WatermarkStrategy.forBoundedOutOfOrderness<Click>(5).withTimestampAssigner((c) => c.ts);
+    j.source(source, { uid: "clicks-in", watermarks: strategy });
+    expect(j.nodes[0].watermarks).toBe(strategy);
+    expect(j.nodes[0].options).toEqual({ uid: "clicks-in" });
+  });
+
+  it("refuses a bad one when the job is defined, naming the source", () => {
+    expect(() => job("wm").source(source, { uid: "clicks-in", watermarks: WatermarkStrategy.forBoundedOutOfOrderness<Click>(-5).withTimestampAssigner((c) => c.ts) })).toThrow(
+      /source "clicks-in": watermark strategy needs a finite out-of-orderness bound/,
+    );
+    expect(() => job("wm").source(source, { watermarks: { boundMs: 5 } as unknown as WatermarkStrategy<Click> })).toThrow(/source "source#0": watermarks must be a WatermarkStrategy/);
   });
 });
