@@ -19,6 +19,7 @@ import { TablePartition } from "./runtime/table-partition.js";
 export { job, JobDefinition, DataStream, KeyedStream, type JobOptions } from "./api/job.js";
 export { valueState, mapState, listState, type ValueState, type MapState, type ListState } from "./api/state.js";
 export type * from "./api/types.js";
+export { WatermarkStrategy, END_OF_TIME_MS, type TimestampAssigner } from "./time/watermark-strategy.js";
 export type { CheckpointOptions } from "./api/checkpoint-options.js";
 export { httpSource, type HttpSourceOptions } from "./connectors/sources/http-source.js";
 export { generatorSource, type GeneratorOptions } from "./connectors/sources/generator-source.js";

@@ -12,7 +12,10 @@ import type {
   ProcessFunction,
   SinkDefinition,
   SourceDefinition,
+  SourceOptions,
 } from "./types.js";
+import { JobDefinitionError } from "../errors.js";
+import { WatermarkStrategy } from "../time/watermark-strategy.js";
 import type { CheckpointOptions } from "./checkpoint-options.js";
 import type { RestartStrategyOptions } from "../checkpoint/restart-strategy.js";
 
@@ -49,6 +52,8 @@ export interface LogicalNode {
   readonly options: OperatorOptions;
   readonly inputs: readonly LogicalEdge[];
   readonly source?: SourceDefinition;
+  /** A source's watermark strategy, checked when the source was added. */
+  readonly watermarks?: WatermarkStrategy<any>;
   readonly sink?: SinkDefinition;
   readonly fn?: (value: any) => any;
   readonly process?: ProcessFunction<any, any> | KeyedProcessFunction<any, any, any>;
@@ -70,9 +75,19 @@ export class JobDefinition {
     }
   }
 
-  /** Adds a source and returns its stream. */
-  source<T>(source: SourceDefinition<T>, options: OperatorOptions = {}): DataStream<T> {
-    const id = this.add({ kind: "source", options, inputs: [], source });
+  /**
+   * Adds a source and returns its stream. A watermark strategy in the
+   * options is checked here: a bad one throws a {@link JobDefinitionError}
+   * naming the source.
+   */
+  source<T>(source: SourceDefinition<T>, options: SourceOptions<T> = {}): DataStream<T> {
+    const { watermarks, ...operatorOptions } = options;
+    if (watermarks !== undefined) {
+      const label = options.name ?? options.uid ?? `source#${this.nodes.length}`;
+      if (!(watermarks instanceof WatermarkStrategy)) throw new JobDefinitionError(`source "${label}": watermarks must be a WatermarkStrategy`);
+      watermarks.validate(label);
+    }
+    const id = this.add({ kind: "source", options: operatorOptions, inputs: [], source, watermarks });
     return new DataStream<T>(this, id);
   }
 

@@ -5,6 +5,7 @@
  * turn, which is what makes that work all-or-nothing across a crash.
  */
 import type { Key } from "../graph/key-groups.js";
+import type { WatermarkStrategy } from "../time/watermark-strategy.js";
 import type { CheckpointConfig } from "./checkpoint-options.js";
 import type {
   ListState,
@@ -24,6 +25,17 @@ export interface OperatorOptions {
   name?: string;
   /** Number of parallel subtasks; defaults to the input's parallelism. */
   parallelism?: number;
+}
+
+/** Options of a source: those of every operator, and where its event time comes from. */
+export interface SourceOptions<T = unknown> extends OperatorOptions {
+  /**
+   * How records get their event time and how the source's watermarks trail
+   * it; without one, the source emits no watermarks.
+   *
+   * @example { uid: "clicks-in", watermarks: WatermarkStrategy.forBoundedOutOfOrderness<Click>(5000).withTimestampAssigner((c) => c.ts) }
+   */
+  watermarks?: WatermarkStrategy<T>;
 }
 
 /** Where an operator sends its output. */

@@ -1,7 +1,8 @@
 /**
  * The `GET /v1/jobs/:job/metrics` answer, in the API's snake_case: per
  * vertex (operator chain) totals, throughput and backpressure, and per
- * subtask the raw counters, including sinks and source lag.
+ * subtask the raw counters, including sinks and source lag; event time as
+ * Flink's Watermarks tab shows it.
  */
 import type { TaskMetrics } from "../runtime/messages.js";
 
@@ -33,6 +34,7 @@ export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runni
         queued_batches: sum(xs, (m) => m.queuedBatches),
         state_keys: sum(xs, (m) => m.stateKeys),
         source_lag: lags.length > 0 ? lags.reduce((a, b) => a + b, 0) : null,
+        watermark_ms: vertexWatermark(xs),
       };
     }),
     subtasks: subtasks.map((m) => ({
@@ -49,6 +51,9 @@ export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runni
       state_keys: m.stateKeys,
       pending_sink_bytes: m.pendingSinkBytes,
       last_checkpoint_id: m.lastCheckpointId,
+      input_watermark_ms: m.inputWatermarkMs,
+      output_watermark_ms: m.outputWatermarkMs,
+      watermark_idle: m.watermarkIdle,
       sinks: Object.fromEntries(
         Object.entries(m.sinks).map(([uid, s]) => [
           uid,
@@ -63,4 +68,25 @@ export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runni
       ),
     })),
   };
+}
+
+/** A subtask's event time: a source's own watermark, any other's input watermark. */
+export function subtaskWatermark(m: TaskMetrics): number | null {
+  return m.inputChannels > 0 ? m.inputWatermarkMs : m.outputWatermarkMs;
+}
+
+/**
+ * A vertex's watermark: the minimum over its subtasks that are not idle (an
+ * idle one holds nothing back downstream), over all when every one is; null
+ * while one of them has none.
+ */
+export function vertexWatermark(subtasks: readonly TaskMetrics[]): number | null {
+  const active = subtasks.filter((m) => !m.watermarkIdle);
+  let min: number | null = null;
+  for (const m of active.length > 0 ? active : subtasks) {
+    const w = subtaskWatermark(m);
+    if (w === null) return null;
+    min = min === null ? w : Math.min(min, w);
+  }
+  return min;
 }

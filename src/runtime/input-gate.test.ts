@@ -327,3 +327,34 @@ describe("InputGate in-flight data of unaligned checkpoints", () => {
     expect(drain(gate)).toEqual(["a#1", "b#1", "a#2", undefined, "a#4", "a#5"]);
   });
 });
+
+describe("InputGate watermarks", () => {
+  const watermark = (channel: string, seq: number, watermarkMs: number): ChannelMessage => ({ kind: "watermark", attempt: 1, channel, seq, watermarkMs, idle: false });
+  const label = (m: ChannelMessage | undefined) => (m?.kind === "watermark" ? `${m.channel}:wm${m.watermarkMs}` : tag(m));
+
+  it("delivers watermarks in order with batches, and a blocked channel holds its own", () => {
+    const gate = new InputGate(["a/0", "b/0"]);
+    void gate.offer(batch("a/0", 1));
+    void gate.offer(watermark("a/0", 2, 10));
+    void gate.offer(batch("a/0", 3));
+    void gate.offer(watermark("b/0", 1, 20));
+    gate.block("b/0");
+    const out: (string | undefined)[] = [];
+    for (let m = gate.poll(); m !== undefined; m = gate.poll()) out.push(label(m));
+    expect(out).toEqual(["a/0#1", "a/0:wm10", "a/0#3"]);
+    gate.unblockAll();
+    expect(label(gate.poll())).toBe("b/0:wm20");
+  });
+
+  it("counts only batches as a channel's in-flight data", () => {
+    const gate = new InputGate(["a/0"]);
+    void gate.offer(batch("a/0", 1));
+    void gate.offer(watermark("a/0", 2, 10));
+    gate.startRecording("a/0");
+    void gate.offer(watermark("a/0", 3, 11));
+    void gate.offer(batch("a/0", 4));
+    expect(gate.queuedBatches("a/0").map(tag)).toEqual(["a/0#1", "a/0#4"]);
+    expect(gate.stopRecording("a/0").map(tag)).toEqual(["a/0#4"]);
+    expect(gate.queued()).toBe(4);
+  });
+});

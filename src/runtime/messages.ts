@@ -59,13 +59,30 @@ export interface BarrierMessage extends ChannelHeader {
   readonly priority?: boolean;
 }
 
+/**
+ * The sender's event-time watermark (Flink's Watermark and
+ * WatermarkStatus in one message): no record with a timestamp at or below
+ * it follows on this channel, unless late. Sent when the sender's
+ * watermark advanced or its idleness changed, in order with records and
+ * barriers. Not in-flight data of an unaligned checkpoint: a restore starts
+ * watermarks afresh.
+ */
+export interface WatermarkMessage extends ChannelHeader {
+  readonly kind: "watermark";
+  /** Milliseconds of event time; null while the sender has none yet. */
+  readonly watermarkMs: number | null;
+  /** The sender reads nothing that could move its watermark (all its inputs idle): it holds no one back. */
+  readonly idle: boolean;
+}
+
 /** Anything that travels in-band on a channel. */
-export type ChannelMessage = BatchMessage | EndOfInputMessage | BarrierMessage;
+export type ChannelMessage = BatchMessage | EndOfInputMessage | BarrierMessage | WatermarkMessage;
 
 /** The body of a channel message, before the writer adds its header. */
 export type ChannelBody =
   | { kind: "batch"; count: number; records: string }
   | { kind: "end" }
+  | { kind: "watermark"; watermarkMs: number | null; idle: boolean }
   | { kind: "barrier"; checkpointId: number; triggerMs: number; isSavepoint: boolean; priority?: boolean };
 
 /** What a receiver answers to a channel message: expected outcomes are values. */
@@ -129,6 +146,12 @@ export interface TaskMetrics {
   readonly pendingSinkBytes: number;
   readonly sinks: Record<string, SinkMetrics>;
   readonly lastCheckpointId: number;
+  /** Event time: the minimum watermark over the active input channels (null: none yet, or a source: no input). */
+  readonly inputWatermarkMs: number | null;
+  /** Event time: the watermark this subtask last sent downstream (a source's own; null: none yet). */
+  readonly outputWatermarkMs: number | null;
+  /** Every input of the subtask (or partition of a source) is idle: its watermark holds no one back. */
+  readonly watermarkIdle: boolean;
 }
 
 export type TaskStatus = "created" | "running" | "finished" | "failed" | "canceled";

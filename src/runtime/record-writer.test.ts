@@ -399,3 +399,40 @@ describe("RecordWriter.broadcastBarrierUntil (aligned barrier with a timeout)", 
     expect(f.sent.filter((s) => s.message.kind === "barrier" && s.message.priority)).toHaveLength(0);
   });
 });
+
+describe("RecordWriter watermarks", () => {
+  it("sends buffered records first, then the watermark on every channel, in sequence", async () => {
+    const f = fakeSend("accepted");
+    const w = writer([{ vertex: "map", parallelism: 2, partitioner: "rebalance" }], f.send);
+    w.emit("a");
+    await w.broadcastWatermark(1000, false);
+    await w.broadcastWatermark(null, true);
+    expect(f.sent.map((s) => [s.index, s.message.seq, s.message.kind === "watermark" ? [s.message.watermarkMs, s.message.idle] : records(s.message)])).toEqual([
+      [0, 1, ["a"]],
+      [0, 2, [1000, false]],
+      [1, 1, [1000, false]],
+      [0, 3, [null, true]],
+      [1, 2, [null, true]],
+    ]);
+  });
+
+  it("sends a forward edge's watermark on its one channel only", async () => {
+    const f = fakeSend("accepted");
+    const w = writer([{ vertex: "map", parallelism: 3, partitioner: "forward" }], f.send, { index: 1 });
+    await w.broadcastWatermark(5, false);
+    expect(f.sent.map((s) => [s.vertex, s.index, s.message.kind])).toEqual([["map", 1, "watermark"]]);
+  });
+
+  it("waits for a credit like any other message", async () => {
+    const f = fakeSend();
+    const w = writer([{ vertex: "map", parallelism: 1, partitioner: "forward" }], f.send, { credits: 1 });
+    w.emit("a");
+    await w.flush();
+    const sending = w.broadcastWatermark(7, false);
+    await settle();
+    expect(f.sent.map((s) => s.message.kind)).toEqual(["batch"]);
+    f.sent[0].answer("accepted");
+    await sending;
+    expect(f.sent.map((s) => s.message.kind)).toEqual(["batch", "watermark"]);
+  });
+});

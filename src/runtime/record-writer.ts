@@ -113,6 +113,15 @@ export class RecordWriter {
     for (const o of this.outputs) for (const t of o.channels) await this.sendOn(t, { kind: "end" });
   }
 
+  /**
+   * Sends every buffered record, then the subtask's watermark and idleness
+   * on every channel (null: no watermark yet).
+   */
+  async broadcastWatermark(watermarkMs: number | null, idle: boolean): Promise<void> {
+    await this.flush();
+    for (const o of this.outputs) for (const t of o.channels) await this.sendOn(t, { kind: "watermark", watermarkMs, idle });
+  }
+
   /** Sends every buffered record, then barrier `checkpointId` on every channel. */
   async broadcastBarrier(checkpointId: number, triggerMs: number, isSavepoint: boolean): Promise<void> {
     await this.flush();

@@ -19,6 +19,7 @@ import { hashKey, keyText } from "../../src/graph/key-groups.js";
 import type { JobDefinition } from "../../src/api/job.js";
 import { tablePartitionName } from "../../src/runtime/names.js";
 import type { TableRowWrite } from "../../src/runtime/table-partition.js";
+import { WatermarkStrategy } from "../../src/time/watermark-strategy.js";
 import type { SubtaskPoint } from "./faults.js";
 
 export const JOB = "sim";
@@ -71,6 +72,27 @@ export interface JobShape {
   readonly maxParallelism: number;
   readonly checkpoint: CheckpointOptions;
   readonly restartStrategy: RestartStrategyOptions;
+  /** Event-time watermarks on some sources (none: no watermarks anywhere, as before). */
+  readonly watermarks?: WatermarkShape;
+}
+
+/** A watermark strategy of the run's sources. */
+export interface WatermarkShape {
+  readonly boundMs: number;
+  readonly idlenessMs?: number;
+  /** Which sources have it. */
+  readonly sources: "a" | "b" | "both";
+}
+
+/** A record's event time: its offset in tens of ms, somewhat out of order (by up to 24 ms). */
+export function eventTimeOf(r: InRecord): number {
+  return r.off * 10 + (r.v % 25);
+}
+
+function strategyFor(src: "a" | "b", shape: WatermarkShape | undefined): WatermarkStrategy<InRecord> | undefined {
+  if (!shape || (shape.sources !== "both" && shape.sources !== src)) return undefined;
+  const s = WatermarkStrategy.forBoundedOutOfOrderness<InRecord>(shape.boundMs).withTimestampAssigner(eventTimeOf);
+  return shape.idlenessMs === undefined ? s : s.withIdleness(shape.idlenessMs);
 }
 
 /** The simulator's services a subtask's env carries for connectors of ours. */
@@ -205,8 +227,8 @@ export function buildJob(shape: JobShape): JobDefinition {
   const b = shape.bounded
     ? generatorSource<InRecord>({ partitions: shape.partitionsB, count: shape.countB, seed: 23, make: generated("b", shape.keys) })
     : httpSource<InRecord>("in-b", { partitions: shape.partitionsB });
-  const sa = j.source(tapped(a), { uid: "in-a", parallelism: shape.parallelismA });
-  const sb = j.source(tapped(b), { uid: "in-b", parallelism: shape.partitionsB });
+  const sa = j.source(tapped(a), { uid: "in-a", parallelism: shape.parallelismA, watermarks: strategyFor("a", shape.watermarks) });
+  const sb = j.source(tapped(b), { uid: "in-b", parallelism: shape.partitionsB, watermarks: strategyFor("b", shape.watermarks) });
   const summed = j
     .union(sa, sb)
     .keyBy((r) => r.key)

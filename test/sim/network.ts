@@ -103,8 +103,8 @@ export function describeCall(method: string, args: unknown[]): string | null {
   const a0 = args[0] as Record<string, unknown>;
   switch (method) {
     case "push": {
-      const m = a0 as { kind: string; channel: string; seq: number; attempt: number; count?: number; checkpointId?: number };
-      const what = m.kind === "batch" ? `batch n=${m.count}` : m.kind === "barrier" ? `barrier cp=${m.checkpointId}` : "end";
+      const m = a0 as { kind: string; channel: string; seq: number; attempt: number; count?: number; checkpointId?: number; watermarkMs?: number | null };
+      const what = m.kind === "batch" ? `batch n=${m.count}` : m.kind === "barrier" ? `barrier cp=${m.checkpointId}` : m.kind === "watermark" ? `watermark ${m.watermarkMs}` : "end";
       return `push ${what} from=${m.channel} seq=${m.seq} att=${m.attempt}`;
     }
     case "acknowledgeCheckpoint":

@@ -16,6 +16,7 @@
  */
 import { stagedTransactions } from "../../src/runtime/subtask/staging-store.js";
 import { FLUSH_TXN_MIN, type InRecord, type OutRecord, type Totals } from "./jobs.js";
+import { watermarksBackwards } from "./watermark-invariant.js";
 import type { World } from "./world.js";
 
 /** The input of a run. */
@@ -229,6 +230,7 @@ export function checkRun(w: World, expected: Expected): Failure[] {
 
   const completed = w.completedAt.size;
   // Every job commits only through checkpoints; a bounded one finishes with a final checkpoint.
+  limit("watermark", [...watermarksBackwards(w)]);
   if (completed < 1) failures.push({ text: `checkpoints: none completed` });
   if (w.faults.total() < 1) failures.push({ text: `faults: none landed` });
   return failures;

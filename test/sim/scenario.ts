@@ -139,6 +139,15 @@ export function drawScenario(seed: number, variant: Variant = "none", options: S
     shape.checkpoint.maxConcurrent = 1;
     shape.checkpoint.alignedCheckpointTimeoutMs = u.chance(0.35) ? u.pick([1, 5, 20, 60]) : 0;
   }
+  // Event-time watermarks in some runs, from their own stream too.
+  const wm = rng.fork("watermarks");
+  if (wm.chance(0.4)) {
+    (shape as { watermarks?: JobShape["watermarks"] }).watermarks = {
+      boundMs: wm.pick([0, 10, 50]),
+      idlenessMs: wm.chance(0.5) ? wm.pick([20, 100, 500]) : undefined,
+      sources: wm.pick(["a", "b", "both"] as const),
+    };
+  }
   const rates = drawRates(rng.fork("rates"));
   // Every run lands at least one reset.
   rates.randomResets = Math.max(1, rates.randomResets);
@@ -180,6 +189,7 @@ export function describeScenario(s: Scenario): string {
     `batch=${j.batchSize} maxP=${j.maxParallelism}`,
     `cp ${c.unaligned ? `unaligned${c.alignedCheckpointTimeoutMs ? ` after ${c.alignedCheckpointTimeoutMs} ms` : ""} ` : ""}interval=${c.intervalMs} timeout=${c.timeoutMs} concurrent=${c.maxConcurrent} pause=${c.minPauseMs} tolerable=${c.tolerableFailures} retained=${c.retained} ${c.incremental ? `incremental/${c.fullEvery}` : "full"} local=${c.localRecovery}`,
     `restart=${j.restartStrategy.type}`,
+    ...(j.watermarks ? [`watermarks(${j.watermarks.sources}) bound=${j.watermarks.boundMs}${j.watermarks.idlenessMs ? ` idle=${j.watermarks.idlenessMs}` : ""}`] : []),
     `faults ${s.faultyStart ? "0" : s.faultStartMs}-${s.faultEndMs}ms budget=${s.rates.resetBudget}`,
     ...(s.knownBugs.size > 0 ? [`known=${[...s.knownBugs].join("")}`] : []),
   ].join(" ");

@@ -23,6 +23,7 @@ import type { SubtaskPoint } from "./faults.js";
 import { Life } from "./loop.js";
 import type { Callee, Caller } from "./network.js";
 import { shortName } from "./names.js";
+import { watchWatermarks } from "./watermark-invariant.js";
 import type { World } from "./world.js";
 
 /** A Subtask object: its storage and alarm, and the instance of its current incarnation. */
@@ -198,6 +199,7 @@ function simPorts(w: World, object: SimSubtask, life: Life): SubtaskPorts {
     deploying: (d) => object.observeDeploy(d),
     taskCreated: (task) => {
       if (cpu) meterGate(task.gate, cpu, object.perRecordMs, life);
+      watchWatermarks(w, task, caller.name, () => loop.now());
     },
     restoring: (d) => {
       if (d.restore) lifecycle("restore");

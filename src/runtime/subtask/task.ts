@@ -18,15 +18,24 @@
  * One consumer loop per subtask: incoming batches wait in the input gate,
  * and each batch is processed in one synchronous turn (keyed state updated,
  * sink output staged) before anything is awaited.
+ *
+ * Event time: a source with a watermark strategy runs one generator per
+ * partition it reads ({@link SourceWatermarks}) and sends the combined
+ * watermark when it advanced; any other subtask combines its channels'
+ * watermarks in a {@link WatermarkValve} and forwards the result when it
+ * advanced. The subtask's watermark is one number ({@link currentWatermarkMs})
+ * that its chained operators share.
  */
 import type { JobDefinition, LogicalNode } from "../../api/job.js";
 import type { SinkMetrics, SinkWriter, SourceReader, StagingStore } from "../../api/types.js";
 import { type BarrierAction, BarrierHandler, type CheckpointBarrier } from "../../checkpoint/barrier-handler.js";
 import { type ChannelStateHandle, type KeyedStateHandle, type SubtaskAck, ownHandle } from "../../checkpoint/types.js";
 import type { Key, KeyGroupRange } from "../../graph/key-groups.js";
-import type { PlanVertex } from "../../graph/plan.js";
+import { nodeLabel, type PlanVertex } from "../../graph/plan.js";
 import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
 import { KeyedSnapshotter, type SnapshotStore } from "../../state/snapshotter.js";
+import { NO_WATERMARK, SourceWatermarks, type WatermarkStatus } from "../../time/watermark-generator.js";
+import { WatermarkValve } from "../../time/watermark-valve.js";
 import { decodeChannelState, type InputKeys, inputKeys, type KeySelector } from "../batch-encoding.js";
 import { InputGate } from "../input-gate.js";
 import { type BarrierMessage, type ChannelMessage, channelId, type DeliveryResult, type RestoreSpec, type SubtaskDeployment, type TaskMetrics, type TaskStatus } from "../messages.js";
@@ -113,6 +122,12 @@ export class Task {
   private sourceFlushing = false;
   /** Whether a stop-with-savepoint stopped this source (it reads nothing more). */
   private stopped = false;
+  /** A source's watermarks, when the source has a strategy. */
+  private readonly sourceWatermarks: SourceWatermarks | undefined;
+  /** The input channels' watermarks and idleness. */
+  private readonly valve: WatermarkValve;
+  /** What this subtask last sent downstream. */
+  private outputWatermark: WatermarkStatus = { watermarkMs: NO_WATERMARK, idle: false };
 
   constructor(
     readonly deployment: SubtaskDeployment,
@@ -163,6 +178,11 @@ export class Task {
     const head = job.nodes[vertex.nodes[0]];
     this.reader = head.source?.createReader({ jobName: job.name, subtaskIndex: index, parallelism: vertex.parallelism, env: host.env, now: () => host.now(), sleep: (ms) => host.sleep(ms) });
     this.sourceUid = head.source ? head.options.uid : undefined;
+    this.valve = new WatermarkValve(channels);
+    if (this.reader && head.watermarks) {
+      // Every partition the reader owns holds the watermark back until it has records or is idle (Flink's per-split outputs).
+      this.sourceWatermarks = new SourceWatermarks(head.watermarks, Object.keys(this.reader.positions()), () => host.now(), nodeLabel(head));
+    }
     this.snapshotter = new KeyedSnapshotter(host.snapshots, checkpoint, deployment.keyGroupRange ?? { start: 0, end: plan.maxParallelism - 1 });
     this.sinks = new SinkCommitter(this.chain.sinks, checkpoint.intervalMs > 0, attempt, () => host.now());
     this.checkpointer = new SubtaskCheckpointer({
@@ -196,6 +216,11 @@ export class Task {
 
   get state(): TaskStatus {
     return this.status;
+  }
+
+  /** The subtask's event time: a source's own watermark, else its input watermark; NO_WATERMARK before it has one. */
+  get currentWatermarkMs(): number {
+    return this.isSource ? this.outputWatermark.watermarkMs : this.valve.output.watermarkMs;
   }
 
   /** Checkpointing is on for the run: sinks commit on completion, not on a timer. */
@@ -327,15 +352,21 @@ export class Task {
         const batch = await reader.poll(this.deployment.plan.batchSize);
         if (this.status !== "running") break;
         if (batch === "end") {
+          this.sourceWatermarks?.endOfInput();
+          await this.emitSourceWatermark();
           await this.endOfData();
           return false;
         }
         if (batch === null) {
+          // A partition may have turned idle meanwhile.
+          await this.emitSourceWatermark();
           await this.sinks.flushIfDue();
           if (this.triggers.length === 0) await this.host.sleep(SOURCE_IDLE_POLL_MS);
           continue;
         }
         const { records } = batch;
+        // Timestamps are read before user code runs, which could change the records.
+        this.sourceWatermarks?.onBatch(batch.partition, records);
         let i = 0;
         try {
           for (; i < records.length; i++) this.chain.push(null, records[i]);
@@ -349,6 +380,7 @@ export class Task {
         } finally {
           this.sourceFlushing = false;
         }
+        await this.emitSourceWatermark();
         await this.sinks.flushIfDue();
         // A source whose reads need no I/O (a generator) would otherwise hold the thread for the whole
         // slice: checkpoint triggers, heartbeats and requests to other objects would wait for it.
@@ -394,7 +426,22 @@ export class Task {
       pendingSinkBytes,
       sinks,
       lastCheckpointId: this.checkpointer.lastCheckpointId,
+      inputWatermarkMs: this.isSource ? null : wireWatermark(this.valve.output.watermarkMs),
+      outputWatermarkMs: wireWatermark(this.outputWatermark.watermarkMs),
+      watermarkIdle: this.isSource ? this.outputWatermark.idle : this.valve.output.idle,
     };
+  }
+
+  /** Sends the source's watermark downstream when it advanced or its idleness changed. */
+  private async emitSourceWatermark(): Promise<void> {
+    const next = this.sourceWatermarks?.poll();
+    if (next) await this.emitWatermark(next);
+  }
+
+  /** Sends a watermark and idleness downstream, on every channel. */
+  private async emitWatermark(status: WatermarkStatus): Promise<void> {
+    this.outputWatermark = status;
+    await this.writer.broadcastWatermark(wireWatermark(status.watermarkMs), status.idle);
   }
 
   private async runInputLoop(): Promise<void> {
@@ -433,8 +480,16 @@ export class Task {
           case "barrier":
             await this.applyInLoop(this.barriers.onBarrier(message));
             break;
+          case "watermark": {
+            const advanced = this.valve.onWatermark(message.channel, message.watermarkMs ?? NO_WATERMARK, message.idle);
+            if (advanced) await this.emitWatermark(advanced);
+            break;
+          }
           case "end": {
             await this.applyInLoop(this.barriers.onEndOfInput(message.channel));
+            // An ended channel is at the end of time: when all have ended, so is this subtask, before its own end.
+            const advanced = this.valve.onEndOfInput(message.channel);
+            if (advanced) await this.emitWatermark(advanced);
             if (this.gate.allEnded()) {
               await this.endOfData();
               return;
@@ -637,6 +692,11 @@ export class Task {
     // acknowledges no checkpoint (which times out), so the failure comes to light without this report.
     await this.host.reportFailure(`${this.describe()}: ${message}`).catch(() => undefined);
   }
+}
+
+/** A watermark as it travels and shows in metrics: null for none yet. */
+function wireWatermark(watermarkMs: number): number | null {
+  return watermarkMs === NO_WATERMARK ? null : watermarkMs;
 }
 
 /** The records' JSON texts of queued batches (in-flight data as it is stored). */

@@ -282,6 +282,18 @@ export function formatClock(ms) {
 }
 
 /**
+ * An event-time watermark: "end of time" once a bounded input ended
+ * (Number.MAX_SAFE_INTEGER), else its UTC time with milliseconds.
+ * @param {number | null | undefined} ms
+ */
+export function formatWatermark(ms) {
+  if (ms === null || ms === undefined || !isFinite(ms)) return "—";
+  if (ms >= Number.MAX_SAFE_INTEGER) return "end of time";
+  const d = new Date(ms);
+  return isNaN(d.getTime()) ? String(ms) : d.toISOString().replace("T", " ").replace("Z", " UTC");
+}
+
+/**
  * The savepoint id (`savepoint-<checkpoint id>`) a start request takes.
  * @param {number} checkpointId
  */

@@ -3,7 +3,7 @@
  * at /dashboard/helpers.js and type-checked with it (tsconfig.dashboard.json).
  */
 import { describe, expect, it } from "vitest";
-import { backpressureOf, chartModel, formatBytes, formatCount, formatMs, formatRate, linearScale, niceTicks, savepointList, timeTicks, vertexRates, type SavepointEntry, type SavepointSource } from "./helpers.js";
+import { backpressureOf, chartModel, formatBytes, formatCount, formatMs, formatRate, formatWatermark, linearScale, niceTicks, savepointList, timeTicks, vertexRates, type SavepointEntry, type SavepointSource } from "./helpers.js";
 
 const vertex = (id: string, records_in: number, records_out: number, backpressured_ms = 0, parallelism = 2) => ({
   id,
@@ -163,5 +163,13 @@ describe("savepointList", () => {
 
   it("tolerates an overview not loaded yet", () => {
     expect(savepointList(null, new Map<number, SavepointEntry>())).toEqual([]);
+  });
+});
+
+describe("formatWatermark", () => {
+  it("shows event time in UTC, the end of time, and none", () => {
+    expect(formatWatermark(Date.UTC(2026, 0, 2, 3, 4, 5, 678))).toBe("2026-01-02 03:04:05.678 UTC");
+    expect(formatWatermark(Number.MAX_SAFE_INTEGER)).toBe("end of time");
+    expect(formatWatermark(null)).toBe("—");
   });
 });

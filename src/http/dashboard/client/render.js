@@ -6,7 +6,7 @@
  * page's state. `app.js` owns the state and passes it in, with the
  * handlers that clicks call back.
  */
-import { backpressureOf, chartModel, formatBytes, formatClock, formatCount, formatMs, formatRate, savepointIdOf, savepointList } from "./helpers.js";
+import { backpressureOf, chartModel, formatBytes, formatClock, formatCount, formatMs, formatRate, formatWatermark, savepointIdOf, savepointList } from "./helpers.js";
 
 /** @typedef {import("./types.js").PageState} PageState */
 /** @typedef {import("./types.js").JobStatus} JobStatus */
@@ -294,6 +294,7 @@ function renderGraph({ state, job, metrics }) {
         h("dt", {}, "records out"), h("dd", {}, m ? formatCount(m.records_out) : "—"),
         m && m.source_lag !== null ? [h("dt", {}, "source lag"), h("dd", {}, formatCount(m.source_lag))] : null,
         m && m.state_keys ? [h("dt", {}, "state keys"), h("dd", {}, formatCount(m.state_keys))] : null,
+        m && m.watermark_ms !== null ? [h("dt", {}, "watermark"), h("dd", {}, formatWatermark(m.watermark_ms))] : null,
         h("dt", {}, "backpressure"), h("dd", {}, ratio === null ? "—" : Math.round(ratio * 100) + "% of time"),
         full ? [h("dt", {}, "inputs full"), h("dd", {}, full + " of " + v.parallelism + " subtasks")] : null)));
   });

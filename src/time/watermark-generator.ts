@@ -1,0 +1,120 @@
+/**
+ * The watermarks of one source subtask (Flink's per-split
+ * WatermarkGenerator under a WatermarkOutputMultiplexer): one bounded
+ * out-of-orderness generator per source partition the subtask reads, fed
+ * the timestamps of that partition's records, combined as the minimum over
+ * the partitions that are not idle. The output never goes backwards.
+ */
+import { END_OF_TIME_MS, type WatermarkStrategy } from "./watermark-strategy.js";
+
+/** No watermark yet (Flink's Long.MIN_VALUE): below every timestamp. */
+export const NO_WATERMARK = Number.NEGATIVE_INFINITY;
+
+/** What a subtask tells its downstream: its watermark (NO_WATERMARK: none yet) and whether it is idle. */
+export interface WatermarkStatus {
+  readonly watermarkMs: number;
+  readonly idle: boolean;
+}
+
+/**
+ * Flink's BoundedOutOfOrdernessWatermarks: the watermark is the largest
+ * timestamp seen − bound − 1 (a record at exactly the bound is not late).
+ */
+export class BoundedOutOfOrdernessGenerator {
+  private maxTimestampMs = NO_WATERMARK;
+
+  constructor(private readonly boundMs: number) {}
+
+  onTimestamp(timestampMs: number): void {
+    if (timestampMs > this.maxTimestampMs) this.maxTimestampMs = timestampMs;
+  }
+
+  /** The current watermark; NO_WATERMARK before the first record. */
+  get watermarkMs(): number {
+    return this.maxTimestampMs === NO_WATERMARK ? NO_WATERMARK : this.maxTimestampMs - this.boundMs - 1;
+  }
+}
+
+interface PartitionState {
+  readonly generator: BoundedOutOfOrdernessGenerator;
+  /** When a record of this partition last came (on the injected clock). */
+  lastActiveMs: number;
+}
+
+/** The combined watermark of the partitions one source subtask reads. */
+export class SourceWatermarks<T = unknown> {
+  private readonly partitions = new Map<string, PartitionState>();
+  private readonly assigner: (record: T) => number;
+  private ended = false;
+  /** What was last announced downstream ({@link poll}). */
+  private announced: WatermarkStatus = { watermarkMs: NO_WATERMARK, idle: false };
+
+  constructor(
+    private readonly strategy: WatermarkStrategy<T>,
+    /** The partitions this subtask reads: each holds the watermark back until it has records or is idle. */
+    partitions: readonly string[],
+    private readonly now: () => number,
+    /** Names the source in the error a bad timestamp raises. */
+    private readonly operator: string,
+  ) {
+    this.assigner = strategy.timestampAssigner!;
+    for (const p of partitions) this.partition(p);
+  }
+
+  /** Feeds the records of one batch read from `partition`, in order. */
+  onBatch(partition: string, records: readonly T[]): void {
+    const state = this.partition(partition);
+    for (const record of records) {
+      const ts = this.assigner(record);
+      if (typeof ts !== "number" || !Number.isFinite(ts)) {
+        throw new Error(`source "${this.operator}": the timestamp assigner returned ${String(ts)} for a record of ${partition}, not a finite number of ms`);
+      }
+      state.generator.onTimestamp(ts);
+    }
+    if (records.length > 0) state.lastActiveMs = this.now();
+  }
+
+  /** A bounded input ended: the watermark goes to the end of time. */
+  endOfInput(): void {
+    this.ended = true;
+  }
+
+  /** The combined status now: min over the partitions that are not idle; idle when all are. */
+  current(): WatermarkStatus {
+    if (this.ended) return { watermarkMs: END_OF_TIME_MS, idle: false };
+    const idleMs = this.strategy.idlenessMs;
+    const nowMs = this.now();
+    let min = Number.POSITIVE_INFINITY;
+    let active = 0;
+    for (const p of this.partitions.values()) {
+      if (idleMs !== undefined && nowMs - p.lastActiveMs >= idleMs) continue;
+      active++;
+      min = Math.min(min, p.generator.watermarkMs);
+    }
+    // Never backwards: a partition back from idleness, behind the others, holds the output where it is.
+    if (active === 0) return { watermarkMs: this.announced.watermarkMs, idle: true };
+    return { watermarkMs: Math.max(min, this.announced.watermarkMs), idle: false };
+  }
+
+  /**
+   * What to send downstream now: the status when its watermark advanced or
+   * its idleness changed since the last one returned, else undefined.
+   */
+  poll(): WatermarkStatus | undefined {
+    const next = this.current();
+    if (next.watermarkMs <= this.announced.watermarkMs && next.idle === this.announced.idle) return undefined;
+    this.announced = next;
+    return next;
+  }
+
+  /** The last status returned by {@link poll}. */
+  get output(): WatermarkStatus {
+    return this.announced;
+  }
+
+  private partition(name: string): PartitionState {
+    let state = this.partitions.get(name);
+    if (!state) this.partitions.set(name, (state = { generator: new BoundedOutOfOrdernessGenerator(this.strategy.boundMs), lastActiveMs: this.now() }));
+    return state;
+  }
+}
