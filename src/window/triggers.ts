@@ -82,11 +82,11 @@ export class EventTimeTrigger implements Trigger {
     return "continue";
   }
 
-  onEventTime(timeMs: number, window: Window): TriggerResult {
+  onEventTime(timeMs: number, window: Window, _ctx?: TriggerContext): TriggerResult {
     return timeMs === maxTimestamp(window) ? "fire" : "continue";
   }
 
-  onProcessingTime(): TriggerResult {
+  onProcessingTime(_timeMs?: number, _window?: Window, _ctx?: TriggerContext): TriggerResult {
     return "continue";
   }
 
@@ -110,11 +110,11 @@ export class ProcessingTimeTrigger implements Trigger {
     return "continue";
   }
 
-  onEventTime(): TriggerResult {
+  onEventTime(_timeMs?: number, _window?: Window, _ctx?: TriggerContext): TriggerResult {
     return "continue";
   }
 
-  onProcessingTime(): TriggerResult {
+  onProcessingTime(_timeMs?: number, _window?: Window, _ctx?: TriggerContext): TriggerResult {
     return "fire";
   }
 

@@ -1,0 +1,280 @@
+import { describe, expect, it } from "vitest";
+import { END_OF_TIME_MS } from "../time/watermark-strategy.js";
+import {
+  EventTimeSessionWindows,
+  GlobalWindows,
+  SlidingEventTimeWindows,
+  TumblingEventTimeWindows,
+  TumblingProcessingTimeWindows,
+  type WindowAssigner,
+} from "./assigners.js";
+import { type Window, windowId } from "./time-window.js";
+import { ContinuousEventTimeTrigger, CountTrigger, PurgingTrigger, type Trigger } from "./triggers.js";
+import { type AggregateFunction, aggregateContents, listContents, reduceContents, type WindowContents } from "./window-functions.js";
+import { WindowOperator } from "./window-operator.js";
+
+type Emitted = { key: string; value: unknown; timestampMs: number };
+
+/**
+ * A window operator over in-memory keyed state and timers, as the runtime
+ * gives it: values go through JSON (as they would into a snapshot), and the
+ * watermark fires every due event-time timer in timestamp order.
+ */
+function harness<ACC, R, OUT>(opts: {
+  assigner: WindowAssigner;
+  trigger?: Trigger;
+  allowedLatenessMs?: number;
+  contents: WindowContents<unknown, ACC, R>;
+  process?: (key: string, window: Window, results: readonly R[]) => OUT[];
+  lateOutput?: boolean;
+}) {
+  const state = new Map<string, Map<string, Map<string, string>>>();
+  const timers = new Map<string, Set<string>>();
+  let key = "";
+  let watermarkMs = -Infinity;
+  let nowMs = 0;
+  const emitted: Emitted[] = [];
+  const late: Emitted[] = [];
+  const table = (map: string) => {
+    let byKey = state.get(key);
+    if (!byKey) state.set(key, (byKey = new Map()));
+    let t = byKey.get(map);
+    if (!t) byKey.set(map, (t = new Map()));
+    return t;
+  };
+  const keyTimers = () => {
+    let s = timers.get(key);
+    if (!s) timers.set(key, (s = new Set()));
+    return s;
+  };
+  const op = new WindowOperator<string, unknown, ACC, R, OUT>(
+    {
+      label: 'window "test"',
+      assigner: opts.assigner,
+      trigger: opts.trigger,
+      allowedLatenessMs: opts.allowedLatenessMs,
+      contents: opts.contents,
+      process: opts.process && { process: (k, ctx, results, out) => opts.process!(k, ctx.window, results).forEach((v) => out.collect(v)) },
+    },
+    {
+      get: (map, field) => {
+        const v = table(map).get(field);
+        return v === undefined ? undefined : JSON.parse(v);
+      },
+      put: (map, field, value) => void table(map).set(field, JSON.stringify(value)),
+      remove: (map, field) => void table(map).delete(field),
+    },
+    {
+      get currentWatermarkMs() {
+        return watermarkMs;
+      },
+      currentProcessingTimeMs: () => nowMs,
+      registerEventTimeTimer: (t) => void keyTimers().add(`event:${t}`),
+      registerProcessingTimeTimer: (t) => void keyTimers().add(`processing:${t}`),
+      deleteEventTimeTimer: (t) => void keyTimers().delete(`event:${t}`),
+      deleteProcessingTimeTimer: (t) => void keyTimers().delete(`processing:${t}`),
+    },
+    {
+      emit: (value, timestampMs) => void emitted.push({ key, value, timestampMs }),
+      late: opts.lateOutput ? (value, timestampMs) => void late.push({ key, value, timestampMs }) : undefined,
+    },
+  );
+  /** Fires due timers of a domain, earliest first (ties by key), as the timer service does. */
+  const fireDue = (domain: "event" | "processing", upToMs: number) => {
+    for (;;) {
+      let next: { k: string; t: number } | undefined;
+      for (const [k, s] of timers) {
+        for (const id of s) {
+          const [d, t] = id.split(":");
+          const ms = Number(t);
+          if (d === domain && ms <= upToMs && (!next || ms < next.t || (ms === next.t && k < next.k))) next = { k, t: ms };
+        }
+      }
+      if (!next) return;
+      timers.get(next.k)!.delete(`${domain}:${next.t}`);
+      key = next.k;
+      op.onTimer(key, domain, next.t);
+    }
+  };
+  return {
+    op,
+    emitted,
+    late,
+    element(k: string, value: unknown, timestampMs?: number) {
+      key = k;
+      op.processElement(k, value, timestampMs);
+    },
+    watermark(ms: number) {
+      watermarkMs = ms;
+      fireDue("event", ms);
+    },
+    advanceClock(ms: number) {
+      nowMs = ms;
+      fireDue("processing", ms);
+    },
+    /** Keys with any state or timer left. */
+    leftovers() {
+      const left: string[] = [];
+      for (const [k, maps] of state) for (const [m, t] of maps) if (t.size > 0) left.push(`${k}:${m}=${[...t.keys()].join(",")}`);
+      for (const [k, s] of timers) if (s.size > 0) left.push(`${k}:timers=${[...s].join(",")}`);
+      return left;
+    },
+  };
+}
+
+const count: AggregateFunction<unknown, number, number> = { createAccumulator: () => 0, add: (_v, a) => a + 1, merge: (a, b) => a + b, getResult: (a) => a };
+const withWindow = (k: string, w: Window, results: readonly number[]) => [{ key: k, window: windowId(w), count: results[0] }];
+
+describe("WindowOperator", () => {
+  it("tumbling event time: one result per key and window when the watermark passes its end, then nothing left", () => {
+    const h = harness({ assigner: TumblingEventTimeWindows.of(60_000), contents: aggregateContents(count), process: withWindow });
+    h.element("/a", {}, 1_000);
+    h.element("/b", {}, 2_000);
+    h.element("/a", {}, 59_999);
+    h.element("/a", {}, 60_000);
+    h.watermark(59_998);
+    expect(h.emitted).toEqual([]);
+    h.watermark(59_999);
+    expect(h.emitted).toEqual([
+      { key: "/a", value: { key: "/a", window: "0:60000", count: 2 }, timestampMs: 59_999 },
+      { key: "/b", value: { key: "/b", window: "0:60000", count: 1 }, timestampMs: 59_999 },
+    ]);
+    h.watermark(END_OF_TIME_MS);
+    expect(h.emitted.at(-1)).toEqual({ key: "/a", value: { key: "/a", window: "60000:120000", count: 1 }, timestampMs: 119_999 });
+    expect(h.leftovers()).toEqual([]);
+  });
+
+  it("allowed lateness: a late element within it fires the window again with the updated result; later ones go to the late output", () => {
+    const h = harness({ assigner: TumblingEventTimeWindows.of(10_000), allowedLatenessMs: 5_000, contents: aggregateContents(count), lateOutput: true });
+    h.element("k", "a", 1_000);
+    h.watermark(10_000);
+    expect(h.emitted.map((e) => e.value)).toEqual([1]);
+    h.element("k", "b", 2_000);
+    expect(h.emitted.map((e) => e.value)).toEqual([1, 2]);
+    h.watermark(14_999);
+    // Cleaned up at end + lateness = 9_999 + 5_000.
+    expect(h.leftovers()).toEqual([]);
+    h.element("k", "c", 3_000);
+    expect(h.late).toEqual([{ key: "k", value: "c", timestampMs: 3_000 }]);
+    expect(h.emitted).toHaveLength(2);
+    expect(h.leftovers()).toEqual([]);
+  });
+
+  it("without a late output, late elements are dropped and counted", () => {
+    const h = harness({ assigner: TumblingEventTimeWindows.of(10_000), contents: aggregateContents(count) });
+    h.watermark(20_000);
+    h.element("k", "late", 5_000);
+    expect(h.op.lateDropped).toBe(1);
+    expect(h.emitted).toEqual([]);
+    expect(h.leftovers()).toEqual([]);
+  });
+
+  it("sliding: each element counts in every window that holds it", () => {
+    const h = harness({ assigner: SlidingEventTimeWindows.of(10_000, 5_000), contents: aggregateContents(count), process: withWindow });
+    h.element("k", 1, 7_000);
+    h.element("k", 2, 12_000);
+    h.watermark(END_OF_TIME_MS);
+    expect(h.emitted.map((e) => e.value)).toEqual([
+      { key: "k", window: "0:10000", count: 1 },
+      { key: "k", window: "5000:15000", count: 2 },
+      { key: "k", window: "10000:20000", count: 1 },
+    ]);
+    expect(h.leftovers()).toEqual([]);
+  });
+
+  it("session windows merge when an element bridges two, merging contents and timers", () => {
+    const h = harness({ assigner: EventTimeSessionWindows.withGap(1_000), contents: listContents<unknown>(), process: (k, w, els) => [{ k, w: windowId(w), els: [...els].sort() }] });
+    h.element("u", "a", 0);
+    h.element("u", "c", 1_800);
+    h.watermark(900);
+    expect(h.emitted).toEqual([]);
+    // Bridges [0, 1000) and [1800, 2800).
+    h.element("u", "b", 950);
+    h.watermark(2_798);
+    expect(h.emitted).toEqual([]);
+    h.watermark(2_799);
+    expect(h.emitted.map((e) => e.value)).toEqual([{ k: "u", w: "0:2800", els: ["a", "b", "c"] }]);
+    h.watermark(END_OF_TIME_MS);
+    expect(h.emitted).toHaveLength(1);
+    expect(h.leftovers()).toEqual([]);
+  });
+
+  it("processing-time windows fire from the clock", () => {
+    const h = harness({ assigner: TumblingProcessingTimeWindows.of(1_000), contents: reduceContents<number>((a, b) => a + b) });
+    h.advanceClock(100);
+    h.element("k", 5);
+    h.element("k", 7);
+    h.advanceClock(998);
+    expect(h.emitted).toEqual([]);
+    h.advanceClock(999);
+    expect(h.emitted).toEqual([{ key: "k", value: 12, timestampMs: 999 }]);
+    expect(h.leftovers()).toEqual([]);
+  });
+
+  it("a global window with a purging count trigger emits every n elements, and never by time", () => {
+    const h = harness({ assigner: GlobalWindows.create(), trigger: PurgingTrigger.of(CountTrigger.of(3)), contents: listContents<unknown>() });
+    for (const v of [1, 2, 3, 4, 5, 6, 7]) h.element("k", v);
+    expect(h.emitted.map((e) => e.value)).toEqual([1, 2, 3, 4, 5, 6]);
+    h.watermark(END_OF_TIME_MS);
+    expect(h.emitted).toHaveLength(6);
+  });
+
+  it("a continuous event-time trigger fires early results, then the final one", () => {
+    const h = harness({ assigner: TumblingEventTimeWindows.of(60_000), trigger: ContinuousEventTimeTrigger.of(20_000), contents: aggregateContents(count) });
+    h.element("k", 1, 1_000);
+    h.watermark(20_000);
+    h.element("k", 2, 25_000);
+    h.watermark(40_000);
+    h.watermark(60_000);
+    expect(h.emitted.map((e) => [e.value, e.timestampMs])).toEqual([
+      [1, 59_999],
+      [2, 59_999],
+      [2, 59_999],
+    ]);
+    expect(h.leftovers()).toEqual([]);
+  });
+
+  it("refuses a negative lateness and a trigger that cannot merge session windows, naming the operator", () => {
+    expect(() => harness({ assigner: TumblingEventTimeWindows.of(1_000), allowedLatenessMs: -1, contents: aggregateContents(count) })).toThrow(
+      /window "test": allowed lateness must be a whole number of milliseconds ≥ 0, got -1/,
+    );
+    const noMerge: Trigger = { ...CountTrigger.of(2), description: "custom", canMerge: false, onElement: () => "continue", onEventTime: () => "continue", onProcessingTime: () => "continue", onMerge: () => undefined, clear: () => undefined };
+    expect(() => harness({ assigner: EventTimeSessionWindows.withGap(10), trigger: noMerge, contents: aggregateContents(count) })).toThrow(/trigger "custom" cannot merge/);
+  });
+
+  it("agrees with a reference over random out-of-order input: the last result of each window counts exactly its on-time and allowed-late elements", () => {
+    for (let run = 0; run < 50; run++) {
+      const size = 1_000;
+      const lateness = run % 2 === 0 ? 0 : 700;
+      const bound = 500;
+      const h = harness({ assigner: TumblingEventTimeWindows.of(size), allowedLatenessMs: lateness, contents: aggregateContents(count), process: withWindow, lateOutput: true });
+      const expected = new Map<string, number>();
+      let maxTs = 0;
+      let watermark = -Infinity;
+      let lateCount = 0;
+      for (let i = 0; i < 400; i++) {
+        const key = `k${Math.floor(Math.random() * 4)}`;
+        // Mostly within the bound, sometimes much later than it.
+        const ts = Math.max(0, maxTs + Math.floor(Math.random() * 200) - (Math.random() < 0.1 ? 2_000 : Math.floor(Math.random() * bound)));
+        const start = Math.floor(ts / size) * size;
+        if (start + size - 1 + lateness <= watermark) lateCount++;
+        else expected.set(`${key}@${start}:${start + size}`, (expected.get(`${key}@${start}:${start + size}`) ?? 0) + 1);
+        h.element(key, i, ts);
+        maxTs = Math.max(maxTs, ts);
+        if (maxTs - bound - 1 > watermark) {
+          watermark = maxTs - bound - 1;
+          h.watermark(watermark);
+        }
+      }
+      h.watermark(END_OF_TIME_MS);
+      const last = new Map<string, number>();
+      for (const e of h.emitted) {
+        const v = e.value as { key: string; window: string; count: number };
+        last.set(`${v.key}@${v.window}`, v.count);
+      }
+      expect(last).toEqual(expected);
+      expect(h.late).toHaveLength(lateCount);
+      expect(h.leftovers()).toEqual([]);
+    }
+  });
+});
