@@ -305,6 +305,9 @@ export class Task {
       this.checkpointAtEnd({ checkpointId, triggerMs, isSavepoint, stopAfter });
       return true;
     }
+    // A failed task says yes: its failure report, already on its way, fails the job over with the
+    // cause. A "no" fails the checkpoint first, and the job over with only "could not start checkpoint".
+    if (this.status === "failed") return true;
     if (!this.isSource || this.status !== "running" || this.stopped) return false;
     const t: Trigger = { checkpointId, triggerMs, isSavepoint, stopAfter };
     if (this.sourceFlushing && this.triggers.length === 0 && this.deployment.checkpoint.unaligned && this.alignTimeoutMs === 0 && !isSavepoint && !stopAfter) {
