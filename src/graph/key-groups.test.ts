@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Random } from "../../test/support/random.js";
-import { type Key, keyGroupOf, keyGroupRange, keyText, murmur3, subtaskForKeyGroup, hashKey } from "./key-groups.js";
+import { type Key, describeNonKey, isKey, keyGroupOf, keyGroupRange, keyText, murmur3, subtaskForKeyGroup, hashKey } from "./key-groups.js";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
@@ -135,5 +135,44 @@ describe("key groups", () => {
   it("refuses parallelism above maxParallelism", () => {
     expect(() => keyGroupRange(4, 5, 0)).toThrow(/maxParallelism/);
     expect(() => keyGroupRange(4, 2, 2)).toThrow(/outside/);
+  });
+});
+
+describe("isKey", () => {
+  it("takes strings and finite numbers, whose canonical text a JSON round trip keeps (-0 becomes 0: both are \"0\")", () => {
+    for (const k of ["", "user-1", "é✓\u{1F600}", "\ud800", 0, -0, 7, -3.5, 1e300, Number.MAX_SAFE_INTEGER]) {
+      expect(isKey(k)).toBe(true);
+      expect(keyText(JSON.parse(JSON.stringify(k)) as Key)).toBe(keyText(k as Key));
+    }
+  });
+
+  it("refuses everything else, NaN and ±Infinity included (JSON makes them null)", () => {
+    class Point {
+      constructor(readonly x: number) {}
+    }
+    const values = [undefined, null, NaN, Infinity, -Infinity, true, 1n, Symbol("s"), () => 1, new Date(0), new Map(), new Set(), /x/, [1], {}, { toJSON: () => "k" }, new Point(1), Object.create(null)];
+    for (const v of values) expect(isKey(v)).toBe(false);
+  });
+});
+
+describe("describeNonKey", () => {
+  it("says what a value that is not a key is", () => {
+    class Point {
+      constructor(readonly x: number) {}
+    }
+    expect(describeNonKey(undefined)).toBe("undefined");
+    expect(describeNonKey(null)).toBe("null");
+    expect(describeNonKey(NaN)).toBe("NaN");
+    expect(describeNonKey(-Infinity)).toBe("-Infinity");
+    expect(describeNonKey(false)).toBe("a boolean (false)");
+    expect(describeNonKey(2n)).toBe("a bigint");
+    expect(describeNonKey(new Date(0))).toBe("a Date");
+    expect(describeNonKey(new Map())).toBe("a Map");
+    expect(describeNonKey(new Set())).toBe("a Set");
+    expect(describeNonKey([1, 2])).toBe("an array");
+    expect(describeNonKey({ a: 1 })).toBe("an object");
+    expect(describeNonKey(Object.create(null))).toBe("an object");
+    expect(describeNonKey({ toJSON: () => "x" })).toBe("an object with toJSON");
+    expect(describeNonKey(new Point(1))).toBe("an instance of class Point");
   });
 });

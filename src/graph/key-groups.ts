@@ -105,6 +105,48 @@ function murmur3Ascii(text: string): number {
 export type Key = string | number;
 
 /**
+ * Whether a value can be a key: a string, or a finite number. Batches
+ * carry values as JSON and the receiver computes keys again, so a key must
+ * come out of that round trip as it went in: NaN and ±Infinity become
+ * null in JSON, and any other value would be hashed by a text that says
+ * nothing stable about it.
+ */
+export function isKey(value: unknown): value is Key {
+  return typeof value === "string" || (typeof value === "number" && Number.isFinite(value));
+}
+
+/**
+ * What a value that is not a {@link Key} is, as an error message says it:
+ * "undefined", "NaN", "a Date", "a Map", "an instance of class Point",
+ * "an object", "an array", "a boolean"…
+ */
+export function describeNonKey(value: unknown): string {
+  if (value === null) return "null";
+  switch (typeof value) {
+    case "undefined":
+      return "undefined";
+    case "number":
+      return String(value);
+    case "boolean":
+      return `a boolean (${value})`;
+    case "bigint":
+      return "a bigint";
+    case "symbol":
+      return "a symbol";
+    case "function":
+      return "a function";
+    case "string":
+      return "a string";
+  }
+  if (Array.isArray(value)) return "an array";
+  const proto = Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null;
+  if (proto === null || proto === Object.prototype) return typeof (value as { toJSON?: unknown }).toJSON === "function" ? "an object with toJSON" : "an object";
+  const name = proto.constructor?.name;
+  if (name === "Date" || name === "Map" || name === "Set" || name === "RegExp") return `a ${name}`;
+  return name ? `an instance of class ${name}` : "an object";
+}
+
+/**
  * The canonical text of a key: what is hashed and stored. Numbers get a
  * prefix no ordinary string key starts with, so that 7 and "7" stay apart.
  */

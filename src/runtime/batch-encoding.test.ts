@@ -3,7 +3,18 @@ import { type Click, counter, fakeSink, fakeSource } from "../../test/support/pl
 import { job } from "../api/job.js";
 import { keyGroupOf, keyGroupRange, inRange } from "../graph/key-groups.js";
 import { buildPlan } from "../graph/plan.js";
-import { decodeChannelState, encodeBatch, encodeChannelState, inputKeys } from "./batch-encoding.js";
+import {
+  checkReceivedKey,
+  decodeChannelState,
+  encodeBatch,
+  encodeChannelState,
+  inputKeys,
+  keyedOperatorName,
+  KeySelectorError,
+  previewInput,
+  receivedKeyError,
+  selectorThrewError,
+} from "./batch-encoding.js";
 import type { ChannelMessage, DeliveryResult } from "./messages.js";
 import { RecordWriter } from "./record-writer.js";
 
@@ -83,6 +94,126 @@ describe("inputKeys", () => {
       }
     }
     expect(received).toBe(200);
+  });
+});
+
+/** A job whose keyed operator reads `at`, a Date on the sending side and its ISO text once a batch crossed a channel. */
+function dateJob(keyBy: (e: { user: string; at: Date }) => string) {
+  const j = job("dates", { maxParallelism: 16 });
+  j.source(fakeSource<{ user: string; at: Date }>(), { uid: "in", parallelism: 1 })
+    .keyBy(keyBy)
+    .process(counter as never, { uid: "count-per-day", name: "count per day", parallelism: 4 })
+    .sink(fakeSink(), { uid: "out", parallelism: 4 });
+  const plan = buildPlan(j);
+  const source = plan.vertices.find((v) => v.uids.includes("in"))!;
+  const keyed = plan.vertices.find((v) => v.uids.includes("count-per-day"))!;
+  return { j, plan, source, keyed, head: j.nodes[keyed.nodes[0]] };
+}
+
+/** Sends `values` from the job's source through a real RecordWriter; the batches each keyed subtask received. */
+async function sendAll(d: ReturnType<typeof dateJob>, values: unknown[]): Promise<{ index: number; message: ChannelMessage }[]> {
+  const sent: { index: number; message: ChannelMessage }[] = [];
+  const send = async (_vertex: string, index: number, message: ChannelMessage): Promise<DeliveryResult> => {
+    sent.push({ index, message });
+    return "accepted";
+  };
+  const o = d.source.outputs[0];
+  const node = d.j.nodes[o.toNode];
+  const writer = new RecordWriter(
+    [{ vertex: o.vertex, parallelism: o.parallelism, partitioner: o.partitioner, keySelector: node.inputs[o.inputIndex].keySelector, operator: keyedOperatorName(node) }],
+    { vertex: d.source.id, index: 0, attempt: 1 },
+    d.plan.maxParallelism,
+    send,
+    1000,
+    () => 0,
+  );
+  for (const v of values) writer.emit(v);
+  await writer.flush();
+  return sent;
+}
+
+describe("keys that change across the JSON round trip", () => {
+  const days = Array.from({ length: 40 }, (_, i) => ({ user: `u${i}`, at: new Date(Date.UTC(2026, 0, 1 + i)) }));
+
+  it("are refused at the sender when the key selector returns a Date", async () => {
+    const d = dateJob((e) => e.at as unknown as string);
+    await expect(sendAll(d, days)).rejects.toThrow(
+      /^keyBy into operator "count per day" \(uid "count-per-day"\): the key selector returned a Date, which is not a key .*; the key selector's input was \{"user":"u0","at":"2026-01-01T00:00:00.000Z"\}\./,
+    );
+  });
+
+  it("are caught at the receiver when the key is a string that the round trip changes", async () => {
+    // String(Date) at the sender, String(ISO text) at the receiver: both strings, different keys.
+    const d = dateJob((e) => String(e.at));
+    const sent = await sendAll(d, days);
+    const keyOf = (index: number, channel: string) => inputKeys(d.j, d.keyed, index).get(channel)!;
+    let misrouted = 0;
+    for (const { index, message } of sent) {
+      if (message.kind !== "batch") continue;
+      const range = keyGroupRange(d.plan.maxParallelism, d.keyed.parallelism, index);
+      for (const value of JSON.parse(message.records) as unknown[]) {
+        const key = keyOf(index, message.channel)(value);
+        try {
+          checkReceivedKey(d.head, { index, parallelism: d.keyed.parallelism }, value, key, range, d.plan.maxParallelism);
+        } catch (e) {
+          expect(e).toBeInstanceOf(KeySelectorError);
+          expect((e as Error).message).toMatch(
+            new RegExp(
+              `^keyBy into operator "count per day" \\(uid "count-per-day"\\): the key selector gave key "${(value as { at: string }).at}" \\(key group \\d+\\) ` +
+                `for the record as subtask ${index + 1}/4 received it, but that subtask owns key groups ${range.start}\\.\\.${range.end}: the key changed across the batch's JSON round trip`,
+            ),
+          );
+          misrouted++;
+        }
+      }
+    }
+    // Each record lands in one of 4 subtasks by its sender's key: about three in four are caught.
+    expect(misrouted).toBeGreaterThan(10);
+  });
+
+  it("pass when the key is a field the round trip keeps", async () => {
+    const d = dateJob((e) => e.user);
+    const sent = await sendAll(d, days);
+    for (const { index, message } of sent) {
+      if (message.kind !== "batch") continue;
+      const range = keyGroupRange(d.plan.maxParallelism, d.keyed.parallelism, index);
+      const keyOf = inputKeys(d.j, d.keyed, index).get(message.channel)!;
+      for (const value of JSON.parse(message.records) as unknown[]) {
+        expect(() => checkReceivedKey(d.head, { index, parallelism: 4 }, value, keyOf(value), range, d.plan.maxParallelism)).not.toThrow();
+      }
+    }
+  });
+});
+
+describe("key selector errors", () => {
+  it("name the operator by name and uid, or by one when they agree", () => {
+    const { head } = dateJob((e) => e.user);
+    expect(keyedOperatorName(head)).toBe('operator "count per day" (uid "count-per-day")');
+    expect(keyedOperatorName({ ...head, options: { uid: "c" } })).toBe('operator "c"');
+    expect(keyedOperatorName({ ...head, options: { uid: "c", name: "c" } })).toBe('operator "c"');
+  });
+
+  it("show the input as JSON, cut when long, or say what it is", () => {
+    expect(previewInput({ a: 1 })).toBe('{"a":1}');
+    expect(previewInput(undefined)).toBe("undefined");
+    expect(previewInput(1n)).toBe("a bigint");
+    const long = previewInput({ s: "x".repeat(1000) });
+    expect(long).toHaveLength(301);
+    expect(long.endsWith("…")).toBe(true);
+    const cyclic: { self?: unknown } = {};
+    cyclic.self = cyclic;
+    expect(previewInput(cyclic)).toBe("an object");
+  });
+
+  it("say when the receiver's key is no key, or the selector threw, after the round trip", () => {
+    const received = receivedKeyError('operator "c"', { m: {} }, undefined);
+    expect(received.message).toMatch(/^keyBy into operator "c": the key selector returned undefined for the record as this subtask received it: the key changed across the batch's JSON round trip/);
+    expect(received.message).toContain(`the key selector's input was {"m":{}}`);
+    const cause = new TypeError("e.at.getTime is not a function");
+    const threw = selectorThrewError('operator "c"', { at: "2026-01-01" }, cause, true);
+    expect(threw.message).toMatch(/^keyBy into operator "c": the key selector threw TypeError: e\.at\.getTime is not a function for the record as this subtask received it \(after the batch's JSON round trip\)/);
+    expect(threw.cause).toBe(cause);
+    expect(threw.at("partition 1 offset 7").message).toContain("(after the batch's JSON round trip), at partition 1 offset 7; the key selector's input was");
   });
 });
 

@@ -9,15 +9,138 @@
  * The receiver's key is the sender's only if the key selector gives the
  * same key for a value and for its JSON round trip, and only if a value is
  * not changed after it was emitted (docs/architecture.md, "Batches").
+ * A selector that breaks this would route records to subtasks that do not
+ * own their keys, and their state would be lost or duplicated on restore
+ * or rescale. So, each checked where it costs next to nothing:
+ *
+ * - the sender refuses a key that is not a string or a finite number
+ *   (a Date, a Map, undefined, NaN…), at the first record;
+ * - the receiver refuses a key that is no longer one, and checks the first
+ *   record of every batch against the key groups it owns;
+ * - a checkpoint refuses state under a key group the subtask does not own
+ *   (`KeyedStateBackend.capture`), so none is ever committed.
+ *
+ * Each error is a {@link KeySelectorError} naming the keyed operator, the
+ * selector's input and why (or, at a checkpoint, operator, state and key).
  */
-import type { JobDefinition } from "../api/job.js";
-import type { Key } from "../graph/key-groups.js";
+import type { JobDefinition, LogicalNode } from "../api/job.js";
+import { describeNonKey, inRange, type Key, type KeyGroupRange, keyGroupOf } from "../graph/key-groups.js";
 import { upstreamSenders } from "../graph/partitioners.js";
 import type { PlanVertex } from "../graph/plan.js";
 import { channelId } from "./messages.js";
 
 /** Computes the key of a record from its value, on a keyed edge. */
 export type KeySelector = (value: unknown) => Key;
+
+/** What every key selector error ends with: the rule, and how to keep it. */
+const ROUND_TRIP_RULE =
+  "A key selector must give the same string or finite number for a record and for its JSON round trip " +
+  "(batches carry records as JSON text, and the receiving subtask computes the key again to find its state): " +
+  "key by a string or number field, not by a Date, a Map, a class instance or an object with toJSON.";
+
+/** Longest input shown in an error, in characters. */
+const INPUT_PREVIEW_CHARS = 300;
+
+/**
+ * A key selector gave a key that would route its record to a subtask that
+ * does not own the key's state. The message names the keyed operator, the
+ * selector's input and why.
+ */
+export class KeySelectorError extends Error {
+  constructor(
+    /** The keyed operator, as {@link keyedOperatorName} gives it. */
+    readonly operator: string,
+    /** The key selector's input, as JSON text cut to a few hundred characters. */
+    readonly input: string,
+    /** What went wrong. */
+    readonly reason: string,
+    /** What the key selector threw, if it threw. */
+    override readonly cause?: unknown,
+  ) {
+    super(`keyBy into ${operator}: ${reason}; the key selector's input was ${input}. ${ROUND_TRIP_RULE}`);
+    this.name = "KeySelectorError";
+  }
+
+  /** The same error, saying where the record was read (a source's partition and offset). */
+  at(where: string): KeySelectorError {
+    return new KeySelectorError(this.operator, this.input, `${this.reason}, at ${where}`, this.cause);
+  }
+}
+
+/** The keyed operator (the head of the receiving vertex) as errors name it: `operator "name" (uid "uid")`. */
+export function keyedOperatorName(node: LogicalNode): string {
+  const { name, uid } = node.options;
+  if (name !== undefined && uid !== undefined && name !== uid) return `operator ${JSON.stringify(name)} (uid ${JSON.stringify(uid)})`;
+  return `operator ${JSON.stringify(name ?? uid ?? `${node.kind}#${node.id}`)}`;
+}
+
+/** A value as an error shows it: its JSON, cut; or what it is, when it has none. */
+export function previewInput(value: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    text = undefined;
+  }
+  if (text === undefined) return describeNonKey(value);
+  return text.length > INPUT_PREVIEW_CHARS ? `${text.slice(0, INPUT_PREVIEW_CHARS)}…` : text;
+}
+
+/**
+ * The error for a key that is not a string or a finite number, computed by
+ * the sender: that key would not be the one the receiver computes.
+ */
+export function sentKeyError(operator: string, value: unknown, key: unknown): KeySelectorError {
+  return new KeySelectorError(operator, previewInput(value), `the key selector returned ${describeNonKey(key)}, which is not a key (a string or a finite number)`);
+}
+
+/**
+ * The error for a key selector that threw, on the sending side or (when
+ * `received`) on the record as the receiver parsed it.
+ */
+export function selectorThrewError(operator: string, value: unknown, e: unknown, received: boolean): KeySelectorError {
+  const why = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  const where = received ? " for the record as this subtask received it (after the batch's JSON round trip)" : "";
+  return new KeySelectorError(operator, previewInput(value), `the key selector threw ${why}${where}`, e);
+}
+
+/**
+ * The error for a key that is not a string or a finite number, computed by
+ * the receiver from the value it parsed. The sender's key was one (it
+ * checks), so the value changed in the JSON round trip under the selector.
+ */
+export function receivedKeyError(operator: string, value: unknown, key: unknown): KeySelectorError {
+  return new KeySelectorError(
+    operator,
+    previewInput(value),
+    `the key selector returned ${describeNonKey(key)} for the record as this subtask received it: the key changed across the batch's JSON round trip, so the record may have been routed to a subtask that does not own its key`,
+  );
+}
+
+/**
+ * Throws a {@link KeySelectorError} unless `key`, computed by the receiver,
+ * is in a key group that `subtask` owns. The sender routed the record by
+ * the key its selector gave before the JSON round trip; a key the receiver
+ * computes in a key group it does not own means the two differ, and the
+ * key's state would land where a restore or a rescale does not look.
+ */
+export function checkReceivedKey(
+  operator: LogicalNode,
+  subtask: { readonly index: number; readonly parallelism: number },
+  value: unknown,
+  key: Key,
+  range: KeyGroupRange,
+  maxParallelism: number,
+): void {
+  const keyGroup = keyGroupOf(key, maxParallelism);
+  if (inRange(range, keyGroup)) return;
+  throw new KeySelectorError(
+    keyedOperatorName(operator),
+    previewInput(value),
+    `the key selector gave key ${JSON.stringify(key)} (key group ${keyGroup}) for the record as subtask ${subtask.index + 1}/${subtask.parallelism} received it, ` +
+      `but that subtask owns key groups ${range.start}..${range.end}: the key changed across the batch's JSON round trip, and the sender routed the record by the key it computed before`,
+  );
+}
 
 /** The key selector of each input channel of a subtask; undefined on a non-keyed edge. */
 export type InputKeys = ReadonlyMap<string, KeySelector | undefined>;

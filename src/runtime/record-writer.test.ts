@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { keyGroupOf, subtaskForKeyGroup } from "../graph/key-groups.js";
 import type { ChannelMessage, DeliveryResult } from "./messages.js";
+import { KeySelectorError } from "./batch-encoding.js";
 import { ChannelError, type OutputEdge, RecordWriter, type SendFn } from "./record-writer.js";
 
 interface Sent {
@@ -120,6 +121,59 @@ describe("RecordWriter batching", () => {
     const f = fakeSend("accepted");
     const w = writer([{ vertex: "count", parallelism: 2, partitioner: "hash" }], f.send);
     expect(() => w.emit("x")).toThrow("hash partitioning needs a key");
+  });
+
+  it("refuses, at the first record, a key that is not a string or a finite number, naming the operator, the input and why", async () => {
+    class Point {
+      constructor(readonly x: number) {}
+    }
+    const cases: [unknown, RegExp][] = [
+      [new Date(Date.UTC(2026, 0, 2)), /returned a Date, which is not a key/],
+      [new Point(3), /returned an instance of class Point/],
+      [new Map([["a", 1]]), /returned a Map/],
+      [{ id: "a" }, /returned an object/],
+      [undefined, /returned undefined/],
+      [NaN, /returned NaN/],
+      [null, /returned null/],
+    ];
+    for (const [key, why] of cases) {
+      const f = fakeSend("accepted");
+      const edge: OutputEdge = { vertex: "count", parallelism: 2, partitioner: "hash", keySelector: () => key as string, operator: 'operator "count" (uid "count-per-user")' };
+      const w = writer([edge], f.send);
+      let thrown: unknown;
+      try {
+        w.emit({ user: "ann", n: 1 });
+      } catch (e) {
+        thrown = e;
+      }
+      expect(thrown).toBeInstanceOf(KeySelectorError);
+      const message = (thrown as Error).message;
+      expect(message).toMatch(/^keyBy into operator "count" \(uid "count-per-user"\): /);
+      expect(message).toMatch(why);
+      expect(message).toContain(`the key selector's input was {"user":"ann","n":1}`);
+      expect(message).toContain("same string or finite number for a record and for its JSON round trip");
+      // Nothing was buffered, so nothing is sent.
+      await w.flush();
+      expect(f.sent).toEqual([]);
+    }
+  });
+
+  it("names the operator and the input when the key selector throws", () => {
+    const f = fakeSend("accepted");
+    const w = writer([{ vertex: "count", parallelism: 2, partitioner: "hash", keySelector: (v) => (v as { at: Date }).at.toISOString(), operator: 'operator "count"' }], f.send);
+    expect(() => w.emit({ at: "2026-01-02T00:00:00.000Z" })).toThrow(
+      /^keyBy into operator "count": the key selector threw TypeError: .*toISOString.*; the key selector's input was \{"at":"2026-01-02T00:00:00.000Z"\}/,
+    );
+  });
+
+  it("takes number keys and routes them as the receiver will", async () => {
+    const f = fakeSend("accepted");
+    const keySelector = (v: unknown) => (v as { n: number }).n;
+    const w = writer([{ vertex: "count", parallelism: 3, partitioner: "hash", keySelector }], f.send);
+    for (let n = -5; n < 20; n++) w.emit({ n: n / 2 });
+    await w.flush();
+    for (const s of f.sent) for (const v of records(s.message)) expect(s.index).toBe(subtaskForKeyGroup(128, 3, keyGroupOf(keySelector(v), 128)));
+    expect(f.sent.flatMap((s) => records(s.message))).toHaveLength(25);
   });
 
   it("sends every record on every output edge", async () => {

@@ -4,8 +4,9 @@
  * each batch with at most `credits` calls in flight per channel.
  */
 import type { PartitionerKind } from "../api/job.js";
+import { isKey, type Key } from "../graph/key-groups.js";
 import { createPartitioner, type Partitioner } from "../graph/partitioners.js";
-import { encodeBatch, type KeySelector } from "./batch-encoding.js";
+import { encodeBatch, type KeySelector, selectorThrewError, sentKeyError } from "./batch-encoding.js";
 import { type ChannelBody, type ChannelMessage, type DeliveryResult, channelId } from "./messages.js";
 
 /** One output edge of the sending vertex. */
@@ -15,6 +16,8 @@ export interface OutputEdge {
   readonly partitioner: PartitionerKind;
   /** Computes the key of a record on hash edges (the receiver computes it again: batches carry values only). */
   readonly keySelector?: KeySelector;
+  /** The keyed operator the edge leads to, as errors name it (`keyedOperatorName`). */
+  readonly operator?: string;
 }
 
 /** Delivers one message to subtask `index` of `vertex`. */
@@ -27,6 +30,27 @@ interface Target {
   /** Values emitted and not sent yet. */
   buffer: unknown[];
   readonly inFlight: Promise<void>[];
+}
+
+/**
+ * The key of a record on a keyed edge. Only a string or a finite number is
+ * one: anything else (a Date, a Map, undefined…) would not be the key the
+ * receiver computes from the record's JSON, so it fails here, at the first
+ * record, rather than misroute it. (One `typeof` per record.)
+ */
+function keyOf(edge: OutputEdge, value: unknown): Key {
+  let key: unknown;
+  try {
+    key = edge.keySelector!(value);
+  } catch (e) {
+    throw selectorThrewError(operatorOf(edge), value, e, false);
+  }
+  if (!isKey(key)) throw sentKeyError(operatorOf(edge), value, key);
+  return key;
+}
+
+function operatorOf(edge: OutputEdge): string {
+  return edge.operator ?? `vertex ${JSON.stringify(edge.vertex)}`;
 }
 
 /** Why sending stopped. */
@@ -84,7 +108,7 @@ export class RecordWriter {
   emit(value: unknown): void {
     this.recordsOut++;
     for (const o of this.outputs) {
-      const key = o.edge.keySelector ? o.edge.keySelector(value) : undefined;
+      const key = o.edge.keySelector ? keyOf(o.edge, value) : undefined;
       o.targets[o.partitioner.select(key)].buffer.push(value);
     }
   }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { listState, mapState, valueState } from "../api/state.js";
 import { keyGroupOf, keyText } from "../graph/key-groups.js";
-import { KeyedStateBackend, type StateEntry, keyGroupOfText } from "./keyed-state.js";
+import { KeyedStateBackend, KeyNotOwnedError, type StateEntry, keyGroupOfText } from "./keyed-state.js";
+import { STATE_ENTRY_BYTES_MAX, StateTooLargeError } from "./state-limits.js";
 
 const count = valueState<number>("count");
 const seen = mapState<number>("seen");
@@ -500,5 +501,116 @@ describe("captureChanges", () => {
       ].sort(),
     );
     expect(c.encode(1, 3)).toEqual(c.encode(0, 4).slice(1, 3));
+  });
+});
+
+describe("keys a subtask does not own", () => {
+  /** A backend with state under keys that fall in both halves of 128 key groups. */
+  function spread() {
+    const s = new KeyedStateBackend(128, "count per user");
+    const keys = Array.from({ length: 40 }, (_, i) => `user-${i}`);
+    for (const k of keys) {
+      s.setCurrentKey(k);
+      s.getState(count).update(1);
+    }
+    const foreign = keys.find((k) => keyGroupOf(k, 128) > 63)!;
+    return { s, keys, foreign };
+  }
+  const lowerHalf = { start: 0, end: 63 };
+
+  it("fail a capture's serialization, naming operator, state, key, key group and the owned range", () => {
+    const { s, foreign } = spread();
+    const capture = s.capture(lowerHalf);
+    let thrown: unknown;
+    try {
+      capture.forEach(0, capture.count, () => undefined);
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(KeyNotOwnedError);
+    expect((thrown as Error).message).toMatch(/^operator "count per user": state "count" has key "user-\d+" in key group \d+, but this subtask owns key groups 0\.\.63/);
+    expect((thrown as Error).message).toContain("JSON round trip");
+    expect((thrown as KeyNotOwnedError).keyGroup).toBeGreaterThan(63);
+    expect(() => s.capture({ start: 0, end: 127 }).forEach(0, 40, () => undefined)).not.toThrow();
+    expect(foreign).toBeDefined();
+  });
+
+  it("fail the encoding of captured changes, deletions included", () => {
+    const { s, foreign } = spread();
+    s.captureChanges();
+    s.setCurrentKey(foreign);
+    s.getState(count).clear();
+    const changes = s.captureChanges(lowerHalf);
+    expect(changes.count).toBe(1);
+    expect(() => changes.encode(0, 1)).toThrow(new RegExp(`state "count" has key "${foreign}" in key group ${keyGroupOf(foreign, 128)}, but this subtask owns key groups 0\\.\\.63`));
+  });
+
+  it("show a number key as the number", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const n = Array.from({ length: 100 }, (_, i) => i).find((i) => keyGroupOf(i, 128) > 63)!;
+    s.setCurrentKey(n);
+    s.getState(count).update(1);
+    expect(() => s.captureChanges(lowerHalf).encode(0, 1)).toThrow(`has key ${n} in key group`);
+  });
+});
+
+describe("state values too large for a row of the image", () => {
+  const big = (chars: number) => "x".repeat(chars);
+
+  it("fail the capture at the barrier, naming operator, state and key: objects, maps and lists", () => {
+    const doc = valueState<{ text: string }>("doc");
+    const s = new KeyedStateBackend(128, "documents");
+    s.setCurrentKey("d-1");
+    s.getState(doc).update({ text: big(STATE_ENTRY_BYTES_MAX) });
+    expect(() => s.captureChanges()).toThrow(StateTooLargeError);
+    const s2 = new KeyedStateBackend(128, "documents");
+    s2.setCurrentKey("d-1");
+    s2.getState(doc).update({ text: big(STATE_ENTRY_BYTES_MAX) });
+    expect(() => s2.capture()).toThrow(/^operator "documents": state "doc" for key "d-1" takes 1999817 bytes .*at most 1999800 bytes/);
+
+    const m = new KeyedStateBackend(128, "op");
+    m.setCurrentKey(7);
+    for (let i = 0; i < 30; i++) m.getMapState(seen).put(`url-${i}-${big(70_000)}`, i);
+    expect(() => m.captureChanges()).toThrow(/^operator "op": state "seen" for key 7 takes \d+ bytes/);
+
+    const l = new KeyedStateBackend(128, "op");
+    l.setCurrentKey("k");
+    for (let i = 0; i < 3; i++) l.getListState(recent).add(big(700_000));
+    expect(() => l.captureChanges()).toThrow(/state "recent" for key "k" takes 2100\d+ bytes/);
+  });
+
+  it("count UTF-8 bytes, not characters: multi-byte text reaches the limit sooner", () => {
+    const doc = valueState<string[]>("doc");
+    const s = new KeyedStateBackend(128, "op");
+    s.setCurrentKey("k");
+    // 700,000 characters of "é" are 1,400,000 bytes: fine; "€" takes 3 bytes each: 2,100,000.
+    s.getState(doc).update(["é".repeat(700_000)]);
+    expect(() => s.captureChanges()).not.toThrow();
+    s.getState(doc).update(["€".repeat(700_000)]);
+    expect(() => s.captureChanges()).toThrow(StateTooLargeError);
+  });
+
+  it("catch a string value, kept by reference until it is serialized, and a string that escapes grow", () => {
+    const text = valueState<string>("text");
+    const s = new KeyedStateBackend(128, "op");
+    s.setCurrentKey("k");
+    s.getState(text).update(big(STATE_ENTRY_BYTES_MAX));
+    expect(() => s.captureChanges()).toThrow(/state "text" for key "k" takes 1999807 bytes/);
+    // 400,000 control characters: each is 6 characters of JSON (\u0001), 2,400,002 bytes of JSON.
+    s.getState(text).update("\u0001".repeat(400_000));
+    expect(() => s.captureChanges()).toThrow(/takes 2400007 bytes/);
+  });
+
+  it("let values up to the limit through, as captured", () => {
+    const text = valueState<string>("text");
+    const s = new KeyedStateBackend(128, "op");
+    s.setCurrentKey("k");
+    // state name (4) + key (1) + JSON (the value and its 2 quotes) = the limit exactly.
+    const value = big(STATE_ENTRY_BYTES_MAX - 4 - 1 - 2);
+    s.getState(text).update(value);
+    const changes = s.captureChanges();
+    expect(changes.encode(0, 1)[0].valueJson).toBe(JSON.stringify(value));
+    s.getState(text).update(value + "x");
+    expect(() => s.captureChanges()).toThrow(StateTooLargeError);
   });
 });

@@ -18,8 +18,9 @@ import type {
   ValueState,
   ValueStateDescriptor,
 } from "../api/state.js";
-import { type Key, hashKey, keyText } from "../graph/key-groups.js";
+import { type Key, type KeyGroupRange, hashKey, inRange, keyText } from "../graph/key-groups.js";
 import type { EncodedEntry } from "./snapshot-format.js";
+import { checkStateEntry, displayKey, stringEntryMayBeTooLarge } from "./state-limits.js";
 
 /** One key's value of one state, as persisted. `value` undefined means deleted. */
 export interface StateEntry {
@@ -197,19 +198,20 @@ export class KeyedStateBackend {
   /**
    * What changed since the last call (or {@link takeDirty}), cheap enough to
    * take at a barrier: it clears the dirty marks and keeps values as
-   * {@link capture} does, so that serializing them can wait.
+   * {@link capture} does, so that serializing them can wait. With `owned`,
+   * encoding throws for a key outside those key groups (see {@link capture}).
    */
-  captureChanges(): ChangeCapture {
+  captureChanges(owned?: KeyGroupRange): ChangeCapture {
     const tables: CapturedTable[] = [];
     let count = 0;
     for (const [state, changed] of this.dirty) {
       if (changed.size === 0) continue;
-      const captured = captureTable(state, this.kinds.get(state)!, changed);
+      const captured = captureTable(this.operatorLabel, state, this.kinds.get(state)!, changed);
       changed.clear();
       tables.push(captured);
       count += captured.keys.length;
     }
-    const maxParallelism = this.maxParallelism;
+    const keyGroupOf = ownedKeyGroup(this.operatorLabel, this.maxParallelism, owned);
     return {
       count,
       encode(start, end) {
@@ -217,7 +219,7 @@ export class KeyedStateBackend {
         forRange(tables, start, end, (t, i) => {
           const v = t.values[i];
           const key = t.keys[i];
-          out.push({ entry: { state: t.state, kind: t.kind, key, keyGroup: keyGroupOfText(key, maxParallelism) }, valueJson: v === undefined ? null : thaw(v) });
+          out.push({ entry: { state: t.state, kind: t.kind, key, keyGroup: keyGroupOf(t.state, key) }, valueJson: v === undefined ? null : thaw(v) });
         });
         return out;
       },
@@ -242,14 +244,21 @@ export class KeyedStateBackend {
    * included), cheap enough to take at a barrier: values that cannot change
    * in place (numbers, strings, booleans, null) are kept by reference and
    * serialized later; objects, maps and lists, which user code may mutate
-   * in place, are serialized now.
+   * in place, are serialized now. An entry too large for a row of the
+   * image throws a `StateTooLargeError` here, at the barrier.
+   *
+   * With `owned` (the subtask's key groups), serializing throws for a key
+   * outside them: a record whose key changed across a batch's JSON round
+   * trip reached a subtask that does not own it, and its state must not be
+   * checkpointed where no restore or rescale would look for it. The key
+   * group is computed there anyway, so the check costs one comparison.
    */
-  capture(): StateCapture {
+  capture(owned?: KeyGroupRange): StateCapture {
     const tables: CapturedTable[] = [];
     let count = 0;
     for (const [state, table] of this.tables) {
       if (table.size === 0) continue;
-      const captured = captureTable(state, this.kinds.get(state)!, table);
+      const captured = captureTable(this.operatorLabel, state, this.kinds.get(state)!, table);
       tables.push(captured);
       count += captured.keys.length;
     }
@@ -266,11 +275,11 @@ export class KeyedStateBackend {
       }
       tables.push(...byState.values());
     }
-    const maxParallelism = this.maxParallelism;
+    const keyGroupOf = ownedKeyGroup(this.operatorLabel, this.maxParallelism, owned);
     return {
       count,
       forEach(start, end, fn) {
-        forRange(tables, start, end, (t, i) => fn(t.state, t.kind, t.keys[i], keyGroupOfText(t.keys[i], maxParallelism), thaw(t.values[i])));
+        forRange(tables, start, end, (t, i) => fn(t.state, t.kind, t.keys[i], keyGroupOf(t.state, t.keys[i]), thaw(t.values[i])));
       },
     };
   }
@@ -407,14 +416,67 @@ function freeze(kind: Kind, v: unknown): unknown {
   return kind === "value" && isImmutable(v) ? v : new Serialized(JSON.stringify(toPersisted(kind, v)));
 }
 
-/** One state's entries captured at a barrier; an undefined value (a deletion among changes) stays undefined. */
-function captureTable(state: string, kind: Kind, entries: ReadonlyMap<string, unknown>): CapturedTable {
+/**
+ * One state's entries captured at a barrier; an undefined value (a deletion
+ * among changes) stays undefined. Each value is checked against the size of
+ * an image row where its JSON is first made: now for serialized values, and
+ * now too for a string long enough to matter (numbers, booleans and null
+ * are small).
+ */
+function captureTable(operator: string, state: string, kind: Kind, entries: ReadonlyMap<string, unknown>): CapturedTable {
   const t: CapturedTable = { state, kind, keys: [], values: [] };
   for (const [key, v] of entries) {
     t.keys.push(key);
-    t.values.push(v === undefined ? undefined : freeze(kind, v));
+    if (v === undefined) {
+      t.values.push(undefined);
+      continue;
+    }
+    const frozen = freeze(kind, v);
+    t.values.push(frozen);
+    if (frozen instanceof Serialized) checkStateEntry(operator, state, key, frozen.json);
+    else if (typeof frozen === "string") {
+      if (stringEntryMayBeTooLarge(state, key, frozen)) checkStateEntry(operator, state, key, JSON.stringify(frozen));
+    }
+    // A number, a boolean or null: at most 24 characters of JSON, within the bytes a row keeps aside; only a huge key matters.
+    else checkStateEntry(operator, state, key, "");
   }
   return t;
+}
+
+/**
+ * The key group of a captured key, checked against the key groups the
+ * subtask owns (when given).
+ */
+function ownedKeyGroup(operator: string, maxParallelism: number, owned: KeyGroupRange | undefined): (state: string, key: string) => number {
+  if (!owned) return (_state, key) => keyGroupOfText(key, maxParallelism);
+  return (state, key) => {
+    const keyGroup = keyGroupOfText(key, maxParallelism);
+    if (!inRange(owned, keyGroup)) throw new KeyNotOwnedError(operator, state, key, keyGroup, owned);
+    return keyGroup;
+  };
+}
+
+/**
+ * Keyed state under a key this subtask does not own: the record that wrote
+ * it was routed by another key than the one computed here (a key selector
+ * whose key changes across the JSON round trip of a batch).
+ */
+export class KeyNotOwnedError extends Error {
+  constructor(
+    readonly operator: string,
+    readonly state: string,
+    keyText: string,
+    readonly keyGroup: number,
+    readonly owned: KeyGroupRange,
+  ) {
+    super(
+      `operator ${JSON.stringify(operator)}: state ${JSON.stringify(state)} has key ${displayKey(keyText)} in key group ${keyGroup}, ` +
+        `but this subtask owns key groups ${owned.start}..${owned.end}, so a restore or a rescale would not find it. ` +
+        `The key selector gave this subtask another key than the sender routed the record by: a key must come out of the JSON round trip ` +
+        `of a batch as it went in (key by a string or number field, not by a Date, a Map, a class instance or an object with toJSON)`,
+    );
+    this.name = "KeyNotOwnedError";
+  }
 }
 
 /** The JSON of a captured value. */

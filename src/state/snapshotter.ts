@@ -129,7 +129,7 @@ export class KeyedSnapshotter {
     const operators: PreparedOperator[] = [];
     let dependsOnEarlier = false;
     for (const [uid, backend] of backends) {
-      const changed = backend.captureChanges();
+      const changed = backend.captureChanges(this.range);
       const chain = this.chains.get(uid);
       const full = forceFull || this.forceFull || !this.config.incremental || !chain || chain.deltas + 1 >= this.config.fullEvery;
       let file: PreparedOperator["file"] = null;
@@ -137,7 +137,7 @@ export class KeyedSnapshotter {
       let next: ChainState;
       if (full) {
         const key = this.store.fileKey(uid, checkpointId);
-        const capture = backend.capture();
+        const capture = backend.capture(this.range);
         file = capture.count > 0 ? { key, kind: "full", capture } : null;
         next = { files: file ? [key] : [], bytes: 0, deltas: 0 };
       } else if (changed.count === 0) {
@@ -166,7 +166,7 @@ export class KeyedSnapshotter {
     const operators: PreparedOperator[] = [];
     for (const [uid, backend] of backends) {
       const key = this.store.savepointFileKey(uid, checkpointId);
-      const capture = backend.capture();
+      const capture = backend.capture(this.range);
       operators.push({ uid, changed: NO_CHANGES, file: { key, kind: "full", capture }, chain: { files: [key], bytes: 0, deltas: 0 }, base: null, entries: capture.count });
     }
     return { checkpointId, operators, dependsOnEarlier: false, savepoint: true };

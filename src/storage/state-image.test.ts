@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { type DoSql, doSql as baseSql } from "../../test/support/do-sql.js";
 import { Random } from "../../test/support/random.js";
+import { STATE_ENTRY_BYTES_MAX, StateTooLargeError } from "../state/state-limits.js";
 import { IMAGE_CHUNK_CHARS, type ImageRow, StateImage } from "./state-image.js";
 
 /** The Durable Object SQL port on node:sqlite, remembering its statements and failing one on demand. */
@@ -89,6 +90,23 @@ describe("StateImage", () => {
     image.write("op", [row("a", "1"), row("q", quotes), row("b", "2")]);
     expect(all(sql, "op", image)["count/q"]).toBe(quotes);
     expect(all(sql, "op", image)["count/b"]).toBe("2");
+  });
+
+  it("refuses a row too large for SQLite by operator, state and key instead of binding it, in both write paths", () => {
+    for (const through of [false, true]) {
+      const sql = doSql();
+      const image = new StateImage(sql);
+      // A state file written before captures checked sizes, restored from R2: 2,100,002 bytes of JSON.
+      const huge = JSON.stringify("€".repeat(700_000));
+      const write = () => (through ? image.writeThrough("count-per-user", [row("a", "1"), row("big", huge), row("b", "2")]) : image.write("count-per-user", [row("a", "1"), row("big", huge)]));
+      expect(write).toThrow(StateTooLargeError);
+      expect(write).toThrow(/^operator "count-per-user": state "count" for key "big" takes 2100010 bytes .*at most 1999800 bytes/);
+      expect(sql.queries.some((q) => q.includes("VALUES (?, ?, ?, ?, ?, ?)"))).toBe(false);
+      // A row just under the limit is written alone, as before.
+      const fits = JSON.stringify("x".repeat(STATE_ENTRY_BYTES_MAX - "count".length - "ok".length - 2));
+      image.write("count-per-user", [row("ok", fits)]);
+      expect(all(sql, "count-per-user", image)["count/ok"]).toBe(fits);
+    }
   });
 
   it("keeps operators apart, and reads rows back on demand", () => {

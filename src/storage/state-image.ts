@@ -25,6 +25,7 @@
  * costs about as much as the SQLite work of a small upsert: hence runs.
  */
 import type { StateBacking, StateEntry } from "../state/keyed-state.js";
+import { checkStateEntry } from "../state/state-limits.js";
 import type { Sql } from "./sql.js";
 
 type Kind = StateEntry["kind"];
@@ -206,10 +207,18 @@ export class StateImage {
     return this.sql.exec(`SELECT 1 AS x FROM image_chunks WHERE op = ? LIMIT 1`, uid).toArray().length > 0;
   }
 
-  /** Writes one row straight into the table. */
+  /**
+   * Writes one row straight into the table. Only rows too large for a chunk
+   * come here, so this is where a row too large for SQLite is refused by
+   * name (the keyed-state capture refuses it first; a state file written
+   * before that check, restored from R2, would reach this).
+   */
   private writeOne(uid: string, r: ImageRow, updateKind: boolean): void {
     if (r.valueJson === null) this.sql.exec(`DELETE FROM keyed_state WHERE op = ? AND state = ? AND key = ?`, uid, r.state, r.key);
-    else this.sql.exec(updateKind ? UPSERT_ONE_WITH_KIND : UPSERT_ONE, uid, r.state, r.key, r.keyGroup, r.kind, r.valueJson);
+    else {
+      checkStateEntry(uid, r.state, r.key, r.valueJson);
+      this.sql.exec(updateKind ? UPSERT_ONE_WITH_KIND : UPSERT_ONE, uid, r.state, r.key, r.keyGroup, r.kind, r.valueJson);
+    }
   }
 
   /** Writes every gathered run as a chunk: what was written is now the image. */

@@ -30,13 +30,23 @@ import type { JobDefinition, LogicalNode } from "../../api/job.js";
 import type { SinkMetrics, SinkWriter, SourceReader, StagingStore } from "../../api/types.js";
 import { type BarrierAction, BarrierHandler, type CheckpointBarrier } from "../../checkpoint/barrier-handler.js";
 import { type ChannelStateHandle, type KeyedStateHandle, type SubtaskAck, ownHandle } from "../../checkpoint/types.js";
-import type { Key, KeyGroupRange } from "../../graph/key-groups.js";
+import { isKey, type Key, type KeyGroupRange } from "../../graph/key-groups.js";
 import { nodeLabel, type PlanVertex } from "../../graph/plan.js";
 import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
 import { KeyedSnapshotter, type SnapshotStore } from "../../state/snapshotter.js";
 import { NO_WATERMARK, SourceWatermarks, type WatermarkStatus } from "../../time/watermark-generator.js";
 import { WatermarkValve } from "../../time/watermark-valve.js";
-import { decodeChannelState, type InputKeys, inputKeys, type KeySelector } from "../batch-encoding.js";
+import {
+  checkReceivedKey,
+  decodeChannelState,
+  type InputKeys,
+  inputKeys,
+  keyedOperatorName,
+  type KeySelector,
+  KeySelectorError,
+  receivedKeyError,
+  selectorThrewError,
+} from "../batch-encoding.js";
 import { InputGate } from "../input-gate.js";
 import { type BarrierMessage, type ChannelMessage, channelId, type DeliveryResult, type RestoreSpec, type SubtaskDeployment, type TaskMetrics, type TaskStatus } from "../messages.js";
 import { OperatorChain, UserCodeError } from "../operator-chain.js";
@@ -144,6 +154,7 @@ export class Task {
         parallelism: o.parallelism,
         partitioner: o.partitioner,
         keySelector: job.nodes[o.toNode].inputs[o.inputIndex].keySelector,
+        operator: keyedOperatorName(job.nodes[o.toNode]),
       })),
       { vertex: vertex.id, index, attempt },
       plan.maxParallelism,
@@ -294,6 +305,9 @@ export class Task {
       this.checkpointAtEnd({ checkpointId, triggerMs, isSavepoint, stopAfter });
       return true;
     }
+    // A failed task says yes: its failure report, already on its way, fails the job over with the
+    // cause. A "no" fails the checkpoint first, and the job over with only "could not start checkpoint".
+    if (this.status === "failed") return true;
     if (!this.isSource || this.status !== "running" || this.stopped) return false;
     const t: Trigger = { checkpointId, triggerMs, isSavepoint, stopAfter };
     if (this.sourceFlushing && this.triggers.length === 0 && this.deployment.checkpoint.unaligned && this.alignTimeoutMs === 0 && !isSavepoint && !stopAfter) {
@@ -372,6 +386,7 @@ export class Task {
           for (; i < records.length; i++) this.chain.push(null, records[i]);
         } catch (e) {
           if (e instanceof UserCodeError) throw new Error(`${e.message} at ${batch.partition} offset ${batch.firstOffset + i}`);
+          if (e instanceof KeySelectorError) throw e.at(`${batch.partition} offset ${batch.firstOffset + i}`);
           throw e;
         }
         this.sourceFlushing = true;
@@ -469,8 +484,15 @@ export class Task {
             const keyOf = this.inputKeys.get(message.channel);
             if (keyOf === undefined) {
               for (let i = 0; i < values.length; i++) this.chain.push(null, values[i]);
-            } else {
+            } else if (values.length > 0) {
               // The sender partitioned by the key its selector gave for the value before the JSON round trip.
+              // A spot check that it is still a key this subtask owns: one hash per batch (one per record
+              // would cost 10–20% of a keyed count). Checkpoints check every key whose state they capture.
+              const range = this.deployment.keyGroupRange;
+              if (range) {
+                const subtask = { index: this.deployment.index, parallelism: this.vertex.parallelism };
+                checkReceivedKey(this.job.nodes[this.vertex.nodes[0]], subtask, values[0], this.keyOf(keyOf, values[0]), range, this.deployment.plan.maxParallelism);
+              }
               for (let i = 0; i < values.length; i++) this.chain.push(this.keyOf(keyOf, values[i]), values[i]);
             }
             await this.writer.flush();
@@ -505,15 +527,18 @@ export class Task {
 
   /**
    * The key of a received record. The sender's selector gave a key for this
-   * value before its JSON round trip; one that throws now (a `Date` field
-   * became a string, say) is the job's error, reported as such.
+   * value before its JSON round trip; one that throws now or gives no key
+   * (a `Date` field became a string, say) is the job's error, reported as such.
    */
   private keyOf(keySelector: KeySelector, value: unknown): Key {
+    let key: unknown;
     try {
-      return keySelector(value);
+      key = keySelector(value);
     } catch (e) {
-      throw new UserCodeError(`keyBy into ${this.vertex.name}`, null, e);
+      throw selectorThrewError(keyedOperatorName(this.job.nodes[this.vertex.nodes[0]]), value, e, true);
     }
+    if (!isKey(key)) throw receivedKeyError(keyedOperatorName(this.job.nodes[this.vertex.nodes[0]]), value, key);
+    return key;
   }
 
   /** A barrier arriving with unaligned checkpoints on: handled at once, or (answering false) queued in order. */
