@@ -42,6 +42,11 @@ export class JobRegistry {
     return [...this.jobs.keys()];
   }
 
+  /** Names of every HTTP ingestion stream, sorted. */
+  streamNames(): string[] {
+    return [...this.streams.keys()].sort();
+  }
+
   stream(name: string): HttpStreamDefinition | undefined {
     return this.streams.get(name);
   }
