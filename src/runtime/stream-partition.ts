@@ -90,9 +90,9 @@ export class StreamPartition extends DurableObject<FloeEnv> {
     await this.schedule();
   }
 
-  /** Where the latest run of `job` started here; the earliest offset when it never started here. */
-  startOffset(job: string): number {
-    return this.log.consumers.startOffset(job) ?? this.log.info().startOffset;
+  /** Where the latest run of `job` started here; null when no run of it was pinned here. */
+  startOffset(job: string): number | null {
+    return this.log.consumers.startOffset(job);
   }
 
   /** One bounded step of retention; the next one is scheduled right away when more is due. */

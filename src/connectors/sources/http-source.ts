@@ -109,8 +109,13 @@ function keyReader(key: string | ((record: unknown) => string | number)): (recor
 }
 
 class HttpSourceReader implements SourceReader {
-  /** `offset` null: not read yet and not restored, so the run's pinned start is asked for first. */
-  private readonly owned: { key: string; partition: number; offset: number | null; end: number }[] = [];
+  /**
+   * `started` false: the run's pinned start is asked for before the first
+   * read, and the position is the later of it and a restored offset (they
+   * differ only for a run begun from a snapshot whose offsets retention
+   * deleted, pinned at the earliest retained offset).
+   */
+  private readonly owned: { key: string; partition: number; offset: number | null; end: number; started: boolean }[] = [];
   private cursor = 0;
   private readonly env: FloeEnv;
   private readonly job: string;
@@ -123,7 +128,7 @@ class HttpSourceReader implements SourceReader {
     this.env = ctx.env as FloeEnv;
     this.job = ctx.jobName;
     for (let p = ctx.subtaskIndex; p < partitions; p += ctx.parallelism) {
-      this.owned.push({ key: partitionKey(stream, p), partition: p, offset: null, end: 0 });
+      this.owned.push({ key: partitionKey(stream, p), partition: p, offset: null, end: 0, started: false });
     }
   }
 
@@ -144,8 +149,13 @@ class HttpSourceReader implements SourceReader {
     for (let i = 0; i < this.owned.length; i++) {
       const o = this.owned[(this.cursor + i) % this.owned.length];
       const stub = this.env.STREAM_PARTITION.get(this.env.STREAM_PARTITION.idFromName(streamPartitionName(this.stream, o.partition)));
-      o.offset ??= await stub.startOffset(this.job);
-      const r = await stub.read(o.offset, maxRecords);
+      if (!o.started) {
+        // Unpinned (a coordinator that pins no streams): from the restored offset, else from 0.
+        const start = (await stub.startOffset(this.job)) ?? 0;
+        o.offset = Math.max(o.offset ?? start, start);
+        o.started = true;
+      }
+      const r = await stub.read(o.offset!, maxRecords);
       o.end = r.endOffset;
       if (r.count === 0) continue;
       this.cursor = (this.cursor + i + 1) % this.owned.length;
