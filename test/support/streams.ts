@@ -31,6 +31,8 @@ export async function streamView(engine: Engine, stream: string): Promise<{ reco
 export class SeqProducer {
   readonly acked = new Map<string, number>();
   refused = 0;
+  /** Tries cut off without an answer (the runtime died under them). */
+  cutOff = 0;
   private request = 0;
 
   constructor(
@@ -65,6 +67,7 @@ export class SeqProducer {
         text = await res.text();
       } catch (e) {
         text = String(e); // the runtime died under the request: retried
+        this.cutOff++;
       }
       if (status === 200) return this.ack(request.records);
       if (status === 429) {
