@@ -331,3 +331,27 @@ describe("StreamLog: limits", () => {
     expect(l.append(texts(1, 1), "k", "h")).toMatchObject({ firstOffset: 1, duplicate: false });
   });
 });
+
+describe("StreamLog: a crash during truncation", () => {
+  it("deletes all of a step or none of it, and the next log over the same database finishes the work", () => {
+    const { log: l, clock, storage } = limited();
+    l.startRun("job", 1, "earliest");
+    for (let i = 0; i < 10; i++) l.append(texts(i * 3, 3), `k${i}`, "h");
+    clock.ms += 20_000;
+    l.consumers.checkpointed("job", 1, 30);
+    storage.sql.beforeExec = (q) => {
+      if (q.startsWith("UPDATE meta SET records")) throw new Error("crash");
+    };
+    expect(() => l.truncate(4)).toThrow("crash");
+    storage.sql.beforeExec = undefined;
+    // The object died: a new log over the same database sees nothing of the interrupted step.
+    const again = new StreamLog(storage, () => clock.ms);
+    expect(again.stats()).toMatchObject({ earliestOffset: 0, nextOffset: 30, records: 30 });
+    expect(parse(again.read(0, 100).lines)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    while (again.truncate(4).more) {
+      // the alarm's steps
+    }
+    expect(again.stats()).toMatchObject({ earliestOffset: 30, nextOffset: 30, records: 0, bytes: 0 });
+    expect(again.append(texts(30, 1))).toMatchObject({ firstOffset: 30 });
+  });
+});

@@ -45,7 +45,9 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
  * @example streamLimits("clicks", { retentionMs: 3_600_000 }).maxBytes // DEFAULT_MAX_BYTES
  */
 export function streamLimits(stream: string, options: Partial<StreamLimits> = {}): StreamLimits {
-  const limits = { ...DEFAULT_STREAM_LIMITS, ...stripUndefined(options) };
+  // Only the limits: the options of a source carry more (partitions, key, validation).
+  const { retentionMs, retentionBytes, maxBytes, maxRequestsPerSecond } = options;
+  const limits = { ...DEFAULT_STREAM_LIMITS, ...stripUndefined({ retentionMs, retentionBytes, maxBytes, maxRequestsPerSecond }) };
   for (const name of ["retentionMs", "retentionBytes", "maxBytes", "maxRequestsPerSecond"] as const) {
     const v = limits[name];
     if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
