@@ -7,6 +7,7 @@
 import type { Key } from "../graph/key-groups.js";
 import type { WatermarkStrategy } from "../time/watermark-strategy.js";
 import type { CheckpointConfig } from "./checkpoint-options.js";
+import type { StartingOffsets, StreamLimits } from "../storage/stream-options.js";
 import type {
   ListState,
   ListStateDescriptor,
@@ -135,6 +136,12 @@ export interface HttpStreamDefinition {
   readonly validate?: (record: unknown) => string | undefined;
   /** Name of the Worker variable/secret holding this stream's own ingest token. */
   readonly ingestTokenVar?: string;
+  /** Retention, size limit and request rate of each partition (defaults when absent). */
+  readonly limits?: StreamLimits;
+  /** Where a job started without a savepoint or checkpoint begins (default earliest). */
+  readonly startingOffsets?: StartingOffsets;
+  /** Each record's partition key, or why it has none; absent: a request goes to one partition whole. */
+  readonly partitionKey?: (record: unknown) => { key: string } | { problem: string };
 }
 
 /** Delivery guarantee of a sink: output visible after its checkpoint completed, or at the barrier. */

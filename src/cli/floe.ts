@@ -2,7 +2,7 @@
  * The `floe` command: the REST API for a shell, as `flink` is for Flink.
  *
  *   floe run <job> [-s <savepoint>] [--from-checkpoint <id>] [-p <n> | -p <uid>=<n> ...]
- *            [--allow-non-restored-state] [--config <json>]
+ *            [--allow-non-restored-state] [--config <json>] [--starting-offsets earliest|latest|<epoch ms>]
  *   floe list
  *   floe status <job>
  *   floe savepoint <job> [--format canonical|native]
@@ -10,6 +10,7 @@
  *   floe cancel <job> [--with-savepoint]
  *   floe checkpoints <job> [--trigger]
  *   floe ingest <stream> [<file.ndjson>]      (stdin when no file)
+ *   floe streams [<stream>]
  *
  * Global: --url (default $FLOE_URL or http://127.0.0.1:8787), the token
  * from $FLOE_TOKEN (or $FLOE_ADMIN_TOKEN), --json for machine output.
@@ -23,6 +24,7 @@ import { retry } from "../retry.js";
 
 const USAGE = `usage: floe <command> [options]
   run <job> [-s <savepoint>] [--from-checkpoint <id>] [-p <n> | -p <uid>=<n> ...] [--allow-non-restored-state] [--config <json>]
+      [--starting-offsets earliest|latest|<epoch ms>]
   list
   status <job>
   savepoint <job> [--format canonical|native]
@@ -30,6 +32,7 @@ const USAGE = `usage: floe <command> [options]
   cancel <job> [--with-savepoint]
   checkpoints <job> [--trigger]
   ingest <stream> [<file.ndjson>]     NDJSON from the file, or from stdin
+  streams [<stream>]                  ingestion streams: sizes, offsets, each job's lag
 options: --url <url> (default $FLOE_URL or http://127.0.0.1:8787), --json; the token comes from $FLOE_TOKEN`;
 
 /** Records per ingest request. */
@@ -75,6 +78,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         p: { type: "string", short: "p", multiple: true },
         "allow-non-restored-state": { type: "boolean", default: false },
         config: { type: "string" },
+        "starting-offsets": { type: "string" },
         format: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -108,6 +112,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
           } catch {
             throw new UsageError("--config must be JSON, e.g. '{\"checkpoint\":{\"interval_ms\":1000}}'");
           }
+        }
+        const from = values["starting-offsets"];
+        if (from !== undefined) {
+          if (from !== "earliest" && from !== "latest" && !/^\d+$/.test(from)) throw new UsageError("--starting-offsets takes earliest, latest or a time in epoch ms");
+          body.starting_offsets = /^\d+$/.test(from) ? { timestamp: Number(from) } : from;
         }
         const s = (await api("POST", `/v1/jobs/${job}/start`, body)) as Status;
         print(s, `${s.name} ${s.status} (attempt ${s.attempt})${savepoint ? ` from ${savepoint}` : ""}`);
@@ -167,6 +176,26 @@ export async function main(argv: string[], io: Io): Promise<number> {
         print(r, `${r.records} records in ${r.requests} requests`);
         return 0;
       }
+      case "streams": {
+        if (name) {
+          const st = (await api("GET", `/v1/streams/${name}`)) as StreamView;
+          const lines = [
+            `${st.stream}: ${st.records} records, ${st.bytes} B in ${st.partition_count} partition(s); retention ${st.retention_ms} ms or ${st.retention_bytes} B, limit ${st.max_bytes} B`,
+            ...st.partitions.map(
+              (p) =>
+                `${p.partition}\toffsets ${p.earliest_offset}..${p.next_offset}\t${p.records} records\t${p.bytes} B${p.jobs
+                  .filter((j) => j.active)
+                  .map((j) => `\t${j.job} at ${j.checkpointed_offset} (lag ${j.lag})`)
+                  .join("")}`,
+            ),
+          ];
+          print(st, lines.join("\n"));
+        } else {
+          const { streams } = (await api("GET", "/v1/streams")) as { streams: StreamView[] };
+          print(streams, streams.map((st) => `${st.stream}\t${st.partition_count} partition(s)\t${st.records} records\t${st.bytes} B${Object.entries(st.lag).map(([j, n]) => `\t${j} lag ${n}`).join("")}`).join("\n"));
+        }
+        return 0;
+      }
       case undefined:
         throw new UsageError("no command");
       default:
@@ -201,6 +230,18 @@ interface Status {
 interface Overview {
   counts: { completed: number; failed: number; in_progress: number; restored: number };
   history: { id: number; checkpoint_type: string; status: string; end_to_end_duration: number; checkpointed_size: number; failure_message: string | null }[];
+}
+
+interface StreamView {
+  stream: string;
+  partition_count: number;
+  records: number;
+  bytes: number;
+  retention_ms: number;
+  retention_bytes: number;
+  max_bytes: number;
+  lag: Record<string, number>;
+  partitions: { partition: number; earliest_offset: number; next_offset: number; records: number; bytes: number; jobs: { job: string; checkpointed_offset: number; lag: number; active: boolean }[] }[];
 }
 
 type Api = (method: string, path: string, body?: unknown, headers?: Record<string, string>, raw?: string) => Promise<unknown>;
@@ -254,11 +295,11 @@ async function ingest(api: Api, stream: string, input: NodeJS.ReadableStream): P
   const flush = async () => {
     if (batch.length === 0) return;
     const key = `floe-cli-${run}-${requests}`;
-    // Only an engine that could not be reached is tried again: its answer, an error included, is final.
+    // An engine that could not be reached, or a full or busy partition (429), is tried again; any other answer is final.
     await retry(() => api("POST", `/v1/ingest/${stream}`, undefined, { "content-type": "application/x-ndjson", "idempotency-key": key }, batch.join("\n")), {
-      attempts: 5,
-      delayMs: 200,
-      isRetryable: (e) => e instanceof ConnectionError,
+      attempts: 10,
+      delayMs: 500,
+      isRetryable: (e) => e instanceof ConnectionError || (e instanceof ApiError && e.status === 429),
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     });
     records += batch.length;

@@ -10,6 +10,7 @@ import { dashboardRoutes } from "./dashboard/index.js";
 import { errorResponse, onError } from "./errors.js";
 import { ingestRoutes } from "./ingest.js";
 import { jobRoutes } from "./jobs.js";
+import { streamRoutes } from "./streams.js";
 import { tableRoutes } from "./tables.js";
 
 /** Builds the app for the jobs of a registry. */
@@ -22,7 +23,7 @@ export function createApp(registry: JobRegistry) {
   app.route("/v1/ingest", ingestRoutes(registry));
 
   const control = new Hono<{ Bindings: FloeEnv }>();
-  for (const path of ["/jobs", "/jobs/*", "/tables", "/tables/*"]) {
+  for (const path of ["/jobs", "/jobs/*", "/tables", "/tables/*", "/streams", "/streams/*"]) {
     control.use(path, async (c, next) => {
       requireToken(c.req.header("authorization"), [c.env.FLOE_ADMIN_TOKEN], "the control API");
       await next();
@@ -30,6 +31,7 @@ export function createApp(registry: JobRegistry) {
   }
   control.route("/jobs", jobRoutes(registry));
   control.route("/tables", tableRoutes(registry));
+  control.route("/streams", streamRoutes(registry));
   app.route("/v1", control);
 
   // The dashboard's shell, script and style: no data, so no token (the page sends it to /v1).

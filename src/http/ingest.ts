@@ -1,18 +1,20 @@
 /**
  * `POST /v1/ingest/:stream`: parses a JSON array or NDJSON body, checks
- * every record, and appends the whole request to one partition of the
- * stream. All or nothing: one bad record refuses the request, and nothing
- * of it is stored.
+ * every record, and appends it to the stream: the whole request to one
+ * partition, or, for a stream with a partition key, each record to its
+ * key's partition (see ingest-split.ts). One bad record refuses the
+ * request, and nothing of it is stored.
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { FloeError } from "../errors.js";
 import { hashKey } from "../graph/key-groups.js";
 import type { FloeEnv } from "../runtime/env.js";
-import { streamPartitionName } from "../runtime/names.js";
-import { RECORD_BYTES_MAX, utf8Length } from "../storage/record-limits.js";
 import type { JobRegistry } from "../runtime/registry.js";
+import { RECORD_BYTES_MAX, utf8Length } from "../storage/record-limits.js";
 import { requireToken } from "./auth.js";
+import { errorResponse } from "./errors.js";
+import { appendRequest, bodyHash, splitByKey } from "./ingest-split.js";
 
 /** Largest accepted request body. */
 export const INGEST_BODY_BYTES_MAX = 8 * 1024 * 1024;
@@ -42,7 +44,13 @@ export function partitionChooser(random: () => number = Math.random): (partition
 }
 
 /** Parses a request body into one JSON text per record. */
-export function parseRecords(text: string, contentType: string, validate?: (r: unknown) => string | undefined): string[] {
+export function parseRecords(
+  text: string,
+  contentType: string,
+  validate?: (r: unknown) => string | undefined,
+  /** Called with each record that passed its checks (`where` names it: "record 3", "line 4"); may refuse it by throwing. */
+  onRecord?: (record: unknown, where: string) => void,
+): string[] {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   const type = contentType.split(";")[0].trim().toLowerCase();
   const trimmed = body.trimStart();
@@ -56,6 +64,7 @@ export function parseRecords(text: string, contentType: string, validate?: (r: u
     }
     const problem = validate?.(record);
     if (problem !== undefined) throw new FloeError("invalid_record", `${where}: ${problem}`);
+    onRecord?.(record, where);
   };
   if (ndjson) {
     const lines = body.split("\n");
@@ -97,6 +106,12 @@ export function parseRecords(text: string, contentType: string, validate?: (r: u
 export function ingestRoutes(registry: JobRegistry, options: IngestOptions = {}) {
   const choosePartition = partitionChooser(options.random);
   const app = new Hono<{ Bindings: FloeEnv }>();
+  // Reading a stream is the streams API's job: say so rather than answer 404.
+  app.on(["GET", "HEAD", "PUT", "PATCH", "DELETE"], "/:stream", (c) => {
+    c.header("Allow", "POST");
+    const name = c.req.param("stream");
+    return errorResponse(c, 405, "method_not_allowed", `ingestion into "${name}" takes POST; GET /v1/streams/${name} shows the stream`);
+  });
   app.post(
     "/:stream",
     bodyLimit({
@@ -116,15 +131,30 @@ export function ingestRoutes(registry: JobRegistry, options: IngestOptions = {})
       if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > IDEMPOTENCY_KEY_LENGTH_MAX)) {
         throw new FloeError("invalid_idempotency_key", `Idempotency-Key must be 1..${IDEMPOTENCY_KEY_LENGTH_MAX} characters`);
       }
-      const records = parseRecords(await c.req.text(), c.req.header("content-type") ?? "", stream.validate);
-      const partition = choosePartition(stream.partitions, idempotencyKey);
-      const stub = c.env.STREAM_PARTITION.get(c.env.STREAM_PARTITION.idFromName(streamPartitionName(name, partition)));
-      const r = await stub.append(records, idempotencyKey);
+      const keys: string[] = [];
+      const keyOf = stream.partitionKey;
+      const records = parseRecords(
+        await c.req.text(),
+        c.req.header("content-type") ?? "",
+        stream.validate,
+        keyOf &&
+          ((record, where) => {
+            const k = keyOf(record);
+            if ("problem" in k) throw new FloeError("invalid_partition_key", `${where}: ${k.problem}`);
+            keys.push(k.key);
+          }),
+      );
+      const parts = keyOf ? splitByKey(records, keys, stream.partitions) : new Map([[choosePartition(stream.partitions, idempotencyKey), records]]);
+      const outcome = await appendRequest(c.env, stream, parts, idempotencyKey, idempotencyKey === undefined ? undefined : bodyHash(records));
+      if (!outcome.ok) {
+        if (outcome.retryAfterMs > 0) c.header("Retry-After", String(Math.max(1, Math.ceil(outcome.retryAfterMs / 1000))));
+        return errorResponse(c, outcome.status, outcome.code, outcome.message);
+      }
       return c.json({
         stream: name,
-        count: r.count,
-        duplicate: r.duplicate,
-        offsets: [{ partition, first_offset: r.firstOffset, last_offset: r.endOffset - 1 }],
+        count: records.length,
+        duplicate: outcome.duplicate,
+        offsets: outcome.offsets.map((o) => ({ partition: o.partition, first_offset: o.firstOffset, last_offset: o.endOffset - 1 })),
       });
     },
   );

@@ -10,6 +10,7 @@ import type { JobStatus, SavepointAction, SavepointFormat } from "../runtime/coo
 import type { FloeEnv } from "../runtime/env.js";
 import { coordinatorName } from "../runtime/names.js";
 import type { JobRegistry } from "../runtime/registry.js";
+import { parseStartingOffsets } from "../storage/stream-options.js";
 import { metricsBody } from "./metrics.js";
 import { requireJsonBody, validationHook } from "./validation.js";
 
@@ -23,6 +24,8 @@ export const startBody = z
     fromCheckpoint: z.union([z.string(), z.number()]).optional(),
     allowNonRestoredState: z.boolean().optional(),
     config: z.record(z.string(), z.unknown()).optional(),
+    /** `"earliest"`, `"latest"` or `{ "timestamp": ms }`: checked by {@link parseStartingOffsets} for its own error code. */
+    starting_offsets: z.unknown().optional(),
   })
   .strict();
 
@@ -82,6 +85,7 @@ export function jobRoutes(registry: JobRegistry) {
           fromSavepoint: body.fromSavepoint,
           fromCheckpoint,
           allowNonRestoredState: body.allowNonRestoredState,
+          starting_offsets: body.starting_offsets === undefined ? undefined : parseStartingOffsets(body.starting_offsets, Date.now()),
         }),
       ),
     );

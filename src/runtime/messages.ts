@@ -10,6 +10,7 @@ import type { AckResult } from "../checkpoint/pending-checkpoint.js";
 import type { ChannelStateHandle, KeyedStateHandle, SubtaskAck } from "../checkpoint/types.js";
 import type { KeyGroupRange } from "../graph/key-groups.js";
 import type { ExecutionPlan, ParallelismOverride } from "../graph/plan.js";
+import type { StartingOffsets } from "../storage/stream-options.js";
 /** A channel is (upstream vertex, upstream subtask) → one receiving subtask. */
 export function channelId(vertex: string, index: number): string {
   return `${vertex}/${index}`;
@@ -217,6 +218,8 @@ export interface StartRequest {
   readonly fromCheckpoint?: number;
   /** Drop state of operators the job no longer has, instead of refusing. */
   readonly allowNonRestoredState?: boolean;
+  /** Where HTTP sources begin without a snapshot (with one: only "earliest", for its truncated offsets). */
+  readonly starting_offsets?: StartingOffsets;
 }
 
 /** What a savepoint trigger is for. */

@@ -21,6 +21,10 @@ export class JobRegistry {
           if (known && known.partitions !== s.partitions) {
             throw new Error(`stream "${s.name}" is declared with ${known.partitions} and ${s.partitions} partitions`);
           }
+          // Its partitions enforce one retention and one key: two declarations must agree on them.
+          if (known && (JSON.stringify(known.limits) !== JSON.stringify(s.limits) || (known.partitionKey === undefined) !== (s.partitionKey === undefined))) {
+            throw new Error(`stream "${s.name}" is declared twice with different retention, limits or partition key`);
+          }
           this.streams.set(s.name, known ?? s);
         }
         for (const t of node.sink?.tables ?? []) {
@@ -40,6 +44,11 @@ export class JobRegistry {
 
   jobNames(): string[] {
     return [...this.jobs.keys()];
+  }
+
+  /** Names of every HTTP ingestion stream, sorted. */
+  streamNames(): string[] {
+    return [...this.streams.keys()].sort();
   }
 
   stream(name: string): HttpStreamDefinition | undefined {

@@ -39,6 +39,7 @@ export class SimStreamPartition implements Callee {
     if (method === "read") return this.log.read(args[0] as number, args[1] as number);
     if (method === "append") return this.log.append(args[0] as string[], args[1] as string | undefined);
     if (method === "info") return this.log.info();
+    if (method === "startOffset") return this.log.consumers.startOffset(args[0] as string);
     throw new Error(`StreamPartition has no method ${method}`);
   }
 }

@@ -98,6 +98,11 @@ export const DASHBOARD_HTML = `<!doctype html>
       </section>
 
       <section class="panel">
+        <h2>Streams</h2>
+        <div id="streams"></div>
+      </section>
+
+      <section class="panel">
         <details>
           <summary>Subtasks</summary>
           <div id="subtasks" class="scroll"></div>

@@ -11,7 +11,7 @@ import { expiresAtMs, exceedsTolerableFailures, nextTriggerMs, type SchedulerSta
 import { buildMetadata } from "../../checkpoint/completed-checkpoint.js";
 import { type CheckpointFailureReason, countsAsFailure } from "../../checkpoint/failure-reason.js";
 import { type AckResult, PendingCheckpoint } from "../../checkpoint/pending-checkpoint.js";
-import type { SubtaskAck } from "../../checkpoint/types.js";
+import type { CheckpointMetadata, SubtaskAck } from "../../checkpoint/types.js";
 import { retry } from "../../retry.js";
 import type { SubtaskApi } from "../messages.js";
 import type { AlarmConcern } from "./shared-alarm.js";
@@ -25,6 +25,8 @@ export interface CheckpointingDeps {
   failover(cause: string): Promise<void>;
   /** Ends the job after its final savepoint. */
   cancelSubtasks(s: JobRecord): Promise<void>;
+  /** A checkpoint completed and is recorded (the streams the job reads learn its offsets). */
+  completed?(s: JobRecord, metadata: CheckpointMetadata): void;
 }
 
 /** Triggers, collects, completes, fails and retains the job's checkpoints. */
@@ -174,6 +176,7 @@ export class CheckpointCoordinator {
     after.consecutiveFailures = 0;
     after.lastEndMs = now;
     this.ctx.store.saveJob(after);
+    this.deps.completed?.(after, metadata);
     for (const older of this.ctx.store.pendingIds()) {
       if (older.id < id) await this.fail(older.id, "CHECKPOINT_SUBSUMED", `checkpoint ${id} completed first`);
     }

@@ -12,6 +12,7 @@ import { channelId, type SubtaskApi } from "../messages.js";
 import type { JobRegistry } from "../registry.js";
 import type { CoordinatorStorage, JobRecord } from "./coordinator-store.js";
 import type { SharedAlarm } from "./shared-alarm.js";
+import type { StreamPartitionApi } from "./stream-pins.js";
 
 /** Where the coordinator's I/O goes. */
 export interface CoordinatorHost {
@@ -26,6 +27,8 @@ export interface CoordinatorHost {
   setAlarm(atMs: number | null): Promise<void>;
   /** The Worker's variables and secrets, which sinks check at start (absent: not checked). */
   readonly vars?: Readonly<Record<string, unknown>>;
+  /** A partition of an HTTP stream, told where runs start and what they checkpointed (absent: streams are not pinned). */
+  streamPartition?(stream: string, partition: number): StreamPartitionApi;
 }
 
 /** Tries of a call to a subtask that must arrive (cancel, completion), the first included. */

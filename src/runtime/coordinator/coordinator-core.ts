@@ -20,6 +20,7 @@ import { Failover } from "./failover.js";
 import { Heartbeats } from "./heartbeats.js";
 import { JobControl } from "./job-control.js";
 import { SharedAlarm } from "./shared-alarm.js";
+import { StreamPins } from "./stream-pins.js";
 
 export type { CoordinatorHost };
 export { DEPLOY_TIMEOUT_MS } from "./failover.js";
@@ -35,9 +36,15 @@ export class CoordinatorCore {
   private readonly heartbeats: Heartbeats;
   private readonly jobs: JobControl;
   private readonly sharedAlarm: SharedAlarm;
+  private readonly streams: StreamPins;
 
   constructor(host: CoordinatorHost) {
-    this.ctx = new CoordinatorContext(host, () => this.sharedAlarm.schedule());
+    // Every change of status ends with a schedule: that is where an ended run lets go of its streams.
+    this.ctx = new CoordinatorContext(host, async () => {
+      await this.sharedAlarm.schedule();
+      this.streams.afterTransition();
+    });
+    this.streams = new StreamPins(this.ctx);
     this.failover = new Failover(this.ctx, {
       abortPending: (reason, message) => this.checkpoints.abortPending(reason, message),
       deployedAt: (nowMs) => this.heartbeats.deployedAt(nowMs),
@@ -45,13 +52,14 @@ export class CoordinatorCore {
     this.checkpoints = new CheckpointCoordinator(this.ctx, {
       failover: (cause) => this.failover.failover(cause),
       cancelSubtasks: (s) => this.ctx.cancelSubtasks(s),
+      completed: (s, metadata) => this.streams.checkpointCompleted(s, metadata),
     });
     this.endOfInput = new EndOfInput(this.ctx, this.checkpoints);
     this.heartbeats = new Heartbeats(this.ctx, {
       failover: (cause) => this.failover.failover(cause),
       reportFinished: (attempt, vertex, index) => this.endOfInput.reportFinished(attempt, vertex, index),
     });
-    this.jobs = new JobControl(this.ctx, this.checkpoints, this.failover);
+    this.jobs = new JobControl(this.ctx, this.checkpoints, this.failover, this.streams);
     // In this order at each firing: a due restart first, then timeouts before heartbeats before the next trigger.
     this.sharedAlarm = new SharedAlarm([this.failover, this.checkpoints.timeouts, this.heartbeats, this.checkpoints.periodicTrigger], host);
   }
@@ -73,6 +81,8 @@ export class CoordinatorCore {
       s = this.ctx.store.job();
     }
     if ((s.status === "RUNNING" || s.status === "RESTARTING") && !hasAlarm) await this.ctx.host.setAlarm(this.ctx.now());
+    // An end whose release was lost with the object that died: released again (it is idempotent).
+    this.streams.afterTransition();
   }
 
   // ---- job control (HTTP) ------------------------------------------------

@@ -9,8 +9,9 @@ import { CoordinatorCore } from "./coordinator-core.js";
 import type { SubtaskApi } from "../messages.js";
 import { CoordinatorStore } from "./coordinator-store.js";
 import type { FloeEnv } from "../env.js";
-import { subtaskName } from "../names.js";
+import { streamPartitionName, subtaskName } from "../names.js";
 import type { JobRegistry } from "../registry.js";
+import type { StreamPartitionApi } from "./stream-pins.js";
 
 export { DEPLOY_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS } from "./coordinator-core.js";
 export type { JobStatus, JobStatusName, SavepointAction, SavepointFormat, SavepointStatus, StartRequest } from "../messages.js";
@@ -42,6 +43,7 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
         else await this.ctx.storage.setAlarm(atMs);
       },
       vars: this.env as unknown as Record<string, unknown>,
+      streamPartition: (stream, partition) => this.env.STREAM_PARTITION.get(this.env.STREAM_PARTITION.idFromName(streamPartitionName(stream, partition))) as unknown as StreamPartitionApi,
     });
     return this.coreValue;
   }

@@ -19,6 +19,7 @@ import type { CheckpointCoordinator } from "./checkpoint-coordinator.js";
 import type { CoordinatorContext } from "./coordinator-context.js";
 import { INITIAL_JOB, type JobRecord } from "./coordinator-store.js";
 import type { Failover } from "./failover.js";
+import type { StreamPins } from "./stream-pins.js";
 import type { JobStatus, SavepointAction, SavepointFormat, SavepointStatus, StartRequest } from "../messages.js";
 
 /** The job's controls as the HTTP API calls them, each answering a {@link Result}. */
@@ -27,6 +28,7 @@ export class JobControl {
     private readonly ctx: CoordinatorContext,
     private readonly checkpoints: CheckpointCoordinator,
     private readonly failover: Failover,
+    private readonly streams?: StreamPins,
   ) {}
 
   /** Plans the job and deploys it from empty state, or from a savepoint or retained checkpoint. */
@@ -56,6 +58,8 @@ export class JobControl {
         checkRestore(from, new Set(parallelismOf.keys()), plan.maxParallelism, request.allowNonRestoredState ?? false, (uid) => parallelismOf.get(uid));
         restoredFrom = { checkpointId: id, savepoint };
       }
+      // Where the new run reads each stream from, pinned before it runs (refused when a snapshot's offsets were deleted).
+      await this.streams?.startRun(job, definition, s.runId + 1, from, request.starting_offsets);
       const now = this.ctx.now();
       const next: JobRecord = {
         ...INITIAL_JOB,

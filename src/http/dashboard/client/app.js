@@ -16,6 +16,7 @@ import { $, $as, render, show } from "./render.js";
 /** @typedef {import("./types.js").JobMetrics} JobMetrics */
 /** @typedef {import("./types.js").CheckpointOverview} CheckpointOverview */
 /** @typedef {import("./types.js").CheckpointDetail} CheckpointDetail */
+/** @typedef {import("./types.js").StreamSummary} StreamSummary */
 /** @typedef {import("./helpers.js").MetricsSample} MetricsSample */
 
 const POLL_MS = 2000;
@@ -34,6 +35,7 @@ const state = {
   detail: null,
   detailPinned: false,
   savepoints: {},
+  streams: [],
   busy: null,
   polling: false,
   pollAgain: false,
@@ -187,17 +189,20 @@ async function refresh(generation) {
   }
   /** @type {Promise<{ data: JobMetrics }>} */
   const metricsAnswer = api("GET", jobPath(name, "/metrics"));
-  /** @type {[{ data: JobStatus }, { data: JobMetrics, atMs: number }, { data: CheckpointOverview }]} */
-  const [job, metrics, overview] = await Promise.all([
+  /** @type {[{ data: JobStatus }, { data: JobMetrics, atMs: number }, { data: CheckpointOverview }, StreamSummary[]]} */
+  const [job, metrics, overview, streams] = await Promise.all([
     api("GET", jobPath(name)),
     // Stamped when it arrives: the rates divide by the time between two of these.
     metricsAnswer.then((r) => ({ data: r.data, atMs: Date.now() })),
     api("GET", jobPath(name, "/checkpoints")),
+    // The streams panel keeps what it had when this one call fails: the job's own figures still show.
+    api("GET", "/v1/streams").then((r) => /** @type {{ streams: StreamSummary[] }} */ (r.data).streams, () => state.streams),
   ]);
   if (generation !== state.generation || name !== state.jobName) return;
   state.job = job.data;
   state.metrics = metrics.data;
   state.overview = overview.data;
+  state.streams = streams;
   /** @type {MetricsSample} */
   const sample = { atMs: metrics.atMs, attempt: metrics.data.attempt, vertices: metrics.data.vertices };
   // A poll right after an action comes early: keep the rates of the last full interval.

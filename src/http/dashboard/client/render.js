@@ -195,6 +195,7 @@ export function render(state, handlers) {
   renderFailed(view);
   renderSavepoints(view);
   renderSubtasks(view);
+  renderStreams(view);
 }
 
 /** @param {PageState} state */
@@ -452,4 +453,24 @@ function renderSubtasks({ metrics }) {
       h("td", { class: "num" }, formatCount(x.records_out)), h("td", { class: "num" }, formatCount(x.queued_batches)),
       h("td", { class: "num" }, formatMs(x.backpressured_ms)), h("td", { class: "num" }, x.source_lag === null ? "—" : formatCount(x.source_lag)),
       h("td", { class: "num" }, formatCount(x.state_keys)), h("td", { class: "num" }, formatBytes(x.pending_sink_bytes)), h("td", { class: "num" }, x.last_checkpoint_id || "—")))));
+}
+
+/**
+ * The ingestion streams: size, retention, and how far behind the selected
+ * job is (records after its latest completed checkpoint).
+ * @param {JobView} view
+ */
+function renderStreams({ state }) {
+  if (state.streams.length === 0) {
+    fill("streams", h("p", { class: "empty" }, "This Worker has no ingestion streams."));
+    return;
+  }
+  const job = state.jobName ?? "";
+  fill("streams", table("streams-table", [
+    { label: "Stream" }, { label: "Partitions", num: true }, { label: "Records", num: true }, { label: "Size", num: true },
+    { label: "Size limit", num: true }, { label: "Retention", num: true }, { label: "Lag of " + job, num: true },
+  ], state.streams.map((x) =>
+    h("tr", { "data-stream": x.stream }, h("td", {}, x.stream), h("td", { class: "num" }, x.partition_count), h("td", { class: "num" }, formatCount(x.records)),
+      h("td", { class: "num" }, formatBytes(x.bytes)), h("td", { class: "num" }, formatBytes(x.max_bytes)), h("td", { class: "num" }, formatMs(x.retention_ms)),
+      h("td", { class: "num" }, x.lag[job] === undefined ? "—" : formatCount(x.lag[job]))))));
 }

@@ -26,6 +26,19 @@ export type SubtaskMetrics = JobMetrics["subtasks"][number];
 
 export type { JobStatus, JobStatusName, SavepointStatus };
 
+/** One stream of `GET /v1/streams` (src/http/streams.ts builds it). */
+export interface StreamSummary {
+  stream: string;
+  partition_count: number;
+  retention_ms: number;
+  retention_bytes: number;
+  max_bytes: number;
+  records: number;
+  bytes: number;
+  /** Per job, the records it has not checkpointed past. */
+  lag: Record<string, number>;
+}
+
 /** The page's state, kept by `app.js` and read by `render.js`. */
 export interface PageState {
   /** Bumped whenever an answer in flight should be dropped (sign-out, another job selected). */
@@ -43,6 +56,8 @@ export interface PageState {
   detailPinned: boolean;
   /** Per job, the savepoints seen in this tab, by checkpoint id. */
   savepoints: Record<string, Map<number, SavepointEntry>>;
+  /** The ingestion streams, with sizes and each job's lag. */
+  streams: StreamSummary[];
   /** The action running, if any. */
   busy: string | null;
   polling: boolean;
