@@ -160,10 +160,11 @@ async function runGenerated(job: string, vertex: string, o: GeneratedRunOptions)
     const rate = throughput(samples, Math.min(processed, o.events));
     const firstRecordEpochMs = startEpochMs + rate.first_record_ms;
     // The checkpoints of the run: triggered between its first record and its end (as the Flink peer counts them).
+    // The API lists the latest 100: a run with more (over 100 s at 1 s) reports the last 100.
     const checkpoints = checkpointsOn
       ? (await checkpointHistory(engine, job)).filter((c) => c.trigger_timestamp >= firstRecordEpochMs - 100 && c.trigger_timestamp <= endEpochMs)
       : [];
-    const stoppedBy = complete ? "end of input" : o.minSeconds !== undefined && performance.now() - t0 <= maxMs ? "duration" : `the ${Math.round(maxMs / 1000)} s cap`;
+    const stoppedBy = complete ? "end of input" : stop ? "duration" : `the ${Math.round(maxMs / 1000)} s cap`;
     progress(
       `${job} ${o.keys} keys, checkpoints ${o.checkpointIntervalMs || "off"}, cores ${o.cores ?? "all"}: ${rate.events_per_s} events/s over ${Math.round(rate.duration_ms / 1000)} s, ${processed} events (stopped by ${stoppedBy})`,
     );
