@@ -78,7 +78,7 @@ export async function benchMapFilter(o: GeneratedRunOptions): Promise<BenchResul
   return {
     bench: "map_filter",
     engine: "floe",
-    variant: `events=${o.events}${coresSuffix(o)}`,
+    variant: `${o.minSeconds === undefined ? `events=${o.events}` : "run_by=duration"}${coresSuffix(o)}`,
     ...common(o, r),
     passed: r.recordsOut,
     series_events_per_s: r.series,

@@ -146,8 +146,9 @@ public final class FlinkBench {
                     .map(Gen::map)
                     .filter(new CountingFilter())
                     .sinkTo(new DiscardingSink<>());
-            Run r = c.run(env, events, until());
-            return r.base("map_filter", "events=" + events, events, keys, seed, p)
+            Until until = until();
+            Run r = c.run(env, events, until);
+            return r.base("map_filter", until.byDuration() ? "run_by=duration" : "events=" + events, events, keys, seed, p)
                     .put("passed", Probe.passed.sum())
                     .put("series_events_per_s", r.perSecond());
         }
