@@ -6,7 +6,10 @@
  *   npm run bench -- --peer flink                   the same, alternating floe and Flink per workload, with ratios
  *   npm run bench -- --quick [--peer flink]         a smoke pass with small sizes (≈ 80 s for floe, ≈ 3 minutes with Flink)
  *   npm run bench -- --only keyed-count,recovery    some workloads
- *   npm run bench -- --events 8000000 --keys 10000  sizes of the generated input
+ *   npm run bench -- --keys 10000 --seconds 60      longer throughput runs (by duration; the default)
+ *   npm run bench -- --events 8000000 --keys 10000  a fixed number of events instead of a duration
+ *   npm run bench -- --cores 1 --peer flink         floe and Flink at parallelism 1, pinned to one CPU
+ *   npm run bench -- --cores both --peer flink      the whole machine, then one core, with both ratios
  *   npm run bench -- --plots docs/img               also copy the SVG plots there
  *
  * Workloads (docs/benchmarks.md has the method):
@@ -20,19 +23,29 @@
  *   unaligned-sim    aligned against unaligned checkpoints under backpressure, in the simulator's virtual time (floe only)
  *   checkpoint-overhead, unaligned, checkpoint-incremental, checkpoint-full: the earlier workloads, on demand
  *
+ * Throughput runs (map-filter, keyed-count) last at least 10 s from their first record and,
+ * with checkpoints on, until 10 checkpoints completed; the steady figure leaves out the
+ * warm-up (report/steady.ts). `--cores` applies to them; the other workloads run on the
+ * whole machine (with `--cores 1` alone they are skipped).
+ *
  * Exit codes: 0 done, 1 a workload failed, 2 bad usage or the peer cannot run (no Java or Maven).
  */
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_SEED, expectedPassed, fingerprint } from "./generator.js";
-import { PeerUnavailableError, buildFlinkPeer, checkJavaAndMaven, runFlink } from "./peer/flink.js";
-import { ratios } from "./report/ratios.js";
+import { type FlinkProgress, PeerUnavailableError, buildFlinkPeer, checkJavaAndMaven, runFlink } from "./peer/flink.js";
+import { ratios, ratiosByCores } from "./report/ratios.js";
+import { MIN_RUN_CHECKPOINTS, MIN_RUN_SECONDS, mayStop, steadyFigures } from "./report/steady.js";
 import { keyedCountPlot } from "./report/svg.js";
 import { table } from "./report/table.js";
 import { buildTestBundle } from "./support/build.js";
+import type { Pin } from "./support/pinned-engine.js";
+import { type CoresMode, chooseCpu, parseCores } from "./support/pinning.js";
+import { allowedCpus, findTaskset } from "./support/proc.js";
+import { type RunLength, parseRunLength } from "./support/run-length.js";
 import { benchCheckpoints } from "./workloads/checkpoints.js";
-import { type BenchResult, progress } from "./workloads/common.js";
+import { type BenchResult, type Sample, perSecond, progress } from "./workloads/common.js";
 import { benchKeyedCount, benchMapFilter } from "./workloads/generated.js";
 import { benchIngestKeyedCount } from "./workloads/ingest-keyed-count.js";
 import { benchLatency } from "./workloads/latency.js";
@@ -41,7 +54,9 @@ import { benchUnaligned } from "./workloads/unaligned.js";
 import { benchUnalignedSim } from "./workloads/unaligned-sim.js";
 
 const usage = () => {
-  process.stderr.write("usage: npm run bench -- [--quick] [--peer flink] [--only w1,w2] [--events N] [--keys K1,K2] [--seed S] [--plots DIR]\n");
+  process.stderr.write(
+    "usage: npm run bench -- [--quick] [--peer flink] [--only w1,w2] [--cores all|1|both] [--cpu N] [--seconds S | --events N] [--keys K1,K2] [--seed S] [--plots DIR]\n",
+  );
   process.exit(2);
 };
 
@@ -53,6 +68,9 @@ try {
       quick: { type: "boolean", default: false },
       peer: { type: "string" },
       events: { type: "string" },
+      seconds: { type: "string" },
+      cores: { type: "string" },
+      cpu: { type: "string" },
       keys: { type: "string" },
       seed: { type: "string" },
       "state-mb": { type: "string" },
@@ -80,14 +98,33 @@ const quick = values.quick!;
 const seed = Number(values.seed ?? DEFAULT_SEED);
 const outDir = resolve(values.out ?? join(import.meta.dirname, "out"));
 
-/** Sizes: the full run fits in ≈ 15 minutes on 2 cores with the peer; --quick in a few. */
+/** Bad usage: the message, then exit code 2. */
+function refuse(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(2);
+}
+
+let modes: CoresMode[];
+let runLength: RunLength;
+let pin: Pin | undefined;
+try {
+  modes = parseCores(values.cores);
+  runLength = parseRunLength({ seconds: values.seconds, events: values.events, quick });
+  if (modes.includes("1")) pin = { cpu: chooseCpu(allowedCpus(), values.cpu), taskset: findTaskset() };
+  else if (values.cpu !== undefined) throw new Error("--cpu needs --cores 1 or --cores both");
+} catch (e) {
+  refuse((e as Error).message);
+}
+
+/** Sizes: the full run fits in ≈ 20 minutes on 2 cores with the peer (twice that with --cores both); --quick in a few. */
 const size = {
-  mapEvents: Number(values.events ?? (quick ? 2_000_000 : 20_000_000)),
-  countEvents: Number(values.events ?? (quick ? 500_000 : 2_000_000)),
   countKeys: (values.keys ?? (quick ? "10000,1000000" : "10000,1000000")).split(",").map(Number),
   checkpointIntervals: quick ? [1000] : [1000, 0],
-  /** floe runs whose checkpoints stall processing (1M keys, full snapshots every second) stop here. */
-  countMaxMs: quick ? 10_000 : 45_000,
+  /**
+   * Throughput runs stop here even if not long enough (a run whose checkpoints stall
+   * processing, 1M keys with full snapshots every second, may not reach 10 checkpoints soon).
+   */
+  throughputMaxMs: runLength!.by === "duration" ? Math.max(180_000, runLength!.minSeconds * 4000) : quick ? 30_000 : 120_000,
   stateMb: (values["state-mb"] ?? (quick ? "2" : "10,100")).split(",").map(Number),
   payloadBytes: 100,
   recoveryEvents: quick ? 600_000 : 2_000_000,
@@ -96,29 +133,60 @@ const size = {
   ingestEvents: quick ? 100_000 : 1_000_000,
 };
 const flinkBackends = (values["flink-backends"] ?? "hashmap").split(",");
+/** Workloads with a one-core mode: the throughput runs. */
+const CORES_AWARE = new Set(["map-filter", "keyed-count"]);
+
+/** A throughput run's length and core mode, as floe's workloads take them. */
+function floeRun(mode: CoresMode) {
+  return {
+    events: runLength.events,
+    ...(runLength.by === "duration" ? { minSeconds: runLength.minSeconds } : {}),
+    maxMs: size.throughputMaxMs,
+    cores: mode,
+    pin,
+  };
+}
+
+/** The same for the Flink peer: its parameters, and the pin when on one core. */
+function flinkRun(mode: CoresMode): { params: Record<string, number>; pin?: Pin } {
+  const params: Record<string, number> = { events: runLength.events };
+  if (runLength.by === "duration") Object.assign(params, { min_seconds: runLength.minSeconds, max_seconds: size.throughputMaxMs / 1000 });
+  if (mode === "1") params.parallelism = 1;
+  return { params, pin: mode === "1" ? pin : undefined };
+}
 
 /** A workload: its floe runs and, when the peer runs, the Flink run after each. */
 type Step = { floe: () => Promise<BenchResult | object>; flink?: () => Promise<BenchResult>[] | Promise<BenchResult> };
 
-const workloads: Record<string, () => Step[]> = {
-  "map-filter": () => [
-    {
-      floe: () => benchMapFilter({ events: size.mapEvents, keys: 10_000, seed, checkpointIntervalMs: 0 }),
-      flink: () => flink("map-filter", { events: size.mapEvents, keys: 10_000, seed }),
-    },
-  ],
-  "keyed-count": () =>
+/**
+ * Each workload's steps. The throughput workloads take the core modes to run
+ * (innermost, so that a variant's whole-machine and one-core runs are close in
+ * time); the others run on the whole machine.
+ */
+const workloads: Record<string, (modes: CoresMode[]) => Step[]> = {
+  "map-filter": (modes) =>
+    modes.map((mode) => ({
+      floe: () => benchMapFilter({ ...floeRun(mode), keys: 10_000, seed, checkpointIntervalMs: 0 }),
+      flink: () => {
+        const f = flinkRun(mode);
+        return flink("map-filter", { ...f.params, keys: 10_000, seed }, f.pin);
+      },
+    })),
+  "keyed-count": (modes) =>
     size.countKeys.flatMap((keys) =>
-      size.checkpointIntervals.flatMap((interval) => [
-        {
-          floe: () => benchKeyedCount({ events: size.countEvents, keys, seed, checkpointIntervalMs: interval, maxMs: size.countMaxMs }),
-          flink: () => flinkBackends.map((backend) => flink("keyed-count", { events: size.countEvents, keys, seed, checkpoint_ms: interval, backend })),
-        },
-        // Flink keeps no local copy of state by default; floe's local image costs SQLite rows per changed key.
-        ...(interval > 0 && !quick
-          ? [{ floe: () => benchKeyedCount({ events: size.countEvents, keys, seed, checkpointIntervalMs: interval, maxMs: size.countMaxMs, localRecovery: false }) }]
-          : []),
-      ]),
+      size.checkpointIntervals.flatMap((interval) =>
+        modes.flatMap((mode) => [
+          {
+            floe: () => benchKeyedCount({ ...floeRun(mode), keys, seed, checkpointIntervalMs: interval }),
+            flink: () => {
+              const f = flinkRun(mode);
+              return flinkBackends.map((backend) => flink("keyed-count", { ...f.params, keys, seed, checkpoint_ms: interval, backend }, f.pin));
+            },
+          },
+          // Flink keeps no local copy of state by default; floe's local image costs SQLite rows per changed key.
+          ...(interval > 0 && !quick ? [{ floe: () => benchKeyedCount({ ...floeRun(mode), keys, seed, checkpointIntervalMs: interval, localRecovery: false }) }] : []),
+        ]),
+      ),
     ),
   "checkpoint-size": () =>
     size.stateMb.flatMap((mb) => {
@@ -191,9 +259,21 @@ for (const w of selected) {
   }
 }
 
-function flink(workload: string, params: Record<string, string | number | boolean>): Promise<BenchResult> {
-  progress(`flink ${workload} ${Object.entries(params).map(([k, v]) => `${k}=${v}`).join(" ")}`);
-  return runFlink(workload, params, (m) => progress(`flink: ${m}`));
+function flink(workload: string, params: Record<string, string | number | boolean>, pinTo?: Pin): Promise<BenchResult> {
+  progress(`flink ${workload} ${Object.entries(params).map(([k, v]) => `${k}=${v}`).join(" ")}${pinTo ? ` (pinned to CPU ${pinTo.cpu})` : ""}`);
+  // A run by duration stops by the rule floe's runs stop by (report/steady.ts), judged here from the JVM's progress lines.
+  const samples: Sample[] = [];
+  const minSeconds = Number(params.min_seconds ?? 0);
+  const mayStopFlink = (p: FlinkProgress) => {
+    samples.push({ t_ms: p.sinceFirstRecordMs, count: p.count });
+    const checkpointsOn = Number(params.checkpoint_ms ?? 0) > 0;
+    return mayStop({ sinceFirstRecordMs: p.sinceFirstRecordMs, checkpointsCompleted: p.checkpoints, checkpointsOn, series: perSecond(samples) }, minSeconds);
+  };
+  return runFlink(workload, params, (m) => progress(`flink: ${m}`), { pin: pinTo, ...(minSeconds > 0 ? { mayStop: mayStopFlink } : {}) }).then((r) => ({
+    ...r,
+    cores: pinTo ? "1" : "all",
+    run_by: minSeconds > 0 ? "duration" : "events",
+  }));
 }
 
 const results: BenchResult[] = [];
@@ -241,7 +321,12 @@ try {
   }
   for (const w of selected) {
     progress(`— ${w}`);
-    for (const step of workloads[w]()) {
+    const wModes = CORES_AWARE.has(w) ? modes : modes.filter((m) => m === "all");
+    if (wModes.length === 0) {
+      progress(`${w} has no one-core mode; skipped (run it with --cores all or both)`);
+      continue;
+    }
+    for (const step of workloads[w](wModes)) {
       await attempt(w, "floe", step.floe);
       if (peer && step.flink) {
         const runs = step.flink();
@@ -254,7 +339,9 @@ try {
   failed = true;
   process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
 } finally {
-  for (const r of ratios(results)) emit(r);
+  const ratioLines = ratios(results);
+  for (const r of ratioLines) emit(r);
+  for (const r of ratiosByCores(ratioLines)) emit(r);
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "results.jsonl"), results.map((r) => JSON.stringify(r)).join("\n") + "\n");
   writePlots();
@@ -263,25 +350,32 @@ try {
 process.exit(failed ? 1 : 0);
 
 /**
- * Adds `steady_events_per_s`, the median of the per-second series without
- * its first and last second (start-up, JIT warm-up and the tail), computed
- * here the same way for both engines; null when the run was too short.
+ * Adds the steady figures (report/steady.ts: the per-second series without
+ * its warm-up and last second), computed here the same way for both
+ * engines, and `long_enough`: the run lasted 10 s from its first record
+ * and, with checkpoints on, had 10 completed checkpoints.
  */
 function withSteadyRate(r: BenchResult): BenchResult {
   const series = r.series_events_per_s as number[] | undefined;
   if (!Array.isArray(series)) return r;
-  const inner = series.slice(1, -1);
-  if (inner.length === 0) return { ...r, steady_events_per_s: null };
-  const sorted = [...inner].sort((a, b) => a - b);
-  const steady = sorted[Math.floor((sorted.length - 1) / 2)];
+  const checkpointsOn = Number(r.checkpoint_interval_ms ?? 0) > 0;
+  const longEnough = series.length >= MIN_RUN_SECONDS && (!checkpointsOn || Number(r.checkpoints_completed) >= MIN_RUN_CHECKPOINTS);
   // Keep the series last: the line stays readable.
-  const { series_events_per_s, series_checkpoints, ...rest } = r;
-  return { ...rest, steady_events_per_s: steady, series_events_per_s, ...(series_checkpoints ? { series_checkpoints } : {}) };
+  const { series_events_per_s, series_checkpoints, pinning, ...rest } = r;
+  return {
+    ...rest,
+    ...steadyFigures(series),
+    long_enough: longEnough,
+    ...(pinning ? { pinning } : {}),
+    series_events_per_s,
+    ...(series_checkpoints ? { series_checkpoints } : {}),
+  };
 }
 
 /** Workload 1 on both engines must pass exactly the events the generator says. */
 function checkPassed(rs: readonly BenchResult[]): void {
-  for (const r of rs.filter((x) => x.bench === "map_filter")) {
+  // A run stopped by duration ends mid-input, where no prefix of seq was processed: only complete runs can be checked.
+  for (const r of rs.filter((x) => x.bench === "map_filter" && x.complete !== false)) {
     const want = expectedPassed(seed, Number(r.keys), Number(r.events));
     if (r.passed !== want) throw new Error(`${r.engine} map_filter passed ${String(r.passed)} events, expected ${want}`);
   }
@@ -290,11 +384,14 @@ function checkPassed(rs: readonly BenchResult[]): void {
 /** One SVG per checkpointed keyed-count variant that ran. */
 function writePlots(): void {
   const checkpointed = results.filter((r) => r.bench === "keyed_count" && Number(r.checkpoint_interval_ms) > 0);
-  for (const keys of new Set(checkpointed.map((r) => Number(r.keys)))) {
-    const runs = checkpointed.filter((r) => r.keys === keys);
-    const name = `keyed-count-${keys}-keys.svg`;
+  const groups = new Set(checkpointed.map((r) => `${Number(r.keys)}|${String(r.cores ?? "all")}`));
+  for (const group of groups) {
+    const [keys, cores] = [Number(group.split("|")[0]), group.split("|")[1]];
+    const runs = checkpointed.filter((r) => r.keys === keys && String(r.cores ?? "all") === cores);
+    const name = `keyed-count-${keys}-keys${cores === "1" ? "-1-core" : ""}.svg`;
     const file = join(outDir, name);
-    writeFileSync(file, keyedCountPlot(runs, `Keyed count, ${keys.toLocaleString("en-US")} keys, checkpoints every 1 s: throughput and checkpoint duration`));
+    const where = cores === "1" ? ", parallelism 1 on one core" : "";
+    writeFileSync(file, keyedCountPlot(runs, `Keyed count, ${keys.toLocaleString("en-US")} keys, checkpoints every 1 s${where}: throughput and checkpoint duration`));
     if (values.plots) {
       mkdirSync(resolve(values.plots), { recursive: true });
       copyFileSync(file, join(resolve(values.plots), name));

@@ -6,6 +6,8 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { pinnedCommand } from "../support/pinning.js";
+import { PinningMonitor } from "../support/proc.js";
 import type { BenchResult } from "../workloads/common.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -61,11 +63,50 @@ const JVM_OPTIONS = [
   ),
 ];
 
-/** Runs `FlinkBench <workload> name=value…` and returns its JSON line. */
-export function runFlink(workload: string, params: Record<string, string | number | boolean>, log: (m: string) => void, timeoutMs = 900_000): Promise<BenchResult> {
-  const args = [...JVM_OPTIONS, "-cp", `${join(TARGET, "classes")}:${join(TARGET, "lib")}/*`, "floe.bench.FlinkBench", workload, ...Object.entries(params).map(([k, v]) => `${k}=${v}`)];
+/** Pin the JVM, every thread of it, to one CPU with taskset. */
+export interface FlinkPinning {
+  cpu: number;
+  taskset: string;
+}
+
+/** A `[progress]` line of a run by duration: once a second, from the JVM's driver. */
+export interface FlinkProgress {
+  sinceFirstRecordMs: number;
+  count: number;
+  /** Completed since the first record. */
+  checkpoints: number;
+}
+
+/** Parses `[progress] <ms since the first record> <records> <checkpoints>`; null for any other line. */
+export function parseProgress(line: string): FlinkProgress | null {
+  const m = /^\[progress\] (\d+) (\d+) (\d+)$/.exec(line.trim());
+  return m ? { sinceFirstRecordMs: Number(m[1]), count: Number(m[2]), checkpoints: Number(m[3]) } : null;
+}
+
+/** Flink's task threads ("Source: gen (1/1)#0", "Keyed Process (1/1)#0", …), as /proc shows their first 15 characters. */
+const TASK_THREAD = /^(Source|Keyed|KeyedProcess|Sink|Map|Filter|Process)/;
+
+/**
+ * Runs `FlinkBench <workload> name=value…` and returns its JSON line. With
+ * `pin`, the JVM runs under taskset and a monitor checks every thread's
+ * affinity from outside once a second; the line then has `pinning`, and a
+ * thread allowed elsewhere fails the run. In a run by duration, `mayStop`
+ * sees each progress line and, once it answers true, the JVM is told to
+ * stop (a line "stop" on its stdin).
+ */
+export function runFlink(
+  workload: string,
+  params: Record<string, string | number | boolean>,
+  log: (m: string) => void,
+  o: { timeoutMs?: number; pin?: FlinkPinning; mayStop?: (p: FlinkProgress) => boolean } = {},
+): Promise<BenchResult> {
+  const timeoutMs = o.timeoutMs ?? 900_000;
+  const javaArgs = [...JVM_OPTIONS, "-cp", `${join(TARGET, "classes")}:${join(TARGET, "lib")}/*`, "floe.bench.FlinkBench", workload, ...Object.entries(params).map(([k, v]) => `${k}=${v}`)];
+  const { command, args } = o.pin ? pinnedCommand(o.pin.taskset, o.pin.cpu, "java", javaArgs) : { command: "java", args: javaArgs };
   return new Promise((resolvePromise, reject) => {
-    const child = spawn("java", args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+    let stopSent = false;
+    const monitor = o.pin && child.pid !== undefined ? new PinningMonitor(o.pin.cpu, () => [child.pid!], TASK_THREAD) : undefined;
     let out = "";
     let err = "";
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
@@ -73,13 +114,30 @@ export function runFlink(workload: string, params: Record<string, string | numbe
     child.stderr.on("data", (c: Buffer) => {
       const text = c.toString("utf8");
       err += text;
-      for (const line of text.split("\n")) if (line.startsWith("[flink]")) log(line.slice(8));
+      for (const line of text.split("\n")) {
+        if (line.startsWith("[flink]")) log(line.slice(8));
+        const p = o.mayStop && !stopSent ? parseProgress(line) : null;
+        if (p && o.mayStop!(p)) {
+          stopSent = true;
+          child.stdin.end("stop\n");
+        }
+      }
     });
     child.on("close", (code) => {
       clearTimeout(timer);
       const line = out.split("\n").filter((l) => l.startsWith("{")).pop();
-      if (code !== 0 || !line) return reject(new Error(`FlinkBench ${workload} exited ${code}:\n${err.split("\n").slice(0, 30).join("\n")}`));
-      resolvePromise(JSON.parse(line) as BenchResult);
+      if (code !== 0 || !line) {
+        monitor?.cancel();
+        return reject(new Error(`FlinkBench ${workload} exited ${code}:\n${err.split("\n").slice(0, 30).join("\n")}`));
+      }
+      const result = JSON.parse(line) as BenchResult;
+      if (!monitor) return resolvePromise(result);
+      // The JVM is gone: the report holds what the checks saw while it ran.
+      try {
+        resolvePromise({ ...result, pinning: monitor.stop(`Flink ${workload}`) });
+      } catch (e) {
+        reject(e as Error);
+      }
     });
   });
 }

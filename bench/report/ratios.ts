@@ -1,11 +1,26 @@
 /**
  * floe/Flink ratios per workload, from matching result lines. A throughput
  * ratio above 1 means floe is faster; a duration ratio above 1 means floe
- * takes longer.
+ * takes longer. Lines compare only within one core mode (`cores`: "all" or
+ * "1"); when both modes ran, {@link ratiosByCores} puts each variant's two
+ * ratios side by side.
  */
 import type { BenchResult } from "../workloads/common.js";
 
 const ratio = (a: unknown, b: unknown) => (typeof a === "number" && typeof b === "number" && b > 0 ? Math.round((a / b) * 1000) / 1000 : null);
+
+/** The core mode of a result line; lines from before the modes existed ran on the whole machine. */
+const coresOf = (r: BenchResult) => String(r.cores ?? "all");
+
+/**
+ * Whether a floe and a Flink throughput run compare: the same core mode, and
+ * the same input size unless both ran by duration (then sizes differ by
+ * design and the rates compare).
+ */
+export function comparable(f: BenchResult, k: BenchResult): boolean {
+  if (coresOf(f) !== coresOf(k)) return false;
+  return (f.run_by === "duration" && k.run_by === "duration") || f.events === k.events;
+}
 
 /** One ratio line per floe result and each Flink result it compares with. */
 export function ratios(results: readonly BenchResult[]): BenchResult[] {
@@ -17,21 +32,29 @@ export function ratios(results: readonly BenchResult[]): BenchResult[] {
     engine: "floe/flink",
     variant: f.variant,
     workload: f.bench,
+    cores: coresOf(f),
     flink_state_backend: (k.state_backend as string | undefined) ?? null,
     ...figures,
   });
   for (const f of floe) {
     switch (f.bench) {
       case "map_filter":
-        for (const k of flink.filter((x) => x.bench === "map_filter" && x.events === f.events)) {
-          out.push(line(f, k, { throughput_ratio: ratio(f.events_per_s, k.events_per_s), steady_throughput_ratio: ratio(f.steady_events_per_s, k.steady_events_per_s) }));
+        for (const k of flink.filter((x) => x.bench === "map_filter" && comparable(f, x))) {
+          out.push(
+            line(f, k, {
+              throughput_ratio: ratio(f.events_per_s, k.events_per_s),
+              steady_throughput_ratio: ratio(f.steady_events_per_s, k.steady_events_per_s),
+              steady_mean_throughput_ratio: ratio(f.steady_mean_events_per_s, k.steady_mean_events_per_s),
+            }),
+          );
         }
         break;
       case "keyed_count":
-        for (const k of flink.filter((x) => x.bench === "keyed_count" && x.keys === f.keys && x.checkpoint_interval_ms === f.checkpoint_interval_ms && x.events === f.events)) {
+        for (const k of flink.filter((x) => x.bench === "keyed_count" && x.keys === f.keys && x.checkpoint_interval_ms === f.checkpoint_interval_ms && comparable(f, x))) {
           const figures: Record<string, number | null> = {
             throughput_ratio: ratio(f.events_per_s, k.events_per_s),
             steady_throughput_ratio: ratio(f.steady_events_per_s, k.steady_events_per_s),
+            steady_mean_throughput_ratio: ratio(f.steady_mean_events_per_s, k.steady_mean_events_per_s),
           };
           if (Number(f.checkpoint_interval_ms) > 0) {
             figures.checkpoint_duration_p50_ratio = ratio(f.checkpoint_ms_p50, k.checkpoint_ms_p50);
@@ -64,6 +87,37 @@ export function ratios(results: readonly BenchResult[]): BenchResult[] {
         }
         break;
     }
+  }
+  return out;
+}
+
+/**
+ * When a variant ran in both core modes: one line with its floe/Flink
+ * throughput ratios on the whole machine and on one core, side by side
+ * (per Flink state backend). Variants are told apart without their
+ * ",cores=1" suffix.
+ */
+export function ratiosByCores(ratioLines: readonly BenchResult[]): BenchResult[] {
+  const base = (r: BenchResult) => r.variant.replace(/,cores=1$/, "");
+  const key = (r: BenchResult) => `${String(r.workload)}|${base(r)}|${String(r.flink_state_backend)}`;
+  const throughput = ratioLines.filter((r) => r.bench === "ratio" && "throughput_ratio" in r);
+  const out: BenchResult[] = [];
+  const done = new Set<string>();
+  for (const all of throughput.filter((r) => coresOf(r) === "all")) {
+    const one = throughput.find((r) => coresOf(r) === "1" && key(r) === key(all));
+    if (!one || done.has(key(all))) continue;
+    done.add(key(all));
+    out.push({
+      bench: "ratio_by_cores",
+      engine: "floe/flink",
+      variant: base(all),
+      workload: all.workload,
+      flink_state_backend: all.flink_state_backend,
+      steady_throughput_ratio_all_cores: all.steady_throughput_ratio,
+      steady_throughput_ratio_one_core: one.steady_throughput_ratio,
+      throughput_ratio_all_cores: all.throughput_ratio,
+      throughput_ratio_one_core: one.throughput_ratio,
+    });
   }
   return out;
 }

@@ -4,13 +4,22 @@ import type { BenchResult } from "../workloads/common.js";
 const n = (x: unknown) => (typeof x === "number" ? x.toLocaleString("en-US") : String(x ?? "–"));
 const mb = (x: unknown) => (typeof x === "number" ? `${(x / 1e6).toFixed(1)} MB` : "–");
 
+/** The steady figure with its window, or why there is none, and a mark when the run was not long enough. */
+function steady(r: BenchResult): string {
+  const figure = r.steady_events_per_s === null ? `steady – (${String(r.steady_note)})` : `steady ${n(r.steady_events_per_s)} (s ${n(r.steady_from_s)}–${n(r.steady_to_s)})`;
+  return figure + (r.long_enough === false ? " [not long enough]" : "");
+}
+
 /** The figure a reader looks for first, per result. */
 function figures(r: BenchResult): string {
   switch (r.bench) {
     case "map_filter":
-      return `${n(r.events_per_s)} events/s, steady ${n(r.steady_events_per_s)} (passed ${n(r.passed)})`;
+      return `${n(r.events_per_s)} events/s, ${steady(r)}` + (r.complete === false ? `, ${n(r.events_processed)} events` : ` (passed ${n(r.passed)})`);
     case "keyed_count":
-      return `${n(r.events_per_s)} events/s, steady ${n(r.steady_events_per_s)}` + (r.complete === false ? ` (stopped at ${n(r.events_processed)} events)` : "") + (Number(r.checkpoint_interval_ms) > 0 ? `; ${n(r.checkpoints_completed)} checkpoints, p50 ${n(r.checkpoint_ms_p50)} ms, max ${n(r.checkpoint_ms_max)} ms` : "");
+      return (
+        `${n(r.events_per_s)} events/s, ${steady(r)}, ${n(r.events_processed)} events in ${n(Math.round(Number(r.duration_ms) / 1000))} s` +
+        (Number(r.checkpoint_interval_ms) > 0 ? `; ${n(r.checkpoints_completed)} checkpoints, p50 ${n(r.checkpoint_ms_p50)} ms, max ${n(r.checkpoint_ms_max)} ms` : "")
+      );
     case "checkpoint_size":
       return `1st ${n(r.full_checkpoint_ms)} ms ${mb(r.full_checkpoint_bytes)}; 2nd ${n(r.second_checkpoint_ms)} ms ${mb(r.second_checkpoint_bytes)}; recovery ${n(r.recovery_to_first_record_ms)} ms`;
     case "recovery":
@@ -30,6 +39,8 @@ function figures(r: BenchResult): string {
         .join("; ");
     case "error":
       return String(r.error ?? "").split("\n")[0].slice(0, 120);
+    case "ratio_by_cores":
+      return `steady: whole machine ${n(r.steady_throughput_ratio_all_cores)}, one core ${n(r.steady_throughput_ratio_one_core)}; overall: ${n(r.throughput_ratio_all_cores)}, ${n(r.throughput_ratio_one_core)}`;
     case "ratio":
       return Object.entries(r)
         .filter(([k]) => k.endsWith("_ratio"))
@@ -43,9 +54,10 @@ function figures(r: BenchResult): string {
 /** Rows of workload, variant, engine and figures, aligned. */
 export function table(results: readonly BenchResult[]): string {
   const rows = results.map((r) => [
-    r.bench === "ratio" ? `ratio ${String(r.workload)}` : r.bench,
-    r.variant,
-    r.engine === "flink" || r.bench === "ratio" ? `${r.engine} ${String(r.state_backend ?? r.flink_state_backend ?? "")}`.trim() : r.engine,
+    r.bench === "ratio" || r.bench === "ratio_by_cores" ? `${r.bench.replace(/_/g, " ")} ${String(r.workload)}` : r.bench,
+    // Flink's lines name no core mode in their variant; floe's do.
+    r.cores === "1" && !r.variant.includes("cores=1") ? `${r.variant},cores=1` : r.variant,
+    r.engine === "flink" || r.bench.startsWith("ratio") ? `${r.engine} ${String(r.state_backend ?? r.flink_state_backend ?? "")}`.trim() : r.engine,
     figures(r),
   ]);
   const head = ["workload", "variant", "engine", "figures"];

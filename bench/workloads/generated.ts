@@ -4,11 +4,19 @@
  * keyed count), with the input of bench/generator.ts. The source is the
  * engine's generator source (bounded at `events`), as the Flink peer's is
  * DataGeneratorSource. The count of the measured vertex is sampled every
- * 100 ms through the metrics API; throughput is `events` over the time from
- * the first sample that saw a record to the first that saw them all.
+ * 100 ms through the metrics API; throughput is the events processed over
+ * the time from the first sample that saw a record to the last sample.
+ *
+ * A run ends at the end of its input (`events`), or, by duration
+ * (`minSeconds`), once it is long enough (report/steady.ts: 10 s from the
+ * first record and, with checkpoints on, 10 completed checkpoints); then
+ * `events` only bounds the input. With `cores: "1"` every operator runs at
+ * parallelism 1 and workerd is pinned to one CPU.
  */
-import { startEngine } from "../../test/support/engine.js";
 import { BENCH_PARALLELISM } from "../generator.js";
+import { mayStop } from "../report/steady.js";
+import type { CoresMode } from "../support/pinning.js";
+import { type Pin, startBenchEngine } from "../support/pinned-engine.js";
 import {
   type BenchResult,
   checkpointHistory,
@@ -18,6 +26,7 @@ import {
   progress,
   quantile,
   round,
+  type Sample,
   sampleUntil,
   startJob,
   throughput,
@@ -39,7 +48,29 @@ export interface GeneratedRunOptions {
   maxMs?: number;
   /** Set to false to run with local recovery off (Flink's default): no SQLite image is written at checkpoints. */
   localRecovery?: boolean;
+  /** Run by duration: at least this many seconds from the first record (and 10 checkpoints when on); absent: to the end of the input. */
+  minSeconds?: number;
+  /** "all" (default): the bench jobs' parallelism, workerd free to run anywhere; "1": parallelism 1, workerd on `pin.cpu`. */
+  cores?: CoresMode;
+  pin?: Pin;
 }
+
+/** The fields both generated workloads share: input, mode, parallelism. */
+function common(o: GeneratedRunOptions, r: Awaited<ReturnType<typeof runGenerated>>) {
+  return {
+    input: "generator source",
+    cores: o.cores ?? "all",
+    parallelism: o.cores === "1" ? 1 : BENCH_PARALLELISM,
+    run_by: o.minSeconds === undefined ? "events" : "duration",
+    events: o.events,
+    keys: o.keys,
+    seed: o.seed,
+    ...r.rate,
+    ...(r.pinning ? { pinning: r.pinning } : {}),
+  };
+}
+
+const coresSuffix = (o: GeneratedRunOptions) => (o.cores === "1" ? ",cores=1" : "");
 
 /** Workload 1: stateless map and filter. */
 export async function benchMapFilter(o: GeneratedRunOptions): Promise<BenchResult> {
@@ -47,13 +78,8 @@ export async function benchMapFilter(o: GeneratedRunOptions): Promise<BenchResul
   return {
     bench: "map_filter",
     engine: "floe",
-    variant: `events=${o.events}`,
-    input: "generator source",
-    parallelism: BENCH_PARALLELISM,
-    events: o.events,
-    keys: o.keys,
-    seed: o.seed,
-    ...r.rate,
+    variant: `${o.minSeconds === undefined ? `events=${o.events}` : "run_by=duration"}${coresSuffix(o)}`,
+    ...common(o, r),
     passed: r.recordsOut,
     series_events_per_s: r.series,
   };
@@ -67,16 +93,11 @@ export async function benchKeyedCount(o: GeneratedRunOptions): Promise<BenchResu
   return {
     bench: "keyed_count",
     engine: "floe",
-    variant: `keys=${o.keys},checkpoint_ms=${o.checkpointIntervalMs}${o.localRecovery === false ? ",local_recovery=false" : ""}`,
-    input: "generator source",
+    variant: `keys=${o.keys},checkpoint_ms=${o.checkpointIntervalMs}${o.localRecovery === false ? ",local_recovery=false" : ""}${coresSuffix(o)}`,
+    ...common(o, r),
     state_backend: "heap+sqlite",
-    parallelism: BENCH_PARALLELISM,
-    events: o.events,
-    keys: o.keys,
-    seed: o.seed,
     checkpoint_interval_ms: o.checkpointIntervalMs,
     local_recovery: o.localRecovery !== false,
-    ...r.rate,
     checkpoints_completed: completed.length,
     checkpoints_failed: r.checkpoints.filter((c) => c.status === "FAILED").length,
     checkpoint_ms_p50: quantile(durations, 0.5),
@@ -92,37 +113,64 @@ export async function benchKeyedCount(o: GeneratedRunOptions): Promise<BenchResu
 }
 
 async function runGenerated(job: string, vertex: string, o: GeneratedRunOptions) {
-  const engine = await startEngine({
-    testJobs: true,
-    bindings: { BENCH_EVENTS: String(o.events), BENCH_KEYS: String(o.keys), BENCH_SEED: String(o.seed) },
-  });
+  const pin = o.cores === "1" ? o.pin : undefined;
+  if (o.cores === "1" && !pin) throw new Error(`${job}: --cores 1 needs a CPU to pin to`);
+  const { engine, monitor } = await startBenchEngine(
+    { testJobs: true, bindings: { BENCH_EVENTS: String(o.events), BENCH_KEYS: String(o.keys), BENCH_SEED: String(o.seed) } },
+    pin,
+  );
   try {
-    await startJob(engine, job, { checkpoint: { interval_ms: o.checkpointIntervalMs, ...(o.localRecovery === false ? { local_recovery: false } : {}) } });
+    const checkpointsOn = o.checkpointIntervalMs > 0;
+    await startJob(engine, job, { checkpoint: { interval_ms: o.checkpointIntervalMs, ...(o.localRecovery === false ? { local_recovery: false } : {}) } }, o.cores === "1" ? 1 : undefined);
     let recordsOut = 0;
     const t0 = performance.now();
     const maxMs = o.maxMs ?? 600_000;
+    // By duration: once a second after the minimum, whether the run may stop (report/steady.ts), from the
+    // samples so far and the checkpoints completed since the first sample that saw a record.
+    let firstEpochMs = 0;
+    let nextLookMs = 0;
+    let stop = false;
+    const live: Sample[] = [];
     const { samples, startEpochMs } = await sampleUntil(
       async () => {
         const v = (await metrics(engine, job)).vertices.find((x) => x.id === vertex);
         recordsOut = v?.records_out ?? 0;
-        return v?.records_in ?? 0;
+        const count = v?.records_in ?? 0;
+        live.push({ t_ms: performance.now() - t0, count });
+        if (count > 0 && firstEpochMs === 0) firstEpochMs = Date.now();
+        const sinceFirstRecordMs = Date.now() - firstEpochMs;
+        if (o.minSeconds !== undefined && firstEpochMs > 0 && sinceFirstRecordMs >= o.minSeconds * 1000 && Date.now() >= nextLookMs) {
+          nextLookMs = Date.now() + 1000;
+          const checkpointsCompleted = checkpointsOn
+            ? (await checkpointHistory(engine, job)).filter((c) => c.status === "COMPLETED" && c.trigger_timestamp >= firstEpochMs).length
+            : 0;
+          stop = mayStop({ sinceFirstRecordMs, checkpointsCompleted, checkpointsOn, series: perSecond(live) }, o.minSeconds);
+        }
+        return count;
       },
-      (n) => n >= o.events || performance.now() - t0 > maxMs,
+      (n) => n >= o.events || performance.now() - t0 > maxMs || stop,
       { everyMs: 100, timeoutMs: maxMs + 60_000, what: `${job}: ${o.events} events` },
     );
+    const endEpochMs = Date.now();
+    const pinning = monitor?.stop(`floe ${job}`);
     const processed = samples[samples.length - 1].count;
     const complete = processed >= o.events;
     const state = await jobState(engine, job);
     if (state.restarts > 0) throw new Error(`${job} restarted during the run: ${state.last_error}`);
     const rate = throughput(samples, Math.min(processed, o.events));
     const firstRecordEpochMs = startEpochMs + rate.first_record_ms;
-    const checkpoints = o.checkpointIntervalMs > 0 ? await checkpointHistory(engine, job) : [];
+    // The checkpoints of the run: triggered between its first record and its end (as the Flink peer counts them).
+    // The API lists the latest 100: a run with more (over 100 s at 1 s) reports the last 100.
+    const checkpoints = checkpointsOn
+      ? (await checkpointHistory(engine, job)).filter((c) => c.trigger_timestamp >= firstRecordEpochMs - 100 && c.trigger_timestamp <= endEpochMs)
+      : [];
+    const stoppedBy = complete ? "end of input" : stop ? "duration" : `the ${Math.round(maxMs / 1000)} s cap`;
     progress(
-      `${job} ${o.events} events, ${o.keys} keys, checkpoints ${o.checkpointIntervalMs || "off"}: ${rate.events_per_s} events/s` +
-        (complete ? "" : ` (stopped after ${Math.round(maxMs / 1000)} s with ${processed} events processed)`),
+      `${job} ${o.keys} keys, checkpoints ${o.checkpointIntervalMs || "off"}, cores ${o.cores ?? "all"}: ${rate.events_per_s} events/s over ${Math.round(rate.duration_ms / 1000)} s, ${processed} events (stopped by ${stoppedBy})`,
     );
-    return { rate: { ...rate, complete, events_processed: Math.min(processed, o.events) }, recordsOut, series: perSecond(samples), checkpoints, firstRecordEpochMs };
+    return { rate: { ...rate, complete, events_processed: Math.min(processed, o.events) }, recordsOut, series: perSecond(samples), checkpoints, firstRecordEpochMs, pinning };
   } finally {
+    monitor?.cancel();
     await engine.dispose();
   }
 }

@@ -50,9 +50,17 @@ import org.apache.flink.util.Collector;
  *   FlinkBench fingerprint seed=42 keys=10000 count=100000
  *   FlinkBench map-filter events=20000000 keys=10000
  *   FlinkBench keyed-count events=4000000 keys=10000 checkpoint_ms=1000 backend=hashmap
+ *   FlinkBench keyed-count events=2147483646 min_seconds=10 max_seconds=120 parallelism=1 ...
  *   FlinkBench checkpoint-size keys=100000 payload_bytes=100 changed_fraction=0.01 backend=rocksdb incremental=true
  *   FlinkBench recovery events=4000000 keys=10000 checkpoint_ms=1000 fail_at=1000000 backend=hashmap
  * </pre>
+ *
+ * <p>With {@code min_seconds} above 0, workloads 1 and 2 run by duration: {@code events} is
+ * only the input's bound. Once a second the driver prints {@code [progress] <ms since the first
+ * record> <records> <checkpoints completed since it>} on stderr; the harness decides when the
+ * run is long enough and steady (bench/report/steady.ts, the same rule as for floe) and writes
+ * {@code stop} on stdin. The job is then cancelled, at the earliest {@code min_seconds} after
+ * the first record, and at the latest after {@code max_seconds}.
  */
 public final class FlinkBench {
     private final Map<String, String> args = new HashMap<>();
@@ -103,6 +111,28 @@ public final class FlinkBench {
         return i("parallelism", 2);
     }
 
+    /** Set when the harness writes "stop" on stdin. */
+    private static volatile boolean stopRequested;
+
+    private static void listenForStop() {
+        Thread t = new Thread(() -> {
+            try (var in = new java.io.BufferedReader(new java.io.InputStreamReader(System.in, java.nio.charset.StandardCharsets.UTF_8))) {
+                for (String line; (line = in.readLine()) != null; ) if (line.trim().equals("stop")) stopRequested = true;
+            } catch (java.io.IOException ignored) {
+                // no harness on stdin: the run ends at max_seconds
+            }
+        }, "floe-bench-stdin");
+        t.setDaemon(true);
+        t.start();
+    }
+
+    /** When a run stops: at the end of its input, or by duration (see the class comment). */
+    private Until until() {
+        Until until = new Until(l("min_seconds", 0) * 1000, l("max_seconds", 600) * 1000);
+        if (until.byDuration()) listenForStop();
+        return until;
+    }
+
     // ---- workload 1: stateless map and filter ----------------------------------------
 
     private Json mapFilter() throws Exception {
@@ -116,8 +146,9 @@ public final class FlinkBench {
                     .map(Gen::map)
                     .filter(new CountingFilter())
                     .sinkTo(new DiscardingSink<>());
-            Run r = c.run(env, events, Long.MAX_VALUE);
-            return r.base("map_filter", "events=" + events, events, keys, seed, p)
+            Until until = until();
+            Run r = c.run(env, events, until);
+            return r.base("map_filter", until.byDuration() ? "run_by=duration" : "events=" + events, events, keys, seed, p)
                     .put("passed", Probe.passed.sum())
                     .put("series_events_per_s", r.perSecond());
         }
@@ -160,8 +191,8 @@ public final class FlinkBench {
                     .keyBy(e -> e.key)
                     .process(new Count())
                     .sinkTo(new DiscardingSink<>());
-            Run r = c.run(env, events, Long.MAX_VALUE);
-            List<AbstractCheckpointStats> cps = c.checkpoints(r.jobId);
+            Run r = c.run(env, events, until());
+            List<AbstractCheckpointStats> cps = r.checkpoints;
             List<Long> durations = new ArrayList<>();
             List<Json> series = new ArrayList<>();
             long bytesMax = 0;
@@ -169,8 +200,8 @@ public final class FlinkBench {
             for (AbstractCheckpointStats cp : cps) {
                 if (cp.getStatus() == CheckpointStatsStatus.FAILED) failed++;
                 if (cp.getStatus() != CheckpointStatsStatus.COMPLETED) continue;
-                // Checkpoints after the input ended (Flink waits for one before finishing) are not part of the run.
-                if (cp.getTriggerTimestamp() > Probe.lastRecordMs.get()) continue;
+                // Checkpoints after the input ended (Flink waits for one before finishing) or the run stopped are not part of it.
+                if (cp.getTriggerTimestamp() > r.endMs || cp.getTriggerTimestamp() < Probe.firstRecordMs.get()) continue;
                 durations.add(cp.getEndToEndDuration());
                 bytesMax = Math.max(bytesMax, cp.getCheckpointedSize());
                 series.add(new Json()
@@ -489,25 +520,53 @@ public final class FlinkBench {
             return mc.submitJob(graph).get().getJobID();
         }
 
-        /** Runs a bounded job to its end, sampling the probe's count every 100 ms. */
-        Run run(StreamExecutionEnvironment env, long events, long timeoutMs) throws Exception {
+        /**
+         * Runs a job until its input ends or, by duration, until {@code until} says (then cancels
+         * it), sampling the probe's count every 100 ms.
+         */
+        Run run(StreamExecutionEnvironment env, long events, Until until) throws Exception {
             JobID job = submit(env);
             long submittedMs = System.currentTimeMillis();
             List<long[]> samples = new ArrayList<>();
             var result = mc.requestJobResult(job);
+            long endMs = 0;
+            long nextProgressMs = 0;
             while (!result.isDone()) {
-                samples.add(new long[] {System.currentTimeMillis(), Probe.records.sum()});
+                long now = System.currentTimeMillis();
+                long count = Probe.records.sum();
+                samples.add(new long[] {now, count});
+                long first = Probe.firstRecordMs.get();
+                if (until.byDuration() && first > 0) {
+                    if (now - first >= until.maxMs() || (stopRequested && now - first >= until.minMs())) {
+                        endMs = now;
+                        break;
+                    }
+                    // Progress for the harness once a second; the checkpoint statistics are not looked at more often.
+                    if (now >= nextProgressMs) {
+                        nextProgressMs = now + 1000;
+                        long completed = checkpoints(job).stream()
+                                .filter(cp -> cp.getStatus() == CheckpointStatsStatus.COMPLETED && cp.getTriggerTimestamp() >= first)
+                                .count();
+                        System.err.println("[progress] " + (now - first) + " " + count + " " + completed);
+                    }
+                }
                 try {
                     result.get(100, TimeUnit.MILLISECONDS);
                 } catch (java.util.concurrent.TimeoutException ignored) {
                     // next sample
                 }
             }
+            if (endMs > 0) {
+                long processed = Probe.records.sum();
+                List<AbstractCheckpointStats> cps = checkpoints(job);
+                cancel(job);
+                return new Run(job, submittedMs, samples, endMs, processed, cps);
+            }
             samples.add(new long[] {System.currentTimeMillis(), Probe.records.sum()});
             var r = result.get();
             if (!r.isSuccess()) throw new IllegalStateException("job failed: " + r.getSerializedThrowable().map(Throwable::toString).orElse("?"));
             if (Probe.records.sum() < events) throw new IllegalStateException("only " + Probe.records.sum() + " of " + events + " events processed");
-            return new Run(job, submittedMs, samples);
+            return new Run(job, submittedMs, samples, Probe.lastRecordMs.get(), events, checkpoints(job));
         }
 
         void awaitRecords(long n, long timeoutMs) throws InterruptedException {
@@ -549,12 +608,21 @@ public final class FlinkBench {
         }
     }
 
-    /** A finished bounded run: its samples of the probe's count. */
-    private record Run(JobID jobId, long submittedMs, List<long[]> samples) {
+    /** When a run stops: {@code minMs} 0 means at the end of its input. */
+    private record Until(long minMs, long maxMs) {
+        boolean byDuration() {
+            return minMs > 0;
+        }
+    }
+
+    /**
+     * A finished run: its samples of the probe's count, when it ended (the last record, or the
+     * stop of a run by duration), the events processed by then, and its checkpoint statistics.
+     */
+    private record Run(JobID jobId, long submittedMs, List<long[]> samples, long endMs, long processed, List<AbstractCheckpointStats> checkpoints) {
         Json base(String bench, String variant, long events, int keys, int seed, int p) {
             long first = Probe.firstRecordMs.get();
-            long last = Probe.lastRecordMs.get();
-            long ms = Math.max(1, last - first);
+            long ms = Math.max(1, endMs - first);
             return new Json()
                     .put("bench", bench)
                     .put("engine", "flink")
@@ -564,7 +632,9 @@ public final class FlinkBench {
                     .put("events", events)
                     .put("keys", keys)
                     .put("seed", seed)
-                    .put("events_per_s", Math.round(events / (ms / 1000.0)))
+                    .put("events_per_s", Math.round(processed / (ms / 1000.0)))
+                    .put("events_processed", processed)
+                    .put("complete", processed >= events)
                     .put("duration_ms", ms)
                     .put("first_record_ms", first - submittedMs);
         }
@@ -573,6 +643,7 @@ public final class FlinkBench {
         long[] perSecond() {
             long t0 = Probe.firstRecordMs.get();
             long end = samples.get(samples.size() - 1)[0];
+            if (t0 == 0) return new long[0];
             List<Long> out = new ArrayList<>();
             for (long t = t0; t + 1000 <= end; t += 1000) out.add(Math.round(at(t + 1000) - at(t)));
             return out.stream().mapToLong(x -> x).toArray();

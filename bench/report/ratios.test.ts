@@ -1,0 +1,72 @@
+import { describe, expect, it } from "vitest";
+import type { BenchResult } from "../workloads/common.js";
+import { comparable, ratios, ratiosByCores } from "./ratios.js";
+
+const count = (engine: string, cores: string, eventsPerS: number, steady: number, extra: Partial<BenchResult> = {}): BenchResult => ({
+  bench: "keyed_count",
+  engine,
+  variant: `keys=10000,checkpoint_ms=1000${cores === "1" && engine === "floe" ? ",cores=1" : ""}`,
+  cores,
+  run_by: "duration",
+  events: 2147483646,
+  keys: 10_000,
+  checkpoint_interval_ms: 1000,
+  events_per_s: eventsPerS,
+  steady_events_per_s: steady,
+  steady_mean_events_per_s: steady,
+  checkpoint_ms_p50: 100,
+  checkpoint_ms_max: 200,
+  ...(engine === "flink" ? { state_backend: "hashmap" } : {}),
+  ...extra,
+});
+
+describe("comparable", () => {
+  it("compares runs of one core mode only", () => {
+    expect(comparable(count("floe", "1", 1, 1), count("flink", "1", 1, 1))).toBe(true);
+    expect(comparable(count("floe", "1", 1, 1), count("flink", "all", 1, 1))).toBe(false);
+  });
+
+  it("takes a line without a mode for a whole-machine run (earlier rounds)", () => {
+    const { cores: _, ...old } = count("flink", "all", 1, 1);
+    expect(comparable(count("floe", "all", 1, 1), old as BenchResult)).toBe(true);
+  });
+
+  it("needs the same input size unless both ran by duration", () => {
+    const bounded = (engine: string, events: number) => count(engine, "all", 1, 1, { run_by: "events", events });
+    expect(comparable(bounded("floe", 2_000_000), bounded("flink", 2_000_000))).toBe(true);
+    expect(comparable(bounded("floe", 2_000_000), bounded("flink", 4_000_000))).toBe(false);
+    expect(comparable(count("floe", "all", 1, 1, { events: 10 }), count("flink", "all", 1, 1, { events: 20 }))).toBe(true);
+  });
+});
+
+describe("ratios", () => {
+  const results = [count("floe", "all", 300, 330), count("flink", "all", 600, 660), count("floe", "1", 200, 220), count("flink", "1", 100, 110)];
+
+  it("pairs floe and Flink within each core mode and says which", () => {
+    const lines = ratios(results);
+    expect(lines.map((l) => [l.cores, l.throughput_ratio, l.steady_throughput_ratio, l.steady_mean_throughput_ratio])).toEqual([
+      ["all", 0.5, 0.5, 0.5],
+      ["1", 2, 2, 2],
+    ]);
+  });
+
+  it("puts both modes' ratios of a variant on one line when both ran", () => {
+    expect(ratiosByCores(ratios(results))).toEqual([
+      {
+        bench: "ratio_by_cores",
+        engine: "floe/flink",
+        variant: "keys=10000,checkpoint_ms=1000",
+        workload: "keyed_count",
+        flink_state_backend: "hashmap",
+        steady_throughput_ratio_all_cores: 0.5,
+        steady_throughput_ratio_one_core: 2,
+        throughput_ratio_all_cores: 0.5,
+        throughput_ratio_one_core: 2,
+      },
+    ]);
+  });
+
+  it("gives no side-by-side line when one mode ran", () => {
+    expect(ratiosByCores(ratios(results.slice(0, 2)))).toEqual([]);
+  });
+});
