@@ -70,6 +70,11 @@ export function bloomMayContain(filter: Uint8Array, probe: BloomProbe): boolean 
   return true;
 }
 
+/** The length of the filter at the start of `bytes` (a file pads filters). */
+export function bloomLength(bytes: Uint8Array): number {
+  return HEADER_BYTES + bitCount(bytes) / 8;
+}
+
 function bitCount(filter: Uint8Array): number {
   return (filter[0] | (filter[1] << 8) | (filter[2] << 16) | (filter[3] << 24)) >>> 0;
 }

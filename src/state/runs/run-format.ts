@@ -175,6 +175,15 @@ export class BlockView {
   }
 }
 
+/** The length of the block at the start of `bytes` (a file pads blocks; the block knows where it ends). */
+export function blockLength(bytes: Uint8Array): number {
+  const d = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const count = d.getUint32(0, true);
+  const width = bytes[5];
+  const last = align4(8 + 2 * count) + 4 * count + width * count;
+  return width === 2 ? d.getUint16(last, true) : d.getUint32(last, true);
+}
+
 /**
  * Builds one block from entries added in order. Its arrays are reused from
  * block to block; {@link finish} copies the block into a buffer of its own.
