@@ -234,14 +234,20 @@ export class BlockBuilder {
 
   /** Adds an entry whose key is bytes (`keyLength` at `keyOffset` of `src`); `valueLength` -1 is a tombstone. */
   addBytes(keyGroup: number, hash: number, stateId: number, src: Uint8Array, keyOffset: number, keyLength: number, valueSrc: Uint8Array, valueOffset: number, valueLength: number): void {
+    // Written out by hand: this runs once per entry of every run and compaction.
     const d = this.data;
-    d.ensure(10 + keyLength + Math.max(valueLength, 0));
+    const need = 10 + keyLength + (valueLength > 0 ? valueLength : 0);
+    if (d.length + need > d.bytes.length) d.ensure(need);
     const out = d.bytes;
-    let o = writeVarint(out, d.length, stateId);
-    o = writeVarint(out, o, keyLength * 2 + (valueLength < 0 ? 1 : 0));
+    let o = d.length;
+    if (stateId < 0x80) out[o++] = stateId;
+    else o = writeVarint(out, o, stateId);
+    const head = keyLength * 2 + (valueLength < 0 ? 1 : 0);
+    if (head < 0x80) out[o++] = head;
+    else o = writeVarint(out, o, head);
+    o = copy(src, keyOffset, keyLength, out, o);
+    if (valueLength > 0) o = copy(valueSrc, valueOffset, valueLength, out, o);
     d.length = o;
-    d.writeBytes(src, keyOffset, keyLength);
-    if (valueLength >= 0) d.writeBytes(valueSrc, valueOffset, valueLength);
     this.push(keyGroup, hash);
   }
 
@@ -277,6 +283,13 @@ export class BlockBuilder {
     this.data.clear();
     return out;
   }
+}
+
+/** Copies `length` bytes of `src` at `offset` to `out` at `at`; returns the end. A subarray costs more than a short loop. */
+function copy(src: Uint8Array, offset: number, length: number, out: Uint8Array, at: number): number {
+  if (length > 48) out.set(src.subarray(offset, offset + length), at);
+  else for (let i = 0; i < length; i++) out[at + i] = src[offset + i];
+  return at + length;
 }
 
 function align4(n: number): number {

@@ -248,5 +248,5 @@ describe("RunStore", () => {
     }
     expect(crashes.write).toBeGreaterThan(20);
     expect(crashes.compaction).toBeGreaterThan(20);
-  });
+  }, 60_000);
 });
