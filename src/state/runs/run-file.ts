@@ -1,0 +1,259 @@
+/**
+ * A run as one binary file, for R2: what a checkpoint uploads and a
+ * restore reads. The file is the run's pages as they are in SQLite, so an
+ * export copies bytes and an import with the same state ids writes them
+ * back as they are.
+ *
+ *   header   16 bytes: "floe-run" · u32 version (1) · u32 0
+ *   blocks   each padded to 8 bytes
+ *   filters  the bloom filters, one per 32 blocks, each padded to 8 bytes
+ *   meta     u32 JSON length · JSON {format, version, epoch, firstEpoch, entries, tombstones,
+ *            blocks, bloomPages, last, states: [{id, name, kind}]} · padding to 8 ·
+ *            f64 blockOffsets[blocks + 1] · f64 firsts[blocks] · f64 bloomOffsets[bloomPages + 1]
+ *   footer   32 bytes: "floe-run" · u32 version · u32 0 · f64 metaOffset · f64 metaLength
+ *
+ * A reader of a key-group range fetches the footer (the last
+ * {@link RUN_FILE_FOOTER_BYTES}), then the meta, then only the byte range
+ * of the blocks that hold the range ({@link blockRangeFor}). The state ids
+ * in the blocks are those of the file's `states`; an import maps them to
+ * the store's own (rewriting the entries when they differ).
+ */
+import { EntryBatch } from "./entry-batch.js";
+import { firstBlockFor } from "./merge-cursor.js";
+import { bloomLength } from "./bloom.js";
+import { BlockView, blockLength, composite, entryRef } from "./run-format.js";
+import type { Pause, RunInfo, RunStore } from "./run-store.js";
+import { PAGE_BLOCK, PAGE_BLOOM, PAGE_INDEX, type RunPage } from "./run-writer.js";
+import type { StateName } from "./state-names.js";
+
+/** The format's name, at both ends of a file. */
+export const RUN_FILE_FORMAT = "floe-run";
+/** The version this code writes and reads. */
+export const RUN_FILE_VERSION = 1;
+/** Bytes of the footer, at the end of every run file. */
+export const RUN_FILE_FOOTER_BYTES = 32;
+const HEADER_BYTES = 16;
+const MAGIC = new TextEncoder().encode(RUN_FILE_FORMAT);
+
+/** Why a run file could not be read. */
+export class RunFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RunFileError";
+  }
+}
+
+/** What a run file's meta says: the run and where its pieces are. */
+export interface RunFileMeta {
+  readonly epoch: number;
+  readonly firstEpoch: number;
+  readonly entries: number;
+  readonly tombstones: number;
+  readonly blocks: number;
+  readonly bloomPages: number;
+  readonly last: number;
+  readonly states: readonly StateName[];
+  /** Byte offset of each block in the file; the last is where the blocks end. */
+  readonly blockOffsets: Float64Array;
+  readonly firsts: Float64Array;
+  readonly bloomOffsets: Float64Array;
+}
+
+/**
+ * The file of live run `runId` of `store`, as parts to upload in order
+ * (blocks are not copied). Reads one page per part, so the caller may
+ * pause between parts; the run's pages stay until the iteration ends.
+ */
+export function* exportRun(store: RunStore, runId: number): Generator<Uint8Array> {
+  const { run, release } = store.lease(runId);
+  try {
+    yield withMagic(new Uint8Array(HEADER_BYTES));
+    let at = HEADER_BYTES;
+    const blockOffsets = new Float64Array(run.blocks + 1);
+    const bloomOffsets = new Float64Array(run.bloomPages + 1);
+    for (const [kind, count, offsets] of [[PAGE_BLOCK, run.blocks, blockOffsets], [PAGE_BLOOM, run.bloomPages, bloomOffsets]] as const) {
+      for (let p = 0; p < count; p++) {
+        offsets[p] = at;
+        const bytes = store.readPage(run.id, kind, p);
+        yield bytes;
+        at += bytes.length;
+        const pad = (8 - (bytes.length & 7)) & 7;
+        if (pad > 0) yield new Uint8Array(pad);
+        at += pad;
+      }
+      offsets[count] = at;
+    }
+    const json = new TextEncoder().encode(
+      JSON.stringify({
+        format: RUN_FILE_FORMAT,
+        version: RUN_FILE_VERSION,
+        epoch: run.epoch,
+        firstEpoch: run.firstEpoch,
+        entries: run.entries,
+        tombstones: run.tombstones,
+        blocks: run.blocks,
+        bloomPages: run.bloomPages,
+        last: run.last,
+        states: store.names.all(),
+      }),
+    );
+    const jsonEnd = align8(4 + json.length);
+    const meta = new Uint8Array(jsonEnd + 8 * (blockOffsets.length + run.firsts.length + bloomOffsets.length));
+    new DataView(meta.buffer).setUint32(0, json.length, true);
+    meta.set(json, 4);
+    const arrays = new Float64Array(meta.buffer, jsonEnd);
+    arrays.set(blockOffsets, 0);
+    arrays.set(run.firsts, blockOffsets.length);
+    arrays.set(bloomOffsets, blockOffsets.length + run.firsts.length);
+    yield meta;
+    const footer = withMagic(new Uint8Array(RUN_FILE_FOOTER_BYTES));
+    const f = new DataView(footer.buffer);
+    f.setFloat64(16, at, true);
+    f.setFloat64(24, meta.length, true);
+    yield footer;
+  } finally {
+    release();
+  }
+}
+
+/** Where a file's meta is, from its last {@link RUN_FILE_FOOTER_BYTES} bytes. */
+export function readRunFooter(tail: Uint8Array): { metaOffset: number; metaLength: number } {
+  if (tail.length < RUN_FILE_FOOTER_BYTES) throw new RunFileError(`a run file ends with a ${RUN_FILE_FOOTER_BYTES}-byte footer; got ${tail.length} bytes`);
+  const footer = tail.slice(tail.length - RUN_FILE_FOOTER_BYTES);
+  checkMagic(footer, "footer");
+  const f = new DataView(footer.buffer);
+  return { metaOffset: f.getFloat64(16, true), metaLength: f.getFloat64(24, true) };
+}
+
+/** Parses a file's meta (the bytes {@link readRunFooter} points at). */
+export function readRunMeta(bytes: Uint8Array): RunFileMeta {
+  const own = bytes.slice();
+  const jsonLength = new DataView(own.buffer).getUint32(0, true);
+  let head: Omit<RunFileMeta, "blockOffsets" | "firsts" | "bloomOffsets"> & { format: string; version: number };
+  try {
+    head = JSON.parse(new TextDecoder().decode(own.subarray(4, 4 + jsonLength)));
+  } catch {
+    throw new RunFileError("a run file's meta is not readable");
+  }
+  if (head.format !== RUN_FILE_FORMAT) throw new RunFileError(`not a floe run file (format ${JSON.stringify(head.format)})`);
+  if (head.version !== RUN_FILE_VERSION) throw new RunFileError(`run file version ${head.version} is not supported (this floe reads ${RUN_FILE_VERSION})`);
+  const arrays = new Float64Array(own.buffer, align8(4 + jsonLength));
+  if (arrays.length !== 2 * head.blocks + 1 + head.bloomPages + 1) throw new RunFileError("a run file's meta is truncated");
+  return {
+    epoch: head.epoch,
+    firstEpoch: head.firstEpoch,
+    entries: head.entries,
+    tombstones: head.tombstones,
+    blocks: head.blocks,
+    bloomPages: head.bloomPages,
+    last: head.last,
+    states: head.states,
+    blockOffsets: arrays.subarray(0, head.blocks + 1),
+    firsts: arrays.subarray(head.blocks + 1, 2 * head.blocks + 1),
+    bloomOffsets: arrays.subarray(2 * head.blocks + 1),
+  };
+}
+
+/** The blocks (`from` up to `to`, exclusive) and file bytes (`byteStart` up to `byteEnd`) holding key groups `start..end`. */
+export function blockRangeFor(meta: RunFileMeta, start: number, end: number): { from: number; to: number; byteStart: number; byteEnd: number } {
+  const from = meta.blocks === 0 ? 0 : firstBlockFor(meta.firsts, composite(start, 0));
+  let to = from;
+  const limit = composite(end + 1, 0);
+  while (to < meta.blocks && meta.firsts[to] < limit) to++;
+  return { from, to, byteStart: meta.blockOffsets[from], byteEnd: meta.blockOffsets[to] };
+}
+
+/** Options of an import. */
+export interface ImportOptions {
+  /** Only these key groups (inclusive); default all. */
+  readonly keyGroupStart?: number;
+  readonly keyGroupEnd?: number;
+  /** The epoch the new run gets (default: the file's). */
+  readonly epoch?: number;
+}
+
+/** Imports a whole file held in memory (see {@link importRunBlocks} for a byte range). */
+export async function importRunFile(store: RunStore, file: Uint8Array, pause: Pause, options: ImportOptions = {}): Promise<RunInfo | undefined> {
+  const { metaOffset, metaLength } = readRunFooter(file);
+  checkMagic(file.subarray(0, HEADER_BYTES), "header");
+  const meta = readRunMeta(file.subarray(metaOffset, metaOffset + metaLength));
+  const whole = (options.keyGroupStart ?? 0) <= 0 && (options.keyGroupEnd ?? 0xffff) >= 0xffff;
+  if (whole && meta.states.every((s) => store.stateId(s.name, s.kind) === s.id)) {
+    // Same ids: the pages go in as they are.
+    const epoch = options.epoch ?? meta.epoch;
+    const pages = function* (): Generator<RunPage> {
+      for (let b = 0; b < meta.blocks; b++) {
+        const at = meta.blockOffsets[b];
+        yield { kind: PAGE_BLOCK, page: b, bytes: file.slice(at, at + blockLength(file.subarray(at))) };
+      }
+      for (let p = 0; p < meta.bloomPages; p++) {
+        const at = meta.bloomOffsets[p];
+        yield { kind: PAGE_BLOOM, page: p, bytes: file.slice(at, at + bloomLength(file.subarray(at))) };
+      }
+      for (let i = 0; i < meta.blocks; i += 131072) yield { kind: PAGE_INDEX, page: i / 131072, bytes: new Uint8Array(meta.firsts.slice(i, i + 131072).buffer) };
+    };
+    let bytes = 0;
+    const list = [...pages()];
+    for (const p of list) bytes += p.bytes.length;
+    const summary = {
+      entries: meta.entries,
+      tombstones: meta.tombstones,
+      blocks: meta.blocks,
+      bloomPages: meta.bloomPages,
+      indexPages: Math.ceil(meta.blocks / 131072),
+      bytes,
+      firsts: meta.firsts.slice(),
+      last: meta.last,
+    };
+    return store.writePages(summary, list, epoch, options.epoch === undefined ? meta.firstEpoch : epoch, pause);
+  }
+  const range = blockRangeFor(meta, options.keyGroupStart ?? 0, options.keyGroupEnd ?? 0xffff);
+  return importRunBlocks(store, meta, file.subarray(range.byteStart, range.byteEnd), range.byteStart, pause, options);
+}
+
+/**
+ * Imports the entries of key groups `keyGroupStart..keyGroupEnd` from
+ * `bytes`, the file's bytes from offset `byteStart` on that cover those
+ * blocks ({@link blockRangeFor}), mapping state ids by name to the store's
+ * own. Writes a new run (undefined when the range holds nothing).
+ */
+export async function importRunBlocks(store: RunStore, meta: RunFileMeta, bytes: Uint8Array, byteStart: number, pause: Pause, options: ImportOptions = {}): Promise<RunInfo | undefined> {
+  const start = options.keyGroupStart ?? 0;
+  const end = options.keyGroupEnd ?? 0xffff;
+  const ids = new Map(meta.states.map((s) => [s.id, store.stateId(s.name, s.kind)]));
+  const range = blockRangeFor(meta, start, end);
+  const batch: EntryBatch = store.batch();
+  const ref = entryRef();
+  const decoder = new TextDecoder();
+  for (let b = range.from; b < range.to; b++) {
+    const from = meta.blockOffsets[b] - byteStart;
+    if (from < 0 || meta.blockOffsets[b + 1] - byteStart > bytes.length) throw new RunFileError(`block ${b} lies outside the bytes given`);
+    const view = new BlockView(bytes.subarray(from, from + (meta.blockOffsets[b + 1] - meta.blockOffsets[b])));
+    for (let i = view.lowerBoundKeyGroup(start); i < view.count && view.keyGroups[i] <= end; i++) {
+      view.read(i, ref);
+      const id = ids.get(ref.stateId);
+      if (id === undefined) throw new RunFileError(`a run file's entry has state id ${ref.stateId}, which its meta does not name`);
+      const key = decoder.decode(view.bytes.subarray(ref.keyOffset, ref.keyOffset + ref.keyLength));
+      if (ref.valueLength < 0) batch.delete(id, ref.keyGroup, ref.hash, key);
+      else batch.putEncoded(id, ref.keyGroup, ref.hash, key, view.bytes, ref.valueOffset, ref.valueLength);
+    }
+  }
+  return store.writeRun(batch, options.epoch ?? meta.epoch, pause);
+}
+
+function withMagic(bytes: Uint8Array): Uint8Array {
+  bytes.set(MAGIC, 0);
+  new DataView(bytes.buffer, bytes.byteOffset).setUint32(8, RUN_FILE_VERSION, true);
+  return bytes;
+}
+
+function checkMagic(bytes: Uint8Array, where: string): void {
+  for (let i = 0; i < MAGIC.length; i++) if (bytes[i] !== MAGIC[i]) throw new RunFileError(`not a floe run file (bad ${where})`);
+  const version = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
+  if (version !== RUN_FILE_VERSION) throw new RunFileError(`run file version ${version} is not supported (this floe reads ${RUN_FILE_VERSION})`);
+}
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+

@@ -1,0 +1,565 @@
+/**
+ * An operator's keyed state in its Durable Object's SQLite, as a log of
+ * immutable sorted runs (an LSM tree, RocksDB's idea on what a Durable
+ * Object has): each run is written once, as ~32 KiB BLOB rows (a Durable
+ * Object bills per row written), and read block by block.
+ *
+ * Tables (one set per object, rows keyed by operator uid):
+ *
+ *   state_runs        (op, run) → seq, epoch, first_epoch, live, sizes, last key, …
+ *   state_run_pages   (op, run, kind, page) → bytes     kind 0 block, 1 bloom filter, 2 index piece
+ *   state_names       (op, id) → name, kind             (state-names.ts)
+ *
+ * A run is visible when its `state_runs` row has live = 1. Writing one
+ * inserts that row first with live = 0, then the pages, then sets live = 1
+ * in one statement; a compaction writes its output the same way and then,
+ * in one UPDATE, sets its live to 1 and its inputs' to 0. A store opening
+ * deletes every live = 0 row and its pages: a write cut short is gone, a
+ * compaction cut short before its UPDATE is gone, one cut short after it
+ * has only its inputs left to delete. No statement sequence leaves a
+ * half-written run visible, and none needs a transaction (which the `Sql`
+ * port does not offer). Deleting the dead rows at open is one indexed
+ * query on `live`, not a scan of the pages for orphans.
+ *
+ * Each run has a `seq` (its age: newer runs win) and an `epoch`: the
+ * checkpoint whose snapshot first includes it. A compaction's output has
+ * the seq and epoch of its newest input and the `first_epoch` of its
+ * oldest, so that {@link RunStore.canRestoreTo} knows which checkpoints can
+ * still be reached by dropping runs.
+ */
+import type { Sql, SqlValue } from "../../storage/sql.js";
+import { BlockCache, CacheOwner } from "./block-cache.js";
+import { type BloomProbe, bloomMayContain, bloomProbe } from "./bloom.js";
+import { ByteSink, readUtf8 } from "./byte-sink.js";
+import { type CompactionPlan, type CompactionPolicy, DEFAULT_COMPACTION_POLICY, planCompaction } from "./compaction-policy.js";
+import { EntryBatch } from "./entry-batch.js";
+import { MergeCursor, RunCursor, type RunBlocks, firstBlockFor } from "./merge-cursor.js";
+import { BLOCK_TARGET_BYTES, BlockView, type EntryRef, composite, entryRef } from "./run-format.js";
+import { BLOCKS_PER_BLOOM, PAGE_BLOCK, PAGE_BLOOM, PAGE_INDEX, type RunPage, type RunSummary, RunWriter } from "./run-writer.js";
+import { StateNames } from "./state-names.js";
+
+/** Yields to other work between two turns of a long job (a run write, a compaction). */
+export type Pause = () => Promise<void>;
+
+/** A published run, as {@link RunStore.runs} lists it. */
+export interface RunInfo {
+  readonly id: number;
+  /** Age: a larger seq is newer and wins. */
+  readonly seq: number;
+  /** The checkpoint whose snapshot first includes this run. */
+  readonly epoch: number;
+  /** The oldest epoch merged into this run (its epoch, unless compacted). */
+  readonly firstEpoch: number;
+  readonly entries: number;
+  readonly tombstones: number;
+  readonly blocks: number;
+  /** Bytes of its pages (blocks, bloom filters, index). */
+  readonly bytes: number;
+}
+
+/** An entry a scan gives: the key decoded, the value in persisted form (value-codec.ts). */
+export interface ScanEntry {
+  readonly stateId: number;
+  readonly keyGroup: number;
+  readonly hash: number;
+  readonly key: string;
+  readonly value: Uint8Array;
+}
+
+/** Options of a {@link RunStore}. */
+export interface RunStoreOptions {
+  /** The page cache, shared by the stores of a subtask so that its budget is theirs (default: 8 MiB of its own). */
+  readonly cache?: BlockCache;
+  /** Entry bytes after which a block is cut (default 32 KiB). */
+  readonly targetBlockBytes?: number;
+  readonly policy?: CompactionPolicy;
+}
+
+const TABLES = [
+  `CREATE TABLE IF NOT EXISTS state_runs (op TEXT NOT NULL, run INTEGER NOT NULL, seq INTEGER NOT NULL, epoch INTEGER NOT NULL,
+    first_epoch INTEGER NOT NULL, live INTEGER NOT NULL, entries INTEGER NOT NULL, tombstones INTEGER NOT NULL, blocks INTEGER NOT NULL,
+    bloom_pages INTEGER NOT NULL, index_pages INTEGER NOT NULL, bytes INTEGER NOT NULL, last REAL NOT NULL, PRIMARY KEY (op, run))`,
+  `CREATE INDEX IF NOT EXISTS state_runs_by_live ON state_runs (op, live)`,
+  `CREATE TABLE IF NOT EXISTS state_run_pages (op TEXT NOT NULL, run INTEGER NOT NULL, kind INTEGER NOT NULL, page INTEGER NOT NULL,
+    bytes BLOB NOT NULL, PRIMARY KEY (op, run, kind, page))`,
+];
+const INSERT_PAGE = `INSERT INTO state_run_pages (op, run, kind, page, bytes) VALUES (?, ?, ?, ?, ?)`;
+const SELECT_PAGE = `SELECT bytes FROM state_run_pages WHERE op = ? AND run = ? AND kind = ? AND page = ?`;
+const SET_SUMMARY = `UPDATE state_runs SET live = ?, entries = ?, tombstones = ?, blocks = ?, bloom_pages = ?, index_pages = ?, bytes = ?, last = ? WHERE op = ? AND run = ?`;
+
+/** A run in memory: its metadata and index (never its blocks, which the cache holds). */
+class Run implements RunInfo {
+  readonly owner = new CacheOwner();
+  /** Scans and exports reading it: its pages are deleted only once they are done. */
+  readers = 0;
+  retired = false;
+
+  constructor(
+    readonly id: number,
+    readonly seq: number,
+    readonly epoch: number,
+    readonly firstEpoch: number,
+    readonly entries: number,
+    readonly tombstones: number,
+    readonly blocks: number,
+    readonly bloomPages: number,
+    readonly bytes: number,
+    readonly firsts: Float64Array,
+    readonly last: number,
+  ) {}
+
+  info(): RunInfo {
+    const { id, seq, epoch, firstEpoch, entries, tombstones, blocks, bytes } = this;
+    return { id, seq, epoch, firstEpoch, entries, tombstones, blocks, bytes };
+  }
+}
+
+/** The runs of one operator in one Durable Object. */
+export class RunStore {
+  /** The operator's state names and their ids. */
+  readonly names: StateNames;
+  readonly cache: BlockCache;
+  private readonly policy: CompactionPolicy;
+  private readonly targetBlockBytes: number;
+  /** Live runs, oldest first. */
+  private live: Run[] = [];
+  /** Runs unpublished (compacted away, dropped) whose pages are still to delete. */
+  private dead: Run[] = [];
+  /** Ids of pending rows whose write failed (deleted with the dead runs). */
+  private abandoned: number[] = [];
+  private nextId: number;
+  private nextSeq: number;
+  /** Seqs of writes in flight: a compaction window must not pass over one. */
+  private readonly writing = new Set<number>();
+  private compacting = false;
+  // Scratch of `get`, reused: a lookup allocates nothing but the value view.
+  private readonly keySink = new ByteSink(256);
+  private readonly probe: BloomProbe = { h1: 0, h2: 0 };
+  private readonly ref: EntryRef = entryRef();
+
+  constructor(
+    private readonly sql: Sql,
+    /** The operator's uid. */
+    readonly uid: string,
+    options: RunStoreOptions = {},
+  ) {
+    for (const t of TABLES) sql.exec(t);
+    this.names = new StateNames(sql, uid);
+    this.cache = options.cache ?? new BlockCache(8 * 1024 * 1024);
+    this.policy = options.policy ?? DEFAULT_COMPACTION_POLICY;
+    this.targetBlockBytes = options.targetBlockBytes ?? BLOCK_TARGET_BYTES;
+    // What a crash left half done: writes never published, inputs of a published compaction.
+    for (const r of sql.exec<{ run: number }>(`SELECT run FROM state_runs WHERE op = ? AND live = 0`, uid).toArray()) this.deleteRun(r.run);
+    const rows = sql.exec<Record<string, number>>(`SELECT * FROM state_runs WHERE op = ? AND live = 1 ORDER BY seq`, uid).toArray();
+    for (const r of rows) {
+      const firsts = this.readIndex(r.run, r.blocks, r.index_pages);
+      this.live.push(new Run(r.run, r.seq, r.epoch, r.first_epoch, r.entries, r.tombstones, r.blocks, r.bloom_pages, r.bytes, firsts, r.last));
+    }
+    const top = sql.exec<{ run: number | null; seq: number | null }>(`SELECT MAX(run) AS run, MAX(seq) AS seq FROM state_runs WHERE op = ?`, uid).one();
+    this.nextId = (top.run ?? 0) + 1;
+    this.nextSeq = (top.seq ?? 0) + 1;
+  }
+
+  /** The id of state `name` of `kind`, declared now if new (see {@link StateNames.id}). */
+  stateId(name: string, kind: string): number {
+    return this.names.id(name, kind);
+  }
+
+  /** An empty batch whose errors name this operator and its states. */
+  batch(): EntryBatch {
+    return new EntryBatch(this.uid, (id) => this.names.describe(id));
+  }
+
+  /** The live runs, oldest first. */
+  runs(): RunInfo[] {
+    return this.live.map((r) => r.info());
+  }
+
+  /**
+   * Writes `batch` as a new run of `epoch` (the checkpoint whose snapshot
+   * first includes it), newest of all, in turns: `pause()` after each
+   * page. It is visible to {@link get} once the promise resolves; leave the
+   * batch unchanged until then. An empty batch writes nothing (undefined).
+   */
+  async writeRun(batch: EntryBatch, epoch: number, pause: Pause): Promise<RunInfo | undefined> {
+    if (batch.count === 0) return undefined;
+    const order = batch.sortedOrder();
+    return this.writeNew(epoch, epoch, pause, async (writer, flush) => {
+      // The columns in sorted order first, one tight loop each: their reads at random positions
+      // then overlap in the memory system, where one loop reading all six at once waits for each.
+      const n = order.length;
+      const gather = <T extends Uint32Array | Uint16Array | Int32Array>(col: T, out: T): T => {
+        for (let j = 0; j < n; j++) out[j] = col[order[j]];
+        return out;
+      };
+      const keyGroups = gather(batch.keyGroups, new Uint16Array(n));
+      const hashes = gather(batch.hashes, new Uint32Array(n));
+      const stateIds = gather(batch.stateIds, new Uint32Array(n));
+      const keyStarts = gather(batch.keyStarts, new Int32Array(n));
+      const valueStarts = gather(batch.valueStarts, new Int32Array(n));
+      const valueEnds = gather(batch.valueEnds, new Int32Array(n));
+      const bytes = batch.bytes.bytes;
+      for (let j = 0; j < n; j++) {
+        const k = keyStarts[j];
+        const v = valueStarts[j];
+        const end = valueEnds[j];
+        writer.addBytes(keyGroups[j], hashes[j], stateIds[j], bytes, k, v - k, bytes, v, end < 0 ? -1 : end - v);
+        if (writer.hasPages) await flush();
+      }
+    });
+  }
+
+  /**
+   * Writes a run from pages already built (an imported file's blocks,
+   * run-file.ts), as {@link writeRun} does.
+   * @internal
+   */
+  async writePages(summary: RunSummary, pages: Iterable<RunPage>, epoch: number, firstEpoch: number, pause: Pause): Promise<RunInfo> {
+    const seq = this.nextSeq++;
+    const id = this.nextId++;
+    this.writing.add(seq);
+    try {
+      this.sql.exec(`INSERT INTO state_runs VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, -1)`, this.uid, id, seq, epoch, firstEpoch);
+      for (const p of pages) {
+        this.sql.exec(INSERT_PAGE, this.uid, id, p.kind, p.page, buffer(p.bytes));
+        await pause();
+      }
+      return this.publish(id, seq, epoch, firstEpoch, summary);
+    } catch (e) {
+      this.abandoned.push(id);
+      throw e;
+    } finally {
+      this.writing.delete(seq);
+    }
+  }
+
+  /** Writes a new run whose entries `fill` adds to a writer, storing its pages whenever `flush` is called. */
+  private async writeNew(epoch: number, firstEpoch: number, pause: Pause, fill: (writer: RunWriter, flush: () => Promise<void>) => Promise<void>): Promise<RunInfo> {
+    const writer = new RunWriter(this.targetBlockBytes);
+    const seq = this.nextSeq++;
+    const id = this.nextId++;
+    this.writing.add(seq);
+    try {
+      this.sql.exec(`INSERT INTO state_runs VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, -1)`, this.uid, id, seq, epoch, firstEpoch);
+      const flush = async () => {
+        for (const p of writer.takePages()) {
+          this.sql.exec(INSERT_PAGE, this.uid, id, p.kind, p.page, buffer(p.bytes));
+          await pause();
+        }
+      };
+      await fill(writer, flush);
+      const summary = writer.finish();
+      await flush();
+      return this.publish(id, seq, epoch, firstEpoch, summary);
+    } catch (e) {
+      this.abandoned.push(id);
+      throw e;
+    } finally {
+      this.writing.delete(seq);
+    }
+  }
+
+  /** Makes a written run visible: one statement. */
+  private publish(id: number, seq: number, epoch: number, firstEpoch: number, s: RunSummary): RunInfo {
+    this.sql.exec(SET_SUMMARY, 1, s.entries, s.tombstones, s.blocks, s.bloomPages, s.indexPages, s.bytes, s.last, this.uid, id);
+    const run = new Run(id, seq, epoch, firstEpoch, s.entries, s.tombstones, s.blocks, s.bloomPages, s.bytes, s.firsts, s.last);
+    // Writes finish in any order; the list stays ordered by age.
+    let at = this.live.length;
+    while (at > 0 && this.live[at - 1].seq > seq) at--;
+    this.live.splice(at, 0, run);
+    return run.info();
+  }
+
+  /**
+   * The persisted value of `key` (its canonical text; `hash` its hashKey,
+   * `keyGroup` its key group) in state `stateId`, from the newest run that
+   * has it: its bytes (decode with value-codec.ts), null when that run
+   * holds a tombstone, undefined when no run has the key. Synchronous: the
+   * blocks it needs are read from SQL on a cache miss.
+   */
+  get(stateId: number, keyGroup: number, hash: number, key: string): Uint8Array | null | undefined {
+    const c = composite(keyGroup, hash);
+    const sink = this.keySink;
+    sink.clear();
+    const keyLength = sink.writeUtf8(key);
+    const keyBytes = sink.bytes;
+    let probed = false;
+    const ref = this.ref;
+    for (let r = this.live.length - 1; r >= 0; r--) {
+      const run = this.live[r];
+      const firsts = run.firsts;
+      if (firsts.length === 0 || c < firsts[0] || c > run.last) continue;
+      if (!probed) {
+        bloomProbe(stateId, hash, this.probe);
+        probed = true;
+      }
+      // Usually one block; more when entries with this hash span a block boundary.
+      let lastFilter = -1;
+      for (let b = firstBlockFor(firsts, c); b < firsts.length && firsts[b] <= c; b++) {
+        const part = Math.floor(b / BLOCKS_PER_BLOOM);
+        if (part !== lastFilter) {
+          lastFilter = part;
+          if (!bloomMayContain(this.bloom(run, part), this.probe)) {
+            b = (part + 1) * BLOCKS_PER_BLOOM - 1;
+            continue;
+          }
+        }
+        const view = this.block(run, b, true);
+        const i = view.find(keyGroup, hash, stateId, keyBytes, keyLength, ref);
+        if (i >= 0) return ref.valueLength < 0 ? null : view.bytes.subarray(ref.valueOffset, ref.valueOffset + ref.valueLength);
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Every live entry of key groups `keyGroupStart..keyGroupEnd` in
+   * (keyGroup, hash, stateId, key) order, newest run winning, tombstones
+   * dropped. The runs are those live when iteration starts; their pages
+   * stay until it ends (finish or `return()` the iterator). Blocks it reads
+   * are not put in the cache.
+   */
+  *scan(keyGroupStart = 0, keyGroupEnd = 0xffff): Generator<ScanEntry> {
+    const runs = [...this.live].reverse();
+    for (const r of runs) r.readers++;
+    try {
+      const merge = new MergeCursor(runs.map((r) => new RunCursor(this.blocksOf(r, false), keyGroupStart, keyGroupEnd)));
+      for (let cur = merge.current; cur; cur = merge.current) {
+        const e = cur.ref;
+        if (e.valueLength >= 0) {
+          const bytes = cur.view!.bytes;
+          yield { stateId: e.stateId, keyGroup: e.keyGroup, hash: e.hash, key: readUtf8(bytes, e.keyOffset, e.keyLength), value: bytes.subarray(e.valueOffset, e.valueOffset + e.valueLength) };
+        }
+        merge.next();
+      }
+    } finally {
+      for (const r of runs) r.readers--;
+    }
+  }
+
+  /**
+   * Whether dropping the runs newer than checkpoint `epoch` gives back the
+   * state as of that checkpoint: false when a compaction merged runs from
+   * both sides of it.
+   */
+  canRestoreTo(epoch: number): boolean {
+    return this.live.every((r) => r.epoch <= epoch || r.firstEpoch > epoch);
+  }
+
+  /**
+   * Drops the runs whose epoch is above `epoch` (a local restore to
+   * checkpoint `epoch` when SQLite has moved past it), in one statement;
+   * returns how many. Throws when {@link canRestoreTo} is false or a write
+   * or compaction is in flight.
+   */
+  dropAbove(epoch: number): number {
+    if (this.writing.size > 0 || this.compacting) throw new Error(`operator "${this.uid}": cannot drop runs while a run is being written or compacted`);
+    if (!this.canRestoreTo(epoch)) {
+      const r = this.live.find((x) => x.epoch > epoch && x.firstEpoch <= epoch)!;
+      throw new Error(`operator "${this.uid}": cannot restore to checkpoint ${epoch} from SQLite: run ${r.id} merges checkpoints ${r.firstEpoch}..${r.epoch}`);
+    }
+    const drop = this.live.filter((r) => r.epoch > epoch);
+    if (drop.length === 0) return 0;
+    this.sql.exec(`UPDATE state_runs SET live = 0 WHERE op = ? AND live = 1 AND epoch > ?`, this.uid, epoch);
+    this.retire(drop);
+    this.collectGarbageNow();
+    return drop.length;
+  }
+
+  /**
+   * The compaction due now under the store's policy, among runs whose
+   * epochs are ≤ `completedCheckpointId` (undefined: none due). `all`
+   * merges every such run into one (a full materialization).
+   */
+  planCompaction(completedCheckpointId: number, all = false): CompactionPlan | undefined {
+    const blocked = this.writing.size > 0 ? Math.min(...this.writing) : Infinity;
+    return planCompaction(this.live, completedCheckpointId, blocked, this.policy, all);
+  }
+
+  /**
+   * Merges the runs of `plan` into one, in turns (`pause()` after each
+   * page written), and publishes it in place of its inputs in one
+   * statement. Resolves with the new run, or undefined when the plan went
+   * stale meanwhile (its inputs dropped): then nothing changed.
+   */
+  async compact(plan: CompactionPlan, pause: Pause): Promise<RunInfo | undefined> {
+    if (this.compacting) throw new Error(`operator "${this.uid}": one compaction at a time`);
+    const inputs = plan.inputs.map((id) => this.live.find((r) => r.id === id));
+    if (inputs.some((r) => r === undefined)) return undefined;
+    const runs = inputs as Run[];
+    this.compacting = true;
+    for (const r of runs) r.readers++;
+    const seq = runs[runs.length - 1].seq;
+    const epoch = Math.max(...runs.map((r) => r.epoch));
+    const firstEpoch = Math.min(...runs.map((r) => r.firstEpoch));
+    const id = this.nextId++;
+    try {
+      this.sql.exec(`INSERT INTO state_runs VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, -1)`, this.uid, id, seq, epoch, firstEpoch);
+      const writer = new RunWriter(this.targetBlockBytes);
+      const flush = async () => {
+        for (const p of writer.takePages()) {
+          this.sql.exec(INSERT_PAGE, this.uid, id, p.kind, p.page, buffer(p.bytes));
+          await pause();
+        }
+      };
+      const merge = new MergeCursor([...runs].reverse().map((r) => new RunCursor(this.blocksOf(r, false), 0, 0xffff)));
+      for (let cur = merge.current; cur; cur = merge.current) {
+        const e = cur.ref;
+        if (e.valueLength >= 0 || !plan.dropTombstones) {
+          const b = cur.view!.bytes;
+          writer.addBytes(e.keyGroup, e.hash, e.stateId, b, e.keyOffset, e.keyLength, b, e.valueOffset, e.valueLength);
+          if (writer.hasPages) await flush();
+        }
+        merge.next();
+      }
+      const s = writer.finish();
+      await flush();
+      this.sql.exec(SET_SUMMARY, 0, s.entries, s.tombstones, s.blocks, s.bloomPages, s.indexPages, s.bytes, s.last, this.uid, id);
+      if (runs.some((r) => r.retired)) {
+        this.abandoned.push(id);
+        this.collectGarbageNow();
+        return undefined;
+      }
+      // The one step that publishes: the output live, its inputs not, in one statement.
+      this.sql.exec(`UPDATE state_runs SET live = (run = ?) WHERE op = ? AND (run = ? OR (live = 1 AND seq BETWEEN ? AND ?))`, id, this.uid, id, plan.seqFrom, plan.seqTo);
+      const out = new Run(id, seq, epoch, firstEpoch, s.entries, s.tombstones, s.blocks, s.bloomPages, s.bytes, s.firsts, s.last);
+      const at = this.live.indexOf(runs[0]);
+      this.live.splice(at, runs.length, out);
+      this.retire(runs);
+      return out.info();
+    } catch (e) {
+      this.abandoned.push(id);
+      throw e;
+    } finally {
+      for (const r of runs) r.readers--;
+      this.compacting = false;
+    }
+  }
+
+  /** Plans and runs the compaction due now, if any (see {@link planCompaction}, {@link compact}). */
+  async maybeCompact(completedCheckpointId: number, pause: Pause): Promise<RunInfo | undefined> {
+    const plan = this.planCompaction(completedCheckpointId);
+    return plan ? this.compact(plan, pause) : undefined;
+  }
+
+  /**
+   * Deletes the pages of runs no longer live (compacted away, dropped),
+   * one run per turn, once no scan or export reads them.
+   */
+  async collectGarbage(pause: Pause): Promise<void> {
+    while (this.collectOne()) await pause();
+  }
+
+  /** Deletes what {@link collectGarbage} would, now. */
+  collectGarbageNow(): void {
+    while (this.collectOne());
+  }
+
+  private collectOne(): boolean {
+    const id = this.abandoned.pop();
+    if (id !== undefined) {
+      this.deleteRun(id);
+      return true;
+    }
+    const i = this.dead.findIndex((r) => r.readers === 0);
+    if (i < 0) return false;
+    const [run] = this.dead.splice(i, 1);
+    this.deleteRun(run.id);
+    return true;
+  }
+
+  private retire(runs: readonly Run[]): void {
+    for (const r of runs) {
+      r.retired = true;
+      this.cache.dropOwner(r.owner);
+      const i = this.live.indexOf(r);
+      if (i >= 0) this.live.splice(i, 1);
+      this.dead.push(r);
+    }
+  }
+
+  /** Deletes a run's pages, then its row (a crash in between leaves the row, deleted at the next open). */
+  private deleteRun(id: number): void {
+    this.sql.exec(`DELETE FROM state_run_pages WHERE op = ? AND run = ?`, this.uid, id);
+    this.sql.exec(`DELETE FROM state_runs WHERE op = ? AND run = ?`, this.uid, id);
+  }
+
+  /**
+   * The blocks of a run for a cursor.
+   * @internal
+   */
+  blocksOf(run: RunInfo, fillCache: boolean): RunBlocks {
+    const r = run as Run;
+    return { firsts: r.firsts, readBlock: (i) => this.block(r, i, fillCache) };
+  }
+
+  /**
+   * Page `page` of kind `kind` of run `id`, from SQL.
+   * @internal
+   */
+  readPage(id: number, kind: number, page: number): Uint8Array {
+    const row = this.sql.exec<{ bytes: SqlValue }>(SELECT_PAGE, this.uid, id, kind, page).toArray()[0];
+    if (!row) throw new Error(`operator "${this.uid}": run ${id} has no page ${page} of kind ${kind}`);
+    return bytesOf(row.bytes);
+  }
+
+  /**
+   * Holds a run's pages until `release` (an export reading them).
+   * @internal
+   */
+  lease(id: number): { run: RunInfo & { bloomPages: number; firsts: Float64Array; last: number }; release: () => void } {
+    const run = this.live.find((r) => r.id === id);
+    if (!run) throw new Error(`operator "${this.uid}": no live run ${id}`);
+    run.readers++;
+    let released = false;
+    return {
+      run,
+      release: () => {
+        if (!released) run.readers--;
+        released = true;
+      },
+    };
+  }
+
+  private block(run: Run, index: number, fillCache: boolean): BlockView {
+    const cached = this.cache.get<BlockView>(run.owner, index * 2);
+    if (cached) return cached;
+    const view = new BlockView(this.readPage(run.id, PAGE_BLOCK, index));
+    if (fillCache) this.cache.put(run.owner, index * 2, view, view.sizeBytes);
+    return view;
+  }
+
+  private bloom(run: Run, part: number): Uint8Array {
+    const cached = this.cache.get<Uint8Array>(run.owner, part * 2 + 1);
+    if (cached) return cached;
+    const filter = this.readPage(run.id, PAGE_BLOOM, part);
+    this.cache.put(run.owner, part * 2 + 1, filter, filter.length);
+    return filter;
+  }
+
+  private readIndex(id: number, blocks: number, pages: number): Float64Array {
+    const firsts = new Float64Array(blocks);
+    const out = new Uint8Array(firsts.buffer);
+    let at = 0;
+    for (let p = 0; p < pages; p++) {
+      const piece = this.readPage(id, PAGE_INDEX, p);
+      out.set(piece, at);
+      at += piece.length;
+    }
+    if (at !== out.length) throw new Error(`operator "${this.uid}": run ${id}'s index has ${at} bytes, not ${out.length}`);
+    return firsts;
+  }
+}
+
+/** A page's bytes as SQL binds them: its own ArrayBuffer. */
+function buffer(bytes: Uint8Array): ArrayBuffer {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes.buffer as ArrayBuffer;
+  return bytes.slice().buffer as ArrayBuffer;
+}
+
+/** A BLOB as SQL gives it back: an ArrayBuffer in a Durable Object, a Uint8Array on node:sqlite. */
+function bytesOf(v: SqlValue): Uint8Array {
+  if (v instanceof ArrayBuffer) return new Uint8Array(v);
+  if (ArrayBuffer.isView(v)) return v as unknown as Uint8Array;
+  throw new TypeError(`expected a BLOB, got ${typeof v}`);
+}
