@@ -142,6 +142,8 @@ export interface HttpStreamDefinition {
   readonly startingOffsets?: StartingOffsets;
   /** Each record's partition key, or why it has none; absent: a request goes to one partition whole. */
   readonly partitionKey?: (record: unknown) => { key: string } | { problem: string };
+  /** What the partition key is: the field's name, or the function's source text; two declarations of one stream must agree on it. */
+  readonly partitionKeySource?: string;
 }
 
 /** Delivery guarantee of a sink: output visible after its checkpoint completed, or at the barrier. */

@@ -21,10 +21,7 @@ export class JobRegistry {
           if (known && known.partitions !== s.partitions) {
             throw new Error(`stream "${s.name}" is declared with ${known.partitions} and ${s.partitions} partitions`);
           }
-          // Its partitions enforce one retention and one key: two declarations must agree on them.
-          if (known && (JSON.stringify(known.limits) !== JSON.stringify(s.limits) || (known.partitionKey === undefined) !== (s.partitionKey === undefined))) {
-            throw new Error(`stream "${s.name}" is declared twice with different retention, limits or partition key`);
-          }
+          if (known) checkSameStream(known, s);
           this.streams.set(s.name, known ?? s);
         }
         for (const t of node.sink?.tables ?? []) {
@@ -58,4 +55,19 @@ export class JobRegistry {
   table(name: string): TableDefinition | undefined {
     return this.tables.get(name);
   }
+}
+
+/**
+ * Two declarations of one stream (in two jobs) must agree on what its
+ * partitions and the ingestion route enforce, as only one of them is used:
+ * the retention and limits, the partition key (a field's name, or a
+ * function's source text: share one `httpSource` to use one function), and
+ * the ingest token's variable.
+ */
+function checkSameStream(known: HttpStreamDefinition, s: HttpStreamDefinition): void {
+  const differ: string[] = [];
+  if (JSON.stringify(known.limits) !== JSON.stringify(s.limits)) differ.push(`retention or limits (${JSON.stringify(known.limits)} and ${JSON.stringify(s.limits)})`);
+  if (known.partitionKeySource !== s.partitionKeySource) differ.push(`partition key (${known.partitionKeySource ?? "none"} and ${s.partitionKeySource ?? "none"})`);
+  if (known.ingestTokenVar !== s.ingestTokenVar) differ.push(`ingest token variable (${known.ingestTokenVar ?? "none"} and ${s.ingestTokenVar ?? "none"})`);
+  if (differ.length > 0) throw new Error(`stream "${s.name}" is declared twice with a different ${differ.join(", ")}: declare it once and share the source`);
 }

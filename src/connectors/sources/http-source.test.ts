@@ -37,11 +37,27 @@ describe("httpSource options", () => {
     expect(parsePartitionKey("topic-x")).toBe(null);
   });
 
-  it("refuses one stream declared twice with different retention", () => {
-    const a = job("a");
-    a.source(httpSource<{ k: string }>("shared", { retentionMs: 1000 }), { uid: "in" }).map((r) => ({ key: r.k, value: 1 }), { uid: "m" }).sink(tableSink("ta"), { uid: "out" });
-    const b = job("b");
-    b.source(httpSource<{ k: string }>("shared", { retentionMs: 2000 }), { uid: "in" }).map((r) => ({ key: r.k, value: 1 }), { uid: "m" }).sink(tableSink("tb"), { uid: "out" });
-    expect(() => new JobRegistry([a, b])).toThrow('stream "shared" is declared twice with different retention, limits or partition key');
+  /** Job `name` reading stream "shared" with `options`. */
+  const reader = (name: string, options: Parameters<typeof httpSource<{ k: string; j: string }>>[1]) => {
+    const j = job(name);
+    j.source(httpSource<{ k: string; j: string }>("shared", options), { uid: "in" }).map((r) => ({ key: r.k, value: 1 }), { uid: "m" }).sink(tableSink(`t-${name}`), { uid: "out" });
+    return j;
+  };
+
+  it("refuses one stream declared twice with different retention, partition key or ingest token, naming what differs", () => {
+    expect(() => new JobRegistry([reader("a", { retentionMs: 1000 }), reader("b", { retentionMs: 2000 })])).toThrow(
+      /stream "shared" is declared twice with a different retention or limits \(\{"retentionMs":1000,.*\} and \{"retentionMs":2000,.*\}\): declare it once and share the source/,
+    );
+    expect(() => new JobRegistry([reader("a", { partitionKey: "k" }), reader("b", { partitionKey: "j" })])).toThrow('a different partition key (field "k" and field "j")');
+    expect(() => new JobRegistry([reader("a", { partitionKey: "k" }), reader("b", {})])).toThrow('a different partition key (field "k" and none)');
+    expect(() => new JobRegistry([reader("a", { partitionKey: (r) => r.k }), reader("b", { partitionKey: (r) => r.j })])).toThrow(/a different partition key \(function .*r\.k and function .*r\.j\)/);
+    expect(() => new JobRegistry([reader("a", { ingestTokenVar: "A" }), reader("b", {})])).toThrow("a different ingest token variable (A and none)");
+  });
+
+  it("takes one stream declared alike by two jobs, or one source shared", () => {
+    const registry = new JobRegistry([reader("a", { retentionMs: 1000, partitionKey: "k" }), reader("b", { retentionMs: 1000, partitionKey: "k" })]);
+    expect(registry.streamNames()).toEqual(["shared"]);
+    const key = (r: { k: string }) => r.k;
+    expect(new JobRegistry([reader("a", { partitionKey: key }), reader("b", { partitionKey: key })]).stream("shared")!.partitionKeySource).toMatch(/^function /);
   });
 });

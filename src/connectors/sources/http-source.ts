@@ -83,6 +83,7 @@ export function httpSource<T = unknown>(stream: string, options: HttpSourceOptio
     limits,
     startingOffsets,
     partitionKey: key === undefined ? undefined : keyReader(key as string | ((record: unknown) => string | number)),
+    partitionKeySource: key === undefined ? undefined : typeof key === "string" ? `field "${key}"` : `function ${String(key)}`,
   };
   return {
     kind: "http",
