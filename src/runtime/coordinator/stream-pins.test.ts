@@ -6,15 +6,16 @@ import { httpSource, partitionConfig } from "../../connectors/sources/http-sourc
 import { tableSink } from "../../connectors/sinks/table-sink.js";
 import { FloeError } from "../../errors.js";
 import { OffsetsTruncatedError, StreamLog } from "../../storage/stream-log.js";
+import type { StartingOffsets } from "../../storage/stream-options.js";
 import { JobRegistry } from "../registry.js";
 import type { CoordinatorContext } from "./coordinator-context.js";
 import type { JobRecord } from "./coordinator-store.js";
 import { StreamPins, type StreamPartitionApi, checkpointedOffsets } from "./stream-pins.js";
 
 /** A job reading stream "s" (2 partitions), with pins over real logs and a job record the test sets. */
-function world() {
+function world(startingOffsets?: StartingOffsets) {
   const j = job("pinned");
-  j.source(httpSource<{ k: string }>("s", { partitions: 2, retentionMs: 1000 }), { uid: "in" })
+  j.source(httpSource<{ k: string }>("s", { partitions: 2, retentionMs: 1000, startingOffsets }), { uid: "in" })
     .map((r) => ({ key: r.k, value: 1 }), { uid: "row" })
     .sink(tableSink("out"), { uid: "out" });
   const registry = new JobRegistry([j]);
@@ -40,7 +41,7 @@ function world() {
     },
   });
   const record = { status: "RUNNING", runId: 1, plan: { job: "pinned" } } as unknown as JobRecord;
-  const ctx = { host: { streamPartition: partition }, registry, store: { job: () => record } } as unknown as CoordinatorContext;
+  const ctx = { host: { streamPartition: partition }, registry, store: { job: () => record }, now: () => clock.ms } as unknown as CoordinatorContext;
   const settle = async () => {
     await Promise.all(pending);
     pending = [];
@@ -105,6 +106,26 @@ describe("StreamPins", () => {
     // Asked to, the run starts at the earliest retained offset where the snapshot's was deleted.
     await w.pins.startRun("pinned", w.definition, 2, from, "earliest");
     expect(w.logs.map((l) => l.consumers.startOffset("pinned"))).toEqual([1, 2]);
+  });
+
+  it("starts a fresh run at the definition's timestamp, and refuses one in the future before pinning anything", async () => {
+    const w = world({ timestamp: 1_500 });
+    for (const l of w.logs) l.append(['{"k":"a"}']);
+    w.clock.ms = 2_000;
+    for (const l of w.logs) l.append(['{"k":"b"}']);
+    await w.pins.startRun("pinned", w.definition, 1, null);
+    expect(w.logs.map((l) => l.consumers.startOffset("pinned"))).toEqual([1, 1]);
+
+    const future = world({ timestamp: 5_000 });
+    await expect(future.pins.startRun("pinned", future.definition, 1, null)).rejects.toMatchObject({
+      code: "invalid_starting_offsets",
+      status: 400,
+      message: expect.stringMatching(/^stream "s": startingOffsets.timestamp 5000 in the job's definition is in the future \(now is 1000\)/),
+    });
+    expect(future.logs.map((l) => l.consumers.list())).toEqual([[], []]);
+    // The start request's position overrides the definition's.
+    await future.pins.startRun("pinned", future.definition, 1, null, "earliest");
+    expect(future.logs.map((l) => l.consumers.startOffset("pinned"))).toEqual([0, 0]);
   });
 
   it("refuses latest or a timestamp together with a snapshot", async () => {

@@ -79,13 +79,24 @@ export class StreamPins {
       );
     }
     const recorded = from ? checkpointedOffsets(from, new Set(streams.map((s) => s.name))) : new Map<string, number>();
-    const calls = streams.flatMap((s) =>
-      Array.from({ length: s.partitions }, (_, p) => {
+    const positions = streams.map((s) =>
+      Array.from({ length: s.partitions }, (_, p): StartPosition => {
         const offset = recorded.get(`${s.name}/${p}`);
-        const position: StartPosition = offset !== undefined ? { offset, orEarliest: startingOffsets === "earliest" } : (startingOffsets ?? s.startingOffsets ?? "earliest");
-        return host.streamPartition!(s.name, p).startRun(partitionConfig(s, p), job, runId, position);
+        return offset !== undefined ? { offset, orEarliest: startingOffsets === "earliest" } : (startingOffsets ?? s.startingOffsets ?? "earliest");
       }),
     );
+    // A job definition's time cannot be checked when it is compiled (a Worker's global scope has no clock): it is here, before anything is pinned.
+    const nowMs = this.ctx.now();
+    streams.forEach((s, i) => {
+      const future = positions[i].find((p) => typeof p === "object" && "timestamp" in p && p.timestamp > nowMs);
+      if (future) {
+        throw new FloeError(
+          "invalid_starting_offsets",
+          `stream "${s.name}": startingOffsets.timestamp ${(future as { timestamp: number }).timestamp} in the job's definition is in the future (now is ${nowMs}); start with starting_offsets to override it`,
+        );
+      }
+    });
+    const calls = streams.flatMap((s, i) => positions[i].map((position, p) => host.streamPartition!(s.name, p).startRun(partitionConfig(s, p), job, runId, position)));
     const refused = (await Promise.all(calls)).filter((r) => !r.ok).map((r) => (r as { ok: false; error: { message: string } }).error.message);
     if (refused.length === 0) return;
     // The run does not start: the partitions that pinned it let go again.
