@@ -19,14 +19,15 @@
  * durable), the simulator and the unit tests on `node:sqlite`.
  *
  * Tables: `log` (first offset → count, bytes, ingestion time, NDJSON data),
- * `idempotency` (key → first offset, count, body hash, when), `meta` (one
- * row: next offset, records, bytes, the stream's name and limits) and
- * `consumers` (see stream-consumers.ts).
+ * `meta` (one row: next offset, records, bytes, the stream's name and
+ * limits), `idempotency_keys` (see idempotency-keys.ts) and `consumers`
+ * (see stream-consumers.ts).
  */
 import { RECORD_BYTES_MAX, utf8Length } from "./record-limits.js";
 import type { Sql } from "./sql.js";
 import { StreamConsumers, type ConsumerPin } from "./stream-consumers.js";
-import { DEFAULT_STREAM_LIMITS, type StartPosition, type StreamLimits } from "./stream-options.js";
+import { IdempotencyKeys } from "./idempotency-keys.js";
+import { DEFAULT_STREAM_LIMITS, type StartPosition, type StreamLimits, idempotencyWindowMs } from "./stream-options.js";
 
 /** An append the log took, or had taken before under the same idempotency key. */
 export interface AppendAccepted {
@@ -117,8 +118,7 @@ const CHUNK_BYTES_MAX = 512 * 1024;
 const CHUNK_RECORDS_MAX = 1000;
 /** A read answers at most this much after its first chunk: two full chunks, what a read of 1,000 records took before reads filled up with small chunks. */
 export const READ_BYTES_MAX = 2 * CHUNK_BYTES_MAX;
-/** Idempotency keys are remembered at least this long, and at least as long as the retention. */
-export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+export { IDEMPOTENCY_TTL_MS } from "./stream-options.js";
 /** Chunks one truncation step deletes at most: at most 64 × 512 KiB, a few milliseconds of SQLite work. */
 export const TRUNCATE_CHUNKS_PER_STEP = 64;
 /** Expired idempotency keys one step deletes at most. */
@@ -142,6 +142,8 @@ export class StreamLog {
   private tokensAtMs = -Infinity;
   /** The pins of jobs reading this partition. */
   readonly consumers: StreamConsumers;
+  /** The Idempotency-Keys of its appends. */
+  private readonly keys: IdempotencyKeys;
 
   /** `now` stamps records and idempotency keys and drives retention and the rate quota. */
   constructor(
@@ -150,12 +152,9 @@ export class StreamLog {
   ) {
     this.sql = storage.sql;
     this.sql.exec(`CREATE TABLE IF NOT EXISTS log (first_offset INTEGER PRIMARY KEY, count INTEGER NOT NULL, data TEXT NOT NULL)`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, first_offset INTEGER NOT NULL, count INTEGER NOT NULL, created_ms INTEGER NOT NULL)`);
     // Columns added with retention: a log written before has none of them (ingestion time 0: past any retention).
     addColumn(this.sql, "log", "bytes INTEGER NOT NULL DEFAULT 0");
     addColumn(this.sql, "log", "append_ms INTEGER NOT NULL DEFAULT 0");
-    addColumn(this.sql, "idempotency", "body_hash TEXT");
-    this.sql.exec(`CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created_ms)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (id INTEGER PRIMARY KEY CHECK (id = 1), next_offset INTEGER NOT NULL, records INTEGER NOT NULL, bytes INTEGER NOT NULL, config TEXT)`);
     const row = this.sql.exec<{ next_offset: number; records: number; bytes: number; config: string | null }>(`SELECT next_offset, records, bytes, config FROM meta`).toArray()[0];
     if (row) {
@@ -170,6 +169,7 @@ export class StreamLog {
       this.sql.exec(`INSERT INTO meta (id, next_offset, records, bytes) VALUES (1, ?, ?, ?)`, this.meta.nextOffset, this.meta.records, this.meta.bytes);
     }
     this.consumers = new StreamConsumers(this.sql, now);
+    this.keys = new IdempotencyKeys(this.sql);
   }
 
   /** The stream's limits in force: the last configuration handed over, or the defaults. */
@@ -198,7 +198,7 @@ export class StreamLog {
 
   /** How long idempotency keys are remembered: a day, or the retention when longer. */
   get idempotencyTtlMs(): number {
-    return Math.max(IDEMPOTENCY_TTL_MS, this.limits.retentionMs);
+    return idempotencyWindowMs(this.limits);
   }
 
   /**
@@ -210,21 +210,16 @@ export class StreamLog {
   append(records: readonly string[], idempotencyKey?: string, bodyHash?: string): AppendResult {
     const now = this.now();
     if (idempotencyKey !== undefined) {
-      const seen = this.sql
-        .exec<{ first_offset: number; count: number; body_hash: string | null; created_ms: number }>(
-          `SELECT first_offset, count, body_hash, created_ms FROM idempotency WHERE key = ?`,
-          idempotencyKey,
-        )
-        .toArray()[0];
-      if (seen && seen.created_ms >= now - this.idempotencyTtlMs) {
-        if (bodyHash !== undefined && seen.body_hash !== null && seen.body_hash !== bodyHash) {
+      const seen = this.keys.lookup(idempotencyKey);
+      if (seen && seen.createdMs >= now - this.idempotencyTtlMs) {
+        if (bodyHash !== undefined && seen.bodyHash !== null && seen.bodyHash !== bodyHash) {
           return {
             refused: "idempotency_key_reused",
             message: `Idempotency-Key ${JSON.stringify(idempotencyKey)} was used for a request with another body; use a new key for a new request`,
             retryAfterMs: 0,
           };
         }
-        return { firstOffset: seen.first_offset, endOffset: seen.first_offset + seen.count, count: seen.count, duplicate: true };
+        return { firstOffset: seen.firstOffset, endOffset: seen.firstOffset + seen.count, count: seen.count, duplicate: true };
       }
     }
     const waitMs = this.takeToken(now);
@@ -272,16 +267,7 @@ export class StreamLog {
         offset += end - start;
         start = end;
       }
-      if (idempotencyKey !== undefined) {
-        this.sql.exec(
-          `INSERT OR REPLACE INTO idempotency (key, first_offset, count, created_ms, body_hash) VALUES (?, ?, ?, ?, ?)`,
-          idempotencyKey,
-          firstOffset,
-          records.length,
-          now,
-          bodyHash ?? null,
-        );
-      }
+      if (idempotencyKey !== undefined) this.keys.remember(idempotencyKey, { firstOffset, count: records.length, createdMs: now, bodyHash: bodyHash ?? null });
       const meta = { nextOffset: offset, records: this.meta.records + records.length, bytes: this.meta.bytes + bytes };
       this.sql.exec(`UPDATE meta SET next_offset = ?, records = ?, bytes = ? WHERE id = 1`, meta.nextOffset, meta.records, meta.bytes);
       return meta;
@@ -426,7 +412,7 @@ export class StreamLog {
       upTo = c.first_offset;
       taken++;
     }
-    const expired = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM idempotency WHERE created_ms < ? LIMIT ?)`, now - this.idempotencyTtlMs, EXPIRE_KEYS_PER_STEP + 1).one().n;
+    const expired = this.keys.countExpired(now - this.idempotencyTtlMs, EXPIRE_KEYS_PER_STEP + 1);
     if (taken === 0 && expired === 0) return { deletedRecords: 0, more: false };
     const deletedRecords = this.meta.records - records;
     this.storage.transactionSync(() => {
@@ -434,9 +420,7 @@ export class StreamLog {
         this.sql.exec(`DELETE FROM log WHERE first_offset <= ?`, upTo);
         this.sql.exec(`UPDATE meta SET records = ?, bytes = ? WHERE id = 1`, records, bytes);
       }
-      if (expired > 0) {
-        this.sql.exec(`DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE created_ms < ? ORDER BY created_ms LIMIT ?)`, now - this.idempotencyTtlMs, EXPIRE_KEYS_PER_STEP);
-      }
+      if (expired > 0) this.keys.expire(now - this.idempotencyTtlMs, EXPIRE_KEYS_PER_STEP);
     });
     this.meta = { ...this.meta, records, bytes };
     const moreChunks = taken === maxChunks && chunks.length > maxChunks;
@@ -451,7 +435,7 @@ export class StreamLog {
   nextTruncationMs(): number | null {
     const now = this.now();
     const first = this.sql.exec<{ first_offset: number; count: number; append_ms: number }>(`SELECT first_offset, count, append_ms FROM log ORDER BY first_offset LIMIT 1`).toArray()[0];
-    const key = this.sql.exec<{ c: number | null }>(`SELECT MIN(created_ms) AS c FROM idempotency`).one().c;
+    const key = this.keys.oldestMs();
     const times: number[] = [];
     if (key !== null) times.push(key + this.idempotencyTtlMs + 1);
     const pin = this.consumers.minPin() ?? Infinity;

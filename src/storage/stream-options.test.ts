@@ -1,6 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { FloeError } from "../errors.js";
-import { DEFAULT_STREAM_LIMITS, MAX_BYTES_LIMIT, parseStartingOffsets, streamLimits } from "./stream-options.js";
+import {
+  DEFAULT_STREAM_LIMITS,
+  IDEMPOTENCY_TTL_MS,
+  MAX_BYTES_LIMIT,
+  PARTITION_BYTES_MAX,
+  idempotencyKeyBytes,
+  idempotencyWindowMs,
+  parseStartingOffsets,
+  streamLimits,
+} from "./stream-options.js";
 
 describe("streamLimits", () => {
   it("fills in the defaults", () => {
@@ -17,9 +26,25 @@ describe("streamLimits", () => {
 
   it("keeps the size limit at or above the size retention", () => {
     expect(() => streamLimits("s", { retentionBytes: 100, maxBytes: 50 })).toThrow(/maxBytes \(50\) must be at least retentionBytes \(100\)/);
-    // A retention above the default limit raises the default limit with it.
-    expect(streamLimits("s", { retentionBytes: 5 * 1024 ** 3 }).maxBytes).toBe(MAX_BYTES_LIMIT);
+    // A retention above the default limit raises the default limit with it, as far as the keys leave room.
+    expect(streamLimits("s", { retentionBytes: 5 * 1024 ** 3, maxRequestsPerSecond: 10 }).maxBytes).toBe(MAX_BYTES_LIMIT);
+    expect(streamLimits("s", { retentionBytes: 4.5e9 }).maxBytes).toBe(PARTITION_BYTES_MAX - idempotencyKeyBytes(DEFAULT_STREAM_LIMITS));
     expect(() => streamLimits("s", { maxBytes: 9 * 1024 ** 3 })).toThrow(/at most/);
+    // A retention that leaves no room for the keys is refused rather than given a limit below it.
+    expect(() => streamLimits("s", { retentionBytes: 4.8e9 })).toThrow(/Idempotency-Keys of 24 hours .* more than the 9000000000 a partition may hold/);
+  });
+
+  it("keeps the records and a window of Idempotency-Keys within what a partition may hold", () => {
+    // The defaults: 4 GiB of records and a day of keys at 500 requests a second (4.32 GB).
+    expect(idempotencyKeyBytes(DEFAULT_STREAM_LIMITS)).toBe(500 * 86_400 * 100);
+    expect(DEFAULT_STREAM_LIMITS.maxBytes + idempotencyKeyBytes(DEFAULT_STREAM_LIMITS)).toBeLessThanOrEqual(PARTITION_BYTES_MAX);
+    // Kafka's week of retention keeps a week of keys: at 500 requests a second, 30 GB of them.
+    expect(() => streamLimits("clicks", { retentionMs: 7 * 86_400_000 })).toThrow(
+      'stream "clicks": at 500 requests a second, the Idempotency-Keys of 168 hours (the retention, at least a day) take up to 30240000000 bytes, and with maxBytes (4294967296) more than the 9000000000 a partition may hold: lower retentionMs, maxRequestsPerSecond or maxBytes',
+    );
+    expect(streamLimits("clicks", { retentionMs: 7 * 86_400_000, maxRequestsPerSecond: 50 }).retentionMs).toBe(7 * 86_400_000);
+    // The window is a day at least, whatever the retention.
+    expect(idempotencyWindowMs({ retentionMs: 1000 })).toBe(IDEMPOTENCY_TTL_MS);
   });
 });
 

@@ -6,6 +6,7 @@
  * the partition's log all read them from here.
  */
 import { FloeError } from "../errors.js";
+import { IDEMPOTENCY_KEY_BYTES } from "./idempotency-keys.js";
 
 /** Per-partition limits of a stream. */
 export interface StreamLimits {
@@ -19,8 +20,12 @@ export interface StreamLimits {
   readonly maxRequestsPerSecond: number;
 }
 
-/** Seven days, as Kafka's `retention.ms`. */
-export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+/**
+ * One day: Kafka's seven would keep a week of Idempotency-Keys too, more
+ * than a partition can hold at its default request rate (see
+ * {@link PARTITION_BYTES_MAX}).
+ */
+export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** One GiB per partition. */
 export const DEFAULT_RETENTION_BYTES = 1024 ** 3;
 /** Four GiB per partition: well under a Durable Object's 10 GB of SQLite. */
@@ -29,6 +34,15 @@ export const DEFAULT_MAX_BYTES = 4 * 1024 ** 3;
 export const DEFAULT_MAX_REQUESTS_PER_SECOND = 500;
 /** The most a partition may be configured to hold (a Durable Object holds 10 GB, indexes and free pages included). */
 export const MAX_BYTES_LIMIT = 8 * 1024 ** 3;
+/** Idempotency keys are remembered at least this long, and at least as long as the retention. */
+export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+/**
+ * What a partition's records (`maxBytes`) and the Idempotency-Keys of its
+ * window (`maxRequestsPerSecond` × the window × {@link IDEMPOTENCY_KEY_BYTES})
+ * may take together: 9 GB, leaving a tenth of the object's 10 GB to the
+ * log's index, free pages and the rest.
+ */
+export const PARTITION_BYTES_MAX = 9 * 1000 ** 3;
 
 /** The defaults, as documented in docs/streams.md. */
 export const DEFAULT_STREAM_LIMITS: StreamLimits = {
@@ -54,13 +68,34 @@ export function streamLimits(stream: string, options: Partial<StreamLimits> = {}
       throw new TypeError(`stream "${stream}": ${name} must be a positive number, got ${JSON.stringify(v)}`);
     }
   }
+  const keyBytes = idempotencyKeyBytes(limits);
   // A size retention above the size limit would never delete before producers are refused.
-  if (options.maxBytes === undefined && limits.maxBytes < limits.retentionBytes) limits.maxBytes = Math.min(MAX_BYTES_LIMIT, limits.retentionBytes * 2);
+  if (options.maxBytes === undefined && limits.maxBytes < limits.retentionBytes) {
+    limits.maxBytes = Math.max(limits.retentionBytes, Math.min(MAX_BYTES_LIMIT, limits.retentionBytes * 2, PARTITION_BYTES_MAX - keyBytes));
+  }
   if (limits.maxBytes < limits.retentionBytes) {
     throw new TypeError(`stream "${stream}": maxBytes (${limits.maxBytes}) must be at least retentionBytes (${limits.retentionBytes})`);
   }
   if (limits.maxBytes > MAX_BYTES_LIMIT) throw new TypeError(`stream "${stream}": maxBytes must be at most ${MAX_BYTES_LIMIT} (a Durable Object holds 10 GB)`);
+  // Keys are remembered for the window whatever retention deletes: with the records, they must fit in the object.
+  if (limits.maxBytes + keyBytes > PARTITION_BYTES_MAX) {
+    const windowHours = idempotencyWindowMs(limits) / 3_600_000;
+    throw new TypeError(
+      `stream "${stream}": at ${limits.maxRequestsPerSecond} requests a second, the Idempotency-Keys of ${windowHours} hours (the retention, at least a day) take up to ${keyBytes} bytes, ` +
+        `and with maxBytes (${limits.maxBytes}) more than the ${PARTITION_BYTES_MAX} a partition may hold: lower retentionMs, maxRequestsPerSecond or maxBytes`,
+    );
+  }
   return limits;
+}
+
+/** How long a partition remembers an Idempotency-Key: a day, or the retention when longer. */
+export function idempotencyWindowMs(limits: Pick<StreamLimits, "retentionMs">): number {
+  return Math.max(IDEMPOTENCY_TTL_MS, limits.retentionMs);
+}
+
+/** The most the Idempotency-Keys of one window may take: one key per request the rate quota lets through. */
+export function idempotencyKeyBytes(limits: Pick<StreamLimits, "retentionMs" | "maxRequestsPerSecond">): number {
+  return Math.ceil((limits.maxRequestsPerSecond * idempotencyWindowMs(limits)) / 1000) * IDEMPOTENCY_KEY_BYTES;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
