@@ -35,7 +35,7 @@ describe("StreamLog: append", () => {
   it("forgets an idempotency key after its time to live", () => {
     const { log: l, clock } = log();
     l.append(texts(0, 1), "old");
-    // Kept a day, or as long as the retention (a week by default) when longer.
+    // Kept a day (the default retention), or as long as the retention when longer.
     clock.ms += l.idempotencyTtlMs + 1;
     l.append(texts(1, 1), "other");
     expect(l.append(texts(2, 1), "old")).toEqual({ firstOffset: 2, endOffset: 3, count: 1, duplicate: false });
