@@ -137,7 +137,8 @@ describe("bad input to a running engine", () => {
 
     await expectError(await engine.api("/v1/no-such-route"), 404, "not_found", /GET \/v1\/no-such-route/);
     await expectError(await engine.api("/no-such-route", { method: "POST" }), 404, "not_found", /POST \/no-such-route/);
-    await expectError(await engine.api("/v1/ingest/clicks"), 404, "not_found", /GET \/v1\/ingest\/clicks/);
+    // Issue 21: GET on the ingestion path is a known path with the wrong method.
+    await expectError(await engine.api("/v1/ingest/clicks"), 405, "method_not_allowed", /takes POST; GET \/v1\/streams\/clicks shows the stream/);
     await expectError(await engine.api("/v1/jobs/clicks/no-such-action", { method: "POST" }), 404, "not_found");
     await expectError(await engine.api("/v1/jobs/clicks", { method: "DELETE" }), 404, "not_found");
   });
