@@ -3,7 +3,9 @@ import { job } from "../../api/job.js";
 import { JobRegistry } from "../../runtime/registry.js";
 import { DEFAULT_STREAM_LIMITS } from "../../storage/stream-options.js";
 import { tableSink } from "../sinks/table-sink.js";
-import { httpSource, parsePartitionKey, partitionConfig, partitionKey } from "./http-source.js";
+import { doStorage } from "../../../test/support/do-storage.js";
+import { StreamLog } from "../../storage/stream-log.js";
+import { NOT_STARTED, httpSource, parsePartitionKey, partitionConfig, partitionKey } from "./http-source.js";
 
 describe("httpSource options", () => {
   it("takes retention, limits, a partition key and a starting position, with defaults for the rest", () => {
@@ -61,3 +63,41 @@ describe("httpSource options", () => {
     expect(new JobRegistry([reader("a", { partitionKey: key }), reader("b", { partitionKey: key })]).stream("shared")!.partitionKeySource).toMatch(/^function /);
   });
 });
+
+describe("the HTTP source's reader", () => {
+  /** A reader of all three partitions of "s" over real logs; partition p holds `p + 1` records, and the run started each at 1. */
+  function reader() {
+    const logs = [0, 1, 2].map((p) => {
+      const l = new StreamLog(doStorage(), () => 1_000);
+      l.append(Array.from({ length: p + 1 }, (_, i) => JSON.stringify({ p, i })));
+      l.startRun("j", 1, { offset: Math.min(1, p), orEarliest: false });
+      return l;
+    });
+    const env = {
+      STREAM_PARTITION: {
+        idFromName: (name: string) => Number(/partition:(\d+)/.exec(name)![1]),
+        get: (p: number) => ({ startOffset: async (job: string) => logs[p].consumers.startOffset(job), read: async (from: number, max: number) => logs[p].read(from, max) }),
+      },
+    };
+    return httpSource("s", { partitions: 3 }).createReader({ jobName: "j", subtaskIndex: 0, parallelism: 1, env, now: () => 0, sleep: async () => {} });
+  }
+
+  it("names every partition it owns in its positions, those not started yet at NOT_STARTED", async () => {
+    const r = reader();
+    // Before any read: the task learns every partition (each holds the watermark back), none started.
+    expect(r.positions()).toEqual({ "s/0": NOT_STARTED, "s/1": NOT_STARTED, "s/2": NOT_STARTED });
+    expect(await r.poll(10)).toMatchObject({ partition: "s/0", firstOffset: 0, records: [{ p: 0, i: 0 }] });
+    expect(r.positions()).toEqual({ "s/0": 1, "s/1": NOT_STARTED, "s/2": NOT_STARTED });
+    expect(await r.poll(10)).toMatchObject({ partition: "s/1", firstOffset: 1, records: [{ p: 1, i: 1 }] });
+  });
+
+  it("restores NOT_STARTED as not started: the run's start is asked for again", async () => {
+    const r = reader();
+    r.seek({ "s/0": NOT_STARTED, "s/1": NOT_STARTED, "s/2": 2 });
+    expect(await r.poll(10)).toMatchObject({ partition: "s/0", firstOffset: 0 });
+    expect(await r.poll(10)).toMatchObject({ partition: "s/1", firstOffset: 1 });
+    expect(await r.poll(10)).toMatchObject({ partition: "s/2", firstOffset: 2, records: [{ p: 2, i: 2 }] });
+    expect(await r.poll(10)).toBe(null);
+  });
+});
+

@@ -37,6 +37,9 @@ export interface HttpSourceOptions<T> extends Partial<StreamLimits> {
   type?: T;
 }
 
+/** The source position of a partition the reader has not started reading: no offset yet (the run's start is asked for when it is). */
+export const NOT_STARTED = -1;
+
 /** Name of the partition as it appears in source positions. */
 export function partitionKey(stream: string, partition: number): string {
   return `${stream}/${partition}`;
@@ -133,9 +136,14 @@ class HttpSourceReader implements SourceReader {
     }
   }
 
+  /**
+   * Every partition this reader owns (the task learns its partitions here,
+   * to hold the watermark back for each), at its offset; one not started
+   * yet at {@link NOT_STARTED}: a restore of this run asks for the run's
+   * start again, and another run starts it at its own starting position.
+   */
   positions(): Record<string, number> {
-    // A partition not started yet has no position: a restore from this checkpoint asks for the run's start again.
-    return Object.fromEntries(this.owned.filter((o) => o.offset !== null).map((o) => [o.key, o.offset as number]));
+    return Object.fromEntries(this.owned.map((o) => [o.key, o.offset ?? NOT_STARTED]));
   }
 
   lag(): number {
@@ -143,7 +151,7 @@ class HttpSourceReader implements SourceReader {
   }
 
   seek(positions: Record<string, number>): void {
-    for (const o of this.owned) if (positions[o.key] !== undefined) o.offset = positions[o.key];
+    for (const o of this.owned) if (positions[o.key] !== undefined) o.offset = positions[o.key] === NOT_STARTED ? null : positions[o.key];
   }
 
   async poll(maxRecords: number): Promise<SourceBatch | null> {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { doStorage } from "../../../test/support/do-storage.js";
 import { job } from "../../api/job.js";
 import type { CheckpointMetadata } from "../../checkpoint/types.js";
-import { httpSource, partitionConfig } from "../../connectors/sources/http-source.js";
+import { NOT_STARTED, httpSource, partitionConfig } from "../../connectors/sources/http-source.js";
 import { tableSink } from "../../connectors/sinks/table-sink.js";
 import { FloeError } from "../../errors.js";
 import { OffsetsTruncatedError, StreamLog } from "../../storage/stream-log.js";
@@ -69,6 +69,8 @@ describe("checkpointedOffsets", () => {
       ["s/1", 9],
     ]);
     expect(checkpointedOffsets(m, new Set(["other"])).size).toBe(0);
+    // A partition the run never started says nothing of where to begin: the next run uses its own starting position.
+    expect([...checkpointedOffsets(metadata({ "s/0": NOT_STARTED, "s/1": 9 }), new Set(["s"]))]).toEqual([["s/1", 9]]);
   });
 });
 

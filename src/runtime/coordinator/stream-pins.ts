@@ -38,14 +38,15 @@ export function httpStreamsOf(definition: JobDefinition): HttpStreamDefinition[]
   return [...out.values()];
 }
 
-/** The lowest offset recorded per `stream/partition` of `streams` in a checkpoint's source positions. */
+/** The lowest offset recorded per `stream/partition` of `streams` in a checkpoint's source positions (a partition not started has none). */
 export function checkpointedOffsets(m: CheckpointMetadata, streams: ReadonlySet<string>): Map<string, number> {
   const out = new Map<string, number>();
   for (const op of Object.values(m.operators)) {
     for (const positions of Object.values(op.sources)) {
       for (const [key, offset] of Object.entries(positions)) {
         const p = parsePartitionKey(key);
-        if (!p || !streams.has(p.stream)) continue;
+        // NOT_STARTED: the run never read the partition, so the checkpoint says nothing of where to begin.
+        if (!p || !streams.has(p.stream) || offset < 0) continue;
         out.set(key, Math.min(offset, out.get(key) ?? Infinity));
       }
     }
