@@ -115,6 +115,11 @@ export class KeyedStateBackend {
     return this.keyNow;
   }
 
+  /** The canonical text of the current key (what state and timers are stored under). */
+  get currentKeyText(): string {
+    return this.keyTextNow;
+  }
+
   getState<T>(d: ValueStateDescriptor<T>): ValueState<T> {
     const slot = this.slot(d.name, "value");
     if (slot.accessor) return slot.accessor as ValueState<T>;
@@ -518,6 +523,11 @@ function id(state: string, key: string): string {
 export function keyGroupOfText(text: string, maxParallelism: number): number {
   // keyText(key) is what hashKey hashes, so a string key's text hashes the same.
   return hashKey(text) % maxParallelism;
+}
+
+/** The key whose canonical text is `text` (the inverse of `keyText`): a timer is stored under the text and fires with the key. */
+export function keyFromText(text: string): Key {
+  return text.startsWith("\u0000n") ? Number(text.slice(2)) : text;
 }
 
 function toPersisted(kind: Kind, value: unknown): unknown {

@@ -16,8 +16,9 @@
  * heap backend's, over a narrow {@link TimerEntries} port into its tables.
  */
 
-/** The two clocks a timer can be set on. */
-export type TimeDomain = "event" | "processing";
+import type { TimeDomain } from "../api/types.js";
+
+export type { TimeDomain };
 
 /** One due timer: a key (its canonical text, as keyed state stores it) and a timestamp. */
 export interface Timer {
