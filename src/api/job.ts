@@ -131,8 +131,16 @@ export class DataStream<T> {
     return this.then<O>("flatMap", options, { fn });
   }
 
-  /** A process function without keyed state. */
+  /**
+   * A process function without keyed state. It has no timers either (they
+   * are keyed state): one that defines `onTimer` throws a
+   * {@link JobDefinitionError} naming the operator; call keyBy() first.
+   */
   process<O>(fn: ProcessFunction<T, O>, options: OperatorOptions = {}): DataStream<O> {
+    if (typeof (fn as { onTimer?: unknown }).onTimer === "function") {
+      const label = options.name ?? options.uid ?? `process#${this.job.nodes.length}`;
+      throw new JobDefinitionError(`process function "${label}" defines onTimer, but timers are keyed state and its input is not keyed: call keyBy() first`);
+    }
     return this.then<O>("process", options, { process: fn });
   }
 

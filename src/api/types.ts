@@ -44,12 +44,48 @@ export interface Collector<O> {
   collect(value: O): void;
 }
 
+/** The two clocks a timer can be set on: event time (watermarks) and processing time (the subtask's clock). */
+export type TimeDomain = "event" | "processing";
+
+/**
+ * Flink's TimerService: the two clocks, and timers of the current key.
+ * Timers are deduplicated per key and timestamp (registering one twice
+ * fires it once) and are keyed state: checkpointed, restored and
+ * rescaled with their key.
+ */
+export interface TimerService {
+  /** The subtask's input watermark in ms; `Number.NEGATIVE_INFINITY` before the first one (Flink's Long.MIN_VALUE). */
+  currentWatermark(): number;
+  /** The subtask's clock in ms (the simulator's virtual time drives it). */
+  currentProcessingTime(): number;
+  /** Fires `onTimer` for the current key once the watermark reaches `timestampMs` (at or past it). */
+  registerEventTimeTimer(timestampMs: number): void;
+  /** Fires `onTimer` for the current key once the subtask's clock reaches `timestampMs`. */
+  registerProcessingTimeTimer(timestampMs: number): void;
+  /** Removes the current key's event-time timer at `timestampMs`, if there is one. */
+  deleteEventTimeTimer(timestampMs: number): void;
+  /** Removes the current key's processing-time timer at `timestampMs`, if there is one. */
+  deleteProcessingTimeTimer(timestampMs: number): void;
+}
+
 /** What a non-keyed process function sees. */
 export interface Context {
   /** uid of the operator, for messages. */
   readonly operatorUid: string;
   /** Index of this parallel subtask. */
   readonly subtaskIndex: number;
+  /**
+   * The current record's event time in ms, as its source's timestamp
+   * assigner gave it (records keep it through every operator); undefined
+   * when its source has no watermark strategy. In `onTimer`, the timer's
+   * timestamp.
+   */
+  readonly timestamp: number | undefined;
+  /**
+   * The clocks and timers. Timers are keyed state: a process function on a
+   * stream that is not keyed gets an error naming its operator here.
+   */
+  timerService(): TimerService;
 }
 
 /** What a keyed process function sees: the current key and its state. */
@@ -60,6 +96,12 @@ export interface KeyedContext<K extends Key = Key> extends Context {
   getListState<T>(descriptor: ListStateDescriptor<T>): ListState<T>;
 }
 
+/** What `onTimer` sees: the key whose timer fired, its state, and which clock fired it. */
+export interface OnTimerContext<K extends Key = Key> extends KeyedContext<K> {
+  /** "event" when the watermark reached the timer, "processing" when the clock did. */
+  timeDomain(): TimeDomain;
+}
+
 /** Flink's ProcessFunction: one call per record, any number of outputs. */
 export interface ProcessFunction<I, O> {
   /** State this function reads; declaring it lets the job refuse a non-keyed input up front. */
@@ -67,10 +109,20 @@ export interface ProcessFunction<I, O> {
   processElement(value: I, ctx: Context, out: Collector<O>): void;
 }
 
-/** Flink's KeyedProcessFunction: as {@link ProcessFunction}, with keyed state. */
+/** Flink's KeyedProcessFunction: as {@link ProcessFunction}, with keyed state and timers. */
 export interface KeyedProcessFunction<K extends Key, I, O> {
   readonly state?: readonly StateDescriptor[];
   processElement(value: I, ctx: KeyedContext<K>, out: Collector<O>): void;
+  /**
+   * A timer of this function fired: `timestampMs` is its time, `ctx` is
+   * scoped to its key. Records collected here carry `timestampMs` as their
+   * event time. Event-time timers fire before the watermark that reached
+   * them goes downstream.
+   *
+   * @example
+   * onTimer(ts, ctx, out) { out.collect({ key: ctx.currentKey, windowEnd: ts, count: ctx.getState(count).value() ?? 0 }); ctx.getState(count).clear(); }
+   */
+  onTimer?(timestampMs: number, ctx: OnTimerContext<K>, out: Collector<O>): void;
 }
 
 /** A batch of records read from one source partition. */

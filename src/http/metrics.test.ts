@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { TaskMetrics } from "../runtime/messages.js";
 import { metricsBody, vertexWatermark } from "./metrics.js";
 
-const task = (vertex: string, index: number, w: Partial<Pick<TaskMetrics, "inputWatermarkMs" | "outputWatermarkMs" | "watermarkIdle" | "inputChannels">>): TaskMetrics => ({
+const task = (vertex: string, index: number, w: Partial<Pick<TaskMetrics, "inputWatermarkMs" | "outputWatermarkMs" | "watermarkIdle" | "inputChannels" | "timersPending">>): TaskMetrics => ({
   vertex,
   index,
   attempt: 1,
@@ -21,6 +21,7 @@ const task = (vertex: string, index: number, w: Partial<Pick<TaskMetrics, "input
   inputWatermarkMs: null,
   outputWatermarkMs: null,
   watermarkIdle: false,
+  timersPending: 0,
   ...w,
 });
 
@@ -40,5 +41,11 @@ describe("watermarks in metrics", () => {
     const body = metricsBody("j", [task("v", 0, { inputWatermarkMs: 7, outputWatermarkMs: 7 })], null, 0);
     expect(body.vertices[0].watermark_ms).toBe(7);
     expect(body.subtasks[0]).toMatchObject({ input_watermark_ms: 7, output_watermark_ms: 7, watermark_idle: false });
+  });
+
+  it("shows the timers pending per subtask and their sum per vertex", () => {
+    const body = metricsBody("j", [task("v", 0, { timersPending: 3 }), task("v", 1, { timersPending: 4 })], null, 0);
+    expect(body.subtasks.map((s) => s.timers_pending)).toEqual([3, 4]);
+    expect(body.vertices[0].timers_pending).toBe(7);
   });
 });

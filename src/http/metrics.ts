@@ -33,6 +33,7 @@ export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runni
         backpressured_subtasks: xs.filter((m) => m.queuedBatches >= m.inputChannels * 4 && m.inputChannels > 0).length,
         queued_batches: sum(xs, (m) => m.queuedBatches),
         state_keys: sum(xs, (m) => m.stateKeys),
+        timers_pending: sum(xs, (m) => m.timersPending ?? 0),
         source_lag: lags.length > 0 ? lags.reduce((a, b) => a + b, 0) : null,
         watermark_ms: vertexWatermark(xs),
       };
@@ -54,6 +55,7 @@ export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runni
       input_watermark_ms: m.inputWatermarkMs,
       output_watermark_ms: m.outputWatermarkMs,
       watermark_idle: m.watermarkIdle,
+      timers_pending: m.timersPending ?? 0,
       sinks: Object.fromEntries(
         Object.entries(m.sinks).map(([uid, s]) => [
           uid,

@@ -8,6 +8,8 @@ import {
   decodeChannelState,
   encodeBatch,
   encodeChannelState,
+  fromInFlightBatch,
+  inFlightBatch,
   inputKeys,
   keyedOperatorName,
   KeySelectorError,
@@ -235,6 +237,15 @@ describe("in-flight data", () => {
       inputs: { "src/0": [encodeBatch([{ user: "a" }, { user: "b" }]), encodeBatch([7])] },
       outputs: { "sink/1": [1, { key: "k" }] },
     });
+  });
+
+  it("keeps records' event times: batches with some carry them, output gets them beside it", () => {
+    const withTimes = inFlightBatch('["a","b"]', "[5,null]");
+    const data = { inputs: { "src/0": ['["x"]', withTimes] }, outputs: { "map/0": ["o"] }, outputTimestamps: { "map/0": [9] } };
+    const back = decodeChannelState(encodeChannelState(data));
+    expect(back.inputs["src/0"].map(fromInFlightBatch)).toEqual([{ records: '["x"]' }, { records: '["a","b"]', timestamps: "[5,null]" }]);
+    expect(back.outputTimestamps).toEqual({ "map/0": [9] });
+    expect(JSON.parse(encodeChannelState({ inputs: {}, outputs: {} }))).not.toHaveProperty("outputTimestamps");
   });
 
   it("refuses a version it does not know", () => {

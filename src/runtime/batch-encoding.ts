@@ -169,12 +169,45 @@ export function encodeBatch(values: readonly unknown[]): string {
   return JSON.stringify(values);
 }
 
+/** Event times of a batch's records (null: none), or undefined when no record has one. */
+export type BatchTimestamps = readonly (number | null)[];
+
+/** The `timestamps` text of a batch, or undefined when no record has an event time. */
+export function encodeTimestamps(timestamps: BatchTimestamps): string | undefined {
+  for (const t of timestamps) if (t !== null) return JSON.stringify(timestamps);
+  return undefined;
+}
+
+/**
+ * A received batch as in-flight input data: its `records` text, or, when
+ * its records have event times, `{"timestamps":[…],"records":[…]}` (a
+ * records text is an array, so the first character tells them apart).
+ */
+export function inFlightBatch(records: string, timestamps: string | undefined): string {
+  return timestamps === undefined ? records : `{"timestamps":${timestamps},"records":${records}}`;
+}
+
+/** A batch of in-flight input data as a batch's `records` and `timestamps` texts again. */
+export function fromInFlightBatch(text: string): { records: string; timestamps?: string } {
+  if (!text.startsWith("{")) return { records: text };
+  const b = JSON.parse(text) as { timestamps: BatchTimestamps; records: unknown[] };
+  return { records: encodeBatch(b.records), timestamps: JSON.stringify(b.timestamps) };
+}
+
+/** Output emitted and not sent: per target subtask (`<vertex>/<index>`), the values and, where some have one, their event times. */
+export interface BufferedOutput {
+  readonly records: Record<string, unknown[]>;
+  readonly timestamps: Record<string, (number | null)[]>;
+}
+
 /** A subtask's in-flight data of an unaligned checkpoint, in memory. */
 export interface InFlightData {
-  /** Per input channel: the `records` texts of the batches received and not processed. */
+  /** Per input channel: the batches received and not processed ({@link inFlightBatch} texts). */
   readonly inputs: Record<string, string[]>;
   /** Per target subtask (`<vertex>/<index>`): the values emitted and not sent. */
   readonly outputs: Record<string, unknown[]>;
+  /** Per target subtask, the event times of `outputs` (null: none), for targets where some record has one. */
+  readonly outputTimestamps?: Record<string, (number | null)[]>;
 }
 
 /**
@@ -184,19 +217,26 @@ export interface InFlightData {
  * unaligned checkpoint taken before an upgrade.
  */
 type ChannelStateFile =
-  | { readonly version: 2; readonly inputs: Record<string, string[]>; readonly outputs: Record<string, unknown[]> }
+  | {
+      readonly version: 2;
+      readonly inputs: Record<string, string[]>;
+      readonly outputs: Record<string, unknown[]>;
+      /** Added with timers (optional: files without event times, and older ones, have none). */
+      readonly outputTimestamps?: Record<string, (number | null)[]>;
+    }
   | { readonly version: 1; readonly inputs: Record<string, string[]>; readonly outputs: Record<string, [unknown, unknown][]> };
 
 /** The stored text of a subtask's in-flight data. */
 export function encodeChannelState(data: InFlightData): string {
   const file: ChannelStateFile = { version: 2, inputs: data.inputs, outputs: data.outputs };
+  if (data.outputTimestamps && Object.keys(data.outputTimestamps).length > 0) return JSON.stringify({ ...file, outputTimestamps: data.outputTimestamps });
   return JSON.stringify(file);
 }
 
 /** Reads a subtask's in-flight data, as {@link encodeChannelState} wrote it (or version 1). */
 export function decodeChannelState(text: string): InFlightData {
   const file = JSON.parse(text) as ChannelStateFile;
-  if (file.version === 2) return { inputs: file.inputs, outputs: file.outputs };
+  if (file.version === 2) return { inputs: file.inputs, outputs: file.outputs, outputTimestamps: file.outputTimestamps };
   if (file.version === 1) {
     const values = (pairs: [unknown, unknown][]) => pairs.map((p) => p[1]);
     const inputs: Record<string, string[]> = {};

@@ -36,6 +36,12 @@ export interface BatchMessage extends ChannelHeader {
   readonly kind: "batch";
   readonly count: number;
   readonly records: string;
+  /**
+   * The records' event times: the JSON text of an array as long as the
+   * records (null where a record has none), present only when some record
+   * has one.
+   */
+  readonly timestamps?: string;
 }
 
 /** The sender will send nothing more on this channel (a bounded source ended). */
@@ -81,7 +87,7 @@ export type ChannelMessage = BatchMessage | EndOfInputMessage | BarrierMessage |
 
 /** The body of a channel message, before the writer adds its header. */
 export type ChannelBody =
-  | { kind: "batch"; count: number; records: string }
+  | { kind: "batch"; count: number; records: string; timestamps?: string }
   | { kind: "end" }
   | { kind: "watermark"; watermarkMs: number | null; idle: boolean }
   | { kind: "barrier"; checkpointId: number; triggerMs: number; isSavepoint: boolean; priority?: boolean };
@@ -153,6 +159,8 @@ export interface TaskMetrics {
   readonly outputWatermarkMs: number | null;
   /** Every input of the subtask (or partition of a source) is idle: its watermark holds no one back. */
   readonly watermarkIdle: boolean;
+  /** Timers of keyed process functions waiting to fire, over both time domains. */
+  readonly timersPending: number;
 }
 
 export type TaskStatus = "created" | "running" | "finished" | "failed" | "canceled";

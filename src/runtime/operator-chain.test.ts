@@ -54,6 +54,8 @@ function chainOf(j: JobDefinition, vertexId: string, subtaskIndex = 0) {
     subtaskIndex,
     maxParallelism: plan.maxParallelism,
     emit: (v) => emitted.push(v),
+    currentWatermarkMs: () => Number.NEGATIVE_INFINITY,
+    now: () => 0,
     createSinkWriter: (node) => {
       sinkNodes.push(node);
       return node.sink!.createWriter({
@@ -376,6 +378,8 @@ describe("OperatorChain: errors past the chain's tail", () => {
     const chain = new OperatorChain(j, plan.vertices[0], {
       subtaskIndex: 0,
       maxParallelism: plan.maxParallelism,
+      currentWatermarkMs: () => Number.NEGATIVE_INFINITY,
+      now: () => 0,
       emit: () => {
         throw downstream;
       },

@@ -3,12 +3,21 @@
  * head and pass operator to operator as plain function calls, as in a Flink
  * operator chain. User code that throws is reported as a
  * {@link UserCodeError} naming the operator and the key.
+ *
+ * A record travels with its event time (undefined when its source has no
+ * watermark strategy): map, filter and flatMap keep it, a process
+ * function's output takes its input's, and output collected in `onTimer`
+ * takes the timer's timestamp (as in Flink). Keyed process functions get a
+ * timer service over their backend's timer queues ({@link TimerOperator});
+ * the task fires them ({@link OperatorChain.fireEventTimers},
+ * {@link OperatorChain.fireProcessingTimers}).
  */
 import type { JobDefinition, LogicalNode } from "../api/job.js";
-import type { Collector, KeyedContext, SinkWriter } from "../api/types.js";
+import type { Collector, Context, KeyedContext, KeyedProcessFunction, OnTimerContext, SinkWriter, TimeDomain } from "../api/types.js";
 import type { Key } from "../graph/key-groups.js";
 import { nodeLabel, type PlanVertex } from "../graph/plan.js";
 import { KeyedStateBackend } from "../state/keyed-state.js";
+import { KeyedTimerService, type TimerClocks } from "../time/timer-service.js";
 
 /** User code threw while processing a record. */
 export class UserCodeError extends Error {
@@ -23,7 +32,8 @@ export class UserCodeError extends Error {
   }
 }
 
-type Push = (key: Key | null, value: unknown) => void;
+/** Passes a record on: its key (null where the stream is not keyed), its value and its event time. */
+type Push = (key: Key | null, value: unknown, timestampMs: number | undefined) => void;
 
 /** An error raised past a process function's collector: not the function's own. */
 class DownstreamError extends Error {
@@ -44,13 +54,20 @@ function blame(e: unknown, label: string, key: Key | null): unknown {
   return new UserCodeError(label, key, e);
 }
 
-/** What a chain needs from its subtask. */
-export interface ChainServices {
+/** What a chain needs from its subtask: its index, the tail's output, sinks, and the clocks timers read. */
+export interface ChainServices extends TimerClocks {
   readonly subtaskIndex: number;
   readonly maxParallelism: number;
-  /** Emits a record out of the vertex's tail. */
-  readonly emit: (value: unknown) => void;
+  /** Emits a record out of the vertex's tail, with its event time. */
+  readonly emit: (value: unknown, timestampMs: number | undefined) => void;
   readonly createSinkWriter: (node: LogicalNode) => SinkWriter;
+}
+
+/** A keyed process function's timers, and how one of them fires. */
+interface TimerOperator {
+  readonly timers: KeyedTimerService;
+  /** Fires one timer of the backend's current key. */
+  readonly fire: (timestampMs: number, domain: TimeDomain) => void;
 }
 
 /** The operators of one vertex, wired into one push function. */
@@ -60,22 +77,61 @@ export class OperatorChain {
   /** Sink writers per operator uid. */
   readonly sinks = new Map<string, SinkWriter>();
   private readonly head: Push;
+  /** The keyed process functions, head first: the operators that have timers. */
+  private readonly timerOperators: TimerOperator[] = [];
   /** Records that entered the chain. */
   recordsIn = 0;
 
   constructor(job: JobDefinition, vertex: PlanVertex, services: ChainServices) {
-    let next: Push = (_key, value) => services.emit(value);
+    let next: Push = (_key, value, timestampMs) => services.emit(value, timestampMs);
     for (let i = vertex.nodes.length - 1; i >= 0; i--) {
       const node = job.nodes[vertex.nodes[i]];
       next = this.wrap(node, next, services);
     }
     this.head = next;
+    // Built tail first: the head's operator is fired first, as a watermark reaches it first.
+    this.timerOperators.reverse();
   }
 
-  /** Pushes one record (with its key, when the input is keyed) through the chain. */
-  push(key: Key | null, value: unknown): void {
+  /** Pushes one record (with its key, when the input is keyed, and its event time) through the chain. */
+  push(key: Key | null, value: unknown, timestampMs?: number): void {
     this.recordsIn++;
-    this.head(key, value);
+    this.head(key, value, timestampMs);
+  }
+
+  /**
+   * Fires every event-time timer at or below `watermarkMs`, operator by
+   * operator from the head, each in timestamp order; timers that a firing
+   * registers at or below it fire too. Call before the watermark goes on.
+   */
+  fireEventTimers(watermarkMs: number): number {
+    let fired = 0;
+    for (const op of this.timerOperators) fired += op.timers.fireDue("event", watermarkMs, (ts) => op.fire(ts, "event"));
+    return fired;
+  }
+
+  /** Fires every processing-time timer at or below `nowMs`. */
+  fireProcessingTimers(nowMs: number): number {
+    let fired = 0;
+    for (const op of this.timerOperators) fired += op.timers.fireDue("processing", nowMs, (ts) => op.fire(ts, "processing"));
+    return fired;
+  }
+
+  /** The earliest processing-time timer of any operator, or undefined. */
+  nextProcessingTimerMs(): number | undefined {
+    let next: number | undefined;
+    for (const op of this.timerOperators) {
+      const ts = op.timers.next("processing");
+      if (ts !== undefined && (next === undefined || ts < next)) next = ts;
+    }
+    return next;
+  }
+
+  /** Timers pending, over the chain's operators and both time domains. */
+  timerCount(): number {
+    let n = 0;
+    for (const op of this.timerOperators) n += op.timers.pending();
+    return n;
   }
 
   private wrap(node: LogicalNode, next: Push, services: ChainServices): Push {
@@ -85,38 +141,38 @@ export class OperatorChain {
         return next;
       case "map": {
         const fn = node.fn!;
-        return (key, value) => {
+        return (key, value, timestampMs) => {
           let out: unknown;
           try {
             out = fn(value);
           } catch (e) {
             throw blame(e, label, key);
           }
-          next(null, out);
+          next(null, out, timestampMs);
         };
       }
       case "filter": {
         const fn = node.fn!;
-        return (key, value) => {
+        return (key, value, timestampMs) => {
           let keep: unknown;
           try {
             keep = fn(value);
           } catch (e) {
             throw blame(e, label, key);
           }
-          if (keep) next(null, value);
+          if (keep) next(null, value, timestampMs);
         };
       }
       case "flatMap": {
         const fn = node.fn!;
-        return (key, value) => {
+        return (key, value, timestampMs) => {
           let outs: unknown[];
           try {
             outs = [...(fn(value) as Iterable<unknown>)];
           } catch (e) {
             throw blame(e, label, key);
           }
-          for (const out of outs) next(null, out);
+          for (const out of outs) next(null, out, timestampMs);
         };
       }
       case "process":
@@ -136,30 +192,37 @@ export class OperatorChain {
   }
 
   private processOperator(node: LogicalNode, label: string, next: Push, services: ChainServices): Push {
-    const fn = node.process!;
+    const fn = node.process! as KeyedProcessFunction<Key, unknown, unknown>;
     const keyed = node.inputs.some((e) => e.keySelector);
+    /** Event time of the record being processed (or of the timer firing): what the collector's output carries. */
+    let timestampNow: number | undefined;
     // Errors from downstream operators pass through the collector: mark them so the guard does not blame this one.
     const out: Collector<unknown> = {
       collect: (v) => {
         try {
-          next(null, v);
+          next(null, v, timestampNow);
         } catch (e) {
           throw e instanceof UserCodeError ? e : new DownstreamError(e);
         }
       },
     };
     if (!keyed) {
-      const notKeyed = () => {
-        throw new TypeError(`operator "${label}" uses keyed state but its input is not keyed: call keyBy() first`);
+      const notKeyed = (what: string) => () => {
+        throw new TypeError(`operator "${label}" uses ${what} but its input is not keyed: call keyBy() first`);
       };
-      const ctx = {
+      const ctx: Context & Record<string, unknown> = {
         operatorUid: node.options.uid ?? label,
         subtaskIndex: services.subtaskIndex,
-        getState: notKeyed,
-        getMapState: notKeyed,
-        getListState: notKeyed,
+        get timestamp() {
+          return timestampNow;
+        },
+        timerService: notKeyed("timers (keyed state)"),
+        getState: notKeyed("keyed state"),
+        getMapState: notKeyed("keyed state"),
+        getListState: notKeyed("keyed state"),
       };
-      return (key, value) => {
+      return (key, value, timestampMs) => {
+        timestampNow = timestampMs;
         try {
           fn.processElement(value, ctx as unknown as KeyedContext, out);
         } catch (e) {
@@ -169,19 +232,41 @@ export class OperatorChain {
     }
     const state = new KeyedStateBackend(services.maxParallelism, label);
     this.keyedState.set(node.options.uid!, state);
-    const ctx: KeyedContext = {
+    const timers = new KeyedTimerService(state, label, services);
+    let domainNow: TimeDomain = "event";
+    const ctx: OnTimerContext = {
       operatorUid: node.options.uid!,
       subtaskIndex: services.subtaskIndex,
       get currentKey() {
         return state.currentKey;
       },
+      get timestamp() {
+        return timestampNow;
+      },
+      timerService: () => timers.service,
+      // Only onTimer's context is asked: processElement's type has no timeDomain.
+      timeDomain: () => domainNow,
       getState: (d) => state.getState(d),
       getMapState: (d) => state.getMapState(d),
       getListState: (d) => state.getListState(d),
     };
-    return (key, value) => {
+    this.timerOperators.push({
+      timers,
+      fire: (ts, domain) => {
+        if (!fn.onTimer) return;
+        timestampNow = ts;
+        domainNow = domain;
+        try {
+          fn.onTimer(ts, ctx, out);
+        } catch (e) {
+          throw blame(e, label, state.currentKey);
+        }
+      },
+    });
+    return (key, value, timestampMs) => {
       if (key === null) throw new UserCodeError(label, null, new TypeError("keyed operator received a record without key"));
       state.setCurrentKey(key);
+      timestampNow = timestampMs;
       try {
         fn.processElement(value, ctx, out);
       } catch (e) {

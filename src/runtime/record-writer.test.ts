@@ -79,6 +79,29 @@ describe("RecordWriter batching", () => {
     expect(w.emitted).toBe(5);
   });
 
+  it("sends records' event times beside them, only in batches where some record has one", async () => {
+    const f = fakeSend("accepted");
+    const w = writer([{ vertex: "map", parallelism: 1, partitioner: "forward" }], f.send, { batchSize: 2 });
+    w.emit("a", 10);
+    w.emit("b");
+    w.emit("c");
+    await w.flush();
+    expect(f.sent.map((s) => (s.message as { timestamps?: string }).timestamps)).toEqual(["[10,null]", undefined]);
+  });
+
+  it("keeps event times of buffered output for in-flight data, and of output preloaded on restore", async () => {
+    const f = fakeSend("accepted");
+    const w = writer([{ vertex: "map", parallelism: 1, partitioner: "forward" }], f.send);
+    w.emit("a", 5);
+    w.emit("b");
+    expect(w.bufferedOutput()).toEqual({ records: { "map/0": ["a", "b"] }, timestamps: { "map/0": [5, null] } });
+    const restored = writer([{ vertex: "map", parallelism: 1, partitioner: "forward" }], f.send);
+    restored.preload("map/0", ["a", "b"], [5, null]);
+    restored.emit("c", 7);
+    await restored.flush();
+    expect((f.sent[0].message as { timestamps?: string }).timestamps).toBe("[5,null,7]");
+  });
+
   it("sends nothing when nothing is buffered", async () => {
     const f = fakeSend("accepted");
     const w = writer([{ vertex: "map", parallelism: 2, partitioner: "rebalance" }], f.send);
@@ -423,7 +446,7 @@ describe("RecordWriter.broadcastBarrierUntil (aligned barrier with a timeout)", 
     // "a" is out and holds the only credit; "b" and "c" wait.
     expect(kinds(f.sent)).toEqual(["a"]);
     fire();
-    expect(await overtaken).toEqual({ "map/0": ["b", "c"] });
+    expect(await overtaken).toEqual({ records: { "map/0": ["b", "c"] }, timestamps: {} });
     expect(kinds(f.sent)).toEqual(["a", "barrier!"]);
     for (let i = 0; i < 4; i++) {
       for (const s of f.sent) if (!s.settled) s.answer("accepted");

@@ -6,7 +6,7 @@
 import type { PartitionerKind } from "../api/job.js";
 import { isKey, type Key } from "../graph/key-groups.js";
 import { createPartitioner, type Partitioner } from "../graph/partitioners.js";
-import { encodeBatch, type KeySelector, selectorThrewError, sentKeyError } from "./batch-encoding.js";
+import { type BufferedOutput, encodeBatch, encodeTimestamps, type KeySelector, selectorThrewError, sentKeyError } from "./batch-encoding.js";
 import { type ChannelBody, type ChannelMessage, type DeliveryResult, channelId } from "./messages.js";
 
 /** One output edge of the sending vertex. */
@@ -29,6 +29,8 @@ interface Target {
   seq: number;
   /** Values emitted and not sent yet. */
   buffer: unknown[];
+  /** Their event times (null: none), index for index. */
+  stamps: (number | null)[];
   readonly inFlight: Promise<void>[];
 }
 
@@ -83,7 +85,7 @@ export class RecordWriter {
     private readonly credits = 4,
   ) {
     this.outputs = edges.map((edge) => {
-      const targets = Array.from({ length: edge.parallelism }, (_, index) => ({ vertex: edge.vertex, index, seq: 0, buffer: [] as unknown[], inFlight: [] as Promise<void>[] }));
+      const targets = Array.from({ length: edge.parallelism }, (_, index) => ({ vertex: edge.vertex, index, seq: 0, buffer: [] as unknown[], stamps: [] as (number | null)[], inFlight: [] as Promise<void>[] }));
       return {
         edge,
         partitioner: createPartitioner(edge.partitioner, sender.index, edge.parallelism, maxParallelism),
@@ -104,12 +106,15 @@ export class RecordWriter {
     return this.recordsOut;
   }
 
-  /** Buffers one record for every output edge. */
-  emit(value: unknown): void {
+  /** Buffers one record, with its event time if it has one, for every output edge. */
+  emit(value: unknown, timestampMs?: number): void {
     this.recordsOut++;
+    const stamp = timestampMs ?? null;
     for (const o of this.outputs) {
       const key = o.edge.keySelector ? keyOf(o.edge, value) : undefined;
-      o.targets[o.partitioner.select(key)].buffer.push(value);
+      const t = o.targets[o.partitioner.select(key)];
+      t.buffer.push(value);
+      t.stamps.push(stamp);
     }
   }
 
@@ -124,8 +129,11 @@ export class RecordWriter {
           await this.waitForCredit(t);
           if (t.buffer.length === 0) break;
           const chunk = t.buffer.length <= this.batchSize ? t.buffer : t.buffer.slice(0, this.batchSize);
+          const stamps = chunk === t.buffer ? t.stamps : t.stamps.slice(0, this.batchSize);
           t.buffer = chunk === t.buffer ? [] : t.buffer.slice(this.batchSize);
-          await this.sendOn(t, { kind: "batch", count: chunk.length, records: encodeBatch(chunk) });
+          t.stamps = stamps === t.stamps ? [] : t.stamps.slice(this.batchSize);
+          const timestamps = encodeTimestamps(stamps);
+          await this.sendOn(t, timestamps === undefined ? { kind: "batch", count: chunk.length, records: encodeBatch(chunk) } : { kind: "batch", count: chunk.length, records: encodeBatch(chunk), timestamps });
         }
       }
     }
@@ -173,7 +181,7 @@ export class RecordWriter {
     checkpointId: number,
     triggerMs: number,
     deadline: Promise<void>,
-  ): { overtaken: Promise<Record<string, unknown[]> | null>; done: Promise<void> } {
+  ): { overtaken: Promise<BufferedOutput | null>; done: Promise<void> } {
     const sent = new Set<Target>();
     let switched = false;
     const done = (async () => {
@@ -192,7 +200,7 @@ export class RecordWriter {
     const overtaken = Promise.race([done.then(() => "aligned" as const), deadline.then(() => "timeout" as const)]).then((winner) => {
       if (winner === "aligned" || this.outputs.every((o) => o.channels.every((t) => sent.has(t)))) return null;
       switched = true;
-      const outputs = this.bufferedRecords();
+      const outputs = this.bufferedOutput();
       for (const o of this.outputs) {
         for (const t of o.channels) {
           if (!sent.has(t)) void this.sendOn(t, { kind: "barrier", checkpointId, triggerMs, isSavepoint: false, priority: true }, true);
@@ -210,13 +218,29 @@ export class RecordWriter {
     return out;
   }
 
+  /** Values and event times buffered and not sent yet, per target (output in-flight data at a snapshot). */
+  bufferedOutput(): BufferedOutput {
+    const timestamps: Record<string, (number | null)[]> = {};
+    for (const o of this.outputs) {
+      for (const t of o.targets) if (t.stamps.some((s) => s !== null)) timestamps[channelId(t.vertex, t.index)] = [...t.stamps];
+    }
+    return { records: this.bufferedRecords(), timestamps };
+  }
+
   /**
-   * Buffers values for a target ahead of anything emitted (output channel
-   * state replayed on restore): they are sent as they were buffered, to the
-   * target they were partitioned to then.
+   * Buffers values (with their event times, when given) for a target ahead
+   * of anything emitted (output channel state replayed on restore): they
+   * are sent as they were buffered, to the target they were partitioned to
+   * then.
    */
-  preload(target: string, records: readonly unknown[]): void {
-    for (const o of this.outputs) for (const t of o.targets) if (channelId(t.vertex, t.index) === target) t.buffer.unshift(...records);
+  preload(target: string, records: readonly unknown[], timestamps?: readonly (number | null)[]): void {
+    for (const o of this.outputs) {
+      for (const t of o.targets) {
+        if (channelId(t.vertex, t.index) !== target) continue;
+        t.buffer.unshift(...records);
+        t.stamps.unshift(...(timestamps ?? records.map(() => null)));
+      }
+    }
   }
 
   /** Waits until every message sent so far was taken by its receiver. */

@@ -457,6 +457,7 @@ describe("capture", () => {
     s.attach({
       get: (state, key) => persisted.find((e) => e.state === state && e.key === key),
       entries: () => persisted,
+      timers: () => [],
       count: () => persisted.length,
     });
     s.setCurrentKey("a");
@@ -612,5 +613,103 @@ describe("state values too large for a row of the image", () => {
     expect(changes.encode(0, 1)[0].valueJson).toBe(JSON.stringify(value));
     s.getState(text).update(value + "x");
     expect(() => s.captureChanges()).toThrow(StateTooLargeError);
+  });
+});
+
+describe("timers as keyed state", () => {
+  const timerRows = (s: KeyedStateBackend) =>
+    s
+      .allEntries()
+      .filter((e) => e.kind === "timer")
+      .map((e) => [e.state, e.key, e.value])
+      .sort();
+
+  it("keeps each key's timers as an entry of kind timer per time domain, tracked as changed", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const event = s.timers("event");
+    event.register("a", 20);
+    event.register("a", 10);
+    s.timers("processing").register(keyText(7), 5);
+    expect(timerRows(s)).toEqual([
+      ["timer:event", "a", [10, 20]],
+      ["timer:processing", keyText(7), [5]],
+    ]);
+    expect(s.timerCount()).toBe(3);
+    expect(s.size()).toBe(2);
+    const c = s.captureChanges();
+    expect(c.encode(0, c.count).map((e) => [e.entry.state, e.entry.kind, e.entry.keyGroup, e.valueJson]).sort()).toEqual(
+      [
+        ["timer:event", "timer", keyGroupOfText("a", 128), "[10,20]"],
+        ["timer:processing", "timer", keyGroupOf(7, 128), "[5]"],
+      ].sort(),
+    );
+    // Polled: the entry changes again (to none), and the change is a deletion.
+    expect(event.poll(100)).toHaveLength(2);
+    const d = s.captureChanges();
+    expect(d.encode(0, d.count).map((e) => [e.entry.state, e.entry.key, e.valueJson])).toEqual([["timer:event", "a", null]]);
+    expect(s.size()).toBe(1);
+  });
+
+  it("captures timers as they were at the barrier, though the live arrays change after", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const q = s.timers("event");
+    q.register("a", 10);
+    const full = s.capture();
+    const changes = s.captureChanges();
+    q.register("a", 20);
+    let json = "";
+    full.forEach(0, full.count, (_state, _kind, _key, _kg, valueJson) => (json = valueJson));
+    expect(json).toBe("[10]");
+    expect(changes.encode(0, 1)[0].valueJson).toBe("[10]");
+  });
+
+  it("rebuilds its queues from restored entries (load)", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const q = s.timers("event");
+    q.register("old", 1);
+    s.load([
+      { state: "timer:event", key: "a", kind: "timer", value: [30, 40] },
+      { state: "timer:event", key: "b", kind: "timer", value: [35] },
+      { state: "count", key: "a", kind: "value", value: 1 },
+    ]);
+    expect(q.size()).toBe(3);
+    expect(q.poll(35).map((t) => `${t.key}@${t.timestampMs}`)).toEqual(["a@30", "b@35"]);
+    expect(timerRows(s)).toEqual([["timer:event", "a", [40]]]);
+  });
+
+  it("reads only the timer entries of a backing when attached, and keeps its key count right", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const persisted = [
+      { state: "count", key: "a", kind: "value" as const, value: 1 },
+      { state: "timer:event", key: "a", kind: "timer" as const, value: [5, 9] },
+      { state: "timer:processing", key: "b", kind: "timer" as const, value: [7] },
+    ];
+    let entriesRead = 0;
+    s.attach({
+      get: (state, key) => persisted.find((e) => e.state === state && e.key === key),
+      entries: () => {
+        entriesRead++;
+        return persisted;
+      },
+      timers: () => persisted.filter((e) => e.kind === "timer"),
+      count: () => persisted.length,
+    });
+    expect(entriesRead).toBe(0);
+    expect(s.timerCount()).toBe(0);
+    const event = s.timers("event");
+    expect(event.size()).toBe(2);
+    expect(s.timers("processing").poll(10)).toEqual([{ key: "b", timestampMs: 7 }]);
+    event.register("c", 1);
+    expect(s.size()).toBe(3);
+    expect(timerRows(s)).toEqual([
+      ["timer:event", "a", [5, 9]],
+      ["timer:event", "c", [1]],
+    ]);
+  });
+
+  it("refuses user state declared under a timer's kind", () => {
+    const s = new KeyedStateBackend(128, "op");
+    s.timers("event");
+    expect(() => s.load([{ state: "timer:event", key: "a", kind: "value", value: 1 }])).toThrow(/operator "op": state "timer:event" is timer state, not value state/);
   });
 });

@@ -8,6 +8,12 @@
  * (the image): a key is read from it on first access and cached. Restoring
  * is then O(1) instead of O(state), so a restarted job processes its first
  * record at once; keys no one touches stay on disk.
+ *
+ * Timers are keyed state too (entries of kind "timer", see
+ * `timer-queue.ts`): per operator and time domain, a {@link TimerQueue}
+ * over the key's sorted timestamps. They are always in memory: a restore
+ * reads every timer entry (from a backing, only those) and rebuilds the
+ * queues, since firing needs the earliest timer of all keys.
  */
 import type {
   ListState,
@@ -21,17 +27,21 @@ import type {
 import { type Key, type KeyGroupRange, hashKey, inRange, keyText } from "../graph/key-groups.js";
 import type { EncodedEntry } from "./snapshot-format.js";
 import { checkStateEntry, displayKey, stringEntryMayBeTooLarge } from "./state-limits.js";
+import { HeapTimerQueue, type TimeDomain, type TimerQueue, timerStateName } from "./timer-queue.js";
 
 /** One key's value of one state, as persisted. `value` undefined means deleted. */
 export interface StateEntry {
   readonly state: string;
-  readonly kind: "value" | "map" | "list";
+  readonly kind: EntryKind;
   readonly key: string;
   readonly keyGroup: number;
   readonly value: unknown;
 }
 
-type Kind = StateDescriptor["kind"];
+/** What an entry holds: a user state's value, map or list, or a key's timers (sorted timestamps) in one time domain. */
+export type EntryKind = StateDescriptor["kind"] | "timer";
+
+type Kind = EntryKind;
 
 /**
  * Every entry of a backend as it was when {@link KeyedStateBackend.capture}
@@ -64,6 +74,8 @@ export interface StateBacking {
   get(state: string, key: string, keyGroup: number): { kind: Kind; value: unknown } | undefined;
   /** Every persisted entry. */
   entries(): Iterable<{ state: string; key: string; kind: Kind; value: unknown }>;
+  /** Every persisted timer entry (kind "timer"), without reading the others: a restore loads all timers at once. */
+  timers(): Iterable<{ state: string; key: string; value: unknown }>;
   count(): number;
 }
 
@@ -86,6 +98,8 @@ export class KeyedStateBackend {
   private count = 0;
   /** Each declared state's table, changes and accessor, found with one lookup per record. */
   private readonly slots = new Map<string, Slot>();
+  /** The timer queue of each time domain, once asked for. */
+  private readonly timerQueues = new Map<TimeDomain, HeapTimerQueue>();
 
   constructor(
     private readonly maxParallelism: number,
@@ -100,6 +114,11 @@ export class KeyedStateBackend {
 
   get currentKey(): Key {
     return this.keyNow;
+  }
+
+  /** The canonical text of the current key (what state and timers are stored under). */
+  get currentKeyText(): string {
+    return this.keyTextNow;
   }
 
   getState<T>(d: ValueStateDescriptor<T>): ValueState<T> {
@@ -290,6 +309,7 @@ export class KeyedStateBackend {
     for (const e of entries) {
       this.slot(e.state, e.kind).table.set(e.key, fromPersisted(e.kind, e.value));
     }
+    this.rebuildTimers();
   }
 
   /** Replaces the working set with a backing read on demand. */
@@ -297,6 +317,9 @@ export class KeyedStateBackend {
     this.reset();
     this.backing = backing;
     this.count = backing.count();
+    // Timers are always in memory (firing needs the earliest of all keys): read them now, and only them.
+    for (const e of backing.timers()) this.slot(e.state, "timer").table.set(e.key, e.value);
+    this.rebuildTimers();
   }
 
   /** Number of keys with state, over all states. */
@@ -305,6 +328,59 @@ export class KeyedStateBackend {
     let n = 0;
     for (const t of this.tables.values()) n += t.size;
     return n;
+  }
+
+  // ---- timers: keyed state of kind "timer", indexed by a queue per time domain ----
+
+  /**
+   * The timers of this operator in `domain`, keyed by the canonical key
+   * text. Registering, deleting and polling change the key's timer entry,
+   * which is then tracked as changed like any state.
+   */
+  timers(domain: TimeDomain): TimerQueue {
+    let q = this.timerQueues.get(domain);
+    if (!q) {
+      const slot = this.slot(timerStateName(domain), "timer");
+      q = new HeapTimerQueue({
+        get: (key) => slot.table.get(key) as number[] | undefined,
+        set: (key, timestamps) => this.setTimers(slot, key, timestamps),
+        all: () => slot.table.entries() as Iterable<[string, number[]]>,
+      });
+      this.timerQueues.set(domain, q);
+    }
+    return q;
+  }
+
+  /** Number of timers pending, over both time domains. */
+  timerCount(): number {
+    let n = 0;
+    for (const q of this.timerQueues.values()) n += q.size();
+    return n;
+  }
+
+  /** Writes the timers of `key` in a timer slot; their entries are all in memory, so no backing is read. */
+  private setTimers(slot: Slot, key: string, timestamps: number[] | undefined): void {
+    const had = slot.table.has(key);
+    if (timestamps === undefined) {
+      if (!had) return;
+      slot.table.delete(key);
+      if (this.backing) {
+        this.count--;
+        this.deleted.add(id(slot.name, key));
+      }
+    } else {
+      if (!had && this.backing) {
+        this.count++;
+        this.deleted.delete(id(slot.name, key));
+      }
+      slot.table.set(key, timestamps);
+    }
+    slot.changed.set(key, timestamps);
+  }
+
+  /** The queues index the timer entries again (after a restore replaced them). */
+  private rebuildTimers(): void {
+    for (const q of this.timerQueues.values()) q.rebuild();
   }
 
   /** Kind of a named state, once declared. */
@@ -509,6 +585,11 @@ function id(state: string, key: string): string {
 export function keyGroupOfText(text: string, maxParallelism: number): number {
   // keyText(key) is what hashKey hashes, so a string key's text hashes the same.
   return hashKey(text) % maxParallelism;
+}
+
+/** The key whose canonical text is `text` (the inverse of `keyText`): a timer is stored under the text and fires with the key. */
+export function keyFromText(text: string): Key {
+  return text.startsWith("\u0000n") ? Number(text.slice(2)) : text;
 }
 
 function toPersisted(kind: Kind, value: unknown): unknown {

@@ -53,6 +53,20 @@ describe("encodeEntries", () => {
   });
 });
 
+describe("timer entries (version 2)", () => {
+  it("round-trips a key's sorted timestamps per time domain, and their deletion in a delta", () => {
+    const timers = [entry("timer:event", "alice", 7, [100, 250], "timer"), entry("timer:processing", "\u0000n42", 3, [5], "timer")];
+    const full = readSnapshot(writeSnapshot({ uid: "op", kind: "full", checkpointId: 2 }, encodeEntries(timers)));
+    expect(full.header.version).toBe(2);
+    expect(full.entries).toEqual([
+      { state: "timer:processing", kind: "timer", keyGroup: 3, key: "\u0000n42", value: [5] },
+      { state: "timer:event", kind: "timer", keyGroup: 7, key: "alice", value: [100, 250] },
+    ]);
+    const delta = readSnapshot(writeSnapshot({ uid: "op", kind: "delta", checkpointId: 3 }, encodeEntries([entry("timer:event", "alice", 7, undefined, "timer")])));
+    expect(delta.entries).toEqual([{ state: "timer:event", kind: "timer", keyGroup: 7, key: "alice", value: undefined }]);
+  });
+});
+
 describe("writeSnapshot / readSnapshot", () => {
   it("round-trips entries of every kind, with the header", () => {
     const text = writeSnapshot({ uid: "counter", kind: "full", checkpointId: 42 }, encodeEntries(entries));
@@ -66,7 +80,7 @@ describe("writeSnapshot / readSnapshot", () => {
     const text = writeSnapshot({ uid: "counter", kind: "full", checkpointId: 1 }, encodeEntries(entries));
     const lines = text.split("\n");
     expect(lines).toHaveLength(1 + entries.length);
-    expect(JSON.parse(lines[0])).toMatchObject({ format: "floe-keyed-state", version: 1, entries: entries.length });
+    expect(JSON.parse(lines[0])).toMatchObject({ format: "floe-keyed-state", version: 2, entries: entries.length });
     expect(JSON.parse(lines[1])).toEqual(["events", "list", 0, "dave", ["a", "b"]]);
   });
 
@@ -140,8 +154,18 @@ describe("readSnapshot header checks", () => {
   });
 
   it("refuses an unsupported version", () => {
-    const v2 = JSON.stringify({ ...JSON.parse(head), version: 2 });
-    expectFormatError(() => readSnapshot([v2, ...rows].join("\n")), /version 2 is not supported \(this floe reads 1\)/);
+    const v3 = JSON.stringify({ ...JSON.parse(head), version: 3 });
+    expectFormatError(() => readSnapshot([v3, ...rows].join("\n")), /version 3 is not supported \(this floe reads 1 and 2\)/);
+  });
+
+  it("reads a version-1 file (written before timers), and refuses a timer entry in one", () => {
+    const v1 = JSON.stringify({ ...JSON.parse(head), version: 1 });
+    const { header, entries: back } = readSnapshot([v1, ...rows].join("\n"));
+    expect(header.version).toBe(1);
+    expect(back).toHaveLength(6);
+    const timer = JSON.stringify(["timer:event", "timer", 3, "k", [10, 20]]);
+    const v1WithTimer = JSON.stringify({ ...JSON.parse(head), version: 1, entries: 7 });
+    expectFormatError(() => readSnapshot([v1WithTimer, ...rows, timer].join("\n")), /version 1\) holds a timer entry/);
   });
 
   it("refuses a file truncated at a line boundary", () => {

@@ -1,17 +1,32 @@
 /**
- * The keyed-state file format (version 1): one header line, then one line
+ * The keyed-state file format (version 2): one header line, then one line
  * per entry. Every entry carries its key group, so that a range of key
  * groups can be read out of a file when a job is rescaled; delta files are
  * sorted by key group, full files are written in the order of the state.
  *
- *   {"format":"floe-keyed-state","version":1,"uid":…,"kind":"full"|"delta","checkpointId":…,"entries":…}
- *   ["<state>","value"|"map"|"list",<keyGroup>,"<key>",<value>]     an entry
- *   ["<state>","value"|"map"|"list",<keyGroup>,"<key>"]             a deletion (delta files only)
+ *   {"format":"floe-keyed-state","version":2,"uid":…,"kind":"full"|"delta","checkpointId":…,"entries":…}
+ *   ["<state>","value"|"map"|"list",<keyGroup>,"<key>",<value>]     an entry of user state
+ *   ["timer:event"|"timer:processing","timer",<keyGroup>,"<key>",[<ms>,…]]
+ *                                                                    a key's timers in one time domain,
+ *                                                                    sorted timestamps, deduplicated
+ *   ["<state>",<kind>,<keyGroup>,"<key>"]                            a deletion (delta files only)
+ *
+ * `<key>` is the key's canonical text (`keyText`: a string key as it is,
+ * a number key as "\u0000n" and its digits). A map's value is its
+ * `[key, value]` pairs.
+ *
+ * Versions: 1 had no timer entries (kinds value, map and list only); it is
+ * still read, as version 2 files without timers. Version 2 added the kind
+ * "timer" and nothing else, so a version-1 reader fails on a version-2 file
+ * by its header, not by misreading an entry.
  */
-import type { StateEntry } from "./keyed-state.js";
+import type { EntryKind, StateEntry } from "./keyed-state.js";
 
 export const SNAPSHOT_FORMAT = "floe-keyed-state";
-export const SNAPSHOT_VERSION = 1;
+/** The version this floe writes. */
+export const SNAPSHOT_VERSION = 2;
+/** The versions this floe reads. */
+export const SNAPSHOT_VERSIONS_READ: readonly number[] = [1, 2];
 
 /** The first line of a state file. */
 export interface SnapshotHeader {
@@ -79,7 +94,7 @@ export class SnapshotWriter {
   }
 
   /** One entry; `valueJson` null records a deletion (delta files only). */
-  add(state: string, kind: StateEntry["kind"], keyGroup: number, key: string, valueJson: string | null): void {
+  add(state: string, kind: EntryKind, keyGroup: number, key: string, valueJson: string | null): void {
     if (state !== this.lineState || kind !== this.lineKind) {
       this.lineStart = `\n[${JSON.stringify(state)},"${kind}",`;
       this.lineState = state;
@@ -109,7 +124,7 @@ export class SnapshotWriter {
 /** A parsed entry; `value` undefined is a deletion. */
 export interface SnapshotEntry {
   readonly state: string;
-  readonly kind: "value" | "map" | "list";
+  readonly kind: EntryKind;
   readonly keyGroup: number;
   readonly key: string;
   readonly value: unknown;
@@ -179,7 +194,9 @@ export class SnapshotReader {
         throw new SnapshotFormatError("state file has no readable header");
       }
       if (header?.format !== SNAPSHOT_FORMAT) throw new SnapshotFormatError(`not a floe state file (format ${JSON.stringify(header?.format)})`);
-      if (header.version !== SNAPSHOT_VERSION) throw new SnapshotFormatError(`state file version ${header.version} is not supported (this floe reads ${SNAPSHOT_VERSION})`);
+      if (!SNAPSHOT_VERSIONS_READ.includes(header.version)) {
+        throw new SnapshotFormatError(`state file version ${header.version} is not supported (this floe reads ${SNAPSHOT_VERSIONS_READ.join(" and ")})`);
+      }
       this.header = header;
       return;
     }
@@ -191,6 +208,7 @@ export class SnapshotReader {
       throw new SnapshotFormatError(`state file of "${this.header.uid}" is corrupt or truncated`);
     }
     this.rows++;
+    if (r[1] === "timer" && this.header.version < 2) throw new SnapshotFormatError(`state file of "${this.header.uid}" (version ${this.header.version}) holds a timer entry, which only version 2 has`);
     const keyGroup = r[2] as number;
     if (this.range && (keyGroup < this.range.start || keyGroup > this.range.end)) return;
     this.onEntry({ state: r[0] as string, kind: r[1] as SnapshotEntry["kind"], keyGroup, key: r[3] as string, value: r.length > 4 ? r[4] : undefined });

@@ -24,7 +24,7 @@ import type { CheckpointConfig } from "../api/checkpoint-options.js";
 import type { KeyedStateHandle } from "../checkpoint/types.js";
 import type { KeyGroupRange } from "../graph/key-groups.js";
 import { utf8Length } from "../storage/record-limits.js";
-import type { ChangeCapture, KeyedStateBackend, StateCapture } from "./keyed-state.js";
+import type { ChangeCapture, EntryKind, KeyedStateBackend, StateCapture } from "./keyed-state.js";
 import { type EncodedEntry, SnapshotWriter, writeSnapshotChunks } from "./snapshot-format.js";
 
 /** Where the snapshotter writes. */
@@ -240,7 +240,7 @@ export class KeyedSnapshotter {
   /** Serializes a full file from its capture, in turns that let processing go on between them. */
   private async serialize(header: { uid: string; kind: "full"; checkpointId: number }, capture: StateCapture): Promise<string[]> {
     const writer = new SnapshotWriter();
-    const add = (state: string, kind: "value" | "map" | "list", key: string, keyGroup: number, valueJson: string) => writer.add(state, kind, keyGroup, key, valueJson);
+    const add = (state: string, kind: EntryKind, key: string, keyGroup: number, valueJson: string) => writer.add(state, kind, keyGroup, key, valueJson);
     for (let i = 0; i < capture.count; i += SERIALIZE_TURN_ENTRIES) {
       if (i > 0) {
         await this.store.pause();

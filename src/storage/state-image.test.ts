@@ -242,6 +242,23 @@ describe("StateImage", () => {
     expect(image.backing("op").count()).toBe(3);
   });
 
+  it("reads the timer entries alone, from the table and the pending chunks in order, without loading key groups", () => {
+    const sql = doSql();
+    const image = new StateImage(sql);
+    const timer = (key: string, json: string | null, domain = "event") => row(key, json, `timer:${domain}`, "timer");
+    image.writeThrough("op", [row("a", "1"), timer("a", "[5,9]"), timer("bb", "[7]", "processing"), timer("gone", "[1]")]);
+    image.writeThrough("other", [timer("a", "[99]")]);
+    // Restored from R2 over it: chunks pending, one deleting, one replacing, one adding.
+    image.write("op", [timer("gone", null), timer("a", "[9]"), timer("ccc", "[3]"), row("ccc", "4")], true);
+    sql.queries.length = 0;
+    const b = image.backing("op", 4);
+    const timers = [...b.timers()].map((t) => `${t.state}/${t.key}=${JSON.stringify(t.value)}`).sort();
+    expect(timers).toEqual(["timer:event/a=[9]", "timer:event/ccc=[3]", "timer:processing/bb=[7]"]);
+    expect(sql.queries.filter((q) => q.includes("key_group = ?")).length).toBe(0);
+    image.mergeAll();
+    expect([...image.backing("op", 4).timers()].map((t) => `${t.state}/${t.key}=${JSON.stringify(t.value)}`).sort()).toEqual(timers);
+  });
+
   it("keeps each key group's order, and merges chunks of every group", () => {
     const sql = doSql();
     const image = new StateImage(sql);

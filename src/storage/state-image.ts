@@ -26,6 +26,7 @@
  */
 import type { StateBacking, StateEntry } from "../state/keyed-state.js";
 import { checkStateEntry } from "../state/state-limits.js";
+import { timerStateName } from "../state/timer-queue.js";
 import type { Sql } from "./sql.js";
 
 type Kind = StateEntry["kind"];
@@ -82,6 +83,13 @@ const UPSERT_ONE_WITH_KIND = `${UPSERT_ONE}, kind = excluded.kind`;
 /** Keys of a pending chunk that the table holds (one primary-key probe per row; a join would scan the table). */
 const IN_TABLE_FROM_LOG = `SELECT r.value ->> 0 AS state, r.value ->> 1 AS key FROM image_chunks AS l, json_each(l.rows) AS r
   WHERE l.seq = ?1 AND EXISTS (SELECT 1 FROM keyed_state AS t WHERE t.op = l.op AND t.state = r.value ->> 0 AND t.key = r.value ->> 1)`;
+
+/** The state names of timer entries: a restore reads these rows only, through the primary key's (op, state) prefix. */
+const TIMER_STATES = [timerStateName("event"), timerStateName("processing")] as const;
+const TIMERS_IN_TABLE = `SELECT state, key, value FROM keyed_state WHERE op = ?1 AND state IN (?2, ?3)`;
+/** Timer rows of the pending chunks, in the order they apply (chunk, then position in it). */
+const TIMERS_IN_LOG = `SELECT l.del AS del, r.value ->> 0 AS state, r.value ->> 1 AS key, r.value -> 4 AS value
+  FROM image_chunks AS l, json_each(l.rows) AS r WHERE l.op = ?1 AND r.value ->> 0 IN (?2, ?3) ORDER BY l.seq, r.key`;
 
 /** Rows of one operator and key group gathered for one chunk. */
 interface OpenRun {
@@ -352,6 +360,17 @@ export class StateImage {
             yield { state: id.slice(0, cut), key: id.slice(cut + 1), kind: p.kind, value: p.value };
           }
         }
+      },
+      timers: function* () {
+        const timers = new Map<string, { state: string; key: string; value: unknown } | null>();
+        for (const r of sql.exec(TIMERS_IN_TABLE, uid, ...TIMER_STATES)) {
+          timers.set(entryId(r.state as string, r.key as string), { state: r.state as string, key: r.key as string, value: JSON.parse(r.value as string) });
+        }
+        for (const r of sql.exec(TIMERS_IN_LOG, uid, ...TIMER_STATES)) {
+          const id = entryId(r.state as string, r.key as string);
+          timers.set(id, r.del ? null : { state: r.state as string, key: r.key as string, value: JSON.parse(r.value as string) });
+        }
+        for (const t of timers.values()) if (t) yield t;
       },
       count: () => total,
     };

@@ -61,17 +61,20 @@ export class SourceWatermarks<T = unknown> {
     for (const p of partitions) this.partition(p);
   }
 
-  /** Feeds the records of one batch read from `partition`, in order. */
-  onBatch(partition: string, records: readonly T[]): void {
+  /** Feeds the records of one batch read from `partition`, in order; returns their timestamps (the records' event times). */
+  onBatch(partition: string, records: readonly T[]): number[] {
     const state = this.partition(partition);
-    for (const record of records) {
-      const ts = this.assigner(record);
+    const timestamps = new Array<number>(records.length);
+    for (let i = 0; i < records.length; i++) {
+      const ts = this.assigner(records[i]);
       if (typeof ts !== "number" || !Number.isFinite(ts)) {
         throw new Error(`source "${this.operator}": the timestamp assigner returned ${String(ts)} for a record of ${partition}, not a finite number of ms`);
       }
       state.generator.onTimestamp(ts);
+      timestamps[i] = ts;
     }
     if (records.length > 0) state.lastActiveMs = this.now();
+    return timestamps;
   }
 
   /** A bounded input ended: the watermark goes to the end of time. */

@@ -38,6 +38,19 @@ describe("WatermarkValve", () => {
     expect(v.onEndOfInput("a")).toEqual({ watermarkMs: END_OF_TIME_MS, idle: false });
   });
 
+  it("does not jump to the end of time when the channels still running go idle beside an ended one", () => {
+    const v = new WatermarkValve(["a", "b", "c"]);
+    v.onWatermark("a", 40, false);
+    v.onWatermark("b", 30, false);
+    expect(v.onEndOfInput("c")).toEqual({ watermarkMs: 30, idle: false });
+    expect(v.onWatermark("b", 30, true)).toEqual({ watermarkMs: 40, idle: false });
+    expect(v.onWatermark("a", 51, true)).toEqual({ watermarkMs: 51, idle: true });
+    // Records come back on a: the watermark goes on from where it was, and reaches the end only when all have ended.
+    expect(v.onWatermark("a", 60, false)).toEqual({ watermarkMs: 60, idle: false });
+    expect(v.onEndOfInput("a")).toEqual({ watermarkMs: 60, idle: true });
+    expect(v.onEndOfInput("b")).toEqual({ watermarkMs: END_OF_TIME_MS, idle: false });
+  });
+
   it("reaches the end of time with inputs that sent no watermark", () => {
     const v = new WatermarkValve(["a"]);
     expect(v.output.watermarkMs).toBe(NO_WATERMARK);

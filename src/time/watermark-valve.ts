@@ -63,21 +63,36 @@ export class WatermarkValve {
   }
 
   private recompute(): void {
+    if (this.channels.size === 0) {
+      this.out = { watermarkMs: this.out.watermarkMs, idle: true };
+      return;
+    }
     let min = Number.POSITIVE_INFINITY;
     let aligned = 0;
+    let anyLive = false;
     let anyActive = false;
-    let maxAll = NO_WATERMARK;
+    let maxIdle = NO_WATERMARK;
     for (const c of this.channels.values()) {
-      maxAll = Math.max(maxAll, c.watermarkMs);
-      if (c.idle) continue;
+      // A channel at the end of time (ended, or its sender's input did) holds nothing back and sends nothing more.
+      if (c.watermarkMs >= END_OF_TIME_MS) continue;
+      anyLive = true;
+      if (c.idle) {
+        maxIdle = Math.max(maxIdle, c.watermarkMs);
+        continue;
+      }
       anyActive = true;
       if (!c.aligned) continue;
       aligned++;
       min = Math.min(min, c.watermarkMs);
     }
+    if (!anyLive) {
+      this.out = { watermarkMs: END_OF_TIME_MS, idle: false };
+      return;
+    }
     if (!anyActive) {
-      // The last active channel went idle: what the idle ones reached is safe to pass on (Flink flushes the max).
-      this.out = { watermarkMs: Math.max(this.out.watermarkMs, this.channels.size > 0 ? maxAll : NO_WATERMARK), idle: true };
+      // Every channel still running is idle: what they reached is safe to pass on (Flink flushes the max). Not
+      // the end of time of a channel that ended: an idle channel may still send records, which must not all be late.
+      this.out = { watermarkMs: Math.max(this.out.watermarkMs, maxIdle), idle: true };
       return;
     }
     this.out = { watermarkMs: aligned > 0 ? Math.max(this.out.watermarkMs, min) : this.out.watermarkMs, idle: false };

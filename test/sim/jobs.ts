@@ -21,6 +21,7 @@ import { tablePartitionName } from "../../src/runtime/names.js";
 import type { TableRowWrite } from "../../src/runtime/table-partition.js";
 import { WatermarkStrategy } from "../../src/time/watermark-strategy.js";
 import type { SubtaskPoint } from "./faults.js";
+import { timersPerKey } from "./timer-job.js";
 
 export const JOB = "sim";
 
@@ -74,6 +75,8 @@ export interface JobShape {
   readonly restartStrategy: RestartStrategyOptions;
   /** Event-time watermarks on some sources (none: no watermarks anywhere, as before). */
   readonly watermarks?: WatermarkShape;
+  /** The timer branch (timer-job.ts), at this parallelism; none: no timers, as before. */
+  readonly timers?: { readonly parallelism: number };
 }
 
 /** A watermark strategy of the run's sources. */
@@ -237,5 +240,11 @@ export function buildJob(shape: JobShape): JobDefinition {
   if (shape.keyedSink) summed.keyBy((r) => r.key).sink(log, { uid: "log-out", parallelism: shape.sinkParallelism });
   else summed.sink(log, { uid: "log-out" });
   if (shape.withTotals) summed.sink(tappedSink(tableSink("totals", { partitions: shape.tablePartitions, guarantee: shape.sinkGuarantee })), { uid: "totals-out" });
+  if (shape.timers) {
+    j.union(sa, sb)
+      .keyBy((r) => r.key)
+      .process(timersPerKey, { uid: "timers", parallelism: shape.timers.parallelism })
+      .sink(tappedSink(logSink("timer-log", shape.tablePartitions, shape.sinkGuarantee)) as unknown as SinkDefinition<unknown>, { uid: "timer-out" });
+  }
   return j;
 }

@@ -16,6 +16,7 @@
  */
 import { stagedTransactions } from "../../src/runtime/subtask/staging-store.js";
 import { FLUSH_TXN_MIN, type InRecord, type OutRecord, type Totals } from "./jobs.js";
+import { checkTimers, timersComplete } from "./timer-oracle.js";
 import { watermarksBackwards } from "./watermark-invariant.js";
 import type { World } from "./world.js";
 
@@ -71,7 +72,7 @@ export class Progress {
         this.seen.add(recordId(out));
       }
     }
-    return this.seen.size >= this.expected.size && this.totalsAgree();
+    return this.seen.size >= this.expected.size && this.totalsAgree() && timersComplete(this.w, this.expected);
   }
 
   /** Whether every key's totals row holds the state of its last log row. */
@@ -231,6 +232,7 @@ export function checkRun(w: World, expected: Expected): Failure[] {
   const completed = w.completedAt.size;
   // Every job commits only through checkpoints; a bounded one finishes with a final checkpoint.
   limit("watermark", [...watermarksBackwards(w)]);
+  limit("timers", checkTimers(w, expected));
   if (completed < 1) failures.push({ text: `checkpoints: none completed` });
   if (w.faults.total() < 1) failures.push({ text: `faults: none landed` });
   return failures;

@@ -197,7 +197,9 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<R
       let end = await w.loop.run(deadline, quiet, MAX_EVENTS);
       if (end === "stopped") {
         await w.loop.run(w.loop.now() + GRACE_MS, () => false, MAX_EVENTS);
-        end = await w.loop.run(w.loop.now() + 10_000, () => settled() && leftovers(w).length === 0, MAX_EVENTS);
+        // Within the grace, idle inputs may have moved the watermark on (their idle timeout ran out) and
+        // fired timers the quiet moment did not yet owe: wait for those to be committed too.
+        end = await w.loop.run(w.loop.now() + 10_000, quiet, MAX_EVENTS);
       }
       if (end === "events") failures.push(`stuck: more than ${MAX_EVENTS} events`);
       else if (end !== "stopped") {

@@ -148,6 +148,9 @@ export function drawScenario(seed: number, variant: Variant = "none", options: S
       sources: wm.pick(["a", "b", "both"] as const),
     };
   }
+  // The timer branch in half the runs, from its own stream.
+  const timers = rng.fork("timers");
+  if (timers.chance(0.5)) (shape as { timers?: JobShape["timers"] }).timers = { parallelism: timers.range(1, 3) };
   const rates = drawRates(rng.fork("rates"));
   // Every run lands at least one reset.
   rates.randomResets = Math.max(1, rates.randomResets);
@@ -190,6 +193,7 @@ export function describeScenario(s: Scenario): string {
     `cp ${c.unaligned ? `unaligned${c.alignedCheckpointTimeoutMs ? ` after ${c.alignedCheckpointTimeoutMs} ms` : ""} ` : ""}interval=${c.intervalMs} timeout=${c.timeoutMs} concurrent=${c.maxConcurrent} pause=${c.minPauseMs} tolerable=${c.tolerableFailures} retained=${c.retained} ${c.incremental ? `incremental/${c.fullEvery}` : "full"} local=${c.localRecovery}`,
     `restart=${j.restartStrategy.type}`,
     ...(j.watermarks ? [`watermarks(${j.watermarks.sources}) bound=${j.watermarks.boundMs}${j.watermarks.idlenessMs ? ` idle=${j.watermarks.idlenessMs}` : ""}`] : []),
+    ...(j.timers ? [`timers p=${j.timers.parallelism}`] : []),
     `faults ${s.faultyStart ? "0" : s.faultStartMs}-${s.faultEndMs}ms budget=${s.rates.resetBudget}`,
     ...(s.knownBugs.size > 0 ? [`known=${[...s.knownBugs].join("")}`] : []),
   ].join(" ");

@@ -16,7 +16,7 @@ import { alignmentDeadlineDelayMs, type CheckpointBarrier } from "../../checkpoi
 import type { ChannelStateHandle, SubtaskAck } from "../../checkpoint/types.js";
 import type { KeyedStateBackend } from "../../state/keyed-state.js";
 import type { KeyedSnapshotter } from "../../state/snapshotter.js";
-import { encodeChannelState } from "../batch-encoding.js";
+import { type BufferedOutput, encodeChannelState } from "../batch-encoding.js";
 import type { RecordWriter } from "../record-writer.js";
 import type { SinkCommitter } from "./sink-committer.js";
 
@@ -63,7 +63,7 @@ interface CollectingInFlight {
   /** Input in-flight data per channel: batches' JSON texts, in arrival order. */
   readonly inputs: Map<string, string[]>;
   /** Output in-flight data: records buffered when the barrier overtook them, per target. */
-  readonly outputs: Record<string, unknown[]>;
+  readonly outputs: BufferedOutput;
   readonly ack: AckFn;
 }
 
@@ -107,7 +107,7 @@ export class SubtaskCheckpointer {
       await done;
     } else if (unaligned && !isSavepoint) {
       // Unaligned (a source, between batches): the barrier skips the credit queue; anything still buffered is in-flight data.
-      const outputs = writer.bufferedRecords();
+      const outputs = writer.bufferedOutput();
       writer.broadcastPriorityBarrier(checkpointId, triggerMs, isSavepoint);
       ack(this.putInFlight(checkpointId, {}, outputs), true);
     } else {
@@ -124,7 +124,7 @@ export class SubtaskCheckpointer {
    * {@link addInFlight} until {@link finishUnaligned}.
    */
   beginUnaligned(barrier: CheckpointBarrier, firstBarrierMs: number, alignmentMs: number, inputs: Map<string, string[]>): void {
-    const outputs = this.parts.writer.bufferedRecords();
+    const outputs = this.parts.writer.bufferedOutput();
     const ack = this.snapshot(barrier, firstBarrierMs, alignmentMs);
     this.parts.writer.broadcastPriorityBarrier(barrier.checkpointId, barrier.triggerMs, barrier.isSavepoint);
     this.collecting = { checkpointId: barrier.checkpointId, inputs, outputs, ack };
@@ -219,8 +219,8 @@ export class SubtaskCheckpointer {
   }
 
   /** Persists a subtask's in-flight data of checkpoint N (nothing when there is none). */
-  private putInFlight(checkpointId: number, inputs: Record<string, string[]>, outputs: Record<string, unknown[]>): Promise<ChannelStateHandle | null> {
-    if (Object.keys(inputs).length === 0 && Object.keys(outputs).length === 0) return Promise.resolve(null);
-    return this.parts.host.putChannelState(checkpointId, encodeChannelState({ inputs, outputs }));
+  private putInFlight(checkpointId: number, inputs: Record<string, string[]>, outputs: BufferedOutput): Promise<ChannelStateHandle | null> {
+    if (Object.keys(inputs).length === 0 && Object.keys(outputs.records).length === 0) return Promise.resolve(null);
+    return this.parts.host.putChannelState(checkpointId, encodeChannelState({ inputs, outputs: outputs.records, outputTimestamps: outputs.timestamps }));
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Everything a Subtask object does that is not I/O, over {@link SubtaskPorts}:
  * deploys (one at a time, the newest attempt wins, an older one's restore
- * fenced off), the source loop on the alarm, the keep-alive of a deployed
+ * fenced off), the source loop on the alarm (and, for other tasks, the
+ * alarm of their earliest processing-time timer), the keep-alive of a deployed
  * task, the restore of keyed state (from the local image, or streamed from
  * R2 into it), the image's marker and its background merge, the sinks'
  * staging rows, and the {@link TaskHost} every task runs on.
@@ -185,9 +186,17 @@ export class SubtaskCore {
     return this.task?.metrics() ?? null;
   }
 
-  /** The alarm: runs a source for one slice, and sets the next alarm if it has more to read. */
+  /**
+   * The alarm: runs a source for one slice, and sets the next alarm if it
+   * has more to read. Any other task set it for its earliest
+   * processing-time timer: its input loop fires what is due.
+   */
   async alarm(): Promise<void> {
     const task = this.task;
+    if (task && !task.isSource) {
+      task.onAlarm();
+      return;
+    }
     if (!task?.isSource || this.sourceRunning || task.state !== "running") return;
     this.sourceRunning = true;
     try {
@@ -360,6 +369,11 @@ export class SubtaskCore {
       reportFinished: async () => {
         observer?.closing?.();
         await coordinator().reportFinished(d.attempt, d.vertex, d.index);
+      },
+      timerAlarm: (atMs) => {
+        // Only the task of this deployment sets it (sources, which own the alarm otherwise, have no timers).
+        if (this.task?.deployment !== d) return;
+        void Promise.resolve(this.ports.alarm.set(atMs)).catch(() => undefined);
       },
     };
   }

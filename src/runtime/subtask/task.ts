@@ -25,6 +25,16 @@
  * watermarks in a {@link WatermarkValve} and forwards the result when it
  * advanced. The subtask's watermark is one number ({@link currentWatermarkMs})
  * that its chained operators share.
+ *
+ * Timers (keyed process functions): event-time timers fire in the input
+ * loop when the input watermark advanced, before that watermark goes
+ * downstream (Flink's order); processing-time timers fire in the input loop
+ * once the clock reached them: the loop waits for input or the earliest
+ * timer, whichever comes first, and the object's alarm is set for that
+ * timer ({@link TaskHost.timerAlarm}). Firing only in the loop keeps a
+ * timer's output and its removal from state on the same side of every
+ * barrier. Once the input ended, processing-time timers no longer fire (as
+ * in Flink); they stay in state.
  */
 import type { JobDefinition, LogicalNode } from "../../api/job.js";
 import type { SinkMetrics, SinkWriter, SourceReader, StagingStore } from "../../api/types.js";
@@ -37,8 +47,11 @@ import { KeyedSnapshotter, type SnapshotStore } from "../../state/snapshotter.js
 import { NO_WATERMARK, SourceWatermarks, type WatermarkStatus } from "../../time/watermark-generator.js";
 import { WatermarkValve } from "../../time/watermark-valve.js";
 import {
+  type BatchTimestamps,
   checkReceivedKey,
   decodeChannelState,
+  fromInFlightBatch,
+  inFlightBatch,
   type InputKeys,
   inputKeys,
   keyedOperatorName,
@@ -80,6 +93,11 @@ export interface TaskHost {
   /** End of input reached with checkpointing on: the coordinator triggers this subtask directly from now on. */
   reportEndOfData(): Promise<void>;
   reportFinished(): Promise<void>;
+  /**
+   * The earliest processing-time timer is at `atMs`: the object's alarm
+   * should ring then (it wakes the object; see {@link Task.onAlarm}).
+   */
+  timerAlarm?(atMs: number): void;
 }
 
 /** How often a report to the coordinator is tried (again after 50 ms, doubling: 1.55 s in all). */
@@ -138,6 +156,10 @@ export class Task {
   private readonly valve: WatermarkValve;
   /** What this subtask last sent downstream. */
   private outputWatermark: WatermarkStatus = { watermarkMs: NO_WATERMARK, idle: false };
+  /** The input loop's wait for the earliest processing-time timer, if it waits for one. */
+  private timerWait: { atMs: number; promise: Promise<void>; resolve: () => void } | undefined;
+  /** The time the object's alarm was last asked to ring for a timer. */
+  private timerAlarmMs: number | undefined;
 
   constructor(
     readonly deployment: SubtaskDeployment,
@@ -166,7 +188,9 @@ export class Task {
     this.chain = new OperatorChain(job, vertex, {
       subtaskIndex: index,
       maxParallelism: plan.maxParallelism,
-      emit: (v) => this.writer.emit(v),
+      emit: (v, timestampMs) => this.writer.emit(v, timestampMs),
+      currentWatermarkMs: () => this.currentWatermarkMs,
+      now: () => host.now(),
       createSinkWriter: (node: LogicalNode): SinkWriter =>
         node.sink!.createWriter({
           jobName: job.name,
@@ -267,10 +291,10 @@ export class Task {
         for (const [channel, batches] of Object.entries(file.inputs)) {
           this.gate.prepend(
             channel,
-            batches.map((records) => ({ kind: "batch" as const, attempt, channel, seq: 0, count: 0, records })),
+            batches.map((text) => ({ kind: "batch" as const, attempt, channel, seq: 0, count: 0, ...fromInFlightBatch(text) })),
           );
         }
-        for (const [target, records] of Object.entries(file.outputs)) this.writer.preload(target, records);
+        for (const [target, records] of Object.entries(file.outputs)) this.writer.preload(target, records, file.outputTimestamps?.[target]);
         this.replayPending = true;
       }
     }
@@ -279,8 +303,13 @@ export class Task {
     this.status = "running";
   }
 
-  /** Starts a restored task's work: replays in-flight data of an unaligned checkpoint right away. */
+  /**
+   * Starts a restored task's work: replays in-flight data of an unaligned
+   * checkpoint right away, and runs the input loop of a task with
+   * processing-time timers (restored ones fire without any input).
+   */
   start(): void {
+    if (this.status === "running" && !this.isSource && this.loop === undefined && this.chain.nextProcessingTimerMs() !== undefined) this.loop = this.runInputLoop();
     if (!this.replayPending || this.status !== "running") return;
     this.replayPending = false;
     // Restored output in-flight data goes out first, whether or not any input follows.
@@ -380,10 +409,11 @@ export class Task {
         }
         const { records } = batch;
         // Timestamps are read before user code runs, which could change the records.
-        this.sourceWatermarks?.onBatch(batch.partition, records);
+        const timestamps = this.sourceWatermarks?.onBatch(batch.partition, records);
         let i = 0;
         try {
-          for (; i < records.length; i++) this.chain.push(null, records[i]);
+          if (timestamps) for (; i < records.length; i++) this.chain.push(null, records[i], timestamps[i]);
+          else for (; i < records.length; i++) this.chain.push(null, records[i]);
         } catch (e) {
           if (e instanceof UserCodeError) throw new Error(`${e.message} at ${batch.partition} offset ${batch.firstOffset + i}`);
           if (e instanceof KeySelectorError) throw e.at(`${batch.partition} offset ${batch.firstOffset + i}`);
@@ -444,7 +474,60 @@ export class Task {
       inputWatermarkMs: this.isSource ? null : wireWatermark(this.valve.output.watermarkMs),
       outputWatermarkMs: wireWatermark(this.outputWatermark.watermarkMs),
       watermarkIdle: this.isSource ? this.outputWatermark.idle : this.valve.output.idle,
+      timersPending: this.chain.timerCount(),
     };
+  }
+
+  /** The object's alarm rang: a processing-time timer may be due, and the input loop fires it. */
+  onAlarm(): void {
+    this.timerAlarmMs = undefined;
+    const w = this.timerWait;
+    this.timerWait = undefined;
+    w?.resolve();
+    if (this.status === "running" && !this.isSource && this.loop === undefined && this.chain.nextProcessingTimerMs() !== undefined) this.loop = this.runInputLoop();
+  }
+
+  /** Fires the processing-time timers that are due and sends what they emitted; resolves whether any fired. */
+  private async fireProcessingTimers(): Promise<boolean> {
+    const next = this.chain.nextProcessingTimerMs();
+    if (next === undefined || next > this.host.now()) return false;
+    this.chain.fireProcessingTimers(this.host.now());
+    await this.writer.flush();
+    await this.sinks.flushIfDue();
+    return true;
+  }
+
+  /**
+   * Fires the event-time timers the watermark reached, sends their output,
+   * then the watermark: a timer's output precedes the watermark that fired
+   * it, so it is never late downstream.
+   */
+  private async advanceWatermark(status: WatermarkStatus): Promise<void> {
+    if (this.chain.fireEventTimers(status.watermarkMs) > 0) await this.sinks.flushIfDue();
+    await this.emitWatermark(status);
+  }
+
+  /**
+   * Resolves once the earliest processing-time timer is due (at the latest
+   * at `atMs`, or when the alarm rings), and asks for the alarm at `atMs`:
+   * one wait per timer time, not one per idle turn.
+   */
+  private timerDue(atMs: number): Promise<void> {
+    if (this.timerAlarmMs !== atMs) {
+      this.timerAlarmMs = atMs;
+      this.host.timerAlarm?.(atMs);
+    }
+    const current = this.timerWait;
+    if (current && current.atMs <= atMs) return current.promise;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    const w = { atMs, promise, resolve };
+    this.timerWait = w;
+    void this.host.sleep(Math.max(0, atMs - this.host.now())).then(() => {
+      if (this.timerWait === w) this.timerWait = undefined;
+      resolve();
+    });
+    return promise;
   }
 
   /** Sends the source's watermark downstream when it advanced or its idleness changed. */
@@ -467,23 +550,27 @@ export class Task {
           await commit;
           continue;
         }
+        if (await this.fireProcessingTimers()) continue;
         const message = this.gate.poll();
         if (message === undefined) {
+          const timerAtMs = this.chain.nextProcessingTimerMs();
+          const timer = timerAtMs === undefined ? undefined : this.timerDue(timerAtMs);
           if (!this.checkpointing && this.sinks.pending()) {
             const due = this.sinks.flushDueInMs();
             if (due <= 0) await this.sinks.flush();
-            else await Promise.race([this.gate.waitForInput(), this.host.sleep(due)]);
+            else await Promise.race([this.gate.waitForInput(), this.host.sleep(due), ...(timer ? [timer] : [])]);
           } else {
-            await this.gate.waitForInput();
+            await (timer ? Promise.race([this.gate.waitForInput(), timer]) : this.gate.waitForInput());
           }
           continue;
         }
         switch (message.kind) {
           case "batch": {
             const values = JSON.parse(message.records) as unknown[];
+            const timestamps = message.timestamps === undefined ? undefined : (JSON.parse(message.timestamps) as BatchTimestamps);
             const keyOf = this.inputKeys.get(message.channel);
             if (keyOf === undefined) {
-              for (let i = 0; i < values.length; i++) this.chain.push(null, values[i]);
+              for (let i = 0; i < values.length; i++) this.chain.push(null, values[i], timestamps?.[i] ?? undefined);
             } else if (values.length > 0) {
               // The sender partitioned by the key its selector gave for the value before the JSON round trip.
               // A spot check that it is still a key this subtask owns: one hash per batch (one per record
@@ -493,7 +580,7 @@ export class Task {
                 const subtask = { index: this.deployment.index, parallelism: this.vertex.parallelism };
                 checkReceivedKey(this.job.nodes[this.vertex.nodes[0]], subtask, values[0], this.keyOf(keyOf, values[0]), range, this.deployment.plan.maxParallelism);
               }
-              for (let i = 0; i < values.length; i++) this.chain.push(this.keyOf(keyOf, values[i]), values[i]);
+              for (let i = 0; i < values.length; i++) this.chain.push(this.keyOf(keyOf, values[i]), values[i], timestamps?.[i] ?? undefined);
             }
             await this.writer.flush();
             await this.sinks.flushIfDue();
@@ -504,14 +591,15 @@ export class Task {
             break;
           case "watermark": {
             const advanced = this.valve.onWatermark(message.channel, message.watermarkMs ?? NO_WATERMARK, message.idle);
-            if (advanced) await this.emitWatermark(advanced);
+            if (advanced) await this.advanceWatermark(advanced);
             break;
           }
           case "end": {
             await this.applyInLoop(this.barriers.onEndOfInput(message.channel));
             // An ended channel is at the end of time: when all have ended, so is this subtask, before its own end.
             const advanced = this.valve.onEndOfInput(message.channel);
-            if (advanced) await this.emitWatermark(advanced);
+            // At the end of time every event-time timer fires, before the final checkpoint.
+            if (advanced) await this.advanceWatermark(advanced);
             if (this.gate.allEnded()) {
               await this.endOfData();
               return;
@@ -724,7 +812,10 @@ function wireWatermark(watermarkMs: number): number | null {
   return watermarkMs === NO_WATERMARK ? null : watermarkMs;
 }
 
-/** The records' JSON texts of queued batches (in-flight data as it is stored). */
+/** Queued batches as in-flight data is stored: their records' JSON texts, with their event times when they have some. */
 function batchTexts(messages: readonly ChannelMessage[]): string[] {
-  return messages.map((m) => (m as { records: string }).records);
+  return messages.map((m) => {
+    const b = m as { records: string; timestamps?: string };
+    return inFlightBatch(b.records, b.timestamps);
+  });
 }
