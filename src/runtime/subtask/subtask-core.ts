@@ -81,6 +81,8 @@ export class SubtaskCore {
     this.task = undefined;
     // An older attempt still restoring must finish (or give up) before a newer one touches the image and staging.
     const run = this.deploys.then(() => this.deployNow(deployment));
+    // The chain only orders deploys: a failed one must not fail the next. Its error is not lost: it
+    // reaches this deploy's caller (the coordinator) through the returned `run`.
     this.deploys = run.catch(() => undefined);
     return run;
   }

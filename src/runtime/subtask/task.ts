@@ -9,7 +9,8 @@
  *   writer and the checkpointer;
  * - {@link SubtaskCheckpointer} takes the snapshot, forwards the barrier,
  *   uploads and acknowledges;
- * - {@link SinkCommitter} drives the sinks' two-phase commit.
+ * - {@link SinkCommitter} drives the sinks' two-phase commit;
+ * - {@link TaskTime}: see below.
  *
  * The Durable Object around it (subtask.ts) only does I/O; everything here
  * reaches the outside through {@link TaskHost}, which keeps the loops
@@ -19,12 +20,9 @@
  * and each batch is processed in one synchronous turn (keyed state updated,
  * sink output staged) before anything is awaited.
  *
- * Event time: a source with a watermark strategy runs one generator per
- * partition it reads ({@link SourceWatermarks}) and sends the combined
- * watermark when it advanced; any other subtask combines its channels'
- * watermarks in a {@link WatermarkValve} and forwards the result when it
- * advanced. The subtask's watermark is one number ({@link currentWatermarkMs})
- * that its chained operators share.
+ * {@link TaskTime} (task-time.ts) keeps the watermarks in and out and
+ * fires timers; its watermark ({@link currentWatermarkMs}) is the one
+ * number the chained operators share.
  *
  * Timers (keyed process functions): event-time timers fire in the input
  * loop when the input watermark advanced, before that watermark goes
@@ -38,20 +36,17 @@
  */
 import type { JobDefinition, LogicalNode } from "../../api/job.js";
 import type { SinkMetrics, SinkWriter, SourceReader, StagingStore } from "../../api/types.js";
-import { type BarrierAction, BarrierHandler, type CheckpointBarrier } from "../../checkpoint/barrier-handler.js";
+import { BarrierHandler, type CheckpointBarrier } from "../../checkpoint/barrier-handler.js";
 import { type ChannelStateHandle, type KeyedStateHandle, type SubtaskAck, ownHandle } from "../../checkpoint/types.js";
 import { isKey, type Key, type KeyGroupRange } from "../../graph/key-groups.js";
 import { nodeLabel, type PlanVertex } from "../../graph/plan.js";
 import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
 import { KeyedSnapshotter, type SnapshotStore } from "../../state/snapshotter.js";
-import { NO_WATERMARK, SourceWatermarks, type WatermarkStatus } from "../../time/watermark-generator.js";
-import { WatermarkValve } from "../../time/watermark-valve.js";
 import {
   type BatchTimestamps,
   checkReceivedKey,
   decodeChannelState,
   fromInFlightBatch,
-  inFlightBatch,
   type InputKeys,
   inputKeys,
   keyedOperatorName,
@@ -65,6 +60,8 @@ import { type BarrierMessage, type ChannelMessage, channelId, type DeliveryResul
 import { OperatorChain, UserCodeError } from "../operator-chain.js";
 import { RecordWriter, type SendFn } from "../record-writer.js";
 import { retry } from "../../retry.js";
+import { BarrierActions } from "./barrier-actions.js";
+import { TaskTime } from "./task-time.js";
 import { SinkCommitter } from "./sink-committer.js";
 import { SubtaskCheckpointer } from "./subtask-checkpointer.js";
 
@@ -126,8 +123,10 @@ export class Task {
   private readonly inputKeys: InputKeys;
   /** Keyed state snapshots and their uploads (incremental chains). */
   private readonly snapshotter: KeyedSnapshotter;
-  /** What barriers mean here: the state machine whose actions {@link applyNow} and {@link applyInLoop} carry out. */
+  /** What barriers mean here: the state machine whose actions {@link actions} carry out. */
   private readonly barriers: BarrierHandler;
+  /** Applies the barrier handler's actions. */
+  private readonly actions: BarrierActions;
   /** Snapshots, barrier forwarding, uploads and acks. */
   private readonly checkpointer: SubtaskCheckpointer;
   /** The sinks' two-phase commit. */
@@ -150,16 +149,8 @@ export class Task {
   private sourceFlushing = false;
   /** Whether a stop-with-savepoint stopped this source (it reads nothing more). */
   private stopped = false;
-  /** A source's watermarks, when the source has a strategy. */
-  private readonly sourceWatermarks: SourceWatermarks | undefined;
-  /** The input channels' watermarks and idleness. */
-  private readonly valve: WatermarkValve;
-  /** What this subtask last sent downstream. */
-  private outputWatermark: WatermarkStatus = { watermarkMs: NO_WATERMARK, idle: false };
-  /** The input loop's wait for the earliest processing-time timer, if it waits for one. */
-  private timerWait: { atMs: number; promise: Promise<void>; resolve: () => void } | undefined;
-  /** The time the object's alarm was last asked to ring for a timer. */
-  private timerAlarmMs: number | undefined;
+  /** Watermarks in and out, and the firing of timers. */
+  private readonly time: TaskTime;
 
   constructor(
     readonly deployment: SubtaskDeployment,
@@ -213,13 +204,19 @@ export class Task {
     const head = job.nodes[vertex.nodes[0]];
     this.reader = head.source?.createReader({ jobName: job.name, subtaskIndex: index, parallelism: vertex.parallelism, env: host.env, now: () => host.now(), sleep: (ms) => host.sleep(ms) });
     this.sourceUid = head.source ? head.options.uid : undefined;
-    this.valve = new WatermarkValve(channels);
-    if (this.reader && head.watermarks) {
-      // Every partition the reader owns holds the watermark back until it has records or is idle (Flink's per-split outputs).
-      this.sourceWatermarks = new SourceWatermarks(head.watermarks, Object.keys(this.reader.positions()), () => host.now(), nodeLabel(head));
-    }
     this.snapshotter = new KeyedSnapshotter(host.snapshots, checkpoint, deployment.keyGroupRange ?? { start: 0, end: plan.maxParallelism - 1 });
     this.sinks = new SinkCommitter(this.chain.sinks, checkpoint.intervalMs > 0, attempt, () => host.now());
+    this.time = new TaskTime({
+      chain: this.chain,
+      writer: this.writer,
+      sinks: this.sinks,
+      now: () => host.now(),
+      sleep: (ms) => host.sleep(ms),
+      timerAlarm: host.timerAlarm ? (atMs) => host.timerAlarm!(atMs) : undefined,
+      channels,
+      source: this.reader && head.watermarks ? { strategy: head.watermarks, partitions: Object.keys(this.reader.positions()), label: nodeLabel(head) } : undefined,
+      isSource: this.reader !== undefined,
+    });
     this.checkpointer = new SubtaskCheckpointer({
       host,
       report: (call) => this.toCoordinator(call),
@@ -243,6 +240,16 @@ export class Task {
       lastCheckpointId: () => this.checkpointer.lastCheckpointId,
       barrierQueued: (channel, checkpointId) => this.gate.hasBarrier(channel, checkpointId),
     });
+    this.actions = new BarrierActions({
+      gate: this.gate,
+      barriers: this.barriers,
+      checkpointer: this.checkpointer,
+      sinks: this.sinks,
+      sleep: (ms) => host.sleep(ms),
+      running: () => this.status === "running",
+      fail: (e) => this.fail(e),
+      decline: (checkpointId, reason) => this.declineNow(checkpointId, reason),
+    });
   }
 
   get isSource(): boolean {
@@ -255,7 +262,7 @@ export class Task {
 
   /** The subtask's event time: a source's own watermark, else its input watermark; NO_WATERMARK before it has one. */
   get currentWatermarkMs(): number {
-    return this.isSource ? this.outputWatermark.watermarkMs : this.valve.output.watermarkMs;
+    return this.time.currentWatermarkMs;
   }
 
   /** Checkpointing is on for the run: sinks commit on completion, not on a timer. */
@@ -374,7 +381,7 @@ export class Task {
 
   /** Checkpoint N was aborted: an alignment waiting for it is given up. */
   notifyCheckpointAborted(checkpointId: number): void {
-    this.applyNow(this.barriers.notifyAborted(checkpointId));
+    this.actions.applyNow(this.barriers.notifyAborted(checkpointId));
   }
 
   /** Runs the source loop until `deadlineMs`; resolves whether the source should be polled again. */
@@ -395,21 +402,20 @@ export class Task {
         const batch = await reader.poll(this.deployment.plan.batchSize);
         if (this.status !== "running") break;
         if (batch === "end") {
-          this.sourceWatermarks?.endOfInput();
-          await this.emitSourceWatermark();
+          await this.time.onSourceEnd();
           await this.endOfData();
           return false;
         }
         if (batch === null) {
           // A partition may have turned idle meanwhile.
-          await this.emitSourceWatermark();
+          await this.time.emitSourceWatermark();
           await this.sinks.flushIfDue();
           if (this.triggers.length === 0) await this.host.sleep(SOURCE_IDLE_POLL_MS);
           continue;
         }
         const { records } = batch;
         // Timestamps are read before user code runs, which could change the records.
-        const timestamps = this.sourceWatermarks?.onBatch(batch.partition, records);
+        const timestamps = this.time.onSourceBatch(batch.partition, records);
         let i = 0;
         try {
           if (timestamps) for (; i < records.length; i++) this.chain.push(null, records[i], timestamps[i]);
@@ -425,7 +431,7 @@ export class Task {
         } finally {
           this.sourceFlushing = false;
         }
-        await this.emitSourceWatermark();
+        await this.time.emitSourceWatermark();
         await this.sinks.flushIfDue();
         // A source whose reads need no I/O (a generator) would otherwise hold the thread for the whole
         // slice: checkpoint triggers, heartbeats and requests to other objects would wait for it.
@@ -471,75 +477,14 @@ export class Task {
       pendingSinkBytes,
       sinks,
       lastCheckpointId: this.checkpointer.lastCheckpointId,
-      inputWatermarkMs: this.isSource ? null : wireWatermark(this.valve.output.watermarkMs),
-      outputWatermarkMs: wireWatermark(this.outputWatermark.watermarkMs),
-      watermarkIdle: this.isSource ? this.outputWatermark.idle : this.valve.output.idle,
-      timersPending: this.chain.timerCount(),
+      ...this.time.metrics(),
     };
   }
 
   /** The object's alarm rang: a processing-time timer may be due, and the input loop fires it. */
   onAlarm(): void {
-    this.timerAlarmMs = undefined;
-    const w = this.timerWait;
-    this.timerWait = undefined;
-    w?.resolve();
-    if (this.status === "running" && !this.isSource && this.loop === undefined && this.chain.nextProcessingTimerMs() !== undefined) this.loop = this.runInputLoop();
-  }
-
-  /** Fires the processing-time timers that are due and sends what they emitted; resolves whether any fired. */
-  private async fireProcessingTimers(): Promise<boolean> {
-    const next = this.chain.nextProcessingTimerMs();
-    if (next === undefined || next > this.host.now()) return false;
-    this.chain.fireProcessingTimers(this.host.now());
-    await this.writer.flush();
-    await this.sinks.flushIfDue();
-    return true;
-  }
-
-  /**
-   * Fires the event-time timers the watermark reached, sends their output,
-   * then the watermark: a timer's output precedes the watermark that fired
-   * it, so it is never late downstream.
-   */
-  private async advanceWatermark(status: WatermarkStatus): Promise<void> {
-    if (this.chain.fireEventTimers(status.watermarkMs) > 0) await this.sinks.flushIfDue();
-    await this.emitWatermark(status);
-  }
-
-  /**
-   * Resolves once the earliest processing-time timer is due (at the latest
-   * at `atMs`, or when the alarm rings), and asks for the alarm at `atMs`:
-   * one wait per timer time, not one per idle turn.
-   */
-  private timerDue(atMs: number): Promise<void> {
-    if (this.timerAlarmMs !== atMs) {
-      this.timerAlarmMs = atMs;
-      this.host.timerAlarm?.(atMs);
-    }
-    const current = this.timerWait;
-    if (current && current.atMs <= atMs) return current.promise;
-    let resolve!: () => void;
-    const promise = new Promise<void>((r) => (resolve = r));
-    const w = { atMs, promise, resolve };
-    this.timerWait = w;
-    void this.host.sleep(Math.max(0, atMs - this.host.now())).then(() => {
-      if (this.timerWait === w) this.timerWait = undefined;
-      resolve();
-    });
-    return promise;
-  }
-
-  /** Sends the source's watermark downstream when it advanced or its idleness changed. */
-  private async emitSourceWatermark(): Promise<void> {
-    const next = this.sourceWatermarks?.poll();
-    if (next) await this.emitWatermark(next);
-  }
-
-  /** Sends a watermark and idleness downstream, on every channel. */
-  private async emitWatermark(status: WatermarkStatus): Promise<void> {
-    this.outputWatermark = status;
-    await this.writer.broadcastWatermark(wireWatermark(status.watermarkMs), status.idle);
+    this.time.onAlarm();
+    if (this.status === "running" && !this.isSource && this.loop === undefined && this.time.hasProcessingTimers()) this.loop = this.runInputLoop();
   }
 
   private async runInputLoop(): Promise<void> {
@@ -550,11 +495,10 @@ export class Task {
           await commit;
           continue;
         }
-        if (await this.fireProcessingTimers()) continue;
+        if (await this.time.fireProcessingTimers()) continue;
         const message = this.gate.poll();
         if (message === undefined) {
-          const timerAtMs = this.chain.nextProcessingTimerMs();
-          const timer = timerAtMs === undefined ? undefined : this.timerDue(timerAtMs);
+          const timer = this.time.nextTimerDue();
           if (!this.checkpointing && this.sinks.pending()) {
             const due = this.sinks.flushDueInMs();
             if (due <= 0) await this.sinks.flush();
@@ -587,19 +531,15 @@ export class Task {
             break;
           }
           case "barrier":
-            await this.applyInLoop(this.barriers.onBarrier(message));
+            await this.actions.applyInLoop(this.barriers.onBarrier(message));
             break;
-          case "watermark": {
-            const advanced = this.valve.onWatermark(message.channel, message.watermarkMs ?? NO_WATERMARK, message.idle);
-            if (advanced) await this.advanceWatermark(advanced);
+          case "watermark":
+            await this.time.onWatermark(message.channel, message.watermarkMs, message.idle);
             break;
-          }
           case "end": {
-            await this.applyInLoop(this.barriers.onEndOfInput(message.channel));
+            await this.actions.applyInLoop(this.barriers.onEndOfInput(message.channel));
             // An ended channel is at the end of time: when all have ended, so is this subtask, before its own end.
-            const advanced = this.valve.onEndOfInput(message.channel);
-            // At the end of time every event-time timer fires, before the final checkpoint.
-            if (advanced) await this.advanceWatermark(advanced);
+            await this.time.onChannelEnded(message.channel);
             if (this.gate.allEnded()) {
               await this.endOfData();
               return;
@@ -635,7 +575,7 @@ export class Task {
     if (b.isSavepoint) return false;
     if (this.status !== "running") return true;
     const { consumed, actions } = this.barriers.onBarrierArrived(b);
-    this.applyNow(actions);
+    this.actions.applyNow(actions);
     return consumed;
   }
 
@@ -679,83 +619,6 @@ export class Task {
     }
     this.checkpointer.checkpointAtEnd(t);
     this.sinks.commitAtBarrier(t.checkpointId).catch((e: unknown) => this.fail(e));
-  }
-
-  /**
-   * Carries out barrier actions in the consumer loop: a decline is sent
-   * before the loop goes on, and an aligned snapshot forwards its barrier
-   * (and at-least-once sinks publish) before the channels reopen.
-   */
-  private async applyInLoop(actions: readonly BarrierAction[]): Promise<void> {
-    const taken = new Map<string, string[]>();
-    for (const a of actions) {
-      if (a.kind === "decline") await this.declineNow(a.checkpointId, a.reason);
-      else if (a.kind === "snapshot") await this.checkpointer.checkpoint(a.barrier, a.firstBarrierMs, a.alignmentMs);
-      else this.apply(a, taken);
-    }
-  }
-
-  /**
-   * Carries out barrier actions in one turn (an arriving barrier, an
-   * alignment deadline, an abort): nothing is awaited, and a throw reaches
-   * the caller as it did.
-   */
-  private applyNow(actions: readonly BarrierAction[]): void {
-    const taken = new Map<string, string[]>();
-    for (const a of actions) {
-      if (a.kind === "decline") this.decline(a.checkpointId, a.reason);
-      else if (a.kind === "snapshot") this.checkpointer.checkpoint(a.barrier, a.firstBarrierMs, a.alignmentMs).catch((e: unknown) => this.fail(e));
-      else this.apply(a, taken);
-    }
-  }
-
-  /** One action that needs no waiting; `taken` collects the input in-flight data taken for an unaligned snapshot. */
-  private apply(a: Exclude<BarrierAction, { kind: "decline" | "snapshot" }>, taken: Map<string, string[]>): void {
-    switch (a.kind) {
-      case "block":
-        this.gate.block(a.channel);
-        return;
-      case "unblockAll":
-        this.gate.unblockAll();
-        return;
-      case "startRecording":
-        this.gate.startRecording(a.channel);
-        return;
-      case "stopRecording": {
-        const recorded = this.gate.stopRecording(a.channel);
-        if (a.keep) this.checkpointer.addInFlight(a.checkpointId, a.channel, batchTexts(recorded));
-        return;
-      }
-      case "takeInFlight": {
-        const batches = a.upToBarrier ? (this.gate.takeBarrier(a.channel, a.checkpointId) ?? []) : this.gate.queuedBatches(a.channel);
-        if (batches.length > 0) taken.set(a.channel, batchTexts(batches));
-        return;
-      }
-      case "snapshotUnaligned": {
-        const id = a.barrier.checkpointId;
-        this.checkpointer.beginUnaligned(a.barrier, a.firstBarrierMs, a.alignmentMs, taken);
-        if (a.complete) this.checkpointer.finishUnaligned(id);
-        // At-least-once sinks publish now; the consumer loop waits for that before its next message, as at an aligned barrier.
-        this.sinks.commitAtBarrierBeforeNext(id);
-        return;
-      }
-      case "finishUnaligned":
-        this.checkpointer.finishUnaligned(a.checkpointId);
-        return;
-      case "discardUnaligned":
-        this.checkpointer.discardUnaligned(a.checkpointId);
-        if (a.reason !== undefined) this.decline(a.checkpointId, a.reason);
-        return;
-      case "armTimer":
-        // The deadline of an announced barrier: the checkpoint goes on unaligned unless it settled first.
-        void this.host
-          .sleep(a.delayMs)
-          .then(() => {
-            if (this.status === "running") this.applyNow(this.barriers.onAlignmentTimeout(a.checkpointId));
-          })
-          .catch((e: unknown) => this.fail(e));
-        return;
-    }
   }
 
   /** Declines checkpoint N without waiting for the coordinator's answer. */
@@ -805,17 +668,4 @@ export class Task {
     // acknowledges no checkpoint (which times out), so the failure comes to light without this report.
     await this.host.reportFailure(`${this.describe()}: ${message}`).catch(() => undefined);
   }
-}
-
-/** A watermark as it travels and shows in metrics: null for none yet. */
-function wireWatermark(watermarkMs: number): number | null {
-  return watermarkMs === NO_WATERMARK ? null : watermarkMs;
-}
-
-/** Queued batches as in-flight data is stored: their records' JSON texts, with their event times when they have some. */
-function batchTexts(messages: readonly ChannelMessage[]): string[] {
-  return messages.map((m) => {
-    const b = m as { records: string; timestamps?: string };
-    return inFlightBatch(b.records, b.timestamps);
-  });
 }

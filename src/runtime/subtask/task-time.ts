@@ -1,0 +1,176 @@
+/**
+ * A task's time: its watermarks in and out, and the firing of its timers.
+ *
+ * A source with a watermark strategy runs one generator per partition it
+ * reads ({@link SourceWatermarks}) and sends the combined watermark when it
+ * advanced; any other subtask combines its channels' watermarks in a
+ * {@link WatermarkValve} and forwards the result when it advanced. Event-time
+ * timers fire when the input watermark advanced, before that watermark goes
+ * on, so a timer's output is never late downstream. Processing-time timers
+ * fire in the task's loop: it waits for the earliest one on the clock and
+ * asks the object's alarm to ring then, so an evicted object wakes for it.
+ *
+ * Everything here runs in the task's loop; nothing fires on its own.
+ */
+import type { WatermarkStrategy } from "../../time/watermark-strategy.js";
+import { NO_WATERMARK, SourceWatermarks, type WatermarkStatus } from "../../time/watermark-generator.js";
+import { WatermarkValve } from "../../time/watermark-valve.js";
+import type { OperatorChain } from "../operator-chain.js";
+import type { RecordWriter } from "../record-writer.js";
+import type { SinkCommitter } from "./sink-committer.js";
+
+/** What the time of a task needs around it. */
+export interface TaskTimeParts {
+  readonly chain: OperatorChain;
+  readonly writer: RecordWriter;
+  readonly sinks: SinkCommitter;
+  readonly now: () => number;
+  readonly sleep: (ms: number) => Promise<void>;
+  /** Asks the object's alarm to ring at `atMs` (absent: the host has no alarm for timers). */
+  readonly timerAlarm?: (atMs: number) => void;
+  /** The input channels (none at a source). */
+  readonly channels: readonly string[];
+  /** At a source with a watermark strategy: the strategy, the partitions its reader owns, and the operator's name. */
+  readonly source?: { readonly strategy: WatermarkStrategy<unknown>; readonly partitions: readonly string[]; readonly label: string };
+  readonly isSource: boolean;
+}
+
+/** The watermark fields of a task's metrics. */
+export interface TimeMetrics {
+  inputWatermarkMs: number | null;
+  outputWatermarkMs: number | null;
+  watermarkIdle: boolean;
+  timersPending: number;
+}
+
+/** Watermarks and timers of one task. */
+export class TaskTime {
+  /** A source's watermarks, when the source has a strategy. */
+  private readonly sourceWatermarks: SourceWatermarks | undefined;
+  /** The input channels' watermarks and idleness. */
+  private readonly valve: WatermarkValve;
+  /** What this subtask last sent downstream. */
+  private outputWatermark: WatermarkStatus = { watermarkMs: NO_WATERMARK, idle: false };
+  /** The loop's wait for the earliest processing-time timer, if it waits for one. */
+  private timerWait: { atMs: number; promise: Promise<void>; resolve: () => void } | undefined;
+  /** The time the object's alarm was last asked to ring for a timer. */
+  private timerAlarmMs: number | undefined;
+
+  constructor(private readonly p: TaskTimeParts) {
+    this.valve = new WatermarkValve(p.channels);
+    // Every partition the reader owns holds the watermark back until it has records or is idle (Flink's per-split outputs).
+    if (p.source) this.sourceWatermarks = new SourceWatermarks(p.source.strategy, p.source.partitions, p.now, p.source.label);
+  }
+
+  /** The subtask's event time: a source's own watermark, else its input watermark; NO_WATERMARK before it has one. */
+  get currentWatermarkMs(): number {
+    return this.p.isSource ? this.outputWatermark.watermarkMs : this.valve.output.watermarkMs;
+  }
+
+  /** A source read a batch: the records' event times (read before user code runs, which could change them), if it has a strategy. */
+  onSourceBatch(partition: string, records: readonly unknown[]): number[] | undefined {
+    return this.sourceWatermarks?.onBatch(partition, records);
+  }
+
+  /** A source's input ended: its watermark goes to the end of time. */
+  async onSourceEnd(): Promise<void> {
+    this.sourceWatermarks?.endOfInput();
+    await this.emitSourceWatermark();
+  }
+
+  /** Sends the source's watermark downstream when it advanced or its idleness changed. */
+  async emitSourceWatermark(): Promise<void> {
+    const next = this.sourceWatermarks?.poll();
+    if (next) await this.emitWatermark(next);
+  }
+
+  /** A channel's watermark message. */
+  async onWatermark(channel: string, watermarkMs: number | null, idle: boolean): Promise<void> {
+    const advanced = this.valve.onWatermark(channel, watermarkMs ?? NO_WATERMARK, idle);
+    if (advanced) await this.advance(advanced);
+  }
+
+  /** A channel ended: it is at the end of time. When all have, every event-time timer fires, before the final checkpoint. */
+  async onChannelEnded(channel: string): Promise<void> {
+    const advanced = this.valve.onEndOfInput(channel);
+    if (advanced) await this.advance(advanced);
+  }
+
+  /**
+   * Fires the event-time timers the watermark reached, sends their output,
+   * then the watermark: a timer's output precedes the watermark that fired
+   * it, so it is never late downstream.
+   */
+  private async advance(status: WatermarkStatus): Promise<void> {
+    if (this.p.chain.fireEventTimers(status.watermarkMs) > 0) await this.p.sinks.flushIfDue();
+    await this.emitWatermark(status);
+  }
+
+  /** Sends a watermark and idleness downstream, on every channel. */
+  private async emitWatermark(status: WatermarkStatus): Promise<void> {
+    this.outputWatermark = status;
+    await this.p.writer.broadcastWatermark(wireWatermark(status.watermarkMs), status.idle);
+  }
+
+  /** Whether a processing-time timer is pending. */
+  hasProcessingTimers(): boolean {
+    return this.p.chain.nextProcessingTimerMs() !== undefined;
+  }
+
+  /** Fires the processing-time timers that are due and sends what they emitted; resolves whether any fired. */
+  async fireProcessingTimers(): Promise<boolean> {
+    const next = this.p.chain.nextProcessingTimerMs();
+    if (next === undefined || next > this.p.now()) return false;
+    this.p.chain.fireProcessingTimers(this.p.now());
+    await this.p.writer.flush();
+    await this.p.sinks.flushIfDue();
+    return true;
+  }
+
+  /**
+   * Resolves once the earliest processing-time timer is due (at the latest
+   * at its time, or when the alarm rings), and asks for the alarm then: one
+   * wait per timer time, not one per idle turn. Undefined without timers.
+   */
+  nextTimerDue(): Promise<void> | undefined {
+    const atMs = this.p.chain.nextProcessingTimerMs();
+    if (atMs === undefined) return undefined;
+    if (this.timerAlarmMs !== atMs) {
+      this.timerAlarmMs = atMs;
+      this.p.timerAlarm?.(atMs);
+    }
+    const current = this.timerWait;
+    if (current && current.atMs <= atMs) return current.promise;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    const w = { atMs, promise, resolve };
+    this.timerWait = w;
+    void this.p.sleep(Math.max(0, atMs - this.p.now())).then(() => {
+      if (this.timerWait === w) this.timerWait = undefined;
+      resolve();
+    });
+    return promise;
+  }
+
+  /** The object's alarm rang: the loop's wait for a timer ends, and it fires what is due. */
+  onAlarm(): void {
+    this.timerAlarmMs = undefined;
+    const w = this.timerWait;
+    this.timerWait = undefined;
+    w?.resolve();
+  }
+
+  metrics(): TimeMetrics {
+    return {
+      inputWatermarkMs: this.p.isSource ? null : wireWatermark(this.valve.output.watermarkMs),
+      outputWatermarkMs: wireWatermark(this.outputWatermark.watermarkMs),
+      watermarkIdle: this.p.isSource ? this.outputWatermark.idle : this.valve.output.idle,
+      timersPending: this.p.chain.timerCount(),
+    };
+  }
+}
+
+/** A watermark as it travels and shows in metrics: null for none yet. */
+function wireWatermark(watermarkMs: number): number | null {
+  return watermarkMs === NO_WATERMARK ? null : watermarkMs;
+}
