@@ -6,19 +6,11 @@
  */
 import { expect } from "vitest";
 import type { SeqRecord, SeqRow } from "../fixtures/stream-jobs.js";
+import type { PartitionBody } from "../../src/http/streams.js";
 import { type Engine, readTable, waitFor } from "./engine.js";
 
 /** A partition as `GET /v1/streams/:stream` shows it. */
-export interface PartitionView {
-  partition: number;
-  earliest_offset: number;
-  next_offset: number;
-  records: number;
-  bytes: number;
-  earliest_timestamp: number | null;
-  database_bytes: number;
-  jobs: { job: string; run_id: number; checkpointed_offset: number; lag: number; active: boolean }[];
-}
+export type PartitionView = PartitionBody;
 
 /** `GET /v1/streams/:stream`. */
 export async function streamView(engine: Engine, stream: string): Promise<{ records: number; bytes: number; lag: Record<string, number>; partitions: PartitionView[] }> {
