@@ -12,6 +12,7 @@
 import { cpSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { hashKey } from "../../src/graph/key-groups.js";
+import { END_OF_TIME_MS } from "../../src/time/watermark-strategy.js";
 import { crashEngine } from "../support/crash.js";
 import { type Engine, readTable, startEngine, tempDir, waitFor } from "../support/engine.js";
 import { Random } from "../support/random.js";
@@ -68,9 +69,8 @@ class Ingested {
     return Math.min(...this.partitions.map((p) => Math.max(...p.map((r) => r.ts)))) - BOUND_MS - 1;
   }
 
-  /** What the table must hold: every window of every key that ends at or below the watermark, numbered per key in end order. */
-  expected(): Map<string, { count: number; seq: number }> {
-    const watermark = this.watermark();
+  /** What the table must hold: every window of every key that ends at or below `watermark`, numbered per key in end order. */
+  expected(watermark = this.watermark()): Map<string, { count: number; seq: number }> {
     const counts = new Map<string, Map<number, number>>();
     for (const r of this.partitions.flat()) {
       const end = Math.floor(r.ts / WINDOW_MS) * WINDOW_MS + WINDOW_MS - 1;
@@ -104,6 +104,11 @@ class Generator {
 
   constructor(private readonly random: Random) {}
 
+  /** Moves event time on by `ms`: no later record falls into a window before. */
+  skip(ms: number): void {
+    this.clockMs += ms;
+  }
+
   next(n: number): Stamped[] {
     return Array.from({ length: n }, () => {
       this.clockMs += this.random.int(120);
@@ -117,32 +122,36 @@ async function sendRounds(engine: Engine, ingested: Ingested, gen: Generator, ro
   for (let i = 0; i < rounds; i++) await ingested.send(engine, i % 2, gen.next(size));
 }
 
-/** Differences between the table and `expected` (empty when equal); `wm` must be at or past the window's end and not past `watermark`. */
-async function diff(engine: Engine, expected: Map<string, { count: number; seq: number }>, watermark: number): Promise<string[]> {
+/**
+ * Differences between the table and `expected` (empty when equal); `wm`
+ * must be at or past the window's end and not past `watermark` (for the
+ * windows in `drained`: not past the end of time).
+ */
+async function diff(engine: Engine, expected: Map<string, { count: number; seq: number }>, watermark: number, drained: ReadonlySet<string> = new Set()): Promise<string[]> {
   const rows = await readTable<WindowRow>(engine, "timers-out");
   const out: string[] = [];
   for (const [k, v] of expected) {
     const row = rows.get(k);
     if (!row) out.push(`${k}: missing`);
     else if (row.count !== v.count || row.seq !== v.seq) out.push(`${k}: ${JSON.stringify(row)}, expected ${JSON.stringify(v)}`);
-    else if (row.wm < Number(k.split("@")[1]) || row.wm > watermark) out.push(`${k}: fired at watermark ${row.wm}, outside [end, ${watermark}]`);
+    else if (row.wm < Number(k.split("@")[1]) || row.wm > (drained.has(k) ? END_OF_TIME_MS : watermark)) out.push(`${k}: fired at watermark ${row.wm}, outside [end, ${watermark}]`);
   }
   for (const k of rows.keys()) if (!expected.has(k)) out.push(`${k}: not expected (${JSON.stringify(rows.get(k))})`);
   return out;
 }
 
 /** Waits until the table is exactly `ingested`'s reference, then through two more checkpoints, and checks it again: nothing fires late. */
-async function expectExactOutput(engine: Engine, ingested: Ingested, what: string): Promise<void> {
+async function expectExactOutput(engine: Engine, ingested: Ingested, what: string, drained: ReadonlySet<string> = new Set()): Promise<void> {
   const expected = ingested.expected();
   const watermark = ingested.watermark();
   expect(expected.size, "the reference has windows").toBeGreaterThan(0);
   let last: string[] = [];
-  await waitFor(async () => (last = await diff(engine, expected, watermark)).length === 0, 60_000, `${what} (last differences: ${last.slice(0, 5).join("; ")})`).catch((e: Error) => {
+  await waitFor(async () => (last = await diff(engine, expected, watermark, drained)).length === 0, 60_000, `${what} (last differences: ${last.slice(0, 5).join("; ")})`).catch((e: Error) => {
     throw new Error(`${e.message}; differences: ${last.slice(0, 10).join("; ")}`);
   });
   const completed = await completedCheckpoints(engine);
   await waitFor(async () => (await completedCheckpoints(engine)) >= completed + 2, 20_000, "two more checkpoints");
-  expect(await diff(engine, expected, watermark), `${what}, after two more checkpoints`).toEqual([]);
+  expect(await diff(engine, expected, watermark, drained), `${what}, after two more checkpoints`).toEqual([]);
 }
 
 async function completedCheckpoints(engine: Engine, job = "timers"): Promise<number> {
@@ -260,6 +269,35 @@ describe("event-time timers", () => {
     const windows = ingested.expected();
     expect([...before.keys()].every((k) => windows.has(k))).toBe(true);
     expect(windows.size, "windows pending at the stop fired after the restore").toBeGreaterThan(before.size);
+  });
+
+  it("stop with drain fires every pending event-time timer into the final savepoint", async () => {
+    const engine = await engineAt();
+    await start(engine, {});
+    const ingested = new Ingested("drain");
+    const gen = new Generator(new Random(SEED + 4));
+    await sendRounds(engine, ingested, gen, 6, 40);
+    await expectExactOutput(engine, ingested, "the output before the drain");
+    const before = ingested.expected().size;
+    expect(ingested.pendingWindows()).toBeGreaterThan(0);
+    const stop = await engine.api("/v1/jobs/timers/stop", { method: "POST", json: { savepoint: true, drain: true } });
+    expect(stop.status, await stop.clone().text()).toBe(200);
+    const stopped = (await stop.json()) as { id: string; drain: boolean; status: { status: string } };
+    expect(stopped.status.status).toBe("FINISHED");
+    expect(stopped.drain).toBe(true);
+    // Finished: the savepoint completed and the sinks committed, with every window in, fired at the end of time.
+    const drained = ingested.expected(END_OF_TIME_MS);
+    expect(drained.size).toBe(before + ingested.pendingWindows());
+    expect(await diff(engine, drained, END_OF_TIME_MS)).toEqual([]);
+    const rows = await readTable<WindowRow>(engine, "timers-out");
+    expect([...rows.values()].filter((r) => r.wm === END_OF_TIME_MS).length).toBe(ingested.pendingWindows());
+
+    // A run from the drained savepoint has no timers left from before: the drained windows do not fire again, seq goes on.
+    gen.skip(10_000);
+    await sendRounds(engine, ingested, gen, 6, 40);
+    await start(engine, { fromSavepoint: stopped.id });
+    await expectExactOutput(engine, ingested, "the output after a restore from the drained savepoint", new Set(drained.keys()));
+    expect([...drained.keys()].every((k) => ingested.expected().has(k))).toBe(true);
   });
 });
 
