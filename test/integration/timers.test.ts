@@ -146,7 +146,7 @@ async function expectExactOutput(engine: Engine, ingested: Ingested, what: strin
   const watermark = ingested.watermark();
   expect(expected.size, "the reference has windows").toBeGreaterThan(0);
   let last: string[] = [];
-  await waitFor(async () => (last = await diff(engine, expected, watermark, drained)).length === 0, 60_000, `${what} (last differences: ${last.slice(0, 5).join("; ")})`).catch((e: Error) => {
+  await waitFor(async () => (last = await diff(engine, expected, watermark, drained)).length === 0, 60_000, what).catch((e: Error) => {
     throw new Error(`${e.message}; differences: ${last.slice(0, 10).join("; ")}`);
   });
   const completed = await completedCheckpoints(engine);
