@@ -92,9 +92,9 @@ export function jobRoutes(registry: JobRegistry) {
   });
 
   /** Triggers a savepoint and waits for it (up to `SAVEPOINT_WAIT_MS`), as Flink's REST API can. */
-  const savepoint = async (env: FloeEnv, job: string, action: SavepointAction, format: SavepointFormat = "canonical") => {
+  const savepoint = async (env: FloeEnv, job: string, action: SavepointAction, format: SavepointFormat = "canonical", drain = false) => {
     const stub = coordinator(env, job);
-    const { trigger_id } = unwrap(await stub.triggerSavepoint(job, action, format));
+    const { trigger_id } = unwrap(await stub.triggerSavepoint(job, action, format, drain));
     const deadline = Date.now() + SAVEPOINT_WAIT_MS;
     for (;;) {
       const s = unwrap(await stub.savepointStatus(job, trigger_id));
@@ -123,7 +123,7 @@ export function jobRoutes(registry: JobRegistry) {
     if (body.savepoint === false) {
       throw new FloeError("invalid_request", "stop always takes a final savepoint ({ savepoint: true }); to end a job without one, cancel it");
     }
-    const r = await savepoint(c.env, job, "stop", body.format);
+    const r = await savepoint(c.env, job, "stop", body.format, body.drain ?? false);
     if (!r.done) return c.json({ trigger_id: r.status.trigger_id }, 202);
     const status = await waitForStatus(coordinator(c.env, job), job, ["FINISHED", "CANCELED", "FAILED", "RESTARTING"]);
     return c.json({ id: r.status.id, location: r.status.location, drain: body.drain ?? false, status });

@@ -179,7 +179,8 @@ export interface SubtaskApi {
   deploy(d: SubtaskDeployment): Promise<DeployResult>;
   start(attempt: number): Promise<void>;
   push(message: ChannelMessage): Promise<DeliveryResult>;
-  triggerCheckpoint(attempt: number, checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter?: boolean): Promise<boolean>;
+  /** `stopAfter`: a source reads nothing after this barrier; `drain`: it sends the end of time before it. */
+  triggerCheckpoint(attempt: number, checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter?: boolean, drain?: boolean): Promise<boolean>;
   notifyCheckpointComplete(attempt: number, checkpointId: number): Promise<void>;
   notifyCheckpointAborted(attempt: number, checkpointId: number): Promise<void>;
   ping(attempt: number): Promise<SubtaskHealth>;

@@ -159,7 +159,7 @@ function call(core: SubtaskCore, method: string, args: unknown[]): unknown {
     case "push":
       return core.push(args[0] as ChannelMessage);
     case "triggerCheckpoint":
-      return core.triggerCheckpoint(args[0] as number, args[1] as number, args[2] as number, args[3] as boolean, (args[4] as boolean | undefined) ?? false);
+      return core.triggerCheckpoint(args[0] as number, args[1] as number, args[2] as number, args[3] as boolean, (args[4] as boolean | undefined) ?? false, (args[5] as boolean | undefined) ?? false);
     case "notifyCheckpointComplete":
       return core.notifyCheckpointComplete(args[0] as number, args[1] as number);
     case "notifyCheckpointAborted":

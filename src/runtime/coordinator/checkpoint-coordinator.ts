@@ -76,14 +76,14 @@ export class CheckpointCoordinator {
   }
 
   /** Triggers checkpoint N at every source subtask; returns N, or null if the job cannot checkpoint now. */
-  async trigger(isSavepoint: boolean, action: SavepointAction = "keep", format: SavepointFormat = "canonical"): Promise<number | null> {
+  async trigger(isSavepoint: boolean, action: SavepointAction = "keep", format: SavepointFormat = "canonical", drain = false): Promise<number | null> {
     const s = this.ctx.store.job();
     if (s.status !== "RUNNING" || !s.plan) return null;
     const now = this.ctx.now();
     const id = s.lastCheckpointId + 1;
     s.lastCheckpointId = id;
     s.lastTriggerMs = now;
-    if (isSavepoint) s.pendingSavepoint = { id, action, format };
+    if (isSavepoint) s.pendingSavepoint = drain ? { id, action, format, drain } : { id, action, format };
     this.ctx.store.saveJob(s);
     const all = this.ctx.subtasks(s.plan);
     this.ctx.store.insertPending(id, s.attempt, now, all.map((t) => t.id), isSavepoint);
@@ -105,7 +105,7 @@ export class CheckpointCoordinator {
   triggerSubtask(s: JobRecord, stub: SubtaskApi, id: number, triggerMs: number, isSavepoint: boolean): Promise<boolean> {
     const savepoint = isSavepoint && s.pendingSavepoint?.id === id ? s.pendingSavepoint : null;
     // A trigger that did not arrive fails the checkpoint (TRIGGER_FAILED): the error is that outcome.
-    return stub.triggerCheckpoint(s.attempt, id, triggerMs, savepoint?.format === "canonical", savepoint?.action === "stop").catch(() => false);
+    return stub.triggerCheckpoint(s.attempt, id, triggerMs, savepoint?.format === "canonical", savepoint?.action === "stop", savepoint?.drain === true).catch(() => false);
   }
 
   /** Checkpoint `id` as a {@link PendingCheckpoint}: its stored row and acks, its deadline under `s`'s options. */

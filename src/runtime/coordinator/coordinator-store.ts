@@ -45,7 +45,8 @@ export interface JobRecord {
   /** The parallelism the run was started with (to check the plan against the code). */
   startParallelism: number | Record<string, number> | null;
   /** The savepoint in progress, and what to do once it completed. */
-  pendingSavepoint: { id: number; action: "keep" | "stop" | "cancel"; format: "canonical" | "native" } | null;
+  /** `drain`: a stop whose sources send the end of time before its barrier. */
+  pendingSavepoint: { id: number; action: "keep" | "stop" | "cancel"; format: "canonical" | "native"; drain?: boolean } | null;
 }
 
 export const INITIAL_JOB: JobRecord = {

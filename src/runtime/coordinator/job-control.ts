@@ -106,9 +106,11 @@ export class JobControl {
   /**
    * Triggers a savepoint: full, self-contained, never deleted by the engine.
    * `stop` ends the job once it completed and sinks committed (sources read
-   * nothing after its barrier); `cancel` cancels the job after it.
+   * nothing after its barrier); `cancel` cancels the job after it. `drain`
+   * (with `stop` only) first sends the end of time from the sources, so
+   * that every event-time timer fires into the savepoint (Flink's --drain).
    */
-  async triggerSavepoint(job: string, action: SavepointAction, format: SavepointFormat = "canonical"): Promise<Result<{ trigger_id: string }>> {
+  async triggerSavepoint(job: string, action: SavepointAction, format: SavepointFormat = "canonical", drain = false): Promise<Result<{ trigger_id: string }>> {
     return attemptResult(async () => {
       this.ctx.definition(job);
       const s = this.ctx.store.job();
@@ -119,7 +121,7 @@ export class JobControl {
           throw new FloeError("savepoint_in_progress", `job "${job}" already takes savepoint ${s.pendingSavepoint.id}`, 409);
         }
       }
-      const id = await this.checkpoints.trigger(true, action, format);
+      const id = await this.checkpoints.trigger(true, action, format, drain && action === "stop");
       if (id === null) throw new FloeError("savepoint_not_triggered", `job "${job}" cannot take a savepoint now`, 409);
       return { trigger_id: String(id) };
     });

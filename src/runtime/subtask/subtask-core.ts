@@ -141,9 +141,9 @@ export class SubtaskCore {
   }
 
   /** Starts checkpoint N at this source subtask. */
-  triggerCheckpoint(attempt: number, checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter = false): boolean {
+  triggerCheckpoint(attempt: number, checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter = false, drain = false): boolean {
     if (this.task?.deployment.attempt !== attempt) return false;
-    return this.task.triggerCheckpoint(checkpointId, triggerMs, isSavepoint, stopAfter);
+    return this.task.triggerCheckpoint(checkpointId, triggerMs, isSavepoint, stopAfter, drain);
   }
 
   async notifyCheckpointComplete(attempt: number, checkpointId: number): Promise<void> {

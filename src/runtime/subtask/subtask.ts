@@ -60,8 +60,8 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
   }
 
   /** Starts checkpoint N at this source subtask. */
-  triggerCheckpoint(attempt: number, checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter = false): boolean {
-    return this.core.triggerCheckpoint(attempt, checkpointId, triggerMs, isSavepoint, stopAfter);
+  triggerCheckpoint(attempt: number, checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter = false, drain = false): boolean {
+    return this.core.triggerCheckpoint(attempt, checkpointId, triggerMs, isSavepoint, stopAfter, drain);
   }
 
   notifyCheckpointComplete(attempt: number, checkpointId: number): Promise<void> {

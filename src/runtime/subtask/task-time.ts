@@ -14,6 +14,7 @@
  */
 import type { WatermarkStrategy } from "../../time/watermark-strategy.js";
 import { NO_WATERMARK, SourceWatermarks, type WatermarkStatus } from "../../time/watermark-generator.js";
+import { END_OF_TIME_MS } from "../../time/watermark-strategy.js";
 import { WatermarkValve } from "../../time/watermark-valve.js";
 import type { OperatorChain } from "../operator-chain.js";
 import type { RecordWriter } from "../record-writer.js";
@@ -82,6 +83,14 @@ export class TaskTime {
   async emitSourceWatermark(): Promise<void> {
     const next = this.sourceWatermarks?.poll();
     if (next) await this.emitWatermark(next);
+  }
+
+  /**
+   * stop --drain: the end of time goes out now, ahead of the final
+   * savepoint's barrier, after firing this subtask's event-time timers.
+   */
+  async drain(): Promise<void> {
+    await this.advance({ watermarkMs: END_OF_TIME_MS, idle: false });
   }
 
   /** A channel's watermark message. */

@@ -107,6 +107,8 @@ export const SOURCE_IDLE_POLL_MS = 20;
 interface Trigger extends CheckpointBarrier {
   /** A source stops reading once it has emitted this barrier (stop-with-savepoint). */
   readonly stopAfter?: boolean;
+  /** The source sends the end of time before this barrier, so every event-time timer fires into it (stop --drain). */
+  readonly drain?: boolean;
 }
 
 /** A deployed subtask of one attempt. */
@@ -336,7 +338,7 @@ export class Task {
   }
 
   /** A source's part of checkpoint N starts at the next batch boundary. */
-  triggerCheckpoint(checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter = false): boolean {
+  triggerCheckpoint(checkpointId: number, triggerMs: number, isSavepoint: boolean, stopAfter = false, drain = false): boolean {
     if (this.sinks.endedAfter !== undefined && (this.status === "running" || this.status === "finished")) {
       this.checkpointAtEnd({ checkpointId, triggerMs, isSavepoint, stopAfter });
       return true;
@@ -345,7 +347,7 @@ export class Task {
     // cause. A "no" fails the checkpoint first, and the job over with only "could not start checkpoint".
     if (this.status === "failed") return true;
     if (!this.isSource || this.status !== "running" || this.stopped) return false;
-    const t: Trigger = { checkpointId, triggerMs, isSavepoint, stopAfter };
+    const t: Trigger = { checkpointId, triggerMs, isSavepoint, stopAfter, drain };
     if (this.sourceFlushing && this.triggers.length === 0 && this.deployment.checkpoint.unaligned && this.alignTimeoutMs === 0 && !isSavepoint && !stopAfter) {
       // Unaligned, and the source waits for credits: its state and positions are those after the batch
       // it emitted, so the barrier goes now, ahead of that batch (which becomes in-flight data), as
@@ -391,6 +393,9 @@ export class Task {
       try {
         const trigger = this.triggers.shift();
         if (trigger) {
+          // Drained: the end of time goes ahead of the barrier, in-band, so downstream every event-time
+          // timer fires (and its output is sent) before the savepoint's barrier arrives.
+          if (trigger.drain) await this.time.drain();
           await this.checkpointer.checkpoint(trigger, this.host.now(), 0);
           if (trigger.stopAfter) {
             // Nothing after the final savepoint's barrier: the coordinator ends the job once it completed.
