@@ -31,8 +31,8 @@ export interface TriggerState<T> {
   clear(): void;
 }
 
-/** What a trigger may do for the window (and key) it is asked about. */
-export interface TriggerContext {
+/** The current key's timers (deduplicated per timestamp), and the clocks. */
+export interface KeyTimers {
   /** The operator's current input watermark. */
   readonly currentWatermarkMs: number;
   currentProcessingTimeMs(): number;
@@ -40,6 +40,10 @@ export interface TriggerContext {
   registerProcessingTimeTimer(timeMs: number): void;
   deleteEventTimeTimer(timeMs: number): void;
   deleteProcessingTimeTimer(timeMs: number): void;
+}
+
+/** What a trigger may do for the window (and key) it is asked about: its timers, and its state. */
+export interface TriggerContext extends KeyTimers {
   /** The trigger's state `name` of this window and key. */
   state<T>(name: string): TriggerState<T>;
 }

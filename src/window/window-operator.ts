@@ -26,7 +26,7 @@ import { END_OF_TIME_MS } from "../time/watermark-strategy.js";
 import type { WindowAssigner } from "./assigners.js";
 import { MergingWindowSet } from "./merging-window-set.js";
 import { type TimeWindow, type Window, maxTimestamp, windowId, windowOfId } from "./time-window.js";
-import { type OnMergeContext, type Trigger, type TriggerContext, type TriggerState, fires, purges } from "./triggers.js";
+import { type KeyTimers, type OnMergeContext, type Trigger, type TriggerContext, type TriggerState, fires, purges } from "./triggers.js";
 import type { ProcessWindowFunction, WindowContents } from "./window-functions.js";
 
 /** The reserved state names of a window operator (one map per key each). */
@@ -50,15 +50,8 @@ export interface WindowStateStore {
   remove(map: string, field: string): void;
 }
 
-/** The current key's timers (deduplicated per timestamp), and the clocks. */
-export interface KeyTimers {
-  readonly currentWatermarkMs: number;
-  currentProcessingTimeMs(): number;
-  registerEventTimeTimer(timeMs: number): void;
-  registerProcessingTimeTimer(timeMs: number): void;
-  deleteEventTimeTimer(timeMs: number): void;
-  deleteProcessingTimeTimer(timeMs: number): void;
-}
+/** The current key's timers, as a trigger sees them (triggers.ts). */
+export type { KeyTimers } from "./triggers.js";
 
 /** Where a window operator's records go. */
 export interface WindowOutput<IN, OUT> {
