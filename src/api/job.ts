@@ -16,6 +16,8 @@ import type {
 } from "./types.js";
 import { JobDefinitionError } from "../errors.js";
 import { WatermarkStrategy } from "../time/watermark-strategy.js";
+import type { WindowAssigner } from "../window/assigners.js";
+import { WindowedStream } from "./windowed-stream.js";
 import type { CheckpointOptions } from "./checkpoint-options.js";
 import type { RestartStrategyOptions } from "../checkpoint/restart-strategy.js";
 
@@ -189,6 +191,14 @@ export class KeyedStream<K extends Key, T> {
     private readonly inputs: LogicalEdge[],
     private readonly keySelector: (value: T) => K,
   ) {}
+
+  /**
+   * Windows per key (Flink's WindowedStream): an assigner, then optionally a
+   * trigger and allowed lateness, then one window function.
+   */
+  window(assigner: WindowAssigner): WindowedStream<K, T> {
+    return new WindowedStream(this, assigner);
+  }
 
   /** A keyed process function: runs with the record's key and that key's state. */
   process<O>(fn: KeyedProcessFunction<K, T, O>, options: OperatorOptions = {}): DataStream<O> {
