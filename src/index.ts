@@ -20,6 +20,20 @@ export { job, JobDefinition, DataStream, KeyedStream, type JobOptions } from "./
 export { valueState, mapState, listState, type ValueState, type MapState, type ListState } from "./api/state.js";
 export type * from "./api/types.js";
 export { WatermarkStrategy, END_OF_TIME_MS, type TimestampAssigner } from "./time/watermark-strategy.js";
+export { WindowedStream } from "./api/windowed-stream.js";
+export {
+  EventTimeSessionWindows,
+  GlobalWindows,
+  ProcessingTimeSessionWindows,
+  SlidingEventTimeWindows,
+  SlidingProcessingTimeWindows,
+  TumblingEventTimeWindows,
+  TumblingProcessingTimeWindows,
+  type WindowAssigner,
+} from "./window/assigners.js";
+export { ContinuousEventTimeTrigger, CountTrigger, EventTimeTrigger, ProcessingTimeTrigger, PurgingTrigger, type Trigger, type TriggerResult } from "./window/triggers.js";
+export type { TimeWindow, Window } from "./window/time-window.js";
+export type { AggregateFunction, ProcessWindowContext, ProcessWindowFunction } from "./window/window-functions.js";
 export type { CheckpointOptions } from "./api/checkpoint-options.js";
 export { httpSource, type HttpSourceOptions } from "./connectors/sources/http-source.js";
 export { generatorSource, type GeneratorOptions } from "./connectors/sources/generator-source.js";
