@@ -36,15 +36,30 @@ export interface WindowAssigner {
   defaultTrigger(): Trigger;
 }
 
-/** Fixed-size, non-overlapping windows, aligned to the epoch plus an offset. */
-class TumblingWindows implements WindowAssigner {
+/** Windows of a fixed size on a grid (tumbling, sliding): they never merge, and fire at their end in their time domain. */
+abstract class AlignedWindows implements WindowAssigner {
   readonly merging = false;
+  abstract readonly timeDomain: TimeDomain;
+  abstract readonly description: string;
+  abstract assign(timestampMs: number | undefined, processingTimeMs: number): Window[];
 
+  mergeWindows(): WindowMerge[] {
+    return [];
+  }
+
+  defaultTrigger(): Trigger {
+    return defaultTriggerOf(this.timeDomain);
+  }
+}
+
+/** Fixed-size, non-overlapping windows, aligned to the epoch plus an offset. */
+class TumblingWindows extends AlignedWindows {
   constructor(
     readonly sizeMs: number,
     readonly offsetMs: number,
     readonly timeDomain: TimeDomain,
   ) {
+    super();
     wholePositive(`tumbling ${timeDomain}-time windows: the size`, sizeMs);
     offset(`tumbling ${timeDomain}-time windows`, offsetMs, sizeMs);
   }
@@ -59,25 +74,17 @@ class TumblingWindows implements WindowAssigner {
     return [timeWindow(start, start + this.sizeMs)];
   }
 
-  mergeWindows(): WindowMerge[] {
-    return [];
-  }
-
-  defaultTrigger(): Trigger {
-    return defaultTriggerOf(this.timeDomain);
-  }
 }
 
 /** Fixed-size windows that start every `slideMs`, so that an element is in `sizeMs / slideMs` of them. */
-class SlidingWindows implements WindowAssigner {
-  readonly merging = false;
-
+class SlidingWindows extends AlignedWindows {
   constructor(
     readonly sizeMs: number,
     readonly slideMs: number,
     readonly offsetMs: number,
     readonly timeDomain: TimeDomain,
   ) {
+    super();
     const what = `sliding ${timeDomain}-time windows`;
     wholePositive(`${what}: the size`, sizeMs);
     wholePositive(`${what}: the slide`, slideMs);
@@ -101,13 +108,6 @@ class SlidingWindows implements WindowAssigner {
     return windows;
   }
 
-  mergeWindows(): WindowMerge[] {
-    return [];
-  }
-
-  defaultTrigger(): Trigger {
-    return defaultTriggerOf(this.timeDomain);
-  }
 }
 
 /** Windows that grow while elements keep coming within `gapMs` of each other, and merge when one bridges two. */
