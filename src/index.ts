@@ -21,6 +21,7 @@ export { valueState, mapState, listState, type ValueState, type MapState, type L
 export type * from "./api/types.js";
 export { WatermarkStrategy, END_OF_TIME_MS, type TimestampAssigner } from "./time/watermark-strategy.js";
 export { WindowedStream } from "./api/windowed-stream.js";
+export { OutputTag } from "./api/output-tag.js";
 export {
   EventTimeSessionWindows,
   GlobalWindows,

@@ -18,6 +18,7 @@ import { JobDefinitionError } from "../errors.js";
 import { WatermarkStrategy } from "../time/watermark-strategy.js";
 import type { WindowAssigner } from "../window/assigners.js";
 import { WindowedStream } from "./windowed-stream.js";
+import { OutputTag } from "./output-tag.js";
 import type { CheckpointOptions } from "./checkpoint-options.js";
 import type { RestartStrategyOptions } from "../checkpoint/restart-strategy.js";
 
@@ -45,6 +46,8 @@ export interface LogicalEdge {
   readonly from: number;
   /** Set when the edge is keyed: records are routed by key group. */
   readonly keySelector?: (value: unknown) => Key;
+  /** Set when the edge reads a side output of `from` rather than its main output. */
+  readonly tag?: string;
 }
 
 /** One operator of the logical graph, as declared. */
@@ -67,6 +70,8 @@ export class JobDefinition {
   readonly nodes: LogicalNode[] = [];
   /** @internal Problems found while building (reported when the job is started). */
   readonly problems: string[] = [];
+  /** @internal The output tags read with getSideOutput(), by id: one object per id. */
+  readonly outputTags = new Map<string, OutputTag<unknown>>();
 
   constructor(
     readonly name: string,
@@ -98,7 +103,7 @@ export class JobDefinition {
     for (const s of streams) {
       if (s.job !== this) this.problems.push(`union() got a stream of job "${s.job.name}": streams cannot cross jobs`);
     }
-    return new UnionStream<T>(this, streams.filter((s) => s.job === this).map((s) => s.nodeId));
+    return new UnionStream<T>(this, streams.filter((s) => s.job === this).flatMap((s) => s.edges()));
   }
 
   /** @internal */
@@ -119,6 +124,36 @@ export class DataStream<T> {
   /** @internal The edges a consumer of this stream gets. */
   edges(): LogicalEdge[] {
     return [{ from: this.nodeId }];
+  }
+
+  /**
+   * The records this stream's process function (or window) emitted to
+   * `tag` with `ctx.output(tag, value)`, as a stream of their own.
+   * Throws a {@link JobDefinitionError} naming the operator when it is not a
+   * process function or window, and when another OutputTag object with the
+   * same id (perhaps of another type) was read before: declare a tag once
+   * and share it.
+   *
+   * @example
+   * const late = new OutputTag<View>("late-views");
+   * const counts = views.keyBy((v) => v.url).window(TumblingEventTimeWindows.of(60_000)).sideOutputLateData(late).aggregate(count, undefined, { uid: "per-minute" });
+   * counts.getSideOutput(late).sink(tableSink("late-views"), { uid: "late-out" });
+   */
+  getSideOutput<X>(tag: OutputTag<X>): DataStream<X> {
+    const node = this.job.nodes[this.nodeId];
+    const label = node ? (node.options.name ?? node.options.uid ?? `${node.kind}#${node.id}`) : "union";
+    if (!(tag instanceof OutputTag)) throw new JobDefinitionError(`getSideOutput() on operator "${label}" needs an OutputTag`);
+    if (!node || node.kind !== "process" || this instanceof UnionStream) {
+      throw new JobDefinitionError(`getSideOutput(${tag.id}) on operator "${label}": only process functions and windows have side outputs`);
+    }
+    const known = this.job.outputTags.get(tag.id);
+    if (known !== undefined && known !== tag) {
+      throw new JobDefinitionError(
+        `getSideOutput(${tag.id}) on operator "${label}": another OutputTag with id "${tag.id}" was used before (perhaps of another type); declare the tag once and share it`,
+      );
+    }
+    this.job.outputTags.set(tag.id, tag as OutputTag<unknown>);
+    return new SideOutputStream<X>(this.job, this.nodeId, tag.id);
   }
 
   map<O>(fn: (value: T) => O, options: OperatorOptions = {}): DataStream<O> {
@@ -173,14 +208,33 @@ export class DataStream<T> {
 class UnionStream<T> extends DataStream<T> {
   constructor(
     job: JobDefinition,
-    private readonly members: number[],
+    private readonly members: LogicalEdge[],
   ) {
-    super(job, members[0] ?? -1);
+    super(job, members[0]?.from ?? -1);
     if (members.length === 0) job.problems.push("union() needs at least one stream");
   }
 
   override edges(): LogicalEdge[] {
-    return this.members.map((from) => ({ from }));
+    return this.members.map((e) => ({ ...e }));
+  }
+}
+
+/** A side output of one operator. */
+class SideOutputStream<T> extends DataStream<T> {
+  constructor(
+    job: JobDefinition,
+    nodeId: number,
+    private readonly tag: string,
+  ) {
+    super(job, nodeId);
+  }
+
+  override edges(): LogicalEdge[] {
+    return [{ from: this.nodeId, tag: this.tag }];
+  }
+
+  override getSideOutput<X>(tag: OutputTag<X>): DataStream<X> {
+    throw new JobDefinitionError(`getSideOutput(${tag.id}) on side output "${this.tag}": a side output has no side outputs of its own`);
   }
 }
 
@@ -218,7 +272,7 @@ export class KeyedStream<K extends Key, T> {
 
   private keyed(): LogicalEdge[] {
     const keySelector = this.keySelector as (value: unknown) => Key;
-    return this.inputs.map((e) => ({ from: e.from, keySelector }));
+    return this.inputs.map((e) => ({ ...e, keySelector }));
   }
 }
 

@@ -8,6 +8,7 @@ import type { Key } from "../graph/key-groups.js";
 import type { WatermarkStrategy } from "../time/watermark-strategy.js";
 import type { CheckpointConfig } from "./checkpoint-options.js";
 import type { StartingOffsets, StreamLimits } from "../storage/stream-options.js";
+import type { OutputTag } from "./output-tag.js";
 import type {
   ListState,
   ListStateDescriptor,
@@ -86,6 +87,12 @@ export interface Context {
    * stream that is not keyed gets an error naming its operator here.
    */
   timerService(): TimerService;
+  /**
+   * Emits `value` to the side output `tag` (with the current record's event
+   * time), beside the main output; `stream.getSideOutput(tag)` reads it.
+   * Values emitted to a tag that no stream reads are dropped, as in Flink.
+   */
+  output<X>(tag: OutputTag<X>, value: X): void;
 }
 
 /** What a keyed process function sees: the current key and its state. */

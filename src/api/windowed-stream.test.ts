@@ -5,7 +5,8 @@ import { EventTimeSessionWindows, TumblingEventTimeWindows } from "../window/ass
 import type { TimeWindow } from "../window/time-window.js";
 import type { AggregateFunction, ProcessWindowFunction } from "../window/window-functions.js";
 import { type JobDefinition, job } from "./job.js";
-import type { SourceDefinition } from "./types.js";
+import type { SinkDefinition, SourceDefinition } from "./types.js";
+import { OutputTag } from "./output-tag.js";
 
 interface View {
   url: string;
@@ -20,6 +21,13 @@ const source: SourceDefinition<View> = {
     throw new Error("not read by the chain");
   },
 };
+
+const fakeSink = (): SinkDefinition => ({
+  kind: "fake-sink",
+  createWriter: () => {
+    throw new Error("not written by the chain");
+  },
+});
 
 const count: AggregateFunction<View, number, number> = {
   createAccumulator: () => 0,
@@ -106,5 +114,75 @@ describe("keyBy().window()", () => {
     w.push({ url: "/a", ts: 90 });
     w.advance(1000);
     expect(w.emitted).toEqual([{ value: 3, ts: 279 }]);
+  });
+});
+
+describe("sideOutputLateData()", () => {
+  it("sends an element too late for all its windows to the side output with its event time, and counts it nowhere else", () => {
+    const late = new OutputTag<View>("late-views");
+    const j = job("late");
+    const counted = j
+      .source(source, { uid: "in" })
+      .keyBy((v) => v.url)
+      .window(TumblingEventTimeWindows.of(1000))
+      .allowedLateness(500)
+      .sideOutputLateData(late)
+      .aggregate(count, perSecond, { uid: "per-second" });
+    counted.getSideOutput(late).sink(fakeSink(), { uid: "late-out" });
+    counted.sink(fakeSink(), { uid: "counts-out" });
+    const plan = buildPlan(j);
+    const vertex = plan.vertices.find((v) => v.uids.includes("per-second"))!;
+    let watermarkMs = Number.NEGATIVE_INFINITY;
+    const main: unknown[] = [];
+    const side: { tag: string; value: unknown; ts: number | undefined }[] = [];
+    const chain = new OperatorChain(j, vertex, {
+      subtaskIndex: 0,
+      maxParallelism: plan.maxParallelism,
+      emit: (value) => main.push(value),
+      emitSide: (tag, value, ts) => side.push({ tag, value, ts }),
+      currentWatermarkMs: () => watermarkMs,
+      now: () => 0,
+      createSinkWriter: () => {
+        throw new Error("no sink in this chain");
+      },
+    });
+    const advance = (ms: number) => {
+      watermarkMs = ms;
+      chain.fireEventTimers(ms);
+    };
+    chain.push("/a", { url: "/a", ts: 100 }, 100);
+    advance(1200);
+    expect(main).toEqual([{ url: "/a", start: 0, n: 1 }]);
+    // Within the allowed lateness (end 999 + 500 > 1200): the window fires again with the update.
+    chain.push("/a", { url: "/a", ts: 200 }, 200);
+    expect(main).toEqual([{ url: "/a", start: 0, n: 1 }, { url: "/a", start: 0, n: 2 }]);
+    // Past it: the element goes to the side output, and no window result changes.
+    advance(1499);
+    chain.push("/a", { url: "/a", ts: 300 }, 300);
+    expect(side).toEqual([{ tag: "late-views", value: { url: "/a", ts: 300 }, ts: 300 }]);
+    expect(main).toHaveLength(2);
+  });
+});
+
+describe("a window's subtasks", () => {
+  it("keep their windows apart when they share the job's function objects (as subtasks in one isolate do)", () => {
+    const j = job("shared");
+    j.source(source, { uid: "in" })
+      .keyBy((v) => v.url)
+      .window(TumblingEventTimeWindows.of(1000))
+      .aggregate(count, perSecond, { uid: "per-second" })
+      .map((v) => v, { uid: "after" });
+    const a = windowChain(j);
+    const b = windowChain(j);
+    a.push({ url: "/a", ts: 10 });
+    b.push({ url: "/b", ts: 20 });
+    b.push({ url: "/b", ts: 30 });
+    a.advance(999);
+    b.advance(999);
+    expect(a.emitted.map((e) => e.value)).toEqual([{ url: "/a", start: 0, n: 1 }]);
+    expect(b.emitted.map((e) => e.value)).toEqual([{ url: "/b", start: 0, n: 2 }]);
+    // After the windows fired and were purged, each subtask's state is empty: nothing leaked into the other's.
+    expect([...a.chain.keyedState.values()][0].size()).toBe(0);
+    expect([...b.chain.keyedState.values()][0].size()).toBe(0);
   });
 });

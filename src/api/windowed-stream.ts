@@ -17,10 +17,13 @@ import { type AggregateFunction, type ProcessWindowFunction, aggregateContents, 
 import { windowProcessFunction } from "../window/window-process-function.js";
 import type { DataStream, KeyedStream } from "./job.js";
 import type { OperatorOptions } from "./types.js";
+import { OutputTag } from "./output-tag.js";
+import { JobDefinitionError } from "../errors.js";
 
 export class WindowedStream<K extends Key, T> {
   private triggerOf: Trigger<T> | undefined;
   private latenessMs = 0;
+  private lateTag: OutputTag<T> | undefined;
 
   constructor(
     private readonly keyed: KeyedStream<K, T>,
@@ -39,6 +42,19 @@ export class WindowedStream<K extends Key, T> {
     return this;
   }
 
+  /**
+   * Elements too late for every window they belong to (event time, past
+   * the window's end plus the allowed lateness) go to side output `tag`
+   * instead of being dropped; read them with `getSideOutput(tag)` on the
+   * window's result stream. Each element is either in its windows' results
+   * or in this output, never both.
+   */
+  sideOutputLateData(tag: OutputTag<T>): this {
+    if (!(tag instanceof OutputTag)) throw new JobDefinitionError("sideOutputLateData() needs an OutputTag");
+    this.lateTag = tag;
+    return this;
+  }
+
   reduce<O = T>(reduce: (a: T, b: T) => T, process?: ProcessWindowFunction<T, O, K>, options: OperatorOptions = {}): DataStream<O> {
     return this.build(reduceContents(reduce), process, options);
   }
@@ -53,7 +69,11 @@ export class WindowedStream<K extends Key, T> {
 
   private build<ACC, R, O>(contents: WindowContents<T, ACC, R>, process: ProcessWindowFunction<R, O, K> | undefined, options: OperatorOptions): DataStream<O> {
     const label = `window "${options.name ?? options.uid ?? "window"}"`;
-    const fn = windowProcessFunction<K, T, ACC, R, O>({ label, assigner: this.assigner, trigger: this.triggerOf, allowedLatenessMs: this.latenessMs, contents, process });
+    const tag = this.lateTag;
+    const fn = windowProcessFunction<K, T, ACC, R, O>(
+      { label, assigner: this.assigner, trigger: this.triggerOf, allowedLatenessMs: this.latenessMs, contents, process },
+      tag === undefined ? undefined : (ctx, value) => ctx.output(tag, value),
+    );
     return this.keyed.process(fn, options);
   }
 }

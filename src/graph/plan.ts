@@ -29,6 +29,8 @@ export interface PlanOutput {
   /** The consuming node and its input index, whose key selector routes hash edges. */
   readonly toNode: number;
   readonly inputIndex: number;
+  /** Set when the edge carries the tail's side output with this tag id rather than its main output. */
+  readonly tag?: string;
 }
 
 /** A chain of operators run by each of `parallelism` subtasks. */
@@ -108,7 +110,14 @@ export function buildPlan(job: JobDefinition, override?: ParallelismOverride): E
     const froms = new Set<number>();
     for (const e of n.inputs) {
       if (e.from < 0 || e.from >= n.id) throw new JobDefinitionError(`operator "${nodeLabel(n)}" reads a stream of another job`);
-      if (froms.has(e.from)) throw new JobDefinitionError(`operator "${nodeLabel(n)}" reads the same stream twice`);
+      if (froms.has(e.from)) {
+        const same = n.inputs.filter((x) => x.from === e.from).every((x) => x.tag === e.tag);
+        throw new JobDefinitionError(
+          same
+            ? `operator "${nodeLabel(n)}" reads the same stream twice`
+            : `operator "${nodeLabel(n)}" reads two streams of operator "${nodeLabel(nodes[e.from])}" (its main and side outputs): one input per upstream operator`,
+        );
+      }
       froms.add(e.from);
       consumers[e.from].push(n.id);
     }
@@ -141,12 +150,15 @@ export function buildPlan(job: JobDefinition, override?: ParallelismOverride): E
   }
 
   // Chain B onto A when records can stay in memory: one forward input from
-  // an operator that feeds nothing else, at the same parallelism.
+  // an operator that feeds nothing else, at the same parallelism. A side
+  // output's consumer is never chained, and counts as a consumer: so an
+  // operator with side outputs is always the tail of its vertex, whose
+  // record writer routes by tag.
   const chainedTo = nodes.map(() => -1);
   for (const n of nodes) {
     if (n.inputs.length !== 1) continue;
     const e = n.inputs[0];
-    if (e.keySelector) continue;
+    if (e.keySelector || e.tag !== undefined) continue;
     if (consumers[e.from].length !== 1) continue;
     if (parallelism[e.from] !== parallelism[n.id]) continue;
     chainedTo[n.id] = e.from;
@@ -196,12 +208,14 @@ export function buildPlan(job: JobDefinition, override?: ParallelismOverride): E
       outputs: consumers[tail.id].map((c) => {
         const to = nodes[c];
         const inputIndex = to.inputs.findIndex((e) => e.from === tail.id);
+        const tag = to.inputs[inputIndex].tag;
         return {
           vertex: vertexOf[c],
           parallelism: parallelism[c],
           partitioner: partitionerOf(tail.id, to, inputIndex),
           toNode: c,
           inputIndex,
+          ...(tag === undefined ? {} : { tag }),
         };
       }),
       keyed: isKeyedInput(head),

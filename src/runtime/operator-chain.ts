@@ -16,6 +16,7 @@ import type { JobDefinition, LogicalNode } from "../api/job.js";
 import type { Collector, Context, KeyedContext, KeyedProcessFunction, OnTimerContext, SinkWriter, TimeDomain } from "../api/types.js";
 import type { Key } from "../graph/key-groups.js";
 import { nodeLabel, type PlanVertex } from "../graph/plan.js";
+import type { OutputTag } from "../api/output-tag.js";
 import { KeyedStateBackend } from "../state/keyed-state.js";
 import { KeyedTimerService, type TimerClocks } from "../time/timer-service.js";
 
@@ -60,6 +61,8 @@ export interface ChainServices extends TimerClocks {
   readonly maxParallelism: number;
   /** Emits a record out of the vertex's tail, with its event time. */
   readonly emit: (value: unknown, timestampMs: number | undefined) => void;
+  /** Emits a record of a side output (by tag id) out of the vertex's tail, with its event time; absent: side outputs are dropped. */
+  readonly emitSide?: (tag: string, value: unknown, timestampMs: number | undefined) => void;
   readonly createSinkWriter: (node: LogicalNode) => SinkWriter;
 }
 
@@ -86,7 +89,7 @@ export class OperatorChain {
     let next: Push = (_key, value, timestampMs) => services.emit(value, timestampMs);
     for (let i = vertex.nodes.length - 1; i >= 0; i--) {
       const node = job.nodes[vertex.nodes[i]];
-      next = this.wrap(node, next, services);
+      next = this.wrap(node, next, services, i === vertex.nodes.length - 1);
     }
     this.head = next;
     // Built tail first: the head's operator is fired first, as a watermark reaches it first.
@@ -134,7 +137,7 @@ export class OperatorChain {
     return n;
   }
 
-  private wrap(node: LogicalNode, next: Push, services: ChainServices): Push {
+  private wrap(node: LogicalNode, next: Push, services: ChainServices, isTail: boolean): Push {
     const label = nodeLabel(node);
     switch (node.kind) {
       case "source":
@@ -176,7 +179,7 @@ export class OperatorChain {
         };
       }
       case "process":
-        return this.processOperator(node, label, next, services);
+        return this.processOperator(node, label, next, services, isTail);
       case "sink": {
         const writer = services.createSinkWriter(node);
         this.sinks.set(node.options.uid!, writer);
@@ -191,7 +194,7 @@ export class OperatorChain {
     }
   }
 
-  private processOperator(node: LogicalNode, label: string, next: Push, services: ChainServices): Push {
+  private processOperator(node: LogicalNode, label: string, next: Push, services: ChainServices, isTail: boolean): Push {
     const fn = node.process! as KeyedProcessFunction<Key, unknown, unknown>;
     const keyed = node.inputs.some((e) => e.keySelector);
     /** Event time of the record being processed (or of the timer firing): what the collector's output carries. */
@@ -206,6 +209,17 @@ export class OperatorChain {
         }
       },
     };
+    // An operator with side outputs is always its vertex's tail (see plan.ts); elsewhere no stream reads a tag.
+    const emitSide = services.emitSide;
+    const output = isTail && emitSide
+      ? (tag: OutputTag<unknown>, v: unknown) => {
+          try {
+            emitSide(tag.id, v, timestampNow);
+          } catch (e) {
+            throw e instanceof UserCodeError ? e : new DownstreamError(e);
+          }
+        }
+      : () => {};
     if (!keyed) {
       const notKeyed = (what: string) => () => {
         throw new TypeError(`operator "${label}" uses ${what} but its input is not keyed: call keyBy() first`);
@@ -217,6 +231,7 @@ export class OperatorChain {
           return timestampNow;
         },
         timerService: notKeyed("timers (keyed state)"),
+        output,
         getState: notKeyed("keyed state"),
         getMapState: notKeyed("keyed state"),
         getListState: notKeyed("keyed state"),
@@ -244,6 +259,7 @@ export class OperatorChain {
         return timestampNow;
       },
       timerService: () => timers.service,
+      output,
       // Only onTimer's context is asked: processElement's type has no timeDomain.
       timeDomain: () => domainNow,
       getState: (d) => state.getState(d),

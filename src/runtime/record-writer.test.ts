@@ -513,3 +513,37 @@ describe("RecordWriter watermarks", () => {
     expect(f.sent.map((s) => s.message.kind)).toEqual(["batch", "watermark"]);
   });
 });
+
+describe("RecordWriter side outputs", () => {
+  const edges: OutputEdge[] = [
+    { vertex: "main", parallelism: 1, partitioner: "forward" },
+    { vertex: "late", parallelism: 1, partitioner: "forward", tag: "late" },
+    { vertex: "late-copy", parallelism: 2, partitioner: "rebalance", tag: "late" },
+  ];
+
+  it("sends the main output only on untagged edges, and a side output only on the edges of its tag, with event times", async () => {
+    const f = fakeSend("accepted");
+    const w = writer(edges, f.send);
+    w.emit("m", 1);
+    w.emitSide("late", "l", 2);
+    w.emitSide("nobody-reads-this", "x", 3);
+    await w.flush();
+    expect(f.sent.map((s) => [s.vertex, records(s.message), (s.message as { timestamps?: string }).timestamps])).toEqual([
+      ["main", ["m"], "[1]"],
+      ["late", ["l"], "[2]"],
+      ["late-copy", ["l"], "[2]"],
+    ]);
+    expect(w.emitted).toBe(2);
+  });
+
+  it("sends barriers, watermarks and end-of-input on every edge, main and side", async () => {
+    const f = fakeSend("accepted");
+    const w = writer(edges, f.send);
+    await w.broadcastWatermark(10, false);
+    await w.broadcastBarrier(1, 0, false);
+    await w.endOfInput();
+    for (const kind of ["watermark", "barrier", "end"]) {
+      expect(f.sent.filter((s) => s.message.kind === kind).map((s) => `${s.vertex}/${s.index}`)).toEqual(["main/0", "late/0", "late-copy/0", "late-copy/1"]);
+    }
+  });
+});

@@ -18,6 +18,8 @@ export interface OutputEdge {
   readonly keySelector?: KeySelector;
   /** The keyed operator the edge leads to, as errors name it (`keyedOperatorName`). */
   readonly operator?: string;
+  /** Set when the edge carries the side output with this tag id, not the main output. */
+  readonly tag?: string;
 }
 
 /** Delivers one message to subtask `index` of `vertex`. */
@@ -68,8 +70,20 @@ export class ChannelError extends Error {
 }
 
 /** Emits records of one subtask to every downstream subtask. */
+interface Output {
+  readonly edge: OutputEdge;
+  readonly partitioner: Partitioner;
+  readonly targets: Target[];
+  readonly channels: Target[];
+}
+
 export class RecordWriter {
-  private readonly outputs: { edge: OutputEdge; partitioner: Partitioner; targets: Target[]; channels: Target[] }[];
+  /** Every output edge: barriers, watermarks and end-of-input go to all of them. */
+  private readonly outputs: Output[];
+  /** The edges of the main output. */
+  private readonly main: Output[];
+  /** The edges of each side output, by tag id. */
+  private readonly sides = new Map<string, Output[]>();
   private failure: ChannelError | undefined;
   private recordsOut = 0;
   /** Time spent waiting for credits: how long downstream held this subtask back. */
@@ -94,6 +108,13 @@ export class RecordWriter {
         channels: edge.partitioner === "forward" ? [targets[sender.index]] : targets,
       };
     });
+    this.main = this.outputs.filter((o) => o.edge.tag === undefined);
+    for (const o of this.outputs) {
+      if (o.edge.tag === undefined) continue;
+      const list = this.sides.get(o.edge.tag);
+      if (list) list.push(o);
+      else this.sides.set(o.edge.tag, [o]);
+    }
   }
 
   /** Whether the vertex sends anywhere. */
@@ -106,11 +127,23 @@ export class RecordWriter {
     return this.recordsOut;
   }
 
-  /** Buffers one record, with its event time if it has one, for every output edge. */
+  /** Buffers one record, with its event time if it has one, for every edge of the main output. */
   emit(value: unknown, timestampMs?: number): void {
     this.recordsOut++;
+    this.route(this.main, value, timestampMs);
+  }
+
+  /** Buffers one record of side output `tag` for that output's edges; nothing when no edge reads it. */
+  emitSide(tag: string, value: unknown, timestampMs?: number): void {
+    const outputs = this.sides.get(tag);
+    if (outputs === undefined) return;
+    this.recordsOut++;
+    this.route(outputs, value, timestampMs);
+  }
+
+  private route(outputs: readonly Output[], value: unknown, timestampMs: number | undefined): void {
     const stamp = timestampMs ?? null;
-    for (const o of this.outputs) {
+    for (const o of outputs) {
       const key = o.edge.keySelector ? keyOf(o.edge, value) : undefined;
       const t = o.targets[o.partitioner.select(key)];
       t.buffer.push(value);

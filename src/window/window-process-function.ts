@@ -4,6 +4,11 @@
  * has what every keyed operator has (keyed state checkpointed, restored
  * and rescaled with its key; timers through the state backend) and nothing
  * in the runtime is special to windows.
+ *
+ * A job's function objects are shared by every subtask that runs in one
+ * isolate (locally, all of them), so the function keeps nothing of its own:
+ * each operator instance (one per subtask, known by the context its chain
+ * hands to every call) gets its own window operator and state ports.
  */
 import type { Collector, KeyedContext, KeyedProcessFunction, OnTimerContext } from "../api/types.js";
 import { mapState, type MapState, type MapStateDescriptor } from "../api/state.js";
@@ -12,18 +17,49 @@ import { type KeyTimers, WINDOW_STATE, type WindowOutput, type WindowSpec, Windo
 
 const MAPS: Record<string, MapStateDescriptor<unknown>> = Object.fromEntries(Object.values(WINDOW_STATE).map((name) => [name, mapState<unknown>(name)]));
 
+/** One subtask's window operator, with the ports it reads its context and collector through. */
+interface Instance<K extends Key, IN, ACC, R, OUT> {
+  readonly operator: WindowOperator<K, IN, ACC, R, OUT>;
+  /** The collector of the current call. */
+  readonly port: { out: Collector<OUT> };
+}
+
 /** Builds the keyed process function of a window operator. */
 export function windowProcessFunction<K extends Key, IN, ACC, R, OUT>(
   spec: WindowSpec<K, IN, ACC, R, OUT>,
   lateOutput?: (ctx: KeyedContext<K>, value: IN, timestampMs: number) => void,
-): KeyedProcessFunction<K, IN, OUT> & { readonly operator: WindowOperator<K, IN, ACC, R, OUT> } {
-  // The ports read the call's context and collector, set before each call: one operator serves every record.
-  let ctx: KeyedContext<K> | undefined;
-  let out: Collector<OUT> | undefined;
+): KeyedProcessFunction<K, IN, OUT> {
+  const instances = new WeakMap<KeyedContext<K>, Instance<K, IN, ACC, R, OUT>>();
+  const instanceFor = (ctx: KeyedContext<K>, out: Collector<OUT>): Instance<K, IN, ACC, R, OUT> => {
+    let inst = instances.get(ctx);
+    if (inst === undefined) {
+      inst = createInstance(spec, ctx, out, lateOutput);
+      instances.set(ctx, inst);
+    }
+    inst.port.out = out;
+    return inst;
+  };
+  return {
+    state: Object.values(MAPS),
+    processElement(value: IN, ctx: KeyedContext<K>, out: Collector<OUT>) {
+      instanceFor(ctx, out).operator.processElement(ctx.currentKey, value, ctx.timestamp);
+    },
+    onTimer(timestampMs: number, ctx: OnTimerContext<K>, out: Collector<OUT>) {
+      instanceFor(ctx, out).operator.onTimer(ctx.currentKey, ctx.timeDomain(), timestampMs);
+    },
+  };
+}
+
+function createInstance<K extends Key, IN, ACC, R, OUT>(
+  spec: WindowSpec<K, IN, ACC, R, OUT>,
+  ctx: KeyedContext<K>,
+  out: Collector<OUT>,
+  lateOutput: ((ctx: KeyedContext<K>, value: IN, timestampMs: number) => void) | undefined,
+): Instance<K, IN, ACC, R, OUT> {
   const maps = new Map<string, MapState<unknown>>();
   const map = (name: string) => {
     let m = maps.get(name);
-    if (!m) maps.set(name, (m = ctx!.getMapState(MAPS[name]!)));
+    if (!m) maps.set(name, (m = ctx.getMapState(MAPS[name]!)));
     return m;
   };
   const store: WindowStateStore = {
@@ -31,33 +67,21 @@ export function windowProcessFunction<K extends Key, IN, ACC, R, OUT>(
     put: (name, field, value) => map(name).put(field, value),
     remove: (name, field) => map(name).remove(field),
   };
+  const service = () => ctx.timerService();
   const timers: KeyTimers = {
     get currentWatermarkMs() {
-      return ctx!.timerService().currentWatermark();
+      return service().currentWatermark();
     },
-    currentProcessingTimeMs: () => ctx!.timerService().currentProcessingTime(),
-    registerEventTimeTimer: (t) => ctx!.timerService().registerEventTimeTimer(t),
-    registerProcessingTimeTimer: (t) => ctx!.timerService().registerProcessingTimeTimer(t),
-    deleteEventTimeTimer: (t) => ctx!.timerService().deleteEventTimeTimer(t),
-    deleteProcessingTimeTimer: (t) => ctx!.timerService().deleteProcessingTimeTimer(t),
+    currentProcessingTimeMs: () => service().currentProcessingTime(),
+    registerEventTimeTimer: (t) => service().registerEventTimeTimer(t),
+    registerProcessingTimeTimer: (t) => service().registerProcessingTimeTimer(t),
+    deleteEventTimeTimer: (t) => service().deleteEventTimeTimer(t),
+    deleteProcessingTimeTimer: (t) => service().deleteProcessingTimeTimer(t),
   };
+  const port = { out };
   const output: WindowOutput<IN, OUT> = {
-    emit: (value) => out!.collect(value),
-    late: lateOutput ? (value, ts) => lateOutput(ctx!, value, ts) : undefined,
+    emit: (value) => port.out.collect(value),
+    late: lateOutput ? (value, ts) => lateOutput(ctx, value, ts) : undefined,
   };
-  const operator = new WindowOperator(spec, store, timers, output);
-  return {
-    operator,
-    state: Object.values(MAPS),
-    processElement(value: IN, c: KeyedContext<K>, o: Collector<OUT>) {
-      ctx = c;
-      out = o;
-      operator.processElement(c.currentKey, value, c.timestamp);
-    },
-    onTimer(timestampMs: number, c: OnTimerContext<K>, o: Collector<OUT>) {
-      ctx = c;
-      out = o;
-      operator.onTimer(c.currentKey, c.timeDomain(), timestampMs);
-    },
-  };
+  return { operator: new WindowOperator(spec, store, timers, output), port };
 }

@@ -170,6 +170,7 @@ export class Task {
         partitioner: o.partitioner,
         keySelector: job.nodes[o.toNode].inputs[o.inputIndex].keySelector,
         operator: keyedOperatorName(job.nodes[o.toNode]),
+        tag: o.tag,
       })),
       { vertex: vertex.id, index, attempt },
       plan.maxParallelism,
@@ -182,6 +183,7 @@ export class Task {
       subtaskIndex: index,
       maxParallelism: plan.maxParallelism,
       emit: (v, timestampMs) => this.writer.emit(v, timestampMs),
+      emitSide: (tag, v, timestampMs) => this.writer.emitSide(tag, v, timestampMs),
       currentWatermarkMs: () => this.currentWatermarkMs,
       now: () => host.now(),
       createSinkWriter: (node: LogicalNode): SinkWriter =>
