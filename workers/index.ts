@@ -4,8 +4,9 @@
  */
 import { createFloe } from "../src/index.js";
 import { clicks } from "./jobs/clicks.js";
+import { pageViews } from "./jobs/page-views.js";
 
-const floe = createFloe({ jobs: [clicks] });
+const floe = createFloe({ jobs: [clicks, pageViews] });
 
 export const { Coordinator, Subtask, StreamPartition, TablePartition } = floe;
 export default floe.worker;
