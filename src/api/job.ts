@@ -62,6 +62,8 @@ export interface LogicalNode {
   readonly sink?: SinkDefinition;
   readonly fn?: (value: any) => any;
   readonly process?: ProcessFunction<any, any> | KeyedProcessFunction<any, any, any>;
+  /** Why the operator needs its records' event time (an event-time window), if it does: every source upstream must have a watermark strategy. */
+  readonly needsEventTime?: string;
 }
 
 /** A job as declared: its name, options and logical graph. */
@@ -256,7 +258,12 @@ export class KeyedStream<K extends Key, T> {
 
   /** A keyed process function: runs with the record's key and that key's state. */
   process<O>(fn: KeyedProcessFunction<K, T, O>, options: OperatorOptions = {}): DataStream<O> {
-    const id = this.job.add({ kind: "process", options, inputs: this.keyed(), process: fn });
+    return this.processWith(fn, options, {});
+  }
+
+  /** @internal A keyed process operator with more to its node (a window's need of event time). */
+  processWith<O>(fn: KeyedProcessFunction<K, T, O>, options: OperatorOptions, extra: Pick<LogicalNode, "needsEventTime">): DataStream<O> {
+    const id = this.job.add({ kind: "process", options, inputs: this.keyed(), process: fn, ...extra });
     return new DataStream<O>(this.job, id);
   }
 

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { buildPlan } from "../graph/plan.js";
 import { type ChainServices, OperatorChain } from "../runtime/operator-chain.js";
-import { EventTimeSessionWindows, TumblingEventTimeWindows } from "../window/assigners.js";
+import { EventTimeSessionWindows, TumblingEventTimeWindows, TumblingProcessingTimeWindows } from "../window/assigners.js";
+import { WatermarkStrategy } from "../time/watermark-strategy.js";
+import { JobDefinitionError } from "../errors.js";
 import type { TimeWindow } from "../window/time-window.js";
 import type { AggregateFunction, ProcessWindowFunction } from "../window/window-functions.js";
 import { type JobDefinition, job } from "./job.js";
@@ -21,6 +23,8 @@ const source: SourceDefinition<View> = {
     throw new Error("not read by the chain");
   },
 };
+
+const watermarks = WatermarkStrategy.forBoundedOutOfOrderness<View>(0).withTimestampAssigner((v) => v.ts);
 
 const fakeSink = (): SinkDefinition => ({
   kind: "fake-sink",
@@ -72,7 +76,7 @@ function windowChain(j: JobDefinition) {
 describe("keyBy().window()", () => {
   it("counts per key and tumbling event-time window, each window once when the watermark passes its end, stamped with its last time", () => {
     const j = job("w");
-    j.source(source, { uid: "in" })
+    j.source(source, { uid: "in", watermarks })
       .keyBy((v) => v.url)
       .window(TumblingEventTimeWindows.of(1000))
       .aggregate(count, perSecond, { uid: "per-second" })
@@ -102,7 +106,7 @@ describe("keyBy().window()", () => {
 
   it("merges session windows when an element bridges two, with one count", () => {
     const j = job("s");
-    j.source(source, { uid: "in" })
+    j.source(source, { uid: "in", watermarks })
       .keyBy((v) => v.url)
       .window(EventTimeSessionWindows.withGap(100))
       .aggregate(count, undefined, { uid: "sessions" })
@@ -122,7 +126,7 @@ describe("sideOutputLateData()", () => {
     const late = new OutputTag<View>("late-views");
     const j = job("late");
     const counted = j
-      .source(source, { uid: "in" })
+      .source(source, { uid: "in", watermarks })
       .keyBy((v) => v.url)
       .window(TumblingEventTimeWindows.of(1000))
       .allowedLateness(500)
@@ -167,7 +171,7 @@ describe("sideOutputLateData()", () => {
 describe("a window's subtasks", () => {
   it("keep their windows apart when they share the job's function objects (as subtasks in one isolate do)", () => {
     const j = job("shared");
-    j.source(source, { uid: "in" })
+    j.source(source, { uid: "in", watermarks })
       .keyBy((v) => v.url)
       .window(TumblingEventTimeWindows.of(1000))
       .aggregate(count, perSecond, { uid: "per-second" })
@@ -184,5 +188,30 @@ describe("a window's subtasks", () => {
     // After the windows fired and were purged, each subtask's state is empty: nothing leaked into the other's.
     expect([...a.chain.keyedState.values()][0].size()).toBe(0);
     expect([...b.chain.keyedState.values()][0].size()).toBe(0);
+  });
+});
+
+describe("event-time windows and watermarks", () => {
+  it("refuse a source upstream without a watermark strategy when the job is started, naming the window and the source", () => {
+    const j = job("no-wm");
+    const a = j.source(source, { uid: "with", watermarks });
+    const b = j.source(source, { uid: "without" });
+    j.union(a, b)
+      .keyBy((v) => v.url)
+      .window(TumblingEventTimeWindows.of(1000))
+      .aggregate(count, undefined, { uid: "per-second" })
+      .sink(fakeSink(), { uid: "out" });
+    expect(() => buildPlan(j)).toThrow(JobDefinitionError);
+    expect(() => buildPlan(j)).toThrow(/operator "per-second" \(tumbling event-time windows.*\) needs event time, but source "without" has no watermark strategy/);
+  });
+
+  it("let processing-time windows run on a source without one", () => {
+    const j = job("pt");
+    j.source(source, { uid: "without" })
+      .keyBy((v) => v.url)
+      .window(TumblingProcessingTimeWindows.of(1000))
+      .aggregate(count, undefined, { uid: "per-second" })
+      .sink(fakeSink(), { uid: "out" });
+    expect(buildPlan(j).vertices).toHaveLength(2);
   });
 });

@@ -74,6 +74,7 @@ export class WindowedStream<K extends Key, T> {
       { label, assigner: this.assigner, trigger: this.triggerOf, allowedLatenessMs: this.latenessMs, contents, process },
       tag === undefined ? undefined : (ctx, value) => ctx.output(tag, value),
     );
-    return this.keyed.process(fn, options);
+    const needsEventTime = this.assigner.timeDomain === "event" ? this.assigner.description : undefined;
+    return this.keyed.processWith(fn, options, needsEventTime === undefined ? {} : { needsEventTime });
   }
 }

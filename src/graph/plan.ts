@@ -132,6 +132,8 @@ export function buildPlan(job: JobDefinition, override?: ParallelismOverride): E
     }
   }
 
+  checkEventTime(nodes);
+
   const parallelism = nodes.map(() => 0);
   for (const n of nodes) {
     let p: number | undefined;
@@ -224,6 +226,30 @@ export function buildPlan(job: JobDefinition, override?: ParallelismOverride): E
     };
   });
   return { job: job.name, maxParallelism, batchSize, vertices };
+}
+
+/**
+ * Refuses an operator that needs its records' event time (an event-time
+ * window) when a source upstream has no watermark strategy: its records
+ * would carry none, and the operator would fail at the first one.
+ */
+function checkEventTime(nodes: readonly LogicalNode[]): void {
+  // The first source upstream of each node whose records carry no event time, if any.
+  const without = new Map<number, LogicalNode>();
+  for (const n of nodes) {
+    if (n.kind === "source") {
+      if (n.watermarks === undefined) without.set(n.id, n);
+      continue;
+    }
+    const from = n.inputs.map((e) => without.get(e.from)).find((s) => s !== undefined);
+    if (from) without.set(n.id, from);
+    if (from && n.needsEventTime !== undefined) {
+      throw new JobDefinitionError(
+        `operator "${nodeLabel(n)}" (${n.needsEventTime}) needs event time, but source "${nodeLabel(from)}" has no watermark strategy: ` +
+          `give it one ({ watermarks: WatermarkStrategy.forBoundedOutOfOrderness(…).withTimestampAssigner(…) }) or use processing-time windows`,
+      );
+    }
+  }
 }
 
 function checkUids(job: JobDefinition): void {
