@@ -22,6 +22,7 @@ export type * from "./api/types.js";
 export { WatermarkStrategy, END_OF_TIME_MS, type TimestampAssigner } from "./time/watermark-strategy.js";
 export { WindowedStream } from "./api/windowed-stream.js";
 export { OutputTag } from "./api/output-tag.js";
+export { type DeadLetter, RejectedRecord } from "./api/dead-letter.js";
 export {
   EventTimeSessionWindows,
   GlobalWindows,

@@ -145,8 +145,10 @@ export class DataStream<T> {
     const node = this.job.nodes[this.nodeId];
     const label = node ? (node.options.name ?? node.options.uid ?? `${node.kind}#${node.id}`) : "union";
     if (!(tag instanceof OutputTag)) throw new JobDefinitionError(`getSideOutput() on operator "${label}" needs an OutputTag`);
-    if (!node || node.kind !== "process" || this instanceof UnionStream) {
-      throw new JobDefinitionError(`getSideOutput(${tag.id}) on operator "${label}": only process functions and windows have side outputs`);
+    if (!node || this instanceof UnionStream || (node.kind !== "process" && node.options.deadLetters !== tag)) {
+      throw new JobDefinitionError(
+        `getSideOutput(${tag.id}) on operator "${label}": only process functions and windows have side outputs (and any operator its dead letters)`,
+      );
     }
     const known = this.job.outputTags.get(tag.id);
     if (known !== undefined && known !== tag) {

@@ -9,6 +9,7 @@ import type { WatermarkStrategy } from "../time/watermark-strategy.js";
 import type { CheckpointConfig } from "./checkpoint-options.js";
 import type { StartingOffsets, StreamLimits } from "../storage/stream-options.js";
 import type { OutputTag } from "./output-tag.js";
+import type { DeadLetter } from "./dead-letter.js";
 import type {
   ListState,
   ListStateDescriptor,
@@ -27,6 +28,14 @@ export interface OperatorOptions {
   name?: string;
   /** Number of parallel subtasks; defaults to the input's parallelism. */
   parallelism?: number;
+  /**
+   * Records this operator cannot process (its function throws on them; for
+   * a source, records its reader or timestamp assigner rejects) go to this
+   * side output as {@link DeadLetter}s instead of failing the job over;
+   * read it with `getSideOutput(tag)` on the operator's stream. What the
+   * function did before it threw (state written, output collected) stays.
+   */
+  deadLetters?: OutputTag<DeadLetter>;
 }
 
 /** Options of a source: those of every operator, and where its event time comes from. */

@@ -133,6 +133,7 @@ export function buildPlan(job: JobDefinition, override?: ParallelismOverride): E
   }
 
   checkEventTime(nodes);
+  checkDeadLetters(nodes, consumers);
 
   const parallelism = nodes.map(() => 0);
   for (const n of nodes) {
@@ -226,6 +227,25 @@ export function buildPlan(job: JobDefinition, override?: ParallelismOverride): E
     };
   });
   return { job: job.name, maxParallelism, batchSize, vertices };
+}
+
+/**
+ * Refuses a dead-letter output that no stream reads (its records would be
+ * lost without a trace) and one on a sink (a sink's failures are the
+ * sink's: it retries or fails over).
+ */
+function checkDeadLetters(nodes: readonly LogicalNode[], consumers: readonly number[][]): void {
+  for (const n of nodes) {
+    const tag = n.options.deadLetters;
+    if (tag === undefined) continue;
+    if (n.kind === "sink") throw new JobDefinitionError(`sink "${nodeLabel(n)}" has deadLetters: only sources and functions route records to dead letters`);
+    const read = consumers[n.id].some((c) => nodes[c].inputs.some((e) => e.from === n.id && e.tag === tag.id));
+    if (!read) {
+      throw new JobDefinitionError(
+        `operator "${nodeLabel(n)}" routes dead letters to "${tag.id}", but no stream reads them: add getSideOutput(tag) with a sink, or they would be lost`,
+      );
+    }
+  }
 }
 
 /**

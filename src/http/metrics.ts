@@ -34,6 +34,7 @@ export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runni
         queued_batches: sum(xs, (m) => m.queuedBatches),
         state_keys: sum(xs, (m) => m.stateKeys),
         timers_pending: sum(xs, (m) => m.timersPending ?? 0),
+        dead_letters: sum(xs, (m) => m.deadLetters ?? 0),
         source_lag: lags.length > 0 ? lags.reduce((a, b) => a + b, 0) : null,
         watermark_ms: vertexWatermark(xs),
       };
@@ -56,6 +57,7 @@ export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runni
       output_watermark_ms: m.outputWatermarkMs,
       watermark_idle: m.watermarkIdle,
       timers_pending: m.timersPending ?? 0,
+      dead_letters: m.deadLetters ?? 0,
       sinks: Object.fromEntries(
         Object.entries(m.sinks).map(([uid, s]) => [
           uid,

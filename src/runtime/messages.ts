@@ -161,6 +161,8 @@ export interface TaskMetrics {
   readonly watermarkIdle: boolean;
   /** Timers of keyed process functions waiting to fire, over both time domains. */
   readonly timersPending: number;
+  /** Records this attempt routed to dead-letter outputs. */
+  readonly deadLetters?: number;
 }
 
 export type TaskStatus = "created" | "running" | "finished" | "failed" | "canceled";

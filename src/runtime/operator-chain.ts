@@ -17,7 +17,9 @@ import type { Collector, Context, KeyedContext, KeyedProcessFunction, OnTimerCon
 import type { Key } from "../graph/key-groups.js";
 import { nodeLabel, type PlanVertex } from "../graph/plan.js";
 import type { OutputTag } from "../api/output-tag.js";
+import { type DeadLetter, RejectedRecord, errorText } from "../api/dead-letter.js";
 import { KeyedStateBackend } from "../state/keyed-state.js";
+import { KeySelectorError } from "./batch-encoding.js";
 import { KeyedTimerService, type TimerClocks } from "../time/timer-service.js";
 
 /** User code threw while processing a record. */
@@ -55,6 +57,11 @@ function blame(e: unknown, label: string, key: Key | null): unknown {
   return new UserCodeError(label, key, e);
 }
 
+/** Whether an error caught around a process function is its own, not one raised downstream of its collector. */
+function isOwn(e: unknown): boolean {
+  return !(e instanceof UserCodeError) && !(e instanceof DownstreamError);
+}
+
 /** What a chain needs from its subtask: its index, the tail's output, sinks, and the clocks timers read. */
 export interface ChainServices extends TimerClocks {
   readonly subtaskIndex: number;
@@ -84,6 +91,13 @@ export class OperatorChain {
   private readonly timerOperators: TimerOperator[] = [];
   /** Records that entered the chain. */
   recordsIn = 0;
+  /** Records routed to dead-letter outputs. */
+  deadLetters = 0;
+  /** The source partition and first offset of the batch being pushed (source vertices), else undefined. */
+  private originPartition: string | undefined;
+  private originFirstOffset = 0;
+  /** Index in that batch of the record being pushed. */
+  private originIndex = 0;
 
   constructor(job: JobDefinition, vertex: PlanVertex, services: ChainServices) {
     let next: Push = (_key, value, timestampMs) => services.emit(value, timestampMs);
@@ -100,6 +114,46 @@ export class OperatorChain {
   push(key: Key | null, value: unknown, timestampMs?: number): void {
     this.recordsIn++;
     this.head(key, value, timestampMs);
+  }
+
+  /**
+   * Pushes a batch read from source partition `partition`, whose records
+   * have the offsets `firstOffset`, `firstOffset + 1`, …: dead letters of
+   * the chain's operators name their offset, and so does an error.
+   */
+  pushSourceBatch(partition: string, firstOffset: number, records: readonly unknown[], timestamps?: readonly number[]): void {
+    this.originPartition = partition;
+    this.originFirstOffset = firstOffset;
+    let i = 0;
+    try {
+      if (timestamps) for (; i < records.length; i++) (this.originIndex = i), this.push(null, records[i], timestamps[i]);
+      else for (; i < records.length; i++) (this.originIndex = i), this.push(null, records[i]);
+    } catch (e) {
+      if (e instanceof UserCodeError) throw new Error(`${e.message} at ${partition} offset ${firstOffset + i}`);
+      if (e instanceof KeySelectorError) throw e.at(`${partition} offset ${firstOffset + i}`);
+      throw e;
+    } finally {
+      this.originPartition = undefined;
+    }
+  }
+
+  /** Where the record being pushed was read, when the chain is its source's. */
+  private origin(): DeadLetter["source"] {
+    return this.originPartition === undefined ? null : { partition: this.originPartition, offset: this.originFirstOffset + this.originIndex };
+  }
+
+  /**
+   * Routes a record that operator `node` could not process to its
+   * dead-letter output, if it has one (and is its vertex's tail, which an
+   * operator whose side output is read always is); false when it has none.
+   */
+  private deadLetter(node: LogicalNode, services: ChainServices, isTail: boolean, key: Key | null, value: unknown, timestampMs: number | undefined, error: unknown): boolean {
+    const tag = node.options.deadLetters;
+    if (tag === undefined || !isTail || services.emitSide === undefined) return false;
+    const letter: DeadLetter = { operator: node.options.uid ?? nodeLabel(node), error: errorText(error), key, source: this.origin(), value };
+    this.deadLetters++;
+    services.emitSide(tag.id, letter, timestampMs);
+    return true;
   }
 
   /**
@@ -141,7 +195,12 @@ export class OperatorChain {
     const label = nodeLabel(node);
     switch (node.kind) {
       case "source":
-        return next;
+        return (key, value, timestampMs) => {
+          if (!(value instanceof RejectedRecord)) return next(key, value, timestampMs);
+          if (this.deadLetter(node, services, isTail, null, value.raw, undefined, new Error(value.reason))) return;
+          const at = this.origin();
+          throw new Error(`source "${label}" rejected the record${at ? ` at ${at.partition} offset ${at.offset}` : ""}: ${value.reason}`);
+        };
       case "map": {
         const fn = node.fn!;
         return (key, value, timestampMs) => {
@@ -149,6 +208,7 @@ export class OperatorChain {
           try {
             out = fn(value);
           } catch (e) {
+            if (this.deadLetter(node, services, isTail, key, value, timestampMs, e)) return;
             throw blame(e, label, key);
           }
           next(null, out, timestampMs);
@@ -161,6 +221,7 @@ export class OperatorChain {
           try {
             keep = fn(value);
           } catch (e) {
+            if (this.deadLetter(node, services, isTail, key, value, timestampMs, e)) return;
             throw blame(e, label, key);
           }
           if (keep) next(null, value, timestampMs);
@@ -173,6 +234,7 @@ export class OperatorChain {
           try {
             outs = [...(fn(value) as Iterable<unknown>)];
           } catch (e) {
+            if (this.deadLetter(node, services, isTail, key, value, timestampMs, e)) return;
             throw blame(e, label, key);
           }
           for (const out of outs) next(null, out, timestampMs);
@@ -241,6 +303,7 @@ export class OperatorChain {
         try {
           fn.processElement(value, ctx as unknown as KeyedContext, out);
         } catch (e) {
+          if (isOwn(e) && this.deadLetter(node, services, isTail, key, value, timestampMs, e)) return;
           throw blame(e, label, key);
         }
       };
@@ -286,6 +349,7 @@ export class OperatorChain {
       try {
         fn.processElement(value, ctx, out);
       } catch (e) {
+        if (isOwn(e) && this.deadLetter(node, services, isTail, key, value, timestampMs, e)) return;
         throw blame(e, label, key);
       }
     };

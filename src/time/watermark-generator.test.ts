@@ -1,3 +1,4 @@
+import { RejectedRecord } from "../api/dead-letter.js";
 import { describe, expect, it } from "vitest";
 import { BoundedOutOfOrdernessGenerator, NO_WATERMARK, SourceWatermarks } from "./watermark-generator.js";
 import { END_OF_TIME_MS, WatermarkStrategy } from "./watermark-strategy.js";
@@ -77,8 +78,22 @@ describe("SourceWatermarks", () => {
     expect(w.output.watermarkMs).toBe(END_OF_TIME_MS);
   });
 
-  it("names the source when the assigner gives no number", () => {
-    const w = new SourceWatermarks(WatermarkStrategy.forMonotonousTimestamps<{ ts?: number }>().withTimestampAssigner((r) => r.ts as number), ["p/0"], () => 0, "clicks-in");
-    expect(() => w.onBatch("p/0", [{}])).toThrow(/source "clicks-in": the timestamp assigner returned undefined for a record of p\/0/);
+  it("rejects a record whose timestamp the assigner cannot give, naming the source, and moves no watermark for it", () => {
+    const w = new SourceWatermarks(
+      WatermarkStrategy.forMonotonousTimestamps<{ ts?: number; boom?: boolean }>().withTimestampAssigner((r) => {
+        if (r.boom) throw new RangeError("no clock");
+        return r.ts as number;
+      }),
+      ["p/0"],
+      () => 0,
+      "clicks-in",
+    );
+    const records: unknown[] = [{ ts: 5 }, {}, { boom: true, ts: 99 }, { ts: 7 }];
+    const timestamps = w.onBatch("p/0", records);
+    expect(timestamps[0]).toBe(5);
+    expect(timestamps[3]).toBe(7);
+    expect(records[1]).toEqual(new RejectedRecord({}, 'the timestamp assigner of source "clicks-in" returned undefined, not a finite number of ms'));
+    expect(records[2]).toEqual(new RejectedRecord({ boom: true, ts: 99 }, 'the timestamp assigner of source "clicks-in" threw RangeError: no clock'));
+    expect(w.current().watermarkMs).toBe(6);
   });
 });

@@ -5,6 +5,7 @@
  * the timestamps of that partition's records, combined as the minimum over
  * the partitions that are not idle. The output never goes backwards.
  */
+import { RejectedRecord, errorText } from "../api/dead-letter.js";
 import { END_OF_TIME_MS, type WatermarkStrategy } from "./watermark-strategy.js";
 
 /** No watermark yet (Flink's Long.MIN_VALUE): below every timestamp. */
@@ -61,14 +62,31 @@ export class SourceWatermarks<T = unknown> {
     for (const p of partitions) this.partition(p);
   }
 
-  /** Feeds the records of one batch read from `partition`, in order; returns their timestamps (the records' event times). */
-  onBatch(partition: string, records: readonly T[]): number[] {
+  /**
+   * Feeds the records of one batch read from `partition`, in order; returns
+   * their timestamps (the records' event times). A record whose timestamp
+   * cannot be read (the assigner throws, or gives no finite number) is
+   * replaced in `records` by a {@link RejectedRecord}, whose timestamp is
+   * NaN and moves no watermark: the source routes it to its dead letters or
+   * fails naming its offset.
+   */
+  onBatch(partition: string, records: unknown[]): number[] {
     const state = this.partition(partition);
     const timestamps = new Array<number>(records.length);
     for (let i = 0; i < records.length; i++) {
-      const ts = this.assigner(records[i]);
+      const record = records[i];
+      timestamps[i] = Number.NaN;
+      if (record instanceof RejectedRecord) continue;
+      let ts: unknown;
+      try {
+        ts = this.assigner(record as T);
+      } catch (e) {
+        records[i] = new RejectedRecord(record, `the timestamp assigner of source "${this.operator}" threw ${errorText(e)}`);
+        continue;
+      }
       if (typeof ts !== "number" || !Number.isFinite(ts)) {
-        throw new Error(`source "${this.operator}": the timestamp assigner returned ${String(ts)} for a record of ${partition}, not a finite number of ms`);
+        records[i] = new RejectedRecord(record, `the timestamp assigner of source "${this.operator}" returned ${String(ts)}, not a finite number of ms`);
+        continue;
       }
       state.generator.onTimestamp(ts);
       timestamps[i] = ts;

@@ -8,6 +8,7 @@
  * `commitOffsetsToGroup`, they are written after each completed checkpoint,
  * for monitoring tools.
  */
+import { RejectedRecord } from "../../api/dead-letter.js";
 import type { KafkaMessage } from "kafkajs";
 import type { SourceBatch, SourceDefinition, SourceReader, SourceReaderContext } from "../../api/types.js";
 import { type KafkaConnection, type LowLevelCluster, READ_COMMITTED, kafkaClient, kafkaConfig, lowLevelCluster } from "./client.js";
@@ -226,14 +227,18 @@ class KafkaSourceReader implements SourceReader {
     );
   }
 
-  private record(partition: number, m: KafkaMessage): KafkaRecord<unknown> {
+  /** The record of a message; a message that is not JSON (format "json") is rejected in its place, to the source's dead letters. */
+  private record(partition: number, m: KafkaMessage): KafkaRecord<unknown> | RejectedRecord {
     const text = m.value ? this.decoder.decode(m.value) : "";
     let value: unknown = text;
     if ((this.options.format ?? "json") === "json") {
       try {
         value = m.value ? JSON.parse(text) : null;
       } catch (e) {
-        throw new Error(`kafka source "${this.topic}": the record at partition ${partition} offset ${m.offset} is not JSON (${(e as Error).message}); use format: "text" to read it as text`);
+        return new RejectedRecord(
+          { topic: this.topic, partition, offset: Number(m.offset), text },
+          `kafka source "${this.topic}": the record at partition ${partition} offset ${m.offset} is not JSON (${(e as Error).message}); use format: "text" to read it as text`,
+        );
       }
     }
     const headers: Record<string, string> = {};

@@ -69,7 +69,7 @@ export class TaskTime {
   }
 
   /** A source read a batch: the records' event times (read before user code runs, which could change them), if it has a strategy. */
-  onSourceBatch(partition: string, records: readonly unknown[]): number[] | undefined {
+  onSourceBatch(partition: string, records: unknown[]): number[] | undefined {
     return this.sourceWatermarks?.onBatch(partition, records);
   }
 

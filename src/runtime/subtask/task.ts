@@ -51,13 +51,12 @@ import {
   inputKeys,
   keyedOperatorName,
   type KeySelector,
-  KeySelectorError,
   receivedKeyError,
   selectorThrewError,
 } from "../batch-encoding.js";
 import { InputGate } from "../input-gate.js";
 import { type BarrierMessage, type ChannelMessage, channelId, type DeliveryResult, type RestoreSpec, type SubtaskDeployment, type TaskMetrics, type TaskStatus } from "../messages.js";
-import { OperatorChain, UserCodeError } from "../operator-chain.js";
+import { OperatorChain } from "../operator-chain.js";
 import { RecordWriter, type SendFn } from "../record-writer.js";
 import { retry } from "../../retry.js";
 import { BarrierActions } from "./barrier-actions.js";
@@ -423,15 +422,7 @@ export class Task {
         const { records } = batch;
         // Timestamps are read before user code runs, which could change the records.
         const timestamps = this.time.onSourceBatch(batch.partition, records);
-        let i = 0;
-        try {
-          if (timestamps) for (; i < records.length; i++) this.chain.push(null, records[i], timestamps[i]);
-          else for (; i < records.length; i++) this.chain.push(null, records[i]);
-        } catch (e) {
-          if (e instanceof UserCodeError) throw new Error(`${e.message} at ${batch.partition} offset ${batch.firstOffset + i}`);
-          if (e instanceof KeySelectorError) throw e.at(`${batch.partition} offset ${batch.firstOffset + i}`);
-          throw e;
-        }
+        this.chain.pushSourceBatch(batch.partition, batch.firstOffset, records, timestamps);
         this.sourceFlushing = true;
         try {
           await this.writer.flush();
@@ -484,6 +475,7 @@ export class Task {
       pendingSinkBytes,
       sinks,
       lastCheckpointId: this.checkpointer.lastCheckpointId,
+      deadLetters: this.chain.deadLetters,
       ...this.time.metrics(),
     };
   }
