@@ -7,6 +7,10 @@ import type { Key } from "../graph/key-groups.js";
 import type {
   Collector,
   Context,
+  RichFilterFunction,
+  RichFlatMapFunction,
+  RichFunction,
+  RichMapFunction,
   KeyedProcessFunction,
   OperatorOptions,
   ProcessFunction,
@@ -61,6 +65,8 @@ export interface LogicalNode {
   readonly watermarks?: WatermarkStrategy<any>;
   readonly sink?: SinkDefinition;
   readonly fn?: (value: any) => any;
+  /** A map, filter or flatMap given as an object with its method (named as the kind) and open/close. */
+  readonly rich?: RichFunction & Record<string, unknown>;
   readonly process?: ProcessFunction<any, any> | KeyedProcessFunction<any, any, any>;
   /** Why the operator needs its records' event time (an event-time window), if it does: every source upstream must have a watermark strategy. */
   readonly needsEventTime?: string;
@@ -160,16 +166,19 @@ export class DataStream<T> {
     return new SideOutputStream<X>(this.job, this.nodeId, tag.id);
   }
 
-  map<O>(fn: (value: T) => O, options: OperatorOptions = {}): DataStream<O> {
-    return this.then<O>("map", options, { fn });
+  /** One output per record: a function, or an object with `map` and `open`/`close` ({@link RichMapFunction}). */
+  map<O>(fn: ((value: T) => O) | RichMapFunction<T, O>, options: OperatorOptions = {}): DataStream<O> {
+    return this.then<O>("map", options, typeof fn === "function" ? { fn } : { rich: checkRich(fn, "map", options) });
   }
 
-  filter(fn: (value: T) => boolean, options: OperatorOptions = {}): DataStream<T> {
-    return this.then<T>("filter", options, { fn });
+  /** The records for which `fn` answers true: a function, or an object with `filter` and `open`/`close`. */
+  filter(fn: ((value: T) => boolean) | RichFilterFunction<T>, options: OperatorOptions = {}): DataStream<T> {
+    return this.then<T>("filter", options, typeof fn === "function" ? { fn } : { rich: checkRich(fn, "filter", options) });
   }
 
-  flatMap<O>(fn: (value: T) => Iterable<O>, options: OperatorOptions = {}): DataStream<O> {
-    return this.then<O>("flatMap", options, { fn });
+  /** Any number of outputs per record: a function, or an object with `flatMap` and `open`/`close`. */
+  flatMap<O>(fn: ((value: T) => Iterable<O>) | RichFlatMapFunction<T, O>, options: OperatorOptions = {}): DataStream<O> {
+    return this.then<O>("flatMap", options, typeof fn === "function" ? { fn } : { rich: checkRich(fn, "flatMap", options) });
   }
 
   /**
@@ -283,6 +292,14 @@ export class KeyedStream<K extends Key, T> {
     const keySelector = this.keySelector as (value: unknown) => Key;
     return this.inputs.map((e) => ({ ...e, keySelector }));
   }
+}
+
+/** Checks a rich map, filter or flatMap object when it is given: it must have the method of its kind. */
+function checkRich(fn: object, kind: "map" | "filter" | "flatMap", options: OperatorOptions): RichFunction & Record<string, unknown> {
+  if (fn === null || typeof fn !== "object" || typeof (fn as Record<string, unknown>)[kind] !== "function") {
+    throw new JobDefinitionError(`${kind} "${options.name ?? options.uid ?? kind}" needs a function or an object with a ${kind}(value) method`);
+  }
+  return fn as RichFunction & Record<string, unknown>;
 }
 
 /**

@@ -118,15 +118,63 @@ export interface OnTimerContext<K extends Key = Key> extends KeyedContext<K> {
   timeDomain(): TimeDomain;
 }
 
+/** What `open` sees (Flink's RuntimeContext): where the function instance runs, and the Worker's bindings. */
+export interface RuntimeContext {
+  readonly jobName: string;
+  /** uid (or name) of the operator. */
+  readonly operatorUid: string;
+  readonly subtaskIndex: number;
+  readonly parallelism: number;
+  /** The job's attempt: it grows with every restart after a failure. */
+  readonly attempt: number;
+  /** The Worker's bindings (KV, D1, R2, services, variables and secrets). */
+  readonly env: unknown;
+}
+
+/**
+ * Flink's RichFunction: `open` runs once per parallel instance before its
+ * first record (after its state was restored), and may be async, e.g. to
+ * load a lookup table from a binding; `close` runs when the instance ends
+ * (finished, canceled or failed). Each parallel instance has its own
+ * `this`: it is an object whose prototype is the function you gave, so
+ * fields that `open` sets are the instance's own (set per-instance fields
+ * in `open`, not in a constructor, whose fields every instance shares).
+ *
+ * @example
+ * const enrich: ProcessFunction<Click, Enriched> & { names?: Map<string, string> } = {
+ *   async open(ctx) { this.names = new Map(Object.entries(await (await (ctx.env as Env).FILES.get("users.json"))!.json())); },
+ *   processElement(c, _ctx, out) { out.collect({ ...c, name: this.names!.get(c.user) ?? null }); },
+ * };
+ */
+export interface RichFunction {
+  open?(ctx: RuntimeContext): void | Promise<void>;
+  close?(): void | Promise<void>;
+}
+
+/** A map function with `open`/`close` (Flink's RichMapFunction). */
+export interface RichMapFunction<I, O> extends RichFunction {
+  map(value: I): O;
+}
+
+/** A filter function with `open`/`close` (Flink's RichFilterFunction). */
+export interface RichFilterFunction<I> extends RichFunction {
+  filter(value: I): boolean;
+}
+
+/** A flatMap function with `open`/`close` (Flink's RichFlatMapFunction). */
+export interface RichFlatMapFunction<I, O> extends RichFunction {
+  flatMap(value: I): Iterable<O>;
+}
+
 /** Flink's ProcessFunction: one call per record, any number of outputs. */
-export interface ProcessFunction<I, O> {
+export interface ProcessFunction<I, O> extends RichFunction {
   /** State this function reads; declaring it lets the job refuse a non-keyed input up front. */
   readonly state?: readonly StateDescriptor[];
   processElement(value: I, ctx: Context, out: Collector<O>): void;
 }
 
 /** Flink's KeyedProcessFunction: as {@link ProcessFunction}, with keyed state and timers. */
-export interface KeyedProcessFunction<K extends Key, I, O> {
+export interface KeyedProcessFunction<K extends Key, I, O> extends RichFunction {
   readonly state?: readonly StateDescriptor[];
   processElement(value: I, ctx: KeyedContext<K>, out: Collector<O>): void;
   /**

@@ -13,7 +13,7 @@
  * {@link OperatorChain.fireProcessingTimers}).
  */
 import type { JobDefinition, LogicalNode } from "../api/job.js";
-import type { Collector, Context, KeyedContext, KeyedProcessFunction, OnTimerContext, SinkWriter, TimeDomain } from "../api/types.js";
+import type { Collector, Context, KeyedContext, KeyedProcessFunction, OnTimerContext, RichFunction, RuntimeContext, SinkWriter, TimeDomain } from "../api/types.js";
 import type { Key } from "../graph/key-groups.js";
 import { nodeLabel, type PlanVertex } from "../graph/plan.js";
 import type { OutputTag } from "../api/output-tag.js";
@@ -32,6 +32,17 @@ export class UserCodeError extends Error {
     const why = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
     super(`operator "${operator}"${key === null ? "" : ` (key ${JSON.stringify(key)})`} threw ${why}`);
     this.name = "UserCodeError";
+  }
+}
+
+/** A rich function's `open` threw: the task cannot start. */
+export class FunctionOpenError extends Error {
+  constructor(
+    readonly operator: string,
+    override readonly cause: unknown,
+  ) {
+    super(`operator "${operator}" failed to open: ${errorText(cause)}`);
+    this.name = "FunctionOpenError";
   }
 }
 
@@ -93,6 +104,9 @@ export class OperatorChain {
   recordsIn = 0;
   /** Records routed to dead-letter outputs. */
   deadLetters = 0;
+  /** The chain's rich function instances, head first: opened before the first record, closed at the end. */
+  private readonly richFunctions: { readonly label: string; readonly uid: string; readonly instance: RichFunction }[] = [];
+  private closed = false;
   /** The source partition and first offset of the batch being pushed (source vertices), else undefined. */
   private originPartition: string | undefined;
   private originFirstOffset = 0;
@@ -108,6 +122,61 @@ export class OperatorChain {
     this.head = next;
     // Built tail first: the head's operator is fired first, as a watermark reaches it first.
     this.timerOperators.reverse();
+    this.richFunctions.reverse();
+    this.subtaskIndex = services.subtaskIndex;
+  }
+
+  private readonly subtaskIndex: number;
+
+  /**
+   * Opens the rich functions, head first, once their state was restored
+   * and before the first record. A function whose `open` throws fails the
+   * task, naming its operator.
+   */
+  async open(rt: Omit<RuntimeContext, "operatorUid" | "subtaskIndex">): Promise<void> {
+    for (const r of this.richFunctions) {
+      if (typeof r.instance.open !== "function") continue;
+      try {
+        await r.instance.open({ ...rt, operatorUid: r.uid, subtaskIndex: this.subtaskIndex });
+      } catch (e) {
+        throw new FunctionOpenError(r.label, e);
+      }
+    }
+  }
+
+  /** Closes the rich functions once, head first; an error in one `close` does not keep the others from closing. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const r of this.richFunctions) {
+      try {
+        await r.instance.close?.();
+      } catch {
+        // The task is over either way; nothing it could still do depends on this.
+      }
+    }
+  }
+
+  /**
+   * This chain's own instance of a user function that has `open` or
+   * `close`: an object whose prototype is the function, so that what
+   * `open` sets on `this` belongs to one parallel instance (subtasks in
+   * one isolate share the job's function objects).
+   */
+  private instanceOf<F extends object>(node: LogicalNode, fn: F): F {
+    const rich = fn as RichFunction;
+    if (typeof rich.open !== "function" && typeof rich.close !== "function") return fn;
+    const instance = Object.create(fn) as F;
+    this.richFunctions.push({ label: nodeLabel(node), uid: node.options.uid ?? nodeLabel(node), instance: instance as RichFunction });
+    return instance;
+  }
+
+  /** The function of a map, filter or flatMap: as given, or the method of this chain's instance of its rich object. */
+  private userFunction(node: LogicalNode): (value: unknown) => unknown {
+    if (node.fn) return node.fn;
+    const instance = this.instanceOf(node, node.rich!);
+    const method = instance[node.kind] as (value: unknown) => unknown;
+    return (value) => method.call(instance, value);
   }
 
   /** Pushes one record (with its key, when the input is keyed, and its event time) through the chain. */
@@ -202,7 +271,7 @@ export class OperatorChain {
           throw new Error(`source "${label}" rejected the record${at ? ` at ${at.partition} offset ${at.offset}` : ""}: ${value.reason}`);
         };
       case "map": {
-        const fn = node.fn!;
+        const fn = this.userFunction(node);
         return (key, value, timestampMs) => {
           let out: unknown;
           try {
@@ -215,7 +284,7 @@ export class OperatorChain {
         };
       }
       case "filter": {
-        const fn = node.fn!;
+        const fn = this.userFunction(node);
         return (key, value, timestampMs) => {
           let keep: unknown;
           try {
@@ -228,7 +297,7 @@ export class OperatorChain {
         };
       }
       case "flatMap": {
-        const fn = node.fn!;
+        const fn = this.userFunction(node);
         return (key, value, timestampMs) => {
           let outs: unknown[];
           try {
@@ -257,7 +326,7 @@ export class OperatorChain {
   }
 
   private processOperator(node: LogicalNode, label: string, next: Push, services: ChainServices, isTail: boolean): Push {
-    const fn = node.process! as KeyedProcessFunction<Key, unknown, unknown>;
+    const fn = this.instanceOf(node, node.process! as KeyedProcessFunction<Key, unknown, unknown>);
     const keyed = node.inputs.some((e) => e.keySelector);
     /** Event time of the record being processed (or of the timer firing): what the collector's output carries. */
     let timestampNow: number | undefined;

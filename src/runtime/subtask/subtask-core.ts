@@ -16,6 +16,7 @@
  * checkpoint: nothing is silently rebuilt from a state that may be ahead
  * of that checkpoint.
  */
+import { FunctionOpenError } from "../operator-chain.js";
 import type { KeyGroupRange } from "../../graph/key-groups.js";
 import { ownHandle, type SubtaskAck } from "../../checkpoint/types.js";
 import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
@@ -107,7 +108,10 @@ export class SubtaskCore {
     try {
       await task.restore();
     } catch (e) {
-      return { ok: false, message: `subtask ${deployment.vertex}/${deployment.index} could not restore checkpoint ${deployment.restore?.checkpointId}: ${(e as Error)?.message ?? e}` };
+      const where = `subtask ${deployment.vertex}/${deployment.index}`;
+      const why = (e as Error)?.message ?? String(e);
+      if (e instanceof FunctionOpenError || !deployment.restore) return { ok: false, message: `${where}: ${why}` };
+      return { ok: false, message: `${where} could not restore checkpoint ${deployment.restore.checkpointId}: ${why}` };
     } finally {
       restoring?.done();
     }

@@ -310,6 +310,7 @@ export class Task {
     }
     // Sealed transactions of completed checkpoints are published; later ones are replayed instead.
     await this.sinks.recover(spec?.checkpointId ?? 0);
+    await this.chain.open({ jobName: this.job.name, parallelism: this.vertex.parallelism, attempt: this.deployment.attempt, env: this.host.env });
     this.status = "running";
   }
 
@@ -651,6 +652,7 @@ export class Task {
     // The task is over: a reader that fails to close leaves nothing to undo (its positions are in the checkpoints).
     void this.reader?.close?.().catch(() => undefined);
     this.sinks.close();
+    void this.chain.close();
   }
 
   private describe(): string {
