@@ -610,8 +610,8 @@ export class KeyedStateBackend {
 
   /**
    * One step of the background cleanup of a state with a TTL: looks at up
-   * to `budget` entries from where the last step stopped (once around the
-   * table at most), removes the expired ones and the expired parts of
+   * to `budget` entries from where the last step stopped (about once around
+   * the table at most), removes the expired ones and the expired parts of
    * maps and lists, and stamps an entry that has no timestamp yet (the
    * TTL was added by a newer job version). An access skips the current
    * key, which the accessor itself reads. Returns how many keys' entries
@@ -621,13 +621,19 @@ export class KeyedStateBackend {
     const policy = slot.ttl;
     if (!policy || slot.table.size === 0) return 0;
     const nowMs = this.now();
-    const it = slot.sweep ?? slot.table.entries();
+    let it = slot.sweep ?? slot.table.entries();
+    // A step that started mid-table may go on from its start once.
+    let wraps = slot.sweep ? 1 : 0;
     slot.sweep = undefined;
     let looked = 0;
     let removed = 0;
     while (looked < budget) {
       const next = it.next();
-      if (next.done) return removed;
+      if (next.done) {
+        if (wraps-- === 0) return removed;
+        it = slot.table.entries();
+        continue;
+      }
       const [key, v] = next.value;
       looked++;
       if (skipCurrent && key === this.keyTextNow) continue;
