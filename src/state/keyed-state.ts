@@ -91,12 +91,20 @@ export interface KeyedStateOptions {
   /**
    * Entries of a state with a TTL that each access of it looks at for
    * expiry, among other keys (Flink's incremental cleanupSize). Default 5.
+   * They are looked at {@link TTL_CLEANUP_ACCESSES} accesses at a time.
    */
   readonly cleanupPerAccess?: number;
 }
 
 /** Default of {@link KeyedStateOptions.cleanupPerAccess}, as Flink's. */
 export const TTL_CLEANUP_PER_ACCESS = 5;
+
+/**
+ * The cleanup on access runs every this many accesses of a state, for
+ * that many accesses' worth of entries: one step's fixed cost (the clock,
+ * resuming the walk) would otherwise cost more than looking at 5 entries.
+ */
+export const TTL_CLEANUP_ACCESSES = 16;
 
 /**
  * Every entry of a backend as it was when {@link KeyedStateBackend.capture}
@@ -603,7 +611,9 @@ export class KeyedStateBackend {
       clear: () => this.remove(slot),
       now: this.now,
       accessed: () => {
-        if (this.cleanupPerAccess > 0) this.cleanupStep(slot, this.cleanupPerAccess, true);
+        if (++slot.accesses < TTL_CLEANUP_ACCESSES) return;
+        slot.accesses = 0;
+        if (this.cleanupPerAccess > 0) this.cleanupStep(slot, this.cleanupPerAccess * TTL_CLEANUP_ACCESSES, true);
       },
     };
   }
@@ -659,7 +669,7 @@ export class KeyedStateBackend {
       if (slot.kind !== kind) throw new TypeError(`operator "${this.operatorLabel}": state "${name}" is ${slot.kind} state, not ${kind} state`);
       return slot;
     }
-    slot = { name, kind, table: new Map(), changed: new Map(), accessor: undefined, declaredTtl: undefined, ttl: undefined, forms: NO_FORM, foreign: false, sweep: undefined };
+    slot = { name, kind, table: new Map(), changed: new Map(), accessor: undefined, declaredTtl: undefined, ttl: undefined, forms: NO_FORM, foreign: false, sweep: undefined, accesses: 0 };
     this.slots.set(name, slot);
     this.kinds.set(name, kind);
     this.tables.set(name, slot.table);
@@ -696,6 +706,8 @@ interface Slot {
   foreign: boolean;
   /** Where the background cleanup goes on. */
   sweep: Iterator<[string, unknown]> | undefined;
+  /** Accesses since the last cleanup on access. */
+  accesses: number;
 }
 
 /** The declared TTL of a state declared without one. */

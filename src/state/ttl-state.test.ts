@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { listState, mapState, type StateTtlConfig, valueState } from "../api/state.js";
 import { JobDefinitionError } from "../errors.js";
 import { keyGroupOf, keyText } from "../graph/key-groups.js";
-import { KeyedStateBackend, type StateEntry } from "./keyed-state.js";
+import { KeyedStateBackend, type StateEntry, TTL_CLEANUP_ACCESSES } from "./keyed-state.js";
 import { encodeEntries, readSnapshot, writeSnapshot } from "./snapshot-format.js";
 
 const MAX_PARALLELISM = 128;
@@ -241,27 +241,27 @@ describe("ListState with a TTL (per element)", () => {
 });
 
 describe("background cleanup", () => {
-  it("an access cleans up a few expired entries of other keys (never the current key, which it reads itself)", () => {
+  it("accesses clean up a few expired entries of other keys each (16 accesses at a time), never the current key, which the accessor reads itself", () => {
     const clock = new Clock();
     const b = backend(clock, 5);
     // Restored, so that no access moved the cleanup yet: it starts at k0.
-    b.load(Array.from({ length: 20 }, (_, i) => ({ state: "v", kind: "value-ttl" as const, key: `k${i}`, value: [i, clock.ms] })));
+    b.load(Array.from({ length: 200 }, (_, i) => ({ state: "v", kind: "value-ttl" as const, key: `k${i}`, value: [i, clock.ms] })));
     const v = b.getState(valueState<number>("v", { ttl: ttl({ stateVisibility: "ReturnExpiredIfNotCleanedUp" }) }));
     clock.advance(TTL_MS);
-    b.setCurrentKey("k0");
-    // The access looked at k0..k4 and skipped k0: 4 went; k0 is still there to be returned once.
-    expect(v.value()).toBe(0);
-    expect(b.size()).toBe(20 - 4 - 1);
-    expect(b.takeDirty().map((e) => [e.key, e.value])).toEqual(
-      expect.arrayContaining([
-        ["k1", undefined],
-        ["k4", undefined],
-      ]),
-    );
-    // Each access goes on where the last stopped.
-    b.setCurrentKey("fresh");
-    v.update(1);
-    expect(b.size()).toBe(15 - 5 + 1);
+    b.setCurrentKey("x");
+    for (let i = 0; i < TTL_CLEANUP_ACCESSES - 1; i++) v.update(i);
+    expect(b.size()).toBe(201);
+    // The 16th access looks at 16 × 5 entries, k0..k79, and skips k3: the read returns it once, as it cleans it up.
+    b.setCurrentKey("k3");
+    expect(v.value()).toBe(3);
+    expect(b.size()).toBe(201 - 79 - 1);
+    const removed = b.takeDirty().filter((e) => e.value === undefined).map((e) => e.key);
+    expect(removed).toHaveLength(80);
+    expect(removed).toEqual(expect.arrayContaining(["k0", "k3", "k79"]));
+    // The next 16 accesses go on where the last stopped.
+    b.setCurrentKey("x");
+    for (let i = 0; i < TTL_CLEANUP_ACCESSES; i++) v.update(i);
+    expect(b.size()).toBe(121 - 80);
   });
 
   it("cleanupExpired takes bounded steps around the table, counting map entries and list elements, and goes on where it stopped", () => {
