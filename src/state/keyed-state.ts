@@ -802,11 +802,13 @@ function captureTable(operator: string, slot: Slot, entries: ReadonlyMap<string,
     }
     const frozen = freeze(kind, v);
     t.values.push(frozen);
+    // A value with a TTL is kept as its Stamped: its value decides, and its timestamp adds ~16 characters.
+    const plain = frozen instanceof Stamped ? frozen.value : frozen;
     if (frozen instanceof Serialized) checkStateEntry(operator, state, key, frozen.json);
-    else if (typeof frozen === "string") {
-      if (stringEntryMayBeTooLarge(state, key, frozen)) checkStateEntry(operator, state, key, JSON.stringify(frozen));
+    else if (typeof plain === "string") {
+      if (stringEntryMayBeTooLarge(state, key, plain)) checkStateEntry(operator, state, key, JSON.stringify(frozen));
     }
-    // A number, a boolean or null: at most 24 characters of JSON, within the bytes a row keeps aside; only a huge key matters.
+    // A number, a boolean or null: at most 24 characters of JSON (40 with a timestamp), within the bytes a row keeps aside; only a huge key matters.
     else checkStateEntry(operator, state, key, "");
   }
   return t;

@@ -9,6 +9,7 @@ import { JobDefinitionError } from "../errors.js";
 import { keyGroupOf, keyText } from "../graph/key-groups.js";
 import { KeyedStateBackend, type StateEntry, TTL_CLEANUP_ACCESSES } from "./keyed-state.js";
 import { encodeEntries, readSnapshot, writeSnapshot } from "./snapshot-format.js";
+import { STATE_ENTRY_BYTES_MAX, StateTooLargeError } from "./state-limits.js";
 
 const MAX_PARALLELISM = 128;
 const TTL_MS = 1000;
@@ -490,6 +491,17 @@ describe("snapshots, restore and rescale", () => {
       ["a", "value-ttl"],
       ["b", "value"],
     ]);
+  });
+});
+
+describe("limits", () => {
+  it("refuses at the barrier a value with a TTL too large for a row of the image, as without a TTL", () => {
+    const b = backend(new Clock());
+    const v = b.getState(valueState<string>("v", { ttl: ttl() }));
+    b.setCurrentKey("a");
+    v.update("x".repeat(STATE_ENTRY_BYTES_MAX));
+    expect(() => b.capture()).toThrow(StateTooLargeError);
+    expect(() => b.captureChanges()).toThrow(StateTooLargeError);
   });
 });
 
