@@ -17,7 +17,26 @@ import { Subtask as SubtaskBase } from "./runtime/subtask/subtask.js";
 import { TablePartition } from "./runtime/table-partition.js";
 
 export { job, JobDefinition, DataStream, KeyedStream, type JobOptions } from "./api/job.js";
-export { valueState, mapState, listState, type ValueState, type MapState, type ListState } from "./api/state.js";
+export {
+  valueState,
+  mapState,
+  listState,
+  stateTtl,
+  StateTtlConfigBuilder,
+  StateVisibility,
+  UpdateType,
+  type ValueState,
+  type MapState,
+  type ListState,
+  type StateDescriptor,
+  type ValueStateDescriptor,
+  type MapStateDescriptor,
+  type ListStateDescriptor,
+  type StateOptions,
+  type StateTtlConfig,
+  type StateTtlUpdateType,
+  type StateTtlVisibility,
+} from "./api/state.js";
 export type * from "./api/types.js";
 export { WatermarkStrategy, END_OF_TIME_MS, type TimestampAssigner } from "./time/watermark-strategy.js";
 export { WindowedStream } from "./api/windowed-stream.js";

@@ -10,6 +10,7 @@
  */
 import type { JobDefinition, LogicalNode, PartitionerKind } from "../api/job.js";
 import { JobDefinitionError } from "../errors.js";
+import { checkStateTtl } from "../api/state.js";
 import { MAX_PARALLELISM_LIMIT } from "./key-groups.js";
 
 /** How a vertex receives from one upstream vertex. */
@@ -125,6 +126,8 @@ export function buildPlan(job: JobDefinition, override?: ParallelismOverride): E
     if (keyedEdges > 0 && keyedEdges < n.inputs.length) {
       throw new JobDefinitionError(`operator "${nodeLabel(n)}" mixes keyed and non-keyed inputs: keyBy every input`);
     }
+    // A bad state TTL is refused at start, naming the operator (a descriptor made by valueState() was checked already).
+    if (n.kind === "process") for (const d of n.process?.state ?? []) checkStateTtl(d, nodeLabel(n));
     if (n.kind === "process" && keyedEdges === 0 && (n.process?.state?.length ?? 0) > 0) {
       throw new JobDefinitionError(
         `operator "${nodeLabel(n)}" declares keyed state but its input is not keyed: call keyBy() before process()`,

@@ -377,7 +377,9 @@ export class OperatorChain {
         }
       };
     }
-    const state = new KeyedStateBackend(services.maxParallelism, label);
+    // State TTLs count on the subtask's clock; declared state has its TTL before the first record.
+    const state = new KeyedStateBackend(services.maxParallelism, label, { now: () => services.now() });
+    for (const d of fn.state ?? []) state.declare(d);
     this.keyedState.set(node.options.uid!, state);
     const timers = new KeyedTimerService(state, label, services);
     let domainNow: TimeDomain = "event";

@@ -14,20 +14,53 @@
  * over the key's sorted timestamps. They are always in memory: a restore
  * reads every timer entry (from a backing, only those) and rebuilds the
  * queues, since firing needs the earliest timer of all keys.
+ *
+ * A state declared with a TTL (`ttl.ts`, `ttl-state.ts`) keeps each entry
+ * with its last-access time on the backend's clock. Expired entries are
+ * cleaned up in the background, a bounded number at a time: a few per
+ * access of the state ({@link KeyedStateOptions.cleanupPerAccess}, Flink's
+ * incremental cleanup) and more at each checkpoint
+ * ({@link KeyedStateBackend.cleanupExpired}); a full snapshot leaves them
+ * out ({@link KeyedStateBackend.capture}). The cleanup walks the in-memory
+ * table only: keys of a local image that no record touched since the
+ * restore are dropped by the next full snapshot, or when read.
  */
-import type {
-  ListState,
-  ListStateDescriptor,
-  MapState,
-  MapStateDescriptor,
-  StateDescriptor,
-  ValueState,
-  ValueStateDescriptor,
+import {
+  checkStateTtl,
+  type ListState,
+  type ListStateDescriptor,
+  type MapState,
+  type MapStateDescriptor,
+  type StateDescriptor,
+  type StateTtlConfig,
+  type ValueState,
+  type ValueStateDescriptor,
 } from "../api/state.js";
+import { JobDefinitionError } from "../errors.js";
 import { type Key, type KeyGroupRange, hashKey, inRange, keyText } from "../graph/key-groups.js";
 import type { EncodedEntry } from "./snapshot-format.js";
 import { checkStateEntry, displayKey, stringEntryMayBeTooLarge } from "./state-limits.js";
 import { HeapTimerQueue, type TimeDomain, type TimerQueue, timerStateName } from "./timer-queue.js";
+import {
+  adoptLive,
+  isTtlKind,
+  isTtlLive,
+  liveSize,
+  plainKindOf,
+  pruneLive,
+  sameTtl,
+  Stamped,
+  type TtlKind,
+  ttlFromPersisted,
+  ttlKindOf,
+  type TtlLive,
+  ttlPolicy,
+  type TtlPolicy,
+  ttlToPersisted,
+  unexpiredLive,
+  unexpiredPersisted,
+} from "./ttl.js";
+import { type TtlCell, ttlListState, ttlMapState, ttlValueState } from "./ttl-state.js";
 
 /** One key's value of one state, as persisted. `value` undefined means deleted. */
 export interface StateEntry {
@@ -38,10 +71,40 @@ export interface StateEntry {
   readonly value: unknown;
 }
 
-/** What an entry holds: a user state's value, map or list, or a key's timers (sorted timestamps) in one time domain. */
-export type EntryKind = StateDescriptor["kind"] | "timer";
+/**
+ * What an entry holds: a user state's value, map or list (with the
+ * last-access times of its parts when the state has a TTL: "value-ttl",
+ * "map-ttl", "list-ttl", see `ttl.ts`), or a key's timers (sorted
+ * timestamps) in one time domain.
+ */
+export type EntryKind = StateDescriptor["kind"] | TtlKind | "timer";
 
 type Kind = EntryKind;
+
+/** A state's kind as declared (an entry's kind without its TTL). */
+type DeclaredKind = StateDescriptor["kind"] | "timer";
+
+/** Options of a {@link KeyedStateBackend}. */
+export interface KeyedStateOptions {
+  /** The subtask's clock (processing time): what a TTL counts on. A state with a TTL needs it. */
+  readonly now?: () => number;
+  /**
+   * Entries of a state with a TTL that each access of it looks at for
+   * expiry, among other keys (Flink's incremental cleanupSize). Default 5.
+   * They are looked at {@link TTL_CLEANUP_ACCESSES} accesses at a time.
+   */
+  readonly cleanupPerAccess?: number;
+}
+
+/** Default of {@link KeyedStateOptions.cleanupPerAccess}, as Flink's. */
+export const TTL_CLEANUP_PER_ACCESS = 5;
+
+/**
+ * The cleanup on access runs every this many accesses of a state, for
+ * that many accesses' worth of entries: one step's fixed cost (the clock,
+ * resuming the walk) would otherwise cost more than looking at 5 entries.
+ */
+export const TTL_CLEANUP_ACCESSES = 16;
 
 /**
  * Every entry of a backend as it was when {@link KeyedStateBackend.capture}
@@ -101,10 +164,20 @@ export class KeyedStateBackend {
   /** The timer queue of each time domain, once asked for. */
   private readonly timerQueues = new Map<TimeDomain, HeapTimerQueue>();
 
+  /** The clock TTLs count on. */
+  private readonly now: () => number;
+  private readonly cleanupPerAccess: number;
+  /** The states declared with a TTL, for the background cleanup. */
+  private readonly ttlSlots: Slot[] = [];
+
   constructor(
     private readonly maxParallelism: number,
     private readonly operatorLabel: string,
-  ) {}
+    private readonly options: KeyedStateOptions = {},
+  ) {
+    this.now = options.now ?? noClock(operatorLabel);
+    this.cleanupPerAccess = options.cleanupPerAccess ?? TTL_CLEANUP_PER_ACCESS;
+  }
 
   /** Sets the key that state accessors read and write. */
   setCurrentKey(key: Key): void {
@@ -122,8 +195,9 @@ export class KeyedStateBackend {
   }
 
   getState<T>(d: ValueStateDescriptor<T>): ValueState<T> {
-    const slot = this.slot(d.name, "value");
+    const slot = this.declared(d);
     if (slot.accessor) return slot.accessor as ValueState<T>;
+    if (slot.ttl) return (slot.accessor = ttlValueState<T>(this.cell(slot), slot.ttl, d.name) as ValueState<unknown>) as ValueState<T>;
     const accessor: ValueState<T> = {
       value: () => this.read(slot) as T | undefined,
       update: (v) => {
@@ -137,8 +211,9 @@ export class KeyedStateBackend {
   }
 
   getMapState<V>(d: MapStateDescriptor<V>): MapState<V> {
-    const slot = this.slot(d.name, "map");
+    const slot = this.declared(d);
     if (slot.accessor) return slot.accessor as MapState<V>;
+    if (slot.ttl) return (slot.accessor = ttlMapState<V>(this.cell(slot), slot.ttl) as MapState<unknown>) as MapState<V>;
     const read = () => this.read(slot) as Map<string, V> | undefined;
     const write = () => {
       let m = read();
@@ -168,8 +243,9 @@ export class KeyedStateBackend {
   }
 
   getListState<T>(d: ListStateDescriptor<T>): ListState<T> {
-    const slot = this.slot(d.name, "list");
+    const slot = this.declared(d);
     if (slot.accessor) return slot.accessor as ListState<T>;
+    if (slot.ttl) return (slot.accessor = ttlListState<T>(this.cell(slot), slot.ttl) as ListState<unknown>) as ListState<T>;
     const read = () => this.read(slot) as T[] | undefined;
     const accessor: ListState<T> = {
       get: () => [...(read() ?? [])],
@@ -198,6 +274,30 @@ export class KeyedStateBackend {
     return accessor;
   }
 
+  /**
+   * Declares a state ahead of its first use, so that its TTL applies from
+   * the start (a full snapshot leaves its expired entries out, the
+   * background cleanup walks it) even before a record asks for it. Throws
+   * a {@link JobDefinitionError} for a bad TTL, or a TTL other than the
+   * one the state was declared with.
+   */
+  declare(d: StateDescriptor): void {
+    this.declared(d);
+  }
+
+  /**
+   * Cleans up expired entries of every state with a TTL, looking at up to
+   * `budget` entries (map entries and list elements count one each) per
+   * state, from where the previous cleanup stopped: one bounded step of
+   * the background cleanup (a checkpoint takes one). Returns how many
+   * keys' entries went.
+   */
+  cleanupExpired(budget: number): number {
+    let removed = 0;
+    for (const slot of this.ttlSlots) removed += this.cleanupStep(slot, budget, false);
+    return removed;
+  }
+
   /** Whether anything changed since the last {@link takeDirty}. */
   hasDirty(): boolean {
     for (const s of this.dirty.values()) if (s.size > 0) return true;
@@ -207,9 +307,9 @@ export class KeyedStateBackend {
   /** The entries changed since the last call, in persistable form; clears the dirty marks. */
   takeDirty(): StateEntry[] {
     const out: StateEntry[] = [];
-    for (const [state, changed] of this.dirty) {
-      for (const [key, v] of changed) out.push(this.entry(state, key, v));
-      changed.clear();
+    for (const slot of this.slots.values()) {
+      for (const [key, v] of slot.changed) out.push(this.entry(slot, key, v));
+      slot.changed.clear();
     }
     return out;
   }
@@ -223,10 +323,10 @@ export class KeyedStateBackend {
   captureChanges(owned?: KeyGroupRange): ChangeCapture {
     const tables: CapturedTable[] = [];
     let count = 0;
-    for (const [state, changed] of this.dirty) {
-      if (changed.size === 0) continue;
-      const captured = captureTable(this.operatorLabel, state, this.kinds.get(state)!, changed);
-      changed.clear();
+    for (const slot of this.slots.values()) {
+      if (slot.changed.size === 0) continue;
+      const captured = captureTable(this.operatorLabel, slot, slot.changed);
+      slot.changed.clear();
       tables.push(captured);
       count += captured.keys.length;
     }
@@ -238,7 +338,7 @@ export class KeyedStateBackend {
         forRange(tables, start, end, (t, i) => {
           const v = t.values[i];
           const key = t.keys[i];
-          out.push({ entry: { state: t.state, kind: t.kind, key, keyGroup: keyGroupOf(t.state, key) }, valueJson: v === undefined ? null : thaw(v) });
+          out.push({ entry: { state: t.state, kind: t.kinds?.[i] ?? t.kind, key, keyGroup: keyGroupOf(t.state, key) }, valueJson: v === undefined ? null : thaw(v) });
         });
         return out;
       },
@@ -248,7 +348,7 @@ export class KeyedStateBackend {
   /** Every entry, in persistable form (the backing's untouched keys included). */
   allEntries(): StateEntry[] {
     const out: StateEntry[] = [];
-    for (const [state, table] of this.tables) for (const [key, v] of table) out.push(this.entry(state, key, v));
+    for (const slot of this.slots.values()) for (const [key, v] of slot.table) out.push(this.entry(slot, key, v));
     if (this.backing) {
       for (const e of this.backing.entries()) {
         if (this.tables.get(e.state)?.has(e.key) || this.deleted.has(id(e.state, e.key))) continue;
@@ -266,6 +366,10 @@ export class KeyedStateBackend {
    * in place, are serialized now. An entry too large for a row of the
    * image throws a `StateTooLargeError` here, at the barrier.
    *
+   * Entries of a state with a TTL that are expired now are left out (a map's
+   * expired entries and a list's expired elements too); the live state
+   * keeps them until the cleanup or a read removes them.
+   *
    * With `owned` (the subtask's key groups), serializing throws for a key
    * outside them: a record whose key changed across a batch's JSON round
    * trip reached a subtask that does not own it, and its state must not be
@@ -275,9 +379,10 @@ export class KeyedStateBackend {
   capture(owned?: KeyGroupRange): StateCapture {
     const tables: CapturedTable[] = [];
     let count = 0;
-    for (const [state, table] of this.tables) {
-      if (table.size === 0) continue;
-      const captured = captureTable(this.operatorLabel, state, this.kinds.get(state)!, table);
+    const nowMs = this.ttlSlots.length > 0 ? this.now() : 0;
+    for (const slot of this.slots.values()) {
+      if (slot.table.size === 0) continue;
+      const captured = captureTable(this.operatorLabel, slot, slot.table, nowMs);
       tables.push(captured);
       count += captured.keys.length;
     }
@@ -286,10 +391,17 @@ export class KeyedStateBackend {
       const byState = new Map<string, CapturedTable>();
       for (const e of this.backing.entries()) {
         if (this.tables.get(e.state)?.has(e.key) || this.deleted.has(id(e.state, e.key))) continue;
+        let value = e.value;
+        const ttl = this.slots.get(e.state)?.ttl;
+        if (ttl && isTtlKind(e.kind)) {
+          value = unexpiredPersisted(e.kind, value, ttl, nowMs);
+          if (value === undefined) continue;
+        }
         let t = byState.get(e.state);
         if (!t) byState.set(e.state, (t = { state: e.state, kind: e.kind, keys: [], values: [] }));
+        if (e.kind !== t.kind || t.kinds) (t.kinds ??= t.keys.map(() => t.kind)).push(e.kind);
         t.keys.push(e.key);
-        t.values.push(new Serialized(JSON.stringify(e.value)));
+        t.values.push(new Serialized(JSON.stringify(value)));
         count++;
       }
       tables.push(...byState.values());
@@ -298,7 +410,7 @@ export class KeyedStateBackend {
     return {
       count,
       forEach(start, end, fn) {
-        forRange(tables, start, end, (t, i) => fn(t.state, t.kind, t.keys[i], keyGroupOf(t.state, t.keys[i]), thaw(t.values[i])));
+        forRange(tables, start, end, (t, i) => fn(t.state, t.kinds?.[i] ?? t.kind, t.keys[i], keyGroupOf(t.state, t.keys[i]), thaw(t.values[i])));
       },
     };
   }
@@ -307,8 +419,11 @@ export class KeyedStateBackend {
   load(entries: Iterable<{ state: string; key: string; kind: Kind; value: unknown }>): void {
     this.reset();
     for (const e of entries) {
-      this.slot(e.state, e.kind).table.set(e.key, fromPersisted(e.kind, e.value));
+      const slot = this.slot(e.state, plainKindOf(e.kind));
+      slot.table.set(e.key, fromPersisted(e.kind, e.value));
+      slot.forms |= isTtlKind(e.kind) ? TTL_FORM : PLAIN_FORM;
     }
+    for (const slot of this.slots.values()) updateForeign(slot);
     this.rebuildTimers();
   }
 
@@ -390,23 +505,46 @@ export class KeyedStateBackend {
 
   private reset(): void {
     // Cleared in place: accessors handed out before keep pointing at the live maps.
-    for (const t of this.tables.values()) t.clear();
-    for (const d of this.dirty.values()) d.clear();
+    for (const slot of this.slots.values()) {
+      slot.table.clear();
+      slot.changed.clear();
+      slot.sweep = undefined;
+      slot.forms = slot.declaredTtl === undefined ? NO_FORM : formOf(slot);
+      updateForeign(slot);
+    }
     this.deleted.clear();
     this.backing = undefined;
     this.count = 0;
   }
 
-  /** The current key's value, from memory or, on a miss, from the backing (then cached). */
+  /**
+   * The current key's value, from memory or, on a miss, from the backing
+   * (then cached), in the form the state is declared with: an entry of
+   * the other form (a TTL added or removed by a newer job version) is
+   * converted, and marked changed so that it is persisted so.
+   */
   private read(slot: Slot): unknown {
-    const v = slot.table.get(this.keyTextNow);
-    if (v !== undefined || !this.backing) return v;
-    if (this.deleted.has(id(slot.name, this.keyTextNow))) return undefined;
-    const persisted = this.backing.get(slot.name, this.keyTextNow, keyGroupOfText(this.keyTextNow, this.maxParallelism));
-    if (persisted === undefined) return undefined;
-    const value = fromPersisted(persisted.kind, persisted.value);
-    slot.table.set(this.keyTextNow, value);
-    return value;
+    let v = slot.table.get(this.keyTextNow);
+    if (v === undefined) {
+      if (!this.backing || this.deleted.has(id(slot.name, this.keyTextNow))) return undefined;
+      const persisted = this.backing.get(slot.name, this.keyTextNow, keyGroupOfText(this.keyTextNow, this.maxParallelism));
+      if (persisted === undefined) return undefined;
+      v = fromPersisted(persisted.kind, persisted.value);
+      slot.table.set(this.keyTextNow, v);
+      if (isTtlKind(persisted.kind) === (slot.ttl !== undefined)) return v;
+    } else if (!slot.foreign) return v;
+    return this.adopt(slot, this.keyTextNow, v);
+  }
+
+  /** Converts `key`'s entry to the form its state is declared with, if it is not in it. */
+  private adopt(slot: Slot, key: string, v: unknown): unknown {
+    if (slot.kind === "timer" || slot.declaredTtl === undefined) return v;
+    const adopted = adoptLive(slot.kind, v, slot.ttl !== undefined, slot.ttl ? this.now() : 0);
+    if (adopted !== v) {
+      slot.table.set(key, adopted);
+      slot.changed.set(key, adopted);
+    }
+    return adopted;
   }
 
   private write(slot: Slot, value: unknown): void {
@@ -420,32 +558,118 @@ export class KeyedStateBackend {
 
   private remove(slot: Slot): void {
     if (this.read(slot) === undefined) return;
-    slot.table.delete(this.keyTextNow);
-    if (this.backing) {
-      this.count--;
-      this.deleted.add(id(slot.name, this.keyTextNow));
-    }
-    this.touch(slot, undefined);
+    this.removeKey(slot, this.keyTextNow);
   }
 
-  private entry(state: string, key: string, value: unknown): StateEntry {
+  /** Removes `key`'s entry of a state, which is in memory. */
+  private removeKey(slot: Slot, key: string): void {
+    slot.table.delete(key);
+    if (this.backing) {
+      this.count--;
+      this.deleted.add(id(slot.name, key));
+    }
+    slot.changed.set(key, undefined);
+  }
+
+  private entry(slot: Slot, key: string, value: unknown): StateEntry {
     return {
-      state,
-      kind: this.kinds.get(state)!,
+      state: slot.name,
+      kind: value === undefined ? slot.kind : persistedKind(slot.kind, value),
       key,
       keyGroup: keyGroupOfText(key, this.maxParallelism),
-      value: value === undefined ? undefined : toPersisted(this.kinds.get(state)!, value),
+      value: value === undefined ? undefined : toPersisted(slot.kind, value),
     };
   }
 
+  /** The slot of descriptor `d`, declared with its TTL on first use (a later use with another TTL throws). */
+  private declared(d: StateDescriptor): Slot {
+    const slot = this.slot(d.name, d.kind);
+    // Descriptors are mostly module constants: the same TTL object (or none), checked once.
+    if (slot.declaredTtl === (d.ttl ?? NO_TTL)) return slot;
+    if (slot.declaredTtl !== undefined) {
+      if (sameTtl(slot.declaredTtl === NO_TTL ? undefined : slot.declaredTtl, d.ttl)) return slot;
+      throw new JobDefinitionError(
+        `operator "${this.operatorLabel}": state "${d.name}" is used with two different TTLs (${describeTtl(slot.declaredTtl)} and ${describeTtl(d.ttl ?? NO_TTL)}): one state has one TTL`,
+      );
+    }
+    checkStateTtl(d, this.operatorLabel);
+    if (d.ttl !== undefined && this.options.now === undefined) throw new Error(`operator "${this.operatorLabel}": state "${d.name}" has a TTL, but its keyed-state backend has no clock`);
+    slot.declaredTtl = d.ttl ?? NO_TTL;
+    slot.ttl = d.ttl === undefined ? undefined : ttlPolicy(d.ttl);
+    if (slot.ttl) this.ttlSlots.push(slot);
+    slot.forms |= formOf(slot);
+    updateForeign(slot);
+    return slot;
+  }
+
+  /** The current key's entry of a state with a TTL, as its accessors see it. */
+  private cell(slot: Slot): TtlCell {
+    return {
+      get: () => this.read(slot),
+      set: (v) => this.write(slot, v),
+      changed: (v) => this.touch(slot, v),
+      clear: () => this.remove(slot),
+      now: this.now,
+      accessed: () => {
+        if (++slot.accesses < TTL_CLEANUP_ACCESSES) return;
+        slot.accesses = 0;
+        if (this.cleanupPerAccess > 0) this.cleanupStep(slot, this.cleanupPerAccess * TTL_CLEANUP_ACCESSES, true);
+      },
+    };
+  }
+
+  /**
+   * One step of the background cleanup of a state with a TTL: looks at up
+   * to `budget` entries from where the last step stopped (about once around
+   * the table at most), removes the expired ones and the expired parts of
+   * maps and lists, and stamps an entry that has no timestamp yet (the
+   * TTL was added by a newer job version). An access skips the current
+   * key, which the accessor itself reads. Returns how many keys' entries
+   * went.
+   */
+  private cleanupStep(slot: Slot, budget: number, skipCurrent: boolean): number {
+    const policy = slot.ttl;
+    if (!policy || slot.table.size === 0) return 0;
+    const nowMs = this.now();
+    let it = slot.sweep ?? slot.table.entries();
+    // A step that started mid-table may go on from its start once.
+    let wraps = slot.sweep ? 1 : 0;
+    slot.sweep = undefined;
+    let looked = 0;
+    let removed = 0;
+    while (looked < budget) {
+      const next = it.next();
+      if (next.done) {
+        if (wraps-- === 0) return removed;
+        it = slot.table.entries();
+        continue;
+      }
+      const [key, v] = next.value;
+      looked++;
+      if (skipCurrent && key === this.keyTextNow) continue;
+      if (!isTtlLive(v)) {
+        this.adopt(slot, key, v);
+        continue;
+      }
+      looked += liveSize(v) - 1;
+      const pruned = pruneLive(v, policy, nowMs);
+      if (pruned === "all") {
+        this.removeKey(slot, key);
+        removed++;
+      } else if (pruned === "some") slot.changed.set(key, v);
+    }
+    slot.sweep = it;
+    return removed;
+  }
+
   /** The slot of state `name`, declared as `kind` on first use. */
-  private slot(name: string, kind: Kind): Slot {
+  private slot(name: string, kind: DeclaredKind): Slot {
     let slot = this.slots.get(name);
     if (slot !== undefined) {
       if (slot.kind !== kind) throw new TypeError(`operator "${this.operatorLabel}": state "${name}" is ${slot.kind} state, not ${kind} state`);
       return slot;
     }
-    slot = { name, kind, table: new Map(), changed: new Map(), accessor: undefined };
+    slot = { name, kind, table: new Map(), changed: new Map(), accessor: undefined, declaredTtl: undefined, ttl: undefined, forms: NO_FORM, foreign: false, sweep: undefined, accesses: 0 };
     this.slots.set(name, slot);
     this.kinds.set(name, kind);
     this.tables.set(name, slot.table);
@@ -462,7 +686,7 @@ export class KeyedStateBackend {
 /** One declared state: its table, its changes since the last capture, and the accessor handed out for it. */
 interface Slot {
   readonly name: string;
-  readonly kind: Kind;
+  readonly kind: DeclaredKind;
   readonly table: Map<string, unknown>;
   /** Keys changed since the last capture, with their live value (undefined: deleted). */
   readonly changed: Map<string, unknown>;
@@ -472,12 +696,62 @@ interface Slot {
    * record allocates nothing.
    */
   accessor: ValueState<unknown> | MapState<unknown> | ListState<unknown> | undefined;
+  /** The TTL the state was declared with ({@link NO_TTL}: none); undefined until a descriptor declared it. */
+  declaredTtl: StateTtlConfig | undefined;
+  /** The declared TTL as applied. */
+  ttl: TtlPolicy | undefined;
+  /** Which forms of entries the table may hold: {@link PLAIN_FORM}, {@link TTL_FORM}, or both (restored before a TTL was added or removed). */
+  forms: number;
+  /** The table may hold entries of the form the state is not declared with: reads convert them. */
+  foreign: boolean;
+  /** Where the background cleanup goes on. */
+  sweep: Iterator<[string, unknown]> | undefined;
+  /** Accesses since the last cleanup on access. */
+  accesses: number;
+}
+
+/** The declared TTL of a state declared without one. */
+const NO_TTL: StateTtlConfig = Object.freeze({ ttlMs: Number.POSITIVE_INFINITY });
+
+const NO_FORM = 0;
+/** Entries without timestamps. */
+const PLAIN_FORM = 1;
+/** Entries of a state with a TTL, with their timestamps. */
+const TTL_FORM = 2;
+
+/** The form of the entries a declared state writes. */
+function formOf(slot: Slot): number {
+  return slot.ttl ? TTL_FORM : PLAIN_FORM;
+}
+
+/** A declared state's table holds entries of the other form than its own only after a restore across a TTL change. */
+function updateForeign(slot: Slot): void {
+  slot.foreign = slot.declaredTtl !== undefined && slot.kind !== "timer" && (slot.forms & ~formOf(slot)) !== 0;
+}
+
+function describeTtl(ttl: StateTtlConfig): string {
+  return ttl === NO_TTL ? "none" : JSON.stringify(ttl);
+}
+
+/** A clock for a backend that was given none: only a TTL needs one. */
+function noClock(operator: string): () => number {
+  return () => {
+    throw new Error(`operator "${operator}": keyed state has no clock`);
+  };
+}
+
+/** The persisted kind of a live entry of a state declared as `kind`. */
+function persistedKind(kind: DeclaredKind, live: unknown): Kind {
+  return kind !== "timer" && isTtlLive(live) ? ttlKindOf(kind) : kind;
 }
 
 /** One state's entries in a {@link StateCapture}: values, or their JSON when taken as {@link Serialized}. */
 interface CapturedTable {
   readonly state: string;
+  /** The entries' persisted kind… */
   readonly kind: Kind;
+  /** …or each entry's, when they differ (a restore across a TTL change). */
+  kinds?: Kind[];
   readonly keys: string[];
   readonly values: unknown[];
 }
@@ -487,9 +761,14 @@ function isImmutable(v: unknown): boolean {
   return v === null || typeof v === "number" || typeof v === "string" || typeof v === "boolean";
 }
 
-/** A live value as captured: itself when immutable, else its JSON now (user code may mutate it in place). */
-function freeze(kind: Kind, v: unknown): unknown {
-  return kind === "value" && isImmutable(v) ? v : new Serialized(JSON.stringify(toPersisted(kind, v)));
+/**
+ * A live value as captured: itself when immutable (a value state's
+ * {@link Stamped} over an immutable value too: its JSON is its persisted
+ * form), else its JSON now (user code may mutate it in place).
+ */
+function freeze(kind: DeclaredKind, v: unknown): unknown {
+  if (kind === "value" && (isImmutable(v) || (v instanceof Stamped && isImmutable(v.value)))) return v;
+  return new Serialized(JSON.stringify(toPersisted(kind, v)));
 }
 
 /**
@@ -499,9 +778,23 @@ function freeze(kind: Kind, v: unknown): unknown {
  * now too for a string long enough to matter (numbers, booleans and null
  * are small).
  */
-function captureTable(operator: string, state: string, kind: Kind, entries: ReadonlyMap<string, unknown>): CapturedTable {
-  const t: CapturedTable = { state, kind, keys: [], values: [] };
-  for (const [key, v] of entries) {
+function captureTable(operator: string, slot: Slot, entries: ReadonlyMap<string, unknown>, nowMs?: number): CapturedTable {
+  const { name: state, kind } = slot;
+  const t: CapturedTable = { state, kind: kind !== "timer" && slot.forms === TTL_FORM ? ttlKindOf(kind) : kind, keys: [], values: [] };
+  // Entries of both forms only after a restore across a TTL change: then each entry's kind is kept.
+  const mixed = kind !== "timer" && slot.forms === (PLAIN_FORM | TTL_FORM);
+  // A full capture (`nowMs` given) leaves out what is expired.
+  const policy = nowMs === undefined ? undefined : slot.ttl;
+  for (const [key, live] of entries) {
+    let v = live;
+    if (policy && v !== undefined && isTtlLive(v)) {
+      v = unexpiredLive(v, policy, nowMs!);
+      if (v === undefined) continue;
+    }
+    if (mixed) {
+      const k = v === undefined ? t.kind : persistedKind(kind, v);
+      if (k !== t.kind || t.kinds) (t.kinds ??= t.keys.map(() => t.kind)).push(k);
+    }
     t.keys.push(key);
     if (v === undefined) {
       t.values.push(undefined);
@@ -509,11 +802,13 @@ function captureTable(operator: string, state: string, kind: Kind, entries: Read
     }
     const frozen = freeze(kind, v);
     t.values.push(frozen);
+    // A value with a TTL is kept as its Stamped: its value decides, and its timestamp adds ~16 characters.
+    const plain = frozen instanceof Stamped ? frozen.value : frozen;
     if (frozen instanceof Serialized) checkStateEntry(operator, state, key, frozen.json);
-    else if (typeof frozen === "string") {
-      if (stringEntryMayBeTooLarge(state, key, frozen)) checkStateEntry(operator, state, key, JSON.stringify(frozen));
+    else if (typeof plain === "string") {
+      if (stringEntryMayBeTooLarge(state, key, plain)) checkStateEntry(operator, state, key, JSON.stringify(frozen));
     }
-    // A number, a boolean or null: at most 24 characters of JSON, within the bytes a row keeps aside; only a huge key matters.
+    // A number, a boolean or null: at most 24 characters of JSON (40 with a timestamp), within the bytes a row keeps aside; only a huge key matters.
     else checkStateEntry(operator, state, key, "");
   }
   return t;
@@ -592,10 +887,15 @@ export function keyFromText(text: string): Key {
   return text.startsWith("\u0000n") ? Number(text.slice(2)) : text;
 }
 
-function toPersisted(kind: Kind, value: unknown): unknown {
+/** A live entry's persisted form (its own: with timestamps when it has them). */
+function toPersisted(kind: DeclaredKind, value: unknown): unknown {
+  if (isTtlLive(value)) return ttlToPersisted(value as TtlLive);
   return kind === "map" ? [...(value as Map<string, unknown>)] : value;
 }
 
+/** A persisted entry's live form, by its persisted kind. */
 function fromPersisted(kind: Kind, value: unknown): unknown {
+  if (isTtlKind(kind)) return ttlFromPersisted(kind, value);
   return kind === "map" ? new Map(value as [string, unknown][]) : value;
 }
+

@@ -57,13 +57,28 @@ describe("timer entries (version 2)", () => {
   it("round-trips a key's sorted timestamps per time domain, and their deletion in a delta", () => {
     const timers = [entry("timer:event", "alice", 7, [100, 250], "timer"), entry("timer:processing", "\u0000n42", 3, [5], "timer")];
     const full = readSnapshot(writeSnapshot({ uid: "op", kind: "full", checkpointId: 2 }, encodeEntries(timers)));
-    expect(full.header.version).toBe(2);
+    expect(full.header.version).toBe(SNAPSHOT_VERSION);
     expect(full.entries).toEqual([
       { state: "timer:processing", kind: "timer", keyGroup: 3, key: "\u0000n42", value: [5] },
       { state: "timer:event", kind: "timer", keyGroup: 7, key: "alice", value: [100, 250] },
     ]);
     const delta = readSnapshot(writeSnapshot({ uid: "op", kind: "delta", checkpointId: 3 }, encodeEntries([entry("timer:event", "alice", 7, undefined, "timer")])));
     expect(delta.entries).toEqual([{ state: "timer:event", kind: "timer", keyGroup: 7, key: "alice", value: undefined }]);
+  });
+});
+
+describe("entries of state with a TTL (version 3)", () => {
+  it("round-trips the last-access timestamps of a value, of each map entry and of each list element", () => {
+    const ttl = [
+      entry("session", "a", 1, ["x", 1000], "value-ttl"),
+      entry("seen", "b", 2, [["/home", true, 1500], ["/docs", false, 900]], "map-ttl"),
+      entry("recent", "c", 3, [["e1", 700], ["e2", 800]], "list-ttl"),
+    ];
+    const text = writeSnapshot({ uid: "op", kind: "full", checkpointId: 5 }, encodeEntries(ttl));
+    expect(text.split("\n")[1]).toBe('["session","value-ttl",1,"a",["x",1000]]');
+    const back = readSnapshot(text);
+    expect(back.header.version).toBe(3);
+    expect(back.entries).toEqual(ttl.map(({ state, kind, keyGroup, key, value }) => ({ state, kind, keyGroup, key, value })));
   });
 });
 
@@ -80,7 +95,7 @@ describe("writeSnapshot / readSnapshot", () => {
     const text = writeSnapshot({ uid: "counter", kind: "full", checkpointId: 1 }, encodeEntries(entries));
     const lines = text.split("\n");
     expect(lines).toHaveLength(1 + entries.length);
-    expect(JSON.parse(lines[0])).toMatchObject({ format: "floe-keyed-state", version: 2, entries: entries.length });
+    expect(JSON.parse(lines[0])).toMatchObject({ format: "floe-keyed-state", version: 3, entries: entries.length });
     expect(JSON.parse(lines[1])).toEqual(["events", "list", 0, "dave", ["a", "b"]]);
   });
 
@@ -154,8 +169,18 @@ describe("readSnapshot header checks", () => {
   });
 
   it("refuses an unsupported version", () => {
-    const v3 = JSON.stringify({ ...JSON.parse(head), version: 3 });
-    expectFormatError(() => readSnapshot([v3, ...rows].join("\n")), /version 3 is not supported \(this floe reads 1 and 2\)/);
+    const v4 = JSON.stringify({ ...JSON.parse(head), version: 4 });
+    expectFormatError(() => readSnapshot([v4, ...rows].join("\n")), /version 4 is not supported \(this floe reads versions 1, 2, 3\)/);
+  });
+
+  it("reads a version-2 file (written before state TTL), and refuses a TTL entry in one", () => {
+    const v2 = JSON.stringify({ ...JSON.parse(head), version: 2 });
+    const { header, entries: back } = readSnapshot([v2, ...rows].join("\n"));
+    expect(header.version).toBe(2);
+    expect(back).toHaveLength(6);
+    const ttl = JSON.stringify(["session", "value-ttl", 3, "k", [1, 20]]);
+    const v2WithTtl = JSON.stringify({ ...JSON.parse(head), version: 2, entries: 7 });
+    expectFormatError(() => readSnapshot([v2WithTtl, ...rows, ttl].join("\n")), /version 2\) holds a "value-ttl" entry, which only version 3 and later have/);
   });
 
   it("reads a version-1 file (written before timers), and refuses a timer entry in one", () => {
@@ -165,7 +190,7 @@ describe("readSnapshot header checks", () => {
     expect(back).toHaveLength(6);
     const timer = JSON.stringify(["timer:event", "timer", 3, "k", [10, 20]]);
     const v1WithTimer = JSON.stringify({ ...JSON.parse(head), version: 1, entries: 7 });
-    expectFormatError(() => readSnapshot([v1WithTimer, ...rows, timer].join("\n")), /version 1\) holds a timer entry/);
+    expectFormatError(() => readSnapshot([v1WithTimer, ...rows, timer].join("\n")), /version 1\) holds a "timer" entry, which only version 2 and later have/);
   });
 
   it("refuses a file truncated at a line boundary", () => {

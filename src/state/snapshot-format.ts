@@ -1,11 +1,15 @@
 /**
- * The keyed-state file format (version 2): one header line, then one line
+ * The keyed-state file format (version 3): one header line, then one line
  * per entry. Every entry carries its key group, so that a range of key
  * groups can be read out of a file when a job is rescaled; delta files are
  * sorted by key group, full files are written in the order of the state.
  *
- *   {"format":"floe-keyed-state","version":2,"uid":…,"kind":"full"|"delta","checkpointId":…,"entries":…}
+ *   {"format":"floe-keyed-state","version":3,"uid":…,"kind":"full"|"delta","checkpointId":…,"entries":…}
  *   ["<state>","value"|"map"|"list",<keyGroup>,"<key>",<value>]     an entry of user state
+ *   ["<state>","value-ttl",<keyGroup>,"<key>",[<value>,<ts>]]       an entry of user state with a TTL:
+ *   ["<state>","map-ttl",<keyGroup>,"<key>",[[<mapKey>,<value>,<ts>],…]]   <ts> is the last access (ms, the
+ *   ["<state>","list-ttl",<keyGroup>,"<key>",[[<element>,<ts>],…]]          subtask's clock) of the value,
+ *                                                                    of each map entry, of each element
  *   ["timer:event"|"timer:processing","timer",<keyGroup>,"<key>",[<ms>,…]]
  *                                                                    a key's timers in one time domain,
  *                                                                    sorted timestamps, deduplicated
@@ -18,15 +22,21 @@
  * Versions: 1 had no timer entries (kinds value, map and list only); it is
  * still read, as version 2 files without timers. Version 2 added the kind
  * "timer" and nothing else, so a version-1 reader fails on a version-2 file
- * by its header, not by misreading an entry.
+ * by its header, not by misreading an entry. Version 3 added the kinds
+ * "value-ttl", "map-ttl" and "list-ttl" (state TTL, src/state/ttl.ts) and
+ * nothing else: versions 1 and 2 are read as version 3 files without them.
+ * A full file leaves out what was expired when it was taken.
  */
 import type { EntryKind, StateEntry } from "./keyed-state.js";
 
 export const SNAPSHOT_FORMAT = "floe-keyed-state";
 /** The version this floe writes. */
-export const SNAPSHOT_VERSION = 2;
+export const SNAPSHOT_VERSION = 3;
 /** The versions this floe reads. */
-export const SNAPSHOT_VERSIONS_READ: readonly number[] = [1, 2];
+export const SNAPSHOT_VERSIONS_READ: readonly number[] = [1, 2, 3];
+
+/** The version that introduced each entry kind after version 1. */
+const KIND_SINCE: Readonly<Record<string, number>> = { timer: 2, "value-ttl": 3, "map-ttl": 3, "list-ttl": 3 };
 
 /** The first line of a state file. */
 export interface SnapshotHeader {
@@ -195,7 +205,7 @@ export class SnapshotReader {
       }
       if (header?.format !== SNAPSHOT_FORMAT) throw new SnapshotFormatError(`not a floe state file (format ${JSON.stringify(header?.format)})`);
       if (!SNAPSHOT_VERSIONS_READ.includes(header.version)) {
-        throw new SnapshotFormatError(`state file version ${header.version} is not supported (this floe reads ${SNAPSHOT_VERSIONS_READ.join(" and ")})`);
+        throw new SnapshotFormatError(`state file version ${header.version} is not supported (this floe reads versions ${SNAPSHOT_VERSIONS_READ.join(", ")})`);
       }
       this.header = header;
       return;
@@ -208,7 +218,10 @@ export class SnapshotReader {
       throw new SnapshotFormatError(`state file of "${this.header.uid}" is corrupt or truncated`);
     }
     this.rows++;
-    if (r[1] === "timer" && this.header.version < 2) throw new SnapshotFormatError(`state file of "${this.header.uid}" (version ${this.header.version}) holds a timer entry, which only version 2 has`);
+    const since = KIND_SINCE[r[1] as string];
+    if (since !== undefined && this.header.version < since) {
+      throw new SnapshotFormatError(`state file of "${this.header.uid}" (version ${this.header.version}) holds a ${JSON.stringify(r[1])} entry, which only version ${since} and later have`);
+    }
     const keyGroup = r[2] as number;
     if (this.range && (keyGroup < this.range.start || keyGroup > this.range.end)) return;
     this.onEntry({ state: r[0] as string, kind: r[1] as SnapshotEntry["kind"], keyGroup, key: r[3] as string, value: r.length > 4 ? r[4] : undefined });

@@ -4,7 +4,7 @@ import { listState, mapState, valueState } from "../api/state.js";
 import type { KeyedStateHandle } from "../checkpoint/types.js";
 import { KeyedStateBackend, type StateEntry } from "./keyed-state.js";
 import { type EncodedEntry, type SnapshotEntry, readSnapshot } from "./snapshot-format.js";
-import { type CompletedSnapshot, KeyedSnapshotter, type PreparedSnapshot, type SnapshotStore } from "./snapshotter.js";
+import { type CompletedSnapshot, KeyedSnapshotter, type PreparedSnapshot, type SnapshotStore, TTL_CLEANUP_PER_CHECKPOINT } from "./snapshotter.js";
 
 const MAX_PARALLELISM = 128;
 const RANGE = { start: 0, end: MAX_PARALLELISM - 1 };
@@ -1007,5 +1007,58 @@ describe("KeyedSnapshotter, large full files", () => {
     const p = await checkpoint(1);
     expect(p.checkpointedBytes).toBe(1234);
     expect(p.handles.counter.stateBytes).toBe(1234);
+  });
+});
+
+describe("state with a TTL", () => {
+  function ttlSetup(clock: { ms: number }) {
+    const store = new MemoryStore();
+    const snapshotter = new KeyedSnapshotter(store, { incremental: true, fullEvery: 10 }, RANGE);
+    const backend = new KeyedStateBackend(MAX_PARALLELISM, "op", { now: () => clock.ms, cleanupPerAccess: 0 });
+    const backends = new Map([["counter", backend]]);
+    const session = valueState<number>("session", { ttl: { ttlMs: 1000 } });
+    return { store, snapshotter, backend, backends, session };
+  }
+
+  it("a checkpoint first cleans up a bounded number of expired entries: they go out as deletions in its delta and leave the image", async () => {
+    const clock = { ms: 0 };
+    const { store, snapshotter, backend, backends, session } = ttlSetup(clock);
+    const v = backend.getState(session);
+    const n = TTL_CLEANUP_PER_CHECKPOINT + 500;
+    for (const k of keys(n)) {
+      backend.setCurrentKey(k);
+      v.update(1);
+    }
+    await snapshotter.upload(snapshotter.prepare(1, backends));
+    expect(store.image.get("counter")!.size).toBe(n);
+    clock.ms = 1000;
+    await snapshotter.upload(snapshotter.prepare(2, backends));
+    const delta = readSnapshot(store.objects.get("chk-2/counter")!);
+    expect(delta.header.kind).toBe("delta");
+    expect(delta.entries).toHaveLength(TTL_CLEANUP_PER_CHECKPOINT);
+    expect(delta.entries.every((e) => e.value === undefined)).toBe(true);
+    expect(store.image.get("counter")!.size).toBe(500);
+    // The next checkpoint goes on where the last stopped.
+    await snapshotter.upload(snapshotter.prepare(3, backends));
+    expect(store.image.get("counter")!.size).toBe(0);
+    expect(backend.size()).toBe(0);
+  });
+
+  it("full files and savepoints leave expired entries out, with the timestamps of the others", async () => {
+    const clock = { ms: 0 };
+    const { store, snapshotter, backend, backends, session } = ttlSetup(clock);
+    const v = backend.getState(session);
+    backend.setCurrentKey("old");
+    v.update(1);
+    clock.ms = 600;
+    backend.setCurrentKey("new");
+    v.update(2);
+    clock.ms = 1000;
+    // Forced full; the cleanup step would remove "old" anyway, so a savepoint (no cleanup step) shows the filter.
+    await snapshotter.upload(snapshotter.prepareSavepoint(7, backends));
+    expect(readSnapshot(store.objects.get("savepoint-7/counter")!).entries.map((e) => [e.key, e.kind, e.value])).toEqual([["new", "value-ttl", [2, 600]]]);
+    expect(backend.size()).toBe(2);
+    await snapshotter.upload(snapshotter.prepare(8, backends, true));
+    expect(readSnapshot(store.objects.get("chk-8/counter")!).entries.map((e) => e.key)).toEqual(["new"]);
   });
 });

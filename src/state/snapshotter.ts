@@ -19,6 +19,12 @@
  * of files. Snapshots finish one after another: an increment is only valid
  * if the files before it exist, so a failed upload forces the next snapshot
  * to be full.
+ *
+ * Each checkpoint (not a savepoint) first takes one bounded step of the
+ * background cleanup of state with a TTL ({@link TTL_CLEANUP_PER_CHECKPOINT}
+ * entries per state), so that expired entries leave the image and the
+ * next files even where no record reads them; a full file leaves out what
+ * is expired anyway.
  */
 import type { CheckpointConfig } from "../api/checkpoint-options.js";
 import type { KeyedStateHandle } from "../checkpoint/types.js";
@@ -96,6 +102,14 @@ const SERIALIZE_TURN_ENTRIES = 20_000;
 
 const NO_CHANGES: ChangeCapture = { count: 0, encode: () => [] };
 
+/**
+ * Entries of each state with a TTL that a checkpoint looks at for expiry
+ * before it captures (map entries and list elements count one each): a
+ * bounded step of the background cleanup, at most a few milliseconds of
+ * the synchronous part.
+ */
+export const TTL_CLEANUP_PER_CHECKPOINT = 1000;
+
 export class KeyedSnapshotter {
   private readonly chains = new Map<string, ChainState>();
   private forceFull = false;
@@ -129,6 +143,8 @@ export class KeyedSnapshotter {
     const operators: PreparedOperator[] = [];
     let dependsOnEarlier = false;
     for (const [uid, backend] of backends) {
+      // Before the capture: what the cleanup removes goes into this checkpoint's changes.
+      backend.cleanupExpired(TTL_CLEANUP_PER_CHECKPOINT);
       const changed = backend.captureChanges(this.range);
       const chain = this.chains.get(uid);
       const full = forceFull || this.forceFull || !this.config.incremental || !chain || chain.deltas + 1 >= this.config.fullEvery;

@@ -10,6 +10,7 @@ import type { RestoreSpec, SubtaskDeployment } from "../messages.js";
 import { JobRegistry } from "../registry.js";
 import type { StoredObject, SubtaskPorts } from "./ports.js";
 import { DEPLOYED_KEEP_ALIVE_MS, SubtaskCore } from "./subtask-core.js";
+import type { TaskHost } from "./task.js";
 
 const count = valueState<number>("count");
 const definition = job("t", { maxParallelism: 4 });
@@ -116,6 +117,21 @@ describe("SubtaskCore", () => {
     const again = harness(h.sql);
     expect(await new SubtaskCore(again.ports).deploy(deployment(2, restore))).toEqual({ ok: true });
     expect(again.reads).toEqual([]);
+  });
+
+  it("a checkpoint's write-back updates a row's kind too: an entry turns value-ttl when a newer job version gives its state a TTL", async () => {
+    const h = harness();
+    const core = new SubtaskCore(h.ports);
+    const deployed = core.deploy(deployment(1, restore));
+    await h.settle();
+    h.reads[0].answer(stateFile());
+    expect(await deployed).toEqual({ ok: true });
+    h.runZeroTimers();
+    expect(h.sql.exec(`SELECT kind, value FROM keyed_state WHERE op = 'proc'`).toArray()).toEqual([{ kind: "value", value: "5" }]);
+    // What the snapshotter hands the image at a checkpoint once the restored entry was read under a TTL.
+    const host = (core as unknown as { task: { host: TaskHost } }).task.host;
+    host.snapshots.writeImage("proc", encodeEntries([{ state: "count", kind: "value-ttl", key: '"a"', keyGroup: 1, value: [5, 1_000] }]));
+    expect(h.sql.exec(`SELECT kind, value FROM keyed_state WHERE op = 'proc'`).toArray()).toEqual([{ kind: "value-ttl", value: "[5,1000]" }]);
   });
 
   it("keeps a deployed task in memory until it starts, and deletes the alarm when canceled", async () => {

@@ -341,7 +341,8 @@ export class SubtaskCore {
           await files.put(key, blob);
           return blob.size;
         },
-        writeImage: (uid, changed) => this.image.writeThrough(uid, changedRows(changed)),
+        // The kind too: an entry turns "value-ttl" when a newer job version adds a TTL to its state (and back).
+        writeImage: (uid, changed) => this.image.writeThrough(uid, changedRows(changed), true),
         markImage: (checkpointId, keys) => this.markImage(checkpointId, range, keys),
         pause: () => {
           observer?.imageWrite?.();
