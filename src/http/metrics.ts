@@ -2,9 +2,12 @@
  * The `GET /v1/jobs/:job/metrics` answer, in the API's snake_case: per
  * vertex (operator chain) totals, throughput and backpressure, and per
  * subtask the raw counters, including sinks and source lag; event time as
- * Flink's Watermarks tab shows it.
+ * Flink's Watermarks tab shows it (a vertex's watermark is the minimum of its
+ * subtasks'), with its lag behind the clock; timers pending, and the open
+ * windows of window operators.
  */
 import type { TaskMetrics } from "../runtime/messages.js";
+import { END_OF_TIME_MS } from "../time/watermark-strategy.js";
 
 /** Builds the answer from the subtasks' counters; `runningSinceMs` is when the attempt started. */
 export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runningSinceMs: number | null, nowMs: number) {
@@ -22,6 +25,7 @@ export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runni
     vertices: [...byVertex].map(([id, xs]) => {
       const recordsIn = sum(xs, (m) => m.recordsIn);
       const lags = xs.map((m) => m.sourceLag).filter((l): l is number => l !== null);
+      const watermarkMs = vertexWatermark(xs);
       return {
         id,
         parallelism: xs.length,
@@ -35,7 +39,9 @@ export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runni
         state_keys: sum(xs, (m) => m.stateKeys),
         timers_pending: sum(xs, (m) => m.timersPending ?? 0),
         source_lag: lags.length > 0 ? lags.reduce((a, b) => a + b, 0) : null,
-        watermark_ms: vertexWatermark(xs),
+        watermark_ms: watermarkMs,
+        watermark_lag_ms: watermarkLag(watermarkMs, nowMs),
+        open_windows: openWindows(xs),
       };
     }),
     subtasks: subtasks.map((m) => ({
@@ -52,10 +58,12 @@ export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runni
       state_keys: m.stateKeys,
       pending_sink_bytes: m.pendingSinkBytes,
       last_checkpoint_id: m.lastCheckpointId,
+      watermark_ms: subtaskWatermark(m),
       input_watermark_ms: m.inputWatermarkMs,
       output_watermark_ms: m.outputWatermarkMs,
       watermark_idle: m.watermarkIdle,
       timers_pending: m.timersPending ?? 0,
+      open_windows: m.openWindows ?? null,
       sinks: Object.fromEntries(
         Object.entries(m.sinks).map(([uid, s]) => [
           uid,
@@ -91,4 +99,19 @@ export function vertexWatermark(subtasks: readonly TaskMetrics[]): number | null
     min = min === null ? w : Math.min(min, w);
   }
   return min;
+}
+
+/**
+ * How far event time trails the clock: `nowMs` minus the watermark; null
+ * without a watermark, or once it reached the end of time (an ended input).
+ */
+export function watermarkLag(watermarkMs: number | null, nowMs: number): number | null {
+  return watermarkMs === null || watermarkMs >= END_OF_TIME_MS ? null : nowMs - watermarkMs;
+}
+
+/** A vertex's open windows: the sum over its subtasks; null when none has a window operator (or all are restoring). */
+function openWindows(subtasks: readonly TaskMetrics[]): number | null {
+  let n: number | null = null;
+  for (const m of subtasks) if (m.openWindows !== null && m.openWindows !== undefined) n = (n ?? 0) + m.openWindows;
+  return n;
 }

@@ -161,6 +161,8 @@ export interface TaskMetrics {
   readonly watermarkIdle: boolean;
   /** Timers of keyed process functions waiting to fire, over both time domains. */
   readonly timersPending: number;
+  /** Windows holding contents in the vertex's window operator (null: it has none, or the subtask is still restoring). */
+  readonly openWindows: number | null;
 }
 
 export type TaskStatus = "created" | "running" | "finished" | "failed" | "canceled";

@@ -485,6 +485,8 @@ export class Task {
       sinks,
       lastCheckpointId: this.checkpointer.lastCheckpointId,
       ...this.time.metrics(),
+      // Not while restoring: an operator may count its gauge from the state on the first read.
+      openWindows: this.status === "created" ? null : (this.chain.gauges().openWindows ?? null),
     };
   }
 
