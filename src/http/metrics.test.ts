@@ -37,6 +37,10 @@ describe("watermarks in metrics", () => {
     const src = (i: number, outputWatermarkMs: number | null, watermarkIdle = false) => task("src", i, { inputChannels: 0, outputWatermarkMs, watermarkIdle });
     expect(vertexWatermark([src(0, 80), src(1, null, true)])).toBe(80);
     expect(vertexWatermark([src(0, 80, true), src(1, 60, true)])).toBe(60);
+    // All idle: one that never had a watermark (no record in its partitions) holds nothing back either.
+    expect(vertexWatermark([src(0, 80, true), src(1, null, true)])).toBe(80);
+    expect(vertexWatermark([src(0, null, true), src(1, null, true)])).toBeNull();
+    expect(vertexWatermark([src(0, 80), src(1, null)])).toBeNull();
   });
 
   it("answers per vertex and per subtask", () => {

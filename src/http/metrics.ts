@@ -87,15 +87,19 @@ export function subtaskWatermark(m: TaskMetrics): number | null {
 
 /**
  * A vertex's watermark: the minimum over its subtasks that are not idle (an
- * idle one holds nothing back downstream), over all when every one is; null
- * while one of them has none.
+ * idle one holds nothing back downstream), null while one of those has none
+ * yet. When every one is idle, the minimum over those that have one (a
+ * source subtask whose partitions never had a record has none).
  */
 export function vertexWatermark(subtasks: readonly TaskMetrics[]): number | null {
   const active = subtasks.filter((m) => !m.watermarkIdle);
   let min: number | null = null;
   for (const m of active.length > 0 ? active : subtasks) {
     const w = subtaskWatermark(m);
-    if (w === null) return null;
+    if (w === null) {
+      if (active.length > 0) return null;
+      continue;
+    }
     min = min === null ? w : Math.min(min, w);
   }
   return min;
