@@ -247,6 +247,18 @@ describe("the dashboard", () => {
     mkdirSync(resolve(ROOT, "test-output"), { recursive: true });
     await page.screenshot({ path: WINDOWS_SCREENSHOT, fullPage: true });
 
+    // Stopped with a savepoint (no drain: the windows stay open in it) and rescaled from 4 window subtasks to 3:
+    // the restored subtasks count the windows of the key groups each got.
+    const stop = await engine.api("/v1/jobs/page-views/stop", { method: "POST", json: { savepoint: true } });
+    expect(stop.status).toBe(200);
+    const { id: savepointId } = (await stop.json()) as { id: string };
+    await waitText("#job-status", /^FINISHED$/, 30_000);
+    const restart = await engine.api("/v1/jobs/page-views/start", { method: "POST", json: { fromSavepoint: savepointId, parallelism: { "views-per-minute": 3 } } });
+    expect(restart.status).toBe(200);
+    await waitText("#job-status", /^RUNNING$/, 30_000);
+    await waitText(`${windows} .open-windows`, /^5$/, 30_000);
+    await waitFor(async () => (await subtaskWindows()).length === 3 && (await subtaskWindows()).reduce((a, b) => a + b, 0) === 5, 10_000, "3 subtasks holding the 5 restored windows");
+
     // A view two minutes on moves the watermark past the first minute: its five windows fire and close, one opens.
     await views([{ url: "/a", ts: minute0 + 125_000 }]);
     await waitText(`${windows} .watermark`, /^2026-01-01T00:01:59\.999Z$/, 30_000);
