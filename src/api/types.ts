@@ -187,6 +187,31 @@ export interface KeyedProcessFunction<K extends Key, I, O> extends RichFunction 
    * onTimer(ts, ctx, out) { out.collect({ key: ctx.currentKey, windowEnd: ts, count: ctx.getState(count).value() ?? 0 }); ctx.getState(count).clear(); }
    */
   onTimer?(timestampMs: number, ctx: OnTimerContext<K>, out: Collector<O>): void;
+  /**
+   * @internal For the operators floe builds on this interface (windows),
+   * not for user functions: the gauges of this function's instance in one
+   * subtask, read each time the job's metrics are taken, and only once the
+   * subtask has restored its state. `ctx` is the context that instance's
+   * `processElement` and `onTimer` get; `state` reads every key's state at
+   * once, so the function can count once after a restore and keep the count
+   * up to date itself (a scan per metrics call would cost the whole state).
+   */
+  gauges?(ctx: KeyedContext<K>, state: KeyedStateScan): OperatorGauges;
+}
+
+/** @internal What {@link KeyedProcessFunction.gauges} reads: every key's value of a state, in one pass. */
+export interface KeyedStateScan {
+  /** Calls `fn` with each key's value of the state named `stateName` (a map state's value as a Map). */
+  forEachValue(stateName: string, fn: (value: unknown) => void): void;
+}
+
+/**
+ * @internal Gauges an operator reports per subtask; the metrics API shows
+ * each in snake_case, per subtask and summed per vertex.
+ */
+export interface OperatorGauges {
+  /** Windows of a window operator that hold contents: opened by an element, closed when purged or cleaned up. */
+  readonly openWindows?: number;
 }
 
 /** A batch of records read from one source partition. */

@@ -2,9 +2,12 @@
  * The `GET /v1/jobs/:job/metrics` answer, in the API's snake_case: per
  * vertex (operator chain) totals, throughput and backpressure, and per
  * subtask the raw counters, including sinks and source lag; event time as
- * Flink's Watermarks tab shows it.
+ * Flink's Watermarks tab shows it (a vertex's watermark is the minimum of its
+ * subtasks'), with its lag behind the clock; timers pending, and the open
+ * windows of window operators.
  */
 import type { TaskMetrics } from "../runtime/messages.js";
+import { END_OF_TIME_MS } from "../time/watermark-strategy.js";
 
 /** Builds the answer from the subtasks' counters; `runningSinceMs` is when the attempt started. */
 export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runningSinceMs: number | null, nowMs: number) {
@@ -22,6 +25,7 @@ export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runni
     vertices: [...byVertex].map(([id, xs]) => {
       const recordsIn = sum(xs, (m) => m.recordsIn);
       const lags = xs.map((m) => m.sourceLag).filter((l): l is number => l !== null);
+      const watermarkMs = vertexWatermark(xs);
       return {
         id,
         parallelism: xs.length,
@@ -36,7 +40,9 @@ export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runni
         timers_pending: sum(xs, (m) => m.timersPending ?? 0),
         dead_letters: sum(xs, (m) => m.deadLetters ?? 0),
         source_lag: lags.length > 0 ? lags.reduce((a, b) => a + b, 0) : null,
-        watermark_ms: vertexWatermark(xs),
+        watermark_ms: watermarkMs,
+        watermark_lag_ms: watermarkLag(watermarkMs, nowMs),
+        open_windows: openWindows(xs),
       };
     }),
     subtasks: subtasks.map((m) => ({
@@ -53,11 +59,13 @@ export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runni
       state_keys: m.stateKeys,
       pending_sink_bytes: m.pendingSinkBytes,
       last_checkpoint_id: m.lastCheckpointId,
+      watermark_ms: subtaskWatermark(m),
       input_watermark_ms: m.inputWatermarkMs,
       output_watermark_ms: m.outputWatermarkMs,
       watermark_idle: m.watermarkIdle,
       timers_pending: m.timersPending ?? 0,
       dead_letters: m.deadLetters ?? 0,
+      open_windows: m.openWindows ?? null,
       sinks: Object.fromEntries(
         Object.entries(m.sinks).map(([uid, s]) => [
           uid,
@@ -81,16 +89,35 @@ export function subtaskWatermark(m: TaskMetrics): number | null {
 
 /**
  * A vertex's watermark: the minimum over its subtasks that are not idle (an
- * idle one holds nothing back downstream), over all when every one is; null
- * while one of them has none.
+ * idle one holds nothing back downstream), null while one of those has none
+ * yet. When every one is idle, the minimum over those that have one (a
+ * source subtask whose partitions never had a record has none).
  */
 export function vertexWatermark(subtasks: readonly TaskMetrics[]): number | null {
   const active = subtasks.filter((m) => !m.watermarkIdle);
   let min: number | null = null;
   for (const m of active.length > 0 ? active : subtasks) {
     const w = subtaskWatermark(m);
-    if (w === null) return null;
+    if (w === null) {
+      if (active.length > 0) return null;
+      continue;
+    }
     min = min === null ? w : Math.min(min, w);
   }
   return min;
+}
+
+/**
+ * How far event time trails the clock: `nowMs` minus the watermark; null
+ * without a watermark, or once it reached the end of time (an ended input).
+ */
+export function watermarkLag(watermarkMs: number | null, nowMs: number): number | null {
+  return watermarkMs === null || watermarkMs >= END_OF_TIME_MS ? null : nowMs - watermarkMs;
+}
+
+/** A vertex's open windows: the sum over its subtasks; null when none has a window operator (or all are restoring). */
+function openWindows(subtasks: readonly TaskMetrics[]): number | null {
+  let n: number | null = null;
+  for (const m of subtasks) if (m.openWindows !== null && m.openWindows !== undefined) n = (n ?? 0) + m.openWindows;
+  return n;
 }

@@ -163,6 +163,8 @@ export interface TaskMetrics {
   readonly timersPending: number;
   /** Records this attempt routed to dead-letter outputs. */
   readonly deadLetters?: number;
+  /** Windows holding contents in the vertex's window operator (null: it has none, or the subtask is still restoring). */
+  readonly openWindows: number | null;
 }
 
 export type TaskStatus = "created" | "running" | "finished" | "failed" | "canceled";

@@ -13,7 +13,7 @@
  * {@link OperatorChain.fireProcessingTimers}).
  */
 import type { JobDefinition, LogicalNode } from "../api/job.js";
-import type { Collector, Context, KeyedContext, KeyedProcessFunction, OnTimerContext, RichFunction, RuntimeContext, SinkWriter, TimeDomain } from "../api/types.js";
+import type { Collector, Context, KeyedContext, KeyedProcessFunction, OnTimerContext, OperatorGauges, RichFunction, RuntimeContext, SinkWriter, TimeDomain } from "../api/types.js";
 import type { Key } from "../graph/key-groups.js";
 import { nodeLabel, type PlanVertex } from "../graph/plan.js";
 import type { OutputTag } from "../api/output-tag.js";
@@ -112,6 +112,8 @@ export class OperatorChain {
   private originFirstOffset = 0;
   /** Index in that batch of the record being pushed. */
   private originIndex = 0;
+  /** The gauges of the keyed process functions that report some (window operators: open windows). */
+  private readonly gaugeReaders: (() => OperatorGauges)[] = [];
 
   constructor(job: JobDefinition, vertex: PlanVertex, services: ChainServices) {
     let next: Push = (_key, value, timestampMs) => services.emit(value, timestampMs);
@@ -258,6 +260,20 @@ export class OperatorChain {
     let n = 0;
     for (const op of this.timerOperators) n += op.timers.pending();
     return n;
+  }
+
+  /**
+   * The gauges of the chain's operators, summed by name (absent: no
+   * operator reports it). Read only once the subtask restored its state:
+   * an operator may count from it on the first read.
+   */
+  gauges(): OperatorGauges {
+    let openWindows: number | undefined;
+    for (const read of this.gaugeReaders) {
+      const g = read();
+      if (g.openWindows !== undefined) openWindows = (openWindows ?? 0) + g.openWindows;
+    }
+    return openWindows === undefined ? {} : { openWindows };
   }
 
   private wrap(node: LogicalNode, next: Push, services: ChainServices, isTail: boolean): Push {
@@ -413,6 +429,10 @@ export class OperatorChain {
         }
       },
     });
+    if (fn.gauges) {
+      const scan = { forEachValue: (name: string, f: (value: unknown) => void) => state.forEachValue(name, f) };
+      this.gaugeReaders.push(() => fn.gauges!(ctx, scan));
+    }
     return (key, value, timestampMs) => {
       if (key === null) throw new UserCodeError(label, null, new TypeError("keyed operator received a record without key"));
       state.setCurrentKey(key);

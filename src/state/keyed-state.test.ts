@@ -472,6 +472,38 @@ describe("capture", () => {
   });
 });
 
+describe("forEachValue", () => {
+  it("visits every key's value of one state, in memory and in the backing, skipping keys changed or deleted since it was attached", () => {
+    const s = new KeyedStateBackend(128, "op");
+    const persisted = [
+      { state: "seen", key: "a", kind: "map" as const, value: [["x", 1]] },
+      { state: "seen", key: "b", kind: "map" as const, value: [["x", 1], ["y", 2]] },
+      { state: "seen", key: "c", kind: "map" as const, value: [["z", 3]] },
+      { state: "count", key: "a", kind: "value" as const, value: 7 },
+    ];
+    s.attach({
+      get: (state, key) => persisted.find((e) => e.state === state && e.key === key),
+      entries: () => persisted,
+      timers: () => [],
+      count: () => persisted.length,
+    });
+    const m = s.getMapState(seen);
+    s.setCurrentKey("a");
+    m.put("w", 0);
+    s.setCurrentKey("c");
+    m.clear();
+    s.setCurrentKey("d");
+    m.put("v", 4);
+    const sizes: number[] = [];
+    s.forEachValue("seen", (v) => sizes.push((v as Map<string, number>).size));
+    expect(sizes.sort()).toEqual([1, 2, 2]);
+    const values: unknown[] = [];
+    s.forEachValue("count", (v) => values.push(v));
+    expect(values).toEqual([7]);
+    s.forEachValue("never-declared", () => expect.unreachable());
+  });
+});
+
 describe("captureChanges", () => {
   it("takes what changed since the previous capture, as it was then, and clears the marks", () => {
     const s = new KeyedStateBackend(128, "op");

@@ -437,6 +437,22 @@ export class KeyedStateBackend {
     this.rebuildTimers();
   }
 
+  /**
+   * Calls `fn` with every key's value of state `name` (a map state's as a
+   * Map), the backing's untouched keys included, without caching them: one
+   * pass over the state, for a gauge that an operator counts once after a
+   * restore and then keeps up to date itself.
+   */
+  forEachValue(name: string, fn: (value: unknown) => void): void {
+    const table = this.tables.get(name);
+    if (table) for (const v of table.values()) fn(v);
+    if (!this.backing) return;
+    for (const e of this.backing.entries()) {
+      if (e.state !== name || table?.has(e.key) || this.deleted.has(id(name, e.key))) continue;
+      fn(fromPersisted(e.kind, e.value));
+    }
+  }
+
   /** Number of keys with state, over all states. */
   size(): number {
     if (this.backing) return this.count;

@@ -11,7 +11,7 @@ import {
 import { type Window, windowId } from "./time-window.js";
 import { ContinuousEventTimeTrigger, CountTrigger, PurgingTrigger, type Trigger } from "./triggers.js";
 import { type AggregateFunction, aggregateContents, listContents, reduceContents, type WindowContents } from "./window-functions.js";
-import { WindowOperator } from "./window-operator.js";
+import { WINDOW_STATE, WindowOperator } from "./window-operator.js";
 
 type Emitted = { key: string; value: unknown; timestampMs: number };
 
@@ -111,6 +111,12 @@ function harness<ACC, R, OUT>(opts: {
     advanceClock(ms: number) {
       nowMs = ms;
       fireDue("processing", ms);
+    },
+    /** The windows holding contents in the state, counted there: what the operator's gauge must agree with. */
+    windowsInState() {
+      let n = 0;
+      for (const maps of state.values()) n += maps.get(WINDOW_STATE.contents)?.size ?? 0;
+      return n;
     },
     /** Keys with any state or timer left. */
     leftovers() {
@@ -276,5 +282,57 @@ describe("WindowOperator", () => {
       expect(h.late).toHaveLength(lateCount);
       expect(h.leftovers()).toEqual([]);
     }
+  });
+
+  describe("open windows", () => {
+    const assigners: [string, () => Parameters<typeof harness<unknown, unknown, unknown>>[0]][] = [
+      ["tumbling, allowed lateness", () => ({ assigner: TumblingEventTimeWindows.of(1_000), allowedLatenessMs: 700, contents: aggregateContents(count) as WindowContents<unknown, unknown, unknown>, lateOutput: true })],
+      ["sliding", () => ({ assigner: SlidingEventTimeWindows.of(1_000, 250), contents: aggregateContents(count) as WindowContents<unknown, unknown, unknown> })],
+      ["sessions", () => ({ assigner: EventTimeSessionWindows.withGap(300), contents: listContents<unknown>() as WindowContents<unknown, unknown, unknown> })],
+      ["purging continuous trigger", () => ({ assigner: TumblingEventTimeWindows.of(2_000), trigger: PurgingTrigger.of(ContinuousEventTimeTrigger.of(500)), contents: aggregateContents(count) as WindowContents<unknown, unknown, unknown> })],
+      ["global, purging count trigger", () => ({ assigner: GlobalWindows.create(), trigger: PurgingTrigger.of(CountTrigger.of(3)), contents: listContents<unknown>() as WindowContents<unknown, unknown, unknown> })],
+    ];
+    for (const [name, options] of assigners) {
+      it(`${name}: counted from the state on the first read, then kept up to date as windows open, merge, fire and close`, () => {
+        for (let run = 0; run < 20; run++) {
+          const h = harness(options());
+          const recount = () => h.windowsInState();
+          const noRecount = () => {
+            throw new Error("counted the state again");
+          };
+          let maxTs = 0;
+          let watermark = -Infinity;
+          // The first read comes later in each run, as after a restore into state that holds windows already.
+          const firstReadAt = Math.floor(Math.random() * 150);
+          for (let i = 0; i < 300; i++) {
+            const ts = Math.max(0, maxTs + Math.floor(Math.random() * 120) - Math.floor(Math.random() * 400));
+            maxTs = Math.max(maxTs, ts);
+            h.element(`k${Math.floor(Math.random() * 5)}`, i, ts);
+            if (Math.random() < 0.2 && maxTs - 300 > watermark) {
+              watermark = maxTs - 300;
+              h.watermark(watermark);
+            }
+            if (i === firstReadAt) expect(h.op.openWindows(recount)).toBe(h.windowsInState());
+            if (i > firstReadAt) expect(h.op.openWindows(noRecount)).toBe(h.windowsInState());
+          }
+          h.watermark(END_OF_TIME_MS);
+          expect(h.op.openWindows(noRecount)).toBe(h.windowsInState());
+        }
+      });
+    }
+
+    it("tumbling windows per key: one open per key and window until the watermark passes its end, none after", () => {
+      const h = harness({ assigner: TumblingEventTimeWindows.of(60_000), contents: aggregateContents(count) });
+      h.element("/a", {}, 1_000);
+      h.element("/b", {}, 2_000);
+      h.element("/a", {}, 3_000);
+      expect(h.op.openWindows(() => h.windowsInState())).toBe(2);
+      h.element("/a", {}, 61_000);
+      expect(h.op.openWindows(() => 0)).toBe(3);
+      h.watermark(59_999);
+      expect(h.op.openWindows(() => 0)).toBe(1);
+      h.watermark(END_OF_TIME_MS);
+      expect(h.op.openWindows(() => 0)).toBe(0);
+    });
   });
 });

@@ -82,6 +82,8 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
   private readonly eventTime: boolean;
   /** Elements dropped as late (no late-data output). */
   lateDropped = 0;
+  /** Windows holding contents, over every key, once counted ({@link openWindows}); kept up to date from then on. */
+  private open: number | undefined;
 
   constructor(
     private readonly spec: WindowSpec<K, IN, ACC, R, OUT>,
@@ -112,11 +114,13 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
         stateWindow = sessions.stateWindow(window as TimeWindow)!;
       } else if (this.isWindowLate(window)) continue;
       skipped = false;
-      const acc = this.spec.contents.add(this.contents(stateWindow), value);
+      const before = this.contents(stateWindow);
+      const acc = this.spec.contents.add(before, value);
       this.state.put(WINDOW_STATE.contents, windowId(stateWindow), acc);
+      if (before === undefined) this.opened();
       const result = this.trigger.onElement(value, timestampMs, window, this.triggerContext(window));
       if (fires(result)) this.emit(key, window, acc);
-      if (purges(result)) this.state.remove(WINDOW_STATE.contents, windowId(stateWindow));
+      if (purges(result)) this.removeContents(stateWindow);
       this.registerCleanupTimer(window);
     }
     if (sessions?.changed) this.saveSessions(sessions);
@@ -149,10 +153,10 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
       const ctx = this.triggerContext(window);
       const result = domain === "event" ? this.trigger.onEventTime(timeMs, window, ctx) : this.trigger.onProcessingTime(timeMs, window, ctx);
       if (fires(result)) this.emit(key, window, acc);
-      if (purges(result)) this.state.remove(WINDOW_STATE.contents, windowId(stateWindow));
+      if (purges(result)) this.removeContents(stateWindow);
     }
     if ((domain === "event") === this.eventTime && timeMs === this.cleanupTime(window)) {
-      this.state.remove(WINDOW_STATE.contents, windowId(stateWindow));
+      this.removeContents(stateWindow);
       this.trigger.clear(window, this.triggerContext(window));
       sessions?.retireWindow(window as TimeWindow);
     }
@@ -168,13 +172,45 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
       this.trigger.clear(m, this.triggerContext(m));
       this.deleteCleanupTimer(m);
     }
-    let acc = this.contents(stateResult);
+    const before = this.contents(stateResult);
+    let acc = before;
     for (const s of mergedState) {
       const other = this.contents(s);
+      if (other === undefined) continue;
       this.state.remove(WINDOW_STATE.contents, windowId(s));
-      if (other !== undefined) acc = acc === undefined ? other : this.spec.contents.merge(acc, other);
+      this.closed();
+      acc = acc === undefined ? other : this.spec.contents.merge(acc, other);
     }
-    if (acc !== undefined) this.state.put(WINDOW_STATE.contents, windowId(stateResult), acc);
+    if (acc === undefined) return;
+    this.state.put(WINDOW_STATE.contents, windowId(stateResult), acc);
+    if (before === undefined) this.opened();
+  }
+
+  /**
+   * Windows holding contents, over every key of the subtask (merged
+   * sessions count once). The first call counts them with `count` (after a
+   * restore or a rescale: in the state restored); from then on each window
+   * opened, merged away, purged or cleaned up keeps the number right, so a
+   * call costs nothing however large the state.
+   */
+  openWindows(count: () => number): number {
+    if (this.open === undefined) this.open = count();
+    return this.open;
+  }
+
+  private opened(): void {
+    if (this.open !== undefined) this.open++;
+  }
+
+  private closed(): void {
+    if (this.open !== undefined) this.open--;
+  }
+
+  /** Drops a state window's contents, if it has any. */
+  private removeContents(stateWindow: Window): void {
+    if (this.contents(stateWindow) === undefined) return;
+    this.state.remove(WINDOW_STATE.contents, windowId(stateWindow));
+    this.closed();
   }
 
   private emit(key: K, window: Window, acc: ACC): void {

@@ -9,8 +9,12 @@
  * isolate (locally, all of them), so the function keeps nothing of its own:
  * each operator instance (one per subtask, known by the context its chain
  * hands to every call) gets its own window operator and state ports.
+ *
+ * Its gauge, open windows, is counted from the state on the first metrics
+ * read of a run (which the runtime makes after the restore) and kept by the
+ * operator from then on.
  */
-import type { Collector, KeyedContext, KeyedProcessFunction, OnTimerContext } from "../api/types.js";
+import type { Collector, KeyedContext, KeyedProcessFunction, KeyedStateScan, OnTimerContext } from "../api/types.js";
 import { mapState, type MapState, type MapStateDescriptor } from "../api/state.js";
 import type { Key } from "../graph/key-groups.js";
 import { type KeyTimers, WINDOW_STATE, type WindowOutput, type WindowSpec, WindowOperator, type WindowStateStore } from "./window-operator.js";
@@ -30,12 +34,16 @@ export function windowProcessFunction<K extends Key, IN, ACC, R, OUT>(
   lateOutput?: (ctx: KeyedContext<K>, value: IN, timestampMs: number) => void,
 ): KeyedProcessFunction<K, IN, OUT> {
   const instances = new WeakMap<KeyedContext<K>, Instance<K, IN, ACC, R, OUT>>();
-  const instanceFor = (ctx: KeyedContext<K>, out: Collector<OUT>): Instance<K, IN, ACC, R, OUT> => {
+  const instanceOf = (ctx: KeyedContext<K>): Instance<K, IN, ACC, R, OUT> => {
     let inst = instances.get(ctx);
     if (inst === undefined) {
-      inst = createInstance(spec, ctx, out, lateOutput);
+      inst = createInstance(spec, ctx, NO_COLLECTOR, lateOutput);
       instances.set(ctx, inst);
     }
+    return inst;
+  };
+  const instanceFor = (ctx: KeyedContext<K>, out: Collector<OUT>): Instance<K, IN, ACC, R, OUT> => {
+    const inst = instanceOf(ctx);
     inst.port.out = out;
     return inst;
   };
@@ -47,7 +55,24 @@ export function windowProcessFunction<K extends Key, IN, ACC, R, OUT>(
     onTimer(timestampMs: number, ctx: OnTimerContext<K>, out: Collector<OUT>) {
       instanceFor(ctx, out).operator.onTimer(ctx.currentKey, ctx.timeDomain(), timestampMs);
     },
+    gauges(ctx: KeyedContext<K>, state: KeyedStateScan) {
+      return { openWindows: instanceOf(ctx).operator.openWindows(() => countWindows(state)) };
+    },
   };
+}
+
+/** A collector for an instance made outside a call (a metrics read): each call sets the real one first. */
+const NO_COLLECTOR: Collector<never> = {
+  collect: () => {
+    throw new Error("a window operator emitted outside of a record or timer");
+  },
+};
+
+/** The windows holding contents in the state: one entry of the contents map per key and state window. */
+function countWindows(state: KeyedStateScan): number {
+  let n = 0;
+  state.forEachValue(WINDOW_STATE.contents, (windows) => (n += (windows as ReadonlyMap<string, unknown>).size));
+  return n;
 }
 
 function createInstance<K extends Key, IN, ACC, R, OUT>(

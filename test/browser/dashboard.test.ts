@@ -2,8 +2,10 @@
  * The dashboard in a real Chromium (playwright-core, the system's
  * /usr/bin/chromium) against the bundled Worker in workerd: sign-in, the job
  * running, checkpoints and their charts, a savepoint through the confirm
- * dialog, stop and restart from it, and the token kept out of every URL.
- * Screenshot: test-output/dashboard.png.
+ * dialog, stop and restart from it, and the token kept out of every URL;
+ * then the windowed example job page-views: its watermarks and open windows,
+ * per vertex and per subtask. Screenshots: test-output/dashboard.png and
+ * test-output/dashboard-windows.png.
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { resolve } from "node:path";
@@ -15,6 +17,7 @@ import { type Engine, TEST_TOKEN, startEngine, waitFor } from "../support/engine
 /** CI installs Debian's chromium; a missing browser fails the run instead of skipping it. */
 const CHROMIUM = process.env.FLOE_CHROMIUM ?? "/usr/bin/chromium";
 const SCREENSHOT = resolve(ROOT, "test-output/dashboard.png");
+const WINDOWS_SCREENSHOT = resolve(ROOT, "test-output/dashboard-windows.png");
 const WRONG_TOKEN = "not-the-admin-token";
 
 describe("the dashboard", () => {
@@ -133,6 +136,9 @@ describe("the dashboard", () => {
       await waitText('.vertex[data-vertex="count-per-user"]', /count-per-user → counts-out/);
       await waitText('.vertex[data-vertex="clicks-in"] .rate-in', /^[\d,.]+( M)?$/);
       await waitText("#stat-lag", /records/);
+      // clicks has no watermark strategy: no event time anywhere, and no windows.
+      await waitText('.vertex[data-vertex="count-per-user"] .watermark', /^no watermark$/);
+      expect(await page.locator('.vertex[data-vertex="count-per-user"] .open-windows').count()).toBe(0);
 
       // Checkpoints complete, and their count grows.
       await waitFor(async () => (await completedCount()) >= 2, 20_000, "two completed checkpoints on the page");
@@ -198,6 +204,79 @@ describe("the dashboard", () => {
     const apiCalls = requests.filter((r) => new URL(r.url).pathname.startsWith("/v1/"));
     expect(apiCalls.length).toBeGreaterThan(10);
     expect(apiCalls.filter((r) => !/^Bearer \S+$/.test(r.authorization ?? ""))).toEqual([]);
+    expect(problems).toEqual([]);
+  });
+
+  it("shows a windowed job's watermark and open windows per vertex, and per subtask in the vertex detail", async () => {
+    expect((await engine.api("/v1/jobs/page-views/start", { method: "POST", json: {} })).status).toBe(200);
+    const minute0 = Date.UTC(2026, 0, 1);
+    const views = async (list: { url: string; ts: number }[]) => {
+      const res = await engine.api("/v1/ingest/page-views", { method: "POST", body: list.map((v) => JSON.stringify(v)).join("\n"), headers: { "content-type": "application/x-ndjson" } });
+      expect(res.status).toBe(200);
+    };
+    // Five urls in the minute from 00:00 (event time), each seen last at 00:00:30: every partition's watermark
+    // is 00:00:30 − 5 s − 1 ms, short of the window's end, so five windows stay open.
+    const urls = ["/a", "/b", "/c", "/d", "/e"];
+    await views(urls.flatMap((url) => [{ url, ts: minute0 + 10_000 }, { url, ts: minute0 + 30_000 }]));
+
+    await page.evaluate("location.hash = '#/jobs/page-views'");
+    await waitText("#job-name", /^page-views$/);
+    await waitText("#job-status", /^RUNNING$/, 30_000);
+    const windows = '.vertex[data-vertex="views-per-minute"]';
+    await waitText(`${windows} .open-windows`, /^5$/, 30_000);
+    await waitText(`${windows} .watermark`, /^2026-01-01T00:00:24\.999Z$/, 30_000);
+    // Event time of 2026-01-01 trails the clock by far.
+    expect(await page.locator(`${windows} .watermark-lag`).textContent()).toMatch(/^\d+d \d+h behind$/);
+    // The source vertex shows its watermark too, and has no windows; the late counter downstream has none either.
+    await waitText('.vertex[data-vertex="page-views-in"] .watermark', /^2026-01-01T00:00:24\.999Z$/);
+    expect(await page.locator('.vertex[data-vertex="page-views-in"] .open-windows').count()).toBe(0);
+    expect(await page.locator('.vertex[data-vertex="late-per-minute"] .open-windows').count()).toBe(0);
+
+    // The vertex detail: its four subtasks, each with its watermark and open windows, adding up to the vertex's.
+    await page.locator(windows).click();
+    await page.locator("#vertex-detail").waitFor({ state: "visible" });
+    await waitText("#vertex-detail h3", /Subtasks of views-per-minute/);
+    const subtaskWindows = async () => (await page.locator("#vertex-detail tbody td.open-windows").allTextContents()).map(Number);
+    await waitFor(async () => (await subtaskWindows()).length === 4 && (await subtaskWindows()).reduce((a, b) => a + b, 0) === 5, 10_000, "4 subtasks holding the 5 windows");
+    await waitFor(
+      async () => (await page.locator("#vertex-detail tbody td.watermark").allTextContents()).every((t) => t === "2026-01-01T00:00:24.999Z"),
+      20_000,
+      "every subtask at the watermark",
+    );
+    expect(await page.locator("#vertex-detail thead").textContent()).toMatch(/Watermark.*Output watermark.*Idle.*Timers pending.*Open windows/);
+    mkdirSync(resolve(ROOT, "test-output"), { recursive: true });
+    await page.screenshot({ path: WINDOWS_SCREENSHOT, fullPage: true });
+
+    // Stopped with a savepoint (no drain: the windows stay open in it) and rescaled from 4 window subtasks to 3:
+    // the restored subtasks count the windows of the key groups each got.
+    const stop = await engine.api("/v1/jobs/page-views/stop", { method: "POST", json: { savepoint: true } });
+    expect(stop.status).toBe(200);
+    const { id: savepointId } = (await stop.json()) as { id: string };
+    await waitText("#job-status", /^FINISHED$/, 30_000);
+    const restart = await engine.api("/v1/jobs/page-views/start", { method: "POST", json: { fromSavepoint: savepointId, parallelism: { "views-per-minute": 3 } } });
+    expect(restart.status).toBe(200);
+    await waitText("#job-status", /^RUNNING$/, 30_000);
+    await waitText(`${windows} .open-windows`, /^5$/, 30_000);
+    await waitFor(async () => (await subtaskWindows()).length === 3 && (await subtaskWindows()).reduce((a, b) => a + b, 0) === 5, 10_000, "3 subtasks holding the 5 restored windows");
+
+    // A view two minutes on moves the watermark past the first minute: its five windows fire and close, one opens.
+    await views([{ url: "/a", ts: minute0 + 125_000 }]);
+    await waitText(`${windows} .watermark`, /^2026-01-01T00:01:59\.999Z$/, 30_000);
+    await waitText(`${windows} .open-windows`, /^1$/, 10_000);
+    await waitFor(async () => (await subtaskWindows()).reduce((a, b) => a + b, 0) === 1, 10_000, "the subtasks to hold one window");
+    await waitFor(
+      async () => {
+        const body = (await (await engine.api("/v1/tables/page-views-per-minute")).json()) as { rows: { key: string; value: { count: number } }[] };
+        return body.rows.length === 5 && body.rows.every((r) => r.value.count === 2);
+      },
+      30_000,
+      "the five windows' counts committed",
+    );
+
+    // Closing the detail hides it.
+    await page.locator("#vertex-detail button.link").click();
+    await page.locator("#vertex-detail").waitFor({ state: "hidden" });
+    expect((await engine.api("/v1/jobs/page-views/cancel", { method: "POST", json: {} })).status).toBe(200);
     expect(problems).toEqual([]);
   });
 

@@ -97,6 +97,10 @@ main { padding: 20px; }
 }
 .vertex.source { border-left-color: var(--ok); }
 .vertex.backpressured { border-color: var(--bad); border-left-color: var(--bad); background: #fff7f7; }
+.vertex[role="button"] { cursor: pointer; }
+.vertex.selected { box-shadow: 0 0 0 2px var(--accent); }
+.vertex-detail { margin-top: 10px; overflow-x: auto; }
+.vertex-detail h3 { margin: 0 0 4px; }
 .vertex-name { font-weight: 600; white-space: nowrap; }
 .vertex-par { color: var(--muted); font-size: 12px; margin-bottom: 6px; }
 .vertex dl { display: grid; grid-template-columns: auto auto; gap: 1px 14px; margin: 0; font-size: 12.5px; }

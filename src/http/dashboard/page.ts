@@ -66,6 +66,8 @@ export const DASHBOARD_HTML = `<!doctype html>
       <section class="panel">
         <h2>Operators</h2>
         <div id="graph" class="graph"></div>
+        <p class="muted small">Click a vertex for its subtasks: watermarks, timers, open windows.</p>
+        <div id="vertex-detail" class="vertex-detail" hidden></div>
       </section>
 
       <section class="panel">

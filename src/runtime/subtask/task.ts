@@ -478,6 +478,8 @@ export class Task {
       lastCheckpointId: this.checkpointer.lastCheckpointId,
       deadLetters: this.chain.deadLetters,
       ...this.time.metrics(),
+      // Not while restoring: an operator may count its gauge from the state on the first read.
+      openWindows: this.status === "created" ? null : (this.chain.gauges().openWindows ?? null),
     };
   }
 

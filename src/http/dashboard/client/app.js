@@ -34,6 +34,7 @@ const state = {
   overview: null,
   detail: null,
   detailPinned: false,
+  vertex: null,
   savepoints: {},
   streams: [],
   busy: null,
@@ -48,6 +49,10 @@ const handlers = {
     state.detailPinned = false;
     state.detail = null;
     schedule(0);
+  },
+  selectVertex: (id) => {
+    state.vertex = id;
+    draw();
   },
 };
 
@@ -180,6 +185,7 @@ async function refresh(generation) {
     state.rates = {};
     state.detail = null;
     state.detailPinned = false;
+    state.vertex = null;
     state.metrics = null;
     state.overview = null;
   }

@@ -282,15 +282,28 @@ export function formatClock(ms) {
 }
 
 /**
- * An event-time watermark: "end of time" once a bounded input ended
- * (Number.MAX_SAFE_INTEGER), else its UTC time with milliseconds.
+ * An event-time watermark: its ISO 8601 UTC time with milliseconds (as the
+ * page-views job writes window starts), "end of time" once a bounded input
+ * ended (Number.MAX_SAFE_INTEGER), "no watermark" before the first one or
+ * where the source has no watermark strategy.
  * @param {number | null | undefined} ms
  */
 export function formatWatermark(ms) {
-  if (ms === null || ms === undefined || !isFinite(ms)) return "—";
+  if (ms === null || ms === undefined || !isFinite(ms)) return "no watermark";
   if (ms >= Number.MAX_SAFE_INTEGER) return "end of time";
   const d = new Date(ms);
-  return isNaN(d.getTime()) ? String(ms) : d.toISOString().replace("T", " ").replace("Z", " UTC");
+  return isNaN(d.getTime()) ? String(ms) : d.toISOString();
+}
+
+/**
+ * How far event time trails the clock, from the API's `watermark_lag_ms`:
+ * 12000 -> "12 s behind", -3000 -> "3.0 s ahead" (event times from the
+ * future), null -> "" (no watermark, or the end of time).
+ * @param {number | null | undefined} lagMs
+ */
+export function formatWatermarkLag(lagMs) {
+  if (lagMs === null || lagMs === undefined || !isFinite(lagMs)) return "";
+  return lagMs < 0 ? formatMs(-lagMs) + " ahead" : formatMs(lagMs) + " behind";
 }
 
 /**

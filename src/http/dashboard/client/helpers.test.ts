@@ -3,7 +3,7 @@
  * at /dashboard/helpers.js and type-checked with it (tsconfig.dashboard.json).
  */
 import { describe, expect, it } from "vitest";
-import { backpressureOf, chartModel, formatBytes, formatCount, formatMs, formatRate, formatWatermark, linearScale, niceTicks, savepointList, timeTicks, vertexRates, type SavepointEntry, type SavepointSource } from "./helpers.js";
+import { backpressureOf, chartModel, formatBytes, formatCount, formatMs, formatRate, formatWatermark, formatWatermarkLag, linearScale, niceTicks, savepointList, timeTicks, vertexRates, type SavepointEntry, type SavepointSource } from "./helpers.js";
 
 const vertex = (id: string, records_in: number, records_out: number, backpressured_ms = 0, parallelism = 2) => ({
   id,
@@ -167,9 +167,17 @@ describe("savepointList", () => {
 });
 
 describe("formatWatermark", () => {
-  it("shows event time in UTC, the end of time, and none", () => {
-    expect(formatWatermark(Date.UTC(2026, 0, 2, 3, 4, 5, 678))).toBe("2026-01-02 03:04:05.678 UTC");
+  it("shows event time as ISO 8601 UTC with milliseconds, the end of time, and none", () => {
+    expect(formatWatermark(Date.UTC(2026, 0, 2, 3, 4, 5, 678))).toBe("2026-01-02T03:04:05.678Z");
     expect(formatWatermark(Number.MAX_SAFE_INTEGER)).toBe("end of time");
-    expect(formatWatermark(null)).toBe("—");
+    expect(formatWatermark(null)).toBe("no watermark");
+  });
+
+  it("says how far event time trails the clock, or that it runs ahead of it", () => {
+    expect(formatWatermarkLag(12_000)).toBe("12 s behind");
+    expect(formatWatermarkLag(0)).toBe("0 ms behind");
+    expect(formatWatermarkLag(-3_000)).toBe("3.0 s ahead");
+    expect(formatWatermarkLag(29_401_000_000)).toBe("340d 6h behind");
+    expect(formatWatermarkLag(null)).toBe("");
   });
 });

@@ -6,12 +6,13 @@
  * page's state. `app.js` owns the state and passes it in, with the
  * handlers that clicks call back.
  */
-import { backpressureOf, chartModel, formatBytes, formatClock, formatCount, formatMs, formatRate, formatWatermark, savepointIdOf, savepointList } from "./helpers.js";
+import { backpressureOf, chartModel, formatBytes, formatClock, formatCount, formatMs, formatRate, formatWatermark, formatWatermarkLag, savepointIdOf, savepointList } from "./helpers.js";
 
 /** @typedef {import("./types.js").PageState} PageState */
 /** @typedef {import("./types.js").JobStatus} JobStatus */
 /** @typedef {import("./types.js").JobMetrics} JobMetrics */
 /** @typedef {import("./types.js").VertexMetrics} VertexMetrics */
+/** @typedef {import("./types.js").SubtaskMetrics} SubtaskMetrics */
 /** @typedef {import("./types.js").CheckpointOverview} CheckpointOverview */
 /** @typedef {import("./types.js").HistoryEntry} HistoryEntry */
 /** @typedef {import("./helpers.js").VertexRate} VertexRate */
@@ -23,6 +24,7 @@ import { backpressureOf, chartModel, formatBytes, formatClock, formatCount, form
  * @typedef {object} RenderHandlers
  * @property {(checkpointId: number) => void} pinCheckpoint show this checkpoint's detail
  * @property {() => void} followLatest let the detail follow the latest checkpoint again
+ * @property {(vertexId: string | null) => void} selectVertex show this vertex's subtasks (null: close them)
  */
 
 /**
@@ -189,6 +191,7 @@ export function render(state, handlers) {
   renderHeader(view);
   renderTiles(view);
   renderGraph(view);
+  renderVertexDetail(view);
   renderCharts(view);
   renderHistory(view);
   renderDetail(view);
@@ -267,7 +270,7 @@ function renderTiles({ state, metrics, overview: o }) {
 }
 
 /** @param {JobView} view */
-function renderGraph({ state, job, metrics }) {
+function renderGraph({ state, job, metrics, handlers }) {
   /** @type {Map<string, VertexMetrics>} */
   const byId = new Map(metrics.vertices.map((v) => [v.id, v]));
   const vertices = job.vertices.length ? job.vertices : metrics.vertices.map((v) => ({ id: v.id, name: v.id, parallelism: v.parallelism }));
@@ -285,7 +288,13 @@ function renderGraph({ state, job, metrics }) {
     const bp = backpressureOf(m, r);
     const pressured = bp.backpressured;
     if (i > 0) nodes.push(s("svg", { class: "edge", viewBox: "0 0 40 20", "aria-hidden": "true" }, s("line", { x1: 2, y1: 10, x2: 32, y2: 10 }), s("path", { d: "M30 4 L38 10 L30 16 Z" })));
-    nodes.push(h("div", { class: "vertex" + (pressured ? " backpressured" : "") + (m && m.source_lag !== null ? " source" : ""), "data-vertex": v.id },
+    const selected = state.vertex === v.id;
+    const toggle = () => handlers.selectVertex(selected ? null : v.id);
+    nodes.push(h("div", {
+      class: "vertex" + (pressured ? " backpressured" : "") + (m && m.source_lag !== null ? " source" : "") + (selected ? " selected" : ""), "data-vertex": v.id,
+      role: "button", tabindex: 0, "aria-pressed": String(selected), title: selected ? "hide its subtasks" : "show its subtasks",
+      onclick: toggle, onkeydown: (ev) => { if (ev instanceof KeyboardEvent && (ev.key === "Enter" || ev.key === " ")) { ev.preventDefault(); toggle(); } },
+    },
       h("div", { class: "vertex-name", title: v.name }, v.name),
       h("div", { class: "vertex-par" }, "parallelism " + v.parallelism, pressured ? h("span", { class: "badge bp", title: bp.why }, "backpressured") : null),
       h("dl", {},
@@ -295,11 +304,47 @@ function renderGraph({ state, job, metrics }) {
         h("dt", {}, "records out"), h("dd", {}, m ? formatCount(m.records_out) : "—"),
         m && m.source_lag !== null ? [h("dt", {}, "source lag"), h("dd", {}, formatCount(m.source_lag))] : null,
         m && m.state_keys ? [h("dt", {}, "state keys"), h("dd", {}, formatCount(m.state_keys))] : null,
-        m && m.watermark_ms !== null ? [h("dt", {}, "watermark"), h("dd", {}, formatWatermark(m.watermark_ms))] : null,
+        m ? [h("dt", {}, "watermark"), h("dd", { class: "watermark" }, formatWatermark(m.watermark_ms))] : null,
+        m && m.watermark_lag_ms !== null ? [h("dt", {}, "watermark lag"), h("dd", { class: "watermark-lag" }, formatWatermarkLag(m.watermark_lag_ms))] : null,
+        m && m.timers_pending ? [h("dt", {}, "timers pending"), h("dd", {}, formatCount(m.timers_pending))] : null,
+        m && m.open_windows !== null ? [h("dt", {}, "open windows"), h("dd", { class: "open-windows" }, formatCount(m.open_windows))] : null,
         h("dt", {}, "backpressure"), h("dd", {}, ratio === null ? "—" : Math.round(ratio * 100) + "% of time"),
         full ? [h("dt", {}, "inputs full"), h("dd", {}, full + " of " + v.parallelism + " subtasks")] : null)));
   });
   fill("graph", nodes);
+}
+
+/**
+ * The selected vertex's subtasks, as Flink's vertex detail and its
+ * Watermarks tab: each one's event time (a source's own watermark, any
+ * other's input watermark, as the vertex's is their minimum), what it sent
+ * on, idleness, timers pending and, for window operators, open windows.
+ * @param {JobView} view
+ */
+function renderVertexDetail({ state, job, metrics, handlers }) {
+  const id = state.vertex;
+  const m = id === null ? undefined : metrics.vertices.find((v) => v.id === id);
+  show("vertex-detail", !!m);
+  if (!m) return;
+  const name = (job.vertices.find((v) => v.id === m.id) || { name: m.id }).name;
+  const windows = m.open_windows !== null;
+  const subtasks = metrics.subtasks.filter((x) => x.vertex === m.id).sort((a, b) => a.index - b.index);
+  fill("vertex-detail",
+    h("h3", {}, "Subtasks of " + name + " ", h("button", { type: "button", class: "link", onclick: () => handlers.selectVertex(null) }, "close")),
+    h("p", { class: "muted small" }, "Vertex watermark: " + formatWatermark(m.watermark_ms) + (m.watermark_lag_ms !== null ? " (" + formatWatermarkLag(m.watermark_lag_ms) + ")" : "") + ", the minimum over its subtasks that are not idle."),
+    table("vertex-subtasks-table", [
+      { label: "Subtask" }, { label: "Status" }, { label: "Watermark" }, { label: "Output watermark" }, { label: "Idle" },
+      { label: "Timers pending", num: true }, ...(windows ? [{ label: "Open windows", num: true }] : []),
+      { label: "Records in", num: true }, { label: "Records out", num: true }, { label: "State keys", num: true },
+    ], subtasks.map((x) =>
+      h("tr", { "data-subtask": x.index },
+        h("td", {}, x.vertex + "/" + x.index), h("td", {}, x.status),
+        h("td", { class: "mono watermark" }, formatWatermark(x.watermark_ms)), h("td", { class: "mono" }, formatWatermark(x.output_watermark_ms)),
+        h("td", {}, x.watermark_idle ? "idle" : "—"),
+        h("td", { class: "num" }, formatCount(x.timers_pending)),
+        windows ? h("td", { class: "num open-windows" }, x.open_windows === null ? "—" : formatCount(x.open_windows)) : null,
+        h("td", { class: "num" }, formatCount(x.records_in)), h("td", { class: "num" }, formatCount(x.records_out)),
+        h("td", { class: "num" }, formatCount(x.state_keys))))));
 }
 
 /**

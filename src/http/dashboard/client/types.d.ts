@@ -54,6 +54,8 @@ export interface PageState {
   detail: CheckpointDetail | null;
   /** The detail shows a checkpoint the user clicked, not the latest. */
   detailPinned: boolean;
+  /** The vertex whose subtasks are shown (clicked in the graph), if any. */
+  vertex: string | null;
   /** Per job, the savepoints seen in this tab, by checkpoint id. */
   savepoints: Record<string, Map<number, SavepointEntry>>;
   /** The ingestion streams, with sizes and each job's lag. */
