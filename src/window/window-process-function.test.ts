@@ -6,6 +6,7 @@ import { buildPlan } from "../graph/plan.js";
 import { type ChainServices, OperatorChain } from "../runtime/operator-chain.js";
 import type { StateEntry } from "../state/keyed-state.js";
 import { TumblingEventTimeWindows } from "./assigners.js";
+import { WatermarkStrategy } from "../time/watermark-strategy.js";
 import type { AggregateFunction } from "./window-functions.js";
 
 interface View {
@@ -27,7 +28,7 @@ const count: AggregateFunction<View, number, number> = { createAccumulator: () =
 /** One-second tumbling counts per url: the window vertex's operator is "per-second". */
 function windowJob(): JobDefinition {
   const j = job("open-windows", { maxParallelism: 128 });
-  j.source(source, { uid: "in" })
+  j.source(source, { uid: "in", watermarks: WatermarkStrategy.forBoundedOutOfOrderness<View>(0).withTimestampAssigner((v) => v.ts) })
     .keyBy((v) => v.url)
     .window(TumblingEventTimeWindows.of(1_000))
     .aggregate(count, undefined, { uid: "per-second" })
