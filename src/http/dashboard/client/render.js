@@ -308,6 +308,7 @@ function renderGraph({ state, job, metrics, handlers }) {
         m && m.watermark_lag_ms !== null ? [h("dt", {}, "watermark lag"), h("dd", { class: "watermark-lag" }, formatWatermarkLag(m.watermark_lag_ms))] : null,
         m && m.timers_pending ? [h("dt", {}, "timers pending"), h("dd", {}, formatCount(m.timers_pending))] : null,
         m && m.open_windows !== null ? [h("dt", {}, "open windows"), h("dd", { class: "open-windows" }, formatCount(m.open_windows))] : null,
+        m && m.dead_letters ? [h("dt", {}, "dead letters"), h("dd", { class: "dead-letters" }, formatCount(m.dead_letters))] : null,
         h("dt", {}, "backpressure"), h("dd", {}, ratio === null ? "—" : Math.round(ratio * 100) + "% of time"),
         full ? [h("dt", {}, "inputs full"), h("dd", {}, full + " of " + v.parallelism + " subtasks")] : null)));
   });
@@ -335,7 +336,7 @@ function renderVertexDetail({ state, job, metrics, handlers }) {
     table("vertex-subtasks-table", [
       { label: "Subtask" }, { label: "Status" }, { label: "Watermark" }, { label: "Output watermark" }, { label: "Idle" },
       { label: "Timers pending", num: true }, ...(windows ? [{ label: "Open windows", num: true }] : []),
-      { label: "Records in", num: true }, { label: "Records out", num: true }, { label: "State keys", num: true },
+      { label: "Records in", num: true }, { label: "Records out", num: true }, { label: "State keys", num: true }, { label: "Dead letters", num: true },
     ], subtasks.map((x) =>
       h("tr", { "data-subtask": x.index },
         h("td", {}, x.vertex + "/" + x.index), h("td", {}, x.status),
@@ -344,7 +345,7 @@ function renderVertexDetail({ state, job, metrics, handlers }) {
         h("td", { class: "num" }, formatCount(x.timers_pending)),
         windows ? h("td", { class: "num open-windows" }, x.open_windows === null ? "—" : formatCount(x.open_windows)) : null,
         h("td", { class: "num" }, formatCount(x.records_in)), h("td", { class: "num" }, formatCount(x.records_out)),
-        h("td", { class: "num" }, formatCount(x.state_keys))))));
+        h("td", { class: "num" }, formatCount(x.state_keys)), h("td", { class: "num dead-letters" }, formatCount(x.dead_letters || 0))))));
 }
 
 /**
