@@ -60,6 +60,21 @@ export function checkpointIdOfSavepoint(id: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
+/**
+ * A savepoint as users may name it: its id (`savepoint-12`), or the
+ * location the engine printed for it (`r2://<prefix>savepoints/<job>/savepoint-12/`,
+ * with or without the trailing slash or `_metadata`). Answers its checkpoint
+ * id and, for a location, the prefix and job it names; null when the text
+ * is neither.
+ */
+export function parseSavepointRef(ref: string): { checkpointId: number; prefix?: string; job?: string } | null {
+  const id = checkpointIdOfSavepoint(ref);
+  if (id !== null) return { checkpointId: id };
+  const m = /^r2:\/\/(.*?)savepoints\/([a-z0-9][a-z0-9_-]{0,62})\/(savepoint-\d{1,15})\/?(?:_metadata)?$/.exec(ref);
+  if (!m) return null;
+  return { checkpointId: checkpointIdOfSavepoint(m[3])!, prefix: m[1], job: m[2] };
+}
+
 /** Folder of a savepoint. */
 export function savepointDir(prefix: string, job: string, checkpointId: number): string {
   return `${prefix}savepoints/${job}/${savepointId(checkpointId)}/`;

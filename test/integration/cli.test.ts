@@ -77,9 +77,10 @@ describe("the floe command", () => {
     const stopped = JSON.parse(stop.out) as { id: string; status: { status: string } };
     expect(stopped.status.status).toBe("FINISHED");
 
-    const rerun = await floe(["run", "chaos", "-s", stopped.id, "-p", "sum-per-key=3"]);
+    // Issue 22: the CLI accepts the location it prints as well as the id.
+    const rerun = await floe(["run", "chaos", "-s", `r2://savepoints/chaos/${stopped.id}/`, "-p", "sum-per-key=3"]);
     expect(rerun.code, rerun.err).toBe(0);
-    expect(rerun.out).toContain(`from ${stopped.id}`);
+    expect(rerun.out).toContain(`from r2://savepoints/chaos/${stopped.id}/`);
     const piped = await floe(["ingest", "chaos-a"], events(2500, 1500, expected));
     expect(piped.out.trim()).toBe("1500 records in 1 requests");
     await waitFor(() => tableIs(expected), 20_000, "both parts, at parallelism 3");
@@ -98,6 +99,12 @@ describe("the floe command", () => {
     const missing = await floe(["run", "chaos", "-s", "savepoint-424242"]);
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/^floe: savepoint_not_found: savepoint 424242 has no _metadata/);
+    const foreign = await floe(["run", "chaos", "-s", "r2://savepoints/clicks/savepoint-3/"]);
+    expect(foreign.code).toBe(1);
+    expect(foreign.err).toMatch(/^floe: invalid_request: "r2:\/\/savepoints\/clicks\/savepoint-3\/" is a savepoint of job "clicks"; job "chaos" restores only its own/);
+    const garbled = await floe(["run", "chaos", "-s", "r2://elsewhere/savepoint-3"]);
+    expect(garbled.code).toBe(1);
+    expect(garbled.err).toMatch(/is not a savepoint id \(savepoint-<number>\) or location/);
     const usage = await floe(["stop", "chaos"]);
     expect(usage.code).toBe(2);
     expect(usage.err).toMatch(/stop takes a final savepoint/);

@@ -12,7 +12,7 @@ import type { CheckpointMetadata } from "../../checkpoint/types.js";
 import { FloeError, type Result, attempt as attemptResult } from "../../errors.js";
 import { buildPlan } from "../../graph/plan.js";
 import { CheckpointStore, CheckpointUnreadableError } from "../../storage/checkpoint-store.js";
-import { checkpointIdOfSavepoint, savepointId } from "../../storage/layout.js";
+import { parseSavepointRef, savepointId } from "../../storage/layout.js";
 import { checkSinkVars, resolveRunConfig } from "../job-config.js";
 import type { TaskMetrics } from "../messages.js";
 import type { CheckpointCoordinator } from "./checkpoint-coordinator.js";
@@ -49,9 +49,9 @@ export class JobControl {
           throw new FloeError("invalid_request", "give fromSavepoint or fromCheckpoint, not both");
         }
         const savepoint = request.fromSavepoint !== undefined;
-        const id = savepoint ? checkpointIdOfSavepoint(request.fromSavepoint!) : request.fromCheckpoint!;
+        const id = savepoint ? savepointCheckpointId(request.fromSavepoint!, job, config.checkpoint.storagePrefix) : request.fromCheckpoint!;
         if (id === null || !Number.isInteger(id) || id < 1) {
-          throw new FloeError("invalid_request", `${JSON.stringify(request.fromSavepoint)} is not a savepoint id (savepoint-<number>)`);
+          throw new FloeError("invalid_request", `${JSON.stringify(request.fromSavepoint)} is not a savepoint id (savepoint-<number>) or location (r2://savepoints/<job>/savepoint-<number>/)`);
         }
         from = await this.readSnapshot(new CheckpointStore(this.ctx.host.bucket, config.checkpoint.storagePrefix, job), id, savepoint);
         const parallelismOf = parallelismByUid(plan);
@@ -235,4 +235,18 @@ export class JobControl {
       latest_completed_checkpoint: this.ctx.runRetained(s)[0]?.id ?? null,
     };
   }
+}
+
+/**
+ * The checkpoint id of the savepoint `ref` names (an id, or a location the
+ * engine printed), or null when it names none; a location of another job's
+ * or another storage prefix's savepoint is refused, naming both.
+ */
+function savepointCheckpointId(ref: string, job: string, prefix: string): number | null {
+  const parsed = parseSavepointRef(ref);
+  if (parsed === null) return null;
+  if (parsed.job !== undefined && (parsed.job !== job || parsed.prefix !== prefix)) {
+    throw new FloeError("invalid_request", `${JSON.stringify(ref)} is a savepoint of job "${parsed.job}"${parsed.prefix ? ` under "${parsed.prefix}"` : ""}; job "${job}" restores only its own (r2://${prefix}savepoints/${job}/savepoint-<number>/)`);
+  }
+  return parsed.checkpointId;
 }
