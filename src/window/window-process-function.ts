@@ -20,12 +20,9 @@ export function windowProcessFunction<K extends Key, IN, ACC, R, OUT>(
   // The ports read the call's context and collector, set before each call: one operator serves every record.
   let ctx: KeyedContext<K> | undefined;
   let out: Collector<OUT> | undefined;
-  const maps = new Map<string, MapState<unknown>>();
-  const map = (name: string) => {
-    let m = maps.get(name);
-    if (!m) maps.set(name, (m = ctx!.getMapState(MAPS[name]!)));
-    return m;
-  };
+  // Asked of the call's context every time, never cached: one job definition (so one function) serves every
+  // subtask of the isolate and every attempt, each with its own state backend (the backend caches its accessors).
+  const map = (name: string): MapState<unknown> => ctx!.getMapState(MAPS[name]!);
   const store: WindowStateStore = {
     get: (name, field) => map(name).get(field),
     put: (name, field, value) => map(name).put(field, value),
