@@ -119,6 +119,29 @@ describe("keyBy().window()", () => {
     w.advance(1000);
     expect(w.emitted).toEqual([{ value: 3, ts: 279 }]);
   });
+
+  it("keeps each subtask's windows in its own state: one job's function serves several chains (subtasks of an isolate, later attempts)", () => {
+    const j = job("two");
+    j.source(source, { uid: "in", watermarks })
+      .keyBy((v) => v.url)
+      .window(TumblingEventTimeWindows.of(1000))
+      .aggregate(count, perSecond, { uid: "per-second" })
+      .map((v) => v, { uid: "after" });
+    const first = windowChain(j);
+    const second = windowChain(j);
+    first.push({ url: "/a", ts: 10 });
+    second.push({ url: "/b", ts: 20 });
+    second.push({ url: "/b", ts: 30 });
+    first.advance(1000);
+    second.advance(1000);
+    expect(first.emitted.map((e) => e.value)).toEqual([{ url: "/a", start: 0, n: 1 }]);
+    expect(second.emitted.map((e) => e.value)).toEqual([{ url: "/b", start: 0, n: 2 }]);
+    // A chain built later (a restart) starts from its own, empty state.
+    const third = windowChain(j);
+    third.push({ url: "/a", ts: 40 });
+    third.advance(1000);
+    expect(third.emitted.map((e) => e.value)).toEqual([{ url: "/a", start: 0, n: 1 }]);
+  });
 });
 
 describe("sideOutputLateData()", () => {

@@ -85,6 +85,29 @@ describe("restoreSpecFor, the inverse", () => {
     expect(restoreSpecFor(metadata, ["src"], { start: 0, end: 7 }, "source/0").sources).toEqual({ src: { p0: 10, p1: 20, p2: 30 } });
   });
 
+  it("starts a subtask at the lowest watermark its keyed operators' old subtasks had, and at none when one had none", () => {
+    const withWatermarks = (w0: number | null, w1: number | null) =>
+      buildMetadata({
+        plan,
+        checkpointId: 13,
+        attempt: 3,
+        isSavepoint: false,
+        triggerMs: 100,
+        completedMs: 150,
+        acks: [ack("count/0", { keyed: { count: handle(0, 3, "k0") }, watermarkMs: w0 }), ack("count/1", { keyed: { count: handle(4, 7, "k1") }, watermarkMs: w1 }), ack("source/0", { sources: { src: { p0: 10 } } })],
+      });
+    const m = withWatermarks(900, 700);
+    expect(m.operators.count.watermarks).toEqual({ "count/0": 900, "count/1": 700 });
+    expect(restoreSpecFor(m, ["count", "out"], { start: 0, end: 3 }, "count/0").watermarkMs).toBe(900);
+    // Rescaled: its keys come from both old subtasks, so it starts where the slower one was.
+    expect(restoreSpecFor(m, ["count", "out"], { start: 0, end: 7 }).watermarkMs).toBe(700);
+    expect(restoreSpecFor(withWatermarks(900, null), ["count"], { start: 0, end: 7 }).watermarkMs).toBeUndefined();
+    // No event time anywhere: the metadata has no watermarks, and a subtask starts at none, as from older metadata.
+    expect(withWatermarks(null, null).operators.count.watermarks).toBeUndefined();
+    expect(restoreSpecFor(metadata, ["count"], { start: 0, end: 7 }).watermarkMs).toBeUndefined();
+    expect(restoreSpecFor(m, ["src"], { start: 0, end: 7 }, "source/0").watermarkMs).toBeUndefined();
+  });
+
   it("leaves out operators the checkpoint does not have", () => {
     const s = restoreSpecFor(metadata, ["new-op"], { start: 0, end: 7 });
     expect(s).toEqual({ checkpointId: 12, keyed: {}, sources: {}, channelState: null });

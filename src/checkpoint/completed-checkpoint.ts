@@ -29,17 +29,29 @@ export interface CompletedCheckpointInput {
 
 /** The `_metadata` of a checkpoint whose every subtask acknowledged: per operator uid, each subtask's part. */
 export function buildMetadata(c: CompletedCheckpointInput): CheckpointMetadata {
-  type Mutable = { parallelism: number; keyed: Record<string, KeyedStateHandle>; sources: Record<string, Record<string, number>>; sinks: Record<string, unknown> };
+  type Mutable = {
+    parallelism: number;
+    keyed: Record<string, KeyedStateHandle>;
+    sources: Record<string, Record<string, number>>;
+    sinks: Record<string, unknown>;
+    watermarks?: Record<string, number | null>;
+  };
   const operators: Record<string, Mutable> = {};
   const parallelismOf = parallelismByUid(c.plan);
   const op = (uid: string) => (operators[uid] ??= { parallelism: parallelismOf.get(uid) ?? 1, keyed: {}, sources: {}, sinks: {} });
   const channels: Record<string, ChannelStateHandle> = {};
   for (const a of c.acks) {
     if (a.channelState) channels[a.subtask] = a.channelState;
-    for (const [uid, h] of Object.entries(a.keyed)) op(uid).keyed[a.subtask] = h;
+    for (const [uid, h] of Object.entries(a.keyed)) {
+      op(uid).keyed[a.subtask] = h;
+      // Keyed operators are where lateness is judged (windows, event-time timers): each keeps its subtask's watermark.
+      (op(uid).watermarks ??= {})[a.subtask] = a.watermarkMs ?? null;
+    }
     for (const [uid, positions] of Object.entries(a.sources)) op(uid).sources[a.subtask] = positions;
     for (const [uid, txn] of Object.entries(a.sinks)) op(uid).sinks[a.subtask] = txn;
   }
+  // Without event time (no subtask had a watermark) the metadata stays as it was before watermarks were kept.
+  for (const o of Object.values(operators)) if (o.watermarks && Object.values(o.watermarks).every((w) => w === null)) delete o.watermarks;
   return {
     version: 1,
     job: c.plan.job,
@@ -59,11 +71,16 @@ export function buildMetadata(c: CompletedCheckpointInput): CheckpointMetadata {
  * vertex with operators `uids` restores: the keyed state handles that
  * overlap its range (all of them after a rescale), every source position
  * of its operators (a source subtask keeps those of the partitions it
- * reads), and its own in-flight data of an unaligned checkpoint.
+ * reads), its own in-flight data of an unaligned checkpoint, and the
+ * watermark it starts from: the lowest of the old subtasks' whose keys it
+ * gets (so never above the watermark any of its keys had), none when one
+ * of them had none.
  */
 export function restoreSpecFor(m: CheckpointMetadata, uids: readonly string[], range: { start: number; end: number }, subtask?: string): RestoreSpec {
   const keyed: Record<string, KeyedStateHandle[]> = {};
   const sources: Record<string, Record<string, number>> = {};
+  // Undefined until a keyed operator's subtask is seen; null once one had no watermark (or the metadata predates them).
+  let watermarkMs: number | null | undefined;
   for (const uid of uids) {
     const op = m.operators[uid];
     if (!op) continue;
@@ -71,6 +88,11 @@ export function restoreSpecFor(m: CheckpointMetadata, uids: readonly string[], r
     const positions: Record<string, number> = {};
     for (const p of Object.values(op.sources)) Object.assign(positions, p);
     sources[uid] = positions;
+    for (const [s, h] of Object.entries(op.keyed)) {
+      if (h.keyGroups.end < range.start || h.keyGroups.start > range.end) continue;
+      const w = op.watermarks?.[s] ?? null;
+      watermarkMs = w === null || watermarkMs === null ? null : Math.min(watermarkMs ?? w, w);
+    }
   }
-  return { checkpointId: m.checkpointId, keyed, sources, channelState: (subtask && m.channels?.[subtask]) || null };
+  return { checkpointId: m.checkpointId, keyed, sources, channelState: (subtask && m.channels?.[subtask]) || null, ...(watermarkMs != null ? { watermarkMs } : {}) };
 }

@@ -53,6 +53,12 @@ export interface SubtaskAck {
   readonly channelState?: ChannelStateHandle | null;
   /** Whether the subtask took its part unaligned. */
   readonly unaligned?: boolean;
+  /**
+   * The subtask's event time at its snapshot: null when it had no watermark
+   * (or had reached the end of time, as after a drain). A restore starts no
+   * lower, so records replayed after it are late exactly when they were.
+   */
+  readonly watermarkMs?: number | null;
 }
 
 /** Where a subtask's in-flight data of an unaligned checkpoint lives, and its size. */
@@ -83,4 +89,6 @@ export interface OperatorState {
   readonly keyed: Readonly<Record<string, KeyedStateHandle>>;
   readonly sources: Readonly<Record<string, Record<string, number>>>;
   readonly sinks: Readonly<Record<string, unknown>>;
+  /** Per subtask id, the watermark of the subtask that held this keyed operator at the snapshot (null: none). */
+  readonly watermarks?: Readonly<Record<string, number | null>>;
 }

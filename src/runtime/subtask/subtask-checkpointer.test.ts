@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { END_OF_TIME_MS } from "../../time/watermark-strategy.js";
 import type { SinkWriter, SourceReader } from "../../api/types.js";
 import type { ChannelStateHandle, SubtaskAck } from "../../checkpoint/types.js";
 import { valueState } from "../../api/state.js";
@@ -78,6 +79,7 @@ function setup(o: Options = {}) {
   };
   const sinks = new SinkCommitter(new Map([["out", sink]]), true, 2, () => clock.nowMs);
   let offset = 10;
+  let watermarkMs = Number.NEGATIVE_INFINITY;
   const reader = { positions: () => ({ p0: offset }) } as unknown as SourceReader;
   const state = new KeyedStateBackend(128, "count");
   const checkpointer = new SubtaskCheckpointer({
@@ -94,8 +96,22 @@ function setup(o: Options = {}) {
     describe: "up (subtask 1/1)",
     unaligned: o.unaligned ?? false,
     alignTimeoutMs: o.alignTimeoutMs ?? 0,
+    watermarkMs: () => watermarkMs,
   });
-  return { clock, acks, declines, channelStates, sent, sleeps, log, writer, state, checkpointer, advance: (n: number) => void (offset += n) };
+  return {
+    clock,
+    acks,
+    declines,
+    channelStates,
+    sent,
+    sleeps,
+    log,
+    writer,
+    state,
+    checkpointer,
+    advance: (n: number) => void (offset += n),
+    setWatermark: (ms: number) => void (watermarkMs = ms),
+  };
 }
 
 const kinds = (sent: ChannelMessage[]) => sent.map((m) => (m.kind === "barrier" ? `barrier ${m.checkpointId}${m.priority ? " priority" : ""}` : m.kind));
@@ -123,6 +139,21 @@ describe("SubtaskCheckpointer, aligned", () => {
       channelState: null,
       unaligned: false,
     });
+  });
+
+  it("acknowledges the subtask's watermark at the snapshot: none before the first, none at the end of time (a drain)", async () => {
+    const { acks, checkpointer, setWatermark } = setup();
+    await checkpointer.checkpoint({ checkpointId: 1, triggerMs: 0, isSavepoint: false }, 0, 0);
+    setWatermark(4_999);
+    await checkpointer.checkpoint({ checkpointId: 2, triggerMs: 0, isSavepoint: false }, 0, 0);
+    setWatermark(END_OF_TIME_MS);
+    await checkpointer.checkpoint({ checkpointId: 3, triggerMs: 0, isSavepoint: true }, 0, 0);
+    await settle();
+    expect(acks.map((a) => [a.checkpointId, a.watermarkMs])).toEqual([
+      [1, null],
+      [2, 4_999],
+      [3, null],
+    ]);
   });
 
   it("declines when the state upload fails", async () => {

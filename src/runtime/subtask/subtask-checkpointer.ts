@@ -16,6 +16,7 @@ import { alignmentDeadlineDelayMs, type CheckpointBarrier } from "../../checkpoi
 import type { ChannelStateHandle, SubtaskAck } from "../../checkpoint/types.js";
 import type { KeyedStateBackend } from "../../state/keyed-state.js";
 import type { KeyedSnapshotter } from "../../state/snapshotter.js";
+import { END_OF_TIME_MS } from "../../time/watermark-strategy.js";
 import { type BufferedOutput, encodeChannelState } from "../batch-encoding.js";
 import type { RecordWriter } from "../record-writer.js";
 import type { SinkCommitter } from "./sink-committer.js";
@@ -49,6 +50,8 @@ export interface CheckpointerParts {
   readonly unaligned: boolean;
   /** Aligned checkpoints turn unaligned this long after their trigger (0: never, or unaligned from the start). */
   readonly alignTimeoutMs: number;
+  /** The subtask's event time now (absent: the task has none to keep). */
+  readonly watermarkMs?: () => number;
 }
 
 /** Given the in-flight data's handle (null: none), uploads and acknowledges asynchronously. */
@@ -181,6 +184,7 @@ export class SubtaskCheckpointer {
       if (this.positionsAt.size > MAX_PENDING_POSITIONS) this.positionsAt.delete(this.positionsAt.keys().next().value!);
     }
     const sinkHandles = sinks.preCommit(checkpointId);
+    const watermarkMs = checkpointedWatermark(this.parts.watermarkMs?.());
     const syncMs = host.now() - t0;
     this.lastId = checkpointId;
     const startDelayMs = Math.max(0, firstBarrierMs - triggerMs);
@@ -208,6 +212,7 @@ export class SubtaskCheckpointer {
               stateBytes: done.stateBytes,
               channelState,
               unaligned,
+              watermarkMs,
             };
             return report(() => host.acknowledge(ack));
           },
@@ -223,4 +228,13 @@ export class SubtaskCheckpointer {
     if (Object.keys(inputs).length === 0 && Object.keys(outputs.records).length === 0) return Promise.resolve(null);
     return this.parts.host.putChannelState(checkpointId, encodeChannelState({ inputs, outputs: outputs.records, outputTimestamps: outputs.timestamps }));
   }
+}
+
+/**
+ * The watermark an ack records: none before the first (−∞), and none at
+ * the end of time, which only a drain or an ended input reaches: a job
+ * started from a drained savepoint takes records as new (docs/time.md).
+ */
+function checkpointedWatermark(watermarkMs: number | undefined): number | null {
+  return watermarkMs === undefined || !Number.isFinite(watermarkMs) || watermarkMs >= END_OF_TIME_MS ? null : watermarkMs;
 }

@@ -34,6 +34,13 @@ export interface TaskTimeParts {
   /** At a source with a watermark strategy: the strategy, the partitions its reader owns, and the operator's name. */
   readonly source?: { readonly strategy: WatermarkStrategy<unknown>; readonly partitions: readonly string[]; readonly label: string };
   readonly isSource: boolean;
+  /**
+   * The watermark of the checkpoint restored (a keyed subtask's): the input
+   * watermark starts there, not at none, so that records replayed after
+   * the restore are late exactly when they were before it. It is not sent
+   * on: downstream subtasks restore their own.
+   */
+  readonly restoredWatermarkMs?: number;
 }
 
 /** The watermark fields of a task's metrics. */
@@ -50,6 +57,12 @@ export class TaskTime {
   private readonly sourceWatermarks: SourceWatermarks | undefined;
   /** The input channels' watermarks and idleness. */
   private readonly valve: WatermarkValve;
+  /**
+   * The restored watermark: the input watermark is never below it. Kept
+   * beside the valve rather than in it, because every channel starts below
+   * it and the valve would take them for channels back from idleness.
+   */
+  private readonly floorMs: number;
   /** What this subtask last sent downstream. */
   private outputWatermark: WatermarkStatus = { watermarkMs: NO_WATERMARK, idle: false };
   /** The loop's wait for the earliest processing-time timer, if it waits for one. */
@@ -59,13 +72,20 @@ export class TaskTime {
 
   constructor(private readonly p: TaskTimeParts) {
     this.valve = new WatermarkValve(p.channels);
+    this.floorMs = p.isSource ? NO_WATERMARK : (p.restoredWatermarkMs ?? NO_WATERMARK);
     // Every partition the reader owns holds the watermark back until it has records or is idle (Flink's per-split outputs).
     if (p.source) this.sourceWatermarks = new SourceWatermarks(p.source.strategy, p.source.partitions, p.now, p.source.label);
   }
 
   /** The subtask's event time: a source's own watermark, else its input watermark; NO_WATERMARK before it has one. */
   get currentWatermarkMs(): number {
-    return this.p.isSource ? this.outputWatermark.watermarkMs : this.valve.output.watermarkMs;
+    return this.p.isSource ? this.outputWatermark.watermarkMs : this.inputWatermark().watermarkMs;
+  }
+
+  /** The valve's output, not below the restored watermark. */
+  private inputWatermark(): WatermarkStatus {
+    const status = this.valve.output;
+    return status.watermarkMs < this.floorMs ? { ...status, watermarkMs: this.floorMs } : status;
   }
 
   /** A source read a batch: the records' event times (read before user code runs, which could change them), if it has a strategy. */
@@ -95,14 +115,18 @@ export class TaskTime {
 
   /** A channel's watermark message. */
   async onWatermark(channel: string, watermarkMs: number | null, idle: boolean): Promise<void> {
-    const advanced = this.valve.onWatermark(channel, watermarkMs ?? NO_WATERMARK, idle);
-    if (advanced) await this.advance(advanced);
+    if (this.valve.onWatermark(channel, watermarkMs ?? NO_WATERMARK, idle)) await this.advanceInput();
   }
 
   /** A channel ended: it is at the end of time. When all have, every event-time timer fires, before the final checkpoint. */
   async onChannelEnded(channel: string): Promise<void> {
-    const advanced = this.valve.onEndOfInput(channel);
-    if (advanced) await this.advance(advanced);
+    if (this.valve.onEndOfInput(channel)) await this.advanceInput();
+  }
+
+  /** The valve's output changed: goes on when the input watermark (not below the restored one) did. */
+  private async advanceInput(): Promise<void> {
+    const next = this.inputWatermark();
+    if (next.watermarkMs > this.outputWatermark.watermarkMs || next.idle !== this.outputWatermark.idle) await this.advance(next);
   }
 
   /**
@@ -171,9 +195,9 @@ export class TaskTime {
 
   metrics(): TimeMetrics {
     return {
-      inputWatermarkMs: this.p.isSource ? null : wireWatermark(this.valve.output.watermarkMs),
+      inputWatermarkMs: this.p.isSource ? null : wireWatermark(this.inputWatermark().watermarkMs),
       outputWatermarkMs: wireWatermark(this.outputWatermark.watermarkMs),
-      watermarkIdle: this.p.isSource ? this.outputWatermark.idle : this.valve.output.idle,
+      watermarkIdle: this.p.isSource ? this.outputWatermark.idle : this.inputWatermark().idle,
       timersPending: this.p.chain.timerCount(),
     };
   }

@@ -219,6 +219,7 @@ export class Task {
       channels,
       source: this.reader && head.watermarks ? { strategy: head.watermarks, partitions: Object.keys(this.reader.positions()), label: nodeLabel(head) } : undefined,
       isSource: this.reader !== undefined,
+      restoredWatermarkMs: deployment.restore?.watermarkMs,
     });
     this.checkpointer = new SubtaskCheckpointer({
       host,
@@ -234,6 +235,7 @@ export class Task {
       describe: this.describe(),
       unaligned: checkpoint.unaligned,
       alignTimeoutMs: this.alignTimeoutMs,
+      watermarkMs: () => this.time.currentWatermarkMs,
     });
     this.barriers = new BarrierHandler({
       channels,
