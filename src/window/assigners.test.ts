@@ -58,6 +58,7 @@ describe("window assigners", () => {
     expect(() => TumblingEventTimeWindows.of(1.5)).toThrow(/size must be/);
     expect(() => TumblingEventTimeWindows.of(1_000, 1_000)).toThrow(/\|offset\| < 1000, got 1000/);
     expect(() => SlidingEventTimeWindows.of(1_000, -1)).toThrow(/slide must be/);
+    expect(() => SlidingEventTimeWindows.of(1_000, 1_500)).toThrow(/the slide \(1500 ms\) is larger than the size \(1000 ms\)/);
     expect(() => SlidingEventTimeWindows.of(10_000_000, 1)).toThrow(/puts each element in 10000000 windows/);
     expect(() => EventTimeSessionWindows.withGap(-5)).toThrow(/gap must be/);
     expect(() => CountTrigger.of(0)).toThrow(/count must be a whole number ≥ 1/);

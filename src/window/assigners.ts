@@ -89,6 +89,9 @@ class SlidingWindows extends AlignedWindows {
     wholePositive(`${what}: the size`, sizeMs);
     wholePositive(`${what}: the slide`, slideMs);
     offset(what, offsetMs, slideMs);
+    if (slideMs > sizeMs) {
+      throw new JobDefinitionError(`${what}: the slide (${slideMs} ms) is larger than the size (${sizeMs} ms), so elements between two windows would be in none; use a slide ≤ the size (equal: tumbling windows)`);
+    }
     // Each element would be copied into size / slide windows: beyond a few thousand that is a mistake, not a job.
     if (sizeMs / slideMs > MAX_WINDOWS_PER_ELEMENT) {
       throw new JobDefinitionError(`${what}: a size of ${sizeMs} ms with a slide of ${slideMs} ms puts each element in ${Math.ceil(sizeMs / slideMs)} windows (at most ${MAX_WINDOWS_PER_ELEMENT})`);
