@@ -16,7 +16,7 @@ import { StreamPartition } from "./runtime/stream-partition.js";
 import { Subtask as SubtaskBase } from "./runtime/subtask/subtask.js";
 import { TablePartition } from "./runtime/table-partition.js";
 
-export { job, JobDefinition, DataStream, KeyedStream, type JobOptions } from "./api/job.js";
+export { job, JobDefinition, DataStream, KeyedStream, ConnectedStreams, KeyedConnectedStreams, type JobOptions } from "./api/job.js";
 export {
   valueState,
   mapState,

@@ -5,6 +5,8 @@
  */
 import type { Key } from "../graph/key-groups.js";
 import type {
+  CoProcessFunction,
+  KeyedCoProcessFunction,
   Collector,
   Context,
   RichFilterFunction,
@@ -52,6 +54,8 @@ export interface LogicalEdge {
   readonly keySelector?: (value: unknown) => Key;
   /** Set when the edge reads a side output of `from` rather than its main output. */
   readonly tag?: string;
+  /** Into a co-process function: which of its two inputs the edge feeds (processElement1 or 2). */
+  readonly coInput?: 1 | 2;
 }
 
 /** One operator of the logical graph, as declared. */
@@ -67,7 +71,9 @@ export interface LogicalNode {
   readonly fn?: (value: any) => any;
   /** A map, filter or flatMap given as an object with its method (named as the kind) and open/close. */
   readonly rich?: RichFunction & Record<string, unknown>;
-  readonly process?: ProcessFunction<any, any> | KeyedProcessFunction<any, any, any>;
+  readonly process?: ProcessFunction<any, any> | KeyedProcessFunction<any, any, any> | CoProcessFunction<any, any, any> | KeyedCoProcessFunction<any, any, any, any>;
+  /** A process node whose function is a co-process function: its edges say which input they feed. */
+  readonly coProcess?: boolean;
   /** Why the operator needs its records' event time (an event-time window), if it does: every source upstream must have a watermark strategy. */
   readonly needsEventTime?: string;
 }
@@ -179,6 +185,19 @@ export class DataStream<T> {
   /** Any number of outputs per record: a function, or an object with `flatMap` and `open`/`close`. */
   flatMap<O>(fn: ((value: T) => Iterable<O>) | RichFlatMapFunction<T, O>, options: OperatorOptions = {}): DataStream<O> {
     return this.then<O>("flatMap", options, typeof fn === "function" ? { fn } : { rich: checkRich(fn, "flatMap", options) });
+  }
+
+  /**
+   * Connects this stream with another, of another type, into one operator
+   * with two inputs (Flink's ConnectedStreams): `process` a
+   * {@link CoProcessFunction} over both, or `keyBy` both first for a
+   * {@link KeyedCoProcessFunction} with keyed state and timers shared by
+   * the records of one key from either side. Barriers align over both
+   * inputs and the watermark is the minimum of both.
+   */
+  connect<U>(other: DataStream<U>): ConnectedStreams<T, U> {
+    if (other.job !== this.job) throw new JobDefinitionError(`connect() got a stream of job "${other.job.name}": streams cannot cross jobs`);
+    return new ConnectedStreams<T, U>(this.job, this.edges(), other.edges());
   }
 
   /**
@@ -300,6 +319,62 @@ function checkRich(fn: object, kind: "map" | "filter" | "flatMap", options: Oper
     throw new JobDefinitionError(`${kind} "${options.name ?? options.uid ?? kind}" needs a function or an object with a ${kind}(value) method`);
   }
   return fn as RichFunction & Record<string, unknown>;
+}
+
+/** Two streams connected into one operator (Flink's ConnectedStreams). */
+export class ConnectedStreams<A, B> {
+  constructor(
+    private readonly job: JobDefinition,
+    private readonly first: LogicalEdge[],
+    private readonly second: LogicalEdge[],
+  ) {}
+
+  /** Keys both sides, with one key type: records of one key from either side meet in one subtask. */
+  keyBy<K extends Key>(first: (value: A) => K, second: (value: B) => K): KeyedConnectedStreams<K, A, B> {
+    return new KeyedConnectedStreams<K, A, B>(
+      this.job,
+      this.first.map((e) => ({ ...e, keySelector: first as (value: unknown) => Key })),
+      this.second.map((e) => ({ ...e, keySelector: second as (value: unknown) => Key })),
+    );
+  }
+
+  /** A co-process function over both sides, without keyed state. */
+  process<O>(fn: CoProcessFunction<A, B, O>, options: OperatorOptions = {}): DataStream<O> {
+    return coProcess<O>(this.job, this.first, this.second, fn, options);
+  }
+}
+
+/** Two connected streams, both keyed (Flink's keyed ConnectedStreams). */
+export class KeyedConnectedStreams<K extends Key, A, B> {
+  constructor(
+    private readonly job: JobDefinition,
+    private readonly first: LogicalEdge[],
+    private readonly second: LogicalEdge[],
+  ) {}
+
+  /** A keyed co-process function: runs with the record's key, that key's state and timers. */
+  process<O>(fn: KeyedCoProcessFunction<K, A, B, O>, options: OperatorOptions = {}): DataStream<O> {
+    return coProcess<O>(this.job, this.first, this.second, fn, options);
+  }
+}
+
+function coProcess<O>(
+  job: JobDefinition,
+  first: LogicalEdge[],
+  second: LogicalEdge[],
+  fn: CoProcessFunction<any, any, O> | KeyedCoProcessFunction<any, any, any, O>,
+  options: OperatorOptions,
+): DataStream<O> {
+  const label = options.name ?? options.uid ?? `coProcess#${job.nodes.length}`;
+  if (fn === null || typeof fn !== "object" || typeof fn.processElement1 !== "function" || typeof fn.processElement2 !== "function") {
+    throw new JobDefinitionError(`co-process function "${label}" needs processElement1 and processElement2`);
+  }
+  if (typeof (fn as { onTimer?: unknown }).onTimer === "function" && !first.some((e) => e.keySelector)) {
+    throw new JobDefinitionError(`co-process function "${label}" defines onTimer, but timers are keyed state and its inputs are not keyed: keyBy(first, second) first`);
+  }
+  const inputs = [...first.map((e) => ({ ...e, coInput: 1 as const })), ...second.map((e) => ({ ...e, coInput: 2 as const }))];
+  const id = job.add({ kind: "process", options, inputs, process: fn as never, coProcess: true });
+  return new DataStream<O>(job, id);
 }
 
 /**

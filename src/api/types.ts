@@ -214,6 +214,35 @@ export interface OperatorGauges {
   readonly openWindows?: number;
 }
 
+/**
+ * Flink's CoProcessFunction: one function over two connected streams of
+ * different types, without keys (`a.connect(b).process(fn)`).
+ */
+export interface CoProcessFunction<A, B, O> extends RichFunction {
+  readonly state?: readonly StateDescriptor[];
+  /** A record of the first stream. */
+  processElement1(value: A, ctx: Context, out: Collector<O>): void;
+  /** A record of the second stream. */
+  processElement2(value: B, ctx: Context, out: Collector<O>): void;
+}
+
+/**
+ * Flink's KeyedCoProcessFunction: two connected streams keyed by the same
+ * kind of key (`a.connect(b).keyBy(fa, fb).process(fn)`); records of both
+ * with one key meet in one subtask and share that key's state and timers.
+ *
+ * @example
+ * // Emits each click with the user's latest profile, or holds it until the profile comes.
+ * { processElement1(click, ctx, out) { … }, processElement2(profile, ctx, out) { … }, onTimer(ts, ctx, out) { … } }
+ */
+export interface KeyedCoProcessFunction<K extends Key, A, B, O> extends RichFunction {
+  readonly state?: readonly StateDescriptor[];
+  processElement1(value: A, ctx: KeyedContext<K>, out: Collector<O>): void;
+  processElement2(value: B, ctx: KeyedContext<K>, out: Collector<O>): void;
+  /** A timer of the current key fired, as in a keyed process function. */
+  onTimer?(timestampMs: number, ctx: OnTimerContext<K>, out: Collector<O>): void;
+}
+
 /** A batch of records read from one source partition. */
 export interface SourceBatch {
   /** Partition the records came from, e.g. "clicks/2". */

@@ -115,7 +115,7 @@ export function buildPlan(job: JobDefinition, override?: ParallelismOverride): E
         const same = n.inputs.filter((x) => x.from === e.from).every((x) => x.tag === e.tag);
         throw new JobDefinitionError(
           same
-            ? `operator "${nodeLabel(n)}" reads the same stream twice`
+            ? `operator "${nodeLabel(n)}" reads the same stream twice${n.coProcess ? ` (to connect a stream with itself, connect it with a map of it: a.connect(a.map((x) => x)))` : ""}`
             : `operator "${nodeLabel(n)}" reads two streams of operator "${nodeLabel(nodes[e.from])}" (its main and side outputs): one input per upstream operator`,
         );
       }

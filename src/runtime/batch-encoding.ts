@@ -164,6 +164,23 @@ export function inputKeys(job: JobDefinition, vertex: PlanVertex, index: number)
   return keys;
 }
 
+/**
+ * For a vertex whose head is a co-process function, which of its two
+ * inputs (1 or 2) each input channel feeds; undefined for any other head.
+ * (The plan refuses one upstream operator feeding both inputs, so a
+ * channel feeds one.)
+ */
+export function coInputs(job: JobDefinition, vertex: PlanVertex, index: number): Map<string, 1 | 2> | undefined {
+  const head = job.nodes[vertex.nodes[0]];
+  if (!head.coProcess) return undefined;
+  const inputs = new Map<string, 1 | 2>();
+  for (const input of vertex.inputs) {
+    const side = head.inputs[input.inputIndex].coInput ?? 1;
+    for (const i of upstreamSenders(input.partitioner, input.parallelism, index)) inputs.set(channelId(input.vertex, i), side);
+  }
+  return inputs;
+}
+
 /** The `records` text of a batch of values. */
 export function encodeBatch(values: readonly unknown[]): string {
   return JSON.stringify(values);

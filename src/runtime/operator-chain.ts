@@ -13,7 +13,7 @@
  * {@link OperatorChain.fireProcessingTimers}).
  */
 import type { JobDefinition, LogicalNode } from "../api/job.js";
-import type { Collector, Context, KeyedContext, KeyedProcessFunction, OnTimerContext, OperatorGauges, RichFunction, RuntimeContext, SinkWriter, TimeDomain } from "../api/types.js";
+import type { Collector, Context, KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, OnTimerContext, OperatorGauges, RichFunction, RuntimeContext, SinkWriter, TimeDomain } from "../api/types.js";
 import type { Key } from "../graph/key-groups.js";
 import { nodeLabel, type PlanVertex } from "../graph/plan.js";
 import type { OutputTag } from "../api/output-tag.js";
@@ -47,7 +47,7 @@ export class FunctionOpenError extends Error {
 }
 
 /** Passes a record on: its key (null where the stream is not keyed), its value and its event time. */
-type Push = (key: Key | null, value: unknown, timestampMs: number | undefined) => void;
+type Push = (key: Key | null, value: unknown, timestampMs: number | undefined, input?: number) => void;
 
 /** An error raised past a process function's collector: not the function's own. */
 class DownstreamError extends Error {
@@ -181,10 +181,14 @@ export class OperatorChain {
     return (value) => method.call(instance, value);
   }
 
-  /** Pushes one record (with its key, when the input is keyed, and its event time) through the chain. */
-  push(key: Key | null, value: unknown, timestampMs?: number): void {
+  /**
+   * Pushes one record (with its key, when the input is keyed, and its event
+   * time) through the chain; `input` (1 or 2) says which input of a
+   * co-process head it came on.
+   */
+  push(key: Key | null, value: unknown, timestampMs?: number, input?: number): void {
     this.recordsIn++;
-    this.head(key, value, timestampMs);
+    this.head(key, value, timestampMs, input);
   }
 
   /**
@@ -343,6 +347,8 @@ export class OperatorChain {
 
   private processOperator(node: LogicalNode, label: string, next: Push, services: ChainServices, isTail: boolean): Push {
     const fn = this.instanceOf(node, node.process! as KeyedProcessFunction<Key, unknown, unknown>);
+    // A co-process function (two inputs): the push says which of its functions a record goes to.
+    const co = node.coProcess ? (fn as unknown as KeyedCoProcessFunction<Key, unknown, unknown, unknown>) : undefined;
     const keyed = node.inputs.some((e) => e.keySelector);
     /** Event time of the record being processed (or of the timer firing): what the collector's output carries. */
     let timestampNow: number | undefined;
@@ -383,10 +389,14 @@ export class OperatorChain {
         getMapState: notKeyed("keyed state"),
         getListState: notKeyed("keyed state"),
       };
-      return (key, value, timestampMs) => {
+      const c = ctx as unknown as KeyedContext;
+      const invoke: (value: unknown, input: number | undefined) => void = co
+        ? (value, input) => (input === 2 ? co.processElement2(value, c, out) : co.processElement1(value, c, out))
+        : (value) => fn.processElement(value, c, out);
+      return (key, value, timestampMs, input) => {
         timestampNow = timestampMs;
         try {
-          fn.processElement(value, ctx as unknown as KeyedContext, out);
+          invoke(value, input);
         } catch (e) {
           if (isOwn(e) && this.deadLetter(node, services, isTail, key, value, timestampMs, e)) return;
           throw blame(e, label, key);
@@ -433,12 +443,15 @@ export class OperatorChain {
       const scan = { forEachValue: (name: string, f: (value: unknown) => void) => state.forEachValue(name, f) };
       this.gaugeReaders.push(() => fn.gauges!(ctx, scan));
     }
-    return (key, value, timestampMs) => {
+    const invoke: (value: unknown, input: number | undefined) => void = co
+      ? (value, input) => (input === 2 ? co.processElement2(value, ctx, out) : co.processElement1(value, ctx, out))
+      : (value) => fn.processElement(value, ctx, out);
+    return (key, value, timestampMs, input) => {
       if (key === null) throw new UserCodeError(label, null, new TypeError("keyed operator received a record without key"));
       state.setCurrentKey(key);
       timestampNow = timestampMs;
       try {
-        fn.processElement(value, ctx, out);
+        invoke(value, input);
       } catch (e) {
         if (isOwn(e) && this.deadLetter(node, services, isTail, key, value, timestampMs, e)) return;
         throw blame(e, label, key);

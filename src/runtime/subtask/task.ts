@@ -48,6 +48,7 @@ import {
   decodeChannelState,
   fromInFlightBatch,
   type InputKeys,
+  coInputs,
   inputKeys,
   keyedOperatorName,
   type KeySelector,
@@ -122,6 +123,8 @@ export class Task {
   readonly vertex: PlanVertex;
   /** The key selector of each input channel: batches carry values, and keys are computed again here. */
   private readonly inputKeys: InputKeys;
+  /** For a co-process head: which input (1 or 2) each channel feeds. */
+  private readonly coInputs: Map<string, 1 | 2> | undefined;
   /** Keyed state snapshots and their uploads (incremental chains). */
   private readonly snapshotter: KeyedSnapshotter;
   /** What barriers mean here: the state machine whose actions {@link actions} carry out. */
@@ -199,6 +202,7 @@ export class Task {
         }),
     });
     this.inputKeys = inputKeys(job, vertex, index);
+    this.coInputs = coInputs(job, vertex, index);
     const channels = [...this.inputKeys.keys()];
     this.gate = new InputGate(channels);
     const { checkpoint } = deployment;
@@ -517,8 +521,9 @@ export class Task {
             const values = JSON.parse(message.records) as unknown[];
             const timestamps = message.timestamps === undefined ? undefined : (JSON.parse(message.timestamps) as BatchTimestamps);
             const keyOf = this.inputKeys.get(message.channel);
+            const input = this.coInputs?.get(message.channel);
             if (keyOf === undefined) {
-              for (let i = 0; i < values.length; i++) this.chain.push(null, values[i], timestamps?.[i] ?? undefined);
+              for (let i = 0; i < values.length; i++) this.chain.push(null, values[i], timestamps?.[i] ?? undefined, input);
             } else if (values.length > 0) {
               // The sender partitioned by the key its selector gave for the value before the JSON round trip.
               // A spot check that it is still a key this subtask owns: one hash per batch (one per record
@@ -528,7 +533,7 @@ export class Task {
                 const subtask = { index: this.deployment.index, parallelism: this.vertex.parallelism };
                 checkReceivedKey(this.job.nodes[this.vertex.nodes[0]], subtask, values[0], this.keyOf(keyOf, values[0]), range, this.deployment.plan.maxParallelism);
               }
-              for (let i = 0; i < values.length; i++) this.chain.push(this.keyOf(keyOf, values[i]), values[i], timestamps?.[i] ?? undefined);
+              for (let i = 0; i < values.length; i++) this.chain.push(this.keyOf(keyOf, values[i]), values[i], timestamps?.[i] ?? undefined, input);
             }
             await this.writer.flush();
             await this.sinks.flushIfDue();
