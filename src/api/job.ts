@@ -24,6 +24,7 @@ import { JobDefinitionError } from "../errors.js";
 import { WatermarkStrategy } from "../time/watermark-strategy.js";
 import type { WindowAssigner } from "../window/assigners.js";
 import { WindowedStream } from "./windowed-stream.js";
+import { IntervalJoin } from "./interval-join.js";
 import { OutputTag } from "./output-tag.js";
 import type { CheckpointOptions } from "./checkpoint-options.js";
 import type { RestartStrategyOptions } from "../checkpoint/restart-strategy.js";
@@ -291,6 +292,17 @@ export class KeyedStream<K extends Key, T> {
     return this.processWith(fn, options, {});
   }
 
+  /**
+   * Joins this stream (the left side) with `other` by key and event time
+   * (Flink's interval join): `.between(lowerMs, upperMs).process(fn)`.
+   * Both sides need event time (a watermark strategy on their sources).
+   */
+  intervalJoin<U>(other: KeyedStream<K, U>): IntervalJoin<K, T, U> {
+    const first = this.keyed();
+    const second = other.keyed();
+    return new IntervalJoin<K, T, U>((fn, options, needsEventTime) => coProcess(this.job, first, second, fn, options, needsEventTime));
+  }
+
   /** @internal A keyed process operator with more to its node (a window's need of event time). */
   processWith<O>(fn: KeyedProcessFunction<K, T, O>, options: OperatorOptions, extra: Pick<LogicalNode, "needsEventTime">): DataStream<O> {
     const id = this.job.add({ kind: "process", options, inputs: this.keyed(), process: fn, ...extra });
@@ -364,6 +376,7 @@ function coProcess<O>(
   second: LogicalEdge[],
   fn: CoProcessFunction<any, any, O> | KeyedCoProcessFunction<any, any, any, O>,
   options: OperatorOptions,
+  needsEventTime?: string,
 ): DataStream<O> {
   const label = options.name ?? options.uid ?? `coProcess#${job.nodes.length}`;
   if (fn === null || typeof fn !== "object" || typeof fn.processElement1 !== "function" || typeof fn.processElement2 !== "function") {
@@ -373,7 +386,7 @@ function coProcess<O>(
     throw new JobDefinitionError(`co-process function "${label}" defines onTimer, but timers are keyed state and its inputs are not keyed: keyBy(first, second) first`);
   }
   const inputs = [...first.map((e) => ({ ...e, coInput: 1 as const })), ...second.map((e) => ({ ...e, coInput: 2 as const }))];
-  const id = job.add({ kind: "process", options, inputs, process: fn as never, coProcess: true });
+  const id = job.add({ kind: "process", options, inputs, process: fn as never, coProcess: true, ...(needsEventTime === undefined ? {} : { needsEventTime }) });
   return new DataStream<O>(job, id);
 }
 
