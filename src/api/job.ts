@@ -25,6 +25,7 @@ import { WatermarkStrategy } from "../time/watermark-strategy.js";
 import type { WindowAssigner } from "../window/assigners.js";
 import { WindowedStream } from "./windowed-stream.js";
 import { IntervalJoin } from "./interval-join.js";
+import { JoinedStreams } from "./window-join.js";
 import { OutputTag } from "./output-tag.js";
 import type { CheckpointOptions } from "./checkpoint-options.js";
 import type { RestartStrategyOptions } from "../checkpoint/restart-strategy.js";
@@ -199,6 +200,15 @@ export class DataStream<T> {
   connect<U>(other: DataStream<U>): ConnectedStreams<T, U> {
     if (other.job !== this.job) throw new JobDefinitionError(`connect() got a stream of job "${other.job.name}": streams cannot cross jobs`);
     return new ConnectedStreams<T, U>(this.job, this.edges(), other.edges());
+  }
+
+  /**
+   * Joins this stream with another by key and window (Flink's window
+   * join): `.where(fa).equalTo(fb).window(assigner).apply(fn)`.
+   */
+  join<U>(other: DataStream<U>): JoinedStreams<T, U> {
+    if (other.job !== this.job) throw new JobDefinitionError(`join() got a stream of job "${other.job.name}": streams cannot cross jobs`);
+    return new JoinedStreams<T, U>(this.job, this, other);
   }
 
   /**

@@ -11,18 +11,16 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { crashEngine } from "../support/crash.js";
 import { type Engine, readTable, startEngine, waitFor } from "../support/engine.js";
+import { JoinInput } from "../support/join-input.js";
 import { Random } from "../support/random.js";
+
+/** The pairs the interval join makes. */
+const expectedOf = (input: JoinInput) => input.pairs((i, c) => c >= i + LOWER && c <= i + UPPER);
 
 /** As JOIN_LOWER_MS and JOIN_UPPER_MS in test/fixtures/join-jobs.ts (a Worker module: Node cannot import it). */
 const LOWER = -500;
 const UPPER = 1000;
 const SEED = Number(process.env.FLOE_SEED ?? 20261206);
-
-interface Ev {
-  id: string;
-  ad: string;
-  ts: number;
-}
 
 let engines: Engine[] = [];
 afterEach(async () => {
@@ -34,48 +32,6 @@ async function engineAt(persistDir?: string): Promise<Engine> {
   const e = await startEngine({ testJobs: true, persistDir });
   engines.push(e);
   return e;
-}
-
-async function ingest(engine: Engine, stream: string, records: readonly Ev[]): Promise<void> {
-  const res = await engine.api(`/v1/ingest/${stream}`, { method: "POST", body: records.map((r) => JSON.stringify(r)).join("\n"), headers: { "content-type": "application/x-ndjson" } });
-  expect(res.status, await res.clone().text()).toBe(200);
-}
-
-/** Rounds of impressions and clicks over a few ads, event time moving on together, each record at most 250 ms behind its stream's newest. */
-class Input {
-  readonly impressions: Ev[] = [];
-  readonly clicks: Ev[] = [];
-  private clock = 10_000;
-  private n = 0;
-
-  constructor(private readonly random: Random) {}
-
-  round(size: number): { impressions: Ev[]; clicks: Ev[] } {
-    const make = (prefix: string): Ev[] =>
-      Array.from({ length: size }, () => {
-        this.clock += this.random.int(40);
-        return { id: `${prefix}${this.n++}`, ad: `ad${this.random.int(4)}`, ts: this.clock - this.random.int(250) };
-      });
-    const start = this.clock;
-    const impressions = make("i");
-    this.clock = start;
-    const clicks = make("c");
-    this.impressions.push(...impressions);
-    this.clicks.push(...clicks);
-    return { impressions, clicks };
-  }
-
-  expected(): Set<string> {
-    const out = new Set<string>();
-    for (const i of this.impressions) for (const c of this.clicks) if (i.ad === c.ad && c.ts >= i.ts + LOWER && c.ts <= i.ts + UPPER) out.add(`${i.id}+${c.id}`);
-    return out;
-  }
-}
-
-async function send(engine: Engine, input: Input, size: number): Promise<void> {
-  const r = input.round(size);
-  await ingest(engine, "ij-impressions", r.impressions);
-  await ingest(engine, "ij-clicks", r.clicks);
 }
 
 async function expectPairs(engine: Engine, expected: Set<string>, what: string): Promise<void> {
@@ -100,11 +56,11 @@ describe("interval join", () => {
     let engine = await engineAt();
     const dir = engine.persistDir;
     expect((await engine.api("/v1/jobs/interval-join/start", { method: "POST", json: {} })).status).toBe(200);
-    const input = new Input(random);
+    const input = new JoinInput(random);
     const rounds = 8;
     const crashAfter = 1 + random.int(rounds - 3);
     for (let r = 0; r < rounds; r++) {
-      await send(engine, input, 25);
+      await input.send(engine, 25);
       if (r === crashAfter) {
         await new Promise((res) => setTimeout(res, random.int(400)));
         await crashEngine(engine);
@@ -112,16 +68,16 @@ describe("interval join", () => {
         engine = await engineAt(dir);
       }
     }
-    expect(input.expected().size, "the input joins").toBeGreaterThan(100);
-    await expectPairs(engine, input.expected(), "every pair once after the crash");
+    expect(expectedOf(input).size, "the input joins").toBeGreaterThan(100);
+    await expectPairs(engine, expectedOf(input), "every pair once after the crash");
   }, 120_000);
 
   it("keeps waiting elements through a savepoint restored at parallelism 3", async () => {
     const engine = await engineAt();
     expect((await engine.api("/v1/jobs/interval-join/start", { method: "POST", json: {} })).status).toBe(200);
-    const input = new Input(new Random(SEED + 1));
-    for (let r = 0; r < 3; r++) await send(engine, input, 25);
-    await expectPairs(engine, input.expected(), "the pairs before the savepoint");
+    const input = new JoinInput(new Random(SEED + 1));
+    for (let r = 0; r < 3; r++) await input.send(engine, 25);
+    await expectPairs(engine, expectedOf(input), "the pairs before the savepoint");
     const stop = await engine.api("/v1/jobs/interval-join/stop", { method: "POST", json: { savepoint: true } });
     expect(stop.status, await stop.clone().text()).toBe(200);
     const { id } = (await stop.json()) as { id: string };
@@ -130,12 +86,12 @@ describe("interval join", () => {
     // The next rounds start where event time stopped: their clicks join impressions restored from the savepoint.
     const before = new Set(input.impressions.map((i) => i.id));
     const clicksBefore = new Set(input.clicks.map((c) => c.id));
-    for (let r = 0; r < 3; r++) await send(engine, input, 25);
-    const across = [...input.expected()].filter((p) => {
+    for (let r = 0; r < 3; r++) await input.send(engine, 25);
+    const across = [...expectedOf(input)].filter((p) => {
       const [i, c] = p.split("+");
       return before.has(i) !== clicksBefore.has(c);
     });
     expect(across.length, "pairs of an element from before the savepoint and one from after").toBeGreaterThan(0);
-    await expectPairs(engine, input.expected(), "every pair once after the rescale");
+    await expectPairs(engine, expectedOf(input), "every pair once after the rescale");
   }, 120_000);
 });
