@@ -24,6 +24,7 @@ import type { WindowAssigner } from "../window/assigners.js";
 import { WindowedStream } from "./windowed-stream.js";
 import { OutputTag } from "./output-tag.js";
 import type { CheckpointOptions } from "./checkpoint-options.js";
+import type { StateOptions } from "./state-options.js";
 import type { RestartStrategyOptions } from "../checkpoint/restart-strategy.js";
 
 /** Job-wide options. */
@@ -35,6 +36,8 @@ export interface JobOptions {
   /** Records per batch read from a source. Default 1000. */
   batchSize?: number;
   checkpoint?: CheckpointOptions;
+  /** Keyed state: its memory budget per subtask (see docs/state-backend.md). */
+  state?: StateOptions;
   /** What happens when the job fails (Flink's restart strategies). */
   restartStrategy?: RestartStrategyOptions;
 }
