@@ -907,10 +907,7 @@ export class KeyedStateBackend {
    */
   private evict(): void {
     if (this.unpersisted > 0 || this.imageUnknown || this.budgetBytes === undefined) return;
-    if (!this.backing) {
-      if (!this.spill) return;
-      this.attachSpill(this.spill);
-    }
+    if (!this.backing && !this.spill) return;
     const target = this.budgetBytes * EVICT_TO_FRACTION;
     const slots = this.evictable;
     let inMemory = 0;
@@ -940,6 +937,8 @@ export class KeyedStateBackend {
         slot.used.set(key, 0);
         continue;
       }
+      // A fresh start reads nothing from the image until the first key goes there.
+      if (!this.backing) this.attachSpill(this.spill!);
       slot.table.delete(key);
       this.forget(slot, key);
       this.evictedTotal++;

@@ -233,7 +233,7 @@ describe("StateImage", () => {
     expect(b.count()).toBe(3);
     expect(b.get("count", "a", kg("a"))).toEqual({ kind: "value", value: 10 });
     expect(chunkReads()).toBe(1);
-    expect(b.get("count", "ccc", kg("ccc"))).toEqual({ kind: "value", value: 3 });
+    expect(b.get("count", "ccc", kg("ccc"))).toEqual({ kind: "value", value: 3, bytes: 1 });
     expect(chunkReads()).toBe(1);
     expect(b.get("count", "bb", kg("bb"))).toBeUndefined();
     expect(b.get("count", "dd", kg("dd"))).toEqual({ kind: "value", value: 4 });
