@@ -889,12 +889,17 @@ export class KeyedStateBackend {
     this.unpersisted--;
     this.evictBlocked = false;
     this.scannedSinceEvict = 0;
-    if (!this.backing) return;
+    if (!this.backing) {
+      if (this.budgetBytes !== undefined && this.bytesNow > this.budgetBytes) this.evict();
+      return;
+    }
     // The image no longer holds a key deleted by these changes: a miss reads nothing there. (Deleted again since,
     // it is still absent from the image; written again since, it is in memory and not in `deleted`.)
     for (const t of tables) {
       for (let i = 0; i < t.keys.length; i++) if (t.values[i] === undefined) this.deleted.delete(id(t.state, t.keys[i]));
     }
+    // What went over budget while it was dirty may go now, without waiting for the next new key.
+    if (this.unpersisted === 0 && this.budgetBytes !== undefined && this.bytesNow > this.budgetBytes) this.evict();
   }
 
   /**
