@@ -636,7 +636,7 @@ export class KeyedStateBackend {
       slot.table.clear();
       slot.changed.clear();
       slot.sizes.clear();
-      slot.used.clear();
+      slot.cold.clear();
       slot.hand = undefined;
       slot.sweep = undefined;
       slot.forms = slot.declaredTtl === undefined ? NO_FORM : formOf(slot);
@@ -660,21 +660,24 @@ export class KeyedStateBackend {
    * converted, and marked changed so that it is persisted so.
    */
   private read(slot: Slot): unknown {
-    let v = slot.table.get(this.keyTextNow);
-    if (v === undefined) {
-      if (!this.backing || this.deleted.has(id(slot.name, this.keyTextNow))) return undefined;
-      const persisted = this.backing.get(slot.name, this.keyTextNow, keyGroupOfText(this.keyTextNow, this.maxParallelism));
-      if (persisted === undefined) return undefined;
-      v = fromPersisted(persisted.kind, persisted.value);
-      this.readbacksTotal++;
-      slot.table.set(this.keyTextNow, v);
-      this.admit(slot, this.keyTextNow, v, persisted.bytes !== undefined && isMeasuredByJson(v) ? measuredEntryBytes(this.keyTextNow, persisted.bytes) : undefined);
-      if (isTtlKind(persisted.kind) === (slot.ttl !== undefined)) return v;
-    } else {
-      // The CLOCK's reference bit: one store into an existing entry, no allocation.
-      if (this.budgetBytes !== undefined) slot.used.set(this.keyTextNow, 1);
-      if (!slot.foreign) return v;
-    }
+    const v = slot.table.get(this.keyTextNow);
+    if (v === undefined) return this.readMiss(slot);
+    // The CLOCK's reference bit, set again: free (a size check) until an eviction has cleared some.
+    if (slot.cold.size !== 0) slot.cold.delete(this.keyTextNow);
+    if (!slot.foreign) return v;
+    return this.adopt(slot, this.keyTextNow, v);
+  }
+
+  /** {@link read} of a key not in memory: from the backing, if any (then kept in memory). */
+  private readMiss(slot: Slot): unknown {
+    if (!this.backing || this.deleted.has(id(slot.name, this.keyTextNow))) return undefined;
+    const persisted = this.backing.get(slot.name, this.keyTextNow, keyGroupOfText(this.keyTextNow, this.maxParallelism));
+    if (persisted === undefined) return undefined;
+    const v = fromPersisted(persisted.kind, persisted.value);
+    this.readbacksTotal++;
+    slot.table.set(this.keyTextNow, v);
+    this.admit(slot, this.keyTextNow, v, persisted.bytes !== undefined && isMeasuredByJson(v) ? measuredEntryBytes(this.keyTextNow, persisted.bytes) : undefined);
+    if (isTtlKind(persisted.kind) === (slot.ttl !== undefined)) return v;
     return this.adopt(slot, this.keyTextNow, v);
   }
 
@@ -691,18 +694,17 @@ export class KeyedStateBackend {
 
   private write(slot: Slot, value: unknown): void {
     const key = this.keyTextNow;
-    let isNew = false;
-    if (slot.table.get(key) === undefined) {
-      if (this.backing && this.read(slot) === undefined) {
-        this.count++;
-        this.deleted.delete(id(slot.name, key));
-      }
-      // The read may have brought it back from the image.
-      isNew = !slot.table.has(key);
-    } else if (this.budgetBytes !== undefined) slot.used.set(key, 1);
+    // A write does not set the CLOCK's reference bit: accessors read first (and a blind write is dirty, so kept, until
+    // the next checkpoint), which spares the hot path a second store.
+    if (this.backing && slot.table.get(key) === undefined && this.readMiss(slot) === undefined) {
+      this.count++;
+      this.deleted.delete(id(slot.name, key));
+    }
+    // The table's size tells a new entry (neither in memory nor read back) without another lookup.
+    const before = slot.table.size;
     slot.table.set(key, value);
     this.touch(slot, value);
-    if (isNew) this.admit(slot, key, value);
+    if (slot.table.size !== before) this.admit(slot, key, value);
   }
 
   private remove(slot: Slot): void {
@@ -825,7 +827,7 @@ export class KeyedStateBackend {
       table: new Map(),
       changed: new Map(),
       sizes: new Map(),
-      used: new Map(),
+      cold: new Set(),
       hand: undefined,
       accessor: undefined,
       declaredTtl: undefined,
@@ -850,7 +852,6 @@ export class KeyedStateBackend {
     slot.sizes.set(key, bytes);
     this.bytesNow += bytes;
     if (this.budgetBytes === undefined) return;
-    slot.used.set(key, 1);
     if (this.bytesNow > this.budgetBytes && !this.evictBlocked) this.evict();
   }
 
@@ -867,7 +868,7 @@ export class KeyedStateBackend {
     const bytes = slot.sizes.get(key);
     if (bytes === undefined) return;
     slot.sizes.delete(key);
-    slot.used.delete(key);
+    slot.cold.delete(key);
     this.bytesNow -= bytes;
   }
 
@@ -904,7 +905,8 @@ export class KeyedStateBackend {
 
   /**
    * Evicts clean entries, least recently used first (a CLOCK: the hand
-   * clears an entry's reference bit, or evicts it when clear), until the
+   * clears an entry's reference bit by adding it to its state's `cold` set,
+   * or evicts it when already clear; a read sets it again), until the
    * estimate is under {@link EVICT_TO_FRACTION} of the budget, looking at
    * {@link EVICT_SCAN_MAX} entries at most. Never the current key (an
    * accessor is using it), a changed entry, or one whose last change has
@@ -938,8 +940,8 @@ export class KeyedStateBackend {
       looked++;
       this.scannedSinceEvict++;
       if (key === this.keyTextNow || slot.changed.has(key)) continue;
-      if (slot.used.get(key) === 1) {
-        slot.used.set(key, 0);
+      if (!slot.cold.has(key)) {
+        slot.cold.add(key);
         continue;
       }
       // A fresh start reads nothing from the image until the first key goes there.
@@ -978,8 +980,13 @@ interface Slot {
   readonly changed: Map<string, unknown>;
   /** Each in-memory entry's estimated bytes (see `memory-budget.ts`). */
   readonly sizes: Map<string, number>;
-  /** The CLOCK's reference bits (1: used since the hand last passed), kept only under a budget. */
-  readonly used: Map<string, number>;
+  /**
+   * The CLOCK's cleared reference bits: keys the hand passed that no read
+   * touched since (the next pass evicts them). A key not in it has its bit
+   * set, so a new entry starts referenced, and a read costs nothing while
+   * no eviction has run.
+   */
+  readonly cold: Set<string>;
   /** Where the CLOCK hand is in this state's table. */
   hand: Iterator<string> | undefined;
   /**
