@@ -191,6 +191,17 @@ describe("memory budget: eviction", () => {
     expect(b.bytesInMemory).toBeGreaterThan(2000 * ENTRY_OVERHEAD_BYTES);
   });
 
+  it("never evicts entries loaded without an image (load), which nothing could read back", async () => {
+    const h = new Harness();
+    const b = h.fresh(64 * 1024);
+    b.load(Array.from({ length: 2000 }, (_, i) => ({ state: "count", key: `k${i}`, kind: "value" as const, value: i })));
+    bump(b, "new");
+    expect(b.bytesInMemory).toBeGreaterThan(64 * 1024);
+    expect(b.entriesEvicted).toBe(0);
+    b.setCurrentKey("k1999");
+    expect(b.getState(count).value()).toBe(1999);
+  });
+
   it("measures an object entry by its JSON when a checkpoint captures it or it is read back", async () => {
     const h = new Harness();
     const b = h.fresh(1 << 20);

@@ -519,6 +519,8 @@ export class KeyedStateBackend {
   /** Replaces the working set with persisted entries. */
   load(entries: Iterable<{ state: string; key: string; kind: Kind; value: unknown }>): void {
     this.reset();
+    // Loaded entries are clean but not in any image: a budget must not evict them (nothing could read them back).
+    this.imageUnknown = true;
     for (const e of entries) {
       const slot = this.slot(e.state, plainKindOf(e.kind));
       const v = fromPersisted(e.kind, e.value);
