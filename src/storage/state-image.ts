@@ -337,8 +337,9 @@ export class StateImage {
     /** Drops what was read of the pending chunks if the image was written since (keys evicted after a write are read again). */
     const fresh = () => {
       if (seen === this.generation) return;
-      seen = this.generation;
+      // Rows gathered but not yet in a chunk are read as chunks too (sealing them counts as a write: seen after).
       this.seal();
+      seen = this.generation;
       groups = pendingGroups();
       loaded.clear();
     };
