@@ -202,6 +202,25 @@ describe("memory budget: eviction", () => {
     expect(b.getState(count).value()).toBe(1999);
   });
 
+  it("counts new keys written blind (no read before) at the next write-back, and evicts them like any other", async () => {
+    const h = new Harness();
+    const b = h.fresh(64 * 1024);
+    for (let i = 0; i < 2000; i++) {
+      b.setCurrentKey(`k${i}`);
+      b.getState(count).update(i);
+    }
+    expect(b.bytesInMemory).toBe(0);
+    await h.checkpoint(b, 1);
+    // Counted at the write-back, then evicted down to the budget.
+    expect(b.entriesEvicted).toBeGreaterThan(0);
+    expect(b.bytesInMemory).toBeLessThanOrEqual(64 * 1024);
+    for (let i = 0; i < 2000; i++) {
+      b.setCurrentKey(`k${i}`);
+      expect(b.getState(count).value()).toBe(i);
+    }
+    expect(b.size()).toBe(2000);
+  });
+
   it("measures an object entry by its JSON when a checkpoint captures it or it is read back", async () => {
     const h = new Harness();
     const b = h.fresh(1 << 20);

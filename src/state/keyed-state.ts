@@ -225,6 +225,9 @@ export class KeyedStateBackend {
   private handSlot = 0;
   /** Slots the eviction walks: user states, not timers. */
   private readonly evictable: Slot[] = [];
+  /** The state and key of the last read that found nothing: the write that follows adds an entry. */
+  private missSlot: Slot | undefined;
+  private missKey = "";
 
   constructor(
     private readonly maxParallelism: number,
@@ -639,6 +642,7 @@ export class KeyedStateBackend {
       slot.changed.clear();
       slot.sizes.clear();
       slot.cold.clear();
+      slot.anyCold = false;
       slot.hand = undefined;
       slot.sweep = undefined;
       slot.forms = slot.declaredTtl === undefined ? NO_FORM : formOf(slot);
@@ -665,16 +669,20 @@ export class KeyedStateBackend {
     const v = slot.table.get(this.keyTextNow);
     if (v === undefined) return this.readMiss(slot);
     // The CLOCK's reference bit, set again: free (a size check) until an eviction has cleared some.
-    if (slot.cold.size !== 0) slot.cold.delete(this.keyTextNow);
+    if (slot.anyCold) this.warm(slot);
     if (!slot.foreign) return v;
     return this.adopt(slot, this.keyTextNow, v);
   }
 
   /** {@link read} of a key not in memory: from the backing, if any (then kept in memory). */
   private readMiss(slot: Slot): unknown {
+    // Remembered for the write that usually follows: it adds a new entry, to be counted.
+    this.missSlot = slot;
+    this.missKey = this.keyTextNow;
     if (!this.backing || this.deleted.has(id(slot.name, this.keyTextNow))) return undefined;
     const persisted = this.backing.get(slot.name, this.keyTextNow, keyGroupOfText(this.keyTextNow, this.maxParallelism));
     if (persisted === undefined) return undefined;
+    this.missSlot = undefined;
     const v = fromPersisted(persisted.kind, persisted.value);
     this.readbacksTotal++;
     slot.table.set(this.keyTextNow, v);
@@ -695,18 +703,21 @@ export class KeyedStateBackend {
   }
 
   private write(slot: Slot, value: unknown): void {
-    const key = this.keyTextNow;
     // A write does not set the CLOCK's reference bit: accessors read first (and a blind write is dirty, so kept, until
     // the next checkpoint), which spares the hot path a second store.
-    if (this.backing && slot.table.get(key) === undefined && this.readMiss(slot) === undefined) {
+    if (this.backing && this.read(slot) === undefined) {
       this.count++;
-      this.deleted.delete(id(slot.name, key));
+      this.deleted.delete(id(slot.name, this.keyTextNow));
     }
-    // The table's size tells a new entry (neither in memory nor read back) without another lookup.
-    const before = slot.table.size;
-    slot.table.set(key, value);
+    slot.table.set(this.keyTextNow, value);
     this.touch(slot, value);
-    if (slot.table.size !== before) this.admit(slot, key, value);
+    // A new entry, which the read before it missed, is counted now; one written blind is counted at the next capture.
+    if (this.missSlot === slot && this.missKey === this.keyTextNow) this.admitMissed(slot, value);
+  }
+
+  private admitMissed(slot: Slot, value: unknown): void {
+    this.missSlot = undefined;
+    if (!slot.sizes.has(this.keyTextNow)) this.admit(slot, this.keyTextNow, value);
   }
 
   private remove(slot: Slot): void {
@@ -830,6 +841,7 @@ export class KeyedStateBackend {
       changed: new Map(),
       sizes: new Map(),
       cold: new Set(),
+      anyCold: false,
       hand: undefined,
       accessor: undefined,
       declaredTtl: undefined,
@@ -870,7 +882,7 @@ export class KeyedStateBackend {
     const bytes = slot.sizes.get(key);
     if (bytes === undefined) return;
     slot.sizes.delete(key);
-    slot.cold.delete(key);
+    if (slot.anyCold && slot.cold.delete(key) && slot.cold.size === 0) slot.anyCold = false;
     this.bytesNow -= bytes;
   }
 
@@ -887,9 +899,36 @@ export class KeyedStateBackend {
     }
   }
 
+  /**
+   * Counts the entries of a capture that are in memory but not counted: new
+   * keys written without a read before them (the write counts a new entry
+   * only after a read that missed). Run after the write-back, off the barrier.
+   */
+  private countBlindWrites(tables: readonly CapturedTable[]): void {
+    for (const t of tables) {
+      const slot = this.slots.get(t.state);
+      if (!slot) continue;
+      for (let i = 0; i < t.keys.length; i++) {
+        const key = t.keys[i];
+        if (t.values[i] === undefined || slot.sizes.has(key)) continue;
+        const v = slot.table.get(key);
+        if (v === undefined) continue;
+        const bytes = estimateEntryBytes(key, v);
+        slot.sizes.set(key, bytes);
+        this.bytesNow += bytes;
+      }
+    }
+  }
+
+  /** Sets the current key's reference bit again (an eviction cleared some). */
+  private warm(slot: Slot): void {
+    if (slot.cold.delete(this.keyTextNow) && slot.cold.size === 0) slot.anyCold = false;
+  }
+
   /** A capture's changes reached the image: deletions need no mark any more, and eviction may go on. */
   private persistedChanges(tables: readonly CapturedTable[]): void {
     this.unpersisted--;
+    this.countBlindWrites(tables);
     this.evictBlocked = false;
     this.scannedSinceEvict = 0;
     if (!this.backing) {
@@ -944,6 +983,7 @@ export class KeyedStateBackend {
       if (key === this.keyTextNow || slot.changed.has(key)) continue;
       if (!slot.cold.has(key)) {
         slot.cold.add(key);
+        slot.anyCold = true;
         continue;
       }
       // A fresh start reads nothing from the image until the first key goes there.
@@ -989,6 +1029,8 @@ interface Slot {
    * no eviction has run.
    */
   readonly cold: Set<string>;
+  /** `cold` is not empty: a read has a bit to set again (a field, cheaper than the set's size getter). */
+  anyCold: boolean;
   /** Where the CLOCK hand is in this state's table. */
   hand: Iterator<string> | undefined;
   /**
