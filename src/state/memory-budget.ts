@@ -7,9 +7,10 @@
  * JSON when that is known (read back from the image, or serialized by a
  * checkpoint that captured it) and a shallow guess otherwise (a number 8,
  * a string its length, a map or list a fixed size per element). It is
- * taken when an entry enters memory and again when a checkpoint captures
- * it changed, never on each access: a list that grows between two
- * checkpoints is counted at its old size until the next one. Characters
+ * taken when an entry enters memory (a new key written without a read
+ * before it: at the write-back that follows) and again when a checkpoint
+ * captures it changed, never on each access: a list that grows between
+ * two checkpoints is counted at its old size until the next one. Characters
  * count one byte each, as V8 stores ASCII strings; the overhead covers the
  * entry's slots in the backend's maps (table, recency bit, size) and the
  * key string's header.
