@@ -28,6 +28,7 @@ import { IntervalJoin } from "./interval-join.js";
 import { JoinedStreams } from "./window-join.js";
 import { OutputTag } from "./output-tag.js";
 import type { CheckpointOptions } from "./checkpoint-options.js";
+import type { StateOptions } from "./state-options.js";
 import type { RestartStrategyOptions } from "../checkpoint/restart-strategy.js";
 
 /** Job-wide options. */
@@ -39,6 +40,8 @@ export interface JobOptions {
   /** Records per batch read from a source. Default 1000. */
   batchSize?: number;
   checkpoint?: CheckpointOptions;
+  /** Keyed state: its memory budget per subtask (see docs/state-backend.md). */
+  state?: StateOptions;
   /** What happens when the job fails (Flink's restart strategies). */
   restartStrategy?: RestartStrategyOptions;
 }
