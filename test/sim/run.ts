@@ -139,7 +139,11 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<R
 
   // The engine logs to console.error (e.g. a failed garbage collection): into the trace instead.
   const consoleError = console.error;
-  console.error = (...args: unknown[]) => w.trace.log("log", args.map(String).join(" ").slice(0, 200));
+  // Node's one-time ExperimentalWarning (node:sqlite, first run of a process) is not the run's: a replay would miss it.
+  console.error = (...args: unknown[]) => {
+    const text = args.map(String).join(" ");
+    if (!text.includes("ExperimentalWarning")) w.trace.log("log", text.slice(0, 200));
+  };
   let digestLines: string[] = [];
   try {
     // Start the job (faults off, unless the run starts faulty: then a client retries as one would).

@@ -183,10 +183,18 @@ export function windowReference(input: readonly WRecord[], shape: WindowShape): 
   return ref;
 }
 
+type Committed = Map<string, { row: WindowRow; atMs: number; where: string }[]>;
+
+/** Per world, the rows read so far (the run's progress asks after every event). */
+const read = new WeakMap<World, { cursor: number; rows: Committed }>();
+
 /** The committed rows of `window-log`, per row key, in the order applied. */
-function committedRows(w: World): Map<string, { row: WindowRow; atMs: number; where: string }[]> {
-  const m = new Map<string, { row: WindowRow; atMs: number; where: string }[]>();
-  for (const a of w.applied) {
+function committedRows(w: World): Committed {
+  let cache = read.get(w);
+  if (!cache) read.set(w, (cache = { cursor: 0, rows: new Map() }));
+  const m = cache.rows;
+  for (; cache.cursor < w.applied.length; cache.cursor++) {
+    const a = w.applied[cache.cursor];
     if (a.table !== "window-log") continue;
     for (const r of a.rows) {
       const row = JSON.parse(r[2]!) as WindowRow;
@@ -201,9 +209,14 @@ function committedRows(w: World): Map<string, { row: WindowRow; atMs: number; wh
 
 const sameOffs = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
+const references = new WeakMap<World, WindowReference>();
+
 function referenceOf(w: World): WindowReference | undefined {
   const shape = w.scenario.shape.windows;
-  return shape ? windowReference(shape.input, shape) : undefined;
+  if (!shape) return undefined;
+  let ref = references.get(w);
+  if (!ref) references.set(w, (ref = windowReference(shape.input, shape)));
+  return ref;
 }
 
 /**
