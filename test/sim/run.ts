@@ -11,8 +11,8 @@ import { Life } from "./loop.js";
 import { Expected, Progress, checkRun, leftovers } from "./oracle.js";
 import { Rng } from "./prng.js";
 import { type KnownBug, type Scenario, type Signature, type Variant, describeScenario, drawScenario } from "./scenario.js";
-import { APPEND_MAX } from "./window-job.js";
-import { type WindowStats, windowStats } from "./window-oracle.js";
+import { APPEND_MAX, FLUSH_KEY, FLUSH_TS } from "./window-job.js";
+import { type WindowStats, windowStats, windowsComplete } from "./window-oracle.js";
 import { World } from "./world.js";
 
 /** Virtual time allowed for the job to quiesce once faults stop. */
@@ -104,6 +104,19 @@ function feed(w: World, s: Scenario): Expected {
       off += n;
       at += wr.range(0, Math.max(1, Math.floor((2 * s.ingestEndMs) / Math.max(1, input.length / 3.5))));
       w.loop.at(Math.min(at, s.ingestEndMs), () => partition.append(records));
+    }
+    // A restore starts the watermark afresh from the records read after it (bug W): one that restored past the
+    // last record (or replayed it as in-flight data of an unaligned checkpoint, without the watermark that followed)
+    // leaves the last windows waiting for the next record. The stream keeps flowing, as a real one would: another
+    // flush record (same time: it moves no watermark that the first one reached) while windows are missing.
+    if (!j.bounded) {
+      let off = input.length;
+      const flush = () => {
+        if (windowsComplete(w) || w.loop.now() > s.faultEndMs + 60_000) return;
+        partition.append([{ key: FLUSH_KEY, v: 0, off: off++, ts: FLUSH_TS }]);
+        w.loop.after(500, flush);
+      };
+      w.loop.at(Math.max(s.ingestEndMs, s.faultEndMs) + 500, flush);
     }
   }
   return expected;

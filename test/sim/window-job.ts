@@ -71,7 +71,8 @@ export interface WindowShape {
 export const FLUSH_KEY = "~flush";
 /** The most records the run appends to `in-w` at once. */
 export const APPEND_MAX = 6;
-const FLUSH_TS = 1e12;
+/** The event time of {@link FLUSH_KEY}'s records. */
+export const FLUSH_TS = 1e12;
 
 /** A window's result: its key and window, and what it counted. */
 export interface WindowRow {
