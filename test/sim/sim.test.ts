@@ -66,7 +66,8 @@ describe("windows", () => {
   // Tumbling, sliding and session windows; reduce, aggregate and process functions, with and without a process
   // function; allowed lateness 15 and 50 ms; bounded and unbounded. The oracle computes every window's exact final
   // result and how often it may fire (window-oracle.ts). No record later than the allowed lateness (known bug W).
-  const SEEDS = [5, 10, 11, 24, 28, 29, 33, 35, 36, 39];
+  // Seed 440 (unaligned): the flush record, replayed as in-flight data without its watermark, needed another (bug W).
+  const SEEDS = [5, 10, 11, 24, 28, 29, 33, 35, 36, 39, 440];
   it(`holds exactly-once over the window branch's results, re-fires included (seeds ${SEEDS.join(", ")})`, async () => {
     const failed: string[] = [];
     let refired = 0;

@@ -17,7 +17,8 @@
  * later than the bound but within the allowed lateness (they are always
  * counted, and re-fire their window when it already fired); some are so
  * late that a watermark already sent before them, on the only channel,
- * passed their windows' cleanup (they are dropped). One partition and one
+ * passed their windows' cleanup (they are dropped; only with `--known W`,
+ * since a restore in between voids that watermark). One partition and one
  * source subtask make that watermark exact: a record at offset j is
  * preceded by the watermark of every batch before its own, and a batch
  * holds at most `readSpan` records (a generator reads `batchSize`; the
@@ -207,15 +208,18 @@ export function drawWindowShape(rng: Rng, o: { bounded: boolean; batchSize: numb
 /**
  * The source's records. Event times follow a clock that advances 1–12 ms a
  * record; a record within the bound is up to `boundMs` behind the clock.
- * About one in ten (with lateness) is later than the bound but within the
- * allowed lateness of the newest record before it: the watermark can never
- * have passed its windows' cleanup, so it is always counted. About one in
- * fourteen is late by more than the lateness, against the records at least
- * a batch before it: its windows' cleanup is behind a watermark already
- * sent, so it is dropped. A draw whose fate the watermark's timing would
- * decide (a session it could merge with, cleaned up or not) becomes an
- * ordinary record, and an ordinary record whose fate is not settled
- * takes the clock's time (above every earlier one: always counted).
+ * About one in seven (with lateness) is later than the bound but within
+ * the allowed lateness of the newest record before it: the watermark can
+ * never have passed its windows' cleanup, so it is always counted (and
+ * re-fires a window that already fired). With `dropLate` (bug W's trigger),
+ * about one in fourteen is late by more than the lateness, against the
+ * records at least a read before it: its windows' cleanup is behind a
+ * watermark already sent, so it is dropped — unless a restore came in
+ * between (W). Without it, no record's fate rests on the watermark's lower
+ * bound. A draw whose fate the watermark's timing would decide (a session
+ * it could merge with, cleaned up or not) becomes an ordinary record, and
+ * an ordinary record whose fate is not settled takes the clock's time
+ * (above every earlier one: always counted).
  */
 export function drawWindowInput(rng: Rng, shape: WindowShape, count: number, o: { flush: boolean; dropLate: boolean }): WRecord[] {
   const out: WRecord[] = [];

@@ -309,7 +309,7 @@ export function checkWindows(w: World): Failure[] {
       for (const o of row.offs) {
         if (countsIn(shape, ref, o, row)) continue;
         const into = ref.countedIn.get(o) ?? [];
-        const why = ref.droppedFrom.get(o)?.includes(id) ? "is dropped from it (a watermark past its cleanup preceded it)" : `counts it in ${into.length > 0 ? into.join(", ") : "no window"}`;
+        const why = ref.droppedFrom.get(o)?.includes(id) ? "drops it from that window (a watermark past its cleanup preceded it)" : into.length > 0 ? `counts it in ${into.join(", ")}` : "drops it";
         bad(`late counted: record ${o} (ts ${input[o].ts}) is counted in ${id}, but the reference ${why}`);
         const restore = restoreExplains(w, shape, ref, o);
         if (restore) w.signature("W", `record ${o} of in-w counted in ${id} at ${atMs}ms though dropped as late; ${restore}`);
