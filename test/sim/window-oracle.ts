@@ -260,7 +260,7 @@ function restoreExplains(w: World, shape: WindowShape, ref: WindowReference, off
   const b = shape.readSpan;
   for (const { atMs, attempt, offset } of w.windowSourceRestores) {
     let max = Number.NEGATIVE_INFINITY;
-    for (let i = offset; i <= off - b; i++) max = Math.max(max, shape.input[i].ts);
+    for (let i = Math.max(0, offset); i <= off - b; i++) max = Math.max(max, shape.input[i].ts);
     const lower = max - shape.boundMs - 1;
     if (lower < ref.lowerAt[off]) return `attempt ${attempt} restored in-w at offset ${offset} (${atMs}ms): from there the watermark before record ${off} is at least ${lower}, not ${ref.lowerAt[off]}`;
   }
