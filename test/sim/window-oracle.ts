@@ -32,9 +32,12 @@
  * So every record is in exactly one final result per window it belongs to,
  * or dropped as late from it, never both.
  *
- * The bounds hold within one attempt: a restore starts the watermark
- * afresh (docs/time.md), so a record dropped before a failover may be
- * counted after it. The oracle reports that as `window late counted:`.
+ * The upper bound holds in every attempt, the lower one only within an
+ * attempt: a restore starts the watermark afresh (docs/time.md), so a
+ * record dropped before a failover may be counted after it (open bug W).
+ * The oracle reports that as `window late counted:`, with W's signature
+ * when a restore of the source explains it. Runs draw such records only
+ * with `--known W`; without, no record's fate rests on the lower bound.
  */
 import { cover, intersects, type TimeWindow } from "../../src/window/time-window.js";
 import type { Failure } from "./oracle.js";
