@@ -106,10 +106,11 @@ describe("windows", () => {
     expect(r.ok, describeFailure(r, { windows: true, known: "W" })).toBe(true);
   });
 
-  // W (open): watermarks are not in checkpoints (docs/time.md): after a restore the window operator's watermark
-  // starts from nothing, so a record the first attempt dropped as late (its window already cleaned up, in the
-  // restored state too) is counted after the failover, in a fresh window that replaces the committed result.
-  it.fails("W: a record dropped as late before a failover is not counted after it", async () => {
+  // W (fixed): watermarks were not in checkpoints: after a restore the window operator's watermark started from
+  // nothing, so a record the first attempt dropped as late (its window already cleaned up, in the restored state
+  // too) was counted after the failover, in a fresh window that replaced the committed result. Checkpoints now
+  // keep each keyed subtask's watermark, and a restored subtask starts there.
+  it("W: a record dropped as late before a failover is not counted after it", async () => {
     for (const seed of [9, 10, 12]) {
       const r = await runSeed(seed, { windows: true, knownBugs: ["W"], explain: false });
       expect(r.ok, describeFailure(r, { windows: true, known: "W" })).toBe(true);
