@@ -3,7 +3,7 @@ import { AsyncRetryStrategies, RetryPredicates } from "./retry-strategy.js";
 import { JobDefinitionError } from "../errors.js";
 
 const fail = (error: unknown) => ({ ok: false as const, error });
-const ok = (results: unknown[]) => ({ ok: true as const, results });
+const ok = (results: any[]) => ({ ok: true as const, results });
 
 describe("async retry strategies", () => {
   it("never retries by default", () => {
