@@ -92,7 +92,8 @@ export function asyncOperatorSpec(fn: AsyncFunction<any, any> | ((input: any, ct
   const f: AsyncFunction<unknown, unknown> = typeof fn === "function" ? { asyncInvoke: fn } : fn;
   if (f === null || typeof f !== "object" || typeof f.asyncInvoke !== "function") throw new JobDefinitionError(`${what} needs a function or an object with an asyncInvoke(input, ctx) method`);
   if (f.timeout !== undefined && typeof f.timeout !== "function") throw new JobDefinitionError(`${what}: timeout must be a method`);
-  const { timeoutMs, capacity = 100 } = options ?? ({} as AsyncOperatorOptions);
+  options ??= {} as AsyncOperatorOptions;
+  const { timeoutMs, capacity = 100 } = options;
   if (!(typeof timeoutMs === "number" && Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new JobDefinitionError(`${what}: timeoutMs must be a number > 0, got ${timeoutMs}`);
   if (!Number.isInteger(capacity) || capacity <= 0) throw new JobDefinitionError(`${what}: capacity must be an integer > 0, got ${capacity}`);
   const maxConcurrentRequests = options.maxConcurrentRequests ?? Math.min(capacity, MAX_CONCURRENT_REQUESTS);

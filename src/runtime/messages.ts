@@ -117,6 +117,8 @@ export interface RestoreSpec {
   readonly keyed: Readonly<Record<string, readonly KeyedStateHandle[]>>;
   /** Source positions per source uid, merged over the old subtasks. */
   readonly sources: Readonly<Record<string, Record<string, number>>>;
+  /** Async I/O operators: the records to request again, per operator uid (absent: none). */
+  readonly inFlight?: Readonly<Record<string, readonly unknown[]>>;
   /** The event time the subtask starts at (its keyed operators' lowest at the snapshot); absent: none. */
   readonly watermarkMs?: number;
 }
