@@ -54,8 +54,10 @@ export const MAX_CONCURRENT_REQUESTS = 6;
 /** Options of an async I/O operator: those of every operator, and its own. */
 export interface AsyncOperatorOptions<O = unknown> extends OperatorOptions {
   /**
-   * How long a record may take, all attempts and the waits between them
-   * included (Flink's timeout), in ms (> 0). Then `timeout` is called.
+   * How long a record's request may take, in ms (> 0), from the start of
+   * its first attempt, every retry and the waits between them included
+   * (Flink's timeout; the time a record waits for a connection permit does
+   * not count). Then the attempt in flight is aborted and `timeout` is called.
    */
   timeoutMs: number;
   /**

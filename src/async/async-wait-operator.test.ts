@@ -143,6 +143,21 @@ describe("AsyncWaitOperator", () => {
     expect(s.calls.length, "no attempt after the timeout").toBe(3);
   });
 
+  it("counts the timeout from the first attempt, not while a record waits for a connection permit", async () => {
+    const clock = new VirtualClock();
+    const s = new Service();
+    const op = new AsyncWaitOperator<string, string, number>(s.fn, { mode: "ordered", capacity: 2, timeoutMs: 100, maxConcurrentRequests: 1 }, clock);
+    op.add("a");
+    op.add("b");
+    await clock.advance(90);
+    s.call("a").answer(["A"]);
+    await clock.advance(60);
+    expect(op.timeouts, "b started at 90 ms: not timed out at 150").toBe(0);
+    s.call("b").answer(["B"]);
+    await flush();
+    expect(show(op.poll())).toEqual(["a=A", "b=B"]);
+  });
+
   it("fails a record that times out without a handler, and ignores its late answer", async () => {
     const clock = new VirtualClock();
     const s = new Service();

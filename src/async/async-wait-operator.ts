@@ -6,8 +6,9 @@
  *   the queue has room (`capacity`); each record in the queue runs its
  *   request as soon as one of `maxConcurrentRequests` connection permits
  *   is free;
- * - a record's timeout counts from when it entered the queue and covers
- *   every attempt and the waits between them (Flink's rule); when it
+ * - a record's timeout counts from the start of its first attempt (not
+ *   while it waits for a connection permit) and covers every attempt and
+ *   the waits between them (as Flink's); when it
  *   passes, the attempt in flight is aborted (its signal) and the timeout
  *   handler gives the record's outcome;
  * - after each attempt the retry strategy says whether to try again, and
@@ -159,17 +160,20 @@ export class AsyncWaitOperator<I, O, W> {
     };
     let current: AbortController | undefined;
     const { timeoutMs } = this.options;
-    void this.clock.sleep(timeoutMs).then(async () => {
-      if (slot.done || this.closed) return;
-      this.timeouts++;
-      current?.abort(new AsyncTimeoutError(timeoutMs));
-      finish(await this.onTimeout(input));
-    });
     for (let attempt = 1; !slot.done && !this.closed; attempt++) {
       await this.acquire();
       if (slot.done || this.closed) {
         this.release();
         return;
+      }
+      if (attempt === 1) {
+        // From the first attempt on: a wait for a connection permit is this operator's own queueing, not the service's slowness.
+        void this.clock.sleep(timeoutMs).then(async () => {
+          if (slot.done || this.closed) return;
+          this.timeouts++;
+          current?.abort(new AsyncTimeoutError(timeoutMs));
+          finish(await this.onTimeout(input));
+        });
       }
       const controller = new AbortController();
       current = controller;

@@ -304,8 +304,6 @@ export class Task {
       else this.snapshotter.restoredFrom(reusable);
       this.host.snapshots.markImage(spec.checkpointId, Object.fromEntries([...this.chain.keyedState].map(([uid, backend]) => [uid, backend.size()])));
       if (this.reader && this.sourceUid) this.reader.seek(spec.sources[this.sourceUid] ?? {});
-      // Records in flight at the checkpoint are requested again, ahead of any new input.
-      if (this.asyncStage) this.asyncStage.restore(spec.inFlight?.[this.asyncStage.uid] ?? []);
       this.checkpointer.restoredFrom(spec.checkpointId);
       if (spec.channelState) {
         // Restored input batches are values only, as on the wire: the consumer loop computes their keys.
@@ -324,6 +322,8 @@ export class Task {
     // Sealed transactions of completed checkpoints are published; later ones are replayed instead.
     await this.sinks.recover(spec?.checkpointId ?? 0);
     await this.chain.open({ jobName: this.job.name, parallelism: this.vertex.parallelism, attempt: this.deployment.attempt, env: this.host.env });
+    // Records in flight at the checkpoint are requested again (once the function is open), ahead of any new input.
+    if (this.asyncStage && spec?.inFlight?.[this.asyncStage.uid]) this.asyncStage.restore(spec.inFlight[this.asyncStage.uid]);
     this.status = "running";
   }
 
