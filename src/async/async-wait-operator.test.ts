@@ -213,7 +213,9 @@ describe("AsyncWaitOperator", () => {
     op.add("a");
     op.add("b");
     await flush();
+    const waiting = op.whenProgress();
     op.close();
+    await waiting;
     await flush();
     expect(s.call("a").signal.aborted).toBe(true);
     expect(s.calls).toHaveLength(1);

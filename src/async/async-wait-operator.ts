@@ -130,11 +130,15 @@ export class AsyncWaitOperator<I, O, W> {
     return [...this.queue.pendingInputs(), ...backlog];
   }
 
-  /** The task ended: attempts in flight are aborted, and nothing more starts. */
+  /** The task ended: attempts in flight are aborted, nothing more starts, and a wait for progress ends. */
   close(): void {
     this.closed = true;
     for (const c of this.controllers) c.abort(new Error("async operator closed"));
     this.controllers.clear();
+    // A loop waiting for progress wakes up and sees that its task ended.
+    const p = this.progress;
+    this.progress = undefined;
+    p?.resolve();
   }
 
   private admit(): void {
