@@ -18,9 +18,12 @@
  *   after that checkpoint's source offset; every record listed in flight
  *   was requested again; nothing of the first phase, committed before the
  *   crashes, was requested twice.
+ * - A stop-with-savepoint taken while records are in flight restores at
+ *   another parallelism: the savepoint's records are dealt round-robin
+ *   to the new subtasks and each is requested exactly once more.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { metadataKey } from "../../src/storage/layout.js";
+import { metadataKey, savepointMetadataKey } from "../../src/storage/layout.js";
 import type { CheckpointMetadata } from "../../src/checkpoint/types.js";
 import { crashEngine } from "../support/crash.js";
 import { type Engine, readTable, startEngine, waitFor } from "../support/engine.js";
@@ -38,13 +41,15 @@ const MODES = ["ordered", "unordered"] as const;
 const PHASE1 = 150;
 const TOTAL = 450;
 const slow = (id: number) => id % 10 === 3;
-const failsFirst = (id: number) => id % 7 === 5;
-const hangs = (id: number) => id % 37 === 11;
+const failsFirst = (id: number) => id < 1000 && id % 7 === 5;
+const hangs = (id: number) => id < 1000 && id % 37 === 11;
+/** Ids the rescale test keeps in flight across a savepoint: answered after 800 ms (within the timeout). */
+const held = (id: number) => id >= 1000 && id < 1012;
 const tsOf = (id: number) => 1_000_000 + id * 10;
 
 let server: LookupServer;
 beforeAll(async () => {
-  server = await startLookupServer({ delayMs: (id) => (slow(id) ? 250 : 2), failsFirst, hangsFirstMs: (id) => (hangs(id) ? 3000 : 0) });
+  server = await startLookupServer({ delayMs: (id) => (held(id) ? 800 : slow(id) ? 250 : 2), failsFirst, hangsFirstMs: (id) => (hangs(id) ? 3000 : 0) });
 });
 afterAll(async () => {
   await server.close();
@@ -193,4 +198,46 @@ describe("async I/O", () => {
     }
     expect(server.maxOpen, "never more than 6 connections per subtask (two jobs, one subtask each)").toBeLessThanOrEqual(12);
   }, 240_000);
+
+  it("restores records in flight at a savepoint at another parallelism, dealt round-robin, each requested once more", async () => {
+    const engine = await engineAt();
+    await (await engine.mf.getR2Bucket("FILES")).put("async/server.json", JSON.stringify({ url: server.url }));
+    expect((await engine.api("/v1/jobs/async-unordered/start", { method: "POST", json: {} })).status).toBe(200);
+    await ingest(engine, "unordered", 0, 100);
+    await rowsAtLeast(engine, "unordered", 100);
+
+    // Twelve slow records among fast ones; stop with a savepoint while the slow ones are in flight.
+    const ids = Array.from({ length: 31 }, (_, i) => 1000 + i);
+    const res = await engine.api("/v1/ingest/async-unordered-in", { method: "POST", body: ids.map((id) => JSON.stringify({ id, ts: tsOf(id) })).join("\n"), headers: { "content-type": "application/x-ndjson" } });
+    expect(res.status).toBe(200);
+    await waitFor(async () => server.log.some((r) => r.job === "unordered" && r.id === 1005), 30_000, "slow requests in flight");
+    const stop = await engine.api("/v1/jobs/async-unordered/stop", { method: "POST", json: { savepoint: true } });
+    expect(stop.status, await stop.clone().text()).toBe(200);
+    const { id: savepoint } = (await stop.json()) as { id: string };
+    const checkpointId = Number(savepoint.replace("savepoint-", ""));
+    const object = await (await engine.mf.getR2Bucket("CHECKPOINTS")).get(savepointMetadataKey("", "async-unordered", checkpointId));
+    const metadata = (await object!.json()) as CheckpointMetadata;
+    const listed = (Object.values(metadata.operators.lookup?.inFlight ?? {}).flat() as { value: { id: number } }[]).map((r) => r.value.id);
+    expect(listed.length, "the savepoint holds records in flight").toBeGreaterThan(0);
+    console.log(`savepoint ${savepoint}: in flight ${listed}`);
+
+    // Start from it with the async operator at parallelism 2.
+    const logFrom = server.log.length;
+    const start = await engine.api("/v1/jobs/async-unordered/start", { method: "POST", json: { fromSavepoint: savepoint, parallelism: { lookup: 2 } } });
+    expect(start.status, await start.clone().text()).toBe(200);
+    const out = await rowsAtLeast(engine, "unordered", 100 + ids.length);
+    expect(out.size).toBe(100 + ids.length);
+    expect([...out.values()].map((r) => r.pos).sort((a, b) => a - b), "each result exactly once").toEqual(Array.from({ length: out.size }, (_, i) => i));
+    for (const [key, r] of out) expect(r.timedOut || r.value === Number(key) * 2, key).toBe(true);
+
+    // Each record of the savepoint was requested once more, by the subtask round-robin gives it (j mod 2).
+    const after = server.log.slice(logFrom).filter((r) => r.job === "unordered" && r.attempt === 1);
+    listed.forEach((id, j) => {
+      const asks = after.filter((r) => r.id === id);
+      expect(asks.map((r) => r.subtask), `record ${id}, ${j}-th in the savepoint`).toEqual([j % 2]);
+    });
+    // Nothing else was asked again: the rest of the records came before the savepoint's results or after its offset.
+    const again = after.filter((r) => !listed.includes(r.id) && r.id < 1000);
+    expect(again, "no record committed before the savepoint was asked again").toEqual([]);
+  }, 120_000);
 });

@@ -23,7 +23,7 @@ export interface LookupServer {
   /** First attempts (attempt=1) per job and id: more than one means the record was requested again. */
   readonly firstAttempts: Map<string, Map<number, number>>;
   /** Every request in arrival order. */
-  readonly log: { readonly job: string; readonly id: number; readonly attempt: number }[];
+  readonly log: { readonly job: string; readonly id: number; readonly attempt: number; readonly subtask: number }[];
   /** Every request per job and id, retries included. */
   readonly requests: Map<string, Map<number, number>>;
   /** Requests open now, and the most open at once. */
@@ -48,7 +48,7 @@ export async function startLookupServer(behaviour: LookupBehaviour): Promise<Loo
     const id = Number(q.get("id"));
     const attempt = Number(q.get("attempt"));
     const n = bump(state.requests, job, id);
-    state.log.push({ job, id, attempt });
+    state.log.push({ job, id, attempt, subtask: Number(q.get("subtask")) });
     if (attempt === 1) bump(state.firstAttempts, job, id);
     state.open++;
     state.maxOpen = Math.max(state.maxOpen, state.open);
