@@ -236,6 +236,12 @@ describe("async I/O", () => {
       const asks = after.filter((r) => r.id === id);
       expect(asks.map((r) => r.subtask), `record ${id}, ${j}-th in the savepoint`).toEqual([j % 2]);
     });
+    // The operator's counters, per vertex.
+    const metrics = (await (await engine.api("/v1/jobs/async-unordered/metrics")).json()) as { vertices: { id: string; async_io: { in_flight: number; requests: number } | null }[] };
+    const lookupMetrics = metrics.vertices.find((v) => v.id === "lookup")!.async_io!;
+    expect(lookupMetrics.requests, "requests of this attempt: at least the restored ones").toBeGreaterThanOrEqual(listed.length);
+    expect(lookupMetrics.in_flight).toBe(0);
+    expect(metrics.vertices.find((v) => v.id === "in")!.async_io).toBeNull();
     // Nothing else was asked again: the rest of the records came before the savepoint's results or after its offset.
     const again = after.filter((r) => !listed.includes(r.id) && r.id < 1000);
     expect(again, "no record committed before the savepoint was asked again").toEqual([]);

@@ -142,6 +142,12 @@ export class AsyncStage {
     return { [this.uid]: [...unsent, ...this.operator.pendingInputs()] };
   }
 
+  /** The operator's counters, for the task's metrics. */
+  metrics(): { inFlight: number; requests: number; retries: number; timeouts: number } {
+    const { requests, retries, timeouts } = this.operator;
+    return { inFlight: this.snapshot()[this.uid].length, requests, retries, timeouts };
+  }
+
   /** The task ended: requests in flight are aborted. */
   close(): void {
     this.operator.close();

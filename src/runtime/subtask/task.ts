@@ -494,6 +494,7 @@ export class Task {
       ...this.time.metrics(),
       // Not while restoring: an operator may count its gauge from the state on the first read.
       openWindows: this.status === "created" ? null : (this.chain.gauges().openWindows ?? null),
+      asyncIo: this.asyncStage?.metrics() ?? null,
     };
   }
 
