@@ -29,6 +29,9 @@ import { crashEngine } from "../support/crash.js";
 import { type Engine, readTable, startEngine, waitFor } from "../support/engine.js";
 import { type LookupServer, startLookupServer } from "../support/lookup-server.js";
 
+/** Records per partition of `async-bounded` (test/fixtures/async-jobs.ts; the fixture runs in workerd, not here). */
+const ASYNC_BOUNDED_COUNT = 150;
+
 interface AsyncRow {
   pos: number;
   value: number | null;
@@ -246,4 +249,17 @@ describe("async I/O", () => {
     const again = after.filter((r) => !listed.includes(r.id) && r.id < 1000);
     expect(again, "no record committed before the savepoint was asked again").toEqual([]);
   }, 120_000);
+
+  it("waits for every request at the end of a bounded input, then finishes with each result once", async () => {
+    const engine = await engineAt();
+    expect((await engine.api("/v1/jobs/async-bounded/start", { method: "POST", json: {} })).status).toBe(200);
+    const status = await waitFor(async () => {
+      const s = (await (await engine.api("/v1/jobs/async-bounded")).json()) as { status: string; last_error: string | null };
+      return ["FINISHED", "FAILED", "CANCELED"].includes(s.status) ? s : undefined;
+    }, 60_000, "async-bounded to finish");
+    expect(status.status, JSON.stringify(status)).toBe("FINISHED");
+    const out = await readTable<number>(engine, "async-bounded-out");
+    expect(out.size).toBe(2 * ASYNC_BOUNDED_COUNT);
+    expect([...out.values()].every((n) => n === 1), "each result once").toBe(true);
+  }, 90_000);
 });
