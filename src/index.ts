@@ -41,6 +41,9 @@ export type * from "./api/types.js";
 export { WatermarkStrategy, END_OF_TIME_MS, type TimestampAssigner } from "./time/watermark-strategy.js";
 export { WindowedStream } from "./api/windowed-stream.js";
 export { OutputTag } from "./api/output-tag.js";
+export { IntervalJoin, IntervalJoined } from "./api/interval-join.js";
+export { JoinedStreams, WindowedJoin, type JoinFunction } from "./api/window-join.js";
+export type { ProcessJoinContext, ProcessJoinFunction } from "./join/interval-join.js";
 export { type DeadLetter, RejectedRecord } from "./api/dead-letter.js";
 export {
   EventTimeSessionWindows,

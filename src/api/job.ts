@@ -24,8 +24,11 @@ import { JobDefinitionError } from "../errors.js";
 import { WatermarkStrategy } from "../time/watermark-strategy.js";
 import type { WindowAssigner } from "../window/assigners.js";
 import { WindowedStream } from "./windowed-stream.js";
+import { IntervalJoin } from "./interval-join.js";
+import { JoinedStreams } from "./window-join.js";
 import { OutputTag } from "./output-tag.js";
 import type { CheckpointOptions } from "./checkpoint-options.js";
+import type { StateOptions } from "./state-options.js";
 import type { RestartStrategyOptions } from "../checkpoint/restart-strategy.js";
 import type { AsyncOperatorSpec } from "./async-function.js";
 
@@ -38,6 +41,8 @@ export interface JobOptions {
   /** Records per batch read from a source. Default 1000. */
   batchSize?: number;
   checkpoint?: CheckpointOptions;
+  /** Keyed state: its memory budget per subtask (see docs/state-backend.md). */
+  state?: StateOptions;
   /** What happens when the job fails (Flink's restart strategies). */
   restartStrategy?: RestartStrategyOptions;
 }
@@ -204,6 +209,15 @@ export class DataStream<T> {
   }
 
   /**
+   * Joins this stream with another by key and window (Flink's window
+   * join): `.where(fa).equalTo(fb).window(assigner).apply(fn)`.
+   */
+  join<U>(other: DataStream<U>): JoinedStreams<T, U> {
+    if (other.job !== this.job) throw new JobDefinitionError(`join() got a stream of job "${other.job.name}": streams cannot cross jobs`);
+    return new JoinedStreams<T, U>(this.job, this, other);
+  }
+
+  /**
    * A process function without keyed state. It has no timers either (they
    * are keyed state): one that defines `onTimer` throws a
    * {@link JobDefinitionError} naming the operator; call keyBy() first.
@@ -294,6 +308,17 @@ export class KeyedStream<K extends Key, T> {
     return this.processWith(fn, options, {});
   }
 
+  /**
+   * Joins this stream (the left side) with `other` by key and event time
+   * (Flink's interval join): `.between(lowerMs, upperMs).process(fn)`.
+   * Both sides need event time (a watermark strategy on their sources).
+   */
+  intervalJoin<U>(other: KeyedStream<K, U>): IntervalJoin<K, T, U> {
+    const first = this.keyed();
+    const second = other.keyed();
+    return new IntervalJoin<K, T, U>((fn, options, needsEventTime) => coProcess(this.job, first, second, fn, options, needsEventTime));
+  }
+
   /** @internal A keyed process operator with more to its node (a window's need of event time). */
   processWith<O>(fn: KeyedProcessFunction<K, T, O>, options: OperatorOptions, extra: Pick<LogicalNode, "needsEventTime">): DataStream<O> {
     const id = this.job.add({ kind: "process", options, inputs: this.keyed(), process: fn, ...extra });
@@ -367,6 +392,7 @@ function coProcess<O>(
   second: LogicalEdge[],
   fn: CoProcessFunction<any, any, O> | KeyedCoProcessFunction<any, any, any, O>,
   options: OperatorOptions,
+  needsEventTime?: string,
 ): DataStream<O> {
   const label = options.name ?? options.uid ?? `coProcess#${job.nodes.length}`;
   if (fn === null || typeof fn !== "object" || typeof fn.processElement1 !== "function" || typeof fn.processElement2 !== "function") {
@@ -376,7 +402,7 @@ function coProcess<O>(
     throw new JobDefinitionError(`co-process function "${label}" defines onTimer, but timers are keyed state and its inputs are not keyed: keyBy(first, second) first`);
   }
   const inputs = [...first.map((e) => ({ ...e, coInput: 1 as const })), ...second.map((e) => ({ ...e, coInput: 2 as const }))];
-  const id = job.add({ kind: "process", options, inputs, process: fn as never, coProcess: true });
+  const id = job.add({ kind: "process", options, inputs, process: fn as never, coProcess: true, ...(needsEventTime === undefined ? {} : { needsEventTime }) });
   return new DataStream<O>(job, id);
 }
 

@@ -206,7 +206,9 @@ export class BarrierHandler {
     this.maxBarrierIdSeen = Math.max(this.maxBarrierIdSeen, b.checkpointId);
     if (this.collecting === undefined) this.firstBarrierMs = this.options.now();
     const actions: BarrierAction[] = [];
-    if (!this.live.has(b.channel) || b.checkpointId <= this.latestSettled) return actions;
+    // Settled checkpoints' barriers are stale, except those of the alignment in hand: an abort of a newer checkpoint
+    // settles that one only (its barriers came first on no channel here, or the newer would be in hand).
+    if (!this.live.has(b.channel) || (b.checkpointId <= this.latestSettled && b.checkpointId !== this.collecting?.barrier.checkpointId)) return actions;
     let aborted: number | undefined;
     const c = this.collecting;
     if (c) {

@@ -3,7 +3,13 @@ import type { TaskMetrics } from "../runtime/messages.js";
 import { END_OF_TIME_MS } from "../time/watermark-strategy.js";
 import { metricsBody, vertexWatermark, watermarkLag } from "./metrics.js";
 
-const task = (vertex: string, index: number, w: Partial<Pick<TaskMetrics, "inputWatermarkMs" | "outputWatermarkMs" | "watermarkIdle" | "inputChannels" | "timersPending" | "openWindows">>): TaskMetrics => ({
+const task = (
+  vertex: string,
+  index: number,
+  w: Partial<
+    Pick<TaskMetrics, "inputWatermarkMs" | "outputWatermarkMs" | "watermarkIdle" | "inputChannels" | "timersPending" | "openWindows" | "stateBytesInMemory" | "stateEntriesEvicted" | "stateReadbacks">
+  >,
+): TaskMetrics => ({
   vertex,
   index,
   attempt: 1,
@@ -79,5 +85,22 @@ describe("watermarks in metrics", () => {
       ["w", 7],
       ["map", null],
     ]);
+  });
+});
+
+describe("keyed state under a memory budget in metrics", () => {
+  it("answers bytes in memory, evictions and read-backs per subtask, summed per vertex, in snake_case", () => {
+    const body = metricsBody(
+      "j",
+      [task("k", 0, { stateBytesInMemory: 1000, stateEntriesEvicted: 5, stateReadbacks: 2 }), task("k", 1, { stateBytesInMemory: 500, stateEntriesEvicted: 1, stateReadbacks: 0 })],
+      null,
+      0,
+    );
+    expect(body.subtasks[0]).toMatchObject({ state_bytes_in_memory: 1000, state_entries_evicted: 5, state_readbacks: 2 });
+    expect(body.vertices[0]).toMatchObject({ state_bytes_in_memory: 1500, state_entries_evicted: 6, state_readbacks: 2 });
+  });
+
+  it("answers 0 for a subtask that reports none (an older deployment's counters)", () => {
+    expect(metricsBody("j", [task("k", 0, {})], null, 0).subtasks[0]).toMatchObject({ state_bytes_in_memory: 0, state_entries_evicted: 0, state_readbacks: 0 });
   });
 });

@@ -7,6 +7,7 @@ import { generatorSource } from "../connectors/sources/generator-source.js";
 import { kafkaSink } from "../connectors/kafka/kafka-sink.js";
 import { webhookSink } from "../connectors/sinks/webhook-sink.js";
 import { checkSinkVars, resolveRunConfig } from "./job-config.js";
+import { DEFAULT_MEMORY_BUDGET_BYTES, MIN_MEMORY_BUDGET_BYTES } from "../state/memory-budget.js";
 
 /** The options are all resolveRunConfig reads; the graph does not matter here. */
 const declared = (options: JobOptions = {}) => job("config-test", options);
@@ -26,8 +27,8 @@ function invalid(fn: () => unknown, ...patterns: RegExp[]): void {
 
 describe("resolveRunConfig: checkpoint options", () => {
   it("uses the defaults when neither the job nor the config sets anything", () => {
-    expect(resolveRunConfig(declared(), undefined)).toEqual({ checkpoint: DEFAULT_CHECKPOINT_CONFIG, restartStrategy: DEFAULT_RESTART_STRATEGY });
-    expect(resolveRunConfig(declared(), {})).toEqual({ checkpoint: DEFAULT_CHECKPOINT_CONFIG, restartStrategy: DEFAULT_RESTART_STRATEGY });
+    expect(resolveRunConfig(declared(), undefined)).toEqual({ checkpoint: DEFAULT_CHECKPOINT_CONFIG, state: { memoryBudgetBytes: DEFAULT_MEMORY_BUDGET_BYTES }, restartStrategy: DEFAULT_RESTART_STRATEGY });
+    expect(resolveRunConfig(declared(), {})).toEqual({ checkpoint: DEFAULT_CHECKPOINT_CONFIG, state: { memoryBudgetBytes: DEFAULT_MEMORY_BUDGET_BYTES }, restartStrategy: DEFAULT_RESTART_STRATEGY });
     expect(resolveRunConfig(declared(), { checkpoint: {} }).checkpoint).toEqual(DEFAULT_CHECKPOINT_CONFIG);
   });
 
@@ -262,5 +263,25 @@ describe("checkSinkVars: the Worker variables sinks need", () => {
 
   it("refuses a webhook variable that is not an http(s) URL", () => {
     expect(refusal({ HOOK_URL: "127.0.0.1:9/x", BROKERS: "b:1" })!.message).toMatch(/HOOK_URL must be an http\(s\) URL, got "127.0.0.1:9\/x"/);
+  });
+});
+
+describe("resolveRunConfig: state options", () => {
+  it("takes a budget, and defaults to DEFAULT_MEMORY_BUDGET_BYTES with local recovery", () => {
+    expect(resolveRunConfig(declared({ state: { memoryBudgetBytes: 1 << 20 } }), undefined).state).toEqual({ memoryBudgetBytes: 1 << 20 });
+    expect(resolveRunConfig(declared({ state: {} }), undefined).state).toEqual({ memoryBudgetBytes: DEFAULT_MEMORY_BUDGET_BYTES });
+  });
+
+  it("refuses a budget below the minimum, a bad value or an unknown option, naming it", () => {
+    invalid(() => resolveRunConfig(declared({ state: { memoryBudgetBytes: MIN_MEMORY_BUDGET_BYTES - 1 } }), undefined), /state\.memoryBudgetBytes|memory_budget_bytes/, /≥ 65536/);
+    invalid(() => resolveRunConfig(declared({ state: { memoryBudgetBytes: "16mb" as unknown as number } }), undefined), /must be an integer/);
+    invalid(() => resolveRunConfig(declared({ state: { memoryBytes: 1 } as never }), undefined), /unknown state option.*memoryBytes/);
+  });
+
+  it("refuses a budget without local recovery (nothing to evict to), and applies none by default then", () => {
+    const noLocal = { checkpoint: { localRecovery: false } };
+    invalid(() => resolveRunConfig(declared({ ...noLocal, state: { memoryBudgetBytes: 1 << 20 } }), undefined), /needs checkpoint\.localRecovery/);
+    invalid(() => resolveRunConfig(declared({ state: { memoryBudgetBytes: 1 << 20 } }), { checkpoint: { local_recovery: false } }), /needs checkpoint\.localRecovery/);
+    expect(resolveRunConfig(declared(noLocal), undefined).state).toEqual({ memoryBudgetBytes: undefined });
   });
 });

@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { type CheckpointConfig, checkpointOptionKeys, resolveCheckpointConfig } from "../api/checkpoint-options.js";
 import { objectError, parseConfig } from "../api/config-schema.js";
+import { resolveStateConfig, type StateConfig } from "../api/state-options.js";
 import type { JobDefinition } from "../api/job.js";
 import { DEFAULT_RESTART_STRATEGY, type RestartStrategyOptions, restartStrategyKeys, validateRestartStrategy } from "../checkpoint/restart-strategy.js";
 import { FloeError } from "../errors.js";
@@ -13,6 +14,7 @@ import { FloeError } from "../errors.js";
 /** The effective configuration of a run. */
 export interface RunConfig {
   readonly checkpoint: CheckpointConfig;
+  readonly state: StateConfig;
   readonly restartStrategy: RestartStrategyOptions;
 }
 
@@ -54,5 +56,5 @@ export function resolveRunConfig(job: JobDefinition, config: Record<string, unkn
   }
   // A strategy from the config replaces the job's whole, not option by option.
   const restart = (overrides.restart_strategy as RestartStrategyOptions | undefined) ?? job.options.restartStrategy ?? DEFAULT_RESTART_STRATEGY;
-  return { checkpoint, restartStrategy: validateRestartStrategy(restart) };
+  return { checkpoint, state: resolveStateConfig(job.options.state, checkpoint.localRecovery), restartStrategy: validateRestartStrategy(restart) };
 }

@@ -154,6 +154,12 @@ export interface TaskMetrics {
   readonly sourceLag: number | null;
   readonly inputChannels: number;
   readonly stateKeys: number;
+  /** Estimated bytes of keyed state held in memory (see docs/state-backend.md). */
+  readonly stateBytesInMemory?: number;
+  /** Keyed-state entries evicted to the local image under the memory budget, since the task started. */
+  readonly stateEntriesEvicted?: number;
+  /** Keyed-state entries read back from the local image (after a restore or an eviction), since the task started. */
+  readonly stateReadbacks?: number;
   readonly pendingSinkBytes: number;
   readonly sinks: Record<string, SinkMetrics>;
   readonly lastCheckpointId: number;

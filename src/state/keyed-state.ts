@@ -24,6 +24,17 @@
  * out ({@link KeyedStateBackend.capture}). The cleanup walks the in-memory
  * table only: keys of a local image that no record touched since the
  * restore are dropped by the next full snapshot, or when read.
+ *
+ * With a memory budget ({@link KeyedStateBackend.useBudget}, see
+ * `memory-budget.ts` and docs/state-backend.md), the bytes of the entries
+ * held in memory are estimated, and when they go over the budget, clean
+ * entries are evicted, least recently used first by a CLOCK over each
+ * state's table: an entry is clean when the image holds its value (it was
+ * read from the image, or a checkpoint captured it and finished writing it
+ * back) and nothing changed it since. An evicted key is read back through
+ * the backing on its next access, as after a restore. Dirty entries and
+ * timers are never evicted; while a capture's write-back is unfinished,
+ * nothing is.
  */
 import {
   checkStateTtl,
@@ -40,6 +51,7 @@ import { JobDefinitionError } from "../errors.js";
 import { type Key, type KeyGroupRange, hashKey, inRange, keyText } from "../graph/key-groups.js";
 import type { EncodedEntry } from "./snapshot-format.js";
 import { checkStateEntry, displayKey, stringEntryMayBeTooLarge } from "./state-limits.js";
+import { EVICT_SCAN_MAX, EVICT_TO_FRACTION, estimateEntryBytes, isMeasuredByJson, measuredEntryBytes } from "./memory-budget.js";
 import { HeapTimerQueue, type TimeDomain, type TimerQueue, timerStateName } from "./timer-queue.js";
 import {
   adoptLive,
@@ -111,14 +123,26 @@ export const TTL_CLEANUP_ACCESSES = 16;
  * was called, to be serialized later while the live state changes.
  */
 export interface StateCapture {
-  /** Number of entries. */
+  /** Number of entries captured from memory. */
   readonly count: number;
   /**
    * Calls `fn` for the entries from `start` (0-based) up to `end`
    * (exclusive), in capture order, with each value's JSON.
    */
   forEach(start: number, end: number, fn: (state: string, kind: Kind, key: string, keyGroup: number, valueJson: string) => void): void;
+  /**
+   * The entries that were only in the image at the capture (never read, or
+   * evicted), read from it as the iteration goes, after the others: a full
+   * snapshot streams them instead of holding them all in memory. Valid
+   * until the next write-back to the image starts (snapshots finish one
+   * after another, see `snapshotter.ts`): the image changes only for keys
+   * that were in memory at the capture, which this leaves out.
+   */
+  rest?(): Iterable<CapturedRow>;
 }
+
+/** An entry of a {@link StateCapture} read from the image: state, kind, key, key group, value's JSON. */
+export type CapturedRow = readonly [state: string, kind: Kind, key: string, keyGroup: number, valueJson: string];
 
 /**
  * The entries changed since the previous capture, as they were when
@@ -129,13 +153,19 @@ export interface ChangeCapture {
   readonly count: number;
   /** Entries from `start` (0-based) up to `end` (exclusive), each value's JSON computed now (null: deleted). */
   encode(start: number, end: number): EncodedEntry[];
+  /**
+   * The changes are in the image now (written back and sealed): the
+   * entries they captured that did not change since are clean again, and
+   * may be evicted. Not called when the image does not get them.
+   */
+  persisted?(): void;
 }
 
 /** Persisted state read on demand (the local image). Values are in persisted form. */
 export interface StateBacking {
   /** The persisted value of `key` (whose key group is `keyGroup`) in `state`. */
-  get(state: string, key: string, keyGroup: number): { kind: Kind; value: unknown } | undefined;
-  /** Every persisted entry. */
+  get(state: string, key: string, keyGroup: number): { kind: Kind; value: unknown; bytes?: number } | undefined;
+  /** Every persisted entry, read as the iteration goes (it may be suspended between entries). */
   entries(): Iterable<{ state: string; key: string; kind: Kind; value: unknown }>;
   /** Every persisted timer entry (kind "timer"), without reading the others: a restore loads all timers at once. */
   timers(): Iterable<{ state: string; key: string; value: unknown }>;
@@ -170,6 +200,35 @@ export class KeyedStateBackend {
   /** The states declared with a TTL, for the background cleanup. */
   private readonly ttlSlots: Slot[] = [];
 
+  // ---- memory budget (see useBudget) ----
+  /** The budget in bytes; undefined: none, nothing is evicted. */
+  private budgetBytes: number | undefined;
+  /** The image to evict to when no backing is attached (a fresh start): attached at the first eviction. */
+  private spill: StateBacking | undefined;
+  /** Estimated bytes of the entries in memory (timers included). */
+  private bytesNow = 0;
+  /** Entries evicted, over the backend's life. */
+  private evictedTotal = 0;
+  /** Entries read from the backing, over the backend's life. */
+  private readbacksTotal = 0;
+  /** Captures of changes not yet written back to the image: nothing is evicted meanwhile. */
+  private unpersisted = 0;
+  /** Counts restores: a capture taken before the last one reports its write-back to no one. */
+  private restores = 0;
+  /** Dirty marks were cleared without a write-back (takeDirty): the image may lag memory, nothing is evicted. */
+  private imageUnknown = false;
+  /** The eviction found nothing to evict in two passes: it waits for the next write-back. */
+  private evictBlocked = false;
+  /** Entries the eviction looked at since it last evicted one. */
+  private scannedSinceEvict = 0;
+  /** The slot the CLOCK hand is in (an index into {@link evictable}). */
+  private handSlot = 0;
+  /** Slots the eviction walks: user states, not timers. */
+  private readonly evictable: Slot[] = [];
+  /** The state and key of the last read that found nothing: the write that follows adds an entry. */
+  private missSlot: Slot | undefined;
+  private missKey = "";
+
   constructor(
     private readonly maxParallelism: number,
     private readonly operatorLabel: string,
@@ -192,6 +251,35 @@ export class KeyedStateBackend {
   /** The canonical text of the current key (what state and timers are stored under). */
   get currentKeyText(): string {
     return this.keyTextNow;
+  }
+
+  /**
+   * Bounds the bytes of entries held in memory to `budgetBytes` (see
+   * `memory-budget.ts` for the estimate), evicting clean entries to the
+   * image, which `spill` reads when no backing is attached (a fresh
+   * start; the image is then empty until checkpoints write it). Needs
+   * checkpoints that write the image back and call
+   * {@link ChangeCapture.persisted}: without them nothing is ever clean
+   * and nothing is evicted.
+   */
+  useBudget(budgetBytes: number, spill: StateBacking): void {
+    this.budgetBytes = budgetBytes;
+    this.spill = spill;
+  }
+
+  /** Estimated bytes of keyed state in memory. */
+  get bytesInMemory(): number {
+    return this.bytesNow;
+  }
+
+  /** Entries evicted to the image so far. */
+  get entriesEvicted(): number {
+    return this.evictedTotal;
+  }
+
+  /** Entries read from the image (after a restore or an eviction) so far. */
+  get readbacks(): number {
+    return this.readbacksTotal;
   }
 
   getState<T>(d: ValueStateDescriptor<T>): ValueState<T> {
@@ -306,6 +394,8 @@ export class KeyedStateBackend {
 
   /** The entries changed since the last call, in persistable form; clears the dirty marks. */
   takeDirty(): StateEntry[] {
+    // Nothing tells when (if ever) these reach the image: no entry is known clean from now on.
+    this.imageUnknown = true;
     const out: StateEntry[] = [];
     for (const slot of this.slots.values()) {
       for (const [key, v] of slot.changed) out.push(this.entry(slot, key, v));
@@ -327,12 +417,25 @@ export class KeyedStateBackend {
       if (slot.changed.size === 0) continue;
       const captured = captureTable(this.operatorLabel, slot, slot.changed);
       slot.changed.clear();
+      this.measure(slot, captured);
       tables.push(captured);
       count += captured.keys.length;
     }
     const keyGroupOf = ownedKeyGroup(this.operatorLabel, this.maxParallelism, owned);
+    let persisted: (() => void) | undefined;
+    if (count > 0) {
+      this.unpersisted++;
+      const restores = this.restores;
+      let done = false;
+      persisted = () => {
+        if (done || restores !== this.restores) return;
+        done = true;
+        this.persistedChanges(tables);
+      };
+    }
     return {
       count,
+      persisted,
       encode(start, end) {
         const out: EncodedEntry[] = [];
         forRange(tables, start, end, (t, i) => {
@@ -386,31 +489,32 @@ export class KeyedStateBackend {
       tables.push(captured);
       count += captured.keys.length;
     }
-    if (this.backing) {
-      // The image changes while write-backs run, so its untouched keys are read now.
-      const byState = new Map<string, CapturedTable>();
-      for (const e of this.backing.entries()) {
-        if (this.tables.get(e.state)?.has(e.key) || this.deleted.has(id(e.state, e.key))) continue;
-        let value = e.value;
-        const ttl = this.slots.get(e.state)?.ttl;
-        if (ttl && isTtlKind(e.kind)) {
-          value = unexpiredPersisted(e.kind, value, ttl, nowMs);
-          if (value === undefined) continue;
-        }
-        let t = byState.get(e.state);
-        if (!t) byState.set(e.state, (t = { state: e.state, kind: e.kind, keys: [], values: [] }));
-        if (e.kind !== t.kind || t.kinds) (t.kinds ??= t.keys.map(() => t.kind)).push(e.kind);
-        t.keys.push(e.key);
-        t.values.push(new Serialized(JSON.stringify(value)));
-        count++;
-      }
-      tables.push(...byState.values());
-    }
     const keyGroupOf = ownedKeyGroup(this.operatorLabel, this.maxParallelism, owned);
+    const forEach: StateCapture["forEach"] = (start, end, fn) => {
+      forRange(tables, start, end, (t, i) => fn(t.state, t.kinds?.[i] ?? t.kind, t.keys[i], keyGroupOf(t.state, t.keys[i]), thaw(t.values[i])));
+    };
+    if (!this.backing) return { count, forEach };
+    // The image's other keys are streamed later, leaving out the keys in memory now (captured above, or
+    // deleted): until this capture's file is written, the image changes only for those (see StateCapture.rest).
+    const inMemory = new Map<string, Set<string>>();
+    for (const slot of this.slots.values()) if (slot.table.size > 0) inMemory.set(slot.name, new Set(slot.table.keys()));
+    const deleted = new Set(this.deleted);
+    const backing = this.backing;
+    const ttlOf = (state: string) => this.slots.get(state)?.ttl;
     return {
       count,
-      forEach(start, end, fn) {
-        forRange(tables, start, end, (t, i) => fn(t.state, t.kinds?.[i] ?? t.kind, t.keys[i], keyGroupOf(t.state, t.keys[i]), thaw(t.values[i])));
+      forEach,
+      *rest() {
+        for (const e of backing.entries()) {
+          if (inMemory.get(e.state)?.has(e.key) || deleted.has(id(e.state, e.key))) continue;
+          let value = e.value;
+          const ttl = ttlOf(e.state);
+          if (ttl && isTtlKind(e.kind)) {
+            value = unexpiredPersisted(e.kind, value, ttl, nowMs);
+            if (value === undefined) continue;
+          }
+          yield [e.state, e.kind, e.key, keyGroupOf(e.state, e.key), JSON.stringify(value)] as const;
+        }
       },
     };
   }
@@ -418,9 +522,13 @@ export class KeyedStateBackend {
   /** Replaces the working set with persisted entries. */
   load(entries: Iterable<{ state: string; key: string; kind: Kind; value: unknown }>): void {
     this.reset();
+    // Loaded entries are clean but not in any image: a budget must not evict them (nothing could read them back).
+    this.imageUnknown = true;
     for (const e of entries) {
       const slot = this.slot(e.state, plainKindOf(e.kind));
-      slot.table.set(e.key, fromPersisted(e.kind, e.value));
+      const v = fromPersisted(e.kind, e.value);
+      if (!slot.table.has(e.key)) this.admit(slot, e.key, v);
+      slot.table.set(e.key, v);
       slot.forms |= isTtlKind(e.kind) ? TTL_FORM : PLAIN_FORM;
     }
     for (const slot of this.slots.values()) updateForeign(slot);
@@ -433,7 +541,11 @@ export class KeyedStateBackend {
     this.backing = backing;
     this.count = backing.count();
     // Timers are always in memory (firing needs the earliest of all keys): read them now, and only them.
-    for (const e of backing.timers()) this.slot(e.state, "timer").table.set(e.key, e.value);
+    for (const e of backing.timers()) {
+      const slot = this.slot(e.state, "timer");
+      slot.table.set(e.key, e.value);
+      this.admit(slot, e.key, e.value);
+    }
     this.rebuildTimers();
   }
 
@@ -495,6 +607,7 @@ export class KeyedStateBackend {
     if (timestamps === undefined) {
       if (!had) return;
       slot.table.delete(key);
+      this.forget(slot, key);
       if (this.backing) {
         this.count--;
         this.deleted.add(id(slot.name, key));
@@ -505,6 +618,9 @@ export class KeyedStateBackend {
         this.deleted.delete(id(slot.name, key));
       }
       slot.table.set(key, timestamps);
+      // Timers are few per key and never evicted: measured at each change.
+      if (had) this.resize(slot, key, estimateEntryBytes(key, timestamps));
+      else this.admit(slot, key, timestamps);
     }
     slot.changed.set(key, timestamps);
   }
@@ -524,6 +640,10 @@ export class KeyedStateBackend {
     for (const slot of this.slots.values()) {
       slot.table.clear();
       slot.changed.clear();
+      slot.sizes.clear();
+      slot.cold.clear();
+      slot.anyCold = false;
+      slot.hand = undefined;
       slot.sweep = undefined;
       slot.forms = slot.declaredTtl === undefined ? NO_FORM : formOf(slot);
       updateForeign(slot);
@@ -531,6 +651,12 @@ export class KeyedStateBackend {
     this.deleted.clear();
     this.backing = undefined;
     this.count = 0;
+    this.bytesNow = 0;
+    this.unpersisted = 0;
+    this.restores++;
+    this.imageUnknown = false;
+    this.evictBlocked = false;
+    this.scannedSinceEvict = 0;
   }
 
   /**
@@ -540,15 +666,28 @@ export class KeyedStateBackend {
    * converted, and marked changed so that it is persisted so.
    */
   private read(slot: Slot): unknown {
-    let v = slot.table.get(this.keyTextNow);
-    if (v === undefined) {
-      if (!this.backing || this.deleted.has(id(slot.name, this.keyTextNow))) return undefined;
-      const persisted = this.backing.get(slot.name, this.keyTextNow, keyGroupOfText(this.keyTextNow, this.maxParallelism));
-      if (persisted === undefined) return undefined;
-      v = fromPersisted(persisted.kind, persisted.value);
-      slot.table.set(this.keyTextNow, v);
-      if (isTtlKind(persisted.kind) === (slot.ttl !== undefined)) return v;
-    } else if (!slot.foreign) return v;
+    const v = slot.table.get(this.keyTextNow);
+    if (v === undefined) return this.readMiss(slot);
+    // The CLOCK's reference bit, set again: free (a size check) until an eviction has cleared some.
+    if (slot.anyCold) this.warm(slot);
+    if (!slot.foreign) return v;
+    return this.adopt(slot, this.keyTextNow, v);
+  }
+
+  /** {@link read} of a key not in memory: from the backing, if any (then kept in memory). */
+  private readMiss(slot: Slot): unknown {
+    // Remembered for the write that usually follows: it adds a new entry, to be counted.
+    this.missSlot = slot;
+    this.missKey = this.keyTextNow;
+    if (!this.backing || this.deleted.has(id(slot.name, this.keyTextNow))) return undefined;
+    const persisted = this.backing.get(slot.name, this.keyTextNow, keyGroupOfText(this.keyTextNow, this.maxParallelism));
+    if (persisted === undefined) return undefined;
+    this.missSlot = undefined;
+    const v = fromPersisted(persisted.kind, persisted.value);
+    this.readbacksTotal++;
+    slot.table.set(this.keyTextNow, v);
+    this.admit(slot, this.keyTextNow, v, persisted.bytes !== undefined && isMeasuredByJson(v) ? measuredEntryBytes(this.keyTextNow, persisted.bytes) : undefined);
+    if (isTtlKind(persisted.kind) === (slot.ttl !== undefined)) return v;
     return this.adopt(slot, this.keyTextNow, v);
   }
 
@@ -564,12 +703,21 @@ export class KeyedStateBackend {
   }
 
   private write(slot: Slot, value: unknown): void {
+    // A write does not set the CLOCK's reference bit: accessors read first (and a blind write is dirty, so kept, until
+    // the next checkpoint), which spares the hot path a second store.
     if (this.backing && this.read(slot) === undefined) {
       this.count++;
       this.deleted.delete(id(slot.name, this.keyTextNow));
     }
     slot.table.set(this.keyTextNow, value);
     this.touch(slot, value);
+    // A new entry, which the read before it missed, is counted now; one written blind is counted at the next capture.
+    if (this.missSlot === slot && this.missKey === this.keyTextNow) this.admitMissed(slot, value);
+  }
+
+  private admitMissed(slot: Slot, value: unknown): void {
+    this.missSlot = undefined;
+    if (!slot.sizes.has(this.keyTextNow)) this.admit(slot, this.keyTextNow, value);
   }
 
   private remove(slot: Slot): void {
@@ -580,6 +728,7 @@ export class KeyedStateBackend {
   /** Removes `key`'s entry of a state, which is in memory. */
   private removeKey(slot: Slot, key: string): void {
     slot.table.delete(key);
+    this.forget(slot, key);
     if (this.backing) {
       this.count--;
       this.deleted.add(id(slot.name, key));
@@ -685,12 +834,177 @@ export class KeyedStateBackend {
       if (slot.kind !== kind) throw new TypeError(`operator "${this.operatorLabel}": state "${name}" is ${slot.kind} state, not ${kind} state`);
       return slot;
     }
-    slot = { name, kind, table: new Map(), changed: new Map(), accessor: undefined, declaredTtl: undefined, ttl: undefined, forms: NO_FORM, foreign: false, sweep: undefined, accesses: 0 };
+    slot = {
+      name,
+      kind,
+      table: new Map(),
+      changed: new Map(),
+      sizes: new Map(),
+      cold: new Set(),
+      anyCold: false,
+      hand: undefined,
+      accessor: undefined,
+      declaredTtl: undefined,
+      ttl: undefined,
+      forms: NO_FORM,
+      foreign: false,
+      sweep: undefined,
+      accesses: 0,
+    };
     this.slots.set(name, slot);
+    if (kind !== "timer") this.evictable.push(slot);
     this.kinds.set(name, kind);
     this.tables.set(name, slot.table);
     this.dirty.set(name, slot.changed);
     return slot;
+  }
+
+  // ---- memory budget: sizes, the CLOCK, eviction ----
+
+  /** Counts a new in-memory entry (its table holds it now), and evicts if that goes over budget. */
+  private admit(slot: Slot, key: string, value: unknown, bytes = estimateEntryBytes(key, value)): void {
+    slot.sizes.set(key, bytes);
+    this.bytesNow += bytes;
+    if (this.budgetBytes === undefined) return;
+    if (this.bytesNow > this.budgetBytes && !this.evictBlocked) this.evict();
+  }
+
+  /** An entry's size changed. */
+  private resize(slot: Slot, key: string, bytes: number): void {
+    const before = slot.sizes.get(key);
+    if (before === undefined) return;
+    slot.sizes.set(key, bytes);
+    this.bytesNow += bytes - before;
+  }
+
+  /** Uncounts an entry that left memory. */
+  private forget(slot: Slot, key: string): void {
+    const bytes = slot.sizes.get(key);
+    if (bytes === undefined) return;
+    slot.sizes.delete(key);
+    if (slot.anyCold && slot.cold.delete(key) && slot.cold.size === 0) slot.anyCold = false;
+    this.bytesNow -= bytes;
+  }
+
+  /**
+   * Measures captured entries whose JSON the capture made (objects), or whose
+   * size follows their value (strings): between two checkpoints an entry
+   * keeps the size it entered memory with.
+   */
+  private measure(slot: Slot, t: CapturedTable): void {
+    for (let i = 0; i < t.keys.length; i++) {
+      const v = t.values[i];
+      if (v instanceof Serialized) this.resize(slot, t.keys[i], measuredEntryBytes(t.keys[i], v.json.length));
+      else if (typeof v === "string") this.resize(slot, t.keys[i], estimateEntryBytes(t.keys[i], v));
+    }
+  }
+
+  /**
+   * Counts the entries of a capture that are in memory but not counted: new
+   * keys written without a read before them (the write counts a new entry
+   * only after a read that missed). Run after the write-back, off the barrier.
+   */
+  private countBlindWrites(tables: readonly CapturedTable[]): void {
+    for (const t of tables) {
+      const slot = this.slots.get(t.state);
+      if (!slot) continue;
+      for (let i = 0; i < t.keys.length; i++) {
+        const key = t.keys[i];
+        if (t.values[i] === undefined || slot.sizes.has(key)) continue;
+        const v = slot.table.get(key);
+        if (v === undefined) continue;
+        const bytes = estimateEntryBytes(key, v);
+        slot.sizes.set(key, bytes);
+        this.bytesNow += bytes;
+      }
+    }
+  }
+
+  /** Sets the current key's reference bit again (an eviction cleared some). */
+  private warm(slot: Slot): void {
+    if (slot.cold.delete(this.keyTextNow) && slot.cold.size === 0) slot.anyCold = false;
+  }
+
+  /** A capture's changes reached the image: deletions need no mark any more, and eviction may go on. */
+  private persistedChanges(tables: readonly CapturedTable[]): void {
+    this.unpersisted--;
+    this.countBlindWrites(tables);
+    this.evictBlocked = false;
+    this.scannedSinceEvict = 0;
+    if (!this.backing) {
+      if (this.budgetBytes !== undefined && this.bytesNow > this.budgetBytes) this.evict();
+      return;
+    }
+    // The image no longer holds a key deleted by these changes: a miss reads nothing there. (Deleted again since,
+    // it is still absent from the image; written again since, it is in memory and not in `deleted`.)
+    for (const t of tables) {
+      for (let i = 0; i < t.keys.length; i++) if (t.values[i] === undefined) this.deleted.delete(id(t.state, t.keys[i]));
+    }
+    // What went over budget while it was dirty may go now, without waiting for the next new key.
+    if (this.unpersisted === 0 && this.budgetBytes !== undefined && this.bytesNow > this.budgetBytes) this.evict();
+  }
+
+  /**
+   * Evicts clean entries, least recently used first (a CLOCK: the hand
+   * clears an entry's reference bit by adding it to its state's `cold` set,
+   * or evicts it when already clear; a read sets it again), until the
+   * estimate is under {@link EVICT_TO_FRACTION} of the budget, looking at
+   * {@link EVICT_SCAN_MAX} entries at most. Never the current key (an
+   * accessor is using it), a changed entry, or one whose last change has
+   * not been written back.
+   */
+  private evict(): void {
+    if (this.unpersisted > 0 || this.imageUnknown || this.budgetBytes === undefined) return;
+    if (!this.backing && !this.spill) return;
+    const target = this.budgetBytes * EVICT_TO_FRACTION;
+    const slots = this.evictable;
+    let inMemory = 0;
+    for (const s of slots) inMemory += s.table.size;
+    let looked = 0;
+    while (this.bytesNow > target && looked < EVICT_SCAN_MAX && slots.length > 0) {
+      // Two passes over every entry without finding one to evict: everything is dirty (or current). The next write-back unblocks.
+      if (this.scannedSinceEvict > 2 * inMemory) {
+        this.evictBlocked = true;
+        return;
+      }
+      if (this.handSlot >= slots.length) this.handSlot = 0;
+      const slot = slots[this.handSlot];
+      const next = (slot.hand ??= slot.table.keys()).next();
+      if (next.done) {
+        slot.hand = undefined;
+        this.handSlot++;
+        // An empty pass counts too, so that tables with nothing in them end the search.
+        this.scannedSinceEvict++;
+        continue;
+      }
+      const key = next.value;
+      looked++;
+      this.scannedSinceEvict++;
+      if (key === this.keyTextNow || slot.changed.has(key)) continue;
+      if (!slot.cold.has(key)) {
+        slot.cold.add(key);
+        slot.anyCold = true;
+        continue;
+      }
+      // A fresh start reads nothing from the image until the first key goes there.
+      if (!this.backing) this.attachSpill(this.spill!);
+      slot.table.delete(key);
+      this.forget(slot, key);
+      this.evictedTotal++;
+      this.scannedSinceEvict = 0;
+    }
+  }
+
+  /**
+   * Attaches the image a fresh start spills to, at its first eviction. Every
+   * key it holds is in memory (nothing was evicted), or deleted since the
+   * last write-back, which finished: those are marked deleted, so that a miss
+   * does not read them back.
+   */
+  private attachSpill(spill: StateBacking): void {
+    this.count = this.size();
+    this.backing = spill;
+    for (const slot of this.slots.values()) for (const [key, v] of slot.changed) if (v === undefined) this.deleted.add(id(slot.name, key));
   }
 
   /** Marks the current key of a state changed; `value` is what its table now holds. */
@@ -706,6 +1020,19 @@ interface Slot {
   readonly table: Map<string, unknown>;
   /** Keys changed since the last capture, with their live value (undefined: deleted). */
   readonly changed: Map<string, unknown>;
+  /** Each in-memory entry's estimated bytes (see `memory-budget.ts`). */
+  readonly sizes: Map<string, number>;
+  /**
+   * The CLOCK's cleared reference bits: keys the hand passed that no read
+   * touched since (the next pass evicts them). A key not in it has its bit
+   * set, so a new entry starts referenced, and a read costs nothing while
+   * no eviction has run.
+   */
+  readonly cold: Set<string>;
+  /** `cold` is not empty: a read has a bit to set again (a field, cheaper than the set's size getter). */
+  anyCold: boolean;
+  /** Where the CLOCK hand is in this state's table. */
+  hand: Iterator<string> | undefined;
   /**
    * The accessor handed out. It reads the current key when called, so one
    * serves every record: a process function that calls `getState` per

@@ -67,7 +67,8 @@ interface PreparedOperator {
   readonly chain: ChainState;
   /** The chain a delta extends (its size is known only once its own upload finished). */
   readonly base: ChainState | null;
-  readonly entries: number;
+  /** Keys in the snapshot (a savepoint's: counted as its file is serialized, when it streams entries from the image). */
+  entries: number;
 }
 
 /** A snapshot after its synchronous part. */
@@ -154,7 +155,8 @@ export class KeyedSnapshotter {
       if (full) {
         const key = this.store.fileKey(uid, checkpointId);
         const capture = backend.capture(this.range);
-        file = capture.count > 0 ? { key, kind: "full", capture } : null;
+        // Entries streamed from the image (`rest`) are known only when serialized: a file is written if there may be any.
+        file = capture.count > 0 || (capture.rest && backend.size() > 0) ? { key, kind: "full", capture } : null;
         next = { files: file ? [key] : [], bytes: 0, deltas: 0 };
       } else if (changed.count === 0) {
         next = chain;
@@ -210,8 +212,11 @@ export class KeyedSnapshotter {
         const f = op.file;
         if (!f) continue;
         let body: string[];
-        if (f.kind === "full") body = await this.serialize({ uid: op.uid, kind: "full", checkpointId: s.checkpointId }, f.capture);
-        else {
+        if (f.kind === "full") {
+          const serialized = await this.serialize({ uid: op.uid, kind: "full", checkpointId: s.checkpointId }, f.capture);
+          body = serialized.body;
+          if (s.savepoint) op.entries = serialized.entries;
+        } else {
           const changes = op.changed.encode(0, op.changed.count);
           encoded.set(op, changes);
           body = writeSnapshotChunks({ uid: op.uid, kind: "delta", checkpointId: s.checkpointId }, changes);
@@ -253,18 +258,38 @@ export class KeyedSnapshotter {
     return !s.savepoint && this.config.localRecovery !== false;
   }
 
-  /** Serializes a full file from its capture, in turns that let processing go on between them. */
-  private async serialize(header: { uid: string; kind: "full"; checkpointId: number }, capture: StateCapture): Promise<string[]> {
+  /**
+   * Serializes a full file from its capture, in turns that let processing
+   * go on between them: the entries captured from memory, then those
+   * streamed from the image (a memory budget evicted them, or no record
+   * read them since a restore).
+   */
+  private async serialize(header: { uid: string; kind: "full"; checkpointId: number }, capture: StateCapture): Promise<{ body: string[]; entries: number }> {
     const writer = new SnapshotWriter();
     const add = (state: string, kind: EntryKind, key: string, keyGroup: number, valueJson: string) => writer.add(state, kind, keyGroup, key, valueJson);
+    let turns = 0;
+    const turn = async () => {
+      if (turns++ === 0) return;
+      await this.store.pause();
+      if (this.canceled) throw new Error(`snapshot ${header.checkpointId} canceled`);
+    };
     for (let i = 0; i < capture.count; i += SERIALIZE_TURN_ENTRIES) {
-      if (i > 0) {
-        await this.store.pause();
-        if (this.canceled) throw new Error(`snapshot ${header.checkpointId} canceled`);
-      }
+      await turn();
       capture.forEach(i, i + SERIALIZE_TURN_ENTRIES, add);
     }
-    return writer.finish(header);
+    let entries = capture.count;
+    if (capture.rest) {
+      let inTurn = SERIALIZE_TURN_ENTRIES;
+      for (const [state, kind, key, keyGroup, valueJson] of capture.rest()) {
+        if (inTurn++ >= SERIALIZE_TURN_ENTRIES) {
+          await turn();
+          inTurn = 1;
+        }
+        writer.add(state, kind, keyGroup, key, valueJson);
+        entries++;
+      }
+    }
+    return { body: writer.finish(header), entries };
   }
 
   /**
@@ -285,5 +310,7 @@ export class KeyedSnapshotter {
     }
     if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
     this.store.markImage(s.checkpointId, Object.fromEntries(s.operators.map((op) => [op.uid, op.entries])));
+    // Sealed into the image: what these changes captured is clean again (a memory budget may evict it).
+    for (const op of s.operators) op.changed.persisted?.();
   }
 }

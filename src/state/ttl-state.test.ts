@@ -43,6 +43,7 @@ function fullSnapshot(b: KeyedStateBackend, range?: { start: number; end: number
   const capture = b.capture();
   const encoded: { entry: Omit<StateEntry, "value">; valueJson: string }[] = [];
   capture.forEach(0, capture.count, (state, kind, key, keyGroup, valueJson) => encoded.push({ entry: { state, kind, key, keyGroup }, valueJson }));
+  for (const [state, kind, key, keyGroup, valueJson] of capture.rest?.() ?? []) encoded.push({ entry: { state, kind, key, keyGroup }, valueJson });
   return readSnapshot(writeSnapshot({ uid: "op", kind: "full", checkpointId: 1 }, encoded), range).entries;
 }
 

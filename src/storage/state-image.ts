@@ -91,6 +91,9 @@ const TIMERS_IN_TABLE = `SELECT state, key, value FROM keyed_state WHERE op = ?1
 const TIMERS_IN_LOG = `SELECT l.del AS del, r.value ->> 0 AS state, r.value ->> 1 AS key, r.value -> 4 AS value
   FROM image_chunks AS l, json_each(l.rows) AS r WHERE l.op = ?1 AND r.value ->> 0 IN (?2, ?3) ORDER BY l.seq, r.key`;
 
+/** Rows a backing's pass over the table reads per statement. */
+const ENTRIES_PAGE_ROWS = 1000;
+
 /** Rows of one operator and key group gathered for one chunk. */
 interface OpenRun {
   readonly uid: string;
@@ -125,6 +128,13 @@ interface CarriedChunk {
 /** The keyed-state image of one Durable Object. */
 export class StateImage {
   private carried: CarriedChunk | undefined;
+  /**
+   * Counts writes that may change what a key reads (not merges, which only
+   * move a chunk's rows into the table): a backing drops what it cached of
+   * the pending chunks when it changed, since with a memory budget the
+   * keyed-state backend reads back keys it wrote and evicted.
+   */
+  private generation = 0;
 
   constructor(
     private readonly sql: Sql,
@@ -188,6 +198,7 @@ export class StateImage {
     let deleting = false;
     const flush = () => {
       if (run.length === 0) return;
+      this.generation++;
       this.sql.exec(deleting ? DELETE_FROM_JSON : updateKind ? UPSERT_FROM_JSON_WITH_KIND : UPSERT_FROM_JSON, uid, `[${run.join(",")}]`);
       run = [];
       chars = 0;
@@ -222,6 +233,7 @@ export class StateImage {
    * before that check, restored from R2, would reach this).
    */
   private writeOne(uid: string, r: ImageRow, updateKind: boolean): void {
+    this.generation++;
     if (r.valueJson === null) this.sql.exec(`DELETE FROM keyed_state WHERE op = ? AND state = ? AND key = ?`, uid, r.state, r.key);
     else {
       checkStateEntry(uid, r.state, r.key, r.valueJson);
@@ -237,6 +249,7 @@ export class StateImage {
 
   private flush(run: OpenRun): void {
     if (run.rows.length > 0) {
+      this.generation++;
       this.sql.exec(`INSERT INTO image_chunks (op, key_group, del, update_kind, rows) VALUES (?, ?, ?, ?, ?)`, run.uid, run.keyGroup, run.del ? 1 : 0, run.updateKind ? 1 : 0, `[${run.rows.join(",")}]`);
     }
     run.rows = [];
@@ -287,6 +300,7 @@ export class StateImage {
   clear(): void {
     this.open.clear();
     this.carried = undefined;
+    this.generation++;
     this.sql.exec(`DELETE FROM keyed_state`);
     this.sql.exec(`DELETE FROM image_chunks`);
   }
@@ -295,6 +309,7 @@ export class StateImage {
   clearOperator(uid: string): void {
     for (const [id, run] of this.open) if (run.uid === uid) this.open.delete(id);
     if (this.carried?.op === uid) this.carried = undefined;
+    this.generation++;
     this.sql.exec(`DELETE FROM keyed_state WHERE op = ?`, uid);
     this.sql.exec(`DELETE FROM image_chunks WHERE op = ?`, uid);
   }
@@ -314,9 +329,20 @@ export class StateImage {
   backing(uid: string, count?: number): StateBacking {
     this.seal();
     const sql = this.sql;
-    const groups = new Set(sql.exec(`SELECT DISTINCT key_group FROM image_chunks WHERE op = ?`, uid).toArray().map((r) => r.key_group as number));
+    const pendingGroups = () => new Set(sql.exec(`SELECT DISTINCT key_group FROM image_chunks WHERE op = ?`, uid).toArray().map((r) => r.key_group as number));
+    let groups = pendingGroups();
     /** Per key group read so far: its pending entries. */
     const loaded = new Map<number, Map<string, Pending>>();
+    let seen = this.generation;
+    /** Drops what was read of the pending chunks if the image was written since (keys evicted after a write are read again). */
+    const fresh = () => {
+      if (seen === this.generation) return;
+      // Rows gathered but not yet in a chunk are read as chunks too (sealing them counts as a write: seen after).
+      this.seal();
+      seen = this.generation;
+      groups = pendingGroups();
+      loaded.clear();
+    };
     const group = (keyGroup: number): Map<string, Pending> | undefined => {
       if (!groups.has(keyGroup)) return undefined;
       let pending = loaded.get(keyGroup);
@@ -339,21 +365,44 @@ export class StateImage {
     const total = count ?? this.count(uid, groups, group);
     return {
       get: (state, key, keyGroup) => {
+        fresh();
         const p = group(keyGroup)?.get(entryId(state, key));
-        // Handed out once: the keyed-state backend keeps what it read (and may change it in place).
+        // The keyed-state backend keeps what it read (and may change it in place, which marks it changed:
+        // written back, the image's generation moves on and the chunks are read again).
         if (p !== undefined) return p === null ? undefined : p;
         const row = sql.exec(`SELECT kind, value FROM keyed_state WHERE op = ? AND state = ? AND key = ?`, uid, state, key).toArray()[0];
-        return row ? { kind: row.kind as Kind, value: JSON.parse(row.value as string) } : undefined;
+        return row ? { kind: row.kind as Kind, value: JSON.parse(row.value as string), bytes: (row.value as string).length } : undefined;
       },
       entries: function* () {
-        for (const g of groups) group(g);
+        fresh();
+        // This pass's own view of the pending chunks: a write while the pass is suspended must not change it under it.
+        const pendingNow = new Map<number, Map<string, Pending>>();
+        for (const g of groups) pendingNow.set(g, group(g)!);
         // Rows merged since hold what the chunks hold, or keys written after the backing was made.
-        for (const r of sql.exec(`SELECT state, key, key_group, kind, value FROM keyed_state WHERE op = ?`, uid)) {
-          const state = r.state as string;
-          const key = r.key as string;
-          if (!loaded.get(r.key_group as number)?.has(entryId(state, key))) yield { state, key, kind: r.kind as Kind, value: JSON.parse(r.value as string) };
+        // In pages by primary key, each a statement of its own: a caller may suspend the pass between turns (a full
+        // snapshot streams the image while processing goes on), and no cursor stays open across them.
+        let after: [string, string] | undefined;
+        for (;;) {
+          const page = (
+            after === undefined
+              ? sql.exec(`SELECT state, key, key_group, kind, value FROM keyed_state WHERE op = ?1 ORDER BY state, key LIMIT ${ENTRIES_PAGE_ROWS}`, uid)
+              : sql.exec(
+                  `SELECT state, key, key_group, kind, value FROM keyed_state WHERE op = ?1 AND (state, key) > (?2, ?3) ORDER BY state, key LIMIT ${ENTRIES_PAGE_ROWS}`,
+                  uid,
+                  after[0],
+                  after[1],
+                )
+          ).toArray();
+          for (const r of page) {
+            const state = r.state as string;
+            const key = r.key as string;
+            if (!pendingNow.get(r.key_group as number)?.has(entryId(state, key))) yield { state, key, kind: r.kind as Kind, value: JSON.parse(r.value as string) };
+          }
+          if (page.length < ENTRIES_PAGE_ROWS) break;
+          const last = page[page.length - 1];
+          after = [last.state as string, last.key as string];
         }
-        for (const pending of loaded.values()) {
+        for (const pending of pendingNow.values()) {
           for (const [id, p] of pending) {
             if (p === null) continue;
             const cut = id.indexOf("\u0000");

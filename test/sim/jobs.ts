@@ -22,6 +22,7 @@ import type { TableRowWrite } from "../../src/runtime/table-partition.js";
 import { WatermarkStrategy } from "../../src/time/watermark-strategy.js";
 import type { SubtaskPoint } from "./faults.js";
 import { timersPerKey } from "./timer-job.js";
+import { type WRecord, type WindowRow, type WindowShape, rowKey, windowed } from "./window-job.js";
 
 export const JOB = "sim";
 
@@ -77,6 +78,8 @@ export interface JobShape {
   readonly watermarks?: WatermarkShape;
   /** The timer branch (timer-job.ts), at this parallelism; none: no timers, as before. */
   readonly timers?: { readonly parallelism: number };
+  /** The window branch (window-job.ts), with its own source and input; none: no windows, as before. */
+  readonly windows?: WindowShape;
 }
 
 /** A watermark strategy of the run's sources. */
@@ -177,13 +180,17 @@ function tapped<T>(def: SourceDefinition<T>): SourceDefinition<T> {
   };
 }
 
-/** The log sink: every output record, published per transaction to the table partitions with the writer/transaction fence of TablePartition. */
-export function logSink(table: string, partitions: number, guarantee: DeliveryGuarantee): SinkDefinition<OutRecord> {
+/**
+ * The log sink: every output record, published per transaction to the table partitions with the writer/transaction
+ * fence of TablePartition, as the row of its key (`keyOf`, default the record's `key`: a later record of the key
+ * replaces the row, and the audit keeps every one).
+ */
+export function logSink<T = OutRecord>(table: string, partitions: number, guarantee: DeliveryGuarantee, keyOf: (record: T) => string = (r) => (r as OutRecord).key): SinkDefinition<T> {
   return {
     kind: "sim-log",
     tables: [{ name: table, partitions }],
     createWriter: (ctx) =>
-      new TransactionalSinkWriter({ uid: ctx.uid, guarantee, staging: ctx.staging, now: () => ctx.now() }, new LogPublisher(table, partitions, ctx)),
+      new TransactionalSinkWriter({ uid: ctx.uid, guarantee, staging: ctx.staging, now: () => ctx.now() }, new LogPublisher(table, partitions, ctx, keyOf as (r: unknown) => string)),
   };
 }
 
@@ -197,14 +204,15 @@ class LogPublisher implements SinkPublisher {
     private readonly table: string,
     private readonly partitions: number,
     ctx: SinkWriterContext,
+    private readonly rowKeyOf: (record: unknown) => string,
   ) {
     this.env = ctx.env as typeof this.env;
     this.writer = `${ctx.jobName}/${ctx.uid}/${ctx.subtaskIndex}@${ctx.runId}`;
   }
 
   encode(record: unknown): string {
-    const r = record as OutRecord;
-    const row: TableRowWrite = [keyText(r.key), JSON.stringify(r.key), JSON.stringify(r)];
+    const key = this.rowKeyOf(record);
+    const row: TableRowWrite = [keyText(key), JSON.stringify(key), JSON.stringify(record)];
     return JSON.stringify(row);
   }
 
@@ -245,6 +253,16 @@ export function buildJob(shape: JobShape): JobDefinition {
       .keyBy((r) => r.key)
       .process(timersPerKey, { uid: "timers", parallelism: shape.timers.parallelism })
       .sink(tappedSink(logSink("timer-log", shape.tablePartitions, shape.sinkGuarantee)) as unknown as SinkDefinition<unknown>, { uid: "timer-out" });
+  }
+  if (shape.windows) {
+    // Its own source of one partition, so that the watermark when each record arrives is known (window-job.ts).
+    const input = shape.windows.input;
+    const w = shape.bounded
+      ? generatorSource<WRecord>({ partitions: 1, count: input.length, seed: 31, make: (i) => input[i] })
+      : httpSource<WRecord>("in-w", { partitions: 1 });
+    const watermarks = WatermarkStrategy.forBoundedOutOfOrderness<WRecord>(shape.windows.boundMs).withTimestampAssigner((r) => r.ts);
+    const source = j.source(tapped(w), { uid: "in-w", parallelism: 1, watermarks });
+    windowed(source, shape.windows).sink(tappedSink(logSink<WindowRow>("window-log", shape.tablePartitions, shape.sinkGuarantee, rowKey)), { uid: "window-out" });
   }
   return j;
 }

@@ -11,6 +11,8 @@ import { Life } from "./loop.js";
 import { Expected, Progress, checkRun, leftovers } from "./oracle.js";
 import { Rng } from "./prng.js";
 import { type KnownBug, type Scenario, type Signature, type Variant, describeScenario, drawScenario } from "./scenario.js";
+import { APPEND_MAX, FLUSH_KEY, FLUSH_TS } from "./window-job.js";
+import { type WindowStats, windowStats, windowsComplete } from "./window-oracle.js";
 import { World } from "./world.js";
 
 /** Virtual time allowed for the job to quiesce once faults stop. */
@@ -28,6 +30,8 @@ export interface RunOptions {
   readonly knownBugs?: readonly KnownBug[] | "all";
   /** Draw unaligned checkpoints in some runs (default true). */
   readonly unaligned?: boolean;
+  /** The window branch in every run (true), none (false), or drawn (default). */
+  readonly windows?: boolean;
   /** On failure, replay the seed to cut the trace at the first failure (default true). */
   readonly explain?: boolean;
   /** Virtual time allowed for quiescence once faults stop (default 120 s). */
@@ -49,6 +53,8 @@ export interface RunResult {
   readonly faults: Map<FaultKind, number>;
   readonly checkpoints: number;
   readonly restarts: number;
+  /** What the window branch did, when the run had one. */
+  readonly windows?: WindowStats;
   readonly events: number;
   readonly virtualMs: number;
   readonly wallMs: number;
@@ -86,6 +92,33 @@ function feed(w: World, s: Scenario): Expected {
       }
     }
   }
+  // The window branch's source: its records in order, a few at a time, over the same span (its oracle reads them from the shape).
+  if (j.windows) {
+    const partition = w.streams.get("stream:in-w/partition:0")!;
+    const input = j.windows.input;
+    const wr = new Rng(s.seed).fork("window-input");
+    let at = 0;
+    for (let off = 0; off < input.length; ) {
+      const n = Math.min(input.length - off, wr.range(1, APPEND_MAX));
+      const records = input.slice(off, off + n);
+      off += n;
+      at += wr.range(0, Math.max(1, Math.floor((2 * s.ingestEndMs) / Math.max(1, input.length / 3.5))));
+      w.loop.at(Math.min(at, s.ingestEndMs), () => partition.append(records));
+    }
+    // A restore starts the watermark afresh from the records read after it (bug W): one that restored past the
+    // last record (or replayed it as in-flight data of an unaligned checkpoint, without the watermark that followed)
+    // leaves the last windows waiting for the next record. The stream keeps flowing, as a real one would: another
+    // flush record (same time: it moves no watermark that the first one reached) while windows are missing.
+    if (!j.bounded) {
+      let off = input.length;
+      const flush = () => {
+        if (windowsComplete(w) || w.loop.now() > s.faultEndMs + 60_000) return;
+        partition.append([{ key: FLUSH_KEY, v: 0, off: off++, ts: FLUSH_TS }]);
+        w.loop.after(500, flush);
+      };
+      w.loop.at(Math.max(s.ingestEndMs, s.faultEndMs) + 500, flush);
+    }
+  }
   return expected;
 }
 
@@ -110,7 +143,7 @@ function excerpt(lines: readonly string[], firstFailureMs: number | null, n = 45
 export async function runSeed(seed: number, options: RunOptions = {}): Promise<RunResult> {
   const wallStart = performance.now();
   const variant = options.variant ?? "none";
-  const scenario = drawScenario(seed, variant, { knownBugs: options.knownBugs, unaligned: options.unaligned });
+  const scenario = drawScenario(seed, variant, { knownBugs: options.knownBugs, unaligned: options.unaligned, windows: options.windows });
   const w = new World(scenario, { fullTrace: options.fullTrace });
   const failures: string[] = [];
   let firstFailureMs: number | null = null;
@@ -119,7 +152,11 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<R
 
   // The engine logs to console.error (e.g. a failed garbage collection): into the trace instead.
   const consoleError = console.error;
-  console.error = (...args: unknown[]) => w.trace.log("log", args.map(String).join(" ").slice(0, 200));
+  // Node's one-time ExperimentalWarning (node:sqlite, first run of a process) is not the run's: a replay would miss it.
+  console.error = (...args: unknown[]) => {
+    const text = args.map(String).join(" ");
+    if (!text.includes("ExperimentalWarning")) w.trace.log("log", text.slice(0, 200));
+  };
   let digestLines: string[] = [];
   try {
     // Start the job (faults off, unless the run starts faulty: then a client retries as one would).
@@ -240,6 +277,7 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<R
     faults: w.faults.counts,
     checkpoints: w.completedAt.size,
     restarts: job.restarts,
+    windows: windowStats(w),
     events: w.loop.events,
     virtualMs: w.loop.now(),
     wallMs: performance.now() - wallStart,

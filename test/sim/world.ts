@@ -46,6 +46,8 @@ export class World {
   readonly signatures = new Map<Signature, { atMs: number; what: string }>();
   /** Job attempts seen, with why each began. */
   readonly failovers: string[] = [];
+  /** Where each deploy of the window branch's source (in-w) began reading: 0 without a restore. */
+  readonly windowSourceRestores: { atMs: number; attempt: number; offset: number }[] = [];
   private readonly faultRng: Rng;
 
   constructor(readonly scenario: Scenario, options: { fullTrace?: boolean } = {}) {

@@ -350,6 +350,8 @@ export class SubtaskCore {
         },
       },
       loadState: (uid, spec, r) => this.loadState(uid, spec, r, d.checkpoint.localRecovery),
+      // Read only when something was evicted to it (or after a restore, by the backing the restore attached instead).
+      imageBacking: (uid) => this.image.backing(uid, 0),
       putChannelState: async (checkpointId, body) => {
         const file = channelStateKey(d.checkpoint.storagePrefix, d.job, d.vertex, d.index, checkpointId);
         await files.put(file, body);

@@ -35,6 +35,7 @@
  * in Flink); they stay in state.
  */
 import type { JobDefinition, LogicalNode } from "../../api/job.js";
+import { resolveStateConfig } from "../../api/state-options.js";
 import type { SinkMetrics, SinkWriter, SourceReader, StagingStore } from "../../api/types.js";
 import { BarrierHandler, type CheckpointBarrier } from "../../checkpoint/barrier-handler.js";
 import { type ChannelStateHandle, type KeyedStateHandle, type SubtaskAck, ownHandle } from "../../checkpoint/types.js";
@@ -85,6 +86,8 @@ export interface TaskHost {
    * read from the checkpoint's files.
    */
   loadState(uid: string, spec: RestoreSpec, range: KeyGroupRange): Promise<{ backing: StateBacking } | { entries: StateEntry[] }>;
+  /** The local image of operator `uid` read on demand, for a memory budget to evict to (absent: no image, no budget). */
+  imageBacking?(uid: string): StateBacking;
   acknowledge(ack: SubtaskAck & { checkpointId: number }): Promise<void>;
   decline(checkpointId: number, reason: string): Promise<void>;
   reportFailure(message: string): Promise<void>;
@@ -286,6 +289,7 @@ export class Task {
 
   /** Restores the deployment's checkpoint, if any; then the task may run. */
   async restore(): Promise<void> {
+    this.applyMemoryBudget();
     const spec = this.deployment.restore;
     if (spec) {
       const range = this.deployment.keyGroupRange ?? { start: 0, end: this.deployment.plan.maxParallelism - 1 };
@@ -465,9 +469,29 @@ export class Task {
     this.closeConnectors();
   }
 
+  /**
+   * Gives the keyed operators the job's memory budget, split evenly among
+   * them (a subtask runs one keyed operator unless chained ones share a key).
+   */
+  private applyMemoryBudget(): void {
+    const budget = resolveStateConfig(this.job.options.state, this.deployment.checkpoint.localRecovery).memoryBudgetBytes;
+    const image = this.host.imageBacking;
+    if (budget === undefined || !image || this.chain.keyedState.size === 0) return;
+    const each = Math.floor(budget / this.chain.keyedState.size);
+    for (const [uid, backend] of this.chain.keyedState) backend.useBudget(each, image.call(this.host, uid));
+  }
+
   metrics(): TaskMetrics {
     let stateKeys = 0;
-    for (const s of this.chain.keyedState.values()) stateKeys += s.size();
+    let stateBytesInMemory = 0;
+    let stateEntriesEvicted = 0;
+    let stateReadbacks = 0;
+    for (const s of this.chain.keyedState.values()) {
+      stateKeys += s.size();
+      stateBytesInMemory += s.bytesInMemory;
+      stateEntriesEvicted += s.entriesEvicted;
+      stateReadbacks += s.readbacks;
+    }
     let pendingSinkBytes = 0;
     const sinks: Record<string, SinkMetrics> = {};
     for (const [uid, s] of this.chain.sinks) {
@@ -487,6 +511,9 @@ export class Task {
       sourceLag: this.reader?.lag?.() ?? null,
       inputChannels: this.gate.size,
       stateKeys,
+      stateBytesInMemory,
+      stateEntriesEvicted,
+      stateReadbacks,
       pendingSinkBytes,
       sinks,
       lastCheckpointId: this.checkpointer.lastCheckpointId,

@@ -1,0 +1,97 @@
+/**
+ * The interval join as a user runs it (issue 19): the `interval-join` test
+ * job (test/fixtures/join-jobs.ts) joins impressions and clicks by ad
+ * between −500 and +1000 ms. Both streams advance together in event time,
+ * each record within the watermark bound of its stream, so none is late and
+ * the output must be exactly the offline join of everything ingested: each
+ * pair once. Once across a SIGKILL of the runtime at a seeded moment, and
+ * once across a savepoint restored at another parallelism with elements
+ * waiting in the join's state.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { crashEngine } from "../support/crash.js";
+import { type Engine, readTable, startEngine, waitFor } from "../support/engine.js";
+import { JoinInput } from "../support/join-input.js";
+import { Random } from "../support/random.js";
+
+/** The pairs the interval join makes. */
+const expectedOf = (input: JoinInput) => input.pairs((i, c) => c >= i + LOWER && c <= i + UPPER);
+
+/** As JOIN_LOWER_MS and JOIN_UPPER_MS in test/fixtures/join-jobs.ts (a Worker module: Node cannot import it). */
+const LOWER = -500;
+const UPPER = 1000;
+const SEED = Number(process.env.FLOE_SEED ?? 20261206);
+
+let engines: Engine[] = [];
+afterEach(async () => {
+  for (const e of engines) await e.dispose().catch(() => undefined);
+  engines = [];
+});
+
+async function engineAt(persistDir?: string): Promise<Engine> {
+  const e = await startEngine({ testJobs: true, persistDir });
+  engines.push(e);
+  return e;
+}
+
+async function expectPairs(engine: Engine, expected: Set<string>, what: string): Promise<void> {
+  let last = "";
+  await waitFor(
+    async () => {
+      const rows = await readTable<number>(engine, "ij-out");
+      const wrong = [...rows].filter(([k, n]) => !expected.has(k) || n !== 1);
+      last = `${rows.size}/${expected.size} rows; wrong ${JSON.stringify(wrong.slice(0, 5))}`;
+      return rows.size === expected.size && wrong.length === 0;
+    },
+    60_000,
+    what,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}: ${last}`);
+  });
+}
+
+describe("interval join", () => {
+  it("equals the offline join of everything ingested, each pair once, across a SIGKILL", async () => {
+    const random = new Random(SEED);
+    let engine = await engineAt();
+    const dir = engine.persistDir;
+    expect((await engine.api("/v1/jobs/interval-join/start", { method: "POST", json: {} })).status).toBe(200);
+    const input = new JoinInput(random);
+    const rounds = 8;
+    const crashAfter = 1 + random.int(rounds - 3);
+    for (let r = 0; r < rounds; r++) {
+      await input.send(engine, 25);
+      if (r === crashAfter) {
+        await new Promise((res) => setTimeout(res, random.int(400)));
+        await crashEngine(engine);
+        engines = engines.filter((e) => e !== engine);
+        engine = await engineAt(dir);
+      }
+    }
+    expect(expectedOf(input).size, "the input joins").toBeGreaterThan(100);
+    await expectPairs(engine, expectedOf(input), "every pair once after the crash");
+  }, 120_000);
+
+  it("keeps waiting elements through a savepoint restored at parallelism 3", async () => {
+    const engine = await engineAt();
+    expect((await engine.api("/v1/jobs/interval-join/start", { method: "POST", json: {} })).status).toBe(200);
+    const input = new JoinInput(new Random(SEED + 1));
+    for (let r = 0; r < 3; r++) await input.send(engine, 25);
+    await expectPairs(engine, expectedOf(input), "the pairs before the savepoint");
+    const stop = await engine.api("/v1/jobs/interval-join/stop", { method: "POST", json: { savepoint: true } });
+    expect(stop.status, await stop.clone().text()).toBe(200);
+    const { id } = (await stop.json()) as { id: string };
+    const restarted = await engine.api("/v1/jobs/interval-join/start", { method: "POST", json: { fromSavepoint: id, parallelism: { join: 3, "count-pairs": 3 } } });
+    expect(restarted.status, await restarted.clone().text()).toBe(200);
+    // The next rounds start where event time stopped: their clicks join impressions restored from the savepoint.
+    const before = new Set(input.impressions.map((i) => i.id));
+    const clicksBefore = new Set(input.clicks.map((c) => c.id));
+    for (let r = 0; r < 3; r++) await input.send(engine, 25);
+    const across = [...expectedOf(input)].filter((p) => {
+      const [i, c] = p.split("+");
+      return before.has(i) !== clicksBefore.has(c);
+    });
+    expect(across.length, "pairs of an element from before the savepoint and one from after").toBeGreaterThan(0);
+    await expectPairs(engine, expectedOf(input), "every pair once after the rescale");
+  }, 120_000);
+});

@@ -1,0 +1,116 @@
+/**
+ * The window join as a user runs it (issue 19): the `window-join` test job
+ * (test/fixtures/join-jobs.ts) joins impressions and clicks by ad in
+ * tumbling one-second event-time windows. No record is late (see
+ * test/support/join-input.ts), so once event time has moved past the last
+ * window, the output must be exactly the offline join (same ad, same
+ * window), each pair once: across a SIGKILL of the runtime at a seeded
+ * moment, and across a savepoint restored at parallelism 3 with windows
+ * open.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { crashEngine } from "../support/crash.js";
+import { type Engine, readTable, startEngine, waitFor } from "../support/engine.js";
+import { JoinInput } from "../support/join-input.js";
+import { Random } from "../support/random.js";
+
+/** As WINDOW_JOIN_MS in test/fixtures/join-jobs.ts (a Worker module: Node cannot import it). */
+const WINDOW_MS = 1000;
+const SEED = Number(process.env.FLOE_SEED ?? 20261206);
+
+let engines: Engine[] = [];
+afterEach(async () => {
+  for (const e of engines) await e.dispose().catch(() => undefined);
+  engines = [];
+});
+
+async function engineAt(persistDir?: string): Promise<Engine> {
+  const e = await startEngine({ testJobs: true, persistDir });
+  engines.push(e);
+  return e;
+}
+
+/** The pairs of records in one window; the flush records (ad "flush") are in windows that never fire. */
+const expectedOf = (input: JoinInput) => input.pairs((i, c) => Math.floor(i / WINDOW_MS) === Math.floor(c / WINDOW_MS));
+
+/** Moves event time on both streams far past every window so far: they all fire. */
+async function flush(engine: Engine, input: JoinInput): Promise<void> {
+  input.skip(5_000);
+  const r = input.round(1);
+  // Under an ad and ids of their own: they join only each other, in a window the watermark has not passed.
+  for (const e of [...r.impressions, ...r.clicks]) {
+    e.ad = "flush";
+    e.id = `flush-${e.id}`;
+  }
+  for (const [stream, list] of [
+    ["ij-impressions", r.impressions],
+    ["ij-clicks", r.clicks],
+  ] as const) {
+    const res = await engine.api(`/v1/ingest/${stream}`, { method: "POST", json: list });
+    expect(res.status).toBe(200);
+  }
+}
+
+async function expectPairs(engine: Engine, expected: Set<string>, what: string): Promise<void> {
+  // The flush pair sits in a window that has not fired: the reference leaves it out.
+  for (const p of [...expected]) if (p.includes("flush")) expected.delete(p);
+  let last = "";
+  await waitFor(
+    async () => {
+      const rows = await readTable<number>(engine, "wj-out");
+      const wrong = [...rows].filter(([k, n]) => !expected.has(k) || n !== 1);
+      last = `${rows.size}/${expected.size} rows; wrong ${JSON.stringify(wrong.slice(0, 5))}`;
+      return rows.size === expected.size && wrong.length === 0;
+    },
+    60_000,
+    what,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}: ${last}`);
+  });
+}
+
+describe("window join", () => {
+  it("equals the offline join per ad and window, each pair once, across a SIGKILL", async () => {
+    const random = new Random(SEED);
+    let engine = await engineAt();
+    const dir = engine.persistDir;
+    expect((await engine.api("/v1/jobs/window-join/start", { method: "POST", json: {} })).status).toBe(200);
+    const input = new JoinInput(random);
+    const rounds = 8;
+    const crashAfter = 1 + random.int(rounds - 3);
+    for (let r = 0; r < rounds; r++) {
+      await input.send(engine, 25);
+      if (r === crashAfter) {
+        await new Promise((res) => setTimeout(res, random.int(400)));
+        await crashEngine(engine);
+        engines = engines.filter((e) => e !== engine);
+        engine = await engineAt(dir);
+      }
+    }
+    await flush(engine, input);
+    expect(expectedOf(input).size, "the input joins").toBeGreaterThan(50);
+    await expectPairs(engine, expectedOf(input), "every pair once after the crash");
+  }, 120_000);
+
+  it("keeps open windows through a savepoint restored at parallelism 3", async () => {
+    const engine = await engineAt();
+    expect((await engine.api("/v1/jobs/window-join/start", { method: "POST", json: {} })).status).toBe(200);
+    const input = new JoinInput(new Random(SEED + 1));
+    for (let r = 0; r < 3; r++) await input.send(engine, 25);
+    const stop = await engine.api("/v1/jobs/window-join/stop", { method: "POST", json: { savepoint: true } });
+    expect(stop.status, await stop.clone().text()).toBe(200);
+    const { id } = (await stop.json()) as { id: string };
+    const before = { impressions: new Set(input.impressions.map((e) => e.id)), clicks: new Set(input.clicks.map((e) => e.id)) };
+    const restarted = await engine.api("/v1/jobs/window-join/start", { method: "POST", json: { fromSavepoint: id, parallelism: { join: 3, "count-pairs": 3 } } });
+    expect(restarted.status, await restarted.clone().text()).toBe(200);
+    for (let r = 0; r < 3; r++) await input.send(engine, 25);
+    await flush(engine, input);
+    const expected = expectedOf(input);
+    const across = [...expected].filter((p) => {
+      const [i, c] = p.split("+");
+      return before.impressions.has(i) !== before.clicks.has(c);
+    });
+    expect(across.length, "pairs of a record from before the savepoint and one from after, in a window open across it").toBeGreaterThan(0);
+    await expectPairs(engine, expected, "every pair once after the rescale");
+  }, 120_000);
+});

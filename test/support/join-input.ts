@@ -1,0 +1,65 @@
+/**
+ * Input of the join tests (test/fixtures/join-jobs.ts reads it): rounds of
+ * impressions and clicks over a few ads, event time moving on together on
+ * both streams, each record at most 250 ms behind its stream's newest, so
+ * that with one partition per stream and a 300 ms watermark bound no
+ * record is ever late.
+ */
+import { expect } from "vitest";
+import type { Engine } from "./engine.js";
+import type { Random } from "./random.js";
+
+export interface JoinEvent {
+  id: string;
+  ad: string;
+  ts: number;
+}
+
+export class JoinInput {
+  readonly impressions: JoinEvent[] = [];
+  readonly clicks: JoinEvent[] = [];
+  private clock = 10_000;
+  private n = 0;
+
+  constructor(private readonly random: Random) {}
+
+  /** The next round, `size` records on each side. */
+  round(size: number): { impressions: JoinEvent[]; clicks: JoinEvent[] } {
+    const make = (prefix: string): JoinEvent[] =>
+      Array.from({ length: size }, () => {
+        this.clock += this.random.int(40);
+        return { id: `${prefix}${this.n++}`, ad: `ad${this.random.int(4)}`, ts: this.clock - this.random.int(250) };
+      });
+    const start = this.clock;
+    const impressions = make("i");
+    this.clock = start;
+    const clicks = make("c");
+    this.impressions.push(...impressions);
+    this.clicks.push(...clicks);
+    return { impressions, clicks };
+  }
+
+  /** Moves event time on by `ms` with no records. */
+  skip(ms: number): void {
+    this.clock += ms;
+  }
+
+  /** Every `impression+click` pair of one ad for which `joins(impressionTs, clickTs)` holds. */
+  pairs(joins: (impressionTs: number, clickTs: number) => boolean): Set<string> {
+    const out = new Set<string>();
+    for (const i of this.impressions) for (const c of this.clicks) if (i.ad === c.ad && joins(i.ts, c.ts)) out.add(`${i.id}+${c.id}`);
+    return out;
+  }
+
+  /** Sends the next round to both streams. */
+  async send(engine: Engine, size: number): Promise<void> {
+    const r = this.round(size);
+    await ingest(engine, "ij-impressions", r.impressions);
+    await ingest(engine, "ij-clicks", r.clicks);
+  }
+}
+
+async function ingest(engine: Engine, stream: string, records: readonly JoinEvent[]): Promise<void> {
+  const res = await engine.api(`/v1/ingest/${stream}`, { method: "POST", body: records.map((r) => JSON.stringify(r)).join("\n"), headers: { "content-type": "application/x-ndjson" } });
+  expect(res.status, await res.clone().text()).toBe(200);
+}
