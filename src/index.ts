@@ -66,6 +66,10 @@ export { webhookSink, webhookIdempotencyKey, type WebhookSinkOptions } from "./c
 export { fileSink, partKey, type FileSinkOptions } from "./connectors/sinks/file-sink.js";
 export { TransactionalSinkWriter, type SinkPublisher } from "./connectors/sinks/two-phase-commit.js";
 export { FloeError, JobDefinitionError } from "./errors.js";
+export { AsyncDataStream, type AsyncInvoke } from "./api/async-data-stream.js";
+export { MAX_CONCURRENT_REQUESTS, type AsyncFunction, type AsyncInvokeContext, type AsyncOperatorOptions } from "./api/async-function.js";
+export { AsyncRetryStrategies, AsyncRetryStrategy, RetryPredicates } from "./async/retry-strategy.js";
+export { AsyncTimeoutError } from "./async/async-wait-operator.js";
 export type { FloeEnv } from "./runtime/env.js";
 
 /** What {@link createFloe} takes. */

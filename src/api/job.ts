@@ -30,6 +30,7 @@ import { OutputTag } from "./output-tag.js";
 import type { CheckpointOptions } from "./checkpoint-options.js";
 import type { StateOptions } from "./state-options.js";
 import type { RestartStrategyOptions } from "../checkpoint/restart-strategy.js";
+import type { AsyncOperatorSpec } from "./async-function.js";
 
 /** Job-wide options. */
 export interface JobOptions {
@@ -47,7 +48,7 @@ export interface JobOptions {
 }
 
 /** The kinds of logical operator. */
-export type NodeKind = "source" | "map" | "filter" | "flatMap" | "process" | "sink";
+export type NodeKind = "source" | "map" | "filter" | "flatMap" | "process" | "sink" | "async";
 
 /** How records move from one operator to the next. */
 export type PartitionerKind = "forward" | "rebalance" | "hash";
@@ -79,6 +80,8 @@ export interface LogicalNode {
   readonly process?: ProcessFunction<any, any> | KeyedProcessFunction<any, any, any> | CoProcessFunction<any, any, any> | KeyedCoProcessFunction<any, any, any, any>;
   /** A process node whose function is a co-process function: its edges say which input they feed. */
   readonly coProcess?: boolean;
+  /** An async I/O operator's function and options (AsyncDataStream). */
+  readonly async?: AsyncOperatorSpec;
   /** Why the operator needs its records' event time (an event-time window), if it does: every source upstream must have a watermark strategy. */
   readonly needsEventTime?: string;
 }

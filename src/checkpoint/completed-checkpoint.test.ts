@@ -113,3 +113,33 @@ describe("restoreSpecFor, the inverse", () => {
     expect(s).toEqual({ checkpointId: 12, keyed: {}, sources: {}, channelState: null });
   });
 });
+
+describe("async I/O records in flight", () => {
+  /** An async operator "lookup" of 3 subtasks between the source and the counter. */
+  const asyncPlan: ExecutionPlan = { ...plan, vertices: [...plan.vertices, vertex("lookup", 3, ["lookup"])] };
+  const m = buildMetadata({
+    plan: asyncPlan,
+    checkpointId: 4,
+    attempt: 1,
+    isSavepoint: false,
+    triggerMs: 0,
+    completedMs: 1,
+    acks: [ack("lookup/0", { inFlight: { lookup: ["a", "b"] } }), ack("lookup/1", { inFlight: { lookup: [] } }), ack("lookup/2", { inFlight: { lookup: ["c", "d", "e"] } })],
+  });
+  const at = (index: number, parallelism: number) => restoreSpecFor(m, ["lookup"], { start: 0, end: 7 }, `lookup/${index}`, { index, parallelism }).inFlight?.lookup ?? [];
+
+  it("are kept per subtask, leaving out subtasks that had none", () => {
+    expect(m.operators.lookup.inFlight).toEqual({ "lookup/0": ["a", "b"], "lookup/2": ["c", "d", "e"] });
+  });
+
+  it("go back to the same subtask at the same parallelism", () => {
+    expect([0, 1, 2].map((i) => at(i, 3))).toEqual([["a", "b"], [], ["c", "d", "e"]]);
+    expect("inFlight" in restoreSpecFor(m, ["lookup"], { start: 0, end: 7 }, "lookup/1", { index: 1, parallelism: 3 })).toBe(false);
+  });
+
+  it("are dealt round-robin when rescaled: every record to exactly one subtask", () => {
+    expect([0, 1].map((i) => at(i, 2))).toEqual([["a", "c", "e"], ["b", "d"]]);
+    expect([0, 1, 2, 3, 4, 5].map((i) => at(i, 6))).toEqual([["a"], ["b"], ["c"], ["d"], ["e"], []]);
+    expect(at(0, 1)).toEqual(["a", "b", "c", "d", "e"]);
+  });
+});

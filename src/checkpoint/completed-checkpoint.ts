@@ -34,6 +34,7 @@ export function buildMetadata(c: CompletedCheckpointInput): CheckpointMetadata {
     keyed: Record<string, KeyedStateHandle>;
     sources: Record<string, Record<string, number>>;
     sinks: Record<string, unknown>;
+    inFlight?: Record<string, readonly unknown[]>;
     watermarks?: Record<string, number | null>;
   };
   const operators: Record<string, Mutable> = {};
@@ -49,6 +50,7 @@ export function buildMetadata(c: CompletedCheckpointInput): CheckpointMetadata {
     }
     for (const [uid, positions] of Object.entries(a.sources)) op(uid).sources[a.subtask] = positions;
     for (const [uid, txn] of Object.entries(a.sinks)) op(uid).sinks[a.subtask] = txn;
+    for (const [uid, records] of Object.entries(a.inFlight ?? {})) if (records.length > 0) (op(uid).inFlight ??= {})[a.subtask] = records;
   }
   // Without event time (no subtask had a watermark) the metadata stays as it was before watermarks were kept.
   for (const o of Object.values(operators)) if (o.watermarks && Object.values(o.watermarks).every((w) => w === null)) delete o.watermarks;
@@ -76,9 +78,16 @@ export function buildMetadata(c: CompletedCheckpointInput): CheckpointMetadata {
  * gets (so never above the watermark any of its keys had), none when one
  * of them had none.
  */
-export function restoreSpecFor(m: CheckpointMetadata, uids: readonly string[], range: { start: number; end: number }, subtask?: string): RestoreSpec {
+export function restoreSpecFor(
+  m: CheckpointMetadata,
+  uids: readonly string[],
+  range: { start: number; end: number },
+  subtask?: string,
+  position?: SubtaskPosition,
+): RestoreSpec {
   const keyed: Record<string, KeyedStateHandle[]> = {};
   const sources: Record<string, Record<string, number>> = {};
+  const inFlight: Record<string, readonly unknown[]> = {};
   // Undefined until a keyed operator's subtask is seen; null once one had no watermark (or the metadata predates them).
   let watermarkMs: number | null | undefined;
   for (const uid of uids) {
@@ -88,11 +97,47 @@ export function restoreSpecFor(m: CheckpointMetadata, uids: readonly string[], r
     const positions: Record<string, number> = {};
     for (const p of Object.values(op.sources)) Object.assign(positions, p);
     sources[uid] = positions;
+    const records = op.inFlight ? inFlightFor(op.inFlight, op.parallelism, subtask, position) : [];
+    if (records.length > 0) inFlight[uid] = records;
     for (const [s, h] of Object.entries(op.keyed)) {
       if (h.keyGroups.end < range.start || h.keyGroups.start > range.end) continue;
       const w = op.watermarks?.[s] ?? null;
       watermarkMs = w === null || watermarkMs === null ? null : Math.min(watermarkMs ?? w, w);
     }
   }
-  return { checkpointId: m.checkpointId, keyed, sources, channelState: (subtask && m.channels?.[subtask]) || null, ...(watermarkMs != null ? { watermarkMs } : {}) };
+  return {
+    checkpointId: m.checkpointId,
+    keyed,
+    sources,
+    channelState: (subtask && m.channels?.[subtask]) || null,
+    ...(watermarkMs != null ? { watermarkMs } : {}),
+    ...(Object.keys(inFlight).length > 0 ? { inFlight } : {}),
+  };
+}
+
+/** Where a restoring subtask stands in its vertex. */
+export interface SubtaskPosition {
+  readonly index: number;
+  readonly parallelism: number;
+}
+
+/**
+ * An async I/O operator's records for one restoring subtask: its own
+ * subtask's (same id) at the same parallelism; after a rescale, every old
+ * subtask's records in subtask order, dealt round-robin (the j-th to
+ * subtask j mod parallelism), so each record is requested again by exactly
+ * one subtask (Flink redistributes operator list state the same way).
+ */
+export function inFlightFor(
+  bySubtask: Readonly<Record<string, readonly unknown[]>>,
+  oldParallelism: number,
+  subtask: string | undefined,
+  position: SubtaskPosition | undefined,
+): readonly unknown[] {
+  if (position === undefined || position.parallelism === oldParallelism) return (subtask && bySubtask[subtask]) || [];
+  const indexOf = (id: string) => Number(id.slice(id.lastIndexOf("/") + 1));
+  const all = Object.keys(bySubtask)
+    .sort((a, b) => indexOf(a) - indexOf(b))
+    .flatMap((id) => bySubtask[id]);
+  return all.filter((_, j) => j % position.parallelism === position.index);
 }

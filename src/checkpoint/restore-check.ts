@@ -13,7 +13,8 @@ export function statefulUids(m: CheckpointMetadata): string[] {
   for (const [uid, op] of Object.entries(m.operators)) {
     const keyed = Object.values(op.keyed).some((h) => h.entries > 0);
     const sources = Object.keys(op.sources).length > 0;
-    if (keyed || sources) out.push(uid);
+    const inFlight = Object.values(op.inFlight ?? {}).some((r) => r.length > 0);
+    if (keyed || sources || inFlight) out.push(uid);
   }
   return out.sort();
 }

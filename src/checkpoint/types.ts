@@ -41,6 +41,8 @@ export interface SubtaskAck {
   readonly sources: Readonly<Record<string, Record<string, number>>>;
   /** Sink transactions per sink uid (opaque to the coordinator). */
   readonly sinks: Readonly<Record<string, unknown>>;
+  /** Async I/O operators: the records whose requests were in flight, per operator uid (absent or empty: none). */
+  readonly inFlight?: Readonly<Record<string, readonly unknown[]>>;
   readonly syncMs: number;
   readonly asyncMs: number;
   readonly alignmentMs: number;
@@ -89,6 +91,12 @@ export interface OperatorState {
   readonly keyed: Readonly<Record<string, KeyedStateHandle>>;
   readonly sources: Readonly<Record<string, Record<string, number>>>;
   readonly sinks: Readonly<Record<string, unknown>>;
+  /**
+   * An async I/O operator's records in flight at the snapshot, per subtask
+   * id, in arrival order (subtasks that had none are left out). Restored
+   * to the same subtask index, or dealt round-robin when the parallelism changed.
+   */
+  readonly inFlight?: Readonly<Record<string, readonly unknown[]>>;
   /** Per subtask id, the watermark of the subtask that held this keyed operator at the snapshot (null: none). */
   readonly watermarks?: Readonly<Record<string, number | null>>;
 }

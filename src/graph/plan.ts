@@ -66,7 +66,8 @@ const UID = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** Whether a node keeps state that a snapshot must carry. */
 export function isStateful(node: LogicalNode): boolean {
-  if (node.kind === "source" || node.kind === "sink") return true;
+  // An async I/O operator keeps the records whose requests are in flight.
+  if (node.kind === "source" || node.kind === "sink" || node.kind === "async") return true;
   if (node.kind === "process") return isKeyedInput(node) || (node.process?.state?.length ?? 0) > 0;
   return false;
 }
@@ -167,6 +168,8 @@ export function buildPlan(job: JobDefinition, override?: ParallelismOverride): E
     if (e.keySelector || e.tag !== undefined) continue;
     if (consumers[e.from].length !== 1) continue;
     if (parallelism[e.from] !== parallelism[n.id]) continue;
+    // An async I/O operator has a vertex of its own: the task feeds it and emits its results (runtime/subtask/async-stage.ts).
+    if (n.kind === "async" || nodes[e.from].kind === "async") continue;
     chainedTo[n.id] = e.from;
   }
 

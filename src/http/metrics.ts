@@ -46,6 +46,7 @@ export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runni
         watermark_ms: watermarkMs,
         watermark_lag_ms: watermarkLag(watermarkMs, nowMs),
         open_windows: openWindows(xs),
+        async_io: asyncIo(xs),
       };
     }),
     subtasks: subtasks.map((m) => ({
@@ -72,6 +73,7 @@ export function metricsBody(job: string, subtasks: readonly TaskMetrics[], runni
       timers_pending: m.timersPending ?? 0,
       dead_letters: m.deadLetters ?? 0,
       open_windows: m.openWindows ?? null,
+      async_io: m.asyncIo ? asyncIo([m]) : null,
       sinks: Object.fromEntries(
         Object.entries(m.sinks).map(([uid, s]) => [
           uid,
@@ -119,6 +121,18 @@ export function vertexWatermark(subtasks: readonly TaskMetrics[]): number | null
  */
 export function watermarkLag(watermarkMs: number | null, nowMs: number): number | null {
   return watermarkMs === null || watermarkMs >= END_OF_TIME_MS ? null : nowMs - watermarkMs;
+}
+
+/** An async I/O operator's counters, summed over subtasks; null when the vertex has none. */
+function asyncIo(subtasks: readonly TaskMetrics[]): { in_flight: number; requests: number; retries: number; timeouts: number } | null {
+  const xs = subtasks.map((m) => m.asyncIo).filter((a) => a !== null && a !== undefined);
+  if (xs.length === 0) return null;
+  return {
+    in_flight: xs.reduce((n, a) => n + a.inFlight, 0),
+    requests: xs.reduce((n, a) => n + a.requests, 0),
+    retries: xs.reduce((n, a) => n + a.retries, 0),
+    timeouts: xs.reduce((n, a) => n + a.timeouts, 0),
+  };
 }
 
 /** A vertex's open windows: the sum over its subtasks; null when none has a window operator (or all are restoring). */

@@ -117,6 +117,8 @@ export interface RestoreSpec {
   readonly keyed: Readonly<Record<string, readonly KeyedStateHandle[]>>;
   /** Source positions per source uid, merged over the old subtasks. */
   readonly sources: Readonly<Record<string, Record<string, number>>>;
+  /** Async I/O operators: the records to request again, per operator uid (absent: none). */
+  readonly inFlight?: Readonly<Record<string, readonly unknown[]>>;
   /** The event time the subtask starts at (its keyed operators' lowest at the snapshot); absent: none. */
   readonly watermarkMs?: number;
 }
@@ -173,6 +175,19 @@ export interface TaskMetrics {
   readonly deadLetters?: number;
   /** Windows holding contents in the vertex's window operator (null: it has none, or the subtask is still restoring). */
   readonly openWindows: number | null;
+  /** The async I/O operator heading the vertex, if any: its counters since this attempt started. */
+  readonly asyncIo?: AsyncIoMetrics | null;
+}
+
+/** An async I/O operator's counters in one subtask. */
+export interface AsyncIoMetrics {
+  /** Records in the operator now: waiting for a connection, in flight, or done and not emitted yet. */
+  readonly inFlight: number;
+  /** Requests started, retries included. */
+  readonly requests: number;
+  readonly retries: number;
+  /** Records whose timeout passed. */
+  readonly timeouts: number;
 }
 
 export type TaskStatus = "created" | "running" | "finished" | "failed" | "canceled";

@@ -17,6 +17,7 @@ import type { Collector, Context, KeyedCoProcessFunction, KeyedContext, KeyedPro
 import type { Key } from "../graph/key-groups.js";
 import { nodeLabel, type PlanVertex } from "../graph/plan.js";
 import type { OutputTag } from "../api/output-tag.js";
+import type { AsyncFunction } from "../api/async-function.js";
 import { type DeadLetter, RejectedRecord, errorText } from "../api/dead-letter.js";
 import { KeyedStateBackend } from "../state/keyed-state.js";
 import { KeySelectorError } from "./batch-encoding.js";
@@ -104,6 +105,8 @@ export class OperatorChain {
   recordsIn = 0;
   /** Records routed to dead-letter outputs. */
   deadLetters = 0;
+  /** This chain's instance of its async I/O function, when its head is an async operator (alone in its vertex). */
+  asyncFunction: AsyncFunction<unknown, unknown> | undefined;
   /** The chain's rich function instances, head first: opened before the first record, closed at the end. */
   private readonly richFunctions: { readonly label: string; readonly uid: string; readonly instance: RichFunction }[] = [];
   private closed = false;
@@ -331,6 +334,13 @@ export class OperatorChain {
       }
       case "process":
         return this.processOperator(node, label, next, services, isTail);
+      case "async": {
+        // Opened and closed with the chain's rich functions; the task runs it (runtime/subtask/async-stage.ts).
+        this.asyncFunction = this.instanceOf(node, node.async!.fn);
+        return () => {
+          throw new Error(`async operator "${label}" takes its records from the task, not from a chain`);
+        };
+      }
       case "sink": {
         const writer = services.createSinkWriter(node);
         this.sinks.set(node.options.uid!, writer);

@@ -142,7 +142,7 @@ export class Failover implements AlarmConcern {
         checkpoint: s.config!.checkpoint,
         runId: s.runId,
         keyGroupRange: range,
-        restore: from ? restoreSpecFor(from, v.uids, range ?? { start: 0, end: plan.maxParallelism - 1 }, t.id) : null,
+        restore: from ? restoreSpecFor(from, v.uids, range ?? { start: 0, end: plan.maxParallelism - 1 }, t.id, { index: t.index, parallelism: v.parallelism }) : null,
       };
       const r = await this.ctx.withTimeout(t.stub.deploy(d), DEPLOY_TIMEOUT_MS, `deploying subtask ${t.id} timed out`);
       if (!r.ok) throw new Error(r.message);

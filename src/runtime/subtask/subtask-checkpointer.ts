@@ -52,6 +52,8 @@ export interface CheckpointerParts {
   readonly alignTimeoutMs: number;
   /** The subtask's event time now (absent: the task has none to keep). */
   readonly watermarkMs?: () => number;
+  /** An async I/O operator's records in flight now, per uid (absent: the task has none). */
+  readonly inFlight?: () => Readonly<Record<string, readonly unknown[]>>;
 }
 
 /** Given the in-flight data's handle (null: none), uploads and acknowledges asynchronously. */
@@ -184,6 +186,8 @@ export class SubtaskCheckpointer {
       if (this.positionsAt.size > MAX_PENDING_POSITIONS) this.positionsAt.delete(this.positionsAt.keys().next().value!);
     }
     const sinkHandles = sinks.preCommit(checkpointId);
+    // Captured in this turn, as keyed state is: records emitted later are in it, and are emitted again after a restore from it.
+    const inFlight = this.parts.inFlight?.();
     const watermarkMs = checkpointedWatermark(this.parts.watermarkMs?.());
     const syncMs = host.now() - t0;
     this.lastId = checkpointId;
@@ -203,6 +207,7 @@ export class SubtaskCheckpointer {
               keyed: done.handles,
               sources: positions && sourceUid ? { [sourceUid]: positions } : {},
               sinks: sinkHandles,
+              ...(inFlight ? { inFlight } : {}),
               syncMs,
               asyncMs: host.now() - asyncStart,
               alignmentMs,

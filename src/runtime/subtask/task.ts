@@ -65,6 +65,7 @@ import { BarrierActions } from "./barrier-actions.js";
 import { TaskTime } from "./task-time.js";
 import { SinkCommitter } from "./sink-committer.js";
 import { SubtaskCheckpointer } from "./subtask-checkpointer.js";
+import { AsyncStage } from "./async-stage.js";
 
 export { SINK_FLUSH_INTERVAL_MS } from "./sink-committer.js";
 
@@ -158,6 +159,8 @@ export class Task {
   private stopped = false;
   /** Watermarks in and out, and the firing of timers. */
   private readonly time: TaskTime;
+  /** The async I/O operator, when it heads the vertex (it is then alone in it). */
+  private readonly asyncStage: AsyncStage | undefined;
 
   constructor(
     readonly deployment: SubtaskDeployment,
@@ -214,6 +217,7 @@ export class Task {
     const head = job.nodes[vertex.nodes[0]];
     this.reader = head.source?.createReader({ jobName: job.name, subtaskIndex: index, parallelism: vertex.parallelism, env: host.env, now: () => host.now(), sleep: (ms) => host.sleep(ms) });
     this.sourceUid = head.source ? head.options.uid : undefined;
+    this.asyncStage = head.kind === "async" ? this.createAsyncStage(head) : undefined;
     this.snapshotter = new KeyedSnapshotter(host.snapshots, checkpoint, deployment.keyGroupRange ?? { start: 0, end: plan.maxParallelism - 1 });
     this.sinks = new SinkCommitter(this.chain.sinks, checkpoint.intervalMs > 0, attempt, () => host.now());
     this.time = new TaskTime({
@@ -243,6 +247,7 @@ export class Task {
       unaligned: checkpoint.unaligned,
       alignTimeoutMs: this.alignTimeoutMs,
       watermarkMs: () => this.time.currentWatermarkMs,
+      inFlight: this.asyncStage ? () => this.asyncStage!.snapshot() : undefined,
     });
     this.barriers = new BarrierHandler({
       channels,
@@ -321,6 +326,8 @@ export class Task {
     // Sealed transactions of completed checkpoints are published; later ones are replayed instead.
     await this.sinks.recover(spec?.checkpointId ?? 0);
     await this.chain.open({ jobName: this.job.name, parallelism: this.vertex.parallelism, attempt: this.deployment.attempt, env: this.host.env });
+    // Records in flight at the checkpoint are requested again (once the function is open), ahead of any new input.
+    if (this.asyncStage && spec?.inFlight?.[this.asyncStage.uid]) this.asyncStage.restore(spec.inFlight[this.asyncStage.uid]);
     this.status = "running";
   }
 
@@ -330,7 +337,8 @@ export class Task {
    * processing-time timers (restored ones fire without any input).
    */
   start(): void {
-    if (this.status === "running" && !this.isSource && this.loop === undefined && this.chain.nextProcessingTimerMs() !== undefined) this.loop = this.runInputLoop();
+    const hasWork = this.chain.nextProcessingTimerMs() !== undefined || (this.asyncStage !== undefined && !this.asyncStage.isEmpty());
+    if (this.status === "running" && !this.isSource && this.loop === undefined && hasWork) this.loop = this.runInputLoop();
     if (!this.replayPending || this.status !== "running") return;
     this.replayPending = false;
     // Restored output in-flight data goes out first, whether or not any input follows.
@@ -513,6 +521,7 @@ export class Task {
       ...this.time.metrics(),
       // Not while restoring: an operator may count its gauge from the state on the first read.
       openWindows: this.status === "created" ? null : (this.chain.gauges().openWindows ?? null),
+      asyncIo: this.asyncStage?.metrics() ?? null,
     };
   }
 
@@ -531,15 +540,18 @@ export class Task {
           continue;
         }
         if (await this.time.fireProcessingTimers()) continue;
+        if (this.asyncStage && (await this.pumpAsync(this.asyncStage))) continue;
         const message = this.gate.poll();
         if (message === undefined) {
           const timer = this.time.nextTimerDue();
+          // An async operator's completions wake the loop as input does.
+          const progress = this.asyncStage && !this.asyncStage.isEmpty() ? [this.asyncStage.whenProgress()] : [];
           if (!this.checkpointing && this.sinks.pending()) {
             const due = this.sinks.flushDueInMs();
             if (due <= 0) await this.sinks.flush();
-            else await Promise.race([this.gate.waitForInput(), this.host.sleep(due), ...(timer ? [timer] : [])]);
+            else await Promise.race([this.gate.waitForInput(), this.host.sleep(due), ...(timer ? [timer] : []), ...progress]);
           } else {
-            await (timer ? Promise.race([this.gate.waitForInput(), timer]) : this.gate.waitForInput());
+            await (timer || progress.length > 0 ? Promise.race([this.gate.waitForInput(), ...(timer ? [timer] : []), ...progress]) : this.gate.waitForInput());
           }
           continue;
         }
@@ -549,7 +561,10 @@ export class Task {
             const timestamps = message.timestamps === undefined ? undefined : (JSON.parse(message.timestamps) as BatchTimestamps);
             const keyOf = this.inputKeys.get(message.channel);
             const input = this.coInputs?.get(message.channel);
-            if (keyOf === undefined) {
+            if (this.asyncStage) {
+              this.chain.recordsIn += values.length;
+              this.asyncStage.takeBatch(values, timestamps);
+            } else if (keyOf === undefined) {
               for (let i = 0; i < values.length; i++) this.chain.push(null, values[i], timestamps?.[i] ?? undefined, input);
             } else if (values.length > 0) {
               // The sender partitioned by the key its selector gave for the value before the JSON round trip.
@@ -570,9 +585,12 @@ export class Task {
             await this.actions.applyInLoop(this.barriers.onBarrier(message));
             break;
           case "watermark":
-            await this.time.onWatermark(message.channel, message.watermarkMs, message.idle);
+            if (this.asyncStage) this.asyncStage.holdWatermark(message.channel, message.watermarkMs, message.idle);
+            else await this.time.onWatermark(message.channel, message.watermarkMs, message.idle);
             break;
           case "end": {
+            // An ended input moves its watermark to the end of time: every result goes out before it.
+            if (this.asyncStage) await this.asyncStage.drain();
             await this.actions.applyInLoop(this.barriers.onEndOfInput(message.channel));
             // An ended channel is at the end of time: when all have ended, so is this subtask, before its own end.
             await this.time.onChannelEnded(message.channel);
@@ -587,6 +605,34 @@ export class Task {
     } catch (e) {
       await this.fail(e);
     }
+  }
+
+  /**
+   * Emits what the async operator has ready; answers true when records of
+   * the last batch still wait for room, after waiting for a completion (the
+   * loop takes no input until they are in: they came before it).
+   */
+  private async pumpAsync(stage: AsyncStage): Promise<boolean> {
+    await stage.emitReady();
+    if (!stage.backlogged) return false;
+    await stage.whenProgress();
+    return true;
+  }
+
+  /** The async I/O operator of a vertex it heads, over this task's writer, clock and time. */
+  private createAsyncStage(head: LogicalNode): AsyncStage {
+    const fn = this.chain.asyncFunction;
+    if (!fn) throw new Error(`async operator "${nodeLabel(head)}" has no function instance`);
+    return new AsyncStage({
+      node: head,
+      fn,
+      sleep: (ms) => this.host.sleep(ms),
+      emit: (v, ts) => this.writer.emit(v, ts),
+      emitSide: (tag, v, ts) => this.writer.emitSide(tag, v, ts),
+      flush: () => this.writer.flush(),
+      onWatermark: (channel, watermarkMs, idle) => this.time.onWatermark(channel, watermarkMs, idle),
+      countDeadLetter: () => void this.chain.deadLetters++,
+    });
   }
 
   /**
@@ -687,6 +733,7 @@ export class Task {
   private closeConnectors(): void {
     // The task is over: a reader that fails to close leaves nothing to undo (its positions are in the checkpoints).
     void this.reader?.close?.().catch(() => undefined);
+    this.asyncStage?.close();
     this.sinks.close();
     void this.chain.close();
   }

@@ -1,0 +1,47 @@
+/**
+ * Flink's AsyncDataStream: `orderedWait` and `unorderedWait` put an async
+ * I/O operator ({@link AsyncFunction}) after a stream. The operator runs in
+ * a vertex of its own (nothing is chained to it), keeps the records whose
+ * requests are in flight in its checkpoints, and needs a uid for them.
+ */
+import { DataStream } from "./job.js";
+import { JobDefinitionError } from "../errors.js";
+import { type AsyncFunction, type AsyncInvokeContext, type AsyncOperatorOptions, asyncOperatorSpec } from "./async-function.js";
+
+/** An async function given as a plain function: the input and the attempt's context, to its results. */
+export type AsyncInvoke<I, O> = (input: I, ctx: AsyncInvokeContext) => Promise<Iterable<O>>;
+
+function add<I, O>(stream: DataStream<I>, fn: AsyncFunction<I, O> | AsyncInvoke<I, O>, options: AsyncOperatorOptions<O>, mode: "ordered" | "unordered"): DataStream<O> {
+  if (!(stream instanceof DataStream)) {
+    throw new JobDefinitionError(`AsyncDataStream.${mode}Wait needs a DataStream${options?.uid ? ` (operator "${options.uid}")` : ""}: async I/O runs on a stream that is not keyed`);
+  }
+  const job = stream.job;
+  const label = options?.name ?? options?.uid ?? `async#${job.nodes.length}`;
+  const spec = asyncOperatorSpec(fn, mode, options, label);
+  const { timeoutMs: _t, capacity: _c, maxConcurrentRequests: _m, retry: _r, ...operatorOptions } = options;
+  const id = job.add({ kind: "async", options: operatorOptions, inputs: stream.edges(), async: spec });
+  return new DataStream<O>(job, id);
+}
+
+/** Async I/O on a stream (Flink's AsyncDataStream). */
+export const AsyncDataStream = {
+  /**
+   * Results leave in the order of their records: a slow request holds
+   * back the results behind it.
+   *
+   * @example
+   * const enriched = AsyncDataStream.orderedWait(clicks, lookupProfile, { uid: "profiles", timeoutMs: 2000, capacity: 50 });
+   */
+  orderedWait<I, O>(stream: DataStream<I>, fn: AsyncFunction<I, O> | AsyncInvoke<I, O>, options: AsyncOperatorOptions<O>): DataStream<O> {
+    return add(stream, fn, options, "ordered");
+  },
+
+  /**
+   * Results leave as their requests complete, but never across a
+   * watermark: records between two watermarks may be reordered, and a
+   * watermark leaves after every result of the records before it.
+   */
+  unorderedWait<I, O>(stream: DataStream<I>, fn: AsyncFunction<I, O> | AsyncInvoke<I, O>, options: AsyncOperatorOptions<O>): DataStream<O> {
+    return add(stream, fn, options, "unordered");
+  },
+};
