@@ -76,12 +76,20 @@ export type { FloeEnv } from "./runtime/env.js";
 export interface FloeConfig {
   /** The jobs this Worker runs. */
   jobs: readonly JobDefinition[];
+  /**
+   * The path floe's API and dashboard live under: "/" (the default), or
+   * e.g. "/floe" to sit beside an app of your own (`/floe/v1/jobs`, the
+   * dashboard at `/floe`).
+   */
+  basePath?: string;
+  /** Serve the dashboard (default true). */
+  dashboard?: boolean;
 }
 
 /** The Worker's default export and its Durable Object classes, bound to a set of jobs. */
 export function createFloe(config: FloeConfig) {
   const registry = new JobRegistry(config.jobs);
-  const app = createApp(registry);
+  const app = createApp(registry, { basePath: config.basePath, dashboard: config.dashboard });
   class Coordinator extends CoordinatorBase {
     protected readonly registry = registry;
   }
@@ -90,6 +98,12 @@ export function createFloe(config: FloeConfig) {
   }
   return {
     registry,
+    /**
+     * floe's Hono app, routes under the base path: mount it in an app of
+     * your own (`yours.route("/", floe.app)`) or call `floe.app.fetch(request, env, ctx)`
+     * from your own `fetch`.
+     */
+    app,
     worker: { fetch: app.fetch } satisfies ExportedHandler<FloeEnv>,
     Coordinator,
     Subtask,

@@ -10,7 +10,7 @@
  * every `.css` import, `?raw` included, unless its config opts in.
  *
  * @example
- * app.route("/", dashboardRoutes());
+ * app.route("/", dashboardRoutes(""));
  */
 import { Hono } from "hono";
 import ACTIONS_JS from "./client/actions.js?raw";
@@ -19,7 +19,7 @@ import APP_JS from "./client/app.js?raw";
 import HELPERS_JS from "./client/helpers.js?raw";
 import RENDER_JS from "./client/render.js?raw";
 import { DASHBOARD_CSS } from "./app-css.js";
-import { DASHBOARD_HTML } from "./page.js";
+import { dashboardHtml } from "./page.js";
 
 /**
  * Script and style from this origin only, no inline code, fetches to this
@@ -67,10 +67,11 @@ function headers(contentType: string): Record<string, string> {
   };
 }
 
-/** The dashboard as a Hono sub-app, to mount at `/`. */
-export function dashboardRoutes() {
+/** The dashboard as a Hono sub-app, to mount at floe's base path (`basePath`: "" at the root). */
+export function dashboardRoutes(basePath = "") {
   const app = new Hono();
-  app.get("/", (c) => c.body(DASHBOARD_HTML, 200, headers("text/html; charset=utf-8")));
+  const html = dashboardHtml(basePath);
+  app.get("/", (c) => c.body(html, 200, headers("text/html; charset=utf-8")));
   for (const [name, file] of Object.entries(DASHBOARD_FILES)) {
     app.get(`/dashboard/${name}`, (c) => c.body(file.body, 200, headers(file.contentType)));
   }

@@ -13,8 +13,9 @@ export const DASHBOARD_HTML = `<!doctype html>
 <meta name="referrer" content="no-referrer">
 <title>floe</title>
 <link rel="icon" href="data:,">
-<link rel="stylesheet" href="/dashboard/app.css">
-<script type="module" src="/dashboard/app.js"></script>
+<meta name="floe-base" content="__FLOE_BASE__">
+<link rel="stylesheet" href="__FLOE_BASE__/dashboard/app.css">
+<script type="module" src="__FLOE_BASE__/dashboard/app.js"></script>
 </head>
 <body>
 <header class="top">
@@ -128,3 +129,13 @@ export const DASHBOARD_HTML = `<!doctype html>
 </body>
 </html>
 `;
+
+/**
+ * The page for floe mounted at `basePath` ("" at the root, else "/floe"
+ * and the like, already checked to be plain path segments): its files are
+ * under `<base>/dashboard/`, and the script reads the base from the
+ * `floe-base` meta tag to call `<base>/v1`.
+ */
+export function dashboardHtml(basePath: string): string {
+  return DASHBOARD_HTML.replaceAll("__FLOE_BASE__", basePath);
+}

@@ -61,6 +61,9 @@ export function apiError(e) {
   return e instanceof ApiError ? e : new ApiError(0, "script_error", e instanceof Error ? e.message : String(e));
 }
 
+/** Where floe is mounted ("" at the root), from the page's floe-base meta tag: API paths are under it. */
+const BASE = (typeof document === "undefined" ? null : document.querySelector('meta[name="floe-base"]'))?.getAttribute("content") ?? "";
+
 /**
  * Calls the control API with the session's token; a 401 forgets the token
  * and tells the page (`whenUnauthorized`). The answer's shape is the
@@ -84,7 +87,7 @@ export async function api(method, path, body) {
   }
   let res;
   try {
-    res = await fetch(path, init);
+    res = await fetch(BASE + path, init);
   } catch (e) {
     throw new ApiError(0, "unreachable", "the engine did not answer (" + (e instanceof Error ? e.message : String(e)) + ")");
   }
