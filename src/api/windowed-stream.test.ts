@@ -34,13 +34,13 @@ const perSecond: ProcessWindowFunction<number, { url: string; start: number; n: 
 };
 
 /** The window vertex's chain of `j`, with a watermark the test moves, collecting what it emits. */
-function windowChain(j: JobDefinition) {
+function windowChain(j: JobDefinition, subtaskIndex = 0) {
   const plan = buildPlan(j);
   const vertex = plan.vertices.find((v) => v.inputs.length > 0)!;
   let watermarkMs = Number.NEGATIVE_INFINITY;
   const emitted: { value: unknown; ts: number | undefined }[] = [];
   const services: ChainServices = {
-    subtaskIndex: 0,
+    subtaskIndex,
     maxParallelism: plan.maxParallelism,
     emit: (value, ts) => emitted.push({ value, ts }),
     currentWatermarkMs: () => watermarkMs,
@@ -106,5 +106,22 @@ describe("keyBy().window()", () => {
     w.push({ url: "/a", ts: 90 });
     w.advance(1000);
     expect(w.emitted).toEqual([{ value: 3, ts: 279 }]);
+  });
+
+  it("keeps each subtask's windows in its own state when the subtasks share the job's function object (one isolate)", () => {
+    const j = job("two");
+    j.source(source, { uid: "in" })
+      .keyBy((v) => v.url)
+      .window(TumblingEventTimeWindows.of(1000))
+      .aggregate(count, perSecond, { uid: "per-second" })
+      .map((v) => v, { uid: "after" });
+    const [a, b] = [windowChain(j, 0), windowChain(j, 1)];
+    a.push({ url: "/a", ts: 10 });
+    b.push({ url: "/b", ts: 20 });
+    a.push({ url: "/a", ts: 30 });
+    a.advance(999);
+    b.advance(999);
+    expect(a.emitted).toEqual([{ value: { url: "/a", start: 0, n: 2 }, ts: 999 }]);
+    expect(b.emitted).toEqual([{ value: { url: "/b", start: 0, n: 1 }, ts: 999 }]);
   });
 });

@@ -20,12 +20,9 @@ export function windowProcessFunction<K extends Key, IN, ACC, R, OUT>(
   // The ports read the call's context and collector, set before each call: one operator serves every record.
   let ctx: KeyedContext<K> | undefined;
   let out: Collector<OUT> | undefined;
-  const maps = new Map<string, MapState<unknown>>();
-  const map = (name: string) => {
-    let m = maps.get(name);
-    if (!m) maps.set(name, (m = ctx!.getMapState(MAPS[name]!)));
-    return m;
-  };
+  // Not cached here: the job's function object is shared by every subtask in one isolate, and each
+  // context reads its own subtask's state backend (which caches the accessor itself).
+  const map = (name: string): MapState<unknown> => ctx!.getMapState(MAPS[name]!);
   const store: WindowStateStore = {
     get: (name, field) => map(name).get(field),
     put: (name, field, value) => map(name).put(field, value),
