@@ -149,17 +149,26 @@ const flinkBackends = (values["flink-backends"] ?? "hashmap").split(",");
 /** Workloads with a one-core mode: the throughput runs. */
 const CORES_AWARE = new Set(["map-filter", "keyed-count", ...Object.keys(TIMED_WORKLOADS)]);
 
-/** An event-time workload over `keys`, checkpoints every second: floe, then the Flink peer. */
+/**
+ * An event-time workload over `keys`, checkpoints every second: floe, then the Flink peer; then
+ * (not with --quick) floe once more with local recovery off, Flink's default, as workload 2 does.
+ */
 function timedSteps(workload: TimedWorkload, keyList: number[]) {
   return (modes: CoresMode[]): Step[] =>
     keyList.flatMap((keys) =>
-      modes.map((mode) => ({
-        floe: () => benchTimed(workload, { ...floeRun(mode), keys, seed, checkpointIntervalMs: 1000, eventRate: size.eventRate }),
-        flink: () => {
-          const f = flinkRun(mode);
-          return flinkBackends.map((backend) => flink(workload, { ...f.params, keys, seed, checkpoint_ms: 1000, event_rate: size.eventRate, backend }, f.pin));
-        },
-      })),
+      modes.flatMap((mode) => {
+        const o = { ...floeRun(mode), keys, seed, checkpointIntervalMs: 1000, eventRate: size.eventRate };
+        return [
+          {
+            floe: () => benchTimed(workload, o),
+            flink: () => {
+              const f = flinkRun(mode);
+              return flinkBackends.map((backend) => flink(workload, { ...f.params, keys, seed, checkpoint_ms: 1000, event_rate: size.eventRate, backend }, f.pin));
+            },
+          },
+          ...(quick ? [] : [{ floe: () => benchTimed(workload, { ...o, localRecovery: false }) }]),
+        ];
+      }),
     );
 }
 

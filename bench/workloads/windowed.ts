@@ -68,7 +68,7 @@ export async function benchTimed(workload: TimedWorkload, o: TimedRunOptions): P
   return {
     bench: w.bench,
     engine: "floe",
-    variant: `keys=${o.keys},checkpoint_ms=${o.checkpointIntervalMs}${coresSuffix(o)}`,
+    variant: `keys=${o.keys},checkpoint_ms=${o.checkpointIntervalMs}${o.localRecovery === false ? ",local_recovery=false" : ""}${coresSuffix(o)}`,
     ...common(o, r),
     parallelism: o.cores === "1" ? 1 : BENCH_PARALLELISM,
     event_rate: o.eventRate,
