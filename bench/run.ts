@@ -2,7 +2,7 @@
  * `npm run bench`: floe's benchmarks, side by side with Apache Flink when asked.
  * One JSON line per result on stdout; progress and a short table on stderr.
  *
- *   npm run bench                                   workloads 1–5 and the HTTP ingest path, floe only
+ *   npm run bench                                   workloads 1–5, the HTTP ingest path and the event-time workloads, floe only
  *   npm run bench -- --peer flink                   the same, alternating floe and Flink per workload, with ratios
  *   npm run bench -- --quick [--peer flink]         a smoke pass with small sizes (≈ 80 s for floe, ≈ 3 minutes with Flink)
  *   npm run bench -- --only keyed-count,recovery    some workloads
