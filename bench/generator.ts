@@ -99,3 +99,70 @@ export function expectedPassed(seed: number, keys: number, count: number): numbe
   for (let seq = 0; seq < count; seq++) if (keepEvent(mapEvent(benchEvent(seed, keys, seq)))) n++;
   return n;
 }
+
+/**
+ * Event time of the timed input (the windowed and timer workloads), the same in Gen.java:
+ *
+ *   ts = EVENT_TIME_BASE_MS + floor(seq × 1000 / rate) − (mix32(h xor 0x27D4EB2F) mod (OUT_OF_ORDERNESS_MS + 1))
+ *
+ * with h = eventHash(seed, seq) and `rate` events per second of event time. Within a
+ * partition (seq ≡ p mod P, read in order) the first term never decreases, so a record is
+ * at most OUT_OF_ORDERNESS_MS behind the newest before it: with a bounded-out-of-orderness
+ * watermark of that bound no record is late, and both engines count every event.
+ */
+export const EVENT_TIME_BASE_MS = 1_767_225_600_000; // 2026-01-01T00:00:00Z, a multiple of every window size used
+/** The largest lateness of a record behind its partition's newest, and both engines' watermark bound. */
+export const OUT_OF_ORDERNESS_MS = 1000;
+/** Window size of the timer and tumbling workloads, and the slide of the sliding one (event time). */
+export const BENCH_WINDOW_MS = 10_000;
+/** Size of the sliding workload's windows: each event is in 6. */
+export const BENCH_SLIDING_SIZE_MS = 60_000;
+/** The table every timed job writes its one row per window to (floe). */
+export const WINDOWS_TABLE = "bench-windows";
+/** Events per second of event time unless `--event-rate` says otherwise. */
+export const DEFAULT_EVENT_RATE = 10_000;
+
+/** The event time of event `seq` at `rate` events per second of event time. */
+export function eventTime(seed: number, seq: number, rate: number): number {
+  const h = eventHash(seed, seq);
+  return EVENT_TIME_BASE_MS + Math.floor((seq * 1000) / rate) - (mix32(h ^ 0x27d4eb2f) % (OUT_OF_ORDERNESS_MS + 1));
+}
+
+/** FNV-1a (32 bits) over "key,ts\n" of events 0..count-1, as 8 hex digits: the timed input's check against Gen.java. */
+export function timeFingerprint(seed: number, keys: number, count: number, rate: number): string {
+  let h = 0x811c9dc5;
+  for (let seq = 0; seq < count; seq++) {
+    const line = `${benchEvent(seed, keys, seq).key},${eventTime(seed, seq, rate)}\n`;
+    for (let i = 0; i < line.length; i++) h = Math.imul(h ^ line.charCodeAt(i), 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, "0");
+}
+
+/** Per-window totals of a count: how many (key, window) results, and the sum of their counts. */
+export interface WindowTotals {
+  windows: number;
+  results: number;
+  total: number;
+}
+
+/**
+ * What a per-key count over windows of `sizeMs` every `slideMs` (tumbling: equal) must emit
+ * for events 0..count-1 once the input ends: the reference both engines' outputs are checked
+ * against in runs of a fixed number of events.
+ */
+export function expectedWindowTotals(seed: number, keys: number, count: number, rate: number, sizeMs: number, slideMs: number): WindowTotals {
+  const windows = new Set<number>();
+  const results = new Set<string>();
+  let total = 0;
+  for (let seq = 0; seq < count; seq++) {
+    const ts = eventTime(seed, seq, rate);
+    const key = benchEvent(seed, keys, seq).key;
+    const lastStart = ts - (((ts % slideMs) + slideMs) % slideMs);
+    for (let start = lastStart; start > ts - sizeMs; start -= slideMs) {
+      windows.add(start);
+      results.add(`${key}@${start}`);
+      total++;
+    }
+  }
+  return { windows: windows.size, results: results.size, total };
+}

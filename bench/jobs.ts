@@ -6,21 +6,44 @@
  * variables, so that one bundle serves every size: BENCH_EVENTS (events in
  * all, split evenly over the source partitions), BENCH_KEYS, BENCH_SEED and
  * BENCH_FAIL_AT (the seq of the event that fails the job once; none when
- * absent). Events are those of bench/generator.ts, the same as the Flink
+ * absent); the timed jobs also BENCH_EVENT_RATE (events per second of
+ * event time). Events are those of bench/generator.ts, the same as the Flink
  * peer's.
  */
 import {
+  type AggregateFunction,
+  type DataStream,
+  END_OF_TIME_MS,
   type KeyedProcessFunction,
+  type KeyedStream,
+  type ProcessWindowFunction,
+  SlidingEventTimeWindows,
   type SourceDefinition,
   type TableRecord,
+  TumblingEventTimeWindows,
+  WatermarkStrategy,
   generatorSource,
   httpSource,
   job,
   tableSink,
+  mapState,
   valueState,
   webhookSink,
 } from "../src/index.js";
-import { BENCH_PARALLELISM, type BenchEvent, DEFAULT_SEED, benchEvent, keepEvent, mapEvent } from "./generator.js";
+import {
+  BENCH_PARALLELISM,
+  BENCH_SLIDING_SIZE_MS,
+  BENCH_WINDOW_MS,
+  type BenchEvent,
+  DEFAULT_EVENT_RATE,
+  DEFAULT_SEED,
+  OUT_OF_ORDERNESS_MS,
+  benchEvent,
+  eventTime,
+  keepEvent,
+  mapEvent,
+  WINDOWS_TABLE,
+} from "./generator.js";
 
 /** A record of the "bench-state" stream: a key and a payload kept as its state. */
 export interface StateRecord {
@@ -51,6 +74,8 @@ export interface GenRecord extends BenchEvent {
   fail?: true;
   /** Read by a source reader created after the injected failure: the restored attempt's input. */
   restored?: true;
+  /** Event time (bench/generator.ts `eventTime`), in the timed jobs' input only. */
+  ts?: number;
 }
 
 /** The Worker variables the generator-driven jobs read. */
@@ -59,6 +84,7 @@ interface BenchVars {
   BENCH_KEYS?: string;
   BENCH_SEED?: string;
   BENCH_FAIL_AT?: string;
+  BENCH_EVENT_RATE?: string;
 }
 
 /**
@@ -71,8 +97,9 @@ const probe = { failedAtMs: 0, firstAfterMs: 0 };
 /**
  * The engine's generator source, sized by Worker variables: partition p
  * emits the events whose seq ≡ p (mod partitions), seq < BENCH_EVENTS.
+ * With `timed`, each event carries its event time `ts` at BENCH_EVENT_RATE.
  */
-export function benchSource(partitions: number): SourceDefinition<GenRecord> {
+export function benchSource(partitions: number, timed = false): SourceDefinition<GenRecord> {
   return {
     kind: "generator",
     defaultParallelism: partitions,
@@ -83,6 +110,7 @@ export function benchSource(partitions: number): SourceDefinition<GenRecord> {
       const keys = Number(vars.BENCH_KEYS ?? 10_000);
       const seed = Number(vars.BENCH_SEED ?? DEFAULT_SEED);
       const failAt = vars.BENCH_FAIL_AT === undefined ? -1 : Number(vars.BENCH_FAIL_AT);
+      const rate = Number(vars.BENCH_EVENT_RATE ?? DEFAULT_EVENT_RATE);
       if (events % partitions !== 0) throw new Error(`BENCH_EVENTS (${events}) must be a multiple of ${partitions}`);
       // A reader created after the failure belongs to the restored attempt.
       const restored = probe.failedAtMs > 0;
@@ -94,6 +122,7 @@ export function benchSource(partitions: number): SourceDefinition<GenRecord> {
           const e: GenRecord = benchEvent(seed, keys, i * partitions + p);
           if (e.seq === failAt) e.fail = true;
           if (restored) e.restored = true;
+          if (timed) e.ts = eventTime(seed, e.seq, rate);
           return e;
         },
       }).createReader(ctx);
@@ -199,3 +228,120 @@ benchLatency
   .keyBy((r) => r.key)
   .process(countAndForward, { uid: "count", parallelism: BENCH_PARALLELISM })
   .sink(webhookSink({ urlVar: "BENCH_WEBHOOK_URL" }), { uid: "hook" });
+
+
+/** A count of one key in one window, stamped with the wall time its window fired it. */
+export interface WindowCount {
+  /** The window's end (exclusive), event time. */
+  end: number;
+  n: number;
+  /** Date.now() when the window (or the key's timer) fired it. */
+  fired_ms: number;
+}
+
+/**
+ * One row per window, written by the tally when the watermark passes the
+ * window's last ms there, that is once every window subtask fired it and
+ * its results arrived (bench/workloads/windowed.ts reads the table).
+ */
+export interface WindowTally {
+  end: number;
+  /** (key, window) results. */
+  results: number;
+  /** Sum of their counts. */
+  total: number;
+  /** The earliest `fired_ms` of its results: the first window subtask whose watermark passed the window's end. */
+  first_fired_ms: number;
+  /** Date.now() when the tally's timer fired. */
+  received_ms: number;
+  /** Fired by the end of input (the end of time), not by the input's own watermark. */
+  final: boolean;
+}
+
+/** The timed input: timestamps from `ts`, the watermark OUT_OF_ORDERNESS_MS behind (the same strategy as the Flink peer's). */
+const timedWatermarks = WatermarkStrategy.forBoundedOutOfOrderness<GenRecord>(OUT_OF_ORDERNESS_MS).withTimestampAssigner((e) => e.ts!);
+
+const tally = valueState<{ results: number; total: number; first_fired_ms: number }>("tally");
+
+/** Sums a window's results, keyed by its end; emits one row when the watermark passes its last ms. */
+export const tallyWindows: KeyedProcessFunction<string, WindowCount, TableRecord<WindowTally>> = {
+  state: [tally],
+  processElement(r, ctx) {
+    const s = ctx.getState(tally);
+    const t = s.value() ?? { results: 0, total: 0, first_fired_ms: r.fired_ms };
+    s.update({ results: t.results + 1, total: t.total + r.n, first_fired_ms: Math.min(t.first_fired_ms, r.fired_ms) });
+    // The results carry the window's last ms as event time: the tally's watermark passes it only once every window subtask fired it.
+    ctx.timerService().registerEventTimeTimer(r.end - 1);
+  },
+  onTimer(ts, ctx, out) {
+    const s = ctx.getState(tally);
+    const t = s.value();
+    if (!t) return;
+    out.collect({ key: String(ts + 1), value: { end: ts + 1, ...t, received_ms: Date.now(), final: ctx.timerService().currentWatermark() >= END_OF_TIME_MS } });
+    s.clear();
+  },
+};
+
+const perInterval = mapState<number>("per-interval");
+
+/**
+ * Issue 17's workload: a count per key and BENCH_WINDOW_MS of event time, by hand, with one
+ * event-time timer per key at the interval's last ms; the timer emits the count.
+ */
+export const countPerInterval: KeyedProcessFunction<string, GenRecord, WindowCount> = {
+  state: [perInterval],
+  processElement(e, ctx) {
+    const end = Math.floor(e.ts! / BENCH_WINDOW_MS) * BENCH_WINDOW_MS + BENCH_WINDOW_MS;
+    const m = ctx.getMapState(perInterval);
+    const field = String(end);
+    m.put(field, (m.get(field) ?? 0) + 1);
+    ctx.timerService().registerEventTimeTimer(end - 1);
+  },
+  onTimer(ts, ctx, out) {
+    const m = ctx.getMapState(perInterval);
+    const field = String(ts + 1);
+    out.collect({ end: ts + 1, n: m.get(field) ?? 0, fired_ms: Date.now() });
+    m.remove(field);
+  },
+};
+
+/** The windows' count. */
+export const countEvents: AggregateFunction<GenRecord, number, number> = {
+  createAccumulator: () => 0,
+  add: (_e, n) => n + 1,
+  merge: (a, b) => a + b,
+  getResult: (n) => n,
+};
+
+/** Stamps a window's count with its end and the wall time it fired. */
+export const stampCount: ProcessWindowFunction<number, WindowCount, string> = {
+  process(_key, ctx, counts, out) {
+    const w = ctx.window;
+    if (w.kind !== "time") throw new Error("the bench windows are time windows");
+    out.collect({ end: w.endMs, n: counts[0], fired_ms: Date.now() });
+  },
+};
+
+
+/** A timed job: the generator with event time and watermarks, keyed; `count` turns it into WindowCounts, the tally sums them per window. */
+function timedJob(name: string, count: (keyed: KeyedStream<string, GenRecord>) => DataStream<WindowCount>) {
+  const j = job(name, { maxParallelism: 128 });
+  count(j.source(benchSource(BENCH_PARALLELISM, true), { uid: "gen", watermarks: timedWatermarks }).keyBy((e) => e.key))
+    .keyBy((r) => String(r.end))
+    .process(tallyWindows, { uid: "tally", parallelism: BENCH_PARALLELISM })
+    .sink(tableSink<WindowTally>(WINDOWS_TABLE, { partitions: 1 }), { uid: "out" });
+  return j;
+}
+
+/** Issue 17: a keyed process function with an event-time timer per key and 10 s interval ("count" is measured). */
+export const benchTimers = timedJob("bench-timers", (keyed) => keyed.process(countPerInterval, { uid: "count", parallelism: BENCH_PARALLELISM }));
+
+/** Issue 18: a tumbling 10 s event-time window count ("window" is measured). */
+export const benchTumbling = timedJob("bench-tumbling", (keyed) =>
+  keyed.window(TumblingEventTimeWindows.of(BENCH_WINDOW_MS)).aggregate(countEvents, stampCount, { uid: "window", parallelism: BENCH_PARALLELISM }),
+);
+
+/** Issue 18: a sliding window count, 60 s every 10 s ("window" is measured). */
+export const benchSliding = timedJob("bench-sliding", (keyed) =>
+  keyed.window(SlidingEventTimeWindows.of(BENCH_SLIDING_SIZE_MS, BENCH_WINDOW_MS)).aggregate(countEvents, stampCount, { uid: "window", parallelism: BENCH_PARALLELISM }),
+);

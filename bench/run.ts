@@ -2,7 +2,7 @@
  * `npm run bench`: floe's benchmarks, side by side with Apache Flink when asked.
  * One JSON line per result on stdout; progress and a short table on stderr.
  *
- *   npm run bench                                   workloads 1–5 and the HTTP ingest path, floe only
+ *   npm run bench                                   workloads 1–5, the HTTP ingest path and the event-time workloads, floe only
  *   npm run bench -- --peer flink                   the same, alternating floe and Flink per workload, with ratios
  *   npm run bench -- --quick [--peer flink]         a smoke pass with small sizes (≈ 80 s for floe, ≈ 3 minutes with Flink)
  *   npm run bench -- --only keyed-count,recovery    some workloads
@@ -21,9 +21,14 @@
  *   latency          5. ingestion → committed sink output latency, p50/p99 (floe only)
  *   ingest           the example job end to end over HTTP ingestion (floe only)
  *   unaligned-sim    aligned against unaligned checkpoints under backpressure, in the simulator's virtual time (floe only)
+ *   keyed-timers     issue 17: keyed process function, one event-time timer per key and 10 s, 10,000 keys, checkpoints 1 s
+ *   window-tumbling  issue 18: tumbling 10 s event-time window count, 10,000 and 1,000,000 keys, checkpoints 1 s
+ *   window-sliding   issue 18: sliding window count (60 s every 10 s), 10,000 keys, checkpoints 1 s
+ *                    (the three on event time: `--event-rate` events per second of it, watermark 1 s behind;
+ *                    throughput, checkpoint duration and window-fire latency, report/windows.ts)
  *   checkpoint-overhead, unaligned, checkpoint-incremental, checkpoint-full: the earlier workloads, on demand
  *
- * Throughput runs (map-filter, keyed-count) last at least 10 s from their first record and,
+ * Throughput runs (map-filter, keyed-count and the three event-time workloads) last at least 10 s from their first record and,
  * with checkpoints on, until 10 checkpoints completed; the steady figure leaves out the
  * warm-up (report/steady.ts). `--cores` applies to them; the other workloads run on the
  * whole machine (with `--cores 1` alone they are skipped).
@@ -33,12 +38,13 @@
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { DEFAULT_SEED, expectedPassed, fingerprint } from "./generator.js";
+import { DEFAULT_EVENT_RATE, DEFAULT_SEED, expectedPassed, expectedWindowTotals, fingerprint, timeFingerprint } from "./generator.js";
 import { type FlinkProgress, PeerUnavailableError, buildFlinkPeer, checkJavaAndMaven, runFlink } from "./peer/flink.js";
 import { ratios, ratiosByCores } from "./report/ratios.js";
 import { MIN_RUN_CHECKPOINTS, MIN_RUN_SECONDS, mayStop, steadyFigures } from "./report/steady.js";
 import { keyedCountPlot } from "./report/svg.js";
 import { table } from "./report/table.js";
+import { WINDOWED_BENCHES, type WindowRow, checkWindowTotals, windowFigures } from "./report/windows.js";
 import { buildTestBundle } from "./support/build.js";
 import type { Pin } from "./support/pinned-engine.js";
 import { type CoresMode, chooseCpu, parseCores } from "./support/pinning.js";
@@ -52,10 +58,11 @@ import { benchLatency } from "./workloads/latency.js";
 import { benchRecovery } from "./workloads/recovery.js";
 import { benchUnaligned } from "./workloads/unaligned.js";
 import { benchUnalignedSim } from "./workloads/unaligned-sim.js";
+import { TIMED_WORKLOADS, type TimedWorkload, benchTimed } from "./workloads/windowed.js";
 
 const usage = () => {
   process.stderr.write(
-    "usage: npm run bench -- [--quick] [--peer flink] [--only w1,w2] [--cores all|1|both] [--cpu N] [--seconds S | --events N] [--keys K1,K2] [--seed S] [--plots DIR]\n",
+    "usage: npm run bench -- [--quick] [--peer flink] [--only w1,w2] [--cores all|1|both] [--cpu N] [--seconds S | --events N] [--keys K1,K2] [--event-rate R] [--seed S] [--plots DIR]\n",
   );
   process.exit(2);
 };
@@ -73,6 +80,7 @@ try {
       cpu: { type: "string" },
       keys: { type: "string" },
       seed: { type: "string" },
+      "event-rate": { type: "string" },
       "state-mb": { type: "string" },
       "flink-backends": { type: "string" },
       plots: { type: "string" },
@@ -131,10 +139,38 @@ const size = {
   failAt: quick ? 200_001 : 1_000_001,
   latencySeconds: quick ? 4 : 20,
   ingestEvents: quick ? 100_000 : 1_000_000,
+  /** The tumbling window runs over these keys; the timer and sliding workloads over 10,000 unless --keys says otherwise. */
+  windowKeys: values.keys ? values.keys.split(",").map(Number) : [10_000],
+  /** Events per second of event time: with 10,000 keys, one per key and second. */
+  eventRate: Number(values["event-rate"] ?? DEFAULT_EVENT_RATE),
 };
+if (!(size.eventRate >= 1 && Number.isInteger(size.eventRate))) refuse(`--event-rate must be a whole number of events per second of event time, got ${values["event-rate"]}`);
 const flinkBackends = (values["flink-backends"] ?? "hashmap").split(",");
 /** Workloads with a one-core mode: the throughput runs. */
-const CORES_AWARE = new Set(["map-filter", "keyed-count"]);
+const CORES_AWARE = new Set(["map-filter", "keyed-count", ...Object.keys(TIMED_WORKLOADS)]);
+
+/**
+ * An event-time workload over `keys`, checkpoints every second: floe, then the Flink peer; then
+ * (not with --quick) floe once more with local recovery off, Flink's default, as workload 2 does.
+ */
+function timedSteps(workload: TimedWorkload, keyList: number[]) {
+  return (modes: CoresMode[]): Step[] =>
+    keyList.flatMap((keys) =>
+      modes.flatMap((mode) => {
+        const o = { ...floeRun(mode), keys, seed, checkpointIntervalMs: 1000, eventRate: size.eventRate };
+        return [
+          {
+            floe: () => benchTimed(workload, o),
+            flink: () => {
+              const f = flinkRun(mode);
+              return flinkBackends.map((backend) => flink(workload, { ...f.params, keys, seed, checkpoint_ms: 1000, event_rate: size.eventRate, backend }, f.pin));
+            },
+          },
+          ...(quick ? [] : [{ floe: () => benchTimed(workload, { ...o, localRecovery: false }) }]),
+        ];
+      }),
+    );
+}
 
 /** A throughput run's length and core mode, as floe's workloads take them. */
 function floeRun(mode: CoresMode) {
@@ -221,6 +257,9 @@ const workloads: Record<string, (modes: CoresMode[]) => Step[]> = {
     },
   ],
   "unaligned-sim": () => [{ floe: () => benchUnalignedSim({ outDir, plotsDir: values.plots }) }],
+  "keyed-timers": timedSteps("keyed-timers", size.windowKeys),
+  "window-tumbling": timedSteps("window-tumbling", size.countKeys),
+  "window-sliding": timedSteps("window-sliding", size.windowKeys),
   // The earlier workloads, kept for --only.
   "checkpoint-overhead": () => [
     {
@@ -248,7 +287,7 @@ const workloads: Record<string, (modes: CoresMode[]) => Step[]> = {
     { floe: () => benchCheckpoints({ keys: Number(values["state-keys"] ?? 1_000_000), payloadBytes: 90, changedFraction: 0.01, incremental: false, localRecovery: false }) },
   ],
 };
-const DEFAULT = ["map-filter", "keyed-count", "checkpoint-size", "recovery", "latency", "ingest", "unaligned-sim"];
+const DEFAULT = ["map-filter", "keyed-count", "checkpoint-size", "recovery", "latency", "ingest", "unaligned-sim", "keyed-timers", "window-tumbling", "window-sliding"];
 /** Workloads that run in the simulator, without the Worker bundle. */
 const SIMULATED = new Set(["unaligned-sim"]);
 const selected = values.only ? values.only.split(",") : DEFAULT;
@@ -314,6 +353,12 @@ try {
     const ts = fingerprint(seed, 10_000, 100_000);
     if (java.fingerprint !== ts) throw new Error(`the Java generator differs from bench/generator.ts: ${java.fingerprint} ≠ ${ts}`);
     progress(`generators agree (fingerprint ${ts} of the first 100,000 events)`);
+    if (selected.some((w) => w in TIMED_WORKLOADS)) {
+      const javaTime = (await runFlink("time-fingerprint", { seed, keys: 10_000, count: 100_000, event_rate: size.eventRate }, progress)) as unknown as { fingerprint: string };
+      const tsTime = timeFingerprint(seed, 10_000, 100_000, size.eventRate);
+      if (javaTime.fingerprint !== tsTime) throw new Error(`the Java event times differ from bench/generator.ts: ${javaTime.fingerprint} ≠ ${tsTime}`);
+      progress(`event times agree (fingerprint ${tsTime})`);
+    }
   }
   if (selected.some((w) => !SIMULATED.has(w))) {
     progress("bundling the test Worker");
@@ -335,6 +380,7 @@ try {
     }
   }
   checkPassed(results);
+  checkWindows(results);
 } catch (e) {
   failed = true;
   process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
@@ -358,6 +404,30 @@ process.exit(failed ? 1 : 0);
 function withSteadyRate(r: BenchResult): BenchResult {
   const series = r.series_events_per_s as number[] | undefined;
   if (!Array.isArray(series)) return r;
+  if (WINDOWED_BENCHES.has(r.bench)) return withWindowFigures(withSteadyFigures(r, series));
+  return withSteadyFigures(r, series);
+}
+
+/**
+ * The window figures (report/windows.ts) from the line's window rows, the
+ * latency over its steady window; the rows go last, compact:
+ * [end, results, total, first_fired_ms, received_ms, final].
+ */
+function withWindowFigures(r: BenchResult): BenchResult {
+  const rows = (r.window_rows as WindowRow[] | undefined) ?? [];
+  const steady = typeof r.steady_from_s === "number" && typeof r.steady_to_s === "number" ? { fromS: r.steady_from_s, toS: r.steady_to_s } : undefined;
+  const { window_rows, series_events_per_s, series_checkpoints, pinning, ...rest } = r;
+  return {
+    ...rest,
+    ...windowFigures(rows, Number(r.first_record_epoch_ms), steady),
+    ...(pinning ? { pinning } : {}),
+    series_events_per_s,
+    ...(series_checkpoints ? { series_checkpoints } : {}),
+    series_windows: rows.map((w) => [w.end, w.results, w.total, w.first_fired_ms, w.received_ms, w.final ? 1 : 0]),
+  };
+}
+
+function withSteadyFigures(r: BenchResult, series: number[]): BenchResult {
   const checkpointsOn = Number(r.checkpoint_interval_ms ?? 0) > 0;
   const longEnough = series.length >= MIN_RUN_SECONDS && (!checkpointsOn || Number(r.checkpoints_completed) >= MIN_RUN_CHECKPOINTS);
   // Keep the series last: the line stays readable.
@@ -379,6 +449,20 @@ function checkPassed(rs: readonly BenchResult[]): void {
     const want = expectedPassed(seed, Number(r.keys), Number(r.events));
     if (r.passed !== want) throw new Error(`${r.engine} map_filter passed ${String(r.passed)} events, expected ${want}`);
   }
+}
+
+/**
+ * The event-time workloads, in runs of a fixed number of events that ran to their end: each
+ * engine's windows, results and total against the generator's reference (computed for inputs
+ * of up to 4,000,000 events), and floe's against Flink's.
+ */
+function checkWindows(rs: readonly BenchResult[]): void {
+  const problems = checkWindowTotals(rs, (r) =>
+    Number(r.events) <= 4_000_000 ? expectedWindowTotals(seed, Number(r.keys), Number(r.events), Number(r.event_rate), Number(r.window_ms), Number(r.slide_ms)) : null,
+  );
+  if (problems.length > 0) throw new Error(`window results differ:\n${problems.join("\n")}`);
+  const checked = rs.filter((r) => WINDOWED_BENCHES.has(r.bench) && r.run_by === "events" && r.complete !== false).length;
+  if (checked > 0) progress(`window results: ${checked} complete runs agree with the reference${peer ? " and with each other" : ""}`);
 }
 
 /** One SVG per checkpointed keyed-count variant that ran. */

@@ -70,3 +70,42 @@ describe("ratios", () => {
     expect(ratiosByCores(ratios(results.slice(0, 2)))).toEqual([]);
   });
 });
+
+describe("ratios of the event-time workloads", () => {
+  const timed = (engine: string, eventsPerS: number, checkpointMs: number, fireMs: number, extra: Partial<BenchResult> = {}): BenchResult => ({
+    ...count(engine, "all", eventsPerS, eventsPerS),
+    bench: "window_tumbling",
+    event_rate: 10_000,
+    checkpoint_ms_p50: checkpointMs,
+    checkpoint_ms_max: checkpointMs * 2,
+    fire_ms_p50: fireMs,
+    fire_ms_p90: fireMs * 2,
+    fire_ms_max: fireMs * 4,
+    ...extra,
+  });
+
+  it("gives throughput, checkpoint duration and window-fire latency as floe/Flink", () => {
+    const [line] = ratios([timed("floe", 100, 300, 50), timed("flink", 400, 100, 25)]);
+    expect(line).toMatchObject({
+      workload: "window_tumbling",
+      throughput_ratio: 0.25,
+      steady_throughput_ratio: 0.25,
+      checkpoint_duration_p50_ratio: 3,
+      checkpoint_duration_max_ratio: 3,
+      fire_latency_p50_ratio: 2,
+      fire_latency_p90_ratio: 2,
+      fire_latency_max_ratio: 2,
+    });
+  });
+
+  it("pairs only runs of one workload, key count and event rate", () => {
+    expect(ratios([timed("floe", 1, 1, 1), timed("flink", 1, 1, 1, { event_rate: 20_000 })])).toEqual([]);
+    expect(ratios([timed("floe", 1, 1, 1), timed("flink", 1, 1, 1, { bench: "window_sliding" })])).toEqual([]);
+    expect(ratios([timed("floe", 1, 1, 1), timed("flink", 1, 1, 1, { keys: 1_000_000 })])).toEqual([]);
+  });
+
+  it("has no latency ratio when a side fired no window by the watermark", () => {
+    const [line] = ratios([timed("floe", 1, 1, 1, { fire_ms_p50: null }), timed("flink", 1, 1, 1)]);
+    expect(line.fire_latency_p50_ratio).toBeNull();
+  });
+});

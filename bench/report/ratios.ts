@@ -3,7 +3,8 @@
  * ratio above 1 means floe is faster; a duration ratio above 1 means floe
  * takes longer. Lines compare only within one core mode (`cores`: "all" or
  * "1"); when both modes ran, {@link ratiosByCores} puts each variant's two
- * ratios side by side.
+ * ratios side by side. The event-time workloads add window-fire latency
+ * (report/windows.ts): a latency ratio above 1 means floe takes longer.
  */
 import type { BenchResult } from "../workloads/common.js";
 
@@ -61,6 +62,26 @@ export function ratios(results: readonly BenchResult[]): BenchResult[] {
             figures.checkpoint_duration_max_ratio = ratio(f.checkpoint_ms_max, k.checkpoint_ms_max);
           }
           out.push(line(f, k, figures));
+        }
+        break;
+      case "keyed_timers":
+      case "window_tumbling":
+      case "window_sliding":
+        for (const k of flink.filter(
+          (x) => x.bench === f.bench && x.keys === f.keys && x.checkpoint_interval_ms === f.checkpoint_interval_ms && x.event_rate === f.event_rate && comparable(f, x),
+        )) {
+          out.push(
+            line(f, k, {
+              throughput_ratio: ratio(f.events_per_s, k.events_per_s),
+              steady_throughput_ratio: ratio(f.steady_events_per_s, k.steady_events_per_s),
+              steady_mean_throughput_ratio: ratio(f.steady_mean_events_per_s, k.steady_mean_events_per_s),
+              checkpoint_duration_p50_ratio: ratio(f.checkpoint_ms_p50, k.checkpoint_ms_p50),
+              checkpoint_duration_max_ratio: ratio(f.checkpoint_ms_max, k.checkpoint_ms_max),
+              fire_latency_p50_ratio: ratio(f.fire_ms_p50, k.fire_ms_p50),
+              fire_latency_p90_ratio: ratio(f.fire_ms_p90, k.fire_ms_p90),
+              fire_latency_max_ratio: ratio(f.fire_ms_max, k.fire_ms_max),
+            }),
+          );
         }
         break;
       case "checkpoint_size":

@@ -20,6 +20,15 @@ function figures(r: BenchResult): string {
         `${n(r.events_per_s)} events/s, ${steady(r)}, ${n(r.events_processed)} events in ${n(Math.round(Number(r.duration_ms) / 1000))} s` +
         (Number(r.checkpoint_interval_ms) > 0 ? `; ${n(r.checkpoints_completed)} checkpoints, p50 ${n(r.checkpoint_ms_p50)} ms, max ${n(r.checkpoint_ms_max)} ms` : "")
       );
+    case "keyed_timers":
+    case "window_tumbling":
+    case "window_sliding":
+      return (
+        `${n(r.events_per_s)} events/s, ${steady(r)}, ${n(r.events_processed)} events in ${n(Math.round(Number(r.duration_ms) / 1000))} s; ` +
+        `${n(r.checkpoints_completed)} checkpoints, p50 ${n(r.checkpoint_ms_p50)} ms, max ${n(r.checkpoint_ms_max)} ms; ` +
+        `${n(r.windows_fired)} windows, ${n(r.window_results)} results (total ${n(r.window_total_count)}); ` +
+        `fire p50 ${n(r.fire_ms_p50)} ms, p90 ${n(r.fire_ms_p90)} ms, max ${n(r.fire_ms_max)} ms over ${n(r.fire_ms_windows)} (${String(r.fire_ms_over)})`
+      );
     case "checkpoint_size":
       return `1st ${n(r.full_checkpoint_ms)} ms ${mb(r.full_checkpoint_bytes)}; 2nd ${n(r.second_checkpoint_ms)} ms ${mb(r.second_checkpoint_bytes)}; recovery ${n(r.recovery_to_first_record_ms)} ms`;
     case "recovery":

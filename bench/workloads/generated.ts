@@ -15,10 +15,12 @@
  */
 import { BENCH_PARALLELISM } from "../generator.js";
 import { mayStop } from "../report/steady.js";
+import type { Engine } from "../../test/support/engine.js";
 import type { CoresMode } from "../support/pinning.js";
 import { type Pin, startBenchEngine } from "../support/pinned-engine.js";
 import {
   type BenchResult,
+  type CheckpointEntry,
   checkpointHistory,
   jobState,
   metrics,
@@ -55,8 +57,8 @@ export interface GeneratedRunOptions {
   pin?: Pin;
 }
 
-/** The fields both generated workloads share: input, mode, parallelism. */
-function common(o: GeneratedRunOptions, r: Awaited<ReturnType<typeof runGenerated>>) {
+/** The fields every generated workload shares: input, mode, parallelism. */
+export function common(o: GeneratedRunOptions, r: Awaited<ReturnType<typeof runGenerated>>) {
   return {
     input: "generator source",
     cores: o.cores ?? "all",
@@ -70,7 +72,7 @@ function common(o: GeneratedRunOptions, r: Awaited<ReturnType<typeof runGenerate
   };
 }
 
-const coresSuffix = (o: GeneratedRunOptions) => (o.cores === "1" ? ",cores=1" : "");
+export const coresSuffix = (o: GeneratedRunOptions) => (o.cores === "1" ? ",cores=1" : "");
 
 /** Workload 1: stateless map and filter. */
 export async function benchMapFilter(o: GeneratedRunOptions): Promise<BenchResult> {
@@ -88,13 +90,21 @@ export async function benchMapFilter(o: GeneratedRunOptions): Promise<BenchResul
 /** Workload 2: keyed count over `keys` keys, with or without checkpoints. */
 export async function benchKeyedCount(o: GeneratedRunOptions): Promise<BenchResult> {
   const r = await runGenerated("bench-count", "count", o);
-  const completed = r.checkpoints.filter((c) => c.status === "COMPLETED");
-  const durations = completed.map((c) => c.end_to_end_duration);
   return {
     bench: "keyed_count",
     engine: "floe",
     variant: `keys=${o.keys},checkpoint_ms=${o.checkpointIntervalMs}${o.localRecovery === false ? ",local_recovery=false" : ""}${coresSuffix(o)}`,
     ...common(o, r),
+    ...checkpointFigures(o, r),
+    series_events_per_s: r.series,
+  };
+}
+
+/** The checkpoint fields of a checkpointed run (the same names as the Flink peer's). */
+export function checkpointFigures(o: GeneratedRunOptions, r: { checkpoints: CheckpointEntry[]; firstRecordEpochMs: number }) {
+  const completed = r.checkpoints.filter((c) => c.status === "COMPLETED");
+  const durations = completed.map((c) => c.end_to_end_duration);
+  return {
     state_backend: "heap+sqlite",
     checkpoint_interval_ms: o.checkpointIntervalMs,
     local_recovery: o.localRecovery !== false,
@@ -103,7 +113,6 @@ export async function benchKeyedCount(o: GeneratedRunOptions): Promise<BenchResu
     checkpoint_ms_p50: quantile(durations, 0.5),
     checkpoint_ms_max: Math.max(0, ...durations),
     checkpoint_bytes_max: Math.max(0, ...completed.map((c) => c.checkpointed_size)),
-    series_events_per_s: r.series,
     series_checkpoints: completed.map((c) => ({
       t_s: round((c.trigger_timestamp - r.firstRecordEpochMs) / 1000, 3),
       duration_ms: c.end_to_end_duration,
@@ -112,11 +121,19 @@ export async function benchKeyedCount(o: GeneratedRunOptions): Promise<BenchResu
   };
 }
 
-async function runGenerated(job: string, vertex: string, o: GeneratedRunOptions) {
+/** What a workload adds to a generated run: Worker variables, and what to read from the engine before it is disposed. */
+export interface RunExtras<T> {
+  bindings?: Record<string, string>;
+  /** Called once sampling ended, the job still running (or finished, when `complete`). */
+  collect?: (engine: Engine, complete: boolean) => Promise<T>;
+}
+
+/** Runs a generator-driven job and samples `vertex`'s records in (see the header). */
+export async function runGenerated<T = undefined>(job: string, vertex: string, o: GeneratedRunOptions, extras: RunExtras<T> = {}) {
   const pin = o.cores === "1" ? o.pin : undefined;
   if (o.cores === "1" && !pin) throw new Error(`${job}: --cores 1 needs a CPU to pin to`);
   const { engine, monitor } = await startBenchEngine(
-    { testJobs: true, bindings: { BENCH_EVENTS: String(o.events), BENCH_KEYS: String(o.keys), BENCH_SEED: String(o.seed) } },
+    { testJobs: true, bindings: { BENCH_EVENTS: String(o.events), BENCH_KEYS: String(o.keys), BENCH_SEED: String(o.seed), ...extras.bindings } },
     pin,
   );
   try {
@@ -168,7 +185,8 @@ async function runGenerated(job: string, vertex: string, o: GeneratedRunOptions)
     progress(
       `${job} ${o.keys} keys, checkpoints ${o.checkpointIntervalMs || "off"}, cores ${o.cores ?? "all"}: ${rate.events_per_s} events/s over ${Math.round(rate.duration_ms / 1000)} s, ${processed} events (stopped by ${stoppedBy})`,
     );
-    return { rate: { ...rate, complete, events_processed: Math.min(processed, o.events) }, recordsOut, series: perSecond(samples), checkpoints, firstRecordEpochMs, pinning };
+    const collected = extras.collect ? await extras.collect(engine, complete) : undefined;
+    return { rate: { ...rate, complete, events_processed: Math.min(processed, o.events) }, recordsOut, series: perSecond(samples), checkpoints, firstRecordEpochMs, pinning, collected };
   } finally {
     monitor?.cancel();
     await engine.dispose();

@@ -10,10 +10,13 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.apache.flink.api.common.JobID;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.functions.AggregateFunction;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.functions.RichFilterFunction;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.common.state.MapState;
+import org.apache.flink.api.common.state.MapStateDescriptor;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
@@ -38,7 +41,15 @@ import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.KeyedStream;
 import org.apache.flink.streaming.api.functions.source.legacy.RichParallelSourceFunction;
+import org.apache.flink.streaming.api.functions.windowing.ProcessWindowFunction;
+import org.apache.flink.streaming.api.windowing.assigners.SlidingEventTimeWindows;
+import org.apache.flink.streaming.api.windowing.assigners.TumblingEventTimeWindows;
+import org.apache.flink.streaming.api.windowing.assigners.WindowAssigner;
+import org.apache.flink.streaming.api.windowing.triggers.Trigger;
+import org.apache.flink.streaming.api.windowing.windows.TimeWindow;
 import org.apache.flink.util.Collector;
 
 /**
@@ -53,6 +64,8 @@ import org.apache.flink.util.Collector;
  *   FlinkBench keyed-count events=2147483646 min_seconds=10 max_seconds=120 parallelism=1 ...
  *   FlinkBench checkpoint-size keys=100000 payload_bytes=100 changed_fraction=0.01 backend=rocksdb incremental=true
  *   FlinkBench recovery events=4000000 keys=10000 checkpoint_ms=1000 fail_at=1000000 backend=hashmap
+ *   FlinkBench time-fingerprint seed=42 keys=10000 count=100000 event_rate=10000
+ *   FlinkBench keyed-timers|window-tumbling|window-sliding events=2000000 keys=10000 checkpoint_ms=1000 event_rate=10000
  * </pre>
  *
  * <p>With {@code min_seconds} above 0, workloads 1 and 2 run by duration: {@code events} is
@@ -75,7 +88,7 @@ public final class FlinkBench {
 
     public static void main(String[] argv) throws Exception {
         if (argv.length == 0) {
-            System.err.println("usage: FlinkBench fingerprint|map-filter|keyed-count|checkpoint-size|recovery name=value...");
+            System.err.println("usage: FlinkBench fingerprint|time-fingerprint|map-filter|keyed-count|checkpoint-size|recovery|keyed-timers|window-tumbling|window-sliding name=value...");
             System.exit(2);
         }
         FlinkBench b = new FlinkBench(argv);
@@ -87,6 +100,9 @@ public final class FlinkBench {
                     case "keyed-count" -> b.keyedCount();
                     case "checkpoint-size" -> b.checkpointSize();
                     case "recovery" -> b.recovery();
+                    case "time-fingerprint" -> new Json()
+                            .put("fingerprint", Gen.timeFingerprint(b.i("seed", 42), b.i("keys", 10_000), b.i("count", 100_000), b.l("event_rate", 10_000)));
+                    case "keyed-timers", "window-tumbling", "window-sliding" -> b.timed(argv[0]);
                     default -> throw new IllegalArgumentException("unknown workload " + argv[0]);
                 };
         System.out.println(result);
@@ -192,34 +208,37 @@ public final class FlinkBench {
                     .process(new Count())
                     .sinkTo(new DiscardingSink<>());
             Run r = c.run(env, events, until());
-            List<AbstractCheckpointStats> cps = r.checkpoints;
-            List<Long> durations = new ArrayList<>();
-            List<Json> series = new ArrayList<>();
-            long bytesMax = 0;
-            int failed = 0;
-            for (AbstractCheckpointStats cp : cps) {
-                if (cp.getStatus() == CheckpointStatsStatus.FAILED) failed++;
-                if (cp.getStatus() != CheckpointStatsStatus.COMPLETED) continue;
-                // Checkpoints after the input ended (Flink waits for one before finishing) or the run stopped are not part of it.
-                if (cp.getTriggerTimestamp() > r.endMs || cp.getTriggerTimestamp() < Probe.firstRecordMs.get()) continue;
-                durations.add(cp.getEndToEndDuration());
-                bytesMax = Math.max(bytesMax, cp.getCheckpointedSize());
-                series.add(new Json()
-                        .put("t_s", (cp.getTriggerTimestamp() - Probe.firstRecordMs.get()) / 1000.0)
-                        .put("duration_ms", cp.getEndToEndDuration())
-                        .put("size_bytes", cp.getCheckpointedSize()));
-            }
-            return r.base("keyed_count", "keys=" + keys + ",checkpoint_ms=" + intervalMs, events, keys, seed, p)
-                    .put("state_backend", backend)
-                    .put("checkpoint_interval_ms", intervalMs)
-                    .put("checkpoints_completed", durations.size())
-                    .put("checkpoints_failed", failed)
-                    .put("checkpoint_ms_p50", quantile(durations, 0.5))
-                    .put("checkpoint_ms_max", durations.stream().mapToLong(x -> x).max().orElse(0))
-                    .put("checkpoint_bytes_max", bytesMax)
-                    .put("series_events_per_s", r.perSecond())
-                    .put("series_checkpoints", series);
+            return checkpointFields(r.base("keyed_count", "keys=" + keys + ",checkpoint_ms=" + intervalMs, events, keys, seed, p), r, backend, intervalMs)
+                    .put("series_events_per_s", r.perSecond());
         }
+    }
+
+    /** The checkpoint fields of a run (floe's names), over the checkpoints triggered between its first record and its end. */
+    private static Json checkpointFields(Json j, Run r, String backend, long intervalMs) {
+        List<Long> durations = new ArrayList<>();
+        List<Json> series = new ArrayList<>();
+        long bytesMax = 0;
+        int failed = 0;
+        for (AbstractCheckpointStats cp : r.checkpoints) {
+            if (cp.getStatus() == CheckpointStatsStatus.FAILED) failed++;
+            if (cp.getStatus() != CheckpointStatsStatus.COMPLETED) continue;
+            // Checkpoints after the input ended (Flink waits for one before finishing) or the run stopped are not part of it.
+            if (cp.getTriggerTimestamp() > r.endMs || cp.getTriggerTimestamp() < Probe.firstRecordMs.get()) continue;
+            durations.add(cp.getEndToEndDuration());
+            bytesMax = Math.max(bytesMax, cp.getCheckpointedSize());
+            series.add(new Json()
+                    .put("t_s", (cp.getTriggerTimestamp() - Probe.firstRecordMs.get()) / 1000.0)
+                    .put("duration_ms", cp.getEndToEndDuration())
+                    .put("size_bytes", cp.getCheckpointedSize()));
+        }
+        return j.put("state_backend", backend)
+                .put("checkpoint_interval_ms", intervalMs)
+                .put("checkpoints_completed", durations.size())
+                .put("checkpoints_failed", failed)
+                .put("checkpoint_ms_p50", quantile(durations, 0.5))
+                .put("checkpoint_ms_max", durations.stream().mapToLong(x -> x).max().orElse(0))
+                .put("checkpoint_bytes_max", bytesMax)
+                .put("series_checkpoints", series);
     }
 
     /** Keyed count in a ValueState, without output (as floe's countPerKey). */
@@ -452,6 +471,182 @@ public final class FlinkBench {
         }
     }
 
+    // ---- the event-time workloads: issue 17's timers, issue 18's windows ------------
+
+    /** Window size of the timer and tumbling workloads, and the slide of the sliding one (bench/generator.ts BENCH_WINDOW_MS). */
+    static final long WINDOW_MS = 10_000;
+    /** The sliding windows' size (BENCH_SLIDING_SIZE_MS). */
+    static final long SLIDING_SIZE_MS = 60_000;
+
+    /**
+     * One event-time workload, as floe's bench/jobs.ts builds it: the generator with event time
+     * and a bounded-out-of-orderness watermark; keyBy(key); the count per key and window (by
+     * hand with timers, or a tumbling or sliding window); keyBy(window end); the tally, one row
+     * per window when the watermark passes the window's last ms.
+     */
+    private Json timed(String workload) throws Exception {
+        long events = l("events", 2_000_000);
+        int keys = i("keys", 10_000);
+        int seed = i("seed", 42);
+        long rate = l("event_rate", 10_000);
+        long intervalMs = l("checkpoint_ms", 1000);
+        String backend = s("backend", "hashmap");
+        int p = parallelism();
+        String bench = workload.replace('-', '_');
+        long sizeMs = workload.equals("window-sliding") ? SLIDING_SIZE_MS : WINDOW_MS;
+        try (Cluster c = new Cluster(config(backend, intervalMs, false), p)) {
+            StreamExecutionEnvironment env = c.env();
+            if (events % p != 0) throw new IllegalArgumentException("events must be a multiple of the parallelism");
+            GeneratorFunction<Long, TimedEvent> fn = index -> Gen.timedEvent(seed, keys, Gen.seqOfIndex(index, events, p), rate);
+            WatermarkStrategy<TimedEvent> watermarks = WatermarkStrategy.<TimedEvent>forBoundedOutOfOrderness(Duration.ofMillis(Gen.OUT_OF_ORDERNESS_MS))
+                    .withTimestampAssigner((e, previous) -> e.ts);
+            KeyedStream<TimedEvent, String> keyed = env.fromSource(new DataGeneratorSource<>(fn, events, TypeInformation.of(TimedEvent.class)), watermarks, "gen")
+                    .keyBy(e -> e.key);
+            DataStream<WindowCount> counts = switch (workload) {
+                case "keyed-timers" -> keyed.process(new CountPerInterval()).name("count");
+                case "window-tumbling" -> keyed.window(new CountingAssigner(TumblingEventTimeWindows.of(Duration.ofMillis(WINDOW_MS))))
+                        .aggregate(new CountEvents(), new StampCount()).name("window");
+                default -> keyed.window(new CountingAssigner(SlidingEventTimeWindows.of(Duration.ofMillis(SLIDING_SIZE_MS), Duration.ofMillis(WINDOW_MS))))
+                        .aggregate(new CountEvents(), new StampCount()).name("window");
+            };
+            counts.keyBy(w -> w.end).process(new Tally()).name("tally").sinkTo(new DiscardingSink<>());
+            Run r = c.run(env, events, until());
+            List<Json> rows = new ArrayList<>();
+            for (long[] w : Probe.windows) {
+                rows.add(new Json().put("end", w[0]).put("results", w[1]).put("total", w[2]).put("first_fired_ms", w[3]).put("received_ms", w[4]).put("final", w[5] == 1));
+            }
+            return checkpointFields(r.base(bench, "keys=" + keys + ",checkpoint_ms=" + intervalMs, events, keys, seed, p), r, backend, intervalMs)
+                    .put("event_rate", rate)
+                    .put("window_ms", sizeMs)
+                    .put("slide_ms", WINDOW_MS)
+                    .put("out_of_orderness_ms", Gen.OUT_OF_ORDERNESS_MS)
+                    .put("first_record_epoch_ms", Probe.firstRecordMs.get())
+                    .put("series_events_per_s", r.perSecond())
+                    .put("window_rows", rows);
+        }
+    }
+
+    /** Issue 17: a count per key and WINDOW_MS of event time, with one event-time timer per key at the interval's last ms (floe's countPerInterval). */
+    public static final class CountPerInterval extends KeyedProcessFunction<String, TimedEvent, WindowCount> {
+        private transient MapState<Long, Long> perInterval;
+
+        @Override
+        public void open(OpenContext ctx) {
+            perInterval = getRuntimeContext().getMapState(new MapStateDescriptor<>("per-interval", Long.class, Long.class));
+        }
+
+        @Override
+        public void processElement(TimedEvent e, Context ctx, Collector<WindowCount> out) throws Exception {
+            Probe.first();
+            Probe.records.increment();
+            long end = Math.floorDiv(e.ts, WINDOW_MS) * WINDOW_MS + WINDOW_MS;
+            Long n = perInterval.get(end);
+            perInterval.put(end, n == null ? 1L : n + 1);
+            ctx.timerService().registerEventTimeTimer(end - 1);
+        }
+
+        @Override
+        public void onTimer(long ts, OnTimerContext ctx, Collector<WindowCount> out) throws Exception {
+            Long n = perInterval.get(ts + 1);
+            out.collect(new WindowCount(ts + 1, n == null ? 0 : n, System.currentTimeMillis()));
+            perInterval.remove(ts + 1);
+        }
+    }
+
+    /**
+     * Flink's assigner, counting the window operator's records for the probe (the measured
+     * operator, as floe's "window" vertex): the operator asks it once per record, while the
+     * aggregate's add runs once per record and window (6 times in a sliding window of 60 s every 10 s).
+     */
+    public static final class CountingAssigner extends WindowAssigner<Object, TimeWindow> {
+        private final WindowAssigner<Object, TimeWindow> inner;
+
+        CountingAssigner(WindowAssigner<Object, TimeWindow> inner) {
+            this.inner = inner;
+        }
+
+        @Override
+        public java.util.Collection<TimeWindow> assignWindows(Object element, long timestamp, WindowAssignerContext context) {
+            Probe.first();
+            Probe.records.increment();
+            return inner.assignWindows(element, timestamp, context);
+        }
+
+        @Override
+        public Trigger<Object, TimeWindow> getDefaultTrigger() {
+            return inner.getDefaultTrigger();
+        }
+
+        @Override
+        public org.apache.flink.api.common.typeutils.TypeSerializer<TimeWindow> getWindowSerializer(org.apache.flink.api.common.ExecutionConfig config) {
+            return inner.getWindowSerializer(config);
+        }
+
+        @Override
+        public boolean isEventTime() {
+            return inner.isEventTime();
+        }
+    }
+
+    /** The windows' count. */
+    public static final class CountEvents implements AggregateFunction<TimedEvent, Long, Long> {
+        @Override
+        public Long createAccumulator() {
+            return 0L;
+        }
+
+        @Override
+        public Long add(TimedEvent e, Long n) {
+            return n + 1;
+        }
+
+        @Override
+        public Long getResult(Long n) {
+            return n;
+        }
+
+        @Override
+        public Long merge(Long a, Long b) {
+            return a + b;
+        }
+    }
+
+    /** Stamps a window's count with its end and the wall time it fired (floe's stampCount). */
+    public static final class StampCount extends ProcessWindowFunction<Long, WindowCount, String, TimeWindow> {
+        @Override
+        public void process(String key, Context ctx, Iterable<Long> counts, Collector<WindowCount> out) {
+            out.collect(new WindowCount(ctx.window().getEnd(), counts.iterator().next(), System.currentTimeMillis()));
+        }
+    }
+
+    /** Sums a window's results, keyed by its end; notes one row when the watermark passes its last ms (floe's tallyWindows). */
+    public static final class Tally extends KeyedProcessFunction<Long, WindowCount, Long> {
+        private transient ValueState<long[]> tally;
+
+        @Override
+        public void open(OpenContext ctx) {
+            tally = getRuntimeContext().getState(new ValueStateDescriptor<>("tally", long[].class));
+        }
+
+        @Override
+        public void processElement(WindowCount r, Context ctx, Collector<Long> out) throws Exception {
+            long[] t = tally.value();
+            tally.update(t == null ? new long[] {1, r.n, r.firedMs} : new long[] {t[0] + 1, t[1] + r.n, Math.min(t[2], r.firedMs)});
+            // The results carry the window's last ms as event time: the tally's watermark passes it only once every window subtask fired it.
+            ctx.timerService().registerEventTimeTimer(r.end - 1);
+        }
+
+        @Override
+        public void onTimer(long ts, OnTimerContext ctx, Collector<Long> out) throws Exception {
+            long[] t = tally.value();
+            if (t == null) return;
+            boolean fin = ctx.timerService().currentWatermark() == Long.MAX_VALUE;
+            Probe.windows.add(new long[] {ts + 1, t[0], t[1], t[2], System.currentTimeMillis(), fin ? 1 : 0});
+            out.collect(ts + 1);
+            tally.clear();
+        }
+    }
+
     // ---- the cluster -----------------------------------------------------------------
 
     /** DataGeneratorSource over seq 0..events-1, split i emitting seq = j * p + i (floe's partitioning). */
@@ -566,7 +761,10 @@ public final class FlinkBench {
             var r = result.get();
             if (!r.isSuccess()) throw new IllegalStateException("job failed: " + r.getSerializedThrowable().map(Throwable::toString).orElse("?"));
             if (Probe.records.sum() < events) throw new IllegalStateException("only " + Probe.records.sum() + " of " + events + " events processed");
-            return new Run(job, submittedMs, samples, Probe.lastRecordMs.get(), events, checkpoints(job));
+            // Operators that note no end of input (the window's aggregate): the first sample that saw every event, as floe's harness does.
+            long lastMs = Probe.lastRecordMs.get();
+            if (lastMs == 0) lastMs = samples.stream().filter(x -> x[1] >= events).mapToLong(x -> x[0]).findFirst().orElse(System.currentTimeMillis());
+            return new Run(job, submittedMs, samples, lastMs, events, checkpoints(job));
         }
 
         void awaitRecords(long n, long timeoutMs) throws InterruptedException {

@@ -41,6 +41,35 @@ public final class Gen {
         return (index % perSplit) * partitions + index / perSplit;
     }
 
+    /** Event time of the timed input's first event, before its out-of-orderness: 2026-01-01T00:00:00Z. */
+    public static final long EVENT_TIME_BASE_MS = 1_767_225_600_000L;
+    /** The largest lateness of a record behind its partition's newest, and the watermark bound. */
+    public static final long OUT_OF_ORDERNESS_MS = 1000;
+
+    /**
+     * Event time of event seq at `rate` events per second of event time, as bench/generator.ts's eventTime:
+     * base + floor(seq * 1000 / rate) - (mix32(h ^ 0x27D4EB2F) mod (OUT_OF_ORDERNESS_MS + 1)).
+     */
+    public static long eventTime(int seed, long seq, long rate) {
+        long h = hash(seed, seq);
+        return EVENT_TIME_BASE_MS + (seq * 1000L) / rate - mix32((int) h ^ 0x27d4eb2f) % (OUT_OF_ORDERNESS_MS + 1);
+    }
+
+    public static TimedEvent timedEvent(int seed, int keys, long seq, long rate) {
+        Event e = event(seed, keys, seq);
+        return new TimedEvent(e.key, e.seq, e.value, eventTime(seed, seq, rate));
+    }
+
+    /** FNV-1a (32 bits) over "key,ts\n" of events 0..count-1, as 8 hex digits (bench/generator.ts's timeFingerprint). */
+    public static String timeFingerprint(int seed, int keys, int count, long rate) {
+        int h = 0x811c9dc5;
+        for (int seq = 0; seq < count; seq++) {
+            String line = event(seed, keys, seq).key + "," + eventTime(seed, seq, rate) + "\n";
+            for (int i = 0; i < line.length(); i++) h = (h ^ line.charAt(i)) * 0x01000193;
+        }
+        return String.format("%08x", h);
+    }
+
     /** Workload 1's map. */
     public static Event map(Event e) {
         return new Event(e.key, e.seq, e.value * 2 + 1);

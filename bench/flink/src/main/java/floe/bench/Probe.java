@@ -25,6 +25,9 @@ public final class Probe {
     public static final AtomicLong firstAfterMs = new AtomicLong();
     public static final AtomicLong replayedAtMs = new AtomicLong();
 
+    /** The event-time workloads: one row per window, {end, results, total, first fired ms, received ms, final 0/1}. */
+    public static final java.util.concurrent.ConcurrentLinkedQueue<long[]> windows = new java.util.concurrent.ConcurrentLinkedQueue<>();
+
     /** Workload 3's gated source emits records below this index. */
     public static volatile long gate;
 
@@ -40,6 +43,7 @@ public final class Probe {
         firstAfterMs.set(0);
         replayedAtMs.set(0);
         gate = 0;
+        windows.clear();
     }
 
     /** Notes the first record's time. */
