@@ -5,8 +5,17 @@
  * out-of-orderness watermark, into one two-input operator built with
  * floe's real API — one of
  *
- * - a keyed co-process function (`a.connect(b).keyBy(fa, fb).process(fn)`):
- *   each side puts its records into the key's map state under their bucket
+ * - a keyed co-process function (`a.connect(b).keyBy(fa, fb).process(fn)`),
+ *   the enrichment of docs/joins.md: the left side sets the key's profile
+ *   (value state; at most one per key of the right side, among profiles of
+ *   a key the right side never has, which move its watermark on), the right side reads it and emits
+ *   its record enriched, or waits in list state for the profile until an
+ *   event-time timer `waitMs` after its time emits it without one — the
+ *   input is drawn so that no right record's path is left to timing: a
+ *   profile comes at most `waitMs` after each record of its key (so its
+ *   timer cannot have fired before the profile came), and keys without a
+ *   profile wait for the timer;
+ * - or a keyed co-process function where each side puts its records into the key's map state under their bucket
  *   (event time in buckets of `bucketMs`) and asks for an event-time timer
  *   at the bucket's end; the timer reads what both sides left there, emits
  *   one row with both sides' records and clears it;
@@ -32,7 +41,7 @@
  * join of the input (join-oracle.ts), whatever the timing and the faults.
  */
 import type { DataStream } from "../../src/api/job.js";
-import { mapState } from "../../src/api/state.js";
+import { listState, mapState, valueState } from "../../src/api/state.js";
 import type { KeyedCoProcessFunction } from "../../src/api/types.js";
 import type { TimeWindow } from "../../src/window/time-window.js";
 import type { Rng } from "./prng.js";
@@ -50,6 +59,7 @@ export interface JRecord {
 /** The two-input operator of a run. */
 export type JoinKind =
   | { readonly kind: "coprocess"; readonly bucketMs: number }
+  | { readonly kind: "enrich"; readonly waitMs: number }
   | { readonly kind: "interval"; readonly lowerMs: number; readonly upperMs: number; readonly lowerExclusive: boolean; readonly upperExclusive: boolean }
   | { readonly kind: "window"; readonly windows: WindowKind };
 
@@ -105,6 +115,44 @@ export function windowPairRow(l: JRecord, r: JRecord, w: TimeWindow): JoinRow {
   return { id: `w|${l.off}|${r.off}|${w.startMs}|${w.endMs}`, key: l.key, l: [l.off], r: [r.off], start: w.startMs, end: w.endMs, sum: l.v + r.v };
 }
 
+/** The row of one right record: enriched with its key's profile (the left record), or emitted by its timer without one. */
+export function enrichedRow(r: JRecord, profile: JRecord | undefined): JoinRow {
+  return { id: `e|${r.off}`, key: r.key, l: profile ? [profile.off] : [], r: [r.off], sum: r.v + (profile?.v ?? 0) };
+}
+
+const profileOf = valueState<JRecord>("profile");
+const waiting = listState<JRecord>("waiting");
+
+/** The enrichment (docs/joins.md's pattern): left records are profiles, right records wait for theirs until a timer gives up. */
+export function enrich(waitMs: number): KeyedCoProcessFunction<string, JRecord, JRecord, JoinRow> {
+  return {
+    state: [profileOf, waiting],
+    processElement1(p, ctx, out) {
+      if (p.key === JOIN_FLUSH_KEY) return;
+      ctx.getState(profileOf).update(p);
+      for (const r of ctx.getListState(waiting).get()) out.collect(enrichedRow(r, p));
+      ctx.getListState(waiting).clear();
+    },
+    processElement2(r, ctx, out) {
+      if (r.key === JOIN_FLUSH_KEY) return;
+      const p = ctx.getState(profileOf).value();
+      if (p !== undefined) return out.collect(enrichedRow(r, p));
+      ctx.getListState(waiting).add(r);
+      const ts = ctx.timestamp;
+      if (ts === undefined) throw new Error(`join branch: record r/${r.off} has no event time`);
+      ctx.timerService().registerEventTimeTimer(ts + waitMs);
+    },
+    onTimer(ts, ctx, out) {
+      // Give up on the records whose wait is over; the others keep waiting (their own timers come later).
+      const list = ctx.getListState(waiting);
+      const all = list.get();
+      const keep = all.filter((r) => r.ts + waitMs > ts);
+      for (const r of all) if (r.ts + waitMs <= ts) out.collect(enrichedRow(r, undefined));
+      if (keep.length !== all.length) list.update(keep);
+    },
+  };
+}
+
 const leftByBucket = mapState<JRecord[]>("left-by-bucket");
 const rightByBucket = mapState<JRecord[]>("right-by-bucket");
 
@@ -143,7 +191,8 @@ export function joined(left: DataStream<JRecord>, right: DataStream<JRecord>, sh
   const key = (r: JRecord) => r.key;
   const j = shape.join;
   let out: DataStream<JoinRow>;
-  if (j.kind === "coprocess") out = left.connect(right).keyBy(key, key).process(bucketJoin(j.bucketMs), opts);
+  if (j.kind === "enrich") out = left.connect(right).keyBy(key, key).process(enrich(j.waitMs), opts);
+  else if (j.kind === "coprocess") out = left.connect(right).keyBy(key, key).process(bucketJoin(j.bucketMs), opts);
   else if (j.kind === "interval") {
     let between = left.keyBy(key).intervalJoin(right.keyBy(key)).between(j.lowerMs, j.upperMs);
     if (j.lowerExclusive) between = between.lowerBoundExclusive();
@@ -162,9 +211,10 @@ export function joined(left: DataStream<JRecord>, right: DataStream<JRecord>, sh
 
 /** Draws a run's join branch and its input. */
 export function drawJoinShape(rng: Rng): JoinShape {
-  const kind = rng.pick(["coprocess", "interval", "window"] as const);
+  const kind = rng.pick(["enrich", "coprocess", "interval", "window"] as const);
   let join: JoinKind;
-  if (kind === "coprocess") join = { kind, bucketMs: rng.pick([20, 50, 100]) };
+  if (kind === "enrich") join = { kind, waitMs: rng.pick([30, 100]) };
+  else if (kind === "coprocess") join = { kind, bucketMs: rng.pick([20, 50, 100]) };
   else if (kind === "interval") {
     const [lowerMs, upperMs] = rng.pick([[-20, 20], [0, 30], [-50, 0], [-15, -5], [5, 40], [0, 0]] as const);
     join = { kind, lowerMs, upperMs, lowerExclusive: lowerMs < upperMs && rng.chance(0.3), upperExclusive: lowerMs < upperMs && rng.chance(0.3) };
@@ -191,6 +241,22 @@ export function drawJoinShape(rng: Rng): JoinShape {
     }
     return out;
   };
+  if (join.kind === "enrich") {
+    // The left side: profiles of keys no right record has (their time moves the left watermark on, so that right
+    // records' timers fire during the run), and among them at most one profile per key of the right side.
+    const left = side("l", rng.range(20, 100)).map((p): JRecord => ({ ...p, key: "j-tick" }));
+    for (let k = 0; k < keys; k++) {
+      if (!rng.chance(0.7)) continue;
+      const at = rng.int(left.length);
+      if (left[at].key === "j-tick") left[at].key = `j${k}`;
+    }
+    const right = side("r", rng.range(20, 100));
+    // A record more than waitMs before its key's profile: whether its timer or the profile comes first is the
+    // timing's to decide. It goes to a key that never has a profile instead.
+    const profileTs = new Map(left.map((p) => [p.key, p.ts]));
+    for (const r of right) if (r.ts + join.waitMs < (profileTs.get(r.key) ?? Number.NEGATIVE_INFINITY)) r.key = "j-none";
+    return { join, boundMs, parallelism: rng.range(1, 3), keys, left, right };
+  }
   const left = side("l", rng.range(20, 100));
   const right = side("r", rng.range(20, 100));
   return { join, boundMs, parallelism: rng.range(1, 3), keys, left, right };
@@ -200,7 +266,9 @@ export function drawJoinShape(rng: Rng): JoinShape {
 export function describeJoin(s: JoinShape): string {
   const j = s.join;
   const what =
-    j.kind === "coprocess"
+    j.kind === "enrich"
+      ? `enrich wait=${j.waitMs}`
+      : j.kind === "coprocess"
       ? `co-process buckets=${j.bucketMs}`
       : j.kind === "interval"
         ? `interval ${j.lowerExclusive ? "(" : "["}${j.lowerMs},${j.upperMs}${j.upperExclusive ? ")" : "]"}`

@@ -3,6 +3,9 @@
  * ever late (join-job.ts says why), so {@link joinReference} computes the
  * exact committed output offline, from the input alone:
  *
+ * - enrichment: one row per right record, with its key's profile (the
+ *   input puts no record more than the wait before its profile), or
+ *   without one when its key has none;
  * - co-process: per key and bucket of event time, one row with both
  *   sides' records in it;
  * - interval join: one row per left `a` and right `b` of one key with
@@ -20,7 +23,7 @@
  * that waits for them.
  */
 import type { Failure } from "./oracle.js";
-import { type JRecord, type JoinRow, type JoinShape, bucketEnd, bucketRow, pairRow, windowPairRow } from "./join-job.js";
+import { type JRecord, type JoinRow, type JoinShape, bucketEnd, bucketRow, enrichedRow, pairRow, windowPairRow } from "./join-job.js";
 import { assignedWindows } from "./window-job.js";
 import type { World } from "./world.js";
 
@@ -39,6 +42,15 @@ export function joinReference(shape: JoinShape): Map<string, JoinRow> {
   const lefts = byKey(shape.left);
   const rights = byKey(shape.right);
   const j = shape.join;
+  if (j.kind === "enrich") {
+    const profiles = new Map(shape.left.map((p) => [p.key, p]));
+    for (const r of shape.right) {
+      const p = profiles.get(r.key);
+      if (p && r.ts + j.waitMs < p.ts) throw new Error(`join reference: record r/${r.off} comes more than ${j.waitMs} ms before its profile: its fate is the timing's`);
+      add(enrichedRow(r, p));
+    }
+    return out;
+  }
   if (j.kind === "coprocess") {
     const buckets = new Map<string, { key: string; end: number; l: JRecord[]; r: JRecord[] }>();
     for (const r of [...shape.left, ...shape.right]) {
