@@ -117,3 +117,28 @@ describe("windows", () => {
     }
   });
 });
+
+describe("joins", () => {
+  // Two sources of their own into one two-input operator: the enrichment co-process (bounded and not), the bucket
+  // co-process (unaligned), interval joins (bounds [0,0]; (5,40] unaligned), window joins (sessions, one unaligned;
+  // sliding, one bounded and unaligned). No record is late on either side, so the committed output must be exactly the
+  // offline join of the input (join-oracle.ts), each row once, under the run's faults and restarts.
+  const SEEDS = [1, 2, 5, 11, 19, 21, 24, 26, 35];
+  it(`commits exactly the offline join, each row once (seeds ${SEEDS.join(", ")})`, async () => {
+    const failed: string[] = [];
+    const kinds = new Set<string>();
+    let rows = 0;
+    let restarts = 0;
+    for (const seed of SEEDS) {
+      const r = await runSeed(seed, { joins: true });
+      if (r.joins) kinds.add(r.joins.kind);
+      rows += r.joins?.rows ?? 0;
+      restarts += r.restarts;
+      if (!r.ok) failed.push(describeFailure(r, { joins: true }));
+    }
+    expect(failed, failed.join("\n\n")).toEqual([]);
+    expect([...kinds].sort()).toEqual(["coprocess", "enrich", "interval", "window"]);
+    expect(rows, "joined rows committed").toBeGreaterThan(500);
+    expect(restarts, "failovers across the seeds").toBeGreaterThan(SEEDS.length);
+  });
+});
