@@ -7,6 +7,7 @@
  *   npm run sim -- --known all --seeds 1000               also draw the triggers of open bugs
  *   npm run sim -- --aligned --seeds 1000                 no unaligned checkpoints (a quarter of the runs otherwise)
  *   npm run sim -- --windows --seeds 2000                 the window branch in every run (three in ten otherwise)
+ *   npm run sim -- --joins --seeds 1000                   the join branch in every run (two in ten otherwise)
  *
  * Exit status 1 when a seed failed (for the broken variants: when none did).
  */
@@ -32,6 +33,8 @@ interface Args {
   unaligned: boolean;
   /** The window branch in every run (true), none (false), or drawn. */
   windows?: boolean;
+  /** The join branch in every run (true), none (false), or drawn. */
+  joins?: boolean;
 }
 
 function parse(argv: string[]): Args {
@@ -59,8 +62,10 @@ function parse(argv: string[]): Args {
     else if (k === "--aligned") a.unaligned = false;
     else if (k === "--windows") a.windows = true;
     else if (k === "--no-windows") a.windows = false;
+    else if (k === "--joins") a.joins = true;
+    else if (k === "--no-joins") a.joins = false;
     else if (k === "--help" || k === "-h") {
-      console.log(`npm run sim -- [--seeds N] [--from N] [--seed N --trace] [--variant ${VARIANTS.join("|")}] [--known B|all] [--aligned] [--windows|--no-windows] [--jobs N]`);
+      console.log(`npm run sim -- [--seeds N] [--from N] [--seed N --trace] [--variant ${VARIANTS.join("|")}] [--known B|all] [--aligned] [--windows|--no-windows] [--joins|--no-joins] [--jobs N]`);
       console.log(`known bugs:\n${Object.entries(KNOWN_BUGS).map(([k2, d]) => `  ${k2}: ${d}`).join("\n")}`);
       process.exit(0);
     } else throw new Error(`unknown argument ${k} (see --help)`);
@@ -85,6 +90,7 @@ interface Line {
   checkpoints: number;
   restarts: number;
   windows?: RunResult["windows"];
+  joins?: RunResult["joins"];
   events: number;
   wallMs: number;
   trace: string[];
@@ -92,7 +98,7 @@ interface Line {
 }
 
 function toLine(r: RunResult): Line {
-  return { seed: r.seed, ok: r.ok, failures: r.failures, signatures: [...r.signatures], firstFailureMs: r.firstFailureMs, virtualMs: r.virtualMs, digest: r.digest, scenario: r.scenario, faults: [...r.faults], checkpoints: r.checkpoints, restarts: r.restarts, windows: r.windows, events: r.events, wallMs: r.wallMs, trace: r.ok ? [] : r.trace.slice(-40), variant: r.variant };
+  return { seed: r.seed, ok: r.ok, failures: r.failures, signatures: [...r.signatures], firstFailureMs: r.firstFailureMs, virtualMs: r.virtualMs, digest: r.digest, scenario: r.scenario, faults: [...r.faults], checkpoints: r.checkpoints, restarts: r.restarts, windows: r.windows, joins: r.joins, events: r.events, wallMs: r.wallMs, trace: r.ok ? [] : r.trace.slice(-40), variant: r.variant };
 }
 
 /** A line back as the run result the report functions take. */
@@ -101,11 +107,11 @@ function fromLine(l: Line): RunResult {
 }
 
 function reportOptions(a: Args) {
-  return { known: a.known === "all" ? "all" : a.known.length > 0 ? a.known.join(",") : undefined, unaligned: a.unaligned, windows: a.windows };
+  return { known: a.known === "all" ? "all" : a.known.length > 0 ? a.known.join(",") : undefined, unaligned: a.unaligned, windows: a.windows, joins: a.joins };
 }
 
 async function runRange(a: Args, from: number, count: number, onLine: (l: Line) => void): Promise<void> {
-  for (let s = from; s < from + count; s++) onLine(toLine(await runSeed(s, { variant: a.variant, knownBugs: a.known, unaligned: a.unaligned, windows: a.windows })));
+  for (let s = from; s < from + count; s++) onLine(toLine(await runSeed(s, { variant: a.variant, knownBugs: a.known, unaligned: a.unaligned, windows: a.windows, joins: a.joins })));
 }
 
 /** Runs the seeds in `jobs` child processes and collects their lines. */
@@ -117,7 +123,7 @@ function runParallel(a: Args, onLine: (l: Line) => void): Promise<void> {
     const from = a.from + j * per;
     const count = Math.min(per, a.from + a.seeds - from);
     if (count <= 0) break;
-    const args = [...process.execArgv, self, "--worker", "--from", String(from), "--seeds", String(count), "--variant", a.variant, "--known", a.known === "all" ? "all" : a.known.join(","), ...(a.unaligned ? [] : ["--aligned"]), ...(a.windows === undefined ? [] : [a.windows ? "--windows" : "--no-windows"])];
+    const args = [...process.execArgv, self, "--worker", "--from", String(from), "--seeds", String(count), "--variant", a.variant, "--known", a.known === "all" ? "all" : a.known.join(","), ...(a.unaligned ? [] : ["--aligned"]), ...(a.windows === undefined ? [] : [a.windows ? "--windows" : "--no-windows"]), ...(a.joins === undefined ? [] : [a.joins ? "--joins" : "--no-joins"])];
     children.push(
       new Promise((resolve, reject) => {
         const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
@@ -142,7 +148,7 @@ async function main(): Promise<void> {
     return;
   }
   if (a.seed !== undefined) {
-    const r = await runSeed(a.seed, { variant: a.variant, knownBugs: a.known, unaligned: a.unaligned, windows: a.windows, fullTrace: a.trace });
+    const r = await runSeed(a.seed, { variant: a.variant, knownBugs: a.known, unaligned: a.unaligned, windows: a.windows, joins: a.joins, fullTrace: a.trace });
     if (a.trace) for (const t of r.trace) console.log(t);
     console.log(`\nseed ${r.seed}: ${r.ok ? "ok" : "FAILED"} (${r.scenario})`);
     console.log(`checkpoints completed ${r.checkpoints}, restarts ${r.restarts}, events ${r.events}, virtual ${r.virtualMs} ms, wall ${r.wallMs.toFixed(1)} ms`);
@@ -161,6 +167,7 @@ async function main(): Promise<void> {
   let events = 0;
   let wallMs = 0;
   const win = { runs: 0, windows: 0, refired: 0, beyondBound: 0, dropped: 0, runsRefired: 0, runsDropped: 0 };
+  const joins = { runs: 0, rows: 0, records: 0, byKind: new Map<string, number>() };
   let lastReport = started;
   const onLine = (l: Line) => {
     runs++;
@@ -177,6 +184,12 @@ async function main(): Promise<void> {
       win.dropped += l.windows.dropped;
       if (l.windows.refired > 0) win.runsRefired++;
       if (l.windows.dropped > 0) win.runsDropped++;
+    }
+    if (l.joins) {
+      joins.runs++;
+      joins.rows += l.joins.rows;
+      joins.records += l.joins.records;
+      joins.byKind.set(l.joins.kind, (joins.byKind.get(l.joins.kind) ?? 0) + 1);
     }
     if (!l.ok) {
       failed.push(l);
@@ -200,6 +213,9 @@ async function main(): Promise<void> {
   console.log(`checkpoints completed ${checkpoints}, restarts ${restarts}, faults injected ${totalFaults}, events ${events}`);
   if (win.runs > 0) {
     console.log(`window branch in ${win.runs} runs: ${win.windows} windows, ${win.refired} re-fired by allowed lateness (in ${win.runsRefired} runs), ${win.beyondBound} records later than the bound, ${win.dropped} dropped as late (in ${win.runsDropped} runs)`);
+  }
+  if (joins.runs > 0) {
+    console.log(`join branch in ${joins.runs} runs (${[...joins.byKind].map(([k, n]) => `${k} ${n}`).join(", ")}): ${joins.records} records, ${joins.rows} expected rows, each committed exactly once`);
   }
   console.log(`faults by kind: ${[...faults].sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k}=${v}`).join(" ")}`);
   console.log(`time: ${(elapsed / 1000).toFixed(1)} s, ${(wallMs / Math.max(1, runs)).toFixed(1)} ms per seed`);

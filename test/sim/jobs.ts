@@ -21,6 +21,7 @@ import { tablePartitionName } from "../../src/runtime/names.js";
 import type { TableRowWrite } from "../../src/runtime/table-partition.js";
 import { WatermarkStrategy } from "../../src/time/watermark-strategy.js";
 import type { SubtaskPoint } from "./faults.js";
+import { type JRecord, type JoinRow, type JoinShape, joined } from "./join-job.js";
 import { timersPerKey } from "./timer-job.js";
 import { type WRecord, type WindowRow, type WindowShape, rowKey, windowed } from "./window-job.js";
 
@@ -80,6 +81,8 @@ export interface JobShape {
   readonly timers?: { readonly parallelism: number };
   /** The window branch (window-job.ts), with its own source and input; none: no windows, as before. */
   readonly windows?: WindowShape;
+  /** The join branch (join-job.ts), with its two sources and their input; none: no two-input operator, as before. */
+  readonly joins?: JoinShape;
 }
 
 /** A watermark strategy of the run's sources. */
@@ -263,6 +266,18 @@ export function buildJob(shape: JobShape): JobDefinition {
     const watermarks = WatermarkStrategy.forBoundedOutOfOrderness<WRecord>(shape.windows.boundMs).withTimestampAssigner((r) => r.ts);
     const source = j.source(tapped(w), { uid: "in-w", parallelism: 1, watermarks });
     windowed(source, shape.windows).sink(tappedSink(logSink<WindowRow>("window-log", shape.tablePartitions, shape.sinkGuarantee, rowKey)), { uid: "window-out" });
+  }
+  if (shape.joins) {
+    // Two sources of their own, one partition each, so that no record is late on either side (join-job.ts).
+    const sides = (["l", "r"] as const).map((side, i) => {
+      const input = side === "l" ? shape.joins!.left : shape.joins!.right;
+      const def = shape.bounded
+        ? generatorSource<JRecord>({ partitions: 1, count: input.length, seed: 41 + i, make: (k) => input[k] })
+        : httpSource<JRecord>(`in-${side}`, { partitions: 1 });
+      const watermarks = WatermarkStrategy.forBoundedOutOfOrderness<JRecord>(shape.joins!.boundMs).withTimestampAssigner((r) => r.ts);
+      return j.source(tapped(def), { uid: `in-${side}`, parallelism: 1, watermarks });
+    });
+    joined(sides[0], sides[1], shape.joins).sink(tappedSink(logSink<JoinRow>("join-log", shape.tablePartitions, shape.sinkGuarantee, (r) => r.id)), { uid: "join-out" });
   }
   return j;
 }

@@ -18,6 +18,7 @@ import { stagedTransactions } from "../../src/runtime/subtask/staging-store.js";
 import { FLUSH_TXN_MIN, type InRecord, type OutRecord, type Totals } from "./jobs.js";
 import { checkTimers, timersComplete } from "./timer-oracle.js";
 import { watermarksBackwards } from "./watermark-invariant.js";
+import { checkJoins, joinsComplete } from "./join-oracle.js";
 import { checkWindows, windowsComplete } from "./window-oracle.js";
 import type { World } from "./world.js";
 
@@ -73,7 +74,7 @@ export class Progress {
         this.seen.add(recordId(out));
       }
     }
-    return this.seen.size >= this.expected.size && this.totalsAgree() && timersComplete(this.w, this.expected) && windowsComplete(this.w);
+    return this.seen.size >= this.expected.size && this.totalsAgree() && timersComplete(this.w, this.expected) && windowsComplete(this.w) && joinsComplete(this.w);
   }
 
   /** Whether every key's totals row holds the state of its last log row. */
@@ -235,6 +236,7 @@ export function checkRun(w: World, expected: Expected): Failure[] {
   limit("watermark", [...watermarksBackwards(w)]);
   limit("timers", checkTimers(w, expected));
   limit("windows", checkWindows(w));
+  limit("joins", checkJoins(w));
   if (completed < 1) failures.push({ text: `checkpoints: none completed` });
   if (w.faults.total() < 1) failures.push({ text: `faults: none landed` });
   return failures;

@@ -3,14 +3,15 @@ import type { RunResult } from "./run.js";
 import { KNOWN_BUGS } from "./scenario.js";
 
 /** The replay command of a run. */
-export function replayCommand(r: Pick<RunResult, "seed" | "variant">, options: { known?: string; unaligned?: boolean; windows?: boolean } = {}): string {
+export function replayCommand(r: Pick<RunResult, "seed" | "variant">, options: { known?: string; unaligned?: boolean; windows?: boolean; joins?: boolean } = {}): string {
+  const joins = options.joins === undefined ? "" : options.joins ? "--joins" : "--no-joins";
   const windows = options.windows === undefined ? "" : options.windows ? "--windows" : "--no-windows";
-  const extra = [r.variant !== "none" ? `--variant ${r.variant}` : "", options.known ? `--known ${options.known}` : "", options.unaligned === false ? "--aligned" : "", windows].filter(Boolean);
+  const extra = [r.variant !== "none" ? `--variant ${r.variant}` : "", options.known ? `--known ${options.known}` : "", options.unaligned === false ? "--aligned" : "", windows, joins].filter(Boolean);
   return `npm run sim -- --seed ${r.seed} --trace${extra.length > 0 ? ` ${extra.join(" ")}` : ""}`;
 }
 
 /** A failed run: what the oracle found, how to replay it, and the events leading to it. */
-export function describeFailure(r: RunResult, options: { known?: string; unaligned?: boolean; windows?: boolean } = {}): string {
+export function describeFailure(r: RunResult, options: { known?: string; unaligned?: boolean; windows?: boolean; joins?: boolean } = {}): string {
   return [
     `seed ${r.seed} (${r.scenario})`,
     ...r.failures.slice(0, 8).map((f) => `  ${f}`),

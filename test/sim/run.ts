@@ -7,6 +7,8 @@
 import { uniform } from "../../src/connectors/sources/generator-source.js";
 import type { FaultKind } from "./faults.js";
 import { type InRecord, JOB, generated } from "./jobs.js";
+import { JOIN_APPEND_MAX, JOIN_FLUSH_KEY, JOIN_FLUSH_TS, type JRecord } from "./join-job.js";
+import { type JoinStats, joinStats, joinsComplete } from "./join-oracle.js";
 import { Life } from "./loop.js";
 import { Expected, Progress, checkRun, leftovers } from "./oracle.js";
 import { Rng } from "./prng.js";
@@ -32,6 +34,8 @@ export interface RunOptions {
   readonly unaligned?: boolean;
   /** The window branch in every run (true), none (false), or drawn (default). */
   readonly windows?: boolean;
+  /** The join branch in every run (true), none (false), or drawn (default). */
+  readonly joins?: boolean;
   /** On failure, replay the seed to cut the trace at the first failure (default true). */
   readonly explain?: boolean;
   /** Virtual time allowed for quiescence once faults stop (default 120 s). */
@@ -55,6 +59,8 @@ export interface RunResult {
   readonly restarts: number;
   /** What the window branch did, when the run had one. */
   readonly windows?: WindowStats;
+  /** What the join branch did, when the run had one. */
+  readonly joins?: JoinStats;
   readonly events: number;
   readonly virtualMs: number;
   readonly wallMs: number;
@@ -119,6 +125,34 @@ function feed(w: World, s: Scenario): Expected {
       w.loop.at(Math.max(s.ingestEndMs, s.faultEndMs) + 500, flush);
     }
   }
+  // The join branch's two sources: each side's records in order, a few at a time, over the same span; then, in
+  // unbounded runs, a flush record on each side (its time moves the watermark, the minimum of both, past every
+  // bucket and window), appended again while rows are missing, as a stream that keeps flowing would (a restore whose
+  // offsets are past the last record has no watermark until the next one).
+  if (j.joins) {
+    const jr = new Rng(s.seed).fork("join-input");
+    for (const [side, input] of [["l", j.joins.left], ["r", j.joins.right]] as const) {
+      if (j.bounded) continue;
+      const partition = w.streams.get(`stream:in-${side}/partition:0`)!;
+      let at = 0;
+      for (let off = 0; off < input.length; ) {
+        const n = Math.min(input.length - off, jr.range(1, JOIN_APPEND_MAX));
+        const records = input.slice(off, off + n);
+        off += n;
+        at += jr.range(0, Math.max(1, Math.floor((2 * s.ingestEndMs) / Math.max(1, input.length / 3.5))));
+        w.loop.at(Math.min(at, s.ingestEndMs), () => partition.append(records));
+      }
+      let off = input.length;
+      const flushRecord = (): JRecord => ({ key: JOIN_FLUSH_KEY, v: 0, side, off: off++, ts: JOIN_FLUSH_TS });
+      w.loop.at(s.ingestEndMs, () => partition.append([flushRecord()]));
+      const flush = () => {
+        if (joinsComplete(w) || w.loop.now() > s.faultEndMs + 60_000) return;
+        partition.append([flushRecord()]);
+        w.loop.after(500, flush);
+      };
+      w.loop.at(Math.max(s.ingestEndMs, s.faultEndMs) + 500, flush);
+    }
+  }
   return expected;
 }
 
@@ -143,7 +177,7 @@ function excerpt(lines: readonly string[], firstFailureMs: number | null, n = 45
 export async function runSeed(seed: number, options: RunOptions = {}): Promise<RunResult> {
   const wallStart = performance.now();
   const variant = options.variant ?? "none";
-  const scenario = drawScenario(seed, variant, { knownBugs: options.knownBugs, unaligned: options.unaligned, windows: options.windows });
+  const scenario = drawScenario(seed, variant, { knownBugs: options.knownBugs, unaligned: options.unaligned, windows: options.windows, joins: options.joins });
   const w = new World(scenario, { fullTrace: options.fullTrace });
   const failures: string[] = [];
   let firstFailureMs: number | null = null;
@@ -278,6 +312,7 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<R
     checkpoints: w.completedAt.size,
     restarts: job.restarts,
     windows: windowStats(w),
+    joins: joinStats(w),
     events: w.loop.events,
     virtualMs: w.loop.now(),
     wallMs: performance.now() - wallStart,

@@ -9,6 +9,7 @@ import type { ProcessingCost } from "./cost.js";
 import { type FaultRates, drawRates } from "./faults.js";
 import type { JobShape } from "./jobs.js";
 import { Rng } from "./prng.js";
+import { describeJoin, drawJoinShape } from "./join-job.js";
 import { describeWindows, drawWindowShape } from "./window-job.js";
 
 /**
@@ -84,6 +85,8 @@ export interface ScenarioOptions {
   readonly unaligned?: boolean;
   /** The window branch in every run (true), in none (false), or drawn in three runs of ten (default). */
   readonly windows?: boolean;
+  /** The join branch in every run (true), in none (false), or drawn in two runs of ten (default). */
+  readonly joins?: boolean;
 }
 
 /** Parses "A,D" or "all". */
@@ -162,6 +165,11 @@ export function drawScenario(seed: number, variant: Variant = "none", options: S
   if ((windows.chance(0.3) ? options.windows !== false : options.windows === true) && variant === "none") {
     (shape as { windows?: JobShape["windows"] }).windows = drawWindowShape(windows, { bounded, batchSize: shape.batchSize, dropLate: true });
   }
+  // The join branch (a two-input operator over two sources of its own) in two runs of ten, or as asked; its own stream too.
+  const joins = rng.fork("joins");
+  if ((joins.chance(0.2) ? options.joins !== false : options.joins === true) && variant === "none") {
+    (shape as { joins?: JobShape["joins"] }).joins = drawJoinShape(joins);
+  }
   const rates = drawRates(rng.fork("rates"));
   // Every run lands at least one reset.
   rates.randomResets = Math.max(1, rates.randomResets);
@@ -206,6 +214,7 @@ export function describeScenario(s: Scenario): string {
     ...(j.watermarks ? [`watermarks(${j.watermarks.sources}) bound=${j.watermarks.boundMs}${j.watermarks.idlenessMs ? ` idle=${j.watermarks.idlenessMs}` : ""}`] : []),
     ...(j.timers ? [`timers p=${j.timers.parallelism}`] : []),
     ...(j.windows ? [describeWindows(j.windows)] : []),
+    ...(j.joins ? [describeJoin(j.joins)] : []),
     `faults ${s.faultyStart ? "0" : s.faultStartMs}-${s.faultEndMs}ms budget=${s.rates.resetBudget}`,
     ...(s.knownBugs.size > 0 ? [`known=${[...s.knownBugs].join("")}`] : []),
   ].join(" ");
