@@ -8,7 +8,9 @@ import {
   decodeChannelState,
   encodeBatch,
   encodeChannelState,
+  fromInFlight,
   fromInFlightBatch,
+  inFlightWatermark,
   inFlightBatch,
   inputKeys,
   keyedOperatorName,
@@ -246,6 +248,17 @@ describe("in-flight data", () => {
     expect(back.inputs["src/0"].map(fromInFlightBatch)).toEqual([{ records: '["x"]' }, { records: '["a","b"]', timestamps: "[5,null]" }]);
     expect(back.outputTimestamps).toEqual({ "map/0": [9] });
     expect(JSON.parse(encodeChannelState({ inputs: {}, outputs: {} }))).not.toHaveProperty("outputTimestamps");
+  });
+
+  it("keeps the watermarks among a channel's in-flight batches, in order", () => {
+    const entries = ['["x"]', inFlightWatermark(1481, false), inFlightBatch('["a"]', "[1380]"), inFlightWatermark(null, true)];
+    const back = decodeChannelState(encodeChannelState({ inputs: { "src/0": entries }, outputs: {} }));
+    expect(back.inputs["src/0"].map(fromInFlight)).toEqual([
+      { kind: "batch", records: '["x"]' },
+      { kind: "watermark", watermarkMs: 1481, idle: false },
+      { kind: "batch", records: '["a"]', timestamps: "[1380]" },
+      { kind: "watermark", watermarkMs: null, idle: true },
+    ]);
   });
 
   it("refuses a version it does not know", () => {

@@ -204,6 +204,27 @@ export function inFlightBatch(records: string, timestamps: string | undefined): 
   return timestamps === undefined ? records : `{"timestamps":${timestamps},"records":${records}}`;
 }
 
+/**
+ * A watermark queued among a channel's in-flight batches, as in-flight data
+ * stores it: `{"watermark":…,"idle":…}`. Kept in order with the batches, so
+ * that a restore replays the records at the event time they were behind.
+ */
+export function inFlightWatermark(watermarkMs: number | null, idle: boolean): string {
+  return JSON.stringify({ watermark: watermarkMs, idle });
+}
+
+/** One entry of a channel's in-flight input data: a batch's texts, or a watermark. */
+export type InFlightEntry = { kind: "batch"; records: string; timestamps?: string } | { kind: "watermark"; watermarkMs: number | null; idle: boolean };
+
+/** Reads one entry of in-flight input data (see {@link inFlightBatch}, {@link inFlightWatermark}). */
+export function fromInFlight(text: string): InFlightEntry {
+  if (text.startsWith('{"watermark":')) {
+    const w = JSON.parse(text) as { watermark: number | null; idle: boolean };
+    return { kind: "watermark", watermarkMs: w.watermark, idle: w.idle };
+  }
+  return { kind: "batch", ...fromInFlightBatch(text) };
+}
+
 /** A batch of in-flight input data as a batch's `records` and `timestamps` texts again. */
 export function fromInFlightBatch(text: string): { records: string; timestamps?: string } {
   if (!text.startsWith("{")) return { records: text };

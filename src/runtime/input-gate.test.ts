@@ -346,15 +346,15 @@ describe("InputGate watermarks", () => {
     expect(label(gate.poll())).toBe("b/0:wm20");
   });
 
-  it("counts only batches as a channel's in-flight data", () => {
+  it("keeps the watermarks among a channel's batches in its in-flight data, in order (a restore replays records behind them)", () => {
     const gate = new InputGate(["a/0"]);
     void gate.offer(batch("a/0", 1));
     void gate.offer(watermark("a/0", 2, 10));
     gate.startRecording("a/0");
     void gate.offer(watermark("a/0", 3, 11));
     void gate.offer(batch("a/0", 4));
-    expect(gate.queuedBatches("a/0").map(tag)).toEqual(["a/0#1", "a/0#4"]);
-    expect(gate.stopRecording("a/0").map(tag)).toEqual(["a/0#4"]);
+    expect(gate.queuedBatches("a/0").map(label)).toEqual(["a/0#1", "a/0:wm10", "a/0:wm11", "a/0#4"]);
+    expect(gate.stopRecording("a/0").map(label)).toEqual(["a/0:wm11", "a/0#4"]);
     expect(gate.queued()).toBe(4);
   });
 });

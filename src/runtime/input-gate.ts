@@ -85,7 +85,7 @@ export class InputGate {
   private accept(c: ChannelState, message: ChannelMessage): DeliveryResult | Promise<DeliveryResult> {
     c.lastSeq = message.seq;
     if (message.kind === "barrier" && this.priorityBarriers?.(message)) return "accepted";
-    if (message.kind === "batch") this.recording.get(c.id)?.push(message);
+    if (message.kind === "batch" || message.kind === "watermark") this.recording.get(c.id)?.push(message);
     const p = new Promise<DeliveryResult>((resolve) => c.queue.push({ message, taken: resolve }));
     this.notify();
     return p;
@@ -126,10 +126,10 @@ export class InputGate {
     this.notify();
   }
 
-  /** The batches waiting in `channel` now (its in-flight data at an unaligned snapshot). */
+  /** The batches (and the watermarks among them) waiting in `channel` now: its in-flight data at an unaligned snapshot. */
   queuedBatches(channel: string): ChannelMessage[] {
     const c = this.channels.get(channel);
-    return c ? c.queue.map((q) => q.message).filter((m) => m.kind === "batch") : [];
+    return c ? c.queue.map((q) => q.message).filter(inFlight) : [];
   }
 
   /**
@@ -145,7 +145,7 @@ export class InputGate {
     if (at < 0) return undefined;
     const [barrier] = c.queue.splice(at, 1);
     barrier.taken("accepted");
-    return c.queue.slice(0, at).map((q) => q.message).filter((m) => m.kind === "batch");
+    return c.queue.slice(0, at).map((q) => q.message).filter(inFlight);
   }
 
   /** Whether barrier `checkpointId` waits in `channel`'s queue (what {@link takeBarrier} would take). */
@@ -154,7 +154,7 @@ export class InputGate {
     return c !== undefined && c.queue.some((q) => q.message.kind === "barrier" && q.message.checkpointId === checkpointId);
   }
 
-  /** Starts recording the batches that arrive on `channel` afresh (until {@link stopRecording}). */
+  /** Starts recording the batches (and watermarks) that arrive on `channel` afresh (until {@link stopRecording}). */
   startRecording(channel: string): void {
     this.recording.set(channel, []);
   }
@@ -202,4 +202,13 @@ export class InputGate {
     this.wake = undefined;
     w?.();
   }
+}
+
+/**
+ * What a channel's in-flight data keeps: batches, and the watermarks among
+ * them (a restore replays the records behind the same watermarks as the
+ * first time, so a record dropped as late is dropped again).
+ */
+function inFlight(m: ChannelMessage): boolean {
+  return m.kind === "batch" || m.kind === "watermark";
 }

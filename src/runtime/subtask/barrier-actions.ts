@@ -7,7 +7,7 @@
  * only says when.
  */
 import type { BarrierAction, BarrierHandler } from "../../checkpoint/barrier-handler.js";
-import { inFlightBatch } from "../batch-encoding.js";
+import { inFlightBatch, inFlightWatermark } from "../batch-encoding.js";
 import type { InputGate } from "../input-gate.js";
 import type { ChannelMessage } from "../messages.js";
 import type { SinkCommitter } from "./sink-committer.js";
@@ -111,9 +111,14 @@ export class BarrierActions {
   }
 }
 
-/** Queued batches as in-flight data is stored: their records' JSON texts, with their event times when they have some. */
+/**
+ * Queued batches and watermarks as in-flight data is stored: the batches'
+ * records' JSON texts, with their event times when they have some, and the
+ * watermarks between them, in order.
+ */
 function batchTexts(messages: readonly ChannelMessage[]): string[] {
   return messages.map((m) => {
+    if (m.kind === "watermark") return inFlightWatermark(m.watermarkMs, m.idle);
     const b = m as { records: string; timestamps?: string };
     return inFlightBatch(b.records, b.timestamps);
   });

@@ -47,7 +47,7 @@ import {
   type BatchTimestamps,
   checkReceivedKey,
   decodeChannelState,
-  fromInFlightBatch,
+  fromInFlight,
   type InputKeys,
   coInputs,
   inputKeys,
@@ -316,7 +316,12 @@ export class Task {
         for (const [channel, batches] of Object.entries(file.inputs)) {
           this.gate.prepend(
             channel,
-            batches.map((text) => ({ kind: "batch" as const, attempt, channel, seq: 0, count: 0, ...fromInFlightBatch(text) })),
+            batches.map((text): ChannelMessage => {
+              const entry = fromInFlight(text);
+              return entry.kind === "watermark"
+                ? { kind: "watermark", attempt, channel, seq: 0, watermarkMs: entry.watermarkMs, idle: entry.idle }
+                : { kind: "batch", attempt, channel, seq: 0, count: 0, records: entry.records, ...(entry.timestamps === undefined ? {} : { timestamps: entry.timestamps }) };
+            }),
           );
         }
         for (const [target, records] of Object.entries(file.outputs)) this.writer.preload(target, records, file.outputTimestamps?.[target]);
