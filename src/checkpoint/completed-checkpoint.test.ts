@@ -108,6 +108,21 @@ describe("restoreSpecFor, the inverse", () => {
     expect(restoreSpecFor(m, ["src"], { start: 0, end: 7 }, "source/0").watermarkMs).toBeUndefined();
   });
 
+  it("starts a source subtask at the watermark it had sent: its own at the same parallelism, the lowest after a rescale", () => {
+    const m = buildMetadata({
+      plan,
+      checkpointId: 14,
+      attempt: 3,
+      isSavepoint: false,
+      triggerMs: 100,
+      completedMs: 150,
+      acks: [ack("source/0", { sources: { src: { p0: 10 } }, watermarkMs: 1481 }), ack("source/1", { sources: { src: { p1: 4 } }, watermarkMs: 1200 })],
+    });
+    expect(m.operators.src.watermarks).toEqual({ "source/0": 1481, "source/1": 1200 });
+    expect(restoreSpecFor(m, ["src"], { start: 0, end: 7 }, "source/0", { index: 0, parallelism: m.operators.src.parallelism }).watermarkMs).toBe(1481);
+    expect(restoreSpecFor(m, ["src"], { start: 0, end: 7 }, "source/0", { index: 0, parallelism: 3 }).watermarkMs).toBe(1200);
+  });
+
   it("leaves out operators the checkpoint does not have", () => {
     const s = restoreSpecFor(metadata, ["new-op"], { start: 0, end: 7 });
     expect(s).toEqual({ checkpointId: 12, keyed: {}, sources: {}, channelState: null });

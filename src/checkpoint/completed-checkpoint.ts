@@ -48,7 +48,11 @@ export function buildMetadata(c: CompletedCheckpointInput): CheckpointMetadata {
       // Keyed operators are where lateness is judged (windows, event-time timers): each keeps its subtask's watermark.
       (op(uid).watermarks ??= {})[a.subtask] = a.watermarkMs ?? null;
     }
-    for (const [uid, positions] of Object.entries(a.sources)) op(uid).sources[a.subtask] = positions;
+    for (const [uid, positions] of Object.entries(a.sources)) {
+      op(uid).sources[a.subtask] = positions;
+      // A source keeps the watermark it had sent: restored, it sends it again before the records after its offsets.
+      (op(uid).watermarks ??= {})[a.subtask] = a.watermarkMs ?? null;
+    }
     for (const [uid, txn] of Object.entries(a.sinks)) op(uid).sinks[a.subtask] = txn;
     for (const [uid, records] of Object.entries(a.inFlight ?? {})) if (records.length > 0) (op(uid).inFlight ??= {})[a.subtask] = records;
   }
@@ -97,6 +101,13 @@ export function restoreSpecFor(
     const positions: Record<string, number> = {};
     for (const p of Object.values(op.sources)) Object.assign(positions, p);
     sources[uid] = positions;
+    if (Object.keys(op.sources).length > 0 && op.watermarks) {
+      // A source subtask: its own watermark at the same parallelism, else the lowest (its partitions may come from any).
+      const own = subtask !== undefined && position?.parallelism === op.parallelism ? op.watermarks[subtask] : undefined;
+      const ws = own !== undefined ? [own] : Object.values(op.watermarks);
+      const w = ws.some((x) => x === null) ? null : Math.min(...(ws as number[]));
+      watermarkMs = w === null || watermarkMs === null ? null : Math.min(watermarkMs ?? w, w);
+    }
     const records = op.inFlight ? inFlightFor(op.inFlight, op.parallelism, subtask, position) : [];
     if (records.length > 0) inFlight[uid] = records;
     for (const [s, h] of Object.entries(op.keyed)) {

@@ -96,4 +96,13 @@ describe("SourceWatermarks", () => {
     expect(records[2]).toEqual(new RejectedRecord({ boom: true, ts: 99 }, 'the timestamp assigner of source "clicks-in" threw RangeError: no clock'));
     expect(w.current().watermarkMs).toBe(6);
   });
+
+  it("starts at the watermark restored with the source's checkpoint: sends it first, and never goes below it", () => {
+    const w = new SourceWatermarks(WatermarkStrategy.forBoundedOutOfOrderness<{ ts: number }>(5).withTimestampAssigner((r) => r.ts), ["p/0"], () => 0, "in", 1481);
+    expect(w.poll()).toEqual({ watermarkMs: 1481, idle: false });
+    w.onBatch("p/0", [{ ts: 1400 }]);
+    expect(w.poll()).toBeUndefined();
+    w.onBatch("p/0", [{ ts: 1600 }]);
+    expect(w.poll()).toEqual({ watermarkMs: 1594, idle: false });
+  });
 });

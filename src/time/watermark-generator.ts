@@ -57,6 +57,8 @@ export class SourceWatermarks<T = unknown> {
     private readonly now: () => number,
     /** Names the source in the error a bad timestamp raises. */
     private readonly operator: string,
+    /** The watermark this source had sent when its restored checkpoint was taken: never goes out lower, and goes out first. */
+    private readonly restoredMs: number = NO_WATERMARK,
   ) {
     this.assigner = strategy.timestampAssigner!;
     for (const p of partitions) this.partition(p);
@@ -112,9 +114,11 @@ export class SourceWatermarks<T = unknown> {
       active++;
       min = Math.min(min, p.generator.watermarkMs);
     }
-    // Never backwards: a partition back from idleness, behind the others, holds the output where it is.
-    if (active === 0) return { watermarkMs: this.announced.watermarkMs, idle: true };
-    return { watermarkMs: Math.max(min, this.announced.watermarkMs), idle: false };
+    // Never backwards: a partition back from idleness, behind the others, holds the output where it is; nor below
+    // the restored watermark (the records after the restored offsets were behind it the first time too).
+    const floor = Math.max(this.announced.watermarkMs, this.restoredMs);
+    if (active === 0) return { watermarkMs: floor, idle: true };
+    return { watermarkMs: Math.max(min, floor), idle: false };
   }
 
   /**

@@ -74,7 +74,7 @@ export class TaskTime {
     this.valve = new WatermarkValve(p.channels);
     this.floorMs = p.isSource ? NO_WATERMARK : (p.restoredWatermarkMs ?? NO_WATERMARK);
     // Every partition the reader owns holds the watermark back until it has records or is idle (Flink's per-split outputs).
-    if (p.source) this.sourceWatermarks = new SourceWatermarks(p.source.strategy, p.source.partitions, p.now, p.source.label);
+    if (p.source) this.sourceWatermarks = new SourceWatermarks(p.source.strategy, p.source.partitions, p.now, p.source.label, p.restoredWatermarkMs);
   }
 
   /** The subtask's event time: a source's own watermark, else its input watermark; NO_WATERMARK before it has one. */
