@@ -9,9 +9,9 @@
  * a SIGKILL of the runtime at a seeded moment. Every click's output must be
  * in the table exactly once with the expected name.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { crashEngine } from "../support/crash.js";
-import { type Engine, readTable, startEngine, waitFor } from "../support/engine.js";
+import { describe, expect, it } from "vitest";
+import { type Engine, readTable, waitFor } from "../support/engine.js";
+import { caughtUp, engineSet } from "../support/engines.js";
 import { Random } from "../support/random.js";
 
 const SEED = Number(process.env.FLOE_SEED ?? 20261206);
@@ -21,43 +21,25 @@ interface EnrichedRow {
   times: number;
 }
 
-let engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.dispose().catch(() => undefined);
-  engines = [];
-});
-
-async function engineAt(persistDir?: string): Promise<Engine> {
-  const e = await startEngine({ testJobs: true, persistDir });
-  engines.push(e);
-  return e;
-}
+const engines = engineSet();
+const engineAt = engines.start;
 
 async function ingest(engine: Engine, stream: string, records: readonly object[]): Promise<void> {
   const res = await engine.api(`/v1/ingest/${stream}`, { method: "POST", body: records.map((r) => JSON.stringify(r)).join("\n"), headers: { "content-type": "application/x-ndjson" } });
   expect(res.status, await res.clone().text()).toBe(200);
 }
 
-/** Waits until the job checkpointed past every record of `stream`: each went through the operator before what comes next. */
-async function caughtUp(engine: Engine, stream: string): Promise<void> {
-  await waitFor(async () => {
-    const s = (await (await engine.api(`/v1/streams/${stream}`)).json()) as { partitions: { next_offset: number; jobs: { job: string; lag: number; active: boolean }[] }[] };
-    return s.partitions.every((p) => p.next_offset === 0 || p.jobs.some((j) => j.job === "connect" && j.active && j.lag === 0));
-  }, 30_000, `the job checkpointed past ${stream}`);
-}
-
 describe("connected streams", () => {
   it("enrich clicks with profiles from a second stream in a keyed co-process function, exactly once across a SIGKILL", async () => {
     const random = new Random(SEED);
     let engine = await engineAt();
-    const dir = engine.persistDir;
     expect((await engine.api("/v1/jobs/connect/start", { method: "POST", json: {} })).status).toBe(200);
     const expected = new Map<string, string>();
     const names = (u: number) => `User ${u}`;
 
     // Profiles of u0..u4 first.
     await ingest(engine, "connect-profiles", [0, 1, 2, 3, 4].map((u) => ({ user: `u${u}`, name: names(u), ts: 1000 })));
-    await caughtUp(engine, "connect-profiles");
+    await caughtUp(engine, "connect-profiles", "connect");
 
     // Clicks of u0..u9 within half a second of event time (no timer fires yet); u5..u9 wait. A SIGKILL in the middle.
     const rounds = 6;
@@ -73,16 +55,14 @@ describe("connected streams", () => {
       await ingest(engine, "connect-clicks", clicks);
       if (r === crashAfter) {
         await new Promise((res) => setTimeout(res, random.int(400)));
-        await crashEngine(engine);
-        engines = engines.filter((e) => e !== engine);
-        engine = await engineAt(dir);
+        engine = await engines.crash(engine);
       }
     }
-    await caughtUp(engine, "connect-clicks");
+    await caughtUp(engine, "connect-clicks", "connect");
 
     // The profiles u5..u7 were waiting for: their clicks go out with the names.
     await ingest(engine, "connect-profiles", [5, 6, 7].map((u) => ({ user: `u${u}`, name: names(u), ts: 1500 })));
-    await caughtUp(engine, "connect-profiles");
+    await caughtUp(engine, "connect-profiles", "connect");
 
     // A click far later in event time: once the profiles' partition is idle, the watermark passes every waiting
     // click's timer, and u8's and u9's give up.

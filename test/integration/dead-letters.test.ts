@@ -9,9 +9,9 @@
  * `dead-strict` has no dead letters: a poison record fails the job, naming
  * the operator and the offset.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { crashEngine } from "../support/crash.js";
-import { type Engine, readTable, startEngine, waitFor } from "../support/engine.js";
+import { describe, expect, it } from "vitest";
+import { type Engine, readTable, waitFor } from "../support/engine.js";
+import { engineSet } from "../support/engines.js";
 import { Random } from "../support/random.js";
 
 const SEED = Number(process.env.FLOE_SEED ?? 20261206);
@@ -30,17 +30,8 @@ interface DeadRow {
   source: { partition: string; offset: number } | null;
 }
 
-let engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.dispose().catch(() => undefined);
-  engines = [];
-});
-
-async function engineAt(persistDir?: string): Promise<Engine> {
-  const e = await startEngine({ testJobs: true, persistDir });
-  engines.push(e);
-  return e;
-}
+const engines = engineSet();
+const engineAt = engines.start;
 
 /** Ingests `events` into `stream`; answers the partition and first offset the request got. */
 async function ingest(engine: Engine, stream: string, events: readonly RawEvent[]): Promise<{ partition: number; first_offset: number }> {
@@ -55,7 +46,6 @@ describe("dead letters", () => {
   it("take every poison record once, with its operator, error, key and offset, across a SIGKILL; the rest is counted exactly", async () => {
     const random = new Random(SEED);
     let engine = await engineAt();
-    const dir = engine.persistDir;
     expect((await engine.api("/v1/jobs/dead-letters/start", { method: "POST", json: {} })).status).toBe(200);
     const sums = new Map<string, number>();
     const dead = new Map<string, Omit<DeadRow, "count" | "error"> & { error: RegExp }>();
@@ -81,9 +71,7 @@ describe("dead letters", () => {
       });
       if (r === crashAfter) {
         await new Promise((res) => setTimeout(res, random.int(500)));
-        await crashEngine(engine);
-        engines = engines.filter((e) => e !== engine);
-        engine = await engineAt(dir);
+        engine = await engines.crash(engine);
       }
     }
     expect(dead.size, "the seed gives poison records of both kinds").toBeGreaterThan(2);

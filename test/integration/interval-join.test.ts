@@ -8,9 +8,9 @@
  * once across a savepoint restored at another parallelism with elements
  * waiting in the join's state.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { crashEngine } from "../support/crash.js";
-import { type Engine, readTable, startEngine, waitFor } from "../support/engine.js";
+import { describe, expect, it } from "vitest";
+import { type Engine, readTable, waitFor } from "../support/engine.js";
+import { engineSet } from "../support/engines.js";
 import { JoinInput } from "../support/join-input.js";
 import { Random } from "../support/random.js";
 
@@ -22,17 +22,8 @@ const LOWER = -500;
 const UPPER = 1000;
 const SEED = Number(process.env.FLOE_SEED ?? 20261206);
 
-let engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.dispose().catch(() => undefined);
-  engines = [];
-});
-
-async function engineAt(persistDir?: string): Promise<Engine> {
-  const e = await startEngine({ testJobs: true, persistDir });
-  engines.push(e);
-  return e;
-}
+const engines = engineSet();
+const engineAt = engines.start;
 
 async function expectPairs(engine: Engine, expected: Set<string>, what: string): Promise<void> {
   let last = "";
@@ -54,7 +45,6 @@ describe("interval join", () => {
   it("equals the offline join of everything ingested, each pair once, across a SIGKILL", async () => {
     const random = new Random(SEED);
     let engine = await engineAt();
-    const dir = engine.persistDir;
     expect((await engine.api("/v1/jobs/interval-join/start", { method: "POST", json: {} })).status).toBe(200);
     const input = new JoinInput(random);
     const rounds = 8;
@@ -63,9 +53,7 @@ describe("interval join", () => {
       await input.send(engine, 25);
       if (r === crashAfter) {
         await new Promise((res) => setTimeout(res, random.int(400)));
-        await crashEngine(engine);
-        engines = engines.filter((e) => e !== engine);
-        engine = await engineAt(dir);
+        engine = await engines.crash(engine);
       }
     }
     expect(expectedOf(input).size, "the input joins").toBeGreaterThan(100);

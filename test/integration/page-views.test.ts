@@ -12,9 +12,9 @@
  * For every URL and minute the two tables must hold exactly the reference:
  * count plus late equals views ingested, exactly once.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { crashEngine } from "../support/crash.js";
-import { type Engine, readTable, startEngine, waitFor } from "../support/engine.js";
+import { describe, expect, it } from "vitest";
+import { type Engine, readTable, waitFor } from "../support/engine.js";
+import { caughtUp, engineSet } from "../support/engines.js";
 import { Random } from "../support/random.js";
 
 const SEED = Number(process.env.FLOE_SEED ?? 20261206);
@@ -38,17 +38,8 @@ interface Row {
 
 const rowKey = (url: string, minute: number) => `${url}|${new Date(T0 + minute * MINUTE).toISOString()}`;
 
-let engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.dispose().catch(() => undefined);
-  engines = [];
-});
-
-async function engineAt(persistDir?: string): Promise<Engine> {
-  const e = await startEngine({ persistDir });
-  engines.push(e);
-  return e;
-}
+const engines = engineSet({ testJobs: false });
+const engineAt = engines.start;
 
 async function ingest(engine: Engine, views: readonly View[]): Promise<Response> {
   return engine.api("/v1/ingest/page-views", { method: "POST", body: views.map((v) => JSON.stringify(v)).join("\n"), headers: { "content-type": "application/x-ndjson" } });
@@ -82,14 +73,6 @@ class Reference {
     }
     return out;
   }
-}
-
-/** Waits until the job checkpointed past every record ingested: each went through the window before what is sent next. */
-async function caughtUp(engine: Engine): Promise<void> {
-  await waitFor(async () => {
-    const s = (await (await engine.api("/v1/streams/page-views")).json()) as { partitions: { next_offset: number; jobs: { job: string; lag: number; active: boolean }[] }[] };
-    return s.partitions.every((p) => p.next_offset === 0 || p.jobs.some((j) => j.job === "page-views" && j.active && j.lag === 0));
-  }, 30_000, "the job checkpointed past every record");
 }
 
 async function expectTables(engine: Engine, ref: Reference, minutes: number[], what: string): Promise<void> {
@@ -126,7 +109,6 @@ describe("the page-views job", () => {
   it("counts views per URL and minute exactly once across a SIGKILL, and counts late views apart", async () => {
     const random = new Random(SEED);
     let engine = await engineAt();
-    const dir = engine.persistDir;
     const start = await engine.api("/v1/jobs/page-views/start", { method: "POST", json: {} });
     expect(start.status, await start.clone().text()).toBe(200);
     const ref = new Reference();
@@ -141,9 +123,7 @@ describe("the page-views job", () => {
       ref.add(batch, false);
       if (i === crashAfter) {
         await new Promise((r) => setTimeout(r, random.int(800)));
-        await crashEngine(engine);
-        engines = engines.filter((e) => e !== engine);
-        engine = await engineAt(dir);
+        engine = await engines.crash(engine);
       }
     }
 
@@ -161,7 +141,7 @@ describe("the page-views job", () => {
     ref.add(late, true);
     ref.add(onTime, false);
     // The minute-2 views must reach the window before any partition's 3:10 view moves the watermark past minute 2.
-    await caughtUp(engine);
+    await caughtUp(engine, "page-views", "page-views");
     const closing2 = URLS.map((url) => ({ url, ts: T0 + 3 * MINUTE + 10_000 }));
     expect((await ingest(engine, closing2)).status).toBe(200);
     ref.add(closing2, false);

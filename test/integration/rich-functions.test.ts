@@ -5,9 +5,9 @@
  * the runtime each instance opens again (a new attempt) and the counts go
  * on exactly. A job whose `open` fails names the operator and the cause.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { crashEngine } from "../support/crash.js";
-import { type Engine, readTable, startEngine, waitFor } from "../support/engine.js";
+import { describe, expect, it } from "vitest";
+import { type Engine, readTable, waitFor } from "../support/engine.js";
+import { engineSet } from "../support/engines.js";
 
 interface NamedCount {
   name: string | null;
@@ -15,17 +15,8 @@ interface NamedCount {
   openedBy: string;
 }
 
-let engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.dispose().catch(() => undefined);
-  engines = [];
-});
-
-async function engineAt(persistDir?: string): Promise<Engine> {
-  const e = await startEngine({ testJobs: true, persistDir });
-  engines.push(e);
-  return e;
-}
+const engines = engineSet();
+const engineAt = engines.start;
 
 async function visit(engine: Engine, stream: string, users: readonly string[]): Promise<void> {
   const res = await engine.api(`/v1/ingest/${stream}`, { method: "POST", body: users.map((user) => JSON.stringify({ user })).join("\n"), headers: { "content-type": "application/x-ndjson" } });
@@ -50,7 +41,6 @@ async function rowsWhen(engine: Engine, done: (rows: Map<string, NamedCount>) =>
 describe("rich functions", () => {
   it("load a lookup table from a binding in open, per instance, again after a SIGKILL, with exact counts", async () => {
     let engine = await engineAt();
-    const dir = engine.persistDir;
     await (await engine.mf.getR2Bucket("FILES")).put("lookup/users.json", JSON.stringify({ ada: "Ada Lovelace", bob: "Bob Kahn" }));
     expect((await engine.api("/v1/jobs/rich-lookup/start", { method: "POST", json: {} })).status).toBe(200);
     await visit(engine, "rich-in", ["ada", "bob", "ada", "zoe"]);
@@ -59,9 +49,7 @@ describe("rich functions", () => {
     expect(first.get("zoe")).toMatchObject({ name: null, count: 1 });
     expect(new Set([...first.values()].map((r) => r.openedBy.split("@")[1])), "opened by attempt 1").toEqual(new Set(["1"]));
 
-    await crashEngine(engine);
-    engines = [];
-    engine = await engineAt(dir);
+    engine = await engines.crash(engine);
     await visit(engine, "rich-in", ["ada", "bob"]);
     const after = await rowsWhen(engine, (r) => r.get("ada")?.count === 3 && r.get("bob")?.count === 2, "the counts after the crash");
     expect(after.get("ada")).toMatchObject({ name: "Ada Lovelace", count: 3 });

@@ -8,9 +8,9 @@
  * moment, and across a savepoint restored at parallelism 3 with windows
  * open.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { crashEngine } from "../support/crash.js";
-import { type Engine, readTable, startEngine, waitFor } from "../support/engine.js";
+import { describe, expect, it } from "vitest";
+import { type Engine, readTable, waitFor } from "../support/engine.js";
+import { engineSet } from "../support/engines.js";
 import { JoinInput } from "../support/join-input.js";
 import { Random } from "../support/random.js";
 
@@ -18,17 +18,8 @@ import { Random } from "../support/random.js";
 const WINDOW_MS = 1000;
 const SEED = Number(process.env.FLOE_SEED ?? 20261206);
 
-let engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.dispose().catch(() => undefined);
-  engines = [];
-});
-
-async function engineAt(persistDir?: string): Promise<Engine> {
-  const e = await startEngine({ testJobs: true, persistDir });
-  engines.push(e);
-  return e;
-}
+const engines = engineSet();
+const engineAt = engines.start;
 
 /** The pairs of records in one window; the flush records (ad "flush") are in windows that never fire. */
 const expectedOf = (input: JoinInput) => input.pairs((i, c) => Math.floor(i / WINDOW_MS) === Math.floor(c / WINDOW_MS));
@@ -73,7 +64,6 @@ describe("window join", () => {
   it("equals the offline join per ad and window, each pair once, across a SIGKILL", async () => {
     const random = new Random(SEED);
     let engine = await engineAt();
-    const dir = engine.persistDir;
     expect((await engine.api("/v1/jobs/window-join/start", { method: "POST", json: {} })).status).toBe(200);
     const input = new JoinInput(random);
     const rounds = 8;
@@ -82,9 +72,7 @@ describe("window join", () => {
       await input.send(engine, 25);
       if (r === crashAfter) {
         await new Promise((res) => setTimeout(res, random.int(400)));
-        await crashEngine(engine);
-        engines = engines.filter((e) => e !== engine);
-        engine = await engineAt(dir);
+        engine = await engines.crash(engine);
       }
     }
     await flush(engine, input);
