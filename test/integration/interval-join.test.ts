@@ -9,9 +9,8 @@
  * waiting in the join's state.
  */
 import { describe, expect, it } from "vitest";
-import { type Engine, readTable, waitFor } from "../support/engine.js";
 import { engineSet } from "../support/engines.js";
-import { JoinInput } from "../support/join-input.js";
+import { JoinInput, expectPairs } from "../support/join-input.js";
 import { Random } from "../support/random.js";
 
 /** The pairs the interval join makes. */
@@ -24,22 +23,6 @@ const SEED = Number(process.env.FLOE_SEED ?? 20261206);
 
 const engines = engineSet();
 const engineAt = engines.start;
-
-async function expectPairs(engine: Engine, expected: Set<string>, what: string): Promise<void> {
-  let last = "";
-  await waitFor(
-    async () => {
-      const rows = await readTable<number>(engine, "ij-out");
-      const wrong = [...rows].filter(([k, n]) => !expected.has(k) || n !== 1);
-      last = `${rows.size}/${expected.size} rows; wrong ${JSON.stringify(wrong.slice(0, 5))}`;
-      return rows.size === expected.size && wrong.length === 0;
-    },
-    60_000,
-    what,
-  ).catch((e: Error) => {
-    throw new Error(`${e.message}: ${last}`);
-  });
-}
 
 describe("interval join", () => {
   it("equals the offline join of everything ingested, each pair once, across a SIGKILL", async () => {
@@ -57,7 +40,7 @@ describe("interval join", () => {
       }
     }
     expect(expectedOf(input).size, "the input joins").toBeGreaterThan(100);
-    await expectPairs(engine, expectedOf(input), "every pair once after the crash");
+    await expectPairs(engine, "ij-out", expectedOf(input), "every pair once after the crash");
   }, 120_000);
 
   it("keeps waiting elements through a savepoint restored at parallelism 3", async () => {
@@ -65,7 +48,7 @@ describe("interval join", () => {
     expect((await engine.api("/v1/jobs/interval-join/start", { method: "POST", json: {} })).status).toBe(200);
     const input = new JoinInput(new Random(SEED + 1));
     for (let r = 0; r < 3; r++) await input.send(engine, 25);
-    await expectPairs(engine, expectedOf(input), "the pairs before the savepoint");
+    await expectPairs(engine, "ij-out", expectedOf(input), "the pairs before the savepoint");
     const stop = await engine.api("/v1/jobs/interval-join/stop", { method: "POST", json: { savepoint: true } });
     expect(stop.status, await stop.clone().text()).toBe(200);
     const { id } = (await stop.json()) as { id: string };
@@ -80,6 +63,6 @@ describe("interval join", () => {
       return before.has(i) !== clicksBefore.has(c);
     });
     expect(across.length, "pairs of an element from before the savepoint and one from after").toBeGreaterThan(0);
-    await expectPairs(engine, expectedOf(input), "every pair once after the rescale");
+    await expectPairs(engine, "ij-out", expectedOf(input), "every pair once after the rescale");
   }, 120_000);
 });

@@ -9,9 +9,9 @@
  * open.
  */
 import { describe, expect, it } from "vitest";
-import { type Engine, readTable, waitFor } from "../support/engine.js";
+import type { Engine } from "../support/engine.js";
 import { engineSet } from "../support/engines.js";
-import { JoinInput } from "../support/join-input.js";
+import { JoinInput, expectPairs } from "../support/join-input.js";
 import { Random } from "../support/random.js";
 
 /** As WINDOW_JOIN_MS in test/fixtures/join-jobs.ts (a Worker module: Node cannot import it). */
@@ -42,22 +42,9 @@ async function flush(engine: Engine, input: JoinInput): Promise<void> {
   }
 }
 
-async function expectPairs(engine: Engine, expected: Set<string>, what: string): Promise<void> {
-  // The flush pair sits in a window that has not fired: the reference leaves it out.
-  for (const p of [...expected]) if (p.includes("flush")) expected.delete(p);
-  let last = "";
-  await waitFor(
-    async () => {
-      const rows = await readTable<number>(engine, "wj-out");
-      const wrong = [...rows].filter(([k, n]) => !expected.has(k) || n !== 1);
-      last = `${rows.size}/${expected.size} rows; wrong ${JSON.stringify(wrong.slice(0, 5))}`;
-      return rows.size === expected.size && wrong.length === 0;
-    },
-    60_000,
-    what,
-  ).catch((e: Error) => {
-    throw new Error(`${e.message}: ${last}`);
-  });
+/** The table holds exactly `expected` but the flush pair, which sits in a window that has not fired. */
+async function expectJoined(engine: Engine, expected: Set<string>, what: string): Promise<void> {
+  await expectPairs(engine, "wj-out", new Set([...expected].filter((p) => !p.includes("flush"))), what);
 }
 
 describe("window join", () => {
@@ -77,7 +64,7 @@ describe("window join", () => {
     }
     await flush(engine, input);
     expect(expectedOf(input).size, "the input joins").toBeGreaterThan(50);
-    await expectPairs(engine, expectedOf(input), "every pair once after the crash");
+    await expectJoined(engine, expectedOf(input), "every pair once after the crash");
   }, 120_000);
 
   it("keeps open windows through a savepoint restored at parallelism 3", async () => {
@@ -99,6 +86,6 @@ describe("window join", () => {
       return before.impressions.has(i) !== before.clicks.has(c);
     });
     expect(across.length, "pairs of a record from before the savepoint and one from after, in a window open across it").toBeGreaterThan(0);
-    await expectPairs(engine, expected, "every pair once after the rescale");
+    await expectJoined(engine, expected, "every pair once after the rescale");
   }, 120_000);
 });

@@ -6,7 +6,7 @@
  * record is ever late.
  */
 import { expect } from "vitest";
-import type { Engine } from "./engine.js";
+import { type Engine, readTable, waitFor } from "./engine.js";
 import type { Random } from "./random.js";
 
 export interface JoinEvent {
@@ -62,4 +62,21 @@ export class JoinInput {
 async function ingest(engine: Engine, stream: string, records: readonly JoinEvent[]): Promise<void> {
   const res = await engine.api(`/v1/ingest/${stream}`, { method: "POST", body: records.map((r) => JSON.stringify(r)).join("\n"), headers: { "content-type": "application/x-ndjson" } });
   expect(res.status, await res.clone().text()).toBe(200);
+}
+
+/** Waits until `table` holds exactly the pairs in `expected`, each counted once (the join jobs count each pair they emit). */
+export async function expectPairs(engine: Engine, table: string, expected: ReadonlySet<string>, what: string): Promise<void> {
+  let last = "";
+  await waitFor(
+    async () => {
+      const rows = await readTable<number>(engine, table);
+      const wrong = [...rows].filter(([k, n]) => !expected.has(k) || n !== 1);
+      last = `${rows.size}/${expected.size} rows; wrong ${JSON.stringify(wrong.slice(0, 5))}`;
+      return rows.size === expected.size && wrong.length === 0;
+    },
+    60_000,
+    what,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}: ${last}`);
+  });
 }
