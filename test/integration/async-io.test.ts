@@ -22,11 +22,11 @@
  *   another parallelism: the savepoint's records are dealt round-robin
  *   to the new subtasks and each is requested exactly once more.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { metadataKey, savepointMetadataKey } from "../../src/storage/layout.js";
 import type { CheckpointMetadata } from "../../src/checkpoint/types.js";
-import { crashEngine } from "../support/crash.js";
-import { type Engine, readTable, startEngine, waitFor } from "../support/engine.js";
+import { type Engine, readTable, waitFor } from "../support/engine.js";
+import { engineSet } from "../support/engines.js";
 import { type LookupServer, startLookupServer } from "../support/lookup-server.js";
 
 /** Records per partition of `async-bounded` (test/fixtures/async-jobs.ts; the fixture runs in workerd, not here). */
@@ -58,17 +58,8 @@ afterAll(async () => {
   await server.close();
 });
 
-let engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.dispose().catch(() => undefined);
-  engines = [];
-});
-
-async function engineAt(persistDir?: string): Promise<Engine> {
-  const e = await startEngine({ testJobs: true, persistDir });
-  engines.push(e);
-  return e;
-}
+const engines = engineSet();
+const engineAt = engines.start;
 
 async function ingest(engine: Engine, mode: string, from: number, to: number): Promise<void> {
   const body = Array.from({ length: to - from }, (_, i) => JSON.stringify({ id: from + i, ts: tsOf(from + i) })).join("\n");
@@ -130,7 +121,6 @@ async function latestCompleted(engine: Engine, mode: string): Promise<Checkpoint
 describe("async I/O", () => {
   it("keeps order (ordered), does not wait behind slow requests (unordered), and commits each result exactly once across SIGKILLs", async () => {
     let engine = await engineAt();
-    const dir = engine.persistDir;
     await (await engine.mf.getR2Bucket("FILES")).put("async/server.json", JSON.stringify({ url: server.url }));
     for (const mode of MODES) expect((await engine.api(`/v1/jobs/async-${mode}/start`, { method: "POST", json: {} })).status).toBe(200);
 
@@ -151,9 +141,7 @@ describe("async I/O", () => {
         const m = await latestCompleted(engine, crashMode);
         return m && Object.values(m.operators.lookup?.inFlight ?? {}).flat().length > 0;
       }, 60_000, `a checkpoint of async-${crashMode} with records in flight`);
-      await crashEngine(engine);
-      engines = [];
-      engine = await engineAt(dir);
+      engine = await engines.crash(engine);
       for (const mode of MODES) {
         const { count, metadata } = await restored(engine, mode, restores.get(mode)!);
         restores.set(mode, count);

@@ -26,19 +26,8 @@ const engineAt = engines.start;
 
 describe("interval join", () => {
   it("equals the offline join of everything ingested, each pair once, across a SIGKILL", async () => {
-    const random = new Random(SEED);
-    let engine = await engineAt();
-    expect((await engine.api("/v1/jobs/interval-join/start", { method: "POST", json: {} })).status).toBe(200);
-    const input = new JoinInput(random);
-    const rounds = 8;
-    const crashAfter = 1 + random.int(rounds - 3);
-    for (let r = 0; r < rounds; r++) {
-      await input.send(engine, 25);
-      if (r === crashAfter) {
-        await new Promise((res) => setTimeout(res, random.int(400)));
-        engine = await engines.crash(engine);
-      }
-    }
+    const input = new JoinInput(new Random(SEED));
+    const engine = await input.sendWithCrash(await engineAt(), "interval-join", engines.crash, 8, 25);
     expect(expectedOf(input).size, "the input joins").toBeGreaterThan(100);
     await expectPairs(engine, "ij-out", expectedOf(input), "every pair once after the crash");
   }, 120_000);

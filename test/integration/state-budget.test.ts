@@ -9,9 +9,10 @@
  * the middle of a round and the restore, and a savepoint (which must
  * include the evicted entries) restored at parallelism 3.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { crashEngine, resetSubtask } from "../support/crash.js";
-import { type Engine, readTable, startEngine, waitFor } from "../support/engine.js";
+import { describe, expect, it } from "vitest";
+import { resetSubtask } from "../support/crash.js";
+import { type Engine, readTable, waitFor } from "../support/engine.js";
+import { engineSet } from "../support/engines.js";
 
 /** As PAD_CHARS and BUDGET_BYTES in test/fixtures/budget-jobs.ts (a Worker module: Node cannot import it). */
 const PAD_CHARS = 300;
@@ -32,17 +33,8 @@ interface SubtaskMetrics {
   state_readbacks: number;
 }
 
-let engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.dispose().catch(() => undefined);
-  engines = [];
-});
-
-async function engineAt(persistDir?: string): Promise<Engine> {
-  const e = await startEngine({ testJobs: true, persistDir });
-  engines.push(e);
-  return e;
-}
+const engines = engineSet();
+const engineAt = engines.start;
 
 const keys = Array.from({ length: KEYS }, (_, i) => `key-${i}`);
 
@@ -91,7 +83,6 @@ async function withinBudget(engine: Engine, parallelism: number): Promise<Subtas
 describe("keyed state under a memory budget", () => {
   it("counts exactly with state ≈ 9× the budget, through a SIGKILL and the restore, and a savepoint restored at parallelism 3", async () => {
     let engine = await engineAt();
-    const dir = engine.persistDir;
     const started = await engine.api("/v1/jobs/state-budget/start", { method: "POST", json: {} });
     expect(started.status, await started.clone().text()).toBe(200);
 
@@ -108,9 +99,7 @@ describe("keyed state under a memory budget", () => {
     // Round 2 read back from the image, and a SIGKILL while it runs: the restore replays what was not committed.
     await round(engine);
     await waitFor(async () => [...(await readTable<Tally>(engine, "budget-out")).values()].some((t) => t.count === 2), 30_000, "round 2 under way");
-    await crashEngine(engine);
-    engines = [];
-    engine = await engineAt(dir);
+    engine = await engines.crash(engine);
     await waitFor(async () => ((await (await engine.api("/v1/jobs/state-budget")).json()) as { restarts: number }).restarts >= 1, 30_000, "the restore after the crash");
     await expectCounts(engine, 2);
     await round(engine);

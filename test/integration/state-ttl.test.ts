@@ -12,9 +12,9 @@
  * last-access time (an entry expires TTL_MS after it was written, not
  * after the restore).
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { crashEngine } from "../support/crash.js";
-import { type Engine, readTable, startEngine, waitFor } from "../support/engine.js";
+import { describe, expect, it } from "vitest";
+import { type Engine, readTable, waitFor } from "../support/engine.js";
+import { engineSet } from "../support/engines.js";
 
 /** As TTL_VISIT_MS in test/fixtures/ttl-jobs.ts (a Worker module: Node cannot import it). */
 const TTL_MS = 5000;
@@ -26,17 +26,8 @@ interface VisitRow {
   recent: number[];
 }
 
-let engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.dispose().catch(() => undefined);
-  engines = [];
-});
-
-async function engineAt(persistDir?: string): Promise<Engine> {
-  const e = await startEngine({ testJobs: true, persistDir });
-  engines.push(e);
-  return e;
-}
+const engines = engineSet();
+const engineAt = engines.start;
 
 async function start(engine: Engine, job = "state-ttl"): Promise<Response> {
   return engine.api(`/v1/jobs/${job}/start`, { method: "POST", json: {} });
@@ -108,7 +99,6 @@ describe("state TTL", () => {
 
   it("keeps each entry's last-access time across a SIGKILL and the restore: entries expire TTL_MS after their visit, not after the restore", async () => {
     let engine = await engineAt();
-    const dir = engine.persistDir;
     const started = await start(engine);
     expect(started.status, await started.clone().text()).toBe(200);
 
@@ -117,9 +107,7 @@ describe("state TTL", () => {
     await sleepUntil(c1.at + TTL_MS / 2);
     const e1 = await visitAndRead(engine, "e", 1);
     const crashMs = Date.now();
-    await crashEngine(engine);
-    engines = [];
-    engine = await engineAt(dir);
+    engine = await engines.crash(engine);
     await waitFor(async () => ((await (await engine.api("/v1/jobs/state-ttl")).json()) as { restarts: number }).restarts >= 1, 30_000, "the restore after the crash");
 
     // e's state survived the crash, within its TTL: the session goes on.

@@ -49,19 +49,8 @@ async function expectJoined(engine: Engine, expected: Set<string>, what: string)
 
 describe("window join", () => {
   it("equals the offline join per ad and window, each pair once, across a SIGKILL", async () => {
-    const random = new Random(SEED);
-    let engine = await engineAt();
-    expect((await engine.api("/v1/jobs/window-join/start", { method: "POST", json: {} })).status).toBe(200);
-    const input = new JoinInput(random);
-    const rounds = 8;
-    const crashAfter = 1 + random.int(rounds - 3);
-    for (let r = 0; r < rounds; r++) {
-      await input.send(engine, 25);
-      if (r === crashAfter) {
-        await new Promise((res) => setTimeout(res, random.int(400)));
-        engine = await engines.crash(engine);
-      }
-    }
+    const input = new JoinInput(new Random(SEED));
+    const engine = await input.sendWithCrash(await engineAt(), "window-join", engines.crash, 8, 25);
     await flush(engine, input);
     expect(expectedOf(input).size, "the input joins").toBeGreaterThan(50);
     await expectJoined(engine, expectedOf(input), "every pair once after the crash");

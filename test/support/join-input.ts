@@ -51,6 +51,24 @@ export class JoinInput {
     return out;
   }
 
+  /**
+   * Starts `job`, then sends `rounds` rounds of `size`, killing the runtime
+   * with SIGKILL (and starting it again over its state) after a seeded round
+   * and delay; answers the engine that runs at the end.
+   */
+  async sendWithCrash(engine: Engine, job: string, crash: (engine: Engine) => Promise<Engine>, rounds: number, size: number): Promise<Engine> {
+    expect((await engine.api(`/v1/jobs/${job}/start`, { method: "POST", json: {} })).status).toBe(200);
+    const crashAfter = 1 + this.random.int(rounds - 3);
+    for (let r = 0; r < rounds; r++) {
+      await this.send(engine, size);
+      if (r === crashAfter) {
+        await new Promise((res) => setTimeout(res, this.random.int(400)));
+        engine = await crash(engine);
+      }
+    }
+    return engine;
+  }
+
   /** Sends the next round to both streams. */
   async send(engine: Engine, size: number): Promise<void> {
     const r = this.round(size);
