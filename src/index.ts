@@ -16,7 +16,19 @@ import { StreamPartition } from "./runtime/stream-partition.js";
 import { Subtask as SubtaskBase } from "./runtime/subtask/subtask.js";
 import { TablePartition } from "./runtime/table-partition.js";
 
-export { job, JobDefinition, DataStream, KeyedStream, ConnectedStreams, KeyedConnectedStreams, type JobOptions } from "./api/job.js";
+export {
+  job,
+  JobDefinition,
+  DataStream,
+  KeyedStream,
+  ConnectedStreams,
+  KeyedConnectedStreams,
+  BroadcastStream,
+  BroadcastConnectedStream,
+  KeyedBroadcastConnectedStream,
+  type JobOptions,
+} from "./api/job.js";
+export { BROADCAST_STATE_MAX_BYTES, type BroadcastState, type ReadOnlyBroadcastState } from "./state/broadcast-state.js";
 export {
   valueState,
   mapState,

@@ -139,10 +139,22 @@ describe("connected streams", () => {
     expect(() =>
       a.connect(b).process({ processElement1: () => undefined, processElement2: () => undefined, onTimer: () => undefined } as never, { uid: "timed" }),
     ).toThrow(/"timed" defines onTimer, but timers are keyed state/);
+  });
+
+  it("connect a stream with itself over two lanes of one upstream vertex", () => {
     const self = job("self");
-    const s = self.source(source<Click>(1), { uid: "s" });
-    s.connect(s).process({ processElement1: () => undefined, processElement2: () => undefined }, { uid: "both" }).sink(sink, { uid: "out" });
-    expect(() => buildPlan(self)).toThrow(JobDefinitionError);
-    expect(() => buildPlan(self)).toThrow(/operator "both" reads the same stream twice/);
+    const s = self.source(source<Click>(2), { uid: "s" });
+    s.connect(s)
+      .keyBy((c) => c.user, (c) => c.user)
+      .process({ processElement1: () => undefined, processElement2: () => undefined }, { uid: "both" })
+      .sink(sink, { uid: "out" });
+    const plan = buildPlan(self);
+    expect(plan.vertices.find((v) => v.id === "s")!.outputs).toMatchObject([
+      { vertex: "both", partitioner: "hash", inputIndex: 0 },
+      { vertex: "both", partitioner: "hash", inputIndex: 1, lane: 1 },
+    ]);
+    expect(plan.vertices.find((v) => v.id === "s")!.outputs[0]).not.toHaveProperty("lane");
+    const both = plan.vertices.find((v) => v.id === "both")!;
+    expect(coInputs(self, both, 0)).toEqual(new Map([["s/0", 1], ["s/1", 1], ["s/0#1", 2], ["s/1#1", 2]]));
   });
 });

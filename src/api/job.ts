@@ -5,7 +5,9 @@
  */
 import type { Key } from "../graph/key-groups.js";
 import type {
+  BroadcastProcessFunction,
   CoProcessFunction,
+  KeyedBroadcastProcessFunction,
   KeyedCoProcessFunction,
   Collector,
   Context,
@@ -31,6 +33,7 @@ import type { CheckpointOptions } from "./checkpoint-options.js";
 import type { StateOptions } from "./state-options.js";
 import type { RestartStrategyOptions } from "../checkpoint/restart-strategy.js";
 import type { AsyncOperatorSpec } from "./async-function.js";
+import type { MapStateDescriptor } from "./state.js";
 
 /** Job-wide options. */
 export interface JobOptions {
@@ -51,7 +54,7 @@ export interface JobOptions {
 export type NodeKind = "source" | "map" | "filter" | "flatMap" | "process" | "sink" | "async";
 
 /** How records move from one operator to the next. */
-export type PartitionerKind = "forward" | "rebalance" | "hash";
+export type PartitionerKind = "forward" | "rebalance" | "hash" | "broadcast";
 
 /** An edge into a logical node. */
 export interface LogicalEdge {
@@ -62,6 +65,8 @@ export interface LogicalEdge {
   readonly tag?: string;
   /** Into a co-process function: which of its two inputs the edge feeds (processElement1 or 2). */
   readonly coInput?: 1 | 2;
+  /** Every record goes to every subtask of the receiver (`broadcast()`). */
+  readonly broadcast?: true;
 }
 
 /** One operator of the logical graph, as declared. */
@@ -80,6 +85,8 @@ export interface LogicalNode {
   readonly process?: ProcessFunction<any, any> | KeyedProcessFunction<any, any, any> | CoProcessFunction<any, any, any> | KeyedCoProcessFunction<any, any, any, any>;
   /** A process node whose function is a co-process function: its edges say which input they feed. */
   readonly coProcess?: boolean;
+  /** A broadcast process function's broadcast states (its input 2 is the broadcast stream). */
+  readonly broadcastState?: readonly MapStateDescriptor<unknown>[];
   /** An async I/O operator's function and options (AsyncDataStream). */
   readonly async?: AsyncOperatorSpec;
   /** Why the operator needs its records' event time (an event-time window), if it does: every source upstream must have a watermark strategy. */
@@ -203,9 +210,39 @@ export class DataStream<T> {
    * the records of one key from either side. Barriers align over both
    * inputs and the watermark is the minimum of both.
    */
-  connect<U>(other: DataStream<U>): ConnectedStreams<T, U> {
+  connect<U>(other: BroadcastStream<U>): BroadcastConnectedStream<T, U>;
+  connect<U>(other: DataStream<U>): ConnectedStreams<T, U>;
+  connect<U>(other: DataStream<U> | BroadcastStream<U>): ConnectedStreams<T, U> | BroadcastConnectedStream<T, U> {
     if (other.job !== this.job) throw new JobDefinitionError(`connect() got a stream of job "${other.job.name}": streams cannot cross jobs`);
+    if (other instanceof BroadcastStream) return new BroadcastConnectedStream<T, U>(this.job, this.edges(), other);
     return new ConnectedStreams<T, U>(this.job, this.edges(), other.edges());
+  }
+
+  /**
+   * Sends every record to every subtask of the next operator. Without
+   * descriptors, a stream partitioned that way (Flink's broadcast()); with
+   * broadcast map state descriptors, a {@link BroadcastStream} to
+   * `connect` with another stream, whose function keeps the broadcast
+   * records in that state (Flink's broadcast state pattern).
+   *
+   * @example
+   * const rulesState = mapState<Rule>("rules");
+   * clicks.keyBy((c) => c.user).connect(rules.broadcast(rulesState)).process(applyRules, { uid: "apply-rules" });
+   */
+  broadcast(): DataStream<T>;
+  broadcast(...descriptors: [MapStateDescriptor<any>, ...MapStateDescriptor<any>[]]): BroadcastStream<T>;
+  broadcast(...descriptors: MapStateDescriptor<any>[]): DataStream<T> | BroadcastStream<T> {
+    if (descriptors.length === 0) return new BroadcastPartitionedStream<T>(this.job, this.edges());
+    const names = new Set<string>();
+    for (const d of descriptors) {
+      if (d === null || typeof d !== "object" || d.kind !== "map") {
+        throw new JobDefinitionError(`broadcast(…) takes map state descriptors (mapState(name)), got ${d === null || typeof d !== "object" ? String(d) : `a ${d.kind} state "${d.name}"`}`);
+      }
+      if (d.ttl !== undefined) throw new JobDefinitionError(`broadcast state "${d.name}" has a TTL: broadcast state lives until the broadcast side removes it`);
+      if (names.has(d.name)) throw new JobDefinitionError(`broadcast(…) declares state "${d.name}" twice`);
+      names.add(d.name);
+    }
+    return new BroadcastStream<T>(this.job, this.edges(), descriptors);
   }
 
   /**
@@ -330,6 +367,19 @@ export class KeyedStream<K extends Key, T> {
     this.job.add({ kind: "sink", options, inputs: this.keyed(), sink: sink as SinkDefinition });
   }
 
+  /**
+   * Connects this keyed stream with a broadcast stream (Flink's broadcast
+   * state pattern): `.process(fn)` with a {@link KeyedBroadcastProcessFunction}.
+   * To connect two keyed streams, `a.connect(b).keyBy(fa, fb)`.
+   */
+  connect<U>(other: BroadcastStream<U>): KeyedBroadcastConnectedStream<K, T, U> {
+    if (!(other instanceof BroadcastStream)) {
+      throw new JobDefinitionError("a keyed stream connects with a broadcast stream (other.broadcast(descriptor)); to connect two streams by key, a.connect(b).keyBy(fa, fb)");
+    }
+    if (other.job !== this.job) throw new JobDefinitionError(`connect() got a stream of job "${other.job.name}": streams cannot cross jobs`);
+    return new KeyedBroadcastConnectedStream<K, T, U>(this.job, this.keyed(), other);
+  }
+
   /** Flink forbids keying a keyed stream again; so does floe. */
   keyBy(): never {
     throw new TypeError("keyBy on a keyed stream: process or sink it first");
@@ -403,6 +453,93 @@ function coProcess<O>(
   }
   const inputs = [...first.map((e) => ({ ...e, coInput: 1 as const })), ...second.map((e) => ({ ...e, coInput: 2 as const }))];
   const id = job.add({ kind: "process", options, inputs, process: fn as never, coProcess: true, ...(needsEventTime === undefined ? {} : { needsEventTime }) });
+  return new DataStream<O>(job, id);
+}
+
+/** A stream whose every record goes to every subtask of the next operator (`broadcast()` without descriptors). */
+class BroadcastPartitionedStream<T> extends DataStream<T> {
+  constructor(
+    job: JobDefinition,
+    private readonly members: LogicalEdge[],
+  ) {
+    super(job, members[0]?.from ?? -1);
+  }
+
+  override edges(): LogicalEdge[] {
+    return this.members.map((e) => ({ ...e, broadcast: true as const }));
+  }
+
+  override keyBy(): never {
+    throw new JobDefinitionError("keyBy on a broadcast stream: a record cannot both go to every subtask and to its key's");
+  }
+}
+
+/**
+ * A stream broadcast with broadcast state descriptors (Flink's
+ * BroadcastStream): `connect` it to a stream or keyed stream, then
+ * `process` a broadcast process function.
+ */
+export class BroadcastStream<T> {
+  /** @internal */
+  readonly _type?: T;
+
+  constructor(
+    /** @internal */ readonly job: JobDefinition,
+    private readonly inputs: LogicalEdge[],
+    /** The broadcast states the connected function keeps. */
+    readonly descriptors: readonly MapStateDescriptor<any>[],
+  ) {}
+
+  /** @internal */
+  edges(): LogicalEdge[] {
+    return this.inputs.map((e) => ({ ...e, broadcast: true as const }));
+  }
+}
+
+/** A non-keyed stream connected with a broadcast stream (Flink's BroadcastConnectedStream). */
+export class BroadcastConnectedStream<A, B> {
+  constructor(
+    private readonly job: JobDefinition,
+    private readonly first: LogicalEdge[],
+    private readonly broadcastStream: BroadcastStream<B>,
+  ) {}
+
+  /** A broadcast process function over both; it needs a uid (its broadcast state is checkpointed). */
+  process<O>(fn: BroadcastProcessFunction<A, B, O>, options: OperatorOptions = {}): DataStream<O> {
+    return broadcastProcess<O>(this.job, this.first, this.broadcastStream, fn, options);
+  }
+}
+
+/** A keyed stream connected with a broadcast stream. */
+export class KeyedBroadcastConnectedStream<K extends Key, A, B> {
+  constructor(
+    private readonly job: JobDefinition,
+    private readonly first: LogicalEdge[],
+    private readonly broadcastStream: BroadcastStream<B>,
+  ) {}
+
+  /** A keyed broadcast process function: keyed state and timers on the keyed side, broadcast state from the other. */
+  process<O>(fn: KeyedBroadcastProcessFunction<K, A, B, O>, options: OperatorOptions = {}): DataStream<O> {
+    return broadcastProcess<O>(this.job, this.first, this.broadcastStream, fn, options);
+  }
+}
+
+function broadcastProcess<O>(
+  job: JobDefinition,
+  first: LogicalEdge[],
+  broadcastStream: BroadcastStream<unknown>,
+  fn: BroadcastProcessFunction<any, any, O> | KeyedBroadcastProcessFunction<any, any, any, O>,
+  options: OperatorOptions,
+): DataStream<O> {
+  const label = options.name ?? options.uid ?? `broadcastProcess#${job.nodes.length}`;
+  if (fn === null || typeof fn !== "object" || typeof fn.processElement !== "function" || typeof fn.processBroadcastElement !== "function") {
+    throw new JobDefinitionError(`broadcast process function "${label}" needs processElement and processBroadcastElement`);
+  }
+  if (typeof (fn as { onTimer?: unknown }).onTimer === "function" && !first.some((e) => e.keySelector)) {
+    throw new JobDefinitionError(`broadcast process function "${label}" defines onTimer, but timers are keyed state and its input is not keyed: keyBy() it first`);
+  }
+  const inputs = [...first.map((e) => ({ ...e, coInput: 1 as const })), ...broadcastStream.edges().map((e) => ({ ...e, coInput: 2 as const }))];
+  const id = job.add({ kind: "process", options, inputs, process: fn as never, coProcess: true, broadcastState: broadcastStream.descriptors });
   return new DataStream<O>(job, id);
 }
 

@@ -10,6 +10,7 @@ import type { CheckpointConfig } from "./checkpoint-options.js";
 import type { StartingOffsets, StreamLimits } from "../storage/stream-options.js";
 import type { OutputTag } from "./output-tag.js";
 import type { DeadLetter } from "./dead-letter.js";
+import type { BroadcastState, ReadOnlyBroadcastState } from "../state/broadcast-state.js";
 import type {
   ListState,
   ListStateDescriptor,
@@ -241,6 +242,62 @@ export interface KeyedCoProcessFunction<K extends Key, A, B, O> extends RichFunc
   processElement2(value: B, ctx: KeyedContext<K>, out: Collector<O>): void;
   /** A timer of the current key fired, as in a keyed process function. */
   onTimer?(timestampMs: number, ctx: OnTimerContext<K>, out: Collector<O>): void;
+}
+
+/** What a broadcast function's non-broadcast input (and its timers) see of the broadcast state: read only. */
+export interface ReadOnlyBroadcastContext extends Context {
+  /** One of the states declared by `broadcast(…descriptors)`; any other throws, naming the operator. */
+  getBroadcastState<V>(descriptor: MapStateDescriptor<V>): ReadOnlyBroadcastState<V>;
+}
+
+/** What `processBroadcastElement` sees: the broadcast state, readable and writable. Timers cannot be set here (no key). */
+export interface BroadcastContext extends Context {
+  getBroadcastState<V>(descriptor: MapStateDescriptor<V>): BroadcastState<V>;
+}
+
+/** A keyed function's `processBroadcastElement` context: also every key's keyed state, through {@link applyToKeyedState}. */
+export interface KeyedBroadcastContext<K extends Key = Key> extends BroadcastContext {
+  /**
+   * Calls `fn` for every key of this subtask that has state `descriptor`
+   * (Flink's applyToKeyedState), with that key's state: e.g. to apply a new
+   * rule to what every key has seen. It visits the state that lives in this
+   * subtask, so each key once over the operator.
+   */
+  applyToKeyedState<T>(descriptor: ValueStateDescriptor<T>, fn: (key: K, state: ValueState<T>) => void): void;
+  applyToKeyedState<V>(descriptor: MapStateDescriptor<V>, fn: (key: K, state: MapState<V>) => void): void;
+  applyToKeyedState<T>(descriptor: ListStateDescriptor<T>, fn: (key: K, state: ListState<T>) => void): void;
+}
+
+/**
+ * Flink's BroadcastProcessFunction: a non-keyed stream connected with a
+ * broadcast stream (`a.connect(rules.broadcast(rulesState)).process(fn)`).
+ * Every subtask gets every broadcast record; `processBroadcastElement`
+ * keeps what it needs in the broadcast state, which `processElement` reads.
+ * Updates must give the same state whatever the order in which broadcast
+ * records from several senders arrive.
+ */
+export interface BroadcastProcessFunction<I, B, O> extends RichFunction {
+  processElement(value: I, ctx: ReadOnlyBroadcastContext, out: Collector<O>): void;
+  processBroadcastElement(value: B, ctx: BroadcastContext, out: Collector<O>): void;
+}
+
+/**
+ * Flink's KeyedBroadcastProcessFunction: a keyed stream connected with a
+ * broadcast stream (`a.keyBy(f).connect(rules.broadcast(rulesState)).process(fn)`):
+ * keyed state and timers on the keyed side, which reads the broadcast state;
+ * the broadcast side writes it, and reaches keyed state through
+ * `applyToKeyedState`.
+ *
+ * @example
+ * { state: [seen],
+ *   processElement(click, ctx, out) { const rule = ctx.getBroadcastState(rules).get(click.url); if (rule) out.collect({ …click, rule }); },
+ *   processBroadcastElement(rule, ctx) { ctx.getBroadcastState(rules).put(rule.url, rule); } }
+ */
+export interface KeyedBroadcastProcessFunction<K extends Key, I, B, O> extends RichFunction {
+  readonly state?: readonly StateDescriptor[];
+  processElement(value: I, ctx: KeyedContext<K> & ReadOnlyBroadcastContext, out: Collector<O>): void;
+  processBroadcastElement(value: B, ctx: KeyedBroadcastContext<K>, out: Collector<O>): void;
+  onTimer?(timestampMs: number, ctx: OnTimerContext<K> & ReadOnlyBroadcastContext, out: Collector<O>): void;
 }
 
 /** A batch of records read from one source partition. */

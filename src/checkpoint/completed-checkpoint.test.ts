@@ -158,3 +158,29 @@ describe("async I/O records in flight", () => {
     expect(at(0, 1)).toEqual(["a", "b", "c", "d", "e"]);
   });
 });
+
+describe("broadcast state", () => {
+  const rules = { rules: [["/a", 3]] as [string, unknown][] };
+  const more = { rules: [["/a", 3], ["/b", 4]] as [string, unknown][] };
+  const bplan: ExecutionPlan = { ...plan, vertices: [vertex("rules", 3, ["apply"], { keyed: true })] };
+  const build = (acks: SubtaskAck[]) => buildMetadata({ plan: bplan, checkpointId: 4, attempt: 1, isSavepoint: false, triggerMs: 0, completedMs: 1, acks });
+
+  it("is kept once per operator, from subtask 0, and a copy of another subtask only where it differs", () => {
+    const aligned = build([ack("rules/0", { broadcast: { apply: rules } }), ack("rules/1"), ack("rules/2")]);
+    expect(aligned.operators.apply.broadcast).toEqual({ state: rules });
+    const unaligned = build([ack("rules/0", { broadcast: { apply: rules } }), ack("rules/1", { broadcast: { apply: rules } }), ack("rules/2", { broadcast: { apply: more } })]);
+    expect(unaligned.operators.apply.broadcast).toEqual({ state: rules, own: { "rules/2": more } });
+    const emptyFirst = build([ack("rules/0"), ack("rules/1", { broadcast: { apply: more } }), ack("rules/2")]);
+    expect(emptyFirst.operators.apply.broadcast).toEqual({ own: { "rules/1": more } });
+  });
+
+  it("goes back to every subtask: its own differing copy at the same parallelism, the operator's copy otherwise and after a rescale", () => {
+    const m = build([ack("rules/0", { broadcast: { apply: rules } }), ack("rules/1"), ack("rules/2", { broadcast: { apply: more } })]);
+    const spec = (subtask: string, index: number, parallelism: number) => restoreSpecFor(m, ["apply"], { start: 0, end: 7 }, subtask, { index, parallelism }).broadcast;
+    expect(spec("rules/0", 0, 3)).toEqual({ apply: rules });
+    expect(spec("rules/1", 1, 3)).toEqual({ apply: rules });
+    expect(spec("rules/2", 2, 3)).toEqual({ apply: more });
+    for (let i = 0; i < 5; i++) expect(spec(`rules/${i}`, i, 5)).toEqual({ apply: rules });
+    expect(restoreSpecFor(build([ack("rules/0"), ack("rules/1")]), ["apply"], { start: 0, end: 7 }, "rules/0", { index: 0, parallelism: 3 }).broadcast).toBeUndefined();
+  });
+});

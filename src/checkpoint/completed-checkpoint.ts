@@ -6,6 +6,7 @@
  */
 import type { ExecutionPlan } from "../graph/plan.js";
 import type { RestoreSpec } from "../runtime/messages.js";
+import type { BroadcastSnapshot } from "../state/broadcast-state.js";
 import type { ChannelStateHandle, CheckpointMetadata, KeyedStateHandle, OperatorState, SubtaskAck } from "./types.js";
 
 /** The parallelism of every operator uid in `plan` (Flink records it per operator in a checkpoint). */
@@ -36,6 +37,7 @@ export function buildMetadata(c: CompletedCheckpointInput): CheckpointMetadata {
     sinks: Record<string, unknown>;
     inFlight?: Record<string, readonly unknown[]>;
     watermarks?: Record<string, number | null>;
+    broadcast?: { state?: BroadcastSnapshot; own?: Record<string, BroadcastSnapshot> };
   };
   const operators: Record<string, Mutable> = {};
   const parallelismOf = parallelismByUid(c.plan);
@@ -55,6 +57,18 @@ export function buildMetadata(c: CompletedCheckpointInput): CheckpointMetadata {
     }
     for (const [uid, txn] of Object.entries(a.sinks)) op(uid).sinks[a.subtask] = txn;
     for (const [uid, records] of Object.entries(a.inFlight ?? {})) if (records.length > 0) (op(uid).inFlight ??= {})[a.subtask] = records;
+    for (const [uid, state] of Object.entries(a.broadcast ?? {})) {
+      const b = (op(uid).broadcast ??= {});
+      if (subtaskIndexOf(a.subtask) === 0) b.state = state;
+      else (b.own ??= {})[a.subtask] = state;
+    }
+  }
+  // Broadcast state is kept once per operator: another subtask's copy only where it differs from subtask 0's.
+  for (const o of Object.values(operators)) {
+    if (!o.broadcast?.own) continue;
+    const shared = JSON.stringify(o.broadcast.state ?? {});
+    for (const [s, state] of Object.entries(o.broadcast.own)) if (JSON.stringify(state) === shared) delete o.broadcast.own[s];
+    if (Object.keys(o.broadcast.own).length === 0) delete o.broadcast.own;
   }
   // Without event time (no subtask had a watermark) the metadata stays as it was before watermarks were kept.
   for (const o of Object.values(operators)) if (o.watermarks && Object.values(o.watermarks).every((w) => w === null)) delete o.watermarks;
@@ -92,6 +106,7 @@ export function restoreSpecFor(
   const keyed: Record<string, KeyedStateHandle[]> = {};
   const sources: Record<string, Record<string, number>> = {};
   const inFlight: Record<string, readonly unknown[]> = {};
+  const broadcast: Record<string, BroadcastSnapshot> = {};
   // Undefined until a keyed operator's subtask is seen; null once one had no watermark (or the metadata predates them).
   let watermarkMs: number | null | undefined;
   for (const uid of uids) {
@@ -110,6 +125,12 @@ export function restoreSpecFor(
     }
     const records = op.inFlight ? inFlightFor(op.inFlight, op.parallelism, subtask, position) : [];
     if (records.length > 0) inFlight[uid] = records;
+    if (op.broadcast) {
+      // Its own copy at the same parallelism (it differs only after an unaligned part), else the operator's.
+      const own = subtask !== undefined && position?.parallelism === op.parallelism ? op.broadcast.own?.[subtask] : undefined;
+      const state = own ?? op.broadcast.state;
+      if (state) broadcast[uid] = state;
+    }
     for (const [s, h] of Object.entries(op.keyed)) {
       if (h.keyGroups.end < range.start || h.keyGroups.start > range.end) continue;
       const w = op.watermarks?.[s] ?? null;
@@ -123,6 +144,7 @@ export function restoreSpecFor(
     channelState: (subtask && m.channels?.[subtask]) || null,
     ...(watermarkMs != null ? { watermarkMs } : {}),
     ...(Object.keys(inFlight).length > 0 ? { inFlight } : {}),
+    ...(Object.keys(broadcast).length > 0 ? { broadcast } : {}),
   };
 }
 
@@ -146,9 +168,13 @@ export function inFlightFor(
   position: SubtaskPosition | undefined,
 ): readonly unknown[] {
   if (position === undefined || position.parallelism === oldParallelism) return (subtask && bySubtask[subtask]) || [];
-  const indexOf = (id: string) => Number(id.slice(id.lastIndexOf("/") + 1));
   const all = Object.keys(bySubtask)
-    .sort((a, b) => indexOf(a) - indexOf(b))
+    .sort((a, b) => subtaskIndexOf(a) - subtaskIndexOf(b))
     .flatMap((id) => bySubtask[id]);
   return all.filter((_, j) => j % position.parallelism === position.index);
+}
+
+/** The index of subtask id `vertex/index`. */
+function subtaskIndexOf(id: string): number {
+  return Number(id.slice(id.lastIndexOf("/") + 1));
 }

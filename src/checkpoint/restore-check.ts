@@ -14,7 +14,8 @@ export function statefulUids(m: CheckpointMetadata): string[] {
     const keyed = Object.values(op.keyed).some((h) => h.entries > 0);
     const sources = Object.keys(op.sources).length > 0;
     const inFlight = Object.values(op.inFlight ?? {}).some((r) => r.length > 0);
-    if (keyed || sources || inFlight) out.push(uid);
+    const broadcast = op.broadcast?.state !== undefined || op.broadcast?.own !== undefined;
+    if (keyed || sources || inFlight || broadcast) out.push(uid);
   }
   return out.sort();
 }

@@ -2,6 +2,7 @@
  * The vocabulary of the checkpoint protocol shared by the coordinator, the
  * subtasks and the stores: acknowledgements, state handles, metadata.
  */
+import type { BroadcastSnapshot } from "../state/broadcast-state.js";
 
 /**
  * Where one operator's keyed state of one subtask lives in a checkpoint:
@@ -43,6 +44,8 @@ export interface SubtaskAck {
   readonly sinks: Readonly<Record<string, unknown>>;
   /** Async I/O operators: the records whose requests were in flight, per operator uid (absent or empty: none). */
   readonly inFlight?: Readonly<Record<string, readonly unknown[]>>;
+  /** Broadcast state per operator uid: from subtask 0, and from any subtask whose part was unaligned (absent: none or empty). */
+  readonly broadcast?: Readonly<Record<string, BroadcastSnapshot>>;
   readonly syncMs: number;
   readonly asyncMs: number;
   readonly alignmentMs: number;
@@ -99,4 +102,12 @@ export interface OperatorState {
   readonly inFlight?: Readonly<Record<string, readonly unknown[]>>;
   /** Per subtask id, the watermark of the subtask that held this keyed operator at the snapshot (null: none). */
   readonly watermarks?: Readonly<Record<string, number | null>>;
+  /**
+   * A broadcast process function's broadcast state, once for the operator:
+   * subtask 0's copy (absent: empty), restored to every subtask at any
+   * parallelism; `own` keeps another subtask's copy where it differs (an
+   * unaligned part whose in-flight data held broadcast records that
+   * subtask 0 had applied), restored to that subtask at the same parallelism.
+   */
+  readonly broadcast?: { readonly state?: BroadcastSnapshot; readonly own?: Readonly<Record<string, BroadcastSnapshot>> };
 }

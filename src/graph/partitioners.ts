@@ -1,7 +1,9 @@
 /**
  * Channel selection: which downstream subtask receives a record.
  * forward keeps subtask i → i, rebalance deals records round-robin, hash
- * routes by key group so that every record of a key meets its state.
+ * routes by key group so that every record of a key meets its state,
+ * broadcast sends each record to every subtask (the record writer copies
+ * it to every target; it never asks this partitioner).
  */
 import type { PartitionerKind } from "../api/job.js";
 import { type Key, keyGroupOf, subtaskForKeyGroup } from "./key-groups.js";
@@ -33,6 +35,12 @@ export function createPartitioner(
         },
       };
     }
+    case "broadcast":
+      return {
+        select: () => {
+          throw new TypeError("a broadcast edge sends every record to every subtask: it selects none");
+        },
+      };
     case "hash":
       return {
         select: (key) => {

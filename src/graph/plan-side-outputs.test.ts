@@ -76,11 +76,19 @@ describe("side outputs in the plan", () => {
     expectJobError(() => s.getSideOutput(other), /operator "split".*another OutputTag with id "rejected"/);
   });
 
-  it("refuses an operator reading both the main and a side output of one operator", () => {
+  it("gives an operator reading both the main and a side output of one operator a lane for the second", () => {
     const j = job("side-both");
-    const s = j.source(fakeSource(1), { uid: "in" }).process(split, { uid: "split" });
-    j.union(s, s.getSideOutput(rejected)).sink(fakeSink(), { uid: "out" });
-    expectJobError(() => buildPlan(j), /operator "out" reads two streams of operator "split"/);
+    const s = j.source(fakeSource(2), { uid: "in" }).process(split, { uid: "split" });
+    j.union(s, s.getSideOutput(rejected)).sink(fakeSink(), { uid: "out", parallelism: 3 });
+    const plan = buildPlan(j);
+    expect(plan.vertices.find((v) => v.uids.includes("split"))!.outputs).toEqual([
+      { vertex: "out", parallelism: 3, partitioner: "rebalance", toNode: 2, inputIndex: 0 },
+      { vertex: "out", parallelism: 3, partitioner: "rebalance", toNode: 2, inputIndex: 1, tag: "rejected", lane: 1 },
+    ]);
+    expect(plan.vertices.find((v) => v.uids.includes("out"))!.inputs).toEqual([
+      { vertex: "in", parallelism: 2, partitioner: "rebalance", inputIndex: 0 },
+      { vertex: "in", parallelism: 2, partitioner: "rebalance", inputIndex: 1, lane: 1 },
+    ]);
   });
 
   it("refuses a tag id that is not a name", () => {

@@ -20,6 +20,8 @@ export interface PlanInput {
   readonly partitioner: PartitionerKind;
   /** Index of this input among the head node's inputs (0 for most operators). */
   readonly inputIndex: number;
+  /** Set on the second and later inputs from one upstream vertex: their channels are lanes of their own (`channelId`). */
+  readonly lane?: number;
 }
 
 /** Where a vertex's tail sends records. */
@@ -32,6 +34,8 @@ export interface PlanOutput {
   readonly inputIndex: number;
   /** Set when the edge carries the tail's side output with this tag id rather than its main output. */
   readonly tag?: string;
+  /** The receiving input's lane (see {@link PlanInput.lane}). */
+  readonly lane?: number;
 }
 
 /** A chain of operators run by each of `parallelism` subtasks. */
@@ -68,7 +72,7 @@ const UID = /^[A-Za-z0-9_.-]{1,64}$/;
 export function isStateful(node: LogicalNode): boolean {
   // An async I/O operator keeps the records whose requests are in flight.
   if (node.kind === "source" || node.kind === "sink" || node.kind === "async") return true;
-  if (node.kind === "process") return isKeyedInput(node) || (node.process?.state?.length ?? 0) > 0;
+  if (node.kind === "process") return isKeyedInput(node) || (node.process?.state?.length ?? 0) > 0 || node.broadcastState !== undefined;
   return false;
 }
 
@@ -109,22 +113,17 @@ export function buildPlan(job: JobDefinition, override?: ParallelismOverride): E
 
   const consumers = nodes.map(() => [] as number[]);
   for (const n of nodes) {
-    const froms = new Set<number>();
-    for (const e of n.inputs) {
+    for (const [i, e] of n.inputs.entries()) {
       if (e.from < 0 || e.from >= n.id) throw new JobDefinitionError(`operator "${nodeLabel(n)}" reads a stream of another job`);
-      if (froms.has(e.from)) {
-        const same = n.inputs.filter((x) => x.from === e.from).every((x) => x.tag === e.tag);
-        throw new JobDefinitionError(
-          same
-            ? `operator "${nodeLabel(n)}" reads the same stream twice${n.coProcess ? ` (to connect a stream with itself, connect it with a map of it: a.connect(a.map((x) => x)))` : ""}`
-            : `operator "${nodeLabel(n)}" reads two streams of operator "${nodeLabel(nodes[e.from])}" (its main and side outputs): one input per upstream operator`,
-        );
+      // Two inputs from one operator are two lanes (a.connect(a), a stream and its side output); one stream read twice into one input is a mistake.
+      if (n.inputs.slice(0, i).some((x) => x.from === e.from && x.tag === e.tag && x.coInput === e.coInput)) {
+        throw new JobDefinitionError(`operator "${nodeLabel(n)}" reads the same stream twice`);
       }
-      froms.add(e.from);
-      consumers[e.from].push(n.id);
+      if (!consumers[e.from].includes(n.id)) consumers[e.from].push(n.id);
     }
+    // A broadcast edge reaches every subtask: it neither is keyed nor makes the operator's other inputs unkeyed.
     const keyedEdges = n.inputs.filter((e) => e.keySelector).length;
-    if (keyedEdges > 0 && keyedEdges < n.inputs.length) {
+    if (keyedEdges > 0 && keyedEdges < n.inputs.filter((e) => !e.broadcast).length) {
       throw new JobDefinitionError(`operator "${nodeLabel(n)}" mixes keyed and non-keyed inputs: keyBy every input`);
     }
     // A bad state TTL is refused at start, naming the operator (a descriptor made by valueState() was checked already).
@@ -165,7 +164,7 @@ export function buildPlan(job: JobDefinition, override?: ParallelismOverride): E
   for (const n of nodes) {
     if (n.inputs.length !== 1) continue;
     const e = n.inputs[0];
-    if (e.keySelector || e.tag !== undefined) continue;
+    if (e.keySelector || e.tag !== undefined || e.broadcast) continue;
     if (consumers[e.from].length !== 1) continue;
     if (parallelism[e.from] !== parallelism[n.id]) continue;
     // An async I/O operator has a vertex of its own: the task feeds it and emits its results (runtime/subtask/async-stage.ts).
@@ -196,8 +195,16 @@ export function buildPlan(job: JobDefinition, override?: ParallelismOverride): E
   }
 
   const partitionerOf = (from: number, to: LogicalNode, inputIndex: number): PartitionerKind => {
+    if (to.inputs[inputIndex].broadcast) return "broadcast";
     if (to.inputs[inputIndex].keySelector) return "hash";
     return parallelism[from] === parallelism[to.id] ? "forward" : "rebalance";
+  };
+
+  // The n-th input (n ≥ 1) of a head from one upstream vertex is lane n: its channels are told apart from the first's.
+  const lane = (to: LogicalNode, inputIndex: number): { lane?: number } => {
+    const from = vertexOf[to.inputs[inputIndex].from];
+    const n = to.inputs.slice(0, inputIndex).filter((e) => vertexOf[e.from] === from).length;
+    return n === 0 ? {} : { lane: n };
   };
 
   const vertices: PlanVertex[] = chains.map((chain) => {
@@ -213,19 +220,24 @@ export function buildPlan(job: JobDefinition, override?: ParallelismOverride): E
         parallelism: parallelism[e.from],
         partitioner: partitionerOf(e.from, head, inputIndex),
         inputIndex,
+        ...lane(head, inputIndex),
       })),
-      outputs: consumers[tail.id].map((c) => {
+      outputs: consumers[tail.id].flatMap((c) => {
         const to = nodes[c];
-        const inputIndex = to.inputs.findIndex((e) => e.from === tail.id);
-        const tag = to.inputs[inputIndex].tag;
-        return {
-          vertex: vertexOf[c],
-          parallelism: parallelism[c],
-          partitioner: partitionerOf(tail.id, to, inputIndex),
-          toNode: c,
-          inputIndex,
-          ...(tag === undefined ? {} : { tag }),
-        };
+        return to.inputs.flatMap((e, inputIndex) => {
+          if (e.from !== tail.id) return [];
+          return [
+            {
+              vertex: vertexOf[c],
+              parallelism: parallelism[c],
+              partitioner: partitionerOf(tail.id, to, inputIndex),
+              toNode: c,
+              inputIndex,
+              ...(e.tag === undefined ? {} : { tag: e.tag }),
+              ...lane(to, inputIndex),
+            },
+          ];
+        });
       }),
       keyed: isKeyedInput(head),
       isSource: head.kind === "source",

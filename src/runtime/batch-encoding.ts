@@ -148,8 +148,9 @@ export type InputKeys = ReadonlyMap<string, KeySelector | undefined>;
 /**
  * The input channels of subtask `index` of `vertex`, in the input gate's
  * order, each with the key selector its sender partitions by: the one of
- * the first input of the vertex's head that comes from the sender's vertex,
- * as `PlanOutput.inputIndex` picks it on the sending side.
+ * the head's input the channel's edge feeds (a lane of its own when the
+ * sender's vertex feeds several inputs), as `PlanOutput.inputIndex` picks
+ * it on the sending side.
  */
 export function inputKeys(job: JobDefinition, vertex: PlanVertex, index: number): InputKeys {
   const head = job.nodes[vertex.nodes[0]];
@@ -157,8 +158,7 @@ export function inputKeys(job: JobDefinition, vertex: PlanVertex, index: number)
   for (const input of vertex.inputs) {
     const keySelector = head.inputs[input.inputIndex].keySelector;
     for (const i of upstreamSenders(input.partitioner, input.parallelism, index)) {
-      const channel = channelId(input.vertex, i);
-      if (!keys.has(channel)) keys.set(channel, keySelector);
+      keys.set(channelId(input.vertex, i, input.lane), keySelector);
     }
   }
   return keys;
@@ -167,7 +167,7 @@ export function inputKeys(job: JobDefinition, vertex: PlanVertex, index: number)
 /**
  * For a vertex whose head is a co-process function, which of its two
  * inputs (1 or 2) each input channel feeds; undefined for any other head.
- * (The plan refuses one upstream operator feeding both inputs, so a
+ * (One upstream vertex feeding both inputs does so over two lanes, so a
  * channel feeds one.)
  */
 export function coInputs(job: JobDefinition, vertex: PlanVertex, index: number): Map<string, 1 | 2> | undefined {
@@ -176,7 +176,7 @@ export function coInputs(job: JobDefinition, vertex: PlanVertex, index: number):
   const inputs = new Map<string, 1 | 2>();
   for (const input of vertex.inputs) {
     const side = head.inputs[input.inputIndex].coInput ?? 1;
-    for (const i of upstreamSenders(input.partitioner, input.parallelism, index)) inputs.set(channelId(input.vertex, i), side);
+    for (const i of upstreamSenders(input.partitioner, input.parallelism, index)) inputs.set(channelId(input.vertex, i, input.lane), side);
   }
   return inputs;
 }

@@ -11,9 +11,16 @@ import type { ChannelStateHandle, KeyedStateHandle, SubtaskAck } from "../checkp
 import type { KeyGroupRange } from "../graph/key-groups.js";
 import type { ExecutionPlan, ParallelismOverride } from "../graph/plan.js";
 import type { StartingOffsets } from "../storage/stream-options.js";
-/** A channel is (upstream vertex, upstream subtask) → one receiving subtask. */
-export function channelId(vertex: string, index: number): string {
-  return `${vertex}/${index}`;
+import type { BroadcastSnapshot } from "../state/broadcast-state.js";
+/**
+ * A channel is (upstream vertex, upstream subtask) → one receiving subtask;
+ * its id names the sender. When one upstream vertex feeds a vertex through
+ * several inputs (`a.connect(a)`, a stream and a side output of one
+ * operator), each input after the first is a lane of its own, with its own
+ * sequence numbers, credits, barriers and watermarks: `vertex/index#lane`.
+ */
+export function channelId(vertex: string, index: number, lane?: number): string {
+  return lane === undefined ? `${vertex}/${index}` : `${vertex}/${index}#${lane}`;
 }
 
 /** Fields every channel message carries. */
@@ -119,6 +126,8 @@ export interface RestoreSpec {
   readonly sources: Readonly<Record<string, Record<string, number>>>;
   /** Async I/O operators: the records to request again, per operator uid (absent: none). */
   readonly inFlight?: Readonly<Record<string, readonly unknown[]>>;
+  /** Broadcast state per operator uid (absent: none). */
+  readonly broadcast?: Readonly<Record<string, BroadcastSnapshot>>;
   /** The event time the subtask starts at (its keyed operators' lowest at the snapshot); absent: none. */
   readonly watermarkMs?: number;
 }

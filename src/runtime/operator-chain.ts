@@ -19,7 +19,9 @@ import { nodeLabel, type PlanVertex } from "../graph/plan.js";
 import type { OutputTag } from "../api/output-tag.js";
 import type { AsyncFunction } from "../api/async-function.js";
 import { type DeadLetter, RejectedRecord, errorText } from "../api/dead-letter.js";
-import { KeyedStateBackend } from "../state/keyed-state.js";
+import { KeyedStateBackend, keyFromText } from "../state/keyed-state.js";
+import { BroadcastStateStore } from "../state/broadcast-state.js";
+import type { MapStateDescriptor, StateDescriptor } from "../api/state.js";
 import { KeySelectorError } from "./batch-encoding.js";
 import { KeyedTimerService, type TimerClocks } from "../time/timer-service.js";
 
@@ -96,6 +98,8 @@ interface TimerOperator {
 export class OperatorChain {
   /** Keyed state per operator uid. */
   readonly keyedState = new Map<string, KeyedStateBackend>();
+  /** Broadcast state per operator uid (broadcast process functions). */
+  readonly broadcastState = new Map<string, BroadcastStateStore>();
   /** Sink writers per operator uid. */
   readonly sinks = new Map<string, SinkWriter>();
   private readonly head: Push;
@@ -400,6 +404,23 @@ export class OperatorChain {
         getListState: notKeyed("keyed state"),
       };
       const c = ctx as unknown as KeyedContext;
+      const broadcast = node.broadcastState ? this.broadcastFor(node, label) : undefined;
+      if (broadcast) {
+        ctx.getBroadcastState = (d: MapStateDescriptor<unknown>) => broadcast.view(d);
+        const bctx = { ...ctx, getBroadcastState: (d: MapStateDescriptor<unknown>) => broadcast.state(d) };
+        Object.defineProperty(bctx, "timestamp", { get: () => timestampNow });
+        const bfn = fn as unknown as { processBroadcastElement(v: unknown, ctx: unknown, out: Collector<unknown>): void };
+        const invokeBroadcast = (value: unknown, input: number | undefined) => (input === 2 ? bfn.processBroadcastElement(value, bctx, out) : fn.processElement(value, c, out));
+        return (key, value, timestampMs, input) => {
+          timestampNow = timestampMs;
+          try {
+            invokeBroadcast(value, input);
+          } catch (e) {
+            if (isOwn(e) && this.deadLetter(node, services, isTail, key, value, timestampMs, e)) return;
+            throw blame(e, label, key);
+          }
+        };
+      }
       const invoke: (value: unknown, input: number | undefined) => void = co
         ? (value, input) => (input === 2 ? co.processElement2(value, c, out) : co.processElement1(value, c, out))
         : (value) => fn.processElement(value, c, out);
@@ -453,6 +474,8 @@ export class OperatorChain {
       const scan = { forEachValue: (name: string, f: (value: unknown) => void) => state.forEachValue(name, f) };
       this.gaugeReaders.push(() => fn.gauges!(ctx, scan));
     }
+    const broadcast = node.broadcastState ? this.broadcastFor(node, label) : undefined;
+    if (broadcast) return this.keyedBroadcast(node, label, fn, ctx, out, state, timers, broadcast, services, isTail, (ts) => (timestampNow = ts));
     const invoke: (value: unknown, input: number | undefined) => void = co
       ? (value, input) => (input === 2 ? co.processElement2(value, ctx, out) : co.processElement1(value, ctx, out))
       : (value) => fn.processElement(value, ctx, out);
@@ -468,4 +491,88 @@ export class OperatorChain {
       }
     };
   }
+
+  /** The broadcast states of a broadcast process function's instance in this chain. */
+  private broadcastFor(node: LogicalNode, label: string): BroadcastStateStore {
+    const store = new BroadcastStateStore(node.broadcastState!, label);
+    this.broadcastState.set(node.options.uid!, store);
+    return store;
+  }
+
+  /**
+   * A keyed broadcast process function: keyed records (input 1) run with
+   * their key's state and read the broadcast state; broadcast records
+   * (input 2, without key) write it, and reach every key's state through
+   * applyToKeyedState.
+   */
+  private keyedBroadcast(
+    node: LogicalNode,
+    label: string,
+    fn: KeyedProcessFunction<Key, unknown, unknown>,
+    ctx: OnTimerContext,
+    out: Collector<unknown>,
+    state: KeyedStateBackend,
+    timers: KeyedTimerService,
+    broadcast: BroadcastStateStore,
+    services: ChainServices,
+    isTail: boolean,
+    setTimestamp: (ts: number | undefined) => void,
+  ): Push {
+    const bfn = fn as unknown as { processBroadcastElement(v: unknown, ctx: unknown, out: Collector<unknown>): void };
+    // The keyed side (and onTimer) reads the broadcast state.
+    (ctx as OnTimerContext & Record<string, unknown>).getBroadcastState = (d: MapStateDescriptor<unknown>) => broadcast.view(d);
+    const noKey = (what: string) => () => {
+      throw new TypeError(`operator "${label}": processBroadcastElement has no current key, so no ${what}; use applyToKeyedState`);
+    };
+    const clocks = timers.service;
+    let timestampNow: number | undefined;
+    const bctx = {
+      operatorUid: node.options.uid!,
+      subtaskIndex: services.subtaskIndex,
+      get timestamp() {
+        return timestampNow;
+      },
+      output: ctx.output,
+      timerService: () => ({
+        currentWatermark: () => clocks.currentWatermark(),
+        currentProcessingTime: () => clocks.currentProcessingTime(),
+        registerEventTimeTimer: noKey("timers"),
+        registerProcessingTimeTimer: noKey("timers"),
+        deleteEventTimeTimer: noKey("timers"),
+        deleteProcessingTimeTimer: noKey("timers"),
+      }),
+      getBroadcastState: (d: MapStateDescriptor<unknown>) => broadcast.state(d),
+      applyToKeyedState: (d: StateDescriptor, apply: (key: Key, s: unknown) => void) => {
+        const accessor = () => (d.kind === "value" ? state.getState(d) : d.kind === "map" ? state.getMapState(d) : state.getListState(d));
+        accessor(); // an undeclared or mismatched descriptor fails here, before any key
+        for (const text of state.keysOf(d.name)) {
+          const key = keyFromText(text);
+          state.setCurrentKey(key);
+          apply(key, accessor());
+        }
+      },
+    };
+    return (key, value, timestampMs, input) => {
+      setTimestamp(timestampMs);
+      if (input === 2) {
+        timestampNow = timestampMs;
+        try {
+          bfn.processBroadcastElement(value, bctx, out);
+        } catch (e) {
+          if (isOwn(e) && this.deadLetter(node, services, isTail, null, value, timestampMs, e)) return;
+          throw blame(e, label, null);
+        }
+        return;
+      }
+      if (key === null) throw new UserCodeError(label, null, new TypeError("keyed operator received a record without key"));
+      state.setCurrentKey(key);
+      try {
+        fn.processElement(value, ctx, out);
+      } catch (e) {
+        if (isOwn(e) && this.deadLetter(node, services, isTail, key, value, timestampMs, e)) return;
+        throw blame(e, label, key);
+      }
+    };
+  }
+
 }

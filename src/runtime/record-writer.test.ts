@@ -547,3 +547,31 @@ describe("RecordWriter side outputs", () => {
     }
   });
 });
+
+describe("RecordWriter lanes (one upstream vertex feeding two inputs of one vertex)", () => {
+  it("sends each edge's records, sequence numbers, barriers and in-flight data on its own lane", async () => {
+    const f = fakeSend("accepted");
+    const w = writer(
+      [
+        { vertex: "join", parallelism: 1, partitioner: "forward" },
+        { vertex: "join", parallelism: 1, partitioner: "forward", tag: "late", lane: 1 },
+      ],
+      f.send,
+    );
+    w.emit("a");
+    w.emitSide("late", "b");
+    w.emit("c");
+    expect(w.bufferedRecords()).toEqual({ "join/0": ["a", "c"], "join/0#1": ["b"] });
+    await w.broadcastBarrier(7, 0, false);
+    expect(f.sent.map((s) => [s.message.channel, s.message.seq, s.message.kind, records(s.message)])).toEqual([
+      ["src/0", 1, "batch", ["a", "c"]],
+      ["src/0#1", 1, "batch", ["b"]],
+      ["src/0", 2, "barrier", []],
+      ["src/0#1", 2, "barrier", []],
+    ]);
+    w.preload("join/0#1", ["restored"]);
+    await w.flush();
+    expect(f.sent.at(-1)!.message).toMatchObject({ channel: "src/0#1", seq: 3 });
+    expect(records(f.sent.at(-1)!.message)).toEqual(["restored"]);
+  });
+});

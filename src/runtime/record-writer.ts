@@ -20,6 +20,8 @@ export interface OutputEdge {
   readonly operator?: string;
   /** Set when the edge carries the side output with this tag id, not the main output. */
   readonly tag?: string;
+  /** Set when the receiving vertex has another input from this vertex: the edge's channels are this lane (`channelId`). */
+  readonly lane?: number;
 }
 
 /** Delivers one message to subtask `index` of `vertex`. */
@@ -28,6 +30,10 @@ export type SendFn = (vertex: string, index: number, message: ChannelMessage) =>
 interface Target {
   readonly vertex: string;
   readonly index: number;
+  /** The receiver's id with the edge's lane: what in-flight data is keyed by. */
+  readonly id: string;
+  /** The channel id the receiver knows this sender by. */
+  readonly channel: string;
   seq: number;
   /** Values emitted and not sent yet. */
   buffer: unknown[];
@@ -99,7 +105,17 @@ export class RecordWriter {
     private readonly credits = 4,
   ) {
     this.outputs = edges.map((edge) => {
-      const targets = Array.from({ length: edge.parallelism }, (_, index) => ({ vertex: edge.vertex, index, seq: 0, buffer: [] as unknown[], stamps: [] as (number | null)[], inFlight: [] as Promise<void>[] }));
+      const channel = channelId(sender.vertex, sender.index, edge.lane);
+      const targets = Array.from({ length: edge.parallelism }, (_, index) => ({
+        vertex: edge.vertex,
+        index,
+        id: channelId(edge.vertex, index, edge.lane),
+        channel,
+        seq: 0,
+        buffer: [] as unknown[],
+        stamps: [] as (number | null)[],
+        inFlight: [] as Promise<void>[],
+      }));
       return {
         edge,
         partitioner: createPartitioner(edge.partitioner, sender.index, edge.parallelism, maxParallelism),
@@ -144,6 +160,13 @@ export class RecordWriter {
   private route(outputs: readonly Output[], value: unknown, timestampMs: number | undefined): void {
     const stamp = timestampMs ?? null;
     for (const o of outputs) {
+      if (o.edge.partitioner === "broadcast") {
+        for (const t of o.targets) {
+          t.buffer.push(value);
+          t.stamps.push(stamp);
+        }
+        continue;
+      }
       const key = o.edge.keySelector ? keyOf(o.edge, value) : undefined;
       const t = o.targets[o.partitioner.select(key)];
       t.buffer.push(value);
@@ -247,7 +270,7 @@ export class RecordWriter {
   /** Values buffered and not sent yet, per target (output in-flight data at a snapshot). */
   bufferedRecords(): Record<string, unknown[]> {
     const out: Record<string, unknown[]> = {};
-    for (const o of this.outputs) for (const t of o.targets) if (t.buffer.length > 0) out[channelId(t.vertex, t.index)] = [...t.buffer];
+    for (const o of this.outputs) for (const t of o.targets) if (t.buffer.length > 0) out[t.id] = [...t.buffer];
     return out;
   }
 
@@ -255,7 +278,7 @@ export class RecordWriter {
   bufferedOutput(): BufferedOutput {
     const timestamps: Record<string, (number | null)[]> = {};
     for (const o of this.outputs) {
-      for (const t of o.targets) if (t.stamps.some((s) => s !== null)) timestamps[channelId(t.vertex, t.index)] = [...t.stamps];
+      for (const t of o.targets) if (t.stamps.some((s) => s !== null)) timestamps[t.id] = [...t.stamps];
     }
     return { records: this.bufferedRecords(), timestamps };
   }
@@ -269,7 +292,7 @@ export class RecordWriter {
   preload(target: string, records: readonly unknown[], timestamps?: readonly (number | null)[]): void {
     for (const o of this.outputs) {
       for (const t of o.targets) {
-        if (channelId(t.vertex, t.index) !== target) continue;
+        if (t.id !== target) continue;
         t.buffer.unshift(...records);
         t.stamps.unshift(...(timestamps ?? records.map(() => null)));
       }
@@ -305,16 +328,16 @@ export class RecordWriter {
     const message = {
       ...body,
       attempt: this.sender.attempt,
-      channel: channelId(this.sender.vertex, this.sender.index),
+      channel: t.channel,
       seq: t.seq,
     } as ChannelMessage;
     const p = this.send(t.vertex, t.index, message).then(
       (result) => {
         if (result === "accepted" || result === "duplicate") return;
-        this.setFailure(new ChannelError(`channel to ${channelId(t.vertex, t.index)} refused message ${message.seq}: ${result}`, result === "stale-attempt"));
+        this.setFailure(new ChannelError(`channel to ${t.id} refused message ${message.seq}: ${result}`, result === "stale-attempt"));
       },
       (e: unknown) => {
-        this.setFailure(new ChannelError(`channel to ${channelId(t.vertex, t.index)} failed: ${String((e as Error)?.message ?? e)}`, false));
+        this.setFailure(new ChannelError(`channel to ${t.id} failed: ${String((e as Error)?.message ?? e)}`, false));
       },
     );
     t.inFlight.push(p);

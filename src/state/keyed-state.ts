@@ -565,6 +565,23 @@ export class KeyedStateBackend {
     }
   }
 
+  /**
+   * The keys (canonical text) that have state `name`, the backing's
+   * untouched keys included: taken before a caller goes over them
+   * (applyToKeyedState), so that what it changes meanwhile does not change
+   * what it visits.
+   */
+  keysOf(name: string): string[] {
+    const table = this.tables.get(name);
+    const keys = table ? [...table.keys()] : [];
+    if (!this.backing) return keys;
+    for (const e of this.backing.entries()) {
+      if (e.state !== name || table?.has(e.key) || this.deleted.has(id(name, e.key))) continue;
+      keys.push(e.key);
+    }
+    return keys;
+  }
+
   /** Number of keys with state, over all states. */
   size(): number {
     if (this.backing) return this.count;

@@ -15,6 +15,7 @@ import type { SourceReader } from "../../api/types.js";
 import { alignmentDeadlineDelayMs, type CheckpointBarrier } from "../../checkpoint/barrier-handler.js";
 import type { ChannelStateHandle, SubtaskAck } from "../../checkpoint/types.js";
 import type { KeyedStateBackend } from "../../state/keyed-state.js";
+import type { BroadcastSnapshot } from "../../state/broadcast-state.js";
 import type { KeyedSnapshotter } from "../../state/snapshotter.js";
 import { END_OF_TIME_MS } from "../../time/watermark-strategy.js";
 import { type BufferedOutput, encodeChannelState } from "../batch-encoding.js";
@@ -54,6 +55,13 @@ export interface CheckpointerParts {
   readonly watermarkMs?: () => number;
   /** An async I/O operator's records in flight now, per uid (absent: the task has none). */
   readonly inFlight?: () => Readonly<Record<string, readonly unknown[]>>;
+  /**
+   * Broadcast state per operator uid, as JSON text (absent: the task has
+   * none). Subtask 0 sends it with every ack; the others only with an
+   * unaligned part, whose in-flight data may hold broadcast records that
+   * subtask 0 had already applied (docs/joins.md, "Broadcast state").
+   */
+  readonly broadcast?: { readonly capture: () => Readonly<Record<string, string>>; readonly always: boolean };
 }
 
 /** Given the in-flight data's handle (null: none), uploads and acknowledges asynchronously. */
@@ -188,6 +196,7 @@ export class SubtaskCheckpointer {
     const sinkHandles = sinks.preCommit(checkpointId);
     // Captured in this turn, as keyed state is: records emitted later are in it, and are emitted again after a restore from it.
     const inFlight = this.parts.inFlight?.();
+    const broadcast = this.parts.broadcast?.capture();
     const watermarkMs = checkpointedWatermark(this.parts.watermarkMs?.());
     const syncMs = host.now() - t0;
     this.lastId = checkpointId;
@@ -200,6 +209,7 @@ export class SubtaskCheckpointer {
       void Promise.all([upload, channelStatePromise])
         .then(
           ([done, channelState]) => {
+            const sendBroadcast = broadcast && Object.keys(broadcast).length > 0 && (this.parts.broadcast!.always || unaligned);
             const ack = {
               checkpointId,
               subtask: subtaskId,
@@ -208,6 +218,7 @@ export class SubtaskCheckpointer {
               sources: positions && sourceUid ? { [sourceUid]: positions } : {},
               sinks: sinkHandles,
               ...(inFlight ? { inFlight } : {}),
+              ...(sendBroadcast ? { broadcast: parseBroadcast(broadcast) } : {}),
               syncMs,
               asyncMs: host.now() - asyncStart,
               alignmentMs,
@@ -242,4 +253,10 @@ export class SubtaskCheckpointer {
  */
 function checkpointedWatermark(watermarkMs: number | undefined): number | null {
   return watermarkMs === undefined || !Number.isFinite(watermarkMs) || watermarkMs >= END_OF_TIME_MS ? null : watermarkMs;
+}
+
+function parseBroadcast(texts: Readonly<Record<string, string>>): Record<string, BroadcastSnapshot> {
+  const out: Record<string, BroadcastSnapshot> = {};
+  for (const [uid, text] of Object.entries(texts)) out[uid] = JSON.parse(text) as BroadcastSnapshot;
+  return out;
 }

@@ -179,6 +179,7 @@ export class Task {
         keySelector: job.nodes[o.toNode].inputs[o.inputIndex].keySelector,
         operator: keyedOperatorName(job.nodes[o.toNode]),
         tag: o.tag,
+        lane: o.lane,
       })),
       { vertex: vertex.id, index, attempt },
       plan.maxParallelism,
@@ -248,6 +249,7 @@ export class Task {
       alignTimeoutMs: this.alignTimeoutMs,
       watermarkMs: () => this.time.currentWatermarkMs,
       inFlight: this.asyncStage ? () => this.asyncStage!.snapshot() : undefined,
+      broadcast: this.chain.broadcastState.size > 0 ? { capture: () => this.captureBroadcast(), always: index === 0 } : undefined,
     });
     this.barriers = new BarrierHandler({
       channels,
@@ -308,6 +310,7 @@ export class Task {
       else this.snapshotter.restoredFrom(reusable);
       this.host.snapshots.markImage(spec.checkpointId, Object.fromEntries([...this.chain.keyedState].map(([uid, backend]) => [uid, backend.size()])));
       if (this.reader && this.sourceUid) this.reader.seek(spec.sources[this.sourceUid] ?? {});
+      for (const [uid, store] of this.chain.broadcastState) store.restore(spec.broadcast?.[uid] ?? {});
       this.checkpointer.restoredFrom(spec.checkpointId);
       if (spec.channelState) {
         // Restored input batches are values only, as on the wire: the consumer loop computes their keys.
@@ -334,6 +337,16 @@ export class Task {
     // Records in flight at the checkpoint are requested again (once the function is open), ahead of any new input.
     if (this.asyncStage && spec?.inFlight?.[this.asyncStage.uid]) this.asyncStage.restore(spec.inFlight[this.asyncStage.uid]);
     this.status = "running";
+  }
+
+  /** Each broadcast process function's broadcast state as JSON text, when not empty (taken in the snapshot's turn). */
+  private captureBroadcast(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [uid, store] of this.chain.broadcastState) {
+      const text = store.snapshot();
+      if (text !== undefined) out[uid] = text;
+    }
+    return out;
   }
 
   /**
