@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { type Click, counter, fakeSink, fakeSource } from "../../test/support/plan-fixtures.js";
 import { job } from "../api/job.js";
+import type { LogicalNode } from "../api/job.js";
 import { keyGroupOf, keyGroupRange, inRange } from "../graph/key-groups.js";
 import { buildPlan } from "../graph/plan.js";
 import {
+  CoInputKeyTypes,
   checkReceivedKey,
   decodeChannelState,
   encodeBatch,
@@ -263,5 +265,24 @@ describe("in-flight data", () => {
 
   it("refuses a version it does not know", () => {
     expect(() => decodeChannelState(JSON.stringify({ version: 3, inputs: {}, outputs: {} }))).toThrow("unknown version 3");
+  });
+});
+
+describe("CoInputKeyTypes", () => {
+  const node = { id: 3, kind: "process", options: { uid: "enrich" }, inputs: [] } as unknown as LogicalNode;
+
+  it("lets keys of one type through on both inputs, whichever comes first", () => {
+    const check = new CoInputKeyTypes(node);
+    check.check(2, { id: "a" }, "a");
+    check.check(1, { user: "b" }, "b");
+    check.check(1, { user: "c" }, "c");
+    expect(() => check.check(2, { id: "d" }, "d")).not.toThrow();
+  });
+
+  it("fails at the first key of another type than the other input's, naming the operator and both types", () => {
+    const check = new CoInputKeyTypes(node);
+    check.check(1, { user: "7" }, "7");
+    expect(() => check.check(2, { id: 7 }, 7)).toThrow(KeySelectorError);
+    expect(() => check.check(2, { id: 7 }, 7)).toThrow(/keyBy into operator "enrich": input 2's key selector gave a number key \(7\), input 1's gave string keys/);
   });
 });

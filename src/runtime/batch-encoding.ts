@@ -67,6 +67,35 @@ export class KeySelectorError extends Error {
   }
 }
 
+/**
+ * Keys of the two inputs of a keyed co-process operator must be of one
+ * type: a key "1" and a key 1 are different keys (key groups hash their
+ * text with its type), so records of one user from either side would never
+ * meet. The task spot-checks the first key of each batch per input; the
+ * first mismatch fails the job naming the operator.
+ */
+export class CoInputKeyTypes {
+  private readonly types: [string | undefined, string | undefined] = [undefined, undefined];
+
+  constructor(private readonly operator: LogicalNode) {}
+
+  check(input: 1 | 2, value: unknown, key: Key): void {
+    const type = typeof key;
+    if (this.types[input - 1] === type) return;
+    const other = this.types[2 - input];
+    if (other === undefined || other === type) {
+      this.types[input - 1] ??= type;
+      return;
+    }
+    throw new KeySelectorError(
+      keyedOperatorName(this.operator),
+      previewInput(value),
+      `input ${input}'s key selector gave a ${type} key (${JSON.stringify(key)}), input ${3 - input}'s gave ${other} keys: ` +
+        `a ${type} key never equals a ${other} one, so records of one key from the two inputs would never meet; make both key selectors give the same type`,
+    );
+  }
+}
+
 /** The keyed operator (the head of the receiving vertex) as errors name it: `operator "name" (uid "uid")`. */
 export function keyedOperatorName(node: LogicalNode): string {
   const { name, uid } = node.options;

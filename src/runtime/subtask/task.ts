@@ -50,6 +50,7 @@ import {
   fromInFlight,
   type InputKeys,
   coInputs,
+  CoInputKeyTypes,
   inputKeys,
   keyedOperatorName,
   type KeySelector,
@@ -129,6 +130,8 @@ export class Task {
   private readonly inputKeys: InputKeys;
   /** For a co-process head: which input (1 or 2) each channel feeds. */
   private readonly coInputs: Map<string, 1 | 2> | undefined;
+  /** A keyed co-process head: its two inputs' key types, spot-checked per batch. */
+  private readonly coKeyTypes: CoInputKeyTypes | undefined;
   /** Keyed state snapshots and their uploads (incremental chains). */
   private readonly snapshotter: KeyedSnapshotter;
   /** What barriers mean here: the state machine whose actions {@link actions} carry out. */
@@ -210,6 +213,7 @@ export class Task {
     });
     this.inputKeys = inputKeys(job, vertex, index);
     this.coInputs = coInputs(job, vertex, index);
+    this.coKeyTypes = this.coInputs && vertex.keyed ? new CoInputKeyTypes(job.nodes[vertex.nodes[0]]) : undefined;
     const channels = [...this.inputKeys.keys()];
     this.gate = new InputGate(channels);
     const { checkpoint } = deployment;
@@ -593,6 +597,7 @@ export class Task {
                 const subtask = { index: this.deployment.index, parallelism: this.vertex.parallelism };
                 checkReceivedKey(this.job.nodes[this.vertex.nodes[0]], subtask, values[0], this.keyOf(keyOf, values[0]), range, this.deployment.plan.maxParallelism);
               }
+              if (this.coKeyTypes && input !== undefined) this.coKeyTypes.check(input, values[0], this.keyOf(keyOf, values[0]));
               for (let i = 0; i < values.length; i++) this.chain.push(this.keyOf(keyOf, values[i]), values[i], timestamps?.[i] ?? undefined, input);
             }
             await this.writer.flush();
