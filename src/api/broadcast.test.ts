@@ -5,7 +5,8 @@ import { OperatorChain } from "../runtime/operator-chain.js";
 import { JobDefinitionError } from "../errors.js";
 import { type JobDefinition, job } from "./job.js";
 import { mapState, stateTtl, valueState } from "./state.js";
-import type { BroadcastProcessFunction, KeyedBroadcastProcessFunction, SinkDefinition, SinkWriter, SourceDefinition } from "./types.js";
+import type { BroadcastProcessFunction, KeyedBroadcastProcessFunction, SinkWriter } from "./types.js";
+import { fakeSink, fakeSource } from "../../test/support/plan-fixtures.js";
 
 interface Click {
   user: string;
@@ -17,18 +18,8 @@ interface Rule {
   limit: number;
 }
 
-function source<T>(parallelism = 2): SourceDefinition<T> {
-  return {
-    kind: "fake-source",
-    replayable: true,
-    defaultParallelism: parallelism,
-    createReader: () => {
-      throw new Error("not read by the chain");
-    },
-  };
-}
-
-const sink: SinkDefinition = { kind: "fake-sink", createWriter: () => ({}) as SinkWriter };
+const source = <T>(parallelism = 2) => fakeSource<T>(parallelism);
+const sink = fakeSink();
 const rules = mapState<Rule>("rules");
 const seen = valueState<number>("seen");
 

@@ -404,26 +404,20 @@ export class OperatorChain {
         getListState: notKeyed("keyed state"),
       };
       const c = ctx as unknown as KeyedContext;
+      let invoke: (value: unknown, input: number | undefined) => void;
       const broadcast = node.broadcastState ? this.broadcastFor(node, label) : undefined;
       if (broadcast) {
+        // Input 1 reads the broadcast state; input 2 (the broadcast stream) writes it.
         ctx.getBroadcastState = (d: MapStateDescriptor<unknown>) => broadcast.view(d);
         const bctx = { ...ctx, getBroadcastState: (d: MapStateDescriptor<unknown>) => broadcast.state(d) };
         Object.defineProperty(bctx, "timestamp", { get: () => timestampNow });
         const bfn = fn as unknown as { processBroadcastElement(v: unknown, ctx: unknown, out: Collector<unknown>): void };
-        const invokeBroadcast = (value: unknown, input: number | undefined) => (input === 2 ? bfn.processBroadcastElement(value, bctx, out) : fn.processElement(value, c, out));
-        return (key, value, timestampMs, input) => {
-          timestampNow = timestampMs;
-          try {
-            invokeBroadcast(value, input);
-          } catch (e) {
-            if (isOwn(e) && this.deadLetter(node, services, isTail, key, value, timestampMs, e)) return;
-            throw blame(e, label, key);
-          }
-        };
+        invoke = (value, input) => (input === 2 ? bfn.processBroadcastElement(value, bctx, out) : fn.processElement(value, c, out));
+      } else if (co) {
+        invoke = (value, input) => (input === 2 ? co.processElement2(value, c, out) : co.processElement1(value, c, out));
+      } else {
+        invoke = (value) => fn.processElement(value, c, out);
       }
-      const invoke: (value: unknown, input: number | undefined) => void = co
-        ? (value, input) => (input === 2 ? co.processElement2(value, c, out) : co.processElement1(value, c, out))
-        : (value) => fn.processElement(value, c, out);
       return (key, value, timestampMs, input) => {
         timestampNow = timestampMs;
         try {
