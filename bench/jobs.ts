@@ -16,6 +16,7 @@ import {
   END_OF_TIME_MS,
   type KeyedProcessFunction,
   type KeyedStream,
+  type ProcessJoinFunction,
   type ProcessWindowFunction,
   SlidingEventTimeWindows,
   type SourceDefinition,
@@ -44,6 +45,7 @@ import {
   mapEvent,
   WINDOWS_TABLE,
 } from "./generator.js";
+import { JOIN_LOWER_MS, JOIN_UPPER_MS, rightSeed } from "./interval-join.js";
 
 /** A record of the "bench-state" stream: a key and a payload kept as its state. */
 export interface StateRecord {
@@ -98,8 +100,9 @@ const probe = { failedAtMs: 0, firstAfterMs: 0 };
  * The engine's generator source, sized by Worker variables: partition p
  * emits the events whose seq ≡ p (mod partitions), seq < BENCH_EVENTS.
  * With `timed`, each event carries its event time `ts` at BENCH_EVENT_RATE.
+ * `seedOf` turns BENCH_SEED into this source's seed (a second stream of a join).
  */
-export function benchSource(partitions: number, timed = false): SourceDefinition<GenRecord> {
+export function benchSource(partitions: number, timed = false, seedOf: (seed: number) => number = (s) => s): SourceDefinition<GenRecord> {
   return {
     kind: "generator",
     defaultParallelism: partitions,
@@ -108,7 +111,7 @@ export function benchSource(partitions: number, timed = false): SourceDefinition
       const vars = ctx.env as BenchVars;
       const events = Number(vars.BENCH_EVENTS ?? 1_000_000);
       const keys = Number(vars.BENCH_KEYS ?? 10_000);
-      const seed = Number(vars.BENCH_SEED ?? DEFAULT_SEED);
+      const seed = seedOf(Number(vars.BENCH_SEED ?? DEFAULT_SEED));
       const failAt = vars.BENCH_FAIL_AT === undefined ? -1 : Number(vars.BENCH_FAIL_AT);
       const rate = Number(vars.BENCH_EVENT_RATE ?? DEFAULT_EVENT_RATE);
       if (events % partitions !== 0) throw new Error(`BENCH_EVENTS (${events}) must be a multiple of ${partitions}`);
@@ -345,3 +348,27 @@ export const benchTumbling = timedJob("bench-tumbling", (keyed) =>
 export const benchSliding = timedJob("bench-sliding", (keyed) =>
   keyed.window(SlidingEventTimeWindows.of(BENCH_SLIDING_SIZE_MS, BENCH_WINDOW_MS)).aggregate(countEvents, stampCount, { uid: "window", parallelism: BENCH_PARALLELISM }),
 );
+
+/** A joined pair, as small as the Flink peer's (its Tuple2 of the two seqs). */
+export type JoinedPair = [number, number];
+
+/** Emits each pair's two seqs. */
+export const pairSeqs: ProcessJoinFunction<GenRecord, GenRecord, JoinedPair> = {
+  processElement(l, r, _ctx, out) {
+    out.collect([l.seq, r.seq]);
+  },
+};
+
+/**
+ * Issue 19: the interval join of two timed generated streams (bench/interval-join.ts: the right one
+ * with the next seed), keyed by key, between JOIN_LOWER_MS and JOIN_UPPER_MS ("join" is measured, its
+ * records out are the pairs). BENCH_EVENTS is the events per side. No sink: the pairs are counted and
+ * dropped, as the Flink peer's go to a discarding sink.
+ */
+export const benchIntervalJoin = job("bench-interval-join", { maxParallelism: 128 });
+benchIntervalJoin
+  .source(benchSource(BENCH_PARALLELISM, true), { uid: "left", watermarks: timedWatermarks })
+  .keyBy((e) => e.key)
+  .intervalJoin(benchIntervalJoin.source(benchSource(BENCH_PARALLELISM, true, rightSeed), { uid: "right", watermarks: timedWatermarks }).keyBy((e) => e.key))
+  .between(JOIN_LOWER_MS, JOIN_UPPER_MS)
+  .process(pairSeqs, { uid: "join", parallelism: BENCH_PARALLELISM });
