@@ -12,6 +12,8 @@
  */
 import {
   type AggregateFunction,
+  AsyncDataStream,
+  type AsyncFunction,
   type DataStream,
   END_OF_TIME_MS,
   type KeyedProcessFunction,
@@ -46,6 +48,7 @@ import {
   WINDOWS_TABLE,
 } from "./generator.js";
 import { JOIN_LOWER_MS, JOIN_UPPER_MS, rightSeed } from "./interval-join.js";
+import { ASYNC_CAPACITIES, ASYNC_MODES, ASYNC_TIMEOUT_MS, asyncJobName } from "./async-io.js";
 
 /** A record of the "bench-state" stream: a key and a payload kept as its state. */
 export interface StateRecord {
@@ -87,6 +90,8 @@ interface BenchVars {
   BENCH_SEED?: string;
   BENCH_FAIL_AT?: string;
   BENCH_EVENT_RATE?: string;
+  /** The async I/O workload's lookup service (bench/support/slow-server.ts). */
+  BENCH_LOOKUP_URL?: string;
 }
 
 /**
@@ -372,3 +377,36 @@ benchIntervalJoin
   .intervalJoin(benchIntervalJoin.source(benchSource(BENCH_PARALLELISM, true, rightSeed), { uid: "right", watermarks: timedWatermarks }).keyBy((e) => e.key))
   .between(JOIN_LOWER_MS, JOIN_UPPER_MS)
   .process(pairSeqs, { uid: "join", parallelism: BENCH_PARALLELISM });
+
+/** Looks each event up on BENCH_LOOKUP_URL (read in `open`, as a binding would be): one GET per record. */
+function lookupEvent(): AsyncFunction<GenRecord, number> & { url?: string } {
+  return {
+    open(ctx) {
+      const url = (ctx.env as BenchVars).BENCH_LOOKUP_URL;
+      if (!url) throw new Error("BENCH_LOOKUP_URL is not set: the async I/O workload starts its lookup server and passes its URL");
+      this.url = url;
+    },
+    async asyncInvoke(e, { signal }) {
+      const res = await fetch(`${this.url}?seq=${e.seq}`, { signal });
+      if (!res.ok) throw new Error(`lookup answered ${res.status}`);
+      return [((await res.json()) as { value: number }).value];
+    },
+  };
+}
+
+/**
+ * Issue 19: async I/O, one job per mode and capacity (capacity is part of the job's definition):
+ * the generator source (no event time) → AsyncDataStream.orderedWait / unorderedWait of a lookup on a
+ * local HTTP server ("lookup" is measured, by its records out: the results). Small batches, so that a
+ * barrier waits behind at most a few records still to enter the operator. No sink.
+ */
+export const benchAsyncJobs = ASYNC_MODES.flatMap((mode) =>
+  ASYNC_CAPACITIES.map((capacity) => {
+    const j = job(asyncJobName(mode, capacity), { maxParallelism: 128, batchSize: 10 });
+    const events = j.source(benchSource(BENCH_PARALLELISM), { uid: "gen" });
+    const options = { uid: "lookup", timeoutMs: ASYNC_TIMEOUT_MS, capacity, parallelism: BENCH_PARALLELISM };
+    if (mode === "ordered") AsyncDataStream.orderedWait(events, lookupEvent(), options);
+    else AsyncDataStream.unorderedWait(events, lookupEvent(), options);
+    return j;
+  }),
+);

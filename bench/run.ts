@@ -28,25 +28,29 @@
  *                    throughput, checkpoint duration and window-fire latency, report/windows.ts)
  *   interval-join    issue 19: interval join of two generated event-time streams (between −500 and +500 ms,
  *                    about one pair per left record), 10,000 keys, checkpoints 1 s; records into the join per second
+ *   async-io         issue 19: AsyncDataStream ordered and unordered against a local HTTP server answering in 10 ms,
+ *                    capacity 1, 10 and 100, checkpoints 1 s; results per second and what limited them (floe only;
+ *                    `--async-parallelism P` runs the async operator at P subtasks instead of 2)
  *   checkpoint-overhead, unaligned, checkpoint-incremental, checkpoint-full: the earlier workloads, on demand
  *
- * Throughput runs (map-filter, keyed-count, the three event-time workloads and interval-join) last at least 10 s from their first record and,
+ * Throughput runs (map-filter, keyed-count, the three event-time workloads, interval-join and async-io) last at least 10 s from their first record and,
  * with checkpoints on, until 10 checkpoints completed; the steady figure leaves out the
- * warm-up (report/steady.ts). `--cores` applies to them; the other workloads run on the
- * whole machine (with `--cores 1` alone they are skipped).
+ * warm-up (report/steady.ts). `--cores` applies to them but async-io; the other workloads run on the
+ * whole machine (with `--cores 1` alone they are skipped). With --quick, async-io runs a few thousand records per variant.
  *
  * Exit codes: 0 done, 1 a workload failed, 2 bad usage or the peer cannot run (no Java or Maven).
  */
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { DEFAULT_EVENT_RATE, DEFAULT_SEED, expectedPassed, expectedWindowTotals, fingerprint, timeFingerprint } from "./generator.js";
+import { BENCH_PARALLELISM, DEFAULT_EVENT_RATE, DEFAULT_SEED, expectedPassed, expectedWindowTotals, fingerprint, timeFingerprint } from "./generator.js";
 import { type FlinkProgress, PeerUnavailableError, buildFlinkPeer, checkJavaAndMaven, runFlink } from "./peer/flink.js";
 import { ratios, ratiosByCores } from "./report/ratios.js";
 import { MIN_RUN_CHECKPOINTS, MIN_RUN_SECONDS, mayStop, steadyFigures } from "./report/steady.js";
 import { keyedCountPlot } from "./report/svg.js";
 import { table } from "./report/table.js";
 import { WINDOWED_BENCHES, type WindowRow, checkWindowTotals, windowFigures } from "./report/windows.js";
+import { ASYNC_CAPACITIES, ASYNC_MODES } from "./async-io.js";
 import { expectedJoinMatches, rightSeed } from "./interval-join.js";
 import { checkJoinMatches } from "./report/joins.js";
 import { buildTestBundle } from "./support/build.js";
@@ -64,10 +68,11 @@ import { benchUnaligned } from "./workloads/unaligned.js";
 import { benchUnalignedSim } from "./workloads/unaligned-sim.js";
 import { TIMED_WORKLOADS, type TimedRunOptions, type TimedWorkload, benchTimed } from "./workloads/windowed.js";
 import { benchIntervalJoin } from "./workloads/interval-join.js";
+import { benchAsyncIo } from "./workloads/async-io.js";
 
 const usage = () => {
   process.stderr.write(
-    "usage: npm run bench -- [--quick] [--peer flink] [--only w1,w2] [--cores all|1|both] [--cpu N] [--seconds S | --events N] [--keys K1,K2] [--event-rate R] [--seed S] [--plots DIR]\n",
+    "usage: npm run bench -- [--quick] [--peer flink] [--only w1,w2] [--cores all|1|both] [--cpu N] [--seconds S | --events N] [--keys K1,K2] [--event-rate R] [--async-parallelism P] [--seed S] [--plots DIR]\n",
   );
   process.exit(2);
 };
@@ -93,6 +98,7 @@ try {
       batch: { type: "string" },
       concurrency: { type: "string" },
       "state-keys": { type: "string" },
+      "async-parallelism": { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -149,6 +155,8 @@ const size = {
   /** Events per second of event time: with 10,000 keys, one per key and second. */
   eventRate: Number(values["event-rate"] ?? DEFAULT_EVENT_RATE),
 };
+const asyncParallelism = Number(values["async-parallelism"] ?? BENCH_PARALLELISM);
+if (!(Number.isInteger(asyncParallelism) && asyncParallelism >= 1 && asyncParallelism <= 128)) refuse(`--async-parallelism must be a whole number of subtasks in 1..128, got ${values["async-parallelism"]}`);
 if (!(size.eventRate >= 1 && Number.isInteger(size.eventRate))) refuse(`--event-rate must be a whole number of events per second of event time, got ${values["event-rate"]}`);
 const flinkBackends = (values["flink-backends"] ?? "hashmap").split(",");
 /** Workloads with a one-core mode: the throughput runs. */
@@ -269,6 +277,16 @@ const workloads: Record<string, (modes: CoresMode[]) => Step[]> = {
   "window-tumbling": timedSteps("window-tumbling", size.countKeys),
   "window-sliding": timedSteps("window-sliding", size.windowKeys),
   "interval-join": timedSteps("interval-join", size.windowKeys),
+  // Whole machine only: the limits it measures are the operator's and the server's, not the cores'.
+  "async-io": () =>
+    ASYNC_MODES.flatMap((mode) =>
+      ASYNC_CAPACITIES.map((capacity) => ({
+        floe: () => {
+          const length = quick ? { events: capacity === 1 ? 1000 : 4000 } : { events: runLength.events, ...(runLength.by === "duration" ? { minSeconds: runLength.minSeconds } : {}) };
+          return benchAsyncIo({ ...length, maxMs: size.throughputMaxMs, seed, checkpointIntervalMs: 1000, mode, capacity, parallelism: asyncParallelism });
+        },
+      })),
+    ),
   // The earlier workloads, kept for --only.
   "checkpoint-overhead": () => [
     {
@@ -308,6 +326,7 @@ const DEFAULT = [
   "window-tumbling",
   "window-sliding",
   "interval-join",
+  "async-io",
 ];
 /** Workloads that run in the simulator, without the Worker bundle. */
 const SIMULATED = new Set(["unaligned-sim"]);
