@@ -2,9 +2,9 @@
  * `npm run bench`: floe's benchmarks, side by side with Apache Flink when asked.
  * One JSON line per result on stdout; progress and a short table on stderr.
  *
- *   npm run bench                                   workloads 1–5, the HTTP ingest path and the event-time workloads, floe only
+ *   npm run bench                                   workloads 1–5, the HTTP ingest path, the event-time workloads, the interval join and async I/O, floe only
  *   npm run bench -- --peer flink                   the same, alternating floe and Flink per workload, with ratios
- *   npm run bench -- --quick [--peer flink]         a smoke pass with small sizes (≈ 80 s for floe, ≈ 3 minutes with Flink)
+ *   npm run bench -- --quick [--peer flink]         a smoke pass with small sizes (≈ 2.5 min for floe, ≈ 4.5 minutes with Flink)
  *   npm run bench -- --only keyed-count,recovery    some workloads
  *   npm run bench -- --keys 10000 --seconds 60      longer throughput runs (by duration; the default)
  *   npm run bench -- --events 8000000 --keys 10000  a fixed number of events instead of a duration
