@@ -12,10 +12,13 @@
  */
 import {
   type AggregateFunction,
+  AsyncDataStream,
+  type AsyncFunction,
   type DataStream,
   END_OF_TIME_MS,
   type KeyedProcessFunction,
   type KeyedStream,
+  type ProcessJoinFunction,
   type ProcessWindowFunction,
   SlidingEventTimeWindows,
   type SourceDefinition,
@@ -44,6 +47,8 @@ import {
   mapEvent,
   WINDOWS_TABLE,
 } from "./generator.js";
+import { JOIN_LOWER_MS, JOIN_UPPER_MS, rightSeed } from "./interval-join.js";
+import { ASYNC_CAPACITIES, ASYNC_MODES, ASYNC_TIMEOUT_MS, asyncJobName } from "./async-io.js";
 
 /** A record of the "bench-state" stream: a key and a payload kept as its state. */
 export interface StateRecord {
@@ -85,6 +90,8 @@ interface BenchVars {
   BENCH_SEED?: string;
   BENCH_FAIL_AT?: string;
   BENCH_EVENT_RATE?: string;
+  /** The async I/O workload's lookup service (bench/support/slow-server.ts). */
+  BENCH_LOOKUP_URL?: string;
 }
 
 /**
@@ -98,8 +105,9 @@ const probe = { failedAtMs: 0, firstAfterMs: 0 };
  * The engine's generator source, sized by Worker variables: partition p
  * emits the events whose seq ≡ p (mod partitions), seq < BENCH_EVENTS.
  * With `timed`, each event carries its event time `ts` at BENCH_EVENT_RATE.
+ * `seedOf` turns BENCH_SEED into this source's seed (a second stream of a join).
  */
-export function benchSource(partitions: number, timed = false): SourceDefinition<GenRecord> {
+export function benchSource(partitions: number, timed = false, seedOf: (seed: number) => number = (s) => s): SourceDefinition<GenRecord> {
   return {
     kind: "generator",
     defaultParallelism: partitions,
@@ -108,7 +116,7 @@ export function benchSource(partitions: number, timed = false): SourceDefinition
       const vars = ctx.env as BenchVars;
       const events = Number(vars.BENCH_EVENTS ?? 1_000_000);
       const keys = Number(vars.BENCH_KEYS ?? 10_000);
-      const seed = Number(vars.BENCH_SEED ?? DEFAULT_SEED);
+      const seed = seedOf(Number(vars.BENCH_SEED ?? DEFAULT_SEED));
       const failAt = vars.BENCH_FAIL_AT === undefined ? -1 : Number(vars.BENCH_FAIL_AT);
       const rate = Number(vars.BENCH_EVENT_RATE ?? DEFAULT_EVENT_RATE);
       if (events % partitions !== 0) throw new Error(`BENCH_EVENTS (${events}) must be a multiple of ${partitions}`);
@@ -344,4 +352,61 @@ export const benchTumbling = timedJob("bench-tumbling", (keyed) =>
 /** Issue 18: a sliding window count, 60 s every 10 s ("window" is measured). */
 export const benchSliding = timedJob("bench-sliding", (keyed) =>
   keyed.window(SlidingEventTimeWindows.of(BENCH_SLIDING_SIZE_MS, BENCH_WINDOW_MS)).aggregate(countEvents, stampCount, { uid: "window", parallelism: BENCH_PARALLELISM }),
+);
+
+/** A joined pair, as small as the Flink peer's (its Tuple2 of the two seqs). */
+export type JoinedPair = [number, number];
+
+/** Emits each pair's two seqs. */
+export const pairSeqs: ProcessJoinFunction<GenRecord, GenRecord, JoinedPair> = {
+  processElement(l, r, _ctx, out) {
+    out.collect([l.seq, r.seq]);
+  },
+};
+
+/**
+ * Issue 19: the interval join of two timed generated streams (bench/interval-join.ts: the right one
+ * with the next seed), keyed by key, between JOIN_LOWER_MS and JOIN_UPPER_MS ("join" is measured, its
+ * records out are the pairs). BENCH_EVENTS is the events per side. No sink: the pairs are counted and
+ * dropped, as the Flink peer's go to a discarding sink.
+ */
+export const benchIntervalJoin = job("bench-interval-join", { maxParallelism: 128 });
+benchIntervalJoin
+  .source(benchSource(BENCH_PARALLELISM, true), { uid: "left", watermarks: timedWatermarks })
+  .keyBy((e) => e.key)
+  .intervalJoin(benchIntervalJoin.source(benchSource(BENCH_PARALLELISM, true, rightSeed), { uid: "right", watermarks: timedWatermarks }).keyBy((e) => e.key))
+  .between(JOIN_LOWER_MS, JOIN_UPPER_MS)
+  .process(pairSeqs, { uid: "join", parallelism: BENCH_PARALLELISM });
+
+/** Looks each event up on BENCH_LOOKUP_URL (read in `open`, as a binding would be): one GET per record. */
+function lookupEvent(): AsyncFunction<GenRecord, number> & { url?: string } {
+  return {
+    open(ctx) {
+      const url = (ctx.env as BenchVars).BENCH_LOOKUP_URL;
+      if (!url) throw new Error("BENCH_LOOKUP_URL is not set: the async I/O workload starts its lookup server and passes its URL");
+      this.url = url;
+    },
+    async asyncInvoke(e, { signal }) {
+      const res = await fetch(`${this.url}?seq=${e.seq}`, { signal });
+      if (!res.ok) throw new Error(`lookup answered ${res.status}`);
+      return [((await res.json()) as { value: number }).value];
+    },
+  };
+}
+
+/**
+ * Issue 19: async I/O, one job per mode and capacity (capacity is part of the job's definition):
+ * the generator source (no event time) → AsyncDataStream.orderedWait / unorderedWait of a lookup on a
+ * local HTTP server ("lookup" is measured, by its records out: the results). Small batches, so that a
+ * barrier waits behind at most a few records still to enter the operator. No sink.
+ */
+export const benchAsyncJobs = ASYNC_MODES.flatMap((mode) =>
+  ASYNC_CAPACITIES.map((capacity) => {
+    const j = job(asyncJobName(mode, capacity), { maxParallelism: 128, batchSize: 10 });
+    const events = j.source(benchSource(BENCH_PARALLELISM), { uid: "gen" });
+    const options = { uid: "lookup", timeoutMs: ASYNC_TIMEOUT_MS, capacity, parallelism: BENCH_PARALLELISM };
+    if (mode === "ordered") AsyncDataStream.orderedWait(events, lookupEvent(), options);
+    else AsyncDataStream.unorderedWait(events, lookupEvent(), options);
+    return j;
+  }),
 );

@@ -2,9 +2,9 @@
  * `npm run bench`: floe's benchmarks, side by side with Apache Flink when asked.
  * One JSON line per result on stdout; progress and a short table on stderr.
  *
- *   npm run bench                                   workloads 1–5, the HTTP ingest path and the event-time workloads, floe only
+ *   npm run bench                                   workloads 1–5, the HTTP ingest path, the event-time workloads, the interval join and async I/O, floe only
  *   npm run bench -- --peer flink                   the same, alternating floe and Flink per workload, with ratios
- *   npm run bench -- --quick [--peer flink]         a smoke pass with small sizes (≈ 80 s for floe, ≈ 3 minutes with Flink)
+ *   npm run bench -- --quick [--peer flink]         a smoke pass with small sizes (≈ 2.5 min for floe, ≈ 4.5 minutes with Flink)
  *   npm run bench -- --only keyed-count,recovery    some workloads
  *   npm run bench -- --keys 10000 --seconds 60      longer throughput runs (by duration; the default)
  *   npm run bench -- --events 8000000 --keys 10000  a fixed number of events instead of a duration
@@ -26,25 +26,33 @@
  *   window-sliding   issue 18: sliding window count (60 s every 10 s), 10,000 keys, checkpoints 1 s
  *                    (the three on event time: `--event-rate` events per second of it, watermark 1 s behind;
  *                    throughput, checkpoint duration and window-fire latency, report/windows.ts)
+ *   interval-join    issue 19: interval join of two generated event-time streams (between −500 and +500 ms,
+ *                    about one pair per left record), 10,000 keys, checkpoints 1 s; records into the join per second
+ *   async-io         issue 19: AsyncDataStream ordered and unordered against a local HTTP server answering in 10 ms,
+ *                    capacity 1, 10 and 100, checkpoints 1 s; results per second and what limited them (floe only;
+ *                    `--async-parallelism P` runs the async operator at P subtasks instead of 2)
  *   checkpoint-overhead, unaligned, checkpoint-incremental, checkpoint-full: the earlier workloads, on demand
  *
- * Throughput runs (map-filter, keyed-count and the three event-time workloads) last at least 10 s from their first record and,
+ * Throughput runs (map-filter, keyed-count, the three event-time workloads, interval-join and async-io) last at least 10 s from their first record and,
  * with checkpoints on, until 10 checkpoints completed; the steady figure leaves out the
- * warm-up (report/steady.ts). `--cores` applies to them; the other workloads run on the
- * whole machine (with `--cores 1` alone they are skipped).
+ * warm-up (report/steady.ts). `--cores` applies to them but async-io; the other workloads run on the
+ * whole machine (with `--cores 1` alone they are skipped). With --quick, async-io runs a few thousand records per variant.
  *
  * Exit codes: 0 done, 1 a workload failed, 2 bad usage or the peer cannot run (no Java or Maven).
  */
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { DEFAULT_EVENT_RATE, DEFAULT_SEED, expectedPassed, expectedWindowTotals, fingerprint, timeFingerprint } from "./generator.js";
+import { BENCH_PARALLELISM, DEFAULT_EVENT_RATE, DEFAULT_SEED, expectedPassed, expectedWindowTotals, fingerprint, timeFingerprint } from "./generator.js";
 import { type FlinkProgress, PeerUnavailableError, buildFlinkPeer, checkJavaAndMaven, runFlink } from "./peer/flink.js";
 import { ratios, ratiosByCores } from "./report/ratios.js";
 import { MIN_RUN_CHECKPOINTS, MIN_RUN_SECONDS, mayStop, steadyFigures } from "./report/steady.js";
 import { keyedCountPlot } from "./report/svg.js";
 import { table } from "./report/table.js";
 import { WINDOWED_BENCHES, type WindowRow, checkWindowTotals, windowFigures } from "./report/windows.js";
+import { ASYNC_CAPACITIES, ASYNC_MODES } from "./async-io.js";
+import { expectedJoinMatches, rightSeed } from "./interval-join.js";
+import { checkJoinMatches } from "./report/joins.js";
 import { buildTestBundle } from "./support/build.js";
 import type { Pin } from "./support/pinned-engine.js";
 import { type CoresMode, chooseCpu, parseCores } from "./support/pinning.js";
@@ -58,11 +66,13 @@ import { benchLatency } from "./workloads/latency.js";
 import { benchRecovery } from "./workloads/recovery.js";
 import { benchUnaligned } from "./workloads/unaligned.js";
 import { benchUnalignedSim } from "./workloads/unaligned-sim.js";
-import { TIMED_WORKLOADS, type TimedWorkload, benchTimed } from "./workloads/windowed.js";
+import { TIMED_WORKLOADS, type TimedRunOptions, type TimedWorkload, benchTimed } from "./workloads/windowed.js";
+import { benchIntervalJoin } from "./workloads/interval-join.js";
+import { benchAsyncIo } from "./workloads/async-io.js";
 
 const usage = () => {
   process.stderr.write(
-    "usage: npm run bench -- [--quick] [--peer flink] [--only w1,w2] [--cores all|1|both] [--cpu N] [--seconds S | --events N] [--keys K1,K2] [--event-rate R] [--seed S] [--plots DIR]\n",
+    "usage: npm run bench -- [--quick] [--peer flink] [--only w1,w2] [--cores all|1|both] [--cpu N] [--seconds S | --events N] [--keys K1,K2] [--event-rate R] [--async-parallelism P] [--seed S] [--plots DIR]\n",
   );
   process.exit(2);
 };
@@ -88,6 +98,7 @@ try {
       batch: { type: "string" },
       concurrency: { type: "string" },
       "state-keys": { type: "string" },
+      "async-parallelism": { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -144,29 +155,34 @@ const size = {
   /** Events per second of event time: with 10,000 keys, one per key and second. */
   eventRate: Number(values["event-rate"] ?? DEFAULT_EVENT_RATE),
 };
+const asyncParallelism = Number(values["async-parallelism"] ?? BENCH_PARALLELISM);
+if (!(Number.isInteger(asyncParallelism) && asyncParallelism >= 1 && asyncParallelism <= 128)) refuse(`--async-parallelism must be a whole number of subtasks in 1..128, got ${values["async-parallelism"]}`);
 if (!(size.eventRate >= 1 && Number.isInteger(size.eventRate))) refuse(`--event-rate must be a whole number of events per second of event time, got ${values["event-rate"]}`);
 const flinkBackends = (values["flink-backends"] ?? "hashmap").split(",");
 /** Workloads with a one-core mode: the throughput runs. */
-const CORES_AWARE = new Set(["map-filter", "keyed-count", ...Object.keys(TIMED_WORKLOADS)]);
+const CORES_AWARE = new Set(["map-filter", "keyed-count", ...Object.keys(TIMED_WORKLOADS), "interval-join"]);
+/** Workloads on event time: the harness checks the Java generator's event times before they run. */
+const EVENT_TIME = new Set([...Object.keys(TIMED_WORKLOADS), "interval-join"]);
 
 /**
  * An event-time workload over `keys`, checkpoints every second: floe, then the Flink peer; then
  * (not with --quick) floe once more with local recovery off, Flink's default, as workload 2 does.
  */
-function timedSteps(workload: TimedWorkload, keyList: number[]) {
+function timedSteps(workload: TimedWorkload | "interval-join", keyList: number[]) {
+  const runFloe = (o: TimedRunOptions) => (workload === "interval-join" ? benchIntervalJoin(o) : benchTimed(workload, o));
   return (modes: CoresMode[]): Step[] =>
     keyList.flatMap((keys) =>
       modes.flatMap((mode) => {
         const o = { ...floeRun(mode), keys, seed, checkpointIntervalMs: 1000, eventRate: size.eventRate };
         return [
           {
-            floe: () => benchTimed(workload, o),
+            floe: () => runFloe(o),
             flink: () => {
               const f = flinkRun(mode);
               return flinkBackends.map((backend) => flink(workload, { ...f.params, keys, seed, checkpoint_ms: 1000, event_rate: size.eventRate, backend }, f.pin));
             },
           },
-          ...(quick ? [] : [{ floe: () => benchTimed(workload, { ...o, localRecovery: false }) }]),
+          ...(quick ? [] : [{ floe: () => runFloe({ ...o, localRecovery: false }) }]),
         ];
       }),
     );
@@ -260,6 +276,17 @@ const workloads: Record<string, (modes: CoresMode[]) => Step[]> = {
   "keyed-timers": timedSteps("keyed-timers", size.windowKeys),
   "window-tumbling": timedSteps("window-tumbling", size.countKeys),
   "window-sliding": timedSteps("window-sliding", size.windowKeys),
+  "interval-join": timedSteps("interval-join", size.windowKeys),
+  // Whole machine only: the limits it measures are the operator's and the server's, not the cores'.
+  "async-io": () =>
+    ASYNC_MODES.flatMap((mode) =>
+      ASYNC_CAPACITIES.map((capacity) => ({
+        floe: () => {
+          const length = quick ? { events: capacity === 1 ? 1000 : 4000 } : { events: runLength.events, ...(runLength.by === "duration" ? { minSeconds: runLength.minSeconds } : {}) };
+          return benchAsyncIo({ ...length, maxMs: size.throughputMaxMs, seed, checkpointIntervalMs: 1000, mode, capacity, parallelism: asyncParallelism });
+        },
+      })),
+    ),
   // The earlier workloads, kept for --only.
   "checkpoint-overhead": () => [
     {
@@ -287,7 +314,20 @@ const workloads: Record<string, (modes: CoresMode[]) => Step[]> = {
     { floe: () => benchCheckpoints({ keys: Number(values["state-keys"] ?? 1_000_000), payloadBytes: 90, changedFraction: 0.01, incremental: false, localRecovery: false }) },
   ],
 };
-const DEFAULT = ["map-filter", "keyed-count", "checkpoint-size", "recovery", "latency", "ingest", "unaligned-sim", "keyed-timers", "window-tumbling", "window-sliding"];
+const DEFAULT = [
+  "map-filter",
+  "keyed-count",
+  "checkpoint-size",
+  "recovery",
+  "latency",
+  "ingest",
+  "unaligned-sim",
+  "keyed-timers",
+  "window-tumbling",
+  "window-sliding",
+  "interval-join",
+  "async-io",
+];
 /** Workloads that run in the simulator, without the Worker bundle. */
 const SIMULATED = new Set(["unaligned-sim"]);
 const selected = values.only ? values.only.split(",") : DEFAULT;
@@ -353,11 +393,15 @@ try {
     const ts = fingerprint(seed, 10_000, 100_000);
     if (java.fingerprint !== ts) throw new Error(`the Java generator differs from bench/generator.ts: ${java.fingerprint} ≠ ${ts}`);
     progress(`generators agree (fingerprint ${ts} of the first 100,000 events)`);
-    if (selected.some((w) => w in TIMED_WORKLOADS)) {
-      const javaTime = (await runFlink("time-fingerprint", { seed, keys: 10_000, count: 100_000, event_rate: size.eventRate }, progress)) as unknown as { fingerprint: string };
-      const tsTime = timeFingerprint(seed, 10_000, 100_000, size.eventRate);
-      if (javaTime.fingerprint !== tsTime) throw new Error(`the Java event times differ from bench/generator.ts: ${javaTime.fingerprint} ≠ ${tsTime}`);
-      progress(`event times agree (fingerprint ${tsTime})`);
+    if (selected.some((w) => EVENT_TIME.has(w))) {
+      // The interval join's right stream has the next seed: its events are checked too.
+      const seeds = selected.includes("interval-join") ? [seed, rightSeed(seed)] : [seed];
+      for (const s of seeds) {
+        const javaTime = (await runFlink("time-fingerprint", { seed: s, keys: 10_000, count: 100_000, event_rate: size.eventRate }, progress)) as unknown as { fingerprint: string };
+        const tsTime = timeFingerprint(s, 10_000, 100_000, size.eventRate);
+        if (javaTime.fingerprint !== tsTime) throw new Error(`the Java event times (seed ${s}) differ from bench/generator.ts: ${javaTime.fingerprint} ≠ ${tsTime}`);
+        progress(`event times agree (seed ${s}, fingerprint ${tsTime})`);
+      }
     }
   }
   if (selected.some((w) => !SIMULATED.has(w))) {
@@ -381,6 +425,7 @@ try {
   }
   checkPassed(results);
   checkWindows(results);
+  checkJoins(results);
 } catch (e) {
   failed = true;
   process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
@@ -463,6 +508,19 @@ function checkWindows(rs: readonly BenchResult[]): void {
   if (problems.length > 0) throw new Error(`window results differ:\n${problems.join("\n")}`);
   const checked = rs.filter((r) => WINDOWED_BENCHES.has(r.bench) && r.run_by === "events" && r.complete !== false).length;
   if (checked > 0) progress(`window results: ${checked} complete runs agree with the reference${peer ? " and with each other" : ""}`);
+}
+
+/**
+ * The interval join, in runs of a fixed number of events that ran to their end: each engine's pairs
+ * against the reference (computed for up to 2,000,000 events a side), and floe's against Flink's.
+ */
+function checkJoins(rs: readonly BenchResult[]): void {
+  const problems = checkJoinMatches(rs, (r) =>
+    Number(r.events_per_side) <= 2_000_000 ? expectedJoinMatches(seed, Number(r.keys), Number(r.events_per_side), Number(r.event_rate), Number(r.lower_ms), Number(r.upper_ms)) : null,
+  );
+  if (problems.length > 0) throw new Error(`interval join results differ:\n${problems.join("\n")}`);
+  const checked = rs.filter((r) => r.bench === "interval_join" && r.run_by === "events" && r.complete !== false).length;
+  if (checked > 0) progress(`interval join pairs: ${checked} complete runs agree with the reference${peer ? " and with each other" : ""}`);
 }
 
 /** One SVG per checkpointed keyed-count variant that ran. */

@@ -83,8 +83,8 @@ export function parseProgress(line: string): FlinkProgress | null {
   return m ? { sinceFirstRecordMs: Number(m[1]), count: Number(m[2]), checkpoints: Number(m[3]) } : null;
 }
 
-/** Flink's task threads ("Source: gen (1/1)#0", "Keyed Process (1/1)#0", …), as /proc shows their first 15 characters. */
-const TASK_THREAD = /^(Source|Keyed|KeyedProcess|Sink|Map|Filter|Process)/;
+/** Flink's task threads ("Source: gen (1/1)#0", "Keyed Process (1/1)#0", "join -> Sink: …", …), as /proc shows their first 15 characters. */
+const TASK_THREAD = /^(Source|Keyed|KeyedProcess|Sink|Map|Filter|Process|join)/;
 
 /**
  * Runs `FlinkBench <workload> name=value…` and returns its JSON line. With

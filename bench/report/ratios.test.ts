@@ -109,3 +109,32 @@ describe("ratios of the event-time workloads", () => {
     expect(line.fire_latency_p50_ratio).toBeNull();
   });
 });
+
+describe("ratios of the interval join", () => {
+  const join = (engine: string, eventsPerS: number, checkpointMs: number, extra: Partial<BenchResult> = {}): BenchResult => ({
+    ...count(engine, "all", eventsPerS, eventsPerS),
+    bench: "interval_join",
+    event_rate: 10_000,
+    lower_ms: -500,
+    upper_ms: 500,
+    checkpoint_ms_p50: checkpointMs,
+    checkpoint_ms_max: checkpointMs * 2,
+    ...extra,
+  });
+
+  it("gives throughput into the join and checkpoint duration as floe/Flink", () => {
+    const [line] = ratios([join("floe", 100, 300), join("flink", 400, 100)]);
+    expect(line).toMatchObject({ workload: "interval_join", throughput_ratio: 0.25, steady_throughput_ratio: 0.25, checkpoint_duration_p50_ratio: 3, checkpoint_duration_max_ratio: 3 });
+    expect(line).not.toHaveProperty("fire_latency_p50_ratio");
+  });
+
+  it("pairs only runs of the same bounds, keys and event rate", () => {
+    expect(ratios([join("floe", 1, 1), join("flink", 1, 1, { upper_ms: 1000 })])).toEqual([]);
+    expect(ratios([join("floe", 1, 1), join("flink", 1, 1, { keys: 1_000_000 })])).toEqual([]);
+    expect(ratios([join("floe", 1, 1), join("flink", 1, 1, { event_rate: 20_000 })])).toEqual([]);
+  });
+
+  it("gives no ratio for the async I/O workload, which runs on floe only", () => {
+    expect(ratios([{ bench: "async_io", engine: "floe", variant: "mode=ordered,capacity=1", events_per_s: 90 }])).toEqual([]);
+  });
+});

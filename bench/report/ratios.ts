@@ -5,6 +5,8 @@
  * "1"); when both modes ran, {@link ratiosByCores} puts each variant's two
  * ratios side by side. The event-time workloads add window-fire latency
  * (report/windows.ts): a latency ratio above 1 means floe takes longer.
+ * The interval join compares records into the join per second and
+ * checkpoint durations. The async I/O workload runs on floe only: no ratio.
  */
 import type { BenchResult } from "../workloads/common.js";
 
@@ -80,6 +82,28 @@ export function ratios(results: readonly BenchResult[]): BenchResult[] {
               fire_latency_p50_ratio: ratio(f.fire_ms_p50, k.fire_ms_p50),
               fire_latency_p90_ratio: ratio(f.fire_ms_p90, k.fire_ms_p90),
               fire_latency_max_ratio: ratio(f.fire_ms_max, k.fire_ms_max),
+            }),
+          );
+        }
+        break;
+      case "interval_join":
+        for (const k of flink.filter(
+          (x) =>
+            x.bench === "interval_join" &&
+            x.keys === f.keys &&
+            x.checkpoint_interval_ms === f.checkpoint_interval_ms &&
+            x.event_rate === f.event_rate &&
+            x.lower_ms === f.lower_ms &&
+            x.upper_ms === f.upper_ms &&
+            comparable(f, x),
+        )) {
+          out.push(
+            line(f, k, {
+              throughput_ratio: ratio(f.events_per_s, k.events_per_s),
+              steady_throughput_ratio: ratio(f.steady_events_per_s, k.steady_events_per_s),
+              steady_mean_throughput_ratio: ratio(f.steady_mean_events_per_s, k.steady_mean_events_per_s),
+              checkpoint_duration_p50_ratio: ratio(f.checkpoint_ms_p50, k.checkpoint_ms_p50),
+              checkpoint_duration_max_ratio: ratio(f.checkpoint_ms_max, k.checkpoint_ms_max),
             }),
           );
         }

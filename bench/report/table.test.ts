@@ -34,4 +34,41 @@ describe("table", () => {
     );
     expect(ratio).toMatch(/^ratio window_sliding .*floe\/flink hashmap +throughput 0.1, fire_latency_p50 2.5$/);
   });
+
+  it("shows the interval join's pairs and the async workload's limit, marked floe only", () => {
+    const out = table([
+      {
+        bench: "interval_join",
+        engine: "floe",
+        variant: "keys=10000,checkpoint_ms=1000",
+        events_per_s: 50_000,
+        steady_events_per_s: 52_000,
+        steady_from_s: 2,
+        steady_to_s: 19,
+        events_processed: 1_000_000,
+        duration_ms: 20_000,
+        matches: 497_000,
+        matches_per_record: 0.497,
+        checkpoints_completed: 19,
+        checkpoint_ms_p50: 80,
+        checkpoint_ms_max: 200,
+      },
+      {
+        bench: "async_io",
+        engine: "floe",
+        variant: "mode=unordered,capacity=10",
+        events_per_s: 1_050,
+        steady_events_per_s: 1_080,
+        steady_from_s: 1,
+        steady_to_s: 19,
+        server_mean_open: 11.5,
+        in_flight_cap: 12,
+        server_answer_ms: 10.9,
+        limited_by: "connections",
+      },
+    ]);
+    const [, , join, io] = out.split("\n");
+    expect(join).toContain("50,000 records/s into the join, steady 52,000 (s 2–19), 1,000,000 records in 20 s; 497,000 pairs (0.497 per record); 19 checkpoints, p50 80 ms, max 200 ms");
+    expect(io).toContain("1,050 results/s, steady 1,080 (s 1–19); 11.5 of 12 requests open on average, answered in 10.9 ms; limited by connections; floe only");
+  });
 });

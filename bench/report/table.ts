@@ -29,6 +29,17 @@ function figures(r: BenchResult): string {
         `${n(r.windows_fired)} windows, ${n(r.window_results)} results (total ${n(r.window_total_count)}); ` +
         `fire p50 ${n(r.fire_ms_p50)} ms, p90 ${n(r.fire_ms_p90)} ms, max ${n(r.fire_ms_max)} ms over ${n(r.fire_ms_windows)} (${String(r.fire_ms_over)})`
       );
+    case "interval_join":
+      return (
+        `${n(r.events_per_s)} records/s into the join, ${steady(r)}, ${n(r.events_processed)} records in ${n(Math.round(Number(r.duration_ms) / 1000))} s; ` +
+        `${n(r.matches)} pairs (${n(r.matches_per_record)} per record); ` +
+        `${n(r.checkpoints_completed)} checkpoints, p50 ${n(r.checkpoint_ms_p50)} ms, max ${n(r.checkpoint_ms_max)} ms`
+      );
+    case "async_io":
+      return (
+        `${n(r.events_per_s)} results/s, ${steady(r)}; ${n(r.server_mean_open)} of ${n(r.in_flight_cap)} requests open on average, ` +
+        `answered in ${n(r.server_answer_ms)} ms; limited by ${String(r.limited_by ?? "–")}; floe only`
+      );
     case "checkpoint_size":
       return `1st ${n(r.full_checkpoint_ms)} ms ${mb(r.full_checkpoint_bytes)}; 2nd ${n(r.second_checkpoint_ms)} ms ${mb(r.second_checkpoint_bytes)}; recovery ${n(r.recovery_to_first_record_ms)} ms`;
     case "recovery":

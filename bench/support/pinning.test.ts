@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { addCheck, chooseCpu, descendantsOf, emptyReport, parseCores, parseCpuList, parseStat, parseStatus, pinnedCommand, workerdWrapper } from "./pinning.js";
+import { addCheck, chooseCpu, descendantsOf, emptyReport, parseCores, parseCpuList, parseSchedstat, parseStat, parseStatus, pinnedCommand, workerdWrapper } from "./pinning.js";
 
 describe("parseCores", () => {
   it("defaults to the whole machine and runs both modes on request, whole machine first", () => {
@@ -92,5 +92,15 @@ describe("pinning reports", () => {
       sample_threads: ["java", "GC Thread#0", "Keyed Process"],
       task_threads: ["Keyed Process"],
     });
+  });
+});
+
+describe("parseSchedstat", () => {
+  it("reads the ns on a CPU and waiting for one, as ms", () => {
+    expect(parseSchedstat("1234567000 89000000 321\n")).toEqual({ runMs: 1234.567, waitMs: 89 });
+  });
+
+  it("refuses what is not a schedstat line", () => {
+    expect(() => parseSchedstat("n/a")).toThrow("not a schedstat line");
   });
 });

@@ -95,6 +95,20 @@ export function parseStat(text: string): ProcStat {
   return { pid: Number(text.slice(0, open).trim()), comm: text.slice(open + 1, close), ppid: Number(rest[1]) };
 }
 
+/** Time a thread spent on a CPU and waiting for one, from /proc/<pid>/task/<tid>/schedstat. */
+export interface SchedStat {
+  runMs: number;
+  /** Runnable but not running: on a run queue, waiting for a CPU. */
+  waitMs: number;
+}
+
+/** Parses a schedstat line: ns on a CPU, ns waiting on a run queue, time slices. */
+export function parseSchedstat(text: string): SchedStat {
+  const [run, wait] = text.trim().split(/\s+/).map(Number);
+  if (!Number.isFinite(run) || !Number.isFinite(wait)) throw new Error(`not a schedstat line: ${JSON.stringify(text.slice(0, 80))}`);
+  return { runMs: run / 1e6, waitMs: wait / 1e6 };
+}
+
 /** Every pid below `root` in the process tree (children, grandchildren, …), from pid → ppid pairs. */
 export function descendantsOf(root: number, stats: readonly ProcStat[]): ProcStat[] {
   const below = new Set([root]);

@@ -13,6 +13,8 @@ import {
   descendantsOf,
   emptyReport,
   parseCpuList,
+  parseSchedstat,
+  type SchedStat,
   parseStat,
   parseStatus,
 } from "./pinning.js";
@@ -57,6 +59,16 @@ export function descendantsNamed(comm: string): number[] {
   return descendantsOf(process.pid, allStats())
     .filter((s) => s.comm === comm)
     .map((s) => s.pid);
+}
+
+/** Each thread of `pid` with its time on a CPU and waiting for one, by thread id; empty once the process is gone. */
+export function threadSchedstats(pid: number): Map<number, SchedStat> {
+  const out = new Map<number, SchedStat>();
+  for (const tid of readOr(() => readdirSync(`/proc/${pid}/task`), [] as string[])) {
+    const st = readOr(() => parseSchedstat(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8")), null);
+    if (st) out.set(Number(tid), st);
+  }
+  return out;
 }
 
 /** Each thread of `pid` with its name and Cpus_allowed_list; empty once the process is gone. */

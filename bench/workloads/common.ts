@@ -55,8 +55,8 @@ export function quantile(xs: readonly number[], q: number): number {
 
 export const round = (x: number, digits = 0) => Math.round(x * 10 ** digits) / 10 ** digits;
 
-/** Starts `job` with `config` overrides (and every operator at `parallelism`, when given); throws unless the engine answers 200. */
-export async function startJob(engine: Engine, job: string, config: object = {}, parallelism?: number): Promise<void> {
+/** Starts `job` with `config` overrides (and every operator at `parallelism`, or per uid, when given); throws unless the engine answers 200. */
+export async function startJob(engine: Engine, job: string, config: object = {}, parallelism?: number | Record<string, number>): Promise<void> {
   const res = await engine.api(`/v1/jobs/${job}/start`, { method: "POST", json: { config, ...(parallelism === undefined ? {} : { parallelism }) } });
   if (res.status !== 200) throw new Error(`starting ${job} answered ${res.status}: ${await res.text()}`);
 }

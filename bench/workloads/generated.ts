@@ -124,6 +124,12 @@ export function checkpointFigures(o: GeneratedRunOptions, r: { checkpoints: Chec
 /** What a workload adds to a generated run: Worker variables, and what to read from the engine before it is disposed. */
 export interface RunExtras<T> {
   bindings?: Record<string, string>;
+  /** What is counted at the measured vertex: its records in (default) or out (an async operator's results). */
+  count?: "records_in" | "records_out";
+  /** Called after each sample of the vertex's count, with it (e.g. to note other counters at the same moment). */
+  onSample?: (count: number) => void;
+  /** Parallelism per operator uid, on the whole machine (with `cores: "1"` every operator runs at 1). */
+  parallelism?: Record<string, number>;
   /** Called once sampling ended, the job still running (or finished, when `complete`). */
   collect?: (engine: Engine, complete: boolean) => Promise<T>;
 }
@@ -138,7 +144,7 @@ export async function runGenerated<T = undefined>(job: string, vertex: string, o
   );
   try {
     const checkpointsOn = o.checkpointIntervalMs > 0;
-    await startJob(engine, job, { checkpoint: { interval_ms: o.checkpointIntervalMs, ...(o.localRecovery === false ? { local_recovery: false } : {}) } }, o.cores === "1" ? 1 : undefined);
+    await startJob(engine, job, { checkpoint: { interval_ms: o.checkpointIntervalMs, ...(o.localRecovery === false ? { local_recovery: false } : {}) } }, o.cores === "1" ? 1 : extras.parallelism);
     let recordsOut = 0;
     const t0 = performance.now();
     const maxMs = o.maxMs ?? 600_000;
@@ -152,7 +158,8 @@ export async function runGenerated<T = undefined>(job: string, vertex: string, o
       async () => {
         const v = (await metrics(engine, job)).vertices.find((x) => x.id === vertex);
         recordsOut = v?.records_out ?? 0;
-        const count = v?.records_in ?? 0;
+        const count = (extras.count === "records_out" ? v?.records_out : v?.records_in) ?? 0;
+        extras.onSample?.(count);
         live.push({ t_ms: performance.now() - t0, count });
         if (count > 0 && firstEpochMs === 0) firstEpochMs = Date.now();
         const sinceFirstRecordMs = Date.now() - firstEpochMs;

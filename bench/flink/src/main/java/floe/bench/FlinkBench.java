@@ -40,6 +40,7 @@ import org.apache.flink.runtime.state.FunctionSnapshotContext;
 import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.streaming.api.functions.co.ProcessJoinFunction;
 import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.KeyedStream;
@@ -66,6 +67,7 @@ import org.apache.flink.util.Collector;
  *   FlinkBench recovery events=4000000 keys=10000 checkpoint_ms=1000 fail_at=1000000 backend=hashmap
  *   FlinkBench time-fingerprint seed=42 keys=10000 count=100000 event_rate=10000
  *   FlinkBench keyed-timers|window-tumbling|window-sliding events=2000000 keys=10000 checkpoint_ms=1000 event_rate=10000
+ *   FlinkBench interval-join events=2000000 keys=10000 checkpoint_ms=1000 event_rate=10000
  * </pre>
  *
  * <p>With {@code min_seconds} above 0, workloads 1 and 2 run by duration: {@code events} is
@@ -88,7 +90,7 @@ public final class FlinkBench {
 
     public static void main(String[] argv) throws Exception {
         if (argv.length == 0) {
-            System.err.println("usage: FlinkBench fingerprint|time-fingerprint|map-filter|keyed-count|checkpoint-size|recovery|keyed-timers|window-tumbling|window-sliding name=value...");
+            System.err.println("usage: FlinkBench fingerprint|time-fingerprint|map-filter|keyed-count|checkpoint-size|recovery|keyed-timers|window-tumbling|window-sliding|interval-join name=value...");
             System.exit(2);
         }
         FlinkBench b = new FlinkBench(argv);
@@ -103,6 +105,7 @@ public final class FlinkBench {
                     case "time-fingerprint" -> new Json()
                             .put("fingerprint", Gen.timeFingerprint(b.i("seed", 42), b.i("keys", 10_000), b.i("count", 100_000), b.l("event_rate", 10_000)));
                     case "keyed-timers", "window-tumbling", "window-sliding" -> b.timed(argv[0]);
+                    case "interval-join" -> b.intervalJoin();
                     default -> throw new IllegalArgumentException("unknown workload " + argv[0]);
                 };
         System.out.println(result);
@@ -647,6 +650,85 @@ public final class FlinkBench {
         }
     }
 
+    // ---- issue 19: the interval join ------------------------------------------------
+
+    /** The join's bounds, relative to the left event's time (bench/interval-join.ts JOIN_LOWER_MS, JOIN_UPPER_MS). */
+    static final long JOIN_LOWER_MS = -500;
+    static final long JOIN_UPPER_MS = 500;
+
+    /**
+     * The interval join as floe's bench/jobs.ts builds it: two timed generated streams, the right
+     * one with seed + 1, each with half of {@code events} (the records into the join), keyed by key,
+     * {@code intervalJoin(...).between(-500 ms, +500 ms).process(...)}, the pairs to a discarding
+     * sink. The measured count is the join operator's own numRecordsIn (see {@link PairSeqs}).
+     */
+    private Json intervalJoin() throws Exception {
+        long events = l("events", 2_000_000);
+        int keys = i("keys", 10_000);
+        int seed = i("seed", 42);
+        long rate = l("event_rate", 10_000);
+        long intervalMs = l("checkpoint_ms", 1000);
+        String backend = s("backend", "hashmap");
+        int p = parallelism();
+        long perSide = events / 2 / p * p;
+        long total = 2 * perSide;
+        try (Cluster c = new Cluster(config(backend, intervalMs, false), p)) {
+            StreamExecutionEnvironment env = c.env();
+            WatermarkStrategy<TimedEvent> watermarks = WatermarkStrategy.<TimedEvent>forBoundedOutOfOrderness(Duration.ofMillis(Gen.OUT_OF_ORDERNESS_MS))
+                    .withTimestampAssigner((e, previous) -> e.ts);
+            KeyedStream<TimedEvent, String> left = env.fromSource(timedSource(seed, keys, perSide, rate, p), watermarks, "left").keyBy(e -> e.key);
+            KeyedStream<TimedEvent, String> right = env.fromSource(timedSource(seed + 1, keys, perSide, rate, p), watermarks, "right").keyBy(e -> e.key);
+            left.intervalJoin(right)
+                    .between(Duration.ofMillis(JOIN_LOWER_MS), Duration.ofMillis(JOIN_UPPER_MS))
+                    .process(new PairSeqs())
+                    .name("join")
+                    .sinkTo(new DiscardingSink<>());
+            Run r = c.run(env, total, until());
+            long matches = Probe.matches.sum();
+            return checkpointFields(r.base("interval_join", "keys=" + keys + ",checkpoint_ms=" + intervalMs, total, keys, seed, p), r, backend, intervalMs)
+                    .put("events_per_side", perSide)
+                    .put("event_rate", rate)
+                    .put("lower_ms", JOIN_LOWER_MS)
+                    .put("upper_ms", JOIN_UPPER_MS)
+                    .put("out_of_orderness_ms", Gen.OUT_OF_ORDERNESS_MS)
+                    .put("matches", matches)
+                    .put("matches_per_record", r.processed > 0 ? Math.round(matches * 1000.0 / r.processed) / 1000.0 : null)
+                    .put("series_events_per_s", r.perSecond());
+        }
+    }
+
+    /** The timed input of one stream: seq 0..count-1 with the given seed, split as floe's partitions. */
+    private static DataGeneratorSource<TimedEvent> timedSource(int seed, int keys, long count, long rate, int p) {
+        if (count % p != 0) throw new IllegalArgumentException("events per side must be a multiple of the parallelism");
+        GeneratorFunction<Long, TimedEvent> fn = index -> Gen.timedEvent(seed, keys, Gen.seqOfIndex(index, count, p), rate);
+        return new DataGeneratorSource<>(fn, count, TypeInformation.of(TimedEvent.class));
+    }
+
+    /**
+     * Emits each pair's two seqs (floe's pairSeqs) and counts the pairs. Its open() registers the
+     * join operator's numRecordsIn counter with the probe: the operator calls no user code per
+     * record, only per pair, and the task counts each record it hands the operator there.
+     */
+    public static final class PairSeqs extends ProcessJoinFunction<TimedEvent, TimedEvent, Tuple2<Long, Long>> {
+        private long n;
+
+        @Override
+        public void open(OpenContext ctx) {
+            Probe.inputCounters.add(getRuntimeContext().getMetricGroup().getIOMetricGroup().getNumRecordsInCounter());
+        }
+
+        @Override
+        public void processElement(TimedEvent l, TimedEvent r, Context ctx, Collector<Tuple2<Long, Long>> out) {
+            if (++n % Probe.FLUSH == 0) Probe.matches.add(Probe.FLUSH);
+            out.collect(Tuple2.of(l.seq, r.seq));
+        }
+
+        @Override
+        public void close() {
+            Probe.matches.add(n % Probe.FLUSH);
+        }
+    }
+
     // ---- the cluster -----------------------------------------------------------------
 
     /** DataGeneratorSource over seq 0..events-1, split i emitting seq = j * p + i (floe's partitioning). */
@@ -728,7 +810,9 @@ public final class FlinkBench {
             long nextProgressMs = 0;
             while (!result.isDone()) {
                 long now = System.currentTimeMillis();
-                long count = Probe.records.sum();
+                long count = Probe.count();
+                // An operator counted only by its metric group notes no first record: the first sample that saw one.
+                if (count > 0) Probe.first();
                 samples.add(new long[] {now, count});
                 long first = Probe.firstRecordMs.get();
                 if (until.byDuration() && first > 0) {
@@ -752,15 +836,15 @@ public final class FlinkBench {
                 }
             }
             if (endMs > 0) {
-                long processed = Probe.records.sum();
+                long processed = Probe.count();
                 List<AbstractCheckpointStats> cps = checkpoints(job);
                 cancel(job);
                 return new Run(job, submittedMs, samples, endMs, processed, cps);
             }
-            samples.add(new long[] {System.currentTimeMillis(), Probe.records.sum()});
+            samples.add(new long[] {System.currentTimeMillis(), Probe.count()});
             var r = result.get();
             if (!r.isSuccess()) throw new IllegalStateException("job failed: " + r.getSerializedThrowable().map(Throwable::toString).orElse("?"));
-            if (Probe.records.sum() < events) throw new IllegalStateException("only " + Probe.records.sum() + " of " + events + " events processed");
+            if (Probe.count() < events) throw new IllegalStateException("only " + Probe.count() + " of " + events + " events processed");
             // Operators that note no end of input (the window's aggregate): the first sample that saw every event, as floe's harness does.
             long lastMs = Probe.lastRecordMs.get();
             if (lastMs == 0) lastMs = samples.stream().filter(x -> x[1] >= events).mapToLong(x -> x[0]).findFirst().orElse(System.currentTimeMillis());

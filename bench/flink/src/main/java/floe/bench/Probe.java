@@ -15,6 +15,14 @@ public final class Probe {
     public static final LongAdder records = new LongAdder();
     /** Records that passed the filter (workload 1). */
     public static final LongAdder passed = new LongAdder();
+    /** Pairs the interval join emitted (flushed every {@link #FLUSH} per subtask, and at its end). */
+    public static final LongAdder matches = new LongAdder();
+    /**
+     * Operators' own records-in counters (Flink's numRecordsIn of their metric group), registered
+     * by a function of the measured operator in open(): counted by the task for each record it
+     * hands the operator, where no user function runs once per record (the interval join).
+     */
+    public static final java.util.concurrent.ConcurrentLinkedQueue<org.apache.flink.metrics.Counter> inputCounters = new java.util.concurrent.ConcurrentLinkedQueue<>();
     /** Epoch ms of the first record, and of the end of the last subtask's input. */
     public static final AtomicLong firstRecordMs = new AtomicLong();
     public static final AtomicLong lastRecordMs = new AtomicLong();
@@ -36,6 +44,8 @@ public final class Probe {
     public static void reset() {
         records.reset();
         passed.reset();
+        matches.reset();
+        inputCounters.clear();
         firstRecordMs.set(0);
         lastRecordMs.set(0);
         failArmed.set(false);
@@ -44,6 +54,13 @@ public final class Probe {
         replayedAtMs.set(0);
         gate = 0;
         windows.clear();
+    }
+
+    /** Records seen by the measured operator: its own count, plus the registered operators' records in. */
+    public static long count() {
+        long n = records.sum();
+        for (org.apache.flink.metrics.Counter c : inputCounters) n += c.getCount();
+        return n;
     }
 
     /** Notes the first record's time. */
