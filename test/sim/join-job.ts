@@ -23,6 +23,13 @@
  *   bounds inclusive or exclusive: one row per joined pair;
  * - a window join (`a.join(b).where(fa).equalTo(fb).window(assigner)`),
  *   tumbling, sliding or session windows: one row per pair and window;
+ * - broadcast state (`b.keyBy(f).connect(a.broadcast(rules)).process(fn)`):
+ *   the left side's records are rules, broadcast to every subtask and kept
+ *   in broadcast state under their key and offset; a right record waits in
+ *   keyed state until an event-time timer `waitMs` after its time, which
+ *   emits it with every rule of its key at or before that time, read from
+ *   the broadcast state (rules later than that may have come already, and
+ *   are left out: so the row does not depend on timing);
  *
  * into its own log sink (the table `join-log`, one row per output: its id).
  *
@@ -42,7 +49,7 @@
  */
 import type { DataStream } from "../../src/api/job.js";
 import { listState, mapState, valueState } from "../../src/api/state.js";
-import type { KeyedCoProcessFunction } from "../../src/api/types.js";
+import type { KeyedBroadcastProcessFunction, KeyedCoProcessFunction } from "../../src/api/types.js";
 import type { TimeWindow } from "../../src/window/time-window.js";
 import type { Rng } from "./prng.js";
 import { type WindowKind, assignerOf } from "./window-job.js";
@@ -61,7 +68,8 @@ export type JoinKind =
   | { readonly kind: "coprocess"; readonly bucketMs: number }
   | { readonly kind: "enrich"; readonly waitMs: number }
   | { readonly kind: "interval"; readonly lowerMs: number; readonly upperMs: number; readonly lowerExclusive: boolean; readonly upperExclusive: boolean }
-  | { readonly kind: "window"; readonly windows: WindowKind };
+  | { readonly kind: "window"; readonly windows: WindowKind }
+  | { readonly kind: "broadcast"; readonly waitMs: number };
 
 /** The join branch of one run. */
 export interface JoinShape {
@@ -115,6 +123,12 @@ export function windowPairRow(l: JRecord, r: JRecord, w: TimeWindow): JoinRow {
   return { id: `w|${l.off}|${r.off}|${w.startMs}|${w.endMs}`, key: l.key, l: [l.off], r: [r.off], start: w.startMs, end: w.endMs, sum: l.v + r.v };
 }
 
+/** The row of one right record with the rules of its key up to its timer (offsets ascending). */
+export function ruledRow(r: JRecord, rules: readonly JRecord[]): JoinRow {
+  const offs = rules.map((l) => l.off).sort((a, b) => a - b);
+  return { id: `b|${r.off}`, key: r.key, l: offs, r: [r.off], sum: rules.reduce((n, l) => n + l.v, r.v) };
+}
+
 /** The row of one right record: enriched with its key's profile (the left record), or emitted by its timer without one. */
 export function enrichedRow(r: JRecord, profile: JRecord | undefined): JoinRow {
   return { id: `e|${r.off}`, key: r.key, l: profile ? [profile.off] : [], r: [r.off], sum: r.v + (profile?.v ?? 0) };
@@ -148,6 +162,35 @@ export function enrich(waitMs: number): KeyedCoProcessFunction<string, JRecord, 
       const all = list.get();
       const keep = all.filter((r) => r.ts + waitMs > ts);
       for (const r of all) if (r.ts + waitMs <= ts) out.collect(enrichedRow(r, undefined));
+      if (keep.length !== all.length) list.update(keep);
+    },
+  };
+}
+
+const rules = mapState<JRecord>("rules");
+const pending = listState<JRecord>("pending");
+
+/** The broadcast variant: rules in broadcast state, right records waiting for their timer to read them. */
+export function ruleJoin(waitMs: number): KeyedBroadcastProcessFunction<string, JRecord, JRecord, JoinRow> {
+  return {
+    state: [pending],
+    processElement(r, ctx) {
+      if (r.key === JOIN_FLUSH_KEY) return;
+      const ts = ctx.timestamp;
+      if (ts === undefined) throw new Error(`join branch: record r/${r.off} has no event time`);
+      ctx.getListState(pending).add(r);
+      ctx.timerService().registerEventTimeTimer(ts + waitMs);
+    },
+    processBroadcastElement(rule, ctx) {
+      if (rule.key === JOIN_FLUSH_KEY) return;
+      ctx.getBroadcastState(rules).put(`${rule.key}|${rule.off}`, rule);
+    },
+    onTimer(ts, ctx, out) {
+      const list = ctx.getListState(pending);
+      const all = list.get();
+      const known = ctx.getBroadcastState(rules).values();
+      for (const r of all) if (r.ts + waitMs <= ts) out.collect(ruledRow(r, known.filter((l) => l.key === r.key && l.ts <= r.ts + waitMs)));
+      const keep = all.filter((r) => r.ts + waitMs > ts);
       if (keep.length !== all.length) list.update(keep);
     },
   };
@@ -193,6 +236,7 @@ export function joined(left: DataStream<JRecord>, right: DataStream<JRecord>, sh
   let out: DataStream<JoinRow>;
   if (j.kind === "enrich") out = left.connect(right).keyBy(key, key).process(enrich(j.waitMs), opts);
   else if (j.kind === "coprocess") out = left.connect(right).keyBy(key, key).process(bucketJoin(j.bucketMs), opts);
+  else if (j.kind === "broadcast") out = right.keyBy(key).connect(left.broadcast(rules)).process(ruleJoin(j.waitMs), opts);
   else if (j.kind === "interval") {
     let between = left.keyBy(key).intervalJoin(right.keyBy(key)).between(j.lowerMs, j.upperMs);
     if (j.lowerExclusive) between = between.lowerBoundExclusive();
@@ -211,9 +255,12 @@ export function joined(left: DataStream<JRecord>, right: DataStream<JRecord>, sh
 
 /** Draws a run's join branch and its input. */
 export function drawJoinShape(rng: Rng): JoinShape {
-  const kind = rng.pick(["enrich", "coprocess", "interval", "window"] as const);
+  // Broadcast state from a stream of its own, so that adding it left the other kinds' seeds as they were.
+  const broadcast = rng.fork("broadcast");
+  const kind = broadcast.chance(0.2) ? "broadcast" : rng.pick(["enrich", "coprocess", "interval", "window"] as const);
   let join: JoinKind;
-  if (kind === "enrich") join = { kind, waitMs: rng.pick([30, 100]) };
+  if (kind === "broadcast") join = { kind, waitMs: broadcast.pick([0, 20, 60]) };
+  else if (kind === "enrich") join = { kind, waitMs: rng.pick([30, 100]) };
   else if (kind === "coprocess") join = { kind, bucketMs: rng.pick([20, 50, 100]) };
   else if (kind === "interval") {
     const [lowerMs, upperMs] = rng.pick([[-20, 20], [0, 30], [-50, 0], [-15, -5], [5, 40], [0, 0]] as const);
@@ -268,6 +315,8 @@ export function describeJoin(s: JoinShape): string {
   const what =
     j.kind === "enrich"
       ? `enrich wait=${j.waitMs}`
+      : j.kind === "broadcast"
+      ? `broadcast wait=${j.waitMs}`
       : j.kind === "coprocess"
       ? `co-process buckets=${j.bucketMs}`
       : j.kind === "interval"

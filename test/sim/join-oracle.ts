@@ -11,6 +11,8 @@
  * - interval join: one row per left `a` and right `b` of one key with
  *   `a.ts + lower ≤ b.ts ≤ a.ts + upper` (exclusive bounds moved in by
  *   1 ms), carrying the larger of the two times;
+ * - broadcast state: one row per right record, with the rules (left
+ *   records) of its key at or before its time plus the wait;
  * - window join: one row per pair of one key in one window — tumbling and
  *   sliding windows as assigned; sessions merged over both sides' records
  *   of the key (no record can reach a session that already fired).
@@ -23,7 +25,7 @@
  * that waits for them.
  */
 import type { Failure } from "./oracle.js";
-import { type JRecord, type JoinRow, type JoinShape, bucketEnd, bucketRow, enrichedRow, pairRow, windowPairRow } from "./join-job.js";
+import { type JRecord, type JoinRow, type JoinShape, bucketEnd, bucketRow, enrichedRow, pairRow, ruledRow, windowPairRow } from "./join-job.js";
 import { assignedWindows } from "./window-job.js";
 import type { World } from "./world.js";
 
@@ -49,6 +51,10 @@ export function joinReference(shape: JoinShape): Map<string, JoinRow> {
       if (p && r.ts + j.waitMs < p.ts) throw new Error(`join reference: record r/${r.off} comes more than ${j.waitMs} ms before its profile: its fate is the timing's`);
       add(enrichedRow(r, p));
     }
+    return out;
+  }
+  if (j.kind === "broadcast") {
+    for (const r of shape.right) add(ruledRow(r, shape.left.filter((l) => l.key === r.key && l.ts <= r.ts + j.waitMs)));
     return out;
   }
   if (j.kind === "coprocess") {
