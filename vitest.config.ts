@@ -1,18 +1,34 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+/**
+ * The package's entry points as a user imports them, resolved to the sources: "floe" is the Node build
+ * (src/index.node.ts) in Node projects and the Workers build (src/index.ts) inside workerd, as package.json's
+ * "exports" conditions pick them in a user's project.
+ */
+function floeAlias(runtime: "node" | "workerd") {
+  const src = (path: string) => new URL(path, import.meta.url).pathname;
+  return [
+    { find: /^floe$/, replacement: src(runtime === "node" ? "./src/index.node.ts" : "./src/index.ts") },
+    { find: /^floe\/testing$/, replacement: src("./src/testing/index.ts") },
+    { find: /^floe\/kafka$/, replacement: src("./src/connectors/kafka/index.ts") },
+  ];
+}
+
 export default defineConfig({
   test: {
     projects: [
       {
+        resolve: { alias: floeAlias("node") },
         test: {
           name: "unit",
-          include: ["src/**/*.test.ts", "bench/**/*.test.ts"],
+          include: ["src/**/*.test.ts", "bench/**/*.test.ts", "workers/**/*.test.ts"],
           environment: "node",
         },
       },
       {
         // Inside workerd, through the vitest plugin: objects, eviction, the Worker's fetch.
+        resolve: { alias: floeAlias("workerd") },
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
@@ -26,6 +42,7 @@ export default defineConfig({
       },
       {
         // The seeded simulation of the checkpoint protocol: virtual time, simulated objects, network and R2.
+        resolve: { alias: floeAlias("node") },
         test: {
           name: "sim",
           include: ["test/sim/**/*.test.ts"],
@@ -35,6 +52,7 @@ export default defineConfig({
       },
       {
         // Node side: the bundled Worker in Miniflare, restarts, SIGKILL, fault injection.
+        resolve: { alias: floeAlias("node") },
         test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
@@ -46,6 +64,7 @@ export default defineConfig({
       },
       {
         // Against a real Apache Kafka broker (KRaft, one node on 127.0.0.1), started from Maven Central jars.
+        resolve: { alias: floeAlias("node") },
         test: {
           name: "kafka",
           include: ["test/kafka/**/*.test.ts"],
@@ -57,6 +76,7 @@ export default defineConfig({
       },
       {
         // The dashboard in a real Chromium, driven by playwright-core.
+        resolve: { alias: floeAlias("node") },
         test: {
           name: "browser",
           include: ["test/browser/**/*.test.ts"],
