@@ -5,6 +5,11 @@
  *   co-process or broadcast process function…) on its own, with no
  *   runtime: elements, watermarks, processing time, timers, outputs,
  *   snapshot and restore. Microseconds per test.
+ * - {@link startEngine}: the project's Worker, bundled as `wrangler deploy`
+ *   bundles it, running in Miniflare with persisted state; start jobs,
+ *   ingest, wait for checkpoints, read tables, and inject faults (SIGKILL
+ *   and restart, subtask and coordinator resets). Node only; needs
+ *   `miniflare` 4 and `wrangler` in the project.
  *
  * @example
  * import { OperatorHarness } from "floe/testing";
@@ -14,3 +19,6 @@
  */
 export { OperatorHarness, type HarnessRecord, type KeyedStateView, type OperatorHarnessOptions } from "./operator-harness.js";
 export type { OperatorSnapshot } from "./operator-snapshot.js";
+export { buildWorker, loadBuiltWorker, type BuildWorkerOptions, type BuiltWorker, type ModuleType, type WorkerConfig } from "./worker-build.js";
+export { startEngine, LocalEngine, EngineError, TEST_ADMIN_TOKEN, type EngineOptions, type IngestAnswer, type JobStatus } from "./local-engine.js";
+export { waitFor, type WaitOptions } from "./wait.js";
