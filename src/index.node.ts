@@ -7,24 +7,24 @@
  * classes `createFloe` returns here refuse to be constructed; run the
  * Worker in workerd for them (floe/testing's `startEngine`, `wrangler dev`).
  */
-import { type FloeConfig, floeParts } from "./floe-config.js";
+import { type DurableObjectClass, type Floe, type FloeConfig, floeParts } from "./floe-config.js";
 
 export * from "./public-api.js";
-export type { FloeConfig } from "./floe-config.js";
+export type { DurableObjectClass, Floe, FloeConfig } from "./floe-config.js";
 
 /** A class that says why it cannot be constructed here. */
-function workerdOnly(name: string) {
+function workerdOnly<T>(name: string): DurableObjectClass<T> {
   return class {
     constructor() {
       throw new Error(
         `floe's ${name} is a Durable Object: it runs in the Workers runtime (wrangler dev, wrangler deploy, or floe/testing's startEngine), not in Node`,
       );
     }
-  };
+  } as unknown as DurableObjectClass<T>;
 }
 
 /** As in workerd (src/index.ts): the registry, the app and the Worker's fetch work; the Durable Object classes do not. */
-export function createFloe(config: FloeConfig) {
+export function createFloe(config: FloeConfig): Floe {
   return {
     ...floeParts(config),
     Coordinator: workerdOnly("Coordinator"),

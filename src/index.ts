@@ -7,7 +7,7 @@
  * export const { Coordinator, Subtask, StreamPartition, TablePartition } = floe;
  * export default floe.worker;
  */
-import { type FloeConfig, floeParts } from "./floe-config.js";
+import { type Floe, type FloeConfig, floeParts } from "./floe-config.js";
 import { Coordinator as CoordinatorBase } from "./runtime/coordinator/coordinator.js";
 import { StreamPartition } from "./runtime/stream-partition.js";
 import { Subtask as SubtaskBase } from "./runtime/subtask/subtask.js";
@@ -15,7 +15,7 @@ import { TablePartition } from "./runtime/table-partition.js";
 
 export * from "./public-api.js";
 
-export type { FloeConfig } from "./floe-config.js";
+export type { DurableObjectClass, Floe, FloeConfig } from "./floe-config.js";
 
 /**
  * The Worker's default export and its Durable Object classes, bound to a
@@ -26,7 +26,7 @@ export type { FloeConfig } from "./floe-config.js";
  * export const { Coordinator, Subtask, StreamPartition, TablePartition } = floe;
  * export default floe.worker;
  */
-export function createFloe(config: FloeConfig) {
+export function createFloe(config: FloeConfig): Floe {
   const parts = floeParts(config);
   const registry = parts.registry;
   class Coordinator extends CoordinatorBase {
