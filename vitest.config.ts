@@ -22,7 +22,9 @@ export default defineConfig({
         resolve: { alias: floeAlias("node") },
         test: {
           name: "unit",
-          include: ["src/**/*.test.ts", "bench/**/*.test.ts", "workers/**/*.test.ts"],
+          // templates/project: the operator tests of the project `floe init` writes (its engine test runs in the
+          // packaged project: test/package/package.test.ts).
+          include: ["src/**/*.test.ts", "bench/**/*.test.ts", "workers/**/*.test.ts", "templates/project/test/clicks.test.ts"],
           environment: "node",
         },
       },
