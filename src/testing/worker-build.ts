@@ -13,7 +13,7 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { basename, extname, join, resolve } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
 /** The bindings of a Worker, as its wrangler config declares them and Miniflare needs them. */
@@ -69,11 +69,15 @@ export async function buildWorker(options: BuildWorkerOptions = {}): Promise<Bui
   const root = resolve(options.root ?? process.cwd());
   const outdir = resolve(root, options.outdir ?? mkdtempSync(join(tmpdir(), "floe-worker-")));
   const wrangler = wranglerOf(root);
-  const configArgs = options.config === undefined ? [] : ["--config", options.config];
+  const config = options.config === undefined ? undefined : resolve(root, options.config);
+  const configArgs = config === undefined ? [] : ["--config", config];
+  // wrangler resolves the config's [alias] paths from its project root: the config's folder, but the working
+  // directory when an entry is given; run it in the config's folder so that both agree.
+  const cwd = config === undefined ? root : dirname(config);
   const [, raw] = await Promise.all([
     run(
-      [wrangler.bin, "deploy", "--dry-run", "--outdir", outdir, ...configArgs, ...(options.entry === undefined ? [] : [options.entry])],
-      root,
+      [wrangler.bin, "deploy", "--dry-run", "--outdir", outdir, ...configArgs, ...(options.entry === undefined ? [] : [resolve(root, options.entry)])],
+      cwd,
       "wrangler deploy --dry-run",
     ),
     configOf(wrangler.api, root, options.config),
