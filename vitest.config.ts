@@ -77,6 +77,17 @@ export default defineConfig({
         },
       },
       {
+        // The package as a user gets it (npm pack, floe init, npm install, the project's npm test and wrangler deploy
+        // --dry-run): minutes, so not in `npm test`; `npm run test:package` runs it.
+        test: {
+          name: "package",
+          include: ["test/package/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 600_000,
+          hookTimeout: 600_000,
+        },
+      },
+      {
         // The dashboard in a real Chromium, driven by playwright-core.
         resolve: { alias: floeAlias("node") },
         test: {
