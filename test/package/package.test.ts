@@ -12,18 +12,26 @@
  * its npm scripts Node 22. Slow (a minute or two): `npm run test:package`.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
-/** PATH without this repository's node_modules/.bin (npm puts it first when it runs this test). */
+/** PATH without this repository's node_modules/.bin (npm puts it first when it runs this test), however it is linked. */
 const USER_PATH = (process.env.PATH ?? "")
   .split(delimiter)
-  .filter((p) => !resolve(p).startsWith(resolve(ROOT, "node_modules")) && !resolve(p).startsWith("/work/main/node_modules"))
+  .filter((p) => !resolve(p).startsWith(resolve(ROOT, "node_modules")) && realPath(p) !== realPath(join(ROOT, "node_modules/.bin")))
   .join(delimiter);
+
+function realPath(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
+  }
+}
 
 /** Runs a command the way a user's shell would; resolves its output, fails with it. */
 function sh(command: string, args: string[], cwd: string, timeoutMs = 300_000): Promise<string> {
