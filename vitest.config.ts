@@ -1,18 +1,36 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+/**
+ * The package's entry points as a user imports them, resolved to the sources: "floe" is the Node build
+ * (src/index.node.ts) in Node projects and the Workers build (src/index.ts) inside workerd, as package.json's
+ * "exports" conditions pick them in a user's project.
+ */
+function floeAlias(runtime: "node" | "workerd") {
+  const src = (path: string) => new URL(path, import.meta.url).pathname;
+  return [
+    { find: /^floe$/, replacement: src(runtime === "node" ? "./src/index.node.ts" : "./src/index.ts") },
+    { find: /^floe\/testing$/, replacement: src("./src/testing/index.ts") },
+    { find: /^floe\/kafka$/, replacement: src("./src/connectors/kafka/index.ts") },
+  ];
+}
+
 export default defineConfig({
   test: {
     projects: [
       {
+        resolve: { alias: floeAlias("node") },
         test: {
           name: "unit",
-          include: ["src/**/*.test.ts", "bench/**/*.test.ts"],
+          // templates/project: the operator tests of the project `floe init` writes (its engine test runs in the
+          // packaged project: test/package/package.test.ts).
+          include: ["src/**/*.test.ts", "bench/**/*.test.ts", "workers/**/*.test.ts", "templates/project/test/clicks.test.ts"],
           environment: "node",
         },
       },
       {
         // Inside workerd, through the vitest plugin: objects, eviction, the Worker's fetch.
+        resolve: { alias: floeAlias("workerd") },
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
@@ -26,6 +44,7 @@ export default defineConfig({
       },
       {
         // The seeded simulation of the checkpoint protocol: virtual time, simulated objects, network and R2.
+        resolve: { alias: floeAlias("node") },
         test: {
           name: "sim",
           include: ["test/sim/**/*.test.ts"],
@@ -35,6 +54,7 @@ export default defineConfig({
       },
       {
         // Node side: the bundled Worker in Miniflare, restarts, SIGKILL, fault injection.
+        resolve: { alias: floeAlias("node") },
         test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
@@ -46,6 +66,7 @@ export default defineConfig({
       },
       {
         // Against a real Apache Kafka broker (KRaft, one node on 127.0.0.1), started from Maven Central jars.
+        resolve: { alias: floeAlias("node") },
         test: {
           name: "kafka",
           include: ["test/kafka/**/*.test.ts"],
@@ -56,7 +77,19 @@ export default defineConfig({
         },
       },
       {
+        // The package as a user gets it (npm pack, floe init, npm install, the project's npm test and wrangler deploy
+        // --dry-run): minutes, so not in `npm test`; `npm run test:package` runs it.
+        test: {
+          name: "package",
+          include: ["test/package/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 600_000,
+          hookTimeout: 600_000,
+        },
+      },
+      {
         // The dashboard in a real Chromium, driven by playwright-core.
+        resolve: { alias: floeAlias("node") },
         test: {
           name: "browser",
           include: ["test/browser/**/*.test.ts"],

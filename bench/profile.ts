@@ -61,8 +61,8 @@ const { values } = parseArgs({
 const job = values.job!;
 const inspectorPort = 9300 + Math.floor(Math.random() * 500);
 const keepNames = values["keep-names"] !== "false";
-const script = keepNames ? TEST_BUNDLE : buildTestBundleWithoutKeepNames();
-if (keepNames && !values["no-build"]) buildTestBundle();
+const script = keepNames ? TEST_BUNDLE : await buildTestBundleWithoutKeepNames();
+if (keepNames && !values["no-build"]) await buildTestBundle();
 const persist = tempDir("floe-profile-");
 const mf = new Miniflare({
   modules: true,

@@ -406,7 +406,7 @@ try {
   }
   if (selected.some((w) => !SIMULATED.has(w))) {
     progress("bundling the test Worker");
-    buildTestBundle();
+    await buildTestBundle();
   }
   for (const w of selected) {
     progress(`— ${w}`);

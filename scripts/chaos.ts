@@ -34,7 +34,7 @@ if (!Number.isInteger(events) || events < 1) {
   console.error("--events: expected a positive integer");
   process.exit(2);
 }
-setupBuild();
+await setupBuild();
 const until = Date.now() + durationMs;
 let seed = Number(values.seed);
 const totals = { runs: 0, failed: 0, events: 0, faults: 0, betweenPreCommitAndCommit: 0 };

@@ -38,7 +38,7 @@ for (const [name, v] of [["seconds", seconds], ["record-bytes", recordBytes], ["
   }
 }
 
-setupBuild();
+await setupBuild();
 const engine = await startEngine({ testJobs: true });
 try {
   const started = await engine.api("/v1/jobs/streams-soak/start", { method: "POST", json: {} });

@@ -2,7 +2,7 @@
  * The Worker entry: floe's HTTP API and Durable Object classes, bound to
  * the jobs compiled into this Worker.
  */
-import { createFloe } from "../src/index.js";
+import { createFloe } from "floe";
 import { clicks } from "./jobs/clicks.js";
 import { pageViews } from "./jobs/page-views.js";
 

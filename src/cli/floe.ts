@@ -11,6 +11,7 @@
  *   floe checkpoints <job> [--trigger]
  *   floe ingest <stream> [<file.ndjson>]      (stdin when no file)
  *   floe streams [<stream>]
+ *   floe init <dir> [--name <name>] [--force] [--floe <spec>]   a new project (src/cli/init.ts)
  *
  * Global: --url (default $FLOE_URL or http://127.0.0.1:8787), the token
  * from $FLOE_TOKEN (or $FLOE_ADMIN_TOKEN), --json for machine output.
@@ -21,6 +22,7 @@ import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { retry } from "../retry.js";
+import { INIT_USAGE, InitUsageError, init } from "./init.js";
 
 const USAGE = `usage: floe <command> [options]
   run <job> [-s <savepoint>] [--from-checkpoint <id>] [-p <n> | -p <uid>=<n> ...] [--allow-non-restored-state] [--config <json>]
@@ -33,6 +35,7 @@ const USAGE = `usage: floe <command> [options]
   checkpoints <job> [--trigger]
   ingest <stream> [<file.ndjson>]     NDJSON from the file, or from stdin
   streams [<stream>]                  ingestion streams: sizes, offsets, each job's lag
+  init <dir> [--name <name>] [--force] a new project: a sample job, its tests, wrangler.toml (floe init --help)
 options: --url <url> (default $FLOE_URL or http://127.0.0.1:8787), --json; the token comes from $FLOE_TOKEN`;
 
 /** Records per ingest request. */
@@ -60,6 +63,19 @@ interface Io {
 
 /** Runs the command; resolves the exit code. */
 export async function main(argv: string[], io: Io): Promise<number> {
+  if (argv[0] === "init") {
+    // Needs no engine and no token: a command of its own.
+    try {
+      return init(argv.slice(1), io);
+    } catch (e) {
+      if (e instanceof InitUsageError || (e as { code?: string }).code?.startsWith?.("ERR_PARSE_ARGS")) {
+        io.err(`floe init: ${(e as Error).message}\n${INIT_USAGE}`);
+        return 2;
+      }
+      io.err(`floe init: ${(e as Error)?.message ?? e}`);
+      return 1;
+    }
+  }
   let json = false;
   try {
     const { values, positionals } = parseArgs({

@@ -1,51 +1,23 @@
 /**
- * Crashing the local runtime the way a machine dies: SIGKILL of the
- * workerd process that Miniflare started (a child of this Node process).
- * Every acknowledged write must survive; nothing in memory does.
+ * Crashing the local runtime the way a machine dies, and resetting
+ * objects as the platform may: floe/testing's LocalEngine does both
+ * (kill, resetSubtask, resetCoordinator); these keep the tests' names.
  */
-import { readFileSync, readdirSync } from "node:fs";
-import { coordinatorName, subtaskName } from "../../src/runtime/names.js";
 import type { Engine } from "./engine.js";
 
-/** Pids of workerd processes whose parent is this process. */
-export function workerdChildren(): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const close = stat.lastIndexOf(")");
-      const comm = stat.slice(stat.indexOf("(") + 1, close);
-      const ppid = Number(stat.slice(close + 2).split(" ")[1]);
-      if (ppid === process.pid && comm.startsWith("workerd")) out.push(Number(entry));
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return out;
-}
+export { workerdChildren } from "../../src/testing/processes.js";
 
-/** Kills the engine's runtime with SIGKILL, then releases the Miniflare object. */
+/** Kills the engine's runtime with SIGKILL and releases it; start a new engine over its `persistDir` to go on. */
 export async function crashEngine(engine: Engine): Promise<void> {
-  const before = new Set(workerdChildren());
-  for (const pid of before) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-  await engine.dispose().catch(() => undefined);
+  await engine.kill();
 }
 
 /** Resets a job's Subtask object (its memory is gone, its storage kept), as the runtime may at any time. */
 export async function resetSubtask(engine: Engine, job: string, vertex: string, index: number): Promise<void> {
-  const ns = await engine.mf.getDurableObjectNamespace("SUBTASK");
-  await (ns.get(ns.idFromName(subtaskName(job, vertex, index))) as unknown as { reset(): Promise<void> }).reset().catch(() => undefined);
+  await engine.resetSubtask(job, vertex, index);
 }
 
 /** Resets a job's Coordinator object. */
 export async function resetCoordinator(engine: Engine, job: string): Promise<void> {
-  const ns = await engine.mf.getDurableObjectNamespace("COORDINATOR");
-  await (ns.get(ns.idFromName(coordinatorName(job))) as unknown as { reset(): Promise<void> }).reset().catch(() => undefined);
+  await engine.resetCoordinator(job);
 }

@@ -1,11 +1,10 @@
 /**
  * The engines one test file starts, disposed after each test: `start`
  * starts one (over `persistDir` to restart over the same state), `crash`
- * SIGKILLs one's runtime and starts a new one over its state.
+ * SIGKILLs one's runtime and starts it again over its state.
  */
 import { afterEach } from "vitest";
-import { crashEngine } from "./crash.js";
-import { type Engine, startEngine, waitFor } from "./engine.js";
+import { type Engine, startEngine } from "./engine.js";
 
 export function engineSet(options: { testJobs?: boolean } = { testJobs: true }) {
   let engines: Engine[] = [];
@@ -20,19 +19,15 @@ export function engineSet(options: { testJobs?: boolean } = { testJobs: true }) 
   };
   return {
     start,
-    /** SIGKILLs `engine`'s runtime and starts the engine again over its state. */
+    /** SIGKILLs `engine`'s runtime and starts the engine again over its state; resolves it (the same engine, at a new URL). */
     async crash(engine: Engine): Promise<Engine> {
-      await crashEngine(engine);
-      engines = engines.filter((e) => e !== engine);
-      return start(engine.persistDir);
+      await engine.crash();
+      return engine;
     },
   };
 }
 
 /** Waits until job `job` checkpointed past every record of `stream`: each went through the job before what is sent next. */
 export async function caughtUp(engine: Engine, stream: string, job: string): Promise<void> {
-  await waitFor(async () => {
-    const s = (await (await engine.api(`/v1/streams/${stream}`)).json()) as { partitions: { next_offset: number; jobs: { job: string; lag: number; active: boolean }[] }[] };
-    return s.partitions.every((p) => p.next_offset === 0 || p.jobs.some((j) => j.job === job && j.active && j.lag === 0));
-  }, 30_000, `${job} checkpointed past ${stream}`);
+  await engine.caughtUp(job, [stream]);
 }

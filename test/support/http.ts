@@ -3,7 +3,7 @@
  * ingestion log straight from the StreamPartition objects, and crash the
  * engine's workerd process.
  */
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { expect } from "vitest";
 import type { ReadResult } from "../../src/runtime/stream-partition.js";
@@ -205,26 +205,7 @@ export async function streamLength(engine: Engine, stream: string, partitions: n
   return n;
 }
 
-/** Process ids of the workerd processes whose parent is this process. */
-export function workerdChildren(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-    } catch {
-      continue; // gone meanwhile
-    }
-    // "pid (comm) state ppid …": comm may hold spaces or parentheses.
-    const open = stat.indexOf("(");
-    const close = stat.lastIndexOf(")");
-    const comm = stat.slice(open + 1, close);
-    const ppid = Number(stat.slice(close + 2).split(" ")[1]);
-    if (ppid === process.pid && comm.startsWith("workerd")) pids.push(Number(entry));
-  }
-  return pids;
-}
+export { workerdChildren } from "../../src/testing/processes.js";
 
 /** Whether a process is still there (and not a zombie). */
 export function processAlive(pid: number): boolean {

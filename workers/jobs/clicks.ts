@@ -3,7 +3,7 @@
  * counted per user with keyed state, and the counts are written to the
  * table "clicks-per-user".
  */
-import { type KeyedProcessFunction, type TableRecord, httpSource, job, tableSink, valueState } from "../../src/index.js";
+import { type KeyedProcessFunction, type TableRecord, httpSource, job, tableSink, valueState } from "floe";
 
 /** A click as ingested. */
 export interface Click {

@@ -21,7 +21,7 @@ import {
   job,
   tableSink,
   valueState,
-} from "../../src/index.js";
+} from "floe";
 
 /** A page view as ingested; `ts` is its event time in epoch ms. */
 export interface PageView {
