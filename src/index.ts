@@ -30,10 +30,10 @@ export function createFloe(config: FloeConfig): Floe {
   const parts = floeParts(config);
   const registry = parts.registry;
   class Coordinator extends CoordinatorBase {
-    protected readonly registry = registry;
+    protected override readonly registry = registry;
   }
   class Subtask extends SubtaskBase {
-    protected readonly registry = registry;
+    protected override readonly registry = registry;
   }
   return { ...parts, Coordinator, Subtask, StreamPartition, TablePartition };
 }

@@ -12,13 +12,16 @@ import type { FloeEnv } from "../env.js";
 import { streamPartitionName, subtaskName } from "../names.js";
 import type { JobRegistry } from "../registry.js";
 import type { StreamPartitionApi } from "./stream-pins.js";
+import type { StartRequest } from "../messages.js";
+import { attempt } from "../../errors.js";
 
 export { DEPLOY_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS } from "./coordinator-core.js";
 export type { JobStatus, JobStatusName, SavepointAction, SavepointFormat, SavepointStatus, StartRequest } from "../messages.js";
 
 /** Base class; `createFloe` subclasses it with the Worker's job registry. */
 export abstract class Coordinator extends DurableObject<FloeEnv> {
-  protected abstract readonly registry: JobRegistry;
+  /** Set by the class `createFloe` makes (a subclass of it, a user's own, inherits it). */
+  protected declare readonly registry: JobRegistry;
   private coreValue: CoordinatorCore | undefined;
 
   constructor(ctx: DurableObjectState, env: FloeEnv) {
@@ -48,9 +51,20 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
     return this.coreValue;
   }
 
-  start(...a: Parameters<CoordinatorCore["start"]>) {
+  async start(...a: Parameters<CoordinatorCore["start"]>): ReturnType<CoordinatorCore["start"]> {
+    const refused = await attempt(() => this.beforeStart(...a));
+    if (!refused.ok) return refused;
     return this.core.start(...a);
   }
+
+  /**
+   * A hook for a subclass (`class Coordinator extends floe.Coordinator`):
+   * runs before job `job` starts, with the Worker's bindings in `this.env`.
+   * Throw a {@link FloeError} to refuse the start with that error (its
+   * status and code reach the caller of the API, as for floe's own checks),
+   * e.g. when a binding the job's functions need is missing.
+   */
+  protected beforeStart(_job: string, _request?: StartRequest): void | Promise<void> {}
   status(...a: Parameters<CoordinatorCore["status"]>) {
     return this.core.status(...a);
   }

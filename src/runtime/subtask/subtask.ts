@@ -13,7 +13,8 @@ import { SubtaskCore } from "./subtask-core.js";
 
 /** Base class; `createFloe` subclasses it with the Worker's job registry. */
 export abstract class Subtask extends DurableObject<FloeEnv> {
-  protected abstract readonly registry: JobRegistry;
+  /** Set by the class `createFloe` makes (a subclass of it, a user's own, inherits it). */
+  protected declare readonly registry: JobRegistry;
   private coreValue: SubtaskCore | undefined;
 
   /** The core, built on first use (the registry is set by the subclass after this constructor). */
