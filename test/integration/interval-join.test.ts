@@ -4,7 +4,7 @@
  * between −500 and +1000 ms. Both streams advance together in event time,
  * each record within the watermark bound of its stream, so none is late and
  * the output must be exactly the offline join of everything ingested: each
- * pair once. Once across a SIGKILL of the runtime at a seeded moment, and
+ * pair once. Once across a subtask reset, a coordinator reset and a SIGKILL of the runtime at seeded moments, and
  * once across a savepoint restored at another parallelism with elements
  * waiting in the join's state.
  */
@@ -25,11 +25,11 @@ const engines = engineSet();
 const engineAt = engines.start;
 
 describe("interval join", () => {
-  it("equals the offline join of everything ingested, each pair once, across a SIGKILL", async () => {
+  it("equals the offline join of everything ingested, each pair once, across a subtask reset, a coordinator reset and a SIGKILL", async () => {
     const input = new JoinInput(new Random(SEED));
-    const engine = await input.sendWithCrash(await engineAt(), "interval-join", engines.crash, 8, 25);
+    const engine = await input.sendWithFaults(await engineAt(), "interval-join", engines.crash, 8, 25);
     expect(expectedOf(input).size, "the input joins").toBeGreaterThan(100);
-    await expectPairs(engine, "ij-out", expectedOf(input), "every pair once after the crash");
+    await expectPairs(engine, "ij-out", expectedOf(input), "every pair once after the faults");
   }, 120_000);
 
   it("keeps waiting elements through a savepoint restored at parallelism 3", async () => {

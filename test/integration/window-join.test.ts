@@ -4,7 +4,7 @@
  * tumbling one-second event-time windows. No record is late (see
  * test/support/join-input.ts), so once event time has moved past the last
  * window, the output must be exactly the offline join (same ad, same
- * window), each pair once: across a SIGKILL of the runtime at a seeded
+ * window), each pair once: across a subtask reset, a coordinator reset and a SIGKILL of the runtime at seeded
  * moment, and across a savepoint restored at parallelism 3 with windows
  * open.
  */
@@ -48,12 +48,12 @@ async function expectJoined(engine: Engine, expected: Set<string>, what: string)
 }
 
 describe("window join", () => {
-  it("equals the offline join per ad and window, each pair once, across a SIGKILL", async () => {
+  it("equals the offline join per ad and window, each pair once, across a subtask reset, a coordinator reset and a SIGKILL", async () => {
     const input = new JoinInput(new Random(SEED));
-    const engine = await input.sendWithCrash(await engineAt(), "window-join", engines.crash, 8, 25);
+    const engine = await input.sendWithFaults(await engineAt(), "window-join", engines.crash, 8, 25);
     await flush(engine, input);
     expect(expectedOf(input).size, "the input joins").toBeGreaterThan(50);
-    await expectJoined(engine, expectedOf(input), "every pair once after the crash");
+    await expectJoined(engine, expectedOf(input), "every pair once after the faults");
   }, 120_000);
 
   it("keeps open windows through a savepoint restored at parallelism 3", async () => {

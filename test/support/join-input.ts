@@ -52,18 +52,24 @@ export class JoinInput {
   }
 
   /**
-   * Starts `job`, then sends `rounds` rounds of `size`, killing the runtime
-   * with SIGKILL (and starting it again over its state) after a seeded round
-   * and delay; answers the engine that runs at the end.
+   * Starts `job`, then sends `rounds` rounds of `size` with three faults at
+   * seeded rounds and delays: a reset of a subtask of the `join` vertex, a
+   * reset of the job's coordinator, and a SIGKILL of the runtime (started
+   * again over its state by `crash`); answers the engine that runs at the end.
    */
-  async sendWithCrash(engine: Engine, job: string, crash: (engine: Engine) => Promise<Engine>, rounds: number, size: number): Promise<Engine> {
+  async sendWithFaults(engine: Engine, job: string, crash: (engine: Engine) => Promise<Engine>, rounds: number, size: number): Promise<Engine> {
     expect((await engine.api(`/v1/jobs/${job}/start`, { method: "POST", json: {} })).status).toBe(200);
-    const crashAfter = 1 + this.random.int(rounds - 3);
+    const [resetAt, coordinatorAt, crashAt] = this.random.shuffle(Array.from({ length: rounds - 2 }, (_, i) => i + 1)).slice(0, 3);
     for (let r = 0; r < rounds; r++) {
       await this.send(engine, size);
-      if (r === crashAfter) {
-        await new Promise((res) => setTimeout(res, this.random.int(400)));
-        engine = await crash(engine);
+      if (r !== resetAt && r !== coordinatorAt && r !== crashAt) continue;
+      await new Promise((res) => setTimeout(res, this.random.int(400)));
+      if (r === crashAt) engine = await crash(engine);
+      else if (r === coordinatorAt) await engine.resetCoordinator(job);
+      else {
+        const status = (await (await engine.api(`/v1/jobs/${job}`)).json()) as { vertices: { id: string; parallelism: number }[] };
+        const join = status.vertices.find((v) => v.id === "join")!;
+        await engine.resetSubtask(job, "join", this.random.int(join.parallelism));
       }
     }
     return engine;

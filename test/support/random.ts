@@ -26,4 +26,14 @@ export class Random {
   chance(p: number): boolean {
     return this.next() < p;
   }
+
+  /** A shuffled copy of `xs` (Fisher–Yates). */
+  shuffle<T>(xs: readonly T[]): T[] {
+    const out = [...xs];
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      [out[i], out[j]] = [out[j], out[i]];
+    }
+    return out;
+  }
 }
