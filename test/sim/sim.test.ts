@@ -131,10 +131,10 @@ describe("windows", () => {
 
 describe("joins", () => {
   // Two sources of their own into one two-input operator: the enrichment co-process (bounded and not), the bucket
-  // co-process (unaligned), interval joins (bounds [0,0]; (5,40] unaligned), window joins (sessions, one unaligned;
-  // sliding, one bounded and unaligned). No record is late on either side, so the committed output must be exactly the
-  // offline join of the input (join-oracle.ts), each row once, under the run's faults and restarts.
-  const SEEDS = [1, 2, 5, 11, 19, 21, 24, 26, 35];
+  // co-process, interval joins (bounds [0,0]; (5,40] unaligned), window joins (sessions, one unaligned; sliding, one
+  // bounded and unaligned), broadcast state (seeds 11 and 26). No record is late on either side, so the committed output
+  // must be exactly the offline join of the input (join-oracle.ts), each row once, under the run's faults and restarts.
+  const SEEDS = [1, 2, 5, 9, 11, 19, 21, 24, 26, 35];
   it(`commits exactly the offline join, each row once (seeds ${SEEDS.join(", ")})`, async () => {
     const failed: string[] = [];
     const kinds = new Set<string>();
@@ -148,7 +148,7 @@ describe("joins", () => {
       if (!r.ok) failed.push(describeFailure(r, { joins: true }));
     }
     expect(failed, failed.join("\n\n")).toEqual([]);
-    expect([...kinds].sort()).toEqual(["coprocess", "enrich", "interval", "window"]);
+    expect([...kinds].sort()).toEqual(["broadcast", "coprocess", "enrich", "interval", "window"]);
     expect(rows, "joined rows committed").toBeGreaterThan(500);
     expect(restarts, "failovers across the seeds").toBeGreaterThan(SEEDS.length);
   });
