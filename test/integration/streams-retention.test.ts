@@ -57,7 +57,11 @@ describe("stream retention", () => {
     expect(maxDb).toBeLessThan(sentBytes / 2);
 
     // The last checkpoint holds everything acknowledged: then the job is canceled, and its pins go.
-    const triggered = ((await (await e.api(`/v1/jobs/${JOB}/checkpoints`, { method: "POST" })).json()) as { id: number }).id;
+    // A trigger is refused (409 too_many_checkpoints) while a periodic checkpoint (every 100 ms) is in progress: again until one is taken.
+    const triggered = await waitFor(async () => {
+      const res = await e.api(`/v1/jobs/${JOB}/checkpoints`, { method: "POST" });
+      return res.status === 202 ? ((await res.json()) as { id: number }).id : undefined;
+    }, 10_000, "a triggered checkpoint");
     const latestCompleted = async () => ((await (await e.api(`/v1/jobs/${JOB}/checkpoints`)).json()) as { latest: { completed: { id: number } | null } }).latest.completed?.id ?? 0;
     await waitFor(async () => (await latestCompleted()) >= triggered, 10_000, "the checkpoint");
     const countsAtCheckpoint = await readTable<SeqRow>(e, "retained-out");
