@@ -107,6 +107,19 @@ export function decodeValue(bytes: Uint8Array, offset = 0, length = bytes.length
   }
 }
 
+/**
+ * Appends the persisted form of a value given as its JSON text (as a
+ * checkpoint's capture makes it): the JSON tag and the text, parsed only
+ * when read back. Returns its length in bytes.
+ */
+export function encodeJsonInto(json: string, sink: ByteSink): number {
+  const start = sink.length;
+  writeTag(sink, TAG_JSON);
+  // JSON.stringify escapes lone surrogates, so JSON text is well-formed and UTF-8 keeps it exactly.
+  sink.writeUtf8(json);
+  return sink.length - start;
+}
+
 function writeTag(sink: ByteSink, tag: number): void {
   sink.ensure(1);
   sink.bytes[sink.length++] = tag;
