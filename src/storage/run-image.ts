@@ -31,11 +31,11 @@
  */
 import type { KeyGroupRange } from "../graph/key-groups.js";
 import { hashKey } from "../graph/key-groups.js";
-import type { EntryKind, StateBacking } from "../state/keyed-state.js";
+import type { BackingRow, EntryKind, StateBacking } from "../state/keyed-state.js";
 import { BlockCache } from "../state/runs/block-cache.js";
 import type { EntryBatch } from "../state/runs/entry-batch.js";
 import { createRunTables, type Pause, RunStore } from "../state/runs/run-store.js";
-import { decodeValue } from "../state/runs/value-codec.js";
+import { decodeValue, decodeValueJson } from "../state/runs/value-codec.js";
 import type { EncodedEntry, SnapshotEntry } from "../state/snapshot-format.js";
 import type { Sql } from "./sql.js";
 
@@ -348,6 +348,19 @@ export class RunImage {
       },
       timers: function* () {
         for (const e of timers.scan()) yield { state: timers.names.describe(e.stateId), key: e.key, value: decodeValue(e.value, 1) };
+      },
+      rows: function* () {
+        const row: { -readonly [K in keyof BackingRow]: BackingRow[K] } = { state: "", kind: "value", key: "", keyGroup: 0, valueJson: "" };
+        for (const store of [states, timers]) {
+          for (const e of store.scanRaw()) {
+            row.state = store.names.describe(e.stateId);
+            row.kind = KINDS[e.bytes[e.valueOffset]];
+            row.key = e.key;
+            row.keyGroup = e.keyGroup;
+            row.valueJson = decodeValueJson(e.bytes, e.valueOffset + 1, e.valueLength - 1);
+            yield row;
+          }
+        }
       },
       count: () => count,
     };

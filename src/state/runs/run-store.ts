@@ -74,6 +74,19 @@ export interface ScanEntry {
   readonly value: Uint8Array;
 }
 
+/** An entry {@link RunStore.scanRaw} gives: reused from one entry to the next, its value bytes in place. */
+export interface RawScanEntry {
+  stateId: number;
+  keyGroup: number;
+  hash: number;
+  key: string;
+  bytes: Uint8Array;
+  valueOffset: number;
+  valueLength: number;
+}
+
+const EMPTY = new Uint8Array(0);
+
 /** Options of a {@link RunStore}. */
 export interface RunStoreOptions {
   /** The page cache, shared by the stores of a subtask so that its budget is theirs (default: 8 MiB of its own). */
@@ -352,15 +365,34 @@ export class RunStore {
    * are not put in the cache.
    */
   *scan(keyGroupStart = 0, keyGroupEnd = 0xffff): Generator<ScanEntry> {
+    for (const e of this.scanRaw(keyGroupStart, keyGroupEnd)) {
+      yield { stateId: e.stateId, keyGroup: e.keyGroup, hash: e.hash, key: e.key, value: e.bytes.subarray(e.valueOffset, e.valueOffset + e.valueLength) };
+    }
+  }
+
+  /**
+   * {@link scan} without an object per entry: the entry yielded is reused,
+   * and its value is `valueLength` bytes of `bytes` (its block) at
+   * `valueOffset`. Read it before asking for the next.
+   */
+  *scanRaw(keyGroupStart = 0, keyGroupEnd = 0xffff): Generator<RawScanEntry> {
     const runs = [...this.live].reverse();
     for (const r of runs) r.readers++;
+    const out: RawScanEntry = { stateId: 0, keyGroup: 0, hash: 0, key: "", bytes: EMPTY, valueOffset: 0, valueLength: 0 };
     try {
       const merge = new MergeCursor(runs.map((r) => new RunCursor(this.blocksOf(r, false), keyGroupStart, keyGroupEnd)));
       for (let cur = merge.current; cur; cur = merge.current) {
         const e = cur.ref;
         if (e.valueLength >= 0) {
           const bytes = cur.view!.bytes;
-          yield { stateId: e.stateId, keyGroup: e.keyGroup, hash: e.hash, key: readUtf8(bytes, e.keyOffset, e.keyLength), value: bytes.subarray(e.valueOffset, e.valueOffset + e.valueLength) };
+          out.stateId = e.stateId;
+          out.keyGroup = e.keyGroup;
+          out.hash = e.hash;
+          out.key = readUtf8(bytes, e.keyOffset, e.keyLength);
+          out.bytes = bytes;
+          out.valueOffset = e.valueOffset;
+          out.valueLength = e.valueLength;
+          yield out;
         }
         merge.next();
       }
