@@ -1,10 +1,11 @@
 /**
  * The memory budget of the keyed-state backend, over a real local image
- * (`StateImage` on node:sqlite under Durable Object limits) written back by
+ * (`RunImage` on node:sqlite under Durable Object limits) written back by
  * the real snapshotter: eviction order, read-back, dirty entries never
  * evicted, deletions, TTL timestamps, full snapshots and savepoints with
- * evicted entries, restores (the same checkpoint from the image, an older
- * one from its file), and the key count.
+ * evicted entries, restores (the image's checkpoint, an older one by
+ * dropping the runs above it, one a compaction merged across from its
+ * file), and the key count.
  */
 import { describe, expect, it } from "vitest";
 import { doSql } from "../../test/support/do-sql.js";
