@@ -1,7 +1,9 @@
 /**
  * Figures of the run store (src/state/runs) on Node 22's SQLite under
- * Durable Object limits, beside today's row-by-row image for the same
- * entries. Prints one JSON object and writes it to bench/out/runs.json.
+ * Durable Object limits. Prints one JSON object and writes it to
+ * bench/out/runs.json. (Until the run store became the local image, this
+ * also wrote the same entries row by row into the image it replaced: see
+ * docs/state-backend.md for the last figures of both.)
  *
  *   npx tsx bench/runs/bench.ts [--entries 1000000] [--file true]
  *
@@ -20,7 +22,6 @@ import { hashKey } from "../../src/graph/key-groups.js";
 import { BlockCache } from "../../src/state/runs/block-cache.js";
 import { RunStore } from "../../src/state/runs/run-store.js";
 import { decodeValue } from "../../src/state/runs/value-codec.js";
-import { type ImageRow, StateImage } from "../../src/storage/state-image.js";
 import { doSql } from "../../test/support/do-sql.js";
 
 const { values: args } = parseArgs({
@@ -163,14 +164,7 @@ async function main(): Promise<void> {
   const bestCompaction = compactions.sort((a, b) => a.cpuMs - b.cpuMs)[0];
   out.compaction = { inputEntries: bestCompaction.entries, outputEntries: bestCompaction.outEntries, cpuMs: round(bestCompaction.cpuMs), wallMs: round(bestCompaction.wallMs), entriesPerSecondCpu: Math.round((bestCompaction.entries / bestCompaction.cpuMs) * 1000) };
 
-  // 5. Today's baseline: the same entries written row by row into the image's table.
-  const rows: ImageRow[] = keys.map((k, i) => ({ state: "count", kind: "value", key: k, keyGroup: hashes[i] % MAX_PARALLELISM, valueJson: String(i % 1000) }));
-  out.stateImageWriteThrough = await best(Math.min(REPS, 2), () => new StateImage(doSql(database())), (image) => image.writeThrough("op", rows));
-  const imageSql = doSql(database());
-  new StateImage(imageSql).writeThrough("op", rows);
-  out.stateImageBytesPerEntry = round(imageSql.exec<{ n: number }>(`SELECT page_count * page_size AS n FROM pragma_page_count(), pragma_page_size()`).one().n / N, 2);
-
-  // 6. The policy over many checkpoints: 1% of the keys changed per checkpoint, compacting after each.
+  // 5. The policy over many checkpoints: 1% of the keys changed per checkpoint, compacting after each.
   out.policy = await policy(Math.min(N, 200_000), 120);
 
   rmSync(dir, { recursive: true, force: true });

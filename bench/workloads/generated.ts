@@ -113,9 +113,16 @@ export function checkpointFigures(o: GeneratedRunOptions, r: { checkpoints: Chec
     checkpoint_ms_p50: quantile(durations, 0.5),
     checkpoint_ms_max: Math.max(0, ...durations),
     checkpoint_bytes_max: Math.max(0, ...completed.map((c) => c.checkpointed_size)),
+    // The largest over the subtasks, per checkpoint (Flink's sync and async parts of the snapshot).
+    checkpoint_sync_ms_p50: quantile(completed.map((c) => c.sync_duration), 0.5),
+    checkpoint_sync_ms_max: Math.max(0, ...completed.map((c) => c.sync_duration)),
+    checkpoint_async_ms_p50: quantile(completed.map((c) => c.async_duration), 0.5),
+    checkpoint_async_ms_max: Math.max(0, ...completed.map((c) => c.async_duration)),
     series_checkpoints: completed.map((c) => ({
       t_s: round((c.trigger_timestamp - r.firstRecordEpochMs) / 1000, 3),
       duration_ms: c.end_to_end_duration,
+      sync_ms: c.sync_duration,
+      async_ms: c.async_duration,
       size_bytes: c.checkpointed_size,
     })),
   };

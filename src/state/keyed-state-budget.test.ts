@@ -1,16 +1,17 @@
 /**
  * The memory budget of the keyed-state backend, over a real local image
- * (`StateImage` on node:sqlite under Durable Object limits) written back by
+ * (`RunImage` on node:sqlite under Durable Object limits) written back by
  * the real snapshotter: eviction order, read-back, dirty entries never
  * evicted, deletions, TTL timestamps, full snapshots and savepoints with
- * evicted entries, restores (the same checkpoint from the image, an older
- * one from its file), and the key count.
+ * evicted entries, restores (the image's checkpoint, an older one by
+ * dropping the runs above it, one a compaction merged across from its
+ * file), and the key count.
  */
 import { describe, expect, it } from "vitest";
 import { doSql } from "../../test/support/do-sql.js";
 import { Random } from "../../test/support/random.js";
 import { listState, mapState, valueState } from "../api/state.js";
-import { type ImageRow, StateImage } from "../storage/state-image.js";
+import { RunImage } from "../storage/run-image.js";
 import { KeyedStateBackend } from "./keyed-state.js";
 import { ENTRY_OVERHEAD_BYTES, EVICT_SCAN_MAX, estimateEntryBytes, measuredEntryBytes } from "./memory-budget.js";
 import { readSnapshot } from "./snapshot-format.js";
@@ -27,24 +28,19 @@ const recent = listState<string>("recent");
 /** A subtask's image and R2, the snapshotter writing both as the Subtask does. */
 class Harness {
   readonly sql = doSql();
-  readonly image = new StateImage(this.sql);
+  // Small blocks, so that these few thousand keys make runs of many blocks and filters.
+  readonly image = new RunImage(this.sql, { pause: async () => undefined, targetBlockBytes: 1024 });
   readonly files = new Map<string, string>();
-  /** The checkpoint the image holds (null while it is written). */
-  marker: number | null = null;
+  /** Where the last restore read the state from. */
+  restoredFrom: "image" | "file" | undefined;
   clockMs = 1_000;
   readonly store: SnapshotStore = {
     fileKey: (uid, id) => `chk-${id}/${uid}`,
     savepointFileKey: (uid, id) => `savepoint-${id}/${uid}`,
     put: async (key, body) => void this.files.set(key, body.join("")),
-    writeImage: (uid, changed) =>
-      this.image.writeThrough(
-        uid,
-        changed.map(({ entry, valueJson }): ImageRow => ({ ...entry, valueJson })),
-        true,
-      ),
-    markImage: (id) => {
-      if (id !== null) this.image.seal();
-      this.marker = id;
+    writeImage: (id) => this.image.begin(id),
+    markImage: (id, keys) => {
+      if (id !== null) this.image.mark(id, RANGE, keys ?? {});
     },
     pause: async () => undefined,
   };
@@ -84,19 +80,34 @@ class Harness {
     return new Map(readSnapshot(text).entries.map((e) => [`${e.state}/${e.key}`, e.value]));
   }
 
-  /** Restores checkpoint `id` as the Subtask does: from the image when it holds exactly that checkpoint, else from the file into it. */
-  restore(id: number, budgetBytes: number, entries: number): KeyedStateBackend {
+  /** Compacts the runs up to checkpoint `completed` as the Subtask does in the background, and waits for it. */
+  async compact(completed: number): Promise<void> {
+    this.image.kick(completed);
+    await this.image.idle();
+  }
+
+  /**
+   * Restores checkpoint `id` as the Subtask does: from the image when it can
+   * still reach that checkpoint (dropping the runs above it), else from the
+   * file into it.
+   */
+  async restore(id: number, budgetBytes: number, entries: number): Promise<KeyedStateBackend> {
+    await this.image.halt();
     const b = new KeyedStateBackend(MAX_PARALLELISM, UID, { now: () => this.clockMs });
     b.useBudget(budgetBytes, this.image.backing(UID, 0));
     this.snapshotter = this.newSnapshotter();
-    if (this.marker !== id) {
+    let keys = this.image.localRestore(UID, id, RANGE);
+    this.restoredFrom = keys === undefined ? "file" : "image";
+    if (keys === undefined) {
       this.image.clearOperator(UID);
-      const rows = readSnapshot(this.files.get(`chk-${id}/${UID}`)!).entries.map(
-        (e): ImageRow => ({ state: e.state, kind: e.kind, key: e.key, keyGroup: e.keyGroup, valueJson: JSON.stringify(e.value) }),
-      );
-      this.image.write(UID, rows, true);
+      const restoring = this.image.restoring(UID, id);
+      for (const e of readSnapshot(this.files.get(`chk-${id}/${UID}`)!).entries) restoring.add(e);
+      await restoring.flush(async () => undefined);
+      keys = entries;
     }
-    b.attach(this.image.backing(UID, entries));
+    b.attach(this.image.backing(UID, keys));
+    this.image.mark(id, RANGE, { [UID]: b.size() });
+    this.image.resume(id);
     return b;
   }
 }
@@ -365,7 +376,7 @@ describe("memory budget: correctness across eviction", () => {
 });
 
 describe("memory budget: restore", () => {
-  it("restores the image's own checkpoint lazily, and an older one (the image moved past it) from its file, with evictions on both sides", async () => {
+  it("restores the image's own checkpoint lazily, an older one by dropping the runs above it, and one a compaction merged across from its file, with evictions throughout", async () => {
     const rnd = new Random(7);
     const h = new Harness();
     const budget = 64 * 1024;
@@ -397,19 +408,30 @@ describe("memory budget: restore", () => {
     };
     await run(6000);
     expect(b.entriesEvicted).toBeGreaterThan(0);
+    const restore = async (id: number, from: "image" | "file") => {
+      b = await h.restore(id, budget, at.get(id)!.entries);
+      expect(h.restoredFrom).toBe(from);
+      model.clear();
+      for (const [k, v] of at.get(id)!.model) model.set(k, v);
+      expect(b.size()).toBe(model.size);
+    };
     // Failover to the latest checkpoint: the image holds it.
     const latest = cp;
-    b = h.restore(latest, budget, at.get(latest)!.entries);
-    model.clear();
-    for (const [k, v] of at.get(latest)!.model) model.set(k, v);
+    await restore(latest, "image");
     check();
     await run(3000);
-    // Back to an older checkpoint: the image is past it, so it is read from its file.
-    const older = latest - 2;
-    b = h.restore(older, budget, at.get(older)!.entries);
-    model.clear();
-    for (const [k, v] of at.get(older)!.model) model.set(k, v);
-    expect(b.size()).toBe(model.size);
+    // Back to a checkpoint SQLite has moved past (taken after the last completed one, so no compaction merged across
+    // it): the runs above it are dropped.
+    const older = cp - 2;
+    await restore(older, "image");
+    check();
+    await run(3000);
+    check();
+    // Runs up to the latest checkpoint compacted into one: an older checkpoint is out of the image's reach, and read from its file.
+    await h.compact(cp);
+    expect(h.image.runs(UID).states.length).toBe(1);
+    await restore(cp - 1, "file");
+    check();
     await run(3000);
     check();
     const done = await h.checkpoint(b, ++cp);

@@ -4,7 +4,7 @@ import { listState, mapState, valueState } from "../api/state.js";
 import type { KeyedStateHandle } from "../checkpoint/types.js";
 import { KeyedStateBackend, type StateEntry } from "./keyed-state.js";
 import { type EncodedEntry, type SnapshotEntry, readSnapshot } from "./snapshot-format.js";
-import { type CompletedSnapshot, KeyedSnapshotter, type PreparedSnapshot, type SnapshotStore, TTL_CLEANUP_PER_CHECKPOINT } from "./snapshotter.js";
+import { type CompletedSnapshot, type ImageWriter, KeyedSnapshotter, type PreparedSnapshot, type SnapshotStore, TTL_CLEANUP_PER_CHECKPOINT } from "./snapshotter.js";
 
 const MAX_PARALLELISM = 128;
 const RANGE = { start: 0, end: MAX_PARALLELISM - 1 };
@@ -55,7 +55,12 @@ class MemoryStore implements SnapshotStore {
     return this.reportedSize;
   }
 
-  writeImage(uid: string, changed: readonly EncodedEntry[]): void {
+  writeImage(): ImageWriter {
+    return { add: (uid, changed) => this.addToImage(uid, changed), seal: async () => undefined };
+  }
+
+  /** What the image gathers: applied at once (the runs a seal writes are the run store's business). */
+  private addToImage(uid: string, changed: readonly EncodedEntry[]): void {
     this.calls.push(`writeImage ${uid} ${changed.length}`);
     this.images.push({ uid, changed });
     let t = this.image.get(uid);

@@ -7,11 +7,12 @@
  * entry ({@link StateCapture}). Both keep immutable values by reference and
  * serialize the others at once. Everything else is asynchronous, while
  * processing goes on: serializing a full file and appending the changes
- * to the local SQLite image, both in small turns, and uploading the file to
- * R2. With local recovery off, nothing reads the image back as a
- * checkpoint, so the changes are not written to it: it keeps the
- * checkpoint last restored into it (which, as a backing store, it still
- * serves for the keys not touched since).
+ * to the local SQLite image as one sorted run per store (gathered, then
+ * written a page per turn), and uploading the file to R2. With local
+ * recovery off, nothing reads the image back as a checkpoint, so the
+ * changes are not written to it: it keeps the checkpoint last restored
+ * into it (which, as a backing store, it still serves for the keys not
+ * touched since).
  *
  * Incremental snapshots upload only the entries changed since the previous
  * snapshot and extend its chain of files; every `fullEvery` snapshots the
@@ -45,16 +46,28 @@ export interface SnapshotStore {
    * snapshotter counts them).
    */
   put(key: string, body: readonly string[]): Promise<number | void>;
-  /** Writes changed entries to the local image, synchronously. */
-  writeImage(uid: string, changed: readonly EncodedEntry[]): void;
+  /** Starts writing checkpoint `checkpointId`'s changes to the local image. */
+  writeImage(checkpointId: number): ImageWriter;
   /**
-   * Records which checkpoint the local image holds (null: none, it is
-   * being written), synchronously, with the number of keys of each
-   * operator in it, so that a restore need not count them.
+   * Records that the local image holds `checkpointId` (null: a write-back
+   * starts), synchronously, with the number of keys of each operator in
+   * it, so that a restore need not count them.
    */
   markImage(checkpointId: number | null, keys?: Readonly<Record<string, number>>): void;
   /** Yields to other work between two turns of snapshot work (serializing a large file, writing the image). */
   pause(): Promise<void>;
+}
+
+/** A checkpoint's changes on their way into the local image. */
+export interface ImageWriter {
+  /** Gathers changed entries of operator `uid`, synchronously. */
+  add(uid: string, changed: readonly EncodedEntry[]): void;
+  /**
+   * Writes what was gathered into the image (a run per store), in turns:
+   * `turn()` between two, which throws to stop. The image holds the
+   * changes once this resolves.
+   */
+  seal(turn: () => Promise<void>): Promise<void>;
 }
 
 /** One operator's part of a prepared snapshot. */
@@ -95,7 +108,7 @@ interface ChainState {
   deltas: number;
 }
 
-/** Entries written to the image per turn. */
+/** Changed entries gathered for the image per turn. */
 const IMAGE_TURN_ENTRIES = 2000;
 
 /** Entries of a full file serialized per turn (a few milliseconds each). */
@@ -293,21 +306,27 @@ export class KeyedSnapshotter {
   }
 
   /**
-   * Writes the captured changes to the local image in small turns, each
-   * encoded in its turn unless given; marks the image when whole.
+   * Writes the captured changes to the local image: gathered in small
+   * turns, each encoded in its turn unless given, then sealed as runs (a
+   * page per turn); marks the image when whole.
    */
   private async writeBack(s: PreparedSnapshot, encoded: ReadonlyMap<PreparedOperator, readonly EncodedEntry[]> = new Map()): Promise<void> {
     this.store.markImage(null);
+    const writer = this.store.writeImage(s.checkpointId);
     let turns = 0;
+    const turn = async () => {
+      if (turns++ > 0) await this.store.pause();
+      if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
+    };
     for (const op of s.operators) {
       const all = encoded.get(op);
       for (let i = 0; i < op.changed.count; i += IMAGE_TURN_ENTRIES) {
-        if (turns++ > 0) await this.store.pause();
-        if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
+        await turn();
         const end = Math.min(i + IMAGE_TURN_ENTRIES, op.changed.count);
-        this.store.writeImage(op.uid, all ? all.slice(i, end) : op.changed.encode(i, end));
+        writer.add(op.uid, all ? all.slice(i, end) : op.changed.encode(i, end));
       }
     }
+    await writer.seal(turn);
     if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
     this.store.markImage(s.checkpointId, Object.fromEntries(s.operators.map((op) => [op.uid, op.entries])));
     // Sealed into the image: what these changes captured is clean again (a memory budget may evict it).

@@ -1,11 +1,12 @@
 /**
- * How large one keyed-state entry may be. Each entry becomes one row of the
- * subtask's local image (`keyed_state` in src/storage/state-image.ts), and
- * a Durable Object's SQLite holds at most 2 MB in a string, a BLOB or a
- * row; a restore from R2 writes every line of a state file into that table
- * too. So an entry too large for the row fails the checkpoint that first
- * serializes it, with an error naming the operator, the state and the key,
- * instead of an opaque SQLite error (or a truncation) later.
+ * How large one keyed-state entry may be. Each entry goes into a block of
+ * the subtask's local image (src/storage/run-image.ts), a block is one
+ * BLOB row, and a Durable Object's SQLite holds at most 2 MB in a string,
+ * a BLOB or a row: an entry alone in its block must fit (a restore from R2
+ * writes every line of a state file there too). So an entry too large for
+ * a row fails the checkpoint that first serializes it, with an error naming
+ * the operator, the state and the key, instead of an opaque SQLite error
+ * (or a truncation) later.
  *
  * Measuring costs nothing for ordinary values: UTF-8 takes at most 3 bytes
  * per UTF-16 code unit, so only texts longer than a third of the limit are

@@ -84,9 +84,9 @@ export interface SubtaskObserver {
   droppedAfter?(uid: string, txn: number, dropped: readonly number[], attempt: number): void;
   /** A published transaction's rows were dropped. */
   dropped?(uid: string, txn: number): void;
-  /** The image is unmarked while a checkpoint's changes are written, or a snapshot yields between its turns. */
+  /** A checkpoint's changes start to be written to the image, or a snapshot yields between its turns. */
   imageWrite?(): void;
-  /** A turn of the background image merge is about to run. */
+  /** A turn of the image's background work (a compaction, the deletion of dead pages) is about to run. */
   merging?(): void;
 }
 
@@ -95,7 +95,11 @@ export interface SubtaskObserver {
  * (each must be caught). Production never sets these.
  */
 export interface SubtaskFaultSeams {
-  /** The image merge deletes a chunk in one turn and applies it in the next. */
+  /**
+   * The image's compaction unpublishes its inputs in one turn and publishes
+   * its output in the next (the name is from the row image it replaced,
+   * whose merge deleted a chunk before applying it: the same mistake).
+   */
   readonly mergeDeletesFirst?: boolean;
   /** Staging rows are deleted when they are read for publishing, before the publish. */
   readonly dropBeforePublish?: boolean;

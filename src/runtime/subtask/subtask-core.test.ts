@@ -5,7 +5,9 @@ import { job } from "../../api/job.js";
 import { valueState } from "../../api/state.js";
 import { generatorSource } from "../../connectors/sources/generator-source.js";
 import { buildPlan } from "../../graph/plan.js";
+import type { StateEntry } from "../../state/keyed-state.js";
 import { encodeEntries, writeSnapshot } from "../../state/snapshot-format.js";
+import type { RunImage } from "../../storage/run-image.js";
 import type { RestoreSpec, SubtaskDeployment } from "../messages.js";
 import { JobRegistry } from "../registry.js";
 import type { StoredObject, SubtaskPorts } from "./ports.js";
@@ -86,6 +88,21 @@ function harness(sql: DoSql = doSql()) {
   return { ports, sql, timers, reads, alarms, runZeroTimers, settle };
 }
 
+/** The core's local image. */
+function imageOf(core: SubtaskCore): RunImage {
+  return (core as unknown as { image: RunImage }).image;
+}
+
+/** A checkpoint's write-back as the snapshotter does it through the task's host: gathered, sealed, marked. */
+async function writeBack(core: SubtaskCore, checkpointId: number, entries: StateEntry[], keys: number, attempt = 1): Promise<void> {
+  const task = (core as unknown as { task: { host: TaskHost; deployment: SubtaskDeployment } }).task;
+  expect(task.deployment.attempt).toBe(attempt);
+  const writer = task.host.snapshots.writeImage(checkpointId);
+  writer.add("proc", encodeEntries(entries));
+  await writer.seal(async () => undefined);
+  task.host.snapshots.markImage(checkpointId, { proc: keys });
+}
+
 describe("SubtaskCore", () => {
   it("fences off an older attempt whose restore was still reading R2 when a newer deploy arrived", async () => {
     const h = harness();
@@ -101,17 +118,16 @@ describe("SubtaskCore", () => {
     expect(core.ping(2)).toBe("running");
   });
 
-  it("restores from R2 into the image, merges it in the background, and restores the same checkpoint locally after a restart", async () => {
+  it("restores from R2 into the image as runs of the checkpoint, and restores the same checkpoint locally after a restart", async () => {
     const h = harness();
     const first = new SubtaskCore(h.ports);
     const deployed = first.deploy(deployment(1, restore));
     await h.settle();
     h.reads[0].answer(stateFile());
     expect(await deployed).toEqual({ ok: true });
-    expect(h.sql.exec(`SELECT COUNT(*) AS n FROM image_chunks`).one().n).toBeGreaterThan(0);
-    h.runZeroTimers();
-    expect(h.sql.exec(`SELECT COUNT(*) AS n FROM image_chunks`).one().n).toBe(0);
-    expect(h.sql.exec(`SELECT key, value FROM keyed_state WHERE op = 'proc'`).toArray()).toEqual([{ key: '"a"', value: "5" }]);
+    expect(h.sql.exec(`SELECT op, epoch FROM state_runs WHERE live = 1`).toArray()).toEqual([{ op: "proc", epoch: 3 }]);
+    expect(h.sql.exec(`SELECT op, checkpoint_id, keys FROM image_checkpoints`).toArray()).toEqual([{ op: "proc", checkpoint_id: 3, keys: 1 }]);
+    expect(imageOf(first).backing("proc", 1).get("count", '"a"', 1)).toMatchObject({ kind: "value", value: 5 });
 
     // A new incarnation over the same storage: the image holds checkpoint 3, so nothing is read from R2.
     const again = harness(h.sql);
@@ -119,19 +135,52 @@ describe("SubtaskCore", () => {
     expect(again.reads).toEqual([]);
   });
 
-  it("a checkpoint's write-back updates a row's kind too: an entry turns value-ttl when a newer job version gives its state a TTL", async () => {
+  it("restores a checkpoint older than SQLite's state by dropping the runs written after it; once a compaction merged across it, from R2", async () => {
     const h = harness();
     const core = new SubtaskCore(h.ports);
     const deployed = core.deploy(deployment(1, restore));
     await h.settle();
     h.reads[0].answer(stateFile());
     expect(await deployed).toEqual({ ok: true });
-    h.runZeroTimers();
-    expect(h.sql.exec(`SELECT kind, value FROM keyed_state WHERE op = 'proc'`).toArray()).toEqual([{ kind: "value", value: "5" }]);
+    // Checkpoint 4's write-back: "a" is 6 now, and "b" is new.
+    await writeBack(core, 4, [{ state: "count", kind: "value", key: '"a"', keyGroup: 1, value: 6 }, { state: "count", kind: "value", key: '"b"', keyGroup: 2, value: 1 }], 2);
+    expect(imageOf(core).backing("proc", 2).get("count", '"a"', 1)).toMatchObject({ value: 6 });
+
+    // A failover to checkpoint 3 (4 never completed): local, without "b", and "a" back at 5.
+    const again = harness(h.sql);
+    const second = new SubtaskCore(again.ports);
+    expect(await second.deploy(deployment(2, restore))).toEqual({ ok: true });
+    expect(again.reads).toEqual([]);
+    const image = imageOf(second);
+    expect(image.backing("proc", 1).get("count", '"a"', 1)).toMatchObject({ value: 5 });
+    expect(image.backing("proc", 1).get("count", '"b"', 2)).toBeUndefined();
+
+    // Checkpoints 5 and 6 complete, and compaction merges runs 3..6 into one: checkpoint 5 is out of reach.
+    await writeBack(second, 5, [{ state: "count", kind: "value", key: '"a"', keyGroup: 1, value: 7 }], 1, 2);
+    await writeBack(second, 6, [{ state: "count", kind: "value", key: '"a"', keyGroup: 1, value: 8 }], 1, 2);
+    await second.notifyCheckpointComplete(2, 6);
+    await image.idle();
+    expect(image.runs("proc").states.map((r) => [r.firstEpoch, r.epoch])).toEqual([[3, 6]]);
+    const checkpoint5: RestoreSpec = { ...restore, checkpointId: 5 };
+    const third = harness(h.sql);
+    const deploying = new SubtaskCore(third.ports).deploy(deployment(3, checkpoint5));
+    await third.settle();
+    expect(third.reads.map((r) => r.key)).toEqual([FILE]);
+    third.reads[0].answer(stateFile());
+    expect(await deploying).toEqual({ ok: true });
+  });
+
+  it("a checkpoint's write-back keeps each entry's kind: an entry turns value-ttl when a newer job version gives its state a TTL", async () => {
+    const h = harness();
+    const core = new SubtaskCore(h.ports);
+    const deployed = core.deploy(deployment(1, restore));
+    await h.settle();
+    h.reads[0].answer(stateFile());
+    expect(await deployed).toEqual({ ok: true });
+    expect(imageOf(core).backing("proc", 1).get("count", '"a"', 1)).toMatchObject({ kind: "value", value: 5 });
     // What the snapshotter hands the image at a checkpoint once the restored entry was read under a TTL.
-    const host = (core as unknown as { task: { host: TaskHost } }).task.host;
-    host.snapshots.writeImage("proc", encodeEntries([{ state: "count", kind: "value-ttl", key: '"a"', keyGroup: 1, value: [5, 1_000] }]));
-    expect(h.sql.exec(`SELECT kind, value FROM keyed_state WHERE op = 'proc'`).toArray()).toEqual([{ kind: "value-ttl", value: "[5,1000]" }]);
+    await writeBack(core, 4, [{ state: "count", kind: "value-ttl", key: '"a"', keyGroup: 1, value: [5, 1_000] }], 1);
+    expect(imageOf(core).backing("proc", 1).get("count", '"a"', 1)).toMatchObject({ kind: "value-ttl", value: [5, 1_000] });
   });
 
   it("keeps a deployed task in memory until it starts, and deletes the alarm when canceled", async () => {

@@ -3,9 +3,10 @@
  * deploys (one at a time, the newest attempt wins, an older one's restore
  * fenced off), the source loop on the alarm (and, for other tasks, the
  * alarm of their earliest processing-time timer), the keep-alive of a deployed
- * task, the restore of keyed state (from the local image, or streamed from
- * R2 into it), the image's marker and its background merge, the sinks'
- * staging rows, and the {@link TaskHost} every task runs on.
+ * task, the restore of keyed state (from the local image, dropping the runs
+ * written after the restored checkpoint, or streamed from R2 into it), the
+ * image's markers and its background compaction, the sinks' staging rows,
+ * and the {@link TaskHost} every task runs on.
  *
  * The Durable Object (`subtask.ts`) and the simulator both run this class;
  * neither copies it.
@@ -17,13 +18,14 @@
  * of that checkpoint.
  */
 import { FunctionOpenError } from "../operator-chain.js";
+import { resolveStateConfig } from "../../api/state-options.js";
 import type { KeyGroupRange } from "../../graph/key-groups.js";
 import { ownHandle, type SubtaskAck } from "../../checkpoint/types.js";
 import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
-import { type EncodedEntry, type SnapshotEntry, SnapshotReader } from "../../state/snapshot-format.js";
+import { SnapshotReader } from "../../state/snapshot-format.js";
 import { channelStateKey, savepointStateFileKey, stateFileKey } from "../../storage/layout.js";
 import { utf8Length } from "../../storage/record-limits.js";
-import { type ImageRow, StateImage } from "../../storage/state-image.js";
+import { DEFAULT_IMAGE_CACHE_BYTES, RunImage } from "../../storage/run-image.js";
 import type { ChannelMessage, DeliveryResult, DeployResult, RestoreSpec, SubtaskDeployment, SubtaskHealth, TaskMetrics } from "../messages.js";
 import { coordinatorName, subtaskName } from "../names.js";
 import type { SubtaskPorts, SubtaskPush, TimerHandle } from "./ports.js";
@@ -45,16 +47,20 @@ export const DEPLOYED_KEEP_ALIVE_MS = 120_000;
 /** How long a cancel waits for the uploads of a canceled task before deleting what they wrote. */
 export const CANCEL_UPLOAD_WAIT_MS = 5_000;
 
-/** Restored entries applied to the image at once, between two yields. */
-const RESTORE_BATCH_ENTRIES = 2000;
+/**
+ * The image's block cache, as a share of the memory budget (within
+ * {@link IMAGE_CACHE_BYTES_MIN}..{@link IMAGE_CACHE_BYTES_MAX}): pages of
+ * runs are memory beside the budget's entries.
+ */
+const IMAGE_CACHE_BUDGET_SHARE = 0.25;
+const IMAGE_CACHE_BYTES_MIN = 1024 * 1024;
+const IMAGE_CACHE_BYTES_MAX = 16 * 1024 * 1024;
 
 /** One Subtask object's logic, for one incarnation of the object (its memory). */
 export class SubtaskCore {
   private task: Task | undefined;
-  private readonly image: StateImage;
+  private readonly image: RunImage;
   private sourceRunning = false;
-  /** Whether the image's pending chunks are being merged (one per turn). */
-  private merging = false;
   /** Pending while a deployed task waits for its start: keeps the object in memory. */
   private keepAlive: TimerHandle | undefined;
   /** Deploys run one at a time; the newest attempt asked for wins. */
@@ -66,7 +72,15 @@ export class SubtaskCore {
   constructor(private readonly ports: SubtaskPorts) {
     ports.sql.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
     createStagingTables(ports.sql);
-    this.image = new StateImage(ports.sql, { mergeDeletesFirst: ports.seams?.mergeDeletesFirst });
+    this.image = new RunImage(ports.sql, {
+      // Background compaction, a page per turn: the simulator may reset the object before any turn.
+      pause: () => {
+        ports.observer?.merging?.();
+        return ports.timers.sleep(0);
+      },
+      onError: (e) => console.error(`image compaction failed: ${(e as Error)?.message ?? e}`),
+      compactionUnpublishesFirst: ports.seams?.mergeDeletesFirst,
+    });
   }
 
   /** The task of the current deployment, if any. */
@@ -98,7 +112,11 @@ export class SubtaskCore {
     const job = this.ports.registry.job(deployment.job);
     if (!job) return { ok: false, message: `this Worker has no job "${deployment.job}"` };
     this.setMeta("deployment", JSON.stringify({ job: deployment.job, vertex: deployment.vertex, index: deployment.index, attempt: deployment.attempt }));
-    if (!deployment.restore) this.clearImage();
+    // Background compaction stops, and a canceled task's write-back ends, before the image changes under them.
+    await this.image.halt();
+    const budget = resolveStateConfig(job.options.state, deployment.checkpoint.localRecovery).memoryBudgetBytes;
+    this.image.setCacheBytes(budget === undefined ? DEFAULT_IMAGE_CACHE_BYTES : Math.min(IMAGE_CACHE_BYTES_MAX, Math.max(IMAGE_CACHE_BYTES_MIN, Math.floor(budget * IMAGE_CACHE_BUDGET_SHARE))));
+    if (!deployment.restore) this.image.clear();
     const files = new TaskFiles(this.ports.bucket);
     const task = new Task(deployment, job, this.host(deployment, files));
     this.files.set(task, files);
@@ -115,6 +133,8 @@ export class SubtaskCore {
     } finally {
       restoring?.done();
     }
+    // Compaction may go on: runs up to the restored checkpoint are those of a completed one.
+    this.image.resume(deployment.restore?.checkpointId ?? 0);
     // A newer deploy may have been asked for while the restore awaited R2.
     if (this.superseded(deployment.attempt)) {
       void this.close(task);
@@ -151,7 +171,10 @@ export class SubtaskCore {
   }
 
   async notifyCheckpointComplete(attempt: number, checkpointId: number): Promise<void> {
-    if (this.task?.deployment.attempt === attempt) await this.task.notifyCheckpointComplete(checkpointId);
+    if (this.task?.deployment.attempt !== attempt) return;
+    // Runs up to this checkpoint may be compacted now: a failover restores it or a later one.
+    this.image.kick(checkpointId);
+    await this.task.notifyCheckpointComplete(checkpointId);
   }
 
   notifyCheckpointAborted(attempt: number, checkpointId: number): void {
@@ -213,102 +236,61 @@ export class SubtaskCore {
     }
   }
 
-  private meta(k: string): string | undefined {
-    return this.ports.sql.exec<{ v: string }>(`SELECT v FROM meta WHERE k = ?`, k).toArray()[0]?.v;
-  }
-
   private setMeta(k: string, v: string): void {
     this.ports.sql.exec(`INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`, k, v);
   }
 
-  /** Merges the image's pending chunks into its table, one per turn, while processing goes on. */
-  private mergeImage(): void {
-    if (this.merging) return;
-    this.merging = true;
-    const step = () => {
-      this.ports.observer?.merging?.();
-      try {
-        if (this.image.mergeStep()) {
-          this.ports.timers.setTimeout(step, 0);
-          return;
-        }
-      } catch (e) {
-        // The chunks stay pending: the image is still whole, and the next checkpoint merges again.
-        console.error(`image merge failed: ${(e as Error)?.message ?? e}`);
-      }
-      this.merging = false;
-    };
-    this.ports.timers.setTimeout(step, 0);
-  }
-
-  private clearImage(): void {
-    this.image.clear();
-    this.unmarkImage();
-  }
-
-  /** The image holds no checkpoint (it is being written, or was cleared). */
-  private unmarkImage(): void {
-    this.ports.sql.exec(`DELETE FROM meta WHERE k IN ('image', 'image_keys')`);
-  }
-
-  /** Records that the image holds `checkpointId` of key groups `range`, and merges it in the background. */
+  /** Records that the image holds `checkpointId` of key groups `range` (null: a write-back starts). */
   private markImage(checkpointId: number | null, range: KeyGroupRange, keys?: Readonly<Record<string, number>>): void {
     if (checkpointId === null) {
       this.ports.observer?.imageWrite?.();
-      this.unmarkImage();
       return;
     }
-    this.image.seal();
-    this.setMeta("image", JSON.stringify({ checkpointId, start: range.start, end: range.end }));
-    if (keys) this.setMeta("image_keys", JSON.stringify(keys));
-    else this.ports.sql.exec(`DELETE FROM meta WHERE k = 'image_keys'`);
-    this.mergeImage();
+    this.image.mark(checkpointId, range, keys ?? {});
+    this.image.kick();
   }
 
-  /** Loads one operator's restored state: from the local image when it holds exactly that checkpoint, else from R2. */
+  /**
+   * Loads one operator's restored state: from the local image when it can
+   * still reach that checkpoint (dropping the runs written after it), else
+   * from R2 into the image.
+   */
   private async loadState(
     uid: string,
     spec: RestoreSpec,
     range: KeyGroupRange,
     localRecovery: boolean,
   ): Promise<{ backing: StateBacking } | { entries: StateEntry[] }> {
-    const image = this.meta("image");
-    const wanted = JSON.stringify({ checkpointId: spec.checkpointId, start: range.start, end: range.end });
-    if (localRecovery && image === wanted) {
-      const keys = JSON.parse(this.meta("image_keys") ?? "{}") as Record<string, number>;
-      return { backing: this.image.backing(uid, keys[uid]) };
+    if (localRecovery) {
+      const keys = this.image.localRestore(uid, spec.checkpointId, range);
+      if (keys !== undefined) return { backing: this.image.backing(uid, keys) };
     }
-    // From R2: stream each overlapping chain, oldest file first, into the image as chunks
-    // (later files overwrite, deletions remove; merged in the background), in small turns; then read it on demand.
-    this.unmarkImage();
+    // From R2: stream each overlapping chain, oldest file first, into the image as runs of the checkpoint
+    // (later files overwrite, deletions are tombstones), in small turns; then read it on demand.
     this.image.clearOperator(uid);
     const handles = spec.keyed[uid] ?? [];
-    let batch: SnapshotEntry[] = [];
-    const apply = () => {
-      this.image.write(uid, restoredRows(batch), true);
-      batch = [];
-    };
+    const turn = () => this.ports.timers.sleep(0);
+    const restoring = this.image.restoring(uid, spec.checkpointId);
     for (const handle of handles) {
       if (handle.keyGroups.end < range.start || handle.keyGroups.start > range.end) continue;
       for (const key of handle.files) {
         const object = await this.ports.bucket.get(key);
         if (!object) throw new Error(`state file ${key} of checkpoint ${spec.checkpointId} is missing`);
-        const reader = new SnapshotReader((e) => batch.push(e), range);
+        const reader = new SnapshotReader((e) => restoring.add(e), range);
         const decoder = new TextDecoder();
         for await (const chunk of object.body as AsyncIterable<Uint8Array>) {
           reader.push(decoder.decode(chunk, { stream: true }));
-          if (batch.length >= RESTORE_BATCH_ENTRIES) {
-            apply();
-            await this.ports.timers.sleep(0);
-          }
+          if (restoring.full) await restoring.flush(turn);
+          else await turn();
         }
         reader.push(decoder.decode());
         reader.end();
-        apply();
       }
     }
+    await restoring.flush(turn);
     // The checkpoint counted the keys of a file written for exactly this range; a rescaled restore counts them.
-    return { backing: this.image.backing(uid, handles.length === 0 ? 0 : ownHandle(handles, range)?.entries) };
+    const known = handles.length === 0 ? 0 : ownHandle(handles, range)?.entries;
+    return { backing: this.image.backing(uid, known ?? (await this.image.count(uid, turn))) };
   }
 
   /** The host a task of deployment `d` runs on. */
@@ -341,8 +323,7 @@ export class SubtaskCore {
           await files.put(key, blob);
           return blob.size;
         },
-        // The kind too: an entry turns "value-ttl" when a newer job version adds a TTL to its state (and back).
-        writeImage: (uid, changed) => this.image.writeThrough(uid, changedRows(changed), true),
+        writeImage: (checkpointId) => this.image.begin(checkpointId),
         markImage: (checkpointId, keys) => this.markImage(checkpointId, range, keys),
         pause: () => {
           observer?.imageWrite?.();
@@ -386,16 +367,6 @@ export class SubtaskCore {
       },
     };
   }
-}
-
-/** Entries captured at a barrier, as image rows. */
-function* changedRows(changed: readonly EncodedEntry[]): Iterable<ImageRow> {
-  for (const { entry: e, valueJson } of changed) yield { state: e.state, kind: e.kind, key: e.key, keyGroup: e.keyGroup, valueJson };
-}
-
-/** Entries read from state files, as image rows (later files overwrite, deletions remove). */
-function* restoredRows(entries: readonly SnapshotEntry[]): Iterable<ImageRow> {
-  for (const e of entries) yield { state: e.state, kind: e.kind, key: e.key, keyGroup: e.keyGroup, valueJson: e.value === undefined ? null : JSON.stringify(e.value) };
 }
 
 /** The files an ack refers to: the state files of every operator and the in-flight data. */

@@ -30,8 +30,20 @@ export class BlockCache {
   hits = 0;
   misses = 0;
 
-  constructor(readonly capacityBytes: number) {
+  constructor(private capacity: number) {
+    if (!(capacity >= 0)) throw new RangeError(`a block cache needs a capacity in bytes, got ${capacity}`);
+  }
+
+  /** The most bytes of pages it holds. */
+  get capacityBytes(): number {
+    return this.capacity;
+  }
+
+  /** Changes the capacity (a new deployment's budget), evicting the least recently used pages past it. */
+  resize(capacityBytes: number): void {
     if (!(capacityBytes >= 0)) throw new RangeError(`a block cache needs a capacity in bytes, got ${capacityBytes}`);
+    this.capacity = capacityBytes;
+    while (this.sizeBytes > this.capacity && this.tail) this.remove(this.tail);
   }
 
   /** The value cached for (`owner`, `id`), now the most recently used. */
@@ -53,12 +65,12 @@ export class BlockCache {
   put(owner: CacheOwner, id: number, value: unknown, sizeBytes: number): void {
     const old = owner.slots.get(id);
     if (old) this.remove(old);
-    if (sizeBytes > this.capacityBytes) return;
+    if (sizeBytes > this.capacity) return;
     const s: Slot = { owner, id, value, sizeBytes, prev: null, next: null };
     owner.slots.set(id, s);
     this.linkFront(s);
     this.sizeBytes += sizeBytes;
-    while (this.sizeBytes > this.capacityBytes && this.tail) this.remove(this.tail);
+    while (this.sizeBytes > this.capacity && this.tail) this.remove(this.tail);
   }
 
   /** Forgets every page of `owner` (a run dropped or compacted away). */

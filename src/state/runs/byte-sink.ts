@@ -73,16 +73,21 @@ export function writeUtf8(text: string, out: Uint8Array, offset: number): number
   return encoder.encodeInto(text, out.subarray(offset)).written;
 }
 
+/** Char codes of a short ASCII string being read, reused: one flat string from one call. */
+const codes: number[] = [];
+
 /** The string of `length` UTF-8 bytes at `offset`. */
 export function readUtf8(bytes: Uint8Array, offset: number, length: number): string {
   if (length <= 24) {
-    let s = "";
+    // One string from the codes, not one per `+=`: from 13 characters on, `+=` builds a rope that every
+    // later hash or comparison (a Set lookup of the key) must flatten first.
+    codes.length = length;
     for (let i = 0; i < length; i++) {
       const c = bytes[offset + i];
       if (c > 0x7f) return decoder.decode(bytes.subarray(offset, offset + length));
-      s += String.fromCharCode(c);
+      codes[i] = c;
     }
-    return s;
+    return String.fromCharCode.apply(null, codes);
   }
   return decoder.decode(bytes.subarray(offset, offset + length));
 }

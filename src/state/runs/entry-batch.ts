@@ -12,7 +12,7 @@
  */
 import { ByteSink, compareBytes, isWellFormed, utf8Length } from "./byte-sink.js";
 import { MAX_ENTRY_BYTES } from "./run-format.js";
-import { encodeValueInto } from "./value-codec.js";
+import { encodeJsonInto, encodeValueInto } from "./value-codec.js";
 
 /** Names a state in errors (the store's dictionary knows it; a bare batch says its id). */
 export type DescribeState = (stateId: number) => string;
@@ -60,6 +60,37 @@ export class EntryBatch {
     this.push(stateId, keyGroup, hash, key, keyStart, valueStart, this.bytes.length);
   }
 
+  /**
+   * Adds a value given as its JSON text (see {@link encodeJsonInto}),
+   * after one byte of the caller's (`prefix`, 0–255: what the local image
+   * keeps of an entry's kind).
+   */
+  putJson(stateId: number, keyGroup: number, hash: number, key: string, prefix: number, json: string): void {
+    const keyStart = this.bytes.length;
+    this.bytes.writeUtf8(key);
+    const valueStart = this.bytes.length;
+    this.bytes.ensure(1);
+    this.bytes.bytes[this.bytes.length++] = prefix;
+    encodeJsonInto(json, this.bytes);
+    this.push(stateId, keyGroup, hash, key, keyStart, valueStart, this.bytes.length);
+  }
+
+  /** Adds `value` as {@link put} does, after one byte of the caller's (`prefix`, 0–255). */
+  putPrefixed(stateId: number, keyGroup: number, hash: number, key: string, prefix: number, value: unknown): void {
+    const keyStart = this.bytes.length;
+    this.bytes.writeUtf8(key);
+    const valueStart = this.bytes.length;
+    this.bytes.ensure(1);
+    this.bytes.bytes[this.bytes.length++] = prefix;
+    try {
+      encodeValueInto(value, this.bytes);
+    } catch (e) {
+      this.bytes.length = keyStart;
+      throw new TypeError(`operator "${this.operatorLabel}": state "${this.describe(stateId)}", key ${JSON.stringify(key)}: ${(e as Error).message}`);
+    }
+    this.push(stateId, keyGroup, hash, key, keyStart, valueStart, this.bytes.length);
+  }
+
   /** Adds a value already in persisted form. */
   putEncoded(stateId: number, keyGroup: number, hash: number, key: string, bytes: Uint8Array, offset = 0, length = bytes.length - offset): void {
     const keyStart = this.bytes.length;
@@ -74,6 +105,11 @@ export class EntryBatch {
     const keyStart = this.bytes.length;
     this.bytes.writeUtf8(key);
     this.push(stateId, keyGroup, hash, key, keyStart, this.bytes.length, -1);
+  }
+
+  /** Bytes of keys and values held. */
+  get sizeBytes(): number {
+    return this.bytes.length;
   }
 
   /** Forgets every entry (keeps the arrays for the next batch). */

@@ -4,7 +4,7 @@ import { type DoSql, doSql } from "../../../test/support/do-sql.js";
 import { Random } from "../../../test/support/random.js";
 import { BlockCache } from "./block-cache.js";
 import { DEFAULT_COMPACTION_POLICY } from "./compaction-policy.js";
-import { type RunInfo, RunStore } from "./run-store.js";
+import { GARBAGE_PAGES_PER_STEP, type RunInfo, RunStore, TURN_BYTES } from "./run-store.js";
 import { decodeValue } from "./value-codec.js";
 
 const noPause = async () => {};
@@ -121,7 +121,8 @@ describe("RunStore", () => {
     expect(store.dropAbove(4)).toBe(2);
     check(store, snapshots[4], keys);
     expect(store.dropAbove(4)).toBe(0);
-    // The dropped runs' rows are gone.
+    // The dropped runs' rows are gone once the garbage is collected.
+    await store.collectGarbage(noPause);
     expect(sql.db.prepare(`SELECT COUNT(*) AS n FROM state_runs`).get()).toEqual({ n: 4 });
     const merged = await store.compact(store.planCompaction(3, true)!, noPause);
     expect(merged).toMatchObject({ epoch: 3, firstEpoch: 1 });
@@ -207,6 +208,51 @@ describe("RunStore", () => {
     expect(store["dead"]).toHaveLength(0);
   });
 
+  it("clears every run in one statement and deletes their pages in bounded steps, also those a crash left at open", async () => {
+    const sql = doSql();
+    const store = new RunStore(sql, "op", { targetBlockBytes: 256 });
+    const keys = Array.from({ length: 3000 }, (_, i) => `k${i}`);
+    for (let epoch = 1; epoch <= 3; epoch++) await write(store, keys.map((k): Change => [1, k, epoch]), epoch);
+    const pages = () => (sql.db.prepare(`SELECT COUNT(*) AS n FROM state_run_pages`).get() as { n: number }).n;
+    const before = pages();
+    expect(before).toBeGreaterThan(3 * GARBAGE_PAGES_PER_STEP);
+    const statements = sql.statements;
+    store.clear();
+    expect(sql.statements - statements).toBe(1);
+    expect(store.runs()).toEqual([]);
+    expect(lookup(store, 1, "k1")).toBeUndefined();
+    expect(pages()).toBe(before);
+    // A new incarnation finds the dead rows and deletes them in steps too.
+    const again = new RunStore(sql, "op");
+    expect(pages()).toBe(before);
+    let left = before;
+    while (again.collectStep()) {
+      expect(left - pages()).toBeLessThanOrEqual(GARBAGE_PAGES_PER_STEP);
+      left = pages();
+    }
+    expect(pages()).toBe(0);
+    expect(sql.db.prepare(`SELECT COUNT(*) AS n FROM state_runs`).get()).toEqual({ n: 0 });
+  });
+
+  it("pauses a run write after every TURN_BYTES of pages, not after every page", async () => {
+    const store = new RunStore(doSql(), "op", { targetBlockBytes: 1024 });
+    let pauses = 0;
+    const batch = store.batch();
+    for (let i = 0; i < 50_000; i++) {
+      const k = `key-${i}`;
+      const h = hashKey(k);
+      batch.put(1, h % MAX_PARALLELISM, h, k, i);
+    }
+    const run = (await store.writeRun(batch, 1, async () => void pauses++))!;
+    expect(pauses).toBeGreaterThan(0);
+    expect(pauses).toBeLessThanOrEqual(Math.floor(run.bytes / TURN_BYTES));
+    const small = store.batch();
+    small.put(1, 0, hashKey("x"), "x", 1);
+    pauses = 0;
+    await store.writeRun(small, 2, async () => void pauses++);
+    expect(pauses).toBe(0);
+  });
+
   it("leaves the visible state as before or after a run write, and as before a compaction, when cut short at any statement", async () => {
     const rng = new Random(2026);
     const keys = Array.from({ length: 120 }, (_, i) => `k${i}`);
@@ -240,7 +286,8 @@ describe("RunStore", () => {
         }
         if (!done) store = new RunStore(sql, "op", { targetBlockBytes: 256 });
         check(store, model, keys);
-        // Nothing is left of what the crash cut short once the store has opened.
+        // Nothing is left of what the crash cut short once the store has opened and collected its garbage.
+        await store.collectGarbage(noPause);
         const live = new Set(store.runs().map((r) => r.id));
         const rows = sql.db.prepare(`SELECT DISTINCT run FROM state_run_pages`).all() as { run: number }[];
         if (!done) expect(rows.every((r) => live.has(r.run))).toBe(true);

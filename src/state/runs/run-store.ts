@@ -14,12 +14,15 @@
  * inserts that row first with live = 0, then the pages, then sets live = 1
  * in one statement; a compaction writes its output the same way and then,
  * in one UPDATE, sets its live to 1 and its inputs' to 0. A store opening
- * deletes every live = 0 row and its pages: a write cut short is gone, a
- * compaction cut short before its UPDATE is gone, one cut short after it
- * has only its inputs left to delete. No statement sequence leaves a
+ * finds every live = 0 row (one indexed query on `live`, not a scan of the
+ * pages for orphans) and deletes it with its pages later, in bounded steps
+ * ({@link RunStore.collectGarbage}): a write cut short is invisible, a
+ * compaction cut short before its UPDATE too, one cut short after it has
+ * only its inputs left to delete. No statement sequence leaves a
  * half-written run visible, and none needs a transaction (which the `Sql`
- * port does not offer). Deleting the dead rows at open is one indexed
- * query on `live`, not a scan of the pages for orphans.
+ * port does not offer). No call deletes more than
+ * {@link GARBAGE_PAGES_PER_STEP} pages: a store that held 100 MB is cleared
+ * in one UPDATE, and its pages go in the background.
  *
  * Each run has a `seq` (its age: newer runs win) and an `epoch`: the
  * checkpoint whose snapshot first includes it. A compaction's output has
@@ -40,6 +43,11 @@ import { StateNames } from "./state-names.js";
 
 /** Yields to other work between two turns of a long job (a run write, a compaction). */
 export type Pause = () => Promise<void>;
+
+/** Creates the tables of the run stores in a database (each store does too; a reader of them before any store opens needs this). */
+export function createRunTables(sql: Sql): void {
+  for (const t of TABLES) sql.exec(t);
+}
 
 /** A published run, as {@link RunStore.runs} lists it. */
 export interface RunInfo {
@@ -66,6 +74,19 @@ export interface ScanEntry {
   readonly value: Uint8Array;
 }
 
+/** An entry {@link RunStore.scanRaw} gives: reused from one entry to the next, its value bytes in place. */
+export interface RawScanEntry {
+  stateId: number;
+  keyGroup: number;
+  hash: number;
+  key: string;
+  bytes: Uint8Array;
+  valueOffset: number;
+  valueLength: number;
+}
+
+const EMPTY = new Uint8Array(0);
+
 /** Options of a {@link RunStore}. */
 export interface RunStoreOptions {
   /** The page cache, shared by the stores of a subtask so that its budget is theirs (default: 8 MiB of its own). */
@@ -73,7 +94,25 @@ export interface RunStoreOptions {
   /** Entry bytes after which a block is cut (default 32 KiB). */
   readonly targetBlockBytes?: number;
   readonly policy?: CompactionPolicy;
+  /**
+   * Broken on purpose, for a simulator variant that must be caught: a
+   * compaction unpublishes its inputs in one turn and publishes its output
+   * in the next, so that a crash in between loses both.
+   */
+  readonly compactionUnpublishesFirst?: boolean;
 }
+
+/**
+ * Bytes of pages a run write or a compaction stores between two pauses:
+ * one turn takes a few milliseconds, and a small run (a checkpoint of a
+ * few changes) is written in one.
+ */
+export const TURN_BYTES = 256 * 1024;
+
+/** Pages a step of the garbage collection deletes at most (≈ 8 MiB of 32 KiB blocks). */
+export const GARBAGE_PAGES_PER_STEP = 256;
+/** Entries a compaction merges at most between two pauses, also when it writes no page (tombstones dropped). */
+const COMPACTION_TURN_ENTRIES = 8192;
 
 const TABLES = [
   `CREATE TABLE IF NOT EXISTS state_runs (op TEXT NOT NULL, run INTEGER NOT NULL, seq INTEGER NOT NULL, epoch INTEGER NOT NULL,
@@ -93,6 +132,8 @@ class Run implements RunInfo {
   /** Scans and exports reading it: its pages are deleted only once they are done. */
   readers = 0;
   retired = false;
+  /** Retired by a restore or a clear: whoever still reads it is stale, and its pages go regardless. */
+  stale = false;
 
   constructor(
     readonly id: number,
@@ -121,11 +162,12 @@ export class RunStore {
   readonly cache: BlockCache;
   private readonly policy: CompactionPolicy;
   private readonly targetBlockBytes: number;
+  private readonly unpublishFirst: boolean;
   /** Live runs, oldest first. */
   private live: Run[] = [];
   /** Runs unpublished (compacted away, dropped) whose pages are still to delete. */
   private dead: Run[] = [];
-  /** Ids of pending rows whose write failed (deleted with the dead runs). */
+  /** Ids of rows no longer live whose pages no one reads: written and abandoned, or found dead at open. */
   private abandoned: number[] = [];
   private nextId: number;
   private nextSeq: number;
@@ -148,8 +190,9 @@ export class RunStore {
     this.cache = options.cache ?? new BlockCache(8 * 1024 * 1024);
     this.policy = options.policy ?? DEFAULT_COMPACTION_POLICY;
     this.targetBlockBytes = options.targetBlockBytes ?? BLOCK_TARGET_BYTES;
-    // What a crash left half done: writes never published, inputs of a published compaction.
-    for (const r of sql.exec<{ run: number }>(`SELECT run FROM state_runs WHERE op = ? AND live = 0`, uid).toArray()) this.deleteRun(r.run);
+    this.unpublishFirst = options.compactionUnpublishesFirst === true;
+    // What a crash left half done (writes never published, inputs of a published compaction), deleted in the background.
+    for (const r of sql.exec<{ run: number }>(`SELECT run FROM state_runs WHERE op = ? AND live = 0`, uid).toArray()) this.abandoned.push(r.run);
     const rows = sql.exec<Record<string, number>>(`SELECT * FROM state_runs WHERE op = ? AND live = 1 ORDER BY seq`, uid).toArray();
     for (const r of rows) {
       const firsts = this.readIndex(r.run, r.blocks, r.index_pages);
@@ -177,8 +220,8 @@ export class RunStore {
 
   /**
    * Writes `batch` as a new run of `epoch` (the checkpoint whose snapshot
-   * first includes it), newest of all, in turns: `pause()` after each
-   * page. It is visible to {@link get} once the promise resolves; leave the
+   * first includes it), newest of all, in turns: `pause()` after every
+   * {@link TURN_BYTES} of pages. It is visible to {@link get} once the promise resolves; leave the
    * batch unchanged until then. An empty batch writes nothing (undefined).
    */
   async writeRun(batch: EntryBatch, epoch: number, pause: Pause): Promise<RunInfo | undefined> {
@@ -220,9 +263,10 @@ export class RunStore {
     this.writing.add(seq);
     try {
       this.sql.exec(`INSERT INTO state_runs VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, -1)`, this.uid, id, seq, epoch, firstEpoch);
+      const stored = metered(pause);
       for (const p of pages) {
         this.sql.exec(INSERT_PAGE, this.uid, id, p.kind, p.page, buffer(p.bytes));
-        await pause();
+        await stored(p.bytes.length);
       }
       return this.publish(id, seq, epoch, firstEpoch, summary);
     } catch (e) {
@@ -241,10 +285,11 @@ export class RunStore {
     this.writing.add(seq);
     try {
       this.sql.exec(`INSERT INTO state_runs VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, -1)`, this.uid, id, seq, epoch, firstEpoch);
+      const stored = metered(pause);
       const flush = async () => {
         for (const p of writer.takePages()) {
           this.sql.exec(INSERT_PAGE, this.uid, id, p.kind, p.page, buffer(p.bytes));
-          await pause();
+          await stored(p.bytes.length);
         }
       };
       await fill(writer, flush);
@@ -320,15 +365,34 @@ export class RunStore {
    * are not put in the cache.
    */
   *scan(keyGroupStart = 0, keyGroupEnd = 0xffff): Generator<ScanEntry> {
+    for (const e of this.scanRaw(keyGroupStart, keyGroupEnd)) {
+      yield { stateId: e.stateId, keyGroup: e.keyGroup, hash: e.hash, key: e.key, value: e.bytes.subarray(e.valueOffset, e.valueOffset + e.valueLength) };
+    }
+  }
+
+  /**
+   * {@link scan} without an object per entry: the entry yielded is reused,
+   * and its value is `valueLength` bytes of `bytes` (its block) at
+   * `valueOffset`. Read it before asking for the next.
+   */
+  *scanRaw(keyGroupStart = 0, keyGroupEnd = 0xffff): Generator<RawScanEntry> {
     const runs = [...this.live].reverse();
     for (const r of runs) r.readers++;
+    const out: RawScanEntry = { stateId: 0, keyGroup: 0, hash: 0, key: "", bytes: EMPTY, valueOffset: 0, valueLength: 0 };
     try {
       const merge = new MergeCursor(runs.map((r) => new RunCursor(this.blocksOf(r, false), keyGroupStart, keyGroupEnd)));
       for (let cur = merge.current; cur; cur = merge.current) {
         const e = cur.ref;
         if (e.valueLength >= 0) {
           const bytes = cur.view!.bytes;
-          yield { stateId: e.stateId, keyGroup: e.keyGroup, hash: e.hash, key: readUtf8(bytes, e.keyOffset, e.keyLength), value: bytes.subarray(e.valueOffset, e.valueOffset + e.valueLength) };
+          out.stateId = e.stateId;
+          out.keyGroup = e.keyGroup;
+          out.hash = e.hash;
+          out.key = readUtf8(bytes, e.keyOffset, e.keyLength);
+          out.bytes = bytes;
+          out.valueOffset = e.valueOffset;
+          out.valueLength = e.valueLength;
+          yield out;
         }
         merge.next();
       }
@@ -349,11 +413,13 @@ export class RunStore {
   /**
    * Drops the runs whose epoch is above `epoch` (a local restore to
    * checkpoint `epoch` when SQLite has moved past it), in one statement;
-   * returns how many. Throws when {@link canRestoreTo} is false or a write
-   * or compaction is in flight.
+   * returns how many. Their pages are deleted later ({@link collectGarbage}),
+   * whoever still reads them: a restore drops them, so readers are stale.
+   * Throws when {@link canRestoreTo} is false or a write or compaction is
+   * in flight.
    */
   dropAbove(epoch: number): number {
-    if (this.writing.size > 0 || this.compacting) throw new Error(`operator "${this.uid}": cannot drop runs while a run is being written or compacted`);
+    this.checkIdle("drop runs");
     if (!this.canRestoreTo(epoch)) {
       const r = this.live.find((x) => x.epoch > epoch && x.firstEpoch <= epoch)!;
       throw new Error(`operator "${this.uid}": cannot restore to checkpoint ${epoch} from SQLite: run ${r.id} merges checkpoints ${r.firstEpoch}..${r.epoch}`);
@@ -361,9 +427,30 @@ export class RunStore {
     const drop = this.live.filter((r) => r.epoch > epoch);
     if (drop.length === 0) return 0;
     this.sql.exec(`UPDATE state_runs SET live = 0 WHERE op = ? AND live = 1 AND epoch > ?`, this.uid, epoch);
-    this.retire(drop);
-    this.collectGarbageNow();
+    this.retire(drop, true);
     return drop.length;
+  }
+
+  /**
+   * Unpublishes every run in one statement (the operator's state is
+   * replaced: a fresh start, a restore from R2); their pages are deleted
+   * later, as {@link dropAbove}'s are. Throws while a write or compaction
+   * is in flight.
+   */
+  clear(): void {
+    this.checkIdle("clear the runs");
+    if (this.live.length === 0) return;
+    this.sql.exec(`UPDATE state_runs SET live = 0 WHERE op = ? AND live = 1`, this.uid);
+    this.retire([...this.live], true);
+  }
+
+  /** Whether a run is being written or compacted. */
+  get busy(): boolean {
+    return this.writing.size > 0 || this.compacting;
+  }
+
+  private checkIdle(what: string): void {
+    if (this.busy) throw new Error(`operator "${this.uid}": cannot ${what} while a run is being written or compacted`);
   }
 
   /**
@@ -377,8 +464,9 @@ export class RunStore {
   }
 
   /**
-   * Merges the runs of `plan` into one, in turns (`pause()` after each
-   * page written), and publishes it in place of its inputs in one
+   * Merges the runs of `plan` into one, in turns (`pause()` after every
+   * {@link TURN_BYTES} of pages written, and every few thousand entries
+   * merged), and publishes it in place of its inputs in one
    * statement. Resolves with the new run, or undefined when the plan went
    * stale meanwhile (its inputs dropped): then nothing changed.
    */
@@ -396,32 +484,48 @@ export class RunStore {
     try {
       this.sql.exec(`INSERT INTO state_runs VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, -1)`, this.uid, id, seq, epoch, firstEpoch);
       const writer = new RunWriter(this.targetBlockBytes);
+      const stored = metered(pause);
       const flush = async () => {
         for (const p of writer.takePages()) {
           this.sql.exec(INSERT_PAGE, this.uid, id, p.kind, p.page, buffer(p.bytes));
-          await pause();
+          await stored(p.bytes.length);
         }
       };
       const merge = new MergeCursor([...runs].reverse().map((r) => new RunCursor(this.blocksOf(r, false), 0, 0xffff)));
+      let inTurn = 0;
       for (let cur = merge.current; cur; cur = merge.current) {
         const e = cur.ref;
         if (e.valueLength >= 0 || !plan.dropTombstones) {
           const b = cur.view!.bytes;
           writer.addBytes(e.keyGroup, e.hash, e.stateId, b, e.keyOffset, e.keyLength, b, e.valueOffset, e.valueLength);
-          if (writer.hasPages) await flush();
+          if (writer.hasPages) {
+            await flush();
+            inTurn = 0;
+          }
         }
         merge.next();
+        // Tombstones dropped write nothing: the turn still ends after so many entries.
+        if (++inTurn >= COMPACTION_TURN_ENTRIES) {
+          await pause();
+          inTurn = 0;
+        }
       }
       const s = writer.finish();
       await flush();
       this.sql.exec(SET_SUMMARY, 0, s.entries, s.tombstones, s.blocks, s.bloomPages, s.indexPages, s.bytes, s.last, this.uid, id);
       if (runs.some((r) => r.retired)) {
         this.abandoned.push(id);
-        this.collectGarbageNow();
         return undefined;
       }
-      // The one step that publishes: the output live, its inputs not, in one statement.
-      this.sql.exec(`UPDATE state_runs SET live = (run = ?) WHERE op = ? AND (run = ? OR (live = 1 AND seq BETWEEN ? AND ?))`, id, this.uid, id, plan.seqFrom, plan.seqTo);
+      if (this.unpublishFirst) {
+        // The broken variant: inputs out in one turn, output in the next; a crash in between loses both.
+        this.sql.exec(`UPDATE state_runs SET live = 0 WHERE op = ? AND live = 1 AND seq BETWEEN ? AND ?`, this.uid, plan.seqFrom, plan.seqTo);
+        await pause();
+        this.sql.exec(`UPDATE state_runs SET live = 1 WHERE op = ? AND run = ?`, this.uid, id);
+      } else {
+        // The one step that publishes: the output live, its inputs not, in one statement.
+        this.sql.exec(`UPDATE state_runs SET live = (run = ?) WHERE op = ? AND (run = ? OR (live = 1 AND seq BETWEEN ? AND ?))`, id, this.uid, id, plan.seqFrom, plan.seqTo);
+      }
       const out = new Run(id, seq, epoch, firstEpoch, s.entries, s.tombstones, s.blocks, s.bloomPages, s.bytes, s.firsts, s.last);
       const at = this.live.indexOf(runs[0]);
       this.live.splice(at, runs.length, out);
@@ -443,45 +547,68 @@ export class RunStore {
   }
 
   /**
-   * Deletes the pages of runs no longer live (compacted away, dropped),
-   * one run per turn, once no scan or export reads them.
+   * Deletes the pages of runs no longer live (compacted away, dropped,
+   * cleared, or found dead at open), {@link GARBAGE_PAGES_PER_STEP} pages
+   * per turn, each run once no scan or export reads it.
    */
   async collectGarbage(pause: Pause): Promise<void> {
-    while (this.collectOne()) await pause();
+    while (this.collectStep()) await pause();
   }
 
   /** Deletes what {@link collectGarbage} would, now. */
   collectGarbageNow(): void {
-    while (this.collectOne());
+    while (this.collectStep());
   }
 
-  private collectOne(): boolean {
-    const id = this.abandoned.pop();
-    if (id !== undefined) {
-      this.deleteRun(id);
-      return true;
+  /** Whether pages of runs no longer live wait to be deleted (and no reader holds them). */
+  get hasGarbage(): boolean {
+    return this.abandoned.length > 0 || this.dead.some((r) => r.readers === 0 || r.stale);
+  }
+
+  /**
+   * One bounded step of {@link collectGarbage}: deletes up to
+   * {@link GARBAGE_PAGES_PER_STEP} pages of dead runs (a run's row too once
+   * its pages are all gone). Returns whether there is more to do.
+   */
+  collectStep(): boolean {
+    let budget = GARBAGE_PAGES_PER_STEP;
+    while (budget > 0) {
+      let id = this.abandoned[this.abandoned.length - 1];
+      if (id === undefined) {
+        const run = this.dead.find((r) => r.readers === 0 || r.stale);
+        if (!run) break;
+        this.abandoned.push((id = run.id));
+        this.dead.splice(this.dead.indexOf(run), 1);
+      }
+      const { deleted, done } = this.deletePages(id, budget);
+      budget -= Math.max(deleted, 1);
+      if (done) {
+        this.sql.exec(`DELETE FROM state_runs WHERE op = ? AND run = ?`, this.uid, id);
+        this.abandoned.pop();
+      }
     }
-    const i = this.dead.findIndex((r) => r.readers === 0);
-    if (i < 0) return false;
-    const [run] = this.dead.splice(i, 1);
-    this.deleteRun(run.id);
-    return true;
+    return this.hasGarbage;
   }
 
-  private retire(runs: readonly Run[]): void {
+  /** Deletes up to `max` pages of run `id`: how many, and whether none is left. */
+  private deletePages(id: number, max: number): { deleted: number; done: boolean } {
+    const rows = this.sql.exec<{ kind: number; page: number }>(`SELECT kind, page FROM state_run_pages WHERE op = ? AND run = ? ORDER BY kind, page LIMIT ?`, this.uid, id, max + 1).toArray();
+    if (rows.length === 0) return { deleted: 0, done: true };
+    const deleted = Math.min(rows.length, max);
+    const last = rows[deleted - 1];
+    this.sql.exec(`DELETE FROM state_run_pages WHERE op = ? AND run = ? AND (kind, page) <= (?, ?)`, this.uid, id, last.kind, last.page);
+    return { deleted, done: rows.length <= max };
+  }
+
+  private retire(runs: readonly Run[], stale = false): void {
     for (const r of runs) {
       r.retired = true;
+      r.stale = stale;
       this.cache.dropOwner(r.owner);
       const i = this.live.indexOf(r);
       if (i >= 0) this.live.splice(i, 1);
       this.dead.push(r);
     }
-  }
-
-  /** Deletes a run's pages, then its row (a crash in between leaves the row, deleted at the next open). */
-  private deleteRun(id: number): void {
-    this.sql.exec(`DELETE FROM state_run_pages WHERE op = ? AND run = ?`, this.uid, id);
-    this.sql.exec(`DELETE FROM state_runs WHERE op = ? AND run = ?`, this.uid, id);
   }
 
   /**
@@ -549,6 +676,17 @@ export class RunStore {
     if (at !== out.length) throw new Error(`operator "${this.uid}": run ${id}'s index has ${at} bytes, not ${out.length}`);
     return firsts;
   }
+}
+
+/** A pause after every {@link TURN_BYTES} bytes stored. */
+function metered(pause: Pause): (bytes: number) => Promise<void> {
+  let since = 0;
+  return async (bytes) => {
+    since += bytes;
+    if (since < TURN_BYTES) return;
+    since = 0;
+    await pause();
+  };
 }
 
 /** A page's bytes as SQL binds them: its own ArrayBuffer. */

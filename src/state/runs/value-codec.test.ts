@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Random } from "../../../test/support/random.js";
 import { ByteSink } from "./byte-sink.js";
-import { decodeValue, encodeValue, encodeValueInto } from "./value-codec.js";
+import { decodeValue, decodeValueJson, encodeJsonInto, encodeValue, encodeValueInto } from "./value-codec.js";
 
 /** What the heap backend's JSON snapshots give back. */
 const viaJson = (v: unknown) => JSON.parse(JSON.stringify(v));
@@ -51,6 +51,20 @@ describe("value codec", () => {
       expect(decodeValue(bytes)).toEqual(viaJson(v));
       // -0 compares equal to 0 in toEqual; JSON gives +0.
       if (typeof v === "number") expect(Object.is(decodeValue(bytes), viaJson(v))).toBe(true);
+    }
+  });
+
+  it("gives a value's JSON text as JSON.stringify of the value would, whether stored as a value or as JSON text", () => {
+    const rng = new Random(7);
+    for (let i = 0; i < 3000; i++) {
+      const v = randomValue(rng);
+      if (v === undefined) continue;
+      const json = JSON.stringify(v);
+      expect(decodeValueJson(encodeValue(v))).toBe(JSON.stringify(viaJson(v)));
+      const sink = new ByteSink(4);
+      encodeJsonInto(json, sink);
+      expect(decodeValueJson(sink.bytes, 0, sink.length)).toBe(json);
+      expect(decodeValue(sink.bytes, 0, sink.length)).toEqual(viaJson(v));
     }
   });
 

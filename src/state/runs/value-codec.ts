@@ -107,6 +107,42 @@ export function decodeValue(bytes: Uint8Array, offset = 0, length = bytes.length
   }
 }
 
+/**
+ * The JSON text of the value whose persisted form is the `length` bytes of
+ * `bytes` at `offset`: what `JSON.stringify(decodeValue(…))` gives, without
+ * parsing a value stored as JSON text (a full snapshot copies it as it is).
+ */
+export function decodeValueJson(bytes: Uint8Array, offset = 0, length = bytes.length - offset): string {
+  const tag = bytes[offset];
+  switch (tag) {
+    case TAG_JSON:
+      return readUtf8(bytes, offset + 1, length - 1);
+    case TAG_INT32:
+      return String(bytes[offset + 1] | (bytes[offset + 2] << 8) | (bytes[offset + 3] << 16) | (bytes[offset + 4] << 24));
+    case TAG_NULL:
+      return "null";
+    case TAG_FALSE:
+      return "false";
+    case TAG_TRUE:
+      return "true";
+    default:
+      return JSON.stringify(decodeValue(bytes, offset, length));
+  }
+}
+
+/**
+ * Appends the persisted form of a value given as its JSON text (as a
+ * checkpoint's capture makes it): the JSON tag and the text, parsed only
+ * when read back. Returns its length in bytes.
+ */
+export function encodeJsonInto(json: string, sink: ByteSink): number {
+  const start = sink.length;
+  writeTag(sink, TAG_JSON);
+  // JSON.stringify escapes lone surrogates, so JSON text is well-formed and UTF-8 keeps it exactly.
+  sink.writeUtf8(json);
+  return sink.length - start;
+}
+
 function writeTag(sink: ByteSink, tag: number): void {
   sink.ensure(1);
   sink.bytes[sink.length++] = tag;

@@ -1,0 +1,511 @@
+/**
+ * The local image of a subtask's keyed state, in its Durable Object's
+ * SQLite, as sorted runs (src/state/runs: an LSM tree of immutable runs
+ * with bloom filters and a block cache). Each operator has two run stores:
+ * its states, and its timers (so that a restore reads every timer without
+ * reading the states).
+ *
+ * - **Write-back.** A checkpoint's changes are gathered ({@link ImageWrite})
+ *   and sealed as ONE run per store, tagged with the checkpoint id:
+ *   appended, not upserted key by key, and written in turns of one page.
+ *   Deletions are tombstones.
+ * - **Reads.** {@link RunImage.backing} reads a key through the bloom
+ *   filters and the block cache, newest run first; a full snapshot streams
+ *   the merge of the runs.
+ * - **Markers.** `image_checkpoints` has a row per operator and checkpoint
+ *   whose state the runs hold: written when a checkpoint's runs are sealed
+ *   (and at a restore). A local restore to N needs N's row with the same
+ *   key-group range, and stores that can still reach N
+ *   (`RunStore.canRestoreTo`): it drops the runs above N, in one statement
+ *   per store. Otherwise (N compacted away, rows pruned, a rescale, a
+ *   savepoint) the restore reads R2 and writes the files as runs of N.
+ * - **Compaction** and the deletion of dead pages run in the background
+ *   ({@link RunImage.kick}), one page per turn, never over a run newer than
+ *   the last completed checkpoint: a failover restores that checkpoint, and
+ *   it stays reachable by dropping runs.
+ *
+ * Tables: those of run-store.ts and state-names.ts (the timer store's
+ * operator is `<uid>` + {@link TIMER_STORE_SUFFIX}), and
+ *
+ *   image_checkpoints (op, checkpoint_id) → key_group_start, key_group_end, keys
+ */
+import type { KeyGroupRange } from "../graph/key-groups.js";
+import { hashKey } from "../graph/key-groups.js";
+import type { BackingRow, EntryKind, StateBacking } from "../state/keyed-state.js";
+import { BlockCache } from "../state/runs/block-cache.js";
+import type { EntryBatch } from "../state/runs/entry-batch.js";
+import { createRunTables, type Pause, RunStore } from "../state/runs/run-store.js";
+import { decodeValue, decodeValueJson } from "../state/runs/value-codec.js";
+import type { EncodedEntry, SnapshotEntry } from "../state/snapshot-format.js";
+import type { Sql } from "./sql.js";
+
+/** The entry kinds, by the byte that precedes each value in a run. */
+const KINDS: readonly EntryKind[] = ["value", "map", "list", "value-ttl", "map-ttl", "list-ttl", "timer"];
+const KIND_CODE = new Map<string, number>(KINDS.map((k, i) => [k, i]));
+
+/** Appended to an operator's uid to name its timer store (a uid holds no NUL). */
+export const TIMER_STORE_SUFFIX = "\u0000timers";
+
+/** What state names are declared as in a store: an entry's own kind is in its value's first byte. */
+const NAME_KIND = "keyed";
+
+/** A restore from R2 writes a run once it gathered this many bytes of keys and values… */
+export const RESTORE_RUN_BYTES = 8 * 1024 * 1024;
+/** …or this many entries. */
+export const RESTORE_RUN_ENTRIES = 131_072;
+/** Entries a count of the image looks at per turn. */
+const COUNT_TURN_ENTRIES = 20_000;
+
+/** Rows of `image_checkpoints` kept per operator at most: the checkpoints a local restore can go back to. */
+export const IMAGE_CHECKPOINTS_KEPT = 16;
+
+/**
+ * Entry bytes after which a block of the image is cut. A key read back
+ * after an eviction reads one block from SQL when the cache misses, and a
+ * read costs about what its bytes cost: on node:sqlite, with a 4 MiB cache
+ * over 500,000 keys, a read-back took 22 us with 32 KiB blocks and 10 us
+ * with 4 KiB ones (RocksDB's default). Writes cost the same per byte; 4 KiB
+ * rows are 8x as many rows written as 32 KiB ones, still ~140x fewer than a
+ * row per key.
+ */
+export const IMAGE_BLOCK_BYTES = 4 * 1024;
+
+/** Default bytes of the block cache (a deployment sets it from its memory budget). */
+export const DEFAULT_IMAGE_CACHE_BYTES = 4 * 1024 * 1024;
+
+const TABLES = [
+  `CREATE TABLE IF NOT EXISTS image_checkpoints (op TEXT NOT NULL, checkpoint_id INTEGER NOT NULL,
+    key_group_start INTEGER NOT NULL, key_group_end INTEGER NOT NULL, keys INTEGER NOT NULL, PRIMARY KEY (op, checkpoint_id))`,
+];
+
+/** Options of a {@link RunImage}. */
+export interface RunImageOptions {
+  /** Yields between two turns of background work (compaction, garbage); the image stops it when halted. */
+  readonly pause: Pause;
+  /** Called with an error of the background work (which stops until kicked again). */
+  readonly onError?: (e: unknown) => void;
+  /** The simulator's broken variant (see `RunStoreOptions.compactionUnpublishesFirst`). */
+  readonly compactionUnpublishesFirst?: boolean;
+  /** Entry bytes after which a block is cut (default {@link IMAGE_BLOCK_BYTES}; tests use small blocks). */
+  readonly targetBlockBytes?: number;
+}
+
+/** One checkpoint's changes on their way into the image. */
+export interface ImageWrite {
+  /** Gathers changed entries of operator `uid` (a null value is a deletion). */
+  add(uid: string, changed: readonly EncodedEntry[]): void;
+  /**
+   * Writes what was gathered, one run per store, in turns (`turn()` after
+   * each page; it may throw to stop, e.g. when the task was canceled).
+   * The runs are in the image once this resolves.
+   */
+  seal(turn: Pause): Promise<void>;
+}
+
+/** A restore from R2 on its way into the image: entries of state files, oldest file first. */
+export interface RestoreWrite {
+  add(entry: SnapshotEntry): void;
+  /** Whether enough was gathered for a run ({@link flush} it before reading on). */
+  readonly full: boolean;
+  /** Writes what was gathered as runs of the restored checkpoint, in turns. */
+  flush(turn: Pause): Promise<void>;
+}
+
+/** An operator's two stores. */
+interface OperatorImage {
+  readonly states: RunStore;
+  readonly timers: RunStore;
+}
+
+/** Entries of one operator gathered for a run of each store. */
+interface Gathered {
+  readonly op: OperatorImage;
+  readonly states: EntryBatch;
+  readonly timers: EntryBatch;
+}
+
+/** Stops the background work at its next turn. */
+class Halted extends Error {}
+
+/** The keyed-state image of one Durable Object. */
+export class RunImage {
+  /** The page cache every store of the object shares. */
+  readonly cache = new BlockCache(DEFAULT_IMAGE_CACHE_BYTES);
+  private readonly ops = new Map<string, OperatorImage>();
+  /** Run writes in flight (write-backs, restores): a restore waits for them before it drops runs. */
+  private readonly writes = new Set<Promise<unknown>>();
+  /** The background loop, while it runs. */
+  private loop: Promise<void> | undefined;
+  /** Background work stopped: a deployment is restoring. */
+  private halted = false;
+  /** Kicked while the loop ran: it looks for work once more before it ends. */
+  private kicked = false;
+  /** The loop has not decided to end (set and cleared synchronously, unlike {@link loop}). */
+  private running = false;
+  /** The last completed checkpoint: runs up to it may be compacted. */
+  private completedCheckpointId = 0;
+  /**
+   * A write-back failed while its task went on: later checkpoints' runs may
+   * miss its changes, so none is marked until the next restore (which drops
+   * or replaces every run above the checkpoint it restores).
+   */
+  private broken = false;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly options: RunImageOptions,
+  ) {
+    createRunTables(sql);
+    for (const t of TABLES) sql.exec(t);
+  }
+
+  /** Operator `uid`'s stores, opened on first use. */
+  private operator(uid: string): OperatorImage {
+    let op = this.ops.get(uid);
+    if (!op) {
+      const o = { cache: this.cache, compactionUnpublishesFirst: this.options.compactionUnpublishesFirst, targetBlockBytes: this.options.targetBlockBytes ?? IMAGE_BLOCK_BYTES };
+      op = { states: new RunStore(this.sql, uid, o), timers: new RunStore(this.sql, uid + TIMER_STORE_SUFFIX, o) };
+      this.ops.set(uid, op);
+    }
+    return op;
+  }
+
+  /** Every store opened so far, and those SQLite holds runs of (opened now). */
+  private allOperators(): OperatorImage[] {
+    for (const r of this.sql.exec<{ op: string }>(`SELECT DISTINCT op FROM state_runs`)) {
+      const uid = r.op.endsWith(TIMER_STORE_SUFFIX) ? r.op.slice(0, -TIMER_STORE_SUFFIX.length) : r.op;
+      this.operator(uid);
+    }
+    return [...this.ops.values()];
+  }
+
+  /** Sets the block cache's size (from a deployment's memory budget). */
+  setCacheBytes(bytes: number): void {
+    this.cache.resize(bytes);
+  }
+
+  // ---- write-back ----
+
+  /** Starts gathering checkpoint `checkpointId`'s changes. */
+  begin(checkpointId: number): ImageWrite {
+    const gathered = new Map<string, Gathered>();
+    return {
+      add: (uid, changed) => {
+        let g = gathered.get(uid);
+        if (!g) {
+          const op = this.operator(uid);
+          gathered.set(uid, (g = { op, states: op.states.batch(), timers: op.timers.batch() }));
+        }
+        for (const { entry: e, valueJson } of changed) {
+          const timer = e.kind === "timer";
+          const store = timer ? g.op.timers : g.op.states;
+          const batch = timer ? g.timers : g.states;
+          const stateId = store.stateId(e.state, NAME_KIND);
+          if (valueJson === null) batch.delete(stateId, e.keyGroup, hashKey(e.key), e.key);
+          else batch.putJson(stateId, e.keyGroup, hashKey(e.key), e.key, kindCode(e.kind), valueJson);
+        }
+      },
+      seal: (turn) =>
+        this.track(
+          (async () => {
+            try {
+              for (const g of gathered.values()) {
+                await g.op.states.writeRun(g.states, checkpointId, turn);
+                await g.op.timers.writeRun(g.timers, checkpointId, turn);
+              }
+            } catch (e) {
+              this.broken = true;
+              throw e;
+            }
+          })(),
+        ),
+    };
+  }
+
+  private async track<T>(p: Promise<T>): Promise<T> {
+    this.writes.add(p);
+    try {
+      return await p;
+    } finally {
+      this.writes.delete(p);
+    }
+  }
+
+  // ---- markers ----
+
+  /**
+   * Records that the runs hold checkpoint `checkpointId` of key groups
+   * `range`, with `keys[uid]` keys per operator; rows above it are of
+   * another history (a restore went back to it) and go.
+   */
+  mark(checkpointId: number, range: KeyGroupRange, keys: Readonly<Record<string, number>>): void {
+    this.sql.exec(`DELETE FROM image_checkpoints WHERE checkpoint_id > ?`, checkpointId);
+    if (this.broken) return;
+    for (const [uid, n] of Object.entries(keys)) {
+      this.sql.exec(`INSERT OR REPLACE INTO image_checkpoints VALUES (?, ?, ?, ?, ?)`, uid, checkpointId, range.start, range.end, n);
+    }
+  }
+
+  /**
+   * A local restore of operator `uid` to checkpoint `checkpointId` of
+   * `range`: when the image can still reach it, drops the runs above it
+   * and returns its number of keys; else undefined (restore from R2).
+   * Call {@link halt} first.
+   */
+  localRestore(uid: string, checkpointId: number, range: KeyGroupRange): number | undefined {
+    const row = this.sql
+      .exec<{ keys: number }>(
+        `SELECT keys FROM image_checkpoints WHERE op = ? AND checkpoint_id = ? AND key_group_start = ? AND key_group_end = ?`,
+        uid,
+        checkpointId,
+        range.start,
+        range.end,
+      )
+      .toArray()[0];
+    if (!row) return undefined;
+    const op = this.operator(uid);
+    if (!op.states.canRestoreTo(checkpointId) || !op.timers.canRestoreTo(checkpointId)) return undefined;
+    op.states.dropAbove(checkpointId);
+    op.timers.dropAbove(checkpointId);
+    return row.keys;
+  }
+
+  // ---- restore from R2, and clearing ----
+
+  /** Drops operator `uid`'s state and rows (its pages go in the background). Call {@link halt} first. */
+  clearOperator(uid: string): void {
+    const op = this.operator(uid);
+    op.states.clear();
+    op.timers.clear();
+    this.sql.exec(`DELETE FROM image_checkpoints WHERE op = ?`, uid);
+  }
+
+  /** Drops every operator's state and rows. Call {@link halt} first. */
+  clear(): void {
+    for (const op of this.allOperators()) {
+      op.states.clear();
+      op.timers.clear();
+    }
+    this.sql.exec(`DELETE FROM image_checkpoints`);
+  }
+
+  /** Writes a restore of operator `uid` (cleared first) from R2 as runs of checkpoint `checkpointId`. */
+  restoring(uid: string, checkpointId: number): RestoreWrite {
+    const op = this.operator(uid);
+    let states = op.states.batch();
+    let timers = op.timers.batch();
+    return {
+      add: (e) => {
+        const timer = e.kind === "timer";
+        const store = timer ? op.timers : op.states;
+        const batch = timer ? timers : states;
+        const stateId = store.stateId(e.state, NAME_KIND);
+        if (e.value === undefined) batch.delete(stateId, e.keyGroup, hashKey(e.key), e.key);
+        else batch.putPrefixed(stateId, e.keyGroup, hashKey(e.key), e.key, kindCode(e.kind), e.value);
+      },
+      get full() {
+        return states.sizeBytes + timers.sizeBytes >= RESTORE_RUN_BYTES || states.count + timers.count >= RESTORE_RUN_ENTRIES;
+      },
+      flush: (turn) =>
+        this.track(
+          (async () => {
+            // Later files overwrite earlier ones: a later run is newer.
+            await op.states.writeRun(states, checkpointId, turn);
+            await op.timers.writeRun(timers, checkpointId, turn);
+            states = op.states.batch();
+            timers = op.timers.batch();
+          })(),
+        ),
+    };
+  }
+
+  /** Counts operator `uid`'s keys (every state's and timers' entries), in turns (a rescaled restore's). */
+  async count(uid: string, turn: Pause): Promise<number> {
+    const op = this.operator(uid);
+    let n = 0;
+    for (const store of [op.states, op.timers]) {
+      for (const _ of store.scan()) {
+        if (++n % COUNT_TURN_ENTRIES === 0) await turn();
+      }
+    }
+    return n;
+  }
+
+  // ---- reads ----
+
+  /**
+   * Operator `uid`'s state, read on demand; `count` its number of keys
+   * (a marker recorded it). A live view: reads see every run sealed since.
+   */
+  backing(uid: string, count: number): StateBacking {
+    const op = this.operator(uid);
+    const { states, timers } = op;
+    return {
+      get: (state, key, keyGroup) => {
+        const store = state.startsWith("timer:") ? timers : states;
+        const id = store.names.byNameOf(state)?.id;
+        if (id === undefined) return undefined;
+        const bytes = store.get(id, keyGroup, hashKey(key), key);
+        if (bytes == null) return undefined;
+        // The value's own bytes, less its tag: about the JSON text's length for the objects the budget measures.
+        return { kind: KINDS[bytes[0]], value: decodeValue(bytes, 1), bytes: bytes.length - 2 };
+      },
+      entries: function* () {
+        for (const store of [states, timers]) {
+          for (const e of store.scan()) {
+            yield { state: store.names.describe(e.stateId), key: e.key, kind: KINDS[e.value[0]], value: decodeValue(e.value, 1) };
+          }
+        }
+      },
+      timers: function* () {
+        for (const e of timers.scan()) yield { state: timers.names.describe(e.stateId), key: e.key, value: decodeValue(e.value, 1) };
+      },
+      rows: function* () {
+        const row: { -readonly [K in keyof BackingRow]: BackingRow[K] } = { state: "", kind: "value", key: "", keyGroup: 0, valueJson: "" };
+        for (const store of [states, timers]) {
+          for (const e of store.scanRaw()) {
+            row.state = store.names.describe(e.stateId);
+            row.kind = KINDS[e.bytes[e.valueOffset]];
+            row.key = e.key;
+            row.keyGroup = e.keyGroup;
+            row.valueJson = decodeValueJson(e.bytes, e.valueOffset + 1, e.valueLength - 1);
+            yield row;
+          }
+        }
+      },
+      count: () => count,
+    };
+  }
+
+  // ---- background work ----
+
+  /**
+   * Stops the background work and waits for it and for run writes in flight
+   * (a canceled task's write-back stops at its next turn), so that a
+   * restore may drop or clear runs. Background work stays stopped until
+   * {@link resume}.
+   */
+  async halt(): Promise<void> {
+    this.halted = true;
+    while (this.loop || this.writes.size > 0) {
+      await Promise.allSettled([this.loop, ...this.writes]);
+    }
+    this.broken = false;
+  }
+
+  /** Lets background work run again after a restore of `restoredCheckpointId` (0: a fresh start). */
+  resume(restoredCheckpointId: number): void {
+    this.halted = false;
+    this.completedCheckpointId = restoredCheckpointId;
+    this.kick();
+  }
+
+  /**
+   * Starts the background work if it is not running: compactions due
+   * among runs up to the last completed checkpoint (`completedCheckpointId`
+   * when a checkpoint just completed), the pages of dead runs, and rows no
+   * restore will use.
+   */
+  kick(completedCheckpointId?: number): void {
+    if (completedCheckpointId !== undefined) this.completedCheckpointId = Math.max(this.completedCheckpointId, completedCheckpointId);
+    this.kicked = true;
+    if (this.halted || this.running) return;
+    this.pruneRows();
+    this.running = true;
+    const loop: Promise<void> = this.maintain()
+      .catch((e) => {
+        if (!(e instanceof Halted)) this.options.onError?.(e);
+      })
+      .finally(() => {
+        if (this.loop === loop) this.loop = undefined;
+      });
+    this.loop = loop;
+  }
+
+  private async maintain(): Promise<void> {
+    const pause: Pause = async () => {
+      await this.options.pause();
+      if (this.halted) throw new Halted();
+    };
+    try {
+      await this.maintainWhileKicked(pause);
+    } catch (e) {
+      this.running = false;
+      throw e;
+    }
+  }
+
+  private async maintainWhileKicked(pause: Pause): Promise<void> {
+    for (;;) {
+      if (this.halted) {
+        this.running = false;
+        return;
+      }
+      this.kicked = false;
+      let worked = false;
+      for (const op of [...this.ops.values()]) {
+        for (const store of [op.states, op.timers]) {
+          const plan = store.planCompaction(this.completedCheckpointId);
+          if (!plan) continue;
+          await pause();
+          await store.compact(plan, pause);
+          worked = true;
+          this.pruneRows();
+        }
+      }
+      for (const op of [...this.ops.values()]) {
+        for (const store of [op.states, op.timers]) {
+          while (store.hasGarbage) {
+            await pause();
+            store.collectStep();
+            worked = true;
+          }
+        }
+      }
+      if (!worked && !this.kicked) {
+        // In the same turn as the check: a kick from now on starts a new loop.
+        this.running = false;
+        return;
+      }
+    }
+  }
+
+  /**
+   * Deletes rows no restore will use: those a compaction merged across, and
+   * all but the newest {@link IMAGE_CHECKPOINTS_KEPT} of each operator (a
+   * job whose state does not change writes no runs, and no compaction
+   * prunes its rows).
+   */
+  private pruneRows(): void {
+    const rows = this.sql.exec<{ op: string; checkpoint_id: number }>(`SELECT op, checkpoint_id FROM image_checkpoints ORDER BY op, checkpoint_id DESC`).toArray();
+    let op = "";
+    let kept = 0;
+    for (const r of rows) {
+      if (r.op !== op) {
+        op = r.op;
+        kept = 0;
+      }
+      const stores = this.ops.get(r.op);
+      const reachable = !stores || (stores.states.canRestoreTo(r.checkpoint_id) && stores.timers.canRestoreTo(r.checkpoint_id));
+      if (reachable && kept++ < IMAGE_CHECKPOINTS_KEPT) continue;
+      this.sql.exec(`DELETE FROM image_checkpoints WHERE op = ? AND checkpoint_id = ?`, r.op, r.checkpoint_id);
+    }
+  }
+
+  /** Live runs of operator `uid`'s stores (for tests and metrics). */
+  runs(uid: string): { states: ReturnType<RunStore["runs"]>; timers: ReturnType<RunStore["runs"]> } {
+    const op = this.operator(uid);
+    return { states: op.states.runs(), timers: op.timers.runs() };
+  }
+
+  /** Waits until the background work is done (tests). */
+  async idle(): Promise<void> {
+    while (this.loop) await this.loop;
+  }
+}
+
+function kindCode(kind: string): number {
+  const code = KIND_CODE.get(kind);
+  if (code === undefined) throw new TypeError(`unknown state entry kind ${JSON.stringify(kind)}`);
+  return code;
+}
