@@ -8,6 +8,7 @@
  *   npm run sim -- --aligned --seeds 1000                 no unaligned checkpoints (a quarter of the runs otherwise)
  *   npm run sim -- --windows --seeds 2000                 the window branch in every run (three in ten otherwise)
  *   npm run sim -- --joins --seeds 1000                   the join branch in every run (two in ten otherwise)
+ *   npm run sim -- --async --seeds 2000                   the async I/O branch in every run (two in ten otherwise)
  *
  * Exit status 1 when a seed failed (for the broken variants: when none did).
  */
@@ -35,6 +36,8 @@ interface Args {
   windows?: boolean;
   /** The join branch in every run (true), none (false), or drawn. */
   joins?: boolean;
+  /** The async I/O branch in every run (true), none (false), or drawn. */
+  async?: boolean;
 }
 
 function parse(argv: string[]): Args {
@@ -64,8 +67,10 @@ function parse(argv: string[]): Args {
     else if (k === "--no-windows") a.windows = false;
     else if (k === "--joins") a.joins = true;
     else if (k === "--no-joins") a.joins = false;
+    else if (k === "--async") a.async = true;
+    else if (k === "--no-async") a.async = false;
     else if (k === "--help" || k === "-h") {
-      console.log(`npm run sim -- [--seeds N] [--from N] [--seed N --trace] [--variant ${VARIANTS.join("|")}] [--known B|all] [--aligned] [--windows|--no-windows] [--joins|--no-joins] [--jobs N]`);
+      console.log(`npm run sim -- [--seeds N] [--from N] [--seed N --trace] [--variant ${VARIANTS.join("|")}] [--known B|all] [--aligned] [--windows|--no-windows] [--joins|--no-joins] [--async|--no-async] [--jobs N]`);
       console.log(`known bugs:\n${Object.entries(KNOWN_BUGS).map(([k2, d]) => `  ${k2}: ${d}`).join("\n")}`);
       process.exit(0);
     } else throw new Error(`unknown argument ${k} (see --help)`);
@@ -91,6 +96,7 @@ interface Line {
   restarts: number;
   windows?: RunResult["windows"];
   joins?: RunResult["joins"];
+  async?: RunResult["async"];
   events: number;
   wallMs: number;
   trace: string[];
@@ -98,7 +104,7 @@ interface Line {
 }
 
 function toLine(r: RunResult): Line {
-  return { seed: r.seed, ok: r.ok, failures: r.failures, signatures: [...r.signatures], firstFailureMs: r.firstFailureMs, virtualMs: r.virtualMs, digest: r.digest, scenario: r.scenario, faults: [...r.faults], checkpoints: r.checkpoints, restarts: r.restarts, windows: r.windows, joins: r.joins, events: r.events, wallMs: r.wallMs, trace: r.ok ? [] : r.trace.slice(-40), variant: r.variant };
+  return { seed: r.seed, ok: r.ok, failures: r.failures, signatures: [...r.signatures], firstFailureMs: r.firstFailureMs, virtualMs: r.virtualMs, digest: r.digest, scenario: r.scenario, faults: [...r.faults], checkpoints: r.checkpoints, restarts: r.restarts, windows: r.windows, joins: r.joins, async: r.async, events: r.events, wallMs: r.wallMs, trace: r.ok ? [] : r.trace.slice(-40), variant: r.variant };
 }
 
 /** A line back as the run result the report functions take. */
@@ -107,11 +113,11 @@ function fromLine(l: Line): RunResult {
 }
 
 function reportOptions(a: Args) {
-  return { known: a.known === "all" ? "all" : a.known.length > 0 ? a.known.join(",") : undefined, unaligned: a.unaligned, windows: a.windows, joins: a.joins };
+  return { known: a.known === "all" ? "all" : a.known.length > 0 ? a.known.join(",") : undefined, unaligned: a.unaligned, windows: a.windows, joins: a.joins, async: a.async };
 }
 
 async function runRange(a: Args, from: number, count: number, onLine: (l: Line) => void): Promise<void> {
-  for (let s = from; s < from + count; s++) onLine(toLine(await runSeed(s, { variant: a.variant, knownBugs: a.known, unaligned: a.unaligned, windows: a.windows, joins: a.joins })));
+  for (let s = from; s < from + count; s++) onLine(toLine(await runSeed(s, { variant: a.variant, knownBugs: a.known, unaligned: a.unaligned, windows: a.windows, joins: a.joins, async: a.async })));
 }
 
 /** Runs the seeds in `jobs` child processes and collects their lines. */
@@ -123,7 +129,7 @@ function runParallel(a: Args, onLine: (l: Line) => void): Promise<void> {
     const from = a.from + j * per;
     const count = Math.min(per, a.from + a.seeds - from);
     if (count <= 0) break;
-    const args = [...process.execArgv, self, "--worker", "--from", String(from), "--seeds", String(count), "--variant", a.variant, "--known", a.known === "all" ? "all" : a.known.join(","), ...(a.unaligned ? [] : ["--aligned"]), ...(a.windows === undefined ? [] : [a.windows ? "--windows" : "--no-windows"]), ...(a.joins === undefined ? [] : [a.joins ? "--joins" : "--no-joins"])];
+    const args = [...process.execArgv, self, "--worker", "--from", String(from), "--seeds", String(count), "--variant", a.variant, "--known", a.known === "all" ? "all" : a.known.join(","), ...(a.unaligned ? [] : ["--aligned"]), ...(a.windows === undefined ? [] : [a.windows ? "--windows" : "--no-windows"]), ...(a.joins === undefined ? [] : [a.joins ? "--joins" : "--no-joins"]), ...(a.async === undefined ? [] : [a.async ? "--async" : "--no-async"])];
     children.push(
       new Promise((resolve, reject) => {
         const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
@@ -148,7 +154,7 @@ async function main(): Promise<void> {
     return;
   }
   if (a.seed !== undefined) {
-    const r = await runSeed(a.seed, { variant: a.variant, knownBugs: a.known, unaligned: a.unaligned, windows: a.windows, joins: a.joins, fullTrace: a.trace });
+    const r = await runSeed(a.seed, { variant: a.variant, knownBugs: a.known, unaligned: a.unaligned, windows: a.windows, joins: a.joins, async: a.async, fullTrace: a.trace });
     if (a.trace) for (const t of r.trace) console.log(t);
     console.log(`\nseed ${r.seed}: ${r.ok ? "ok" : "FAILED"} (${r.scenario})`);
     console.log(`checkpoints completed ${r.checkpoints}, restarts ${r.restarts}, events ${r.events}, virtual ${r.virtualMs} ms, wall ${r.wallMs.toFixed(1)} ms`);
@@ -168,6 +174,7 @@ async function main(): Promise<void> {
   let wallMs = 0;
   const win = { runs: 0, windows: 0, refired: 0, beyondBound: 0, dropped: 0, runsRefired: 0, runsDropped: 0 };
   const joins = { runs: 0, rows: 0, records: 0, byKind: new Map<string, number>() };
+  const asyncIo = { runs: 0, ordered: 0, records: 0, requests: 0, retries: 0, timeouts: 0, deadLetters: 0, requestedAgain: 0, runsRequestedAgain: 0, restoredInFlight: 0, runsRestoredInFlight: 0, overtaking: 0 };
   let lastReport = started;
   const onLine = (l: Line) => {
     runs++;
@@ -190,6 +197,21 @@ async function main(): Promise<void> {
       joins.rows += l.joins.rows;
       joins.records += l.joins.records;
       joins.byKind.set(l.joins.kind, (joins.byKind.get(l.joins.kind) ?? 0) + 1);
+    }
+    if (l.async) {
+      const x = l.async;
+      asyncIo.runs++;
+      if (x.mode === "ordered") asyncIo.ordered++;
+      asyncIo.records += x.records;
+      asyncIo.requests += x.requests;
+      asyncIo.retries += x.retries;
+      asyncIo.timeouts += x.timeouts;
+      asyncIo.deadLetters += x.deadLetters;
+      asyncIo.requestedAgain += x.requestedAgain;
+      asyncIo.restoredInFlight += x.restoredInFlight;
+      asyncIo.overtaking += x.overtaking;
+      if (x.requestedAgain > 0) asyncIo.runsRequestedAgain++;
+      if (x.restoredInFlight > 0) asyncIo.runsRestoredInFlight++;
     }
     if (!l.ok) {
       failed.push(l);
@@ -216,6 +238,12 @@ async function main(): Promise<void> {
   }
   if (joins.runs > 0) {
     console.log(`join branch in ${joins.runs} runs (${[...joins.byKind].map(([k, n]) => `${k} ${n}`).join(", ")}): ${joins.records} records, ${joins.rows} expected rows, each committed exactly once`);
+  }
+  if (asyncIo.runs > 0) {
+    const x = asyncIo;
+    console.log(
+      `async branch in ${x.runs} runs (ordered ${x.ordered}, unordered ${x.runs - x.ordered}): ${x.records} records, ${x.requests} requests (${x.retries} retries), ${x.timeouts} timed out, ${x.deadLetters} dead letters, ${x.overtaking} results overtook (unordered); ${x.requestedAgain} records taken again after a failover (in ${x.runsRequestedAgain} runs), ${x.restoredInFlight} restored in flight (in ${x.runsRestoredInFlight} runs)`,
+    );
   }
   console.log(`faults by kind: ${[...faults].sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k}=${v}`).join(" ")}`);
   console.log(`time: ${(elapsed / 1000).toFixed(1)} s, ${(wallMs / Math.max(1, runs)).toFixed(1)} ms per seed`);

@@ -22,6 +22,8 @@ import type { TableRowWrite } from "../../src/runtime/table-partition.js";
 import { WatermarkStrategy } from "../../src/time/watermark-strategy.js";
 import type { SubtaskPoint } from "./faults.js";
 import { type JRecord, type JoinRow, type JoinShape, joined } from "./join-job.js";
+import { ASYNC_DEAD, ASYNC_LOG, ASYNC_SOURCE, type AsyncRow, type AsyncShape, type QRecord, deadLetterId, enriched } from "./async-job.js";
+import type { DeadLetter } from "../../src/api/dead-letter.js";
 import { timersPerKey } from "./timer-job.js";
 import { type WRecord, type WindowRow, type WindowShape, rowKey, windowed } from "./window-job.js";
 
@@ -83,6 +85,8 @@ export interface JobShape {
   readonly windows?: WindowShape;
   /** The join branch (join-job.ts), with its two sources and their input; none: no two-input operator, as before. */
   readonly joins?: JoinShape;
+  /** The async I/O branch (async-job.ts), with its source, its input and its service; none: no async operator, as before. */
+  readonly async?: AsyncShape;
 }
 
 /** A watermark strategy of the run's sources. */
@@ -278,6 +282,18 @@ export function buildJob(shape: JobShape): JobDefinition {
       return j.source(tapped(def), { uid: `in-${side}`, parallelism: 1, watermarks });
     });
     joined(sides[0], sides[1], shape.joins).sink(tappedSink(logSink<JoinRow>("join-log", shape.tablePartitions, shape.sinkGuarantee, (r) => r.id)), { uid: "join-out" });
+  }
+  if (shape.async) {
+    const a = shape.async;
+    const input = a.input;
+    const def = shape.bounded
+      ? generatorSource<QRecord>({ partitions: a.partitions, count: input[0].length, seed: 51, make: (i, p) => input[p][i] })
+      : httpSource<QRecord>(ASYNC_SOURCE, { partitions: a.partitions });
+    const watermarks = a.watermarks ? WatermarkStrategy.forBoundedOutOfOrderness<QRecord>(a.watermarks.boundMs).withTimestampAssigner((r) => r.ts) : undefined;
+    const source = j.source(tapped(def), { uid: ASYNC_SOURCE, parallelism: a.sourceParallelism, watermarks });
+    const { rows, dead } = enriched(source, a);
+    rows.sink(tappedSink(logSink<AsyncRow>(ASYNC_LOG, shape.tablePartitions, shape.sinkGuarantee, (r) => r.id)), { uid: "async-out" });
+    dead?.sink(tappedSink(logSink<DeadLetter>(ASYNC_DEAD, shape.tablePartitions, shape.sinkGuarantee, deadLetterId)), { uid: "async-dead-out" });
   }
   return j;
 }

@@ -131,6 +131,10 @@ export function describeCall(method: string, args: unknown[]): string | null {
       return `cancel att=${args[0]}`;
     case "upsert":
       return `upsert writer=${args[1]} txn=${args[2]} rows=${(args[0] as unknown[]).length}`;
+    case "lookup": {
+      const r = a0 as { part: number; off: number; attempt: number; jobAttempt: number; sub: number };
+      return `lookup q${r.part}|${r.off} try=${r.attempt} att=${r.jobAttempt}`;
+    }
     case "ping":
     case "read":
     case "metrics":

@@ -19,6 +19,7 @@ import { FLUSH_TXN_MIN, type InRecord, type OutRecord, type Totals } from "./job
 import { checkTimers, timersComplete } from "./timer-oracle.js";
 import { watermarksBackwards } from "./watermark-invariant.js";
 import { checkJoins, joinsComplete } from "./join-oracle.js";
+import { asyncComplete, checkAsync } from "./async-oracle.js";
 import { checkWindows, windowsComplete } from "./window-oracle.js";
 import type { World } from "./world.js";
 
@@ -74,7 +75,7 @@ export class Progress {
         this.seen.add(recordId(out));
       }
     }
-    return this.seen.size >= this.expected.size && this.totalsAgree() && timersComplete(this.w, this.expected) && windowsComplete(this.w) && joinsComplete(this.w);
+    return this.seen.size >= this.expected.size && this.totalsAgree() && timersComplete(this.w, this.expected) && windowsComplete(this.w) && joinsComplete(this.w) && asyncComplete(this.w);
   }
 
   /** Whether every key's totals row holds the state of its last log row. */
@@ -237,6 +238,7 @@ export function checkRun(w: World, expected: Expected): Failure[] {
   limit("timers", checkTimers(w, expected));
   limit("windows", checkWindows(w));
   limit("joins", checkJoins(w));
+  limit("async", checkAsync(w));
   if (completed < 1) failures.push({ text: `checkpoints: none completed` });
   if (w.faults.total() < 1) failures.push({ text: `faults: none landed` });
   return failures;

@@ -3,15 +3,16 @@ import type { RunResult } from "./run.js";
 import { KNOWN_BUGS } from "./scenario.js";
 
 /** The replay command of a run. */
-export function replayCommand(r: Pick<RunResult, "seed" | "variant">, options: { known?: string; unaligned?: boolean; windows?: boolean; joins?: boolean } = {}): string {
+export function replayCommand(r: Pick<RunResult, "seed" | "variant">, options: { known?: string; unaligned?: boolean; windows?: boolean; joins?: boolean; async?: boolean } = {}): string {
+  const asyncIo = options.async === undefined ? "" : options.async ? "--async" : "--no-async";
   const joins = options.joins === undefined ? "" : options.joins ? "--joins" : "--no-joins";
   const windows = options.windows === undefined ? "" : options.windows ? "--windows" : "--no-windows";
-  const extra = [r.variant !== "none" ? `--variant ${r.variant}` : "", options.known ? `--known ${options.known}` : "", options.unaligned === false ? "--aligned" : "", windows, joins].filter(Boolean);
+  const extra = [r.variant !== "none" ? `--variant ${r.variant}` : "", options.known ? `--known ${options.known}` : "", options.unaligned === false ? "--aligned" : "", windows, joins, asyncIo].filter(Boolean);
   return `npm run sim -- --seed ${r.seed} --trace${extra.length > 0 ? ` ${extra.join(" ")}` : ""}`;
 }
 
 /** A failed run: what the oracle found, how to replay it, and the events leading to it. */
-export function describeFailure(r: RunResult, options: { known?: string; unaligned?: boolean; windows?: boolean; joins?: boolean } = {}): string {
+export function describeFailure(r: RunResult, options: { known?: string; unaligned?: boolean; windows?: boolean; joins?: boolean; async?: boolean } = {}): string {
   return [
     `seed ${r.seed} (${r.scenario})`,
     ...r.failures.slice(0, 8).map((f) => `  ${f}`),

@@ -9,6 +9,8 @@ import type { FaultKind } from "./faults.js";
 import { type InRecord, JOB, generated } from "./jobs.js";
 import { JOIN_APPEND_MAX, JOIN_FLUSH_KEY, JOIN_FLUSH_TS, type JRecord } from "./join-job.js";
 import { type JoinStats, joinStats, joinsComplete } from "./join-oracle.js";
+import { ASYNC_APPEND_MAX, ASYNC_SOURCE } from "./async-job.js";
+import { type AsyncStats, asyncStats } from "./async-oracle.js";
 import { Life } from "./loop.js";
 import { Expected, Progress, checkRun, leftovers } from "./oracle.js";
 import { Rng } from "./prng.js";
@@ -36,6 +38,8 @@ export interface RunOptions {
   readonly windows?: boolean;
   /** The join branch in every run (true), none (false), or drawn (default). */
   readonly joins?: boolean;
+  /** The async I/O branch in every run (true), none (false), or drawn (default). */
+  readonly async?: boolean;
   /** On failure, replay the seed to cut the trace at the first failure (default true). */
   readonly explain?: boolean;
   /** Virtual time allowed for quiescence once faults stop (default 120 s). */
@@ -61,6 +65,8 @@ export interface RunResult {
   readonly windows?: WindowStats;
   /** What the join branch did, when the run had one. */
   readonly joins?: JoinStats;
+  /** What the async I/O branch did, when the run had one. */
+  readonly async?: AsyncStats;
   readonly events: number;
   readonly virtualMs: number;
   readonly wallMs: number;
@@ -153,6 +159,21 @@ function feed(w: World, s: Scenario): Expected {
       w.loop.at(Math.max(s.ingestEndMs, s.faultEndMs) + 500, flush);
     }
   }
+  // The async branch's source: each partition's records in order, a few at a time, over the same span.
+  if (j.async && !j.bounded) {
+    const ar = new Rng(s.seed).fork("async-input");
+    j.async.input.forEach((input, p) => {
+      const partition = w.streams.get(`stream:${ASYNC_SOURCE}/partition:${p}`)!;
+      let at = 0;
+      for (let off = 0; off < input.length; ) {
+        const n = Math.min(input.length - off, ar.range(1, ASYNC_APPEND_MAX));
+        const records = input.slice(off, off + n);
+        off += n;
+        at += ar.range(0, Math.max(1, Math.floor((2 * s.ingestEndMs) / Math.max(1, input.length / 3.5))));
+        w.loop.at(Math.min(at, s.ingestEndMs), () => partition.append(records));
+      }
+    });
+  }
   return expected;
 }
 
@@ -177,7 +198,7 @@ function excerpt(lines: readonly string[], firstFailureMs: number | null, n = 45
 export async function runSeed(seed: number, options: RunOptions = {}): Promise<RunResult> {
   const wallStart = performance.now();
   const variant = options.variant ?? "none";
-  const scenario = drawScenario(seed, variant, { knownBugs: options.knownBugs, unaligned: options.unaligned, windows: options.windows, joins: options.joins });
+  const scenario = drawScenario(seed, variant, { knownBugs: options.knownBugs, unaligned: options.unaligned, windows: options.windows, joins: options.joins, async: options.async });
   const w = new World(scenario, { fullTrace: options.fullTrace });
   const failures: string[] = [];
   let firstFailureMs: number | null = null;
@@ -313,6 +334,7 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<R
     restarts: job.restarts,
     windows: windowStats(w),
     joins: joinStats(w),
+    async: asyncStats(w),
     events: w.loop.events,
     virtualMs: w.loop.now(),
     wallMs: performance.now() - wallStart,

@@ -10,6 +10,7 @@ import { type FaultRates, drawRates } from "./faults.js";
 import type { JobShape } from "./jobs.js";
 import { Rng } from "./prng.js";
 import { describeJoin, drawJoinShape } from "./join-job.js";
+import { describeAsync, drawAsyncShape } from "./async-job.js";
 import { describeWindows, drawWindowShape } from "./window-job.js";
 
 /**
@@ -87,6 +88,8 @@ export interface ScenarioOptions {
   readonly windows?: boolean;
   /** The join branch in every run (true), in none (false), or drawn in two runs of ten (default). */
   readonly joins?: boolean;
+  /** The async I/O branch in every run (true), in none (false), or drawn in two runs of ten (default). */
+  readonly async?: boolean;
 }
 
 /** Parses "A,D" or "all". */
@@ -170,6 +173,17 @@ export function drawScenario(seed: number, variant: Variant = "none", options: S
   if ((joins.chance(0.2) ? options.joins !== false : options.joins === true) && variant === "none") {
     (shape as { joins?: JobShape["joins"] }).joins = drawJoinShape(joins);
   }
+  // The async I/O branch (a source of its own, an async operator asking a simulated slow service) in two runs of ten, or as asked.
+  const asyncIo = rng.fork("async");
+  if ((asyncIo.chance(0.2) ? options.async !== false : options.async === true) && variant === "none") {
+    (shape as { async?: JobShape["async"] }).async = drawAsyncShape(asyncIo, { bounded });
+    // An aligned barrier reaches the async operator only once every record before it is in its queue: behind up to
+    // a few hundred records at one connection and a service that hangs, that takes seconds, and a shorter checkpoint
+    // timeout expires every checkpoint, for ever (as it would in Flink: a configuration error, not a fault). Not
+    // longer than the longest drawn otherwise: a coordinator reset during start() leaves the sources unstarted until
+    // tolerable + 1 checkpoints expired (README, bug G), which must fit in the time the run allows to quiesce.
+    shape.checkpoint.timeoutMs = Math.max(shape.checkpoint.timeoutMs ?? 0, 10_000);
+  }
   const rates = drawRates(rng.fork("rates"));
   // Every run lands at least one reset.
   rates.randomResets = Math.max(1, rates.randomResets);
@@ -215,6 +229,7 @@ export function describeScenario(s: Scenario): string {
     ...(j.timers ? [`timers p=${j.timers.parallelism}`] : []),
     ...(j.windows ? [describeWindows(j.windows)] : []),
     ...(j.joins ? [describeJoin(j.joins)] : []),
+    ...(j.async ? [describeAsync(j.async)] : []),
     `faults ${s.faultyStart ? "0" : s.faultStartMs}-${s.faultEndMs}ms budget=${s.rates.resetBudget}`,
     ...(s.knownBugs.size > 0 ? [`known=${[...s.knownBugs].join("")}`] : []),
   ].join(" ");

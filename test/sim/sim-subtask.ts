@@ -98,6 +98,7 @@ export class SimSubtask implements Callee {
       this.w.signature("older-checkpoint-restored", `${short}: attempt ${d.attempt} restores ${d.restore ? `checkpoint ${d.restore.checkpointId}` : "nothing"} though checkpoint ${latest} completed`);
     }
     this.deployed.add(d.attempt);
+    this.w.observeDeploy(d);
     // The window oracle asks where its source restarted: its watermark starts afresh there (known bug W).
     if (short.startsWith("in-w/")) this.w.windowSourceRestores.push({ atMs: this.w.loop.now(), attempt: d.attempt, offset: Object.values(d.restore?.sources["in-w"] ?? {})[0] ?? 0 });
   }

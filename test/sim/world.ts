@@ -17,6 +17,9 @@ import { Rng } from "./prng.js";
 import { FakeR2 } from "./r2.js";
 import type { Scenario, Signature } from "./scenario.js";
 import { type AppliedWrite, SimStreamPartition, SimTablePartition } from "./services.js";
+import { type AsyncRestoreNote, noteAsyncDeploy } from "./async-oracle.js";
+import { Connections, SERVICE, SimLookupService, lookupClient } from "./async-service.js";
+import type { SubtaskDeployment } from "../../src/runtime/messages.js";
 import { SimCoordinator } from "./sim-coordinator.js";
 import { SimSubtask } from "./sim-subtask.js";
 import { Trace } from "./trace.js";
@@ -48,6 +51,12 @@ export class World {
   readonly failovers: string[] = [];
   /** Where each deploy of the window branch's source (in-w) began reading: 0 without a restore. */
   readonly windowSourceRestores: { atMs: number; attempt: number; offset: number }[] = [];
+  /** The async branch's slow service, when the run has the branch. */
+  readonly asyncService: SimLookupService | undefined;
+  /** What each deploy of the async branch's source and operator restored (the async oracle's entitlements). */
+  readonly asyncRestores: AsyncRestoreNote[] = [];
+  /** The async function's connections to the service, per subtask incarnation. */
+  readonly asyncConnections = new Connections();
   private readonly faultRng: Rng;
 
   constructor(readonly scenario: Scenario, options: { fullTrace?: boolean } = {}) {
@@ -75,11 +84,14 @@ export class World {
       }
     }
     this.coordinator = new SimCoordinator(this, coordinatorName(JOB));
+    const asyncShape = scenario.shape.async;
+    this.asyncService = asyncShape ? new SimLookupService(this.loop, this.rng.fork("async-service"), asyncShape, this.trace) : undefined;
   }
 
   /** The current incarnation of the object named `name` (Durable Objects exist once addressed). */
   object(name: string): Callee | undefined {
     if (name === this.coordinator.name) return this.coordinator;
+    if (name === SERVICE) return this.asyncService;
     const s = this.subtasks.get(name);
     if (s) return s;
     if (SUBTASK.test(name)) {
@@ -118,6 +130,7 @@ export class World {
       },
       CHECKPOINTS: this.r2.bucket(caller),
       SIM: hooks,
+      ...(this.asyncService ? { ASYNC_SERVICE: lookupClient(this.net, caller, this.asyncConnections) } : {}),
     };
   }
 
@@ -126,6 +139,13 @@ export class World {
     if (this.signatures.has(name)) return;
     this.signatures.set(name, { atMs: this.loop.now(), what });
     this.trace.log("bug", `${name.length === 1 ? `signature of known bug ${name}` : name}: ${what}`);
+  }
+
+  /** A subtask is deployed: what it restores, if it is the async branch's source or operator. */
+  observeDeploy(d: SubtaskDeployment): void {
+    if (!this.asyncService) return;
+    const note = noteAsyncDeploy(d, this.r2, this.loop.now());
+    if (note) this.asyncRestores.push(note);
   }
 
   currentAttempt(): number {
