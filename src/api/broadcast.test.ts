@@ -1,12 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { buildPlan } from "../graph/plan.js";
 import { coInputs } from "../runtime/batch-encoding.js";
-import { OperatorChain } from "../runtime/operator-chain.js";
 import { JobDefinitionError } from "../errors.js";
 import { type JobDefinition, job } from "./job.js";
 import { mapState, stateTtl, valueState } from "./state.js";
-import type { BroadcastProcessFunction, KeyedBroadcastProcessFunction, SinkWriter } from "./types.js";
-import { fakeSink, fakeSource } from "../../test/support/plan-fixtures.js";
+import type { BroadcastProcessFunction, KeyedBroadcastProcessFunction } from "./types.js";
+import { chainOf, fakeSink, fakeSource } from "../../test/support/plan-fixtures.js";
 
 interface Click {
   user: string;
@@ -51,19 +50,6 @@ function rulesJob(): JobDefinition {
     .process(limitClicks, { uid: "limit", parallelism: 3 })
     .sink(sink, { uid: "out" });
   return j;
-}
-
-function chainOf(j: JobDefinition, uid: string, out: unknown[]): OperatorChain {
-  const plan = buildPlan(j);
-  const v = plan.vertices.find((x) => x.uids.includes(uid))!;
-  return new OperatorChain(j, v, {
-    subtaskIndex: 0,
-    maxParallelism: plan.maxParallelism,
-    emit: (x) => out.push(x),
-    currentWatermarkMs: () => 0,
-    now: () => 0,
-    createSinkWriter: () => ({ write: (x: unknown) => void out.push(x) }) as unknown as SinkWriter,
-  });
 }
 
 describe("broadcast state", () => {

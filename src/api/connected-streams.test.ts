@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { chainOf } from "../../test/support/plan-fixtures.js";
 import { buildPlan } from "../graph/plan.js";
 import { coInputs } from "../runtime/batch-encoding.js";
-import { OperatorChain } from "../runtime/operator-chain.js";
 import { JobDefinitionError } from "../errors.js";
 import { type JobDefinition, job } from "./job.js";
 import { valueState } from "./state.js";
@@ -87,14 +87,7 @@ describe("connected streams", () => {
     const v = plan.vertices.find((x) => x.uids.includes("enrich"))!;
     let watermark = Number.NEGATIVE_INFINITY;
     const out: unknown[] = [];
-    const chain = new OperatorChain(j, v, {
-      subtaskIndex: 0,
-      maxParallelism: plan.maxParallelism,
-      emit: (x) => out.push(x),
-      currentWatermarkMs: () => watermark,
-      now: () => 0,
-      createSinkWriter: () => ({ write: (x: unknown) => void out.push(x) }) as unknown as SinkWriter,
-    });
+    const chain = chainOf(j, v.uids[0], out, () => watermark);
     chain.push("ada", { user: "ada", url: "/a", ts: 100 }, 100, 1);
     chain.push("bob", { user: "bob", url: "/b", ts: 200 }, 200, 1);
     expect(out).toEqual([]);
@@ -118,14 +111,7 @@ describe("connected streams", () => {
     const v = plan.vertices.find((x) => x.uids.includes("both"))!;
     expect(v.keyed).toBe(false);
     const out: unknown[] = [];
-    const chain = new OperatorChain(j, v, {
-      subtaskIndex: 0,
-      maxParallelism: plan.maxParallelism,
-      emit: (x) => out.push(x),
-      currentWatermarkMs: () => 0,
-      now: () => 0,
-      createSinkWriter: () => ({ write: (x: unknown) => void out.push(x) }) as unknown as SinkWriter,
-    });
+    const chain = chainOf(j, v.uids[0], out, () => 0);
     chain.push(null, { user: "a", url: "/x", ts: 0 }, undefined, 1);
     chain.push(null, { id: "a", name: "A" }, undefined, 2);
     expect(out).toEqual(["click /x", "profile a"]);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { chainOf } from "../../test/support/plan-fixtures.js";
 import { buildPlan } from "../graph/plan.js";
-import { OperatorChain } from "../runtime/operator-chain.js";
 import { WatermarkStrategy } from "../time/watermark-strategy.js";
 import { TumblingEventTimeWindows } from "../window/assigners.js";
 import { job } from "./job.js";
@@ -39,14 +39,7 @@ describe("window join", () => {
     expect(v.inputs.map((i) => i.partitioner)).toEqual(["hash", "hash"]);
     let watermark = Number.NEGATIVE_INFINITY;
     const out: unknown[] = [];
-    const chain = new OperatorChain(j, v, {
-      subtaskIndex: 0,
-      maxParallelism: plan.maxParallelism,
-      emit: (x) => out.push(x),
-      currentWatermarkMs: () => watermark,
-      now: () => 0,
-      createSinkWriter: () => ({ write: (x: unknown) => void out.push(x) }) as unknown as SinkWriter,
-    });
+    const chain = chainOf(j, v.uids[0], out, () => watermark);
     // What the two tagging maps upstream send: each side's element with its side.
     const push = (side: 1 | 2, e: Ev) => chain.push(e.k, { side, value: e }, e.ts);
     push(1, { k: "x", ts: 10, id: "a1" });

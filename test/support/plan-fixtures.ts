@@ -3,8 +3,11 @@
  * anything: a source and a sink that are never read or written, and a
  * keyed counter.
  */
+import type { JobDefinition } from "../../src/api/job.js";
 import { valueState } from "../../src/api/state.js";
-import type { KeyedProcessFunction, SinkDefinition, SourceDefinition } from "../../src/api/types.js";
+import type { KeyedProcessFunction, SinkDefinition, SinkWriter, SourceDefinition } from "../../src/api/types.js";
+import { buildPlan } from "../../src/graph/plan.js";
+import { OperatorChain } from "../../src/runtime/operator-chain.js";
 
 export interface Click {
   user: string;
@@ -40,3 +43,21 @@ export const counter: KeyedProcessFunction<string, Click, number> = {
   state: [count],
   processElement: (_v, ctx, out) => out.collect(ctx.getState(count).value() ?? 0),
 };
+
+/**
+ * Subtask 0's operator chain of the vertex holding `uid`, run alone: what it
+ * emits and what its sinks write go to `out`; the watermark is what
+ * `watermark()` answers (default: none yet).
+ */
+export function chainOf(j: JobDefinition, uid: string, out: unknown[], watermark: () => number = () => Number.NEGATIVE_INFINITY): OperatorChain {
+  const plan = buildPlan(j);
+  const v = plan.vertices.find((x) => x.uids.includes(uid))!;
+  return new OperatorChain(j, v, {
+    subtaskIndex: 0,
+    maxParallelism: plan.maxParallelism,
+    emit: (x) => out.push(x),
+    currentWatermarkMs: watermark,
+    now: () => 0,
+    createSinkWriter: () => ({ write: (x: unknown) => void out.push(x) }) as unknown as SinkWriter,
+  });
+}
