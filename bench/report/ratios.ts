@@ -12,6 +12,15 @@ import type { BenchResult } from "../workloads/common.js";
 
 const ratio = (a: unknown, b: unknown) => (typeof a === "number" && typeof b === "number" && b > 0 ? Math.round((a / b) * 1000) / 1000 : null);
 
+/** The ratios every event-time throughput workload reports (windows, timers, the interval join). */
+const eventTimeRatios = (f: BenchResult, k: BenchResult) => ({
+  throughput_ratio: ratio(f.events_per_s, k.events_per_s),
+  steady_throughput_ratio: ratio(f.steady_events_per_s, k.steady_events_per_s),
+  steady_mean_throughput_ratio: ratio(f.steady_mean_events_per_s, k.steady_mean_events_per_s),
+  checkpoint_duration_p50_ratio: ratio(f.checkpoint_ms_p50, k.checkpoint_ms_p50),
+  checkpoint_duration_max_ratio: ratio(f.checkpoint_ms_max, k.checkpoint_ms_max),
+});
+
 /** The core mode of a result line; lines from before the modes existed ran on the whole machine. */
 const coresOf = (r: BenchResult) => String(r.cores ?? "all");
 
@@ -74,11 +83,7 @@ export function ratios(results: readonly BenchResult[]): BenchResult[] {
         )) {
           out.push(
             line(f, k, {
-              throughput_ratio: ratio(f.events_per_s, k.events_per_s),
-              steady_throughput_ratio: ratio(f.steady_events_per_s, k.steady_events_per_s),
-              steady_mean_throughput_ratio: ratio(f.steady_mean_events_per_s, k.steady_mean_events_per_s),
-              checkpoint_duration_p50_ratio: ratio(f.checkpoint_ms_p50, k.checkpoint_ms_p50),
-              checkpoint_duration_max_ratio: ratio(f.checkpoint_ms_max, k.checkpoint_ms_max),
+              ...eventTimeRatios(f, k),
               fire_latency_p50_ratio: ratio(f.fire_ms_p50, k.fire_ms_p50),
               fire_latency_p90_ratio: ratio(f.fire_ms_p90, k.fire_ms_p90),
               fire_latency_max_ratio: ratio(f.fire_ms_max, k.fire_ms_max),
@@ -98,13 +103,7 @@ export function ratios(results: readonly BenchResult[]): BenchResult[] {
             comparable(f, x),
         )) {
           out.push(
-            line(f, k, {
-              throughput_ratio: ratio(f.events_per_s, k.events_per_s),
-              steady_throughput_ratio: ratio(f.steady_events_per_s, k.steady_events_per_s),
-              steady_mean_throughput_ratio: ratio(f.steady_mean_events_per_s, k.steady_mean_events_per_s),
-              checkpoint_duration_p50_ratio: ratio(f.checkpoint_ms_p50, k.checkpoint_ms_p50),
-              checkpoint_duration_max_ratio: ratio(f.checkpoint_ms_max, k.checkpoint_ms_max),
-            }),
+            line(f, k, eventTimeRatios(f, k)),
           );
         }
         break;
