@@ -1,8 +1,9 @@
 /**
  * The oracle of the async I/O branch (async-job.ts). It reads the committed
  * rows of `async-log` and `async-dead` in the order the table partitions
- * applied them, the service's log of the requests it saw
- * (async-service.ts), and what each deploy of the branch's subtasks
+ * applied them, the requests the function sent (async-service.ts:
+ * the service saw those the network did not drop, so what holds for the
+ * requests sent holds for the service's log), and what each deploy of the branch's subtasks
  * restored ({@link noteAsyncDeploy}: the checkpoint's records in flight in
  * the async operator, its in-flight channel data, the source's offsets):
  *
@@ -22,7 +23,7 @@
  * - **watermarks**: no result reaches the counter at or behind its
  *   watermark (`async late:`): the operator never lets a watermark overtake
  *   a record it came after (unordered: never across a watermark);
- * - **requests** (what the service saw; `attempt` is the record's attempt
+ * - **requests** (as sent; `attempt` is the record's attempt
  *   in one operator instance, so attempt 1 is a record taken into the
  *   operator): a record is taken at most once per job attempt
  *   (`async request twice:`), and job attempt a takes a record only if
@@ -226,10 +227,13 @@ function restoredBy(w: World, attempt: number): Map<number, Set<string>> {
   return out;
 }
 
-/** First requests (a record taken into an operator instance) per record and job attempt: sub and time of each. */
+/**
+ * First requests (a record taken into an operator instance) per record and job attempt: sub and time of each. As the
+ * function sent them: the service saw those the network did not drop, so what holds for these holds for its log.
+ */
 function firstRequests(w: World): Map<string, Map<number, { sub: number; atMs: number }[]>> {
   const out = new Map<string, Map<number, { sub: number; atMs: number }[]>>();
-  for (const e of w.asyncService?.log ?? []) {
+  for (const e of w.asyncCalls.sent) {
     if (e.attempt !== 1) continue;
     const id = qid(e);
     let m = out.get(id);
@@ -247,7 +251,7 @@ export function asyncComplete(w: World): boolean {
   for (const [id, r] of c.records) if (resultCount(r) > 0 && !complete(c, id)) return false;
   const restored = restoredBy(w, w.currentAttempt());
   if (restored.size === 0) return true;
-  const asked = new Set((w.asyncService?.log ?? []).filter((e) => e.attempt === 1 && e.jobAttempt === w.currentAttempt()).map((e) => `${e.sub}/${qid(e)}`));
+  const asked = new Set(w.asyncCalls.sent.filter((e) => e.attempt === 1 && e.jobAttempt === w.currentAttempt()).map((e) => `${e.sub}/${qid(e)}`));
   for (const [sub, ids] of restored) for (const id of ids) if (!asked.has(`${sub}/${id}`)) return false;
   return true;
 }
@@ -382,11 +386,11 @@ export function checkAsync(w: World): Failure[] {
   }
   // Connections: never more open at once than the operator allows (at most the platform's 6 per invocation).
   const allowed = shape.maxConcurrentRequests ?? Math.min(shape.capacity, 6);
-  for (const [who, max] of w.asyncConnections.max) {
+  for (const [who, max] of w.asyncCalls.max) {
     if (max > allowed) failures.push({ text: `async connections: ${who} had ${max} requests open at once, the operator allows ${allowed}` });
   }
   const final = w.currentAttempt();
-  const asked = new Set((w.asyncService?.log ?? []).filter((e) => e.attempt === 1 && e.jobAttempt === final).map((e) => `${e.sub}/${qid(e)}`));
+  const asked = new Set(w.asyncCalls.sent.filter((e) => e.attempt === 1 && e.jobAttempt === final).map((e) => `${e.sub}/${qid(e)}`));
   for (const [sub, ids] of restoredBy(w, final)) {
     const missing = [...ids].filter((id) => !asked.has(`${sub}/${id}`));
     if (missing.length > 0) failures.push({ text: `async not requested again: the last attempt (${final}) restored ${missing.length} records in flight towards async subtask ${sub} and never requested ${missing.slice(0, 8).join(", ")}` });

@@ -17,8 +17,10 @@
  * the record ({@link answerOf}). Everything runs on the virtual clock, so a
  * seed replays.
  *
- * The service keeps a log of every request it saw: the oracle asks it which
- * records were requested more than once, and by which job attempt.
+ * The service keeps a log of every request it saw, and the binding one of
+ * every request the function sent (a superset: the network drops some):
+ * the oracle asks the latter which records were requested more than once,
+ * and by which job attempt.
  */
 import { Life, type SimLoop } from "./loop.js";
 import type { Caller, Network } from "./network.js";
@@ -74,13 +76,14 @@ export class SimLookupService {
  * at once with the signal's reason, as `fetch` does, and the answer that
  * comes later is dropped.
  */
-export function lookupClient(net: Network, caller: Caller, connections: Connections): LookupClient {
+export function lookupClient(net: Network, caller: Caller, calls: LookupCalls, now: () => number): LookupClient {
   const key = `${caller.name}#${caller.life.incarnation}`;
   return {
     lookup(request, signal) {
       if (signal.aborted) return Promise.reject(signal.reason);
+      calls.sent.push({ ...request, atMs: now() });
       const answer = net.call(net.channel(caller, SERVICE), "lookup", [request]) as Promise<{ value: number }>;
-      const close = connections.open(key);
+      const close = calls.open(key);
       return new Promise((resolve, reject) => {
         const onAbort = () => {
           close();
@@ -104,8 +107,15 @@ export function lookupClient(net: Network, caller: Caller, connections: Connecti
   };
 }
 
-/** Connections open at once per subtask incarnation (the platform allows 6 per invocation; the operator its maxConcurrentRequests). */
-export class Connections {
+/**
+ * The function's side of the traffic: every request it sent (the service
+ * sees those the network did not drop), and the connections open at once
+ * per subtask incarnation (the platform allows 6 per invocation; the
+ * operator its maxConcurrentRequests).
+ */
+export class LookupCalls {
+  /** Every request the function sent, in order. */
+  readonly sent: (LookupRequest & { readonly atMs: number })[] = [];
   private readonly openNow = new Map<string, number>();
   /** The most open at once, per incarnation (`<subtask>#<incarnation>`). */
   readonly max = new Map<string, number>();

@@ -18,7 +18,7 @@ import { FakeR2 } from "./r2.js";
 import type { Scenario, Signature } from "./scenario.js";
 import { type AppliedWrite, SimStreamPartition, SimTablePartition } from "./services.js";
 import { type AsyncRestoreNote, noteAsyncDeploy } from "./async-oracle.js";
-import { Connections, SERVICE, SimLookupService, lookupClient } from "./async-service.js";
+import { LookupCalls, SERVICE, SimLookupService, lookupClient } from "./async-service.js";
 import type { SubtaskDeployment } from "../../src/runtime/messages.js";
 import { SimCoordinator } from "./sim-coordinator.js";
 import { SimSubtask } from "./sim-subtask.js";
@@ -55,8 +55,8 @@ export class World {
   readonly asyncService: SimLookupService | undefined;
   /** What each deploy of the async branch's source and operator restored (the async oracle's entitlements). */
   readonly asyncRestores: AsyncRestoreNote[] = [];
-  /** The async function's connections to the service, per subtask incarnation. */
-  readonly asyncConnections = new Connections();
+  /** The async function's requests as it sent them, and its connections to the service per subtask incarnation. */
+  readonly asyncCalls = new LookupCalls();
   private readonly faultRng: Rng;
 
   constructor(readonly scenario: Scenario, options: { fullTrace?: boolean } = {}) {
@@ -130,7 +130,7 @@ export class World {
       },
       CHECKPOINTS: this.r2.bucket(caller),
       SIM: hooks,
-      ...(this.asyncService ? { ASYNC_SERVICE: lookupClient(this.net, caller, this.asyncConnections) } : {}),
+      ...(this.asyncService ? { ASYNC_SERVICE: lookupClient(this.net, caller, this.asyncCalls, () => this.loop.now()) } : {}),
     };
   }
 
