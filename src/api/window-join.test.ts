@@ -1,10 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { chainOf } from "../../test/support/plan-fixtures.js";
+import { chainOf, fakeSink, fakeSource } from "../../test/support/plan-fixtures.js";
 import { buildPlan } from "../graph/plan.js";
 import { WatermarkStrategy } from "../time/watermark-strategy.js";
 import { TumblingEventTimeWindows } from "../window/assigners.js";
 import { job } from "./job.js";
-import type { SinkWriter, SourceDefinition } from "./types.js";
 
 interface Ev {
   k: string;
@@ -12,16 +11,9 @@ interface Ev {
   id: string;
 }
 
-const source: SourceDefinition<Ev> = {
-  kind: "fake-source",
-  replayable: true,
-  defaultParallelism: 1,
-  createReader: () => {
-    throw new Error("not read by the chain");
-  },
-};
+const source = fakeSource<Ev>(1);
 const watermarks = WatermarkStrategy.forBoundedOutOfOrderness<Ev>(0).withTimestampAssigner((e) => e.ts);
-const sink = { kind: "s", createWriter: () => ({}) as SinkWriter };
+const sink = fakeSink();
 
 describe("window join", () => {
   it("joins each pair of one key and window, one element of each side, when the window fires", () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { fakeSink, fakeSource } from "../../test/support/plan-fixtures.js";
 import { type JobDefinition, job } from "../api/job.js";
-import type { SinkWriter, SourceDefinition } from "../api/types.js";
+import type { SinkWriter } from "../api/types.js";
 import { JobDefinitionError } from "../errors.js";
 import { buildPlan } from "../graph/plan.js";
 import { OperatorChain } from "../runtime/operator-chain.js";
@@ -12,14 +13,7 @@ interface Ev {
   id: string;
 }
 
-const source: SourceDefinition<Ev> = {
-  kind: "fake-source",
-  replayable: true,
-  defaultParallelism: 1,
-  createReader: () => {
-    throw new Error("not read by the chain");
-  },
-};
+const source = fakeSource<Ev>(1);
 const watermarks = WatermarkStrategy.forBoundedOutOfOrderness<Ev>(0).withTimestampAssigner((e) => e.ts);
 
 function joinJob(lower: number, upper: number, exclusive = false): JobDefinition {
@@ -30,7 +24,7 @@ function joinJob(lower: number, upper: number, exclusive = false): JobDefinition
   if (exclusive) joined = joined.lowerBoundExclusive().upperBoundExclusive();
   joined
     .process({ processElement: (l, r, ctx, out) => out.collect(`${l.id}+${r.id}@${ctx.timestamp}`) }, { uid: "join" })
-    .sink({ kind: "s", createWriter: () => ({}) as SinkWriter }, { uid: "out" });
+    .sink(fakeSink(), { uid: "out" });
   return j;
 }
 
@@ -121,7 +115,7 @@ describe("interval join", () => {
     const j = job("no-time");
     const a = j.source(source, { uid: "a" }).keyBy((e) => e.k);
     const b = j.source(source, { uid: "b", watermarks }).keyBy((e) => e.k);
-    a.intervalJoin(b).between(0, 10).process({ processElement: () => undefined }, { uid: "join" }).sink({ kind: "s", createWriter: () => ({}) as SinkWriter }, { uid: "out" });
+    a.intervalJoin(b).between(0, 10).process({ processElement: () => undefined }, { uid: "join" }).sink(fakeSink(), { uid: "out" });
     expect(() => buildPlan(j)).toThrow(/operator "join" \(interval join between 0 and 10 ms\) needs event time, but source "a" has no watermark strategy/);
   });
 });
