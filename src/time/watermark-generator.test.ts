@@ -65,6 +65,27 @@ describe("SourceWatermarks", () => {
     expect(w.poll()).toEqual({ watermarkMs: 6999, idle: false });
   });
 
+  it("reaches the same watermark when every partition went idle between two polls", () => {
+    let now = 0;
+    const w = new SourceWatermarks(bounded(0, 300), ["p/0", "p/1"], () => now, "src");
+    now = 100;
+    w.onBatch("p/0", recs(50_000));
+    // p/1 (never a record) is not idle yet: nothing goes out.
+    expect(w.poll()).toBeUndefined();
+    // A busy thread polls again only after both timeouts: p/1 went idle at 300, p/0 at 400.
+    now = 900;
+    expect(w.poll()).toEqual({ watermarkMs: 49_999, idle: true });
+    // The same as with a poll between the two timeouts.
+    now = 0;
+    const polled = new SourceWatermarks(bounded(0, 300), ["p/0", "p/1"], () => now, "src");
+    now = 100;
+    polled.onBatch("p/0", recs(50_000));
+    now = 350;
+    expect(polled.poll()).toEqual({ watermarkMs: 49_999, idle: false });
+    now = 900;
+    expect(polled.poll()).toEqual({ watermarkMs: 49_999, idle: true });
+  });
+
   it("is idle at once with no partition to read", () => {
     const w = new SourceWatermarks(bounded(0), [], () => 0, "src");
     expect(w.poll()).toEqual({ watermarkMs: NO_WATERMARK, idle: true });

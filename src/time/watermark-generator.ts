@@ -109,7 +109,16 @@ export class SourceWatermarks<T = unknown> {
     const nowMs = this.now();
     let min = Number.POSITIVE_INFINITY;
     let active = 0;
+    // The partitions that went idle last, and their minimum: what the output was just before they did.
+    let lastActiveMs = Number.NEGATIVE_INFINITY;
+    let lastMin = NO_WATERMARK;
     for (const p of this.partitions.values()) {
+      if (p.lastActiveMs > lastActiveMs) {
+        lastActiveMs = p.lastActiveMs;
+        lastMin = p.generator.watermarkMs;
+      } else if (p.lastActiveMs === lastActiveMs) {
+        lastMin = Math.min(lastMin, p.generator.watermarkMs);
+      }
       if (idleMs !== undefined && nowMs - p.lastActiveMs >= idleMs) continue;
       active++;
       min = Math.min(min, p.generator.watermarkMs);
@@ -117,7 +126,9 @@ export class SourceWatermarks<T = unknown> {
     // Never backwards: a partition back from idleness, behind the others, holds the output where it is; nor below
     // the restored watermark (the records after the restored offsets were behind it the first time too).
     const floor = Math.max(this.announced.watermarkMs, this.restoredMs);
-    if (active === 0) return { watermarkMs: floor, idle: true };
+    // All idle: the watermark the partitions reached before the last of them went idle, whether or not a poll
+    // fell between their timeouts (a busy thread may poll once after all of them; the output must not depend on it).
+    if (active === 0) return { watermarkMs: Math.max(floor, lastMin), idle: true };
     return { watermarkMs: Math.max(min, floor), idle: false };
   }
 
