@@ -26,7 +26,7 @@ function expectInvalid(layer: unknown, text: string, ...later: unknown[]): void 
 }
 
 describe("resolveCheckpointConfig defaults", () => {
-  it("fills Flink's defaults when nothing is set", () => {
+  it("fills the defaults when nothing is set (Flink's, but incremental: the image's runs go up as they are)", () => {
     expect(resolveCheckpointConfig()).toEqual({
       intervalMs: 0,
       mode: "exactly_once",
@@ -36,7 +36,7 @@ describe("resolveCheckpointConfig defaults", () => {
       tolerableFailures: 0,
       retained: 1,
       externalized: "retain_on_cancellation",
-      incremental: false,
+      incremental: true,
       fullEvery: 10,
       unaligned: false,
       alignedCheckpointTimeoutMs: 0,

@@ -39,8 +39,13 @@ const shape = {
   retained: integer(label("retained"), 1).default(1),
   /** What happens to retained checkpoints when a job is canceled. */
   externalized: externalized.default("retain_on_cancellation"),
-  /** Upload only state changed since the previous checkpoint. */
-  incremental: boolean(label("incremental")).default(false),
+  /**
+   * Upload only state changed since the previous checkpoint: with local
+   * recovery, the image's new runs (the others are referenced); without,
+   * a file of the changes extending a chain of state files. False: a full
+   * state file each time.
+   */
+  incremental: boolean(label("incremental")).default(true),
   /** Every this many checkpoints, an incremental chain is materialized in full. */
   fullEvery: integer(label("fullEvery"), 1).default(10),
   /** Unaligned checkpoints: barriers overtake buffered records, which are stored with the checkpoint. */

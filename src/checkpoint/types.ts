@@ -5,13 +5,33 @@
 import type { BroadcastSnapshot } from "../state/broadcast-state.js";
 
 /**
- * Where one operator's keyed state of one subtask lives in a checkpoint:
- * an ordered chain of files, a full snapshot followed by the increments
- * after it. Restoring applies them in order.
+ * One sorted run of the local image uploaded as a run file
+ * (src/state/runs/run-file.ts). Runs are shared: a checkpoint references
+ * every run its state is made of, and uploads only those no earlier
+ * checkpoint of the subtask uploaded (the run of its changes, and what a
+ * compaction merged since).
+ */
+export interface RunFileRef {
+  /** R2 key. */
+  readonly file: string;
+  /** The image's store it belongs to: the operator's states or its timers. */
+  readonly store: "states" | "timers";
+  readonly bytes: number;
+  readonly entries: number;
+}
+
+/**
+ * Where one operator's keyed state of one subtask lives in a checkpoint.
+ * Either an ordered chain of state files (a full snapshot followed by the
+ * increments after it; restoring applies them in order), or, with `runs`,
+ * the run files of the subtask's local image (newer runs win; restoring
+ * imports them as runs).
  */
 export interface KeyedStateHandle {
-  /** R2 keys, oldest first; the first is a full snapshot. */
+  /** R2 keys, oldest first; the first is a full snapshot. With `runs`, their files in the same order. */
   readonly files: readonly string[];
+  /** The state as sorted runs, oldest first within each store (absent: state files in the snapshot format). */
+  readonly runs?: readonly RunFileRef[];
   /** Key groups the files cover. */
   readonly keyGroups: { readonly start: number; readonly end: number };
   /** Bytes of all files (state size). */

@@ -28,7 +28,7 @@
  * is expired anyway.
  */
 import type { CheckpointConfig } from "../api/checkpoint-options.js";
-import type { KeyedStateHandle } from "../checkpoint/types.js";
+import type { KeyedStateHandle, RunFileRef } from "../checkpoint/types.js";
 import type { KeyGroupRange } from "../graph/key-groups.js";
 import { utf8Length } from "../storage/record-limits.js";
 import type { ChangeCapture, EntryKind, KeyedStateBackend, StateCapture } from "./keyed-state.js";
@@ -56,6 +56,13 @@ export interface SnapshotStore {
   markImage(checkpointId: number | null, keys?: Readonly<Record<string, number>>): void;
   /** Yields to other work between two turns of snapshot work (serializing a large file, writing the image). */
   pause(): Promise<void>;
+  /**
+   * The runs of operator `uid`'s local image as files of checkpoint
+   * `checkpointId`: uploads those not uploaded before, references the
+   * others. Called once the checkpoint's write-back is sealed. A store
+   * without it (tests of the file formats) keeps state files.
+   */
+  uploadRuns?(uid: string, checkpointId: number): Promise<{ readonly runs: RunFileRef[]; readonly uploadedBytes: number }>;
 }
 
 /** A checkpoint's changes on their way into the local image. */
@@ -82,6 +89,8 @@ interface PreparedOperator {
   readonly base: ChainState | null;
   /** Keys in the snapshot (a savepoint's: counted as its file is serialized, when it streams entries from the image). */
   entries: number;
+  /** The state goes up as the image's runs (the changes are sealed as one, then every live run is referenced). */
+  readonly runs?: boolean;
 }
 
 /** A snapshot after its synchronous part. */
@@ -128,6 +137,12 @@ export class KeyedSnapshotter {
   private readonly chains = new Map<string, ChainState>();
   private forceFull = false;
   private canceled = false;
+  /**
+   * A write-back failed while the task went on: the image misses changes
+   * that no longer count as dirty, so no later checkpoint may reference its
+   * runs. Each one fails until a restore replaces the task.
+   */
+  private imageFailed: string | undefined;
   private uploads: Promise<boolean> = Promise.resolve(true);
 
   constructor(
@@ -135,6 +150,15 @@ export class KeyedSnapshotter {
     private readonly config: Pick<CheckpointConfig, "incremental" | "fullEvery"> & { readonly localRecovery?: boolean },
     private readonly range: KeyGroupRange,
   ) {}
+
+  /**
+   * Whether checkpoints go up as the image's runs: with local recovery (the
+   * image holds every checkpoint's changes) unless `incremental` is false,
+   * which asks for a full state file at every checkpoint.
+   */
+  get usesRuns(): boolean {
+    return this.config.localRecovery !== false && this.config.incremental !== false && this.store.uploadRuns !== undefined;
+  }
 
   /** Sets the chains a restore started from, so that the next increments extend them. */
   restoredFrom(handles: Readonly<Record<string, KeyedStateHandle>>): void {
@@ -156,10 +180,16 @@ export class KeyedSnapshotter {
   prepare(checkpointId: number, backends: ReadonlyMap<string, KeyedStateBackend>, forceFull = false): PreparedSnapshot {
     const operators: PreparedOperator[] = [];
     let dependsOnEarlier = false;
+    const runs = this.usesRuns;
     for (const [uid, backend] of backends) {
       // Before the capture: what the cleanup removes goes into this checkpoint's changes.
       backend.cleanupExpired(TTL_CLEANUP_PER_CHECKPOINT);
       const changed = backend.captureChanges(this.range);
+      if (runs) {
+        // The changes only: what the image holds already is referenced, not copied.
+        operators.push({ uid, changed, file: null, chain: { files: [], bytes: 0, deltas: 0 }, base: null, entries: backend.size(), runs: true });
+        continue;
+      }
       const chain = this.chains.get(uid);
       const full = forceFull || this.forceFull || !this.config.incremental || !chain || chain.deltas + 1 >= this.config.fullEvery;
       let file: PreparedOperator["file"] = null;
@@ -212,6 +242,7 @@ export class KeyedSnapshotter {
     const done = (async (): Promise<CompletedSnapshot> => {
       const earlierOk = await earlier;
       if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
+      if (s.operators.some((op) => op.runs)) return this.uploadRuns(s);
       if (!earlierOk && s.dependsOnEarlier) {
         // The image must still get these changes: they were taken off the dirty list.
         if (this.writesImage(s)) await this.writeBack(s);
@@ -264,6 +295,32 @@ export class KeyedSnapshotter {
       },
     );
     return done;
+  }
+
+  /**
+   * A snapshot as runs: the changes sealed as the image's newest runs,
+   * then each operator's live runs uploaded where new and referenced.
+   */
+  private async uploadRuns(s: PreparedSnapshot): Promise<CompletedSnapshot> {
+    if (this.imageFailed) throw new Error(`snapshot ${s.checkpointId} cannot reference the local image: ${this.imageFailed}`);
+    try {
+      await this.writeBack(s);
+    } catch (e) {
+      if (!this.canceled) this.imageFailed = `the write-back of checkpoint ${s.checkpointId} failed (${(e as Error)?.message ?? e}); a restore is needed`;
+      throw e;
+    }
+    const handles: Record<string, KeyedStateHandle> = {};
+    let checkpointedBytes = 0;
+    let stateBytes = 0;
+    for (const op of s.operators) {
+      if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
+      const up = await this.store.uploadRuns!(op.uid, s.checkpointId);
+      const bytes = up.runs.reduce((n, r) => n + r.bytes, 0);
+      handles[op.uid] = { files: up.runs.map((r) => r.file), runs: up.runs, keyGroups: this.range, stateBytes: bytes, checkpointedBytes: up.uploadedBytes, entries: op.entries };
+      checkpointedBytes += up.uploadedBytes;
+      stateBytes += bytes;
+    }
+    return { handles, checkpointedBytes, stateBytes };
   }
 
   /** Whether snapshot `s` goes to the local image: checkpoints do when local recovery is on; savepoints never. */

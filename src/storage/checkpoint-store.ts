@@ -74,7 +74,15 @@ export class CheckpointStore {
     const operators = Object.fromEntries(
       Object.entries(m.operators).map(([uid, op]) => [
         uid,
-        { ...op, keyed: Object.fromEntries(Object.entries(op.keyed).map(([sub, h]) => [sub, { ...h, files: h.files.map((f) => copied.get(f) ?? f) }])) },
+        {
+          ...op,
+          keyed: Object.fromEntries(
+            Object.entries(op.keyed).map(([sub, h]) => [
+              sub,
+              { ...h, files: h.files.map((f) => copied.get(f) ?? f), ...(h.runs ? { runs: h.runs.map((r) => ({ ...r, file: copied.get(r.file) ?? r.file })) } : {}) },
+            ]),
+          ),
+        },
       ]),
     );
     const channels = m.channels && Object.fromEntries(Object.entries(m.channels).map(([sub, c]) => [sub, { ...c, file: copied.get(c.file) ?? c.file }]));

@@ -5,6 +5,8 @@
  *   <prefix>checkpoints/<job>/shared/<uid>/<subtask>/chk-<id>.state
  *                                                            keyed state written at checkpoint <id>
  *                                                            (shared: later incremental checkpoints reference it)
+ *   <prefix>checkpoints/<job>/shared/<uid>/<subtask>/chk-<id>.<store>-<run>.run
+ *                                                            a sorted run of the local image, first uploaded at <id>
  *
  * Keys are immutable: nothing is overwritten, so the latest checkpoint is
  * found by listing, never through a "latest" pointer (R2 allows about one
@@ -36,9 +38,18 @@ export function stateFileKey(prefix: string, job: string, uid: string, subtaskIn
   return `${sharedRoot(prefix, job)}${uid}/${subtaskIndex}/chk-${checkpointId}.state`;
 }
 
-/** Checkpoint id of a state file or metadata key, or null when the key is not one. */
+/**
+ * The file of a sorted run of one subtask's local image, uploaded first at
+ * checkpoint `checkpointId` (later checkpoints reference it while the run
+ * lives): `…/<uid>/<subtask>/chk-<id>.<store>-<run>.run`.
+ */
+export function runFileKey(prefix: string, job: string, uid: string, subtaskIndex: number, checkpointId: number, store: "states" | "timers", run: number): string {
+  return `${sharedRoot(prefix, job)}${uid}/${subtaskIndex}/chk-${checkpointId}.${store}-${run}.run`;
+}
+
+/** Checkpoint id of a state file, run file or metadata key, or null when the key is not one. */
 export function checkpointIdOfKey(key: string): number | null {
-  const m = /\/chk-(\d+)(?:\.state|\/_metadata)$/.exec(key);
+  const m = /\/chk-(\d+)(?:\.state|\.(?:states|timers)-\d+\.run|\/_metadata)$/.exec(key);
   return m ? Number(m[1]) : null;
 }
 

@@ -28,12 +28,24 @@
  * operator is `<uid>` + {@link TIMER_STORE_SUFFIX}), and
  *
  *   image_checkpoints (op, checkpoint_id) → key_group_start, key_group_end, keys
+ *   image_run_files   (op, run) → file, bytes, entries       a live run's file in R2, once uploaded
+ *
+ * **Run files.** A checkpoint's upload ({@link RunImage.uploadRuns})
+ * references every live run of an operator's stores, and uploads those
+ * without a file yet (the run of its changes, and what compactions
+ * merged since), RocksDB's incremental checkpoints on SQLite. A restore
+ * from R2 imports the files as runs ({@link RunImage.importRuns}), and
+ * remembers their files when it imported them whole. A local restore keeps
+ * only the files the restored checkpoint references: any other may have
+ * been deleted with the task that uploaded it.
  */
+import type { RunFileRef } from "../checkpoint/types.js";
 import type { KeyGroupRange } from "../graph/key-groups.js";
 import { hashKey } from "../graph/key-groups.js";
 import type { BackingRow, EntryKind, StateBacking } from "../state/keyed-state.js";
 import { BlockCache } from "../state/runs/block-cache.js";
 import type { EntryBatch } from "../state/runs/entry-batch.js";
+import { exportRun, importRunFile } from "../state/runs/run-file.js";
 import { createRunTables, type Pause, RunStore } from "../state/runs/run-store.js";
 import { decodeValue, decodeValueJson } from "../state/runs/value-codec.js";
 import type { EncodedEntry, SnapshotEntry } from "../state/snapshot-format.js";
@@ -76,7 +88,27 @@ export const DEFAULT_IMAGE_CACHE_BYTES = 4 * 1024 * 1024;
 const TABLES = [
   `CREATE TABLE IF NOT EXISTS image_checkpoints (op TEXT NOT NULL, checkpoint_id INTEGER NOT NULL,
     key_group_start INTEGER NOT NULL, key_group_end INTEGER NOT NULL, keys INTEGER NOT NULL, PRIMARY KEY (op, checkpoint_id))`,
+  `CREATE TABLE IF NOT EXISTS image_run_files (op TEXT NOT NULL, run INTEGER NOT NULL, file TEXT NOT NULL, bytes INTEGER NOT NULL,
+    entries INTEGER NOT NULL, PRIMARY KEY (op, run))`,
 ];
+
+/** The two stores of an operator, by the name a {@link RunFileRef} gives them. */
+const STORES = ["states", "timers"] as const;
+
+/** Where the run files of a checkpoint's upload go, and how they are written. */
+export interface RunUploader {
+  /** The R2 key of run `run` of `store`, first uploaded now. */
+  key(store: RunFileRef["store"], run: number): string;
+  /** Stores a file given as parts (joined, they are the file); resolves when it is durable. */
+  put(key: string, parts: readonly Uint8Array[]): Promise<void>;
+}
+
+/** What a checkpoint's runs are, and what its upload added. */
+export interface UploadedRuns {
+  readonly runs: RunFileRef[];
+  /** Bytes uploaded by this call (files new since the last upload). */
+  readonly uploadedBytes: number;
+}
 
 /** Options of a {@link RunImage}. */
 export interface RunImageOptions {
@@ -252,7 +284,7 @@ export class RunImage {
    * and returns its number of keys; else undefined (restore from R2).
    * Call {@link halt} first.
    */
-  localRestore(uid: string, checkpointId: number, range: KeyGroupRange): number | undefined {
+  localRestore(uid: string, checkpointId: number, range: KeyGroupRange, files: readonly string[] = []): number | undefined {
     const row = this.sql
       .exec<{ keys: number }>(
         `SELECT keys FROM image_checkpoints WHERE op = ? AND checkpoint_id = ? AND key_group_start = ? AND key_group_end = ?`,
@@ -267,6 +299,14 @@ export class RunImage {
     if (!op.states.canRestoreTo(checkpointId) || !op.timers.canRestoreTo(checkpointId)) return undefined;
     op.states.dropAbove(checkpointId);
     op.timers.dropAbove(checkpointId);
+    // Only the restored checkpoint's files are sure to exist: another may have been deleted with the task that wrote it.
+    const kept = new Set(files);
+    for (const store of [op.states, op.timers]) {
+      for (const r of this.sql.exec<{ run: number; file: string }>(`SELECT run, file FROM image_run_files WHERE op = ?`, store.uid).toArray()) {
+        if (!kept.has(r.file)) this.sql.exec(`DELETE FROM image_run_files WHERE op = ? AND run = ?`, store.uid, r.run);
+      }
+    }
+    this.pruneRunFiles();
     return row.keys;
   }
 
@@ -278,6 +318,7 @@ export class RunImage {
     op.states.clear();
     op.timers.clear();
     this.sql.exec(`DELETE FROM image_checkpoints WHERE op = ?`, uid);
+    this.pruneRunFiles();
   }
 
   /** Drops every operator's state and rows. Call {@link halt} first. */
@@ -287,6 +328,7 @@ export class RunImage {
       op.timers.clear();
     }
     this.sql.exec(`DELETE FROM image_checkpoints`);
+    this.sql.exec(`DELETE FROM image_run_files`);
   }
 
   /** Writes a restore of operator `uid` (cleared first) from R2 as runs of checkpoint `checkpointId`. */
@@ -317,6 +359,89 @@ export class RunImage {
           })(),
         ),
     };
+  }
+
+  // ---- run files ----
+
+  /**
+   * The runs operator `uid`'s state is made of now, as files: those
+   * uploaded before are referenced, the others exported and uploaded
+   * (`pause` between two pages of an export). Take it after a checkpoint's
+   * runs were sealed and before the next one's are: the live runs then
+   * hold exactly that checkpoint (a compaction meanwhile changes the runs,
+   * not what they hold).
+   */
+  async uploadRuns(uid: string, uploader: RunUploader, pause: Pause): Promise<UploadedRuns> {
+    const op = this.operator(uid);
+    // One instant: the list of live runs and their files.
+    const listed = STORES.map((name) => {
+      const store = op[name === "states" ? "states" : "timers"];
+      const files = new Map(
+        this.sql
+          .exec<{ run: number; file: string; bytes: number; entries: number }>(`SELECT run, file, bytes, entries FROM image_run_files WHERE op = ?`, store.uid)
+          .toArray()
+          .map((r) => [r.run, r]),
+      );
+      return { name, store, runs: store.runs().map((r) => ({ run: r, file: files.get(r.id) })) };
+    });
+    const leases = listed.flatMap(({ store, runs }) => runs.filter((r) => !r.file).map((r) => store.lease(r.run.id).release));
+    const refs: RunFileRef[] = [];
+    let uploadedBytes = 0;
+    try {
+      for (const { name, store, runs } of listed) {
+        for (const { run, file } of runs) {
+          if (file) {
+            refs.push({ file: file.file, store: name, bytes: file.bytes, entries: file.entries });
+            continue;
+          }
+          const parts: Uint8Array[] = [];
+          let bytes = 0;
+          for (const part of exportRun(store, run.id)) {
+            parts.push(part);
+            bytes += part.length;
+            if (parts.length % 64 === 0) await pause();
+          }
+          const key = uploader.key(name, run.id);
+          await uploader.put(key, parts);
+          uploadedBytes += bytes;
+          // Still live: remembered, so that the next checkpoint references it. (Gone: a compaction merged it meanwhile.)
+          if (store.runs().some((r) => r.id === run.id)) {
+            this.sql.exec(`INSERT OR REPLACE INTO image_run_files VALUES (?, ?, ?, ?, ?)`, store.uid, run.id, key, bytes, run.entries);
+          }
+          refs.push({ file: key, store: name, bytes, entries: run.entries });
+        }
+      }
+    } finally {
+      for (const release of leases) release();
+    }
+    return { runs: refs, uploadedBytes };
+  }
+
+  /**
+   * Imports run files of a checkpoint into operator `uid`'s stores
+   * (cleared first) as runs of `checkpointId`, in the order given (newer
+   * last), keeping only key groups `range`. A file whose key groups
+   * `fileRange` lie within `range` goes in whole and is remembered as its
+   * run's file.
+   */
+  async importRuns(uid: string, checkpointId: number, refs: readonly RunFileRef[], fileRange: KeyGroupRange, range: KeyGroupRange, fetch: (file: string) => Promise<Uint8Array>, pause: Pause): Promise<void> {
+    const op = this.operator(uid);
+    const whole = fileRange.start >= range.start && fileRange.end <= range.end;
+    for (const ref of refs) {
+      const store = ref.store === "timers" ? op.timers : op.states;
+      const bytes = await fetch(ref.file);
+      const run = await this.track(
+        importRunFile(store, bytes, pause, { epoch: checkpointId, ...(whole ? {} : { keyGroupStart: range.start, keyGroupEnd: range.end }) }),
+      );
+      if (run && whole) this.sql.exec(`INSERT OR REPLACE INTO image_run_files VALUES (?, ?, ?, ?, ?)`, store.uid, run.id, ref.file, ref.bytes, ref.entries);
+    }
+  }
+
+  /** Forgets the files of runs no longer live (compacted away, dropped, cleared). */
+  private pruneRunFiles(): void {
+    this.sql.exec(
+      `DELETE FROM image_run_files WHERE NOT EXISTS (SELECT 1 FROM state_runs r WHERE r.op = image_run_files.op AND r.run = image_run_files.run AND r.live = 1)`,
+    );
   }
 
   /** Counts operator `uid`'s keys (every state's and timers' entries), in turns (a rescaled restore's). */
@@ -477,6 +602,7 @@ export class RunImage {
    * prunes its rows).
    */
   private pruneRows(): void {
+    this.pruneRunFiles();
     const rows = this.sql.exec<{ op: string; checkpoint_id: number }>(`SELECT op, checkpoint_id FROM image_checkpoints ORDER BY op, checkpoint_id DESC`).toArray();
     let op = "";
     let kept = 0;

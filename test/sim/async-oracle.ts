@@ -91,7 +91,7 @@ export function noteAsyncDeploy(d: SubtaskDeployment, r2: FakeR2, atMs: number):
     const stored = r2.objects.get(spec.channelState.file);
     // The checkpoint is retained while a deploy restores it; a missing file fails that restore (nothing is requested).
     if (stored) {
-      const file = decodeChannelState(stored.body);
+      const file = decodeChannelState(new TextDecoder().decode(stored.body));
       for (const batches of Object.values(file.inputs)) {
         for (const text of batches) {
           const e = fromInFlight(text);

@@ -1,7 +1,7 @@
 /**
  * A fake R2 bucket: the subset the engine uses (put with
- * `onlyIf: { etagDoesNotMatch: "*" }`, get with `.text()` and a streamed
- * `.body`, head, paged list, delete), with latency, errors and slow writes.
+ * `onlyIf: { etagDoesNotMatch: "*" }`, get with `.text()`, `.arrayBuffer()`
+ * and a streamed `.body`, head, paged list, delete), with latency, errors and slow writes.
  *
  * R2 is outside the objects: a request that was sent lands even if its
  * caller is reset meanwhile (only the caller's continuation is lost). An
@@ -15,7 +15,8 @@ import type { Rng } from "./prng.js";
 import type { Trace } from "./trace.js";
 
 interface Stored {
-  readonly body: string;
+  /** The object's bytes (state files are text, run files binary). */
+  readonly body: Uint8Array;
   readonly etag: string;
   readonly uploadedMs: number;
 }
@@ -48,7 +49,7 @@ export class FakeR2 {
     };
     const bucket = {
       put: (key: string, value: unknown, options?: { onlyIf?: { etagDoesNotMatch?: string } }) => {
-        const body = toText(value);
+        const body = toBytes(value);
         return op("put", key, () => {
           if (options?.onlyIf?.etagDoesNotMatch === "*" && this.objects.has(key)) return null;
           const stored: Stored = { body, etag: `e${++this.etags}`, uploadedMs: this.loop.now() };
@@ -120,7 +121,7 @@ export class FakeR2 {
 
   /** A got object: its text at once, or its body as a stream of byte chunks that arrive over time. */
   private objectBody(key: string, o: Stored, life: Life) {
-    const bytes = new TextEncoder().encode(o.body);
+    const bytes = o.body;
     // Chunk boundaries may split a UTF-8 character: readers must decode with { stream: true }.
     const cuts: number[] = [];
     for (let at = 0; at < bytes.length; ) {
@@ -136,7 +137,7 @@ export class FakeR2 {
     const rng = this.rng;
     return {
       ...meta(key, o),
-      text: () => Promise.resolve(o.body),
+      text: () => Promise.resolve(new TextDecoder().decode(o.body)),
       arrayBuffer: () => Promise.resolve(bytes.slice().buffer),
       body: {
         async *[Symbol.asyncIterator]() {
@@ -154,12 +155,12 @@ export class FakeR2 {
 }
 
 function meta(key: string, o: Stored) {
-  return { key, size: new TextEncoder().encode(o.body).length, etag: o.etag, httpEtag: `"${o.etag}"`, uploaded: new Date(o.uploadedMs), version: o.etag };
+  return { key, size: o.body.length, etag: o.etag, httpEtag: `"${o.etag}"`, uploaded: new Date(o.uploadedMs), version: o.etag };
 }
 
-function toText(value: unknown): string {
-  if (typeof value === "string") return value;
-  if (value instanceof Uint8Array) return new TextDecoder().decode(value);
-  if (value instanceof ArrayBuffer) return new TextDecoder().decode(new Uint8Array(value));
+function toBytes(value: unknown): Uint8Array {
+  if (typeof value === "string") return new TextEncoder().encode(value);
+  if (value instanceof Uint8Array) return value.slice();
+  if (value instanceof ArrayBuffer) return new Uint8Array(value.slice(0));
   throw new TypeError(`the simulated R2 takes strings and bytes, got ${Object.prototype.toString.call(value)}`);
 }

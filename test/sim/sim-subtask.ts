@@ -191,9 +191,9 @@ function simPorts(w: World, object: SimSubtask, life: Life): SubtaskPorts {
   const bucket: ObjectStore = {
     put: async (key, body) => {
       lifecycle("upload");
-      // The simulated R2 stores text; the Blob's bytes are what the real one would take.
-      const text = typeof body === "string" ? body : await life.gate(body.text());
-      return r2.put(key, text);
+      // The Blob's bytes are what the real one would take.
+      const bytes = typeof body === "string" ? body : new Uint8Array(await life.gate(body.arrayBuffer()));
+      return r2.put(key, bytes);
     },
     get: (key) => r2.get(key),
     delete: (keys) => r2.delete(keys),
@@ -263,6 +263,7 @@ function simPorts(w: World, object: SimSubtask, life: Life): SubtaskPorts {
       mergeDeletesFirst: variant === "merge-deletes-first",
       dropBeforePublish: variant === "drop-before-publish",
       noDeployFencing: variant === "no-deploy-fencing",
+      skipLocalRestore: () => w.skipLocalRestore(),
     },
   };
 }

@@ -58,9 +58,17 @@ export class World {
   /** The async function's requests as it sent them, and its connections to the service per subtask incarnation. */
   readonly asyncCalls = new LookupCalls();
   private readonly faultRng: Rng;
+  /** Draws whether a restore that could read an object's own image reads R2 instead (half the runs, half their restores). */
+  private readonly localRestoreRng: Rng;
+  private readonly localRestoreSkipRate: number;
+  /** Restores sent to R2 although the image held their checkpoint. */
+  localRestoresSkipped = 0;
 
   constructor(readonly scenario: Scenario, options: { fullTrace?: boolean } = {}) {
     this.rng = new Rng(scenario.seed);
+    // A stream of its own, so that every other draw stays what it was before it existed.
+    this.localRestoreRng = new Rng(scenario.seed).fork("local-restore");
+    this.localRestoreSkipRate = this.localRestoreRng.chance(0.5) ? 0.5 : 0;
     this.trace = new Trace(() => this.loop.now(), 400, options.fullTrace ?? false);
     this.faultRng = this.rng.fork("faults");
     this.faults = new Faults(scenario.rates, this.faultRng);
@@ -169,6 +177,18 @@ export class World {
     if (p <= 0 || !this.faults.rollReset(p)) return;
     this.faults.count(`coord-reset@${point}`);
     this.loop.after(this.faultRng.int(5), () => this.coordinator.reset(`fault at ${point}`));
+  }
+
+  /**
+   * Whether this restore skips the image (as a rescaled subtask or a new
+   * object must): the runs' files are then imported from R2 under every
+   * fault, not only in the rare runs that rescale or restore old checkpoints.
+   */
+  skipLocalRestore(): boolean {
+    if (this.localRestoreSkipRate === 0 || !this.localRestoreRng.chance(this.localRestoreSkipRate)) return false;
+    this.localRestoresSkipped++;
+    this.trace.log("fault", "restore from R2 although the image holds the checkpoint");
+    return true;
   }
 
   /** Resets at random moments of the fault phase. */

@@ -34,6 +34,7 @@ export interface AlarmPort {
 export interface StoredObject {
   readonly body: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
   text(): Promise<string>;
+  arrayBuffer(): Promise<ArrayBuffer>;
 }
 
 /** The subset of R2 a subtask uses. */
@@ -105,6 +106,12 @@ export interface SubtaskFaultSeams {
   readonly dropBeforePublish?: boolean;
   /** A deploy does not check whether a newer attempt superseded it. */
   readonly noDeployFencing?: boolean;
+  /**
+   * Not a bug: a restore that could read the object's own image reads R2
+   * instead, as a rescaled subtask or a new object must (the simulator
+   * drives the import of run files through its faults this way).
+   */
+  readonly skipLocalRestore?: () => boolean;
 }
 
 /** Everything {@link SubtaskCore} is built from. */

@@ -41,6 +41,7 @@ function stateFile(): StoredObject {
       yield new TextEncoder().encode(text);
     })(),
     text: async () => text,
+    arrayBuffer: async () => new TextEncoder().encode(text).buffer as ArrayBuffer,
   };
 }
 

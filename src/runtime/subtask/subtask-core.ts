@@ -23,7 +23,7 @@ import type { KeyGroupRange } from "../../graph/key-groups.js";
 import { ownHandle, type SubtaskAck } from "../../checkpoint/types.js";
 import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
 import { SnapshotReader } from "../../state/snapshot-format.js";
-import { channelStateKey, savepointStateFileKey, stateFileKey } from "../../storage/layout.js";
+import { channelStateKey, runFileKey, savepointStateFileKey, stateFileKey } from "../../storage/layout.js";
 import { utf8Length } from "../../storage/record-limits.js";
 import { DEFAULT_IMAGE_CACHE_BYTES, RunImage } from "../../storage/run-image.js";
 import type { ChannelMessage, DeliveryResult, DeployResult, RestoreSpec, SubtaskDeployment, SubtaskHealth, TaskMetrics } from "../messages.js";
@@ -261,18 +261,29 @@ export class SubtaskCore {
     range: KeyGroupRange,
     localRecovery: boolean,
   ): Promise<{ backing: StateBacking } | { entries: StateEntry[] }> {
-    if (localRecovery) {
-      const keys = this.image.localRestore(uid, spec.checkpointId, range);
+    const handles = spec.keyed[uid] ?? [];
+    if (localRecovery && !this.ports.seams?.skipLocalRestore?.()) {
+      const own = ownHandle(handles, range);
+      const keys = this.image.localRestore(uid, spec.checkpointId, range, own?.runs ? own.files : []);
       if (keys !== undefined) return { backing: this.image.backing(uid, keys) };
     }
-    // From R2: stream each overlapping chain, oldest file first, into the image as runs of the checkpoint
-    // (later files overwrite, deletions are tombstones), in small turns; then read it on demand.
+    // From R2: each overlapping handle's run files imported as runs, or its chain of state files streamed, oldest
+    // file first, into the image as runs of the checkpoint (later files overwrite, deletions are tombstones), in
+    // small turns; then read on demand.
     this.image.clearOperator(uid);
-    const handles = spec.keyed[uid] ?? [];
     const turn = () => this.ports.timers.sleep(0);
     const restoring = this.image.restoring(uid, spec.checkpointId);
+    const fetch = async (key: string): Promise<Uint8Array> => {
+      const object = await this.ports.bucket.get(key);
+      if (!object) throw new Error(`run file ${key} of checkpoint ${spec.checkpointId} is missing`);
+      return new Uint8Array(await object.arrayBuffer());
+    };
     for (const handle of handles) {
       if (handle.keyGroups.end < range.start || handle.keyGroups.start > range.end) continue;
+      if (handle.runs) {
+        await this.image.importRuns(uid, spec.checkpointId, handle.runs, handle.keyGroups, range, fetch, turn);
+        continue;
+      }
       for (const key of handle.files) {
         const object = await this.ports.bucket.get(key);
         if (!object) throw new Error(`state file ${key} of checkpoint ${spec.checkpointId} is missing`);
@@ -322,6 +333,17 @@ export class SubtaskCore {
           const blob = new Blob(body as string[]);
           await files.put(key, blob);
           return blob.size;
+        },
+        uploadRuns: (uid, checkpointId) => {
+          observer?.snapshotting?.(uid, checkpointId);
+          const uploader = {
+            key: (store: "states" | "timers", run: number) => runFileKey(d.checkpoint.storagePrefix, d.job, uid, d.index, checkpointId, store, run),
+            put: (key: string, parts: readonly Uint8Array[]) => files.put(key, new Blob(parts as Uint8Array<ArrayBuffer>[])),
+          };
+          return this.image.uploadRuns(uid, uploader, () => {
+            observer?.imageWrite?.();
+            return timers.sleep(0);
+          });
         },
         writeImage: (checkpointId) => this.image.begin(checkpointId),
         markImage: (checkpointId, keys) => this.markImage(checkpointId, range, keys),
