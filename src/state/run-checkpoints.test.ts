@@ -26,10 +26,14 @@ const pause = async () => undefined;
 class Bucket {
   readonly files = new Map<string, Uint8Array>();
   puts = 0;
-  fetch = async (key: string): Promise<Uint8Array> => {
+  /** Ranged reads (R2's `get` with a range), counted. */
+  reads = 0;
+  read = async (key: string, offset: number, length: number): Promise<Uint8Array> => {
     const f = this.files.get(key);
     if (!f) throw new Error(`no file ${key}`);
-    return f;
+    if (offset < 0 || offset + length > f.length) throw new Error(`read past the end of ${key}`);
+    this.reads++;
+    return f.slice(offset, offset + length);
   };
 }
 
@@ -79,7 +83,9 @@ class Subtask {
           uid,
           {
             key: (store, run) => `chk-${id}/${uid}/${index}.${store}-${run}.run`,
-            put: async (key, parts) => {
+            put: async (key, stream) => {
+              const parts: Uint8Array[] = [];
+              for await (const p of stream) parts.push(p);
               const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
               let at = 0;
               for (const p of parts) {
@@ -130,7 +136,7 @@ class Subtask {
       this.image.clearOperator(UID);
       for (const h of handles) {
         if (h.keyGroups.end < this.range.start || h.keyGroups.start > this.range.end) continue;
-        await this.image.importRuns(UID, id, h.runs!, h.keyGroups, this.range, this.bucket.fetch, pause);
+        await this.image.importRuns(UID, id, h.runs!, h.keyGroups, this.range, this.bucket.read, pause);
       }
       keys = await this.image.count(UID, pause);
     }

@@ -45,7 +45,7 @@ import { hashKey } from "../graph/key-groups.js";
 import type { BackingRow, EntryKind, StateBacking } from "../state/keyed-state.js";
 import { BlockCache } from "../state/runs/block-cache.js";
 import type { EntryBatch } from "../state/runs/entry-batch.js";
-import { exportRun, importRunFile } from "../state/runs/run-file.js";
+import { exportRun, importRunRanged } from "../state/runs/run-file.js";
 import { createRunTables, type Pause, RunStore } from "../state/runs/run-store.js";
 import { decodeValue, decodeValueJson } from "../state/runs/value-codec.js";
 import type { EncodedEntry, SnapshotEntry } from "../state/snapshot-format.js";
@@ -99,8 +99,8 @@ const STORES = ["states", "timers"] as const;
 export interface RunUploader {
   /** The R2 key of run `run` of `store`, first uploaded now. */
   key(store: RunFileRef["store"], run: number): string;
-  /** Stores a file given as parts (joined, they are the file); resolves when it is durable. */
-  put(key: string, parts: readonly Uint8Array[]): Promise<void>;
+  /** Stores a file given as parts (joined, they are the file), reading them as it goes; resolves when it is durable. */
+  put(key: string, parts: AsyncIterable<Uint8Array>): Promise<void>;
 }
 
 /** What a checkpoint's runs are, and what its upload added. */
@@ -394,15 +394,17 @@ export class RunImage {
             refs.push({ file: file.file, store: name, bytes: file.bytes, entries: file.entries });
             continue;
           }
-          const parts: Uint8Array[] = [];
           let bytes = 0;
-          for (const part of exportRun(store, run.id)) {
-            parts.push(part);
-            bytes += part.length;
-            if (parts.length % 64 === 0) await pause();
-          }
+          const parts = async function* (): AsyncGenerator<Uint8Array> {
+            let n = 0;
+            for (const part of exportRun(store, run.id)) {
+              bytes += part.length;
+              yield part;
+              if (++n % 64 === 0) await pause();
+            }
+          };
           const key = uploader.key(name, run.id);
-          await uploader.put(key, parts);
+          await uploader.put(key, parts());
           uploadedBytes += bytes;
           // Still live: remembered, so that the next checkpoint references it. (Gone: a compaction merged it meanwhile.)
           if (store.runs().some((r) => r.id === run.id)) {
@@ -424,16 +426,27 @@ export class RunImage {
    * `fileRange` lie within `range` goes in whole and is remembered as its
    * run's file.
    */
-  async importRuns(uid: string, checkpointId: number, refs: readonly RunFileRef[], fileRange: KeyGroupRange, range: KeyGroupRange, fetch: (file: string) => Promise<Uint8Array>, pause: Pause): Promise<void> {
+  async importRuns(
+    uid: string,
+    checkpointId: number,
+    refs: readonly RunFileRef[],
+    fileRange: KeyGroupRange,
+    range: KeyGroupRange,
+    read: (file: string, offset: number, length: number) => Promise<Uint8Array>,
+    pause: Pause,
+  ): Promise<void> {
     const op = this.operator(uid);
     const whole = fileRange.start >= range.start && fileRange.end <= range.end;
     for (const ref of refs) {
       const store = ref.store === "timers" ? op.timers : op.states;
-      const bytes = await fetch(ref.file);
-      const run = await this.track(
-        importRunFile(store, bytes, pause, { epoch: checkpointId, ...(whole ? {} : { keyGroupStart: range.start, keyGroupEnd: range.end }) }),
+      const runs = await this.track(
+        importRunRanged(store, (offset, length) => read(ref.file, offset, length), ref.bytes, pause, {
+          epoch: checkpointId,
+          ...(whole ? {} : { keyGroupStart: range.start, keyGroupEnd: range.end }),
+        }),
       );
-      if (run && whole) this.sql.exec(`INSERT OR REPLACE INTO image_run_files VALUES (?, ?, ?, ?, ?)`, store.uid, run.id, ref.file, ref.bytes, ref.entries);
+      // One run, the file as it is: the next checkpoint references the file instead of uploading the run again.
+      if (runs.length === 1 && whole) this.sql.exec(`INSERT OR REPLACE INTO image_run_files VALUES (?, ?, ?, ?, ?)`, store.uid, runs[0].id, ref.file, ref.bytes, ref.entries);
     }
   }
 

@@ -59,10 +59,12 @@ export class FakeR2 {
           return meta(key, stored);
         });
       },
-      get: (key: string) =>
+      get: (key: string, options?: { range?: { offset: number; length: number } }) =>
         op("get", key, () => {
           const o = this.objects.get(key);
-          return o ? this.objectBody(key, o, life) : null;
+          if (!o) return null;
+          const r = options?.range;
+          return this.objectBody(key, r ? { ...o, body: o.body.slice(r.offset, r.offset + r.length) } : o, life);
         }),
       head: (key: string) =>
         op("head", key, () => {

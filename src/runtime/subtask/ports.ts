@@ -9,6 +9,7 @@ import type { Sql } from "../../storage/sql.js";
 import type { ChannelMessage, CoordinatorReports, DeliveryResult, SubtaskDeployment } from "../messages.js";
 import type { JobRegistry } from "../registry.js";
 import type { Task } from "./task.js";
+import type { MultipartUpload } from "./task-files.js";
 
 /** A timer that can be cancelled. */
 export interface TimerHandle {
@@ -41,7 +42,10 @@ export interface StoredObject {
 export interface ObjectStore {
   /** Stores `body` under `key` (a Blob keeps large files out of the JS heap). */
   put(key: string, body: Blob | string): Promise<unknown>;
-  get(key: string): Promise<StoredObject | null>;
+  /** The object, or `length` bytes of it from `offset`. */
+  get(key: string, options?: { range: { offset: number; length: number } }): Promise<StoredObject | null>;
+  /** A multipart upload (run files larger than one part). */
+  createMultipartUpload(key: string): Promise<MultipartUpload>;
   /** Deletes up to 1,000 keys (the files of a canceled task's unacknowledged snapshots). */
   delete(keys: string[]): Promise<unknown>;
 }

@@ -67,6 +67,7 @@ function harness(sql: DoSql = doSql()) {
       put: async () => undefined,
       get: (key) => new Promise((answer) => reads.push({ key, answer })),
       delete: async () => undefined,
+      createMultipartUpload: () => Promise.reject(new Error("no multipart uploads in this test")),
     },
     stubs: {
       subtask: () => {

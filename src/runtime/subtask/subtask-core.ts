@@ -273,15 +273,17 @@ export class SubtaskCore {
     this.image.clearOperator(uid);
     const turn = () => this.ports.timers.sleep(0);
     const restoring = this.image.restoring(uid, spec.checkpointId);
-    const fetch = async (key: string): Promise<Uint8Array> => {
-      const object = await this.ports.bucket.get(key);
+    const read = async (key: string, offset: number, length: number): Promise<Uint8Array> => {
+      const object = await this.ports.bucket.get(key, { range: { offset, length } });
       if (!object) throw new Error(`run file ${key} of checkpoint ${spec.checkpointId} is missing`);
-      return new Uint8Array(await object.arrayBuffer());
+      const bytes = new Uint8Array(await object.arrayBuffer());
+      if (bytes.length !== length) throw new Error(`run file ${key} of checkpoint ${spec.checkpointId} gave ${bytes.length} bytes at ${offset}, not ${length}`);
+      return bytes;
     };
     for (const handle of handles) {
       if (handle.keyGroups.end < range.start || handle.keyGroups.start > range.end) continue;
       if (handle.runs) {
-        await this.image.importRuns(uid, spec.checkpointId, handle.runs, handle.keyGroups, range, fetch, turn);
+        await this.image.importRuns(uid, spec.checkpointId, handle.runs, handle.keyGroups, range, read, turn);
         continue;
       }
       for (const key of handle.files) {
@@ -338,7 +340,7 @@ export class SubtaskCore {
           observer?.snapshotting?.(uid, checkpointId);
           const uploader = {
             key: (store: "states" | "timers", run: number) => runFileKey(d.checkpoint.storagePrefix, d.job, uid, d.index, checkpointId, store, run),
-            put: (key: string, parts: readonly Uint8Array[]) => files.put(key, new Blob(parts as Uint8Array<ArrayBuffer>[])),
+            put: (key: string, parts: AsyncIterable<Uint8Array>) => files.putParts(key, parts),
           };
           return this.image.uploadRuns(uid, uploader, () => {
             observer?.imageWrite?.();

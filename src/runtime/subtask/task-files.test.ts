@@ -94,4 +94,83 @@ describe("TaskFiles", () => {
     }
     expect(errors).toEqual([expect.stringContaining("R2 is down")]);
   });
+
+  describe("a file given as parts", () => {
+    /** A store with multipart uploads, keeping bytes. */
+    function multipartStore(failPart?: number) {
+      const files = new Map<string, Uint8Array>();
+      const log: string[] = [];
+      const bytesOf = async (b: Blob | string) => (typeof b === "string" ? new TextEncoder().encode(b) : new Uint8Array(await b.arrayBuffer()));
+      return {
+        files,
+        log,
+        put: async (key: string, body: Blob | string) => {
+          log.push(`put ${key}`);
+          files.set(key, await bytesOf(body));
+        },
+        delete: async (keys: string[]) => {
+          log.push(`delete ${keys.join(",")}`);
+          for (const k of keys) files.delete(k);
+        },
+        createMultipartUpload: async (key: string) => {
+          const parts = new Map<number, Uint8Array>();
+          return {
+            uploadPart: async (n: number, value: Blob) => {
+              if (n === failPart) throw new Error("part lost");
+              log.push(`part ${n} ${value.size}`);
+              parts.set(n, await bytesOf(value));
+              return { partNumber: n, etag: `e${n}` };
+            },
+            complete: async (uploaded: { partNumber: number }[]) => {
+              log.push(`complete ${uploaded.map((p) => p.partNumber).join(",")}`);
+              const chunks = uploaded.map((p) => parts.get(p.partNumber)!);
+              const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+              let at = 0;
+              for (const c of chunks) {
+                out.set(c, at);
+                at += c.length;
+              }
+              files.set(key, out);
+            },
+            abort: async () => void log.push("abort"),
+          };
+        },
+      };
+    }
+    let read = 0;
+    async function* parts(n: number, size: number): AsyncGenerator<Uint8Array> {
+      try {
+        for (let i = 0; i < n; i++) yield new Uint8Array(size).fill(i);
+      } finally {
+        read++;
+      }
+    }
+
+    it("goes up in one put when it fits in a part, else as parts of the part size", async () => {
+      const s = multipartStore();
+      const files = new TaskFiles(s);
+      await files.putParts("small.run", parts(3, 100), 1000);
+      expect(s.log).toEqual(["put small.run"]);
+      expect(s.files.get("small.run")!.length).toBe(300);
+      await files.putParts("large.run", parts(25, 100), 1000);
+      expect(s.log.slice(1)).toEqual(["part 1 1000", "part 2 1000", "part 3 500", "complete 1,2,3"]);
+      const f = s.files.get("large.run")!;
+      expect(f.length).toBe(2500);
+      expect(f[0]).toBe(0);
+      expect(f[2499]).toBe(24);
+      expect(files.pending).toBe(2);
+    });
+
+    it("aborts when a part fails, stops reading the parts, and deletes it with the task's files when canceled", async () => {
+      const s = multipartStore(2);
+      const files = new TaskFiles(s);
+      read = 0;
+      await expect(files.putParts("big.run", parts(100, 100), 1000)).rejects.toThrow("part lost");
+      expect(s.log).toEqual(["part 1 1000", "abort"]);
+      // The parts' generator was closed (its finally ran), so an export's lease on its run ends.
+      expect(read).toBe(1);
+      await files.close(10, never);
+      expect(s.log.at(-1)).toBe("delete big.run");
+    });
+  });
 });

@@ -11,11 +11,27 @@
  * collection removes such files later, a canceled job's never does.
  */
 
+/** An R2 multipart upload, as far as used. */
+export interface MultipartUpload {
+  uploadPart(partNumber: number, value: Blob): Promise<{ partNumber: number; etag: string }>;
+  complete(parts: { partNumber: number; etag: string }[]): Promise<unknown>;
+  abort(): Promise<void>;
+}
+
 /** Where the files go (the subset of R2 used). */
 export interface FileStore {
   put(key: string, body: Blob | string): Promise<unknown>;
   delete(keys: string[]): Promise<unknown>;
+  /** For files given as parts that may be large (run files): R2's multipart upload. */
+  createMultipartUpload?(key: string): Promise<MultipartUpload>;
 }
+
+/**
+ * Bytes of a part of a multipart upload: R2 takes parts of at least
+ * 5 MiB (the last may be smaller), and a part is held in memory while it
+ * uploads, so that a file of any size costs this much memory at a time.
+ */
+export const UPLOAD_PART_BYTES = 8 * 1024 * 1024;
 
 /** R2 deletes at most 1,000 keys per call. */
 const DELETE_BATCH = 1000;
@@ -39,6 +55,66 @@ export class TaskFiles {
       this.uploading.delete(key);
       // Ended after the cancel: nobody will refer to it.
       if (this.closed) await this.discard([key]);
+    }
+  }
+
+  /**
+   * Writes a file given as parts, as {@link put} does, holding at most
+   * {@link UPLOAD_PART_BYTES} of it at a time: one put when it fits in a
+   * part, else a multipart upload (aborted if a part fails).
+   */
+  async putParts(key: string, parts: AsyncIterable<Uint8Array>, partBytes = UPLOAD_PART_BYTES): Promise<void> {
+    if (this.closed) throw new Error(`the task was canceled: ${key} is not written`);
+    this.owned.add(key);
+    const upload = this.writeParts(key, parts, partBytes);
+    this.uploading.set(key, upload);
+    try {
+      await upload;
+    } finally {
+      this.uploading.delete(key);
+      if (this.closed) await this.discard([key]);
+    }
+  }
+
+  private async writeParts(key: string, parts: AsyncIterable<Uint8Array>, partBytes: number): Promise<void> {
+    const it = parts[Symbol.asyncIterator]();
+    let done = false;
+    const gather = async (): Promise<Blob> => {
+      const chunk: Uint8Array<ArrayBuffer>[] = [];
+      let size = 0;
+      while (size < partBytes) {
+        const r = await it.next();
+        if (r.done) {
+          done = true;
+          break;
+        }
+        chunk.push(r.value as Uint8Array<ArrayBuffer>);
+        size += r.value.length;
+      }
+      return new Blob(chunk);
+    };
+    try {
+      const first = await gather();
+      if (done) {
+        await this.store.put(key, first);
+        return;
+      }
+      if (!this.store.createMultipartUpload) throw new Error(`${key} needs a multipart upload, which this store does not offer`);
+      const upload = await this.store.createMultipartUpload(key);
+      try {
+        const uploaded = [await upload.uploadPart(1, first)];
+        while (!done) {
+          const part = await gather();
+          if (part.size > 0 || uploaded.length === 0) uploaded.push(await upload.uploadPart(uploaded.length + 1, part));
+        }
+        await upload.complete(uploaded);
+      } catch (e) {
+        await upload.abort().catch(() => undefined);
+        throw e;
+      }
+    } finally {
+      // A failed upload stops reading its parts: the export's lease on its run ends.
+      if (!done) await it.return?.();
     }
   }
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { hashKey } from "../../graph/key-groups.js";
 import { doSql } from "../../../test/support/do-sql.js";
 import { Random } from "../../../test/support/random.js";
-import { RUN_FILE_FOOTER_BYTES, RunFileError, blockRangeFor, exportRun, importRunBlocks, importRunFile, readRunFooter, readRunMeta } from "./run-file.js";
+import { RUN_FILE_FOOTER_BYTES, RunFileError, blockRangeFor, exportRun, importRunBlocks, importRunFile, importRunRanged, readRunFooter, readRunMeta } from "./run-file.js";
 import { RunStore } from "./run-store.js";
 import { decodeValue } from "./value-codec.js";
 
@@ -96,6 +96,35 @@ describe("run files", () => {
     const again = new RunStore(doSql(), "dst");
     await importRunFile(again, file, noPause, { keyGroupStart: 20, keyGroupEnd: 29 });
     expect(contents(again)).toEqual(inRange(model, 20, 29));
+  });
+
+  it("imports through ranged reads of bounded size, whole (one run, pages as they are) or a key-group range (a run per chunk)", async () => {
+    const { store, model } = await filled();
+    const [run] = store.runs();
+    const file = concat(exportRun(store, run.id));
+    let largest = 0;
+    let reads = 0;
+    const read = async (offset: number, length: number) => {
+      reads++;
+      largest = Math.max(largest, length);
+      return file.slice(offset, offset + length);
+    };
+    const whole = new RunStore(doSql(), "dst");
+    const runs = await importRunRanged(whole, read, file.length, noPause, { epoch: 9, chunkBytes: 8192 });
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ epoch: 9, firstEpoch: 9, entries: run.entries, blocks: run.blocks, bytes: run.bytes });
+    expect(contents(whole)).toEqual(model);
+    // Footer, meta, and blocks and filters in chunks: no read much above the chunk size (one page at least).
+    expect(reads).toBeGreaterThan(run.bytes / 8192);
+    expect(largest).toBeLessThanOrEqual(Math.max(8192, file.length - run.bytes));
+    const h = hashKey("key-7");
+    expect(whole.get(1, h % MP, h, "key-7")).toEqual(store.get(1, h % MP, h, "key-7"));
+
+    const part = new RunStore(doSql(), "dst");
+    part.stateId("b", "map");
+    const parts = await importRunRanged(part, read, file.length, noPause, { keyGroupStart: 10, keyGroupEnd: 40, chunkBytes: 8192 });
+    expect(parts.length).toBeGreaterThan(1);
+    expect(contents(part)).toEqual(inRange(model, 10, 40));
   });
 
   it("refuses what is not a run file of this version", async () => {

@@ -170,6 +170,8 @@ export interface ImportOptions {
   readonly keyGroupEnd?: number;
   /** The epoch the new run gets (default: the file's). */
   readonly epoch?: number;
+  /** Bytes a ranged import reads at once (default {@link IMPORT_CHUNK_BYTES}; tests use small ones). */
+  readonly chunkBytes?: number;
 }
 
 /** Imports a whole file held in memory (see {@link importRunBlocks} for a byte range). */
@@ -211,6 +213,87 @@ export async function importRunFile(store: RunStore, file: Uint8Array, pause: Pa
   return importRunBlocks(store, meta, file.subarray(range.byteStart, range.byteEnd), range.byteStart, pause, options);
 }
 
+/** Bytes of a run file a ranged import reads at once (and, re-encoded, the most one of its runs gathers). */
+export const IMPORT_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** Reads `length` bytes of a file from `offset` (an R2 ranged get). */
+export type ReadRange = (offset: number, length: number) => Promise<Uint8Array>;
+
+/**
+ * Imports a run file of `size` bytes read in ranges of at most
+ * {@link IMPORT_CHUNK_BYTES}, so that memory stays bounded whatever the
+ * file's size: the footer, the meta, then the blocks. A whole file whose
+ * state ids are the store's goes in as one run, its pages as they are;
+ * otherwise each chunk of the blocks holding the key groups wanted goes in
+ * as a run of its own (their keys do not overlap). Resolves with the runs
+ * written, in order.
+ */
+export async function importRunRanged(store: RunStore, read: ReadRange, size: number, pause: Pause, options: ImportOptions = {}): Promise<RunInfo[]> {
+  if (size < HEADER_BYTES + RUN_FILE_FOOTER_BYTES) throw new RunFileError(`a run file has at least ${HEADER_BYTES + RUN_FILE_FOOTER_BYTES} bytes; got ${size}`);
+  const { metaOffset, metaLength } = readRunFooter(await read(size - RUN_FILE_FOOTER_BYTES, RUN_FILE_FOOTER_BYTES));
+  if (metaOffset < HEADER_BYTES || metaOffset + metaLength > size - RUN_FILE_FOOTER_BYTES) throw new RunFileError("a run file's footer points outside it");
+  const meta = readRunMeta(await read(metaOffset, metaLength));
+  const start = options.keyGroupStart ?? 0;
+  const end = options.keyGroupEnd ?? 0xffff;
+  const whole = start <= 0 && end >= 0xffff;
+  const chunkBytes = options.chunkBytes ?? IMPORT_CHUNK_BYTES;
+  if (whole && meta.states.every((s) => store.stateId(s.name, s.kind) === s.id)) {
+    const epoch = options.epoch ?? meta.epoch;
+    let bytes = 0;
+    const pages = async function* (): AsyncGenerator<RunPage> {
+      for (const [kind, count, offsets, lengthOf] of [
+        [PAGE_BLOCK, meta.blocks, meta.blockOffsets, blockLength],
+        [PAGE_BLOOM, meta.bloomPages, meta.bloomOffsets, bloomLength],
+      ] as const) {
+        for (let p = 0; p < count; ) {
+          const q = chunkEnd(offsets, p, count, chunkBytes);
+          const chunk = await read(offsets[p], offsets[q] - offsets[p]);
+          for (let i = p; i < q; i++) {
+            const at = offsets[i] - offsets[p];
+            const page = chunk.slice(at, at + lengthOf(chunk.subarray(at)));
+            bytes += page.length;
+            yield { kind, page: i, bytes: page };
+          }
+          p = q;
+        }
+      }
+      for (let i = 0; i < meta.blocks; i += 131072) {
+        const page = new Uint8Array(meta.firsts.slice(i, i + 131072).buffer);
+        bytes += page.length;
+        yield { kind: PAGE_INDEX, page: i / 131072, bytes: page };
+      }
+    };
+    const summary = () => ({
+      entries: meta.entries,
+      tombstones: meta.tombstones,
+      blocks: meta.blocks,
+      bloomPages: meta.bloomPages,
+      indexPages: Math.ceil(meta.blocks / 131072),
+      bytes,
+      firsts: meta.firsts.slice(),
+      last: meta.last,
+    });
+    return [await store.writePages(summary, pages(), epoch, options.epoch === undefined ? meta.firstEpoch : epoch, pause)];
+  }
+  const range = blockRangeFor(meta, start, end);
+  const runs: RunInfo[] = [];
+  for (let b = range.from; b < range.to; ) {
+    const e = chunkEnd(meta.blockOffsets, b, range.to, chunkBytes);
+    const chunk = await read(meta.blockOffsets[b], meta.blockOffsets[e] - meta.blockOffsets[b]);
+    const run = await importBlocks(store, meta, chunk, meta.blockOffsets[b], b, e, start, end, options.epoch ?? meta.epoch, pause);
+    if (run) runs.push(run);
+    b = e;
+  }
+  return runs;
+}
+
+/** The end (exclusive) of the chunk of pages from `p` that spans at most `chunkBytes` (one page at least). */
+function chunkEnd(offsets: Float64Array, p: number, count: number, chunkBytes: number): number {
+  let q = p + 1;
+  while (q < count && offsets[q + 1] - offsets[p] <= chunkBytes) q++;
+  return q;
+}
+
 /**
  * Imports the entries of key groups `keyGroupStart..keyGroupEnd` from
  * `bytes`, the file's bytes from offset `byteStart` on that cover those
@@ -220,12 +303,28 @@ export async function importRunFile(store: RunStore, file: Uint8Array, pause: Pa
 export async function importRunBlocks(store: RunStore, meta: RunFileMeta, bytes: Uint8Array, byteStart: number, pause: Pause, options: ImportOptions = {}): Promise<RunInfo | undefined> {
   const start = options.keyGroupStart ?? 0;
   const end = options.keyGroupEnd ?? 0xffff;
-  const ids = new Map(meta.states.map((s) => [s.id, store.stateId(s.name, s.kind)]));
   const range = blockRangeFor(meta, start, end);
+  return importBlocks(store, meta, bytes, byteStart, range.from, range.to, start, end, options.epoch ?? meta.epoch, pause);
+}
+
+/** Imports the entries of key groups `start..end` in blocks `from` up to `to` (exclusive) as one run. */
+async function importBlocks(
+  store: RunStore,
+  meta: RunFileMeta,
+  bytes: Uint8Array,
+  byteStart: number,
+  from: number,
+  to: number,
+  start: number,
+  end: number,
+  epoch: number,
+  pause: Pause,
+): Promise<RunInfo | undefined> {
+  const ids = new Map(meta.states.map((s) => [s.id, store.stateId(s.name, s.kind)]));
   const batch: EntryBatch = store.batch();
   const ref = entryRef();
   const decoder = new TextDecoder();
-  for (let b = range.from; b < range.to; b++) {
+  for (let b = from; b < to; b++) {
     const from = meta.blockOffsets[b] - byteStart;
     if (from < 0 || meta.blockOffsets[b + 1] - byteStart > bytes.length) throw new RunFileError(`block ${b} lies outside the bytes given`);
     const view = new BlockView(bytes.subarray(from, from + (meta.blockOffsets[b + 1] - meta.blockOffsets[b])));
@@ -238,7 +337,7 @@ export async function importRunBlocks(store: RunStore, meta: RunFileMeta, bytes:
       else batch.putEncoded(id, ref.keyGroup, ref.hash, key, view.bytes, ref.valueOffset, ref.valueLength);
     }
   }
-  return store.writeRun(batch, options.epoch ?? meta.epoch, pause);
+  return store.writeRun(batch, epoch, pause);
 }
 
 function withMagic(bytes: Uint8Array): Uint8Array {

@@ -254,21 +254,28 @@ export class RunStore {
 
   /**
    * Writes a run from pages already built (an imported file's blocks,
-   * run-file.ts), as {@link writeRun} does.
+   * run-file.ts), as {@link writeRun} does; `summary` may be known only
+   * once the pages are all read.
    * @internal
    */
-  async writePages(summary: RunSummary, pages: Iterable<RunPage>, epoch: number, firstEpoch: number, pause: Pause): Promise<RunInfo> {
+  async writePages(
+    summary: RunSummary | (() => RunSummary),
+    pages: Iterable<RunPage> | AsyncIterable<RunPage>,
+    epoch: number,
+    firstEpoch: number,
+    pause: Pause,
+  ): Promise<RunInfo> {
     const seq = this.nextSeq++;
     const id = this.nextId++;
     this.writing.add(seq);
     try {
       this.sql.exec(`INSERT INTO state_runs VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, -1)`, this.uid, id, seq, epoch, firstEpoch);
       const stored = metered(pause);
-      for (const p of pages) {
+      for await (const p of pages) {
         this.sql.exec(INSERT_PAGE, this.uid, id, p.kind, p.page, buffer(p.bytes));
         await stored(p.bytes.length);
       }
-      return this.publish(id, seq, epoch, firstEpoch, summary);
+      return this.publish(id, seq, epoch, firstEpoch, typeof summary === "function" ? summary() : summary);
     } catch (e) {
       this.abandoned.push(id);
       throw e;
