@@ -7,7 +7,8 @@
  * each key once, so that after round r every key's row holds count r,
  * exactly: through evictions and read-backs, a SIGKILL of the runtime in
  * the middle of a round and the restore, and a savepoint (which must
- * include the evicted entries) restored at parallelism 3.
+ * include the evicted entries) restored at parallelism 3, then the last
+ * checkpoint (run files) restored at parallelism 2.
  */
 import { describe, expect, it } from "vitest";
 import { resetSubtask } from "../support/crash.js";
@@ -81,7 +82,7 @@ async function withinBudget(engine: Engine, parallelism: number): Promise<Subtas
 }
 
 describe("keyed state under a memory budget", () => {
-  it("counts exactly with state ≈ 9× the budget, through a SIGKILL and the restore, and a savepoint restored at parallelism 3", async () => {
+  it("counts exactly with state ≈ 9× the budget, through a SIGKILL and the restore, a savepoint restored at parallelism 3, and the last checkpoint's run files at parallelism 2", async () => {
     let engine = await engineAt();
     const started = await engine.api("/v1/jobs/state-budget/start", { method: "POST", json: {} });
     expect(started.status, await started.clone().text()).toBe(200);
@@ -119,7 +120,26 @@ describe("keyed state under a memory budget", () => {
     const rescaled = await withinBudget(engine, 3);
     expect(rescaled.reduce((n, s) => n + s.state_keys, 0)).toBe(KEYS);
     for (const s of rescaled) expect(s.state_entries_evicted, `subtask ${s.index}`).toBeGreaterThan(0);
-  }, 240_000);
+
+    // The last checkpoint (the subtasks' run files, retained on cancel) restored at parallelism 2: each subtask
+    // imports the key groups it owns from the three subtasks' files.
+    expect((await engine.api("/v1/jobs/state-budget/cancel", { method: "POST" })).status).toBe(200);
+    const history = ((await (await engine.api("/v1/jobs/state-budget/checkpoints")).json()) as { history: { id: number; status: string }[] }).history;
+    const latest = Math.max(...history.filter((h) => h.status === "COMPLETED").map((h) => h.id));
+    const bucket = await engine.mf.getR2Bucket("CHECKPOINTS");
+    const metadata = JSON.parse(await (await bucket.get(`checkpoints/state-budget/chk-${latest}/_metadata`))!.text()) as {
+      operators: Record<string, { parallelism: number; keyed: Record<string, { runs?: { file: string }[] }> }>;
+    };
+    const tally = Object.values(metadata.operators).find((o) => Object.keys(o.keyed).length > 0)!;
+    expect(tally.parallelism).toBe(3);
+    for (const h of Object.values(tally.keyed)) expect(h.runs!.length, "a handle of run files").toBeGreaterThan(0);
+    const fromCheckpoint = await engine.api("/v1/jobs/state-budget/start", { method: "POST", json: { fromCheckpoint: latest, parallelism: { tally: 2 } } });
+    expect(fromCheckpoint.status, await fromCheckpoint.clone().text()).toBe(200);
+    await round(engine);
+    await expectCounts(engine, 5);
+    const scaledIn = await withinBudget(engine, 2);
+    expect(scaledIn.reduce((n, s) => n + s.state_keys, 0)).toBe(KEYS);
+  }, 300_000);
 
   it("stays exact when a keyed subtask loses its memory in the middle of each round (restores from its image, evicting on both sides)", async () => {
     const engine = await engineAt();
