@@ -59,6 +59,8 @@ class Subtask {
   snapshotter: KeyedSnapshotter;
   uploads: string[] = [];
   failWrites = false;
+  /** Awaited by each upload before it lands (a slow R2). */
+  putGate: Promise<void> | undefined;
 
   constructor(
     readonly bucket: Bucket,
@@ -84,6 +86,7 @@ class Subtask {
           {
             key: (store, run) => `chk-${id}/${uid}/${index}.${store}-${run}.run`,
             put: async (key, stream) => {
+              if (this.putGate) await this.putGate;
               const parts: Uint8Array[] = [];
               for await (const p of stream) parts.push(p);
               const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -313,6 +316,48 @@ describe("checkpoints as runs", () => {
       expect(handle.files.every((f) => f.startsWith("chk-3/"))).toBe(true);
     }
     expect(total).toBe(1400);
+  });
+
+  it("an upload that ends after a restore began records no file (the canceled task's file is deleted)", async () => {
+    const bucket = new Bucket();
+    const s = new Subtask(bucket);
+    const b = s.backend();
+    for (let i = 0; i < 200; i++) set(b, `key-${i}`, i);
+    const { handle: h1 } = await s.checkpoint(b, 1);
+    set(b, "key-1", -1);
+    // Checkpoint 2's upload is slow; meanwhile the task is canceled and a restore of checkpoint 1 halts the image.
+    let release!: () => void;
+    s.putGate = new Promise<void>((r) => (release = r));
+    const prepared = s.snapshotter.prepare(2, new Map([[UID, b]]));
+    const upload = s.snapshotter.upload(prepared);
+    upload.catch(() => undefined);
+    // The run is sealed and its upload waits on R2.
+    await new Promise((r) => setTimeout(r, 10));
+    expect(s.image.runs(UID).states).toHaveLength(2);
+    const halted = s.image.halt();
+    s.putGate = undefined;
+    release();
+    await expect(upload).rejects.toThrow(/ended after a restore began/);
+    await halted;
+    const { backend } = await s.restore(1, [h1]);
+    set(backend, "key-2", -2);
+    const { handle } = await s.checkpoint(backend, 3);
+    for (const f of handle.files) expect(f.startsWith("chk-2/"), f).toBe(false);
+  });
+
+  it("a checkpoint of run files restored without local recovery starts a new chain of state files with a full one", async () => {
+    const bucket = new Bucket();
+    const s = new Subtask(bucket);
+    const b = s.backend();
+    for (let i = 0; i < 100; i++) set(b, `key-${i}`, i);
+    const { handle } = await s.checkpoint(b, 1);
+    const heap = new KeyedSnapshotter(s.store, { incremental: true, fullEvery: 10, localRecovery: false }, ALL);
+    heap.restoredFrom({ [UID]: handle });
+    set(b, "key-1", -1);
+    const done = await heap.upload(heap.prepare(2, new Map([[UID, b]])));
+    expect(done.handles[UID].runs).toBeUndefined();
+    expect(done.handles[UID].files).toEqual([`chk-2/${UID}/0.state`]);
+    expect(done.handles[UID].entries).toBe(100);
   });
 
   it("fails every checkpoint after a write-back failed, until a restore", async () => {

@@ -162,7 +162,11 @@ export class KeyedSnapshotter {
 
   /** Sets the chains a restore started from, so that the next increments extend them. */
   restoredFrom(handles: Readonly<Record<string, KeyedStateHandle>>): void {
-    for (const [uid, h] of Object.entries(handles)) this.chains.set(uid, { files: [...h.files], bytes: h.stateBytes, deltas: h.files.length - 1 });
+    for (const [uid, h] of Object.entries(handles)) {
+      // Run files are no chain of state files to extend: without runs (local recovery off), the next snapshot is full.
+      if (h.runs) this.chains.delete(uid);
+      else this.chains.set(uid, { files: [...h.files], bytes: h.stateBytes, deltas: h.files.length - 1 });
+    }
   }
 
   /** The restore could not reuse chains (e.g. rescaled): the next snapshot is full. */

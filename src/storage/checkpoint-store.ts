@@ -6,6 +6,9 @@
 import type { CheckpointMetadata } from "../checkpoint/types.js";
 import { checkpointIdOfKey, checkpointsRoot, metadataKey, savepointDir, savepointMetadataKey, sharedRoot } from "./layout.js";
 
+/** Bytes a savepoint's copy of a file holds at a time (R2's parts, all of one size but the last). */
+const COPY_PART_BYTES = 8 * 1024 * 1024;
+
 /** Why a checkpoint cannot be restored. */
 export class CheckpointUnreadableError extends Error {
   constructor(
@@ -65,10 +68,8 @@ export class CheckpointStore {
     const copied = new Map<string, string>();
     for (const f of referencedFiles(m)) {
       if (copied.has(f)) continue;
-      const object = await this.bucket.get(f);
-      if (!object) throw new Error(`state file ${f} of savepoint ${m.checkpointId} is missing`);
       const target = `${dir}native/${f.startsWith(root) ? f.slice(root.length) : f}`;
-      await this.bucket.put(target, await object.arrayBuffer());
+      await this.copy(f, target, `state file ${f} of savepoint ${m.checkpointId}`);
       copied.set(f, target);
     }
     const operators = Object.fromEntries(
@@ -87,6 +88,35 @@ export class CheckpointStore {
     );
     const channels = m.channels && Object.fromEntries(Object.entries(m.channels).map(([sub, c]) => [sub, { ...c, file: copied.get(c.file) ?? c.file }]));
     return { ...m, operators, ...(channels ? { channels } : {}) };
+  }
+
+  /**
+   * Copies an object, holding at most {@link COPY_PART_BYTES} of it at a
+   * time: a large run file goes as a multipart upload of ranged reads.
+   */
+  private async copy(from: string, to: string, what: string): Promise<void> {
+    const head = await this.bucket.head(from);
+    if (!head) throw new Error(`${what} is missing`);
+    const read = async (offset: number, length: number): Promise<ArrayBuffer> => {
+      const object = await this.bucket.get(from, { range: { offset, length } });
+      if (!object) throw new Error(`${what} is missing`);
+      return object.arrayBuffer();
+    };
+    if (head.size <= COPY_PART_BYTES) {
+      await this.bucket.put(to, await read(0, head.size));
+      return;
+    }
+    const upload = await this.bucket.createMultipartUpload(to);
+    try {
+      const parts: R2UploadedPart[] = [];
+      for (let offset = 0; offset < head.size; offset += COPY_PART_BYTES) {
+        parts.push(await upload.uploadPart(parts.length + 1, await read(offset, Math.min(COPY_PART_BYTES, head.size - offset))));
+      }
+      await upload.complete(parts);
+    } catch (e) {
+      await upload.abort().catch(() => undefined);
+      throw e;
+    }
   }
 
   /** Deletes a checkpoint's metadata (one that must not be restored). */

@@ -174,6 +174,12 @@ export class RunImage {
   private kicked = false;
   /** The loop has not decided to end (set and cleared synchronously, unlike {@link loop}). */
   private running = false;
+  /**
+   * Counts halts: an upload that began before the last one (a canceled
+   * task's, still running) records no file, since the restore after the
+   * halt decided which files the image keeps.
+   */
+  private generation = 0;
   /** The last completed checkpoint: runs up to it may be compacted. */
   private completedCheckpointId = 0;
   /**
@@ -373,6 +379,7 @@ export class RunImage {
    */
   async uploadRuns(uid: string, uploader: RunUploader, pause: Pause): Promise<UploadedRuns> {
     const op = this.operator(uid);
+    const generation = this.generation;
     // One instant: the list of live runs and their files.
     const listed = STORES.map((name) => {
       const store = op[name === "states" ? "states" : "timers"];
@@ -406,7 +413,9 @@ export class RunImage {
           const key = uploader.key(name, run.id);
           await uploader.put(key, parts());
           uploadedBytes += bytes;
-          // Still live: remembered, so that the next checkpoint references it. (Gone: a compaction merged it meanwhile.)
+          // Still live: remembered, so that the next checkpoint references it. (Gone: a compaction merged it meanwhile.
+          // Halted since: a restore chose the files to keep, and this upload's task was canceled.)
+          if (generation !== this.generation) throw new Error(`the upload of ${key} ended after a restore began`);
           if (store.runs().some((r) => r.id === run.id)) {
             this.sql.exec(`INSERT OR REPLACE INTO image_run_files VALUES (?, ?, ?, ?, ?)`, store.uid, run.id, key, bytes, run.entries);
           }
@@ -434,6 +443,8 @@ export class RunImage {
     range: KeyGroupRange,
     read: (file: string, offset: number, length: number) => Promise<Uint8Array>,
     pause: Pause,
+    /** Whether a file imported whole may be referenced by later checkpoints (not a savepoint's: users delete those). */
+    shareable: (file: string) => boolean = () => true,
   ): Promise<void> {
     const op = this.operator(uid);
     const whole = fileRange.start >= range.start && fileRange.end <= range.end;
@@ -446,7 +457,7 @@ export class RunImage {
         }),
       );
       // One run, the file as it is: the next checkpoint references the file instead of uploading the run again.
-      if (runs.length === 1 && whole) this.sql.exec(`INSERT OR REPLACE INTO image_run_files VALUES (?, ?, ?, ?, ?)`, store.uid, runs[0].id, ref.file, ref.bytes, ref.entries);
+      if (runs.length === 1 && whole && shareable(ref.file)) this.sql.exec(`INSERT OR REPLACE INTO image_run_files VALUES (?, ?, ?, ?, ?)`, store.uid, runs[0].id, ref.file, ref.bytes, ref.entries);
     }
   }
 
@@ -525,6 +536,7 @@ export class RunImage {
    */
   async halt(): Promise<void> {
     this.halted = true;
+    this.generation++;
     while (this.loop || this.writes.size > 0) {
       await Promise.allSettled([this.loop, ...this.writes]);
     }

@@ -1,7 +1,8 @@
 /**
  * Run files against the real platform (workerd, Miniflare's R2 and a
  * Durable Object's SQLite): a run larger than one part goes up as R2's
- * multipart upload, and a restore reads it back in bounded ranged reads.
+ * multipart upload of equal parts, and a restore reads it back in bounded
+ * ranged reads.
  */
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
@@ -20,14 +21,15 @@ describe("run files in R2", () => {
       const source = new RunStore(state.storage.sql, "run-files-src");
       const id = source.stateId("v", "keyed");
       const batch = source.batch();
-      const keys = 60_000;
+      const keys = 100_000;
       for (let i = 0; i < keys; i++) {
         const k = `key-${i}`;
         const h = hashKey(k);
         batch.put(id, h % 128, h, k, `${"x".repeat(200)}${i}`);
       }
       const run = (await source.writeRun(batch, 1, noPause))!;
-      expect(run.bytes).toBeGreaterThan(UPLOAD_PART_BYTES);
+      // More than two parts: Miniflare, as R2, refuses parts of unequal sizes (all but the last).
+      expect(run.bytes).toBeGreaterThan(2 * UPLOAD_PART_BYTES);
 
       const key = "test/run-files/big.run";
       const files = new TaskFiles(env.CHECKPOINTS);
@@ -51,7 +53,7 @@ describe("run files in R2", () => {
       const [imported] = await importRunRanged(target, read, head.size, noPause, { epoch: 5 });
       expect(imported).toMatchObject({ epoch: 5, entries: keys, blocks: run.blocks });
       expect(largest).toBeLessThanOrEqual(IMPORT_CHUNK_BYTES);
-      for (const i of [0, 1, 31_337, keys - 1]) {
+      for (const i of [0, 1, 31_337, 77_777, keys - 1]) {
         const k = `key-${i}`;
         const h = hashKey(k);
         expect(decodeValue(target.get(id, h % 128, h, k)!)).toBe(`${"x".repeat(200)}${i}`);

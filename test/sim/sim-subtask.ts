@@ -197,26 +197,15 @@ function simPorts(w: World, object: SimSubtask, life: Life): SubtaskPorts {
     },
     get: (key, options) => r2.get(key, options),
     delete: (keys) => r2.delete(keys),
-    // R2's multipart upload: the parts land as one object when completed (their size limits are not checked here).
     createMultipartUpload: async (key) => {
-      const parts = new Map<number, Uint8Array>();
+      const upload = await r2.createMultipartUpload(key);
       return {
-        uploadPart: async (partNumber: number, value: Blob) => {
+        uploadPart: (partNumber: number, value: Blob) => {
           lifecycle("upload");
-          parts.set(partNumber, new Uint8Array(await life.gate(value.arrayBuffer())));
-          return { partNumber, etag: `p${partNumber}` };
+          return upload.uploadPart(partNumber, value);
         },
-        complete: async (uploaded: { partNumber: number }[]) => {
-          const chunks = uploaded.map((p) => parts.get(p.partNumber)!);
-          const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-          let at = 0;
-          for (const c of chunks) {
-            bytes.set(c, at);
-            at += c.length;
-          }
-          return r2.put(key, bytes);
-        },
-        abort: async () => undefined,
+        complete: (parts: R2UploadedPart[]) => upload.complete(parts),
+        abort: () => upload.abort(),
       };
     },
   };

@@ -23,7 +23,7 @@ import type { KeyGroupRange } from "../../graph/key-groups.js";
 import { ownHandle, type SubtaskAck } from "../../checkpoint/types.js";
 import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
 import { SnapshotReader } from "../../state/snapshot-format.js";
-import { channelStateKey, runFileKey, savepointStateFileKey, stateFileKey } from "../../storage/layout.js";
+import { channelStateKey, runFileKey, savepointStateFileKey, sharedRoot, stateFileKey } from "../../storage/layout.js";
 import { utf8Length } from "../../storage/record-limits.js";
 import { DEFAULT_IMAGE_CACHE_BYTES, RunImage } from "../../storage/run-image.js";
 import type { ChannelMessage, DeliveryResult, DeployResult, RestoreSpec, SubtaskDeployment, SubtaskHealth, TaskMetrics } from "../messages.js";
@@ -259,10 +259,10 @@ export class SubtaskCore {
     uid: string,
     spec: RestoreSpec,
     range: KeyGroupRange,
-    localRecovery: boolean,
+    d: SubtaskDeployment,
   ): Promise<{ backing: StateBacking } | { entries: StateEntry[] }> {
     const handles = spec.keyed[uid] ?? [];
-    if (localRecovery && !this.ports.seams?.skipLocalRestore?.()) {
+    if (d.checkpoint.localRecovery && !this.ports.seams?.skipLocalRestore?.()) {
       const own = ownHandle(handles, range);
       const keys = this.image.localRestore(uid, spec.checkpointId, range, own?.runs ? own.files : []);
       if (keys !== undefined) return { backing: this.image.backing(uid, keys) };
@@ -283,7 +283,9 @@ export class SubtaskCore {
     for (const handle of handles) {
       if (handle.keyGroups.end < range.start || handle.keyGroups.start > range.end) continue;
       if (handle.runs) {
-        await this.image.importRuns(uid, spec.checkpointId, handle.runs, handle.keyGroups, range, read, turn);
+        // A native savepoint's copies are the user's to delete: later checkpoints upload their runs again.
+        const shared = sharedRoot(d.checkpoint.storagePrefix, d.job);
+        await this.image.importRuns(uid, spec.checkpointId, handle.runs, handle.keyGroups, range, read, turn, (file) => file.startsWith(shared));
         continue;
       }
       for (const key of handle.files) {
@@ -354,7 +356,7 @@ export class SubtaskCore {
           return timers.sleep(0);
         },
       },
-      loadState: (uid, spec, r) => this.loadState(uid, spec, r, d.checkpoint.localRecovery),
+      loadState: (uid, spec, r) => this.loadState(uid, spec, r, d),
       // Read only when something was evicted to it (or after a restore, by the backing the restore attached instead).
       imageBacking: (uid) => this.image.backing(uid, 0),
       putChannelState: async (checkpointId, body) => {

@@ -159,6 +159,26 @@ describe("TaskFiles", () => {
       expect(f[0]).toBe(0);
       expect(f[2499]).toBe(24);
       expect(files.pending).toBe(2);
+      // Pages that do not divide the part size are cut: every part but the last has exactly the part size (R2's rule).
+      await files.putParts("uneven.run", parts(7, 300), 1000);
+      expect(s.log.slice(5)).toEqual(["part 1 1000", "part 2 1000", "part 3 100", "complete 1,2,3"]);
+      const u = s.files.get("uneven.run")!;
+      expect([...u].map((b, i) => b === Math.floor(i / 300)).every(Boolean)).toBe(true);
+      // Exactly one part's worth: one put.
+      await files.putParts("exact.run", parts(10, 100), 1000);
+      expect(s.log.at(-1)).toBe("put exact.run");
+    });
+
+    it("fails an upload that ends after the task was canceled (its file is deleted, so no one may take it as written)", async () => {
+      const s = multipartStore();
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const files = new TaskFiles({ ...s, put: async (key: string, body: Blob | string) => (await gate, s.put(key, body)) });
+      const upload = files.putParts("late.run", parts(2, 10), 1000);
+      await files.close(1, () => Promise.resolve());
+      release();
+      await expect(upload).rejects.toThrow(/canceled: late.run was deleted/);
+      expect(s.files.has("late.run")).toBe(false);
     });
 
     it("aborts when a part fails, stops reading the parts, and deletes it with the task's files when canceled", async () => {

@@ -74,22 +74,42 @@ export class TaskFiles {
       this.uploading.delete(key);
       if (this.closed) await this.discard([key]);
     }
+    // Ended after the cancel: the file is gone (deleted above), so whoever waits for it must not take it as written.
+    if (this.closed) throw new Error(`the task was canceled: ${key} was deleted`);
   }
 
   private async writeParts(key: string, parts: AsyncIterable<Uint8Array>, partBytes: number): Promise<void> {
     const it = parts[Symbol.asyncIterator]();
     let done = false;
+    // What the last part left of the page it ended in.
+    let carry: Uint8Array | undefined;
+    // Exactly `partBytes` (R2 wants every part but the last of one size, and the last no larger), or what is left.
     const gather = async (): Promise<Blob> => {
       const chunk: Uint8Array<ArrayBuffer>[] = [];
       let size = 0;
       while (size < partBytes) {
-        const r = await it.next();
-        if (r.done) {
-          done = true;
-          break;
+        let bytes = carry;
+        carry = undefined;
+        if (!bytes) {
+          const r = await it.next();
+          if (r.done) {
+            done = true;
+            break;
+          }
+          bytes = r.value;
         }
-        chunk.push(r.value as Uint8Array<ArrayBuffer>);
-        size += r.value.length;
+        if (size + bytes.length > partBytes) {
+          carry = bytes.subarray(partBytes - size);
+          bytes = bytes.subarray(0, partBytes - size);
+        }
+        chunk.push(bytes as Uint8Array<ArrayBuffer>);
+        size += bytes.length;
+      }
+      // A part that ended exactly at the end of the input: look ahead so that one put is used when all fits in one.
+      if (!done && carry === undefined && size === partBytes) {
+        const r = await it.next();
+        if (r.done) done = true;
+        else carry = r.value;
       }
       return new Blob(chunk);
     };
@@ -103,9 +123,9 @@ export class TaskFiles {
       const upload = await this.store.createMultipartUpload(key);
       try {
         const uploaded = [await upload.uploadPart(1, first)];
-        while (!done) {
+        while (!done || carry !== undefined) {
           const part = await gather();
-          if (part.size > 0 || uploaded.length === 0) uploaded.push(await upload.uploadPart(uploaded.length + 1, part));
+          if (part.size > 0) uploaded.push(await upload.uploadPart(uploaded.length + 1, part));
         }
         await upload.complete(uploaded);
       } catch (e) {

@@ -230,6 +230,7 @@ export type ReadRange = (offset: number, length: number) => Promise<Uint8Array>;
  */
 export async function importRunRanged(store: RunStore, read: ReadRange, size: number, pause: Pause, options: ImportOptions = {}): Promise<RunInfo[]> {
   if (size < HEADER_BYTES + RUN_FILE_FOOTER_BYTES) throw new RunFileError(`a run file has at least ${HEADER_BYTES + RUN_FILE_FOOTER_BYTES} bytes; got ${size}`);
+  checkMagic(await read(0, HEADER_BYTES), "header");
   const { metaOffset, metaLength } = readRunFooter(await read(size - RUN_FILE_FOOTER_BYTES, RUN_FILE_FOOTER_BYTES));
   if (metaOffset < HEADER_BYTES || metaOffset + metaLength > size - RUN_FILE_FOOTER_BYTES) throw new RunFileError("a run file's footer points outside it");
   const meta = readRunMeta(await read(metaOffset, metaLength));
@@ -250,7 +251,9 @@ export async function importRunRanged(store: RunStore, read: ReadRange, size: nu
           const chunk = await read(offsets[p], offsets[q] - offsets[p]);
           for (let i = p; i < q; i++) {
             const at = offsets[i] - offsets[p];
-            const page = chunk.slice(at, at + lengthOf(chunk.subarray(at)));
+            const length = lengthOf(chunk.subarray(at));
+            if (at + length > offsets[i + 1] - offsets[p]) throw new RunFileError(`page ${i} of a run file runs past its end (${length} bytes)`);
+            const page = chunk.slice(at, at + length);
             bytes += page.length;
             yield { kind, page: i, bytes: page };
           }
@@ -275,15 +278,23 @@ export async function importRunRanged(store: RunStore, read: ReadRange, size: nu
     });
     return [await store.writePages(summary, pages(), epoch, options.epoch === undefined ? meta.firstEpoch : epoch, pause)];
   }
+  // Entries re-encoded: gathered over chunks into runs of up to twice the chunk size (so not a run per chunk).
   const range = blockRangeFor(meta, start, end);
   const runs: RunInfo[] = [];
+  let batch = store.batch();
+  const flush = async () => {
+    const run = await store.writeRun(batch, options.epoch ?? meta.epoch, pause);
+    if (run) runs.push(run);
+    batch = store.batch();
+  };
   for (let b = range.from; b < range.to; ) {
     const e = chunkEnd(meta.blockOffsets, b, range.to, chunkBytes);
     const chunk = await read(meta.blockOffsets[b], meta.blockOffsets[e] - meta.blockOffsets[b]);
-    const run = await importBlocks(store, meta, chunk, meta.blockOffsets[b], b, e, start, end, options.epoch ?? meta.epoch, pause);
-    if (run) runs.push(run);
+    gatherBlocks(store, meta, chunk, meta.blockOffsets[b], b, e, start, end, batch);
+    if (batch.sizeBytes >= 2 * chunkBytes) await flush();
     b = e;
   }
+  await flush();
   return runs;
 }
 
@@ -320,8 +331,14 @@ async function importBlocks(
   epoch: number,
   pause: Pause,
 ): Promise<RunInfo | undefined> {
-  const ids = new Map(meta.states.map((s) => [s.id, store.stateId(s.name, s.kind)]));
   const batch: EntryBatch = store.batch();
+  gatherBlocks(store, meta, bytes, byteStart, from, to, start, end, batch);
+  return store.writeRun(batch, epoch, pause);
+}
+
+/** Adds the entries of key groups `start..end` in blocks `from` up to `to` (exclusive) to `batch`, mapping state ids by name. */
+function gatherBlocks(store: RunStore, meta: RunFileMeta, bytes: Uint8Array, byteStart: number, from: number, to: number, start: number, end: number, batch: EntryBatch): void {
+  const ids = new Map(meta.states.map((s) => [s.id, store.stateId(s.name, s.kind)]));
   const ref = entryRef();
   const decoder = new TextDecoder();
   for (let b = from; b < to; b++) {
@@ -337,7 +354,6 @@ async function importBlocks(
       else batch.putEncoded(id, ref.keyGroup, ref.hash, key, view.bytes, ref.valueOffset, ref.valueLength);
     }
   }
-  return store.writeRun(batch, epoch, pause);
 }
 
 function withMagic(bytes: Uint8Array): Uint8Array {
