@@ -61,7 +61,8 @@ export class TaskFiles {
   /**
    * Writes a file given as parts, as {@link put} does, holding at most
    * {@link UPLOAD_PART_BYTES} of it at a time: one put when it fits in a
-   * part, else a multipart upload (aborted if a part fails).
+   * part, else a multipart upload of parts of exactly that size but the
+   * last (aborted if a part fails).
    */
   async putParts(key: string, parts: AsyncIterable<Uint8Array>, partBytes = UPLOAD_PART_BYTES): Promise<void> {
     if (this.closed) throw new Error(`the task was canceled: ${key} is not written`);
@@ -79,17 +80,32 @@ export class TaskFiles {
   private async writeParts(key: string, parts: AsyncIterable<Uint8Array>, partBytes: number): Promise<void> {
     const it = parts[Symbol.asyncIterator]();
     let done = false;
+    // What the last part left of the chunk it ended in.
+    let rest: Uint8Array<ArrayBuffer> | undefined;
+    // Exactly `partBytes` a part but the last, which is not larger: R2 refuses to complete an upload whose
+    // parts differ in size (10048, "There was a problem with the multipart upload"), and chunks rarely add
+    // up to the part size.
     const gather = async (): Promise<Blob> => {
       const chunk: Uint8Array<ArrayBuffer>[] = [];
       let size = 0;
       while (size < partBytes) {
-        const r = await it.next();
-        if (r.done) {
-          done = true;
-          break;
+        let bytes = rest;
+        rest = undefined;
+        if (!bytes) {
+          const r = await it.next();
+          if (r.done) {
+            done = true;
+            break;
+          }
+          bytes = r.value as Uint8Array<ArrayBuffer>;
         }
-        chunk.push(r.value as Uint8Array<ArrayBuffer>);
-        size += r.value.length;
+        const room = partBytes - size;
+        if (bytes.length > room) {
+          rest = bytes.subarray(room);
+          bytes = bytes.subarray(0, room);
+        }
+        chunk.push(bytes);
+        size += bytes.length;
       }
       return new Blob(chunk);
     };
