@@ -45,10 +45,12 @@ import {
   eventTime,
   keepEvent,
   mapEvent,
+  payload as payloadOf,
   WINDOWS_TABLE,
 } from "./generator.js";
 import { JOIN_LOWER_MS, JOIN_UPPER_MS, rightSeed } from "./interval-join.js";
 import { ASYNC_CAPACITIES, ASYNC_MODES, ASYNC_TIMEOUT_MS, asyncJobName } from "./async-io.js";
+import { RSS_BUDGETS_MIB, rssJobName } from "./rss.js";
 
 /** A record of the "bench-state" stream: a key and a payload kept as its state. */
 export interface StateRecord {
@@ -410,3 +412,105 @@ export const benchAsyncJobs = ASYNC_MODES.flatMap((mode) =>
     return j;
   }),
 );
+
+/** A record of the "bench-rss-*" jobs: the index of its key and the pass over the keys it belongs to. */
+export interface RssRecord {
+  k: string;
+  i: number;
+  pass: number;
+}
+
+/** The Worker variables of the "bench-rss-*" jobs (scripts/measure-rss.ts sets them). */
+interface RssVars {
+  /** Distinct keys. */
+  RSS_KEYS?: string;
+  /** Characters of each key's state. */
+  RSS_PAYLOAD_BYTES?: string;
+  /** Passes over the keys the source emits in all: the first writes every key, each later one reads every key back. */
+  RSS_PASSES?: string;
+  /** "1": the first pass writes blind (no read before the write). */
+  RSS_BLIND?: string;
+}
+
+/**
+ * The source of the "bench-rss-*" jobs: one partition, event n is key
+ * `k<n mod RSS_KEYS>` of pass ⌊n / RSS_KEYS⌋, for n < RSS_KEYS × RSS_PASSES.
+ * Then it idles (no "end"), so that the job keeps running and checkpointing:
+ * the harness starts the runtime again with more passes after a restore.
+ */
+function rssSource(): SourceDefinition<RssRecord> {
+  return {
+    kind: "generator",
+    defaultParallelism: 1,
+    replayable: true,
+    createReader: (ctx) => {
+      const vars = ctx.env as RssVars;
+      const keys = Number(vars.RSS_KEYS ?? 100_000);
+      const total = keys * Number(vars.RSS_PASSES ?? 1);
+      let offset = 0;
+      return {
+        positions: () => ({ "rss/0": offset }),
+        seek: (positions) => {
+          offset = positions["rss/0"] ?? offset;
+        },
+        poll: async (maxRecords) => {
+          const n = Math.min(maxRecords, total - offset);
+          if (n <= 0) return null;
+          // As benchSource: let the runtime's event loop in between batches.
+          await new Promise((r) => setTimeout(r, 0));
+          const records = new Array<RssRecord>(n);
+          for (let j = 0; j < n; j++) {
+            const seq = offset + j;
+            const i = seq % keys;
+            records[j] = { k: `k${i}`, i, pass: Math.floor(seq / keys) };
+          }
+          const batch = { partition: "rss/0", firstOffset: offset, records };
+          offset += n;
+          return batch;
+        },
+      };
+    },
+  };
+}
+
+const blob = valueState<string>("blob");
+
+/**
+ * The first pass stores `payload(1, i, RSS_PAYLOAD_BYTES)` (bench/generator.ts) as key i's state,
+ * after reading the key as a read-modify-write does (unless RSS_BLIND); a later pass reads it back
+ * and fails the job when it is not that value.
+ */
+export const storeThenVerify: KeyedProcessFunction<string, RssRecord, never> & { bytes?: number; blind?: boolean } = {
+  state: [blob],
+  open(ctx) {
+    const vars = ctx.env as RssVars;
+    this.bytes = Number(vars.RSS_PAYLOAD_BYTES ?? 300);
+    this.blind = vars.RSS_BLIND === "1";
+  },
+  processElement(r, ctx) {
+    const s = ctx.getState(blob);
+    const expected = payloadOf(1, r.i, this.bytes!);
+    if (r.pass === 0) {
+      // A replayed record finds its own value.
+      const before = this.blind ? undefined : s.value();
+      if (before !== undefined && before !== expected) throw new Error(`bench-rss: key ${r.k} held a wrong value before its first write`);
+      s.update(expected);
+      return;
+    }
+    const got = s.value();
+    if (got !== expected) throw new Error(`bench-rss: key ${r.k} read back ${got === undefined ? "nothing" : `a wrong value (${got.length} characters)`} in pass ${r.pass}`);
+  },
+};
+
+/**
+ * Keyed state far larger than the memory budget, on ONE keyed subtask, with
+ * checkpoints every second: scripts/measure-rss.ts measures workerd's
+ * resident memory while it grows, checkpoints, restores and is read back.
+ */
+export const benchRssJobs = RSS_BUDGETS_MIB.map((mib) => {
+  const j = job(rssJobName(mib), { maxParallelism: 128, checkpoint: { intervalMs: 1000 }, state: { memoryBudgetBytes: mib * 1024 * 1024 } });
+  j.source(rssSource(), { uid: "gen", parallelism: 1 })
+    .keyBy((r) => r.k)
+    .process(storeThenVerify, { uid: "store", parallelism: 1 });
+  return j;
+});

@@ -33,12 +33,26 @@ export class InspectorSession {
 
   /** Connects to the first Worker listed by the inspector at `port`. */
   static async connect(port: number): Promise<InspectorSession> {
-    const targets = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as { webSocketDebuggerUrl: string }[];
+    const targets = await InspectorSession.targets(port);
     if (targets.length === 0) throw new Error(`the inspector on port ${port} lists no Worker`);
-    const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
+    return InspectorSession.open(targets[0].webSocketDebuggerUrl);
+  }
+
+  /** Connects to every Worker (isolate) the inspector at `port` lists, with its title. */
+  static async connectAll(port: number): Promise<{ title: string; session: InspectorSession }[]> {
+    const targets = await InspectorSession.targets(port);
+    return Promise.all(targets.map(async (t) => ({ title: t.title, session: await InspectorSession.open(t.webSocketDebuggerUrl) })));
+  }
+
+  private static async targets(port: number): Promise<{ title: string; webSocketDebuggerUrl: string }[]> {
+    return (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as { title: string; webSocketDebuggerUrl: string }[];
+  }
+
+  private static async open(url: string): Promise<InspectorSession> {
+    const ws = new WebSocket(url);
     await new Promise<void>((resolve, reject) => {
       ws.addEventListener("open", () => resolve(), { once: true });
-      ws.addEventListener("error", () => reject(new Error(`cannot open ${targets[0].webSocketDebuggerUrl}`)), { once: true });
+      ws.addEventListener("error", () => reject(new Error(`cannot open ${url}`)), { once: true });
     });
     return new InspectorSession(ws);
   }
