@@ -287,6 +287,17 @@ export class KeyedStateBackend {
     return this.bytesNow;
   }
 
+  /**
+   * Over budget with nothing the eviction may take (every entry in memory
+   * changed since the last capture) and no write-back pending: the changes
+   * should be flushed to the image now ({@link KeyedSnapshotter.flush})
+   * rather than wait for the next checkpoint, which would let memory grow
+   * with the input rate times the checkpoint interval.
+   */
+  get wantsFlush(): boolean {
+    return this.budgetBytes !== undefined && this.evictBlocked && this.unpersisted === 0 && this.bytesNow > this.budgetBytes;
+  }
+
   /** Entries evicted to the image so far. */
   get entriesEvicted(): number {
     return this.evictedTotal;
@@ -767,10 +778,14 @@ export class KeyedStateBackend {
       this.count++;
       this.deleted.delete(id(slot.name, this.keyTextNow));
     }
+    const before = slot.table.size;
     slot.table.set(this.keyTextNow, value);
     this.touch(slot, value);
-    // A new entry, which the read before it missed, is counted now; one written blind is counted at the next capture.
+    // A new entry, which the read before it missed, is counted now; one written blind too, under a budget: the table
+    // grew (no lookup more). Without that, a job that writes without reading would hold any number of new keys unseen
+    // by the budget until the next write-back, and nothing would ask for a flush.
     if (this.missSlot === slot && this.missKey === this.keyTextNow) this.admitMissed(slot, value);
+    else if (this.budgetBytes !== undefined && slot.table.size !== before && !slot.sizes.has(this.keyTextNow)) this.admit(slot, this.keyTextNow, value);
   }
 
   private admitMissed(slot: Slot, value: unknown): void {

@@ -13,6 +13,7 @@ import { valueState } from "../api/state.js";
 import type { KeyedStateHandle } from "../checkpoint/types.js";
 import type { KeyGroupRange } from "../graph/key-groups.js";
 import { RunImage } from "../storage/run-image.js";
+import { SAME_EPOCH_MERGE_RUNS } from "./runs/compaction-policy.js";
 import { type ChangeCapture, KeyedStateBackend, type StateCapture, keyGroupOfText } from "./keyed-state.js";
 import { KeyedSnapshotter, type SnapshotStore } from "./snapshotter.js";
 
@@ -83,6 +84,7 @@ class Subtask {
       uploadRuns: (uid, id) =>
         this.image.uploadRuns(
           uid,
+          id,
           {
             key: (store, run) => `chk-${id}/${uid}/${index}.${store}-${run}.run`,
             put: async (key, stream) => {
@@ -372,6 +374,80 @@ describe("checkpoints as runs", () => {
     s.failWrites = false;
     set(b, "b", 1);
     await expect(s.checkpoint(b, 3)).rejects.toThrow(/write-back of checkpoint 2 failed/);
+  });
+});
+
+describe("flushes between checkpoints", () => {
+  it("seals changes over the budget as runs of the next checkpoint: they are evicted, the next checkpoint includes them, a restore to the last drops them", async () => {
+    const bucket = new Bucket();
+    const s = new Subtask(bucket);
+    const budget = 64 * 1024;
+    const b = s.backend(budget);
+    for (let i = 0; i < 500; i++) set(b, `key-${i}`, i);
+    const { handle: h1 } = await s.checkpoint(b, 1);
+    await s.completed(1);
+    // Far more new keys than the budget holds, all changed since checkpoint 1: nothing may be evicted.
+    let flushes = 0;
+    for (let i = 500; i < 6000; i++) {
+      set(b, `key-${i}`, i);
+      if (b.wantsFlush) {
+        flushes++;
+        await s.snapshotter.flush(new Map([[UID, b]]));
+      }
+    }
+    expect(flushes).toBeGreaterThan(1);
+    // The flushed runs are of checkpoint 2, the next one: sealed, evictable, and not a checkpoint of their own; merged
+    // among themselves as they pile up (a restore keeps or drops them together).
+    await s.image.idle();
+    const runs = s.image.runs(UID).states;
+    expect(runs.filter((r) => r.epoch === 2).length).toBeGreaterThanOrEqual(1);
+    expect(runs.filter((r) => r.epoch === 2).length).toBeLessThan(SAME_EPOCH_MERGE_RUNS);
+    expect(runs.filter((r) => r.epoch === 1).length).toBe(1);
+    expect(b.entriesEvicted).toBeGreaterThan(3000);
+    expect(b.bytesInMemory).toBeLessThan(4 * budget);
+    // Checkpoint 2 references them; restored from its files into a new object, every key has its value.
+    set(b, "key-0", -1);
+    const { handle: h2 } = await s.checkpoint(b, 2);
+    expect(h2.runs!.length).toBeGreaterThan(1);
+    const other = new Subtask(bucket);
+    const restored = await other.restore(2, [h2], false);
+    expect(restored.backend.size()).toBe(6000);
+    expect(get(restored.backend, "key-0")).toBe(-1);
+    for (const i of [1, 499, 500, 3333, 5999]) expect(get(restored.backend, `key-${i}`)).toBe(i);
+    // More flushed after checkpoint 2, then a failover to it: the runs of checkpoint 3 go, the state is checkpoint 2's.
+    for (let i = 6000; i < 9000; i++) {
+      set(b, `key-${i}`, i);
+      if (b.wantsFlush) await s.snapshotter.flush(new Map([[UID, b]]));
+    }
+    expect(s.image.runs(UID).states.some((r) => r.epoch === 3)).toBe(true);
+    const local = await s.restore(2, [h2]);
+    expect(local.from).toBe("image");
+    expect(s.image.runs(UID).states.every((r) => r.epoch <= 2)).toBe(true);
+    expect(local.backend.size()).toBe(6000);
+    expect(get(local.backend, "key-7000")).toBeUndefined();
+    expect(get(local.backend, "key-5999")).toBe(5999);
+    // And checkpoint 1's files still restore checkpoint 1.
+    const first = await new Subtask(bucket).restore(1, [h1], false);
+    expect(first.backend.size()).toBe(500);
+  });
+
+  it("a checkpoint whose barrier came before a flush does not take the flushed runs", async () => {
+    const bucket = new Bucket();
+    const s = new Subtask(bucket);
+    const b = s.backend(64 * 1024);
+    for (let i = 0; i < 300; i++) set(b, `key-${i}`, i);
+    // Barrier 1, then (before its upload ran) more changes flushed as checkpoint 2's.
+    const prepared = s.snapshotter.prepare(1, new Map([[UID, b]]));
+    const upload = s.snapshotter.upload(prepared);
+    for (let i = 300; i < 600; i++) set(b, `key-${i}`, i);
+    set(b, "key-0", -1);
+    const flushed = s.snapshotter.flush(new Map([[UID, b]]));
+    const h1 = (await upload).handles[UID];
+    await flushed;
+    expect(s.image.runs(UID).states.map((r) => r.epoch)).toEqual([1, 2]);
+    const restored = await new Subtask(bucket).restore(1, [h1], false);
+    expect(restored.backend.size()).toBe(300);
+    expect(get(restored.backend, "key-0")).toBe(0);
   });
 });
 

@@ -143,6 +143,10 @@ export class KeyedSnapshotter {
    * runs. Each one fails until a restore replaces the task.
    */
   private imageFailed: string | undefined;
+  /** The newest checkpoint this subtask took part in or restored: a flush's runs belong to the next one. */
+  private lastBarrier = 0;
+  /** A flush is capturing or sealing. */
+  private flushing = false;
   private uploads: Promise<boolean> = Promise.resolve(true);
 
   constructor(
@@ -169,6 +173,11 @@ export class KeyedSnapshotter {
     }
   }
 
+  /** A restore of checkpoint `checkpointId`: changes flushed from now on belong to a later checkpoint. */
+  restoredAt(checkpointId: number): void {
+    this.lastBarrier = Math.max(this.lastBarrier, checkpointId);
+  }
+
   /** The restore could not reuse chains (e.g. rescaled): the next snapshot is full. */
   requireFull(): void {
     this.forceFull = true;
@@ -182,6 +191,7 @@ export class KeyedSnapshotter {
 
   /** The synchronous part: capture changed (or all) entries as serialized values. */
   prepare(checkpointId: number, backends: ReadonlyMap<string, KeyedStateBackend>, forceFull = false): PreparedSnapshot {
+    this.lastBarrier = Math.max(this.lastBarrier, checkpointId);
     const operators: PreparedOperator[] = [];
     let dependsOnEarlier = false;
     const runs = this.usesRuns;
@@ -228,6 +238,7 @@ export class KeyedSnapshotter {
    * stay marked, so the next incremental checkpoint still carries them.
    */
   prepareSavepoint(checkpointId: number, backends: ReadonlyMap<string, KeyedStateBackend>): PreparedSnapshot {
+    this.lastBarrier = Math.max(this.lastBarrier, checkpointId);
     const operators: PreparedOperator[] = [];
     for (const [uid, backend] of backends) {
       const key = this.store.savepointFileKey(uid, checkpointId);
@@ -299,6 +310,69 @@ export class KeyedSnapshotter {
       },
     );
     return done;
+  }
+
+  /**
+   * Whether a flush may start now: checkpoints go up as runs (a flush's
+   * run joins the next checkpoint's), and none is under way.
+   */
+  get mayFlush(): boolean {
+    return this.usesRuns && !this.flushing && !this.canceled && this.imageFailed === undefined;
+  }
+
+  /**
+   * Seals the entries changed since the last capture as runs of the next
+   * checkpoint, between checkpoints (RocksDB's memtable flush): once
+   * sealed they are clean, so a memory budget may evict them. The runs'
+   * epoch is the newest checkpoint seen + 1: a restore to that one or an
+   * earlier one drops them, and the next checkpoint's listing (epochs up
+   * to its own id) includes them. Sealed after every earlier snapshot's
+   * write-back, so that its runs are newer. A failure fails every later
+   * checkpoint, as a failed write-back does.
+   */
+  flush(backends: ReadonlyMap<string, KeyedStateBackend>): Promise<void> {
+    if (!this.mayFlush) return Promise.resolve();
+    const epoch = this.lastBarrier + 1;
+    const operators: PreparedOperator[] = [];
+    for (const [uid, backend] of backends) {
+      const changed = backend.captureChanges(this.range);
+      if (changed.count > 0) operators.push({ uid, changed, file: null, chain: { files: [], bytes: 0, deltas: 0 }, base: null, entries: backend.size(), runs: true });
+    }
+    if (operators.length === 0) return Promise.resolve();
+    this.flushing = true;
+    const earlier = this.uploads;
+    const done = (async (): Promise<boolean> => {
+      const ok = await earlier;
+      if (this.canceled) throw new Error(`the flush of changes after checkpoint ${epoch - 1} was canceled`);
+      const writer = this.store.writeImage(epoch);
+      let turns = 0;
+      const turn = async () => {
+        if (turns++ > 0) await this.store.pause();
+        if (this.canceled) throw new Error(`the flush of changes after checkpoint ${epoch - 1} was canceled`);
+      };
+      for (const op of operators) {
+        for (let i = 0; i < op.changed.count; i += IMAGE_TURN_ENTRIES) {
+          await turn();
+          writer.add(op.uid, op.changed.encode(i, Math.min(i + IMAGE_TURN_ENTRIES, op.changed.count)));
+        }
+      }
+      await writer.seal(turn);
+      if (this.canceled) throw new Error(`the flush of changes after checkpoint ${epoch - 1} was canceled`);
+      for (const op of operators) op.changed.persisted?.();
+      return ok;
+    })();
+    this.uploads = done.catch((e: unknown) => {
+      if (!this.canceled) this.imageFailed = `the flush of changes after checkpoint ${epoch - 1} failed (${(e as Error)?.message ?? e}); a restore is needed`;
+      return false;
+    });
+    return done.then(
+      () => {
+        this.flushing = false;
+      },
+      () => {
+        this.flushing = false;
+      },
+    );
   }
 
   /**

@@ -251,6 +251,8 @@ export class RunImage {
                 await g.op.states.writeRun(g.states, checkpointId, turn);
                 await g.op.timers.writeRun(g.timers, checkpointId, turn);
               }
+              // Runs of one epoch pile up between two checkpoints when changes are flushed: merged in the background.
+              this.kick();
             } catch (e) {
               this.broken = true;
               throw e;
@@ -370,14 +372,15 @@ export class RunImage {
   // ---- run files ----
 
   /**
-   * The runs operator `uid`'s state is made of now, as files: those
-   * uploaded before are referenced, the others exported and uploaded
-   * (`pause` between two pages of an export). Take it after a checkpoint's
-   * runs were sealed and before the next one's are: the live runs then
-   * hold exactly that checkpoint (a compaction meanwhile changes the runs,
-   * not what they hold).
+   * The runs operator `uid`'s state is made of at checkpoint
+   * `checkpointId`, as files: those uploaded before are referenced, the
+   * others exported and uploaded (`pause` between two pages of an export).
+   * Take it after the checkpoint's runs were sealed and before the next
+   * one's are: the live runs up to its epoch then hold exactly that
+   * checkpoint (a compaction meanwhile changes the runs, not what they
+   * hold; a flush since its barrier writes runs of a later epoch).
    */
-  async uploadRuns(uid: string, uploader: RunUploader, pause: Pause): Promise<UploadedRuns> {
+  async uploadRuns(uid: string, checkpointId: number, uploader: RunUploader, pause: Pause): Promise<UploadedRuns> {
     const op = this.operator(uid);
     const generation = this.generation;
     // One instant: the list of live runs and their files.
@@ -389,7 +392,8 @@ export class RunImage {
           .toArray()
           .map((r) => [r.run, r]),
       );
-      return { name, store, runs: store.runs().map((r) => ({ run: r, file: files.get(r.id) })) };
+      // Not runs of a later checkpoint (changes flushed since this one's barrier): they are not its state.
+      return { name, store, runs: store.runs().filter((r) => r.epoch <= checkpointId).map((r) => ({ run: r, file: files.get(r.id) })) };
     });
     const leases = listed.flatMap(({ store, runs }) => runs.filter((r) => !r.file).map((r) => store.lease(r.run.id).release));
     const refs: RunFileRef[] = [];

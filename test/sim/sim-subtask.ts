@@ -275,6 +275,7 @@ function simPorts(w: World, object: SimSubtask, life: Life): SubtaskPorts {
       dropBeforePublish: variant === "drop-before-publish",
       noDeployFencing: variant === "no-deploy-fencing",
       skipLocalRestore: () => w.skipLocalRestore(),
+      ...(w.memoryBudgetBytes === undefined ? {} : { memoryBudgetBytes: w.memoryBudgetBytes }),
     },
   };
 }

@@ -61,6 +61,8 @@ export class World {
   /** Draws whether a restore that could read an object's own image reads R2 instead (half the runs, half their restores). */
   private readonly localRestoreRng: Rng;
   private readonly localRestoreSkipRate: number;
+  /** Every keyed subtask's memory budget in bytes (local recovery on), or none. */
+  readonly memoryBudgetBytes: number | undefined;
   /** Restores sent to R2 although the image held their checkpoint. */
   localRestoresSkipped = 0;
 
@@ -69,6 +71,10 @@ export class World {
     // A stream of its own, so that every other draw stays what it was before it existed.
     this.localRestoreRng = new Rng(scenario.seed).fork("local-restore");
     this.localRestoreSkipRate = this.localRestoreRng.chance(0.5) ? 0.5 : 0;
+    // Half the runs keep keyed state under a budget of a few hundred bytes: evictions, read-backs and flushes between
+    // checkpoints under every fault (the minimum a job may ask for is far above the simulator's whole state).
+    const budget = new Rng(scenario.seed).fork("memory-budget");
+    this.memoryBudgetBytes = budget.chance(0.5) ? budget.range(150, 1200) : undefined;
     this.trace = new Trace(() => this.loop.now(), 400, options.fullTrace ?? false);
     this.faultRng = this.rng.fork("faults");
     this.faults = new Faults(scenario.rates, this.faultRng);

@@ -116,6 +116,12 @@ export interface SubtaskFaultSeams {
    * drives the import of run files through its faults this way).
    */
   readonly skipLocalRestore?: () => boolean;
+  /**
+   * Not a bug: a memory budget below the documented minimum, with local
+   * recovery, so that the simulator's few small keys are evicted, read
+   * back and flushed between checkpoints.
+   */
+  readonly memoryBudgetBytes?: number;
 }
 
 /** Everything {@link SubtaskCore} is built from. */

@@ -344,7 +344,7 @@ export class SubtaskCore {
             key: (store: "states" | "timers", run: number) => runFileKey(d.checkpoint.storagePrefix, d.job, uid, d.index, checkpointId, store, run),
             put: (key: string, parts: AsyncIterable<Uint8Array>) => files.putParts(key, parts),
           };
-          return this.image.uploadRuns(uid, uploader, () => {
+          return this.image.uploadRuns(uid, checkpointId, uploader, () => {
             observer?.imageWrite?.();
             return timers.sleep(0);
           });
@@ -359,6 +359,7 @@ export class SubtaskCore {
       loadState: (uid, spec, r) => this.loadState(uid, spec, r, d),
       // Read only when something was evicted to it (or after a restore, by the backing the restore attached instead).
       imageBacking: (uid) => this.image.backing(uid, 0),
+      ...(this.ports.seams?.memoryBudgetBytes !== undefined && d.checkpoint.localRecovery ? { memoryBudgetBytes: this.ports.seams.memoryBudgetBytes } : {}),
       putChannelState: async (checkpointId, body) => {
         const file = channelStateKey(d.checkpoint.storagePrefix, d.job, d.vertex, d.index, checkpointId);
         await files.put(file, body);

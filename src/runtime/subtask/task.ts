@@ -89,6 +89,8 @@ export interface TaskHost {
   loadState(uid: string, spec: RestoreSpec, range: KeyGroupRange): Promise<{ backing: StateBacking } | { entries: StateEntry[] }>;
   /** The local image of operator `uid` read on demand, for a memory budget to evict to (absent: no image, no budget). */
   imageBacking?(uid: string): StateBacking;
+  /** A memory budget that replaces the job's (the simulator's small states; see `SubtaskFaultSeams.memoryBudgetBytes`). */
+  readonly memoryBudgetBytes?: number;
   acknowledge(ack: SubtaskAck & { checkpointId: number }): Promise<void>;
   decline(checkpointId: number, reason: string): Promise<void>;
   reportFailure(message: string): Promise<void>;
@@ -312,6 +314,7 @@ export class Task {
       }
       if (rescaled) this.snapshotter.requireFull();
       else this.snapshotter.restoredFrom(reusable);
+      this.snapshotter.restoredAt(spec.checkpointId);
       this.host.snapshots.markImage(spec.checkpointId, Object.fromEntries([...this.chain.keyedState].map(([uid, backend]) => [uid, backend.size()])));
       if (this.reader && this.sourceUid) this.reader.seek(spec.sources[this.sourceUid] ?? {});
       for (const [uid, store] of this.chain.broadcastState) store.restore(spec.broadcast?.[uid] ?? {});
@@ -483,6 +486,21 @@ export class Task {
     return this.status === "running";
   }
 
+  /**
+   * Keyed state over its budget with every entry changed since the last
+   * checkpoint: its changes are sealed into the image now, as runs of the
+   * next checkpoint, so that they can be evicted (in the background; a
+   * failure fails the next checkpoints, as a failed write-back does).
+   */
+  private flushStateIfWanted(): void {
+    if (!this.snapshotter.mayFlush) return;
+    for (const backend of this.chain.keyedState.values()) {
+      if (!backend.wantsFlush) continue;
+      this.snapshotter.flush(this.chain.keyedState).catch(() => undefined);
+      return;
+    }
+  }
+
   /** Stops processing; waiting senders are released. */
   cancel(): void {
     if (this.status === "running" || this.status === "created") this.status = "canceled";
@@ -496,7 +514,7 @@ export class Task {
    * them (a subtask runs one keyed operator unless chained ones share a key).
    */
   private applyMemoryBudget(): void {
-    const budget = resolveStateConfig(this.job.options.state, this.deployment.checkpoint.localRecovery).memoryBudgetBytes;
+    const budget = this.host.memoryBudgetBytes ?? resolveStateConfig(this.job.options.state, this.deployment.checkpoint.localRecovery).memoryBudgetBytes;
     const image = this.host.imageBacking;
     if (budget === undefined || !image || this.chain.keyedState.size === 0) return;
     const each = Math.floor(budget / this.chain.keyedState.size);
@@ -602,6 +620,7 @@ export class Task {
             }
             await this.writer.flush();
             await this.sinks.flushIfDue();
+            this.flushStateIfWanted();
             break;
           }
           case "barrier":

@@ -4,7 +4,8 @@
  *
  * Only runs whose epochs are all ≤ the last completed checkpoint may be
  * merged (a restore to that checkpoint must still find each run whole),
- * and only a window of runs adjacent in age: newest-wins lookups stay
+ * except runs of one same epoch above it ({@link planEpochMerge}), and only
+ * a window of runs adjacent in age: newest-wins lookups stay
  * right because the output takes the window's place in the order.
  *
  * Going from the newest eligible run towards older ones, a run joins the
@@ -46,7 +47,7 @@ export interface CompactionPlan {
   readonly seqTo: number;
   /** The window starts at the oldest run: nothing older is left for a tombstone to hide. */
   readonly dropTombstones: boolean;
-  readonly reason: "size-ratio" | "max-runs" | "all";
+  readonly reason: "size-ratio" | "max-runs" | "all" | "epoch";
 }
 
 /**
@@ -81,5 +82,33 @@ export function planCompaction(
   }
   if (start < m - 1) return plan(start, "size-ratio");
   if (runs.length > policy.maxRuns) return plan(Math.max(0, m - (runs.length - policy.maxRuns + 1)), "max-runs");
+  return undefined;
+}
+
+/** Runs of one epoch above the last completed checkpoint that are merged once there are this many. */
+export const SAME_EPOCH_MERGE_RUNS = 4;
+
+/**
+ * A merge among runs above the last completed checkpoint, or undefined:
+ * adjacent runs of ONE epoch (the flushes between two checkpoints, and the
+ * write-back that ends them), once there are {@link SAME_EPOCH_MERGE_RUNS}
+ * of them. A restore keeps or drops all runs of an epoch together, so
+ * merging them loses no checkpoint a restore can reach; without it, a
+ * subtask that flushes often while no checkpoint completes would pile up
+ * runs for every read to probe.
+ */
+export function planEpochMerge(runs: readonly PolicyRun[], completedCheckpointId: number, blockedSeq = Infinity): CompactionPlan | undefined {
+  for (let i = 0; i < runs.length && runs[i].seq < blockedSeq; ) {
+    if (runs[i].epoch <= completedCheckpointId) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < runs.length && runs[j].epoch === runs[i].epoch && runs[j].seq < blockedSeq) j++;
+    if (j - i >= SAME_EPOCH_MERGE_RUNS) {
+      return { inputs: runs.slice(i, j).map((r) => r.id), seqFrom: runs[i].seq, seqTo: runs[j - 1].seq, dropTombstones: i === 0, reason: "epoch" };
+    }
+    i = Math.max(j, i + 1);
+  }
   return undefined;
 }

@@ -34,7 +34,7 @@ import type { Sql, SqlValue } from "../../storage/sql.js";
 import { BlockCache, CacheOwner } from "./block-cache.js";
 import { type BloomProbe, bloomMayContain, bloomProbe } from "./bloom.js";
 import { ByteSink, readUtf8 } from "./byte-sink.js";
-import { type CompactionPlan, type CompactionPolicy, DEFAULT_COMPACTION_POLICY, planCompaction } from "./compaction-policy.js";
+import { type CompactionPlan, type CompactionPolicy, DEFAULT_COMPACTION_POLICY, planCompaction, planEpochMerge } from "./compaction-policy.js";
 import { EntryBatch } from "./entry-batch.js";
 import { MergeCursor, RunCursor, type RunBlocks, firstBlockFor } from "./merge-cursor.js";
 import { BLOCK_TARGET_BYTES, BlockView, type EntryRef, composite, entryRef } from "./run-format.js";
@@ -467,7 +467,7 @@ export class RunStore {
    */
   planCompaction(completedCheckpointId: number, all = false): CompactionPlan | undefined {
     const blocked = this.writing.size > 0 ? Math.min(...this.writing) : Infinity;
-    return planCompaction(this.live, completedCheckpointId, blocked, this.policy, all);
+    return planCompaction(this.live, completedCheckpointId, blocked, this.policy, all) ?? (all ? undefined : planEpochMerge(this.live, completedCheckpointId, blocked));
   }
 
   /**
