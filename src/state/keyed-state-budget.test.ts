@@ -182,7 +182,7 @@ describe("memory budget: eviction", () => {
     expect(b.readbacks - before).toBe(cold.length);
   });
 
-  it("does not evict while a checkpoint's write-back is unfinished, nor the current key, nor timers", async () => {
+  it("does not evict what a checkpoint's unfinished write-back captured, nor the current key, nor timers", async () => {
     const h = new Harness();
     const budget = 64 * 1024;
     const b = h.fresh(budget);
@@ -200,6 +200,33 @@ describe("memory budget: eviction", () => {
     expect(b.timerCount()).toBe(2000);
     // The timers' entries stay in memory: they are most of what is left.
     expect(b.bytesInMemory).toBeGreaterThan(2000 * ENTRY_OVERHEAD_BYTES);
+  });
+
+  it("evicts clean entries while a write-back is under way, but never the entries it captured", async () => {
+    const h = new Harness();
+    const budget = 64 * 1024;
+    const b = h.fresh(budget);
+    for (let i = 0; i < 1000; i++) bump(b, `old-${i}`);
+    await h.checkpoint(b, 1);
+    // Checkpoint 2 captures 300 changed keys; while its write-back is pending, new keys push the estimate over budget.
+    for (let i = 0; i < 300; i++) bump(b, `old-${i}`);
+    const prepared = h.snapshotter.prepare(2, new Map([[UID, b]]));
+    const evictedBefore = b.entriesEvicted;
+    for (let i = 0; i < 1500; i++) bump(b, `new-${i}`);
+    expect(b.entriesEvicted - evictedBefore).toBeGreaterThan(0);
+    // Not one of the captured keys went: reading them reads nothing back.
+    const readbacks = b.readbacks;
+    for (let i = 0; i < 300; i++) {
+      b.setCurrentKey(`old-${i}`);
+      expect(b.getState(count).value()).toBe(2);
+    }
+    expect(b.readbacks).toBe(readbacks);
+    await h.snapshotter.upload(prepared);
+    // Every key, evicted or not, has its value.
+    for (let i = 0; i < 1000; i++) {
+      b.setCurrentKey(`old-${i}`);
+      expect(b.getState(count).value()).toBe(i < 300 ? 2 : 1);
+    }
   });
 
   it("never evicts entries loaded without an image (load), which nothing could read back", async () => {

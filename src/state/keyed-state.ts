@@ -226,8 +226,10 @@ export class KeyedStateBackend {
   private evictedTotal = 0;
   /** Entries read from the backing, over the backend's life. */
   private readbacksTotal = 0;
-  /** Captures of changes not yet written back to the image: nothing is evicted meanwhile. */
+  /** Captures of changes not yet written back to the image. */
   private unpersisted = 0;
+  /** Under a budget, those captures' tables: their keys are not evicted (the image lacks their values) until written back. */
+  private readonly pendingCaptures = new Set<readonly CapturedTable[]>();
   /** Counts restores: a capture taken before the last one reports its write-back to no one. */
   private restores = 0;
   /** Dirty marks were cleared without a write-back (takeDirty): the image may lag memory, nothing is evicted. */
@@ -295,7 +297,7 @@ export class KeyedStateBackend {
    * with the input rate times the checkpoint interval.
    */
   get wantsFlush(): boolean {
-    return this.budgetBytes !== undefined && this.evictBlocked && this.unpersisted === 0 && this.bytesNow > this.budgetBytes;
+    return this.budgetBytes !== undefined && this.evictBlocked && this.bytesNow > this.budgetBytes;
   }
 
   /** Entries evicted to the image so far. */
@@ -451,6 +453,7 @@ export class KeyedStateBackend {
     let persisted: (() => void) | undefined;
     if (count > 0) {
       this.unpersisted++;
+      if (this.budgetBytes !== undefined) this.holdPending(tables);
       const restores = this.restores;
       let done = false;
       persisted = () => {
@@ -709,6 +712,7 @@ export class KeyedStateBackend {
     for (const slot of this.slots.values()) {
       slot.table.clear();
       slot.changed.clear();
+      slot.pending.clear();
       slot.sizes.clear();
       slot.cold.clear();
       slot.anyCold = false;
@@ -722,6 +726,7 @@ export class KeyedStateBackend {
     this.count = 0;
     this.bytesNow = 0;
     this.unpersisted = 0;
+    this.pendingCaptures.clear();
     this.restores++;
     this.imageUnknown = false;
     this.evictBlocked = false;
@@ -912,6 +917,7 @@ export class KeyedStateBackend {
       kind,
       table: new Map(),
       changed: new Map(),
+      pending: new Map(),
       sizes: new Map(),
       cold: new Set(),
       anyCold: false,
@@ -998,9 +1004,29 @@ export class KeyedStateBackend {
     if (slot.cold.delete(this.keyTextNow) && slot.cold.size === 0) slot.anyCold = false;
   }
 
+  /** Marks the keys of a capture's tables as not evictable until the capture is written back. */
+  private holdPending(tables: readonly CapturedTable[]): void {
+    this.pendingCaptures.add(tables);
+    for (const t of tables) {
+      const pending = this.slots.get(t.state)?.pending;
+      if (pending) for (const k of t.keys) pending.set(k, (pending.get(k) ?? 0) + 1);
+    }
+  }
+
   /** A capture's changes reached the image: deletions need no mark any more, and eviction may go on. */
   private persistedChanges(tables: readonly CapturedTable[]): void {
     this.unpersisted--;
+    if (this.pendingCaptures.delete(tables)) {
+      for (const t of tables) {
+        const pending = this.slots.get(t.state)?.pending;
+        if (!pending) continue;
+        for (const k of t.keys) {
+          const n = pending.get(k) ?? 0;
+          if (n <= 1) pending.delete(k);
+          else pending.set(k, n - 1);
+        }
+      }
+    }
     this.countBlindWrites(tables);
     this.evictBlocked = false;
     this.scannedSinceEvict = 0;
@@ -1014,7 +1040,7 @@ export class KeyedStateBackend {
       for (let i = 0; i < t.keys.length; i++) if (t.values[i] === undefined) this.deleted.delete(id(t.state, t.keys[i]));
     }
     // What went over budget while it was dirty may go now, without waiting for the next new key.
-    if (this.unpersisted === 0 && this.budgetBytes !== undefined && this.bytesNow > this.budgetBytes) this.evict();
+    if (this.budgetBytes !== undefined && this.bytesNow > this.budgetBytes) this.evict();
   }
 
   /**
@@ -1023,11 +1049,12 @@ export class KeyedStateBackend {
    * or evicts it when already clear; a read sets it again), until the
    * estimate is under {@link EVICT_TO_FRACTION} of the budget, looking at
    * {@link EVICT_SCAN_MAX} entries at most. Never the current key (an
-   * accessor is using it), a changed entry, or one whose last change has
-   * not been written back.
+   * accessor is using it), a changed entry, or one a capture still being
+   * written back holds (the image lacks its value until then); other clean
+   * entries may go while a write-back is under way.
    */
   private evict(): void {
-    if (this.unpersisted > 0 || this.imageUnknown || this.budgetBytes === undefined) return;
+    if (this.imageUnknown || this.budgetBytes === undefined) return;
     if (!this.backing && !this.spill) return;
     const target = this.budgetBytes * EVICT_TO_FRACTION;
     const slots = this.evictable;
@@ -1053,7 +1080,7 @@ export class KeyedStateBackend {
       const key = next.value;
       looked++;
       this.scannedSinceEvict++;
-      if (key === this.keyTextNow || slot.changed.has(key)) continue;
+      if (key === this.keyTextNow || slot.changed.has(key) || slot.pending.has(key)) continue;
       if (!slot.cold.has(key)) {
         slot.cold.add(key);
         slot.anyCold = true;
@@ -1078,6 +1105,10 @@ export class KeyedStateBackend {
     this.count = this.size();
     this.backing = spill;
     for (const slot of this.slots.values()) for (const [key, v] of slot.changed) if (v === undefined) this.deleted.add(id(slot.name, key));
+    // Deletions captured but not yet written back: the image may still hold an older value.
+    for (const tables of this.pendingCaptures) {
+      for (const t of tables) for (let i = 0; i < t.keys.length; i++) if (t.values[i] === undefined) this.deleted.add(id(t.state, t.keys[i]));
+    }
   }
 
   /** Marks the current key of a state changed; `value` is what its table now holds. */
@@ -1093,6 +1124,8 @@ interface Slot {
   readonly table: Map<string, unknown>;
   /** Keys changed since the last capture, with their live value (undefined: deleted). */
   readonly changed: Map<string, unknown>;
+  /** Under a budget, keys of captures not yet written back, with how many such captures hold each: not evicted. */
+  readonly pending: Map<string, number>;
   /** Each in-memory entry's estimated bytes (see `memory-budget.ts`). */
   readonly sizes: Map<string, number>;
   /**
