@@ -45,9 +45,14 @@ export class TaskFiles {
 
   /** Writes a file this task owns until an ack hands it over. Refused once the task was canceled. */
   async put(key: string, body: Blob | string): Promise<void> {
+    await this.owning(key, () => this.store.put(key, body));
+  }
+
+  /** Runs the upload of `key`, which the task owns from now on; deleted if it ends after a cancel. */
+  private async owning(key: string, start: () => Promise<unknown>): Promise<void> {
     if (this.closed) throw new Error(`the task was canceled: ${key} is not written`);
     this.owned.add(key);
-    const upload = this.store.put(key, body);
+    const upload = start();
     this.uploading.set(key, upload);
     try {
       await upload;
@@ -64,16 +69,7 @@ export class TaskFiles {
    * part, else a multipart upload (aborted if a part fails).
    */
   async putParts(key: string, parts: AsyncIterable<Uint8Array>, partBytes = UPLOAD_PART_BYTES): Promise<void> {
-    if (this.closed) throw new Error(`the task was canceled: ${key} is not written`);
-    this.owned.add(key);
-    const upload = this.writeParts(key, parts, partBytes);
-    this.uploading.set(key, upload);
-    try {
-      await upload;
-    } finally {
-      this.uploading.delete(key);
-      if (this.closed) await this.discard([key]);
-    }
+    await this.owning(key, () => this.writeParts(key, parts, partBytes));
     // Ended after the cancel: the file is gone (deleted above), so whoever waits for it must not take it as written.
     if (this.closed) throw new Error(`the task was canceled: ${key} was deleted`);
   }

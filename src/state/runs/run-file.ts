@@ -23,7 +23,7 @@ import { firstBlockFor } from "./merge-cursor.js";
 import { bloomLength } from "./bloom.js";
 import { BlockView, blockLength, composite, entryRef } from "./run-format.js";
 import type { Pause, RunInfo, RunStore } from "./run-store.js";
-import { PAGE_BLOCK, PAGE_BLOOM, PAGE_INDEX, type RunPage } from "./run-writer.js";
+import { PAGE_BLOCK, PAGE_BLOOM, PAGE_INDEX, type RunPage, type RunSummary } from "./run-writer.js";
 import type { StateName } from "./state-names.js";
 
 /** The format's name, at both ends of a file. */
@@ -197,20 +197,24 @@ export async function importRunFile(store: RunStore, file: Uint8Array, pause: Pa
     let bytes = 0;
     const list = [...pages()];
     for (const p of list) bytes += p.bytes.length;
-    const summary = {
-      entries: meta.entries,
-      tombstones: meta.tombstones,
-      blocks: meta.blocks,
-      bloomPages: meta.bloomPages,
-      indexPages: Math.ceil(meta.blocks / 131072),
-      bytes,
-      firsts: meta.firsts.slice(),
-      last: meta.last,
-    };
-    return store.writePages(summary, list, epoch, options.epoch === undefined ? meta.firstEpoch : epoch, pause);
+    return store.writePages(summaryOf(meta, bytes), list, epoch, options.epoch === undefined ? meta.firstEpoch : epoch, pause);
   }
   const range = blockRangeFor(meta, options.keyGroupStart ?? 0, options.keyGroupEnd ?? 0xffff);
   return importRunBlocks(store, meta, file.subarray(range.byteStart, range.byteEnd), range.byteStart, pause, options);
+}
+
+/** What a run imported whole is, from its file's meta and the bytes of its pages. */
+function summaryOf(meta: RunFileMeta, bytes: number): RunSummary {
+  return {
+    entries: meta.entries,
+    tombstones: meta.tombstones,
+    blocks: meta.blocks,
+    bloomPages: meta.bloomPages,
+    indexPages: Math.ceil(meta.blocks / 131072),
+    bytes,
+    firsts: meta.firsts.slice(),
+    last: meta.last,
+  };
 }
 
 /** Bytes of a run file a ranged import reads at once (and, re-encoded, the most one of its runs gathers). */
@@ -266,17 +270,7 @@ export async function importRunRanged(store: RunStore, read: ReadRange, size: nu
         yield { kind: PAGE_INDEX, page: i / 131072, bytes: page };
       }
     };
-    const summary = () => ({
-      entries: meta.entries,
-      tombstones: meta.tombstones,
-      blocks: meta.blocks,
-      bloomPages: meta.bloomPages,
-      indexPages: Math.ceil(meta.blocks / 131072),
-      bytes,
-      firsts: meta.firsts.slice(),
-      last: meta.last,
-    });
-    return [await store.writePages(summary, pages(), epoch, options.epoch === undefined ? meta.firstEpoch : epoch, pause)];
+    return [await store.writePages(() => summaryOf(meta, bytes), pages(), epoch, options.epoch === undefined ? meta.firstEpoch : epoch, pause)];
   }
   // Entries re-encoded: gathered over chunks into runs of up to twice the chunk size (so not a run per chunk).
   const range = blockRangeFor(meta, start, end);
