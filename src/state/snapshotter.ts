@@ -343,21 +343,7 @@ export class KeyedSnapshotter {
     const earlier = this.uploads;
     const done = (async (): Promise<boolean> => {
       const ok = await earlier;
-      if (this.canceled) throw new Error(`the flush of changes after checkpoint ${epoch - 1} was canceled`);
-      const writer = this.store.writeImage(epoch);
-      let turns = 0;
-      const turn = async () => {
-        if (turns++ > 0) await this.store.pause();
-        if (this.canceled) throw new Error(`the flush of changes after checkpoint ${epoch - 1} was canceled`);
-      };
-      for (const op of operators) {
-        for (let i = 0; i < op.changed.count; i += IMAGE_TURN_ENTRIES) {
-          await turn();
-          writer.add(op.uid, op.changed.encode(i, Math.min(i + IMAGE_TURN_ENTRIES, op.changed.count)));
-        }
-      }
-      await writer.seal(turn);
-      if (this.canceled) throw new Error(`the flush of changes after checkpoint ${epoch - 1} was canceled`);
+      await this.seal(epoch, operators, new Map(), `the flush of changes after checkpoint ${epoch - 1} was canceled`);
       for (const op of operators) op.changed.persisted?.();
       return ok;
     })();
@@ -441,19 +427,19 @@ export class KeyedSnapshotter {
   }
 
   /**
-   * Writes the captured changes to the local image: gathered in small
-   * turns, each encoded in its turn unless given, then sealed as runs (a
-   * page per turn); marks the image when whole.
+   * Seals the operators' captured changes into the image as runs of
+   * `epoch`: gathered in small turns, each encoded in its turn unless
+   * given, then written a page per turn. Throws `canceled` once the
+   * snapshotter is canceled.
    */
-  private async writeBack(s: PreparedSnapshot, encoded: ReadonlyMap<PreparedOperator, readonly EncodedEntry[]> = new Map()): Promise<void> {
-    this.store.markImage(null);
-    const writer = this.store.writeImage(s.checkpointId);
+  private async seal(epoch: number, operators: readonly PreparedOperator[], encoded: ReadonlyMap<PreparedOperator, readonly EncodedEntry[]>, canceled: string): Promise<void> {
+    const writer = this.store.writeImage(epoch);
     let turns = 0;
     const turn = async () => {
       if (turns++ > 0) await this.store.pause();
-      if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
+      if (this.canceled) throw new Error(canceled);
     };
-    for (const op of s.operators) {
+    for (const op of operators) {
       const all = encoded.get(op);
       for (let i = 0; i < op.changed.count; i += IMAGE_TURN_ENTRIES) {
         await turn();
@@ -462,7 +448,17 @@ export class KeyedSnapshotter {
       }
     }
     await writer.seal(turn);
-    if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
+    if (this.canceled) throw new Error(canceled);
+  }
+
+  /**
+   * Writes the captured changes to the local image: gathered in small
+   * turns, each encoded in its turn unless given, then sealed as runs (a
+   * page per turn); marks the image when whole.
+   */
+  private async writeBack(s: PreparedSnapshot, encoded: ReadonlyMap<PreparedOperator, readonly EncodedEntry[]> = new Map()): Promise<void> {
+    this.store.markImage(null);
+    await this.seal(s.checkpointId, s.operators, encoded, `snapshot ${s.checkpointId} canceled`);
     this.store.markImage(s.checkpointId, Object.fromEntries(s.operators.map((op) => [op.uid, op.entries])));
     // Sealed into the image: what these changes captured is clean again (a memory budget may evict it).
     for (const op of s.operators) op.changed.persisted?.();
