@@ -70,11 +70,16 @@ const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
  * character c of the group is ALPHABET[(h >>> 6c) & 63].
  */
 export function payload(variant: number, index: number, bytes: number): string {
-  let out = "";
-  for (let g = 0; out.length < bytes; g++) {
+  // Built as character codes and made a string once: `out += char` would
+  // give a rope of `bytes` cons cells (about 32 bytes each), which a job
+  // keeping the payload as its state would hold at 30 times its length.
+  const codes = new Array<number>(bytes);
+  for (let g = 0, i = 0; i < bytes; g++) {
     const h = mix32(Math.imul(variant, 0x9e3779b9) ^ Math.imul(index, 0x85ebca6b) ^ Math.imul(g, 0xc2b2ae35));
-    for (let c = 0; c < 4 && out.length < bytes; c++) out += ALPHABET[(h >>> (6 * c)) & 63];
+    for (let c = 0; c < 4 && i < bytes; c++) codes[i++] = ALPHABET.charCodeAt((h >>> (6 * c)) & 63);
   }
+  let out = "";
+  for (let i = 0; i < bytes; i += 4096) out += String.fromCharCode(...codes.slice(i, i + 4096));
   return out;
 }
 

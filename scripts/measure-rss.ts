@@ -3,7 +3,7 @@
  * the memory budget (issue 20's target; docs/state-backend.md, "Measured
  * memory"), measured from outside the process.
  *
- *   npx tsx scripts/measure-rss.ts [--budget-mb M] [--state-mb N] [--payload-bytes B] [--restore local|r2] [--blind] [--v8-heap-mb H] [--keep]
+ *   npx tsx scripts/measure-rss.ts [--budget-mb M] [--state-mb N] [--payload-bytes B] [--restore local|r2] [--blind] [--v8-heap-mb H] [--heap-profile-mb P] [--gc-probe] [--keep]
  *
  * Runs the test Worker's job `bench-rss-<M>` (bench/jobs.ts: a generator
  * source → a keyed operator on ONE subtask, each key's state a string of B
@@ -16,6 +16,11 @@
  * `--v8-heap-mb H`, workerd runs with V8's old space capped at H MiB
  * (MINIFLARE_WORKERD_V8_FLAGS=--max-old-space-size=H), as an isolate's
  * memory is capped in production, instead of V8's default.
+ *
+ * With `--heap-profile-mb P`, when the floe isolate's heap first passes P
+ * MiB used, it prints where the live objects were allocated (V8's sampling
+ * heap profiler); with `--gc-probe`, every 10 s it collects the floe
+ * isolate's garbage and samples its heap again: what of it is live.
  *
  * Every 250 ms it reads VmRSS, RssAnon, RssFile, RssShmem and VmHWM from
  * /proc/<pid>/status of the workerd process(es) Miniflare spawned (the
@@ -70,6 +75,8 @@ const { values: args } = parseArgs({
     restore: { type: "string", default: "local" },
     blind: { type: "boolean", default: false },
     "v8-heap-mb": { type: "string" },
+    "heap-profile-mb": { type: "string" },
+    "gc-probe": { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
   },
 });
@@ -78,6 +85,8 @@ if (!(RSS_BUDGETS_MIB as readonly number[]).includes(budgetMiB)) throw new Error
 const stateMiB = Number(args["state-mb"] ?? 10 * budgetMiB);
 const payloadBytes = Number(args["payload-bytes"]);
 const restoreFrom = args.restore;
+/** With `--heap-profile-mb M`: when the floe isolate's heap first passes M MiB used, where its live objects were allocated. */
+const heapProfileMiB = args["heap-profile-mb"] === undefined ? undefined : Number(args["heap-profile-mb"]);
 if (restoreFrom !== "local" && restoreFrom !== "r2") throw new Error(`--restore: local or r2, got ${restoreFrom}`);
 const job = rssJobName(budgetMiB);
 const v8HeapMiB = args["v8-heap-mb"] === undefined ? undefined : Number(args["v8-heap-mb"]);
@@ -189,6 +198,8 @@ class RssSampler {
 
 interface HeapSample {
   phase: string;
+  /** With `--gc-probe`: taken right after a full garbage collection of the floe isolate (what is live). */
+  afterGc?: boolean;
   /** The floe Worker's isolate (every Durable Object of the job runs in it). */
   floe: { used: number; total: number; backing: number };
   /** Miniflare's own Workers in the same process (its R2 and cache simulators, the entry Worker…), summed. */
@@ -217,7 +228,42 @@ class HeapSampler {
     this.sessions = [];
     this.port = port;
     this.sessions = await InspectorSession.connectAll(port);
-    if (!this.sessions.some((s) => s.title.endsWith("core:user:"))) throw new Error(`the inspector on port ${port} lists no floe Worker: ${this.sessions.map((s) => s.title).join(", ")}`);
+    const floe = this.sessions.find((s) => s.title.endsWith("core:user:"));
+    if (!floe) throw new Error(`the inspector on port ${port} lists no floe Worker: ${this.sessions.map((s) => s.title).join(", ")}`);
+    if (heapProfileMiB !== undefined && !this.profiled) {
+      await floe.session.send("HeapProfiler.enable");
+      await floe.session.send("HeapProfiler.startSampling", { samplingInterval: 16384 });
+    }
+  }
+
+  /** Whether the sampling heap profile was taken (once, when the floe heap first passes --heap-profile-mb). */
+  private profiled = false;
+
+  /** Where the floe heap's live objects were allocated, heaviest first (V8's sampling heap profiler). */
+  private async heapProfile(session: InspectorSession, usedBytes: number): Promise<void> {
+    this.profiled = true;
+    interface Node {
+      callFrame: { functionName: string; url: string; lineNumber: number };
+      selfSize: number;
+      children: Node[];
+    }
+    const { profile } = await session.send<{ profile: { head: Node } }>("HeapProfiler.getSamplingProfile");
+    await session.send("HeapProfiler.stopSampling");
+    const frame = (n: Node) => `${n.callFrame.functionName || "(anonymous)"} ${n.callFrame.url.split("/").pop()}:${n.callFrame.lineNumber + 1}`;
+    const bySite = new Map<string, number>();
+    const walk = (n: Node, stack: string[]) => {
+      const here = n.callFrame.functionName === "(root)" ? stack : [...stack, frame(n)];
+      if (n.selfSize > 0) {
+        const site = here.slice(-4).reverse().join(" < ");
+        bySite.set(site, (bySite.get(site) ?? 0) + n.selfSize);
+      }
+      for (const c of n.children) walk(c, here);
+    };
+    walk(profile.head, []);
+    const total = sum([...bySite.values()]);
+    const top = [...bySite.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25);
+    progress(`heap profile at ${mib(usedBytes)} MiB used: ${mib(total)} MiB sampled live, by allocation site (innermost first):`);
+    for (const [site, bytes] of top) progress(`  ${mib(bytes).toString().padStart(7)} MiB  ${site}`);
   }
 
   detach(): void {
@@ -260,6 +306,19 @@ class HeapSampler {
             into.backing += u!.backingStorageSize;
           }
           this.samples.push(sample);
+          if (args["gc-probe"] && this.samples.length % 10 === 0) {
+            // Every 10th sample, a full collection first, then the floe isolate again: the live part of its heap and buffers.
+            const floe = sessions.find((x) => x.title.endsWith("core:user:"));
+            if (floe) {
+              await floe.session.send("HeapProfiler.collectGarbage");
+              const u = await floe.session.send<{ usedSize: number; totalSize: number; backingStorageSize: number }>("Runtime.getHeapUsage");
+              this.samples.push({ phase, afterGc: true, floe: { used: u.usedSize, total: u.totalSize, backing: u.backingStorageSize }, miniflare: sample.miniflare });
+            }
+          }
+          if (heapProfileMiB !== undefined && !this.profiled && sample.floe.used >= heapProfileMiB * MiB) {
+            const floe = sessions.find((x) => x.title.endsWith("core:user:"));
+            if (floe) await this.heapProfile(floe.session, sample.floe.used);
+          }
         }
       } catch {
         // The runtime went away meanwhile (killed for the restore, or crashed).
@@ -534,7 +593,8 @@ async function main() {
     const phases = ["load", "checkpoints", "restore", "read-back"].map((phase) => {
       const ss = rss.of(phase);
       const ms = metricSamples.filter((m) => m.phase === phase);
-      const hs = heaps.samples.filter((h) => h.phase === phase);
+      const hs = heaps.samples.filter((h) => h.phase === phase && !h.afterGc);
+      const gc = heaps.samples.filter((h) => h.phase === phase && h.afterGc);
       const peak = ss.reduce((a, s) => (s.rss > a.rss ? s : a), ss[0]);
       return {
         phase,
@@ -555,6 +615,8 @@ async function main() {
         floe_array_buffers_max_mib: mib(max(hs.map((h) => h.floe.backing))),
         floe_heap_used_end_mib: mib(hs.at(-1)?.floe.used ?? 0),
         floe_heap_total_end_mib: mib(hs.at(-1)?.floe.total ?? 0),
+        // With --gc-probe: the largest live heap and buffers of the floe isolate, right after a full collection.
+        ...(args["gc-probe"] ? { gc_probes: gc.length, floe_heap_live_max_mib: mib(max(gc.map((h) => h.floe.used))), floe_array_buffers_live_max_mib: mib(max(gc.map((h) => h.floe.backing))) } : {}),
         miniflare_heaps_total_max_mib: mib(max(hs.map((h) => h.miniflare.total))),
         miniflare_array_buffers_max_mib: mib(max(hs.map((h) => h.miniflare.backing))),
       };

@@ -169,6 +169,8 @@ export interface TaskMetrics {
   readonly stateEntriesEvicted?: number;
   /** Keyed-state entries read back from the local image (after a restore or an eviction), since the task started. */
   readonly stateReadbacks?: number;
+  /** Milliseconds the input loop waited for keyed state's changes to be sealed, over budget with nothing to evict, since the task started. */
+  readonly stateStalledMs?: number;
   readonly pendingSinkBytes: number;
   readonly sinks: Record<string, SinkMetrics>;
   readonly lastCheckpointId: number;

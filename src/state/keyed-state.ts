@@ -300,6 +300,20 @@ export class KeyedStateBackend {
     return this.budgetBytes !== undefined && this.evictBlocked && this.bytesNow > this.budgetBytes;
   }
 
+  /**
+   * Over budget with clean entries the eviction may still take (e.g. after
+   * a write-back, while no record comes to trigger it): {@link evictSome}
+   * frees some.
+   */
+  get wantsEviction(): boolean {
+    return this.budgetBytes !== undefined && !this.evictBlocked && !this.imageUnknown && this.bytesNow > this.budgetBytes && (this.backing !== undefined || this.spill !== undefined);
+  }
+
+  /** One step of eviction ({@link EVICT_SCAN_MAX} entries looked at, at most). */
+  evictSome(): void {
+    if (this.budgetBytes !== undefined && this.bytesNow > this.budgetBytes) this.evict();
+  }
+
   /** Entries evicted to the image so far. */
   get entriesEvicted(): number {
     return this.evictedTotal;

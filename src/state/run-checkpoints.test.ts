@@ -62,6 +62,8 @@ class Subtask {
   failWrites = false;
   /** Awaited by each upload before it lands (a slow R2). */
   putGate: Promise<void> | undefined;
+  /** Uploads that began (and may be waiting at the gate). */
+  putsBegun = 0;
 
   constructor(
     readonly bucket: Bucket,
@@ -88,6 +90,7 @@ class Subtask {
           {
             key: (store, run) => `chk-${id}/${uid}/${index}.${store}-${run}.run`,
             put: async (key, stream) => {
+              this.putsBegun++;
               if (this.putGate) await this.putGate;
               const parts: Uint8Array[] = [];
               for await (const p of stream) parts.push(p);
@@ -150,6 +153,14 @@ class Subtask {
     this.image.mark(id, this.range, { [UID]: b.size() });
     this.image.resume(id);
     return { backend: b, from };
+  }
+}
+
+/** Yields to the event loop until `ok()` (a background step under way). */
+async function until(ok: () => boolean): Promise<void> {
+  for (let i = 0; !ok(); i++) {
+    if (i > 1000) throw new Error("never came");
+    await new Promise((r) => setTimeout(r, 0));
   }
 }
 
@@ -448,6 +459,67 @@ describe("flushes between checkpoints", () => {
     const restored = await new Subtask(bucket).restore(1, [h1], false);
     expect(restored.backend.size()).toBe(300);
     expect(get(restored.backend, "key-0")).toBe(0);
+  });
+
+  it("a flush seals (and its entries may be evicted) while the checkpoint before it is still uploading to R2", async () => {
+    const bucket = new Bucket();
+    const s = new Subtask(bucket);
+    const b = s.backend(16 * 1024);
+    for (let i = 0; i < 200; i++) set(b, `key-${i}`, i);
+    let openGate!: () => void;
+    s.putGate = new Promise((r) => (openGate = r));
+    const upload = s.snapshotter.upload(s.snapshotter.prepare(1, new Map([[UID, b]])));
+    let uploaded = false;
+    void upload.then(() => (uploaded = true));
+    // Checkpoint 1's runs are sealed; its R2 upload waits. Meanwhile new keys fill the budget and are flushed.
+    await until(() => s.image.runs(UID).states.length === 1);
+    for (let i = 200; i < 600; i++) set(b, `key-${i}`, i);
+    expect(b.wantsFlush).toBe(true);
+    await s.snapshotter.flush(new Map([[UID, b]]));
+    expect(uploaded).toBe(false);
+    expect(s.image.runs(UID).states.map((r) => r.epoch)).toEqual([1, 2]);
+    // Sealed, so clean: the next write evicts down to the budget without waiting for R2.
+    set(b, "key-600", 600);
+    expect(b.bytesInMemory).toBeLessThanOrEqual(16 * 1024);
+    openGate();
+    const h1 = (await upload).handles[UID];
+    // Checkpoint 1 is what its barrier saw, not the flushed keys sealed during its upload.
+    const restored = await new Subtask(bucket).restore(1, [h1], false);
+    expect(restored.backend.size()).toBe(200);
+    expect(get(restored.backend, "key-300")).toBeUndefined();
+    // Checkpoint 2 takes the flushed run with its own changes.
+    const { handle: h2 } = await s.checkpoint(b, 2);
+    const second = await new Subtask(bucket).restore(2, [h2], false);
+    expect(second.backend.size()).toBe(601);
+    expect(get(second.backend, "key-450")).toBe(450);
+  });
+
+  it("a checkpoint uploads the runs it listed even when a merge of one epoch's runs retires them during the upload", async () => {
+    const bucket = new Bucket();
+    const s = new Subtask(bucket);
+    const b = s.backend(1024 * 1024);
+    // Three flushes of checkpoint 1's changes, then its write-back: four runs of epoch 1, which the background merges.
+    for (let f = 0; f < SAME_EPOCH_MERGE_RUNS - 1; f++) {
+      for (let i = 0; i < 50; i++) set(b, `key-${f}-${i}`, i);
+      await s.snapshotter.flush(new Map([[UID, b]]));
+    }
+    for (let i = 0; i < 50; i++) set(b, `key-last-${i}`, i);
+    let openGate!: () => void;
+    s.putGate = new Promise((r) => (openGate = r));
+    const upload = s.snapshotter.upload(s.snapshotter.prepare(1, new Map([[UID, b]])));
+    // Listed (and leased) by the upload, then merged while the upload waits for R2.
+    await until(() => s.putsBegun > 0);
+    await s.image.idle();
+    await until(() => s.image.runs(UID).states.length === 1);
+    openGate();
+    const h1 = (await upload).handles[UID];
+    expect(h1.runs).toHaveLength(SAME_EPOCH_MERGE_RUNS);
+    const restored = await new Subtask(bucket).restore(1, [h1], false);
+    expect(restored.backend.size()).toBe(50 * SAME_EPOCH_MERGE_RUNS);
+    // The merged run was never uploaded: the next checkpoint uploads it once and references only it.
+    const { handle: h2, uploaded } = await s.checkpoint(b, 2);
+    expect(uploaded).toHaveLength(1);
+    expect(h2.runs).toHaveLength(1);
   });
 });
 

@@ -148,6 +148,17 @@ export class KeyedSnapshotter {
   /** A flush is capturing or sealing. */
   private flushing = false;
   private uploads: Promise<boolean> = Promise.resolve(true);
+  /**
+   * The seals into the image (the write-backs of checkpoints as runs, and
+   * flushes), one after the other so that a later one's runs are newer.
+   * Not behind the uploads to R2: a checkpoint's upload lists its runs
+   * (epochs up to its own id) when it begins, so runs sealed while it goes
+   * on are not part of it, and the changes they seal may be evicted
+   * without waiting for R2.
+   */
+  private seals: Promise<void> = Promise.resolve();
+  /** Seals begun and not ended. */
+  private sealsInFlight = 0;
 
   constructor(
     private readonly store: SnapshotStore,
@@ -253,11 +264,11 @@ export class KeyedSnapshotter {
    * image, build and upload the files. Resolves with the handles to ack.
    */
   upload(s: PreparedSnapshot): Promise<CompletedSnapshot> {
+    if (s.operators.some((op) => op.runs)) return this.uploadAsRuns(s);
     const earlier = this.uploads;
     const done = (async (): Promise<CompletedSnapshot> => {
       const earlierOk = await earlier;
       if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
-      if (s.operators.some((op) => op.runs)) return this.uploadRuns(s);
       if (!earlierOk && s.dependsOnEarlier) {
         // The image must still get these changes: they were taken off the dirty list.
         if (this.writesImage(s)) await this.writeBack(s);
@@ -340,18 +351,12 @@ export class KeyedSnapshotter {
     }
     if (operators.length === 0) return Promise.resolve();
     this.flushing = true;
-    const earlier = this.uploads;
-    const done = (async (): Promise<boolean> => {
-      const ok = await earlier;
-      await this.seal(epoch, operators, new Map(), `the flush of changes after checkpoint ${epoch - 1} was canceled`);
+    const what = `the flush of changes after checkpoint ${epoch - 1}`;
+    const sealed = this.sealInTurn(what, async () => {
+      await this.seal(epoch, operators, new Map(), `${what} was canceled`);
       for (const op of operators) op.changed.persisted?.();
-      return ok;
-    })();
-    this.uploads = done.catch((e: unknown) => {
-      if (!this.canceled) this.imageFailed = `the flush of changes after checkpoint ${epoch - 1} failed (${(e as Error)?.message ?? e}); a restore is needed`;
-      return false;
     });
-    return done.then(
+    return sealed.then(
       () => {
         this.flushing = false;
       },
@@ -362,17 +367,62 @@ export class KeyedSnapshotter {
   }
 
   /**
-   * A snapshot as runs: the changes sealed as the image's newest runs,
-   * then each operator's live runs uploaded where new and referenced.
+   * Runs `work` (a seal into the image) after every earlier seal. A
+   * failure leaves the image without changes no longer marked dirty, so it
+   * fails every later seal and checkpoint until a restore.
    */
+  private sealInTurn(what: string, work: () => Promise<void>): Promise<void> {
+    const earlier = this.seals;
+    this.sealsInFlight++;
+    const sealed = (async () => {
+      try {
+        await earlier;
+        if (this.canceled) throw new Error(`${what} was canceled`);
+        if (this.imageFailed) throw new Error(`${what} cannot go to the local image: ${this.imageFailed}`);
+        await work();
+      } catch (e) {
+        if (!this.canceled) this.imageFailed ??= `${what} failed (${(e as Error)?.message ?? e}); a restore is needed`;
+        throw e;
+      } finally {
+        this.sealsInFlight--;
+      }
+    })();
+    this.seals = sealed.catch(() => undefined);
+    return sealed;
+  }
+
+  /**
+   * While changes are being sealed into the image: resolves when every
+   * seal begun so far has ended (succeeded or not). What they sealed may
+   * then be evicted.
+   */
+  get sealing(): Promise<void> | undefined {
+    return this.sealsInFlight > 0 ? this.seals : undefined;
+  }
+
+  /**
+   * A snapshot as runs: the changes sealed as the image's newest runs (in
+   * turn with other seals), then, after every earlier snapshot's upload,
+   * each operator's live runs uploaded where new and referenced.
+   */
+  private uploadAsRuns(s: PreparedSnapshot): Promise<CompletedSnapshot> {
+    const sealed = this.sealInTurn(`the write-back of checkpoint ${s.checkpointId}`, () => this.writeBack(s));
+    const earlier = this.uploads;
+    const done = (async (): Promise<CompletedSnapshot> => {
+      await sealed;
+      await earlier;
+      if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
+      return this.uploadRuns(s);
+    })();
+    this.uploads = done.then(
+      () => true,
+      () => false,
+    );
+    return done;
+  }
+
+  /** Each operator's live runs up to the snapshot's epoch, uploaded where new and referenced. */
   private async uploadRuns(s: PreparedSnapshot): Promise<CompletedSnapshot> {
-    if (this.imageFailed) throw new Error(`snapshot ${s.checkpointId} cannot reference the local image: ${this.imageFailed}`);
-    try {
-      await this.writeBack(s);
-    } catch (e) {
-      if (!this.canceled) this.imageFailed = `the write-back of checkpoint ${s.checkpointId} failed (${(e as Error)?.message ?? e}); a restore is needed`;
-      throw e;
-    }
     const handles: Record<string, KeyedStateHandle> = {};
     let checkpointedBytes = 0;
     let stateBytes = 0;

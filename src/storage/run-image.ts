@@ -395,7 +395,9 @@ export class RunImage {
       // Not runs of a later checkpoint (changes flushed since this one's barrier): they are not its state.
       return { name, store, runs: store.runs().filter((r) => r.epoch <= checkpointId).map((r) => ({ run: r, file: files.get(r.id) })) };
     });
-    const leases = listed.flatMap(({ store, runs }) => runs.filter((r) => !r.file).map((r) => store.lease(r.run.id).release));
+    // Held until the upload ends: a compaction may merge a listed run meanwhile (flushed runs of one epoch are merged
+    // before it completes), and its pages must stay to be exported.
+    const leases = new Map(listed.flatMap(({ store, runs }) => runs.filter((r) => !r.file).map((r) => [r.run, store.lease(r.run.id)] as const)));
     const refs: RunFileRef[] = [];
     let uploadedBytes = 0;
     try {
@@ -408,7 +410,7 @@ export class RunImage {
           let bytes = 0;
           const parts = async function* (): AsyncGenerator<Uint8Array> {
             let n = 0;
-            for (const part of exportRun(store, run.id)) {
+            for (const part of exportRun(store, leases.get(run)!)) {
               bytes += part.length;
               yield part;
               if (++n % 64 === 0) await pause();
@@ -427,7 +429,7 @@ export class RunImage {
         }
       }
     } finally {
-      for (const release of leases) release();
+      for (const { release } of leases.values()) release();
     }
     return { runs: refs, uploadedBytes };
   }

@@ -492,6 +492,9 @@ export class Task {
    * next checkpoint, so that they can be evicted (in the background; a
    * failure fails the next checkpoints, as a failed write-back does).
    */
+  /** Milliseconds the loop waited in {@link stallForState}. */
+  private stateStalledMs = 0;
+
   private flushStateIfWanted(): void {
     if (!this.snapshotter.mayFlush) return;
     for (const backend of this.chain.keyedState.values()) {
@@ -499,6 +502,40 @@ export class Task {
       this.snapshotter.flush(this.chain.keyedState).catch(() => undefined);
       return;
     }
+  }
+
+  /**
+   * Keyed state still over its budget with nothing it may evict while
+   * changes are being sealed into the image: the loop takes no input until
+   * the seal ends (RocksDB's write stall), since every record now would add
+   * to memory what the budget has no room for. On one thread the seal's
+   * turns run instead of records, so the stall costs little throughput.
+   */
+  private async stallForState(): Promise<void> {
+    const sealing = this.snapshotter.sealing;
+    if (!sealing) return;
+    for (const backend of this.chain.keyedState.values()) {
+      if (!backend.wantsFlush) continue;
+      const from = this.host.now();
+      await sealing;
+      this.stateStalledMs += this.host.now() - from;
+      return;
+    }
+  }
+
+  /**
+   * Idle, with keyed state over its budget that may be evicted now (a seal
+   * made it clean after the last record): one step of eviction. Answers
+   * whether it took one (the loop then yields and looks again).
+   */
+  private evictIdle(): boolean {
+    let evicted = false;
+    for (const backend of this.chain.keyedState.values()) {
+      if (!backend.wantsEviction) continue;
+      backend.evictSome();
+      evicted = true;
+    }
+    return evicted;
   }
 
   /** Stops processing; waiting senders are released. */
@@ -554,6 +591,7 @@ export class Task {
       stateBytesInMemory,
       stateEntriesEvicted,
       stateReadbacks,
+      stateStalledMs: Math.round(this.stateStalledMs),
       pendingSinkBytes,
       sinks,
       lastCheckpointId: this.checkpointer.lastCheckpointId,
@@ -583,9 +621,14 @@ export class Task {
         if (this.asyncStage && (await this.pumpAsync(this.asyncStage))) continue;
         const message = this.gate.poll();
         if (message === undefined) {
+          if (this.evictIdle()) {
+            await this.host.sleep(0);
+            continue;
+          }
           const timer = this.time.nextTimerDue();
-          // An async operator's completions wake the loop as input does.
-          const progress = this.asyncStage && !this.asyncStage.isEmpty() ? [this.asyncStage.whenProgress()] : [];
+          // An async operator's completions wake the loop as input does; so does the end of a seal (what it sealed may be evicted).
+          const sealing = this.snapshotter.sealing;
+          const progress = [...(this.asyncStage && !this.asyncStage.isEmpty() ? [this.asyncStage.whenProgress()] : []), ...(sealing ? [sealing] : [])];
           if (!this.checkpointing && this.sinks.pending()) {
             const due = this.sinks.flushDueInMs();
             if (due <= 0) await this.sinks.flush();
@@ -621,6 +664,7 @@ export class Task {
             await this.writer.flush();
             await this.sinks.flushIfDue();
             this.flushStateIfWanted();
+            await this.stallForState();
             break;
           }
           case "barrier":

@@ -63,9 +63,12 @@ export interface RunFileMeta {
  * The file of live run `runId` of `store`, as parts to upload in order
  * (blocks are not copied). Reads one page per part, so the caller may
  * pause between parts; the run's pages stay until the iteration ends.
+ * Given a lease the caller took (`store.lease`) instead of an id, it
+ * exports that run even if a compaction merged it since; the caller
+ * releases it.
  */
-export function* exportRun(store: RunStore, runId: number): Generator<Uint8Array> {
-  const { run, release } = store.lease(runId);
+export function* exportRun(store: RunStore, runOrLease: number | ReturnType<RunStore["lease"]>): Generator<Uint8Array> {
+  const { run, release } = typeof runOrLease === "number" ? store.lease(runOrLease) : { run: runOrLease.run, release: () => undefined };
   try {
     yield withMagic(new Uint8Array(HEADER_BYTES));
     let at = HEADER_BYTES;
