@@ -341,6 +341,7 @@ interface SubtaskMetrics {
   state_bytes_in_memory: number;
   state_entries_evicted: number;
   state_readbacks: number;
+  state_stalled_ms: number;
 }
 
 interface KeyedSample extends SubtaskMetrics {
@@ -658,7 +659,14 @@ async function main() {
         max_checkpointed_mb: mb(max(completed.map((c) => c.checkpointed_size))),
         max_end_to_end_ms: max(completed.map((c) => c.end_to_end_duration)),
       },
-      after_load: { within_budget: withinBudget, state_bytes_in_memory_mib: mib(loaded.state_bytes_in_memory), state_entries_evicted: loaded.state_entries_evicted, state_readbacks: loaded.state_readbacks },
+      after_load: {
+        within_budget: withinBudget,
+        state_bytes_in_memory_mib: mib(loaded.state_bytes_in_memory),
+        state_entries_evicted: loaded.state_entries_evicted,
+        state_readbacks: loaded.state_readbacks,
+        // The load's time the keyed subtask took no input, waiting for a seal (over budget, nothing to evict).
+        state_stalled_s: Math.round(loaded.state_stalled_ms / 100) / 10,
+      },
       // The counters of the last attempt (a failover during the read-back starts them again).
       after_read_back: {
         attempt: readBack!.attempt,
