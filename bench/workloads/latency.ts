@@ -11,7 +11,7 @@ import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { startEngine } from "../../test/support/engine.js";
 import { BENCH_PARALLELISM } from "../generator.js";
-import { type BenchResult, progress, quantile, sleep, startJob, until } from "./common.js";
+import { type BenchResult, checkpointHistory, progress, quantile, sleep, startJob, until } from "./common.js";
 
 export interface LatencyBenchOptions {
   ratePerS: number;
@@ -73,6 +73,10 @@ export async function benchLatency(o: LatencyBenchOptions): Promise<BenchResult>
     await until("every event at the webhook", async () => receiver.latencies.length >= sent, 120_000, 50);
     const l = receiver.latencies;
     progress(`latency: ${sent} events, p50 ${quantile(l, 0.5)} ms, p99 ${quantile(l, 0.99)} ms`);
+    // Where the time goes: the checkpoints' own durations (trigger to completion) and the gaps between triggers.
+    const completed = (await checkpointHistory(engine, "bench-latency")).filter((c) => c.status === "COMPLETED");
+    const durations = completed.map((c) => c.end_to_end_duration);
+    const gaps = completed.slice(1).map((c, i) => c.trigger_timestamp - completed[i].trigger_timestamp);
     return {
       bench: "latency",
       engine: "floe",
@@ -88,6 +92,14 @@ export async function benchLatency(o: LatencyBenchOptions): Promise<BenchResult>
       latency_ms_p90: quantile(l, 0.9),
       latency_ms_p99: quantile(l, 0.99),
       latency_ms_max: Math.max(...l),
+      checkpoints_completed: completed.length,
+      checkpoint_ms_p50: quantile(durations, 0.5),
+      checkpoint_ms_p99: quantile(durations, 0.99),
+      checkpoint_ms_max: Math.max(0, ...durations),
+      checkpoint_alignment_ms_p99: quantile(completed.map((c) => c.alignment_duration), 0.99),
+      checkpoint_async_ms_p99: quantile(completed.map((c) => c.async_duration), 0.99),
+      trigger_gap_ms_p50: quantile(gaps, 0.5),
+      trigger_gap_ms_p99: quantile(gaps, 0.99),
     };
   } finally {
     await engine.dispose();

@@ -11,9 +11,12 @@
  *
  * Timers are keyed state too (entries of kind "timer", see
  * `timer-queue.ts`): per operator and time domain, a {@link TimerQueue}
- * over the key's sorted timestamps. They are always in memory: a restore
- * reads every timer entry (from a backing, only those) and rebuilds the
- * queues, since firing needs the earliest timer of all keys.
+ * over the key's sorted timestamps. Under a budget, with the local image,
+ * an {@link IndexedTimerQueue} fires them from the image's time index
+ * (`time-index.ts`), and their entries are evicted and read back like any
+ * state; a restore reads none of them. Otherwise they are all in memory
+ * (a {@link HeapTimerQueue}): a restore reads every timer entry and
+ * rebuilds the queues, since firing needs the earliest timer of all keys.
  *
  * A state declared with a TTL (`ttl.ts`, `ttl-state.ts`) keeps each entry
  * with its last-access time on the backend's clock. Expired entries are
@@ -32,9 +35,8 @@
  * state's table: an entry is clean when the image holds its value (it was
  * read from the image, or a checkpoint captured it and finished writing it
  * back) and nothing changed it since. An evicted key is read back through
- * the backing on its next access, as after a restore. Dirty entries and
- * timers are never evicted; while a capture's write-back is unfinished,
- * nothing is.
+ * the backing on its next access, as after a restore. Dirty entries are
+ * never evicted, nor the entries a capture still being written back holds.
  */
 import {
   checkStateTtl,
@@ -52,6 +54,7 @@ import { type Key, type KeyGroupRange, hashKey, inRange, keyText } from "../grap
 import type { EncodedEntry } from "./snapshot-format.js";
 import { checkStateEntry, displayKey, stringEntryMayBeTooLarge } from "./state-limits.js";
 import { EVICT_SCAN_MAX, EVICT_TO_FRACTION, estimateEntryBytes, isMeasuredByJson, measuredEntryBytes } from "./memory-budget.js";
+import { IndexedTimerQueue, type TimeIndex, type TimeIndexChange, type TimerEntryStore } from "./time-index.js";
 import { HeapTimerQueue, type TimeDomain, type TimerQueue, timerStateName } from "./timer-queue.js";
 import {
   adoptLive,
@@ -159,6 +162,8 @@ export interface ChangeCapture {
    * may be evicted. Not called when the image does not get them.
    */
   persisted?(): void;
+  /** The time index's changes taken with these entries (timers kept in the image's time index), to seal with them. */
+  readonly timeIndex?: readonly { readonly domain: TimeDomain; readonly changes: readonly TimeIndexChange[] }[];
 }
 
 /** An entry of {@link StateBacking.rows}: as a full snapshot writes it, its value's JSON text not parsed. */
@@ -178,6 +183,10 @@ export interface StateBacking {
   entries(): Iterable<{ state: string; key: string; kind: Kind; value: unknown }>;
   /** Every persisted timer entry (kind "timer"), without reading the others: a restore loads all timers at once. */
   timers(): Iterable<{ state: string; key: string; value: unknown }>;
+  /** The timers of `domain` by time (the local image's time index), when the backing keeps one. */
+  timeIndex?(domain: TimeDomain): TimeIndex;
+  /** The number of timers of `domain` it holds, when known without reading them. */
+  timerCount?(domain: TimeDomain): number | undefined;
   count(): number;
   /**
    * {@link entries} as a full snapshot streams them: with the key group and
@@ -207,7 +216,14 @@ export class KeyedStateBackend {
   /** Each declared state's table, changes and accessor, found with one lookup per record. */
   private readonly slots = new Map<string, Slot>();
   /** The timer queue of each time domain, once asked for. */
-  private readonly timerQueues = new Map<TimeDomain, HeapTimerQueue>();
+  private readonly timerQueues = new Map<TimeDomain, HeapTimerQueue | IndexedTimerQueue>();
+  /**
+   * Under a budget, the image whose time index holds the timers (the
+   * backing, or the spill of a fresh start): timers are then read from it in
+   * time order and their per-key entries are evicted like any state.
+   * Undefined: every timer is in memory (a {@link HeapTimerQueue}).
+   */
+  private timeIndexSource: StateBacking | undefined;
 
   /** The clock TTLs count on. */
   private readonly now: () => number;
@@ -282,6 +298,34 @@ export class KeyedStateBackend {
   useBudget(budgetBytes: number, spill: StateBacking): void {
     this.budgetBytes = budgetBytes;
     this.spill = spill;
+    if (spill.timeIndex && !this.timeIndexSource) this.indexTimers(spill);
+  }
+
+  /**
+   * Keeps timers in `source`'s time index from now on (a fresh start under a
+   * budget): timers already registered are handed to the indexed queues,
+   * which put them in the index at the next seal.
+   */
+  private indexTimers(source: StateBacking): void {
+    this.timeIndexSource = source;
+    for (const [domain, q] of [...this.timerQueues]) {
+      this.timerQueues.delete(domain);
+      if (q.size() === 0) continue;
+      const indexed = this.timers(domain) as IndexedTimerQueue;
+      for (const [key, timestamps] of this.slot(timerStateName(domain), "timer").table) for (const ts of timestamps as number[]) indexed.adopt(key, ts);
+    }
+    this.syncEvictableTimers();
+  }
+
+  /** Timer entries are evicted when an index holds the timers by time; never otherwise (the heap queue reads them in memory). */
+  private syncEvictableTimers(): void {
+    for (const slot of this.slots.values()) {
+      if (slot.kind !== "timer") continue;
+      const at = this.evictable.indexOf(slot);
+      if (this.timeIndexSource && at < 0) this.evictable.push(slot);
+      else if (!this.timeIndexSource && at >= 0) this.evictable.splice(at, 1);
+    }
+    if (this.handSlot >= this.evictable.length) this.handSlot = 0;
   }
 
   /** Estimated bytes of keyed state in memory. */
@@ -464,21 +508,34 @@ export class KeyedStateBackend {
       count += captured.keys.length;
     }
     const keyGroupOf = ownedKeyGroup(this.operatorLabel, this.maxParallelism, owned);
+    // The time index's changes, at the same moment: sealed with the entries, they leave the queues' memory.
+    const indexed: { queue: IndexedTimerQueue; generation: number }[] = [];
+    const timeIndex: { domain: TimeDomain; changes: readonly TimeIndexChange[] }[] = [];
+    for (const [domain, q] of this.timerQueues) {
+      if (!(q instanceof IndexedTimerQueue)) continue;
+      const c = q.captureIndex();
+      indexed.push({ queue: q, generation: c.generation });
+      if (c.changes.length > 0) timeIndex.push({ domain, changes: c.changes });
+    }
     let persisted: (() => void) | undefined;
-    if (count > 0) {
-      this.unpersisted++;
-      if (this.budgetBytes !== undefined) this.holdPending(tables);
+    if (count > 0 || indexed.length > 0) {
+      if (count > 0) {
+        this.unpersisted++;
+        if (this.budgetBytes !== undefined) this.holdPending(tables);
+      }
       const restores = this.restores;
       let done = false;
       persisted = () => {
         if (done || restores !== this.restores) return;
         done = true;
-        this.persistedChanges(tables);
+        for (const { queue, generation } of indexed) queue.persisted(generation);
+        if (count > 0) this.persistedChanges(tables);
       };
     }
     return {
       count,
       persisted,
+      ...(timeIndex.length > 0 ? { timeIndex } : {}),
       encode(start, end) {
         const out: EncodedEntry[] = [];
         forRange(tables, start, end, (t, i) => {
@@ -591,6 +648,8 @@ export class KeyedStateBackend {
   /** Replaces the working set with persisted entries. */
   load(entries: Iterable<{ state: string; key: string; kind: Kind; value: unknown }>): void {
     this.reset();
+    // Not from the image: its time index does not hold these timers.
+    this.timeIndexSource = undefined;
     // Loaded entries are clean but not in any image: a budget must not evict them (nothing could read them back).
     this.imageUnknown = true;
     for (const e of entries) {
@@ -609,11 +668,17 @@ export class KeyedStateBackend {
     this.reset();
     this.backing = backing;
     this.count = backing.count();
-    // Timers are always in memory (firing needs the earliest of all keys): read them now, and only them.
-    for (const e of backing.timers()) {
-      const slot = this.slot(e.state, "timer");
-      slot.table.set(e.key, e.value);
-      this.admit(slot, e.key, e.value);
+    if (this.budgetBytes !== undefined && backing.timeIndex) {
+      // The image's time index holds the timers in time order: none is read now.
+      this.timeIndexSource = backing;
+    } else {
+      // Every timer in memory (firing needs the earliest of all keys): read them now, and only them.
+      this.timeIndexSource = undefined;
+      for (const e of backing.timers()) {
+        const slot = this.slot(e.state, "timer");
+        slot.table.set(e.key, e.value);
+        this.admit(slot, e.key, e.value);
+      }
     }
     this.rebuildTimers();
   }
@@ -670,14 +735,48 @@ export class KeyedStateBackend {
     let q = this.timerQueues.get(domain);
     if (!q) {
       const slot = this.slot(timerStateName(domain), "timer");
-      q = new HeapTimerQueue({
-        get: (key) => slot.table.get(key) as number[] | undefined,
-        set: (key, timestamps) => this.setTimers(slot, key, timestamps),
-        all: () => slot.table.entries() as Iterable<[string, number[]]>,
-      });
+      const source = this.timeIndexSource;
+      q = source
+        ? new IndexedTimerQueue(this.timerEntries(slot), source.timeIndex!(domain), source === this.backing ? (source.timerCount?.(domain) ?? 0) : 0)
+        : new HeapTimerQueue({
+            get: (key) => slot.table.get(key) as number[] | undefined,
+            set: (key, timestamps) => this.setTimers(slot, key, timestamps),
+            all: () => slot.table.entries() as Iterable<[string, number[]]>,
+          });
       this.timerQueues.set(domain, q);
+      this.syncEvictableTimers();
     }
     return q;
+  }
+
+  /** A timer slot's entries for an {@link IndexedTimerQueue}: read back when evicted, changed like any state. */
+  private timerEntries(slot: Slot): TimerEntryStore {
+    return {
+      get: (key) => this.atKey(key, () => this.read(slot) as readonly number[] | undefined),
+      set: (key, timestamps) =>
+        this.atKey(key, () => {
+          if (timestamps === undefined) this.remove(slot);
+          else this.write(slot, timestamps);
+        }),
+    };
+  }
+
+  /** Runs `fn` with `key` (canonical text) as the current key's text, as a timer of another key than the current one needs. */
+  private atKey<T>(key: string, fn: () => T): T {
+    const saved = this.keyTextNow;
+    this.keyTextNow = key;
+    try {
+      return fn();
+    } finally {
+      this.keyTextNow = saved;
+    }
+  }
+
+  /** Timers pending per time domain. */
+  timerCounts(): Partial<Record<TimeDomain, number>> {
+    const out: Partial<Record<TimeDomain, number>> = {};
+    for (const [domain, q] of this.timerQueues) out[domain] = q.size();
+    return out;
   }
 
   /** Number of timers pending, over both time domains. */
@@ -713,7 +812,21 @@ export class KeyedStateBackend {
 
   /** The queues index the timer entries again (after a restore replaced them). */
   private rebuildTimers(): void {
-    for (const q of this.timerQueues.values()) q.rebuild();
+    if (this.timeIndexSource) {
+      // Both domains' queues now, from the index and its counts (the metrics count them before any timer is used).
+      this.timerQueues.clear();
+      this.timers("event");
+      this.timers("processing");
+      return;
+    }
+    for (const [domain, q] of [...this.timerQueues]) {
+      if (q instanceof HeapTimerQueue) q.rebuild();
+      else {
+        this.timerQueues.delete(domain);
+        this.timers(domain);
+      }
+    }
+    this.syncEvictableTimers();
   }
 
   /** Kind of a named state, once declared. */
@@ -945,7 +1058,7 @@ export class KeyedStateBackend {
       accesses: 0,
     };
     this.slots.set(name, slot);
-    if (kind !== "timer") this.evictable.push(slot);
+    if (kind !== "timer" || this.timeIndexSource) this.evictable.push(slot);
     this.kinds.set(name, kind);
     this.tables.set(name, slot.table);
     this.dirty.set(name, slot.changed);

@@ -56,7 +56,7 @@ class MemoryStore implements SnapshotStore {
   }
 
   writeImage(): ImageWriter {
-    return { add: (uid, changed) => this.addToImage(uid, changed), seal: async () => undefined };
+    return { add: (uid, changed) => this.addToImage(uid, changed), addTimeIndex: () => undefined, seal: async () => undefined };
   }
 
   /** What the image gathers: applied at once (the runs a seal writes are the run store's business). */

@@ -33,6 +33,8 @@ import type { KeyGroupRange } from "../graph/key-groups.js";
 import { utf8Length } from "../storage/record-limits.js";
 import type { ChangeCapture, EntryKind, KeyedStateBackend, StateCapture } from "./keyed-state.js";
 import { type EncodedEntry, SnapshotWriter, writeSnapshotChunks } from "./snapshot-format.js";
+import type { TimeIndexChange } from "./time-index.js";
+import type { TimeDomain } from "./timer-queue.js";
 
 /** Where the snapshotter writes. */
 export interface SnapshotStore {
@@ -53,7 +55,7 @@ export interface SnapshotStore {
    * starts), synchronously, with the number of keys of each operator in
    * it, so that a restore need not count them.
    */
-  markImage(checkpointId: number | null, keys?: Readonly<Record<string, number>>): void;
+  markImage(checkpointId: number | null, keys?: Readonly<Record<string, number>>, timers?: Readonly<Record<string, Partial<Record<TimeDomain, number>>>>): void;
   /** Yields to other work between two turns of snapshot work (serializing a large file, writing the image). */
   pause(): Promise<void>;
   /**
@@ -69,6 +71,8 @@ export interface SnapshotStore {
 export interface ImageWriter {
   /** Gathers changed entries of operator `uid`, synchronously. */
   add(uid: string, changed: readonly EncodedEntry[]): void;
+  /** Gathers changes of operator `uid`'s time index in `domain` (taken with its entries' changes), synchronously. */
+  addTimeIndex(uid: string, domain: TimeDomain, changes: readonly TimeIndexChange[]): void;
   /**
    * Writes what was gathered into the image (a run per store), in turns:
    * `turn()` between two, which throws to stop. The image holds the
@@ -89,6 +93,8 @@ interface PreparedOperator {
   readonly base: ChainState | null;
   /** Keys in the snapshot (a savepoint's: counted as its file is serialized, when it streams entries from the image). */
   entries: number;
+  /** Timers per time domain at the barrier (for the image's marker: a restore then reads none to count them). */
+  readonly timers?: Partial<Record<TimeDomain, number>>;
   /** The state goes up as the image's runs (the changes are sealed as one, then every live run is referenced). */
   readonly runs?: boolean;
 }
@@ -212,7 +218,7 @@ export class KeyedSnapshotter {
       const changed = backend.captureChanges(this.range);
       if (runs) {
         // The changes only: what the image holds already is referenced, not copied.
-        operators.push({ uid, changed, file: null, chain: { files: [], bytes: 0, deltas: 0 }, base: null, entries: backend.size(), runs: true });
+        operators.push({ uid, changed, file: null, chain: { files: [], bytes: 0, deltas: 0 }, base: null, entries: backend.size(), timers: backend.timerCounts(), runs: true });
         continue;
       }
       const chain = this.chains.get(uid);
@@ -237,7 +243,7 @@ export class KeyedSnapshotter {
         dependsOnEarlier = true;
       }
       this.chains.set(uid, next);
-      operators.push({ uid, changed, file, chain: next, base, entries: backend.size() });
+      operators.push({ uid, changed, file, chain: next, base, entries: backend.size(), timers: backend.timerCounts() });
     }
     this.forceFull = false;
     return { checkpointId, operators, dependsOnEarlier };
@@ -347,7 +353,7 @@ export class KeyedSnapshotter {
     const operators: PreparedOperator[] = [];
     for (const [uid, backend] of backends) {
       const changed = backend.captureChanges(this.range);
-      if (changed.count > 0) operators.push({ uid, changed, file: null, chain: { files: [], bytes: 0, deltas: 0 }, base: null, entries: backend.size(), runs: true });
+      if (changed.count > 0 || changed.timeIndex) operators.push({ uid, changed, file: null, chain: { files: [], bytes: 0, deltas: 0 }, base: null, entries: backend.size(), runs: true });
     }
     if (operators.length === 0) return Promise.resolve();
     this.flushing = true;
@@ -490,6 +496,7 @@ export class KeyedSnapshotter {
       if (this.canceled) throw new Error(canceled);
     };
     for (const op of operators) {
+      for (const t of op.changed.timeIndex ?? []) writer.addTimeIndex(op.uid, t.domain, t.changes);
       const all = encoded.get(op);
       for (let i = 0; i < op.changed.count; i += IMAGE_TURN_ENTRIES) {
         await turn();
@@ -509,7 +516,11 @@ export class KeyedSnapshotter {
   private async writeBack(s: PreparedSnapshot, encoded: ReadonlyMap<PreparedOperator, readonly EncodedEntry[]> = new Map()): Promise<void> {
     this.store.markImage(null);
     await this.seal(s.checkpointId, s.operators, encoded, `snapshot ${s.checkpointId} canceled`);
-    this.store.markImage(s.checkpointId, Object.fromEntries(s.operators.map((op) => [op.uid, op.entries])));
+    this.store.markImage(
+      s.checkpointId,
+      Object.fromEntries(s.operators.map((op) => [op.uid, op.entries])),
+      Object.fromEntries(s.operators.flatMap((op) => (op.timers ? [[op.uid, op.timers]] : []))),
+    );
     // Sealed into the image: what these changes captured is clean again (a memory budget may evict it).
     for (const op of s.operators) op.changed.persisted?.();
   }

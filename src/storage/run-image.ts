@@ -50,6 +50,8 @@ import { createRunTables, type Pause, RunStore } from "../state/runs/run-store.j
 import { decodeValue, decodeValueJson } from "../state/runs/value-codec.js";
 import type { EncodedEntry, SnapshotEntry } from "../state/snapshot-format.js";
 import type { Sql } from "./sql.js";
+import { type TimeIndex, type TimeIndexChange, parseTimeIndexKey, timeIndexKey, timeIndexPosition } from "../state/time-index.js";
+import { type TimeDomain, timerDomainOf, timerStateName } from "../state/timer-queue.js";
 
 /** The entry kinds, by the byte that precedes each value in a run. */
 const KINDS: readonly EntryKind[] = ["value", "map", "list", "value-ttl", "map-ttl", "list-ttl", "timer"];
@@ -57,6 +59,11 @@ const KIND_CODE = new Map<string, number>(KINDS.map((k, i) => [k, i]));
 
 /** Appended to an operator's uid to name its timer store (a uid holds no NUL). */
 export const TIMER_STORE_SUFFIX = "\u0000timers";
+/** Appended to an operator's uid to name its time index: its timers sorted by time (time-index.ts), derived, never uploaded. */
+export const TIME_INDEX_SUFFIX = "\u0000timeindex";
+
+/** The value of a live time-index entry: nothing (the entry's key says it all). */
+const INDEX_VALUE = new Uint8Array(0);
 
 /** What state names are declared as in a store: an entry's own kind is in its value's first byte. */
 const NAME_KIND = "keyed";
@@ -90,7 +97,15 @@ const TABLES = [
     key_group_start INTEGER NOT NULL, key_group_end INTEGER NOT NULL, keys INTEGER NOT NULL, PRIMARY KEY (op, checkpoint_id))`,
   `CREATE TABLE IF NOT EXISTS image_run_files (op TEXT NOT NULL, run INTEGER NOT NULL, file TEXT NOT NULL, bytes INTEGER NOT NULL,
     entries INTEGER NOT NULL, PRIMARY KEY (op, run))`,
+  // Timers per operator, time domain and checkpoint, for an attach that reads none; a row per operator whose time
+  // index is kept with its timers (an image written without one, by an older floe, is rebuilt at its restore).
+  `CREATE TABLE IF NOT EXISTS image_timer_counts (op TEXT NOT NULL, checkpoint_id INTEGER NOT NULL, domain TEXT NOT NULL,
+    timers INTEGER NOT NULL, PRIMARY KEY (op, checkpoint_id, domain))`,
+  `CREATE TABLE IF NOT EXISTS image_time_indexed (op TEXT PRIMARY KEY)`,
 ];
+
+/** Timers per time domain. */
+export type TimerCounts = Readonly<Partial<Record<TimeDomain, number>>>;
 
 /** The two stores of an operator, by the name a {@link RunFileRef} gives them. */
 const STORES = ["states", "timers"] as const;
@@ -126,6 +141,8 @@ export interface RunImageOptions {
 export interface ImageWrite {
   /** Gathers changed entries of operator `uid` (a null value is a deletion). */
   add(uid: string, changed: readonly EncodedEntry[]): void;
+  /** Gathers changes of operator `uid`'s time index in `domain`, taken with its timer entries' changes. */
+  addTimeIndex(uid: string, domain: TimeDomain, changes: readonly TimeIndexChange[]): void;
   /**
    * Writes what was gathered, one run per store, in turns (`turn()` after
    * each page; it may throw to stop, e.g. when the task was canceled).
@@ -143,10 +160,12 @@ export interface RestoreWrite {
   flush(turn: Pause): Promise<void>;
 }
 
-/** An operator's two stores. */
+/** An operator's stores: its states, its timers, and its timers by time (derived from them). */
 interface OperatorImage {
+  readonly uid: string;
   readonly states: RunStore;
   readonly timers: RunStore;
+  readonly index: RunStore;
 }
 
 /** Entries of one operator gathered for a run of each store. */
@@ -154,6 +173,11 @@ interface Gathered {
   readonly op: OperatorImage;
   readonly states: EntryBatch;
   readonly timers: EntryBatch;
+  readonly index: EntryBatch;
+  /** Timer entries were gathered… */
+  timerEntries: boolean;
+  /** …and the time index's changes with them. */
+  indexed: boolean;
 }
 
 /** Stops the background work at its next turn. */
@@ -202,7 +226,7 @@ export class RunImage {
     let op = this.ops.get(uid);
     if (!op) {
       const o = { cache: this.cache, compactionUnpublishesFirst: this.options.compactionUnpublishesFirst, targetBlockBytes: this.options.targetBlockBytes ?? IMAGE_BLOCK_BYTES };
-      op = { states: new RunStore(this.sql, uid, o), timers: new RunStore(this.sql, uid + TIMER_STORE_SUFFIX, o) };
+      op = { uid, states: new RunStore(this.sql, uid, o), timers: new RunStore(this.sql, uid + TIMER_STORE_SUFFIX, o), index: new RunStore(this.sql, uid + TIME_INDEX_SUFFIX, o) };
       this.ops.set(uid, op);
     }
     return op;
@@ -211,7 +235,8 @@ export class RunImage {
   /** Every store opened so far, and those SQLite holds runs of (opened now). */
   private allOperators(): OperatorImage[] {
     for (const r of this.sql.exec<{ op: string }>(`SELECT DISTINCT op FROM state_runs`)) {
-      const uid = r.op.endsWith(TIMER_STORE_SUFFIX) ? r.op.slice(0, -TIMER_STORE_SUFFIX.length) : r.op;
+      const suffix = [TIMER_STORE_SUFFIX, TIME_INDEX_SUFFIX].find((x) => r.op.endsWith(x));
+      const uid = suffix ? r.op.slice(0, -suffix.length) : r.op;
       this.operator(uid);
     }
     return [...this.ops.values()];
@@ -227,15 +252,25 @@ export class RunImage {
   /** Starts gathering checkpoint `checkpointId`'s changes. */
   begin(checkpointId: number): ImageWrite {
     const gathered = new Map<string, Gathered>();
+    const of = (uid: string): Gathered => {
+      let g = gathered.get(uid);
+      if (!g) {
+        const op = this.operator(uid);
+        gathered.set(uid, (g = { op, states: op.states.batch(), timers: op.timers.batch(), index: op.index.batch(), timerEntries: false, indexed: false }));
+      }
+      return g;
+    };
     return {
+      addTimeIndex: (uid, domain, changes) => {
+        const g = of(uid);
+        g.indexed = true;
+        addIndexChanges(g.op.index, g.index, domain, changes);
+      },
       add: (uid, changed) => {
-        let g = gathered.get(uid);
-        if (!g) {
-          const op = this.operator(uid);
-          gathered.set(uid, (g = { op, states: op.states.batch(), timers: op.timers.batch() }));
-        }
+        const g = of(uid);
         for (const { entry: e, valueJson } of changed) {
           const timer = e.kind === "timer";
+          if (timer) g.timerEntries = true;
           const store = timer ? g.op.timers : g.op.states;
           const batch = timer ? g.timers : g.states;
           const stateId = store.stateId(e.state, NAME_KIND);
@@ -248,8 +283,11 @@ export class RunImage {
           (async () => {
             try {
               for (const g of gathered.values()) {
+                // Timers changed without the index's changes (a backend keeping its timers in memory): the index lags.
+                if (g.timerEntries && !g.indexed) this.sql.exec(`DELETE FROM image_time_indexed WHERE op = ?`, g.op.uid);
                 await g.op.states.writeRun(g.states, checkpointId, turn);
                 await g.op.timers.writeRun(g.timers, checkpointId, turn);
+                await g.op.index.writeRun(g.index, checkpointId, turn);
               }
               // Runs of one epoch pile up between two checkpoints when changes are flushed: merged in the background.
               this.kick();
@@ -278,11 +316,67 @@ export class RunImage {
    * `range`, with `keys[uid]` keys per operator; rows above it are of
    * another history (a restore went back to it) and go.
    */
-  mark(checkpointId: number, range: KeyGroupRange, keys: Readonly<Record<string, number>>): void {
+  mark(checkpointId: number, range: KeyGroupRange, keys: Readonly<Record<string, number>>, timers: Readonly<Record<string, TimerCounts>> = {}): void {
     this.sql.exec(`DELETE FROM image_checkpoints WHERE checkpoint_id > ?`, checkpointId);
+    this.sql.exec(`DELETE FROM image_timer_counts WHERE checkpoint_id > ?`, checkpointId);
     if (this.broken) return;
     for (const [uid, n] of Object.entries(keys)) {
       this.sql.exec(`INSERT OR REPLACE INTO image_checkpoints VALUES (?, ?, ?, ?, ?)`, uid, checkpointId, range.start, range.end, n);
+    }
+    for (const [uid, counts] of Object.entries(timers)) {
+      for (const [domain, n] of Object.entries(counts)) this.sql.exec(`INSERT OR REPLACE INTO image_timer_counts VALUES (?, ?, ?, ?)`, uid, checkpointId, domain, n);
+    }
+  }
+
+  /**
+   * The timers of operator `uid` at checkpoint `checkpointId` per domain,
+   * when its time index is kept and the checkpoint counted them; undefined
+   * when the index must be rebuilt ({@link rebuildTimeIndex}).
+   */
+  timerCounts(uid: string, checkpointId: number): TimerCounts | undefined {
+    if (this.sql.exec(`SELECT 1 FROM image_time_indexed WHERE op = ?`, uid).toArray().length === 0) return undefined;
+    const rows = this.sql.exec<{ domain: string; timers: number }>(`SELECT domain, timers FROM image_timer_counts WHERE op = ? AND checkpoint_id = ?`, uid, checkpointId).toArray();
+    const op = this.operator(uid);
+    // Timers without a count: a checkpoint marked before its operator kept them in the index.
+    if (rows.length === 0 && op.timers.runs().length > 0) return undefined;
+    return Object.fromEntries(rows.map((r) => [r.domain, r.timers]));
+  }
+
+  /**
+   * Writes operator `uid`'s time index again from its timer entries, as
+   * runs of `checkpointId` (after a restore from R2, or of an image whose
+   * index lags), in turns; returns the timers per domain.
+   */
+  async rebuildTimeIndex(uid: string, checkpointId: number, pause: Pause): Promise<TimerCounts> {
+    const op = this.operator(uid);
+    op.index.clear();
+    const counts: Record<string, number> = {};
+    let batch = op.index.batch();
+    let gathered = 0;
+    for (const e of op.timers.scan()) {
+      const domain = timerDomainOf(op.timers.names.describe(e.stateId));
+      if (!domain) continue;
+      const timestamps = decodeValue(e.value, 1) as number[];
+      addIndexChanges(op.index, batch, domain, timestamps.map((timestampMs) => ({ key: e.key, timestampMs, live: true })));
+      counts[domain] = (counts[domain] ?? 0) + timestamps.length;
+      gathered += timestamps.length;
+      if (gathered >= RESTORE_RUN_ENTRIES) {
+        await this.track(op.index.writeRun(batch, checkpointId, pause));
+        batch = op.index.batch();
+        gathered = 0;
+      } else if (gathered % COUNT_TURN_ENTRIES === 0) await pause();
+    }
+    await this.track(op.index.writeRun(batch, checkpointId, pause));
+    this.sql.exec(`INSERT OR REPLACE INTO image_time_indexed VALUES (?)`, uid);
+    return counts;
+  }
+
+  /** Operator `uid` starts with no state: its (empty) time index is kept from now on. */
+  startTimeIndex(uid: string): void {
+    const op = this.operator(uid);
+    if (op.timers.runs().length === 0) {
+      op.index.clear();
+      this.sql.exec(`INSERT OR REPLACE INTO image_time_indexed VALUES (?)`, uid);
     }
   }
 
@@ -307,6 +401,9 @@ export class RunImage {
     if (!op.states.canRestoreTo(checkpointId) || !op.timers.canRestoreTo(checkpointId)) return undefined;
     op.states.dropAbove(checkpointId);
     op.timers.dropAbove(checkpointId);
+    // The index follows its timers; when it cannot reach the checkpoint, the restore rebuilds it (timerCounts: undefined).
+    if (op.index.canRestoreTo(checkpointId)) op.index.dropAbove(checkpointId);
+    else this.sql.exec(`DELETE FROM image_time_indexed WHERE op = ?`, uid);
     // Only the restored checkpoint's files are sure to exist: another may have been deleted with the task that wrote it.
     const kept = new Set(files);
     for (const store of [op.states, op.timers]) {
@@ -325,7 +422,10 @@ export class RunImage {
     const op = this.operator(uid);
     op.states.clear();
     op.timers.clear();
+    op.index.clear();
     this.sql.exec(`DELETE FROM image_checkpoints WHERE op = ?`, uid);
+    this.sql.exec(`DELETE FROM image_timer_counts WHERE op = ?`, uid);
+    this.sql.exec(`DELETE FROM image_time_indexed WHERE op = ?`, uid);
     this.pruneRunFiles();
   }
 
@@ -334,8 +434,11 @@ export class RunImage {
     for (const op of this.allOperators()) {
       op.states.clear();
       op.timers.clear();
+      op.index.clear();
     }
     this.sql.exec(`DELETE FROM image_checkpoints`);
+    this.sql.exec(`DELETE FROM image_timer_counts`);
+    this.sql.exec(`DELETE FROM image_time_indexed`);
     this.sql.exec(`DELETE FROM image_run_files`);
   }
 
@@ -492,10 +595,12 @@ export class RunImage {
    * Operator `uid`'s state, read on demand; `count` its number of keys
    * (a marker recorded it). A live view: reads see every run sealed since.
    */
-  backing(uid: string, count: number): StateBacking {
+  backing(uid: string, count: number, timerCounts?: TimerCounts): StateBacking {
     const op = this.operator(uid);
-    const { states, timers } = op;
+    const { states, timers, index } = op;
     return {
+      timeIndex: (domain) => timeIndexOf(index, domain),
+      timerCount: (domain) => timerCounts?.[domain],
       get: (state, key, keyGroup) => {
         const store = state.startsWith("timer:") ? timers : states;
         const id = store.names.byNameOf(state)?.id;
@@ -600,7 +705,7 @@ export class RunImage {
       this.kicked = false;
       let worked = false;
       for (const op of [...this.ops.values()]) {
-        for (const store of [op.states, op.timers]) {
+        for (const store of [op.states, op.timers, op.index]) {
           const plan = store.planCompaction(this.completedCheckpointId);
           if (!plan) continue;
           await pause();
@@ -610,7 +715,7 @@ export class RunImage {
         }
       }
       for (const op of [...this.ops.values()]) {
-        for (const store of [op.states, op.timers]) {
+        for (const store of [op.states, op.timers, op.index]) {
           while (store.hasGarbage) {
             await pause();
             store.collectStep();
@@ -646,19 +751,47 @@ export class RunImage {
       const reachable = !stores || (stores.states.canRestoreTo(r.checkpoint_id) && stores.timers.canRestoreTo(r.checkpoint_id));
       if (reachable && kept++ < IMAGE_CHECKPOINTS_KEPT) continue;
       this.sql.exec(`DELETE FROM image_checkpoints WHERE op = ? AND checkpoint_id = ?`, r.op, r.checkpoint_id);
+      this.sql.exec(`DELETE FROM image_timer_counts WHERE op = ? AND checkpoint_id = ?`, r.op, r.checkpoint_id);
     }
   }
 
   /** Live runs of operator `uid`'s stores (for tests and metrics). */
-  runs(uid: string): { states: ReturnType<RunStore["runs"]>; timers: ReturnType<RunStore["runs"]> } {
+  runs(uid: string): { states: ReturnType<RunStore["runs"]>; timers: ReturnType<RunStore["runs"]>; index: ReturnType<RunStore["runs"]> } {
     const op = this.operator(uid);
-    return { states: op.states.runs(), timers: op.timers.runs() };
+    return { states: op.states.runs(), timers: op.timers.runs(), index: op.index.runs() };
   }
 
   /** Waits until the background work is done (tests). */
   async idle(): Promise<void> {
     while (this.loop) await this.loop;
   }
+}
+
+/** Adds changes of the time index of `domain` to `batch` (of store `index`). */
+function addIndexChanges(index: RunStore, batch: EntryBatch, domain: TimeDomain, changes: readonly TimeIndexChange[]): void {
+  const stateId = index.stateId(timerStateName(domain), NAME_KIND);
+  for (const c of changes) {
+    const { keyGroup, hash } = timeIndexPosition(c.timestampMs);
+    const key = timeIndexKey(c.timestampMs, c.key);
+    if (c.live) batch.putEncoded(stateId, keyGroup, hash, key, INDEX_VALUE);
+    else batch.delete(stateId, keyGroup, hash, key);
+  }
+}
+
+/** The time index of `domain` in store `index`, read from the runs live at each scan. */
+function timeIndexOf(index: RunStore, domain: TimeDomain): TimeIndex {
+  return {
+    scan: function* (fromMs) {
+      const stateId = index.names.byNameOf(timerStateName(domain))?.id;
+      if (stateId === undefined) return;
+      const { keyGroup, hash } = timeIndexPosition(fromMs);
+      for (const e of index.scanRaw(keyGroup, 0xffff, hash)) {
+        if (e.stateId !== stateId) continue;
+        const t = parseTimeIndexKey(e.key);
+        if (t.timestampMs >= fromMs) yield t;
+      }
+    },
+  };
 }
 
 function kindCode(kind: string): number {

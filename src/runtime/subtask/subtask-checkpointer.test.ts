@@ -24,7 +24,7 @@ function memoryStore(failing = false): SnapshotStore & { puts: string[] } {
       puts.push(key);
       if (failing) throw new Error("R2 refused");
     },
-    writeImage: () => ({ add: () => undefined, seal: async () => undefined }),
+    writeImage: () => ({ add: () => undefined, addTimeIndex: () => undefined, seal: async () => undefined }),
     markImage: () => undefined,
     pause: async () => undefined,
   };

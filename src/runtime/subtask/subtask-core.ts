@@ -25,7 +25,7 @@ import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
 import { SnapshotReader } from "../../state/snapshot-format.js";
 import { channelStateKey, runFileKey, savepointStateFileKey, sharedRoot, stateFileKey } from "../../storage/layout.js";
 import { utf8Length } from "../../storage/record-limits.js";
-import { DEFAULT_IMAGE_CACHE_BYTES, RunImage } from "../../storage/run-image.js";
+import { DEFAULT_IMAGE_CACHE_BYTES, RunImage, type TimerCounts } from "../../storage/run-image.js";
 import type { ChannelMessage, DeliveryResult, DeployResult, RestoreSpec, SubtaskDeployment, SubtaskHealth, TaskMetrics } from "../messages.js";
 import { coordinatorName, subtaskName } from "../names.js";
 import type { SubtaskPorts, SubtaskPush, TimerHandle } from "./ports.js";
@@ -241,12 +241,12 @@ export class SubtaskCore {
   }
 
   /** Records that the image holds `checkpointId` of key groups `range` (null: a write-back starts). */
-  private markImage(checkpointId: number | null, range: KeyGroupRange, keys?: Readonly<Record<string, number>>): void {
+  private markImage(checkpointId: number | null, range: KeyGroupRange, keys?: Readonly<Record<string, number>>, timers?: Readonly<Record<string, TimerCounts>>): void {
     if (checkpointId === null) {
       this.ports.observer?.imageWrite?.();
       return;
     }
-    this.image.mark(checkpointId, range, keys ?? {});
+    this.image.mark(checkpointId, range, keys ?? {}, timers ?? {});
     this.image.kick();
   }
 
@@ -265,7 +265,11 @@ export class SubtaskCore {
     if (d.checkpoint.localRecovery && !this.ports.seams?.skipLocalRestore?.()) {
       const own = ownHandle(handles, range);
       const keys = this.image.localRestore(uid, spec.checkpointId, range, own?.runs ? own.files : []);
-      if (keys !== undefined) return { backing: this.image.backing(uid, keys) };
+      if (keys !== undefined) {
+        // The time index came back with the timers, and the checkpoint counted them; else (an older image) it is rebuilt.
+        const timers = this.image.timerCounts(uid, spec.checkpointId) ?? (await this.image.rebuildTimeIndex(uid, spec.checkpointId, () => this.ports.timers.sleep(0)));
+        return { backing: this.image.backing(uid, keys, timers) };
+      }
     }
     // From R2: each overlapping handle's run files imported as runs, or its chain of state files streamed, oldest
     // file first, into the image as runs of the checkpoint (later files overwrite, deletions are tombstones), in
@@ -303,9 +307,11 @@ export class SubtaskCore {
       }
     }
     await restoring.flush(turn);
+    // The time index is derived from the timers, never uploaded: written again from them.
+    const timers = await this.image.rebuildTimeIndex(uid, spec.checkpointId, turn);
     // The checkpoint counted the keys of a file written for exactly this range; a rescaled restore counts them.
     const known = handles.length === 0 ? 0 : ownHandle(handles, range)?.entries;
-    return { backing: this.image.backing(uid, known ?? (await this.image.count(uid, turn))) };
+    return { backing: this.image.backing(uid, known ?? (await this.image.count(uid, turn)), timers) };
   }
 
   /** The host a task of deployment `d` runs on. */
@@ -350,7 +356,7 @@ export class SubtaskCore {
           });
         },
         writeImage: (checkpointId) => this.image.begin(checkpointId),
-        markImage: (checkpointId, keys) => this.markImage(checkpointId, range, keys),
+        markImage: (checkpointId, keys, timers) => this.markImage(checkpointId, range, keys, timers),
         pause: () => {
           observer?.imageWrite?.();
           return timers.sleep(0);
@@ -358,7 +364,11 @@ export class SubtaskCore {
       },
       loadState: (uid, spec, r) => this.loadState(uid, spec, r, d),
       // Read only when something was evicted to it (or after a restore, by the backing the restore attached instead).
-      imageBacking: (uid) => this.image.backing(uid, 0),
+      imageBacking: (uid) => {
+        // A fresh start: the operator's (empty) time index is kept with its timers from now on.
+        this.image.startTimeIndex(uid);
+        return this.image.backing(uid, 0);
+      },
       ...(this.ports.seams?.memoryBudgetBytes !== undefined && d.checkpoint.localRecovery ? { memoryBudgetBytes: this.ports.seams.memoryBudgetBytes } : {}),
       putChannelState: async (checkpointId, body) => {
         const file = channelStateKey(d.checkpoint.storagePrefix, d.job, d.vertex, d.index, checkpointId);

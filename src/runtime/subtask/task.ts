@@ -315,7 +315,11 @@ export class Task {
       if (rescaled) this.snapshotter.requireFull();
       else this.snapshotter.restoredFrom(reusable);
       this.snapshotter.restoredAt(spec.checkpointId);
-      this.host.snapshots.markImage(spec.checkpointId, Object.fromEntries([...this.chain.keyedState].map(([uid, backend]) => [uid, backend.size()])));
+      this.host.snapshots.markImage(
+        spec.checkpointId,
+        Object.fromEntries([...this.chain.keyedState].map(([uid, backend]) => [uid, backend.size()])),
+        Object.fromEntries([...this.chain.keyedState].map(([uid, backend]) => [uid, backend.timerCounts()])),
+      );
       if (this.reader && this.sourceUid) this.reader.seek(spec.sources[this.sourceUid] ?? {});
       for (const [uid, store] of this.chain.broadcastState) store.restore(spec.broadcast?.[uid] ?? {});
       this.checkpointer.restoredFrom(spec.checkpointId);

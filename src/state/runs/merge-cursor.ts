@@ -41,11 +41,13 @@ export class RunCursor {
     private readonly run: RunBlocks,
     keyGroupStart: number,
     private readonly keyGroupEnd: number,
+    /** Where in `keyGroupStart` to start: the first entry with a hash at least this. */
+    fromHash = 0,
   ) {
-    this.block = firstBlockFor(run.firsts, composite(keyGroupStart, 0));
+    this.block = firstBlockFor(run.firsts, composite(keyGroupStart, fromHash));
     if (run.firsts.length === 0) return;
     this.view = run.readBlock(this.block);
-    this.i = this.view.lowerBoundKeyGroup(keyGroupStart);
+    this.i = this.view.lowerBound(keyGroupStart, fromHash);
     this.settle();
   }
 

@@ -382,12 +382,12 @@ export class RunStore {
    * and its value is `valueLength` bytes of `bytes` (its block) at
    * `valueOffset`. Read it before asking for the next.
    */
-  *scanRaw(keyGroupStart = 0, keyGroupEnd = 0xffff): Generator<RawScanEntry> {
+  *scanRaw(keyGroupStart = 0, keyGroupEnd = 0xffff, fromHash = 0): Generator<RawScanEntry> {
     const runs = [...this.live].reverse();
     for (const r of runs) r.readers++;
     const out: RawScanEntry = { stateId: 0, keyGroup: 0, hash: 0, key: "", bytes: EMPTY, valueOffset: 0, valueLength: 0 };
     try {
-      const merge = new MergeCursor(runs.map((r) => new RunCursor(this.blocksOf(r, false), keyGroupStart, keyGroupEnd)));
+      const merge = new MergeCursor(runs.map((r) => new RunCursor(this.blocksOf(r, false), keyGroupStart, keyGroupEnd, fromHash)));
       for (let cur = merge.current; cur; cur = merge.current) {
         const e = cur.ref;
         if (e.valueLength >= 0) {

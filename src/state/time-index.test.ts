@@ -1,0 +1,258 @@
+/**
+ * Timers out of memory: the time index's key order, and the real backend,
+ * image (node:sqlite under Durable Object limits) and snapshotter against a
+ * model of every timer, over seeded runs of registrations, deletions,
+ * firings, checkpoints, flushes, compactions and restores (from the image,
+ * and from the checkpoint's run files with the index rebuilt), under a memory
+ * budget small enough that timer entries are evicted and read back.
+ */
+import { describe, expect, it } from "vitest";
+import { doSql } from "../../test/support/do-sql.js";
+import { Random } from "../../test/support/random.js";
+import { valueState } from "../api/state.js";
+import type { KeyedStateHandle } from "../checkpoint/types.js";
+import { RunImage, type TimerCounts } from "../storage/run-image.js";
+import { KeyedStateBackend } from "./keyed-state.js";
+import { KeyedSnapshotter, type SnapshotStore } from "./snapshotter.js";
+import { INDEX_CACHE_ENTRIES, parseTimeIndexKey, timeIndexKey, timeIndexPosition } from "./time-index.js";
+import type { Timer } from "./timer-queue.js";
+
+const MAX_PARALLELISM = 128;
+const RANGE = { start: 0, end: MAX_PARALLELISM - 1 };
+const UID = "op";
+const count = valueState<number>("count");
+const SEEDS = Number(process.env.TIME_INDEX_SEEDS ?? 25);
+
+describe("the time index's order", () => {
+  it("sorts entries by timestamp (negative, fractional, huge) and then key, and reads back what it wrote", () => {
+    const rnd = new Random(7);
+    const stamps = [0, -0.5, 0.5, 1, -1, 1.5, 1_767_225_600_000, -1_767_225_600_000, 2 ** 47 + 5, -(2 ** 47) - 5, 8.64e15, -8.64e15, Number.MAX_SAFE_INTEGER];
+    for (let i = 0; i < 200; i++) stamps.push((rnd.next() - 0.5) * 10 ** rnd.int(16));
+    const timers = stamps.flatMap((timestampMs) => ["a", "b", "k-é"].map((key) => ({ timestampMs, key })));
+    const byKey = [...timers].sort((x, y) => {
+      const a = timeIndexKey(x.timestampMs, x.key);
+      const b = timeIndexKey(y.timestampMs, y.key);
+      return a < b ? -1 : a > b ? 1 : 0;
+    });
+    const byTime = [...timers].sort((x, y) => x.timestampMs - y.timestampMs || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+    expect(byKey).toEqual(byTime);
+    for (const t of timers) expect(parseTimeIndexKey(timeIndexKey(t.timestampMs, t.key))).toEqual(t);
+    // Positions never go down with time.
+    const positions = byTime.map((t) => {
+      const p = timeIndexPosition(t.timestampMs);
+      return p.keyGroup * 2 ** 32 + p.hash;
+    });
+    for (let i = 1; i < positions.length; i++) expect(positions[i]).toBeGreaterThanOrEqual(positions[i - 1]);
+  });
+});
+
+/**
+ * A subtask's image, R2 and snapshotter, checkpointing as the image's runs
+ * (the default) and restoring as the Subtask does: from the image (its
+ * index with it, the timers counted by the checkpoint), else by importing
+ * the run files and rebuilding the index from them.
+ */
+class Harness {
+  readonly image = new RunImage(doSql(), { pause: async () => undefined, targetBlockBytes: 512 });
+  readonly bucket = new Map<string, Uint8Array>();
+  readonly handles = new Map<number, KeyedStateHandle>();
+  readonly store: SnapshotStore = {
+    fileKey: (uid, id) => `chk-${id}/${uid}`,
+    savepointFileKey: (uid, id) => `savepoint-${id}/${uid}`,
+    put: async () => undefined,
+    writeImage: (id) => this.image.begin(id),
+    markImage: (id, keys, timers) => {
+      if (id !== null) this.image.mark(id, RANGE, keys ?? {}, timers ?? {});
+    },
+    pause: async () => undefined,
+    uploadRuns: (uid, id) =>
+      this.image.uploadRuns(
+        uid,
+        id,
+        {
+          key: (store, run) => `chk-${id}/${uid}.${store}-${run}.run`,
+          put: async (key, parts) => {
+            const chunks: Uint8Array[] = [];
+            for await (const p of parts) chunks.push(p.slice());
+            const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+            let at = 0;
+            for (const c of chunks) {
+              bytes.set(c, at);
+              at += c.length;
+            }
+            this.bucket.set(key, bytes);
+          },
+        },
+        async () => undefined,
+      ),
+  };
+  snapshotter = this.newSnapshotter();
+
+  constructor(private readonly budgetBytes: number) {}
+
+  newSnapshotter(): KeyedSnapshotter {
+    return new KeyedSnapshotter(this.store, { incremental: true, fullEvery: 10, localRecovery: true }, RANGE);
+  }
+
+  fresh(): KeyedStateBackend {
+    this.image.clear();
+    this.image.startTimeIndex(UID);
+    const b = new KeyedStateBackend(MAX_PARALLELISM, UID, { now: () => 1_000 });
+    b.useBudget(this.budgetBytes, this.image.backing(UID, 0));
+    return b;
+  }
+
+  async checkpoint(b: KeyedStateBackend, id: number): Promise<void> {
+    const done = await this.snapshotter.upload(this.snapshotter.prepare(id, new Map([[UID, b]])));
+    this.handles.set(id, done.handles[UID]);
+  }
+
+  async restore(id: number, fromR2: boolean): Promise<KeyedStateBackend> {
+    await this.image.halt();
+    this.snapshotter = this.newSnapshotter();
+    // As the Task does: changes flushed from now on belong to the checkpoint after the restored one.
+    this.snapshotter.restoredAt(id);
+    const b = new KeyedStateBackend(MAX_PARALLELISM, UID, { now: () => 1_000 });
+    b.useBudget(this.budgetBytes, this.image.backing(UID, 0));
+    const pause = async () => undefined;
+    const handle = this.handles.get(id)!;
+    let keys = fromR2 ? undefined : this.image.localRestore(UID, id, RANGE, handle.files);
+    let timers: TimerCounts | undefined;
+    if (keys === undefined) {
+      this.image.clearOperator(UID);
+      const read = async (key: string, offset: number, length: number) => this.bucket.get(key)!.slice(offset, offset + length);
+      await this.image.importRuns(UID, id, handle.runs!, handle.keyGroups, RANGE, read, pause);
+      keys = handle.entries!;
+    } else timers = this.image.timerCounts(UID, id);
+    timers ??= await this.image.rebuildTimeIndex(UID, id, pause);
+    b.attach(this.image.backing(UID, keys, timers));
+    this.image.mark(id, RANGE, { [UID]: b.size() }, { [UID]: b.timerCounts() });
+    this.image.resume(id);
+    return b;
+  }
+}
+
+/** The model: every live timer as "ts|key". */
+type Model = Map<string, Timer>;
+const id = (t: Timer) => `${t.timestampMs}|${t.key}`;
+const sorted = (ts: readonly Timer[]) => [...ts].sort((a, b) => a.timestampMs - b.timestampMs || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+
+async function run(seed: number): Promise<{ fired: number; restores: number; readbacks: number }> {
+  const rnd = new Random(seed);
+  // A budget of a few dozen entries: timers' entries are evicted and read back.
+  const h = new Harness(rnd.pick([1024, 4096, 16384]));
+  let b = h.fresh();
+  const keys = Array.from({ length: 40 + rnd.int(200) }, (_, i) => `key-${i}`);
+  let model: Model = new Map();
+  let watermark = 0;
+  let checkpointId = 0;
+  /** Completed checkpoints: the model and watermark each holds. */
+  const completed = new Map<number, { model: Model; watermark: number }>();
+  let fired = 0;
+  let restores = 0;
+  let readbacks = 0;
+  const steps = 400 + rnd.int(400);
+  const trace = process.env.TIME_INDEX_TRACE === "1" ? (m: string) => console.log(m) : () => undefined;
+  for (let step = 0; step < steps; step++) {
+    const r = rnd.next();
+    const queue = b.timers("event");
+    if (r < 0.45) {
+      // Register, sometimes in the past (fires at the next advance), sometimes a duplicate.
+      const t = { key: rnd.pick(keys), timestampMs: watermark - 5 + rnd.int(300) + (rnd.chance(0.1) ? 0.5 : 0) };
+      const added = queue.register(t.key, t.timestampMs);
+      trace(`register ${t.key} ${t.timestampMs} ${added}`);
+      expect(added).toBe(!model.has(id(t)));
+      model.set(id(t), t);
+      b.setCurrentKey(t.key);
+      b.getState(count).update((b.getState(count).value() ?? 0) + 1);
+    } else if (r < 0.55) {
+      const live = [...model.values()];
+      const t = live.length > 0 && rnd.chance(0.8) ? rnd.pick(live) : { key: rnd.pick(keys), timestampMs: rnd.int(10_000) };
+      trace(`delete ${t.key} ${t.timestampMs}`);
+      expect(queue.delete(t.key, t.timestampMs)).toBe(model.delete(id(t)));
+    } else if (r < 0.8) {
+      watermark += rnd.int(40);
+      const got = queue.poll(watermark);
+      trace(`poll ${watermark}: ${got.map((t) => `${t.key}@${t.timestampMs}`).join(" ")}`);
+      const want = sorted([...model.values()].filter((t) => t.timestampMs <= watermark));
+      // Keys at one time fire in no set order; times do.
+      expect(got.map((t) => t.timestampMs)).toEqual(want.map((t) => t.timestampMs));
+      expect(sorted(got)).toEqual(want);
+      for (const t of want) model.delete(id(t));
+      fired += got.length;
+      expect(queue.peek()).toBe(sorted([...model.values()])[0]?.timestampMs);
+    } else if (r < 0.88) {
+      checkpointId++;
+      trace(`checkpoint ${checkpointId}`);
+      await h.checkpoint(b, checkpointId);
+      completed.set(checkpointId, { model: new Map(model), watermark });
+      if (rnd.chance(0.5)) {
+        h.image.kick(checkpointId);
+        await h.image.idle();
+      }
+    } else if (r < 0.93) {
+      trace("flush");
+      await h.snapshotter.flush(new Map([[UID, b]]));
+    } else if (completed.size > 0) {
+      // A failover to the last completed checkpoint: from the image (dropping what was sealed after it), or from its file.
+      const last = Math.max(...completed.keys());
+      readbacks += b.readbacks;
+      const fromR2 = rnd.chance(0.3);
+      trace(`restore ${last} ${fromR2 ? "from R2" : "local"}`);
+      b = await h.restore(last, fromR2);
+      model = new Map(completed.get(last)!.model);
+      watermark = completed.get(last)!.watermark;
+      checkpointId = Math.max(checkpointId, last);
+      restores++;
+    }
+    expect(b.timerCount()).toBe(model.size);
+  }
+  // Everything left fires, in order, exactly once.
+  const rest = b.timers("event").poll(Number.MAX_SAFE_INTEGER);
+  expect(sorted(rest)).toEqual(sorted([...model.values()]));
+  return { fired: fired + rest.length, restores, readbacks: readbacks + b.readbacks };
+}
+
+describe("timers in the image's time index", () => {
+  it("fire as a model says, across checkpoints, flushes, compactions and restores, with their entries evicted", async () => {
+    let restores = 0;
+    let readbacks = 0;
+    let fired = 0;
+    for (let seed = 1; seed <= SEEDS; seed++) {
+      try {
+        const r = await run(seed);
+        restores += r.restores;
+        readbacks += r.readbacks;
+        fired += r.fired;
+      } catch (e) {
+        throw new Error(`seed ${seed}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    // The runs did what they are for: timers fired, restores happened, timer entries came back from the image.
+    console.log(`time index: ${SEEDS} seeds, ${fired} timers fired, ${restores} restores, ${readbacks} read back`);
+    expect(fired).toBeGreaterThan(3_000);
+    expect(restores).toBeGreaterThan(25);
+    expect(readbacks).toBeGreaterThan(600);
+  }, 120_000);
+
+  it("reads the index ahead a few hundred timers at a time, not all of them", async () => {
+    const h = new Harness(4096);
+    const b = h.fresh();
+    const n = 5 * INDEX_CACHE_ENTRIES;
+    for (let i = 0; i < n; i++) {
+      b.setCurrentKey(`k${i}`);
+      b.timers("event").register(`k${i}`, i);
+    }
+    await h.checkpoint(b, 1);
+    // Sealed: the queue holds none of them in memory, the image holds them by time.
+    expect(b.timers("event").peek()).toBe(0);
+    expect(b.bytesInMemory).toBeLessThanOrEqual(4096);
+    const first = b.timers("event").poll(9);
+    expect(first.map((t) => t.key)).toEqual(Array.from({ length: 10 }, (_, i) => `k${i}`));
+    // A restore reads no timer to start: the checkpoint counted them.
+    const restored = await h.restore(1, false);
+    expect(restored.timerCount()).toBe(n);
+    expect(restored.readbacks).toBe(0);
+    expect(restored.timers("event").poll(n).length).toBe(n);
+  });
+});

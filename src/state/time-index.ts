@@ -1,0 +1,431 @@
+/**
+ * Timers out of memory: an {@link IndexedTimerQueue} fires a keyed
+ * operator's timers in timestamp order from a time index in the local
+ * image, keeping in memory only what the index does not hold yet.
+ *
+ * Timers are keyed state: per key and time domain, the key's sorted
+ * timestamps (entries of kind "timer", see timer-queue.ts). Those entries
+ * are what checkpoints, savepoints and rescaling carry, and under a memory
+ * budget they are evicted and read back like any state. Firing needs the
+ * earliest timer of ALL keys, which the per-key entries cannot answer
+ * without a scan. So the image keeps a second, derived view of the same
+ * timers, sorted by time: the **time index** (one entry per timer, its
+ * position the timestamp, see {@link timeIndexPosition}). It is written
+ * with the per-key entries at every seal (a checkpoint's write-back or a
+ * flush), dropped above N with them by a local restore, rebuilt from them
+ * after a restore from R2, and never uploaded.
+ *
+ * The queue holds an **overlay**: every timer whose state differs from
+ * what the sealed index says, because it was registered, deleted or fired
+ * since the last seal that included it (live, or hidden). The earliest
+ * timer is the earlier of the overlay's earliest live timer and the index's
+ * earliest entry that the overlay does not override. An overlay entry goes
+ * once the seal holding its last change ends ({@link persisted}); the index
+ * then says the same. The index's head is read into a small cache; a seal
+ * changes the index, so the cache is read again from the earliest time
+ * that seal may have added, and a timer registered in the past and sealed
+ * before it fired is not skipped.
+ *
+ * Without a local image (local recovery off) a backend uses the
+ * in-memory `HeapTimerQueue` instead.
+ *
+ * Pure: no Cloudflare import; the image implements {@link TimeIndex}.
+ */
+import type { Timer, TimerQueue } from "./timer-queue.js";
+
+/** The sealed time index of one operator and time domain, as the image reads it. */
+export interface TimeIndex {
+  /**
+   * The index's timers with a timestamp ≥ `fromMs`, in (timestamp, key)
+   * order, from the runs sealed when it is called. Stop iterating (return)
+   * when done: the runs are held until then.
+   */
+  scan(fromMs: number): Iterator<Timer>;
+}
+
+/** One change for the index: the timer (`key`, `timestampMs`) is live, or not (a tombstone). */
+export interface TimeIndexChange {
+  readonly key: string;
+  readonly timestampMs: number;
+  readonly live: boolean;
+}
+
+/** Where {@link IndexedTimerQueue} keeps each key's timestamps: the backend's timer entries (read back when evicted). */
+export interface TimerEntryStore {
+  /** The sorted timestamps of `key`, or undefined. The array is not changed in place. */
+  get(key: string): readonly number[] | undefined;
+  /** Stores the timestamps of `key` (undefined: none left); marks the entry changed. */
+  set(key: string, timestamps: readonly number[] | undefined): void;
+}
+
+/** 2^47: timestamps are shifted by it so that negative ones sort before positive ones. */
+const SHIFT = 2 ** 47;
+const MAX_POSITION = 2 ** 48 - 1;
+const TWO_32 = 2 ** 32;
+
+/**
+ * The 48-bit run position of a timer at `timestampMs`: (keyGroup, hash) of
+ * the run format, so that the index's entries sort by time. Monotone; times
+ * beyond ±2^47 ms (±4,400 years) share the end positions, and the entry's
+ * key ({@link timeIndexKey}) orders them exactly.
+ */
+export function timeIndexPosition(timestampMs: number): { keyGroup: number; hash: number } {
+  const p = Math.min(Math.max(Math.floor(timestampMs) + SHIFT, 0), MAX_POSITION);
+  const keyGroup = Math.floor(p / TWO_32);
+  return { keyGroup, hash: p - keyGroup * TWO_32 };
+}
+
+const F64 = new Float64Array(1);
+const U32 = new Uint32Array(F64.buffer);
+
+/**
+ * The index entry's key: 16 hex digits that sort as the timestamp does
+ * (its IEEE 754 bits, sign flipped for positives, all bits for negatives),
+ * then the timer's key. Among entries of one position, UTF-8 order is then
+ * (timestamp, key) order.
+ */
+export function timeIndexKey(timestampMs: number, key: string): string {
+  F64[0] = timestampMs;
+  // Little-endian: U32[1] holds the sign and exponent.
+  let hi = U32[1];
+  let lo = U32[0];
+  if (hi >>> 31) {
+    hi = ~hi >>> 0;
+    lo = ~lo >>> 0;
+  } else {
+    hi = (hi | 0x80000000) >>> 0;
+  }
+  return hi.toString(16).padStart(8, "0") + lo.toString(16).padStart(8, "0") + key;
+}
+
+/** The timestamp and key of an index entry's key ({@link timeIndexKey} inverted). */
+export function parseTimeIndexKey(entryKey: string): Timer {
+  let hi = Number.parseInt(entryKey.slice(0, 8), 16) >>> 0;
+  let lo = Number.parseInt(entryKey.slice(8, 16), 16) >>> 0;
+  if (hi >>> 31) {
+    hi = (hi & 0x7fffffff) >>> 0;
+  } else {
+    hi = ~hi >>> 0;
+    lo = ~lo >>> 0;
+  }
+  U32[1] = hi;
+  U32[0] = lo;
+  return { timestampMs: F64[0], key: entryKey.slice(16) };
+}
+
+/** A timer whose state the sealed index does not reflect yet. */
+interface Override {
+  readonly key: string;
+  readonly timestampMs: number;
+  live: boolean;
+  /** The capture (generation) its last change belongs to: it goes once that capture is sealed. */
+  generation: number;
+}
+
+/** Index entries read ahead into memory at most. */
+export const INDEX_CACHE_ENTRIES = 256;
+
+/** The timers of one operator in one time domain, over per-key entries and a time index. */
+export class IndexedTimerQueue implements TimerQueue {
+  /** Timers changed since the seal that last included them, by {@link timeIndexKey}. */
+  private readonly overlay = new Map<string, Override>();
+  /** The overlay's live timers by time (a min-heap of timestamps, with their keys per timestamp; stale entries skipped lazily). */
+  private readonly liveByTime = new Map<number, Set<string>>();
+  private heap: number[] = [];
+  /** The index keys changed in the current generation (captured by the next {@link captureIndex}). */
+  private changedNow = new Set<string>();
+  private generation = 0;
+  /** Captures not yet sealed: their generation and the index keys they changed, in order. */
+  private readonly captures: { generation: number; keys: Set<string> }[] = [];
+  /** Index entries read ahead, in order, from `cacheAt`. */
+  private cache: Timer[] = [];
+  private cacheAt = 0;
+  /** Where the next read of the index starts (a timestamp; every index entry before it was read or is overridden). */
+  private readFrom = Number.NEGATIVE_INFINITY;
+  /** The last entry read from the index (reading on skips up to it), or undefined before the first. */
+  private lastRead: string | undefined;
+  /** The index has no entry after what was read. */
+  private exhausted = false;
+  private count: number;
+
+  constructor(
+    private readonly entries: TimerEntryStore,
+    private index: TimeIndex,
+    count = 0,
+  ) {
+    this.count = count;
+  }
+
+  /** Starts over from a restored state: the index as the image holds it now, and the number of timers it holds. */
+  reset(index: TimeIndex, count: number): void {
+    this.index = index;
+    this.count = count;
+    this.overlay.clear();
+    this.liveByTime.clear();
+    this.heap = [];
+    this.changedNow = new Set();
+    this.captures.length = 0;
+    this.forgetCache(Number.NEGATIVE_INFINITY);
+  }
+
+  register(key: string, timestampMs: number): boolean {
+    const timestamps = this.entries.get(key);
+    const at = timestamps ? lowerBound(timestamps, timestampMs) : 0;
+    if (timestamps && timestamps[at] === timestampMs) return false;
+    const next = timestamps ? [...timestamps.slice(0, at), timestampMs, ...timestamps.slice(at)] : [timestampMs];
+    this.entries.set(key, next);
+    this.change(key, timestampMs, true);
+    this.count++;
+    return true;
+  }
+
+  delete(key: string, timestampMs: number): boolean {
+    const timestamps = this.entries.get(key);
+    if (!timestamps) return false;
+    const at = lowerBound(timestamps, timestampMs);
+    if (timestamps[at] !== timestampMs) return false;
+    this.removeTimestamp(key, timestamps, at);
+    this.change(key, timestampMs, false);
+    this.count--;
+    return true;
+  }
+
+  peek(): number | undefined {
+    const a = this.liveHead();
+    const b = this.indexHead();
+    if (a === undefined) return b?.timestampMs;
+    if (b === undefined) return a;
+    return Math.min(a, b.timestampMs);
+  }
+
+  poll(upToMs: number): Timer[] {
+    const out: Timer[] = [];
+    for (;;) {
+      const a = this.liveHead();
+      const b = this.indexHead();
+      let next: Timer;
+      if (a !== undefined && (b === undefined || a <= b.timestampMs)) {
+        if (a > upToMs) break;
+        // The earliest key at that time; keys at one time fire in no particular order, as in the heap queue.
+        const keys = this.liveByTime.get(a)!;
+        const key = keys.values().next().value as string;
+        next = { key, timestampMs: a };
+      } else if (b !== undefined) {
+        if (b.timestampMs > upToMs) break;
+        next = b;
+        this.cacheAt++;
+      } else break;
+      const timestamps = this.entries.get(next.key);
+      const at = timestamps ? lowerBound(timestamps, next.timestampMs) : -1;
+      if (!timestamps || timestamps[at] !== next.timestampMs) {
+        throw new Error(`timer (${JSON.stringify(next.key)}, ${next.timestampMs}) is in the time index but not in its key's timers: the image is inconsistent`);
+      }
+      this.removeTimestamp(next.key, timestamps, at);
+      this.change(next.key, next.timestampMs, false);
+      this.count--;
+      out.push(next);
+    }
+    return out;
+  }
+
+  size(): number {
+    return this.count;
+  }
+
+  /** Timers held in memory for the index (registered, fired or deleted since the seal that included them). */
+  overlaySize(): number {
+    return this.overlay.size;
+  }
+
+  /**
+   * A timer that is in its key's entry but in neither the index nor the
+   * overlay (a queue taking over from an in-memory one): live in the
+   * overlay, and in the index from the next seal on.
+   */
+  adopt(key: string, timestampMs: number): void {
+    this.change(key, timestampMs, true);
+    this.count++;
+  }
+
+  /**
+   * The changes since the last capture, for the index, taken at the same
+   * moment as the per-key entries' changes (a checkpoint's barrier or a
+   * flush). Call {@link persisted} with its generation once sealed.
+   */
+  captureIndex(): { generation: number; changes: TimeIndexChange[] } {
+    const generation = this.generation++;
+    const keys = this.changedNow;
+    this.changedNow = new Set();
+    const changes: TimeIndexChange[] = [];
+    for (const k of keys) {
+      const o = this.overlay.get(k);
+      if (o) changes.push({ key: o.key, timestampMs: o.timestampMs, live: o.live });
+    }
+    this.captures.push({ generation, keys });
+    return { generation, changes };
+  }
+
+  /**
+   * The capture of `generation` (and every one before it) is sealed into
+   * the index: what it changed is read from the index from now on, unless
+   * changed again since.
+   */
+  persisted(generation: number): void {
+    let earliestAdded = Number.POSITIVE_INFINITY;
+    while (this.captures.length > 0 && this.captures[0].generation <= generation) {
+      const c = this.captures.shift()!;
+      for (const k of c.keys) {
+        const o = this.overlay.get(k);
+        if (!o || o.generation > c.generation) continue;
+        this.overlay.delete(k);
+        if (o.live) {
+          this.unlistLive(o);
+          earliestAdded = Math.min(earliestAdded, o.timestampMs);
+        }
+      }
+    }
+    // The index changed: read it again, from where the cache began or the earliest timer the seal added.
+    this.forgetCache(Math.min(this.cache.length > 0 && this.cacheAt < this.cache.length ? this.cache[this.cacheAt].timestampMs : this.readFrom, this.readFrom, earliestAdded));
+  }
+
+  // ---- the overlay ----
+
+  private change(key: string, timestampMs: number, live: boolean): void {
+    const k = timeIndexKey(timestampMs, key);
+    let o = this.overlay.get(k);
+    if (!o) {
+      o = { key, timestampMs, live, generation: this.generation };
+      this.overlay.set(k, o);
+    } else {
+      if (o.live && !live) this.unlistLive(o);
+      o.live = live;
+      o.generation = this.generation;
+    }
+    if (live) this.listLive(o);
+    this.changedNow.add(k);
+  }
+
+  private listLive(o: Override): void {
+    let keys = this.liveByTime.get(o.timestampMs);
+    if (!keys) {
+      this.liveByTime.set(o.timestampMs, (keys = new Set()));
+      heapPush(this.heap, o.timestampMs);
+    }
+    keys.add(o.key);
+  }
+
+  private unlistLive(o: Override): void {
+    const keys = this.liveByTime.get(o.timestampMs);
+    if (!keys?.delete(o.key)) return;
+    if (keys.size === 0) this.liveByTime.delete(o.timestampMs);
+    // Stale heap entries are dropped as they surface; a heap mostly stale is rebuilt, so it stays O(overlay).
+    if (this.heap.length > 64 && this.heap.length > 4 * this.liveByTime.size) {
+      this.heap = [];
+      for (const ts of this.liveByTime.keys()) heapPush(this.heap, ts);
+    }
+  }
+
+  /** The earliest live timer of the overlay. */
+  private liveHead(): number | undefined {
+    while (this.heap.length > 0) {
+      const top = this.heap[0];
+      if (this.liveByTime.has(top)) return top;
+      heapPop(this.heap);
+    }
+    return undefined;
+  }
+
+  private removeTimestamp(key: string, timestamps: readonly number[], at: number): void {
+    const next = timestamps.length === 1 ? undefined : [...timestamps.slice(0, at), ...timestamps.slice(at + 1)];
+    this.entries.set(key, next);
+  }
+
+  // ---- the index's head ----
+
+  /** The earliest index entry the overlay does not override. */
+  private indexHead(): Timer | undefined {
+    for (;;) {
+      while (this.cacheAt < this.cache.length) {
+        const t = this.cache[this.cacheAt];
+        if (!this.overlay.has(timeIndexKey(t.timestampMs, t.key))) return t;
+        this.cacheAt++;
+      }
+      if (this.exhausted || !this.readAhead()) return undefined;
+    }
+  }
+
+  /** Reads the next entries of the index into the cache; false when there are none. */
+  private readAhead(): boolean {
+    const it = this.index.scan(this.readFrom);
+    const cache: Timer[] = [];
+    try {
+      for (let r = it.next(); !r.done; r = it.next()) {
+        const t = r.value;
+        const k = timeIndexKey(t.timestampMs, t.key);
+        // Entries at the time reading resumes from, up to the last one read, were read already.
+        if (this.lastRead !== undefined && t.timestampMs === this.readFrom && k <= this.lastRead) continue;
+        cache.push(t);
+        if (cache.length >= INDEX_CACHE_ENTRIES) break;
+      }
+    } finally {
+      it.return?.();
+    }
+    this.cache = cache;
+    this.cacheAt = 0;
+    if (cache.length < INDEX_CACHE_ENTRIES) this.exhausted = true;
+    if (cache.length === 0) return false;
+    const last = cache[cache.length - 1];
+    this.readFrom = last.timestampMs;
+    this.lastRead = timeIndexKey(last.timestampMs, last.key);
+    return true;
+  }
+
+  /** Drops what was read ahead: the next read starts at `fromMs`. */
+  private forgetCache(fromMs: number): void {
+    this.cache = [];
+    this.cacheAt = 0;
+    this.readFrom = fromMs;
+    this.lastRead = undefined;
+    this.exhausted = false;
+  }
+}
+
+/** Index of the first element of sorted `a` that is ≥ `x`. */
+function lowerBound(a: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (a[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function heapPush(h: number[], x: number): void {
+  h.push(x);
+  let i = h.length - 1;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (h[parent] <= x) break;
+    h[i] = h[parent];
+    i = parent;
+  }
+  h[i] = x;
+}
+
+function heapPop(h: number[]): void {
+  const last = h.pop()!;
+  if (h.length === 0) return;
+  let i = 0;
+  const n = h.length;
+  for (;;) {
+    let child = 2 * i + 1;
+    if (child >= n) break;
+    if (child + 1 < n && h[child + 1] < h[child]) child++;
+    if (h[child] >= last) break;
+    h[i] = h[child];
+    i = child;
+  }
+  h[i] = last;
+}
