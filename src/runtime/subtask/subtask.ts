@@ -6,7 +6,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { FloeEnv } from "../env.js";
-import type { ChannelMessage, CoordinatorReports, DeliveryResult, DeployResult, SubtaskDeployment, SubtaskHealth, TaskMetrics } from "../messages.js";
+import { type ChannelMessage, type CoordinatorReports, type DeliveryResult, type DeployResult, RESET_REASON, type SubtaskDeployment, type SubtaskHealth, type TaskMetrics } from "../messages.js";
 import type { JobRegistry } from "../registry.js";
 import type { ObjectStore, SubtaskPush } from "./ports.js";
 import { SubtaskCore } from "./subtask-core.js";
@@ -85,10 +85,11 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
 
   /**
    * Resets the object as the platform may at any moment: memory is lost,
-   * storage kept. For operators and fault-injection tests.
+   * storage kept. For operators and fault-injection tests. The call fails,
+   * and so does every later call on the same stub, with {@link RESET_REASON}.
    */
   reset(): void {
-    this.ctx.abort("reset requested");
+    this.ctx.abort(RESET_REASON);
   }
 
   /** Counters of the running task, if any. */
