@@ -41,14 +41,32 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
         coordinator: (name) => env.COORDINATOR.get(env.COORDINATOR.idFromName(name)) as unknown as CoordinatorReports,
       },
       env,
+      beforeDeploy: (deployment) => this.beforeDeploy(deployment),
     });
     return this.coreValue;
   }
 
-  /** Prepares this subtask for an attempt, restoring its checkpointed state. Sources start with {@link start}. */
+  /**
+   * Prepares this subtask for an attempt, restoring its checkpointed state
+   * ({@link beforeDeploy} first). Sources start with {@link start}.
+   */
   deploy(deployment: SubtaskDeployment): Promise<DeployResult> {
     return this.core.deploy(deployment);
   }
+
+  /**
+   * A hook for a subclass (`class Subtask extends floe.Subtask`): runs
+   * before this subtask deploys a task, with the deployment (`job`,
+   * `vertex`, `index`, `attempt`, `restore`: null at a fresh start) and the
+   * Worker's bindings in `this.env`. It runs at every attempt: the job's
+   * start, each restart after a failure, each restore after the Worker was
+   * deployed again; the Coordinator's `beforeStart` runs only when the API
+   * starts the job. Throw to refuse the deployment: the attempt fails as
+   * when a function's `open` throws, the job's restart strategy decides on
+   * the next one, and the job's `last_error` carries
+   * `subtask <vertex>/<index>: <the error's message>`.
+   */
+  protected beforeDeploy(_deployment: SubtaskDeployment): void | Promise<void> {}
 
   /** Starts reading, for source subtasks of `attempt`. */
   start(attempt: number): Promise<void> {
