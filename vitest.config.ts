@@ -78,13 +78,16 @@ export default defineConfig({
       },
       {
         // The package as a user gets it (npm pack, floe init, npm install, the project's npm test and wrangler deploy
-        // --dry-run): minutes, so not in `npm test`; `npm run test:package` runs it.
+        // --dry-run), in `npm test` and so in CI; alone: `npm run test:package`. About a minute of its own workerd,
+        // vitest and wrangler processes: it runs after every other project (a later group), so that it neither
+        // slows them on a small machine nor is slowed by them past its children's timeouts.
         test: {
           name: "package",
           include: ["test/package/**/*.test.ts"],
           environment: "node",
           testTimeout: 600_000,
           hookTimeout: 600_000,
+          sequence: { groupOrder: 1 },
         },
       },
       {

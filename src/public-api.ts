@@ -71,3 +71,5 @@ export { MAX_CONCURRENT_REQUESTS, type AsyncFunction, type AsyncInvokeContext, t
 export { AsyncRetryStrategies, AsyncRetryStrategy, RetryPredicates } from "./async/retry-strategy.js";
 export { AsyncTimeoutError } from "./async/async-wait-operator.js";
 export type { FloeEnv } from "./runtime/env.js";
+/** What the Durable Object classes' hooks are given: `Coordinator.beforeStart` a start request, `Subtask.beforeDeploy` a deployment. */
+export type { StartRequest, SubtaskDeployment } from "./runtime/messages.js";

@@ -209,6 +209,14 @@ export type TaskStatus = "created" | "running" | "finished" | "failed" | "cancel
 /** What a heartbeat finds at a subtask. */
 export type SubtaskHealth = "running" | "finished" | "failed" | "lost";
 
+/**
+ * The reason a Coordinator's or Subtask's `reset()` gives `ctx.abort`: the
+ * platform fails later calls on the stub that reset the object with it, so
+ * a caller that sees it knows the object was reset (floe/testing's job
+ * harness checks it).
+ */
+export const RESET_REASON = "reset requested";
+
 /** What a subtask answers to a deploy. */
 export type DeployResult = { ok: true } | { ok: false; message: string };
 

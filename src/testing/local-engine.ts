@@ -23,6 +23,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { Miniflare, MiniflareOptions } from "miniflare";
+import { RESET_REASON } from "../runtime/messages.js";
 import { coordinatorName, subtaskName } from "../runtime/names.js";
 import { killProcesses, workerdChildren } from "./processes.js";
 import { type BuiltWorker, buildWorker, loadBuiltWorker } from "./worker-build.js";
@@ -280,16 +281,72 @@ export class LocalEngine {
     this.running = await run;
   }
 
-  /** Resets one subtask's object, as the platform may at any time: memory lost, storage kept. Vertex ids are in {@link jobStatus}'s `vertices`. */
+  /**
+   * Resets one subtask's object, as the platform may at any time: memory
+   * lost, storage kept. Vertex ids are in {@link jobStatus}'s `vertices`.
+   * Resolves once the object was reset; throws, naming the subtask, when
+   * the job has no such subtask (an unknown job, vertex or index) or the
+   * object did not confirm its reset.
+   */
   async resetSubtask(job: string, vertex: string, index: number): Promise<void> {
-    const ns = await this.mf.getDurableObjectNamespace("SUBTASK");
-    await (ns.get(ns.idFromName(subtaskName(job, vertex, index))) as unknown as { reset(): Promise<void> }).reset().catch(() => undefined);
+    const what = `subtask ${vertex}/${index} of job "${job}"`;
+    const { vertices } = await this.known(job, `reset ${what}`);
+    const v = vertices.find((x) => x.id === vertex);
+    if (!v) {
+      throw new Error(`cannot reset ${what}: the job has no vertex "${vertex}" (its vertices: ${vertices.map((x) => x.id).join(", ") || "none, it never started"})`);
+    }
+    if (!Number.isInteger(index) || index < 0 || index >= v.parallelism) {
+      throw new Error(`cannot reset ${what}: vertex "${vertex}" runs ${v.parallelism} subtask(s), indexes 0 to ${v.parallelism - 1}`);
+    }
+    await this.resetObject("SUBTASK", subtaskName(job, vertex, index), what);
   }
 
-  /** Resets the job's coordinator object: memory lost, storage kept. */
+  /**
+   * Resets the job's coordinator object: memory lost, storage kept.
+   * Resolves once the object was reset; throws, naming the job, when there
+   * is no such job or the object did not confirm its reset.
+   */
   async resetCoordinator(job: string): Promise<void> {
-    const ns = await this.mf.getDurableObjectNamespace("COORDINATOR");
-    await (ns.get(ns.idFromName(coordinatorName(job))) as unknown as { reset(): Promise<void> }).reset().catch(() => undefined);
+    const what = `the coordinator of job "${job}"`;
+    await this.known(job, `reset ${what}`);
+    await this.resetObject("COORDINATOR", coordinatorName(job), what);
+  }
+
+  /** The job's status; an unknown job fails `doing` with the engine's answer (it lists the jobs). */
+  private async known(job: string, doing: string): Promise<JobStatus> {
+    try {
+      return await this.jobStatus(job);
+    } catch (e) {
+      throw new Error(`cannot ${doing}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /**
+   * Calls the object's `reset()` (`ctx.abort(RESET_REASON)`), then asks the
+   * same stub for its metrics: a stub whose object was reset fails every
+   * call with {@link RESET_REASON}, and only that answer says the object
+   * was reset. (Through Miniflare's proxy the reset call's own error comes
+   * back without its message, so it cannot be the evidence.)
+   */
+  private async resetObject(binding: "SUBTASK" | "COORDINATOR", name: string, what: string): Promise<void> {
+    const ns = await this.mf.getDurableObjectNamespace(binding);
+    const stub = ns.get(ns.idFromName(name)) as unknown as { reset(): Promise<void>; metrics(job?: string): Promise<unknown> };
+    // Miniflare's proxy may throw at once (reading the method off a broken stub) or reject: both are answers.
+    let reset = "returned";
+    try {
+      await stub.reset();
+    } catch {
+      reset = "failed";
+    }
+    let after: unknown;
+    try {
+      await stub.metrics(name);
+    } catch (e) {
+      after = e ?? "an empty error";
+    }
+    const message = after === undefined ? undefined : ((after as Error)?.message ?? String(after));
+    if (message?.includes(RESET_REASON)) return;
+    throw new Error(`${what} could not be reset: its reset() ${reset}, and the object then ${message === undefined ? "answered as before" : `failed with: ${message}`}`);
   }
 
   /** Shuts the engine down (its state stays in {@link persistDir}). */

@@ -12,7 +12,7 @@ import type { FloeEnv } from "../env.js";
 import { streamPartitionName, subtaskName } from "../names.js";
 import type { JobRegistry } from "../registry.js";
 import type { StreamPartitionApi } from "./stream-pins.js";
-import type { StartRequest } from "../messages.js";
+import { RESET_REASON, type StartRequest } from "../messages.js";
 import { attempt } from "../../errors.js";
 
 export { DEPLOY_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS } from "./coordinator-core.js";
@@ -111,9 +111,13 @@ export abstract class Coordinator extends DurableObject<FloeEnv> {
     return this.core.heartbeatNow();
   }
 
-  /** Resets the object (memory lost, storage kept), as the platform may: for fault-injection tests. */
+  /**
+   * Resets the object (memory lost, storage kept), as the platform may: for
+   * fault-injection tests. The call fails, and so does every later call on
+   * the same stub, with {@link RESET_REASON}.
+   */
   reset(): void {
-    this.ctx.abort("reset requested");
+    this.ctx.abort(RESET_REASON);
   }
 
   override async alarm(): Promise<void> {

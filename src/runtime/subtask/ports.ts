@@ -134,6 +134,12 @@ export interface SubtaskPorts {
   readonly stubs: Stubs;
   /** The Worker's bindings, handed to connectors. */
   readonly env: unknown;
+  /**
+   * Runs before a task is deployed, in turn with other deploys: throwing
+   * refuses the deployment with the error's message (the Subtask object's
+   * `beforeDeploy` hook).
+   */
+  readonly beforeDeploy?: (deployment: SubtaskDeployment) => void | Promise<void>;
   readonly observer?: SubtaskObserver;
   readonly seams?: SubtaskFaultSeams;
 }

@@ -197,4 +197,27 @@ describe("SubtaskCore", () => {
     expect(core.ping(1)).toBe("lost");
     expect(h.alarms).toEqual([null]);
   });
+
+  it("asks beforeDeploy at every attempt: a refusal fails that deploy with its message and drops the running task; the next attempt deploys", async () => {
+    const h = harness();
+    const asked: number[] = [];
+    let ready = true;
+    const core = new SubtaskCore({
+      ...h.ports,
+      beforeDeploy: async (d) => {
+        asked.push(d.attempt);
+        if (!ready) throw new Error("needs the variable READY");
+      },
+    });
+    expect(await core.deploy(deployment(1, null))).toEqual({ ok: true });
+    expect(core.ping(1)).toBe("running");
+    ready = false;
+    expect(await core.deploy(deployment(2, null))).toEqual({ ok: false, message: "subtask proc/0: needs the variable READY" });
+    expect(core.ping(1)).toBe("lost");
+    expect(core.ping(2)).toBe("lost");
+    ready = true;
+    expect(await core.deploy(deployment(3, null))).toEqual({ ok: true });
+    expect(core.ping(3)).toBe("running");
+    expect(asked).toEqual([1, 2, 3]);
+  });
 });

@@ -111,6 +111,12 @@ export class SubtaskCore {
     if (this.superseded(deployment.attempt)) return { ok: false, message: `attempt ${deployment.attempt} was superseded by ${this.newestDeployAttempt}` };
     const job = this.ports.registry.job(deployment.job);
     if (!job) return { ok: false, message: `this Worker has no job "${deployment.job}"` };
+    try {
+      await this.ports.beforeDeploy?.(deployment);
+    } catch (e) {
+      // Refused as a function whose open fails: the attempt fails, the restart strategy decides on the next one.
+      return { ok: false, message: `subtask ${deployment.vertex}/${deployment.index}: ${(e as Error)?.message ?? e}` };
+    }
     this.setMeta("deployment", JSON.stringify({ job: deployment.job, vertex: deployment.vertex, index: deployment.index, attempt: deployment.attempt }));
     // Background compaction stops, and a canceled task's write-back ends, before the image changes under them.
     await this.image.halt();

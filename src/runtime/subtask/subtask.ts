@@ -6,7 +6,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { FloeEnv } from "../env.js";
-import type { ChannelMessage, CoordinatorReports, DeliveryResult, DeployResult, SubtaskDeployment, SubtaskHealth, TaskMetrics } from "../messages.js";
+import { type ChannelMessage, type CoordinatorReports, type DeliveryResult, type DeployResult, RESET_REASON, type SubtaskDeployment, type SubtaskHealth, type TaskMetrics } from "../messages.js";
 import type { JobRegistry } from "../registry.js";
 import type { ObjectStore, SubtaskPush } from "./ports.js";
 import { SubtaskCore } from "./subtask-core.js";
@@ -41,14 +41,32 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
         coordinator: (name) => env.COORDINATOR.get(env.COORDINATOR.idFromName(name)) as unknown as CoordinatorReports,
       },
       env,
+      beforeDeploy: (deployment) => this.beforeDeploy(deployment),
     });
     return this.coreValue;
   }
 
-  /** Prepares this subtask for an attempt, restoring its checkpointed state. Sources start with {@link start}. */
+  /**
+   * Prepares this subtask for an attempt, restoring its checkpointed state
+   * ({@link beforeDeploy} first). Sources start with {@link start}.
+   */
   deploy(deployment: SubtaskDeployment): Promise<DeployResult> {
     return this.core.deploy(deployment);
   }
+
+  /**
+   * A hook for a subclass (`class Subtask extends floe.Subtask`): runs
+   * before this subtask deploys a task, with the deployment (`job`,
+   * `vertex`, `index`, `attempt`, `restore`: null at a fresh start) and the
+   * Worker's bindings in `this.env`. It runs at every attempt: the job's
+   * start, each restart after a failure, each restore after the Worker was
+   * deployed again; the Coordinator's `beforeStart` runs only when the API
+   * starts the job. Throw to refuse the deployment: the attempt fails as
+   * when a function's `open` throws, the job's restart strategy decides on
+   * the next one, and the job's `last_error` carries
+   * `subtask <vertex>/<index>: <the error's message>`.
+   */
+  protected beforeDeploy(_deployment: SubtaskDeployment): void | Promise<void> {}
 
   /** Starts reading, for source subtasks of `attempt`. */
   start(attempt: number): Promise<void> {
@@ -85,10 +103,11 @@ export abstract class Subtask extends DurableObject<FloeEnv> {
 
   /**
    * Resets the object as the platform may at any moment: memory is lost,
-   * storage kept. For operators and fault-injection tests.
+   * storage kept. For operators and fault-injection tests. The call fails,
+   * and so does every later call on the same stub, with {@link RESET_REASON}.
    */
   reset(): void {
-    this.ctx.abort("reset requested");
+    this.ctx.abort(RESET_REASON);
   }
 
   /** Counters of the running task, if any. */
