@@ -352,6 +352,17 @@ export class KeyedStream<K extends Key, T> {
    */
   intervalJoin<U>(other: KeyedStream<K, U>): IntervalJoin<K, T, U> {
     const first = this.keyed();
+    if (!(other instanceof KeyedStream)) {
+      // From JavaScript: the other side is not keyed. The join is named by
+      // process(fn, options), so the refusal waits for it.
+      const got = (other as unknown) instanceof DataStream ? "a stream that is not keyed" : String(other);
+      return new IntervalJoin<K, T, U>((_fn, options) => {
+        throw new JobDefinitionError(
+          `interval join "${options.name ?? options.uid ?? "interval join"}" joins two keyed streams, but its other side is ${got}: key both sides, a.keyBy(fa).intervalJoin(b.keyBy(fb))`,
+        );
+      });
+    }
+    if (other.job !== this.job) throw new JobDefinitionError(`intervalJoin() got a stream of job "${other.job.name}": streams cannot cross jobs`);
     const second = other.keyed();
     return new IntervalJoin<K, T, U>((fn, options, needsEventTime) => coProcess(this.job, first, second, fn, options, needsEventTime));
   }
