@@ -159,7 +159,21 @@ describe("broadcast state", () => {
     expect(() =>
       clicks.connect(r.broadcast(rules)).process({ processElement: () => undefined, processBroadcastElement: () => undefined, onTimer: () => undefined } as never, { uid: "timed" }),
     ).toThrow(/"timed" defines onTimer, but timers are keyed state/);
-    expect(() => clicks.keyBy((c) => c.user).connect(r as never)).toThrow(/a keyed stream connects with a broadcast stream/);
+    const bp = { processElement: () => undefined, processBroadcastElement: () => undefined };
+    // From JavaScript: a broadcast function connected with a stream broadcast
+    // without descriptors, or not broadcast at all, keyed or not.
+    expect(() => clicks.connect(r.broadcast() as never).process(bp as never, { uid: "bp" })).toThrow(
+      'broadcast process function "bp" is connected with a stream broadcast without broadcast state descriptors: name the map states the function keeps, other.broadcast(mapState("rules"))',
+    );
+    expect(() => clicks.keyBy((c) => c.user).connect(r.broadcast() as never).process(bp, { uid: "kbp" })).toThrow(
+      'broadcast process function "kbp" is connected with a stream broadcast without broadcast state descriptors: name the map states the function keeps, other.broadcast(mapState("rules"))',
+    );
+    expect(() => clicks.connect(r as never).process(bp as never, { name: "plain" })).toThrow(/broadcast process function "plain" is connected with a stream that is not broadcast: connect with other.broadcast\(mapState/);
+    expect(() => clicks.keyBy((c) => c.user).connect(r as never).process(bp, { uid: "kplain" })).toThrow(
+      /broadcast process function "kplain" is connected with a stream that is not broadcast: .*a\.connect\(b\)\.keyBy\(fa, fb\)/,
+    );
+    expect(() => clicks.keyBy((c) => c.user).connect(r.keyBy((x) => x.url) as never).process(bp, { uid: "kk" })).toThrow(/"kk" is connected with a stream that is not broadcast/);
+    expect(() => clicks.keyBy((c) => c.user).connect(undefined as never)).toThrow(/connect\(\) on a keyed stream needs a broadcast stream, got undefined/);
     expect(() => r.broadcast().keyBy((x) => x.url)).toThrow(/keyBy on a broadcast stream/);
 
     const noUid = job("no-uid");

@@ -327,7 +327,7 @@ class SideOutputStream<T> extends DataStream<T> {
 /** A stream partitioned by key; keyed state is available downstream. */
 export class KeyedStream<K extends Key, T> {
   constructor(
-    private readonly job: JobDefinition,
+    /** @internal */ readonly job: JobDefinition,
     private readonly inputs: LogicalEdge[],
     private readonly keySelector: (value: T) => K,
   ) {}
@@ -352,6 +352,17 @@ export class KeyedStream<K extends Key, T> {
    */
   intervalJoin<U>(other: KeyedStream<K, U>): IntervalJoin<K, T, U> {
     const first = this.keyed();
+    if (!(other instanceof KeyedStream)) {
+      // From JavaScript: the other side is not keyed. The join is named by
+      // process(fn, options), so the refusal waits for it.
+      const got = (other as unknown) instanceof DataStream ? "a stream that is not keyed" : String(other);
+      return new IntervalJoin<K, T, U>((_fn, options) => {
+        throw new JobDefinitionError(
+          `interval join "${options.name ?? options.uid ?? "interval join"}" joins two keyed streams, but its other side is ${got}: key both sides, a.keyBy(fa).intervalJoin(b.keyBy(fb))`,
+        );
+      });
+    }
+    if (other.job !== this.job) throw new JobDefinitionError(`intervalJoin() got a stream of job "${other.job.name}": streams cannot cross jobs`);
     const second = other.keyed();
     return new IntervalJoin<K, T, U>((fn, options, needsEventTime) => coProcess(this.job, first, second, fn, options, needsEventTime));
   }
@@ -373,11 +384,11 @@ export class KeyedStream<K extends Key, T> {
    * To connect two keyed streams, `a.connect(b).keyBy(fa, fb)`.
    */
   connect<U>(other: BroadcastStream<U>): KeyedBroadcastConnectedStream<K, T, U> {
-    if (!(other instanceof BroadcastStream)) {
-      throw new JobDefinitionError("a keyed stream connects with a broadcast stream (other.broadcast(descriptor)); to connect two streams by key, a.connect(b).keyBy(fa, fb)");
-    }
+    if (other === null || typeof other !== "object" || !("job" in other)) throw new JobDefinitionError(`connect() on a keyed stream needs a broadcast stream, got ${String(other)}`);
     if (other.job !== this.job) throw new JobDefinitionError(`connect() got a stream of job "${other.job.name}": streams cannot cross jobs`);
-    return new KeyedBroadcastConnectedStream<K, T, U>(this.job, this.keyed(), other);
+    // A JavaScript caller can pass any stream here; the operator is named only
+    // by process(fn, options), so the refusal waits for it.
+    return new KeyedBroadcastConnectedStream<K, T, U>(this.job, this.keyed(), other, other instanceof BroadcastStream ? undefined : notBroadcast(other));
   }
 
   /** Flink forbids keying a keyed stream again; so does floe. */
@@ -445,6 +456,11 @@ function coProcess<O>(
   needsEventTime?: string,
 ): DataStream<O> {
   const label = options.name ?? options.uid ?? `coProcess#${job.nodes.length}`;
+  if (fn !== null && typeof fn === "object" && typeof (fn as { processBroadcastElement?: unknown }).processBroadcastElement === "function" && typeof fn.processElement1 !== "function") {
+    // A broadcast process function that reached connect() without a BroadcastStream.
+    const partitioned = second.length > 0 && second.every((e) => e.broadcast);
+    throw new JobDefinitionError(`broadcast process function "${label}" ${partitioned ? notBroadcast(PLAIN_BROADCAST) : notBroadcast(undefined)}`);
+  }
   if (fn === null || typeof fn !== "object" || typeof fn.processElement1 !== "function" || typeof fn.processElement2 !== "function") {
     throw new JobDefinitionError(`co-process function "${label}" needs processElement1 and processElement2`);
   }
@@ -516,12 +532,28 @@ export class KeyedBroadcastConnectedStream<K extends Key, A, B> {
     private readonly job: JobDefinition,
     private readonly first: LogicalEdge[],
     private readonly broadcastStream: BroadcastStream<B>,
+    /** Set when connect() got something else than a broadcast stream (from JavaScript): why process() refuses. */
+    private readonly refusal?: string,
   ) {}
 
   /** A keyed broadcast process function: keyed state and timers on the keyed side, broadcast state from the other. */
   process<O>(fn: KeyedBroadcastProcessFunction<K, A, B, O>, options: OperatorOptions = {}): DataStream<O> {
+    if (this.refusal !== undefined) {
+      throw new JobDefinitionError(`broadcast process function "${options.name ?? options.uid ?? `broadcastProcess#${this.job.nodes.length}`}" ${this.refusal}`);
+    }
     return broadcastProcess<O>(this.job, this.first, this.broadcastStream, fn, options);
   }
+}
+
+/** What a stream given to a broadcast process function as its broadcast side lacks. */
+const PLAIN_BROADCAST = Symbol("broadcast() without descriptors");
+
+/** Why a broadcast process function cannot read `other` as its broadcast side; the caller puts the operator's name first. */
+function notBroadcast(other: unknown): string {
+  const plain = other === PLAIN_BROADCAST || other instanceof BroadcastPartitionedStream;
+  return plain
+    ? 'is connected with a stream broadcast without broadcast state descriptors: name the map states the function keeps, other.broadcast(mapState("rules"))'
+    : 'is connected with a stream that is not broadcast: connect with other.broadcast(mapState("rules")) (to connect two streams by key, a.connect(b).keyBy(fa, fb) with a keyed co-process function)';
 }
 
 function broadcastProcess<O>(

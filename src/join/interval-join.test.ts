@@ -117,5 +117,18 @@ describe("interval join", () => {
     const b = j.source(source, { uid: "b", watermarks }).keyBy((e) => e.k);
     a.intervalJoin(b).between(0, 10).process({ processElement: () => undefined }, { uid: "join" }).sink(fakeSink(), { uid: "out" });
     expect(() => buildPlan(j)).toThrow(/operator "join" \(interval join between 0 and 10 ms\) needs event time, but source "a" has no watermark strategy/);
+
+    // From JavaScript, where the types do not stop it: the other side not keyed.
+    const nk = job("not-keyed");
+    const left = nk.source(source, { uid: "a", watermarks }).keyBy((e) => e.k);
+    const right = nk.source(source, { uid: "b", watermarks });
+    const unkeyed = left.intervalJoin(right as never).between(0, 10);
+    expect(() => unkeyed.process({ processElement: () => undefined }, { uid: "pairs" })).toThrow(JobDefinitionError);
+    expect(() => unkeyed.process({ processElement: () => undefined }, { uid: "pairs" })).toThrow(
+      'interval join "pairs" joins two keyed streams, but its other side is a stream that is not keyed: key both sides, a.keyBy(fa).intervalJoin(b.keyBy(fb))',
+    );
+    expect(() => left.intervalJoin(undefined as never).between(0, 10).process({ processElement: () => undefined })).toThrow(
+      /interval join "interval join" joins two keyed streams, but its other side is undefined: key both sides/,
+    );
   });
 });

@@ -30,6 +30,9 @@ import { type Engine, readTable, waitFor } from "../support/engine.js";
 import { engineSet } from "../support/engines.js";
 import { type LookupServer, startLookupServer } from "../support/lookup-server.js";
 
+/** The async operator's timeout, as ASYNC_TIMEOUT_MS in test/fixtures/async-jobs.ts. */
+const ASYNC_TIMEOUT_MS = 1000;
+
 /** Records per partition of `async-bounded` (test/fixtures/async-jobs.ts; the fixture runs in workerd, not here). */
 const ASYNC_BOUNDED_COUNT = 150;
 
@@ -53,7 +56,13 @@ const tsOf = (id: number) => 1_000_000 + id * 10;
 
 let server: LookupServer;
 beforeAll(async () => {
-  server = await startLookupServer({ delayMs: (id) => (held(id) ? 800 : slow(id) ? 250 : 2), failsFirst, hangsFirstMs: (id) => (hangs(id) ? 3000 : 0) });
+  server = await startLookupServer(
+    { delayMs: (id) => (held(id) ? 800 : slow(id) ? 250 : 2), failsFirst, hangsFirstMs: (id) => (hangs(id) ? 3000 : 0) },
+    // A hanging request is aborted by the operator's timeout; its close may reach the server after the next
+    // request of its subtask. 100 ms before the timeout, the request is surely given up (every other answers
+    // within 800 ms), yet no request started since the abort can have arrived yet.
+    { abandonedAfterMs: ASYNC_TIMEOUT_MS - 100 },
+  );
 });
 afterAll(async () => {
   await server.close();
@@ -210,7 +219,12 @@ describe("async I/O", () => {
       for (let id = 0; id < PHASE1; id++) if (failsFirst(id) && !hangs(id)) expect(server.requests.get(mode)!.get(id), `${mode} ${id} retried`).toBeGreaterThanOrEqual(2);
       console.log(`async-${mode}: ${repeated.length} records requested again, ${listedInFlight.get(mode)!.size} listed in flight in restored checkpoints`);
     }
-    expect(server.maxOpen, "never more than 6 connections per subtask (two jobs, one subtask each)").toBeLessThanOrEqual(12);
+    // The platform's limit is 6 outgoing connections per invocation: floe caps each subtask at 6 requests.
+    const perSubtask = Object.fromEntries(server.maxOpenPerSubtask);
+    console.log(`most requests open at once per subtask: ${JSON.stringify(perSubtask)}`);
+    for (const mode of MODES) expect(Object.keys(perSubtask).some((k) => k.startsWith(`${mode}/0@`)), `${mode}: its subtask was seen`).toBe(true);
+    expect(Math.max(...Object.values(perSubtask)), "requests of one subtask ran concurrently").toBeGreaterThan(1);
+    for (const [subtask, n] of Object.entries(perSubtask)) expect(n, `${subtask}: never more than 6 requests open at once`).toBeLessThanOrEqual(6);
   }, 240_000);
 
   it("restores records in flight at a savepoint at another parallelism, dealt round-robin, each requested once more", async () => {
@@ -250,6 +264,10 @@ describe("async I/O", () => {
       const asks = after.filter((r) => r.id === id);
       expect(asks.map((r) => r.subtask), `record ${id}, ${j}-th in the savepoint`).toEqual([j % 2]);
     });
+    // At parallelism 2, each subtask within the platform's 6 connections.
+    const rescaled = [...server.maxOpenPerSubtask].filter(([k]) => k.startsWith("unordered/1@"));
+    expect(rescaled.length, "subtask 1 of the rescaled job asked the service").toBeGreaterThan(0);
+    for (const [subtask, n] of server.maxOpenPerSubtask) expect(n, `${subtask}: never more than 6 requests open at once`).toBeLessThanOrEqual(6);
     // The operator's counters, per vertex.
     const metrics = (await (await engine.api("/v1/jobs/async-unordered/metrics")).json()) as { vertices: { id: string; async_io: { in_flight: number; requests: number } | null }[] };
     const lookupMetrics = metrics.vertices.find((v) => v.id === "lookup")!.async_io!;

@@ -1,10 +1,11 @@
 /**
  * Keyed state that the engine must refuse, as a user meets it: jobs of the
  * test Worker (test/fixtures/bad-state-jobs.ts) started over HTTP whose key
- * selector gives another key after a batch's JSON round trip, or whose
- * state for one key outgrows a SQLite row. Each job fails with an error in
- * its status naming the operator (and the input, or the state and key),
- * and nothing it should not have is committed.
+ * selector gives another key after a batch's JSON round trip, whose
+ * state for one key outgrows a SQLite row, or whose connected inputs are
+ * keyed by keys of different types. Each job fails with an error in its
+ * status naming the operator (and the input, the state and key, or both
+ * key types), and nothing it should not have is committed.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Engine, startEngine, waitFor } from "../support/engine.js";
@@ -79,6 +80,22 @@ describe("keys and state the engine refuses", () => {
     );
     expect(s.latest_completed_checkpoint).toBeNull();
     expect((await tableRows(engine, "bad-key-text-out")).size).toBe(0);
+  });
+
+  it("fails a job whose connected inputs are keyed by keys of different types, naming the operator and both types", async () => {
+    await start("bad-co-key-types");
+    // Clicks of twenty users first (string keys, so every subtask of the operator sees input 1's type), then
+    // their profiles (number keys): the first profile batch a subtask gets is refused.
+    const users = Array.from({ length: 20 }, (_, i) => i);
+    await ingestOk(engine, "bad-co-key-clicks", ndjson(users.map((u) => ({ user: String(u), url: `/page/${u}` }))));
+    await engine.caughtUp("bad-co-key-types", ["bad-co-key-clicks"]);
+    await ingestOk(engine, "bad-co-key-profiles", ndjson(users.map((u) => ({ id: u, name: `User ${u}` }))));
+    const s = await failed("bad-co-key-types");
+    expect(s.last_error).toMatch(
+      /keyBy into operator "enrich clicks" \(uid "enrich"\): input 2's key selector gave a number key \(\d+\), input 1's gave string keys: a number key never equals a string one, so records of one key from the two inputs would never meet; make both key selectors give the same type/,
+    );
+    expect(s.last_error).toMatch(/the key selector's input was \{"id":\d+,"name":"User \d+"\}/);
+    expect(s.restarts).toBe(0);
   });
 
   it("fails a job whose state for one key outgrows a SQLite row, naming operator, state and key, and keeps what was committed before", async () => {

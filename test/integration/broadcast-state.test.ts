@@ -10,9 +10,15 @@
  * the rules last changed (which applyToKeyedState resets), with the
  * clicks after the rescale reaching every subtask, each of which holds
  * the rules of the one copy the savepoint kept.
+ *
+ * And rules broadcast while clicks flow (`broadcast-flow`), with a SIGKILL
+ * right after a batch of rules was ingested: each row says how many rule
+ * records its subtask had applied, and must equal the reference computed
+ * from that order (the rules so far; the user's clicks since the last rule
+ * in that order).
  */
 import { describe, expect, it } from "vitest";
-import type { BroadcastClick, BroadcastRule, RuledClick } from "../fixtures/broadcast-jobs.js";
+import type { BroadcastClick, BroadcastRule, RuledClick, SequencedClick, SequencedRule } from "../fixtures/broadcast-jobs.js";
 import { type Engine, readTable, waitFor } from "../support/engine.js";
 import { caughtUp, engineSet } from "../support/engines.js";
 import { Random } from "../support/random.js";
@@ -78,6 +84,66 @@ async function expectRows(engine: Engine, ref: Reference): Promise<Map<string, R
   return readTable<RuledClick>(engine, "bc-out");
 }
 
+/**
+ * Rules and clicks of `broadcast-flow`, and the check of every click's row
+ * against the order its subtask applied the rules in.
+ */
+class FlowReference {
+  readonly rules: SequencedRule[] = [];
+  readonly clicks: BroadcastClick[] = [];
+
+  constructor(private readonly random: Random) {}
+
+  ruleBatch(n: number): SequencedRule[] {
+    return Array.from({ length: n }, () => {
+      const seq = this.rules.length + 1;
+      const rule = { seq, url: `/${"abcdef"[this.random.int(6)]}`, limit: this.random.chance(0.2) ? null : 1 + this.random.int(9), version: seq };
+      this.rules.push(rule);
+      return rule;
+    });
+  }
+
+  clickBatch(n: number): BroadcastClick[] {
+    return Array.from({ length: n }, () => {
+      const click = { id: `c${this.clicks.length}`, user: `u${this.random.int(40)}`, url: `/${"abcdef"[this.random.int(6)]}` };
+      this.clicks.push(click);
+      return click;
+    });
+  }
+
+  /** The rule of `url` once the first `seq` rule records were applied. */
+  private ruleAfter(seq: number, url: string): SequencedRule | undefined {
+    let rule: SequencedRule | undefined;
+    for (const r of this.rules.slice(0, seq)) if (r.url === url) rule = r.limit === null ? undefined : r;
+    return rule;
+  }
+
+  /** What is wrong in `rows` (empty when every click has its row, equal to the reference of the order its subtask applied the rules in). */
+  problems(rows: Map<string, SequencedClick>): string[] {
+    const out: string[] = [];
+    if (rows.size !== this.clicks.length) out.push(`${rows.size} rows for ${this.clicks.length} clicks`);
+    /** Per user: the seq of its last click, and how many of its clicks had it. */
+    const perUser = new Map<string, { seq: number; since: number }>();
+    for (const c of this.clicks) {
+      const got = rows.get(c.id);
+      if (!got) {
+        out.push(`${c.id}: no row`);
+        continue;
+      }
+      const last = perUser.get(c.user);
+      if (last && got.seq < last.seq) out.push(`${c.id}: its subtask had applied ${got.seq} rules, fewer than at ${c.user}'s click before (${last.seq})`);
+      const since = last && last.seq === got.seq ? last.since + 1 : 1;
+      perUser.set(c.user, { seq: got.seq, since });
+      const rule = this.ruleAfter(got.seq, c.url);
+      const want = { limit: rule?.limit ?? null, version: rule?.version ?? 0, sinceRules: since };
+      if (got.seq > this.rules.length || got.limit !== want.limit || got.version !== want.version || got.sinceRules !== want.sinceRules) {
+        out.push(`${c.id} (${c.user} ${c.url}) after ${got.seq} rules: want ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
+      }
+    }
+    return out;
+  }
+}
+
 describe("broadcast state", () => {
   it("gives every subtask the same rules while keyed data flows, across a SIGKILL and a savepoint restored at another parallelism", async () => {
     const random = new Random(SEED);
@@ -122,5 +188,52 @@ describe("broadcast state", () => {
     expect(after.some((c) => rows.get(c.id)!.version === 2), "rules of version 2 were applied after the rescale").toBe(true);
     const status = (await (await engine.api(`/v1/jobs/${JOB}`)).json()) as { status: string };
     expect(status.status).toBe("RUNNING");
+  }, 150_000);
+
+  it("applies rules broadcast while clicks flow, each row as the order its subtask applied them says, across a SIGKILL with rules in flight", async () => {
+    const random = new Random(SEED + 1);
+    const ref = new FlowReference(random);
+    let engine = await engines.start();
+    expect((await engine.api("/v1/jobs/broadcast-flow/start", { method: "POST", json: {} })).status).toBe(200);
+
+    // The job running: clicks before any rule.
+    await ingest(engine, "bcf-clicks", ref.clickBatch(20));
+    await caughtUp(engine, "bcf-clicks", "broadcast-flow");
+    // Clicks and rules in turns, neither waiting for the other, at a pace the job keeps up with (so that clicks
+    // meet the rules at many points); the runtime is SIGKILLed right after a batch of rules.
+    const rounds = 10;
+    const crashAfter = 2 + random.int(rounds - 4);
+    for (let r = 0; r < rounds; r++) {
+      await ingest(engine, "bcf-clicks", ref.clickBatch(20 + random.int(20)));
+      await ingest(engine, "bcf-rules", ref.ruleBatch(1 + random.int(3)));
+      await new Promise((res) => setTimeout(res, random.int(r === crashAfter ? 50 : 150)));
+      if (r === crashAfter) engine = await engines.crash(engine);
+    }
+    // Every rule applied: clicks now see all of them, in both subtasks.
+    await caughtUp(engine, "bcf-rules", "broadcast-flow");
+    const last = ref.clickBatch(60);
+    await ingest(engine, "bcf-clicks", last);
+    await caughtUp(engine, "bcf-clicks", "broadcast-flow");
+
+    let problems: string[] = [];
+    await waitFor(
+      async () => {
+        problems = ref.problems(await readTable<SequencedClick>(engine, "bcf-out"));
+        return problems.length === 0;
+      },
+      60_000,
+      "every click's row equal to the reference of the order its subtask applied the rules in",
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}: ${problems.length} problems, first ${JSON.stringify(problems.slice(0, 5))}`);
+    });
+    const rows = await readTable<SequencedClick>(engine, "bcf-out");
+    const seqs = new Set(ref.clicks.map((c) => rows.get(c.id)!.seq));
+    console.log(`broadcast-flow: clicks saw ${seqs.size} of ${ref.rules.length + 1} rule counts: ${[...seqs].sort((a, b) => a - b)}`);
+    expect(seqs.size, "clicks saw the rules at several points of the flow").toBeGreaterThan(3);
+    expect(new Set(last.map((c) => rows.get(c.id)!.subtask)), "both subtasks").toEqual(new Set([0, 1]));
+    for (const c of last) expect(rows.get(c.id)!.seq, `${c.id}: every rule applied`).toBe(ref.rules.length);
+    const status = (await (await engine.api("/v1/jobs/broadcast-flow")).json()) as { status: string; restarts: number };
+    expect(status.status).toBe("RUNNING");
+    expect(status.restarts).toBeGreaterThanOrEqual(1);
   }, 150_000);
 });

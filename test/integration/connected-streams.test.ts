@@ -7,7 +7,11 @@
  * (profiles first; clicks, some of them waiting; the profiles they wait
  * for; then a click late enough in event time to time the rest out), with
  * a SIGKILL of the runtime at a seeded moment. Every click's output must be
- * in the table exactly once with the expected name.
+ * in the table exactly once with the expected name; those that give up come
+ * from onTimer through a side output. And a co-process function without keys
+ * (`co-route`) sends records of both inputs to its main output and to a side
+ * output per input, all read again through one union: across a SIGKILL,
+ * every record once, the way it went.
  */
 import { describe, expect, it } from "vitest";
 import { type Engine, readTable, waitFor } from "../support/engine.js";
@@ -18,6 +22,11 @@ const SEED = Number(process.env.FLOE_SEED ?? 20261206);
 
 interface EnrichedRow {
   name: string;
+  times: number;
+}
+
+interface RoutedRow {
+  via: string;
   times: number;
 }
 
@@ -83,6 +92,50 @@ describe("connected streams", () => {
     const rows = await readTable<EnrichedRow>(engine, "connect-out");
     expect(rows.has("trigger"), "the trigger click waits for its own timer").toBe(false);
     const status = (await (await engine.api("/v1/jobs/connect")).json()) as { status: string; restarts: number };
+    expect(status.status).toBe("RUNNING");
+    expect(status.restarts).toBeGreaterThanOrEqual(1);
+  }, 120_000);
+
+  it("route both inputs of a co-process function without keys to its main and side outputs, exactly once across a SIGKILL", async () => {
+    const random = new Random(SEED + 1);
+    let engine = await engineAt();
+    expect((await engine.api("/v1/jobs/co-route/start", { method: "POST", json: {} })).status).toBe(200);
+    const expected = new Map<string, string>();
+    const rounds = 8;
+    const crashAfter = 1 + random.int(rounds - 3);
+    let n = 0;
+    for (let r = 0; r < rounds; r++) {
+      for (const [input, stream] of [
+        [1, "co-route-a"],
+        [2, "co-route-b"],
+      ] as const) {
+        const records = Array.from({ length: 10 + random.int(30) }, () => {
+          const k = n++;
+          const id = `${input === 1 ? "a" : "b"}${k}`;
+          expected.set(id, `${k % 3 === 0 ? "side" : "main"}-${input}`); // every third to its input's side output
+          return { id };
+        });
+        await ingest(engine, stream, records);
+      }
+      if (r === crashAfter) {
+        await new Promise((res) => setTimeout(res, random.int(300)));
+        engine = await engines.crash(engine);
+      }
+    }
+    expect(new Set(expected.values()), "every way taken").toEqual(new Set(["main-1", "side-1", "main-2", "side-2"]));
+    let last = "";
+    await waitFor(
+      async () => {
+        const rows = await readTable<RoutedRow>(engine, "co-route-out");
+        last = JSON.stringify([...rows].filter(([k, v]) => expected.get(k) !== v.via || v.times !== 1).slice(0, 5));
+        return rows.size === expected.size && [...expected].every(([k, via]) => rows.get(k)?.via === via && rows.get(k)?.times === 1);
+      },
+      60_000,
+      "every record once, the way it went",
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}; wrong or extra rows: ${last}`);
+    });
+    const status = (await (await engine.api("/v1/jobs/co-route")).json()) as { status: string; restarts: number };
     expect(status.status).toBe("RUNNING");
     expect(status.restarts).toBeGreaterThanOrEqual(1);
   }, 120_000);
