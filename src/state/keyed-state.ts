@@ -772,6 +772,11 @@ export class KeyedStateBackend {
     }
   }
 
+  /** Releases what the timer queues hold of the image (open scans of its time index): the backend is being dropped. */
+  releaseTimers(): void {
+    for (const q of this.timerQueues.values()) if (q instanceof IndexedTimerQueue) q.close();
+  }
+
   /** Timers pending per time domain. */
   timerCounts(): Partial<Record<TimeDomain, number>> {
     const out: Partial<Record<TimeDomain, number>> = {};
@@ -812,6 +817,7 @@ export class KeyedStateBackend {
 
   /** The queues index the timer entries again (after a restore replaced them). */
   private rebuildTimers(): void {
+    this.releaseTimers();
     if (this.timeIndexSource) {
       // Both domains' queues now, from the index and its counts (the metrics count them before any timer is used).
       this.timerQueues.clear();

@@ -235,6 +235,23 @@ describe("timers in the image's time index", () => {
     expect(readbacks).toBeGreaterThan(600);
   }, 120_000);
 
+  it("fires thousands of timers at one time (a window's end) in one poll, sealed or not, each once", async () => {
+    const h = new Harness(4096);
+    const b = h.fresh();
+    const n = 9 * INDEX_CACHE_ENTRIES + 17;
+    for (let i = 0; i < n; i++) b.timers("event").register(`k${i}`, 10_000);
+    await h.checkpoint(b, 1);
+    // Half sealed, half only in memory: the poll merges both.
+    for (let i = n; i < 2 * n; i++) b.timers("event").register(`k${i}`, 10_000);
+    b.timers("event").register("early", 9_999);
+    const fired = b.timers("event").poll(10_000);
+    expect(fired[0]).toEqual({ key: "early", timestampMs: 9_999 });
+    expect(new Set(fired.slice(1).map((t) => t.key)).size).toBe(2 * n);
+    expect(fired.length).toBe(2 * n + 1);
+    expect(b.timerCount()).toBe(0);
+    expect(b.timers("event").peek()).toBeUndefined();
+  });
+
   it("reads the index ahead a few hundred timers at a time, not all of them", async () => {
     const h = new Harness(4096);
     const b = h.fresh();

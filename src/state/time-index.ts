@@ -21,10 +21,11 @@
  * timer is the earlier of the overlay's earliest live timer and the index's
  * earliest entry that the overlay does not override. An overlay entry goes
  * once the seal holding its last change ends ({@link persisted}); the index
- * then says the same. The index's head is read into a small cache; a seal
- * changes the index, so the cache is read again from the earliest time
- * that seal may have added, and a timer registered in the past and sealed
- * before it fired is not skipped.
+ * then says the same, except for a live timer earlier than where reading
+ * the index stands (registered in the past): it stays in memory until it
+ * fires, so that reading never goes back over what fired. The index's head
+ * is read into a small cache; a seal changes the index, so the cache is
+ * read again from where reading stands.
  *
  * Without a local image (local recovery off) a backend uses the
  * in-memory `HeapTimerQueue` instead.
@@ -146,6 +147,14 @@ export class IndexedTimerQueue implements TimerQueue {
   private lastRead: string | undefined;
   /** The index has no entry after what was read. */
   private exhausted = false;
+  /**
+   * The scan the cache is read from, kept open until the index changes (a
+   * seal), so that each read-ahead goes on where the last stopped instead
+   * of seeking again through the entries at one time (a window's end:
+   * thousands of timers at one timestamp). An open scan holds its runs'
+   * pages: {@link close} it when the queue is dropped.
+   */
+  private open: Iterator<Timer> | undefined;
   private count: number;
 
   constructor(
@@ -196,6 +205,11 @@ export class IndexedTimerQueue implements TimerQueue {
     if (a === undefined) return b?.timestampMs;
     if (b === undefined) return a;
     return Math.min(a, b.timestampMs);
+  }
+
+  /** Releases what the queue holds of the image (its open scan); it reads the index again if used after. */
+  close(): void {
+    this.forgetCache(this.cacheAt < this.cache.length ? this.cache[this.cacheAt].timestampMs : this.readFrom);
   }
 
   poll(upToMs: number): Timer[] {
@@ -271,21 +285,28 @@ export class IndexedTimerQueue implements TimerQueue {
    * changed again since.
    */
   persisted(generation: number): void {
-    let earliestAdded = Number.POSITIVE_INFINITY;
+    // Where reading the index stands, as a whole millisecond (the index's positions are milliseconds: reading again from
+    // one seeks past every entry before it, however many fired at one time): every index entry before it was read.
+    let boundary: number;
+    if (this.cacheAt < this.cache.length) boundary = Math.floor(this.cache[this.cacheAt].timestampMs);
+    else if (this.lastRead === undefined) boundary = this.readFrom;
+    // Read to the index's end: the last millisecond read holds nothing unread.
+    else if (this.exhausted) boundary = Math.floor(this.readFrom) + 1;
+    else boundary = Math.floor(this.readFrom);
     while (this.captures.length > 0 && this.captures[0].generation <= generation) {
       const c = this.captures.shift()!;
       for (const k of c.keys) {
         const o = this.overlay.get(k);
         if (!o || o.generation > c.generation) continue;
+        // A live timer before where reading stands (registered in the past, due at the next firing) stays in memory:
+        // reading the index again from there would go through every entry fired since.
+        if (o.live && o.timestampMs < boundary) continue;
         this.overlay.delete(k);
-        if (o.live) {
-          this.unlistLive(o);
-          earliestAdded = Math.min(earliestAdded, o.timestampMs);
-        }
+        if (o.live) this.unlistLive(o);
       }
     }
-    // The index changed: read it again, from where the cache began or the earliest timer the seal added.
-    this.forgetCache(Math.min(this.cache.length > 0 && this.cacheAt < this.cache.length ? this.cache[this.cacheAt].timestampMs : this.readFrom, this.readFrom, earliestAdded));
+    // The index changed: read it again from where reading stands.
+    this.forgetCache(boundary);
   }
 
   // ---- the overlay ----
@@ -356,19 +377,26 @@ export class IndexedTimerQueue implements TimerQueue {
 
   /** Reads the next entries of the index into the cache; false when there are none. */
   private readAhead(): boolean {
-    const it = this.index.scan(this.readFrom);
     const cache: Timer[] = [];
     try {
-      for (let r = it.next(); !r.done; r = it.next()) {
-        const t = r.value;
-        const k = timeIndexKey(t.timestampMs, t.key);
-        // Entries at the time reading resumes from, up to the last one read, were read already.
-        if (this.lastRead !== undefined && t.timestampMs === this.readFrom && k <= this.lastRead) continue;
-        cache.push(t);
-        if (cache.length >= INDEX_CACHE_ENTRIES) break;
+      if (this.open) {
+        for (let r = this.open.next(); !r.done; r = this.open.next()) {
+          cache.push(r.value);
+          if (cache.length >= INDEX_CACHE_ENTRIES) break;
+        }
+      } else {
+        const it = (this.open = this.index.scan(this.readFrom));
+        const lastRead = this.lastRead;
+        for (let r = it.next(); !r.done; r = it.next()) {
+          const t = r.value;
+          // Entries at the time reading resumes from, up to the last one read, were read already.
+          if (lastRead !== undefined && t.timestampMs === this.readFrom && timeIndexKey(t.timestampMs, t.key) <= lastRead) continue;
+          cache.push(t);
+          if (cache.length >= INDEX_CACHE_ENTRIES) break;
+        }
       }
     } finally {
-      it.return?.();
+      if (cache.length < INDEX_CACHE_ENTRIES) this.closeScan();
     }
     this.cache = cache;
     this.cacheAt = 0;
@@ -380,8 +408,15 @@ export class IndexedTimerQueue implements TimerQueue {
     return true;
   }
 
+  private closeScan(): void {
+    const it = this.open;
+    this.open = undefined;
+    it?.return?.();
+  }
+
   /** Drops what was read ahead: the next read starts at `fromMs`. */
   private forgetCache(fromMs: number): void {
+    this.closeScan();
     this.cache = [];
     this.cacheAt = 0;
     this.readFrom = fromMs;

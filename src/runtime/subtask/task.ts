@@ -546,6 +546,7 @@ export class Task {
   cancel(): void {
     if (this.status === "running" || this.status === "created") this.status = "canceled";
     this.snapshotter.cancel();
+    for (const backend of this.chain.keyedState.values()) backend.releaseTimers();
     this.gate.close();
     this.closeConnectors();
   }
