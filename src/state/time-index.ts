@@ -114,6 +114,11 @@ export function parseTimeIndexKey(entryKey: string): Timer {
   return { timestampMs: F64[0], key: entryKey.slice(16) };
 }
 
+/** A timer's key in the overlay: cheaper to build than its index key, and not ordered (a NUL parts time and key). */
+function overlayKey(timestampMs: number, key: string): string {
+  return `${timestampMs}\u0000${key}`;
+}
+
 /** A timer whose state the sealed index does not reflect yet. */
 interface Override {
   readonly key: string;
@@ -128,7 +133,7 @@ export const INDEX_CACHE_ENTRIES = 256;
 
 /** The timers of one operator in one time domain, over per-key entries and a time index. */
 export class IndexedTimerQueue implements TimerQueue {
-  /** Timers changed since the seal that last included them, by {@link timeIndexKey}. */
+  /** Timers changed since the seal that last included them, by {@link overlayKey}. */
   private readonly overlay = new Map<string, Override>();
   /** The overlay's live timers by time (a min-heap of timestamps, with their keys per timestamp; stale entries skipped lazily). */
   private readonly liveByTime = new Map<number, Set<string>>();
@@ -312,7 +317,7 @@ export class IndexedTimerQueue implements TimerQueue {
   // ---- the overlay ----
 
   private change(key: string, timestampMs: number, live: boolean): void {
-    const k = timeIndexKey(timestampMs, key);
+    const k = overlayKey(timestampMs, key);
     let o = this.overlay.get(k);
     if (!o) {
       o = { key, timestampMs, live, generation: this.generation };
@@ -368,7 +373,7 @@ export class IndexedTimerQueue implements TimerQueue {
     for (;;) {
       while (this.cacheAt < this.cache.length) {
         const t = this.cache[this.cacheAt];
-        if (!this.overlay.has(timeIndexKey(t.timestampMs, t.key))) return t;
+        if (!this.overlay.has(overlayKey(t.timestampMs, t.key))) return t;
         this.cacheAt++;
       }
       if (this.exhausted || !this.readAhead()) return undefined;
