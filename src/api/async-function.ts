@@ -30,7 +30,9 @@ export interface AsyncInvokeContext {
  *
  * A record that fails (its last attempt rejected, or its timeout handler
  * threw) goes to the operator's dead-letter output when it has one, else
- * fails the job naming the operator and the record.
+ * fails the job naming the operator, the record, its event time and its
+ * attempts (no key, since the input is not keyed, and no source offset,
+ * since records reach the operator over a network edge without them).
  *
  * @example
  * const enrich: AsyncFunction<Click, Enriched> = {

@@ -16,9 +16,16 @@
  * records its subtask had applied, and must equal the reference computed
  * from that order (the rules so far; the user's clicks since the last rule
  * in that order).
+ *
+ * And the same without keys (`broadcast-unkeyed`, a BroadcastProcessFunction
+ * over a non-keyed stream): rules broadcast while clicks flow, a SIGKILL
+ * right after a batch of rules, a savepoint restored at parallelism 3 (the
+ * clicks rebalanced over a subtask that only the savepoint gives rules);
+ * every row carries its subtask's whole rule set, which must be the
+ * reference after the rule records it says it had applied, each row once.
  */
 import { describe, expect, it } from "vitest";
-import type { BroadcastClick, BroadcastRule, RuledClick, SequencedClick, SequencedRule } from "../fixtures/broadcast-jobs.js";
+import type { BroadcastClick, BroadcastRule, RuledClick, SequencedClick, SequencedRule, UnkeyedRuledClick } from "../fixtures/broadcast-jobs.js";
 import { type Engine, readTable, waitFor } from "../support/engine.js";
 import { caughtUp, engineSet } from "../support/engines.js";
 import { Random } from "../support/random.js";
@@ -113,9 +120,49 @@ class FlowReference {
 
   /** The rule of `url` once the first `seq` rule records were applied. */
   private ruleAfter(seq: number, url: string): SequencedRule | undefined {
-    let rule: SequencedRule | undefined;
-    for (const r of this.rules.slice(0, seq)) if (r.url === url) rule = r.limit === null ? undefined : r;
-    return rule;
+    return this.rulesAfter(seq).get(url);
+  }
+
+  /** Every url's rule once the first `seq` rule records were applied. */
+  rulesAfter(seq: number): Map<string, SequencedRule> {
+    const rules = new Map<string, SequencedRule>();
+    for (const r of this.rules.slice(0, seq)) {
+      if (r.limit === null) rules.delete(r.url);
+      else rules.set(r.url, r);
+    }
+    return rules;
+  }
+
+  /** The rule set after `seq` rule records as `broadcast-unkeyed` writes it (test/fixtures/broadcast-jobs.ts). */
+  digestAfter(seq: number): string {
+    return [...this.rulesAfter(seq).values()]
+      .sort((a, b) => a.url.localeCompare(b.url))
+      .map((r) => `${r.url}=${r.limit}@${r.version}`)
+      .join(",");
+  }
+
+  /**
+   * What is wrong in the rows of `broadcast-unkeyed`: a click without its
+   * row or with one emitted twice, or whose rule and whole rule set are not
+   * those of the first `seq` rule records it says its subtask had applied.
+   */
+  unkeyedProblems(rows: Map<string, UnkeyedRuledClick>): string[] {
+    const out: string[] = [];
+    if (rows.size !== this.clicks.length) out.push(`${rows.size} rows for ${this.clicks.length} clicks`);
+    for (const c of this.clicks) {
+      const got = rows.get(c.id);
+      if (!got) {
+        out.push(`${c.id}: no row`);
+        continue;
+      }
+      if (got.n !== 1) out.push(`${c.id}: emitted ${got.n} times`);
+      const rule = this.ruleAfter(got.seq, c.url);
+      const want = { limit: rule?.limit ?? null, version: rule?.version ?? 0, rules: this.digestAfter(got.seq) };
+      if (got.seq > this.rules.length || got.limit !== want.limit || got.version !== want.version || got.rules !== want.rules) {
+        out.push(`${c.id} (${c.url}) on subtask ${got.subtask} after ${got.seq} rules: want ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
+      }
+    }
+    return out;
   }
 
   /** What is wrong in `rows` (empty when every click has its row, equal to the reference of the order its subtask applied the rules in). */
@@ -235,5 +282,72 @@ describe("broadcast state", () => {
     const status = (await (await engine.api("/v1/jobs/broadcast-flow")).json()) as { status: string; restarts: number };
     expect(status.status).toBe("RUNNING");
     expect(status.restarts).toBeGreaterThanOrEqual(1);
+  }, 150_000);
+
+  it("gives every subtask of a non-keyed broadcast process function the same rules, broadcast while clicks flow, across a SIGKILL and a savepoint restored at another parallelism", async () => {
+    const job = "broadcast-unkeyed";
+    const random = new Random(SEED + 2);
+    const ref = new FlowReference(random);
+    let engine = await engines.start();
+    expect((await engine.api(`/v1/jobs/${job}/start`, { method: "POST", json: {} })).status).toBe(200);
+
+    /** Clicks and rules in turns, neither waiting for the other; a SIGKILL right after the rules of round `crashAfter`. */
+    const flow = async (rounds: number, crashAfter?: number) => {
+      for (let r = 0; r < rounds; r++) {
+        await ingest(engine, "bcu-clicks", ref.clickBatch(20 + random.int(20)));
+        await ingest(engine, "bcu-rules", ref.ruleBatch(1 + random.int(3)));
+        await new Promise((res) => setTimeout(res, random.int(r === crashAfter ? 50 : 150)));
+        if (r === crashAfter) engine = await engines.crash(engine);
+      }
+      await caughtUp(engine, "bcu-rules", job);
+      await caughtUp(engine, "bcu-clicks", job);
+    };
+    const expectRows = async (what: string) => {
+      let problems: string[] = [];
+      await waitFor(
+        async () => {
+          problems = ref.unkeyedProblems(await readTable<UnkeyedRuledClick>(engine, "bcu-out"));
+          return problems.length === 0;
+        },
+        60_000,
+        what,
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}: ${problems.length} problems, first ${JSON.stringify(problems.slice(0, 5))}`);
+      });
+      return readTable<UnkeyedRuledClick>(engine, "bcu-out");
+    };
+
+    await ingest(engine, "bcu-clicks", ref.clickBatch(20));
+    await flow(8, 2 + random.int(4));
+    let rows = await expectRows("every row of the rules its subtask had applied, across the SIGKILL");
+    const status = (await (await engine.api(`/v1/jobs/${job}`)).json()) as { status: string; restarts: number };
+    expect(status.status).toBe("RUNNING");
+    expect(status.restarts, "the SIGKILL restarted the job").toBeGreaterThanOrEqual(1);
+    const seqs = new Set(ref.clicks.map((c) => rows.get(c.id)!.seq));
+    expect(seqs.size, "clicks saw the rules at several points of the flow").toBeGreaterThan(3);
+
+    // A savepoint, restored at parallelism 3: the clicks are rebalanced now, and the new subtask has only the savepoint's copy of the rules.
+    const atStop = ref.rules.length;
+    const stop = await engine.api(`/v1/jobs/${job}/stop`, { method: "POST", json: { savepoint: true } });
+    expect(stop.status, await stop.clone().text()).toBe(200);
+    const { id } = (await stop.json()) as { id: string };
+    const restarted = await engine.api(`/v1/jobs/${job}/start`, { method: "POST", json: { fromSavepoint: id, parallelism: { "tag-clicks": 3 } } });
+    expect(restarted.status, await restarted.clone().text()).toBe(200);
+    const restored = ref.clickBatch(60);
+    await ingest(engine, "bcu-clicks", restored);
+    await caughtUp(engine, "bcu-clicks", job);
+    rows = await expectRows("the clicks after the restore");
+    expect(new Set(restored.map((c) => rows.get(c.id)!.subtask)), "clicks after the rescale reached every subtask").toEqual(new Set([0, 1, 2]));
+    for (const c of restored) expect(rows.get(c.id)!.seq, `${c.id} on subtask ${rows.get(c.id)!.subtask}: every rule of the savepoint`).toBe(atStop);
+
+    // Rules broadcast while clicks flow at the new parallelism, then clicks that see all of them on every subtask.
+    await flow(4);
+    const last = ref.clickBatch(60);
+    await ingest(engine, "bcu-clicks", last);
+    await caughtUp(engine, "bcu-clicks", job);
+    rows = await expectRows("every row after the rescale");
+    expect(new Set(last.map((c) => rows.get(c.id)!.subtask)), "every subtask").toEqual(new Set([0, 1, 2]));
+    for (const c of last) expect(rows.get(c.id)!.rules, `${c.id} on subtask ${rows.get(c.id)!.subtask}: the whole rule set`).toBe(ref.digestAfter(ref.rules.length));
+    expect(((await (await engine.api(`/v1/jobs/${job}`)).json()) as { status: string }).status).toBe("RUNNING");
   }, 150_000);
 });

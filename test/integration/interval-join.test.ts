@@ -4,13 +4,16 @@
  * between −500 and +1000 ms. Both streams advance together in event time,
  * each record within the watermark bound of its stream, so none is late and
  * the output must be exactly the offline join of everything ingested: each
- * pair once. Once across a subtask reset, a coordinator reset and a SIGKILL of the runtime at seeded moments, and
+ * pair once. Once under the chaos test's faults, with unaligned checkpoints:
+ * a seeded schedule of three of each, user exceptions in the join function,
+ * resets of join and counting subtasks, coordinator resets and SIGKILLs of
+ * the runtime (test/support/join-input.ts; FLOE_SEED replays another); and
  * once across a savepoint restored at another parallelism with elements
  * waiting in the join's state.
  */
 import { describe, expect, it } from "vitest";
 import { engineSet } from "../support/engines.js";
-import { JoinInput, expectPairs } from "../support/join-input.js";
+import { JoinInput, chaosConfig, expectPairs, expectRecovered } from "../support/join-input.js";
 import { Random } from "../support/random.js";
 
 /** The pairs the interval join makes. */
@@ -25,11 +28,20 @@ const engines = engineSet();
 const engineAt = engines.start;
 
 describe("interval join", () => {
-  it("equals the offline join of everything ingested, each pair once, across a subtask reset, a coordinator reset and a SIGKILL", async () => {
+  it("equals the offline join of everything ingested, each pair once, under user exceptions, subtask and coordinator resets and SIGKILLs, with unaligned checkpoints", async () => {
     const input = new JoinInput(new Random(SEED));
-    const engine = await input.sendWithFaults(await engineAt(), "interval-join", engines.crash, 8, 25);
-    expect(expectedOf(input).size, "the input joins").toBeGreaterThan(100);
-    await expectPairs(engine, "ij-out", expectedOf(input), "every pair once after the faults");
+    const { engine, faults } = await input.sendWithFaults(await engineAt(), "interval-join", engines.crash, {
+      rounds: 16,
+      size: 25,
+      each: 3,
+      parallelism: { join: 2, "count-pairs": 2 },
+      joins: (i, c) => c >= i + LOWER && c <= i + UPPER,
+      config: chaosConfig(true),
+    });
+    expect(expectedOf(input).size, "the input joins").toBeGreaterThan(200);
+    expect(faults["user-exception"], "pairs the join function throws at").toBeGreaterThanOrEqual(3);
+    await expectPairs(engine, "ij-out", new Set([...expectedOf(input), ...input.thrownPairs()]), `every pair once after the faults ${JSON.stringify(faults)}, seed ${SEED}`);
+    await expectRecovered(engine, "interval-join", { restarts: 3, unaligned: true });
   }, 120_000);
 
   it("keeps waiting elements through a savepoint restored at parallelism 3", async () => {

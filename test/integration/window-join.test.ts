@@ -4,14 +4,17 @@
  * tumbling one-second event-time windows. No record is late (see
  * test/support/join-input.ts), so once event time has moved past the last
  * window, the output must be exactly the offline join (same ad, same
- * window), each pair once: across a subtask reset, a coordinator reset and a SIGKILL of the runtime at seeded
- * moment, and across a savepoint restored at parallelism 3 with windows
- * open.
+ * window), each pair once: under the chaos test's faults with aligned
+ * checkpoints (a seeded schedule of three of each: user exceptions in the
+ * join function, resets of join and counting subtasks, coordinator resets
+ * and SIGKILLs of the runtime; test/support/join-input.ts, FLOE_SEED
+ * replays another), and across a savepoint restored at parallelism 3 with
+ * windows open.
  */
 import { describe, expect, it } from "vitest";
 import type { Engine } from "../support/engine.js";
 import { engineSet } from "../support/engines.js";
-import { JoinInput, expectPairs } from "../support/join-input.js";
+import { JoinInput, chaosConfig, expectPairs, expectRecovered } from "../support/join-input.js";
 import { Random } from "../support/random.js";
 
 /** As WINDOW_JOIN_MS in test/fixtures/join-jobs.ts (a Worker module: Node cannot import it). */
@@ -48,12 +51,21 @@ async function expectJoined(engine: Engine, expected: Set<string>, what: string)
 }
 
 describe("window join", () => {
-  it("equals the offline join per ad and window, each pair once, across a subtask reset, a coordinator reset and a SIGKILL", async () => {
+  it("equals the offline join per ad and window, each pair once, under user exceptions, subtask and coordinator resets and SIGKILLs", async () => {
     const input = new JoinInput(new Random(SEED));
-    const engine = await input.sendWithFaults(await engineAt(), "window-join", engines.crash, 8, 25);
+    const { engine, faults } = await input.sendWithFaults(await engineAt(), "window-join", engines.crash, {
+      rounds: 16,
+      size: 25,
+      each: 3,
+      parallelism: { join: 2, "count-pairs": 2 },
+      joins: (i, c) => Math.floor(i / WINDOW_MS) === Math.floor(c / WINDOW_MS),
+      config: chaosConfig(false),
+    });
     await flush(engine, input);
-    expect(expectedOf(input).size, "the input joins").toBeGreaterThan(50);
-    await expectJoined(engine, expectedOf(input), "every pair once after the faults");
+    expect(expectedOf(input).size, "the input joins").toBeGreaterThan(100);
+    expect(faults["user-exception"], "pairs the join function throws at").toBeGreaterThanOrEqual(3);
+    await expectJoined(engine, new Set([...expectedOf(input), ...input.thrownPairs()]), `every pair once after the faults ${JSON.stringify(faults)}, seed ${SEED}`);
+    await expectRecovered(engine, "window-join", { restarts: 3, unaligned: false });
   }, 120_000);
 
   it("keeps open windows through a savepoint restored at parallelism 3", async () => {

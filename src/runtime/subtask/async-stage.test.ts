@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { AsyncDataStream } from "../../api/async-data-stream.js";
 import type { AsyncFunction } from "../../api/async-function.js";
+import { AsyncRetryStrategies } from "../../async/retry-strategy.js";
 import type { DeadLetter } from "../../api/dead-letter.js";
 import { job } from "../../api/job.js";
 import { OutputTag } from "../../api/output-tag.js";
@@ -91,13 +92,51 @@ describe("AsyncStage", () => {
     expect(log).toEqual(['dead Error: lookup answered 404 {"id":7}@70', "flush"]);
   });
 
-  it("fails the task naming the operator and the record when it has none", async () => {
+  it("fails the task naming the operator, the record and its attempts when it has none, and why no key or offset", async () => {
     const { fn, waiting } = service();
     const { st } = stage(fn);
     st.takeBatch([{ id: 7 }], undefined);
     await flush();
     waiting.get(7)!.fail(new Error("lookup answered 404"));
     await flush();
-    await expect(st.emitReady()).rejects.toThrow('async operator "lookup" failed for record {"id":7}: Error: lookup answered 404');
+    const error = await st.emitReady().then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
+    expect(error).toMatch(/^async operator "lookup" failed for record \{"id":7\}, after 1 attempt: Error: lookup answered 404\. /);
+    expect(error).toContain("no key (an async operator's input is not keyed) and no source offset (its records reach it over a network edge, without their offsets)");
+    expect(error).toContain("a deadLetters output would take such a record aside");
+  });
+
+  it("names the record's event time and the attempts its retries made", async () => {
+    let attempts = 0;
+    const fn: AsyncFunction<Item, string> = {
+      asyncInvoke: async () => {
+        attempts++;
+        throw new Error("lookup answered 503");
+      },
+    };
+    const j = job("stage");
+    const s = AsyncDataStream.orderedWait(j.source(fakeSource<Item>(), { uid: "in" }), fn, {
+      uid: "lookup",
+      timeoutMs: 60_000,
+      retry: AsyncRetryStrategies.fixedDelay<string>({ maxAttempts: 3, delayMs: 1 }).ifException(() => true),
+    });
+    s.sink(fakeSink(), { uid: "out" });
+    const st = new AsyncStage({
+      node: j.nodes.find((n) => n.kind === "async")!,
+      fn,
+      // The waits between attempts pass at once; the timeout never does.
+      sleep: (ms) => (ms < 60_000 ? Promise.resolve() : new Promise(() => undefined)),
+      emit: () => undefined,
+      emitSide: () => undefined,
+      flush: async () => undefined,
+      onWatermark: async () => undefined,
+      countDeadLetter: () => undefined,
+    });
+    st.takeBatch([{ id: 9 }], [90]);
+    await flush();
+    expect(attempts).toBe(3);
+    await expect(st.emitReady()).rejects.toThrow('async operator "lookup" failed for record {"id":9} at event time 90, after 3 attempts: Error: lookup answered 503.');
   });
 });

@@ -55,13 +55,21 @@ export class AsyncStage {
    * unaligned snapshot taken meanwhile must still find these records.
    */
   private unsent: AsyncOutput<AsyncRecord, unknown, HeldWatermark>[] = [];
+  /** The last attempt each record started, for the error that fails the job when one fails. */
+  private readonly attempts = new WeakMap<AsyncRecord, number>();
 
   constructor(private readonly parts: AsyncStageParts) {
     const spec = parts.node.async!;
     this.uid = parts.node.options.uid!;
     this.label = nodeLabel(parts.node);
     this.operator = new AsyncWaitOperator<AsyncRecord, unknown, HeldWatermark>(
-      { asyncInvoke: (r, ctx) => parts.fn.asyncInvoke(r.value, ctx), ...(typeof parts.fn.timeout === "function" ? { timeout: (r) => parts.fn.timeout!(r.value) } : {}) },
+      {
+        asyncInvoke: (r, ctx) => {
+          this.attempts.set(r, ctx.attempt);
+          return parts.fn.asyncInvoke(r.value, ctx);
+        },
+        ...(typeof parts.fn.timeout === "function" ? { timeout: (r) => parts.fn.timeout!(r.value) } : {}),
+      },
       { mode: spec.mode, capacity: spec.capacity, timeoutMs: spec.timeoutMs, maxConcurrentRequests: spec.maxConcurrentRequests, retry: spec.retry },
       { sleep: parts.sleep },
     );
@@ -119,7 +127,7 @@ export class AsyncStage {
         continue;
       }
       const tag = this.parts.node.options.deadLetters;
-      if (tag === undefined) throw new Error(`async operator "${this.label}" failed for record ${preview(value)}: ${errorText(o.result.error)}`);
+      if (tag === undefined) throw new Error(asyncFailure(this.label, o.input, this.attempts.get(o.input) ?? 0, o.result.error));
       const letter: DeadLetter = { operator: this.uid, error: errorText(o.result.error), key: null, source: null, value };
       this.parts.countDeadLetter();
       this.parts.emitSide(tag.id, letter, timestampMs);
@@ -152,6 +160,24 @@ export class AsyncStage {
   close(): void {
     this.operator.close();
   }
+}
+
+/**
+ * The error of a record that failed in an operator without a dead-letter
+ * output: the operator, the record, its event time and its attempts, and
+ * why it names no key or source offset (as other operators' errors do): the
+ * input of an async operator is never keyed (AsyncDataStream takes a
+ * DataStream), and the operator is never chained to its source, so its
+ * records come over a network edge, where they travel without offsets.
+ */
+export function asyncFailure(label: string, input: AsyncRecord, attempts: number, error: unknown): string {
+  const at = input.timestampMs === undefined ? "" : ` at event time ${input.timestampMs}`;
+  const tries = attempts === 0 ? "" : `, after ${attempts} attempt${attempts === 1 ? "" : "s"}`;
+  return (
+    `async operator "${label}" failed for record ${preview(input.value)}${at}${tries}: ${errorText(error)}. ` +
+    "It has no key (an async operator's input is not keyed) and no source offset (its records reach it over a network edge, without their offsets); " +
+    "a deadLetters output would take such a record aside instead of failing the job"
+  );
 }
 
 function preview(value: unknown): string {
