@@ -32,7 +32,7 @@
  *
  * Pure: no Cloudflare import; the image implements {@link TimeIndex}.
  */
-import type { Timer, TimerQueue } from "./timer-queue.js";
+import { type Timer, type TimerQueue, heapPop, heapPush, heapify, lowerBound } from "./timer-queue.js";
 
 /** The sealed time index of one operator and time domain, as the image reads it. */
 export interface TimeIndex {
@@ -345,10 +345,7 @@ export class IndexedTimerQueue implements TimerQueue {
     if (!keys?.delete(o.key)) return;
     if (keys.size === 0) this.liveByTime.delete(o.timestampMs);
     // Stale heap entries are dropped as they surface; a heap mostly stale is rebuilt, so it stays O(overlay).
-    if (this.heap.length > 64 && this.heap.length > 4 * this.liveByTime.size) {
-      this.heap = [];
-      for (const ts of this.liveByTime.keys()) heapPush(this.heap, ts);
-    }
+    if (this.heap.length > 64 && this.heap.length > 4 * this.liveByTime.size) this.heap = heapify([...this.liveByTime.keys()]);
   }
 
   /** The earliest live timer of the overlay. */
@@ -428,44 +425,4 @@ export class IndexedTimerQueue implements TimerQueue {
     this.lastRead = undefined;
     this.exhausted = false;
   }
-}
-
-/** Index of the first element of sorted `a` that is ≥ `x`. */
-function lowerBound(a: readonly number[], x: number): number {
-  let lo = 0;
-  let hi = a.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (a[mid] < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function heapPush(h: number[], x: number): void {
-  h.push(x);
-  let i = h.length - 1;
-  while (i > 0) {
-    const parent = (i - 1) >> 1;
-    if (h[parent] <= x) break;
-    h[i] = h[parent];
-    i = parent;
-  }
-  h[i] = x;
-}
-
-function heapPop(h: number[]): void {
-  const last = h.pop()!;
-  if (h.length === 0) return;
-  let i = 0;
-  const n = h.length;
-  for (;;) {
-    let child = 2 * i + 1;
-    if (child >= n) break;
-    if (child + 1 < n && h[child + 1] < h[child]) child++;
-    if (h[child] >= last) break;
-    h[i] = h[child];
-    i = child;
-  }
-  h[i] = last;
 }

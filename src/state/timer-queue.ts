@@ -168,28 +168,36 @@ export class HeapTimerQueue implements TimerQueue {
   }
 
   private push(ts: number): void {
-    const h = this.heap;
-    h.push(ts);
-    let i = h.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (h[parent] <= ts) break;
-      h[i] = h[parent];
-      i = parent;
-    }
-    h[i] = ts;
+    heapPush(this.heap, ts);
   }
 
   private pop(): void {
-    const h = this.heap;
-    const last = h.pop()!;
-    if (h.length === 0) return;
-    siftDown(h, 0, last);
+    heapPop(this.heap);
   }
 }
 
+/** Adds `x` to the binary min-heap `h`. */
+export function heapPush(h: number[], x: number): void {
+  h.push(x);
+  let i = h.length - 1;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (h[parent] <= x) break;
+    h[i] = h[parent];
+    i = parent;
+  }
+  h[i] = x;
+}
+
+/** Removes the least element of the binary min-heap `h`. */
+export function heapPop(h: number[]): void {
+  const last = h.pop()!;
+  if (h.length === 0) return;
+  siftDown(h, 0, last);
+}
+
 /** Index of the first element of sorted `a` that is ≥ `x`. */
-function lowerBound(a: readonly number[], x: number): number {
+export function lowerBound(a: readonly number[], x: number): number {
   let lo = 0;
   let hi = a.length;
   while (lo < hi) {
@@ -214,7 +222,7 @@ function siftDown(h: number[], i: number, x: number): void {
   h[i] = x;
 }
 
-function heapify(values: number[]): number[] {
+export function heapify(values: number[]): number[] {
   for (let i = (values.length >> 1) - 1; i >= 0; i--) siftDown(values, i, values[i]);
   return values;
 }
