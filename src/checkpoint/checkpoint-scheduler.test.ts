@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { type CheckpointConfig, DEFAULT_CHECKPOINT_CONFIG, resolveCheckpointConfig } from "../api/checkpoint-options.js";
-import { type SchedulerState, exceedsTolerableFailures, expiresAtMs, mayTriggerNow, nextTriggerMs } from "./checkpoint-scheduler.js";
+import { type SchedulerState, exceedsTolerableFailures, expiresAtMs, mayTriggerNow, nextTriggerMs, periodicTriggerMark } from "./checkpoint-scheduler.js";
 
 const config = (o: Partial<CheckpointConfig> = {}): CheckpointConfig => ({ ...DEFAULT_CHECKPOINT_CONFIG, intervalMs: 1_000, ...o });
 
@@ -10,6 +10,22 @@ const state = (o: Partial<SchedulerState> = {}): SchedulerState => ({
   lastEndMs: null,
   runningSinceMs: 50_000,
   ...o,
+});
+
+describe("periodicTriggerMark: a fixed rate", () => {
+  it("counts the next interval from when the checkpoint was due, not from a late alarm", () => {
+    // Due at 1,000, the alarm fired 35 ms late: the next is due at 1,100, not 1,135.
+    expect(periodicTriggerMark(1_000, 1_035, 100)).toBe(1_000);
+    expect(nextTriggerMs(config({ intervalMs: 100 }), state({ lastTriggerMs: periodicTriggerMark(1_000, 1_035, 100) }))).toBe(1_100);
+  });
+
+  it("does not burst to catch up after an alarm later than a whole interval", () => {
+    expect(periodicTriggerMark(1_000, 1_250, 100)).toBe(1_250);
+  });
+
+  it("never counts from a time after the trigger", () => {
+    expect(periodicTriggerMark(1_000, 990, 100)).toBe(990);
+  });
 });
 
 describe("nextTriggerMs: the interval", () => {

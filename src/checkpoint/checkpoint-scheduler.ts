@@ -32,6 +32,17 @@ export function nextTriggerMs(c: CheckpointConfig, s: SchedulerState): number | 
   return at;
 }
 
+/**
+ * The trigger time a periodic checkpoint due at `dueMs` and triggered at
+ * `nowMs` counts from for the next one: its due time, so that the interval
+ * runs at a fixed rate and an alarm that fires late does not push every
+ * later checkpoint back by its lateness; or `nowMs` when it is later than
+ * a whole interval (no burst of checkpoints to catch up).
+ */
+export function periodicTriggerMark(dueMs: number, nowMs: number, intervalMs: number): number {
+  return nowMs - dueMs < intervalMs ? Math.min(dueMs, nowMs) : nowMs;
+}
+
 /** Whether a manual trigger (REST, savepoint) may go ahead now. */
 export function mayTriggerNow(c: CheckpointConfig, s: SchedulerState): boolean {
   return s.pendingTriggerMs.length < Math.max(1, c.maxConcurrent);

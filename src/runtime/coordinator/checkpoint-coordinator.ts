@@ -7,7 +7,7 @@
  * job record in the coordinator's SQLite; it keeps none in memory, so a
  * coordinator that restarts goes on where it was.
  */
-import { expiresAtMs, exceedsTolerableFailures, nextTriggerMs, type SchedulerState } from "../../checkpoint/checkpoint-scheduler.js";
+import { expiresAtMs, exceedsTolerableFailures, nextTriggerMs, periodicTriggerMark, type SchedulerState } from "../../checkpoint/checkpoint-scheduler.js";
 import { buildMetadata } from "../../checkpoint/completed-checkpoint.js";
 import { type CheckpointFailureReason, countsAsFailure } from "../../checkpoint/failure-reason.js";
 import { type AckResult, PendingCheckpoint } from "../../checkpoint/pending-checkpoint.js";
@@ -61,7 +61,7 @@ export class CheckpointCoordinator {
     },
     onAlarm: async (now) => {
       const at = this.periodicTrigger.nextAlarmMs(now);
-      if (at !== null && now >= at) await this.trigger(false);
+      if (at !== null && now >= at) await this.trigger(false, "keep", "canonical", false, at);
     },
   };
 
@@ -76,13 +76,14 @@ export class CheckpointCoordinator {
   }
 
   /** Triggers checkpoint N at every source subtask; returns N, or null if the job cannot checkpoint now. */
-  async trigger(isSavepoint: boolean, action: SavepointAction = "keep", format: SavepointFormat = "canonical", drain = false): Promise<number | null> {
+  async trigger(isSavepoint: boolean, action: SavepointAction = "keep", format: SavepointFormat = "canonical", drain = false, periodicDueMs?: number): Promise<number | null> {
     const s = this.ctx.store.job();
     if (s.status !== "RUNNING" || !s.plan) return null;
     const now = this.ctx.now();
     const id = s.lastCheckpointId + 1;
     s.lastCheckpointId = id;
-    s.lastTriggerMs = now;
+    // A periodic checkpoint counts from when it was due (a fixed rate); any other from now.
+    s.lastTriggerMs = periodicDueMs === undefined ? now : periodicTriggerMark(periodicDueMs, now, s.config?.checkpoint.intervalMs ?? 0);
     if (isSavepoint) s.pendingSavepoint = drain ? { id, action, format, drain } : { id, action, format };
     this.ctx.store.saveJob(s);
     const all = this.ctx.subtasks(s.plan);
