@@ -170,18 +170,6 @@ export class IndexedTimerQueue implements TimerQueue {
     this.count = count;
   }
 
-  /** Starts over from a restored state: the index as the image holds it now, and the number of timers it holds. */
-  reset(index: TimeIndex, count: number): void {
-    this.index = index;
-    this.count = count;
-    this.overlay.clear();
-    this.liveByTime.clear();
-    this.heap = [];
-    this.changedNow = new Set();
-    this.captures.length = 0;
-    this.forgetCache(Number.NEGATIVE_INFINITY);
-  }
-
   register(key: string, timestampMs: number): boolean {
     const timestamps = this.entries.get(key);
     const at = timestamps ? lowerBound(timestamps, timestampMs) : 0;
@@ -249,11 +237,6 @@ export class IndexedTimerQueue implements TimerQueue {
 
   size(): number {
     return this.count;
-  }
-
-  /** Timers held in memory for the index (registered, fired or deleted since the seal that included them). */
-  overlaySize(): number {
-    return this.overlay.size;
   }
 
   /**
