@@ -808,7 +808,7 @@ export class KeyedStateBackend {
         this.deleted.delete(id(slot.name, key));
       }
       slot.table.set(key, timestamps);
-      // Timers are few per key and never evicted: measured at each change.
+      // The heap queue's timers (no budget, so never evicted): measured at each change.
       if (had) this.resize(slot, key, estimateEntryBytes(key, timestamps));
       else this.admit(slot, key, timestamps);
     }
