@@ -490,22 +490,23 @@ export class Task {
     return this.status === "running";
   }
 
+  /** Milliseconds the loop waited in {@link stallForState}. */
+  private stateStalledMs = 0;
+
+  /** Some keyed operator is over its budget with every entry in memory changed since the last capture (nothing to evict). */
+  private stateWantsFlush(): boolean {
+    for (const backend of this.chain.keyedState.values()) if (backend.wantsFlush) return true;
+    return false;
+  }
+
   /**
    * Keyed state over its budget with every entry changed since the last
    * checkpoint: its changes are sealed into the image now, as runs of the
    * next checkpoint, so that they can be evicted (in the background; a
    * failure fails the next checkpoints, as a failed write-back does).
    */
-  /** Milliseconds the loop waited in {@link stallForState}. */
-  private stateStalledMs = 0;
-
   private flushStateIfWanted(): void {
-    if (!this.snapshotter.mayFlush) return;
-    for (const backend of this.chain.keyedState.values()) {
-      if (!backend.wantsFlush) continue;
-      this.snapshotter.flush(this.chain.keyedState).catch(() => undefined);
-      return;
-    }
+    if (this.snapshotter.mayFlush && this.stateWantsFlush()) this.snapshotter.flush(this.chain.keyedState).catch(() => undefined);
   }
 
   /**
@@ -517,14 +518,10 @@ export class Task {
    */
   private async stallForState(): Promise<void> {
     const sealing = this.snapshotter.sealing;
-    if (!sealing) return;
-    for (const backend of this.chain.keyedState.values()) {
-      if (!backend.wantsFlush) continue;
-      const from = this.host.now();
-      await sealing;
-      this.stateStalledMs += this.host.now() - from;
-      return;
-    }
+    if (!sealing || !this.stateWantsFlush()) return;
+    const from = this.host.now();
+    await sealing;
+    this.stateStalledMs += this.host.now() - from;
   }
 
   /**
