@@ -106,6 +106,16 @@ export class InputGate {
     return undefined;
   }
 
+  /** The message {@link poll} would take next, left in its queue (where a barrier still finds it). */
+  peek(): ChannelMessage | undefined {
+    const n = this.order.length;
+    for (let i = 0; i < n; i++) {
+      const c = this.order[(this.cursor + i) % n];
+      if (!c.blocked && c.queue.length > 0) return c.queue[0].message;
+    }
+    return undefined;
+  }
+
   /** Resolves when a message may be ready (or the gate was closed). */
   waitForInput(): Promise<void> {
     if (this.closed || this.order.some((c) => !c.blocked && c.queue.length > 0)) return Promise.resolve();

@@ -171,6 +171,14 @@ export interface TaskMetrics {
   readonly stateReadbacks?: number;
   /** Milliseconds the input loop waited for keyed state's changes to be sealed, over budget with nothing to evict, since the task started. */
   readonly stateStalledMs?: number;
+  /** Blocks of keyed state a lazy restore from R2 has still to read (0 once whole). */
+  readonly stateRestoreBlocksMissing?: number;
+  /** Blocks of keyed state this task's restore read lazily (on demand and in the background), once all are in. */
+  readonly stateRestoreBlocks?: number;
+  /** Reads of a lazy restore that records waited for (key groups not read yet), since the task started. */
+  readonly stateRestoreDemandReads?: number;
+  /** Milliseconds records and timers waited for a lazy restore's reads, since the task started. */
+  readonly stateRestoreWaitMs?: number;
   readonly pendingSinkBytes: number;
   readonly sinks: Record<string, SinkMetrics>;
   readonly lastCheckpointId: number;

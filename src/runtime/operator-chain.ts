@@ -258,9 +258,14 @@ export class OperatorChain {
 
   /** The earliest processing-time timer of any operator, or undefined. */
   nextProcessingTimerMs(): number | undefined {
+    return this.nextTimerMs("processing");
+  }
+
+  /** The earliest timer of `domain` of any operator, or undefined. */
+  nextTimerMs(domain: "event" | "processing"): number | undefined {
     let next: number | undefined;
     for (const op of this.timerOperators) {
-      const ts = op.timers.next("processing");
+      const ts = op.timers.next(domain);
       if (ts !== undefined && (next === undefined || ts < next)) next = ts;
     }
     return next;

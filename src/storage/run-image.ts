@@ -45,7 +45,8 @@ import { hashKey } from "../graph/key-groups.js";
 import type { BackingRow, EntryKind, StateBacking } from "../state/keyed-state.js";
 import { BlockCache } from "../state/runs/block-cache.js";
 import type { EntryBatch } from "../state/runs/entry-batch.js";
-import { exportRun, importRunRanged } from "../state/runs/run-file.js";
+import { type OpenedRunFile, exportRun, importRunRanged, openRunFile } from "../state/runs/run-file.js";
+import { RunFill } from "../state/runs/run-fill.js";
 import { createRunTables, type Pause, RunStore } from "../state/runs/run-store.js";
 import { decodeValue, decodeValueJson } from "../state/runs/value-codec.js";
 import type { EncodedEntry, SnapshotEntry } from "../state/snapshot-format.js";
@@ -102,6 +103,8 @@ const TABLES = [
   `CREATE TABLE IF NOT EXISTS image_timer_counts (op TEXT NOT NULL, checkpoint_id INTEGER NOT NULL, domain TEXT NOT NULL,
     timers INTEGER NOT NULL, PRIMARY KEY (op, checkpoint_id, domain))`,
   `CREATE TABLE IF NOT EXISTS image_time_indexed (op TEXT PRIMARY KEY)`,
+  // Operators whose lazy restore has not stored every block: their runs are not whole, and a restart loses them.
+  `CREATE TABLE IF NOT EXISTS image_filling (op TEXT PRIMARY KEY)`,
 ];
 
 /** Timers per time domain. */
@@ -135,6 +138,10 @@ export interface RunImageOptions {
   readonly compactionUnpublishesFirst?: boolean;
   /** Entry bytes after which a block is cut (default {@link IMAGE_BLOCK_BYTES}; tests use small blocks). */
   readonly targetBlockBytes?: number;
+  /** Bytes a lazy restore reads at once in the background (default: run-file.ts's IMPORT_CHUNK_BYTES; the simulator reads a block at a time). */
+  readonly fillChunkBytes?: number;
+  /** Yields between two chunks of a lazy restore's background reads (default {@link pause}; the simulator waits longer, so that records meet blocks not read yet). */
+  readonly fillPause?: Pause;
 }
 
 /** One checkpoint's changes on their way into the image. */
@@ -212,6 +219,8 @@ export class RunImage {
    * or replaces every run above the checkpoint it restores).
    */
   private broken = false;
+  /** Lazy restores under way, by operator: their fill, and the end of its background reads. */
+  private readonly fills = new Map<string, { fill: RunFill; done: Promise<void> }>();
 
   constructor(
     private readonly sql: Sql,
@@ -397,6 +406,8 @@ export class RunImage {
       )
       .toArray()[0];
     if (!row) return undefined;
+    // A lazy restore that did not end: blocks are missing, and gone for good if the object restarted.
+    if (this.sql.exec(`SELECT 1 FROM image_filling WHERE op = ?`, uid).toArray().length > 0) return undefined;
     const op = this.operator(uid);
     if (!op.states.canRestoreTo(checkpointId) || !op.timers.canRestoreTo(checkpointId)) return undefined;
     op.states.dropAbove(checkpointId);
@@ -426,6 +437,8 @@ export class RunImage {
     this.sql.exec(`DELETE FROM image_checkpoints WHERE op = ?`, uid);
     this.sql.exec(`DELETE FROM image_timer_counts WHERE op = ?`, uid);
     this.sql.exec(`DELETE FROM image_time_indexed WHERE op = ?`, uid);
+    this.sql.exec(`DELETE FROM image_filling WHERE op = ?`, uid);
+    this.fills.delete(uid);
     this.pruneRunFiles();
   }
 
@@ -440,6 +453,8 @@ export class RunImage {
     this.sql.exec(`DELETE FROM image_timer_counts`);
     this.sql.exec(`DELETE FROM image_time_indexed`);
     this.sql.exec(`DELETE FROM image_run_files`);
+    this.sql.exec(`DELETE FROM image_filling`);
+    this.fills.clear();
   }
 
   /** Writes a restore of operator `uid` (cleared first) from R2 as runs of checkpoint `checkpointId`. */
@@ -510,6 +525,8 @@ export class RunImage {
             refs.push({ file: file.file, store: name, bytes: file.bytes, entries: file.entries });
             continue;
           }
+          // A run a lazy restore is still filling (of a savepoint's file, which is not referenced): whole first.
+          if (store.isFilling(run.id)) await this.fills.get(uid)?.done;
           let bytes = 0;
           const parts = async function* (): AsyncGenerator<Uint8Array> {
             let n = 0;
@@ -554,11 +571,22 @@ export class RunImage {
     pause: Pause,
     /** Whether a file imported whole may be referenced by later checkpoints (not a savepoint's: users delete those). */
     shareable: (file: string) => boolean = () => true,
+    /** Given, the state files within `range` are opened and added here instead of read ({@link startFill} reads them). */
+    lazy?: OpenedRunFile[],
   ): Promise<void> {
     const op = this.operator(uid);
     const whole = fileRange.start >= range.start && fileRange.end <= range.end;
     for (const ref of refs) {
       const store = ref.store === "timers" ? op.timers : op.states;
+      if (lazy && whole && store === op.states) {
+        // Opened, not read: its blocks come by key group (see startFill). A file of other state ids is read now.
+        const opened = await this.track(openRunFile(store, (offset, length) => read(ref.file, offset, length), ref.bytes, pause, checkpointId));
+        if (opened) {
+          lazy.push(opened);
+          if (shareable(ref.file)) this.sql.exec(`INSERT OR REPLACE INTO image_run_files VALUES (?, ?, ?, ?, ?)`, store.uid, opened.runId, ref.file, ref.bytes, ref.entries);
+          continue;
+        }
+      }
       const runs = await this.track(
         importRunRanged(store, (offset, length) => read(ref.file, offset, length), ref.bytes, pause, {
           epoch: checkpointId,
@@ -570,10 +598,41 @@ export class RunImage {
     }
   }
 
+  /**
+   * Starts the lazy part of a restore from R2 of operator `uid`: the state
+   * files {@link importRuns} opened (`files`, oldest first) are read in the
+   * background, and by key group on demand through the fill returned
+   * (run-fill.ts). Until their last block is stored the operator is marked
+   * filling, and a local restore reads R2 instead (a restarted object has
+   * lost the runs not whole). `done` settles when the fill ended, or
+   * rejects (a read failed; a restore began).
+   */
+  startFill(uid: string, files: readonly OpenedRunFile[], range: KeyGroupRange): { fill: RunFill; done: Promise<void> } {
+    const op = this.operator(uid);
+    this.sql.exec(`INSERT OR REPLACE INTO image_filling VALUES (?)`, uid);
+    const fill = new RunFill(op.states, files, range, this.options.fillChunkBytes);
+    const generation = this.generation;
+    const pause: Pause = async () => {
+      await (this.options.fillPause ?? this.options.pause)();
+      if (generation !== this.generation) throw new Halted();
+    };
+    const done = fill.run(pause).then(() => {
+      if (generation !== this.generation) throw new Halted();
+      this.sql.exec(`DELETE FROM image_filling WHERE op = ?`, uid);
+      if (this.fills.get(uid)?.fill === fill) this.fills.delete(uid);
+      // The runs may be compacted now.
+      this.kick();
+    });
+    // A rejection is the task's to report (see Task); this one only keeps it from being unhandled.
+    done.catch(() => undefined);
+    this.fills.set(uid, { fill, done });
+    return { fill, done };
+  }
+
   /** Forgets the files of runs no longer live (compacted away, dropped, cleared). */
   private pruneRunFiles(): void {
     this.sql.exec(
-      `DELETE FROM image_run_files WHERE NOT EXISTS (SELECT 1 FROM state_runs r WHERE r.op = image_run_files.op AND r.run = image_run_files.run AND r.live = 1)`,
+      `DELETE FROM image_run_files WHERE NOT EXISTS (SELECT 1 FROM state_runs r WHERE r.op = image_run_files.op AND r.run = image_run_files.run AND r.live <> 0)`,
     );
   }
 

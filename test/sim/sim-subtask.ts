@@ -275,6 +275,10 @@ function simPorts(w: World, object: SimSubtask, life: Life): SubtaskPorts {
       dropBeforePublish: variant === "drop-before-publish",
       noDeployFencing: variant === "no-deploy-fencing",
       skipLocalRestore: () => w.skipLocalRestore(),
+      eagerRestore: () => w.eagerRestore(),
+      restoreChunkBytes: 1,
+      restorePauseMs: 10,
+      imageBlockBytes: 128,
       ...(w.memoryBudgetBytes === undefined ? {} : { memoryBudgetBytes: w.memoryBudgetBytes }),
     },
   };

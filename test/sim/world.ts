@@ -61,6 +61,7 @@ export class World {
   /** Draws whether a restore that could read an object's own image reads R2 instead (half the runs, half their restores). */
   private readonly localRestoreRng: Rng;
   private readonly localRestoreSkipRate: number;
+  private readonly eagerRestoreRng: Rng;
   /** Every keyed subtask's memory budget in bytes (local recovery on), or none. */
   readonly memoryBudgetBytes: number | undefined;
   /** Restores sent to R2 although the image held their checkpoint. */
@@ -71,6 +72,7 @@ export class World {
     // A stream of its own, so that every other draw stays what it was before it existed.
     this.localRestoreRng = new Rng(scenario.seed).fork("local-restore");
     this.localRestoreSkipRate = this.localRestoreRng.chance(0.5) ? 0.5 : 0;
+    this.eagerRestoreRng = new Rng(scenario.seed).fork("eager-restore");
     // Half the runs keep keyed state under a budget of a few hundred bytes: evictions, read-backs and flushes between
     // checkpoints under every fault (the minimum a job may ask for is far above the simulator's whole state).
     const budget = new Rng(scenario.seed).fork("memory-budget");
@@ -195,6 +197,11 @@ export class World {
     this.localRestoresSkipped++;
     this.trace.log("fault", "restore from R2 although the image holds the checkpoint");
     return true;
+  }
+
+  /** Whether a restore from R2 reads every block first, as before lazy restores (a quarter of them), or lazily by key group. */
+  eagerRestore(): boolean {
+    return this.eagerRestoreRng.chance(0.25);
   }
 
   /** Resets at random moments of the fault phase. */

@@ -117,6 +117,17 @@ export interface SubtaskFaultSeams {
    */
   readonly skipLocalRestore?: () => boolean;
   /**
+   * Not a bug: a restore from R2 reads every block before the first
+   * record, as before lazy restores (the simulator alternates both).
+   */
+  readonly eagerRestore?: () => boolean;
+  /** Not a bug: a lazy restore reads this many bytes at once in the background (the simulator's: a block), so records meet blocks not read yet. */
+  readonly restoreChunkBytes?: number;
+  /** Not a bug: the milliseconds a lazy restore's background reads wait between two chunks (the simulator's). */
+  readonly restorePauseMs?: number;
+  /** Not a bug: the image's block size (the simulator's small states make many blocks, so that reads and restores meet several). */
+  readonly imageBlockBytes?: number;
+  /**
    * Not a bug: a memory budget below the documented minimum, with local
    * recovery, so that the simulator's few small keys are evicted, read
    * back and flushed between checkpoints.

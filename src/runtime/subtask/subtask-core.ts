@@ -26,12 +26,13 @@ import { SnapshotReader } from "../../state/snapshot-format.js";
 import { channelStateKey, runFileKey, savepointStateFileKey, sharedRoot, stateFileKey } from "../../storage/layout.js";
 import { utf8Length } from "../../storage/record-limits.js";
 import { DEFAULT_IMAGE_CACHE_BYTES, RunImage, type TimerCounts } from "../../storage/run-image.js";
+import type { OpenedRunFile } from "../../state/runs/run-file.js";
 import type { ChannelMessage, DeliveryResult, DeployResult, RestoreSpec, SubtaskDeployment, SubtaskHealth, TaskMetrics } from "../messages.js";
 import { coordinatorName, subtaskName } from "../names.js";
 import type { SubtaskPorts, SubtaskPush, TimerHandle } from "./ports.js";
 import { createStagingTables, sqlStagingStore } from "./staging-store.js";
 import { TaskFiles } from "./task-files.js";
-import { Task, type TaskHost } from "./task.js";
+import { type StateFill, Task, type TaskHost } from "./task.js";
 
 /** How long one alarm invocation runs a source before yielding to a fresh alarm. */
 export const SOURCE_SLICE_MS = 5_000;
@@ -80,6 +81,16 @@ export class SubtaskCore {
       },
       onError: (e) => console.error(`image compaction failed: ${(e as Error)?.message ?? e}`),
       compactionUnpublishesFirst: ports.seams?.mergeDeletesFirst,
+      fillChunkBytes: ports.seams?.restoreChunkBytes,
+      targetBlockBytes: ports.seams?.imageBlockBytes,
+      ...(ports.seams?.restorePauseMs === undefined
+        ? {}
+        : {
+            fillPause: () => {
+              ports.observer?.merging?.();
+              return ports.timers.sleep(ports.seams!.restorePauseMs!);
+            },
+          }),
     });
   }
 
@@ -266,7 +277,7 @@ export class SubtaskCore {
     spec: RestoreSpec,
     range: KeyGroupRange,
     d: SubtaskDeployment,
-  ): Promise<{ backing: StateBacking } | { entries: StateEntry[] }> {
+  ): Promise<{ backing: StateBacking; fill?: StateFill } | { entries: StateEntry[] }> {
     const handles = spec.keyed[uid] ?? [];
     if (d.checkpoint.localRecovery && !this.ports.seams?.skipLocalRestore?.()) {
       const own = ownHandle(handles, range);
@@ -290,12 +301,22 @@ export class SubtaskCore {
       if (bytes.length !== length) throw new Error(`run file ${key} of checkpoint ${spec.checkpointId} gave ${bytes.length} bytes at ${offset}, not ${length}`);
       return bytes;
     };
-    for (const handle of handles) {
-      if (handle.keyGroups.end < range.start || handle.keyGroups.start > range.end) continue;
+    const overlapping = handles.filter((h) => h.keyGroups.end >= range.start && h.keyGroups.start <= range.end);
+    // Lazily, by key group, when every file lies within the range (no rescale out) and later checkpoints go up as runs
+    // (they reference the files instead of reading the whole state): the states' blocks are read as records need them.
+    const lazy =
+      d.checkpoint.localRecovery &&
+      d.checkpoint.incremental !== false &&
+      !this.ports.seams?.eagerRestore?.() &&
+      overlapping.length > 0 &&
+      overlapping.every((h) => h.runs && h.keyGroups.start >= range.start && h.keyGroups.end <= range.end)
+        ? ([] as OpenedRunFile[])
+        : undefined;
+    for (const handle of overlapping) {
       if (handle.runs) {
         // A native savepoint's copies are the user's to delete: later checkpoints upload their runs again.
         const shared = sharedRoot(d.checkpoint.storagePrefix, d.job);
-        await this.image.importRuns(uid, spec.checkpointId, handle.runs, handle.keyGroups, range, read, turn, (file) => file.startsWith(shared));
+        await this.image.importRuns(uid, spec.checkpointId, handle.runs, handle.keyGroups, range, read, turn, (file) => file.startsWith(shared), lazy);
         continue;
       }
       for (const key of handle.files) {
@@ -315,9 +336,11 @@ export class SubtaskCore {
     await restoring.flush(turn);
     // The time index is derived from the timers, never uploaded: written again from them.
     const timers = await this.image.rebuildTimeIndex(uid, spec.checkpointId, turn);
-    // The checkpoint counted the keys of a file written for exactly this range; a rescaled restore counts them.
-    const known = handles.length === 0 ? 0 : ownHandle(handles, range)?.entries;
-    return { backing: this.image.backing(uid, known ?? (await this.image.count(uid, turn)), timers) };
+    // The checkpoint counted the keys of each file; those of files within the range add up to the restored keys. A
+    // restore that took part of a file (rescaled out) counts them.
+    const known = lazy ? overlapping.reduce((n, h) => n + h.entries, 0) : handles.length === 0 ? 0 : ownHandle(handles, range)?.entries;
+    const fill = lazy && lazy.length > 0 ? this.image.startFill(uid, lazy, range) : undefined;
+    return { backing: this.image.backing(uid, known ?? (await this.image.count(uid, turn)), timers), ...(fill ? { fill } : {}) };
   }
 
   /** The host a task of deployment `d` runs on. */

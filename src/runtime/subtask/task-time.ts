@@ -41,6 +41,8 @@ export interface TaskTimeParts {
    * on: downstream subtasks restore their own.
    */
   readonly restoredWatermarkMs?: number;
+  /** Called before timers of `domain` up to `upToMs` fire, and waited for (a lazy restore's state must be in). */
+  readonly beforeTimers?: (domain: "event" | "processing", upToMs: number) => Promise<void>;
 }
 
 /** The watermark fields of a task's metrics. */
@@ -135,6 +137,7 @@ export class TaskTime {
    * it, so it is never late downstream.
    */
   private async advance(status: WatermarkStatus): Promise<void> {
+    await this.p.beforeTimers?.("event", status.watermarkMs);
     if (this.p.chain.fireEventTimers(status.watermarkMs) > 0) await this.p.sinks.flushIfDue();
     await this.emitWatermark(status);
   }
@@ -154,6 +157,7 @@ export class TaskTime {
   async fireProcessingTimers(): Promise<boolean> {
     const next = this.p.chain.nextProcessingTimerMs();
     if (next === undefined || next > this.p.now()) return false;
+    await this.p.beforeTimers?.("processing", this.p.now());
     this.p.chain.fireProcessingTimers(this.p.now());
     await this.p.writer.flush();
     await this.p.sinks.flushIfDue();

@@ -39,7 +39,8 @@ import { resolveStateConfig } from "../../api/state-options.js";
 import type { SinkMetrics, SinkWriter, SourceReader, StagingStore } from "../../api/types.js";
 import { BarrierHandler, type CheckpointBarrier } from "../../checkpoint/barrier-handler.js";
 import { type ChannelStateHandle, type KeyedStateHandle, type SubtaskAck, ownHandle } from "../../checkpoint/types.js";
-import { isKey, type Key, type KeyGroupRange } from "../../graph/key-groups.js";
+import { isKey, type Key, type KeyGroupRange, keyGroupOf } from "../../graph/key-groups.js";
+import type { RunFill } from "../../state/runs/run-fill.js";
 import { nodeLabel, type PlanVertex } from "../../graph/plan.js";
 import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
 import { KeyedSnapshotter, type SnapshotStore } from "../../state/snapshotter.js";
@@ -70,6 +71,16 @@ import { AsyncStage } from "./async-stage.js";
 
 export { SINK_FLUSH_INTERVAL_MS } from "./sink-committer.js";
 
+/**
+ * An operator's keyed state that a lazy restore is still reading from R2
+ * (run-fill.ts): a record or timer of a key group not in yet waits for it.
+ */
+export interface StateFill {
+  readonly fill: Pick<RunFill, "has" | "ensure" | "progress">;
+  /** Settles once every block is in; rejects when a read failed (or a restore began). */
+  readonly done: Promise<void>;
+}
+
 /** Where a task's I/O goes. */
 export interface TaskHost {
   readonly env: unknown;
@@ -86,7 +97,7 @@ export interface TaskHost {
    * when it holds exactly checkpoint `spec.checkpointId`; else the entries
    * read from the checkpoint's files.
    */
-  loadState(uid: string, spec: RestoreSpec, range: KeyGroupRange): Promise<{ backing: StateBacking } | { entries: StateEntry[] }>;
+  loadState(uid: string, spec: RestoreSpec, range: KeyGroupRange): Promise<{ backing: StateBacking; fill?: StateFill } | { entries: StateEntry[] }>;
   /** The local image of operator `uid` read on demand, for a memory budget to evict to (absent: no image, no budget). */
   imageBacking?(uid: string): StateBacking;
   /** A memory budget that replaces the job's (the simulator's small states; see `SubtaskFaultSeams.memoryBudgetBytes`). */
@@ -238,6 +249,7 @@ export class Task {
       source: this.reader && head.watermarks ? { strategy: head.watermarks, partitions: Object.keys(this.reader.positions()), label: nodeLabel(head) } : undefined,
       isSource: this.reader !== undefined,
       restoredWatermarkMs: deployment.restore?.watermarkMs,
+      beforeTimers: (domain, upToMs) => this.beforeTimers(domain, upToMs),
     });
     this.checkpointer = new SubtaskCheckpointer({
       host,
@@ -303,14 +315,33 @@ export class Task {
       const range = this.deployment.keyGroupRange ?? { start: 0, end: this.deployment.plan.maxParallelism - 1 };
       const reusable: Record<string, KeyedStateHandle> = {};
       let rescaled = false;
+      const fills: StateFill[] = [];
       for (const [uid, backend] of this.chain.keyedState) {
         const handles = spec.keyed[uid] ?? [];
         const restored = await this.host.loadState(uid, spec, range);
-        if ("backing" in restored) backend.attach(restored.backing);
-        else backend.load(restored.entries);
+        if ("backing" in restored) {
+          backend.attach(restored.backing);
+          if (restored.fill) fills.push(restored.fill);
+        } else backend.load(restored.entries);
         const own = ownHandle(handles, range);
         if (own) reusable[uid] = own;
         else if (handles.length > 0) rescaled = true;
+      }
+      if (fills.length > 0) {
+        this.filling = fills;
+        this.restoreFills = fills;
+        const done = Promise.all(fills.map((f) => f.done));
+        this.fillDone = done;
+        done.then(
+          () => {
+            if (this.fillDone === done) this.filling = undefined;
+          },
+          // Once running (a task that fails before it runs is never started); a canceled task does not fail.
+          (e) => {
+            this.fillFailure = e;
+            if (this.status === "running") void this.fail(e);
+          },
+        );
       }
       if (rescaled) this.snapshotter.requireFull();
       else this.snapshotter.restoredFrom(reusable);
@@ -348,6 +379,7 @@ export class Task {
     // Records in flight at the checkpoint are requested again (once the function is open), ahead of any new input.
     if (this.asyncStage && spec?.inFlight?.[this.asyncStage.uid]) this.asyncStage.restore(spec.inFlight[this.asyncStage.uid]);
     this.status = "running";
+    if (this.fillFailure !== undefined) void this.fail(this.fillFailure);
   }
 
   /** Each broadcast process function's broadcast state as JSON text, when not empty (taken in the snapshot's turn). */
@@ -492,6 +524,13 @@ export class Task {
 
   /** Milliseconds the loop waited in {@link stallForState}. */
   private stateStalledMs = 0;
+  /** Keyed state a lazy restore is still reading (undefined once it is all in). */
+  private filling: StateFill[] | undefined;
+  private fillDone: Promise<unknown> | undefined;
+  /** The fills of this task's restore, done or not (for metrics). */
+  private restoreFills: readonly StateFill[] = [];
+  private fillFailure: unknown;
+  private restoreWaitMs = 0;
 
   /** Some keyed operator is over its budget with every entry in memory changed since the last capture (nothing to evict). */
   private stateWantsFlush(): boolean {
@@ -522,6 +561,73 @@ export class Task {
     const from = this.host.now();
     await sealing;
     this.stateStalledMs += this.host.now() - from;
+  }
+
+  /** The next batch's records, parsed by {@link restoreWait} (the loop takes them instead of parsing again). */
+  private peeked: { message: ChannelMessage; values: unknown[] } | undefined;
+
+  /**
+   * A lazy restore is under way: what the next message must wait for before
+   * it is taken, so that nothing reads state still in R2. A batch waits for
+   * its records' key groups (read on demand); what may touch every key
+   * waits for the whole restore: broadcast elements (non-keyed input into
+   * keyed state), a watermark or end of input with an event timer that may
+   * come due, a savepoint barrier (a checkpoint references the restored
+   * files instead). Undefined: take it now.
+   */
+  private restoreWait(): Promise<void> | undefined {
+    const message = this.gate.peek();
+    if (message === undefined) return undefined;
+    const nextEventTimer = () => this.chain.nextTimerMs("event");
+    switch (message.kind) {
+      case "batch": {
+        if (this.asyncStage) return undefined;
+        const keyOf = this.inputKeys.get(message.channel);
+        if (keyOf === undefined) return this.awaitRestoredState();
+        const values = JSON.parse(message.records) as unknown[];
+        this.peeked = { message, values };
+        const max = this.deployment.plan.maxParallelism;
+        const range = this.deployment.keyGroupRange ?? { start: 0, end: max - 1 };
+        const groups = new Set<number>();
+        for (const v of values) {
+          const g = keyGroupOf(this.keyOf(keyOf, v), max);
+          // A key this subtask does not own is the loop's error to report (checkReceivedKey, the checkpoint's check).
+          if (g >= range.start && g <= range.end && this.filling!.some((f) => !f.fill.has(g))) groups.add(g);
+        }
+        return groups.size === 0 ? undefined : this.awaitRestoredKeys(groups);
+      }
+      case "watermark": {
+        // The combined watermark moves to at most this one, or anywhere when a channel goes idle.
+        const next = this.asyncStage ? undefined : nextEventTimer();
+        return next !== undefined && (message.idle || (message.watermarkMs !== null && next <= message.watermarkMs)) ? this.awaitRestoredState() : undefined;
+      }
+      case "end":
+        return nextEventTimer() !== undefined ? this.awaitRestoredState() : undefined;
+      case "barrier":
+        return message.isSavepoint ? this.awaitRestoredState() : undefined;
+    }
+  }
+
+  /** Reads the state of key groups `groups` (on demand, ahead of the background fill). */
+  private async awaitRestoredKeys(groups: ReadonlySet<number>): Promise<void> {
+    const from = this.host.now();
+    await Promise.all(this.filling!.map((f) => f.fill.ensure(groups)));
+    this.restoreWaitMs += this.host.now() - from;
+  }
+
+  /** A lazy restore is under way: waits until all of it is in (what needs every key: timers due, broadcast elements, savepoints). */
+  private async awaitRestoredState(): Promise<void> {
+    if (!this.filling) return;
+    const from = this.host.now();
+    await this.fillDone;
+    this.restoreWaitMs += this.host.now() - from;
+  }
+
+  /** Before timers of `domain` up to `upToMs` fire: those of a key group still in R2 wait for the restore (see docs/state-backend.md). */
+  private beforeTimers(domain: "event" | "processing", upToMs: number): Promise<void> {
+    if (!this.filling) return Promise.resolve();
+    const next = this.chain.nextTimerMs(domain);
+    return next !== undefined && next <= upToMs ? this.awaitRestoredState() : Promise.resolve();
   }
 
   /**
@@ -594,13 +700,18 @@ export class Task {
       stateEntriesEvicted,
       stateReadbacks,
       stateStalledMs: Math.round(this.stateStalledMs),
+      stateRestoreBlocksMissing: this.filling?.reduce((n, f) => n + f.fill.progress().missing, 0) ?? 0,
+      stateRestoreBlocks: this.restoreFills.reduce((n, f) => n + f.fill.progress().blocks, 0),
+      stateRestoreDemandReads: this.restoreFills.reduce((n, f) => n + f.fill.progress().demandReads, 0),
+      stateRestoreWaitMs: Math.round(this.restoreWaitMs),
       pendingSinkBytes,
       sinks,
       lastCheckpointId: this.checkpointer.lastCheckpointId,
       deadLetters: this.chain.deadLetters,
       ...this.time.metrics(),
       // Not while restoring: an operator may count its gauge from the state on the first read.
-      openWindows: this.status === "created" ? null : (this.chain.gauges().openWindows ?? null),
+      // Nor while a lazy restore reads the state: the count reads every key.
+      openWindows: this.status === "created" || this.filling ? null : (this.chain.gauges().openWindows ?? null),
       asyncIo: this.asyncStage?.metrics() ?? null,
     };
   }
@@ -621,6 +732,14 @@ export class Task {
         }
         if (await this.time.fireProcessingTimers()) continue;
         if (this.asyncStage && (await this.pumpAsync(this.asyncStage))) continue;
+        if (this.filling) {
+          // Waits with the message still queued: a barrier arriving meanwhile captures it as in-flight data.
+          const wait = this.restoreWait();
+          if (wait) {
+            await wait;
+            continue;
+          }
+        }
         const message = this.gate.poll();
         if (message === undefined) {
           if (this.evictIdle()) {
@@ -642,7 +761,8 @@ export class Task {
         }
         switch (message.kind) {
           case "batch": {
-            const values = JSON.parse(message.records) as unknown[];
+            const values = this.peeked?.message === message ? this.peeked.values : (JSON.parse(message.records) as unknown[]);
+            this.peeked = undefined;
             const timestamps = message.timestamps === undefined ? undefined : (JSON.parse(message.timestamps) as BatchTimestamps);
             const keyOf = this.inputKeys.get(message.channel);
             const input = this.coInputs?.get(message.channel);

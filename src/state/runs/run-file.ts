@@ -236,11 +236,7 @@ export type ReadRange = (offset: number, length: number) => Promise<Uint8Array>;
  * written, in order.
  */
 export async function importRunRanged(store: RunStore, read: ReadRange, size: number, pause: Pause, options: ImportOptions = {}): Promise<RunInfo[]> {
-  if (size < HEADER_BYTES + RUN_FILE_FOOTER_BYTES) throw new RunFileError(`a run file has at least ${HEADER_BYTES + RUN_FILE_FOOTER_BYTES} bytes; got ${size}`);
-  checkMagic(await read(0, HEADER_BYTES), "header");
-  const { metaOffset, metaLength } = readRunFooter(await read(size - RUN_FILE_FOOTER_BYTES, RUN_FILE_FOOTER_BYTES));
-  if (metaOffset < HEADER_BYTES || metaOffset + metaLength > size - RUN_FILE_FOOTER_BYTES) throw new RunFileError("a run file's footer points outside it");
-  const meta = readRunMeta(await read(metaOffset, metaLength));
+  const meta = await readRangedMeta(read, size);
   const start = options.keyGroupStart ?? 0;
   const end = options.keyGroupEnd ?? 0xffff;
   const whole = start <= 0 && end >= 0xffff;
@@ -293,6 +289,68 @@ export async function importRunRanged(store: RunStore, read: ReadRange, size: nu
   }
   await flush();
   return runs;
+}
+
+/** A run file's meta, read in ranges: its header, its footer, then the meta the footer points at. */
+async function readRangedMeta(read: ReadRange, size: number): Promise<RunFileMeta> {
+  if (size < HEADER_BYTES + RUN_FILE_FOOTER_BYTES) throw new RunFileError(`a run file has at least ${HEADER_BYTES + RUN_FILE_FOOTER_BYTES} bytes; got ${size}`);
+  checkMagic(await read(0, HEADER_BYTES), "header");
+  const { metaOffset, metaLength } = readRunFooter(await read(size - RUN_FILE_FOOTER_BYTES, RUN_FILE_FOOTER_BYTES));
+  if (metaOffset < HEADER_BYTES || metaOffset + metaLength > size - RUN_FILE_FOOTER_BYTES) throw new RunFileError("a run file's footer points outside it");
+  return readRunMeta(await read(metaOffset, metaLength));
+}
+
+/** A run file opened for a lazy import: the run {@link RunStore.openFill} published for it, and how to read its blocks. */
+export interface OpenedRunFile {
+  readonly runId: number;
+  readonly meta: RunFileMeta;
+  readonly read: ReadRange;
+}
+
+/**
+ * Opens a run file of `size` bytes for a lazy import into `store`: reads
+ * its meta and bloom filters and publishes its run with no block yet
+ * ({@link RunStore.openFill}); {@link readRunBlocks} then reads the blocks
+ * as they are wanted. Undefined (nothing written) when the file's state
+ * ids are not the store's: its entries must be rewritten, by
+ * {@link importRunRanged}.
+ */
+export async function openRunFile(store: RunStore, read: ReadRange, size: number, pause: Pause, epoch?: number): Promise<OpenedRunFile | undefined> {
+  const meta = await readRangedMeta(read, size);
+  if (!meta.states.every((s) => store.stateId(s.name, s.kind) === s.id)) return undefined;
+  const pages: RunPage[] = [];
+  if (meta.bloomPages > 0) {
+    const start = meta.bloomOffsets[0];
+    const filters = await read(start, meta.bloomOffsets[meta.bloomPages] - start);
+    pages.push(...pagesIn(filters, start, meta.bloomOffsets, 0, meta.bloomPages, PAGE_BLOOM, bloomLength));
+  }
+  for (let i = 0; i < meta.blocks; i += 131072) pages.push({ kind: PAGE_INDEX, page: i / 131072, bytes: new Uint8Array(meta.firsts.slice(i, i + 131072).buffer) });
+  let bytes = meta.blockOffsets[meta.blocks] - meta.blockOffsets[0];
+  for (const p of pages) bytes += p.bytes.length;
+  const summary = { ...summaryOf(meta, bytes), bytes };
+  const run = await store.openFill(summary, pages, epoch ?? meta.epoch, epoch === undefined ? meta.firstEpoch : epoch, pause);
+  return { runId: run.id, meta, read };
+}
+
+/** Reads blocks `from` up to `to` (exclusive) of an opened file, in one ranged read: their pages, for {@link RunStore.fillBlocks}. */
+export async function readRunBlocks(file: OpenedRunFile, from: number, to: number): Promise<RunPage[]> {
+  const offsets = file.meta.blockOffsets;
+  if (from >= to) return [];
+  const chunk = await file.read(offsets[from], offsets[to] - offsets[from]);
+  return pagesIn(chunk, offsets[from], offsets, from, to, PAGE_BLOCK, blockLength);
+}
+
+/** The pages `from` up to `to` of `chunk`, the file's bytes from `chunkStart` on. */
+function pagesIn(chunk: Uint8Array, chunkStart: number, offsets: Float64Array, from: number, to: number, kind: RunPage["kind"], lengthOf: (b: Uint8Array) => number): RunPage[] {
+  if (chunk.length !== offsets[to] - chunkStart) throw new RunFileError(`a read of pages ${from}..${to} gave ${chunk.length} bytes, not ${offsets[to] - chunkStart}`);
+  const out: RunPage[] = [];
+  for (let i = from; i < to; i++) {
+    const at = offsets[i] - chunkStart;
+    const length = lengthOf(chunk.subarray(at));
+    if (at + length > offsets[i + 1] - chunkStart) throw new RunFileError(`page ${i} of a run file runs past its end (${length} bytes)`);
+    out.push({ kind, page: i, bytes: chunk.slice(at, at + length) });
+  }
+  return out;
 }
 
 /** The end (exclusive) of the chunk of pages from `p` that spans at most `chunkBytes` (one page at least). */

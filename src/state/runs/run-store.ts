@@ -18,7 +18,11 @@
  * pages for orphans) and deletes it with its pages later, in bounded steps
  * ({@link RunStore.collectGarbage}): a write cut short is invisible, a
  * compaction cut short before its UPDATE too, one cut short after it has
- * only its inputs left to delete. No statement sequence leaves a
+ * only its inputs left to delete. A lazy restore's run is visible while
+ * its blocks arrive, with live = 2 ({@link RunStore.openFill}): a store
+ * opening treats it as live = 0 (the blocks not stored are gone with the
+ * object's memory), and it becomes live = 1 when whole
+ * ({@link RunStore.finishFill}). No statement sequence leaves a
  * half-written run visible, and none needs a transaction (which the `Sql`
  * port does not offer). No call deletes more than
  * {@link GARBAGE_PAGES_PER_STEP} pages: a store that held 100 MB is cleared
@@ -124,6 +128,8 @@ const TABLES = [
 ];
 const INSERT_PAGE = `INSERT INTO state_run_pages (op, run, kind, page, bytes) VALUES (?, ?, ?, ?, ?)`;
 const SELECT_PAGE = `SELECT bytes FROM state_run_pages WHERE op = ? AND run = ? AND kind = ? AND page = ?`;
+/** `live` of a run whose blocks a lazy restore is still storing ({@link RunStore.openFill}). */
+const FILLING = 2;
 const SET_SUMMARY = `UPDATE state_runs SET live = ?, entries = ?, tombstones = ?, blocks = ?, bloom_pages = ?, index_pages = ?, bytes = ?, last = ? WHERE op = ? AND run = ?`;
 
 /** A run in memory: its metadata and index (never its blocks, which the cache holds). */
@@ -134,6 +140,10 @@ class Run implements RunInfo {
   retired = false;
   /** Retired by a restore or a clear: whoever still reads it is stale, and its pages go regardless. */
   stale = false;
+  /** While its blocks are still coming (a lazy restore, {@link RunStore.openFill}): 1 for each block stored. */
+  present: Uint8Array | undefined;
+  /** Blocks not stored yet. */
+  missing = 0;
 
   constructor(
     readonly id: number,
@@ -191,8 +201,9 @@ export class RunStore {
     this.policy = options.policy ?? DEFAULT_COMPACTION_POLICY;
     this.targetBlockBytes = options.targetBlockBytes ?? BLOCK_TARGET_BYTES;
     this.unpublishFirst = options.compactionUnpublishesFirst === true;
-    // What a crash left half done (writes never published, inputs of a published compaction), deleted in the background.
-    for (const r of sql.exec<{ run: number }>(`SELECT run FROM state_runs WHERE op = ? AND live = 0`, uid).toArray()) this.abandoned.push(r.run);
+    // What a crash left half done (writes never published, inputs of a published compaction, runs whose blocks a
+    // lazy restore had not all stored: live = 2), deleted in the background.
+    for (const r of sql.exec<{ run: number }>(`SELECT run FROM state_runs WHERE op = ? AND live <> 1`, uid).toArray()) this.abandoned.push(r.run);
     const rows = sql.exec<Record<string, number>>(`SELECT * FROM state_runs WHERE op = ? AND live = 1 ORDER BY seq`, uid).toArray();
     for (const r of rows) {
       const firsts = this.readIndex(r.run, r.blocks, r.index_pages);
@@ -275,7 +286,7 @@ export class RunStore {
         this.sql.exec(INSERT_PAGE, this.uid, id, p.kind, p.page, buffer(p.bytes));
         await stored(p.bytes.length);
       }
-      return this.publish(id, seq, epoch, firstEpoch, typeof summary === "function" ? summary() : summary);
+      return this.publish(id, seq, epoch, firstEpoch, typeof summary === "function" ? summary() : summary).info();
     } catch (e) {
       this.abandoned.push(id);
       throw e;
@@ -302,7 +313,7 @@ export class RunStore {
       await fill(writer, flush);
       const summary = writer.finish();
       await flush();
-      return this.publish(id, seq, epoch, firstEpoch, summary);
+      return this.publish(id, seq, epoch, firstEpoch, summary).info();
     } catch (e) {
       this.abandoned.push(id);
       throw e;
@@ -311,15 +322,99 @@ export class RunStore {
     }
   }
 
+  /**
+   * Publishes a run whose blocks come later (a lazy restore from R2, which
+   * reads the blocks a key needs before the key is read, and the others in
+   * the background): its bloom filters and index (`pages`) are stored now,
+   * so that a lookup knows which blocks could hold a key. {@link fillBlocks}
+   * stores blocks as they come, and {@link finishFill} makes the run
+   * durable once they all have. Until then its row has live = 2: a store
+   * that opens again drops it, as it drops a write never published. Read a
+   * key only once {@link missingBlocks} says its blocks are in; scans,
+   * exports and compactions of the run wait for its end (a read of a block
+   * not stored throws).
+   */
+  async openFill(summary: RunSummary, pages: Iterable<RunPage>, epoch: number, firstEpoch: number, pause: Pause): Promise<RunInfo> {
+    const seq = this.nextSeq++;
+    const id = this.nextId++;
+    this.writing.add(seq);
+    try {
+      this.sql.exec(`INSERT INTO state_runs VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, -1)`, this.uid, id, seq, epoch, firstEpoch);
+      const stored = metered(pause);
+      for (const p of pages) {
+        if (p.kind === PAGE_BLOCK) throw new Error(`operator "${this.uid}": a run's blocks are filled after it opens`);
+        this.sql.exec(INSERT_PAGE, this.uid, id, p.kind, p.page, buffer(p.bytes));
+        await stored(p.bytes.length);
+      }
+      const run = this.publish(id, seq, epoch, firstEpoch, summary, FILLING);
+      run.present = new Uint8Array(summary.blocks);
+      run.missing = summary.blocks;
+      return run.info();
+    } catch (e) {
+      this.abandoned.push(id);
+      throw e;
+    } finally {
+      this.writing.delete(seq);
+    }
+  }
+
+  /** Stores blocks of run `id` that {@link openFill} opened (those stored already are skipped). Throws once the run was dropped. */
+  fillBlocks(id: number, blocks: Iterable<{ readonly page: number; readonly bytes: Uint8Array }>): void {
+    const run = this.fillingRun(id);
+    const present = run.present!;
+    for (const b of blocks) {
+      if (b.page < 0 || b.page >= present.length) throw new RangeError(`operator "${this.uid}": run ${id} has no block ${b.page}`);
+      if (present[b.page]) continue;
+      this.sql.exec(INSERT_PAGE, this.uid, id, PAGE_BLOCK, b.page, buffer(b.bytes));
+      present[b.page] = 1;
+      run.missing--;
+    }
+  }
+
+  /** The first block from `from` up to `to` (exclusive) of run `id` not stored yet, or -1 (also once it is whole). Throws once the run was dropped. */
+  firstMissing(id: number, from: number, to: number): number {
+    const run = this.live.find((r) => r.id === id);
+    if (!run) throw new Error(`operator "${this.uid}": run ${id} is no longer live (a restore or clear dropped it while it was filled)`);
+    const present = run.present;
+    if (!present) return -1;
+    for (let b = from; b < to; b++) if (!present[b]) return b;
+    return -1;
+  }
+
+  /** Blocks of run `id` not stored yet (0 once it is whole). */
+  missingBlocks(id: number): number {
+    return this.live.find((r) => r.id === id)?.missing ?? 0;
+  }
+
+  /** Whether run `id` is open for filling. */
+  isFilling(id: number): boolean {
+    return this.live.find((r) => r.id === id)?.present !== undefined;
+  }
+
+  /** Every block of run `id` is stored: it becomes an ordinary run, kept across restarts (one statement). */
+  finishFill(id: number): void {
+    const run = this.fillingRun(id);
+    if (run.missing > 0) throw new Error(`operator "${this.uid}": run ${id} still misses ${run.missing} of its ${run.blocks} blocks`);
+    this.sql.exec(`UPDATE state_runs SET live = 1 WHERE op = ? AND run = ? AND live = ?`, this.uid, id, FILLING);
+    run.present = undefined;
+  }
+
+  private fillingRun(id: number): Run {
+    const run = this.live.find((r) => r.id === id);
+    if (!run) throw new Error(`operator "${this.uid}": run ${id} is no longer live (a restore or clear dropped it while it was filled)`);
+    if (!run.present) throw new Error(`operator "${this.uid}": run ${id} is not being filled`);
+    return run;
+  }
+
   /** Makes a written run visible: one statement. */
-  private publish(id: number, seq: number, epoch: number, firstEpoch: number, s: RunSummary): RunInfo {
-    this.sql.exec(SET_SUMMARY, 1, s.entries, s.tombstones, s.blocks, s.bloomPages, s.indexPages, s.bytes, s.last, this.uid, id);
+  private publish(id: number, seq: number, epoch: number, firstEpoch: number, s: RunSummary, live: 1 | typeof FILLING = 1): Run {
+    this.sql.exec(SET_SUMMARY, live, s.entries, s.tombstones, s.blocks, s.bloomPages, s.indexPages, s.bytes, s.last, this.uid, id);
     const run = new Run(id, seq, epoch, firstEpoch, s.entries, s.tombstones, s.blocks, s.bloomPages, s.bytes, s.firsts, s.last);
     // Writes finish in any order; the list stays ordered by age.
     let at = this.live.length;
     while (at > 0 && this.live[at - 1].seq > seq) at--;
     this.live.splice(at, 0, run);
-    return run.info();
+    return run;
   }
 
   /**
@@ -433,7 +528,7 @@ export class RunStore {
     }
     const drop = this.live.filter((r) => r.epoch > epoch);
     if (drop.length === 0) return 0;
-    this.sql.exec(`UPDATE state_runs SET live = 0 WHERE op = ? AND live = 1 AND epoch > ?`, this.uid, epoch);
+    this.sql.exec(`UPDATE state_runs SET live = 0 WHERE op = ? AND live <> 0 AND epoch > ?`, this.uid, epoch);
     this.retire(drop, true);
     return drop.length;
   }
@@ -447,7 +542,7 @@ export class RunStore {
   clear(): void {
     this.checkIdle("clear the runs");
     if (this.live.length === 0) return;
-    this.sql.exec(`UPDATE state_runs SET live = 0 WHERE op = ? AND live = 1`, this.uid);
+    this.sql.exec(`UPDATE state_runs SET live = 0 WHERE op = ? AND live <> 0`, this.uid);
     this.retire([...this.live], true);
   }
 
@@ -466,7 +561,9 @@ export class RunStore {
    * merges every such run into one (a full materialization).
    */
   planCompaction(completedCheckpointId: number, all = false): CompactionPlan | undefined {
-    const blocked = this.writing.size > 0 ? Math.min(...this.writing) : Infinity;
+    // Not over a write in flight, nor over a run still filling (its blocks are not all there to merge).
+    let blocked = this.writing.size > 0 ? Math.min(...this.writing) : Infinity;
+    for (const r of this.live) if (r.present && r.seq < blocked) blocked = r.seq;
     return planCompaction(this.live, completedCheckpointId, blocked, this.policy, all) ?? (all ? undefined : planEpochMerge(this.live, completedCheckpointId, blocked));
   }
 
@@ -658,6 +755,7 @@ export class RunStore {
   private block(run: Run, index: number, fillCache: boolean): BlockView {
     const cached = this.cache.get<BlockView>(run.owner, index * 2);
     if (cached) return cached;
+    if (run.present && !run.present[index]) throw new Error(`operator "${this.uid}": block ${index} of run ${run.id} is not restored yet`);
     const view = new BlockView(this.readPage(run.id, PAGE_BLOCK, index));
     if (fillCache) this.cache.put(run.owner, index * 2, view, view.sizeBytes);
     return view;

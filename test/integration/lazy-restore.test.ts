@@ -1,0 +1,129 @@
+/**
+ * A restore from R2 that reads keyed state lazily, by key group
+ * (docs/state-backend.md, "Lazy restores"), end to end in workerd. The test
+ * Worker's `lazy-restore` job (test/fixtures/budget-jobs.ts) counts the
+ * records of KEYS keys, each entry ≈ 400 bytes, on 2 subtasks. Its last
+ * checkpoint, restored at parallelism 1, gives the one subtask both
+ * subtasks' run files: each lies within its range, so it is opened, not
+ * read, and its blocks come by key group as records need them and in the
+ * background. Every round sends each key once, so that after round r every
+ * key's row holds count r, exactly: through the lazy restore, a second one
+ * of the same checkpoint (the source replays the stream from its offsets)
+ * with a SIGKILL of the runtime in its first round, and the restore after
+ * it.
+ */
+import { describe, expect, it } from "vitest";
+import { type Engine, readTable, waitFor } from "../support/engine.js";
+import { engineSet } from "../support/engines.js";
+
+/** As PAD_CHARS in test/fixtures/budget-jobs.ts (a Worker module: Node cannot import it). */
+const PAD_CHARS = 300;
+const KEYS = 8000;
+
+interface Tally {
+  count: number;
+  pad: string;
+}
+
+interface SubtaskMetrics {
+  vertex: string;
+  index: number;
+  state_keys: number;
+  state_restore_blocks: number;
+  state_restore_blocks_missing: number;
+  state_restore_demand_reads: number;
+  state_restore_wait_ms: number;
+}
+
+const engines = engineSet();
+const keys = Array.from({ length: KEYS }, (_, i) => `key-${i}`);
+
+async function round(engine: Engine): Promise<void> {
+  const res = await engine.api("/v1/ingest/lazy-in", { method: "POST", json: keys.map((key) => ({ key })) });
+  expect(res.status, await res.clone().text()).toBe(200);
+}
+
+/** Waits until every key's committed row holds count `n`; fails at once on a count past it (a duplicate). */
+async function expectCounts(engine: Engine, n: number): Promise<void> {
+  await waitFor(
+    async () => {
+      const rows = await readTable<Tally>(engine, "lazy-out");
+      for (const [key, t] of rows) if (t.count > n) throw new Error(`${key} counted ${t.count} > ${n}: a record was counted twice`);
+      return rows.size === KEYS && [...rows.values()].every((t) => t.count === n) && rows;
+    },
+    60_000,
+    `every key counted ${n} times`,
+  );
+  const rows = await readTable<Tally>(engine, "lazy-out");
+  for (const key of keys) {
+    const t = rows.get(key)!;
+    expect(t.count, key).toBe(n);
+    expect(t.pad, key).toBe(`${key}:`.padEnd(PAD_CHARS, "x"));
+  }
+}
+
+/** The keyed (tally) subtasks' metrics. */
+async function tally(engine: Engine): Promise<SubtaskMetrics[]> {
+  const m = (await (await engine.api("/v1/jobs/lazy-restore/metrics")).json()) as { subtasks: SubtaskMetrics[] };
+  return m.subtasks.filter((s) => s.vertex === m.subtasks.find((x) => x.state_keys > 0)?.vertex);
+}
+
+async function latestCheckpoint(engine: Engine): Promise<number> {
+  const history = ((await (await engine.api("/v1/jobs/lazy-restore/checkpoints")).json()) as { history: { id: number; status: string }[] }).history;
+  return Math.max(...history.filter((h) => h.status === "COMPLETED").map((h) => h.id));
+}
+
+describe("lazy restore from R2", () => {
+  it("restores two subtasks' run files into one lazily, by key group, and counts exactly, through a SIGKILL in its first round", async () => {
+    let engine = await engines.start();
+    const started = await engine.api("/v1/jobs/lazy-restore/start", { method: "POST", json: {} });
+    expect(started.status, await started.clone().text()).toBe(200);
+    await round(engine);
+    await expectCounts(engine, 1);
+
+    // The last checkpoint holds each subtask's state as run files (incremental, the default).
+    expect((await engine.api("/v1/jobs/lazy-restore/cancel", { method: "POST" })).status).toBe(200);
+    const latest = await latestCheckpoint(engine);
+    const bucket = await engine.mf.getR2Bucket("CHECKPOINTS");
+    const metadata = JSON.parse(await (await bucket.get(`checkpoints/lazy-restore/chk-${latest}/_metadata`))!.text()) as {
+      operators: Record<string, { parallelism: number; keyed: Record<string, { keyGroups: { start: number; end: number }; runs?: unknown[] }> }>;
+    };
+    const handles = Object.values(Object.values(metadata.operators).find((o) => Object.keys(o.keyed).length > 0)!.keyed);
+    expect(handles.length).toBe(2);
+    for (const h of handles) expect(h.runs?.length, "a handle of run files").toBeGreaterThan(0);
+
+    // At parallelism 1 the subtask owns key groups 0..15: both handles lie within, and are opened lazily.
+    const restored = await engine.api("/v1/jobs/lazy-restore/start", { method: "POST", json: { fromCheckpoint: latest, parallelism: { tally: 1 } } });
+    expect(restored.status, await restored.clone().text()).toBe(200);
+    await round(engine);
+    await expectCounts(engine, 2);
+    const filled = await waitFor(
+      async () => {
+        const subtasks = await tally(engine);
+        return subtasks.length === 1 && subtasks[0].state_restore_blocks_missing === 0 && subtasks[0];
+      },
+      30_000,
+      "the lazy restore's last block stored",
+    );
+    expect(filled.state_keys).toBe(KEYS);
+    expect(filled.state_restore_blocks, "blocks read lazily (0: the restore read the files whole)").toBeGreaterThan(0);
+    console.log(
+      `lazy restore of ${KEYS} keys: ${filled.state_restore_blocks} blocks, ${filled.state_restore_demand_reads} reads on demand, records waited ${filled.state_restore_wait_ms} ms`,
+    );
+
+    // The same checkpoint again, and a SIGKILL while the first round runs. The source replays the stream from the
+    // checkpoint's offsets (round 2, then round 3): whether the fill had ended or not at the crash (a restarted
+    // object forgets runs not whole, and reads R2 again), every key is counted once per round.
+    expect((await engine.api("/v1/jobs/lazy-restore/cancel", { method: "POST" })).status).toBe(200);
+    const again = await engine.api("/v1/jobs/lazy-restore/start", { method: "POST", json: { fromCheckpoint: latest, parallelism: { tally: 1 } } });
+    expect(again.status, await again.clone().text()).toBe(200);
+    await round(engine);
+    engine = await engines.crash(engine);
+    await expectCounts(engine, 3);
+    await round(engine);
+    await expectCounts(engine, 4);
+    const after = await tally(engine);
+    expect(after.length).toBe(1);
+    expect(after[0].state_keys).toBe(KEYS);
+  }, 240_000);
+});
