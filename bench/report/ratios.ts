@@ -116,6 +116,8 @@ export function ratios(results: readonly BenchResult[]): BenchResult[] {
               second_checkpoint_duration_ratio: ratio(f.second_checkpoint_ms, k.second_checkpoint_ms),
               second_checkpoint_bytes_ratio: ratio(f.second_checkpoint_bytes, k.second_checkpoint_bytes),
               recovery_ratio: ratio(f.recovery_to_first_record_ms, k.recovery_to_first_record_ms),
+              // floe's lazy restore from R2 (a start from the checkpoint at parallelism 1) against Flink's recovery.
+              ...(f.r2_restore_to_first_record_ms === undefined ? {} : { r2_recovery_ratio: ratio(f.r2_restore_to_first_record_ms, k.recovery_to_first_record_ms) }),
             }),
           );
         }

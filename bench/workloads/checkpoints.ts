@@ -123,6 +123,9 @@ export async function benchCheckpoints(o: CheckpointBenchOptions): Promise<Bench
       return (await keyedRecordsIn(engine, s.attempt)) > 0;
     }, 300_000, 5);
     const recoveryMs = performance.now() - failedAt;
+    // With the image, the same checkpoint restored at parallelism 1 reads R2 (a scale-in: each file lies within the
+    // subtask's key groups, so the restore opens them and reads their blocks by key group, docs/state-backend.md).
+    const fromR2 = o.incremental && o.localRecovery ? await restoreFromR2(engine, second.id) : {};
     return {
       bench: "checkpoint_size",
       engine: "floe",
@@ -145,8 +148,54 @@ export async function benchCheckpoints(o: CheckpointBenchOptions): Promise<Bench
       second_checkpoint_bytes: second.checkpointed_size,
       recovery_to_first_record_ms: Math.round(recoveryMs),
       restarted_attempt: restartedAttempt,
+      ...fromR2,
     };
   } finally {
     await engine.dispose();
   }
+}
+
+interface LatestMetrics {
+  vertex: string;
+  attempt: number;
+  records_in: number;
+  state_restore_blocks: number;
+  state_restore_blocks_missing: number;
+  state_restore_demand_reads: number;
+  state_restore_wait_ms: number;
+}
+
+/**
+ * Cancels the job and starts it from checkpoint `id` with its keyed
+ * operator at parallelism 1: the time from the start request to the first
+ * record processed, and to the last block of the lazy restore stored.
+ */
+async function restoreFromR2(engine: Engine, id: number): Promise<Record<string, number>> {
+  const cancel = await engine.api("/v1/jobs/bench-state/cancel", { method: "POST" });
+  if (cancel.status !== 200) throw new Error(`cancel failed: ${cancel.status} ${await cancel.text()}`);
+  progress(`restoring checkpoint ${id} at parallelism 1 from R2`);
+  const startedAt = performance.now();
+  const res = await engine.api("/v1/jobs/bench-state/start", {
+    method: "POST",
+    json: { fromCheckpoint: id, parallelism: { latest: 1 }, config: { checkpoint: { interval_ms: 3_600_000, incremental: true, full_every: 100, local_recovery: true } } },
+  });
+  if (res.status !== 200) throw new Error(`start from checkpoint ${id} failed: ${res.status} ${await res.text()}`);
+  const { attempt } = (await (await engine.api("/v1/jobs/bench-state")).json()) as { attempt: number };
+  const latest = async () => {
+    const m = (await (await engine.api("/v1/jobs/bench-state/metrics")).json()) as { subtasks: LatestMetrics[] };
+    return m.subtasks.find((x) => x.vertex === "latest" && x.attempt === attempt);
+  };
+  // The source replays what followed the checkpoint (the records sent after the failure).
+  await until("the first record after the restore from R2", async () => ((await latest())?.records_in ?? 0) > 0, 300_000, 5);
+  const first = performance.now();
+  let m: LatestMetrics | undefined;
+  await until("the lazy restore's last block", async () => (m = await latest()) !== undefined && m.state_restore_blocks_missing === 0, 300_000, 5);
+  const whole = performance.now();
+  return {
+    r2_restore_to_first_record_ms: Math.round(first - startedAt),
+    r2_restore_whole_ms: Math.round(whole - startedAt),
+    r2_restore_blocks: m!.state_restore_blocks,
+    r2_restore_demand_reads: m!.state_restore_demand_reads,
+    r2_restore_wait_ms: m!.state_restore_wait_ms,
+  };
 }
