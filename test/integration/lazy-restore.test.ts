@@ -13,17 +13,13 @@
  * it.
  */
 import { describe, expect, it } from "vitest";
-import { type Engine, readTable, waitFor } from "../support/engine.js";
+import { countRounds } from "../support/count-rounds.js";
+import { type Engine, waitFor } from "../support/engine.js";
 import { engineSet } from "../support/engines.js";
 
 /** As PAD_CHARS in test/fixtures/budget-jobs.ts (a Worker module: Node cannot import it). */
 const PAD_CHARS = 300;
 const KEYS = 8000;
-
-interface Tally {
-  count: number;
-  pad: string;
-}
 
 interface SubtaskMetrics {
   vertex: string;
@@ -38,29 +34,7 @@ interface SubtaskMetrics {
 const engines = engineSet();
 const keys = Array.from({ length: KEYS }, (_, i) => `key-${i}`);
 
-async function round(engine: Engine): Promise<void> {
-  const res = await engine.api("/v1/ingest/lazy-in", { method: "POST", json: keys.map((key) => ({ key })) });
-  expect(res.status, await res.clone().text()).toBe(200);
-}
-
-/** Waits until every key's committed row holds count `n`; fails at once on a count past it (a duplicate). */
-async function expectCounts(engine: Engine, n: number): Promise<void> {
-  await waitFor(
-    async () => {
-      const rows = await readTable<Tally>(engine, "lazy-out");
-      for (const [key, t] of rows) if (t.count > n) throw new Error(`${key} counted ${t.count} > ${n}: a record was counted twice`);
-      return rows.size === KEYS && [...rows.values()].every((t) => t.count === n) && rows;
-    },
-    60_000,
-    `every key counted ${n} times`,
-  );
-  const rows = await readTable<Tally>(engine, "lazy-out");
-  for (const key of keys) {
-    const t = rows.get(key)!;
-    expect(t.count, key).toBe(n);
-    expect(t.pad, key).toBe(`${key}:`.padEnd(PAD_CHARS, "x"));
-  }
-}
+const { round, expectCounts } = countRounds({ stream: "lazy-in", table: "lazy-out", keys, padChars: PAD_CHARS, timeoutMs: 60_000 });
 
 /** The keyed (tally) subtasks' metrics. */
 async function tally(engine: Engine): Promise<SubtaskMetrics[]> {

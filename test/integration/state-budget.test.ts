@@ -12,6 +12,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { resetSubtask } from "../support/crash.js";
+import { countRounds, type Tally } from "../support/count-rounds.js";
 import { type Engine, readTable, waitFor } from "../support/engine.js";
 import { engineSet } from "../support/engines.js";
 
@@ -19,11 +20,6 @@ import { engineSet } from "../support/engines.js";
 const PAD_CHARS = 300;
 const BUDGET_BYTES = 64 * 1024;
 const KEYS = 3000;
-
-interface Tally {
-  count: number;
-  pad: string;
-}
 
 interface SubtaskMetrics {
   vertex: string;
@@ -39,30 +35,7 @@ const engineAt = engines.start;
 
 const keys = Array.from({ length: KEYS }, (_, i) => `key-${i}`);
 
-/** Sends one record of every key. */
-async function round(engine: Engine): Promise<void> {
-  const res = await engine.api("/v1/ingest/budget-in", { method: "POST", json: keys.map((key) => ({ key })) });
-  expect(res.status, await res.clone().text()).toBe(200);
-}
-
-/** Waits until every key's committed row holds count `n`; fails at once on a count past it (a duplicate). */
-async function expectCounts(engine: Engine, n: number): Promise<void> {
-  await waitFor(
-    async () => {
-      const rows = await readTable<Tally>(engine, "budget-out");
-      for (const [key, t] of rows) if (t.count > n) throw new Error(`${key} counted ${t.count} > ${n}: a record was counted twice`);
-      return rows.size === KEYS && [...rows.values()].every((t) => t.count === n) && rows;
-    },
-    45_000,
-    `every key counted ${n} times`,
-  );
-  const rows = await readTable<Tally>(engine, "budget-out");
-  for (const key of keys) {
-    const t = rows.get(key)!;
-    expect(t.count, key).toBe(n);
-    expect(t.pad, key).toBe(`${key}:`.padEnd(PAD_CHARS, "x"));
-  }
-}
+const { round, expectCounts } = countRounds({ stream: "budget-in", table: "budget-out", keys, padChars: PAD_CHARS, timeoutMs: 45_000 });
 
 async function tallyMetrics(engine: Engine): Promise<SubtaskMetrics[]> {
   const m = (await (await engine.api("/v1/jobs/state-budget/metrics")).json()) as { subtasks: SubtaskMetrics[] };

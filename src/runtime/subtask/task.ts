@@ -39,8 +39,8 @@ import { resolveStateConfig } from "../../api/state-options.js";
 import type { SinkMetrics, SinkWriter, SourceReader, StagingStore } from "../../api/types.js";
 import { BarrierHandler, type CheckpointBarrier } from "../../checkpoint/barrier-handler.js";
 import { type ChannelStateHandle, type KeyedStateHandle, type SubtaskAck, ownHandle } from "../../checkpoint/types.js";
-import { isKey, type Key, type KeyGroupRange, keyGroupOf } from "../../graph/key-groups.js";
-import type { RunFill } from "../../state/runs/run-fill.js";
+import { hashKey, isKey, type Key, type KeyGroupRange } from "../../graph/key-groups.js";
+import type { FillKey, RunFill } from "../../state/runs/run-fill.js";
 import { nodeLabel, type PlanVertex } from "../../graph/plan.js";
 import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
 import { KeyedSnapshotter, type SnapshotStore } from "../../state/snapshotter.js";
@@ -588,13 +588,14 @@ export class Task {
         this.peeked = { message, values };
         const max = this.deployment.plan.maxParallelism;
         const range = this.deployment.keyGroupRange ?? { start: 0, end: max - 1 };
-        const groups = new Set<number>();
+        const keys: FillKey[] = [];
         for (const v of values) {
-          const g = keyGroupOf(this.keyOf(keyOf, v), max);
+          const hash = hashKey(this.keyOf(keyOf, v));
+          const key = { keyGroup: hash % max, hash };
           // A key this subtask does not own is the loop's error to report (checkReceivedKey, the checkpoint's check).
-          if (g >= range.start && g <= range.end && this.filling!.some((f) => !f.fill.has(g))) groups.add(g);
+          if (key.keyGroup >= range.start && key.keyGroup <= range.end && this.filling!.some((f) => !f.fill.has(key))) keys.push(key);
         }
-        return groups.size === 0 ? undefined : this.awaitRestoredKeys(groups);
+        return keys.length === 0 ? undefined : this.awaitRestoredKeys(keys);
       }
       case "watermark": {
         // The combined watermark moves to at most this one, or anywhere when a channel goes idle.
@@ -608,10 +609,10 @@ export class Task {
     }
   }
 
-  /** Reads the state of key groups `groups` (on demand, ahead of the background fill). */
-  private async awaitRestoredKeys(groups: ReadonlySet<number>): Promise<void> {
+  /** Reads the state of `keys` (on demand, ahead of the background fill). */
+  private async awaitRestoredKeys(keys: readonly FillKey[]): Promise<void> {
     const from = this.host.now();
-    await Promise.all(this.filling!.map((f) => f.fill.ensure(groups)));
+    await Promise.all(this.filling!.map((f) => f.fill.ensure(keys)));
     this.restoreWaitMs += this.host.now() - from;
   }
 

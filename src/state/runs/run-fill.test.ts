@@ -3,7 +3,7 @@ import { hashKey } from "../../graph/key-groups.js";
 import { doSql } from "../../../test/support/do-sql.js";
 import { Random } from "../../../test/support/random.js";
 import type { Sql } from "../../storage/sql.js";
-import { RunFill } from "./run-fill.js";
+import { type FillKey, MAX_FILL_READS, RunFill } from "./run-fill.js";
 import { type OpenedRunFile, exportRun, openRunFile } from "./run-file.js";
 import { RunStore } from "./run-store.js";
 import { decodeValue } from "./value-codec.js";
@@ -54,7 +54,16 @@ async function files(seed: number): Promise<{ files: Uint8Array[]; model: Map<st
 }
 
 /** A target store (states declared in the source's order, so that ids match) and the files opened in it, oldest first. */
-async function opened(sql: Sql, bytes: Uint8Array[], reads: { count: number; bytes: number }): Promise<{ store: RunStore; opened: OpenedRunFile[] }> {
+interface Reads {
+  count: number;
+  bytes: number;
+  open: number;
+  maxOpen: number;
+}
+
+const noReads = (): Reads => ({ count: 0, bytes: 0, open: 0, maxOpen: 0 });
+
+async function opened(sql: Sql, bytes: Uint8Array[], reads: Reads): Promise<{ store: RunStore; opened: OpenedRunFile[] }> {
   const store = new RunStore(sql, "dst", { targetBlockBytes: 1024 });
   store.stateId("a", "value");
   store.stateId("b", "map");
@@ -63,7 +72,9 @@ async function opened(sql: Sql, bytes: Uint8Array[], reads: { count: number; byt
     const read = async (offset: number, length: number) => {
       reads.count++;
       reads.bytes += length;
+      reads.maxOpen = Math.max(reads.maxOpen, ++reads.open);
       await new Promise((r) => setTimeout(r, 0));
+      reads.open--;
       return file.slice(offset, offset + length);
     };
     out.push((await openRunFile(store, read, file.length, noPause, 7))!);
@@ -83,14 +94,16 @@ function contents(store: RunStore): Map<string, unknown> {
   return new Map([...store.scan()].map((e) => [`${store.names.get(e.stateId)!.name}/${e.key}`, decodeValue(e.value)]));
 }
 
-function groupOf(id: string): number {
-  return hashKey(id.slice(2)) % MP;
+/** The fill's key of a model id ("a/key-1": state a, key key-1). */
+function keyOf(id: string): FillKey {
+  const hash = hashKey(id.slice(2));
+  return { keyGroup: hash % MP, hash };
 }
 
 describe("RunFill: a lazy restore of run files", () => {
   it("reads the blocks of a key group when asked, and the rest in the background, to the same state as an eager import", async () => {
     const { files: bytes, model } = await files(1);
-    const reads = { count: 0, bytes: 0 };
+    const reads = noReads();
     const sql = doSql();
     const { store, opened: opened_ } = await opened(sql, bytes, reads);
     const fill = new RunFill(store, opened_, RANGE, 16 * 1024);
@@ -100,20 +113,28 @@ describe("RunFill: a lazy restore of run files", () => {
     expect(fill.progress().missing).toBe(fill.progress().blocks);
     const ids = [...model.keys()];
     const id = ids[0];
-    const g = groupOf(id);
-    expect(fill.has(g)).toBe(false);
+    const k = keyOf(id);
+    expect(fill.has(k)).toBe(false);
     expect(() => get(store, id)).toThrow(/not restored yet/);
     const before = reads.bytes;
-    await fill.ensure([g]);
-    expect(fill.has(g)).toBe(true);
-    // Every key of that group reads as the model says (newest file wins, tombstones hide), from a few blocks.
-    for (const other of ids.filter((x) => groupOf(x) === g)) expect(get(store, other)).toEqual(model.get(other));
-    expect(reads.bytes - before).toBeLessThan(total / 8);
+    await fill.ensure([k]);
+    expect(fill.has(k)).toBe(true);
+    // Every state of that key reads as the model says (newest file wins, tombstones hide), from a block or two a file.
+    for (const other of ids.filter((x) => x.slice(2) === id.slice(2))) expect(get(store, other)).toEqual(model.get(other));
+    expect(reads.bytes - before).toBeLessThanOrEqual(2 * 2 * 1024 + 2 * 1024);
     expect(fill.progress().demandReads).toBe(1);
-    // A group asked for again reads nothing.
+    // A key asked for again reads nothing.
     const again = reads.count;
-    await fill.ensure([g]);
+    await fill.ensure([k]);
     expect(reads.count).toBe(again);
+    // A batch of keys: their blocks in few ranged reads, at most MAX_FILL_READS at once.
+    const batch = ids.slice(1, 200).map(keyOf);
+    const reading = reads.count;
+    await fill.ensure(batch);
+    for (const x of ids.slice(1, 200)) expect(get(store, x)).toEqual(model.get(x));
+    expect(reads.count - reading).toBeLessThan(batch.length);
+    expect(reads.maxOpen).toBeLessThanOrEqual(MAX_FILL_READS);
+    expect(reads.maxOpen).toBeGreaterThan(1);
     // Nothing compacts a run that is not whole.
     expect(store.planCompaction(100, true)).toBeUndefined();
     await fill.run(noPause);
@@ -125,11 +146,11 @@ describe("RunFill: a lazy restore of run files", () => {
     expect(contents(new RunStore(sql, "dst"))).toEqual(model);
   });
 
-  it("serves reads on demand while the background reads, over seeds, and every group asked for reads as the model", async () => {
+  it("serves reads on demand while the background reads, over seeds, and every key asked for reads as the model", async () => {
     for (let seed = 1; seed <= 6; seed++) {
       const { files: bytes, model } = await files(seed * 11);
       const rng = new Random(seed);
-      const { store, opened: opened_ } = await opened(doSql(), bytes, { count: 0, bytes: 0 });
+      const { store, opened: opened_ } = await opened(doSql(), bytes, noReads());
       const fill = new RunFill(store, opened_, RANGE, 4096 + rng.int(8192));
       const ids = [...model.keys()];
       const background = fill.run(async () => {
@@ -137,11 +158,13 @@ describe("RunFill: a lazy restore of run files", () => {
       });
       const asked: Promise<void>[] = [];
       for (let i = 0; i < 20; i++) {
-        const groups = Array.from({ length: 1 + rng.int(5) }, () => rng.int(MP));
+        const batch = Array.from({ length: 1 + rng.int(40) }, () => ids[rng.int(ids.length)]);
         asked.push(
-          fill.ensure(groups).then(() => {
-            for (const g of groups) expect(fill.has(g)).toBe(true);
-            for (const id of ids.filter((x) => groups.includes(groupOf(x)))) expect(get(store, id)).toEqual(model.get(id));
+          fill.ensure(batch.map(keyOf)).then(() => {
+            for (const id of batch) {
+              expect(fill.has(keyOf(id))).toBe(true);
+              expect(get(store, id)).toEqual(model.get(id));
+            }
           }),
         );
         if (rng.chance(0.5)) await new Promise((r) => setTimeout(r, 0));
@@ -154,7 +177,7 @@ describe("RunFill: a lazy restore of run files", () => {
 
   it("reads each block once when records ask for what the background is reading, or has yet to reach", async () => {
     const { files: bytes, model } = await files(7);
-    const reads = { count: 0, bytes: 0 };
+    const reads = noReads();
     const { store, opened: opened_ } = await opened(doSql(), bytes, reads);
     const fill = new RunFill(store, opened_, RANGE, 8192);
     const opening = reads.bytes;
@@ -162,8 +185,9 @@ describe("RunFill: a lazy restore of run files", () => {
     const background = fill.run(async () => {
         await new Promise((r) => setTimeout(r, 0));
     });
-    // Asked for while the background's first chunk is on its way (group 0 is in it), and for the last groups (past it).
-    await Promise.all([fill.ensure([0]), fill.ensure([MP - 2, MP - 1])]);
+    // Asked for while the background's first chunk is on its way (a key at the start is in it), and for the last keys (past it).
+    const keys = [...model.keys()].map(keyOf);
+    await Promise.all([fill.ensure(keys.filter((k) => k.keyGroup === 0)), fill.ensure(keys.filter((k) => k.keyGroup >= MP - 2))]);
     await background;
     expect(contents(store)).toEqual(model);
     expect(fill.progress().bytesRead).toBe(blockBytes);
@@ -173,9 +197,9 @@ describe("RunFill: a lazy restore of run files", () => {
   it("forgets runs not whole when the object restarts, and stops when a restore drops them", async () => {
     const { files: bytes } = await files(3);
     const sql = doSql();
-    const { store, opened: opened_ } = await opened(sql, bytes, { count: 0, bytes: 0 });
+    const { store, opened: opened_ } = await opened(sql, bytes, noReads());
     const fill = new RunFill(store, opened_, RANGE, 8192);
-    await fill.ensure([1, 2, 3]);
+    await fill.ensure([1, 2, 3].map((g) => ({ keyGroup: g, hash: 7 })));
     expect(store.runs()).toHaveLength(2);
     // A restart: the runs were published as filling, so they are not live, and their pages are garbage.
     const reopened = new RunStore(sql, "dst");
@@ -186,7 +210,7 @@ describe("RunFill: a lazy restore of run files", () => {
     // A restore clears the store while the fill runs: its next write fails, naming the run.
     store.clear();
     await expect(fill.run(noPause)).rejects.toThrow(/no longer live/);
-    await expect(fill.ensure([40, 41, 42, 43, 44])).rejects.toThrow(/no longer live/);
+    await expect(fill.ensure([40, 41, 42, 43, 44].map((g) => ({ keyGroup: g, hash: 7 })))).rejects.toThrow(/no longer live/);
   });
 
   it("is not used for a file whose state ids differ from the store's (its entries are rewritten on import instead)", async () => {

@@ -6,25 +6,46 @@
  * with its bloom filters and index, and no block. From then on the blocks
  * arrive two ways:
  *
- * - **On demand, by key group.** Before a record (or timer) of key group
- *   `g` is processed, {@link RunFill.ensure} reads the blocks of every file
- *   that may hold `g` (ranged reads, adjacent blocks in one) and stores
- *   them. {@link RunFill.has} answers whether that is needed.
+ * - **On demand, by key.** Before a record is processed,
+ *   {@link RunFill.ensure} reads the blocks of every file that may hold
+ *   its key's entries: those the file's index places it in, as a read of
+ *   the store would probe them (one block, two at a boundary), the blocks
+ *   of a batch's keys joined into few ranged reads. {@link RunFill.has}
+ *   answers whether that is needed. A key's entries (every state of it,
+ *   every map entry) sort together, in its key group, under its hash.
  * - **In the background.** {@link RunFill.run} reads the rest in chunks of
  *   at most {@link IMPORT_CHUNK_BYTES}, oldest file first, pausing between
  *   chunks, then makes the runs ordinary ({@link RunStore.finishFill}).
  *
- * A read on demand of a block the background is reading waits for that
- * read instead, and a background chunk stops at a block a read on demand
- * stored. A block read twice anyway (inside a joined range) is stored
- * once: storing is synchronous and skips blocks already stored.
+ * Each block is read once: a read of a block another read is fetching
+ * waits for it, and a background chunk stops at a block stored or in
+ * flight. At most {@link MAX_FILL_READS} reads are under way at once.
  */
 import type { KeyGroupRange } from "../../graph/key-groups.js";
-import { type OpenedRunFile, IMPORT_CHUNK_BYTES, blockRangeFor, readRunBlocks } from "./run-file.js";
+import { firstBlockFor } from "./merge-cursor.js";
+import { type OpenedRunFile, IMPORT_CHUNK_BYTES, readRunBlocks } from "./run-file.js";
+import { composite } from "./run-format.js";
 import type { Pause, RunStore } from "./run-store.js";
 
-/** Blocks not wanted that a read on demand takes anyway to join two wanted ranges (one request instead of two). */
-const JOIN_GAP_BLOCKS = 4;
+/**
+ * Bytes not wanted that a read on demand takes anyway to join two wanted
+ * ranges: one request instead of two costs a request's latency (ms) less,
+ * and those bytes more (at R2's hundreds of MB/s, about as much).
+ */
+const JOIN_GAP_BYTES = 256 * 1024;
+
+/**
+ * Ranged reads a fill keeps in flight at most, on demand and in the
+ * background together (a Worker invocation has 6 simultaneous
+ * connections; other subrequests keep the rest).
+ */
+export const MAX_FILL_READS = 4;
+
+/** A record's key as the store orders it: its key group and hash (hashKey of its canonical text). */
+export interface FillKey {
+  readonly keyGroup: number;
+  readonly hash: number;
+}
 
 /** How far a fill has come, for metrics. */
 export interface FillProgress {
@@ -32,19 +53,17 @@ export interface FillProgress {
   readonly missing: number;
   /** Bytes of blocks read on demand and in the background. */
   readonly bytesRead: number;
-  /** Reads on demand (a record waited for them). */
+  /** Calls of {@link RunFill.ensure} that had to read or wait (a record waited for them). */
   readonly demandReads: number;
 }
 
 /** The blocks of one store's run files, still coming: see the module comment. */
 export class RunFill {
-  /** 1 for a key group of the range whose blocks are all stored (0: not known yet). */
-  private readonly loaded: Uint8Array;
-  /** Key groups being read on demand. */
-  private readonly reading = new Map<number, Promise<void>>();
+  /** Per file, the blocks being read (by either way) and the read that stores them. */
+  private readonly inFlight = new Map<OpenedRunFile, Map<number, Promise<void>>>();
+  private active = 0;
+  private readonly queued: (() => void)[] = [];
   private finished = false;
-  /** The background's read under way: a read on demand of one of its blocks waits for it instead of reading it too. */
-  private background: { file: OpenedRunFile; from: number; to: number; read: Promise<void> } | undefined;
   private bytes = 0;
   private demand = 0;
 
@@ -54,7 +73,7 @@ export class RunFill {
     private readonly range: KeyGroupRange,
     private readonly chunkBytes = IMPORT_CHUNK_BYTES,
   ) {
-    this.loaded = new Uint8Array(range.end - range.start + 1);
+    for (const f of files) this.inFlight.set(f, new Map());
   }
 
   /** Whether every run is whole (after {@link run}). */
@@ -62,88 +81,107 @@ export class RunFill {
     return this.finished;
   }
 
-  /** Whether key group `keyGroup`'s entries may be read now: every block that may hold it is stored. */
-  has(keyGroup: number): boolean {
+  /** Whether the entries of `key` may be read now: every block that may hold them is stored. */
+  has(key: FillKey): boolean {
     if (this.finished) return true;
-    const i = keyGroup - this.range.start;
-    if (i < 0 || i >= this.loaded.length) throw new RangeError(`key group ${keyGroup} is outside this fill's range ${this.range.start}..${this.range.end}`);
-    if (this.loaded[i]) return true;
+    this.check(key);
     for (const f of this.files) {
-      const r = blockRangeFor(f.meta, keyGroup, keyGroup);
-      if (this.store.firstMissing(f.runId, r.from, r.to) >= 0) return false;
+      const [from, to] = keyBlocks(f, key);
+      if (from < to && this.store.firstMissing(f.runId, from, to) >= 0) return false;
     }
-    this.loaded[i] = 1;
     return true;
   }
 
   /**
-   * Reads and stores what key groups `keyGroups` need (those {@link has}
-   * says are missing), in as few ranged reads as their blocks allow.
-   * Resolves at once when none is missing.
+   * Reads and stores the blocks `keys` need (those not stored yet), in as
+   * few ranged reads as their places allow, at most {@link MAX_FILL_READS}
+   * at once; waits for those another read is fetching. Resolves at once
+   * when none is missing.
    */
-  async ensure(keyGroups: Iterable<number>): Promise<void> {
-    const waits: Promise<void>[] = [];
-    const wanted: number[] = [];
-    for (const g of keyGroups) {
-      if (this.has(g)) continue;
-      const pending = this.reading.get(g);
-      if (pending) waits.push(pending);
-      else if (!wanted.includes(g)) wanted.push(g);
+  async ensure(keys: Iterable<FillKey>): Promise<void> {
+    if (this.finished) return;
+    const wanted = new Map<OpenedRunFile, number[]>();
+    for (const key of keys) {
+      this.check(key);
+      for (const f of this.files) {
+        const [from, to] = keyBlocks(f, key);
+        for (let b = from; b < to; b++) {
+          if (!this.stored(f, b)) (wanted.get(f) ?? wanted.set(f, []).get(f)!).push(b);
+        }
+      }
     }
-    if (wanted.length > 0) {
-      this.demand++;
-      const read = this.read(wanted);
-      for (const g of wanted) this.reading.set(g, read);
-      void read.then(
-        () => wanted.forEach((g) => this.reading.get(g) === read && this.reading.delete(g)),
-        () => wanted.forEach((g) => this.reading.get(g) === read && this.reading.delete(g)),
-      );
-      waits.push(read);
-    }
-    if (waits.length > 0) await Promise.all(waits);
+    if (wanted.size === 0) return;
+    this.demand++;
+    await this.read(wanted);
   }
 
-  private async read(keyGroups: readonly number[]): Promise<void> {
-    for (const f of this.files) {
-      const blocks: number[] = [];
-      for (const g of keyGroups) {
-        const r = blockRangeFor(f.meta, g, g);
-        for (let b = r.from; b < r.to; b++) blocks.push(b);
-      }
-      blocks.sort((a, b) => a - b);
+  private check(key: FillKey): void {
+    if (key.keyGroup < this.range.start || key.keyGroup > this.range.end) {
+      throw new RangeError(`key group ${key.keyGroup} is outside this fill's range ${this.range.start}..${this.range.end}`);
+    }
+  }
+
+  private stored(f: OpenedRunFile, block: number): boolean {
+    return this.store.firstMissing(f.runId, block, block + 1) < 0;
+  }
+
+  /** Reads the blocks of `wanted` not stored nor in flight, joining close ones; waits for those in flight, then looks again. */
+  private async read(wanted: ReadonlyMap<OpenedRunFile, number[]>): Promise<void> {
+    const reads: Promise<void>[] = [];
+    const waits = new Set<Promise<void>>();
+    for (const [f, list] of wanted) {
+      const blocks = [...new Set(list)].sort((a, b) => a - b);
+      const offsets = f.meta.blockOffsets;
+      const flying = this.inFlight.get(f)!;
       let i = 0;
-      let waited: Promise<void> | undefined;
       while (i < blocks.length) {
-        // Skip what is stored; join wanted blocks closer than a few blocks, up to a chunk's bytes.
-        const from = this.store.firstMissing(f.runId, blocks[i], blocks[i] + 1) >= 0 ? blocks[i] : -1;
-        if (from < 0) {
+        const from = blocks[i];
+        const pending = flying.get(from);
+        if (this.stored(f, from) || pending) {
+          if (pending) waits.add(pending);
           i++;
-          continue;
-        }
-        const bg = this.background;
-        if (bg && bg.file === f && from >= bg.from && from < bg.to && bg.read !== waited) {
-          // The background is reading it: wait, then look again (read it here if that read failed).
-          waited = bg.read;
-          await bg.read.catch(() => undefined);
           continue;
         }
         let to = from + 1;
         let j = i + 1;
-        const offsets = f.meta.blockOffsets;
-        while (j < blocks.length && blocks[j] - to <= JOIN_GAP_BLOCKS && offsets[blocks[j] + 1] - offsets[from] <= this.chunkBytes) {
+        while (j < blocks.length && offsets[blocks[j]] - offsets[to] <= JOIN_GAP_BYTES && offsets[blocks[j] + 1] - offsets[from] <= this.chunkBytes) {
           to = Math.max(to, blocks[j] + 1);
           j++;
         }
-        await this.readAndStore(f, from, to);
+        reads.push(this.readAndStore(f, from, to));
         i = j;
       }
     }
+    await Promise.all([...reads, ...[...waits].map((w) => w.catch(() => undefined))]);
+    // A read waited for may have failed: what it left missing is read here, on the next pass.
+    if (waits.size > 0) await this.read(wanted);
   }
 
-  private async readAndStore(f: OpenedRunFile, from: number, to: number): Promise<void> {
-    const pages = await readRunBlocks(f, from, to);
-    this.bytes += f.meta.blockOffsets[to] - f.meta.blockOffsets[from];
-    this.store.fillBlocks(f.runId, pages);
+  /** Reads blocks `from..to` of `f` (when a slot is free) and stores them; they count as in flight until then. */
+  private readAndStore(f: OpenedRunFile, from: number, to: number): Promise<void> {
+    const read = this.slot(() => readRunBlocks(f, from, to)).then((pages) => {
+      this.bytes += f.meta.blockOffsets[to] - f.meta.blockOffsets[from];
+      this.store.fillBlocks(f.runId, pages);
+    });
+    const flying = this.inFlight.get(f)!;
+    for (let b = from; b < to; b++) flying.set(b, read);
+    const settle = () => {
+      for (let b = from; b < to; b++) if (flying.get(b) === read) flying.delete(b);
+    };
+    read.then(settle, settle);
+    return read;
+  }
+
+  /** Runs `task` once fewer than {@link MAX_FILL_READS} reads are under way. */
+  private async slot<T>(task: () => Promise<T>): Promise<T> {
+    while (this.active >= MAX_FILL_READS) await new Promise<void>((resolve) => this.queued.push(resolve));
+    this.active++;
+    try {
+      return await task();
+    } finally {
+      this.active--;
+      this.queued.shift()?.();
+    }
   }
 
   /**
@@ -154,24 +192,25 @@ export class RunFill {
   async run(pause: Pause): Promise<void> {
     for (const f of this.files) {
       const offsets = f.meta.blockOffsets;
+      const flying = this.inFlight.get(f)!;
       let b = this.store.firstMissing(f.runId, 0, f.meta.blocks);
       while (b >= 0) {
-        // Up to a chunk's bytes, and not past a block a read on demand stored.
-        let to = b + 1;
-        while (to < f.meta.blocks && offsets[to + 1] - offsets[b] <= this.chunkBytes && this.store.firstMissing(f.runId, to, to + 1) === to) to++;
-        const read = this.readAndStore(f, b, to);
-        this.background = { file: f, from: b, to, read };
-        try {
-          await read;
-        } finally {
-          this.background = undefined;
+        const pending = flying.get(b);
+        if (pending) {
+          // A read on demand has it: wait, and go on from there (read it here if that read failed).
+          await pending.catch(() => undefined);
+        } else {
+          // Up to a chunk's bytes, and not past a block stored or being read.
+          let to = b + 1;
+          while (to < f.meta.blocks && offsets[to + 1] - offsets[b] <= this.chunkBytes && !this.stored(f, to) && !flying.has(to)) to++;
+          await this.readAndStore(f, b, to);
+          await pause();
         }
-        await pause();
-        b = this.store.firstMissing(f.runId, to, f.meta.blocks);
+        b = this.store.firstMissing(f.runId, b, f.meta.blocks);
       }
     }
-    // Blocks a read on demand stored while the background passed them are stored: each run is whole.
-    await Promise.all(this.reading.values());
+    // Blocks reads on demand are storing: each run is whole once they have.
+    await Promise.all([...this.inFlight.values()].flatMap((m) => [...m.values()]));
     for (const f of this.files) this.store.finishFill(f.runId);
     this.finished = true;
   }
@@ -185,4 +224,15 @@ export class RunFill {
     }
     return { blocks, missing, bytesRead: this.bytes, demandReads: this.demand };
   }
+}
+
+/** The blocks `[from, to)` of file `f` that may hold entries of `key` (as RunStore.get probes them); empty when none may. */
+function keyBlocks(f: OpenedRunFile, key: FillKey): [number, number] {
+  const { firsts, blocks, last } = f.meta;
+  const c = composite(key.keyGroup, key.hash);
+  if (blocks === 0 || c < firsts[0] || c > last) return [0, 0];
+  const from = firstBlockFor(firsts, c);
+  let to = from + 1;
+  while (to < blocks && firsts[to] <= c) to++;
+  return [from, to];
 }

@@ -276,6 +276,18 @@ export class RunStore {
     firstEpoch: number,
     pause: Pause,
   ): Promise<RunInfo> {
+    return (await this.storeRun(summary, pages, epoch, firstEpoch, pause, 1)).info();
+  }
+
+  /** Inserts a run's row (live = 0), then its pages, then publishes it with `live` (see the module comment). */
+  private async storeRun(
+    summary: RunSummary | (() => RunSummary),
+    pages: Iterable<RunPage> | AsyncIterable<RunPage>,
+    epoch: number,
+    firstEpoch: number,
+    pause: Pause,
+    live: 1 | typeof FILLING,
+  ): Promise<Run> {
     const seq = this.nextSeq++;
     const id = this.nextId++;
     this.writing.add(seq);
@@ -286,7 +298,7 @@ export class RunStore {
         this.sql.exec(INSERT_PAGE, this.uid, id, p.kind, p.page, buffer(p.bytes));
         await stored(p.bytes.length);
       }
-      return this.publish(id, seq, epoch, firstEpoch, typeof summary === "function" ? summary() : summary).info();
+      return this.publish(id, seq, epoch, firstEpoch, typeof summary === "function" ? summary() : summary, live);
     } catch (e) {
       this.abandoned.push(id);
       throw e;
@@ -335,27 +347,17 @@ export class RunStore {
    * not stored throws).
    */
   async openFill(summary: RunSummary, pages: Iterable<RunPage>, epoch: number, firstEpoch: number, pause: Pause): Promise<RunInfo> {
-    const seq = this.nextSeq++;
-    const id = this.nextId++;
-    this.writing.add(seq);
-    try {
-      this.sql.exec(`INSERT INTO state_runs VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, -1)`, this.uid, id, seq, epoch, firstEpoch);
-      const stored = metered(pause);
+    const uid = this.uid;
+    const withoutBlocks = function* (): Iterable<RunPage> {
       for (const p of pages) {
-        if (p.kind === PAGE_BLOCK) throw new Error(`operator "${this.uid}": a run's blocks are filled after it opens`);
-        this.sql.exec(INSERT_PAGE, this.uid, id, p.kind, p.page, buffer(p.bytes));
-        await stored(p.bytes.length);
+        if (p.kind === PAGE_BLOCK) throw new Error(`operator "${uid}": a run's blocks are filled after it opens`);
+        yield p;
       }
-      const run = this.publish(id, seq, epoch, firstEpoch, summary, FILLING);
-      run.present = new Uint8Array(summary.blocks);
-      run.missing = summary.blocks;
-      return run.info();
-    } catch (e) {
-      this.abandoned.push(id);
-      throw e;
-    } finally {
-      this.writing.delete(seq);
-    }
+    };
+    const run = await this.storeRun(summary, withoutBlocks(), epoch, firstEpoch, pause, FILLING);
+    run.present = new Uint8Array(summary.blocks);
+    run.missing = summary.blocks;
+    return run.info();
   }
 
   /** Stores blocks of run `id` that {@link openFill} opened (those stored already are skipped). Throws once the run was dropped. */
