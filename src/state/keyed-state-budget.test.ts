@@ -13,7 +13,7 @@ import { Random } from "../../test/support/random.js";
 import { listState, mapState, valueState } from "../api/state.js";
 import { RunImage } from "../storage/run-image.js";
 import { KeyedStateBackend } from "./keyed-state.js";
-import { EVICT_SCAN_MAX, estimateEntryBytes, measuredEntryBytes } from "./memory-budget.js";
+import { EVICT_SCAN_MAX, OVERLAY_TIMER_BYTES, estimateEntryBytes, measuredEntryBytes } from "./memory-budget.js";
 import { readSnapshot } from "./snapshot-format.js";
 import { KeyedSnapshotter, type SnapshotStore } from "./snapshotter.js";
 
@@ -206,6 +206,26 @@ describe("memory budget: eviction", () => {
     expect(fired.map((t) => t.key)).toEqual(Array.from({ length: 2000 }, (_, i) => `k${i}`));
     expect(b.readbacks).toBeGreaterThan(readbacks);
     expect(b.timerCount()).toBe(0);
+  });
+
+  it("counts the timers changed since their seal (the time index's overlay) in the estimate, until a seal takes them out", async () => {
+    const h = new Harness();
+    const budget = 64 * 1024;
+    const b = h.fresh(budget);
+    const before = b.bytesInMemory;
+    const keys = Array.from({ length: 1000 }, (_, i) => `t${i}`);
+    keys.forEach((k, i) => b.timers("event").register(k, 5000 + i));
+    // Each timer: its key's entry (as any state) and its place in the overlay.
+    const expected = keys.reduce((n, k) => n + estimateEntryBytes(k, [5000]) + OVERLAY_TIMER_BYTES + k.length, 0);
+    expect(b.bytesInMemory - before).toBe(expected);
+    // All of it changed since the last capture: nothing to evict, so the changes want a flush.
+    expect(b.wantsFlush).toBe(true);
+    await h.checkpoint(b, 1);
+    // The seal put them in the index: the overlay is empty, and the clean timer entries go down to the budget.
+    bump(b, "after");
+    expect(b.bytesInMemory).toBeLessThanOrEqual(budget);
+    const fired = b.timers("event").poll(5000 + 999);
+    expect(fired.map((t) => t.key)).toEqual(keys);
   });
 
   it("evicts clean entries while a write-back is under way, but never the entries it captured", async () => {

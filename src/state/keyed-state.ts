@@ -238,6 +238,12 @@ export class KeyedStateBackend {
   private spill: StateBacking | undefined;
   /** Estimated bytes of the entries in memory (timers included). */
   private bytesNow = 0;
+  /** Of {@link bytesNow}, the indexed timer queues' overlays (they live as long as their queues, across a reset). */
+  private overlayBytes = 0;
+  private readonly countOverlay = (delta: number): void => {
+    this.bytesNow += delta;
+    this.overlayBytes += delta;
+  };
   /** Entries evicted, over the backend's life. */
   private evictedTotal = 0;
   /** Entries read from the backing, over the backend's life. */
@@ -737,7 +743,7 @@ export class KeyedStateBackend {
       const slot = this.slot(timerStateName(domain), "timer");
       const source = this.timeIndexSource;
       q = source
-        ? new IndexedTimerQueue(this.timerEntries(slot), source.timeIndex!(domain), source === this.backing ? (source.timerCount?.(domain) ?? 0) : 0)
+        ? new IndexedTimerQueue(this.timerEntries(slot), source.timeIndex!(domain), source === this.backing ? (source.timerCount?.(domain) ?? 0) : 0, this.countOverlay)
         : new HeapTimerQueue({
             get: (key) => slot.table.get(key) as number[] | undefined,
             set: (key, timestamps) => this.setTimers(slot, key, timestamps),
@@ -815,12 +821,19 @@ export class KeyedStateBackend {
     slot.changed.set(key, timestamps);
   }
 
+  /** Forgets the queue of `domain`, and the bytes its overlay counted. */
+  private dropQueue(domain: TimeDomain): void {
+    const q = this.timerQueues.get(domain);
+    if (q instanceof IndexedTimerQueue) this.countOverlay(-q.overlayBytes);
+    this.timerQueues.delete(domain);
+  }
+
   /** The queues index the timer entries again (after a restore replaced them). */
   private rebuildTimers(): void {
     this.releaseTimers();
     if (this.timeIndexSource) {
       // Both domains' queues now, from the index and its counts (the metrics count them before any timer is used).
-      this.timerQueues.clear();
+      for (const domain of [...this.timerQueues.keys()]) this.dropQueue(domain);
       this.timers("event");
       this.timers("processing");
       return;
@@ -828,7 +841,7 @@ export class KeyedStateBackend {
     for (const [domain, q] of [...this.timerQueues]) {
       if (q instanceof HeapTimerQueue) q.rebuild();
       else {
-        this.timerQueues.delete(domain);
+        this.dropQueue(domain);
         this.timers(domain);
       }
     }
@@ -857,7 +870,7 @@ export class KeyedStateBackend {
     this.deleted.clear();
     this.backing = undefined;
     this.count = 0;
-    this.bytesNow = 0;
+    this.bytesNow = this.overlayBytes;
     this.unpersisted = 0;
     this.pendingCaptures.clear();
     this.restores++;

@@ -20,6 +20,14 @@ import { Stamped, TtlList, TtlMap } from "./ttl.js";
 /** Bytes counted per entry on top of its key and value: its slots in three maps and the key string's header. */
 export const ENTRY_OVERHEAD_BYTES = 80;
 
+/**
+ * Bytes counted per timer in an indexed timer queue's overlay (a timer
+ * changed since the seal that last included it) on top of its key: its
+ * map slot and overlay key (the time's digits), its override, its place
+ * among the live timers by time.
+ */
+export const OVERLAY_TIMER_BYTES = 112;
+
 /** The smallest budget a job may set: below, eviction would churn on a few large entries. */
 export const MIN_MEMORY_BUDGET_BYTES = 64 * 1024;
 

@@ -33,6 +33,7 @@
  * Pure: no Cloudflare import; the image implements {@link TimeIndex}.
  */
 import { type Timer, type TimerQueue, heapPop, heapPush, heapify, lowerBound } from "./timer-queue.js";
+import { OVERLAY_TIMER_BYTES } from "./memory-budget.js";
 
 /** The sealed time index of one operator and time domain, as the image reads it. */
 export interface TimeIndex {
@@ -161,13 +162,27 @@ export class IndexedTimerQueue implements TimerQueue {
    */
   private open: Iterator<Timer> | undefined;
   private count: number;
+  private bytes = 0;
 
   constructor(
     private readonly entries: TimerEntryStore,
     private index: TimeIndex,
     count = 0,
+    /** Told of every change of {@link overlayBytes} (the backend counts them in its memory budget's estimate). */
+    private readonly onOverlayBytes: (delta: number) => void = () => {},
   ) {
     this.count = count;
+  }
+
+  /** The overlay's estimated bytes in memory (memory-budget.ts, {@link OVERLAY_TIMER_BYTES} a timer and its key). */
+  get overlayBytes(): number {
+    return this.bytes;
+  }
+
+  private countOverlay(key: string, sign: 1 | -1): void {
+    const delta = sign * (OVERLAY_TIMER_BYTES + key.length);
+    this.bytes += delta;
+    this.onOverlayBytes(delta);
   }
 
   register(key: string, timestampMs: number): boolean {
@@ -290,6 +305,7 @@ export class IndexedTimerQueue implements TimerQueue {
         // reading the index again from there would go through every entry fired since.
         if (o.live && o.timestampMs < boundary) continue;
         this.overlay.delete(k);
+        this.countOverlay(o.key, -1);
         if (o.live) this.unlistLive(o);
       }
     }
@@ -305,6 +321,7 @@ export class IndexedTimerQueue implements TimerQueue {
     if (!o) {
       o = { key, timestampMs, live, generation: this.generation };
       this.overlay.set(k, o);
+      this.countOverlay(key, 1);
     } else {
       if (o.live && !live) this.unlistLive(o);
       o.live = live;
