@@ -24,8 +24,10 @@ export interface DeadLetter<T = unknown> {
   /**
    * Where the record was read: known when the operator runs in its
    * source's chain (a parser or validator right after the source, as is
-   * usual); null downstream of a network edge, where records travel
-   * without their offsets.
+   * usual), in an async operator, and in the operators that feed one
+   * (those edges carry each record's offset); null elsewhere downstream of
+   * a network edge, where records travel without their offsets, and for a
+   * record a timer emitted or a checkpoint's in-flight data replayed.
    */
   readonly source: { readonly partition: string; readonly offset: number } | null;
   /** The record as the operator received it (a rejected source record: as read, e.g. its text). */

@@ -5,7 +5,8 @@ import type { KeyedProcessFunction, ProcessFunction } from "../api/types.js";
 import { generatorSource } from "../connectors/sources/generator-source.js";
 import { JobDefinitionError } from "../errors.js";
 import { MAX_PARALLELISM_LIMIT } from "./key-groups.js";
-import { type ExecutionPlan, buildPlan, isStateful, nodeLabel } from "./plan.js";
+import { type ExecutionPlan, buildPlan, isStateful, nodeLabel, verticesCarryingOrigins } from "./plan.js";
+import { AsyncDataStream } from "../api/async-data-stream.js";
 
 const passThrough: ProcessFunction<Click, Click> = { processElement: (v, _ctx, out) => out.collect(v) };
 
@@ -522,6 +523,33 @@ describe("buildPlan: graph shape", () => {
     j.source(fakeSource(1), { uid: "in" }).map((c) => c);
     j.union(foreign).sink(fakeSink(), { uid: "stolen" }); // reads node 0 of "mine"
     expectJobError(() => buildPlan(j), "streams cannot cross jobs");
+  });
+});
+
+describe("verticesCarryingOrigins", () => {
+  it("is every vertex an async operator heads and every vertex that feeds one, never a source or one downstream of it", () => {
+    const j = job("enrich");
+    const keyedPass: KeyedProcessFunction<string, Click, Click> = { processElement: (v, _ctx, out) => out.collect(v) };
+    const parsed = j
+      .source(fakeSource(1), { uid: "in", parallelism: 2 })
+      .keyBy((c) => c.user)
+      .process(keyedPass, { uid: "count", parallelism: 3 });
+    const enriched = AsyncDataStream.unorderedWait(parsed, async (c: Click) => [c], { uid: "lookup", timeoutMs: 100, parallelism: 4 });
+    enriched.keyBy((c) => c.user).process(counter, { uid: "after", parallelism: 2 }).sink(fakeSink(), { uid: "out" });
+    // A branch that does not lead to the async operator.
+    parsed.sink(fakeSink(), { uid: "side", parallelism: 5 });
+    const plan = buildPlan(j);
+    const ids = (uid: string) => plan.vertices.find((v) => v.uids.includes(uid))!.id;
+    expect([...verticesCarryingOrigins(plan, j.nodes)].sort()).toEqual([ids("count"), ids("lookup")].sort());
+  });
+
+  it("is empty for a job without an async operator", () => {
+    const j = job("plain");
+    j.source(fakeSource(1), { uid: "in" })
+      .keyBy((c) => c.user)
+      .process(counter, { uid: "count", parallelism: 2 })
+      .sink(fakeSink(), { uid: "out" });
+    expect(verticesCarryingOrigins(buildPlan(j), j.nodes).size).toBe(0);
   });
 });
 

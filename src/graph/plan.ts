@@ -89,6 +89,24 @@ export function nodeLabel(node: LogicalNode): string {
  * Validates a job and builds its plan. Throws {@link JobDefinitionError}
  * naming the operator at fault.
  */
+/**
+ * The vertices whose input records carry where they were read (batch
+ * `origins`): every vertex an async operator heads, whose failures and
+ * dead letters name the source offset (its records always come over a
+ * network edge), and every vertex that feeds one, directly or not, so
+ * that the offset gets there. Other edges carry none.
+ */
+export function verticesCarryingOrigins(plan: ExecutionPlan, nodes: readonly LogicalNode[]): ReadonlySet<string> {
+  const out = new Set<string>();
+  // Sinks first: a vertex carries origins when it is async or sends to one that carries them.
+  for (let i = plan.vertices.length - 1; i >= 0; i--) {
+    const v = plan.vertices[i];
+    if (nodes[v.nodes[0]].kind === "async" || v.outputs.some((o) => out.has(o.vertex))) out.add(v.id);
+  }
+  for (const v of plan.vertices) if (v.isSource) out.delete(v.id);
+  return out;
+}
+
 export function buildPlan(job: JobDefinition, override?: ParallelismOverride): ExecutionPlan {
   const maxParallelism = job.options.maxParallelism ?? 128;
   if (!Number.isInteger(maxParallelism) || maxParallelism < 1 || maxParallelism > MAX_PARALLELISM_LIMIT) {

@@ -224,6 +224,26 @@ export function encodeTimestamps(timestamps: BatchTimestamps): string | undefine
   return undefined;
 }
 
+/** Where a record was read: a source partition and the offset in it (dead letters and errors name it). */
+export interface RecordOrigin {
+  readonly partition: string;
+  readonly offset: number;
+}
+
+/** The records' origins of a batch (null: unknown), index for index. */
+export type BatchOrigins = readonly (RecordOrigin | null)[];
+
+/** The `origins` text of a batch (`[partition, offset]` or null per record), or undefined when no record has one. */
+export function encodeOrigins(origins: BatchOrigins): string | undefined {
+  if (origins.every((o) => o === null)) return undefined;
+  return JSON.stringify(origins.map((o) => (o === null ? null : [o.partition, o.offset])));
+}
+
+/** The origins of a batch's `origins` text ({@link encodeOrigins}). */
+export function decodeOrigins(text: string): BatchOrigins {
+  return (JSON.parse(text) as ([string, number] | null)[]).map((o) => (o === null ? null : { partition: o[0], offset: o[1] }));
+}
+
 /**
  * A received batch as in-flight input data: its `records` text, or, when
  * its records have event times, `{"timestamps":[…],"records":[…]}` (a

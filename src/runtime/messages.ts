@@ -49,6 +49,13 @@ export interface BatchMessage extends ChannelHeader {
    * has one.
    */
   readonly timestamps?: string;
+  /**
+   * Where the records were read (batch-encoding.ts `encodeOrigins`): sent
+   * only on the edges into an async operator and into the vertices that
+   * feed one, when some record has one, so that its failures name the
+   * source offset.
+   */
+  readonly origins?: string;
 }
 
 /** The sender will send nothing more on this channel (a bounded source ended). */
@@ -94,7 +101,7 @@ export type ChannelMessage = BatchMessage | EndOfInputMessage | BarrierMessage |
 
 /** The body of a channel message, before the writer adds its header. */
 export type ChannelBody =
-  | { kind: "batch"; count: number; records: string; timestamps?: string }
+  | { kind: "batch"; count: number; records: string; timestamps?: string; origins?: string }
   | { kind: "end" }
   | { kind: "watermark"; watermarkMs: number | null; idle: boolean }
   | { kind: "barrier"; checkpointId: number; triggerMs: number; isSavepoint: boolean; priority?: boolean };

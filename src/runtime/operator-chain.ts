@@ -219,9 +219,16 @@ export class OperatorChain {
     }
   }
 
-  /** Where the record being pushed was read, when the chain is its source's. */
-  private origin(): DeadLetter["source"] {
-    return this.originPartition === undefined ? null : { partition: this.originPartition, offset: this.originFirstOffset + this.originIndex };
+  /**
+   * Where the record being pushed came from, when the vertex carries
+   * origins (plan.ts `verticesCarryingOrigins`): set by the task for each
+   * record of a batch that carried them, null otherwise.
+   */
+  carriedOrigin: DeadLetter["source"] = null;
+
+  /** Where the record being pushed was read: in its source's chain, or as its batch said; else null. */
+  origin(): DeadLetter["source"] {
+    return this.originPartition === undefined ? this.carriedOrigin : { partition: this.originPartition, offset: this.originFirstOffset + this.originIndex };
   }
 
   /**

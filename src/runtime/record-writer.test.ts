@@ -89,6 +89,40 @@ describe("RecordWriter batching", () => {
     expect(f.sent.map((s) => (s.message as { timestamps?: string }).timestamps)).toEqual(["[10,null]", undefined]);
   });
 
+  it("sends where records were read only on edges that carry origins, in batches where some record has one; preloaded output has none", async () => {
+    const f = fakeSend("accepted");
+    let origin: { partition: string; offset: number } | null = null;
+    const w = new RecordWriter(
+      [
+        { vertex: "lookup", parallelism: 1, partitioner: "forward", origins: true },
+        { vertex: "log", parallelism: 1, partitioner: "forward" },
+      ],
+      sender,
+      128,
+      f.send,
+      2,
+      () => 0,
+      undefined,
+      () => origin,
+    );
+    w.preload("lookup/0", ["replayed"]);
+    origin = { partition: "clicks/1", offset: 7 };
+    w.emit("a");
+    origin = null;
+    w.emit("b");
+    w.emit("c");
+    await w.flush();
+    const batches = (vertex: string) => f.sent.filter((s) => s.vertex === vertex).map((s) => [records(s.message), (s.message as { origins?: string }).origins]);
+    expect(batches("lookup")).toEqual([
+      [["replayed", "a"], JSON.stringify([null, ["clicks/1", 7]])],
+      [["b", "c"], undefined],
+    ]);
+    expect(batches("log")).toEqual([
+      [["a", "b"], undefined],
+      [["c"], undefined],
+    ]);
+  });
+
   it("keeps event times of buffered output for in-flight data, and of output preloaded on restore", async () => {
     const f = fakeSend("accepted");
     const w = writer([{ vertex: "map", parallelism: 1, partitioner: "forward" }], f.send);

@@ -6,7 +6,7 @@
 import type { PartitionerKind } from "../api/job.js";
 import { isKey, type Key } from "../graph/key-groups.js";
 import { createPartitioner, type Partitioner } from "../graph/partitioners.js";
-import { type BufferedOutput, encodeBatch, encodeTimestamps, type KeySelector, selectorThrewError, sentKeyError } from "./batch-encoding.js";
+import { type BufferedOutput, encodeBatch, encodeOrigins, encodeTimestamps, type KeySelector, type RecordOrigin, selectorThrewError, sentKeyError } from "./batch-encoding.js";
 import { type ChannelBody, type ChannelMessage, type DeliveryResult, channelId } from "./messages.js";
 
 /** One output edge of the sending vertex. */
@@ -22,6 +22,8 @@ export interface OutputEdge {
   readonly tag?: string;
   /** Set when the receiving vertex has another input from this vertex: the edge's channels are this lane (`channelId`). */
   readonly lane?: number;
+  /** The records carry where they were read (into an async operator, or a vertex that feeds one: see `originEdges`). */
+  readonly origins?: boolean;
 }
 
 /** Delivers one message to subtask `index` of `vertex`. */
@@ -39,6 +41,8 @@ interface Target {
   buffer: unknown[];
   /** Their event times (null: none), index for index. */
   stamps: (number | null)[];
+  /** Where they were read (null: unknown), index for index; only on an edge that carries origins. */
+  origins: (RecordOrigin | null)[] | undefined;
   readonly inFlight: Promise<void>[];
 }
 
@@ -92,6 +96,7 @@ export class RecordWriter {
   private readonly sides = new Map<string, Output[]>();
   private failure: ChannelError | undefined;
   private recordsOut = 0;
+  private readonly carriesOrigins: boolean;
   /** Time spent waiting for credits: how long downstream held this subtask back. */
   backpressuredMs = 0;
 
@@ -103,6 +108,8 @@ export class RecordWriter {
     private readonly batchSize: number,
     private readonly now: () => number,
     private readonly credits = 4,
+    /** Where the record being emitted was read (for edges that carry origins). */
+    private readonly origin: () => RecordOrigin | null = () => null,
   ) {
     this.outputs = edges.map((edge) => {
       const channel = channelId(sender.vertex, sender.index, edge.lane);
@@ -114,6 +121,7 @@ export class RecordWriter {
         seq: 0,
         buffer: [] as unknown[],
         stamps: [] as (number | null)[],
+        origins: edge.origins ? ([] as (RecordOrigin | null)[]) : undefined,
         inFlight: [] as Promise<void>[],
       }));
       return {
@@ -124,6 +132,7 @@ export class RecordWriter {
         channels: edge.partitioner === "forward" ? [targets[sender.index]] : targets,
       };
     });
+    this.carriesOrigins = edges.some((e) => e.origins);
     this.main = this.outputs.filter((o) => o.edge.tag === undefined);
     for (const o of this.outputs) {
       if (o.edge.tag === undefined) continue;
@@ -159,11 +168,13 @@ export class RecordWriter {
 
   private route(outputs: readonly Output[], value: unknown, timestampMs: number | undefined): void {
     const stamp = timestampMs ?? null;
+    const origin = this.carriesOrigins ? this.origin() : null;
     for (const o of outputs) {
       if (o.edge.partitioner === "broadcast") {
         for (const t of o.targets) {
           t.buffer.push(value);
           t.stamps.push(stamp);
+          t.origins?.push(origin);
         }
         continue;
       }
@@ -171,6 +182,7 @@ export class RecordWriter {
       const t = o.targets[o.partitioner.select(key)];
       t.buffer.push(value);
       t.stamps.push(stamp);
+      t.origins?.push(origin);
     }
   }
 
@@ -184,12 +196,22 @@ export class RecordWriter {
           // taken meanwhile finds them there (output in-flight data), as the barrier overtakes them.
           await this.waitForCredit(t);
           if (t.buffer.length === 0) break;
-          const chunk = t.buffer.length <= this.batchSize ? t.buffer : t.buffer.slice(0, this.batchSize);
-          const stamps = chunk === t.buffer ? t.stamps : t.stamps.slice(0, this.batchSize);
-          t.buffer = chunk === t.buffer ? [] : t.buffer.slice(this.batchSize);
-          t.stamps = stamps === t.stamps ? [] : t.stamps.slice(this.batchSize);
+          const whole = t.buffer.length <= this.batchSize;
+          const chunk = whole ? t.buffer : t.buffer.slice(0, this.batchSize);
+          const stamps = whole ? t.stamps : t.stamps.slice(0, this.batchSize);
+          const origins = t.origins && (whole ? t.origins : t.origins.slice(0, this.batchSize));
+          t.buffer = whole ? [] : t.buffer.slice(this.batchSize);
+          t.stamps = whole ? [] : t.stamps.slice(this.batchSize);
+          if (t.origins) t.origins = whole ? [] : t.origins.slice(this.batchSize);
           const timestamps = encodeTimestamps(stamps);
-          await this.sendOn(t, timestamps === undefined ? { kind: "batch", count: chunk.length, records: encodeBatch(chunk) } : { kind: "batch", count: chunk.length, records: encodeBatch(chunk), timestamps });
+          const originsText = origins && encodeOrigins(origins);
+          await this.sendOn(t, {
+            kind: "batch",
+            count: chunk.length,
+            records: encodeBatch(chunk),
+            ...(timestamps === undefined ? {} : { timestamps }),
+            ...(originsText === undefined ? {} : { origins: originsText }),
+          });
         }
       }
     }
@@ -295,6 +317,8 @@ export class RecordWriter {
         if (t.id !== target) continue;
         t.buffer.unshift(...records);
         t.stamps.unshift(...(timestamps ?? records.map(() => null)));
+        // In-flight data keeps no origins: these records name none.
+        t.origins?.unshift(...records.map(() => null));
       }
     }
   }

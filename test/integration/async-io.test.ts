@@ -292,7 +292,7 @@ describe("async I/O", () => {
     expect([...out.values()].every((n) => n === 1), "each result once").toBe(true);
   }, 90_000);
 
-  it("fails the job when a record's last attempt rejects and there is no dead-letter output, naming the operator, the record, its event time and attempts, and why no key or offset", async () => {
+  it("fails the job when a record's last attempt rejects and there is no dead-letter output, naming the operator, the record, its event time, its source offset and attempts, and why no key", async () => {
     const engine = await engineAt();
     expect((await engine.api("/v1/jobs/async-strict/start", { method: "POST", json: {} })).status).toBe(200);
     const res = await engine.api("/v1/ingest/async-strict-in", {
@@ -301,12 +301,15 @@ describe("async I/O", () => {
       headers: { "content-type": "application/x-ndjson" },
     });
     expect(res.status).toBe(200);
+    const { offsets } = (await res.json()) as { offsets: { partition: number; first_offset: number }[] };
     const status = await waitFor(async () => {
       const s = (await (await engine.api("/v1/jobs/async-strict")).json()) as { status: string; last_error: string | null };
       return s.status === "FAILED" ? s : undefined;
     }, 30_000, "async-strict to fail");
-    expect(status.last_error).toMatch(/async operator "lookup" failed for record \{"id":"bad","ts":2000,"fail":true\} at event time 2000, after 3 attempts: Error: no profile for bad\. /);
-    expect(status.last_error).toContain("no key (an async operator's input is not keyed) and no source offset (its records reach it over a network edge, without their offsets)");
+    // The record came to the async operator over a network edge, which carried where it was read.
+    const at = `async-strict-in/${offsets[0].partition} offset ${offsets[0].first_offset + 1}`;
+    expect(status.last_error).toContain(`async operator "lookup" failed for record {"id":"bad","ts":2000,"fail":true} at event time 2000 from ${at}, after 3 attempts: Error: no profile for bad. `);
+    expect(status.last_error).toContain("It has no key (an async operator's input is not keyed); ");
     expect(status.last_error).toContain("a deadLetters output would take such a record aside");
   }, 60_000);
 });

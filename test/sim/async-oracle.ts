@@ -264,6 +264,8 @@ export interface AsyncStats {
   readonly retries: number;
   readonly timeouts: number;
   readonly deadLetters: number;
+  /** Of those, the ones naming where their record was read. */
+  readonly deadLettersWithSource: number;
   /** Records taken by more than one job attempt. */
   readonly requestedAgain: number;
   /** Records listed in flight (or in in-flight channel data) in restored checkpoints. */
@@ -280,7 +282,11 @@ export function asyncStats(w: World): AsyncStats | undefined {
   let timeouts = 0;
   for (const [id, list] of c.rows) if (id.endsWith("|t")) timeouts += list.length;
   let deadLetters = 0;
-  for (const list of c.dead.values()) deadLetters += list.length;
+  let deadLettersWithSource = 0;
+  for (const list of c.dead.values()) {
+    deadLetters += list.length;
+    deadLettersWithSource += list.filter((d) => d.letter.source !== null).length;
+  }
   let restoredInFlight = 0;
   for (const n of w.asyncRestores) if (n.checkpointId !== null) restoredInFlight += n.inFlight.length + n.channelIn.length;
   let overtaking = 0;
@@ -292,7 +298,7 @@ export function asyncStats(w: World): AsyncStats | undefined {
     }
   }
   const again = [...firstRequests(w).values()].filter((m) => m.size > 1).length;
-  return { mode: shape.mode, records: c.records.size, requests: log.length, retries: log.filter((e) => e.attempt > 1).length, timeouts, deadLetters, requestedAgain: again, restoredInFlight, overtaking };
+  return { mode: shape.mode, records: c.records.size, requests: log.length, retries: log.filter((e) => e.attempt > 1).length, timeouts, deadLetters, deadLettersWithSource, requestedAgain: again, restoredInFlight, overtaking };
 }
 
 /** Per partition, the committed rows in the counter's order. */
@@ -335,6 +341,12 @@ export function checkAsync(w: World): Failure[] {
       failures.push({ text: `async unknown: dead letter ${JSON.stringify(first.letter).slice(0, 200)} (${first.where})`, atMs: first.atMs });
     }
     if (list.length > 1) failures.push({ text: `async duplicated: dead letter of ${id} committed ${list.length} times (${list.map((x) => x.where).join("; ")})`, atMs: list[1].atMs });
+    // Where it was read, carried over the edge into the operator: that record's partition and offset (unknown only
+    // for a record replayed from in-flight data).
+    const source = first.letter.source;
+    if (r && source !== null && (Number(/\/(\d+)$/.exec(source.partition)?.[1]) !== r.part || source.offset !== r.off)) {
+      failures.push({ text: `async source: the dead letter of ${id} names ${source.partition} offset ${source.offset} (${first.where})`, atMs: first.atMs });
+    }
   }
   if (!shape.deadLetters && c.dead.size > 0) failures.push({ text: `async unknown: ${c.dead.size} dead letters in a run without a dead-letter output` });
 

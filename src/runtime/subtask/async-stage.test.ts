@@ -37,7 +37,8 @@ function stage(fn: AsyncFunction<Item, string>, deadLetters?: OutputTag<DeadLett
     fn,
     sleep: () => new Promise(() => undefined),
     emit: (v, ts) => log.push(`out ${JSON.stringify(v)}@${ts}`),
-    emitSide: (tag, v, ts) => log.push(`${tag} ${(v as DeadLetter).error} ${JSON.stringify((v as DeadLetter).value)}@${ts}`),
+    emitSide: (tag, v, ts) => log.push(`${tag} ${(v as DeadLetter).error} ${JSON.stringify((v as DeadLetter).value)}@${ts}${(v as DeadLetter).source ? ` from ${(v as DeadLetter).source!.partition}:${(v as DeadLetter).source!.offset}` : ""}`),
+    setOrigin: (o) => void (o && log.push(`origin ${o.partition}:${o.offset}`)),
     flush: async () => void log.push("flush"),
     onWatermark: async (channel, wm) => void log.push(`wm ${channel} ${wm}`),
     countDeadLetter: () => undefined,
@@ -84,18 +85,18 @@ describe("AsyncStage", () => {
     const { fn, waiting } = service();
     const dead = new OutputTag<DeadLetter>("dead");
     const { st, log } = stage(fn, dead);
-    st.takeBatch([{ id: 7 }], [70]);
+    st.takeBatch([{ id: 7 }], [70], [{ partition: "clicks/0", offset: 3 }]);
     await flush();
     waiting.get(7)!.fail(new Error("lookup answered 404"));
     await flush();
     await st.emitReady();
-    expect(log).toEqual(['dead Error: lookup answered 404 {"id":7}@70', "flush"]);
+    expect(log).toEqual(["origin clicks/0:3", 'dead Error: lookup answered 404 {"id":7}@70 from clicks/0:3', "flush"]);
   });
 
-  it("fails the task naming the operator, the record and its attempts when it has none, and why no key or offset", async () => {
+  it("fails the task naming the operator, the record, where it was read and its attempts when it has none, and why no key", async () => {
     const { fn, waiting } = service();
     const { st } = stage(fn);
-    st.takeBatch([{ id: 7 }], undefined);
+    st.takeBatch([{ id: 7 }, { id: 8 }], undefined, [{ partition: "clicks/0", offset: 41 }, null]);
     await flush();
     waiting.get(7)!.fail(new Error("lookup answered 404"));
     await flush();
@@ -103,9 +104,18 @@ describe("AsyncStage", () => {
       () => undefined,
       (e: Error) => e.message,
     );
-    expect(error).toMatch(/^async operator "lookup" failed for record \{"id":7\}, after 1 attempt: Error: lookup answered 404\. /);
-    expect(error).toContain("no key (an async operator's input is not keyed) and no source offset (its records reach it over a network edge, without their offsets)");
+    expect(error).toMatch(/^async operator "lookup" failed for record \{"id":7\} from clicks\/0 offset 41, after 1 attempt: Error: lookup answered 404\. /);
+    expect(error).toContain("It has no key (an async operator's input is not keyed); ");
     expect(error).toContain("a deadLetters output would take such a record aside");
+    // A record whose origin is unknown (a timer emitted it upstream, or in-flight data replayed it) says so.
+    waiting.get(8)!.fail(new Error("lookup answered 500"));
+    await flush();
+    const unknown = await st.emitReady().then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
+    expect(unknown).toMatch(/^async operator "lookup" failed for record \{"id":8\}, after 1 attempt: Error: lookup answered 500\. /);
+    expect(unknown).toContain("where it was read is not known (emitted by a timer upstream, or replayed from a checkpoint's in-flight data)");
   });
 
   it("names the record's event time and the attempts its retries made", async () => {
@@ -130,6 +140,7 @@ describe("AsyncStage", () => {
       sleep: (ms) => (ms < 60_000 ? Promise.resolve() : new Promise(() => undefined)),
       emit: () => undefined,
       emitSide: () => undefined,
+      setOrigin: () => undefined,
       flush: async () => undefined,
       onWatermark: async () => undefined,
       countDeadLetter: () => undefined,

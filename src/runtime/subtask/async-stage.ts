@@ -15,11 +15,13 @@ import type { AsyncFunction } from "../../api/async-function.js";
 import { type DeadLetter, errorText } from "../../api/dead-letter.js";
 import { type AsyncOutput, AsyncWaitOperator } from "../../async/async-wait-operator.js";
 import { nodeLabel } from "../../graph/plan.js";
+import type { BatchOrigins, RecordOrigin } from "../batch-encoding.js";
 
-/** A record in the operator as checkpoints keep it: its value and its event time (absent: none). */
+/** A record in the operator as checkpoints keep it: its value, its event time and where it was read (absent: none, or unknown). */
 export interface AsyncRecord {
   readonly value: unknown;
   readonly timestampMs?: number;
+  readonly source?: RecordOrigin;
 }
 
 /** A watermark message held until the records before it have left. */
@@ -37,6 +39,8 @@ export interface AsyncStageParts {
   readonly sleep: (ms: number) => Promise<void>;
   readonly emit: (value: unknown, timestampMs: number | undefined) => void;
   readonly emitSide: (tag: string, value: unknown, timestampMs: number | undefined) => void;
+  /** Where the record whose results are emitted next was read (null: unknown), for edges that carry it on. */
+  readonly setOrigin: (origin: RecordOrigin | null) => void;
   /** Sends buffered output on. */
   readonly flush: () => Promise<void>;
   /** A held watermark's turn came: the task's time takes it as if it had just arrived. */
@@ -75,11 +79,12 @@ export class AsyncStage {
     );
   }
 
-  /** Records of a batch, with their event times. */
-  takeBatch(values: readonly unknown[], timestamps: readonly (number | null)[] | undefined): void {
+  /** Records of a batch, with their event times and where they were read. */
+  takeBatch(values: readonly unknown[], timestamps: readonly (number | null)[] | undefined, origins?: BatchOrigins): void {
     for (let i = 0; i < values.length; i++) {
       const ts = timestamps?.[i] ?? undefined;
-      this.operator.add(ts === undefined ? { value: values[i] } : { value: values[i], timestampMs: ts });
+      const source = origins?.[i] ?? undefined;
+      this.operator.add({ value: values[i], ...(ts === undefined ? {} : { timestampMs: ts }), ...(source === undefined ? {} : { source }) });
     }
   }
 
@@ -121,17 +126,19 @@ export class AsyncStage {
         await this.parts.onWatermark(o.mark.channel, o.mark.watermarkMs, o.mark.idle);
         continue;
       }
-      const { value, timestampMs } = o.input;
+      const { value, timestampMs, source } = o.input;
+      this.parts.setOrigin(source ?? null);
       if (o.result.ok) {
         for (const r of o.result.results) this.parts.emit(r, timestampMs);
         continue;
       }
       const tag = this.parts.node.options.deadLetters;
       if (tag === undefined) throw new Error(asyncFailure(this.label, o.input, this.attempts.get(o.input) ?? 0, o.result.error));
-      const letter: DeadLetter = { operator: this.uid, error: errorText(o.result.error), key: null, source: null, value };
+      const letter: DeadLetter = { operator: this.uid, error: errorText(o.result.error), key: null, source: source ?? null, value };
       this.parts.countDeadLetter();
       this.parts.emitSide(tag.id, letter, timestampMs);
     }
+    this.parts.setOrigin(null);
     await this.parts.flush();
   }
 
@@ -164,20 +171,22 @@ export class AsyncStage {
 
 /**
  * The error of a record that failed in an operator without a dead-letter
- * output: the operator, the record, its event time and its attempts, and
- * why it names no key or source offset (as other operators' errors do): the
- * input of an async operator is never keyed (AsyncDataStream takes a
- * DataStream), and the operator is never chained to its source, so its
- * records come over a network edge, where they travel without offsets.
+ * output: the operator, the record, its event time, where it was read
+ * (its source partition and offset, which the records carry on the edges
+ * into an async operator; unknown for a record a timer emitted upstream,
+ * or one replayed from a checkpoint's in-flight data), its attempts, and
+ * that it has no key: the input of an async operator is never keyed
+ * (AsyncDataStream takes a DataStream).
  */
 export function asyncFailure(label: string, input: AsyncRecord, attempts: number, error: unknown): string {
   const at = input.timestampMs === undefined ? "" : ` at event time ${input.timestampMs}`;
+  const from = input.source === undefined ? "" : ` from ${input.source.partition} offset ${input.source.offset}`;
   const tries = attempts === 0 ? "" : `, after ${attempts} attempt${attempts === 1 ? "" : "s"}`;
-  return (
-    `async operator "${label}" failed for record ${preview(input.value)}${at}${tries}: ${errorText(error)}. ` +
-    "It has no key (an async operator's input is not keyed) and no source offset (its records reach it over a network edge, without their offsets); " +
-    "a deadLetters output would take such a record aside instead of failing the job"
-  );
+  const origin =
+    input.source === undefined
+      ? "It has no key (an async operator's input is not keyed), and where it was read is not known (emitted by a timer upstream, or replayed from a checkpoint's in-flight data); "
+      : "It has no key (an async operator's input is not keyed); ";
+  return `async operator "${label}" failed for record ${preview(input.value)}${at}${from}${tries}: ${errorText(error)}. ${origin}a deadLetters output would take such a record aside instead of failing the job`;
 }
 
 function preview(value: unknown): string {

@@ -41,12 +41,15 @@ import { BarrierHandler, type CheckpointBarrier } from "../../checkpoint/barrier
 import { type ChannelStateHandle, type KeyedStateHandle, type SubtaskAck, ownHandle } from "../../checkpoint/types.js";
 import { hashKey, isKey, type Key, type KeyGroupRange } from "../../graph/key-groups.js";
 import type { FillKey, RunFill } from "../../state/runs/run-fill.js";
-import { nodeLabel, type PlanVertex } from "../../graph/plan.js";
+import { nodeLabel, type PlanVertex, verticesCarryingOrigins } from "../../graph/plan.js";
 import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
 import { KeyedSnapshotter, type SnapshotStore } from "../../state/snapshotter.js";
 import {
+  type BatchOrigins,
   type BatchTimestamps,
   checkReceivedKey,
+  decodeOrigins,
+  KeySelectorError,
   decodeChannelState,
   fromInFlight,
   type InputKeys,
@@ -60,7 +63,7 @@ import {
 } from "../batch-encoding.js";
 import { InputGate } from "../input-gate.js";
 import { type BarrierMessage, type ChannelMessage, channelId, type DeliveryResult, type RestoreSpec, type SubtaskDeployment, type TaskMetrics, type TaskStatus } from "../messages.js";
-import { OperatorChain } from "../operator-chain.js";
+import { OperatorChain, UserCodeError } from "../operator-chain.js";
 import { RecordWriter, type SendFn } from "../record-writer.js";
 import { retry } from "../../retry.js";
 import { BarrierActions } from "./barrier-actions.js";
@@ -187,6 +190,7 @@ export class Task {
     const vertex = plan.vertices.find((v) => v.id === deployment.vertex);
     if (!vertex) throw new Error(`job "${job.name}" has no vertex "${deployment.vertex}"`);
     this.vertex = vertex;
+    const carrying = verticesCarryingOrigins(plan, job.nodes);
     this.writer = new RecordWriter(
       vertex.outputs.map((o) => ({
         vertex: o.vertex,
@@ -196,12 +200,15 @@ export class Task {
         operator: keyedOperatorName(job.nodes[o.toNode]),
         tag: o.tag,
         lane: o.lane,
+        origins: carrying.has(o.vertex),
       })),
       { vertex: vertex.id, index, attempt },
       plan.maxParallelism,
       host.send,
       plan.batchSize,
       () => host.now(),
+      undefined,
+      () => this.chain.origin(),
     );
     this.writer.onFailure = (e) => void this.fail(e);
     this.chain = new OperatorChain(job, vertex, {
@@ -767,21 +774,17 @@ export class Task {
             const timestamps = message.timestamps === undefined ? undefined : (JSON.parse(message.timestamps) as BatchTimestamps);
             const keyOf = this.inputKeys.get(message.channel);
             const input = this.coInputs?.get(message.channel);
+            const origins = message.origins === undefined ? undefined : decodeOrigins(message.origins);
             if (this.asyncStage) {
               this.chain.recordsIn += values.length;
-              this.asyncStage.takeBatch(values, timestamps);
+              this.asyncStage.takeBatch(values, timestamps, origins);
+            } else if (origins !== undefined) {
+              if (keyOf !== undefined && values.length > 0) this.checkBatchKey(keyOf, values[0], input);
+              this.pushCarried(keyOf, values, timestamps, input, origins);
             } else if (keyOf === undefined) {
               for (let i = 0; i < values.length; i++) this.chain.push(null, values[i], timestamps?.[i] ?? undefined, input);
             } else if (values.length > 0) {
-              // The sender partitioned by the key its selector gave for the value before the JSON round trip.
-              // A spot check that it is still a key this subtask owns: one hash per batch (one per record
-              // would cost 10–20% of a keyed count). Checkpoints check every key whose state they capture.
-              const range = this.deployment.keyGroupRange;
-              if (range) {
-                const subtask = { index: this.deployment.index, parallelism: this.vertex.parallelism };
-                checkReceivedKey(this.job.nodes[this.vertex.nodes[0]], subtask, values[0], this.keyOf(keyOf, values[0]), range, this.deployment.plan.maxParallelism);
-              }
-              if (this.coKeyTypes && input !== undefined) this.coKeyTypes.check(input, values[0], this.keyOf(keyOf, values[0]));
+              this.checkBatchKey(keyOf, values[0], input);
               for (let i = 0; i < values.length; i++) this.chain.push(this.keyOf(keyOf, values[i]), values[i], timestamps?.[i] ?? undefined, input);
             }
             await this.writer.flush();
@@ -838,10 +841,48 @@ export class Task {
       sleep: (ms) => this.host.sleep(ms),
       emit: (v, ts) => this.writer.emit(v, ts),
       emitSide: (tag, v, ts) => this.writer.emitSide(tag, v, ts),
+      setOrigin: (origin) => void (this.chain.carriedOrigin = origin),
       flush: () => this.writer.flush(),
       onWatermark: (channel, watermarkMs, idle) => this.time.onWatermark(channel, watermarkMs, idle),
       countDeadLetter: () => void this.chain.deadLetters++,
     });
+  }
+
+  /**
+   * The sender partitioned by the key its selector gave for the value
+   * before the JSON round trip. A spot check that it is still a key this
+   * subtask owns: one hash per batch (one per record would cost 10–20% of
+   * a keyed count). Checkpoints check every key whose state they capture.
+   */
+  private checkBatchKey(keyOf: KeySelector, first: unknown, input: 1 | 2 | undefined): void {
+    const range = this.deployment.keyGroupRange;
+    if (range) {
+      const subtask = { index: this.deployment.index, parallelism: this.vertex.parallelism };
+      checkReceivedKey(this.job.nodes[this.vertex.nodes[0]], subtask, first, this.keyOf(keyOf, first), range, this.deployment.plan.maxParallelism);
+    }
+    if (this.coKeyTypes && input !== undefined) this.coKeyTypes.check(input, first, this.keyOf(keyOf, first));
+  }
+
+  /**
+   * Pushes a batch that carried where its records were read (a vertex
+   * feeding an async operator): what each record emits carries its
+   * origin on, and its error names it, as in a source's chain.
+   */
+  private pushCarried(keyOf: KeySelector | undefined, values: readonly unknown[], timestamps: BatchTimestamps | undefined, input: 1 | 2 | undefined, origins: BatchOrigins): void {
+    let i = 0;
+    try {
+      for (; i < values.length; i++) {
+        this.chain.carriedOrigin = origins[i] ?? null;
+        this.chain.push(keyOf === undefined ? null : this.keyOf(keyOf, values[i]), values[i], timestamps?.[i] ?? undefined, input);
+      }
+    } catch (e) {
+      const at = origins[i];
+      if (at && e instanceof UserCodeError) throw new Error(`${e.message} at ${at.partition} offset ${at.offset}`);
+      if (at && e instanceof KeySelectorError) throw e.at(`${at.partition} offset ${at.offset}`);
+      throw e;
+    } finally {
+      this.chain.carriedOrigin = null;
+    }
   }
 
   /**
