@@ -35,6 +35,16 @@ describe("AsyncDataStream", () => {
     expect(j.nodes[1].async).toMatchObject({ mode: "ordered", capacity: 2, maxConcurrentRequests: 2 });
   });
 
+  it("takes a keyed stream: its vertex is keyed, its input partitioned by the key", () => {
+    const j = job("async-keyed");
+    AsyncDataStream.orderedWait(j.source(fakeSource<Click>(), { uid: "in" }).keyBy((c) => c.user), lookup, { uid: "lookup", timeoutMs: 100, parallelism: 3 }).sink(fakeSink(), { uid: "out" });
+    const plan = buildPlan(j);
+    const v = plan.vertices.find((x) => x.uids.includes("lookup"))!;
+    expect(v.keyed).toBe(true);
+    expect(plan.vertices.find((x) => x.uids.includes("in"))!.outputs.map((o) => o.partitioner)).toEqual(["hash"]);
+    expect(j.nodes.find((n) => n.kind === "async")!.inputs[0].keySelector).toBeTypeOf("function");
+  });
+
   it("needs a uid: the records in flight are state", () => {
     const j = job("async-uid");
     AsyncDataStream.orderedWait(j.source(fakeSource<Click>(), { uid: "in" }), lookup, { timeoutMs: 100 }).sink(fakeSink(), { uid: "out" });
@@ -50,7 +60,7 @@ describe("AsyncDataStream", () => {
     expectError(() => AsyncDataStream.unorderedWait(src(), lookup, { uid: "x", timeoutMs: 10, maxConcurrentRequests: 7 }), /maxConcurrentRequests must be an integer in 1\.\.6/);
     expectError(() => AsyncDataStream.unorderedWait(src(), {} as never, { uid: "x", timeoutMs: 10 }), /needs a function or an object with an asyncInvoke/);
     expectError(() => AsyncDataStream.unorderedWait(src(), lookup, { uid: "x", timeoutMs: 10, retry: { maxAttempts: 3 } as never }), /AsyncRetryStrategies/);
-    expectError(() => AsyncDataStream.unorderedWait(src().keyBy((c) => c.user) as never, lookup, { uid: "x", timeoutMs: 10 }), /needs a DataStream \(operator "x"\)/);
+    expectError(() => AsyncDataStream.unorderedWait({} as never, lookup, { uid: "x", timeoutMs: 10 }), /needs a DataStream or a KeyedStream \(operator "x"\)/);
     expect(() => AsyncDataStream.unorderedWait(src(), lookup, { uid: "x", timeoutMs: 10, retry: AsyncRetryStrategies.fixedDelay({ maxAttempts: 2, delayMs: 1 }) })).not.toThrow();
   });
 });

@@ -396,7 +396,8 @@ export class KeyedStream<K extends Key, T> {
     throw new TypeError("keyBy on a keyed stream: process or sink it first");
   }
 
-  private keyed(): LogicalEdge[] {
+  /** @internal The stream's edges, each with the key selector (what a keyed operator's input is). */
+  keyed(): LogicalEdge[] {
     const keySelector = this.keySelector as (value: unknown) => Key;
     return this.inputs.map((e) => ({ ...e, keySelector }));
   }

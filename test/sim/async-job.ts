@@ -78,6 +78,8 @@ export interface ServiceShape {
 /** The async branch of one run. */
 export interface AsyncShape {
   readonly mode: "ordered" | "unordered";
+  /** The operator reads its source keyed by {@link asyncKeyOf} (its dead letters name the key). */
+  readonly keyed?: boolean;
   readonly partitions: number;
   readonly sourceParallelism: number;
   /** The async operator's parallelism, and the counter's. */
@@ -212,6 +214,11 @@ export function retryOf(shape: RetryShape): AsyncRetryStrategy<AsyncRow> {
 /** The dead-letter tag of the branch. */
 export const ASYNC_DEAD_LETTERS = new OutputTag<DeadLetter>("async-dead-letters");
 
+/** The key of a record when the branch's operator reads a keyed stream. */
+export function asyncKeyOf(r: QRecord): number {
+  return r.v % 7;
+}
+
 /** The branch over its source's stream: the async operator (ordered or not) and the counter behind it; dead letters when drawn. */
 export function enriched(source: DataStream<QRecord>, shape: AsyncShape): { rows: DataStream<AsyncRow>; dead?: DataStream<DeadLetter> } {
   const options = {
@@ -223,7 +230,8 @@ export function enriched(source: DataStream<QRecord>, shape: AsyncShape): { rows
     retry: retryOf(shape.retry),
     ...(shape.deadLetters ? { deadLetters: ASYNC_DEAD_LETTERS } : {}),
   };
-  const looked = shape.mode === "ordered" ? AsyncDataStream.orderedWait(source, lookup(), options) : AsyncDataStream.unorderedWait(source, lookup(), options);
+  const input = shape.keyed ? source.keyBy(asyncKeyOf) : source;
+  const looked = shape.mode === "ordered" ? AsyncDataStream.orderedWait(input, lookup(), options) : AsyncDataStream.unorderedWait(input, lookup(), options);
   const rows = looked.keyBy((r) => `q${r.part}`).process(stamp, { uid: "stamp", parallelism: shape.stampParallelism });
   return shape.deadLetters ? { rows, dead: looked.getSideOutput(ASYNC_DEAD_LETTERS) } : { rows };
 }
@@ -281,8 +289,11 @@ export function drawAsyncShape(rng: Rng, options: { bounded: boolean }): AsyncSh
     }
     input.push(records);
   }
+  // From a stream of its own, so that the draws before it stay as they were.
+  const keyed = rng.fork("async-keyed").chance(0.5);
   return {
     mode,
+    ...(keyed ? { keyed } : {}),
     partitions,
     sourceParallelism: rng.range(1, partitions),
     parallelism: rng.range(1, 3),
@@ -305,5 +316,5 @@ export function describeAsync(s: AsyncShape): string {
   const svc = s.service;
   const service = `service ${svc.latencyMs[0]}-${svc.latencyMs[1]}ms slow=${svc.slow} hang=${svc.hang} fail=${svc.fail}${svc.permanent ? " +404" : ""}`;
   const n = s.input.map((p) => p.length).join("+");
-  return `async(${s.mode} p=${s.parallelism} cap=${s.capacity}${s.maxConcurrentRequests === undefined ? "" : ` conns=${s.maxConcurrentRequests}`} timeout=${s.timeoutMs} ${retry}${s.deadLetters ? " dlq" : ""} ${service} in-q=${n}x${s.sourceParallelism}${s.watermarks ? ` bound=${s.watermarks.boundMs}` : ""} stamp p=${s.stampParallelism})`;
+  return `async(${s.mode}${s.keyed ? " keyed" : ""} p=${s.parallelism} cap=${s.capacity}${s.maxConcurrentRequests === undefined ? "" : ` conns=${s.maxConcurrentRequests}`} timeout=${s.timeoutMs} ${retry}${s.deadLetters ? " dlq" : ""} ${service} in-q=${n}x${s.sourceParallelism}${s.watermarks ? ` bound=${s.watermarks.boundMs}` : ""} stamp p=${s.stampParallelism})`;
 }

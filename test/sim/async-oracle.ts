@@ -53,7 +53,7 @@ import type { DeadLetter } from "../../src/api/dead-letter.js";
 import { decodeChannelState, fromInFlight } from "../../src/runtime/batch-encoding.js";
 import type { SubtaskDeployment } from "../../src/runtime/messages.js";
 import type { Failure } from "./oracle.js";
-import { ASYNC_DEAD, ASYNC_LOG, ASYNC_SOURCE, ASYNC_UID, type AsyncRow, type QRecord, answerOf, resultCount } from "./async-job.js";
+import { ASYNC_DEAD, ASYNC_LOG, ASYNC_SOURCE, ASYNC_UID, type AsyncRow, type QRecord, answerOf, asyncKeyOf, resultCount } from "./async-job.js";
 import type { FakeR2 } from "./r2.js";
 import type { World } from "./world.js";
 
@@ -258,6 +258,7 @@ export function asyncComplete(w: World): boolean {
 
 /** What the async branch did in a run (for the sweep's summary). */
 export interface AsyncStats {
+  readonly keyed: boolean;
   readonly mode: "ordered" | "unordered";
   readonly records: number;
   readonly requests: number;
@@ -298,7 +299,7 @@ export function asyncStats(w: World): AsyncStats | undefined {
     }
   }
   const again = [...firstRequests(w).values()].filter((m) => m.size > 1).length;
-  return { mode: shape.mode, records: c.records.size, requests: log.length, retries: log.filter((e) => e.attempt > 1).length, timeouts, deadLetters, deadLettersWithSource, requestedAgain: again, restoredInFlight, overtaking };
+  return { mode: shape.mode, keyed: shape.keyed === true, records: c.records.size, requests: log.length, retries: log.filter((e) => e.attempt > 1).length, timeouts, deadLetters, deadLettersWithSource, requestedAgain: again, restoredInFlight, overtaking };
 }
 
 /** Per partition, the committed rows in the counter's order. */
@@ -343,6 +344,9 @@ export function checkAsync(w: World): Failure[] {
     if (list.length > 1) failures.push({ text: `async duplicated: dead letter of ${id} committed ${list.length} times (${list.map((x) => x.where).join("; ")})`, atMs: list[1].atMs });
     // Where it was read, carried over the edge into the operator: that record's partition and offset (unknown only
     // for a record replayed from in-flight data).
+    // Its key: the selector's for a keyed stream, else none.
+    const key = r && shape.keyed ? asyncKeyOf(r) : null;
+    if (r && first.letter.key !== key) failures.push({ text: `async key: the dead letter of ${id} names key ${JSON.stringify(first.letter.key)}, not ${JSON.stringify(key)} (${first.where})`, atMs: first.atMs });
     const source = first.letter.source;
     if (r && source !== null && (Number(/\/(\d+)$/.exec(source.partition)?.[1]) !== r.part || source.offset !== r.off)) {
       failures.push({ text: `async source: the dead letter of ${id} names ${source.partition} offset ${source.offset} (${first.where})`, atMs: first.atMs });

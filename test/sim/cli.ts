@@ -174,7 +174,7 @@ async function main(): Promise<void> {
   let wallMs = 0;
   const win = { runs: 0, windows: 0, refired: 0, beyondBound: 0, dropped: 0, runsRefired: 0, runsDropped: 0 };
   const joins = { runs: 0, rows: 0, records: 0, byKind: new Map<string, number>() };
-  const asyncIo = { runs: 0, ordered: 0, records: 0, requests: 0, retries: 0, timeouts: 0, deadLetters: 0, deadLettersWithSource: 0, requestedAgain: 0, runsRequestedAgain: 0, restoredInFlight: 0, runsRestoredInFlight: 0, overtaking: 0 };
+  const asyncIo = { runs: 0, ordered: 0, keyed: 0, records: 0, requests: 0, retries: 0, timeouts: 0, deadLetters: 0, deadLettersWithSource: 0, requestedAgain: 0, runsRequestedAgain: 0, restoredInFlight: 0, runsRestoredInFlight: 0, overtaking: 0 };
   let lastReport = started;
   const onLine = (l: Line) => {
     runs++;
@@ -202,6 +202,7 @@ async function main(): Promise<void> {
       const x = l.async;
       asyncIo.runs++;
       if (x.mode === "ordered") asyncIo.ordered++;
+      if (x.keyed) asyncIo.keyed++;
       asyncIo.records += x.records;
       asyncIo.requests += x.requests;
       asyncIo.retries += x.retries;
@@ -243,7 +244,7 @@ async function main(): Promise<void> {
   if (asyncIo.runs > 0) {
     const x = asyncIo;
     console.log(
-      `async branch in ${x.runs} runs (ordered ${x.ordered}, unordered ${x.runs - x.ordered}): ${x.records} records, ${x.requests} requests (${x.retries} retries), ${x.timeouts} timed out, ${x.deadLetters} dead letters (${x.deadLettersWithSource} naming their source offset), ${x.overtaking} results overtook (unordered); ${x.requestedAgain} records taken again after a failover (in ${x.runsRequestedAgain} runs), ${x.restoredInFlight} restored in flight (in ${x.runsRestoredInFlight} runs)`,
+      `async branch in ${x.runs} runs (ordered ${x.ordered}, unordered ${x.runs - x.ordered}; on a keyed stream ${x.keyed}): ${x.records} records, ${x.requests} requests (${x.retries} retries), ${x.timeouts} timed out, ${x.deadLetters} dead letters (${x.deadLettersWithSource} naming their source offset), ${x.overtaking} results overtook (unordered); ${x.requestedAgain} records taken again after a failover (in ${x.runsRequestedAgain} runs), ${x.restoredInFlight} restored in flight (in ${x.runsRestoredInFlight} runs)`,
     );
   }
   console.log(`faults by kind: ${[...faults].sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k}=${v}`).join(" ")}`);

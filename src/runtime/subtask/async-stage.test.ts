@@ -37,7 +37,10 @@ function stage(fn: AsyncFunction<Item, string>, deadLetters?: OutputTag<DeadLett
     fn,
     sleep: () => new Promise(() => undefined),
     emit: (v, ts) => log.push(`out ${JSON.stringify(v)}@${ts}`),
-    emitSide: (tag, v, ts) => log.push(`${tag} ${(v as DeadLetter).error} ${JSON.stringify((v as DeadLetter).value)}@${ts}${(v as DeadLetter).source ? ` from ${(v as DeadLetter).source!.partition}:${(v as DeadLetter).source!.offset}` : ""}`),
+    emitSide: (tag, v, ts) => {
+      const d = v as DeadLetter;
+      log.push(`${tag} ${d.error} ${JSON.stringify(d.value)}@${ts}${d.source ? ` from ${d.source.partition}:${d.source.offset}` : ""}${d.key === null ? "" : ` key ${d.key}`}`);
+    },
     setOrigin: (o) => void (o && log.push(`origin ${o.partition}:${o.offset}`)),
     flush: async () => void log.push("flush"),
     onWatermark: async (channel, wm) => void log.push(`wm ${channel} ${wm}`),
@@ -104,9 +107,10 @@ describe("AsyncStage", () => {
       () => undefined,
       (e: Error) => e.message,
     );
-    expect(error).toMatch(/^async operator "lookup" failed for record \{"id":7\} from clicks\/0 offset 41, after 1 attempt: Error: lookup answered 404\. /);
-    expect(error).toContain("It has no key (an async operator's input is not keyed); ");
-    expect(error).toContain("a deadLetters output would take such a record aside");
+    expect(error).toBe(
+      'async operator "lookup" failed for record {"id":7} from clicks/0 offset 41, after 1 attempt: Error: lookup answered 404. ' +
+        "It has no key (the operator's input is not a keyed stream). A deadLetters output would take such a record aside instead of failing the job",
+    );
     // A record whose origin is unknown (a timer emitted it upstream, or in-flight data replayed it) says so.
     waiting.get(8)!.fail(new Error("lookup answered 500"));
     await flush();
@@ -115,7 +119,28 @@ describe("AsyncStage", () => {
       (e: Error) => e.message,
     );
     expect(unknown).toMatch(/^async operator "lookup" failed for record \{"id":8\}, after 1 attempt: Error: lookup answered 500\. /);
-    expect(unknown).toContain("where it was read is not known (emitted by a timer upstream, or replayed from a checkpoint's in-flight data)");
+    expect(unknown).toContain("It has no key (the operator's input is not a keyed stream); where it was read is not known (emitted by a timer upstream, or replayed from a checkpoint's in-flight data). ");
+  });
+
+  it("names the key of a keyed stream's record in its error and its dead letter", async () => {
+    const { fn, waiting } = service();
+    const { st } = stage(fn);
+    st.takeBatch([{ id: 7 }], undefined, [{ partition: "clicks/0", offset: 41 }], ["user-7"]);
+    await flush();
+    waiting.get(7)!.fail(new Error("lookup answered 404"));
+    await flush();
+    await expect(st.emitReady()).rejects.toThrow(
+      'async operator "lookup" failed for record {"id":7} of key "user-7" from clicks/0 offset 41, after 1 attempt: Error: lookup answered 404. A deadLetters output would take such a record aside instead of failing the job',
+    );
+    const dead = new OutputTag<DeadLetter>("dead");
+    const again = service();
+    const withDead = stage(again.fn, dead);
+    withDead.st.takeBatch([{ id: 8 }], undefined, undefined, [8]);
+    await flush();
+    again.waiting.get(8)!.fail(new Error("gone"));
+    await flush();
+    await withDead.st.emitReady();
+    expect(withDead.log).toEqual(["dead Error: gone {\"id\":8}@undefined key 8", "flush"]);
   });
 
   it("names the record's event time and the attempts its retries made", async () => {

@@ -15,13 +15,16 @@ import type { AsyncFunction } from "../../api/async-function.js";
 import { type DeadLetter, errorText } from "../../api/dead-letter.js";
 import { type AsyncOutput, AsyncWaitOperator } from "../../async/async-wait-operator.js";
 import { nodeLabel } from "../../graph/plan.js";
+import type { Key } from "../../graph/key-groups.js";
 import type { BatchOrigins, RecordOrigin } from "../batch-encoding.js";
 
-/** A record in the operator as checkpoints keep it: its value, its event time and where it was read (absent: none, or unknown). */
+/** A record in the operator as checkpoints keep it: its value, its event time, where it was read and its key (absent: none, or unknown). */
 export interface AsyncRecord {
   readonly value: unknown;
   readonly timestampMs?: number;
   readonly source?: RecordOrigin;
+  /** Its key, when the operator reads a keyed stream. */
+  readonly key?: Key;
 }
 
 /** A watermark message held until the records before it have left. */
@@ -79,12 +82,13 @@ export class AsyncStage {
     );
   }
 
-  /** Records of a batch, with their event times and where they were read. */
-  takeBatch(values: readonly unknown[], timestamps: readonly (number | null)[] | undefined, origins?: BatchOrigins): void {
+  /** Records of a batch, with their event times, where they were read, and their keys (a keyed stream's). */
+  takeBatch(values: readonly unknown[], timestamps: readonly (number | null)[] | undefined, origins?: BatchOrigins, keys?: readonly Key[]): void {
     for (let i = 0; i < values.length; i++) {
       const ts = timestamps?.[i] ?? undefined;
       const source = origins?.[i] ?? undefined;
-      this.operator.add({ value: values[i], ...(ts === undefined ? {} : { timestampMs: ts }), ...(source === undefined ? {} : { source }) });
+      const key = keys?.[i];
+      this.operator.add({ value: values[i], ...(ts === undefined ? {} : { timestampMs: ts }), ...(source === undefined ? {} : { source }), ...(key === undefined ? {} : { key }) });
     }
   }
 
@@ -126,7 +130,7 @@ export class AsyncStage {
         await this.parts.onWatermark(o.mark.channel, o.mark.watermarkMs, o.mark.idle);
         continue;
       }
-      const { value, timestampMs, source } = o.input;
+      const { value, timestampMs, source, key } = o.input;
       this.parts.setOrigin(source ?? null);
       if (o.result.ok) {
         for (const r of o.result.results) this.parts.emit(r, timestampMs);
@@ -134,7 +138,7 @@ export class AsyncStage {
       }
       const tag = this.parts.node.options.deadLetters;
       if (tag === undefined) throw new Error(asyncFailure(this.label, o.input, this.attempts.get(o.input) ?? 0, o.result.error));
-      const letter: DeadLetter = { operator: this.uid, error: errorText(o.result.error), key: null, source: source ?? null, value };
+      const letter: DeadLetter = { operator: this.uid, error: errorText(o.result.error), key: key ?? null, source: source ?? null, value };
       this.parts.countDeadLetter();
       this.parts.emitSide(tag.id, letter, timestampMs);
     }
@@ -171,22 +175,23 @@ export class AsyncStage {
 
 /**
  * The error of a record that failed in an operator without a dead-letter
- * output: the operator, the record, its event time, where it was read
- * (its source partition and offset, which the records carry on the edges
- * into an async operator; unknown for a record a timer emitted upstream,
- * or one replayed from a checkpoint's in-flight data), its attempts, and
- * that it has no key: the input of an async operator is never keyed
- * (AsyncDataStream takes a DataStream).
+ * output: the operator, the record, its key (on a keyed stream), its
+ * event time, where it was read (its source partition and offset, which
+ * the records carry on the edges into an async operator; unknown for a
+ * record a timer emitted upstream, or one replayed from a checkpoint's
+ * in-flight data) and its attempts.
  */
 export function asyncFailure(label: string, input: AsyncRecord, attempts: number, error: unknown): string {
+  const key = input.key === undefined ? "" : ` of key ${JSON.stringify(input.key)}`;
   const at = input.timestampMs === undefined ? "" : ` at event time ${input.timestampMs}`;
   const from = input.source === undefined ? "" : ` from ${input.source.partition} offset ${input.source.offset}`;
   const tries = attempts === 0 ? "" : `, after ${attempts} attempt${attempts === 1 ? "" : "s"}`;
-  const origin =
-    input.source === undefined
-      ? "It has no key (an async operator's input is not keyed), and where it was read is not known (emitted by a timer upstream, or replayed from a checkpoint's in-flight data); "
-      : "It has no key (an async operator's input is not keyed); ";
-  return `async operator "${label}" failed for record ${preview(input.value)}${at}${from}${tries}: ${errorText(error)}. ${origin}a deadLetters output would take such a record aside instead of failing the job`;
+  const missing = [
+    ...(input.key === undefined ? ["it has no key (the operator's input is not a keyed stream)"] : []),
+    ...(input.source === undefined ? ["where it was read is not known (emitted by a timer upstream, or replayed from a checkpoint's in-flight data)"] : []),
+  ];
+  const note = missing.length === 0 ? "" : `${missing.join("; ").replace(/^i/, "I")}. `;
+  return `async operator "${label}" failed for record ${preview(input.value)}${key}${at}${from}${tries}: ${errorText(error)}. ${note}A deadLetters output would take such a record aside instead of failing the job`;
 }
 
 function preview(value: unknown): string {

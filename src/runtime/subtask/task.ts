@@ -777,7 +777,10 @@ export class Task {
             const origins = message.origins === undefined ? undefined : decodeOrigins(message.origins);
             if (this.asyncStage) {
               this.chain.recordsIn += values.length;
-              this.asyncStage.takeBatch(values, timestamps, origins);
+              // On a keyed stream, each record's key goes with it (its failure names it).
+              if (keyOf !== undefined && values.length > 0) this.checkBatchKey(keyOf, values[0], input);
+              const keys = keyOf === undefined ? undefined : values.map((v) => this.keyOf(keyOf, v));
+              this.asyncStage.takeBatch(values, timestamps, origins, keys);
             } else if (origins !== undefined) {
               if (keyOf !== undefined && values.length > 0) this.checkBatchKey(keyOf, values[0], input);
               this.pushCarried(keyOf, values, timestamps, input, origins);
