@@ -292,44 +292,36 @@ describe("async I/O", () => {
     expect([...out.values()].every((n) => n === 1), "each result once").toBe(true);
   }, 90_000);
 
-  it("fails the job when a record's last attempt rejects and there is no dead-letter output, naming the operator, the record, its event time, its source offset and attempts, and why no key", async () => {
+  /** Starts job `name`, ingests `records` into `<name>-in`, and waits for the job to fail: its last error, and where record `i` was read. */
+  async function failedBy(name: string, records: object[], i: number): Promise<{ lastError: string; at: string }> {
     const engine = await engineAt();
-    expect((await engine.api("/v1/jobs/async-strict/start", { method: "POST", json: {} })).status).toBe(200);
-    const res = await engine.api("/v1/ingest/async-strict-in", {
+    expect((await engine.api(`/v1/jobs/${name}/start`, { method: "POST", json: {} })).status).toBe(200);
+    const res = await engine.api(`/v1/ingest/${name}-in`, {
       method: "POST",
-      body: [{ id: "ok", ts: 1000 }, { id: "bad", ts: 2000, fail: true }].map((r) => JSON.stringify(r)).join("\n"),
+      body: records.map((r) => JSON.stringify(r)).join("\n"),
       headers: { "content-type": "application/x-ndjson" },
     });
     expect(res.status).toBe(200);
     const { offsets } = (await res.json()) as { offsets: { partition: number; first_offset: number }[] };
     const status = await waitFor(async () => {
-      const s = (await (await engine.api("/v1/jobs/async-strict")).json()) as { status: string; last_error: string | null };
+      const s = (await (await engine.api(`/v1/jobs/${name}`)).json()) as { status: string; last_error: string | null };
       return s.status === "FAILED" ? s : undefined;
-    }, 30_000, "async-strict to fail");
+    }, 30_000, `${name} to fail`);
+    return { lastError: status.last_error ?? "", at: `${name}-in/${offsets[0].partition} offset ${offsets[0].first_offset + i}` };
+  }
+
+  it("fails the job when a record's last attempt rejects and there is no dead-letter output, naming the operator, the record, its event time, its source offset and attempts, and why no key", async () => {
+    const { lastError, at } = await failedBy("async-strict", [{ id: "ok", ts: 1000 }, { id: "bad", ts: 2000, fail: true }], 1);
     // The record came to the async operator over a network edge, which carried where it was read.
-    const at = `async-strict-in/${offsets[0].partition} offset ${offsets[0].first_offset + 1}`;
-    expect(status.last_error).toContain(
+    expect(lastError).toContain(
       `async operator "lookup" failed for record {"id":"bad","ts":2000,"fail":true} at event time 2000 from ${at}, after 3 attempts: Error: no profile for bad. ` +
         "It has no key (the operator's input is not a keyed stream). A deadLetters output would take such a record aside instead of failing the job",
     );
   }, 60_000);
 
   it("on a keyed stream two network edges from its source, a record that fails names its key and source offset", async () => {
-    const engine = await engineAt();
-    expect((await engine.api("/v1/jobs/async-keyed-strict/start", { method: "POST", json: {} })).status).toBe(200);
-    const res = await engine.api("/v1/ingest/async-keyed-strict-in", {
-      method: "POST",
-      body: [{ id: "ok", ts: 1000 }, { id: "fine", ts: 1500 }, { id: "bad", ts: 2000, fail: true }].map((r) => JSON.stringify(r)).join("\n"),
-      headers: { "content-type": "application/x-ndjson" },
-    });
-    expect(res.status).toBe(200);
-    const { offsets } = (await res.json()) as { offsets: { partition: number; first_offset: number }[] };
-    const status = await waitFor(async () => {
-      const s = (await (await engine.api("/v1/jobs/async-keyed-strict")).json()) as { status: string; last_error: string | null };
-      return s.status === "FAILED" ? s : undefined;
-    }, 30_000, "async-keyed-strict to fail");
-    const at = `async-keyed-strict-in/${offsets[0].partition} offset ${offsets[0].first_offset + 2}`;
-    expect(status.last_error).toContain(
+    const { lastError, at } = await failedBy("async-keyed-strict", [{ id: "ok", ts: 1000 }, { id: "fine", ts: 1500 }, { id: "bad", ts: 2000, fail: true }], 2);
+    expect(lastError).toContain(
       `async operator "lookup" failed for record {"id":"BAD","ts":2000,"fail":true} of key "BAD" from ${at}, after 2 attempts: Error: no profile for BAD. ` +
         "A deadLetters output would take such a record aside instead of failing the job",
     );
