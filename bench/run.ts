@@ -19,6 +19,8 @@
  *   checkpoint-size  3. checkpoint duration and bytes for 10 MB / 100 MB of keyed state, full and incremental
  *   recovery         4. failure at a fixed event: time to the first record after restore, and time lost
  *   latency          5. ingestion → committed sink output latency, p50/p99, checkpoints every 1 s and 100 ms (floe only)
+ *   latency-load     (not by default) the latency job saturated, without checkpoints and with them every 100 ms, then
+ *                    its latency at 90% of the first with checkpoints every 100 ms: issue 20's target in full (floe only)
  *   ingest           the example job end to end over HTTP ingestion (floe only)
  *   unaligned-sim    aligned against unaligned checkpoints under backpressure, in the simulator's virtual time (floe only)
  *   keyed-timers     issue 17: keyed process function, one event-time timer per key and 10 s, 10,000 keys, checkpoints 1 s
@@ -62,7 +64,7 @@ import { benchCheckpoints } from "./workloads/checkpoints.js";
 import { type BenchResult, type Sample, perSecond, progress } from "./workloads/common.js";
 import { benchKeyedCount, benchMapFilter } from "./workloads/generated.js";
 import { benchIngestKeyedCount } from "./workloads/ingest-keyed-count.js";
-import { benchLatency } from "./workloads/latency.js";
+import { benchLatency, benchLatencyMax } from "./workloads/latency.js";
 import { benchRecovery } from "./workloads/recovery.js";
 import { benchUnaligned } from "./workloads/unaligned.js";
 import { benchUnalignedSim } from "./workloads/unaligned-sim.js";
@@ -260,6 +262,16 @@ const workloads: Record<string, (modes: CoresMode[]) => Step[]> = {
   ],
   // Issue 20's target is the p99 with checkpoints every 100 ms: both intervals, each its own run.
   latency: () => size.latencyIntervals.map((ms) => ({ floe: () => benchLatency({ ratePerS: 2000, seconds: size.latencySeconds, checkpointIntervalMs: ms, keys: 1000 }) })),
+  // Issue 20's target in full: the job's throughput without checkpoints and with them every 100 ms, then the latency at
+  // 90% of the first with checkpoints every 100 ms.
+  "latency-load": () => {
+    let withoutCheckpoints = 0;
+    return [
+      { floe: async () => { const r = await benchLatencyMax({ seconds: size.latencySeconds, checkpointIntervalMs: 0, keys: 1000 }); withoutCheckpoints = Number(r.events_per_s); return r; } },
+      { floe: () => benchLatencyMax({ seconds: size.latencySeconds, checkpointIntervalMs: 100, keys: 1000 }) },
+      { floe: () => benchLatency({ ratePerS: Math.max(20, Math.round((0.9 * withoutCheckpoints) / 20) * 20), seconds: size.latencySeconds, checkpointIntervalMs: 100, keys: 1000 }) },
+    ];
+  },
   ingest: () => [
     {
       floe: async () => ({

@@ -44,6 +44,8 @@ function figures(r: BenchResult): string {
       return `1st ${n(r.full_checkpoint_ms)} ms ${mb(r.full_checkpoint_bytes)}; 2nd ${n(r.second_checkpoint_ms)} ms ${mb(r.second_checkpoint_bytes)}; recovery ${n(r.recovery_to_first_record_ms)} ms${r.r2_restore_to_first_record_ms === undefined ? "" : `; from R2 at p=1 ${n(r.r2_restore_to_first_record_ms)} ms (whole ${n(r.r2_restore_whole_ms)} ms)`}`;
     case "recovery":
       return `first record after ${n(r.recovery_to_first_record_ms)} ms; time lost ${n(r.time_lost_ms)} ms`;
+    case "latency_max":
+      return `${n(r.events_per_s)} events/s committed, steady (${n(r.ingested_per_s)}/s ingested), saturated; p99 ${n(r.latency_ms_p99)} ms`;
     case "latency":
       return `p50 ${n(r.latency_ms_p50)} ms, p99 ${n(r.latency_ms_p99)} ms (${n(r.rate_per_s)} events/s)`;
     case "ingest_keyed_count":
