@@ -9,7 +9,7 @@
  */
 import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { startEngine } from "../../test/support/engine.js";
+import { type Engine, startEngine } from "../../test/support/engine.js";
 import { BENCH_PARALLELISM } from "../generator.js";
 import { type BenchResult, checkpointHistory, progress, quantile, sleep, startJob, until } from "./common.js";
 
@@ -48,11 +48,32 @@ async function startReceiver(): Promise<{ url: string; latencies: number[]; arri
   return { url: `http://127.0.0.1:${port}/hook`, latencies, arrivals, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
-export async function benchLatency(o: LatencyBenchOptions): Promise<BenchResult> {
+type Receiver = Awaited<ReturnType<typeof startReceiver>>;
+
+/** Runs `body` against the job "bench-latency" started with checkpoints every `checkpointIntervalMs` (0: none), its webhook at a receiver; its result gets the fields every latency result has. */
+async function withLatencyJob(bench: string, checkpointIntervalMs: number, body: (engine: Engine, receiver: Receiver) => Promise<Record<string, unknown>>): Promise<BenchResult> {
   const receiver = await startReceiver();
   const engine = await startEngine({ testJobs: true, bindings: { BENCH_WEBHOOK_URL: receiver.url } });
   try {
-    await startJob(engine, "bench-latency", { checkpoint: { interval_ms: o.checkpointIntervalMs } });
+    await startJob(engine, "bench-latency", { checkpoint: { interval_ms: checkpointIntervalMs } });
+    return {
+      bench,
+      engine: "floe",
+      variant: `checkpoint_ms=${checkpointIntervalMs}`,
+      input: "HTTP ingestion",
+      sink: "webhook (exactly-once)",
+      parallelism: BENCH_PARALLELISM,
+      checkpoint_interval_ms: checkpointIntervalMs,
+      ...(await body(engine, receiver)),
+    };
+  } finally {
+    await engine.dispose();
+    await receiver.close();
+  }
+}
+
+export async function benchLatency(o: LatencyBenchOptions): Promise<BenchResult> {
+  return withLatencyJob("latency", o.checkpointIntervalMs, async (engine, receiver) => {
     const perRequest = Math.max(1, Math.round(o.ratePerS / 20));
     const requests = Math.round((o.seconds * 1000) / 50);
     let sent = 0;
@@ -83,13 +104,6 @@ export async function benchLatency(o: LatencyBenchOptions): Promise<BenchResult>
     const durations = completed.map((c) => c.end_to_end_duration);
     const gaps = completed.slice(1).map((c, i) => c.trigger_timestamp - completed[i].trigger_timestamp);
     return {
-      bench: "latency",
-      engine: "floe",
-      variant: `checkpoint_ms=${o.checkpointIntervalMs}`,
-      input: "HTTP ingestion",
-      sink: "webhook (exactly-once)",
-      parallelism: BENCH_PARALLELISM,
-      checkpoint_interval_ms: o.checkpointIntervalMs,
       rate_per_s: o.ratePerS,
       seconds: o.seconds,
       events: sent,
@@ -106,10 +120,7 @@ export async function benchLatency(o: LatencyBenchOptions): Promise<BenchResult>
       trigger_gap_ms_p50: quantile(gaps, 0.5),
       trigger_gap_ms_p99: quantile(gaps, 0.99),
     };
-  } finally {
-    await engine.dispose();
-    await receiver.close();
-  }
+  });
 }
 
 /** Options of {@link benchLatencyMax}. */
@@ -135,10 +146,7 @@ const SATURATE_EVENTS = 1000;
  * floods the log faster than the job reads it, and measures that instead.
  */
 export async function benchLatencyMax(o: LatencyMaxOptions): Promise<BenchResult> {
-  const receiver = await startReceiver();
-  const engine = await startEngine({ testJobs: true, bindings: { BENCH_WEBHOOK_URL: receiver.url } });
-  try {
-    await startJob(engine, "bench-latency", { checkpoint: { interval_ms: o.checkpointIntervalMs } });
+  return withLatencyJob("latency_max", o.checkpointIntervalMs, async (engine, receiver) => {
     let sent = 0;
     let acknowledged = 0;
     const t0 = performance.now();
@@ -163,13 +171,6 @@ export async function benchLatencyMax(o: LatencyMaxOptions): Promise<BenchResult
     progress(`saturated, checkpoints ${o.checkpointIntervalMs || "off"}: ${Math.round(steady)} events/s committed (steady), p99 ${quantile(l, 0.99)} ms`);
     const completed = (await checkpointHistory(engine, "bench-latency")).filter((c) => c.status === "COMPLETED");
     return {
-      bench: "latency_max",
-      engine: "floe",
-      variant: `checkpoint_ms=${o.checkpointIntervalMs}`,
-      input: "HTTP ingestion",
-      sink: "webhook (exactly-once)",
-      parallelism: BENCH_PARALLELISM,
-      checkpoint_interval_ms: o.checkpointIntervalMs,
       seconds: o.seconds,
       events: sent,
       ingested_per_s: Math.round(acknowledged / sentFor),
@@ -178,8 +179,5 @@ export async function benchLatencyMax(o: LatencyMaxOptions): Promise<BenchResult
       latency_ms_p99: quantile(l, 0.99),
       checkpoints_completed: completed.length,
     };
-  } finally {
-    await engine.dispose();
-    await receiver.close();
-  }
+  });
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { hashKey } from "../../graph/key-groups.js";
 import { doSql } from "../../../test/support/do-sql.js";
-import { Random } from "../../../test/support/random.js";
+import { writeTwoEpochs } from "../../../test/support/run-fixtures.js";
 import { RUN_FILE_FOOTER_BYTES, RunFileError, blockRangeFor, exportRun, importRunBlocks, importRunFile, importRunRanged, readRunFooter, readRunMeta } from "./run-file.js";
 import { RunStore } from "./run-store.js";
 import { decodeValue } from "./value-codec.js";
@@ -20,31 +20,10 @@ function concat(parts: Iterable<Uint8Array>): Uint8Array {
   return out;
 }
 
-/** A store with two states over 3000 keys, some deleted, in one compacted run. */
+/** A store with two states over 4000 keys, some deleted, in one compacted run. */
 async function filled(): Promise<{ store: RunStore; model: Map<string, unknown> }> {
   const store = new RunStore(doSql(), "src", { targetBlockBytes: 2048 });
-  const a = store.stateId("a", "value");
-  const b = store.stateId("b", "map");
-  const rng = new Random(4);
-  const model = new Map<string, unknown>();
-  for (let epoch = 1; epoch <= 2; epoch++) {
-    const batch = store.batch();
-    for (let i = 0; i < 3000; i++) {
-      const k = `key-${rng.int(4000)}`;
-      const h = hashKey(k);
-      const s = rng.chance(0.5) ? a : b;
-      const name = s === a ? "a" : "b";
-      if (epoch === 2 && rng.chance(0.1)) {
-        batch.delete(s, h % MP, h, k);
-        model.delete(`${name}/${k}`);
-      } else {
-        const v = s === a ? i : [[k, i]];
-        batch.put(s, h % MP, h, k, v);
-        model.set(`${name}/${k}`, v);
-      }
-    }
-    await store.writeRun(batch, epoch, noPause);
-  }
+  const model = await writeTwoEpochs(store, { seed: 4, writes: 3000, keys: 4000, deletes: 0.1, maxParallelism: MP, mapValue: (k, _epoch, i) => [[k, i]] });
   await store.compact(store.planCompaction(2, true)!, noPause);
   return { store, model };
 }

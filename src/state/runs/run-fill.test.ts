@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { hashKey } from "../../graph/key-groups.js";
 import { doSql } from "../../../test/support/do-sql.js";
 import { Random } from "../../../test/support/random.js";
+import { writeTwoEpochs } from "../../../test/support/run-fixtures.js";
 import type { Sql } from "../../storage/sql.js";
 import { type FillKey, MAX_FILL_READS, RunFill } from "./run-fill.js";
 import { type OpenedRunFile, exportRun, openRunFile } from "./run-file.js";
@@ -26,30 +27,10 @@ function concat(parts: Iterable<Uint8Array>): Uint8Array {
 /** Two run files of a source store (an older one, and a newer one with overwrites and tombstones), and the state they make. */
 async function files(seed: number): Promise<{ files: Uint8Array[]; model: Map<string, unknown> }> {
   const store = new RunStore(doSql(), "src", { targetBlockBytes: 1024 });
-  const a = store.stateId("a", "value");
-  const b = store.stateId("b", "map");
-  const rng = new Random(seed);
-  const model = new Map<string, unknown>();
   const out: Uint8Array[] = [];
-  for (let epoch = 1; epoch <= 2; epoch++) {
-    const batch = store.batch();
-    for (let i = 0; i < 2500; i++) {
-      const k = `key-${rng.int(3000)}`;
-      const h = hashKey(k);
-      const s = rng.chance(0.5) ? a : b;
-      const name = s === a ? "a" : "b";
-      if (epoch === 2 && rng.chance(0.15)) {
-        batch.delete(s, h % MP, h, k);
-        model.delete(`${name}/${k}`);
-      } else {
-        const v = s === a ? i : [[k, `${epoch}-${i}`]];
-        batch.put(s, h % MP, h, k, v);
-        model.set(`${name}/${k}`, v);
-      }
-    }
-    const run = await store.writeRun(batch, epoch, noPause);
-    out.push(concat(exportRun(store, run!.id)));
-  }
+  const model = await writeTwoEpochs(store, { seed, writes: 2500, keys: 3000, deletes: 0.15, maxParallelism: MP, mapValue: (k, epoch, i) => [[k, `${epoch}-${i}`]] }, (run) =>
+    out.push(concat(exportRun(store, run.id))),
+  );
   return { files: out, model };
 }
 
