@@ -76,7 +76,9 @@ export { SINK_FLUSH_INTERVAL_MS } from "./sink-committer.js";
 
 /**
  * An operator's keyed state that a lazy restore is still reading from R2
- * (run-fill.ts): a record or timer of a key group not in yet waits for it.
+ * (run-fill.ts): a record whose key's blocks are not in yet waits for
+ * them, and what may read every key (a timer due, a broadcast element, a
+ * savepoint) for the whole state.
  */
 export interface StateFill {
   readonly fill: Pick<RunFill, "has" | "ensure" | "progress">;
@@ -576,7 +578,7 @@ export class Task {
   /**
    * A lazy restore is under way: what the next message must wait for before
    * it is taken, so that nothing reads state still in R2. A batch waits for
-   * its records' key groups (read on demand); what may touch every key
+   * the blocks of its records' keys (read on demand); what may touch every key
    * waits for the whole restore: broadcast elements (non-keyed input into
    * keyed state), a watermark or end of input with an event timer that may
    * come due, a savepoint barrier (a checkpoint references the restored
