@@ -579,7 +579,7 @@ export class RunImage {
     for (const ref of refs) {
       const store = ref.store === "timers" ? op.timers : op.states;
       if (lazy && whole && store === op.states) {
-        // Opened, not read: its blocks come by key group (see startFill). A file of other state ids is read now.
+        // Opened, not read: its blocks come as records need them (see startFill). A file of other state ids is read now.
         const opened = await this.track(openRunFile(store, (offset, length) => read(ref.file, offset, length), ref.bytes, pause, checkpointId));
         if (opened) {
           lazy.push(opened);
@@ -601,7 +601,7 @@ export class RunImage {
   /**
    * Starts the lazy part of a restore from R2 of operator `uid`: the state
    * files {@link importRuns} opened (`files`, oldest first) are read in the
-   * background, and by key group on demand through the fill returned
+   * background, and on demand by key through the fill returned
    * (run-fill.ts). Until their last block is stored the operator is marked
    * filling, and a local restore reads R2 instead (a restarted object has
    * lost the runs not whole). `done` settles when the fill ended, or

@@ -302,7 +302,7 @@ export class SubtaskCore {
       return bytes;
     };
     const overlapping = handles.filter((h) => h.keyGroups.end >= range.start && h.keyGroups.start <= range.end);
-    // Lazily, by key group, when every file lies within the range (no rescale out) and later checkpoints go up as runs
+    // Lazily, by key, when every file lies within the range (no rescale out) and later checkpoints go up as runs
     // (they reference the files instead of reading the whole state): the states' blocks are read as records need them.
     const lazy =
       d.checkpoint.localRecovery &&
