@@ -97,6 +97,7 @@ interface Line {
   windows?: RunResult["windows"];
   joins?: RunResult["joins"];
   async?: RunResult["async"];
+  lazy: RunResult["lazy"];
   events: number;
   wallMs: number;
   trace: string[];
@@ -104,7 +105,7 @@ interface Line {
 }
 
 function toLine(r: RunResult): Line {
-  return { seed: r.seed, ok: r.ok, failures: r.failures, signatures: [...r.signatures], firstFailureMs: r.firstFailureMs, virtualMs: r.virtualMs, digest: r.digest, scenario: r.scenario, faults: [...r.faults], checkpoints: r.checkpoints, restarts: r.restarts, windows: r.windows, joins: r.joins, async: r.async, events: r.events, wallMs: r.wallMs, trace: r.ok ? [] : r.trace.slice(-40), variant: r.variant };
+  return { seed: r.seed, ok: r.ok, failures: r.failures, signatures: [...r.signatures], firstFailureMs: r.firstFailureMs, virtualMs: r.virtualMs, digest: r.digest, scenario: r.scenario, faults: [...r.faults], checkpoints: r.checkpoints, restarts: r.restarts, windows: r.windows, joins: r.joins, async: r.async, lazy: r.lazy, events: r.events, wallMs: r.wallMs, trace: r.ok ? [] : r.trace.slice(-40), variant: r.variant };
 }
 
 /** A line back as the run result the report functions take. */
@@ -175,9 +176,14 @@ async function main(): Promise<void> {
   const win = { runs: 0, windows: 0, refired: 0, beyondBound: 0, dropped: 0, runsRefired: 0, runsDropped: 0 };
   const joins = { runs: 0, rows: 0, records: 0, byKind: new Map<string, number>() };
   const asyncIo = { runs: 0, ordered: 0, keyed: 0, records: 0, requests: 0, retries: 0, timeouts: 0, deadLetters: 0, deadLettersWithSource: 0, requestedAgain: 0, runsRequestedAgain: 0, restoredInFlight: 0, runsRestoredInFlight: 0, overtaking: 0 };
+  const lazy = { runs: 0, restores: 0, blocks: 0, demandReads: 0 };
   let lastReport = started;
   const onLine = (l: Line) => {
     runs++;
+    if (l.lazy.restores > 0) lazy.runs++;
+    lazy.restores += l.lazy.restores;
+    lazy.blocks += l.lazy.blocks;
+    lazy.demandReads += l.lazy.demandReads;
     checkpoints += l.checkpoints;
     restarts += l.restarts;
     events += l.events;
@@ -235,6 +241,7 @@ async function main(): Promise<void> {
   const totalFaults = [...faults.values()].reduce((x, y) => x + y, 0);
   console.log(`\nseeds ${a.from}..${a.from + runs - 1}${a.variant !== "none" ? ` (variant ${a.variant})` : ""}: ${runs - failed.length} passed, ${failed.length} failed`);
   console.log(`checkpoints completed ${checkpoints}, restarts ${restarts}, faults injected ${totalFaults}, events ${events}`);
+  console.log(`lazy restores from R2 in ${lazy.runs} runs: ${lazy.restores} tasks, ${lazy.blocks} blocks, ${lazy.demandReads} reads records waited for`);
   if (win.runs > 0) {
     console.log(`window branch in ${win.runs} runs: ${win.windows} windows, ${win.refired} re-fired by allowed lateness (in ${win.runsRefired} runs), ${win.beyondBound} records later than the bound, ${win.dropped} dropped as late (in ${win.runsDropped} runs)`);
   }

@@ -17,7 +17,7 @@ import { Rng } from "./prng.js";
 import { type KnownBug, type Scenario, type Signature, type Variant, describeScenario, drawScenario } from "./scenario.js";
 import { APPEND_MAX, FLUSH_KEY, FLUSH_TS } from "./window-job.js";
 import { type WindowStats, windowStats, windowsComplete } from "./window-oracle.js";
-import { World } from "./world.js";
+import { type LazyRestoreStats, World, lazyRestoreStats } from "./world.js";
 
 /** Virtual time allowed for the job to quiesce once faults stop. */
 const QUIESCE_MS = 120_000;
@@ -67,6 +67,8 @@ export interface RunResult {
   readonly joins?: JoinStats;
   /** What the async I/O branch did, when the run had one. */
   readonly async?: AsyncStats;
+  /** What lazy restores from R2 did. */
+  readonly lazy: LazyRestoreStats;
   readonly events: number;
   readonly virtualMs: number;
   readonly wallMs: number;
@@ -335,6 +337,7 @@ export async function runSeed(seed: number, options: RunOptions = {}): Promise<R
     windows: windowStats(w),
     joins: joinStats(w),
     async: asyncStats(w),
+    lazy: lazyRestoreStats(w),
     events: w.loop.events,
     virtualMs: w.loop.now(),
     wallMs: performance.now() - wallStart,

@@ -212,6 +212,7 @@ function simPorts(w: World, object: SimSubtask, life: Life): SubtaskPorts {
   const observer: SubtaskObserver = {
     deploying: (d) => object.observeDeploy(d),
     taskCreated: (task) => {
+      w.tasks.push(task);
       if (cpu) meterGate(task.gate, cpu, object.perRecordMs, life);
       watchWatermarks(w, task, caller.name, () => loop.now());
     },

@@ -22,6 +22,7 @@ import { LookupCalls, SERVICE, SimLookupService, lookupClient } from "./async-se
 import type { SubtaskDeployment } from "../../src/runtime/messages.js";
 import { SimCoordinator } from "./sim-coordinator.js";
 import { SimSubtask } from "./sim-subtask.js";
+import type { Task } from "../../src/runtime/subtask/task.js";
 import { Trace } from "./trace.js";
 
 const SUBTASK = /^job:[^/]+\/vertex:.+\/subtask:\d+$/;
@@ -55,6 +56,8 @@ export class World {
   readonly asyncService: SimLookupService | undefined;
   /** What each deploy of the async branch's source and operator restored (the async oracle's entitlements). */
   readonly asyncRestores: AsyncRestoreNote[] = [];
+  /** Every task a subtask built, for what their restores did (lazy restores: {@link lazyRestoreStats}). */
+  readonly tasks: Task[] = [];
   /** The async function's requests as it sent them, and its connections to the service per subtask incarnation. */
   readonly asyncCalls = new LookupCalls();
   private readonly faultRng: Rng;
@@ -242,4 +245,25 @@ export class World {
       checkpointFailed: (id, failure) => this.trace.log("cp", `checkpoint ${id} failed: ${failure.slice(0, 140)}`),
     };
   }
+}
+
+/** What the run's lazy restores from R2 did: how many tasks restored lazily, their blocks, and the reads records waited for. */
+export interface LazyRestoreStats {
+  readonly restores: number;
+  readonly blocks: number;
+  readonly demandReads: number;
+}
+
+export function lazyRestoreStats(w: World): LazyRestoreStats {
+  let restores = 0;
+  let blocks = 0;
+  let demandReads = 0;
+  for (const t of w.tasks) {
+    const r = t.lazyRestore();
+    if (r.blocks === 0) continue;
+    restores++;
+    blocks += r.blocks;
+    demandReads += r.demandReads;
+  }
+  return { restores, blocks, demandReads };
 }

@@ -633,6 +633,18 @@ export class Task {
     this.restoreWaitMs += this.host.now() - from;
   }
 
+  /** What this task's restore read lazily: its blocks, and the reads records waited for (0 and 0: it was not lazy). */
+  lazyRestore(): { blocks: number; demandReads: number } {
+    let blocks = 0;
+    let demandReads = 0;
+    for (const f of this.restoreFills) {
+      const p = f.fill.progress();
+      blocks += p.blocks;
+      demandReads += p.demandReads;
+    }
+    return { blocks, demandReads };
+  }
+
   /** Before timers of `domain` up to `upToMs` fire: those of a key group still in R2 wait for the restore (see docs/state-backend.md). */
   private beforeTimers(domain: "event" | "processing", upToMs: number): Promise<void> {
     if (!this.filling) return Promise.resolve();
@@ -711,8 +723,8 @@ export class Task {
       stateReadbacks,
       stateStalledMs: Math.round(this.stateStalledMs),
       stateRestoreBlocksMissing: this.filling?.reduce((n, f) => n + f.fill.progress().missing, 0) ?? 0,
-      stateRestoreBlocks: this.restoreFills.reduce((n, f) => n + f.fill.progress().blocks, 0),
-      stateRestoreDemandReads: this.restoreFills.reduce((n, f) => n + f.fill.progress().demandReads, 0),
+      stateRestoreBlocks: this.lazyRestore().blocks,
+      stateRestoreDemandReads: this.lazyRestore().demandReads,
       stateRestoreWaitMs: Math.round(this.restoreWaitMs),
       pendingSinkBytes,
       sinks,
