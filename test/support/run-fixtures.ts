@@ -47,3 +47,15 @@ export async function writeTwoEpochs(store: RunStore, o: TwoEpochs, written: (ru
   }
   return model;
 }
+
+/** The parts of a file (an export) as one array. */
+export function concat(parts: Iterable<Uint8Array>): Uint8Array {
+  const list = [...parts];
+  const out = new Uint8Array(list.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of list) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

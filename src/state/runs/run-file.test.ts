@@ -1,24 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { hashKey } from "../../graph/key-groups.js";
 import { doSql } from "../../../test/support/do-sql.js";
-import { writeTwoEpochs } from "../../../test/support/run-fixtures.js";
+import { concat, writeTwoEpochs } from "../../../test/support/run-fixtures.js";
 import { RUN_FILE_FOOTER_BYTES, RunFileError, blockRangeFor, exportRun, importRunBlocks, importRunFile, importRunRanged, readRunFooter, readRunMeta } from "./run-file.js";
 import { RunStore } from "./run-store.js";
 import { decodeValue } from "./value-codec.js";
 
 const noPause = async () => {};
 const MP = 64;
-
-function concat(parts: Iterable<Uint8Array>): Uint8Array {
-  const list = [...parts];
-  const out = new Uint8Array(list.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of list) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** A store with two states over 4000 keys, some deleted, in one compacted run. */
 async function filled(): Promise<{ store: RunStore; model: Map<string, unknown> }> {

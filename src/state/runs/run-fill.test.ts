@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { hashKey } from "../../graph/key-groups.js";
 import { doSql } from "../../../test/support/do-sql.js";
 import { Random } from "../../../test/support/random.js";
-import { writeTwoEpochs } from "../../../test/support/run-fixtures.js";
+import { concat, writeTwoEpochs } from "../../../test/support/run-fixtures.js";
 import type { Sql } from "../../storage/sql.js";
 import { type FillKey, MAX_FILL_READS, RunFill } from "./run-fill.js";
 import { type OpenedRunFile, exportRun, openRunFile } from "./run-file.js";
@@ -12,17 +12,6 @@ import { decodeValue } from "./value-codec.js";
 const noPause = async () => {};
 const MP = 64;
 const RANGE = { start: 0, end: MP - 1 };
-
-function concat(parts: Iterable<Uint8Array>): Uint8Array {
-  const list = [...parts];
-  const out = new Uint8Array(list.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of list) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** Two run files of a source store (an older one, and a newer one with overwrites and tombstones), and the state they make. */
 async function files(seed: number): Promise<{ files: Uint8Array[]; model: Map<string, unknown> }> {
