@@ -14,6 +14,7 @@ const CHUNK = 40;
 describe("exactly-once under faults", () => {
   const landed = new Map<FaultKind, number>();
   let checkpoints = 0;
+  const lazy = { restores: 0, demandReads: 0 };
   for (let from = 1; from <= SEEDS; from += CHUNK) {
     it(`seeds ${from}..${from + CHUNK - 1}`, async () => {
       const failed: string[] = [];
@@ -21,13 +22,15 @@ describe("exactly-once under faults", () => {
         const r = await runSeed(seed);
         for (const [k, v] of r.faults) landed.set(k, (landed.get(k) ?? 0) + v);
         checkpoints += r.checkpoints;
+        lazy.restores += r.lazy.restores;
+        lazy.demandReads += r.lazy.demandReads;
         if (!r.ok) failed.push(describeFailure(r));
       }
       expect(failed, failed.join("\n\n")).toEqual([]);
     });
   }
 
-  it("lands every kind of fault, and completes checkpoints, over the seeds", () => {
+  it("lands every kind of fault, completes checkpoints, and restores lazily from R2, over the seeds", () => {
     const kinds: FaultKind[] = [
       "rpc-drop", "rpc-drop-reply", "rpc-duplicate", "rpc-delay", "rpc-hold", "zombie", "r2-error", "r2-slow",
       "reset-random", "coord-reset-random", "alarm-twice",
@@ -37,6 +40,9 @@ describe("exactly-once under faults", () => {
     const missing = kinds.filter((k) => (landed.get(k) ?? 0) === 0);
     expect(missing, `fault kinds that never landed: ${missing.join(", ")}`).toEqual([]);
     expect(checkpoints).toBeGreaterThan(SEEDS * 5);
+    // Restores from R2 that read their state lazily, with records waiting for blocks not read yet (docs/state-backend.md).
+    expect(lazy.restores, "lazy restores from R2 over the seeds").toBeGreaterThan(0);
+    expect(lazy.demandReads, "reads records waited for during lazy restores").toBeGreaterThan(0);
   });
 });
 
