@@ -41,8 +41,13 @@ export interface TaskTimeParts {
    * on: downstream subtasks restore their own.
    */
   readonly restoredWatermarkMs?: number;
-  /** Called before timers of `domain` up to `upToMs` fire, and waited for (a lazy restore's state must be in). */
-  readonly beforeTimers?: (domain: "event" | "processing", upToMs: number) => Promise<void>;
+  /**
+   * Called when processing-time timers are due, before they fire, and
+   * waited for (a lazy restore's state must be in). Event-time timers need
+   * none: the input loop waits before it takes the watermark or end of
+   * input that fires them (Task.restoreWait).
+   */
+  readonly beforeProcessingTimers?: () => Promise<void>;
 }
 
 /** The watermark fields of a task's metrics. */
@@ -137,7 +142,6 @@ export class TaskTime {
    * it, so it is never late downstream.
    */
   private async advance(status: WatermarkStatus): Promise<void> {
-    await this.p.beforeTimers?.("event", status.watermarkMs);
     if (this.p.chain.fireEventTimers(status.watermarkMs) > 0) await this.p.sinks.flushIfDue();
     await this.emitWatermark(status);
   }
@@ -157,7 +161,7 @@ export class TaskTime {
   async fireProcessingTimers(): Promise<boolean> {
     const next = this.p.chain.nextProcessingTimerMs();
     if (next === undefined || next > this.p.now()) return false;
-    await this.p.beforeTimers?.("processing", this.p.now());
+    await this.p.beforeProcessingTimers?.();
     this.p.chain.fireProcessingTimers(this.p.now());
     await this.p.writer.flush();
     await this.p.sinks.flushIfDue();

@@ -258,7 +258,7 @@ export class Task {
       source: this.reader && head.watermarks ? { strategy: head.watermarks, partitions: Object.keys(this.reader.positions()), label: nodeLabel(head) } : undefined,
       isSource: this.reader !== undefined,
       restoredWatermarkMs: deployment.restore?.watermarkMs,
-      beforeTimers: (domain, upToMs) => this.beforeTimers(domain, upToMs),
+      beforeProcessingTimers: () => this.awaitRestoredState(),
     });
     this.checkpointer = new SubtaskCheckpointer({
       host,
@@ -643,13 +643,6 @@ export class Task {
       demandReads += p.demandReads;
     }
     return { blocks, demandReads };
-  }
-
-  /** Before timers of `domain` up to `upToMs` fire: those of a key group still in R2 wait for the restore (see docs/state-backend.md). */
-  private beforeTimers(domain: "event" | "processing", upToMs: number): Promise<void> {
-    if (!this.filling) return Promise.resolve();
-    const next = this.chain.nextTimerMs(domain);
-    return next !== undefined && next <= upToMs ? this.awaitRestoredState() : Promise.resolve();
   }
 
   /**
