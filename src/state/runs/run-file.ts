@@ -23,7 +23,7 @@ import { firstBlockFor } from "./merge-cursor.js";
 import { bloomLength } from "./bloom.js";
 import { BlockView, blockLength, composite, entryRef } from "./run-format.js";
 import type { Pause, RunInfo, RunStore } from "./run-store.js";
-import { PAGE_BLOCK, PAGE_BLOOM, PAGE_INDEX, type RunPage, type RunSummary } from "./run-writer.js";
+import { INDEX_BLOCKS_PER_PAGE, PAGE_BLOCK, PAGE_BLOOM, PAGE_INDEX, type RunPage, type RunSummary } from "./run-writer.js";
 import type { StateName } from "./state-names.js";
 
 /** The format's name, at both ends of a file. */
@@ -195,7 +195,7 @@ export async function importRunFile(store: RunStore, file: Uint8Array, pause: Pa
         const at = meta.bloomOffsets[p];
         yield { kind: PAGE_BLOOM, page: p, bytes: file.slice(at, at + bloomLength(file.subarray(at))) };
       }
-      for (let i = 0; i < meta.blocks; i += 131072) yield { kind: PAGE_INDEX, page: i / 131072, bytes: new Uint8Array(meta.firsts.slice(i, i + 131072).buffer) };
+      yield* indexPagesOf(meta);
     };
     let bytes = 0;
     const list = [...pages()];
@@ -206,6 +206,15 @@ export async function importRunFile(store: RunStore, file: Uint8Array, pause: Pa
   return importRunBlocks(store, meta, file.subarray(range.byteStart, range.byteEnd), range.byteStart, pause, options);
 }
 
+/** A run's index pages, from its file's meta: each block's first (key group, hash), {@link INDEX_BLOCKS_PER_PAGE} to a page, as RunWriter writes them. */
+function indexPagesOf(meta: RunFileMeta): RunPage[] {
+  const out: RunPage[] = [];
+  for (let i = 0; i < meta.blocks; i += INDEX_BLOCKS_PER_PAGE) {
+    out.push({ kind: PAGE_INDEX, page: i / INDEX_BLOCKS_PER_PAGE, bytes: new Uint8Array(meta.firsts.slice(i, i + INDEX_BLOCKS_PER_PAGE).buffer) });
+  }
+  return out;
+}
+
 /** What a run imported whole is, from its file's meta and the bytes of its pages. */
 function summaryOf(meta: RunFileMeta, bytes: number): RunSummary {
   return {
@@ -213,7 +222,7 @@ function summaryOf(meta: RunFileMeta, bytes: number): RunSummary {
     tombstones: meta.tombstones,
     blocks: meta.blocks,
     bloomPages: meta.bloomPages,
-    indexPages: Math.ceil(meta.blocks / 131072),
+    indexPages: Math.ceil(meta.blocks / INDEX_BLOCKS_PER_PAGE),
     bytes,
     firsts: meta.firsts.slice(),
     last: meta.last,
@@ -263,10 +272,9 @@ export async function importRunRanged(store: RunStore, read: ReadRange, size: nu
           p = q;
         }
       }
-      for (let i = 0; i < meta.blocks; i += 131072) {
-        const page = new Uint8Array(meta.firsts.slice(i, i + 131072).buffer);
-        bytes += page.length;
-        yield { kind: PAGE_INDEX, page: i / 131072, bytes: page };
+      for (const page of indexPagesOf(meta)) {
+        bytes += page.bytes.length;
+        yield page;
       }
     };
     return [await store.writePages(() => summaryOf(meta, bytes), pages(), epoch, options.epoch === undefined ? meta.firstEpoch : epoch, pause)];
@@ -324,7 +332,7 @@ export async function openRunFile(store: RunStore, read: ReadRange, size: number
     const filters = await read(start, meta.bloomOffsets[meta.bloomPages] - start);
     pages.push(...pagesIn(filters, start, meta.bloomOffsets, 0, meta.bloomPages, PAGE_BLOOM, bloomLength));
   }
-  for (let i = 0; i < meta.blocks; i += 131072) pages.push({ kind: PAGE_INDEX, page: i / 131072, bytes: new Uint8Array(meta.firsts.slice(i, i + 131072).buffer) });
+  pages.push(...indexPagesOf(meta));
   let bytes = meta.blockOffsets[meta.blocks] - meta.blockOffsets[0];
   for (const p of pages) bytes += p.bytes.length;
   const summary = { ...summaryOf(meta, bytes), bytes };
