@@ -23,6 +23,7 @@
  * Each error is a {@link KeySelectorError} naming the keyed operator, the
  * selector's input and why (or, at a checkpoint, operator, state and key).
  */
+import type { DeadLetter } from "../api/dead-letter.js";
 import type { JobDefinition, LogicalNode } from "../api/job.js";
 import { describeNonKey, inRange, type Key, type KeyGroupRange, keyGroupOf } from "../graph/key-groups.js";
 import { upstreamSenders } from "../graph/partitioners.js";
@@ -225,10 +226,7 @@ export function encodeTimestamps(timestamps: BatchTimestamps): string | undefine
 }
 
 /** Where a record was read: a source partition and the offset in it (dead letters and errors name it). */
-export interface RecordOrigin {
-  readonly partition: string;
-  readonly offset: number;
-}
+export type RecordOrigin = NonNullable<DeadLetter["source"]>;
 
 /** The records' origins of a batch (null: unknown), index for index. */
 export type BatchOrigins = readonly (RecordOrigin | null)[];

@@ -22,7 +22,7 @@ export interface OutputEdge {
   readonly tag?: string;
   /** Set when the receiving vertex has another input from this vertex: the edge's channels are this lane (`channelId`). */
   readonly lane?: number;
-  /** The records carry where they were read (into an async operator, or a vertex that feeds one: see `originEdges`). */
+  /** The records carry where they were read (into an async operator, or a vertex that feeds one: see plan.ts `verticesCarryingOrigins`). */
   readonly origins?: boolean;
 }
 
