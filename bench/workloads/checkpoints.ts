@@ -124,7 +124,7 @@ export async function benchCheckpoints(o: CheckpointBenchOptions): Promise<Bench
     }, 300_000, 5);
     const recoveryMs = performance.now() - failedAt;
     // With the image, the same checkpoint restored at parallelism 1 reads R2 (a scale-in: each file lies within the
-    // subtask's key groups, so the restore opens them and reads their blocks by key group, docs/state-backend.md).
+    // subtask's key groups, so the restore opens them and reads their blocks by key, docs/state-backend.md).
     const fromR2 = o.incremental && o.localRecovery ? await restoreFromR2(engine, second.id) : {};
     return {
       bench: "checkpoint_size",

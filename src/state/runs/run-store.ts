@@ -354,10 +354,7 @@ export class RunStore {
         yield p;
       }
     };
-    const run = await this.storeRun(summary, withoutBlocks(), epoch, firstEpoch, pause, FILLING);
-    run.present = new Uint8Array(summary.blocks);
-    run.missing = summary.blocks;
-    return run.info();
+    return (await this.storeRun(summary, withoutBlocks(), epoch, firstEpoch, pause, FILLING)).info();
   }
 
   /** Stores blocks of run `id` that {@link openFill} opened (those stored already are skipped). Throws once the run was dropped. */
@@ -412,6 +409,11 @@ export class RunStore {
   private publish(id: number, seq: number, epoch: number, firstEpoch: number, s: RunSummary, live: 1 | typeof FILLING = 1): Run {
     this.sql.exec(SET_SUMMARY, live, s.entries, s.tombstones, s.blocks, s.bloomPages, s.indexPages, s.bytes, s.last, this.uid, id);
     const run = new Run(id, seq, epoch, firstEpoch, s.entries, s.tombstones, s.blocks, s.bloomPages, s.bytes, s.firsts, s.last);
+    if (live === FILLING) {
+      // Visible as filling from the moment it is live: nothing may take its blocks as stored.
+      run.present = new Uint8Array(s.blocks);
+      run.missing = s.blocks;
+    }
     // Writes finish in any order; the list stays ordered by age.
     let at = this.live.length;
     while (at > 0 && this.live[at - 1].seq > seq) at--;
