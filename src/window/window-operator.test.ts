@@ -57,12 +57,14 @@ function harness<ACC, R, OUT>(opts: {
       process: opts.process && { process: (k, ctx, results, out) => opts.process!(k, ctx.window, results).forEach((v) => out.collect(v)) },
     },
     {
-      get: (map, field) => {
-        const v = table(map).get(field);
-        return v === undefined ? undefined : JSON.parse(v);
-      },
-      put: (map, field, value) => void table(map).set(field, JSON.stringify(value)),
-      remove: (map, field) => void table(map).delete(field),
+      map: (map) => ({
+        get: (field) => {
+          const v = table(map).get(field);
+          return v === undefined ? undefined : JSON.parse(v);
+        },
+        put: (field, value) => void table(map).set(field, JSON.stringify(value)),
+        remove: (field) => void table(map).delete(field),
+      }),
     },
     {
       get currentWatermarkMs() {

@@ -27,7 +27,7 @@ import type { WindowAssigner } from "./assigners.js";
 import { MergingWindowSet } from "./merging-window-set.js";
 import { type TimeWindow, type Window, maxTimestamp, windowId, windowOfId } from "./time-window.js";
 import { type KeyTimers, type OnMergeContext, type Trigger, type TriggerContext, type TriggerState, fires, purges } from "./triggers.js";
-import type { ProcessWindowFunction, WindowContents } from "./window-functions.js";
+import type { ProcessWindowContext, ProcessWindowFunction, WindowContents } from "./window-functions.js";
 
 /** The reserved state names of a window operator (one map per key each). */
 export const WINDOW_STATE = {
@@ -43,11 +43,16 @@ export const WINDOW_STATE = {
   processingTimers: "__window.timers.processing",
 } as const;
 
-/** The current key's state: named maps of JSON-serializable values. */
+/** One of the current key's named maps of JSON-serializable values; it reads the key current at each call. */
+export interface WindowStateMap {
+  get(field: string): unknown;
+  put(field: string, value: unknown): void;
+  remove(field: string): void;
+}
+
+/** The current key's state: named maps ({@link WINDOW_STATE}), each asked for once, when the operator is built. */
 export interface WindowStateStore {
-  get(map: string, field: string): unknown;
-  put(map: string, field: string, value: unknown): void;
-  remove(map: string, field: string): void;
+  map(name: string): WindowStateMap;
 }
 
 /** The current key's timers, as a trigger sees them (triggers.ts). */
@@ -80,6 +85,29 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
   private readonly trigger: Trigger<IN>;
   private readonly allowedLatenessMs: number;
   private readonly eventTime: boolean;
+  private readonly contentsMap: WindowStateMap;
+  private readonly triggerMap: WindowStateMap;
+  private readonly sessionsMap: WindowStateMap;
+  private readonly eventTimerMap: WindowStateMap;
+  private readonly processingTimerMap: WindowStateMap;
+  /** What the trigger contexts ask of this operator. */
+  private readonly port: WindowPort;
+  /**
+   * The one trigger context, pointed at the window of each trigger call, as
+   * Flink's `WindowOperator.Context`: an element costs no allocation for it.
+   */
+  private readonly ctx: WindowTriggerContext;
+  /** The collector handed to the process function, stamped with the firing window's time. */
+  private readonly collector: StampingCollector<OUT>;
+  /** Window ids of the windows met last ({@link idOf}). */
+  private readonly ids = new WindowIds();
+  /**
+   * The timer registered last in this call, by window: a window's trigger
+   * and its cleanup usually register the same timer, and the second
+   * registration then costs nothing. Reset at each call's start, since it
+   * holds for the current key only, and by any deletion.
+   */
+  private lastTimer: { domain: TimeDomain | undefined; id: string; timeMs: number } = { domain: undefined, id: "", timeMs: 0 };
   /** Elements dropped as late (no late-data output). */
   lateDropped = 0;
   /** Windows holding contents, over every key, once counted ({@link openWindows}); kept up to date from then on. */
@@ -87,7 +115,7 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
 
   constructor(
     private readonly spec: WindowSpec<K, IN, ACC, R, OUT>,
-    private readonly state: WindowStateStore,
+    state: WindowStateStore,
     private readonly timers: KeyTimers,
     private readonly out: WindowOutput<IN, OUT>,
   ) {
@@ -95,12 +123,25 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
     this.allowedLatenessMs = spec.allowedLatenessMs ?? 0;
     this.eventTime = spec.assigner.timeDomain === "event";
     validate(spec, this.trigger);
+    this.contentsMap = state.map(WINDOW_STATE.contents);
+    this.triggerMap = state.map(WINDOW_STATE.trigger);
+    this.sessionsMap = state.map(WINDOW_STATE.sessions);
+    this.eventTimerMap = state.map(WINDOW_STATE.eventTimers);
+    this.processingTimerMap = state.map(WINDOW_STATE.processingTimers);
+    this.port = {
+      registerTimer: (domain, id, t) => this.registerTimer(domain, id, t),
+      deleteTimer: (domain, id, t) => this.deleteTimer(domain, id, t),
+      triggerState: (id, name) => new WindowTriggerState(this.triggerMap, `${id}/${name}`),
+    };
+    this.ctx = new WindowTriggerContext(timers, this.port);
+    this.collector = new StampingCollector(out);
   }
 
   /** An element of the current key `key`. */
   processElement(key: K, value: IN, timestampMs: number | undefined): void {
     const windows = this.spec.assigner.assign(timestampMs, this.timers.currentProcessingTimeMs());
     let skipped = true;
+    this.lastTimer.domain = undefined;
     const sessions = this.spec.assigner.merging ? this.sessions() : undefined;
     for (const assigned of windows) {
       let window = assigned;
@@ -114,14 +155,17 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
         stateWindow = sessions.stateWindow(window as TimeWindow)!;
       } else if (this.isWindowLate(window)) continue;
       skipped = false;
-      const before = this.contents(stateWindow);
+      // Each window's id is built once per element: it keys the contents, the trigger's state and the timers' windows.
+      const id = this.ids.of(window);
+      const stateId = stateWindow === window ? id : this.ids.of(stateWindow);
+      const before = this.contentsMap.get(stateId) as ACC | undefined;
       const acc = this.spec.contents.add(before, value);
-      this.state.put(WINDOW_STATE.contents, windowId(stateWindow), acc);
+      this.contentsMap.put(stateId, acc);
       if (before === undefined) this.opened();
-      const result = this.trigger.onElement(value, timestampMs, window, this.triggerContext(window));
+      const result = this.trigger.onElement(value, timestampMs, window, this.ctx.at(id));
       if (fires(result)) this.emit(key, window, acc);
-      if (purges(result)) this.removeContents(stateWindow);
-      this.registerCleanupTimer(window);
+      if (purges(result)) this.removeContents(stateId);
+      this.registerCleanupTimer(window, id);
     }
     if (sessions?.changed) this.saveSessions(sessions);
     if (skipped && this.isElementLate(timestampMs)) {
@@ -131,33 +175,36 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
   }
 
   /** A timer of the current key `key` fired. */
-  onTimer(key: K, domain: "event" | "processing", timeMs: number): void {
-    const map = domain === "event" ? WINDOW_STATE.eventTimers : WINDOW_STATE.processingTimers;
-    const ids = this.state.get(map, String(timeMs)) as string[] | undefined;
+  onTimer(key: K, domain: TimeDomain, timeMs: number): void {
+    const map = domain === "event" ? this.eventTimerMap : this.processingTimerMap;
+    const field = String(timeMs);
+    const ids = map.get(field) as string[] | undefined;
     if (!ids) return;
-    this.state.remove(map, String(timeMs));
+    map.remove(field);
+    this.lastTimer.domain = undefined;
     const sessions = this.spec.assigner.merging ? this.sessions() : undefined;
-    for (const id of ids) this.fireWindow(key, windowOfId(id), domain, timeMs, sessions);
+    for (const id of ids) this.fireWindow(key, windowOfId(id), id, domain, timeMs, sessions);
     if (sessions?.changed) this.saveSessions(sessions);
   }
 
-  private fireWindow(key: K, window: Window, domain: "event" | "processing", timeMs: number, sessions: MergingWindowSet | undefined): void {
-    let stateWindow: Window | undefined = window;
+  private fireWindow(key: K, window: Window, id: string, domain: TimeDomain, timeMs: number, sessions: MergingWindowSet | undefined): void {
+    let stateId = id;
     if (sessions) {
-      stateWindow = sessions.stateWindow(window as TimeWindow);
+      const stateWindow = sessions.stateWindow(window as TimeWindow);
       // A timer of a window merged away since: its merge moved what mattered.
       if (!stateWindow) return;
+      stateId = windowId(stateWindow);
     }
-    const acc = this.contents(stateWindow);
+    const acc = this.contentsMap.get(stateId) as ACC | undefined;
     if (acc !== undefined) {
-      const ctx = this.triggerContext(window);
+      const ctx = this.ctx.at(id);
       const result = domain === "event" ? this.trigger.onEventTime(timeMs, window, ctx) : this.trigger.onProcessingTime(timeMs, window, ctx);
       if (fires(result)) this.emit(key, window, acc);
-      if (purges(result)) this.removeContents(stateWindow);
+      if (purges(result)) this.removeContents(stateId);
     }
     if ((domain === "event") === this.eventTime && timeMs === this.cleanupTime(window)) {
-      this.removeContents(stateWindow);
-      this.trigger.clear(window, this.triggerContext(window));
+      this.removeContents(stateId);
+      this.trigger.clear(window, this.ctx.at(id));
       sessions?.retireWindow(window as TimeWindow);
     }
   }
@@ -169,20 +216,23 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
     }
     this.trigger.onMerge(result, this.mergeContext(result, merged));
     for (const m of merged) {
-      this.trigger.clear(m, this.triggerContext(m));
-      this.deleteCleanupTimer(m);
+      const id = windowId(m);
+      this.trigger.clear(m, this.ctx.at(id));
+      this.deleteCleanupTimer(m, id);
     }
-    const before = this.contents(stateResult);
+    const resultId = windowId(stateResult);
+    const before = this.contentsMap.get(resultId) as ACC | undefined;
     let acc = before;
     for (const s of mergedState) {
-      const other = this.contents(s);
+      const id = windowId(s);
+      const other = this.contentsMap.get(id) as ACC | undefined;
       if (other === undefined) continue;
-      this.state.remove(WINDOW_STATE.contents, windowId(s));
+      this.contentsMap.remove(id);
       this.closed();
       acc = acc === undefined ? other : this.spec.contents.merge(acc, other);
     }
     if (acc === undefined) return;
-    this.state.put(WINDOW_STATE.contents, windowId(stateResult), acc);
+    this.contentsMap.put(resultId, acc);
     if (before === undefined) this.opened();
   }
 
@@ -207,9 +257,9 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
   }
 
   /** Drops a state window's contents, if it has any. */
-  private removeContents(stateWindow: Window): void {
-    if (this.contents(stateWindow) === undefined) return;
-    this.state.remove(WINDOW_STATE.contents, windowId(stateWindow));
+  private removeContents(stateId: string): void {
+    if (this.contentsMap.get(stateId) === undefined) return;
+    this.contentsMap.remove(stateId);
     this.closed();
   }
 
@@ -220,28 +270,19 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
       for (const r of results) this.out.emit(r as unknown as OUT, timestampMs);
       return;
     }
-    const timers = this.timers;
-    this.spec.process.process(
-      key,
-      { key, window, currentWatermarkMs: timers.currentWatermarkMs, currentProcessingTimeMs: () => timers.currentProcessingTimeMs() },
-      results,
-      { collect: (v) => this.out.emit(v, timestampMs) },
-    );
-  }
-
-  private contents(stateWindow: Window): ACC | undefined {
-    return this.state.get(WINDOW_STATE.contents, windowId(stateWindow)) as ACC | undefined;
+    this.collector.timestampMs = timestampMs;
+    this.spec.process.process(key, new FiredWindowContext(key, window, this.timers), results, this.collector);
   }
 
   private sessions(): MergingWindowSet {
-    const pairs = (this.state.get(WINDOW_STATE.sessions, "set") as [string, string][] | undefined) ?? [];
+    const pairs = (this.sessionsMap.get("set") as [string, string][] | undefined) ?? [];
     return new MergingWindowSet((ws) => this.spec.assigner.mergeWindows(ws), pairs);
   }
 
   private saveSessions(sessions: MergingWindowSet): void {
     const pairs = sessions.persist();
-    if (pairs.length === 0) this.state.remove(WINDOW_STATE.sessions, "set");
-    else this.state.put(WINDOW_STATE.sessions, "set", pairs);
+    if (pairs.length === 0) this.sessionsMap.remove("set");
+    else this.sessionsMap.put("set", pairs);
   }
 
   /** When a window's state is dropped: its end plus the allowed lateness (event time), or its end. */
@@ -258,74 +299,187 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
     return this.eventTime && timestampMs !== undefined && timestampMs + this.allowedLatenessMs <= this.timers.currentWatermarkMs;
   }
 
-  private registerCleanupTimer(window: Window): void {
+  private registerCleanupTimer(window: Window, id: string): void {
     const t = this.cleanupTime(window);
     // The global window (or a lateness reaching the end of time) is never cleaned up by time.
     if (t >= END_OF_TIME_MS) return;
-    this.registerTimer(this.eventTime ? "event" : "processing", window, t);
+    this.registerTimer(this.eventTime ? "event" : "processing", id, t);
   }
 
-  private deleteCleanupTimer(window: Window): void {
+  private deleteCleanupTimer(window: Window, id: string): void {
     const t = this.cleanupTime(window);
     if (t >= END_OF_TIME_MS) return;
-    this.deleteTimer(this.eventTime ? "event" : "processing", window, t);
+    this.deleteTimer(this.eventTime ? "event" : "processing", id, t);
   }
 
-  private registerTimer(domain: "event" | "processing", window: Window, timeMs: number): void {
-    const map = domain === "event" ? WINDOW_STATE.eventTimers : WINDOW_STATE.processingTimers;
-    const ids = (this.state.get(map, String(timeMs)) as string[] | undefined) ?? [];
-    const id = windowId(window);
-    if (ids.includes(id)) return;
-    this.state.put(map, String(timeMs), [...ids, id]);
-    if (ids.length > 0) return;
+  /** Window `id` waits for the key's timer at `timeMs`; the key's timer is registered with the first window to wait for it. */
+  private registerTimer(domain: TimeDomain, id: string, timeMs: number): void {
+    const last = this.lastTimer;
+    if (last.domain === domain && last.timeMs === timeMs && last.id === id) return;
+    last.domain = domain;
+    last.id = id;
+    last.timeMs = timeMs;
+    const map = domain === "event" ? this.eventTimerMap : this.processingTimerMap;
+    const field = String(timeMs);
+    const ids = map.get(field) as string[] | undefined;
+    if (ids !== undefined) {
+      if (!ids.includes(id)) map.put(field, [...ids, id]);
+      return;
+    }
+    map.put(field, [id]);
     if (domain === "event") this.timers.registerEventTimeTimer(timeMs);
     else this.timers.registerProcessingTimeTimer(timeMs);
   }
 
-  private deleteTimer(domain: "event" | "processing", window: Window, timeMs: number): void {
-    const map = domain === "event" ? WINDOW_STATE.eventTimers : WINDOW_STATE.processingTimers;
-    const ids = this.state.get(map, String(timeMs)) as string[] | undefined;
-    const id = windowId(window);
+  private deleteTimer(domain: TimeDomain, id: string, timeMs: number): void {
+    this.lastTimer.domain = undefined;
+    const map = domain === "event" ? this.eventTimerMap : this.processingTimerMap;
+    const field = String(timeMs);
+    const ids = map.get(field) as string[] | undefined;
     if (!ids?.includes(id)) return;
-    const rest = ids.filter((x) => x !== id);
-    if (rest.length > 0) {
-      this.state.put(map, String(timeMs), rest);
+    if (ids.length > 1) {
+      map.put(field, ids.filter((x) => x !== id));
       return;
     }
-    this.state.remove(map, String(timeMs));
+    map.remove(field);
     if (domain === "event") this.timers.deleteEventTimeTimer(timeMs);
     else this.timers.deleteProcessingTimeTimer(timeMs);
   }
 
-  private triggerContext(window: Window): TriggerContext {
-    const timers = this.timers;
-    return {
-      get currentWatermarkMs() {
-        return timers.currentWatermarkMs;
-      },
-      currentProcessingTimeMs: () => timers.currentProcessingTimeMs(),
-      registerEventTimeTimer: (t) => this.registerTimer("event", window, t),
-      registerProcessingTimeTimer: (t) => this.registerTimer("processing", window, t),
-      deleteEventTimeTimer: (t) => this.deleteTimer("event", window, t),
-      deleteProcessingTimeTimer: (t) => this.deleteTimer("processing", window, t),
-      state: <T>(name: string) => this.triggerState<T>(window, name),
-    };
-  }
-
+  /** A context of its own (merges are rare): the shared one is pointed at each merged window around this call. */
   private mergeContext(window: Window, merged: readonly Window[]): OnMergeContext {
-    return Object.assign(this.triggerContext(window), {
+    return Object.assign(new WindowTriggerContext(this.timers, this.port).at(windowId(window)), {
       mergedWindows: merged,
-      stateOf: <T>(name: string, w: Window) => this.triggerState<T>(w, name),
+      stateOf: <T>(name: string, w: Window) => this.port.triggerState(windowId(w), name) as TriggerState<T>,
     });
   }
+}
 
-  private triggerState<T>(window: Window, name: string): TriggerState<T> {
-    const field = `${windowId(window)}/${name}`;
-    return {
-      value: () => this.state.get(WINDOW_STATE.trigger, field) as T | undefined,
-      update: (v) => this.state.put(WINDOW_STATE.trigger, field, v),
-      clear: () => this.state.remove(WINDOW_STATE.trigger, field),
-    };
+type TimeDomain = "event" | "processing";
+
+/**
+ * The ids of the last few windows met, so that consecutive elements of a
+ * window look its state up by the same string: a string built anew would
+ * be hashed (and flattened) again by every map it keys.
+ */
+class WindowIds {
+  private static readonly SIZE = 8;
+  private readonly starts = new Float64Array(WindowIds.SIZE);
+  private readonly ends = new Float64Array(WindowIds.SIZE);
+  private readonly texts: string[] = new Array<string>(WindowIds.SIZE).fill("");
+  private next = 0;
+
+  of(window: Window): string {
+    if (window.kind === "global") return windowId(window);
+    const { startMs, endMs } = window;
+    for (let i = 0; i < WindowIds.SIZE; i++) if (this.starts[i] === startMs && this.ends[i] === endMs && this.texts[i] !== "") return this.texts[i]!;
+    const id = windowId(window);
+    const at = this.next;
+    this.next = (at + 1) % WindowIds.SIZE;
+    this.starts[at] = startMs;
+    this.ends[at] = endMs;
+    this.texts[at] = id;
+    return id;
+  }
+}
+
+/** What a trigger context asks of its window operator, for the window it is pointed at. */
+interface WindowPort {
+  registerTimer(domain: TimeDomain, id: string, timeMs: number): void;
+  deleteTimer(domain: TimeDomain, id: string, timeMs: number): void;
+  triggerState(id: string, name: string): TriggerState<unknown>;
+}
+
+/** A trigger's view of one window of the current key: the window it is pointed at by {@link at}. */
+class WindowTriggerContext implements TriggerContext {
+  /** The id of the window the trigger is asked about. */
+  private id = "";
+
+  constructor(
+    private readonly timers: KeyTimers,
+    private readonly port: WindowPort,
+  ) {}
+
+  /** Points the context at window `id`, for the trigger call it is handed to. */
+  at(id: string): this {
+    this.id = id;
+    return this;
+  }
+
+  get currentWatermarkMs(): number {
+    return this.timers.currentWatermarkMs;
+  }
+
+  currentProcessingTimeMs(): number {
+    return this.timers.currentProcessingTimeMs();
+  }
+
+  registerEventTimeTimer(timeMs: number): void {
+    this.port.registerTimer("event", this.id, timeMs);
+  }
+
+  registerProcessingTimeTimer(timeMs: number): void {
+    this.port.registerTimer("processing", this.id, timeMs);
+  }
+
+  deleteEventTimeTimer(timeMs: number): void {
+    this.port.deleteTimer("event", this.id, timeMs);
+  }
+
+  deleteProcessingTimeTimer(timeMs: number): void {
+    this.port.deleteTimer("processing", this.id, timeMs);
+  }
+
+  state<T>(name: string): TriggerState<T> {
+    return this.port.triggerState(this.id, name) as TriggerState<T>;
+  }
+}
+
+/** A trigger's state of one window: a field of the trigger map. */
+class WindowTriggerState<T> implements TriggerState<T> {
+  constructor(
+    private readonly map: WindowStateMap,
+    private readonly field: string,
+  ) {}
+
+  value(): T | undefined {
+    return this.map.get(this.field) as T | undefined;
+  }
+
+  update(value: T): void {
+    this.map.put(this.field, value);
+  }
+
+  clear(): void {
+    this.map.remove(this.field);
+  }
+}
+
+/** What a process window function sees of the window that fires. */
+class FiredWindowContext<K extends Key> implements ProcessWindowContext<K> {
+  readonly currentWatermarkMs: number;
+
+  constructor(
+    readonly key: K,
+    readonly window: Window,
+    private readonly timers: KeyTimers,
+  ) {
+    this.currentWatermarkMs = timers.currentWatermarkMs;
+  }
+
+  currentProcessingTimeMs(): number {
+    return this.timers.currentProcessingTimeMs();
+  }
+}
+
+/** The process function's collector: results carry the firing window's last element time. */
+class StampingCollector<OUT> {
+  timestampMs = 0;
+
+  constructor(private readonly out: WindowOutput<unknown, OUT>) {}
+
+  collect(value: OUT): void {
+    this.out.emit(value, this.timestampMs);
   }
 }
 

@@ -15,7 +15,7 @@
  * operator from then on.
  */
 import type { Collector, KeyedContext, KeyedProcessFunction, KeyedStateScan, OnTimerContext } from "../api/types.js";
-import { mapState, type MapState, type MapStateDescriptor } from "../api/state.js";
+import { mapState, type MapStateDescriptor } from "../api/state.js";
 import type { Key } from "../graph/key-groups.js";
 import { type KeyTimers, WINDOW_STATE, type WindowOutput, type WindowSpec, WindowOperator, type WindowStateStore } from "./window-operator.js";
 
@@ -42,8 +42,13 @@ export function windowProcessFunction<K extends Key, IN, ACC, R, OUT>(
     }
     return inst;
   };
+  // The last context's instance, looked up without the weak map: consecutive calls are nearly always one subtask's.
+  let lastCtx: KeyedContext<K> | undefined;
+  let lastInstance: Instance<K, IN, ACC, R, OUT> | undefined;
   const instanceFor = (ctx: KeyedContext<K>, out: Collector<OUT>): Instance<K, IN, ACC, R, OUT> => {
-    const inst = instanceOf(ctx);
+    const inst = ctx === lastCtx ? lastInstance! : instanceOf(ctx);
+    lastCtx = ctx;
+    lastInstance = inst;
     inst.port.out = out;
     return inst;
   };
@@ -81,17 +86,8 @@ function createInstance<K extends Key, IN, ACC, R, OUT>(
   out: Collector<OUT>,
   lateOutput: ((ctx: KeyedContext<K>, value: IN, timestampMs: number) => void) | undefined,
 ): Instance<K, IN, ACC, R, OUT> {
-  const maps = new Map<string, MapState<unknown>>();
-  const map = (name: string) => {
-    let m = maps.get(name);
-    if (!m) maps.set(name, (m = ctx.getMapState(MAPS[name]!)));
-    return m;
-  };
-  const store: WindowStateStore = {
-    get: (name, field) => map(name).get(field),
-    put: (name, field, value) => map(name).put(field, value),
-    remove: (name, field) => map(name).remove(field),
-  };
+  // The keyed state's accessors read the key current at each call: one per map serves every key.
+  const store: WindowStateStore = { map: (name) => ctx.getMapState(MAPS[name]!) };
   const service = () => ctx.timerService();
   const timers: KeyTimers = {
     get currentWatermarkMs() {
