@@ -3,6 +3,7 @@
  * benchmark job runs, through the V8 inspector (see support/inspector.ts).
  *
  *   npx tsx bench/profile.ts --job bench-count --events 4000000 --keys 10000 --checkpoint-ms 1000
+ *   npx tsx bench/profile.ts --job bench-tumbling --local-recovery false     (checkpoints without the local image)
  *   npx tsx bench/profile.ts --job bench-map --events 20000000
  *   npx tsx bench/profile.ts --job clicks            (HTTP ingestion → keyed count → table)
  *   npx tsx bench/profile.ts --keep-names false      the same Worker bundled with esbuild's keepNames off
@@ -55,6 +56,7 @@ const { values } = parseArgs({
     "no-build": { type: "boolean", default: false },
     "keep-names": { type: "string", default: "true" },
     incremental: { type: "string", default: "false" },
+    "local-recovery": { type: "string", default: "true" },
   },
 });
 
@@ -105,7 +107,7 @@ try {
     await profileCheckpoints(session);
     process.exit(0);
   }
-  const start = await api(`/v1/jobs/${job}/start`, { method: "POST", body: JSON.stringify({ config: { checkpoint: { interval_ms: Number(values["checkpoint-ms"]) } } }) });
+  const start = await api(`/v1/jobs/${job}/start`, { method: "POST", body: JSON.stringify({ config: { checkpoint: { interval_ms: Number(values["checkpoint-ms"]), local_recovery: values["local-recovery"] !== "false" } } }) });
   if (start.status !== 200) throw new Error(`start: ${start.status} ${await start.text()}`);
   let feeding: Promise<void> | undefined;
   let stop = false;

@@ -69,6 +69,14 @@ export interface Trigger<T = unknown> {
   onMerge(window: Window, ctx: OnMergeContext): void;
   /** The window is purged: delete its timers and state. */
   clear(window: Window, ctx: TriggerContext): void;
+  /**
+   * Whether `onElement`, for a window that already holds contents and whose
+   * last element time the watermark has not reached, does nothing its first
+   * element did not already do, and continues. The window operator then
+   * skips the call (and the cleanup timer's registration, also done by the
+   * first element) for every element after a window's first.
+   */
+  readonly repeatsFirstElement?: boolean;
 }
 
 /**
@@ -78,6 +86,8 @@ export interface Trigger<T = unknown> {
 export class EventTimeTrigger implements Trigger {
   readonly description = "event time";
   readonly canMerge = true;
+  // Each element registers the same timer, at the window's last element time, or fires once the watermark is there.
+  readonly repeatsFirstElement = true;
 
   onElement(_element: unknown, _timestampMs: number | undefined, window: Window, ctx: TriggerContext): TriggerResult {
     // A late element within the allowed lateness: the window is already complete, so it fires again now.
@@ -108,6 +118,8 @@ export class EventTimeTrigger implements Trigger {
 export class ProcessingTimeTrigger implements Trigger {
   readonly description = "processing time";
   readonly canMerge = true;
+  // Each element registers the same timer, at the window's end.
+  readonly repeatsFirstElement = true;
 
   onElement(_element: unknown, _timestampMs: number | undefined, window: Window, ctx: TriggerContext): TriggerResult {
     ctx.registerProcessingTimeTimer(maxTimestamp(window));

@@ -85,6 +85,8 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
   private readonly trigger: Trigger<IN>;
   private readonly allowedLatenessMs: number;
   private readonly eventTime: boolean;
+  /** The trigger does nothing for a window's later elements before its end (see {@link Trigger.repeatsFirstElement}), and windows do not merge. */
+  private readonly quietAfterFirst: boolean;
   private readonly contentsMap: WindowStateMap;
   private readonly triggerMap: WindowStateMap;
   private readonly sessionsMap: WindowStateMap;
@@ -99,8 +101,8 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
   private readonly ctx: WindowTriggerContext;
   /** The collector handed to the process function, stamped with the firing window's time. */
   private readonly collector: StampingCollector<OUT>;
-  /** Window ids of the windows met last ({@link idOf}). */
-  private readonly ids = new WindowIds();
+  /** The ids of the windows and the texts of the timestamps met last. */
+  private readonly texts = new RecentTexts();
   /**
    * The timer registered last in this call, by window: a window's trigger
    * and its cleanup usually register the same timer, and the second
@@ -122,6 +124,7 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
     this.trigger = spec.trigger ?? (spec.assigner.defaultTrigger() as Trigger<IN>);
     this.allowedLatenessMs = spec.allowedLatenessMs ?? 0;
     this.eventTime = spec.assigner.timeDomain === "event";
+    this.quietAfterFirst = this.trigger.repeatsFirstElement === true && !spec.assigner.merging;
     validate(spec, this.trigger);
     this.contentsMap = state.map(WINDOW_STATE.contents);
     this.triggerMap = state.map(WINDOW_STATE.trigger);
@@ -139,7 +142,8 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
 
   /** An element of the current key `key`. */
   processElement(key: K, value: IN, timestampMs: number | undefined): void {
-    const windows = this.spec.assigner.assign(timestampMs, this.timers.currentProcessingTimeMs());
+    // An event-time assigner reads the element's time only (the clock is a call into the runtime).
+    const windows = this.spec.assigner.assign(timestampMs, this.eventTime ? Number.NaN : this.timers.currentProcessingTimeMs());
     let skipped = true;
     this.lastTimer.domain = undefined;
     const sessions = this.spec.assigner.merging ? this.sessions() : undefined;
@@ -156,12 +160,15 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
       } else if (this.isWindowLate(window)) continue;
       skipped = false;
       // Each window's id is built once per element: it keys the contents, the trigger's state and the timers' windows.
-      const id = this.ids.of(window);
-      const stateId = stateWindow === window ? id : this.ids.of(stateWindow);
+      const id = this.texts.window(window);
+      const stateId = stateWindow === window ? id : this.texts.window(stateWindow);
       const before = this.contentsMap.get(stateId) as ACC | undefined;
       const acc = this.spec.contents.add(before, value);
       this.contentsMap.put(stateId, acc);
       if (before === undefined) this.opened();
+      // The window's first element registered its trigger's timer and its cleanup timer: they stay until the window is
+      // purged (and its contents with them), so a trigger that would only register them again is not asked.
+      else if (this.quietAfterFirst && maxTimestamp(window) > this.timers.currentWatermarkMs) continue;
       const result = this.trigger.onElement(value, timestampMs, window, this.ctx.at(id));
       if (fires(result)) this.emit(key, window, acc);
       if (purges(result)) this.removeContents(stateId);
@@ -177,7 +184,7 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
   /** A timer of the current key `key` fired. */
   onTimer(key: K, domain: TimeDomain, timeMs: number): void {
     const map = domain === "event" ? this.eventTimerMap : this.processingTimerMap;
-    const field = String(timeMs);
+    const field = this.texts.time(timeMs);
     const ids = map.get(field) as string[] | undefined;
     if (!ids) return;
     map.remove(field);
@@ -320,7 +327,7 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
     last.id = id;
     last.timeMs = timeMs;
     const map = domain === "event" ? this.eventTimerMap : this.processingTimerMap;
-    const field = String(timeMs);
+    const field = this.texts.time(timeMs);
     const ids = map.get(field) as string[] | undefined;
     if (ids !== undefined) {
       if (!ids.includes(id)) map.put(field, [...ids, id]);
@@ -334,7 +341,7 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
   private deleteTimer(domain: TimeDomain, id: string, timeMs: number): void {
     this.lastTimer.domain = undefined;
     const map = domain === "event" ? this.eventTimerMap : this.processingTimerMap;
-    const field = String(timeMs);
+    const field = this.texts.time(timeMs);
     const ids = map.get(field) as string[] | undefined;
     if (!ids?.includes(id)) return;
     if (ids.length > 1) {
@@ -358,28 +365,46 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
 type TimeDomain = "event" | "processing";
 
 /**
- * The ids of the last few windows met, so that consecutive elements of a
- * window look its state up by the same string: a string built anew would
- * be hashed (and flattened) again by every map it keys.
+ * The texts of the last few windows (by start and end) or timestamps (by
+ * time) met, so that consecutive elements of a window look its state up
+ * by the same string. Building it again costs a conversion of each number
+ * (event times are not small integers), and every map the new string keys
+ * hashes it again.
  */
-class WindowIds {
-  private static readonly SIZE = 8;
-  private readonly starts = new Float64Array(WindowIds.SIZE);
-  private readonly ends = new Float64Array(WindowIds.SIZE);
-  private readonly texts: string[] = new Array<string>(WindowIds.SIZE).fill("");
-  private next = 0;
+class RecentTexts {
+  /** log2 of the slots: a sliding window's element meets size/slide windows and as many timestamps. */
+  private static readonly BITS = 7;
+  private readonly a = new Float64Array(1 << RecentTexts.BITS);
+  private readonly b = new Float64Array(1 << RecentTexts.BITS);
+  private readonly texts: string[] = new Array<string>(1 << RecentTexts.BITS).fill("");
+  /** Per set of two ways, the way written last. */
+  private readonly written = new Uint8Array(1 << (RecentTexts.BITS - 1));
 
-  of(window: Window): string {
+  /** The id of a window ({@link windowId}). */
+  window(window: Window): string {
     if (window.kind === "global") return windowId(window);
-    const { startMs, endMs } = window;
-    for (let i = 0; i < WindowIds.SIZE; i++) if (this.starts[i] === startMs && this.ends[i] === endMs && this.texts[i] !== "") return this.texts[i]!;
-    const id = windowId(window);
-    const at = this.next;
-    this.next = (at + 1) % WindowIds.SIZE;
-    this.starts[at] = startMs;
-    this.ends[at] = endMs;
-    this.texts[at] = id;
-    return id;
+    return this.text(window.startMs, window.endMs, window);
+  }
+
+  /** The text of a timestamp, the field of its timer in the timers' maps. */
+  time(timeMs: number): string {
+    // NaN marks a timestamp: Object.is tells it apart from any window's end, and matches it.
+    return this.text(timeMs, Number.NaN, undefined);
+  }
+
+  private text(a: number, b: number, window: TimeWindow | undefined): string {
+    // Two ways, by a hash of both numbers' low 32 bits (ToInt32), so that windows a slide apart spread and two that
+    // meet in one way do not evict each other on every element.
+    const set = (Math.imul((a | 0) ^ Math.imul(b | 0, 0x85ebca6b), 0x9e3779b1) >>> (32 - RecentTexts.BITS)) & ~1;
+    for (let at = set; at <= set + 1; at++) if (this.a[at] === a && Object.is(this.b[at], b) && this.texts[at] !== "") return this.texts[at]!;
+    const text = window ? windowId(window) : String(a);
+    // The way not written last.
+    const at = set + (this.written[set >>> 1]! ^ 1);
+    this.written[set >>> 1] = at - set;
+    this.a[at] = a;
+    this.b[at] = b;
+    this.texts[at] = text;
+    return text;
   }
 }
 
