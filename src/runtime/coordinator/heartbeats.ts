@@ -58,17 +58,26 @@ export class Heartbeats implements AlarmConcern {
       if (!s.plan) return;
       const timeout = this.ctx.host.sleep(HEARTBEAT_TIMEOUT_MS).then(() => "timeout" as const);
       const results = await Promise.all(
-        this.ctx.subtasks(s.plan).map(async (t) => ({
-          t,
-          // An unreachable subtask is lost: the failover below is how that error is handled.
-          health: await Promise.race([t.stub.ping(s.attempt).catch((): SubtaskHealth => "lost"), timeout]),
-        })),
+        this.ctx.subtasks(s.plan).map(async (t) => {
+          // An unreachable subtask is lost: the failover below is how that error is handled; its cause goes with it.
+          let failure: string | undefined;
+          const ping = t.stub.ping(s.attempt).catch((e: unknown): SubtaskHealth => {
+            failure = e instanceof Error ? e.message : String(e);
+            return "lost";
+          });
+          return { t, health: await Promise.race([ping, timeout]), failure };
+        }),
       );
       const now = this.ctx.store.job();
       if (now.attempt !== s.attempt || now.status !== "RUNNING") return;
       const bad = results.find((r) => r.health === "lost" || r.health === "timeout");
       if (bad) {
-        const why = bad.health === "timeout" ? "did not answer its heartbeat" : "lost its running task (the object restarted)";
+        const why =
+          bad.health === "timeout"
+            ? "did not answer its heartbeat"
+            : bad.failure !== undefined
+              ? `could not be reached by its heartbeat (${bad.failure})`
+              : "lost its running task (the object restarted)";
         await this.deps.failover(`subtask ${bad.t.id} ${why}`);
         return;
       }
