@@ -11,7 +11,7 @@ import type { RunImage } from "../../storage/run-image.js";
 import type { RestoreSpec, SubtaskDeployment } from "../messages.js";
 import { JobRegistry } from "../registry.js";
 import type { StoredObject, SubtaskPorts } from "./ports.js";
-import { DEPLOYED_KEEP_ALIVE_MS, SubtaskCore } from "./subtask-core.js";
+import { DEPLOYED_KEEP_ALIVE_MS, RUNNING_KEEP_ALIVE_MS, SubtaskCore } from "./subtask-core.js";
 import type { TaskHost } from "./task.js";
 
 const count = valueState<number>("count");
@@ -185,7 +185,7 @@ describe("SubtaskCore", () => {
     expect(imageOf(core).backing("proc", 1).get("count", '"a"', 1)).toMatchObject({ kind: "value-ttl", value: [5, 1_000] });
   });
 
-  it("keeps a deployed task in memory until it starts, and deletes the alarm when canceled", async () => {
+  it("keeps a deployed task in memory until it starts, then while heartbeats come, and deletes the alarm when canceled", async () => {
     const h = harness();
     const core = new SubtaskCore(h.ports);
     expect(await core.deploy(deployment(1, null))).toEqual({ ok: true });
@@ -193,7 +193,15 @@ describe("SubtaskCore", () => {
     expect(keepAlive?.canceled).toBe(false);
     await core.start(1);
     expect(keepAlive?.canceled).toBe(true);
+    // Running, it stays in memory while heartbeats come: each renews a keep-alive.
+    const running = () => h.timers.filter((t) => t.ms === RUNNING_KEEP_ALIVE_MS && !t.canceled);
+    expect(running()).toHaveLength(1);
+    const first = running()[0];
+    expect(core.ping(1)).toBe("running");
+    expect(first?.canceled).toBe(true);
+    expect(running()).toHaveLength(1);
     await core.cancel(1);
+    expect(running()).toHaveLength(0);
     expect(core.ping(1)).toBe("lost");
     expect(h.alarms).toEqual([null]);
   });

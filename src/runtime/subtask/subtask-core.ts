@@ -45,6 +45,18 @@ export const SOURCE_SLICE_MS = 5_000;
  */
 export const DEPLOYED_KEEP_ALIVE_MS = 120_000;
 
+/**
+ * How long a running task keeps its object in memory after the last
+ * heartbeat. A subtask downstream of a busy one may receive nothing for
+ * longer than the ≈ 10 s after which an object without requests or
+ * pending timers may be hibernated (a window subtask firing a million
+ * windows holds the local runtime's one thread that long), and a
+ * hibernated object has lost its task. Each heartbeat renews it; the
+ * coordinator fails the job over before it runs out (a heartbeat that
+ * finds no task).
+ */
+export const RUNNING_KEEP_ALIVE_MS = 60_000;
+
 /** How long a cancel waits for the uploads of a canceled task before deleting what they wrote. */
 export const CANCEL_UPLOAD_WAIT_MS = 5_000;
 
@@ -62,7 +74,7 @@ export class SubtaskCore {
   private task: Task | undefined;
   private readonly image: RunImage;
   private sourceRunning = false;
-  /** Pending while a deployed task waits for its start: keeps the object in memory. */
+  /** Pending while a deployed task waits for its start, then while it runs and heartbeats come: keeps the object in memory. */
   private keepAlive: TimerHandle | undefined;
   /** Deploys run one at a time; the newest attempt asked for wins. */
   private deploys: Promise<unknown> = Promise.resolve();
@@ -168,8 +180,7 @@ export class SubtaskCore {
   /** Starts reading, for source subtasks of `attempt`. */
   async start(attempt: number): Promise<void> {
     if (this.task?.deployment.attempt !== attempt) return;
-    this.keepAlive?.cancel();
-    this.keepAlive = undefined;
+    this.keepRunning();
     this.task.start();
     if (this.task.isSource) await this.ports.alarm.set(this.ports.timers.now());
   }
@@ -204,7 +215,14 @@ export class SubtaskCore {
     if (!t || t.deployment.attempt !== attempt) return "lost";
     if (t.state === "finished") return "finished";
     if (t.state === "failed" || t.state === "canceled") return "failed";
+    this.keepRunning();
     return "running";
+  }
+
+  /** (Re)starts the running task's keep-alive ({@link RUNNING_KEEP_ALIVE_MS}). */
+  private keepRunning(): void {
+    this.keepAlive?.cancel();
+    this.keepAlive = this.ports.timers.setTimeout(() => (this.keepAlive = undefined), RUNNING_KEEP_ALIVE_MS);
   }
 
   /** Stops the subtask of `attempt` (or of any attempt when omitted). */
