@@ -42,13 +42,9 @@ export function windowProcessFunction<K extends Key, IN, ACC, R, OUT>(
     }
     return inst;
   };
-  // The last context's instance, looked up without the weak map: consecutive calls are nearly always one subtask's.
-  let lastCtx: KeyedContext<K> | undefined;
-  let lastInstance: Instance<K, IN, ACC, R, OUT> | undefined;
+  // No strong reference to the last context here: the function outlives its subtasks, and would keep a canceled one's state.
   const instanceFor = (ctx: KeyedContext<K>, out: Collector<OUT>): Instance<K, IN, ACC, R, OUT> => {
-    const inst = ctx === lastCtx ? lastInstance! : instanceOf(ctx);
-    lastCtx = ctx;
-    lastInstance = inst;
+    const inst = instanceOf(ctx);
     inst.port.out = out;
     return inst;
   };

@@ -38,6 +38,11 @@ describe("a job across an eviction", () => {
     const { attempt } = (await start.json()) as { attempt: number };
     const subtask = env.SUBTASK.get(env.SUBTASK.idFromName(subtaskName("clicks", "count-per-user", 0)));
     expect(await subtask.ping(attempt)).toBe("running");
+    // A running task keeps its object in memory with a timer each heartbeat renews: the platform evicts it only once
+    // that has run out (no heartbeat for a minute), as here. With the timer pending, the eviction would wait for it.
+    await runInDurableObject(subtask, (instance) => {
+      (instance as unknown as { coreValue: { keepAlive?: { cancel(): void } } }).coreValue.keepAlive?.cancel();
+    });
     await evictDurableObject(subtask);
     // Memory is gone, storage is kept: the object knows its deployment but not a running task.
     expect(await subtask.ping(attempt)).toBe("lost");
