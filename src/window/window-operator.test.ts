@@ -133,6 +133,22 @@ function harness<ACC, R, OUT>(opts: {
 const count: AggregateFunction<unknown, number, number> = { createAccumulator: () => 0, add: (_v, a) => a + 1, merge: (a, b) => a + b, getResult: (a) => a };
 const withWindow = (k: string, w: Window, results: readonly number[]) => [{ key: k, window: windowId(w), count: results[0] }];
 
+/**
+ * Ends the input (the watermark at the end of time) and checks what a reference computed: the last result of each
+ * key's window (`<key>@<window id>` → count), the late elements, and nothing left in state or timers.
+ */
+function expectReference(h: ReturnType<typeof harness<number, number, unknown>>, expected: Map<string, number>, lateCount: number): void {
+  h.watermark(END_OF_TIME_MS);
+  const last = new Map<string, number>();
+  for (const e of h.emitted) {
+    const v = e.value as { key: string; window: string; count: number };
+    last.set(`${v.key}@${v.window}`, v.count);
+  }
+  expect(last).toEqual(expected);
+  expect(h.late).toHaveLength(lateCount);
+  expect(h.leftovers()).toEqual([]);
+}
+
 describe("WindowOperator", () => {
   it("tumbling event time: one result per key and window when the watermark passes its end, then nothing left", () => {
     const h = harness({ assigner: TumblingEventTimeWindows.of(60_000), contents: aggregateContents(count), process: withWindow });
@@ -274,15 +290,7 @@ describe("WindowOperator", () => {
           h.watermark(watermark);
         }
       }
-      h.watermark(END_OF_TIME_MS);
-      const last = new Map<string, number>();
-      for (const e of h.emitted) {
-        const v = e.value as { key: string; window: string; count: number };
-        last.set(`${v.key}@${v.window}`, v.count);
-      }
-      expect(last).toEqual(expected);
-      expect(h.late).toHaveLength(lateCount);
-      expect(h.leftovers()).toEqual([]);
+      expectReference(h, expected, lateCount);
     }
   });
 
@@ -316,15 +324,7 @@ describe("WindowOperator", () => {
           h.watermark(watermark);
         }
       }
-      h.watermark(END_OF_TIME_MS);
-      const last = new Map<string, number>();
-      for (const e of h.emitted) {
-        const v = e.value as { key: string; window: string; count: number };
-        last.set(`${v.key}@${v.window}`, v.count);
-      }
-      expect(last).toEqual(expected);
-      expect(h.late).toHaveLength(lateCount);
-      expect(h.leftovers()).toEqual([]);
+      expectReference(h, expected, lateCount);
     }
   });
 
