@@ -23,7 +23,7 @@
 import { JobDefinitionError } from "../errors.js";
 import type { Key } from "../graph/key-groups.js";
 import { END_OF_TIME_MS } from "../time/watermark-strategy.js";
-import type { WindowAssigner } from "./assigners.js";
+import type { TimeDomain, WindowAssigner } from "./assigners.js";
 import { MergingWindowSet } from "./merging-window-set.js";
 import { type TimeWindow, type Window, maxTimestamp, windowId, windowOfId } from "./time-window.js";
 import { type KeyTimers, type OnMergeContext, type Trigger, type TriggerContext, type TriggerState, fires, purges } from "./triggers.js";
@@ -361,8 +361,6 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
     });
   }
 }
-
-type TimeDomain = "event" | "processing";
 
 /**
  * The texts of the last few windows (by start and end) or timestamps (by
