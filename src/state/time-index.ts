@@ -115,9 +115,18 @@ export function parseTimeIndexKey(entryKey: string): Timer {
   return { timestampMs: F64[0], key: entryKey.slice(16) };
 }
 
+/** The last timestamp {@link overlayKey} wrote out, and its text: timers come in runs at one time (a window's end). */
+let lastOverlayMs = Number.NaN;
+let lastOverlayText = "";
+
 /** A timer's key in the overlay: cheaper to build than its index key, and not ordered (a NUL parts time and key). */
 function overlayKey(timestampMs: number, key: string): string {
-  return `${timestampMs}\u0000${key}`;
+  // An event time is no small integer: its text is a conversion each time, spared for a run of timers at one time.
+  if (timestampMs !== lastOverlayMs) {
+    lastOverlayMs = timestampMs;
+    lastOverlayText = `${timestampMs}\u0000`;
+  }
+  return lastOverlayText + key;
 }
 
 /** A timer whose state the sealed index does not reflect yet. */
