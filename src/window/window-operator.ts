@@ -146,18 +146,20 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
     const windows = this.spec.assigner.assign(timestampMs, this.eventTime ? Number.NaN : this.timers.currentProcessingTimeMs());
     let skipped = true;
     this.lastTimer.domain = undefined;
+    // The watermark moves between calls only: read once (through the runtime's clocks) for every window of the element.
+    const watermarkMs = this.timers.currentWatermarkMs;
     const sessions = this.spec.assigner.merging ? this.sessions() : undefined;
     for (const assigned of windows) {
       let window = assigned;
       let stateWindow = assigned;
       if (sessions) {
         window = sessions.addWindow(assigned as TimeWindow, (result, merged, stateResult, mergedState) => this.merge(result, merged, stateResult, mergedState));
-        if (this.isWindowLate(window)) {
+        if (this.isWindowLate(window, watermarkMs)) {
           sessions.retireWindow(window as TimeWindow);
           continue;
         }
         stateWindow = sessions.stateWindow(window as TimeWindow)!;
-      } else if (this.isWindowLate(window)) continue;
+      } else if (this.isWindowLate(window, watermarkMs)) continue;
       skipped = false;
       // Each window's id is built once per element: it keys the contents, the trigger's state and the timers' windows.
       const id = this.texts.window(window);
@@ -168,14 +170,14 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
       if (before === undefined) this.opened();
       // The window's first element registered its trigger's timer and its cleanup timer: they stay until the window is
       // purged (and its contents with them), so a trigger that would only register them again is not asked.
-      else if (this.quietAfterFirst && maxTimestamp(window) > this.timers.currentWatermarkMs) continue;
+      else if (this.quietAfterFirst && maxTimestamp(window) > watermarkMs) continue;
       const result = this.trigger.onElement(value, timestampMs, window, this.ctx.at(id));
       if (fires(result)) this.emit(key, window, acc);
       if (purges(result)) this.removeContents(stateId);
       this.registerCleanupTimer(window, id);
     }
     if (sessions?.changed) this.saveSessions(sessions);
-    if (skipped && this.isElementLate(timestampMs)) {
+    if (skipped && this.isElementLate(timestampMs, watermarkMs)) {
       if (this.out.late) this.out.late(value, timestampMs!);
       else this.lateDropped++;
     }
@@ -298,12 +300,12 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
     return this.eventTime ? Math.min(end + this.allowedLatenessMs, END_OF_TIME_MS) : end;
   }
 
-  private isWindowLate(window: Window): boolean {
-    return this.eventTime && this.cleanupTime(window) <= this.timers.currentWatermarkMs;
+  private isWindowLate(window: Window, watermarkMs: number): boolean {
+    return this.eventTime && this.cleanupTime(window) <= watermarkMs;
   }
 
-  private isElementLate(timestampMs: number | undefined): boolean {
-    return this.eventTime && timestampMs !== undefined && timestampMs + this.allowedLatenessMs <= this.timers.currentWatermarkMs;
+  private isElementLate(timestampMs: number | undefined, watermarkMs: number): boolean {
+    return this.eventTime && timestampMs !== undefined && timestampMs + this.allowedLatenessMs <= watermarkMs;
   }
 
   private registerCleanupTimer(window: Window, id: string): void {
