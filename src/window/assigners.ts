@@ -34,6 +34,12 @@ export interface WindowAssigner {
   mergeWindows(windows: readonly TimeWindow[]): WindowMerge[];
   /** The trigger used when the job gives none. */
   defaultTrigger(): Trigger;
+  /**
+   * The one window this assigner makes that ends at `endMs`, if any: for
+   * windows on a grid (tumbling, sliding), whose window a timer's time
+   * tells, so that the operator keeps no list of windows per timer.
+   */
+  windowEndingAt?(endMs: number): TimeWindow | undefined;
 }
 
 /** Windows of a fixed size on a grid (tumbling, sliding): they never merge, and fire at their end in their time domain. */
@@ -74,6 +80,11 @@ class TumblingWindows extends AlignedWindows {
     return [timeWindow(start, start + this.sizeMs)];
   }
 
+  windowEndingAt(endMs: number): TimeWindow | undefined {
+    const start = endMs - this.sizeMs;
+    return windowStart(start, this.offsetMs, this.sizeMs) === start ? timeWindow(start, endMs) : undefined;
+  }
+
 }
 
 /** Fixed-size windows that start every `slideMs`, so that an element is in `sizeMs / slideMs` of them. */
@@ -109,6 +120,11 @@ class SlidingWindows extends AlignedWindows {
       windows.push(timeWindow(start, start + this.sizeMs));
     }
     return windows;
+  }
+
+  windowEndingAt(endMs: number): TimeWindow | undefined {
+    const start = endMs - this.sizeMs;
+    return windowStart(start, this.offsetMs, this.slideMs) === start ? timeWindow(start, endMs) : undefined;
   }
 
 }

@@ -77,6 +77,12 @@ export interface Trigger<T = unknown> {
    * first element) for every element after a window's first.
    */
   readonly repeatsFirstElement?: boolean;
+  /**
+   * Set when the only timers this trigger registers are at its window's
+   * last element time, in this domain (Flink's event- and processing-time
+   * triggers): a timer's window is then known from its time.
+   */
+  readonly timersAtWindowEnd?: "event" | "processing";
 }
 
 /**
@@ -88,6 +94,7 @@ export class EventTimeTrigger implements Trigger {
   readonly canMerge = true;
   // Each element registers the same timer, at the window's last element time, or fires once the watermark is there.
   readonly repeatsFirstElement = true;
+  readonly timersAtWindowEnd = "event";
 
   onElement(_element: unknown, _timestampMs: number | undefined, window: Window, ctx: TriggerContext): TriggerResult {
     // A late element within the allowed lateness: the window is already complete, so it fires again now.
@@ -120,6 +127,7 @@ export class ProcessingTimeTrigger implements Trigger {
   readonly canMerge = true;
   // Each element registers the same timer, at the window's end.
   readonly repeatsFirstElement = true;
+  readonly timersAtWindowEnd = "processing";
 
   onElement(_element: unknown, _timestampMs: number | undefined, window: Window, ctx: TriggerContext): TriggerResult {
     ctx.registerProcessingTimeTimer(maxTimestamp(window));

@@ -9,7 +9,7 @@ import {
   type WindowAssigner,
 } from "./assigners.js";
 import { type Window, windowId } from "./time-window.js";
-import { ContinuousEventTimeTrigger, CountTrigger, PurgingTrigger, type Trigger } from "./triggers.js";
+import { ContinuousEventTimeTrigger, CountTrigger, EventTimeTrigger, PurgingTrigger, type Trigger } from "./triggers.js";
 import { type AggregateFunction, aggregateContents, listContents, reduceContents, type WindowContents } from "./window-functions.js";
 import { WINDOW_STATE, WindowOperator } from "./window-operator.js";
 
@@ -47,11 +47,12 @@ function harness<ACC, R, OUT>(opts: {
     if (!s) timers.set(key, (s = new Set()));
     return s;
   };
-  const op = new WindowOperator<string, unknown, ACC, R, OUT>(
+  /** The operator over the harness's state; built again by `restart` (a new job version restored from its state). */
+  const build = (trigger: Trigger | undefined) => new WindowOperator<string, unknown, ACC, R, OUT>(
     {
       label: 'window "test"',
       assigner: opts.assigner,
-      trigger: opts.trigger,
+      trigger,
       allowedLatenessMs: opts.allowedLatenessMs,
       contents: opts.contents,
       process: opts.process && { process: (k, ctx, results, out) => opts.process!(k, ctx.window, results).forEach((v) => out.collect(v)) },
@@ -81,6 +82,7 @@ function harness<ACC, R, OUT>(opts: {
       late: opts.lateOutput ? (value, timestampMs) => void late.push({ key, value, timestampMs }) : undefined,
     },
   );
+  let op = build(opts.trigger);
   /** Fires due timers of a domain, earliest first (ties by key), as the timer service does. */
   const fireDue = (domain: "event" | "processing", upToMs: number) => {
     for (;;) {
@@ -99,7 +101,14 @@ function harness<ACC, R, OUT>(opts: {
     }
   };
   return {
-    op,
+    get op() {
+      return op;
+    },
+    /** Goes on with an operator built anew over the same state and timers, with `trigger`. */
+    restart(trigger: Trigger | undefined) {
+      op = build(trigger);
+    },
+    state,
     emitted,
     late,
     element(k: string, value: unknown, timestampMs?: number) {
@@ -325,6 +334,47 @@ describe("WindowOperator", () => {
         }
       }
       expectReference(h, expected, lateCount);
+    }
+  });
+
+  it("fires the windows an earlier version listed per timer, then keeps no lists: the windows of a grid are known from a timer's time", () => {
+    // A trigger that fires as the default one and does not say its timers are at the window's end: the operator keeps
+    // a list of windows per timer, as every version before windows known from the time did.
+    const listing: Trigger = Object.assign(Object.create(EventTimeTrigger.prototype) as EventTimeTrigger, { timersAtWindowEnd: undefined });
+    for (const lateness of [0, 2_000]) {
+      const h = harness({ assigner: SlidingEventTimeWindows.of(3_000, 1_000), allowedLatenessMs: lateness, contents: aggregateContents(count), process: withWindow, lateOutput: true });
+      h.restart(listing);
+      h.element("a", 1, 500);
+      h.element("b", 1, 2_500);
+      const lists = () => [...h.state.values()].reduce((n, maps) => n + (maps.get(WINDOW_STATE.eventTimers)?.size ?? 0), 0);
+      expect(lists()).toBeGreaterThan(0);
+      h.watermark(1_200);
+      // Restored with the default trigger: the listed windows still fire and clean up, their lists go, and new
+      // windows get none.
+      h.restart(undefined);
+      h.element("a", 1, 2_000);
+      h.element("c", 1, 4_000);
+      h.watermark(END_OF_TIME_MS);
+      expect(lists()).toBe(0);
+      const last = new Map<string, number>();
+      for (const e of h.emitted) {
+        const v = e.value as { key: string; window: string; count: number };
+        last.set(`${v.key}@${v.window}`, v.count);
+      }
+      expect(Object.fromEntries(last)).toEqual({
+        "a@-2000:1000": 1,
+        "a@-1000:2000": 1,
+        "a@0:3000": 2,
+        "a@1000:4000": 1,
+        "a@2000:5000": 1,
+        "b@0:3000": 1,
+        "b@1000:4000": 1,
+        "b@2000:5000": 1,
+        "c@2000:5000": 1,
+        "c@3000:6000": 1,
+        "c@4000:7000": 1,
+      });
+      expect(h.leftovers()).toEqual([]);
     }
   });
 

@@ -87,6 +87,13 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
   private readonly eventTime: boolean;
   /** The trigger does nothing for a window's later elements before its end (see {@link Trigger.repeatsFirstElement}), and windows do not merge. */
   private readonly quietAfterFirst: boolean;
+  /**
+   * A timer's windows are known from its time (windows on a grid, a trigger
+   * with timers at their end only): the operator keeps no list of windows
+   * per timer, which is a state entry less to read, write and checkpoint
+   * for each key and window.
+   */
+  private readonly windowsByTime: ((endMs: number) => TimeWindow | undefined) | undefined;
   private readonly contentsMap: WindowStateMap;
   private readonly triggerMap: WindowStateMap;
   private readonly sessionsMap: WindowStateMap;
@@ -125,6 +132,8 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
     this.allowedLatenessMs = spec.allowedLatenessMs ?? 0;
     this.eventTime = spec.assigner.timeDomain === "event";
     this.quietAfterFirst = this.trigger.repeatsFirstElement === true && !spec.assigner.merging;
+    const endingAt = spec.assigner.windowEndingAt;
+    this.windowsByTime = !spec.assigner.merging && endingAt && this.trigger.timersAtWindowEnd ? (end) => endingAt.call(spec.assigner, end) : undefined;
     validate(spec, this.trigger);
     this.contentsMap = state.map(WINDOW_STATE.contents);
     this.triggerMap = state.map(WINDOW_STATE.trigger);
@@ -187,13 +196,29 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
   onTimer(key: K, domain: TimeDomain, timeMs: number): void {
     const map = domain === "event" ? this.eventTimerMap : this.processingTimerMap;
     const field = this.texts.time(timeMs);
-    const ids = map.get(field) as string[] | undefined;
-    if (!ids) return;
-    map.remove(field);
+    const listed = map.get(field) as string[] | undefined;
+    if (listed) map.remove(field);
     this.lastTimer.domain = undefined;
+    // Windows known from the time, and any listed for it (by a job version that kept lists, restored from its checkpoint).
+    const ids = this.windowsByTime ? this.windowsAt(domain, timeMs, listed) : listed;
+    if (!ids) return;
     const sessions = this.spec.assigner.merging ? this.sessions() : undefined;
     for (const id of ids) this.fireWindow(key, windowOfId(id), id, domain, timeMs, sessions);
     if (sessions?.changed) this.saveSessions(sessions);
+  }
+
+  /** The windows a timer at `timeMs` is for, when known from its time: its trigger's window and its cleanup's. */
+  private windowsAt(domain: TimeDomain, timeMs: number, listed: readonly string[] | undefined): string[] {
+    const ids: string[] = [];
+    const add = (w: TimeWindow | undefined) => {
+      if (w === undefined) return;
+      const id = this.texts.window(w);
+      if (!ids.includes(id)) ids.push(id);
+    };
+    if (domain === this.trigger.timersAtWindowEnd) add(this.windowsByTime!(timeMs + 1));
+    if ((domain === "event") === this.eventTime) add(this.windowsByTime!(timeMs + 1 - (this.eventTime ? this.allowedLatenessMs : 0)));
+    for (const id of listed ?? []) if (!ids.includes(id)) ids.push(id);
+    return ids;
   }
 
   private fireWindow(key: K, window: Window, id: string, domain: TimeDomain, timeMs: number, sessions: MergingWindowSet | undefined): void {
@@ -328,6 +353,7 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
     last.domain = domain;
     last.id = id;
     last.timeMs = timeMs;
+    if (this.windowsByTime) return this.keyTimer(domain, timeMs, true);
     const map = domain === "event" ? this.eventTimerMap : this.processingTimerMap;
     const field = this.texts.time(timeMs);
     const ids = map.get(field) as string[] | undefined;
@@ -342,6 +368,9 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
 
   private deleteTimer(domain: TimeDomain, id: string, timeMs: number): void {
     this.lastTimer.domain = undefined;
+    // Windows known from the time: a trigger deletes its timer at cleanup only, when that timer has fired (it is at
+    // or before the cleanup's time), so no other window can still wait for it.
+    if (this.windowsByTime) return this.keyTimer(domain, timeMs, false);
     const map = domain === "event" ? this.eventTimerMap : this.processingTimerMap;
     const field = this.texts.time(timeMs);
     const ids = map.get(field) as string[] | undefined;
@@ -352,6 +381,15 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
     }
     map.remove(field);
     if (domain === "event") this.timers.deleteEventTimeTimer(timeMs);
+    else this.timers.deleteProcessingTimeTimer(timeMs);
+  }
+
+  /** Registers or deletes the current key's timer. */
+  private keyTimer(domain: TimeDomain, timeMs: number, register: boolean): void {
+    if (register) {
+      if (domain === "event") this.timers.registerEventTimeTimer(timeMs);
+      else this.timers.registerProcessingTimeTimer(timeMs);
+    } else if (domain === "event") this.timers.deleteEventTimeTimer(timeMs);
     else this.timers.deleteProcessingTimeTimer(timeMs);
   }
 
