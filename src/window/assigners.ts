@@ -47,7 +47,16 @@ abstract class AlignedWindows implements WindowAssigner {
   readonly merging = false;
   abstract readonly timeDomain: TimeDomain;
   abstract readonly description: string;
+  abstract readonly sizeMs: number;
+  abstract readonly offsetMs: number;
+  /** The grid windows start on: every size (tumbling), every slide (sliding). */
+  protected abstract readonly gridMs: number;
   abstract assign(timestampMs: number | undefined, processingTimeMs: number): Window[];
+
+  windowEndingAt(endMs: number): TimeWindow | undefined {
+    const start = endMs - this.sizeMs;
+    return windowStart(start, this.offsetMs, this.gridMs) === start ? timeWindow(start, endMs) : undefined;
+  }
 
   mergeWindows(): WindowMerge[] {
     return [];
@@ -70,6 +79,10 @@ class TumblingWindows extends AlignedWindows {
     offset(`tumbling ${timeDomain}-time windows`, offsetMs, sizeMs);
   }
 
+  protected get gridMs(): number {
+    return this.sizeMs;
+  }
+
   get description(): string {
     return `tumbling ${this.timeDomain}-time windows of ${this.sizeMs} ms${this.offsetMs ? `, offset ${this.offsetMs} ms` : ""}`;
   }
@@ -78,11 +91,6 @@ class TumblingWindows extends AlignedWindows {
     const t = timeOf(this, timestampMs, processingTimeMs);
     const start = windowStart(t, this.offsetMs, this.sizeMs);
     return [timeWindow(start, start + this.sizeMs)];
-  }
-
-  windowEndingAt(endMs: number): TimeWindow | undefined {
-    const start = endMs - this.sizeMs;
-    return windowStart(start, this.offsetMs, this.sizeMs) === start ? timeWindow(start, endMs) : undefined;
   }
 
 }
@@ -109,6 +117,10 @@ class SlidingWindows extends AlignedWindows {
     }
   }
 
+  protected get gridMs(): number {
+    return this.slideMs;
+  }
+
   get description(): string {
     return `sliding ${this.timeDomain}-time windows of ${this.sizeMs} ms every ${this.slideMs} ms${this.offsetMs ? `, offset ${this.offsetMs} ms` : ""}`;
   }
@@ -120,11 +132,6 @@ class SlidingWindows extends AlignedWindows {
       windows.push(timeWindow(start, start + this.sizeMs));
     }
     return windows;
-  }
-
-  windowEndingAt(endMs: number): TimeWindow | undefined {
-    const start = endMs - this.sizeMs;
-    return windowStart(start, this.offsetMs, this.slideMs) === start ? timeWindow(start, endMs) : undefined;
   }
 
 }

@@ -362,8 +362,7 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
       return;
     }
     map.put(field, [id]);
-    if (domain === "event") this.timers.registerEventTimeTimer(timeMs);
-    else this.timers.registerProcessingTimeTimer(timeMs);
+    this.keyTimer(domain, timeMs, true);
   }
 
   private deleteTimer(domain: TimeDomain, id: string, timeMs: number): void {
@@ -380,8 +379,7 @@ export class WindowOperator<K extends Key, IN, ACC, R, OUT> {
       return;
     }
     map.remove(field);
-    if (domain === "event") this.timers.deleteEventTimeTimer(timeMs);
-    else this.timers.deleteProcessingTimeTimer(timeMs);
+    this.keyTimer(domain, timeMs, false);
   }
 
   /** Registers or deletes the current key's timer. */

@@ -698,6 +698,7 @@ export class Task {
       pendingSinkBytes += s.pendingBytes();
       sinks[uid] = s.metrics();
     }
+    const lazy = this.lazyRestore();
     return {
       vertex: this.vertex.id,
       index: this.deployment.index,
@@ -716,8 +717,8 @@ export class Task {
       stateReadbacks,
       stateStalledMs: Math.round(this.stateStalledMs),
       stateRestoreBlocksMissing: this.filling?.reduce((n, f) => n + f.fill.progress().missing, 0) ?? 0,
-      stateRestoreBlocks: this.lazyRestore().blocks,
-      stateRestoreDemandReads: this.lazyRestore().demandReads,
+      stateRestoreBlocks: lazy.blocks,
+      stateRestoreDemandReads: lazy.demandReads,
       stateRestoreWaitMs: Math.round(this.restoreWaitMs),
       pendingSinkBytes,
       sinks,
