@@ -2,6 +2,7 @@
  * The vocabulary of the checkpoint protocol shared by the coordinator, the
  * subtasks and the stores: acknowledgements, state handles, metadata.
  */
+import type { KeyGroupRange } from "../graph/key-groups.js";
 import type { BroadcastSnapshot } from "../state/broadcast-state.js";
 
 /**
@@ -18,6 +19,13 @@ export interface RunFileRef {
   readonly store: "states" | "timers";
   readonly bytes: number;
   readonly entries: number;
+  /**
+   * The key groups of the file that are this handle's state, when the file
+   * holds others too: a file that a restore at a higher parallelism shares
+   * between subtasks instead of rewriting each one's part. A restore reads
+   * only these. Absent: the whole file is.
+   */
+  readonly keyGroups?: KeyGroupRange;
 }
 
 /**

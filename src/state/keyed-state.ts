@@ -213,6 +213,8 @@ export class KeyedStateBackend {
   private readonly deleted = new Set<string>();
   /** Number of keys with state, over all states, while a backing is attached. */
   private count = 0;
+  /** The restored keys, while the restore still counts them (see {@link countRestoredLater}): not in {@link count} yet. */
+  private restoredUncounted: Promise<number> | undefined;
   /** Each declared state's table, changes and accessor, found with one lookup per record. */
   private readonly slots = new Map<string, Slot>();
   /** The timer queue of each time domain, once asked for. */
@@ -674,6 +676,7 @@ export class KeyedStateBackend {
     this.reset();
     this.backing = backing;
     this.count = backing.count();
+    this.restoredUncounted = undefined;
     if (this.budgetBytes !== undefined && backing.timeIndex) {
       // The image's time index holds the timers in time order: none is read now.
       this.timeIndexSource = backing;
@@ -720,6 +723,31 @@ export class KeyedStateBackend {
       keys.push(e.key);
     }
     return keys;
+  }
+
+  /**
+   * The backing's keys are counted later (a lazy restore of part of a
+   * file counts them once it has read them): `restored` gives their
+   * number, which {@link size} adds once it settles. Until then, size()
+   * counts only the keys added and removed since the restore, and
+   * {@link uncountedRestoredKeys} gives what to add to it.
+   */
+  countRestoredLater(restored: Promise<number>): void {
+    const pending: Promise<number> = restored.then((n) => {
+      if (this.restoredUncounted === pending) {
+        this.count += n;
+        this.restoredUncounted = undefined;
+      }
+      return n;
+    });
+    // A failed count fails the restore's fill, which the task reports.
+    pending.catch(() => undefined);
+    this.restoredUncounted = pending;
+  }
+
+  /** The number of restored keys that {@link size} does not count yet, while they are being counted. */
+  get uncountedRestoredKeys(): Promise<number> | undefined {
+    return this.restoredUncounted;
   }
 
   /** Number of keys with state, over all states. */

@@ -93,6 +93,8 @@ interface PreparedOperator {
   readonly base: ChainState | null;
   /** Keys in the snapshot (a savepoint's: counted as its file is serialized, when it streams entries from the image). */
   entries: number;
+  /** Restored keys not in `entries` yet: a lazy restore still counts them (KeyedStateBackend.countRestoredLater). */
+  readonly uncounted?: Promise<number>;
   /** Timers per time domain at the barrier (for the image's marker: a restore then reads none to count them). */
   readonly timers?: Partial<Record<TimeDomain, number>>;
   /** The state goes up as the image's runs (the changes are sealed as one, then every live run is referenced). */
@@ -218,7 +220,18 @@ export class KeyedSnapshotter {
       const changed = backend.captureChanges(this.range);
       if (runs) {
         // The changes only: what the image holds already is referenced, not copied.
-        operators.push({ uid, changed, file: null, chain: { files: [], bytes: 0, deltas: 0 }, base: null, entries: backend.size(), timers: backend.timerCounts(), runs: true });
+        const uncounted = backend.uncountedRestoredKeys;
+        operators.push({
+          uid,
+          changed,
+          file: null,
+          chain: { files: [], bytes: 0, deltas: 0 },
+          base: null,
+          entries: backend.size(),
+          timers: backend.timerCounts(),
+          runs: true,
+          ...(uncounted ? { uncounted } : {}),
+        });
         continue;
       }
       const chain = this.chains.get(uid);
@@ -230,7 +243,7 @@ export class KeyedSnapshotter {
         const key = this.store.fileKey(uid, checkpointId);
         const capture = backend.capture(this.range);
         // Entries streamed from the image (`rest`) are known only when serialized: a file is written if there may be any.
-        file = capture.count > 0 || (capture.rest && backend.size() > 0) ? { key, kind: "full", capture } : null;
+        file = capture.count > 0 || (capture.rest && (backend.size() > 0 || backend.uncountedRestoredKeys)) ? { key, kind: "full", capture } : null;
         next = { files: file ? [key] : [], bytes: 0, deltas: 0 };
       } else if (changed.count === 0) {
         next = chain;
@@ -436,7 +449,9 @@ export class KeyedSnapshotter {
       if (this.canceled) throw new Error(`snapshot ${s.checkpointId} canceled`);
       const up = await this.store.uploadRuns!(op.uid, s.checkpointId);
       const bytes = up.runs.reduce((n, r) => n + r.bytes, 0);
-      handles[op.uid] = { files: up.runs.map((r) => r.file), runs: up.runs, keyGroups: this.range, stateBytes: bytes, checkpointedBytes: up.uploadedBytes, entries: op.entries };
+      // The handle counts every key: one taken while a lazy restore still counted its keys completes once it has.
+      const entries = op.entries + (op.uncounted ? await op.uncounted : 0);
+      handles[op.uid] = { files: up.runs.map((r) => r.file), runs: up.runs, keyGroups: this.range, stateBytes: bytes, checkpointedBytes: up.uploadedBytes, entries };
       checkpointedBytes += up.uploadedBytes;
       stateBytes += bytes;
     }
@@ -518,7 +533,9 @@ export class KeyedSnapshotter {
     await this.seal(s.checkpointId, s.operators, encoded, `snapshot ${s.checkpointId} canceled`);
     this.store.markImage(
       s.checkpointId,
-      Object.fromEntries(s.operators.map((op) => [op.uid, op.entries])),
+      // Not an operator whose restored keys are still being counted: a local restore to this checkpoint could not
+      // know its keys, and restores it from R2.
+      Object.fromEntries(s.operators.filter((op) => !op.uncounted).map((op) => [op.uid, op.entries])),
       Object.fromEntries(s.operators.flatMap((op) => (op.timers ? [[op.uid, op.timers]] : []))),
     );
     // Sealed into the image: what these changes captured is clean again (a memory budget may evict it).

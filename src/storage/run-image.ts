@@ -522,7 +522,7 @@ export class RunImage {
       for (const { name, store, runs } of listed) {
         for (const { run, file } of runs) {
           if (file) {
-            refs.push({ file: file.file, store: name, bytes: file.bytes, entries: file.entries });
+            refs.push({ file: file.file, store: name, bytes: file.bytes, entries: file.entries, ...(run.keyGroups ? { keyGroups: run.keyGroups } : {}) });
             continue;
           }
           // A run a lazy restore is still filling (of a savepoint's file, which is not referenced): whole first.
@@ -575,12 +575,20 @@ export class RunImage {
     lazy?: OpenedRunFile[],
   ): Promise<void> {
     const op = this.operator(uid);
-    const whole = fileRange.start >= range.start && fileRange.end <= range.end;
     for (const ref of refs) {
       const store = ref.store === "timers" ? op.timers : op.states;
-      if (lazy && whole && store === op.states) {
-        // Opened, not read: its blocks come as records need them (see startFill). A file of other state ids is read now.
-        const opened = await this.track(openRunFile(store, (offset, length) => read(ref.file, offset, length), ref.bytes, pause, checkpointId));
+      // The key groups of the file that are the handle's state, and of those the ones this subtask owns.
+      const held = ref.keyGroups ?? fileRange;
+      const own = { start: Math.max(held.start, range.start), end: Math.min(held.end, range.end) };
+      if (own.start > own.end) continue;
+      // Every entry of the file is state of this subtask: it may go in as it is.
+      const whole = !ref.keyGroups && fileRange.start >= range.start && fileRange.end <= range.end;
+      if (lazy && store === op.states && (whole || shareable(ref.file))) {
+        // Opened, not read: its blocks come as records need them (see startFill). Clipped to the key groups owned
+        // when it holds others too (a rescale out): those blocks are never read, and later checkpoints reference the
+        // file with that clip. A file of other state ids is read now.
+        const clip = whole ? undefined : own;
+        const opened = await this.track(openRunFile(store, (offset, length) => read(ref.file, offset, length), ref.bytes, pause, checkpointId, clip));
         if (opened) {
           lazy.push(opened);
           if (shareable(ref.file)) this.sql.exec(`INSERT OR REPLACE INTO image_run_files VALUES (?, ?, ?, ?, ?)`, store.uid, opened.runId, ref.file, ref.bytes, ref.entries);
@@ -590,7 +598,7 @@ export class RunImage {
       const runs = await this.track(
         importRunRanged(store, (offset, length) => read(ref.file, offset, length), ref.bytes, pause, {
           epoch: checkpointId,
-          ...(whole ? {} : { keyGroupStart: range.start, keyGroupEnd: range.end }),
+          ...(whole ? {} : { keyGroupStart: own.start, keyGroupEnd: own.end }),
         }),
       );
       // One run, the file as it is: the next checkpoint references the file instead of uploading the run again.
@@ -638,14 +646,30 @@ export class RunImage {
 
   /** Counts operator `uid`'s keys (every state's and timers' entries), in turns (a rescaled restore's). */
   async count(uid: string, turn: Pause): Promise<number> {
+    return this.counter(uid)(turn);
+  }
+
+  /**
+   * Counts operator `uid`'s keys as they are now, later: the counter reads
+   * only the runs live now (and what compactions make of them alone), so
+   * it may run once a lazy restore has stored their blocks, while changes
+   * since go into newer runs. A compaction that merged them with a newer
+   * run before the count began would leave nothing to count: call it
+   * before a checkpoint after now completes (none merges runs of
+   * checkpoints not completed).
+   */
+  counter(uid: string): (turn: Pause) => Promise<number> {
     const op = this.operator(uid);
-    let n = 0;
-    for (const store of [op.states, op.timers]) {
-      for (const _ of store.scan()) {
-        if (++n % COUNT_TURN_ENTRIES === 0) await turn();
+    const stores = [op.states, op.timers].map((store) => ({ store, upTo: store.newestSeq }));
+    return async (turn) => {
+      let n = 0;
+      for (const { store, upTo } of stores) {
+        for (const _ of store.scanRaw(0, 0xffff, 0, upTo)) {
+          if (++n % COUNT_TURN_ENTRIES === 0) await turn();
+        }
       }
-    }
-    return n;
+      return n;
+    };
   }
 
   // ---- reads ----

@@ -10,7 +10,11 @@
  * key's row holds count r, exactly: through the lazy restore, a second one
  * of the same checkpoint (the source replays the stream from its offsets)
  * with a SIGKILL of the runtime in its first round, and the restore after
- * it.
+ * it. Then rescaled out (1 -> 3): each subtask opens the one handle's files
+ * clipped to its key groups, reads only their blocks, counts its keys once
+ * they are in, and its checkpoints reference the shared files with its
+ * clip; and from there rescaled again (3 -> 2), the clips cut once more,
+ * with a SIGKILL in the first round.
  */
 import { describe, expect, it } from "vitest";
 import { countRounds } from "../support/count-rounds.js";
@@ -48,7 +52,7 @@ async function latestCheckpoint(engine: Engine): Promise<number> {
 }
 
 describe("lazy restore from R2", () => {
-  it("restores two subtasks' run files into one lazily, by key group, and counts exactly, through a SIGKILL in its first round", async () => {
+  it("restores two subtasks' run files into one lazily, by key group, then rescales out by clipping shared files, and counts exactly through SIGKILLs", async () => {
     let engine = await engines.start();
     const started = await engine.api("/v1/jobs/lazy-restore/start", { method: "POST", json: {} });
     expect(started.status, await started.clone().text()).toBe(200);
@@ -99,5 +103,65 @@ describe("lazy restore from R2", () => {
     const after = await tally(engine);
     expect(after.length).toBe(1);
     expect(after[0].state_keys).toBe(KEYS);
-  }, 240_000);
+
+    // Rescaled out, 1 -> 3: each subtask owns part of the one handle's files. It opens them clipped to its key
+    // groups, reads only their blocks, and counts its keys once they are in.
+    expect((await engine.api("/v1/jobs/lazy-restore/cancel", { method: "POST" })).status).toBe(200);
+    const single = await latestCheckpoint(engine);
+    const out3 = await engine.api("/v1/jobs/lazy-restore/start", { method: "POST", json: { fromCheckpoint: single, parallelism: { tally: 3 } } });
+    expect(out3.status, await out3.clone().text()).toBe(200);
+    await round(engine);
+    await expectCounts(engine, 5);
+    const split = await waitFor(
+      async () => {
+        const subtasks = await tally(engine);
+        return subtasks.length === 3 && subtasks.every((s) => s.state_restore_blocks_missing === 0) && subtasks;
+      },
+      30_000,
+      "the three clipped restores' last blocks stored",
+    );
+    // Each counts its own keys once its blocks are in: together, every key once.
+    await waitFor(async () => (await tally(engine)).reduce((n, s) => n + s.state_keys, 0) === KEYS, 10_000, `the three subtasks' keys adding up to ${KEYS}`);
+    for (const s of split) expect(s.state_restore_blocks, `subtask ${s.index} read its part lazily`).toBeGreaterThan(0);
+    console.log(`rescaled 1 -> 3 lazily: blocks ${split.map((s) => s.state_restore_blocks).join(", ")} (of ${filled.state_restore_blocks} at parallelism 1)`);
+    // Clipped, not divided: the three read about one file's blocks between them, not three files' (boundary blocks twice).
+    expect(split.reduce((n, s) => n + s.state_restore_blocks, 0)).toBeLessThan(1.5 * filled.state_restore_blocks);
+
+    // Its next checkpoint references the shared files with each subtask's clip, instead of uploading its part again.
+    await round(engine);
+    await expectCounts(engine, 6);
+    await waitFor(async () => (await latestCheckpoint(engine)) > single, 30_000, "a checkpoint after the rescale");
+    expect((await engine.api("/v1/jobs/lazy-restore/cancel", { method: "POST" })).status).toBe(200);
+    const from3 = await latestCheckpoint(engine);
+    const clipped = JSON.parse(await (await (await engine.mf.getR2Bucket("CHECKPOINTS")).get(`checkpoints/lazy-restore/chk-${from3}/_metadata`))!.text()) as {
+      operators: Record<string, { keyed: Record<string, { keyGroups: { start: number; end: number }; entries: number; runs?: { file: string; keyGroups?: { start: number; end: number } }[] }> }>;
+    };
+    const splitHandles = Object.values(Object.values(clipped.operators).find((o) => Object.keys(o.keyed).length > 0)!.keyed);
+    expect(splitHandles.length).toBe(3);
+    // Its handles count every key (a checkpoint taken while a subtask still counted its keys waited for that count).
+    expect(splitHandles.reduce((n, h) => n + h.entries, 0)).toBe(KEYS);
+    for (const h of splitHandles) {
+      const shared = h.runs!.filter((r) => r.keyGroups);
+      expect(shared.length, "a file shared with its clip").toBeGreaterThan(0);
+      for (const r of shared) expect(r.keyGroups).toEqual(h.keyGroups);
+    }
+
+    // Rescaled again, 3 -> 2, from that checkpoint: the clipped references are clipped once more (a new subtask's
+    // range cuts across an old one's), with a SIGKILL in the first round. Every key is counted once per round.
+    const in2 = await engine.api("/v1/jobs/lazy-restore/start", { method: "POST", json: { fromCheckpoint: from3, parallelism: { tally: 2 } } });
+    expect(in2.status, await in2.clone().text()).toBe(200);
+    await round(engine);
+    engine = await engines.crash(engine);
+    await expectCounts(engine, 7);
+    await round(engine);
+    await expectCounts(engine, 8);
+    await waitFor(
+      async () => {
+        const subtasks = await tally(engine);
+        return subtasks.length === 2 && subtasks.every((s) => s.state_restore_blocks_missing === 0) && subtasks.reduce((n, s) => n + s.state_keys, 0) === KEYS;
+      },
+      30_000,
+      `the restore at parallelism 2 whole, its keys adding up to ${KEYS}`,
+    );
+  }, 360_000);
 });

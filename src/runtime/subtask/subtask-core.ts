@@ -320,14 +320,17 @@ export class SubtaskCore {
       return bytes;
     };
     const overlapping = handles.filter((h) => h.keyGroups.end >= range.start && h.keyGroups.start <= range.end);
-    // Lazily, by key, when every file lies within the range (no rescale out) and later checkpoints go up as runs
-    // (they reference the files instead of reading the whole state): the states' blocks are read as records need them.
+    // Every handle lies within the range (no rescale out): their key counts add up to the restored keys.
+    const within = overlapping.every((h) => h.keyGroups.start >= range.start && h.keyGroups.end <= range.end);
+    // Lazily, by key, when every handle is of run files and later checkpoints go up as runs (they reference the
+    // files instead of reading the whole state): the states' blocks are read as records need them. A file that holds
+    // other key groups too (a rescale out) is clipped to the range (docs/state-backend.md, "Lazy restores").
     const lazy =
       d.checkpoint.localRecovery &&
       d.checkpoint.incremental !== false &&
       !this.ports.seams?.eagerRestore?.() &&
       overlapping.length > 0 &&
-      overlapping.every((h) => h.runs && h.keyGroups.start >= range.start && h.keyGroups.end <= range.end)
+      overlapping.every((h) => h.runs)
         ? ([] as OpenedRunFile[])
         : undefined;
     for (const handle of overlapping) {
@@ -354,10 +357,18 @@ export class SubtaskCore {
     await restoring.flush(turn);
     // The time index is derived from the timers, never uploaded: written again from them.
     const timers = await this.image.rebuildTimeIndex(uid, spec.checkpointId, turn);
-    // The checkpoint counted the keys of each file; those of files within the range add up to the restored keys. A
-    // restore that took part of a file (rescaled out) counts them.
-    const known = lazy ? overlapping.reduce((n, h) => n + h.entries, 0) : handles.length === 0 ? 0 : ownHandle(handles, range)?.entries;
-    const fill = lazy && lazy.length > 0 ? this.image.startFill(uid, lazy, range) : undefined;
+    // The checkpoint counted the keys of each handle; those of handles within the range add up to the restored keys.
+    // A restore that took part of a handle (rescaled out) counts them: now, or, when it opened files lazily, once
+    // their blocks are in (the snapshots taken until then wait for that count).
+    const opened = lazy !== undefined && lazy.length > 0;
+    const known = within ? (lazy ? overlapping.reduce((n, h) => n + h.entries, 0) : handles.length === 0 ? 0 : ownHandle(handles, range)?.entries) : undefined;
+    const counter = known === undefined && opened ? this.image.counter(uid) : undefined;
+    const fill = opened ? this.image.startFill(uid, lazy, range) : undefined;
+    if (fill && counter) {
+      const keys = fill.done.then(() => counter(turn));
+      keys.catch(() => undefined);
+      return { backing: this.image.backing(uid, 0, timers), fill: { ...fill, keys } };
+    }
     return { backing: this.image.backing(uid, known ?? (await this.image.count(uid, turn)), timers), ...(fill ? { fill } : {}) };
   }
 

@@ -84,6 +84,12 @@ export interface StateFill {
   readonly fill: Pick<RunFill, "has" | "ensure" | "progress">;
   /** Settles once every block is in; rejects when a read failed (or a restore began). */
   readonly done: Promise<void>;
+  /**
+   * The restored keys, when the restore could not know them before reading
+   * the state (part of a file, at a higher parallelism): counted once every
+   * block is in.
+   */
+  readonly keys?: Promise<number>;
 }
 
 /** Where a task's I/O goes. */
@@ -331,6 +337,7 @@ export class Task {
         if ("backing" in restored) {
           backend.attach(restored.backing);
           if (restored.fill) fills.push(restored.fill);
+          if (restored.fill?.keys) backend.countRestoredLater(restored.fill.keys);
         } else backend.load(restored.entries);
         const own = ownHandle(handles, range);
         if (own) reusable[uid] = own;
@@ -357,7 +364,8 @@ export class Task {
       this.snapshotter.restoredAt(spec.checkpointId);
       this.host.snapshots.markImage(
         spec.checkpointId,
-        Object.fromEntries([...this.chain.keyedState].map(([uid, backend]) => [uid, backend.size()])),
+        // Not an operator whose restored keys are still being counted: a local restore to this checkpoint reads R2.
+        Object.fromEntries([...this.chain.keyedState].filter(([, backend]) => !backend.uncountedRestoredKeys).map(([uid, backend]) => [uid, backend.size()])),
         Object.fromEntries([...this.chain.keyedState].map(([uid, backend]) => [uid, backend.timerCounts()])),
       );
       if (this.reader && this.sourceUid) this.reader.seek(spec.sources[this.sourceUid] ?? {});

@@ -60,7 +60,8 @@ export class RunCursor {
   private settle(): void {
     let v = this.view!;
     while (this.i >= v.count) {
-      if (++this.block >= this.run.firsts.length) {
+      // Not a block that begins past the range: it holds nothing of it (and a clipped run may not have it).
+      if (++this.block >= this.run.firsts.length || this.run.firsts[this.block] > composite(this.keyGroupEnd, 0xffffffff)) {
         this.valid = false;
         return;
       }

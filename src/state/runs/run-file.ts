@@ -18,6 +18,7 @@
  * in the blocks are those of the file's `states`; an import maps them to
  * the store's own (rewriting the entries when they differ).
  */
+import type { KeyGroupRange } from "../../graph/key-groups.js";
 import { EntryBatch } from "./entry-batch.js";
 import { firstBlockFor } from "./merge-cursor.js";
 import { bloomLength } from "./bloom.js";
@@ -323,7 +324,15 @@ export interface OpenedRunFile {
  * ids are not the store's: its entries must be rewritten, by
  * {@link importRunRanged}.
  */
-export async function openRunFile(store: RunStore, read: ReadRange, size: number, pause: Pause, epoch?: number): Promise<OpenedRunFile | undefined> {
+export async function openRunFile(
+  store: RunStore,
+  read: ReadRange,
+  size: number,
+  pause: Pause,
+  epoch?: number,
+  /** The key groups of the file that are state here (see RunInfo.keyGroups); absent: all. */
+  clip?: KeyGroupRange,
+): Promise<OpenedRunFile | undefined> {
   const meta = await readRangedMeta(read, size);
   if (!meta.states.every((s) => store.stateId(s.name, s.kind) === s.id)) return undefined;
   const pages: RunPage[] = [];
@@ -336,7 +345,7 @@ export async function openRunFile(store: RunStore, read: ReadRange, size: number
   let bytes = meta.blockOffsets[meta.blocks] - meta.blockOffsets[0];
   for (const p of pages) bytes += p.bytes.length;
   const summary = { ...summaryOf(meta, bytes), bytes };
-  const run = await store.openFill(summary, pages, epoch ?? meta.epoch, epoch === undefined ? meta.firstEpoch : epoch, pause);
+  const run = await store.openFill(summary, pages, epoch ?? meta.epoch, epoch === undefined ? meta.firstEpoch : epoch, pause, clip);
   return { runId: run.id, meta, read };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { hashKey } from "../../graph/key-groups.js";
+import { type KeyGroupRange, hashKey } from "../../graph/key-groups.js";
 import { doSql } from "../../../test/support/do-sql.js";
 import { Random } from "../../../test/support/random.js";
 import { concat, writeTwoEpochs } from "../../../test/support/run-fixtures.js";
@@ -14,8 +14,8 @@ const MP = 64;
 const RANGE = { start: 0, end: MP - 1 };
 
 /** Two run files of a source store (an older one, and a newer one with overwrites and tombstones), and the state they make. */
-async function files(seed: number): Promise<{ files: Uint8Array[]; model: Map<string, unknown> }> {
-  const store = new RunStore(doSql(), "src", { targetBlockBytes: 1024 });
+async function files(seed: number, targetBlockBytes = 1024): Promise<{ files: Uint8Array[]; model: Map<string, unknown> }> {
+  const store = new RunStore(doSql(), "src", { targetBlockBytes });
   const out: Uint8Array[] = [];
   const model = await writeTwoEpochs(store, { seed, writes: 2500, keys: 3000, deletes: 0.15, maxParallelism: MP, mapValue: (k, epoch, i) => [[k, `${epoch}-${i}`]] }, (run) =>
     out.push(concat(exportRun(store, run.id))),
@@ -33,7 +33,7 @@ interface Reads {
 
 const noReads = (): Reads => ({ count: 0, bytes: 0, open: 0, maxOpen: 0 });
 
-async function opened(sql: Sql, bytes: Uint8Array[], reads: Reads): Promise<{ store: RunStore; opened: OpenedRunFile[] }> {
+async function opened(sql: Sql, bytes: Uint8Array[], reads: Reads, clip?: KeyGroupRange): Promise<{ store: RunStore; opened: OpenedRunFile[] }> {
   const store = new RunStore(sql, "dst", { targetBlockBytes: 1024 });
   store.stateId("a", "value");
   store.stateId("b", "map");
@@ -47,7 +47,7 @@ async function opened(sql: Sql, bytes: Uint8Array[], reads: Reads): Promise<{ st
       reads.open--;
       return file.slice(offset, offset + length);
     };
-    out.push((await openRunFile(store, read, file.length, noPause, 7))!);
+    out.push((await openRunFile(store, read, file.length, noPause, 7, clip))!);
   }
   return { store, opened: out };
 }
@@ -116,12 +116,61 @@ describe("RunFill: a lazy restore of run files", () => {
     expect(contents(new RunStore(sql, "dst"))).toEqual(model);
   });
 
+  it("clipped to the key groups a subtask owns (a rescale out), reads only their blocks and holds only their state, through compaction and a restart", async () => {
+    const { files: bytes, model } = await files(13);
+    const clip = { start: 20, end: 37 };
+    const inClip = new Map([...model].filter(([id]) => keyOf(id).keyGroup >= clip.start && keyOf(id).keyGroup <= clip.end));
+    const reads = noReads();
+    const sql = doSql();
+    const { store, opened: opened_ } = await opened(sql, bytes, reads, clip);
+    const fill = new RunFill(store, opened_, clip, 8192);
+    const blocks = opened_.reduce((n, f) => n + f.meta.blocks, 0);
+    // Blocks that cannot hold the clip's key groups are not to be read: about (37 - 20 + 1) / 64 of them are.
+    expect(fill.progress().blocks).toBeLessThan(blocks / 2);
+    expect(fill.progress().missing).toBe(fill.progress().blocks);
+    const ids = [...inClip.keys()];
+    await fill.ensure(ids.slice(0, 50).map(keyOf));
+    for (const id of ids.slice(0, 50)) expect(get(store, id)).toEqual(model.get(id));
+    // A key group outside the clip is not this subtask's: the fill refuses it.
+    await expect(fill.ensure([{ keyGroup: 5, hash: 7 }])).rejects.toThrow(/outside this fill's range/);
+    await fill.run(noPause);
+    expect(fill.progress().missing).toBe(0);
+    // What was read: the blocks of the clip, less than half the files' block bytes.
+    const blockBytes = opened_.reduce((n, f) => n + f.meta.blockOffsets[f.meta.blocks] - f.meta.blockOffsets[0], 0);
+    expect(fill.progress().bytesRead).toBeLessThan(blockBytes / 2);
+    // Lookups and scans see the clip's state only, whatever key group they ask for.
+    expect(contents(store)).toEqual(inClip);
+    expect([...store.scan(0, 25)].every((e) => e.keyGroup >= clip.start && e.keyGroup <= 25)).toBe(true);
+    expect([...store.scan(50, 63)]).toEqual([]);
+    for (const [id] of [...model].filter(([x]) => !inClip.has(x)).slice(0, 50)) expect(get(store, id)).toBeUndefined();
+    // A clipped run keeps its clip: it lists it (a checkpoint references the file with it), and cannot be exported.
+    expect(store.runs().map((r) => r.keyGroups)).toEqual([clip, clip]);
+    expect(() => concat(exportRun(store, store.runs()[0].id))).toThrow(/cannot be exported/);
+    // A restarted object finds the clips again.
+    const reopened = new RunStore(sql, "dst", { targetBlockBytes: 1024 });
+    expect(reopened.runs().map((r) => r.keyGroups)).toEqual([clip, clip]);
+    expect(contents(reopened)).toEqual(inClip);
+    // A compaction writes the clip's entries alone, into a run that is not clipped.
+    const merged = await reopened.compact(reopened.planCompaction(100, true)!, noPause);
+    expect(merged?.keyGroups).toBeUndefined();
+    expect(reopened.runs()).toHaveLength(1);
+    expect(contents(reopened)).toEqual(inClip);
+    expect(merged!.entries).toBe(inClip.size);
+    reopened.collectGarbageNow();
+    expect(sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM state_run_clips WHERE op = 'dst'`).one().n).toBe(0);
+  });
+
   it("serves reads on demand while the background reads, over seeds, and every key asked for reads as the model", async () => {
-    for (let seed = 1; seed <= 6; seed++) {
-      const { files: bytes, model } = await files(seed * 11);
+    for (let seed = 1; seed <= 12; seed++) {
       const rng = new Random(seed);
-      const { store, opened: opened_ } = await opened(doSql(), bytes, noReads());
-      const fill = new RunFill(store, opened_, RANGE, 4096 + rng.int(8192));
+      // Some seeds cut a block at every entry: every key group then ends at a block's end.
+      const { files: bytes, model: all } = await files(seed * 11, seed % 4 === 0 ? 1 : 1024);
+      // Half the seeds clip the files to a random range of key groups (a rescale out), as narrow as one.
+      const start = rng.int(MP);
+      const clip = seed % 2 === 0 ? { start, end: Math.min(MP - 1, start + rng.int(MP / 2)) } : undefined;
+      const model = clip ? new Map([...all].filter(([id]) => keyOf(id).keyGroup >= clip.start && keyOf(id).keyGroup <= clip.end)) : all;
+      const { store, opened: opened_ } = await opened(doSql(), bytes, noReads(), clip);
+      const fill = new RunFill(store, opened_, clip ?? RANGE, 4096 + rng.int(8192));
       const ids = [...model.keys()];
       const background = fill.run(async () => {
         await new Promise((r) => setTimeout(r, 0));
@@ -142,6 +191,9 @@ describe("RunFill: a lazy restore of run files", () => {
       await Promise.all(asked);
       await background;
       expect(contents(store), `seed ${seed}`).toEqual(model);
+      // Compacted, the clip's state alone.
+      await store.compact(store.planCompaction(100, true)!, noPause);
+      expect(contents(store), `seed ${seed}, compacted`).toEqual(model);
     }
   });
 

@@ -49,7 +49,9 @@ export interface FillKey {
 
 /** How far a fill has come, for metrics. */
 export interface FillProgress {
+  /** Blocks to read (a clipped run's outside its clip are not). */
   readonly blocks: number;
+  /** Of those, not stored yet. */
   readonly missing: number;
   /** Bytes of blocks read on demand and in the background. */
   readonly bytesRead: number;
@@ -66,6 +68,8 @@ export class RunFill {
   private finished = false;
   private bytes = 0;
   private demand = 0;
+  /** Blocks to read: a file's, less those outside its run's clip (never read). */
+  private readonly wanted: number;
 
   constructor(
     private readonly store: RunStore,
@@ -74,6 +78,7 @@ export class RunFill {
     private readonly chunkBytes = IMPORT_CHUNK_BYTES,
   ) {
     for (const f of files) this.inFlight.set(f, new Map());
+    this.wanted = files.reduce((n, f) => n + store.missingBlocks(f.runId), 0);
   }
 
   /** Whether every run is whole (after {@link run}). */
@@ -216,13 +221,9 @@ export class RunFill {
   }
 
   progress(): FillProgress {
-    let blocks = 0;
     let missing = 0;
-    for (const f of this.files) {
-      blocks += f.meta.blocks;
-      missing += this.finished ? 0 : this.store.missingBlocks(f.runId);
-    }
-    return { blocks, missing, bytesRead: this.bytes, demandReads: this.demand };
+    if (!this.finished) for (const f of this.files) missing += this.store.missingBlocks(f.runId);
+    return { blocks: this.wanted, missing, bytesRead: this.bytes, demandReads: this.demand };
   }
 }
 

@@ -34,6 +34,7 @@
  * oldest, so that {@link RunStore.canRestoreTo} knows which checkpoints can
  * still be reached by dropping runs.
  */
+import type { KeyGroupRange } from "../../graph/key-groups.js";
 import type { Sql, SqlValue } from "../../storage/sql.js";
 import { BlockCache, CacheOwner } from "./block-cache.js";
 import { type BloomProbe, bloomMayContain, bloomProbe } from "./bloom.js";
@@ -44,6 +45,11 @@ import { MergeCursor, RunCursor, type RunBlocks, firstBlockFor } from "./merge-c
 import { BLOCK_TARGET_BYTES, BlockView, type EntryRef, composite, entryRef } from "./run-format.js";
 import { BLOCKS_PER_BLOOM, PAGE_BLOCK, PAGE_BLOOM, PAGE_INDEX, type RunPage, type RunSummary, RunWriter } from "./run-writer.js";
 import { StateNames } from "./state-names.js";
+
+/** The last key group a run may hold: a run that is not clipped holds state of every one. */
+const ALL_KEY_GROUPS = 0xffff;
+/** The largest key hash (32 bits). */
+const MAX_HASH = 0xffffffff;
 
 /** Yields to other work between two turns of a long job (a run write, a compaction). */
 export type Pause = () => Promise<void>;
@@ -67,6 +73,12 @@ export interface RunInfo {
   readonly blocks: number;
   /** Bytes of its pages (blocks, bloom filters, index). */
   readonly bytes: number;
+  /**
+   * The only key groups of it that are state, when it holds others too: a
+   * file shared by a restore at a higher parallelism, which reads it lazily
+   * instead of rewriting its part (absent: every entry is state).
+   */
+  readonly keyGroups?: KeyGroupRange;
 }
 
 /** An entry a scan gives: the key decoded, the value in persisted form (value-codec.ts). */
@@ -125,6 +137,9 @@ const TABLES = [
   `CREATE INDEX IF NOT EXISTS state_runs_by_live ON state_runs (op, live)`,
   `CREATE TABLE IF NOT EXISTS state_run_pages (op TEXT NOT NULL, run INTEGER NOT NULL, kind INTEGER NOT NULL, page INTEGER NOT NULL,
     bytes BLOB NOT NULL, PRIMARY KEY (op, run, kind, page))`,
+  // The key groups a clipped run holds as state (RunInfo.keyGroups); a run without a row has none clipped.
+  `CREATE TABLE IF NOT EXISTS state_run_clips (op TEXT NOT NULL, run INTEGER NOT NULL, kg_start INTEGER NOT NULL, kg_end INTEGER NOT NULL,
+    PRIMARY KEY (op, run))`,
 ];
 const INSERT_PAGE = `INSERT INTO state_run_pages (op, run, kind, page, bytes) VALUES (?, ?, ?, ?, ?)`;
 const SELECT_PAGE = `SELECT bytes FROM state_run_pages WHERE op = ? AND run = ? AND kind = ? AND page = ?`;
@@ -144,6 +159,9 @@ class Run implements RunInfo {
   present: Uint8Array | undefined;
   /** Blocks not stored yet. */
   missing = 0;
+  /** Its entries outside these key groups are not state (see {@link RunInfo.keyGroups}). */
+  keyGroupStart = 0;
+  keyGroupEnd = ALL_KEY_GROUPS;
 
   constructor(
     readonly id: number,
@@ -159,9 +177,13 @@ class Run implements RunInfo {
     readonly last: number,
   ) {}
 
+  get clipped(): boolean {
+    return this.keyGroupStart > 0 || this.keyGroupEnd < ALL_KEY_GROUPS;
+  }
+
   info(): RunInfo {
     const { id, seq, epoch, firstEpoch, entries, tombstones, blocks, bytes } = this;
-    return { id, seq, epoch, firstEpoch, entries, tombstones, blocks, bytes };
+    return { id, seq, epoch, firstEpoch, entries, tombstones, blocks, bytes, ...(this.clipped ? { keyGroups: { start: this.keyGroupStart, end: this.keyGroupEnd } } : {}) };
   }
 }
 
@@ -205,9 +227,21 @@ export class RunStore {
     // lazy restore had not all stored: live = 2), deleted in the background.
     for (const r of sql.exec<{ run: number }>(`SELECT run FROM state_runs WHERE op = ? AND live <> 1`, uid).toArray()) this.abandoned.push(r.run);
     const rows = sql.exec<Record<string, number>>(`SELECT * FROM state_runs WHERE op = ? AND live = 1 ORDER BY seq`, uid).toArray();
+    const clips = new Map(
+      sql
+        .exec<{ run: number; kg_start: number; kg_end: number }>(`SELECT run, kg_start, kg_end FROM state_run_clips WHERE op = ?`, uid)
+        .toArray()
+        .map((c) => [c.run, c]),
+    );
     for (const r of rows) {
       const firsts = this.readIndex(r.run, r.blocks, r.index_pages);
-      this.live.push(new Run(r.run, r.seq, r.epoch, r.first_epoch, r.entries, r.tombstones, r.blocks, r.bloom_pages, r.bytes, firsts, r.last));
+      const run = new Run(r.run, r.seq, r.epoch, r.first_epoch, r.entries, r.tombstones, r.blocks, r.bloom_pages, r.bytes, firsts, r.last);
+      const clip = clips.get(r.run);
+      if (clip) {
+        run.keyGroupStart = clip.kg_start;
+        run.keyGroupEnd = clip.kg_end;
+      }
+      this.live.push(run);
     }
     const top = sql.exec<{ run: number | null; seq: number | null }>(`SELECT MAX(run) AS run, MAX(seq) AS seq FROM state_runs WHERE op = ?`, uid).one();
     this.nextId = (top.run ?? 0) + 1;
@@ -222,6 +256,11 @@ export class RunStore {
   /** An empty batch whose errors name this operator and its states. */
   batch(): EntryBatch {
     return new EntryBatch(this.uid, (id) => this.names.describe(id));
+  }
+
+  /** The seq of the newest live run (0: none): {@link scanRaw} up to it reads the state as it is now, later runs aside. */
+  get newestSeq(): number {
+    return this.live.length > 0 ? this.live[this.live.length - 1].seq : 0;
   }
 
   /** The live runs, oldest first. */
@@ -287,18 +326,21 @@ export class RunStore {
     firstEpoch: number,
     pause: Pause,
     live: 1 | typeof FILLING,
+    clip?: KeyGroupRange,
   ): Promise<Run> {
     const seq = this.nextSeq++;
     const id = this.nextId++;
     this.writing.add(seq);
     try {
       this.sql.exec(`INSERT INTO state_runs VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, -1)`, this.uid, id, seq, epoch, firstEpoch);
+      // Before it is published: a live run and its clip appear in one instant.
+      if (clip) this.sql.exec(`INSERT OR REPLACE INTO state_run_clips VALUES (?, ?, ?, ?)`, this.uid, id, clip.start, clip.end);
       const stored = metered(pause);
       for await (const p of pages) {
         this.sql.exec(INSERT_PAGE, this.uid, id, p.kind, p.page, buffer(p.bytes));
         await stored(p.bytes.length);
       }
-      return this.publish(id, seq, epoch, firstEpoch, typeof summary === "function" ? summary() : summary, live);
+      return this.publish(id, seq, epoch, firstEpoch, typeof summary === "function" ? summary() : summary, live, clip);
     } catch (e) {
       this.abandoned.push(id);
       throw e;
@@ -345,8 +387,12 @@ export class RunStore {
    * key only once {@link missingBlocks} says its blocks are in; scans,
    * exports and compactions of the run wait for its end (a read of a block
    * not stored throws).
+   *
+   * Given `clip`, only the entries of those key groups are state (see
+   * {@link RunInfo.keyGroups}): the blocks that cannot hold any of them are
+   * never read, nor stored, and count as stored from the start.
    */
-  async openFill(summary: RunSummary, pages: Iterable<RunPage>, epoch: number, firstEpoch: number, pause: Pause): Promise<RunInfo> {
+  async openFill(summary: RunSummary, pages: Iterable<RunPage>, epoch: number, firstEpoch: number, pause: Pause, clip?: KeyGroupRange): Promise<RunInfo> {
     const uid = this.uid;
     const withoutBlocks = function* (): Iterable<RunPage> {
       for (const p of pages) {
@@ -354,7 +400,8 @@ export class RunStore {
         yield p;
       }
     };
-    return (await this.storeRun(summary, withoutBlocks(), epoch, firstEpoch, pause, FILLING)).info();
+    const clipped = clip && (clip.start > 0 || clip.end < ALL_KEY_GROUPS) ? clip : undefined;
+    return (await this.storeRun(summary, withoutBlocks(), epoch, firstEpoch, pause, FILLING, clipped)).info();
   }
 
   /** Stores blocks of run `id` that {@link openFill} opened (those stored already are skipped). Throws once the run was dropped. */
@@ -406,13 +453,29 @@ export class RunStore {
   }
 
   /** Makes a written run visible: one statement. */
-  private publish(id: number, seq: number, epoch: number, firstEpoch: number, s: RunSummary, live: 1 | typeof FILLING = 1): Run {
+  private publish(id: number, seq: number, epoch: number, firstEpoch: number, s: RunSummary, live: 1 | typeof FILLING = 1, clip?: KeyGroupRange): Run {
     this.sql.exec(SET_SUMMARY, live, s.entries, s.tombstones, s.blocks, s.bloomPages, s.indexPages, s.bytes, s.last, this.uid, id);
     const run = new Run(id, seq, epoch, firstEpoch, s.entries, s.tombstones, s.blocks, s.bloomPages, s.bytes, s.firsts, s.last);
+    if (clip) {
+      run.keyGroupStart = clip.start;
+      run.keyGroupEnd = clip.end;
+    }
     if (live === FILLING) {
       // Visible as filling from the moment it is live: nothing may take its blocks as stored.
       run.present = new Uint8Array(s.blocks);
       run.missing = s.blocks;
+      if (clip) {
+        // Blocks no read within the clip can reach: never needed (a cursor or a lookup of a clipped key group
+        // starts at the block firstBlockFor gives, and stops before a block that begins past the clip).
+        const from = composite(clip.start, 0);
+        const to = composite(clip.end, MAX_HASH);
+        for (let b = 0; b < s.blocks; b++) {
+          if (s.firsts[b] > to || (b + 1 < s.blocks && s.firsts[b + 1] < from)) {
+            run.present[b] = 1;
+            run.missing--;
+          }
+        }
+      }
     }
     // Writes finish in any order; the list stays ordered by age.
     let at = this.live.length;
@@ -439,7 +502,7 @@ export class RunStore {
     for (let r = this.live.length - 1; r >= 0; r--) {
       const run = this.live[r];
       const firsts = run.firsts;
-      if (firsts.length === 0 || c < firsts[0] || c > run.last) continue;
+      if (firsts.length === 0 || c < firsts[0] || c > run.last || keyGroup < run.keyGroupStart || keyGroup > run.keyGroupEnd) continue;
       if (!probed) {
         bloomProbe(stateId, hash, this.probe);
         probed = true;
@@ -481,12 +544,20 @@ export class RunStore {
    * and its value is `valueLength` bytes of `bytes` (its block) at
    * `valueOffset`. Read it before asking for the next.
    */
-  *scanRaw(keyGroupStart = 0, keyGroupEnd = 0xffff, fromHash = 0): Generator<RawScanEntry> {
-    const runs = [...this.live].reverse();
+  *scanRaw(keyGroupStart = 0, keyGroupEnd = 0xffff, fromHash = 0, upToSeq = Number.POSITIVE_INFINITY): Generator<RawScanEntry> {
+    // A clipped run only where its clip meets the range: it may lack the blocks elsewhere.
+    const runs = [...this.live].reverse().filter((r) => r.seq <= upToSeq && Math.max(keyGroupStart, r.keyGroupStart) <= Math.min(keyGroupEnd, r.keyGroupEnd));
     for (const r of runs) r.readers++;
     const out: RawScanEntry = { stateId: 0, keyGroup: 0, hash: 0, key: "", bytes: EMPTY, valueOffset: 0, valueLength: 0 };
     try {
-      const merge = new MergeCursor(runs.map((r) => new RunCursor(this.blocksOf(r, false), keyGroupStart, keyGroupEnd, fromHash)));
+      const merge = new MergeCursor(
+        runs.map((r) =>
+          // A clipped run from where its clip begins, if that is later: its key groups before are not state.
+          r.keyGroupStart > keyGroupStart
+            ? new RunCursor(this.blocksOf(r, false), r.keyGroupStart, Math.min(keyGroupEnd, r.keyGroupEnd))
+            : new RunCursor(this.blocksOf(r, false), keyGroupStart, Math.min(keyGroupEnd, r.keyGroupEnd), fromHash),
+        ),
+      );
       for (let cur = merge.current; cur; cur = merge.current) {
         const e = cur.ref;
         if (e.valueLength >= 0) {
@@ -599,7 +670,8 @@ export class RunStore {
           await stored(p.bytes.length);
         }
       };
-      const merge = new MergeCursor([...runs].reverse().map((r) => new RunCursor(this.blocksOf(r, false), 0, 0xffff)));
+      // A clipped input gives its clip's entries only: the output holds state alone, and is not clipped.
+      const merge = new MergeCursor([...runs].reverse().map((r) => new RunCursor(this.blocksOf(r, false), r.keyGroupStart, r.keyGroupEnd)));
       let inTurn = 0;
       for (let cur = merge.current; cur; cur = merge.current) {
         const e = cur.ref;
@@ -692,6 +764,7 @@ export class RunStore {
       budget -= Math.max(deleted, 1);
       if (done) {
         this.sql.exec(`DELETE FROM state_runs WHERE op = ? AND run = ?`, this.uid, id);
+        this.sql.exec(`DELETE FROM state_run_clips WHERE op = ? AND run = ?`, this.uid, id);
         this.abandoned.pop();
       }
     }
@@ -745,6 +818,8 @@ export class RunStore {
   lease(id: number): { run: RunInfo & { bloomPages: number; firsts: Float64Array; last: number }; release: () => void } {
     const run = this.live.find((r) => r.id === id);
     if (!run) throw new Error(`operator "${this.uid}": no live run ${id}`);
+    // Its pages hold key groups that are not state: it goes up as the file it came from, with its clip.
+    if (run.clipped) throw new Error(`operator "${this.uid}": run ${id} holds key groups ${run.keyGroupStart}..${run.keyGroupEnd} of its file only, and cannot be exported`);
     run.readers++;
     let released = false;
     return {
