@@ -41,7 +41,7 @@ function figures(r: BenchResult): string {
         `answered in ${n(r.server_answer_ms)} ms; limited by ${String(r.limited_by ?? "–")}; floe only`
       );
     case "checkpoint_size":
-      return `1st ${n(r.full_checkpoint_ms)} ms ${mb(r.full_checkpoint_bytes)}; 2nd ${n(r.second_checkpoint_ms)} ms ${mb(r.second_checkpoint_bytes)}; recovery ${n(r.recovery_to_first_record_ms)} ms${r.r2_restore_to_first_record_ms === undefined ? "" : `; from R2 at p=1 ${n(r.r2_restore_to_first_record_ms)} ms (whole ${n(r.r2_restore_whole_ms)} ms)`}`;
+      return `1st ${n(r.full_checkpoint_ms)} ms ${mb(r.full_checkpoint_bytes)}; 2nd ${n(r.second_checkpoint_ms)} ms ${mb(r.second_checkpoint_bytes)}; recovery ${n(r.recovery_to_first_record_ms)} ms${r.r2_restore_to_first_record_ms === undefined ? "" : `; from R2 at p=1 ${n(r.r2_restore_to_first_record_ms)} ms (whole ${n(r.r2_restore_whole_ms)} ms)`}${r.r2_rescale_out_to_first_record_ms === undefined ? "" : `; at p=4 ${n(r.r2_rescale_out_to_first_record_ms)} ms (whole ${n(r.r2_rescale_out_whole_ms)} ms)`}`;
     case "recovery":
       return `first record after ${n(r.recovery_to_first_record_ms)} ms; time lost ${n(r.time_lost_ms)} ms`;
     case "latency_max":

@@ -125,7 +125,9 @@ export async function benchCheckpoints(o: CheckpointBenchOptions): Promise<Bench
     const recoveryMs = performance.now() - failedAt;
     // With the image, the same checkpoint restored at parallelism 1 reads R2 (a scale-in: each file lies within the
     // subtask's key groups, so the restore opens them and reads their blocks by key, docs/state-backend.md).
-    const fromR2 = o.incremental && o.localRecovery ? await restoreFromR2(engine, second.id) : {};
+    const fromR2 = o.incremental && o.localRecovery ? await restoreFromR2(engine, second.id, 1, "r2_restore") : {};
+    // And at parallelism 4 (a rescale out: each file holds two subtasks' key groups, and each opens it clipped to its own).
+    const rescaledOut = o.incremental && o.localRecovery ? await restoreFromR2(engine, second.id, 4, "r2_rescale_out") : {};
     return {
       bench: "checkpoint_size",
       engine: "floe",
@@ -149,6 +151,7 @@ export async function benchCheckpoints(o: CheckpointBenchOptions): Promise<Bench
       recovery_to_first_record_ms: Math.round(recoveryMs),
       restarted_attempt: restartedAttempt,
       ...fromR2,
+      ...rescaledOut,
     };
   } finally {
     await engine.dispose();
@@ -167,35 +170,37 @@ interface LatestMetrics {
 
 /**
  * Cancels the job and starts it from checkpoint `id` with its keyed
- * operator at parallelism 1: the time from the start request to the first
- * record processed, and to the last block of the lazy restore stored.
+ * operator at `parallelism`: the time from the start request to the first
+ * record processed (by any subtask), and to the last block of every
+ * subtask's lazy restore stored. Fields are named `<name>_…`.
  */
-async function restoreFromR2(engine: Engine, id: number): Promise<Record<string, number>> {
+async function restoreFromR2(engine: Engine, id: number, parallelism: number, name: string): Promise<Record<string, number>> {
   const cancel = await engine.api("/v1/jobs/bench-state/cancel", { method: "POST" });
   if (cancel.status !== 200) throw new Error(`cancel failed: ${cancel.status} ${await cancel.text()}`);
-  progress(`restoring checkpoint ${id} at parallelism 1 from R2`);
+  progress(`restoring checkpoint ${id} at parallelism ${parallelism} from R2`);
   const startedAt = performance.now();
   const res = await engine.api("/v1/jobs/bench-state/start", {
     method: "POST",
-    json: { fromCheckpoint: id, parallelism: { latest: 1 }, config: { checkpoint: { interval_ms: 3_600_000, incremental: true, full_every: 100, local_recovery: true } } },
+    json: { fromCheckpoint: id, parallelism: { latest: parallelism }, config: { checkpoint: { interval_ms: 3_600_000, incremental: true, full_every: 100, local_recovery: true } } },
   });
   if (res.status !== 200) throw new Error(`start from checkpoint ${id} failed: ${res.status} ${await res.text()}`);
   const { attempt } = (await (await engine.api("/v1/jobs/bench-state")).json()) as { attempt: number };
   const latest = async () => {
     const m = (await (await engine.api("/v1/jobs/bench-state/metrics")).json()) as { subtasks: LatestMetrics[] };
-    return m.subtasks.find((x) => x.vertex === "latest" && x.attempt === attempt);
+    return m.subtasks.filter((x) => x.vertex === "latest" && x.attempt === attempt);
   };
   // The source replays what followed the checkpoint (the records sent after the failure).
-  await until("the first record after the restore from R2", async () => ((await latest())?.records_in ?? 0) > 0, 300_000, 5);
+  await until("the first record after the restore from R2", async () => (await latest()).some((m) => m.records_in > 0), 300_000, 5);
   const first = performance.now();
-  let m: LatestMetrics | undefined;
-  await until("the lazy restore's last block", async () => (m = await latest()) !== undefined && m.state_restore_blocks_missing === 0, 300_000, 5);
+  let m: LatestMetrics[] = [];
+  await until("the lazy restore's last block", async () => (m = await latest()).length === parallelism && m.every((x) => x.state_restore_blocks_missing === 0), 300_000, 5);
   const whole = performance.now();
+  const sum = (f: (x: LatestMetrics) => number) => m.reduce((n, x) => n + f(x), 0);
   return {
-    r2_restore_to_first_record_ms: Math.round(first - startedAt),
-    r2_restore_whole_ms: Math.round(whole - startedAt),
-    r2_restore_blocks: m!.state_restore_blocks,
-    r2_restore_demand_reads: m!.state_restore_demand_reads,
-    r2_restore_wait_ms: m!.state_restore_wait_ms,
+    [`${name}_to_first_record_ms`]: Math.round(first - startedAt),
+    [`${name}_whole_ms`]: Math.round(whole - startedAt),
+    [`${name}_blocks`]: sum((x) => x.state_restore_blocks),
+    [`${name}_demand_reads`]: sum((x) => x.state_restore_demand_reads),
+    [`${name}_wait_ms`]: Math.max(...m.map((x) => x.state_restore_wait_ms)),
   };
 }
