@@ -271,11 +271,28 @@ describe("dirty tracking", () => {
     ]);
   });
 
-  it("reports an entry changed and then deleted before the write-back as deleted", () => {
+  it("reports an entry that existed at the last capture and was changed, then deleted, as deleted; one created and deleted since, not at all", () => {
     const s = new KeyedStateBackend(128, "op");
     s.setCurrentKey("a");
     s.getState(count).update(1);
+    s.takeDirty();
+    s.getState(count).update(2);
     s.getState(count).clear();
+    // Created and deleted between two captures: nothing persisted holds it, so there is nothing to delete.
+    s.setCurrentKey("new");
+    s.getState(count).update(1);
+    s.getState(count).clear();
+    expect(s.takeDirty()).toEqual([{ state: "count", kind: "value", key: "a", keyGroup: keyGroupOf("a", 128), value: undefined }]);
+    // Created again after that capture, deleted in the next: still nothing; deleted, then created again: a value.
+    s.getState(count).update(3);
+    s.getState(count).clear();
+    s.setCurrentKey("a");
+    s.getState(count).update(4);
+    expect(s.takeDirty()).toEqual([{ state: "count", kind: "value", key: "a", keyGroup: keyGroupOf("a", 128), value: 4 }]);
+    s.getState(count).clear();
+    s.getState(count).update(5);
+    s.getState(count).clear();
+    // Existed at the last capture: deleted, created and deleted again is a deletion.
     expect(s.takeDirty()).toEqual([{ state: "count", kind: "value", key: "a", keyGroup: keyGroupOf("a", 128), value: undefined }]);
   });
 
@@ -514,13 +531,21 @@ describe("captureChanges", () => {
   it("takes what changed since the previous capture, as it was then, and clears the marks", () => {
     const s = new KeyedStateBackend(128, "op");
     const doc = valueState<{ n: number }>("doc");
+    s.setCurrentKey("b");
+    s.getState(count).update(2);
+    s.captureChanges();
     s.setCurrentKey("a");
     s.getState(count).update(1);
     s.getState(doc).update({ n: 1 });
     s.getListState(recent).add("x");
     s.setCurrentKey("b");
-    s.getState(count).update(2);
+    s.getState(count).update(3);
     s.getState(count).clear();
+    // Created and deleted since the last capture: no change.
+    s.setCurrentKey("c");
+    s.getState(count).update(1);
+    s.getState(count).clear();
+    s.setCurrentKey("a");
     const c = s.captureChanges();
     expect(s.hasDirty()).toBe(false);
     expect(s.captureChanges().count).toBe(0);

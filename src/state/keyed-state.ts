@@ -494,6 +494,7 @@ export class KeyedStateBackend {
     for (const slot of this.slots.values()) {
       for (const [key, v] of slot.changed) out.push(this.entry(slot, key, v));
       slot.changed.clear();
+      slot.fresh.clear();
     }
     return out;
   }
@@ -511,6 +512,7 @@ export class KeyedStateBackend {
       if (slot.changed.size === 0) continue;
       const captured = captureTable(this.operatorLabel, slot, slot.changed);
       slot.changed.clear();
+      slot.fresh.clear();
       this.measure(slot, captured);
       tables.push(captured);
       count += captured.keys.length;
@@ -832,15 +834,17 @@ export class KeyedStateBackend {
       if (!had) return;
       slot.table.delete(key);
       this.forget(slot, key);
-      if (this.backing) {
-        this.count--;
-        this.deleted.add(id(slot.name, key));
+      if (this.backing) this.count--;
+      if (slot.fresh.delete(key)) {
+        slot.changed.delete(key);
+        return;
       }
+      if (this.backing) this.deleted.add(id(slot.name, key));
     } else {
-      if (!had && this.backing) {
-        this.count++;
-        this.deleted.delete(id(slot.name, key));
-      }
+      // Not in memory, so in no capture nor the image (all of a heap queue's entries are in memory), unless deleted
+      // since the last capture, or on its way out of the image.
+      if (!had && !(this.backing && this.deleted.delete(id(slot.name, key))) && !slot.changed.has(key)) slot.fresh.add(key);
+      if (!had && this.backing) this.count++;
       slot.table.set(key, timestamps);
       // The heap queue's timers (no budget, so never evicted): measured at each change.
       if (had) this.resize(slot, key, estimateEntryBytes(key, timestamps));
@@ -886,6 +890,7 @@ export class KeyedStateBackend {
     for (const slot of this.slots.values()) {
       slot.table.clear();
       slot.changed.clear();
+      slot.fresh.clear();
       slot.pending.clear();
       slot.sizes.clear();
       slot.cold.clear();
@@ -955,10 +960,13 @@ export class KeyedStateBackend {
     // the next checkpoint), which spares the hot path a second store.
     if (this.backing && this.read(slot) === undefined) {
       this.count++;
-      this.deleted.delete(id(slot.name, this.keyTextNow));
+      // In neither memory nor the image, nor deleted since the last capture or on its way out of the image: new.
+      if (!this.deleted.delete(id(slot.name, this.keyTextNow)) && !slot.changed.has(this.keyTextNow)) slot.fresh.add(this.keyTextNow);
     }
     const before = slot.table.size;
     slot.table.set(this.keyTextNow, value);
+    // Without a backing, memory holds the whole state: a key it did not hold, not deleted since the last capture, is new.
+    if (!this.backing && slot.table.size !== before && !slot.changed.has(this.keyTextNow)) slot.fresh.add(this.keyTextNow);
     this.touch(slot, value);
     // A new entry, which the read before it missed, is counted now; one written blind too, under a budget: the table
     // grew (no lookup more). Without that, a job that writes without reading would hold any number of new keys unseen
@@ -981,10 +989,13 @@ export class KeyedStateBackend {
   private removeKey(slot: Slot, key: string): void {
     slot.table.delete(key);
     this.forget(slot, key);
-    if (this.backing) {
-      this.count--;
-      this.deleted.add(id(slot.name, key));
+    if (this.backing) this.count--;
+    if (slot.fresh.delete(key)) {
+      // New since the last capture: nothing persisted holds it, so there is nothing to delete.
+      slot.changed.delete(key);
+      return;
     }
+    if (this.backing) this.deleted.add(id(slot.name, key));
     slot.changed.set(key, undefined);
   }
 
@@ -1091,6 +1102,7 @@ export class KeyedStateBackend {
       kind,
       table: new Map(),
       changed: new Map(),
+      fresh: new Set(),
       pending: new Map(),
       sizes: new Map(),
       cold: new Set(),
@@ -1298,6 +1310,12 @@ interface Slot {
   readonly table: Map<string, unknown>;
   /** Keys changed since the last capture, with their live value (undefined: deleted). */
   readonly changed: Map<string, unknown>;
+  /**
+   * Keys of `changed` that neither the last capture nor the image held:
+   * deleted before the next capture, they leave no change (a window that
+   * opens and fires between two checkpoints writes nothing).
+   */
+  readonly fresh: Set<string>;
   /** Under a budget, keys of captures not yet written back, with how many such captures hold each: not evicted. */
   readonly pending: Map<string, number>;
   /** Each in-memory entry's estimated bytes (see `memory-budget.ts`). */

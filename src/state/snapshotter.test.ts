@@ -219,10 +219,10 @@ describe("KeyedSnapshotter, full mode", () => {
 
   it("a full file holds unchanged keys even when as many keys changed as there are, some of them deleted", async () => {
     const { store, backend, checkpoint } = setup({ incremental: false, fullEvery: 10 });
-    setCounts(backend, ["a", "b"], () => 1);
+    setCounts(backend, ["a", "b", "c"], () => 1);
     await checkpoint(1);
-    // Changed: b (updated) and c (added, then deleted); live: a and b.
-    setCounts(backend, ["b", "c"], () => 2);
+    // Changed: b (updated) and c (deleted); live: a and b.
+    setCounts(backend, ["b"], () => 2);
     backend.setCurrentKey("c");
     backend.getState(count).clear();
     const p = await checkpoint(2);
@@ -595,7 +595,9 @@ describe("KeyedSnapshotter and the local image", () => {
 
   it("upload marks the image null before writing it back and with the checkpoint once whole", async () => {
     const { store, snapshotter, backend, backends } = setup({ incremental: true, fullEvery: 10 });
-    setCounts(backend, ["a", "b"], () => 1);
+    setCounts(backend, ["a"], () => 1);
+    backend.captureChanges();
+    setCounts(backend, ["b"], () => 1);
     backend.setCurrentKey("a");
     backend.getState(count).clear();
     await snapshotter.upload(snapshotter.prepare(5, backends));

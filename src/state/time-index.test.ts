@@ -14,7 +14,7 @@ import type { KeyedStateHandle } from "../checkpoint/types.js";
 import { RunImage, type TimerCounts } from "../storage/run-image.js";
 import { KeyedStateBackend } from "./keyed-state.js";
 import { KeyedSnapshotter, type SnapshotStore } from "./snapshotter.js";
-import { INDEX_CACHE_ENTRIES, parseTimeIndexKey, timeIndexKey, timeIndexPosition } from "./time-index.js";
+import { INDEX_CACHE_ENTRIES, IndexedTimerQueue, parseTimeIndexKey, timeIndexKey, timeIndexPosition } from "./time-index.js";
 import type { Timer } from "./timer-queue.js";
 
 const MAX_PARALLELISM = 128;
@@ -271,5 +271,40 @@ describe("timers in the image's time index", () => {
     expect(restored.timerCount()).toBe(n);
     expect(restored.readbacks).toBe(0);
     expect(restored.timers("event").poll(n).length).toBe(n);
+  });
+});
+
+describe("the time index's changes", () => {
+  /** A queue over an empty sealed index and per-key entries in a map. */
+  function queue(): IndexedTimerQueue {
+    const entries = new Map<string, readonly number[]>();
+    const empty = { scan: (): Iterator<Timer> => [][Symbol.iterator]() };
+    return new IndexedTimerQueue({ get: (k) => entries.get(k), set: (k, t) => (t ? entries.set(k, t) : entries.delete(k)) }, empty);
+  }
+
+  it("leave out a timer registered and gone between two captures (nothing to write for it), and only that one", () => {
+    const q = queue();
+    // Registered and fired before a capture: the index never held it.
+    q.register("a", 5);
+    q.register("b", 5);
+    expect(q.poll(5).map((t) => t.key)).toEqual(["a", "b"]);
+    // Registered and deleted before a capture.
+    q.register("c", 7);
+    q.delete("c", 7);
+    expect(q.overlayBytes).toBe(0);
+    expect(q.captureIndex().changes).toEqual([]);
+    // Registered, captured (on its way into the index), then fired: the index must hear of it.
+    q.register("d", 9);
+    expect(q.captureIndex().changes).toEqual([{ key: "d", timestampMs: 9, live: true }]);
+    expect(q.poll(9)).toEqual([{ key: "d", timestampMs: 9 }]);
+    expect(q.captureIndex().changes).toEqual([{ key: "d", timestampMs: 9, live: false }]);
+    // Deleted, then registered again and fired in one generation: the tombstone stands.
+    q.register("e", 11);
+    q.captureIndex();
+    q.delete("e", 11);
+    q.register("e", 11);
+    expect(q.poll(11)).toEqual([{ key: "e", timestampMs: 11 }]);
+    expect(q.captureIndex().changes).toEqual([{ key: "e", timestampMs: 11, live: false }]);
+    expect(q.size()).toBe(0);
   });
 });

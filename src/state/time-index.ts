@@ -136,6 +136,12 @@ interface Override {
   live: boolean;
   /** The capture (generation) its last change belongs to: it goes once that capture is sealed. */
   generation: number;
+  /**
+   * The generation in which it became live with no entry in the index (nor
+   * one on its way there): gone again before that generation's capture, it
+   * leaves nothing to write (-1: the index may hold it).
+   */
+  newIn: number;
 }
 
 /** Index entries read ahead into memory at most. */
@@ -328,9 +334,18 @@ export class IndexedTimerQueue implements TimerQueue {
     const k = overlayKey(timestampMs, key);
     let o = this.overlay.get(k);
     if (!o) {
-      o = { key, timestampMs, live, generation: this.generation };
+      // No override: the index holds what the key's entry says, so a timer that becomes live is not in it.
+      o = { key, timestampMs, live, generation: this.generation, newIn: live ? this.generation : -1 };
       this.overlay.set(k, o);
       this.countOverlay(key, 1);
+    } else if (!live && o.newIn === this.generation) {
+      // Registered and gone since the last capture (a window that fired between two checkpoints): the index never
+      // held it and need not hear of it; no tombstone to write, seal and compact away.
+      this.unlistLive(o);
+      this.overlay.delete(k);
+      this.countOverlay(key, -1);
+      this.changedNow.delete(k);
+      return;
     } else {
       if (o.live && !live) this.unlistLive(o);
       o.live = live;
