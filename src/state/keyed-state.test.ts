@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { listState, mapState, valueState } from "../api/state.js";
-import { keyGroupOf, keyText } from "../graph/key-groups.js";
-import { KeyedStateBackend, KeyNotOwnedError, type StateEntry, keyGroupOfText } from "./keyed-state.js";
+import { hashKey, keyGroupOf, keyText } from "../graph/key-groups.js";
+import { KeyedStateBackend, KeyNotOwnedError, type PrefetchEntry, type StateBacking, type StateEntry, keyGroupOfText } from "./keyed-state.js";
 import { STATE_ENTRY_BYTES_MAX, StateTooLargeError } from "./state-limits.js";
 
 const count = valueState<number>("count");
@@ -776,3 +776,38 @@ describe("timers as keyed state", () => {
     expect(() => s.load([{ state: "timer:event", key: "a", kind: "value", value: 1 }])).toThrow(/operator "op": state "timer:event" is timer state, not value state/);
   });
 });
+
+describe("prefetch", () => {
+  it("asks the image for each key's entries of the states that do not hold it in memory, and for nothing without an image", () => {
+    const asked: PrefetchEntry[][] = [];
+    const image: StateBacking = {
+      get: (state, key) => (state === "count" && key === "old" ? { kind: "value", value: 7 } : undefined),
+      entries: () => [],
+      timers: () => [],
+      count: () => 1,
+      prefetch: (entries) => void asked.push([...entries]),
+    };
+    const s = new KeyedStateBackend(128, "op");
+    s.prefetch(["a"], 0, 1);
+    expect(s.prefetches).toBe(false);
+    s.attach(image);
+    expect(s.prefetches).toBe(true);
+    const c = s.getState(count);
+    s.getMapState(seen);
+    s.setCurrentKey("a");
+    c.update(1);
+    s.setCurrentKey("old");
+    expect(c.value()).toBe(7);
+    c.clear();
+    s.prefetch(["a", "b", "old", 5, "x"], 1, 5);
+    const byState = (state: string) => asked[0].filter((e) => e.state === state).map((e) => e.hash);
+    // "a" is outside the range; "old" is deleted (nothing to read for count), but not in memory for seen.
+    expect(byState("count")).toEqual([keyGroupHash("b"), keyGroupHash(5), keyGroupHash("x")]);
+    expect(byState("seen")).toEqual([keyGroupHash("b"), keyGroupHash("old"), keyGroupHash(5), keyGroupHash("x")]);
+    for (const e of asked[0]) expect(e.keyGroup).toBe(e.hash % 128);
+  });
+});
+
+function keyGroupHash(key: string | number): number {
+  return hashKey(keyText(key));
+}

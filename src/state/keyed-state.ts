@@ -166,6 +166,13 @@ export interface ChangeCapture {
   readonly timeIndex?: readonly { readonly domain: TimeDomain; readonly changes: readonly TimeIndexChange[] }[];
 }
 
+/** An entry {@link StateBacking.prefetch} reads ahead for: a state, and its key's group and hash. */
+export interface PrefetchEntry {
+  readonly state: string;
+  readonly keyGroup: number;
+  readonly hash: number;
+}
+
 /** An entry of {@link StateBacking.rows}: as a full snapshot writes it, its value's JSON text not parsed. */
 export interface BackingRow {
   readonly state: string;
@@ -187,6 +194,12 @@ export interface StateBacking {
   timeIndex?(domain: TimeDomain): TimeIndex;
   /** The number of timers of `domain` it holds, when known without reading them. */
   timerCount?(domain: TimeDomain): number | undefined;
+  /**
+   * Reads ahead, together, what {@link get} would read one by one for these
+   * entries (state, key group and key hash): a batch's keys, before its
+   * records are processed. Optional; nothing is returned.
+   */
+  prefetch?(entries: readonly PrefetchEntry[]): void;
   count(): number;
   /**
    * {@link entries} as a full snapshot streams them: with the key group and
@@ -750,6 +763,34 @@ export class KeyedStateBackend {
   /** The number of restored keys that {@link size} does not count yet, while they are being counted. */
   get uncountedRestoredKeys(): Promise<number> | undefined {
     return this.restoredUncounted;
+  }
+
+  /** Whether {@link prefetch} may read anything: an image is attached that reads ahead. */
+  get prefetches(): boolean {
+    return this.backing?.prefetch !== undefined;
+  }
+
+  /**
+   * Reads ahead from the image, together, what records of `keys[start..end)`
+   * would read from it one by one: each key's entries of the states that
+   * do not hold it in memory (a batch's keys, before its records). Fills
+   * the image's block cache only; nothing without an image attached.
+   */
+  prefetch(keys: readonly Key[], start: number, end: number): void {
+    const backing = this.backing;
+    if (!backing?.prefetch) return;
+    const wanted: PrefetchEntry[] = [];
+    const anyDeleted = this.deleted.size > 0;
+    for (let i = start; i < end; i++) {
+      const text = keyText(keys[i]);
+      let hash = -1;
+      for (const slot of this.slots.values()) {
+        if (slot.table.has(text) || (anyDeleted && this.deleted.has(id(slot.name, text)))) continue;
+        if (hash < 0) hash = hashKey(text);
+        wanted.push({ state: slot.name, keyGroup: hash % this.maxParallelism, hash });
+      }
+    }
+    if (wanted.length > 0) backing.prefetch(wanted);
   }
 
   /** Number of keys with state, over all states. */

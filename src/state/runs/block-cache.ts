@@ -46,6 +46,11 @@ export class BlockCache {
     while (this.sizeBytes > this.capacity && this.tail) this.remove(this.tail);
   }
 
+  /** Whether (`owner`, `id`) is cached (its place in the order and the hit counts unchanged). */
+  has(owner: CacheOwner, id: number): boolean {
+    return owner.slots.has(id);
+  }
+
   /** The value cached for (`owner`, `id`), now the most recently used. */
   get<T>(owner: CacheOwner, id: number): T | undefined {
     const s = owner.slots.get(id);

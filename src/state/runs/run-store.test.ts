@@ -297,3 +297,38 @@ describe("RunStore", () => {
     expect(crashes.compaction).toBeGreaterThan(20);
   }, 60_000);
 });
+
+describe("RunStore.prefetch", () => {
+  it("reads the blocks lookups of a batch's keys would read, in one query per run; the lookups then read none", async () => {
+    const sql = doSql();
+    const store = new RunStore(sql, "op", { targetBlockBytes: 256, cache: new BlockCache(1 << 20) });
+    const keys = Array.from({ length: 2000 }, (_, i) => `key-${i}`);
+    const model: Model = new Map();
+    // An older run with every key, a newer one with a tenth of them changed.
+    const older: Change[] = keys.map((k, i) => [1, k, i]);
+    const newer: Change[] = keys.filter((_, i) => i % 10 === 0).map((k) => [1, k, "new"]);
+    await write(store, older, 1);
+    await write(store, newer, 2);
+    apply(model, older);
+    apply(model, newer);
+    const batch = keys.filter((_, i) => i % 7 === 0).slice(0, 100);
+    const prefetchKeys = batch.map((k) => ({ stateId: 1, keyGroup: hashKey(k) % MAX_PARALLELISM, hash: hashKey(k) }));
+    const before = sql.statements;
+    const read = store.prefetch(prefetchKeys, 1000);
+    expect(read).toBeGreaterThan(10);
+    // Two runs: two queries for the blocks (the bloom filters read on the way are one statement each).
+    const bloomReads = store.runs().reduce((n, r) => n + Math.ceil(r.blocks / 32), 0);
+    expect(sql.statements - before).toBeLessThanOrEqual(2 + bloomReads);
+    const afterPrefetch = sql.statements;
+    for (const k of batch) expect(lookup(store, 1, k)).toEqual(model.get(`1/${k}`));
+    // Bloom false positives aside (a lookup then reads an older run's block), nothing more is read.
+    expect(sql.statements - afterPrefetch).toBeLessThanOrEqual(2);
+    // Cached already: nothing to read. Capped: no more than asked.
+    expect(store.prefetch(prefetchKeys, 1000)).toBe(0);
+    store.cache.resize(0);
+    store.cache.resize(1 << 20);
+    expect(store.prefetch(prefetchKeys, 5)).toBe(5);
+    // A key no run holds reads nothing (the bloom filters say so), a key of a state no run has neither.
+    expect(store.prefetch([{ stateId: 1, keyGroup: 3, hash: 12345 }, { stateId: 9, ...prefetchKeys[0] }], 1000)).toBeLessThanOrEqual(1);
+  });
+});

@@ -81,6 +81,13 @@ export interface RunInfo {
   readonly keyGroups?: KeyGroupRange;
 }
 
+/** A key {@link RunStore.prefetch} reads ahead for: a state's id, and the key's group and hash. */
+export interface PrefetchKey {
+  readonly stateId: number;
+  readonly keyGroup: number;
+  readonly hash: number;
+}
+
 /** An entry a scan gives: the key decoded, the value in persisted form (value-codec.ts). */
 export interface ScanEntry {
   readonly stateId: number;
@@ -143,6 +150,8 @@ const TABLES = [
 ];
 const INSERT_PAGE = `INSERT INTO state_run_pages (op, run, kind, page, bytes) VALUES (?, ?, ?, ?, ?)`;
 const SELECT_PAGE = `SELECT bytes FROM state_run_pages WHERE op = ? AND run = ? AND kind = ? AND page = ?`;
+/** Several pages of one run in one query (a Durable Object's query binds at most 100 values: the pages go as one JSON array). */
+const PREFETCH_PAGES = `SELECT page, bytes FROM state_run_pages WHERE op = ? AND run = ? AND kind = ? AND page IN (SELECT value FROM json_each(?))`;
 /** `live` of a run whose blocks a lazy restore is still storing ({@link RunStore.openFill}). */
 const FILLING = 2;
 const SET_SUMMARY = `UPDATE state_runs SET live = ?, entries = ?, tombstones = ?, blocks = ?, bloom_pages = ?, index_pages = ?, bytes = ?, last = ? WHERE op = ? AND run = ?`;
@@ -524,6 +533,56 @@ export class RunStore {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Reads into the block cache the blocks that {@link get} would read from
+   * SQL first for each of `keys` (state id, key group and hash): per key,
+   * the block of the newest run whose bloom filter may hold it, unless
+   * cached. One query per run for all of them, instead of a query per
+   * lookup: a query costs several microseconds besides its rows (in
+   * workerd, 9.5-10.8 µs for one 4 KiB row alone, 4.4 µs a row in a query
+   * of 100). At most `maxBlocks` are read (the cache must hold them until
+   * the lookups come); returns how many. A miss of the bloom filter's
+   * guess, or a key across two blocks, is read by its lookup as before.
+   */
+  prefetch(keys: readonly PrefetchKey[], maxBlocks: number): number {
+    let wanted: Map<Run, Set<number>> | undefined;
+    let n = 0;
+    const probe = this.probe;
+    for (let i = 0; i < keys.length && n < maxBlocks; i++) {
+      const k = keys[i];
+      const c = composite(k.keyGroup, k.hash);
+      bloomProbe(k.stateId, k.hash, probe);
+      for (let r = this.live.length - 1; r >= 0; r--) {
+        const run = this.live[r];
+        const firsts = run.firsts;
+        if (firsts.length === 0 || c < firsts[0] || c > run.last || k.keyGroup < run.keyGroupStart || k.keyGroup > run.keyGroupEnd) continue;
+        const from = firstBlockFor(firsts, c);
+        if (!bloomMayContain(this.bloom(run, Math.floor(from / BLOCKS_PER_BLOOM)), probe)) continue;
+        // The run a lookup finds it in (unless the filter erred), and the blocks it probes there: one, or more when
+        // entries of that hash begin the next. Not a block a lazy restore has still to bring.
+        for (let b = from; b < firsts.length && (b === from || firsts[b] <= c); b++) {
+          if (this.cache.has(run.owner, b * 2) || (run.present && !run.present[b])) continue;
+          let blocks = (wanted ??= new Map()).get(run);
+          if (blocks === undefined) wanted.set(run, (blocks = new Set<number>()));
+          if (!blocks.has(b)) {
+            blocks.add(b);
+            n++;
+          }
+        }
+        break;
+      }
+    }
+    if (!wanted) return 0;
+    for (const [run, blocks] of wanted) {
+      const rows = this.sql.exec<{ page: number; bytes: SqlValue }>(PREFETCH_PAGES, this.uid, run.id, PAGE_BLOCK, JSON.stringify([...blocks])).toArray();
+      for (const row of rows) {
+        const view = new BlockView(bytesOf(row.bytes));
+        this.cache.put(run.owner, row.page * 2, view, view.sizeBytes);
+      }
+    }
+    return n;
   }
 
   /**
