@@ -46,6 +46,24 @@ async function tally(engine: Engine): Promise<SubtaskMetrics[]> {
   return m.subtasks.filter((s) => s.vertex === m.subtasks.find((x) => x.state_keys > 0)?.vertex);
 }
 
+/** Starts the job from checkpoint `id` with its tally at `parallelism`. */
+async function startFrom(engine: Engine, id: number, parallelism: number): Promise<void> {
+  const res = await engine.api("/v1/jobs/lazy-restore/start", { method: "POST", json: { fromCheckpoint: id, parallelism: { tally: parallelism } } });
+  expect(res.status, await res.clone().text()).toBe(200);
+}
+
+/** The tally's `parallelism` subtasks, once each one's lazy restore has stored its last block. */
+function filled(engine: Engine, parallelism: number, what: string): Promise<SubtaskMetrics[]> {
+  return waitFor(
+    async () => {
+      const subtasks = await tally(engine);
+      return subtasks.length === parallelism && subtasks.every((s) => s.state_restore_blocks_missing === 0) && subtasks;
+    },
+    30_000,
+    what,
+  );
+}
+
 async function latestCheckpoint(engine: Engine): Promise<number> {
   const history = ((await (await engine.api("/v1/jobs/lazy-restore/checkpoints")).json()) as { history: { id: number; status: string }[] }).history;
   return Math.max(...history.filter((h) => h.status === "COMPLETED").map((h) => h.id));
@@ -71,30 +89,21 @@ describe("lazy restore from R2", () => {
     for (const h of handles) expect(h.runs?.length, "a handle of run files").toBeGreaterThan(0);
 
     // At parallelism 1 the subtask owns key groups 0..15: both handles lie within, and are opened lazily.
-    const restored = await engine.api("/v1/jobs/lazy-restore/start", { method: "POST", json: { fromCheckpoint: latest, parallelism: { tally: 1 } } });
-    expect(restored.status, await restored.clone().text()).toBe(200);
+    await startFrom(engine, latest, 1);
     await round(engine);
     await expectCounts(engine, 2);
-    const filled = await waitFor(
-      async () => {
-        const subtasks = await tally(engine);
-        return subtasks.length === 1 && subtasks[0].state_restore_blocks_missing === 0 && subtasks[0];
-      },
-      30_000,
-      "the lazy restore's last block stored",
-    );
-    expect(filled.state_keys).toBe(KEYS);
-    expect(filled.state_restore_blocks, "blocks read lazily (0: the restore read the files whole)").toBeGreaterThan(0);
+    const [whole] = await filled(engine, 1, "the lazy restore's last block stored");
+    expect(whole.state_keys).toBe(KEYS);
+    expect(whole.state_restore_blocks, "blocks read lazily (0: the restore read the files whole)").toBeGreaterThan(0);
     console.log(
-      `lazy restore of ${KEYS} keys: ${filled.state_restore_blocks} blocks, ${filled.state_restore_demand_reads} reads on demand, records waited ${filled.state_restore_wait_ms} ms`,
+      `lazy restore of ${KEYS} keys: ${whole.state_restore_blocks} blocks, ${whole.state_restore_demand_reads} reads on demand, records waited ${whole.state_restore_wait_ms} ms`,
     );
 
     // The same checkpoint again, and a SIGKILL while the first round runs. The source replays the stream from the
     // checkpoint's offsets (round 2, then round 3): whether the fill had ended or not at the crash (a restarted
     // object forgets runs not whole, and reads R2 again), every key is counted once per round.
     expect((await engine.api("/v1/jobs/lazy-restore/cancel", { method: "POST" })).status).toBe(200);
-    const again = await engine.api("/v1/jobs/lazy-restore/start", { method: "POST", json: { fromCheckpoint: latest, parallelism: { tally: 1 } } });
-    expect(again.status, await again.clone().text()).toBe(200);
+    await startFrom(engine, latest, 1);
     await round(engine);
     engine = await engines.crash(engine);
     await expectCounts(engine, 3);
@@ -108,24 +117,16 @@ describe("lazy restore from R2", () => {
     // groups, reads only their blocks, and counts its keys once they are in.
     expect((await engine.api("/v1/jobs/lazy-restore/cancel", { method: "POST" })).status).toBe(200);
     const single = await latestCheckpoint(engine);
-    const out3 = await engine.api("/v1/jobs/lazy-restore/start", { method: "POST", json: { fromCheckpoint: single, parallelism: { tally: 3 } } });
-    expect(out3.status, await out3.clone().text()).toBe(200);
+    await startFrom(engine, single, 3);
     await round(engine);
     await expectCounts(engine, 5);
-    const split = await waitFor(
-      async () => {
-        const subtasks = await tally(engine);
-        return subtasks.length === 3 && subtasks.every((s) => s.state_restore_blocks_missing === 0) && subtasks;
-      },
-      30_000,
-      "the three clipped restores' last blocks stored",
-    );
+    const split = await filled(engine, 3, "the three clipped restores' last blocks stored");
     // Each counts its own keys once its blocks are in: together, every key once.
     await waitFor(async () => (await tally(engine)).reduce((n, s) => n + s.state_keys, 0) === KEYS, 10_000, `the three subtasks' keys adding up to ${KEYS}`);
     for (const s of split) expect(s.state_restore_blocks, `subtask ${s.index} read its part lazily`).toBeGreaterThan(0);
-    console.log(`rescaled 1 -> 3 lazily: blocks ${split.map((s) => s.state_restore_blocks).join(", ")} (of ${filled.state_restore_blocks} at parallelism 1)`);
+    console.log(`rescaled 1 -> 3 lazily: blocks ${split.map((s) => s.state_restore_blocks).join(", ")} (of ${whole.state_restore_blocks} at parallelism 1)`);
     // Clipped, not divided: the three read about one file's blocks between them, not three files' (boundary blocks twice).
-    expect(split.reduce((n, s) => n + s.state_restore_blocks, 0)).toBeLessThan(1.5 * filled.state_restore_blocks);
+    expect(split.reduce((n, s) => n + s.state_restore_blocks, 0)).toBeLessThan(1.5 * whole.state_restore_blocks);
 
     // Its next checkpoint references the shared files with each subtask's clip, instead of uploading its part again.
     await round(engine);
@@ -148,20 +149,13 @@ describe("lazy restore from R2", () => {
 
     // Rescaled again, 3 -> 2, from that checkpoint: the clipped references are clipped once more (a new subtask's
     // range cuts across an old one's), with a SIGKILL in the first round. Every key is counted once per round.
-    const in2 = await engine.api("/v1/jobs/lazy-restore/start", { method: "POST", json: { fromCheckpoint: from3, parallelism: { tally: 2 } } });
-    expect(in2.status, await in2.clone().text()).toBe(200);
+    await startFrom(engine, from3, 2);
     await round(engine);
     engine = await engines.crash(engine);
     await expectCounts(engine, 7);
     await round(engine);
     await expectCounts(engine, 8);
-    await waitFor(
-      async () => {
-        const subtasks = await tally(engine);
-        return subtasks.length === 2 && subtasks.every((s) => s.state_restore_blocks_missing === 0) && subtasks.reduce((n, s) => n + s.state_keys, 0) === KEYS;
-      },
-      30_000,
-      `the restore at parallelism 2 whole, its keys adding up to ${KEYS}`,
-    );
+    await filled(engine, 2, "the restore at parallelism 2 whole");
+    await waitFor(async () => (await tally(engine)).reduce((n, s) => n + s.state_keys, 0) === KEYS, 10_000, `the two subtasks' keys adding up to ${KEYS}`);
   }, 360_000);
 });

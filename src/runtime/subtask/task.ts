@@ -874,12 +874,6 @@ export class Task {
     });
   }
 
-  /**
-   * The sender partitioned by the key its selector gave for the value
-   * before the JSON round trip. A spot check that it is still a key this
-   * subtask owns: one hash per batch (one per record would cost 10–20% of
-   * a keyed count). Checkpoints check every key whose state they capture.
-   */
   /** Whether a keyed backend of the chain reads state ahead from its image (one is attached). */
   private prefetching(): boolean {
     for (const backend of this.chain.keyedState.values()) if (backend.prefetches) return true;
@@ -900,6 +894,12 @@ export class Task {
     }
   }
 
+  /**
+   * The sender partitioned by the key its selector gave for the value
+   * before the JSON round trip. A spot check that it is still a key this
+   * subtask owns: one hash per batch (one per record would cost 10–20% of
+   * a keyed count). Checkpoints check every key whose state they capture.
+   */
   private checkBatchKey(keyOf: KeySelector, first: unknown, input: 1 | 2 | undefined): void {
     const range = this.deployment.keyGroupRange;
     if (range) {
