@@ -64,6 +64,21 @@ function filled(engine: Engine, parallelism: number, what: string): Promise<Subt
   );
 }
 
+/**
+ * Starts the job from checkpoint `id` at `parallelism`, SIGKILLs the runtime
+ * while the first round runs, and sends a second: every key is counted
+ * `counted + 1`, then `counted + 2` times. Returns the restarted engine.
+ */
+async function restoreThroughCrash(engine: Engine, id: number, parallelism: number, counted: number): Promise<Engine> {
+  await startFrom(engine, id, parallelism);
+  await round(engine);
+  const restarted = await engines.crash(engine);
+  await expectCounts(restarted, counted + 1);
+  await round(restarted);
+  await expectCounts(restarted, counted + 2);
+  return restarted;
+}
+
 async function latestCheckpoint(engine: Engine): Promise<number> {
   const history = ((await (await engine.api("/v1/jobs/lazy-restore/checkpoints")).json()) as { history: { id: number; status: string }[] }).history;
   return Math.max(...history.filter((h) => h.status === "COMPLETED").map((h) => h.id));
@@ -103,12 +118,7 @@ describe("lazy restore from R2", () => {
     // checkpoint's offsets (round 2, then round 3): whether the fill had ended or not at the crash (a restarted
     // object forgets runs not whole, and reads R2 again), every key is counted once per round.
     expect((await engine.api("/v1/jobs/lazy-restore/cancel", { method: "POST" })).status).toBe(200);
-    await startFrom(engine, latest, 1);
-    await round(engine);
-    engine = await engines.crash(engine);
-    await expectCounts(engine, 3);
-    await round(engine);
-    await expectCounts(engine, 4);
+    engine = await restoreThroughCrash(engine, latest, 1, 2);
     const after = await tally(engine);
     expect(after.length).toBe(1);
     expect(after[0].state_keys).toBe(KEYS);
@@ -149,12 +159,7 @@ describe("lazy restore from R2", () => {
 
     // Rescaled again, 3 -> 2, from that checkpoint: the clipped references are clipped once more (a new subtask's
     // range cuts across an old one's), with a SIGKILL in the first round. Every key is counted once per round.
-    await startFrom(engine, from3, 2);
-    await round(engine);
-    engine = await engines.crash(engine);
-    await expectCounts(engine, 7);
-    await round(engine);
-    await expectCounts(engine, 8);
+    engine = await restoreThroughCrash(engine, from3, 2, 6);
     await filled(engine, 2, "the restore at parallelism 2 whole");
     await waitFor(async () => (await tally(engine)).reduce((n, s) => n + s.state_keys, 0) === KEYS, 10_000, `the two subtasks' keys adding up to ${KEYS}`);
   }, 360_000);
