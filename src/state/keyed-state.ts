@@ -872,25 +872,17 @@ export class KeyedStateBackend {
   private setTimers(slot: Slot, key: string, timestamps: number[] | undefined): void {
     const had = slot.table.has(key);
     if (timestamps === undefined) {
-      if (!had) return;
-      slot.table.delete(key);
-      this.forget(slot, key);
-      if (this.backing) this.count--;
-      if (slot.fresh.delete(key)) {
-        slot.changed.delete(key);
-        return;
-      }
-      if (this.backing) this.deleted.add(id(slot.name, key));
-    } else {
-      // Not in memory, so in no capture nor the image (all of a heap queue's entries are in memory), unless deleted
-      // since the last capture, or on its way out of the image.
-      if (!had && !(this.backing && this.deleted.delete(id(slot.name, key))) && !slot.changed.has(key)) slot.fresh.add(key);
-      if (!had && this.backing) this.count++;
-      slot.table.set(key, timestamps);
-      // The heap queue's timers (no budget, so never evicted): measured at each change.
-      if (had) this.resize(slot, key, estimateEntryBytes(key, timestamps));
-      else this.admit(slot, key, timestamps);
+      if (had) this.removeKey(slot, key);
+      return;
     }
+    // Not in memory, so in no capture nor the image (all of a heap queue's entries are in memory), unless deleted
+    // since the last capture, or on its way out of the image.
+    if (!had && !(this.backing && this.deleted.delete(id(slot.name, key))) && !slot.changed.has(key)) slot.fresh.add(key);
+    if (!had && this.backing) this.count++;
+    slot.table.set(key, timestamps);
+    // The heap queue's timers (no budget, so never evicted): measured at each change.
+    if (had) this.resize(slot, key, estimateEntryBytes(key, timestamps));
+    else this.admit(slot, key, timestamps);
     slot.changed.set(key, timestamps);
   }
 

@@ -186,6 +186,12 @@ class Run implements RunInfo {
     readonly last: number,
   ) {}
 
+  /** Whether an entry at composite `c` of `keyGroup` may be in it: within its entries' range and its clip. */
+  mayHold(c: number, keyGroup: number): boolean {
+    const firsts = this.firsts;
+    return firsts.length > 0 && c >= firsts[0] && c <= this.last && keyGroup >= this.keyGroupStart && keyGroup <= this.keyGroupEnd;
+  }
+
   get clipped(): boolean {
     return this.keyGroupStart > 0 || this.keyGroupEnd < ALL_KEY_GROUPS;
   }
@@ -510,8 +516,8 @@ export class RunStore {
     const ref = this.ref;
     for (let r = this.live.length - 1; r >= 0; r--) {
       const run = this.live[r];
+      if (!run.mayHold(c, keyGroup)) continue;
       const firsts = run.firsts;
-      if (firsts.length === 0 || c < firsts[0] || c > run.last || keyGroup < run.keyGroupStart || keyGroup > run.keyGroupEnd) continue;
       if (!probed) {
         bloomProbe(stateId, hash, this.probe);
         probed = true;
@@ -556,8 +562,8 @@ export class RunStore {
       bloomProbe(k.stateId, k.hash, probe);
       for (let r = this.live.length - 1; r >= 0; r--) {
         const run = this.live[r];
+        if (!run.mayHold(c, k.keyGroup)) continue;
         const firsts = run.firsts;
-        if (firsts.length === 0 || c < firsts[0] || c > run.last || k.keyGroup < run.keyGroupStart || k.keyGroup > run.keyGroupEnd) continue;
         const from = firstBlockFor(firsts, c);
         if (!bloomMayContain(this.bloom(run, Math.floor(from / BLOCKS_PER_BLOOM)), probe)) continue;
         // The run a lookup finds it in (unless the filter erred), and the blocks it probes there: one, or more when
@@ -609,12 +615,16 @@ export class RunStore {
     for (const r of runs) r.readers++;
     const out: RawScanEntry = { stateId: 0, keyGroup: 0, hash: 0, key: "", bytes: EMPTY, valueOffset: 0, valueLength: 0 };
     try {
+      // A clipped run within its clip only (from its first key group's start when the clip begins later).
       const merge = new MergeCursor(
-        runs.map((r) =>
-          // A clipped run from where its clip begins, if that is later: its key groups before are not state.
-          r.keyGroupStart > keyGroupStart
-            ? new RunCursor(this.blocksOf(r, false), r.keyGroupStart, Math.min(keyGroupEnd, r.keyGroupEnd))
-            : new RunCursor(this.blocksOf(r, false), keyGroupStart, Math.min(keyGroupEnd, r.keyGroupEnd), fromHash),
+        runs.map(
+          (r) =>
+            new RunCursor(
+              this.blocksOf(r, false),
+              Math.max(keyGroupStart, r.keyGroupStart),
+              Math.min(keyGroupEnd, r.keyGroupEnd),
+              r.keyGroupStart > keyGroupStart ? 0 : fromHash,
+            ),
         ),
       );
       for (let cur = merge.current; cur; cur = merge.current) {
