@@ -115,20 +115,6 @@ export function parseTimeIndexKey(entryKey: string): Timer {
   return { timestampMs: F64[0], key: entryKey.slice(16) };
 }
 
-/** The last timestamp {@link overlayKey} wrote out, and its text: timers come in runs at one time (a window's end). */
-let lastOverlayMs = Number.NaN;
-let lastOverlayText = "";
-
-/** A timer's key in the overlay: cheaper to build than its index key, and not ordered (a NUL parts time and key). */
-function overlayKey(timestampMs: number, key: string): string {
-  // An event time is no small integer: its text is a conversion each time, spared for a run of timers at one time.
-  if (timestampMs !== lastOverlayMs) {
-    lastOverlayMs = timestampMs;
-    lastOverlayText = `${timestampMs}\u0000`;
-  }
-  return lastOverlayText + key;
-}
-
 /** A timer whose state the sealed index does not reflect yet. */
 interface Override {
   readonly key: string;
@@ -142,6 +128,8 @@ interface Override {
    * leaves nothing to write (-1: the index may hold it).
    */
   newIn: number;
+  /** Out of the overlay: the lists of changes that still hold it skip it. */
+  gone: boolean;
 }
 
 /** Index entries read ahead into memory at most. */
@@ -149,16 +137,20 @@ export const INDEX_CACHE_ENTRIES = 256;
 
 /** The timers of one operator in one time domain, over per-key entries and a time index. */
 export class IndexedTimerQueue implements TimerQueue {
-  /** Timers changed since the seal that last included them, by {@link overlayKey}. */
-  private readonly overlay = new Map<string, Override>();
+  /**
+   * Timers changed since the seal that last included them, by timestamp,
+   * then key: a timer's key is hashed once already (its state's lookup),
+   * where a text of both would be built and hashed at each change.
+   */
+  private readonly overlay = new Map<number, Map<string, Override>>();
   /** The overlay's live timers by time (a min-heap of timestamps, with their keys per timestamp; stale entries skipped lazily). */
   private readonly liveByTime = new Map<number, Set<string>>();
   private heap: number[] = [];
-  /** The index keys changed in the current generation (captured by the next {@link captureIndex}). */
-  private changedNow = new Set<string>();
+  /** The overrides changed in the current generation, each once (captured by the next {@link captureIndex}). */
+  private changedNow: Override[] = [];
   private generation = 0;
-  /** Captures not yet sealed: their generation and the index keys they changed, in order. */
-  private readonly captures: { generation: number; keys: Set<string> }[] = [];
+  /** Captures not yet sealed: their generation and the overrides they changed, in order. */
+  private readonly captures: { generation: number; changed: Override[] }[] = [];
   /** Index entries read ahead, in order, from `cacheAt`. */
   private cache: Timer[] = [];
   private cacheAt = 0;
@@ -286,14 +278,10 @@ export class IndexedTimerQueue implements TimerQueue {
    */
   captureIndex(): { generation: number; changes: TimeIndexChange[] } {
     const generation = this.generation++;
-    const keys = this.changedNow;
-    this.changedNow = new Set();
-    const changes: TimeIndexChange[] = [];
-    for (const k of keys) {
-      const o = this.overlay.get(k);
-      if (o) changes.push({ key: o.key, timestampMs: o.timestampMs, live: o.live });
-    }
-    this.captures.push({ generation, keys });
+    const changed = this.changedNow.filter((o) => !o.gone);
+    this.changedNow = [];
+    const changes: TimeIndexChange[] = changed.map((o) => ({ key: o.key, timestampMs: o.timestampMs, live: o.live }));
+    this.captures.push({ generation, changed });
     return { generation, changes };
   }
 
@@ -313,14 +301,12 @@ export class IndexedTimerQueue implements TimerQueue {
     else boundary = Math.floor(this.readFrom);
     while (this.captures.length > 0 && this.captures[0].generation <= generation) {
       const c = this.captures.shift()!;
-      for (const k of c.keys) {
-        const o = this.overlay.get(k);
-        if (!o || o.generation > c.generation) continue;
+      for (const o of c.changed) {
+        if (o.gone || o.generation > c.generation) continue;
         // A live timer before where reading stands (registered in the past, due at the next firing) stays in memory:
         // reading the index again from there would go through every entry fired since.
         if (o.live && o.timestampMs < boundary) continue;
-        this.overlay.delete(k);
-        this.countOverlay(o.key, -1);
+        this.forget(o);
         if (o.live) this.unlistLive(o);
       }
     }
@@ -331,28 +317,37 @@ export class IndexedTimerQueue implements TimerQueue {
   // ---- the overlay ----
 
   private change(key: string, timestampMs: number, live: boolean): void {
-    const k = overlayKey(timestampMs, key);
-    let o = this.overlay.get(k);
+    let atTime = this.overlay.get(timestampMs);
+    let o = atTime?.get(key);
     if (!o) {
       // No override: the index holds what the key's entry says, so a timer that becomes live is not in it.
-      o = { key, timestampMs, live, generation: this.generation, newIn: live ? this.generation : -1 };
-      this.overlay.set(k, o);
+      o = { key, timestampMs, live, generation: this.generation, newIn: live ? this.generation : -1, gone: false };
+      if (!atTime) this.overlay.set(timestampMs, (atTime = new Map()));
+      atTime.set(key, o);
       this.countOverlay(key, 1);
+      this.changedNow.push(o);
     } else if (!live && o.newIn === this.generation) {
       // Registered and gone since the last capture (a window that fired between two checkpoints): the index never
       // held it and need not hear of it; no tombstone to write, seal and compact away.
       this.unlistLive(o);
-      this.overlay.delete(k);
-      this.countOverlay(key, -1);
-      this.changedNow.delete(k);
+      this.forget(o);
       return;
     } else {
       if (o.live && !live) this.unlistLive(o);
       o.live = live;
+      if (o.generation !== this.generation) this.changedNow.push(o);
       o.generation = this.generation;
     }
     if (live) this.listLive(o);
-    this.changedNow.add(k);
+  }
+
+  /** Takes `o` out of the overlay. */
+  private forget(o: Override): void {
+    const atTime = this.overlay.get(o.timestampMs)!;
+    atTime.delete(o.key);
+    if (atTime.size === 0) this.overlay.delete(o.timestampMs);
+    o.gone = true;
+    this.countOverlay(o.key, -1);
   }
 
   private listLive(o: Override): void {
@@ -394,7 +389,7 @@ export class IndexedTimerQueue implements TimerQueue {
     for (;;) {
       while (this.cacheAt < this.cache.length) {
         const t = this.cache[this.cacheAt];
-        if (!this.overlay.has(overlayKey(t.timestampMs, t.key))) return t;
+        if (this.overlay.get(t.timestampMs)?.has(t.key) !== true) return t;
         this.cacheAt++;
       }
       if (this.exhausted || !this.readAhead()) return undefined;
