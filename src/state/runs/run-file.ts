@@ -62,8 +62,10 @@ export interface RunFileMeta {
 
 /**
  * The file of live run `runId` of `store`, as parts to upload in order
- * (blocks are not copied). Reads one page per part, so the caller may
- * pause between parts; the run's pages stay until the iteration ends.
+ * (blocks are not copied). Reads its pages in order, several in one
+ * query (`RunStore.sequentialPages`), and yields one page per part, so
+ * the caller may pause between parts; the run's pages stay until the
+ * iteration ends.
  * Given a lease the caller took (`store.lease`) instead of an id, it
  * exports that run even if a compaction merged it since; the caller
  * releases it.
@@ -76,9 +78,10 @@ export function* exportRun(store: RunStore, runOrLease: number | ReturnType<RunS
     const blockOffsets = new Float64Array(run.blocks + 1);
     const bloomOffsets = new Float64Array(run.bloomPages + 1);
     for (const [kind, count, offsets] of [[PAGE_BLOCK, run.blocks, blockOffsets], [PAGE_BLOOM, run.bloomPages, bloomOffsets]] as const) {
+      const page = store.sequentialPages(run.id, kind, count);
       for (let p = 0; p < count; p++) {
         offsets[p] = at;
-        const bytes = store.readPage(run.id, kind, p);
+        const bytes = page(p);
         yield bytes;
         at += bytes.length;
         const pad = (8 - (bytes.length & 7)) & 7;

@@ -4,7 +4,7 @@ import { type DoSql, doSql } from "../../../test/support/do-sql.js";
 import { Random } from "../../../test/support/random.js";
 import { BlockCache } from "./block-cache.js";
 import { DEFAULT_COMPACTION_POLICY } from "./compaction-policy.js";
-import { GARBAGE_PAGES_PER_STEP, type RunInfo, RunStore, TURN_BYTES } from "./run-store.js";
+import { GARBAGE_PAGES_PER_STEP, type RunInfo, RunStore, SEQUENTIAL_READ_PAGES, TURN_BYTES } from "./run-store.js";
 import { decodeValue } from "./value-codec.js";
 
 const noPause = async () => {};
@@ -330,5 +330,36 @@ describe("RunStore.prefetch", () => {
     expect(store.prefetch(prefetchKeys, 5)).toBe(5);
     // A key no run holds reads nothing (the bloom filters say so), a key of a state no run has neither.
     expect(store.prefetch([{ stateId: 1, keyGroup: 3, hash: 12345 }, { ...prefetchKeys[0], stateId: 9 }], 1000)).toBeLessThanOrEqual(1);
+  });
+});
+
+describe("RunStore.sequentialPages", () => {
+  it("reads a run in order with a few queries, pages ahead doubling up to the cap, and starts small again after a seek", async () => {
+    const sql = doSql();
+    const store = new RunStore(sql, "op", { targetBlockBytes: 256 });
+    const changes: Change[] = Array.from({ length: 3000 }, (_, i) => [1, `key-${i}`, i]);
+    const run = (await write(store, changes, 1))!;
+    expect(run.blocks).toBeGreaterThan(4 * SEQUENTIAL_READ_PAGES);
+    const one = (p: number) => sql.db.prepare(`SELECT bytes FROM state_run_pages WHERE run = ? AND kind = 0 AND page = ?`).get(run.id, p) as { bytes: Uint8Array };
+    const page = store.sequentialPages(run.id, 0, run.blocks);
+    const before = sql.statements;
+    for (let p = 0; p < run.blocks; p++) expect(Buffer.from(page(p)).equals(Buffer.from(one(p).bytes))).toBe(true);
+    // 1, 2, 4, …, 32, then 32 at a time.
+    const ramp = Math.log2(SEQUENTIAL_READ_PAGES) + 1;
+    const expected = ramp + Math.ceil((run.blocks - (2 * SEQUENTIAL_READ_PAGES - 1)) / SEQUENTIAL_READ_PAGES);
+    expect(sql.statements - before).toBe(expected);
+    // A page read already is held; a seek reads one page, and a read on from it two.
+    const atSeek = sql.statements;
+    expect(Buffer.from(page(run.blocks - 1)).equals(Buffer.from(one(run.blocks - 1).bytes))).toBe(true);
+    expect(sql.statements - atSeek).toBe(0);
+    page(10);
+    page(11);
+    page(12);
+    expect(sql.statements - atSeek).toBe(2);
+    expect(() => page(run.blocks)).toThrow(/has no page/);
+    // A scan and a compaction read the same entries as before.
+    const scanned = [...store.scan()].map((e) => [e.key, decodeValue(e.value)]);
+    expect(scanned).toHaveLength(3000);
+    expect(new Map(scanned as [string, unknown][]).get("key-2999")).toBe(2999);
   });
 });
