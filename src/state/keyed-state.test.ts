@@ -805,6 +805,13 @@ describe("prefetch", () => {
     expect(byState("count")).toEqual([keyGroupHash("b"), keyGroupHash(5), keyGroupHash("x")]);
     expect(byState("seen")).toEqual([keyGroupHash("b"), keyGroupHash("old"), keyGroupHash(5), keyGroupHash("x")]);
     for (const e of asked[0]) expect(e.keyGroup).toBe(e.hash % 128);
+    // An image that holds nothing of a state is asked for none of it; holding none of any, it is not asked.
+    image.mayHold = (state) => state === "seen";
+    s.prefetch(["b"], 0, 1);
+    expect(asked[1]).toEqual([{ state: "seen", keyGroup: keyGroupHash("b") % 128, hash: keyGroupHash("b") }]);
+    image.mayHold = () => false;
+    s.prefetch(["b"], 0, 1);
+    expect(asked).toHaveLength(2);
   });
 });
 

@@ -200,6 +200,8 @@ export interface StateBacking {
    * records are processed. Optional; nothing is returned.
    */
   prefetch?(entries: readonly PrefetchEntry[]): void;
+  /** Whether it may hold entries of `state` (false: no entry was ever written): a read ahead skips the others. Optional. */
+  mayHold?(state: string): boolean;
   count(): number;
   /**
    * {@link entries} as a full snapshot streams them: with the key group and
@@ -781,10 +783,13 @@ export class KeyedStateBackend {
     if (!backing?.prefetch) return;
     const wanted: PrefetchEntry[] = [];
     const anyDeleted = this.deleted.size > 0;
+    // The states the image holds nothing of (a window operator's unused maps) cost a lookup per key for nothing.
+    const slots = [...this.slots.values()].filter((slot) => backing.mayHold?.(slot.name) ?? true);
+    if (slots.length === 0) return;
     for (let i = start; i < end; i++) {
       const text = keyText(keys[i]);
       let hash = -1;
-      for (const slot of this.slots.values()) {
+      for (const slot of slots) {
         if (slot.table.has(text) || (anyDeleted && this.deleted.has(id(slot.name, text)))) continue;
         if (hash < 0) hash = hashKey(text);
         wanted.push({ state: slot.name, keyGroup: hash % this.maxParallelism, hash });

@@ -702,6 +702,7 @@ export class RunImage {
         const max = Math.max(16, Math.floor(states.cache.capacityBytes / 4 / (this.options.targetBlockBytes ?? IMAGE_BLOCK_BYTES)));
         for (const [store, keys] of byStore) store.prefetch(keys, max);
       },
+      mayHold: (state) => (state.startsWith("timer:") ? timers : states).names.byNameOf(state) !== undefined,
       get: (state, key, keyGroup) => {
         const store = state.startsWith("timer:") ? timers : states;
         const id = store.names.byNameOf(state)?.id;
