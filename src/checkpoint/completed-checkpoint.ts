@@ -4,6 +4,7 @@
  * the commit point, and {@link restoreSpecFor} takes from it the part one
  * subtask restores. Pure: the coordinator does the I/O.
  */
+import { overlaps } from "../graph/key-groups.js";
 import type { ExecutionPlan } from "../graph/plan.js";
 import type { RestoreSpec } from "../runtime/messages.js";
 import type { BroadcastSnapshot } from "../state/broadcast-state.js";
@@ -112,7 +113,7 @@ export function restoreSpecFor(
   for (const uid of uids) {
     const op = m.operators[uid];
     if (!op) continue;
-    keyed[uid] = Object.values(op.keyed).filter((h) => h.keyGroups.end >= range.start && h.keyGroups.start <= range.end);
+    keyed[uid] = Object.values(op.keyed).filter((h) => overlaps(h.keyGroups, range));
     const positions: Record<string, number> = {};
     for (const p of Object.values(op.sources)) Object.assign(positions, p);
     sources[uid] = positions;
@@ -132,7 +133,7 @@ export function restoreSpecFor(
       if (state) broadcast[uid] = state;
     }
     for (const [s, h] of Object.entries(op.keyed)) {
-      if (h.keyGroups.end < range.start || h.keyGroups.start > range.end) continue;
+      if (!overlaps(h.keyGroups, range)) continue;
       const w = op.watermarks?.[s] ?? null;
       watermarkMs = w === null || watermarkMs === null ? null : Math.min(watermarkMs ?? w, w);
     }

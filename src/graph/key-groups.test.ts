@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Random } from "../../test/support/random.js";
-import { type Key, describeNonKey, isKey, keyGroupOf, keyGroupRange, keyText, murmur3, subtaskForKeyGroup, hashKey } from "./key-groups.js";
+import { type Key, contains, describeNonKey, inRange, intersect, isKey, keyGroupOf, keyGroupRange, keyText, murmur3, overlaps, subtaskForKeyGroup, hashKey } from "./key-groups.js";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
@@ -102,6 +102,24 @@ describe("murmur3", () => {
 });
 
 describe("key groups", () => {
+  it("ranges overlap, contain and intersect as their sets of key groups do", () => {
+    const random = new Random(20261207);
+    const set = (r: { start: number; end: number }) => Array.from({ length: r.end - r.start + 1 }, (_, i) => r.start + i);
+    for (let n = 0; n < 500; n++) {
+      const range = () => {
+        const a = random.int(20);
+        const b = random.int(20);
+        return { start: Math.min(a, b), end: Math.max(a, b) };
+      };
+      const a = range();
+      const b = range();
+      const shared = set(a).filter((g) => inRange(b, g));
+      expect(overlaps(a, b)).toBe(shared.length > 0);
+      expect(contains(a, b)).toBe(set(b).every((g) => inRange(a, g)));
+      expect(intersect(a, b)).toEqual(shared.length === 0 ? undefined : { start: shared[0], end: shared[shared.length - 1] });
+    }
+  });
+
   it("ranges are contiguous, disjoint and cover every key group", () => {
     for (const maxParallelism of [1, 7, 128, 1000]) {
       for (const parallelism of [1, 2, 3, 7].filter((p) => p <= maxParallelism)) {

@@ -200,6 +200,23 @@ export function inRange(range: KeyGroupRange, keyGroup: number): boolean {
   return keyGroup >= range.start && keyGroup <= range.end;
 }
 
+/** Whether two ranges share a key group. */
+export function overlaps(a: KeyGroupRange, b: KeyGroupRange): boolean {
+  return a.end >= b.start && a.start <= b.end;
+}
+
+/** Whether every key group of `inner` lies in `outer`. */
+export function contains(outer: KeyGroupRange, inner: KeyGroupRange): boolean {
+  return inner.start >= outer.start && inner.end <= outer.end;
+}
+
+/** The key groups two ranges share, or undefined when they share none. */
+export function intersect(a: KeyGroupRange, b: KeyGroupRange): KeyGroupRange | undefined {
+  const start = Math.max(a.start, b.start);
+  const end = Math.min(a.end, b.end);
+  return start <= end ? { start, end } : undefined;
+}
+
 function checkParallelism(maxParallelism: number, parallelism: number): void {
   if (!Number.isInteger(maxParallelism) || maxParallelism < 1 || maxParallelism > MAX_PARALLELISM_LIMIT) {
     throw new RangeError(`maxParallelism must be an integer in 1..${MAX_PARALLELISM_LIMIT}, got ${maxParallelism}`);

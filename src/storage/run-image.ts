@@ -40,8 +40,7 @@
  * been deleted with the task that uploaded it.
  */
 import type { RunFileRef } from "../checkpoint/types.js";
-import type { KeyGroupRange } from "../graph/key-groups.js";
-import { hashKey } from "../graph/key-groups.js";
+import { contains, hashKey, intersect, type KeyGroupRange } from "../graph/key-groups.js";
 import type { BackingRow, EntryKind, StateBacking } from "../state/keyed-state.js";
 import { BlockCache } from "../state/runs/block-cache.js";
 import type { EntryBatch } from "../state/runs/entry-batch.js";
@@ -583,10 +582,10 @@ export class RunImage {
       const store = ref.store === "timers" ? op.timers : op.states;
       // The key groups of the file that are the handle's state, and of those the ones this subtask owns.
       const held = ref.keyGroups ?? fileRange;
-      const own = { start: Math.max(held.start, range.start), end: Math.min(held.end, range.end) };
-      if (own.start > own.end) continue;
+      const own = intersect(held, range);
+      if (!own) continue;
       // Every entry of the file is state of this subtask: it may go in as it is.
-      const whole = !ref.keyGroups && fileRange.start >= range.start && fileRange.end <= range.end;
+      const whole = !ref.keyGroups && contains(range, fileRange);
       if (lazy && store === op.states && (whole || shareable(ref.file))) {
         // Opened, not read: its blocks come as records need them (see startFill). Clipped to the key groups owned
         // when it holds others too (a rescale out): those blocks are never read, and later checkpoints reference the

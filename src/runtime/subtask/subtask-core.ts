@@ -19,7 +19,7 @@
  */
 import { FunctionOpenError } from "../operator-chain.js";
 import { resolveStateConfig } from "../../api/state-options.js";
-import type { KeyGroupRange } from "../../graph/key-groups.js";
+import { contains, type KeyGroupRange, overlaps } from "../../graph/key-groups.js";
 import { ownHandle, type SubtaskAck } from "../../checkpoint/types.js";
 import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
 import { SnapshotReader } from "../../state/snapshot-format.js";
@@ -319,9 +319,9 @@ export class SubtaskCore {
       if (bytes.length !== length) throw new Error(`run file ${key} of checkpoint ${spec.checkpointId} gave ${bytes.length} bytes at ${offset}, not ${length}`);
       return bytes;
     };
-    const overlapping = handles.filter((h) => h.keyGroups.end >= range.start && h.keyGroups.start <= range.end);
+    const overlapping = handles.filter((h) => overlaps(h.keyGroups, range));
     // Every handle lies within the range (no rescale out): their key counts add up to the restored keys.
-    const within = overlapping.every((h) => h.keyGroups.start >= range.start && h.keyGroups.end <= range.end);
+    const within = overlapping.every((h) => contains(range, h.keyGroups));
     // Lazily, by key, when every handle is of run files and later checkpoints go up as runs (they reference the
     // files instead of reading the whole state): the states' blocks are read as records need them. A file that holds
     // other key groups too (a rescale out) is clipped to the range (docs/state-backend.md, "Lazy restores").

@@ -39,7 +39,7 @@ import { resolveStateConfig } from "../../api/state-options.js";
 import type { SinkMetrics, SinkWriter, SourceReader, StagingStore } from "../../api/types.js";
 import { BarrierHandler, type CheckpointBarrier } from "../../checkpoint/barrier-handler.js";
 import { type ChannelStateHandle, type KeyedStateHandle, type SubtaskAck, ownHandle } from "../../checkpoint/types.js";
-import { hashKey, isKey, type Key, type KeyGroupRange } from "../../graph/key-groups.js";
+import { hashKey, inRange, isKey, type Key, type KeyGroupRange } from "../../graph/key-groups.js";
 import type { FillKey, RunFill } from "../../state/runs/run-fill.js";
 import { nodeLabel, type PlanVertex, verticesCarryingOrigins } from "../../graph/plan.js";
 import type { StateBacking, StateEntry } from "../../state/keyed-state.js";
@@ -616,7 +616,7 @@ export class Task {
           const hash = hashKey(this.keyOf(keyOf, v));
           const key = { keyGroup: hash % max, hash };
           // A key this subtask does not own is the loop's error to report (checkReceivedKey, the checkpoint's check).
-          if (key.keyGroup >= range.start && key.keyGroup <= range.end && this.filling!.some((f) => !f.fill.has(key))) keys.push(key);
+          if (inRange(range, key.keyGroup) && this.filling!.some((f) => !f.fill.has(key))) keys.push(key);
         }
         return keys.length === 0 ? undefined : this.awaitRestoredKeys(keys);
       }
