@@ -880,15 +880,7 @@ export class RunStore {
     if (fillCache) return { firsts: r.firsts, readBlock: (i) => this.block(r, i, true) };
     // A reader that does not fill the cache reads on, block after block: pages ahead come with the one asked for.
     const ahead = this.sequentialPages(r.id, PAGE_BLOCK, r.blocks);
-    return {
-      firsts: r.firsts,
-      readBlock: (i) => {
-        const cached = this.cache.get<BlockView>(r.owner, i * 2);
-        if (cached) return cached;
-        if (r.present && !r.present[i]) throw new Error(`operator "${this.uid}": block ${i} of run ${r.id} is not restored yet`);
-        return new BlockView(ahead(i));
-      },
-    };
+    return { firsts: r.firsts, readBlock: (i) => this.block(r, i, false, ahead) };
   }
 
   /**
@@ -946,11 +938,12 @@ export class RunStore {
     };
   }
 
-  private block(run: Run, index: number, fillCache: boolean): BlockView {
+  /** Block `index` of `run`: from the cache, else read by `read` (given: a sequential reader's), else alone. */
+  private block(run: Run, index: number, fillCache: boolean, read?: (page: number) => Uint8Array): BlockView {
     const cached = this.cache.get<BlockView>(run.owner, index * 2);
     if (cached) return cached;
     if (run.present && !run.present[index]) throw new Error(`operator "${this.uid}": block ${index} of run ${run.id} is not restored yet`);
-    const view = new BlockView(this.readPage(run.id, PAGE_BLOCK, index));
+    const view = new BlockView(read ? read(index) : this.readPage(run.id, PAGE_BLOCK, index));
     if (fillCache) this.cache.put(run.owner, index * 2, view, view.sizeBytes);
     return view;
   }
