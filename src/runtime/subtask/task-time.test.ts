@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { OperatorChain } from "../operator-chain.js";
 import type { RecordWriter } from "../record-writer.js";
 import type { SinkCommitter } from "./sink-committer.js";
+import { WatermarkStrategy } from "../../time/watermark-strategy.js";
 import { TaskTime } from "./task-time.js";
 
 /** A keyed task's time over channels a and b, recording the timers fired and the watermarks sent. */
@@ -15,7 +16,41 @@ function keyedTime(restoredWatermarkMs?: number) {
   return { time, fired, sent };
 }
 
+/** A source task's time over partition p, its records' `ts` 10 ms out of order at most, recording the watermarks sent. */
+function sourceTime(restoredWatermarkMs?: number) {
+  const sent: (number | null)[] = [];
+  const chain = { fireEventTimers: () => 0, nextProcessingTimerMs: () => undefined, timerCount: () => 0 } as unknown as OperatorChain;
+  const writer = { broadcastWatermark: async (ms: number | null) => void sent.push(ms) } as unknown as RecordWriter;
+  const sinks = { flushIfDue: async () => undefined } as unknown as SinkCommitter;
+  const strategy = WatermarkStrategy.forBoundedOutOfOrderness<{ ts: number }>(10).withTimestampAssigner((r) => r.ts) as WatermarkStrategy<unknown>;
+  const source = { strategy, partitions: ["p"], label: "in" };
+  const time = new TaskTime({ chain, writer, sinks, now: () => 0, sleep: async () => undefined, channels: [], isSource: true, source, restoredWatermarkMs });
+  return { time, sent };
+}
+
 describe("TaskTime", () => {
+  it("keeps in a source's checkpoint the watermark of the batch it read and did not send yet, and a restored source sends it before its first batch", async () => {
+    const { time, sent } = sourceTime();
+    time.onSourceBatch("p", [{ ts: 100 }, { ts: 120 }]);
+    await time.emitSourceWatermark();
+    // The next batch is read; an unaligned barrier overtakes it while it waits for credits, its watermark not sent.
+    time.onSourceBatch("p", [{ ts: 300 }]);
+    expect(sent).toEqual([109]);
+    expect(time.currentWatermarkMs).toBe(109);
+    expect(time.checkpointWatermarkMs).toBe(289);
+    // Restored there: 289 goes out before anything is read, as it went out before the records after that batch.
+    const restored = sourceTime(289);
+    await restored.time.startSource();
+    expect(restored.sent).toEqual([289]);
+    restored.time.onSourceBatch("p", [{ ts: 250 }]);
+    await restored.time.emitSourceWatermark();
+    expect(restored.sent).toEqual([289]);
+    // Without a restored watermark, nothing goes out before the first batch.
+    const fresh = sourceTime();
+    await fresh.time.startSource();
+    expect(fresh.sent).toEqual([]);
+  });
+
   it("starts a restored task at the checkpoint's watermark, and moves on once every channel passes it", async () => {
     const { time, fired, sent } = keyedTime(500);
     expect(time.currentWatermarkMs).toBe(500);

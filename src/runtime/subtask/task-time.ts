@@ -35,10 +35,11 @@ export interface TaskTimeParts {
   readonly source?: { readonly strategy: WatermarkStrategy<unknown>; readonly partitions: readonly string[]; readonly label: string };
   readonly isSource: boolean;
   /**
-   * The watermark of the checkpoint restored (a keyed subtask's): the input
+   * The watermark of the checkpoint restored. A keyed subtask's input
    * watermark starts there, not at none, so that records replayed after
-   * the restore are late exactly when they were before it. It is not sent
-   * on: downstream subtasks restore their own.
+   * the restore are late exactly when they were before it; it is not sent
+   * on: downstream subtasks restore their own. A source's goes out before
+   * its first batch ({@link TaskTime.startSource}).
    */
   readonly restoredWatermarkMs?: number;
   /**
@@ -87,6 +88,23 @@ export class TaskTime {
   /** The subtask's event time: a source's own watermark, else its input watermark; NO_WATERMARK before it has one. */
   get currentWatermarkMs(): number {
     return this.p.isSource ? this.outputWatermark.watermarkMs : this.inputWatermark().watermarkMs;
+  }
+
+  /**
+   * The watermark a checkpoint keeps. A source's covers every record it
+   * read before the barrier, its watermark sent or not: an unaligned
+   * barrier overtakes the batch a source waits to send (in-flight data),
+   * and the watermark after that batch, not sent yet, is what went out
+   * before the records read next. A restored source sends it first
+   * ({@link startSource}). Any other subtask's is its input watermark.
+   */
+  get checkpointWatermarkMs(): number {
+    return this.sourceWatermarks ? this.sourceWatermarks.current().watermarkMs : this.currentWatermarkMs;
+  }
+
+  /** A source starts reading: the watermark it restored goes out ahead of its first batch, as it did after the batch before. */
+  async startSource(): Promise<void> {
+    await this.emitSourceWatermark();
   }
 
   /** The valve's output, not below the restored watermark. */

@@ -188,6 +188,8 @@ export class Task {
   private readonly triggers: Trigger[] = [];
   /** A source waits for credits to send the batch it read (its state is the one after that batch). */
   private sourceFlushing = false;
+  /** A source sent what it restored (its watermark) before its first read. */
+  private sourceStarted = false;
   /** Whether a stop-with-savepoint stopped this source (it reads nothing more). */
   private stopped = false;
   /** Watermarks in and out, and the firing of timers. */
@@ -286,7 +288,7 @@ export class Task {
       describe: this.describe(),
       unaligned: checkpoint.unaligned,
       alignTimeoutMs: this.alignTimeoutMs,
-      watermarkMs: () => this.time.currentWatermarkMs,
+      watermarkMs: () => this.time.checkpointWatermarkMs,
       inFlight: this.asyncStage ? () => this.asyncStage!.snapshot() : undefined,
       broadcast: this.chain.broadcastState.size > 0 ? { capture: () => this.captureBroadcast(), always: index === 0 } : undefined,
     });
@@ -493,6 +495,15 @@ export class Task {
   /** Runs the source loop until `deadlineMs`; resolves whether the source should be polled again. */
   async runSource(deadlineMs: number): Promise<boolean> {
     const reader = this.reader!;
+    if (!this.sourceStarted && this.status === "running") {
+      this.sourceStarted = true;
+      try {
+        await this.time.startSource();
+      } catch (e) {
+        await this.fail(e);
+        return false;
+      }
+    }
     while (this.status === "running" && this.host.now() < deadlineMs) {
       try {
         const trigger = this.triggers.shift();
