@@ -40,14 +40,14 @@ describe("TaskTime", () => {
     expect(time.checkpointWatermarkMs).toBe(289);
     // Restored there: 289 goes out before anything is read, as it went out before the records after that batch.
     const restored = sourceTime(289);
-    await restored.time.startSource();
+    await restored.time.emitSourceWatermark();
     expect(restored.sent).toEqual([289]);
     restored.time.onSourceBatch("p", [{ ts: 250 }]);
     await restored.time.emitSourceWatermark();
     expect(restored.sent).toEqual([289]);
     // Without a restored watermark, nothing goes out before the first batch.
     const fresh = sourceTime();
-    await fresh.time.startSource();
+    await fresh.time.emitSourceWatermark();
     expect(fresh.sent).toEqual([]);
   });
 

@@ -39,7 +39,7 @@ export interface TaskTimeParts {
    * watermark starts there, not at none, so that records replayed after
    * the restore are late exactly when they were before it; it is not sent
    * on: downstream subtasks restore their own. A source's goes out before
-   * its first batch ({@link TaskTime.startSource}).
+   * its first batch (`Task.runSource`).
    */
   readonly restoredWatermarkMs?: number;
   /**
@@ -95,16 +95,11 @@ export class TaskTime {
    * read before the barrier, its watermark sent or not: an unaligned
    * barrier overtakes the batch a source waits to send (in-flight data),
    * and the watermark after that batch, not sent yet, is what went out
-   * before the records read next. A restored source sends it first
-   * ({@link startSource}). Any other subtask's is its input watermark.
+   * before the records read next. A restored source sends it before its
+   * first read (`Task.runSource`). Any other subtask's is its input watermark.
    */
   get checkpointWatermarkMs(): number {
     return this.sourceWatermarks ? this.sourceWatermarks.current().watermarkMs : this.currentWatermarkMs;
-  }
-
-  /** A source starts reading: the watermark it restored goes out ahead of its first batch, as it did after the batch before. */
-  async startSource(): Promise<void> {
-    await this.emitSourceWatermark();
   }
 
   /** The valve's output, not below the restored watermark. */

@@ -498,7 +498,8 @@ export class Task {
     if (!this.sourceStarted && this.status === "running") {
       this.sourceStarted = true;
       try {
-        await this.time.startSource();
+        // The watermark it restored goes out ahead of its first batch, as it went out after the batch before.
+        await this.time.emitSourceWatermark();
       } catch (e) {
         await this.fail(e);
         return false;
