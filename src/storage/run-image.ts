@@ -684,13 +684,15 @@ export class RunImage {
   backing(uid: string, count: number, timerCounts?: TimerCounts): StateBacking {
     const op = this.operator(uid);
     const { states, timers, index } = op;
+    // A state's store: the timers' entries have one of their own.
+    const storeOf = (state: string) => (state.startsWith("timer:") ? timers : states);
     return {
       timeIndex: (domain) => timeIndexOf(index, domain),
       timerCount: (domain) => timerCounts?.[domain],
       prefetch: (entries) => {
         const byStore = new Map<RunStore, PrefetchKey[]>();
         for (const e of entries) {
-          const store = e.state.startsWith("timer:") ? timers : states;
+          const store = storeOf(e.state);
           const id = store.names.byNameOf(e.state)?.id;
           if (id === undefined) continue;
           let keys = byStore.get(store);
@@ -701,9 +703,9 @@ export class RunImage {
         const max = Math.max(16, Math.floor(states.cache.capacityBytes / 4 / (this.options.targetBlockBytes ?? IMAGE_BLOCK_BYTES)));
         for (const [store, keys] of byStore) store.prefetch(keys, max);
       },
-      mayHold: (state) => (state.startsWith("timer:") ? timers : states).names.byNameOf(state) !== undefined,
+      mayHold: (state) => storeOf(state).names.byNameOf(state) !== undefined,
       get: (state, key, keyGroup) => {
-        const store = state.startsWith("timer:") ? timers : states;
+        const store = storeOf(state);
         const id = store.names.byNameOf(state)?.id;
         if (id === undefined) return undefined;
         const bytes = store.get(id, keyGroup, hashKey(key), key);

@@ -34,7 +34,7 @@
  * oldest, so that {@link RunStore.canRestoreTo} knows which checkpoints can
  * still be reached by dropping runs.
  */
-import type { KeyGroupRange } from "../../graph/key-groups.js";
+import { type KeyGroupRange, overlaps } from "../../graph/key-groups.js";
 import type { Sql, SqlValue } from "../../storage/sql.js";
 import { BlockCache, CacheOwner } from "./block-cache.js";
 import { type BloomProbe, bloomMayContain, bloomProbe } from "./bloom.js";
@@ -621,7 +621,8 @@ export class RunStore {
    */
   *scanRaw(keyGroupStart = 0, keyGroupEnd = 0xffff, fromHash = 0, upToSeq = Number.POSITIVE_INFINITY): Generator<RawScanEntry> {
     // A clipped run only where its clip meets the range: it may lack the blocks elsewhere.
-    const runs = [...this.live].reverse().filter((r) => r.seq <= upToSeq && Math.max(keyGroupStart, r.keyGroupStart) <= Math.min(keyGroupEnd, r.keyGroupEnd));
+    const range = { start: keyGroupStart, end: keyGroupEnd };
+    const runs = [...this.live].reverse().filter((r) => r.seq <= upToSeq && overlaps(range, { start: r.keyGroupStart, end: r.keyGroupEnd }));
     for (const r of runs) r.readers++;
     const out: RawScanEntry = { stateId: 0, keyGroup: 0, hash: 0, key: "", bytes: EMPTY, valueOffset: 0, valueLength: 0 };
     try {
