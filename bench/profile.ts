@@ -6,6 +6,9 @@
  *   npx tsx bench/profile.ts --job bench-tumbling --local-recovery false     (checkpoints without the local image)
  *   npx tsx bench/profile.ts --job bench-map --events 20000000
  *   npx tsx bench/profile.ts --job clicks            (HTTP ingestion → keyed count → table)
+ *   npx tsx bench/profile.ts --job bench-latency --checkpoint-ms 100
+ *                                                    HTTP ingestion → keyed count → exactly-once webhook
+ *                                                    (a local receiver), fed as the latency-load bench feeds it
  *   npx tsx bench/profile.ts --keep-names false      the same Worker bundled with esbuild's keepNames off
  *   npx tsx bench/profile.ts --job bench-state --keys 1000000 [--incremental true]
  *                                                    fills keys × 100 bytes of keyed state, then profiles
@@ -16,6 +19,8 @@
  * time and the time per category (serialization, SQLite, RPC, GC, idle).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Miniflare } from "miniflare";
@@ -66,6 +71,12 @@ const keepNames = values["keep-names"] !== "false";
 const script = keepNames ? TEST_BUNDLE : await buildTestBundleWithoutKeepNames();
 if (keepNames && !values["no-build"]) await buildTestBundle();
 const persist = tempDir("floe-profile-");
+// The latency job's webhook: answers every post at once.
+const hook = createServer((req, res) => {
+  req.resume();
+  req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end("{}"));
+});
+await new Promise<void>((r) => hook.listen(0, "127.0.0.1", r));
 const mf = new Miniflare({
   modules: true,
   // wrangler.toml's Text rule (`?raw` imports: the dashboard's browser files) puts text modules beside the bundle;
@@ -86,6 +97,7 @@ const mf = new Miniflare({
     BENCH_EVENTS: values.events!,
     BENCH_KEYS: values.keys!,
     BENCH_SEED: "42",
+    BENCH_WEBHOOK_URL: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`,
   },
   durableObjectsPersist: join(persist, "do"),
   r2Persist: join(persist, "r2"),
@@ -112,6 +124,7 @@ try {
   let feeding: Promise<void> | undefined;
   let stop = false;
   if (job === "clicks") feeding = feedClicks(api, () => stop, Number(values.keys));
+  if (job === "bench-latency") feeding = feedLatency(api, () => stop, Number(values.keys));
   await sleep(Number(values["warmup-ms"]));
   progress(`profiling ${job} for ${values.seconds} s`);
   const before = await eventsIn(job);
@@ -131,6 +144,7 @@ try {
   });
 } finally {
   await mf.dispose();
+  hook.close();
 }
 
 /** Writes the .cpuprofile and prints one JSON line: hot spots and categories. */
@@ -257,6 +271,21 @@ async function feedClicks(api: (p: string, i?: RequestInit) => Promise<Response>
   const loop = async () => {
     while (!stopped()) {
       const res = await api("/v1/ingest/clicks", { method: "POST", body: body(), headers: { "content-type": "application/x-ndjson" } });
+      await res.arrayBuffer();
+    }
+  };
+  await Promise.all([loop(), loop(), loop(), loop()]);
+}
+
+/** Keeps the latency job's stream fed as bench/workloads/latency.ts's saturating client does (1,000 events a request, 4 in flight). */
+async function feedLatency(api: (p: string, i?: RequestInit) => Promise<Response>, stopped: () => boolean, keys: number): Promise<void> {
+  let sent = 0;
+  const loop = async () => {
+    while (!stopped()) {
+      const now = Date.now();
+      const lines: string[] = [];
+      for (let j = 0; j < 1000; j++, sent++) lines.push(`{"key":"k${sent % keys}","sent":${now}}`);
+      const res = await api("/v1/ingest/bench-lat", { method: "POST", body: lines.join("\n"), headers: { "content-type": "application/x-ndjson" } });
       await res.arrayBuffer();
     }
   };

@@ -116,6 +116,9 @@ export type TimerCounts = Readonly<Partial<Record<TimeDomain, number>>>;
 /** The two stores of an operator, by the name a {@link RunFileRef} gives them. */
 const STORES = ["states", "timers"] as const;
 
+/** Bytes of the parts an upload hands its {@link RunUploader}: pages joined, a pause between two. */
+const UPLOAD_CHUNK_BYTES = 256 * 1024;
+
 /** Where the run files of a checkpoint's upload go, and how they are written. */
 export interface RunUploader {
   /** The R2 key of run `run` of `store`, first uploaded now. */
@@ -531,13 +534,23 @@ export class RunImage {
           // A run a lazy restore is still filling (of a savepoint's file, which is not referenced): whole first.
           if (store.isFilling(run.id)) await this.fills.get(uid)?.done;
           let bytes = 0;
+          // The file's pages joined into chunks: a step of an async generator costs microseconds, and a page is 2 KiB
+          // (the first checkpoint of 126 MB spent 0.8 s in those steps, one per page).
           const parts = async function* (): AsyncGenerator<Uint8Array> {
-            let n = 0;
+            let chunk = new Uint8Array(UPLOAD_CHUNK_BYTES);
+            let used = 0;
             for (const part of exportRun(store, leases.get(run)!)) {
               bytes += part.length;
-              yield part;
-              if (++n % 64 === 0) await pause();
+              if (used + part.length > chunk.length) {
+                if (used > 0) yield chunk.subarray(0, used);
+                await pause();
+                chunk = new Uint8Array(Math.max(UPLOAD_CHUNK_BYTES, part.length));
+                used = 0;
+              }
+              chunk.set(part, used);
+              used += part.length;
             }
+            if (used > 0) yield chunk.subarray(0, used);
           };
           const key = uploader.key(name, run.id);
           await uploader.put(key, parts());

@@ -207,5 +207,48 @@ describe("TaskFiles", () => {
       await files.close(10, never);
       expect(s.log.at(-1)).toBe("delete big.run");
     });
+
+    it("reads the next part while the last goes up, and holds two parts at most", async () => {
+      const s = multipartStore();
+      // Each part's upload waits until the test lets it end.
+      const ends: (() => void)[] = [];
+      const events: string[] = [];
+      const slow = {
+        ...s,
+        createMultipartUpload: async (key: string) => {
+          const upload = await s.createMultipartUpload(key);
+          return {
+            ...upload,
+            uploadPart: async (n: number, value: Blob) => {
+              events.push(`up ${n}`);
+              await new Promise<void>((r) => ends.push(r));
+              events.push(`done ${n}`);
+              return upload.uploadPart(n, value);
+            },
+          };
+        },
+      };
+      async function* counted(): AsyncGenerator<Uint8Array> {
+        for (let i = 0; i < 5; i++) {
+          events.push(`read ${i}`);
+          yield new Uint8Array(1000).fill(i);
+        }
+      }
+      const done = new TaskFiles(slow).putParts("piped.run", counted(), 1000);
+      const settle = () => new Promise((r) => setTimeout(r, 5));
+      await settle();
+      // Part 1 is going up, and part 2 was read meanwhile; part 3 waits until part 1 is up.
+      expect(events).toEqual(["read 0", "read 1", "up 1", "read 2"]);
+      ends.shift()!();
+      await settle();
+      expect(events.slice(4)).toEqual(["done 1", "up 2", "read 3"]);
+      while (ends.length > 0 || !s.log.some((l) => l.startsWith("complete"))) {
+        ends.shift()?.();
+        await settle();
+      }
+      await done;
+      expect(s.log).toEqual(["part 1 1000", "part 2 1000", "part 3 1000", "part 4 1000", "part 5 1000", "complete 1,2,3,4,5"]);
+      expect([...s.files.get("piped.run")!].filter((b, i) => b !== Math.floor(i / 1000))).toEqual([]);
+    });
   });
 });

@@ -28,10 +28,11 @@ export interface FileStore {
 
 /**
  * Bytes of a part of a multipart upload: R2 takes parts of at least
- * 5 MiB (the last may be smaller), and a part is held in memory while it
- * uploads, so that a file of any size costs this much memory at a time.
+ * 5 MiB (the last may be smaller). A part is held in memory while it
+ * uploads and the next is read meanwhile, so that a file of any size
+ * costs twice this much memory at a time.
  */
-export const UPLOAD_PART_BYTES = 8 * 1024 * 1024;
+export const UPLOAD_PART_BYTES = 5 * 1024 * 1024;
 
 /** R2 deletes at most 1,000 keys per call. */
 const DELETE_BATCH = 1000;
@@ -65,8 +66,9 @@ export class TaskFiles {
 
   /**
    * Writes a file given as parts, as {@link put} does, holding at most
-   * {@link UPLOAD_PART_BYTES} of it at a time: one put when it fits in a
-   * part, else a multipart upload (aborted if a part fails).
+   * two parts of {@link UPLOAD_PART_BYTES} at a time: one put when it fits
+   * in a part, else a multipart upload, reading the next part while the
+   * last goes up (aborted if a part fails).
    */
   async putParts(key: string, parts: AsyncIterable<Uint8Array>, partBytes = UPLOAD_PART_BYTES): Promise<void> {
     await this.owning(key, () => this.writeParts(key, parts, partBytes));
@@ -117,12 +119,24 @@ export class TaskFiles {
       }
       if (!this.store.createMultipartUpload) throw new Error(`${key} needs a multipart upload, which this store does not offer`);
       const upload = await this.store.createMultipartUpload(key);
+      // Awaited before the next starts, so that at most two parts are held at a time.
+      let sending: Promise<{ partNumber: number; etag: string }> | undefined;
       try {
-        const uploaded = [await upload.uploadPart(1, first)];
+        const uploaded: { partNumber: number; etag: string }[] = [];
+        const send = (part: Blob) => {
+          sending = upload.uploadPart(uploaded.length + 1, part);
+          // Awaited below; a failure while the next part is gathered must not go unhandled meanwhile.
+          sending.catch(() => undefined);
+        };
+        send(first);
         while (!done || carry !== undefined) {
+          // The next part is read while the last one goes up.
           const part = await gather();
-          if (part.size > 0) uploaded.push(await upload.uploadPart(uploaded.length + 1, part));
+          uploaded.push(await sending!);
+          sending = undefined;
+          if (part.size > 0) send(part);
         }
+        if (sending) uploaded.push(await sending);
         await upload.complete(uploaded);
       } catch (e) {
         await upload.abort().catch(() => undefined);
