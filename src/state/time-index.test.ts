@@ -282,6 +282,24 @@ describe("the time index's changes", () => {
     return new IndexedTimerQueue({ get: (k) => entries.get(k), set: (k, t) => (t ? entries.set(k, t) : entries.delete(k)) }, empty);
   }
 
+  it("fire each live timer of one time once, also when the time's keys change between polls", () => {
+    const q = queue();
+    for (let i = 0; i < 1000; i++) q.register(`k${i}`, 5);
+    // Gone and back before the poll: it fires once, after the others that stayed.
+    q.delete("k3", 5);
+    q.register("k3", 5);
+    const first = q.poll(5).map((t) => t.key);
+    expect(first.length).toBe(1000);
+    expect(new Set(first).size).toBe(1000);
+    expect(first.at(-1)).toBe("k3");
+    // The same time again (registered in the past): a new set of keys, polled from its start.
+    q.register("late", 5);
+    q.register("later", 5);
+    expect(q.poll(5).map((t) => t.key)).toEqual(["late", "later"]);
+    expect(q.poll(5)).toEqual([]);
+    expect(q.size()).toBe(0);
+  });
+
   it("leave out a timer registered and gone between two captures (nothing to write for it), and only that one", () => {
     const q = queue();
     // Registered and fired before a capture: the index never held it.

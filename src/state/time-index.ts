@@ -146,6 +146,8 @@ export class IndexedTimerQueue implements TimerQueue {
   /** The overlay's live timers by time (a min-heap of timestamps, with their keys per timestamp; stale entries skipped lazily). */
   private readonly liveByTime = new Map<number, Set<string>>();
   private heap: number[] = [];
+  /** Where {@link nextLiveKey} goes on: a live iteration of one time's keys (it skips keys deleted since, sees keys added). */
+  private liveCursor: { keys: Set<string>; it: SetIterator<string> } | undefined;
   /** The overrides changed in the current generation, each once (captured by the next {@link captureIndex}). */
   private changedNow: Override[] = [];
   private generation = 0;
@@ -235,10 +237,8 @@ export class IndexedTimerQueue implements TimerQueue {
       let next: Timer;
       if (a !== undefined && (b === undefined || a <= b.timestampMs)) {
         if (a > upToMs) break;
-        // The earliest key at that time; keys at one time fire in no particular order, as in the heap queue.
-        const keys = this.liveByTime.get(a)!;
-        const key = keys.values().next().value as string;
-        next = { key, timestampMs: a };
+        // Keys at one time fire in no particular order, as in the heap queue.
+        next = { key: this.nextLiveKey(a), timestampMs: a };
       } else if (b !== undefined) {
         if (b.timestampMs > upToMs) break;
         next = b;
@@ -365,6 +365,23 @@ export class IndexedTimerQueue implements TimerQueue {
     if (keys.size === 0) this.liveByTime.delete(o.timestampMs);
     // Stale heap entries are dropped as they surface; a heap mostly stale is rebuilt, so it stays O(overlay).
     if (this.heap.length > 64 && this.heap.length > 4 * this.liveByTime.size) this.heap = heapify([...this.liveByTime.keys()]);
+  }
+
+  /**
+   * A live key of the overlay at `timestampMs` (there is one), the next of
+   * the iteration over that time's set that {@link poll} goes on with. Its
+   * first key again at each poll would cost quadratic time: a set's
+   * iteration starts by skipping the slots of the keys deleted before
+   * (95,000 windows ending at once took about a second).
+   */
+  private nextLiveKey(timestampMs: number): string {
+    const keys = this.liveByTime.get(timestampMs)!;
+    if (this.liveCursor?.keys !== keys) this.liveCursor = { keys, it: keys.values() };
+    const r = this.liveCursor.it.next();
+    if (!r.done) return r.value;
+    // Ended before keys were added to the set again (an ended iteration stays ended): from its start.
+    this.liveCursor = { keys, it: keys.values() };
+    return this.liveCursor.it.next().value as string;
   }
 
   /** The earliest live timer of the overlay. */
