@@ -6,6 +6,7 @@ import { httpSource } from "../connectors/sources/http-source.js";
 import { tableSink } from "../connectors/sinks/table-sink.js";
 import { hashKey } from "../graph/key-groups.js";
 import { JobRegistry } from "../runtime/registry.js";
+import { RECORD_BYTES_MAX } from "../storage/record-limits.js";
 import { INGEST_RECORDS_MAX, ingestRoutes, parseRecords, partitionChooser } from "./ingest.js";
 
 /** Expects parseRecords to refuse with `code`, a message matching `message`, and `status`. */
@@ -94,6 +95,15 @@ describe("parseRecords: NDJSON", () => {
 
   it("refuses a body of blank lines only", () => {
     expectRefused(() => parseRecords("\n\r\n  \n", NDJSON_TYPE), "empty_body", /no records/);
+  });
+
+  it("refuses a record larger than a stored record may be, counting UTF-8 bytes, and takes one of exactly that size", () => {
+    // Each "é" is 2 bytes: the record's text is RECORD_BYTES_MAX bytes with its quotes, then one byte over.
+    const exact = JSON.stringify("é".repeat((RECORD_BYTES_MAX - 2) / 2));
+    expect(parseRecords(`{"a":1}\n${exact}`, NDJSON_TYPE)).toHaveLength(2);
+    expectRefused(() => parseRecords(`{"a":1}\n${JSON.stringify(`${"é".repeat((RECORD_BYTES_MAX - 2) / 2)}x`)}`, NDJSON_TYPE), "record_too_large", /^line 2 is larger than/, 413);
+    // Fewer characters than bytes allowed, more bytes than allowed: counted.
+    expectRefused(() => parseRecords(JSON.stringify(["€".repeat(RECORD_BYTES_MAX / 2)]), JSON_TYPE), "record_too_large", /^record 0 is larger than/, 413);
   });
 });
 

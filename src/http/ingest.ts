@@ -11,7 +11,7 @@ import { FloeError } from "../errors.js";
 import { hashKey } from "../graph/key-groups.js";
 import type { FloeEnv } from "../runtime/env.js";
 import type { JobRegistry } from "../runtime/registry.js";
-import { RECORD_BYTES_MAX, utf8Length } from "../storage/record-limits.js";
+import { RECORD_BYTES_MAX, fitsUtf8 } from "../storage/record-limits.js";
 import { requireToken } from "./auth.js";
 import { errorResponse } from "./errors.js";
 import { appendRequest, bodyHash, splitByKey } from "./ingest-split.js";
@@ -59,7 +59,7 @@ export function parseRecords(
   const out: string[] = [];
   const check = (record: unknown, where: string, text?: string) => {
     if (record === null || record === undefined) throw new FloeError("invalid_record", `${where} is null`);
-    if (text !== undefined && utf8Length(text) > RECORD_BYTES_MAX) {
+    if (text !== undefined && !fitsUtf8(text, RECORD_BYTES_MAX)) {
       throw new FloeError("record_too_large", `${where} is larger than ${RECORD_BYTES_MAX} bytes, the most one record may hold`, 413);
     }
     const problem = validate?.(record);
