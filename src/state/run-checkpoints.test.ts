@@ -55,7 +55,9 @@ class CountingBackend extends KeyedStateBackend {
 
 /** One subtask: its SQLite image and snapshotter, uploading into `bucket`. */
 class Subtask {
-  readonly image = new RunImage(doSql(), { pause, targetBlockBytes: 1024 });
+  /** Awaited by the image's background work (compactions) at each turn, while set. */
+  mergePause: (() => Promise<void>) | undefined;
+  readonly image = new RunImage(doSql(), { pause: async () => this.mergePause?.(), targetBlockBytes: 1024 });
   readonly store: SnapshotStore;
   snapshotter: KeyedSnapshotter;
   uploads: string[] = [];
@@ -506,9 +508,15 @@ describe("flushes between checkpoints", () => {
     for (let i = 0; i < 50; i++) set(b, `key-last-${i}`, i);
     let openGate!: () => void;
     s.putGate = new Promise((r) => (openGate = r));
+    // The merge waits until the upload has listed its runs (a merge under way before would be waited for, below).
+    let openMerge!: () => void;
+    const merging = new Promise<void>((r) => (openMerge = r));
+    s.mergePause = () => merging;
     const upload = s.snapshotter.upload(s.snapshotter.prepare(1, new Map([[UID, b]])));
     // Listed (and leased) by the upload, then merged while the upload waits for R2.
     await until(() => s.putsBegun > 0);
+    s.mergePause = undefined;
+    openMerge();
     await s.image.idle();
     await until(() => s.image.runs(UID).states.length === 1);
     openGate();
@@ -520,6 +528,44 @@ describe("flushes between checkpoints", () => {
     const { handle: h2, uploaded } = await s.checkpoint(b, 2);
     expect(uploaded).toHaveLength(1);
     expect(h2.runs).toHaveLength(1);
+  });
+
+  it("a checkpoint waits for a merge of its own epoch's runs under way, and uploads its output once instead of its inputs", async () => {
+    const bucket = new Bucket();
+    const s = new Subtask(bucket);
+    const b = s.backend(1024 * 1024);
+    // Enough entries that the merge pauses within (every 8,192 entries).
+    const n = 2500;
+    for (let f = 0; f < SAME_EPOCH_MERGE_RUNS - 1; f++) {
+      for (let i = 0; i < n; i++) set(b, `key-${f}-${i}`, i);
+      await s.snapshotter.flush(new Map([[UID, b]]));
+    }
+    for (let i = 0; i < n; i++) set(b, `key-last-${i}`, i);
+    // The write-back makes four runs of epoch 1: their merge starts (its first turn passes) and then waits, before
+    // the upload lists the runs.
+    let openMerge!: () => void;
+    const merging = new Promise<void>((r) => (openMerge = r));
+    let turns = 0;
+    s.mergePause = async () => {
+      if (turns++ > 0) await merging;
+    };
+    const upload = s.snapshotter.upload(s.snapshotter.prepare(1, new Map([[UID, b]])));
+    await until(() => turns > 1);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(s.putsBegun).toBe(0);
+    s.mergePause = undefined;
+    openMerge();
+    const h1 = (await upload).handles[UID];
+    expect(h1.runs).toHaveLength(1);
+    expect(s.uploads).toHaveLength(1);
+    const restored = await new Subtask(bucket).restore(1, [h1], false);
+    expect(restored.backend.size()).toBe(n * SAME_EPOCH_MERGE_RUNS);
+    // The next checkpoint uploads its own changes only.
+    set(b, "key-0-0", 7);
+    const { handle: h2, uploaded } = await s.checkpoint(b, 2);
+    expect(uploaded).toHaveLength(1);
+    expect(h2.runs).toHaveLength(2);
+    expect(h2.runs![0].file).toBe(h1.runs![0].file);
   });
 });
 

@@ -225,6 +225,8 @@ export class RunImage {
    * or replaces every run above the checkpoint it restores).
    */
   private broken = false;
+  /** A merge of one epoch's runs under way (see {@link uploadRuns}): their epoch, and its end. */
+  private epochMerge: { readonly epoch: number; readonly done: Promise<void> } | undefined;
   /** Lazy restores under way, by operator: their fill, and the end of its background reads. */
   private readonly fills = new Map<string, { fill: RunFill; done: Promise<void> }>();
 
@@ -505,6 +507,10 @@ export class RunImage {
    * hold; a flush since its barrier writes runs of a later epoch).
    */
   async uploadRuns(uid: string, checkpointId: number, uploader: RunUploader, pause: Pause): Promise<UploadedRuns> {
+    // A merge of this checkpoint's own flushes under way (its runs have no files yet): listed once it ends, its output
+    // goes up now, once, instead of its inputs now and its output with the next checkpoint (a second checkpoint after
+    // a load uploaded 46.6 MB for 1% of the keys changed).
+    while (this.epochMerge && this.epochMerge.epoch <= checkpointId) await this.epochMerge.done;
     const op = this.operator(uid);
     const generation = this.generation;
     // One instant: the list of live runs and their files.
@@ -825,7 +831,19 @@ export class RunImage {
           const plan = store.planCompaction(this.completedCheckpointId);
           if (!plan) continue;
           await pause();
-          await store.compact(plan, pause);
+          const epoch = plan.reason === "epoch" ? store.runs().find((r) => r.id === plan.inputs[0])?.epoch : undefined;
+          const merge = store.compact(plan, pause);
+          if (epoch !== undefined) {
+            const done = merge.then(
+              () => undefined,
+              () => undefined,
+            );
+            this.epochMerge = { epoch, done };
+            void done.then(() => {
+              if (this.epochMerge?.done === done) this.epochMerge = undefined;
+            });
+          }
+          await merge;
           worked = true;
           this.pruneRows();
         }
