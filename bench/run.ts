@@ -182,7 +182,7 @@ function timedSteps(workload: TimedWorkload | "interval-join", keyList: number[]
             floe: () => runFloe(o),
             flink: () => {
               const f = flinkRun(mode);
-              return flinkBackends.map((backend) => flink(workload, { ...f.params, keys, seed, checkpoint_ms: 1000, event_rate: size.eventRate, backend }, f.pin));
+              return flinkBackends.map((backend) => () => flink(workload, { ...f.params, keys, seed, checkpoint_ms: 1000, event_rate: size.eventRate, backend }, f.pin));
             },
           },
           ...(quick ? [] : [{ floe: () => runFloe({ ...o, localRecovery: false }) }]),
@@ -210,8 +210,13 @@ function flinkRun(mode: CoresMode): { params: Record<string, number>; pin?: Pin 
   return { params, pin: mode === "1" ? pin : undefined };
 }
 
-/** A workload: its floe runs and, when the peer runs, the Flink run after each. */
-type Step = { floe: () => Promise<BenchResult | object>; flink?: () => Promise<BenchResult>[] | Promise<BenchResult> };
+/**
+ * A workload: its floe runs and, when the peer runs, the Flink runs after
+ * each, one after the other (started together, two JVMs would share the
+ * machine, and on one core the pinned core).
+ */
+type FlinkRun = () => Promise<BenchResult>;
+type Step = { floe: () => Promise<BenchResult | object>; flink?: () => FlinkRun[] | FlinkRun };
 
 /**
  * Each workload's steps. The throughput workloads take the core modes to run
@@ -224,7 +229,7 @@ const workloads: Record<string, (modes: CoresMode[]) => Step[]> = {
       floe: () => benchMapFilter({ ...floeRun(mode), keys: 10_000, seed, checkpointIntervalMs: 0 }),
       flink: () => {
         const f = flinkRun(mode);
-        return flink("map-filter", { ...f.params, keys: 10_000, seed }, f.pin);
+        return () => flink("map-filter", { ...f.params, keys: 10_000, seed }, f.pin);
       },
     })),
   "keyed-count": (modes) =>
@@ -235,7 +240,7 @@ const workloads: Record<string, (modes: CoresMode[]) => Step[]> = {
             floe: () => benchKeyedCount({ ...floeRun(mode), keys, seed, checkpointIntervalMs: interval }),
             flink: () => {
               const f = flinkRun(mode);
-              return flinkBackends.map((backend) => flink("keyed-count", { ...f.params, keys, seed, checkpoint_ms: interval, backend }, f.pin));
+              return flinkBackends.map((backend) => () => flink("keyed-count", { ...f.params, keys, seed, checkpoint_ms: interval, backend }, f.pin));
             },
           },
           // Flink keeps no local copy of state by default; floe's local image costs SQLite rows per changed key.
@@ -250,14 +255,14 @@ const workloads: Record<string, (modes: CoresMode[]) => Step[]> = {
       const f = (backend: string, incremental: boolean) =>
         flink("checkpoint-size", { keys, payload_bytes: size.payloadBytes, changed_fraction: 0.01, backend, incremental, recovery_wait_ms: quick ? 30_000 : 60_000 });
       return [
-        { floe: () => benchCheckpoints({ ...o, incremental: false, localRecovery: false }), flink: () => [f("hashmap", false), f("rocksdb", false)] },
-        { floe: () => benchCheckpoints({ ...o, incremental: true, localRecovery: true }), flink: () => f("rocksdb", true) },
+        { floe: () => benchCheckpoints({ ...o, incremental: false, localRecovery: false }), flink: () => [() => f("hashmap", false), () => f("rocksdb", false)] },
+        { floe: () => benchCheckpoints({ ...o, incremental: true, localRecovery: true }), flink: () => () => f("rocksdb", true) },
       ];
     }),
   recovery: () => [
     {
       floe: () => benchRecovery({ events: size.recoveryEvents, keys: 10_000, seed, checkpointIntervalMs: 1000, failAt: size.failAt }),
-      flink: () => flinkBackends.map((backend) => flink("recovery", { events: size.recoveryEvents, keys: 10_000, seed, checkpoint_ms: 1000, fail_at: size.failAt, backend })),
+      flink: () => flinkBackends.map((backend) => () => flink("recovery", { events: size.recoveryEvents, keys: 10_000, seed, checkpoint_ms: 1000, fail_at: size.failAt, backend })),
     },
   ],
   // Issue 20's target is the p99 with checkpoints every 100 ms: both intervals, each its own run.
@@ -433,7 +438,7 @@ try {
       await attempt(w, "floe", step.floe);
       if (peer && step.flink) {
         const runs = step.flink();
-        for (const r of Array.isArray(runs) ? runs : [runs]) await attempt(w, "flink", () => r);
+        for (const r of Array.isArray(runs) ? runs : [runs]) await attempt(w, "flink", r);
       }
     }
   }
