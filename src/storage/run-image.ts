@@ -510,9 +510,10 @@ export class RunImage {
     // A merge of this checkpoint's own flushes under way (its runs have no files yet): listed once it ends, its output
     // goes up now, once, instead of its inputs now and its output with the next checkpoint (a second checkpoint after
     // a load uploaded 46.6 MB for 1% of the keys changed).
-    while (this.epochMerge && this.epochMerge.epoch <= checkpointId) await this.epochMerge.done;
-    const op = this.operator(uid);
     const generation = this.generation;
+    while (this.epochMerge && this.epochMerge.epoch <= checkpointId) await this.epochMerge.done;
+    if (generation !== this.generation) throw new Error(`the upload of checkpoint ${checkpointId} began before a restore`);
+    const op = this.operator(uid);
     // One instant: the list of live runs and their files.
     const listed = STORES.map((name) => {
       const store = op[name === "states" ? "states" : "timers"];
