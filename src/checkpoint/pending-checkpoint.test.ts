@@ -41,6 +41,18 @@ describe("PendingCheckpoint", () => {
     expect(p.acknowledgements().get("a/0")).toBe(first);
   });
 
+  it("read back with the ids of the subtasks that acknowledged only, decides the next ack the same", () => {
+    const p = new PendingCheckpoint({ checkpointId: 7, attempt: 1, triggerMs: 500, expected: ["a/0", "a/1", "b/0"] }, [], ["a/0", "b/0"]);
+    expect(p.acknowledged).toBe(2);
+    expect(p.hasAcknowledged("b/0")).toBe(true);
+    expect(p.acknowledge(ack("a/0"), NOW)).toBe("DUPLICATE");
+    expect(p.isFullyAcknowledged).toBe(false);
+    expect(p.acknowledge(ack("a/1"), NOW)).toBe("SUCCESS");
+    expect(p.isFullyAcknowledged).toBe(true);
+    // It holds the acks it took: the stored ones are read when the checkpoint completes.
+    expect([...p.acknowledgements().keys()]).toEqual(["a/1"]);
+  });
+
   it("returns UNKNOWN for a subtask that is not expected, and does not count it", () => {
     const p = pending(["a/0"]);
     expect(p.acknowledge(ack("z/9"), NOW)).toBe("UNKNOWN");

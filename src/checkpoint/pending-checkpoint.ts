@@ -37,11 +37,19 @@ export class PendingCheckpoint {
   /** Subtask ids (`vertex/index`) that must acknowledge. */
   readonly expected: ReadonlySet<string>;
   private readonly acks = new Map<string, SubtaskAck>();
+  /** Every subtask that acknowledged: those of {@link acks}, and those given by id only. */
+  private readonly by = new Set<string>();
   private discarded: boolean;
   private expired = false;
 
-  /** A pending checkpoint with the acks it already has (read back from storage). */
-  constructor(init: PendingCheckpointInit, acks: Iterable<SubtaskAck> = []) {
+  /**
+   * A pending checkpoint with the acks it already has (read back from
+   * storage), or only the ids of the subtasks that gave them
+   * (`acknowledgedBy`): deciding on the next ack needs no more, and a
+   * coordinator that read every stored ack for each ack it takes would
+   * parse as many acks as the square of its subtasks per checkpoint.
+   */
+  constructor(init: PendingCheckpointInit, acks: Iterable<SubtaskAck> = [], acknowledgedBy: Iterable<string> = []) {
     this.checkpointId = init.checkpointId;
     this.attempt = init.attempt;
     this.triggerMs = init.triggerMs;
@@ -49,7 +57,11 @@ export class PendingCheckpoint {
     this.expiresAtMs = init.expiresAtMs ?? Number.POSITIVE_INFINITY;
     this.expected = new Set(init.expected);
     this.discarded = init.discarded ?? false;
-    for (const a of acks) this.acks.set(a.subtask, a);
+    for (const a of acks) {
+      this.acks.set(a.subtask, a);
+      this.by.add(a.subtask);
+    }
+    for (const subtask of acknowledgedBy) this.by.add(subtask);
   }
 
   /**
@@ -67,25 +79,26 @@ export class PendingCheckpoint {
       this.discarded = true;
       return "DISCARDED";
     }
-    if (this.acks.has(ack.subtask)) return "DUPLICATE";
+    if (this.by.has(ack.subtask)) return "DUPLICATE";
     this.acks.set(ack.subtask, ack);
+    this.by.add(ack.subtask);
     return "SUCCESS";
   }
 
   get isFullyAcknowledged(): boolean {
-    return !this.discarded && this.acks.size === this.expected.size;
+    return !this.discarded && this.by.size === this.expected.size;
   }
 
   get acknowledged(): number {
-    return this.acks.size;
+    return this.by.size;
   }
 
   /** Whether `subtask` has acknowledged. */
   hasAcknowledged(subtask: string): boolean {
-    return this.acks.has(subtask);
+    return this.by.has(subtask);
   }
 
-  /** The acks received, by subtask id. */
+  /** The acks this object holds, by subtask id: those given at construction, and those taken since. */
   acknowledgements(): ReadonlyMap<string, SubtaskAck> {
     return this.acks;
   }

@@ -53,6 +53,10 @@ export class ObservedCoordinatorStore implements CoordinatorStorage {
     return this.inner.acks(id);
   }
 
+  ackedSubtasks(id: number): string[] {
+    return this.inner.ackedSubtasks(id);
+  }
+
   setStatus(id: number, status: CheckpointRowStatus): void {
     this.inner.setStatus(id, status);
   }

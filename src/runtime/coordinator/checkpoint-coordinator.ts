@@ -109,14 +109,19 @@ export class CheckpointCoordinator {
     return stub.triggerCheckpoint(s.attempt, id, triggerMs, savepoint?.format === "canonical", savepoint?.action === "stop", savepoint?.drain === true).catch(() => false);
   }
 
-  /** Checkpoint `id` as a {@link PendingCheckpoint}: its stored row and acks, its deadline under `s`'s options. */
+  /**
+   * Checkpoint `id` as a {@link PendingCheckpoint}: its stored row, the
+   * subtasks that acknowledged it (their acks are read once, when it
+   * completes), its deadline under `s`'s options.
+   */
   pending(id: number, s: JobRecord): PendingCheckpoint | undefined {
     const row = this.ctx.store.pending(id);
     if (!row) return undefined;
     const expires = s.config ? expiresAtMs(s.config.checkpoint, row.triggerMs) : undefined;
     return new PendingCheckpoint(
       { checkpointId: id, attempt: row.attempt, triggerMs: row.triggerMs, expected: row.expected, isSavepoint: row.isSavepoint, expiresAtMs: expires, discarded: row.status !== "IN_PROGRESS" },
-      this.ctx.store.acks(id),
+      [],
+      this.ctx.store.ackedSubtasks(id),
     );
   }
 

@@ -35,6 +35,8 @@ describe("CoordinatorStore on the Sql port", () => {
     store.addAck(1, ack("b/0"));
     store.addAck(1, ack("a/0"));
     expect(store.acks(1).map((a) => a.subtask)).toEqual(["a/0", "b/0"]);
+    expect(store.ackedSubtasks(1).sort()).toEqual(["a/0", "b/0"]);
+    expect(store.ackedSubtasks(2)).toEqual([]);
     // Only a completing checkpoint completes.
     expect(store.complete(1, 150, "r2://x", metadata(1))).toBe(false);
     store.setStatus(1, "COMPLETING");

@@ -105,6 +105,8 @@ export interface CoordinatorStorage {
   addAck(id: number, ack: SubtaskAck): void;
   /** The acks of checkpoint `id`, ordered by subtask id. */
   acks(id: number): SubtaskAck[];
+  /** The subtasks that acknowledged checkpoint `id` (their acks unread). */
+  ackedSubtasks(id: number): string[];
   setStatus(id: number, status: CheckpointRowStatus): void;
   /** Marks a completing checkpoint completed; false if it was failed meanwhile. */
   complete(id: number, endMs: number, externalPath: string, metadata: CheckpointMetadata): boolean;
@@ -174,6 +176,10 @@ export class CoordinatorStore implements CoordinatorStorage {
 
   acks(id: number): SubtaskAck[] {
     return this.sql.exec<{ ack: string }>(`SELECT ack FROM acks WHERE checkpoint_id = ? ORDER BY subtask`, id).toArray().map((r) => JSON.parse(r.ack) as SubtaskAck);
+  }
+
+  ackedSubtasks(id: number): string[] {
+    return this.sql.exec<{ subtask: string }>(`SELECT subtask FROM acks WHERE checkpoint_id = ?`, id).toArray().map((r) => r.subtask);
   }
 
   setStatus(id: number, status: Row["status"]): void {
