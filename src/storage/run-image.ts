@@ -834,17 +834,12 @@ export class RunImage {
           await pause();
           const epoch = plan.reason === "epoch" ? store.runs().find((r) => r.id === plan.inputs[0])?.epoch : undefined;
           const merge = store.compact(plan, pause);
-          if (epoch !== undefined) {
-            const done = merge.then(
-              () => undefined,
-              () => undefined,
-            );
-            this.epochMerge = { epoch, done };
-            void done.then(() => {
-              if (this.epochMerge?.done === done) this.epochMerge = undefined;
-            });
+          if (epoch !== undefined) this.epochMerge = { epoch, done: merge.then(() => undefined, () => undefined) };
+          try {
+            await merge;
+          } finally {
+            this.epochMerge = undefined;
           }
-          await merge;
           worked = true;
           this.pruneRows();
         }
