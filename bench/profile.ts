@@ -30,6 +30,7 @@ import { payload } from "./generator.js";
 import { buildTestBundle, buildTestBundleWithoutKeepNames } from "./support/build.js";
 import { type CpuProfile, InspectorSession, categorize, hotSpots } from "./support/inspector.js";
 import { progress, sleep } from "./workloads/common.js";
+import { SATURATE_EVENTS, SATURATE_REQUESTS, latencyBody } from "./workloads/latency.js";
 
 /**
  * Categories by the innermost frame that matches: workerd's native calls
@@ -277,17 +278,16 @@ async function feedClicks(api: (p: string, i?: RequestInit) => Promise<Response>
   await Promise.all([loop(), loop(), loop(), loop()]);
 }
 
-/** Keeps the latency job's stream fed as bench/workloads/latency.ts's saturating client does (1,000 events a request, 4 in flight). */
+/** Keeps the latency job's stream fed as bench/workloads/latency.ts's saturating client does. */
 async function feedLatency(api: (p: string, i?: RequestInit) => Promise<Response>, stopped: () => boolean, keys: number): Promise<void> {
   let sent = 0;
   const loop = async () => {
     while (!stopped()) {
-      const now = Date.now();
-      const lines: string[] = [];
-      for (let j = 0; j < 1000; j++, sent++) lines.push(`{"key":"k${sent % keys}","sent":${now}}`);
-      const res = await api("/v1/ingest/bench-lat", { method: "POST", body: lines.join("\n"), headers: { "content-type": "application/x-ndjson" } });
+      const body = latencyBody(sent, SATURATE_EVENTS, keys, Date.now());
+      sent += SATURATE_EVENTS;
+      const res = await api("/v1/ingest/bench-lat", { method: "POST", body, headers: { "content-type": "application/x-ndjson" } });
       await res.arrayBuffer();
     }
   };
-  await Promise.all([loop(), loop(), loop(), loop()]);
+  await Promise.all(Array.from({ length: SATURATE_REQUESTS }, loop));
 }

@@ -20,6 +20,13 @@ export interface LatencyBenchOptions {
   keys: number;
 }
 
+/** An NDJSON body of `n` latency events from the `first`-th on (keys round-robin over `keys`), stamped `sentMs`. */
+export function latencyBody(first: number, n: number, keys: number, sentMs: number): string {
+  const lines: string[] = [];
+  for (let i = first; i < first + n; i++) lines.push(`{"key":"k${i % keys}","sent":${sentMs}}`);
+  return lines.join("\n");
+}
+
 /** Receives webhook posts and keeps each event's latency in ms, and when it arrived (`performance.now()`). */
 async function startReceiver(): Promise<{ url: string; latencies: number[]; arrivals: number[]; close(): Promise<void> }> {
   const latencies: number[] = [];
@@ -83,12 +90,11 @@ export async function benchLatency(o: LatencyBenchOptions): Promise<BenchResult>
       // Paced by the clock, not by answers: a slow answer does not slow the offered load.
       const due = t0 + i * 50 - performance.now();
       if (due > 0) await sleep(due);
-      const now = Date.now();
-      const lines: string[] = [];
-      for (let j = 0; j < perRequest; j++, sent++) lines.push(`{"key":"k${sent % o.keys}","sent":${now}}`);
+      const body = latencyBody(sent, perRequest, o.keys, Date.now());
+      sent += perRequest;
       inFlight.push(
         engine
-          .api("/v1/ingest/bench-lat", { method: "POST", body: lines.join("\n"), headers: { "content-type": "application/x-ndjson" } })
+          .api("/v1/ingest/bench-lat", { method: "POST", body, headers: { "content-type": "application/x-ndjson" } })
           .then(async (res) => {
             if (res.status !== 200) throw new Error(`ingest answered ${res.status}: ${await res.text()}`);
             await res.arrayBuffer();
@@ -131,8 +137,8 @@ export interface LatencyMaxOptions {
 }
 
 /** Requests of the saturating sender in flight at once, and events per request. */
-const SATURATE_REQUESTS = 4;
-const SATURATE_EVENTS = 1000;
+export const SATURATE_REQUESTS = 4;
+export const SATURATE_EVENTS = 1000;
 
 /**
  * The latency job's throughput (issue 20's "at ≥ 90% of the throughput
@@ -153,10 +159,9 @@ export async function benchLatencyMax(o: LatencyMaxOptions): Promise<BenchResult
     const end = t0 + o.seconds * 1000;
     const sender = async () => {
       while (performance.now() < end) {
-        const now = Date.now();
-        const lines: string[] = [];
-        for (let j = 0; j < SATURATE_EVENTS; j++, sent++) lines.push(`{"key":"k${sent % o.keys}","sent":${now}}`);
-        const res = await engine.api("/v1/ingest/bench-lat", { method: "POST", body: lines.join("\n"), headers: { "content-type": "application/x-ndjson" } });
+        const body = latencyBody(sent, SATURATE_EVENTS, o.keys, Date.now());
+        sent += SATURATE_EVENTS;
+        const res = await engine.api("/v1/ingest/bench-lat", { method: "POST", body, headers: { "content-type": "application/x-ndjson" } });
         if (res.status !== 200) throw new Error(`ingest answered ${res.status}: ${await res.text()}`);
         await res.arrayBuffer();
         acknowledged += SATURATE_EVENTS;
