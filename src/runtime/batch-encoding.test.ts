@@ -7,6 +7,7 @@ import { buildPlan } from "../graph/plan.js";
 import {
   CoInputKeyTypes,
   checkReceivedKey,
+  decodeBatch,
   decodeChannelState,
   encodeBatch,
   encodeChannelState,
@@ -93,7 +94,7 @@ describe("inputKeys", () => {
       if (message.kind !== "batch") continue;
       const keyOf = inputKeys(j, countVertex, index).get(message.channel)!;
       const range = keyGroupRange(plan.maxParallelism, countVertex.parallelism, index);
-      for (const value of JSON.parse(message.records) as Click[]) {
+      for (const value of decodeBatch(message.records) as Click[]) {
         expect(keyOf(value)).toBe(byUser(value));
         expect(inRange(range, keyGroupOf(keyOf(value), plan.maxParallelism))).toBe(true);
         received++;
@@ -157,7 +158,7 @@ describe("keys that change across the JSON round trip", () => {
     for (const { index, message } of sent) {
       if (message.kind !== "batch") continue;
       const range = keyGroupRange(d.plan.maxParallelism, d.keyed.parallelism, index);
-      for (const value of JSON.parse(message.records) as unknown[]) {
+      for (const value of decodeBatch(message.records) as unknown[]) {
         const key = keyOf(index, message.channel)(value);
         try {
           checkReceivedKey(d.head, { index, parallelism: d.keyed.parallelism }, value, key, range, d.plan.maxParallelism);
@@ -184,7 +185,7 @@ describe("keys that change across the JSON round trip", () => {
       if (message.kind !== "batch") continue;
       const range = keyGroupRange(d.plan.maxParallelism, d.keyed.parallelism, index);
       const keyOf = inputKeys(d.j, d.keyed, index).get(message.channel)!;
-      for (const value of JSON.parse(message.records) as unknown[]) {
+      for (const value of decodeBatch(message.records) as unknown[]) {
         expect(() => checkReceivedKey(d.head, { index, parallelism: 4 }, value, keyOf(value), range, d.plan.maxParallelism)).not.toThrow();
       }
     }
@@ -220,6 +221,120 @@ describe("key selector errors", () => {
     expect(threw.message).toMatch(/^keyBy into operator "c": the key selector threw TypeError: e\.at\.getTime is not a function for the record as this subtask received it \(after the batch's JSON round trip\)/);
     expect(threw.cause).toBe(cause);
     expect(threw.at("partition 1 offset 7").message).toContain("(after the batch's JSON round trip), at partition 1 offset 7; the key selector's input was");
+  });
+});
+
+/** Values as one JSON round trip of the whole array gives them back, which a batch's round trip must equal exactly. */
+const roundTrip = (values: unknown[]): unknown[] => JSON.parse(JSON.stringify(values)) as unknown[];
+
+/** Deterministic pseudo-random numbers for the generated batches. */
+function seeded(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+describe("batch records text", () => {
+  const clicks = (n: number) => Array.from({ length: n }, (_, i) => ({ user: `u${i % 3}`, seq: i, value: i * 1.5, tags: ["a", i], at: { ms: i } }));
+
+  it("sends records of one shape as columns, and reads them back as a JSON round trip would", () => {
+    const values = clicks(10);
+    const text = encodeBatch(values);
+    expect(text.startsWith('{"fields":["user","seq","value","tags","at"],"columns":[')).toBe(true);
+    expect(text.length).toBeLessThan(JSON.stringify(values).length);
+    const back = decodeBatch(text);
+    expect(back).toStrictEqual(roundTrip(values));
+    // The same fields in the same order, as JSON.parse would give them.
+    expect(back.map((v) => JSON.stringify(v))).toEqual(values.map((v) => JSON.stringify(v)));
+  });
+
+  it("sends rows where columns would differ from a JSON round trip, and for short batches", () => {
+    const cases: [string, unknown[]][] = [
+      ["a field undefined in one record", [...clicks(5), { user: "x", seq: undefined, value: 1, tags: [], at: {} }]],
+      ["a function field", clicks(5).map((c, i) => (i === 2 ? { ...c, at: () => 1 } : c))],
+      ["a symbol field", clicks(5).map((c, i) => (i === 4 ? { ...c, user: Symbol("s") } : c))],
+      ["a Date field (toJSON)", clicks(5).map((c) => ({ ...c, at: new Date(7) }))],
+      ["an object field whose toJSON answers undefined", clicks(5).map((c) => ({ ...c, at: { toJSON: () => undefined } }))],
+      ["a field missing", [...clicks(5), { user: "x", seq: 1, value: 1, tags: [] }]],
+      ["a field more", [...clicks(5), { user: "x", seq: 1, value: 1, tags: [], at: {}, more: 1 }]],
+      ["fields in another order", [...clicks(5), { seq: 1, user: "x", value: 1, tags: [], at: {} }]],
+      ["a class instance", [...clicks(5), new (class Click { user = "x"; seq = 1; value = 1; tags = []; at = {}; })()]],
+      ["a null-prototype record", [...clicks(5), Object.assign(Object.create(null) as object, { user: "x", seq: 1, value: 1, tags: [], at: {} })]],
+      ["arrays", Array.from({ length: 6 }, (_, i) => [i, `${i}`])],
+      ["scalars", [1, "two", null, true, 5, 6]],
+      ["a __proto__ field", Array.from({ length: 6 }, () => JSON.parse('{"__proto__":{"x":1},"a":1}') as unknown)],
+      ["empty objects", Array.from({ length: 6 }, () => ({}))],
+      ["three records", clicks(3)],
+    ];
+    for (const [what, values] of cases) {
+      const text = encodeBatch(values);
+      expect(text, what).toBe(JSON.stringify(values));
+      expect(decodeBatch(text), what).toStrictEqual(roundTrip(values));
+    }
+  });
+
+  it("keeps integer-like field names, non-finite numbers, -0 and nested undefined as a JSON round trip does", () => {
+    const values = Array.from({ length: 6 }, (_, i) => ({ 10: i, 2: "two", b: Number.NaN, a: -0, c: Infinity, d: { e: undefined, f: [undefined] } }));
+    const text = encodeBatch(values);
+    expect(text.startsWith('{"fields":["2","10","b","a","c","d"]')).toBe(true);
+    expect(decodeBatch(text)).toStrictEqual(roundTrip(values));
+    expect(JSON.stringify(decodeBatch(text))).toBe(JSON.stringify(values));
+  });
+
+  it("sends rows when Object.prototype has an enumerable property", () => {
+    const proto = Object.prototype as Record<string, unknown>;
+    proto.polluted = 1;
+    try {
+      const values = clicks(6);
+      expect(encodeBatch(values)).toBe(JSON.stringify(values));
+    } finally {
+      delete proto.polluted;
+    }
+  });
+
+  it("agrees with a JSON round trip over generated batches", () => {
+    const random = seeded(20261207);
+    const scalar = (): unknown => {
+      const r = random();
+      if (r < 0.3) return Math.floor(random() * 1e6) - 5e5;
+      if (r < 0.5) return random() * 100;
+      if (r < 0.7) return `s${Math.floor(random() * 100)}\u00e9"\\`;
+      if (r < 0.8) return null;
+      if (r < 0.9) return random() < 0.5;
+      return r < 0.95 ? [scalar(), { n: scalar() }] : undefined;
+    };
+    const names = ["k", "v", "1", "x y", "é", "t"];
+    let asColumns = 0;
+    for (let round = 0; round < 300; round++) {
+      const width = 1 + Math.floor(random() * names.length);
+      const fields = names.slice(0, width);
+      const n = Math.floor(random() * 12);
+      const values: unknown[] = [];
+      for (let i = 0; i < n; i++) {
+        const o: Record<string, unknown> = {};
+        for (const f of fields) if (random() > 0.02) o[f] = scalar();
+        values.push(o);
+      }
+      const text = encodeBatch(values);
+      if (text.startsWith("{")) asColumns++;
+      expect(decodeBatch(text)).toStrictEqual(roundTrip(values));
+      expect(JSON.stringify(decodeBatch(text))).toBe(JSON.stringify(values));
+    }
+    // Both forms were met.
+    expect(asColumns).toBeGreaterThan(30);
+    expect(asColumns).toBeLessThan(270);
+  });
+
+  it("keeps a column batch through in-flight data, with and without event times", () => {
+    const records = encodeBatch(clicks(8));
+    const data = { inputs: { "src/0": [records, inFlightBatch(records, "[1,2,3,4,5,6,7,8]")] }, outputs: {} };
+    const back = decodeChannelState(encodeChannelState(data)).inputs["src/0"];
+    expect(back.map(fromInFlight)).toEqual([
+      { kind: "batch", records },
+      { kind: "batch", records, timestamps: "[1,2,3,4,5,6,7,8]" },
+    ]);
   });
 });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { keyGroupOf, subtaskForKeyGroup } from "../graph/key-groups.js";
 import type { ChannelMessage, DeliveryResult } from "./messages.js";
-import { KeySelectorError } from "./batch-encoding.js";
+import { decodeBatch, KeySelectorError } from "./batch-encoding.js";
 import { ChannelError, type OutputEdge, RecordWriter, type SendFn } from "./record-writer.js";
 
 interface Sent {
@@ -39,7 +39,7 @@ function fakeSend(auto?: DeliveryResult | ((s: Sent) => DeliveryResult | Error))
 const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 /** The values a batch carries (keys do not travel). */
-const records = (m: ChannelMessage): unknown[] => (m.kind === "batch" ? (JSON.parse(m.records) as unknown[]) : []);
+const records = (m: ChannelMessage): unknown[] => (m.kind === "batch" ? decodeBatch(m.records) : []);
 
 const sender = { vertex: "src", index: 0, attempt: 3 };
 

@@ -25,7 +25,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { metadataKey, savepointMetadataKey } from "../../src/storage/layout.js";
 import type { CheckpointMetadata } from "../../src/checkpoint/types.js";
-import { decodeChannelState, fromInFlight } from "../../src/runtime/batch-encoding.js";
+import { decodeBatch, decodeChannelState, fromInFlight } from "../../src/runtime/batch-encoding.js";
 import { type Engine, readTable, waitFor } from "../support/engine.js";
 import { engineSet } from "../support/engines.js";
 import { type LookupServer, startLookupServer } from "../support/lookup-server.js";
@@ -124,7 +124,7 @@ async function channelStateIds(engine: Engine, m: CheckpointMetadata): Promise<S
     for (const batches of Object.values(data.inputs)) {
       for (const text of batches) {
         const entry = fromInFlight(text);
-        if (entry.kind === "batch") for (const r of JSON.parse(entry.records) as { id: number }[]) ids.add(r.id);
+        if (entry.kind === "batch") for (const r of decodeBatch(entry.records) as { id: number }[]) ids.add(r.id);
       }
     }
     for (const records of Object.values(data.outputs)) for (const r of records as { id: number }[]) ids.add(r.id);

@@ -50,7 +50,7 @@
  * strategy's, not a repeat).
  */
 import type { DeadLetter } from "../../src/api/dead-letter.js";
-import { decodeChannelState, fromInFlight } from "../../src/runtime/batch-encoding.js";
+import { decodeBatch, decodeChannelState, fromInFlight } from "../../src/runtime/batch-encoding.js";
 import type { SubtaskDeployment } from "../../src/runtime/messages.js";
 import type { Failure } from "./oracle.js";
 import { ASYNC_DEAD, ASYNC_LOG, ASYNC_SOURCE, ASYNC_UID, type AsyncRow, type QRecord, answerOf, asyncKeyOf, resultCount } from "./async-job.js";
@@ -95,7 +95,7 @@ export function noteAsyncDeploy(d: SubtaskDeployment, r2: FakeR2, atMs: number):
       for (const batches of Object.values(file.inputs)) {
         for (const text of batches) {
           const e = fromInFlight(text);
-          if (e.kind === "batch") for (const r of JSON.parse(e.records) as QRecord[]) channelIn.push(qid(r));
+          if (e.kind === "batch") for (const r of decodeBatch(e.records) as QRecord[]) channelIn.push(qid(r));
         }
       }
       for (const [target, values] of Object.entries(file.outputs)) channelOut[target] = (values as QRecord[]).map(qid);

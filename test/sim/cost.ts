@@ -19,6 +19,7 @@
  * batches anyway, since the consumer loop takes its next batch only once
  * the work is done.
  */
+import { decodeBatch } from "../../src/runtime/batch-encoding.js";
 import type { BatchMessage } from "../../src/runtime/messages.js";
 import type { InputGate } from "../../src/runtime/input-gate.js";
 import type { Life, SimLoop, Timer } from "./loop.js";
@@ -122,5 +123,5 @@ export function meterGate(gate: InputGate, cpu: Cpu, perRecordMs: number, life: 
 
 /** Records in a batch (in-flight data replayed on restore carries no count). */
 function recordsOf(m: BatchMessage): number {
-  return m.count > 0 ? m.count : (JSON.parse(m.records) as unknown[]).length;
+  return m.count > 0 ? m.count : decodeBatch(m.records).length;
 }

@@ -48,6 +48,7 @@ import {
   type BatchOrigins,
   type BatchTimestamps,
   checkReceivedKey,
+  decodeBatch,
   decodeOrigins,
   KeySelectorError,
   decodeChannelState,
@@ -619,7 +620,7 @@ export class Task {
         if (this.asyncStage) return undefined;
         const keyOf = this.inputKeys.get(message.channel);
         if (keyOf === undefined) return this.awaitRestoredState();
-        const values = JSON.parse(message.records) as unknown[];
+        const values = decodeBatch(message.records);
         this.peeked = { message, values };
         const max = this.deployment.plan.maxParallelism;
         const range = this.deployment.keyGroupRange ?? { start: 0, end: max - 1 };
@@ -803,7 +804,7 @@ export class Task {
         }
         switch (message.kind) {
           case "batch": {
-            const values = this.peeked?.message === message ? this.peeked.values : (JSON.parse(message.records) as unknown[]);
+            const values = this.peeked?.message === message ? this.peeked.values : decodeBatch(message.records);
             this.peeked = undefined;
             const timestamps = message.timestamps === undefined ? undefined : (JSON.parse(message.timestamps) as BatchTimestamps);
             const keyOf = this.inputKeys.get(message.channel);
