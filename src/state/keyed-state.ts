@@ -232,6 +232,10 @@ export class KeyedStateBackend {
   private restoredUncounted: Promise<number> | undefined;
   /** Each declared state's table, changes and accessor, found with one lookup per record. */
   private readonly slots = new Map<string, Slot>();
+  /** The descriptor {@link declared} took last, with its TTL then, and its slot. */
+  private lastDeclared?: StateDescriptor;
+  private lastDeclaredTtl?: StateDescriptor["ttl"];
+  private lastDeclaredSlot?: Slot;
   /** The timer queue of each time domain, once asked for. */
   private readonly timerQueues = new Map<TimeDomain, HeapTimerQueue | IndexedTimerQueue>();
   /**
@@ -1049,6 +1053,16 @@ export class KeyedStateBackend {
 
   /** The slot of descriptor `d`, declared with its TTL on first use (a later use with another TTL throws). */
   private declared(d: StateDescriptor): Slot {
+    // A function asks for its state by the same descriptor at each record: the last one's slot is kept.
+    if (d === this.lastDeclared && d.ttl === this.lastDeclaredTtl) return this.lastDeclaredSlot!;
+    const slot = this.declare(d);
+    this.lastDeclared = d;
+    this.lastDeclaredTtl = d.ttl;
+    this.lastDeclaredSlot = slot;
+    return slot;
+  }
+
+  private declare(d: StateDescriptor): Slot {
     const slot = this.slot(d.name, d.kind);
     // Descriptors are mostly module constants: the same TTL object (or none), checked once.
     if (slot.declaredTtl === (d.ttl ?? NO_TTL)) return slot;
