@@ -1055,14 +1055,14 @@ export class KeyedStateBackend {
   private declared(d: StateDescriptor): Slot {
     // A function asks for its state by the same descriptor at each record: the last one's slot is kept.
     if (d === this.lastDeclared && d.ttl === this.lastDeclaredTtl) return this.lastDeclaredSlot!;
-    const slot = this.declare(d);
+    const slot = this.declareSlot(d);
     this.lastDeclared = d;
     this.lastDeclaredTtl = d.ttl;
     this.lastDeclaredSlot = slot;
     return slot;
   }
 
-  private declare(d: StateDescriptor): Slot {
+  private declareSlot(d: StateDescriptor): Slot {
     const slot = this.slot(d.name, d.kind);
     // Descriptors are mostly module constants: the same TTL object (or none), checked once.
     if (slot.declaredTtl === (d.ttl ?? NO_TTL)) return slot;
