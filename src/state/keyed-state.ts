@@ -54,6 +54,7 @@ import { type Key, type KeyGroupRange, hashKey, inRange, keyText } from "../grap
 import type { EncodedEntry } from "./snapshot-format.js";
 import { checkStateEntry, displayKey, stringEntryMayBeTooLarge } from "./state-limits.js";
 import { EVICT_SCAN_MAX, EVICT_TO_FRACTION, estimateEntryBytes, isMeasuredByJson, measuredEntryBytes } from "./memory-budget.js";
+import { composite } from "./runs/run-format.js";
 import { IndexedTimerQueue, type TimeIndex, type TimeIndexChange, type TimerEntryStore } from "./time-index.js";
 import { HeapTimerQueue, type TimeDomain, type TimerQueue, timerStateName } from "./timer-queue.js";
 import {
@@ -297,6 +298,13 @@ export class KeyedStateBackend {
     this.now = options.now ?? noClock(operatorLabel);
     this.cleanupPerAccess = options.cleanupPerAccess ?? TTL_CLEANUP_PER_ACCESS;
   }
+
+  /** Where the image keeps a key's entries, by its canonical text: the order of its runs' entries (run-format.ts). */
+  private readonly imagePosition = (text: string): number => {
+    // A key's text hashes as the key does (keyText of a string is the string).
+    const hash = hashKey(text);
+    return composite(hash % this.maxParallelism, hash);
+  };
 
   /** Sets the key that state accessors read and write. */
   setCurrentKey(key: Key): void {
@@ -823,7 +831,7 @@ export class KeyedStateBackend {
       const slot = this.slot(timerStateName(domain), "timer");
       const source = this.timeIndexSource;
       q = source
-        ? new IndexedTimerQueue(this.timerEntries(slot), source.timeIndex!(domain), source === this.backing ? (source.timerCount?.(domain) ?? 0) : 0, this.countOverlay)
+        ? new IndexedTimerQueue(this.timerEntries(slot), source.timeIndex!(domain), source === this.backing ? (source.timerCount?.(domain) ?? 0) : 0, this.countOverlay, this.imagePosition)
         : new HeapTimerQueue({
             get: (key) => slot.table.get(key) as number[] | undefined,
             set: (key, timestamps) => this.setTimers(slot, key, timestamps),

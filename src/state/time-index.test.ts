@@ -6,13 +6,16 @@
  * and from the checkpoint's run files with the index rebuilt), under a memory
  * budget small enough that timer entries are evicted and read back.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { doSql } from "../../test/support/do-sql.js";
 import { Random } from "../../test/support/random.js";
 import { valueState } from "../api/state.js";
 import type { KeyedStateHandle } from "../checkpoint/types.js";
 import { RunImage, type TimerCounts } from "../storage/run-image.js";
+import { hashKey } from "../graph/key-groups.js";
 import { KeyedStateBackend } from "./keyed-state.js";
+import { RunStore } from "./runs/run-store.js";
+import { PAGE_BLOCK } from "./runs/run-writer.js";
 import { KeyedSnapshotter, type SnapshotStore } from "./snapshotter.js";
 import { INDEX_CACHE_ENTRIES, IndexedTimerQueue, parseTimeIndexKey, timeIndexKey, timeIndexPosition } from "./time-index.js";
 import type { Timer } from "./timer-queue.js";
@@ -252,6 +255,45 @@ describe("timers in the image's time index", () => {
     expect(b.timers("event").peek()).toBeUndefined();
   });
 
+  it("fires the timers of one time in the image's order of their keys, each block of their entries read once", async () => {
+    const h = new Harness(4096);
+    const b = h.fresh();
+    const n = 3000;
+    for (let i = 0; i < n; i++) {
+      b.setCurrentKey(`k${i}`);
+      b.getState(count).update(i);
+      b.timers("event").register(`k${i}`, 10_000);
+    }
+    await h.checkpoint(b, 1);
+    // Clean now: evicted as the runtime does while no record comes (a CLOCK pass marks, the next evicts).
+    for (let i = 0; i < 10 && b.wantsEviction; i++) b.evictSome();
+    expect(b.bytesInMemory).toBeLessThanOrEqual(4096);
+    const reads = vi.spyOn(RunStore.prototype, "readPage");
+    try {
+      const fired = b.timers("event").poll(10_000);
+      // As a window's end does: each fired key's state is read as its timer fires.
+      for (const t of fired) {
+        b.setCurrentKey(t.key);
+        expect(b.getState(count).value()).toBe(Number(t.key.slice(1)));
+      }
+      // By (key group, hash), the order of the image's runs (across times, by time: the test above).
+      const position = (key: string) => (hashKey(key) % MAX_PARALLELISM) * 2 ** 32 + hashKey(key);
+      const positions = fired.map((t) => position(t.key));
+      expect(positions).toEqual([...positions].sort((x, y) => x - y));
+      expect(fired.length).toBe(n);
+      // Two passes over each run's blocks in order: the poll's over the keys' timer entries, the firing's over their
+      // counts (a block holds both states' entries of its keys). Each block is read once per pass, not once per key.
+      const blocks = reads.mock.calls.filter(([, kind]) => kind === PAGE_BLOCK);
+      expect(blocks.length).toBeGreaterThan(50);
+      expect(blocks.length).toBeLessThanOrEqual(2 * new Set(blocks.map(([run, , page]) => `${run}/${page}`)).size);
+      const byRun = new Map<number, number[]>();
+      for (const [run, , page] of blocks) byRun.set(run, [...(byRun.get(run) ?? []), page]);
+      for (const pages of byRun.values()) expect(pages.filter((p, i) => i > 0 && p < pages[i - 1]).length).toBeLessThanOrEqual(1);
+    } finally {
+      reads.mockRestore();
+    }
+  });
+
   it("reads the index ahead a few hundred timers at a time, not all of them", async () => {
     const h = new Harness(4096);
     const b = h.fresh();
@@ -298,6 +340,26 @@ describe("the time index's changes", () => {
     expect(q.poll(5).map((t) => t.key)).toEqual(["late", "later"]);
     expect(q.poll(5)).toEqual([]);
     expect(q.size()).toBe(0);
+  });
+
+  it("come out by time, and at one time by the position given for their keys, with the keys' entries kept right", () => {
+    const entries = new Map<string, readonly number[]>();
+    const empty = { scan: (): Iterator<Timer> => [][Symbol.iterator]() };
+    const position = (key: string) => -Number(key.slice(1));
+    const q = new IndexedTimerQueue({ get: (k) => entries.get(k), set: (k, t) => (t ? entries.set(k, t) : entries.delete(k)) }, empty, 0, () => {}, position);
+    for (let i = 0; i < 50; i++) q.register(`k${i}`, 5 + (i % 3));
+    q.register("k10", 9);
+    const fired = q.poll(8);
+    expect(fired.map((t) => t.timestampMs)).toEqual([...fired.map((t) => t.timestampMs)].sort((a, b) => a - b));
+    for (const ts of [5, 6, 7]) {
+      const keys = fired.filter((t) => t.timestampMs === ts).map((t) => t.key);
+      expect(keys).toEqual([...keys].sort((a, b) => position(a) - position(b)));
+      expect(keys.length).toBe(ts === 5 ? 17 : ts === 6 ? 17 : 16);
+    }
+    // Only k10's later timer is left, in its entry and in the queue.
+    expect([...entries]).toEqual([["k10", [9]]]);
+    expect(q.size()).toBe(1);
+    expect(q.poll(9)).toEqual([{ key: "k10", timestampMs: 9 }]);
   });
 
   it("leave out a timer registered and gone between two captures (nothing to write for it), and only that one", () => {

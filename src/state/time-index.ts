@@ -132,6 +132,17 @@ interface Override {
   gone: boolean;
 }
 
+/**
+ * Sorts timers by time, and those at one time by `positionOf` their key.
+ * Keys at one time fire in no particular order (as in Flink's heap queue),
+ * so any order among them is theirs to take.
+ */
+export function inImageOrder(timers: Timer[], positionOf: (key: string) => number): void {
+  const sorted = timers.map((t) => ({ t, at: positionOf(t.key) }));
+  sorted.sort((a, b) => a.t.timestampMs - b.t.timestampMs || a.at - b.at);
+  for (let i = 0; i < sorted.length; i++) timers[i] = sorted[i].t;
+}
+
 /** Index entries read ahead into memory at most. */
 export const INDEX_CACHE_ENTRIES = 256;
 
@@ -179,6 +190,12 @@ export class IndexedTimerQueue implements TimerQueue {
     count = 0,
     /** Told of every change of {@link overlayBytes} (the backend counts them in its memory budget's estimate). */
     private readonly onOverlayBytes: (delta: number) => void = () => {},
+    /**
+     * Where the image keeps a key's entries (keyGroup·2^32 + hash, the order
+     * of its runs): timers polled at one time come out in it. Without it,
+     * in the order the overlay and the index give them.
+     */
+    private readonly positionOf?: (key: string) => number,
   ) {
     this.count = count;
   }
@@ -244,15 +261,20 @@ export class IndexedTimerQueue implements TimerQueue {
         next = b;
         this.cacheAt++;
       } else break;
-      const timestamps = this.entries.get(next.key);
-      const at = timestamps ? lowerBound(timestamps, next.timestampMs) : -1;
-      if (!timestamps || timestamps[at] !== next.timestampMs) {
-        throw new Error(`timer (${JSON.stringify(next.key)}, ${next.timestampMs}) is in the time index but not in its key's timers: the image is inconsistent`);
-      }
-      this.removeTimestamp(next.key, timestamps, at);
       this.change(next.key, next.timestampMs, false);
-      this.count--;
       out.push(next);
+    }
+    // Each timer's key entry is read (from the image, when evicted) in the image's order of the keys, and the timers
+    // fire in it: a window's end fires thousands of keys at one time, and keys in one block are then read together.
+    if (out.length > 1 && this.positionOf) inImageOrder(out, this.positionOf);
+    for (const t of out) {
+      const timestamps = this.entries.get(t.key);
+      const at = timestamps ? lowerBound(timestamps, t.timestampMs) : -1;
+      if (!timestamps || timestamps[at] !== t.timestampMs) {
+        throw new Error(`timer (${JSON.stringify(t.key)}, ${t.timestampMs}) is in the time index but not in its key's timers: the image is inconsistent`);
+      }
+      this.removeTimestamp(t.key, timestamps, at);
+      this.count--;
     }
     return out;
   }
