@@ -137,7 +137,7 @@ interface Override {
  * Keys at one time fire in no particular order (as in Flink's heap queue),
  * so any order among them is theirs to take.
  */
-export function inImageOrder(timers: Timer[], positionOf: (key: string) => number): void {
+function inImageOrder(timers: Timer[], positionOf: (key: string) => number): void {
   const sorted = timers.map((t) => ({ t, at: positionOf(t.key) }));
   sorted.sort((a, b) => a.t.timestampMs - b.t.timestampMs || a.at - b.at);
   for (let i = 0; i < sorted.length; i++) timers[i] = sorted[i].t;
