@@ -242,18 +242,23 @@ export function encodeBatch(values: readonly unknown[]): string {
   return (values.length >= COLUMNS_MIN_RECORDS ? columnText(values) : undefined) ?? JSON.stringify(values);
 }
 
+/** Whether `v` is an object literal's kind of object (what `JSON.parse` gives), not an array, a class instance or null. */
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
+}
+
 /**
  * The {@link ColumnBatch} text of `values`, or undefined when a value is
  * not a plain object, has other fields than the first (or in another
  * order), or has a field whose JSON would differ as an array element: an
  * object leaves out a field that is undefined, a function or a symbol,
- * where an array writes null, and a toJSON method is told where it is. An enumerable property added to
- * `Object.prototype` shows in `for…in` and not in the first record's keys,
- * so it sends the batch as rows too.
+ * where an array writes null, and a toJSON method is told where it is.
+ * An enumerable property added to `Object.prototype` shows in `for…in`
+ * and not in the first record's keys, so it sends the batch as rows too.
  */
 function columnText(values: readonly unknown[]): string | undefined {
   const first = values[0];
-  if (typeof first !== "object" || first === null || Object.getPrototypeOf(first) !== Object.prototype) return undefined;
+  if (!isPlainObject(first)) return undefined;
   const fields = Object.keys(first);
   const width = fields.length;
   // "__proto__" as a field would set a prototype where JSON.parse defines a property.
@@ -262,11 +267,11 @@ function columnText(values: readonly unknown[]): string | undefined {
   for (let j = 0; j < width; j++) columns.push(new Array(values.length));
   for (let i = 0; i < values.length; i++) {
     const r = values[i];
-    if (typeof r !== "object" || r === null || Object.getPrototypeOf(r) !== Object.prototype) return undefined;
+    if (!isPlainObject(r)) return undefined;
     let j = 0;
     for (const f in r) {
       if (f !== fields[j]) return undefined;
-      const v = (r as Record<string, unknown>)[f];
+      const v = r[f];
       const type = typeof v;
       if (type === "undefined" || type === "function" || type === "symbol") return undefined;
       // toJSON is called with the field's name in an object and the index in an array, and may answer undefined.
