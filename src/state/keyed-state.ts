@@ -55,7 +55,7 @@ import type { EncodedEntry } from "./snapshot-format.js";
 import { checkStateEntry, displayKey, stringEntryMayBeTooLarge } from "./state-limits.js";
 import { EVICT_SCAN_MAX, EVICT_TO_FRACTION, estimateEntryBytes, isMeasuredByJson, measuredEntryBytes } from "./memory-budget.js";
 import { composite } from "./runs/run-format.js";
-import { IndexedTimerQueue, type TimeIndex, type TimeIndexChange, type TimerEntryStore } from "./time-index.js";
+import { type ImageKeyOrder, IndexedTimerQueue, type TimeIndex, type TimeIndexChange, type TimerEntryStore } from "./time-index.js";
 import { HeapTimerQueue, type TimeDomain, type TimerQueue, timerStateName } from "./timer-queue.js";
 import {
   adoptLive,
@@ -299,11 +299,14 @@ export class KeyedStateBackend {
     this.cleanupPerAccess = options.cleanupPerAccess ?? TTL_CLEANUP_PER_ACCESS;
   }
 
-  /** Where the image keeps a key's entries, by its canonical text: the order of its runs' entries (run-format.ts). */
-  private readonly imagePosition = (text: string): number => {
-    // A key's text hashes as the key does (keyText of a string is the string).
-    const hash = hashKey(text);
-    return composite(hash % this.maxParallelism, hash);
+  /** The image's order of keys, for the timers of one time ({@link IndexedTimerQueue}). */
+  private readonly imageKeyOrder: ImageKeyOrder = {
+    positionOf: (text) => {
+      // A key's text hashes as the key does (keyText of a string is the string).
+      const hash = hashKey(text);
+      return composite(hash % this.maxParallelism, hash);
+    },
+    wanted: () => this.someOutOfMemory(),
   };
 
   /** Sets the key that state accessors read and write. */
@@ -810,6 +813,15 @@ export class KeyedStateBackend {
     if (wanted.length > 0) backing.prefetch(wanted);
   }
 
+  /** Whether some entries are in the image only: evicted, or restored and not read yet. */
+  private someOutOfMemory(): boolean {
+    if (!this.backing) return false;
+    if (this.restoredUncounted !== undefined) return true;
+    let inMemory = 0;
+    for (const slot of this.slots.values()) inMemory += slot.table.size;
+    return inMemory < this.count;
+  }
+
   /** Number of keys with state, over all states. */
   size(): number {
     if (this.backing) return this.count;
@@ -831,7 +843,7 @@ export class KeyedStateBackend {
       const slot = this.slot(timerStateName(domain), "timer");
       const source = this.timeIndexSource;
       q = source
-        ? new IndexedTimerQueue(this.timerEntries(slot), source.timeIndex!(domain), source === this.backing ? (source.timerCount?.(domain) ?? 0) : 0, this.countOverlay, this.imagePosition)
+        ? new IndexedTimerQueue(this.timerEntries(slot), source.timeIndex!(domain), source === this.backing ? (source.timerCount?.(domain) ?? 0) : 0, this.countOverlay, this.imageKeyOrder)
         : new HeapTimerQueue({
             get: (key) => slot.table.get(key) as number[] | undefined,
             set: (key, timestamps) => this.setTimers(slot, key, timestamps),

@@ -346,7 +346,7 @@ describe("the time index's changes", () => {
     const entries = new Map<string, readonly number[]>();
     const empty = { scan: (): Iterator<Timer> => [][Symbol.iterator]() };
     const position = (key: string) => -Number(key.slice(1));
-    const q = new IndexedTimerQueue({ get: (k) => entries.get(k), set: (k, t) => (t ? entries.set(k, t) : entries.delete(k)) }, empty, 0, () => {}, position);
+    const q = new IndexedTimerQueue({ get: (k) => entries.get(k), set: (k, t) => (t ? entries.set(k, t) : entries.delete(k)) }, empty, 0, () => {}, { positionOf: position, wanted: () => true });
     for (let i = 0; i < 50; i++) q.register(`k${i}`, 5 + (i % 3));
     q.register("k10", 9);
     const fired = q.poll(8);
@@ -360,6 +360,11 @@ describe("the time index's changes", () => {
     expect([...entries]).toEqual([["k10", [9]]]);
     expect(q.size()).toBe(1);
     expect(q.poll(9)).toEqual([{ key: "k10", timestampMs: 9 }]);
+    // Not wanted (every entry in memory): the overlay's order, with no sort to pay for.
+    const entries2 = new Map<string, readonly number[]>();
+    const unordered = new IndexedTimerQueue({ get: (k) => entries2.get(k), set: (k, t) => (t ? entries2.set(k, t) : entries2.delete(k)) }, empty, 0, () => {}, { positionOf: position, wanted: () => false });
+    for (let i = 0; i < 20; i++) unordered.register(`k${i}`, 5);
+    expect(unordered.poll(5).map((t) => t.key)).toEqual(Array.from({ length: 20 }, (_, i) => `k${i}`));
   });
 
   it("leave out a timer registered and gone between two captures (nothing to write for it), and only that one", () => {

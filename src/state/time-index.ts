@@ -132,6 +132,14 @@ interface Override {
   gone: boolean;
 }
 
+/** The order in which the image keeps keys' entries, for the timers of one time to be read and fired in. */
+export interface ImageKeyOrder {
+  /** A key's position, by its text: keyGroup·2^32 + hash, the order of the image's runs. */
+  positionOf(key: string): number;
+  /** Whether the order pays: some entries are out of memory, to be read back (with all in memory, sorting is all it costs). */
+  wanted(): boolean;
+}
+
 /**
  * Sorts timers by time, and those at one time by `positionOf` their key.
  * Keys at one time fire in no particular order (as in Flink's heap queue),
@@ -191,11 +199,11 @@ export class IndexedTimerQueue implements TimerQueue {
     /** Told of every change of {@link overlayBytes} (the backend counts them in its memory budget's estimate). */
     private readonly onOverlayBytes: (delta: number) => void = () => {},
     /**
-     * Where the image keeps a key's entries (keyGroup·2^32 + hash, the order
-     * of its runs): timers polled at one time come out in it. Without it,
-     * in the order the overlay and the index give them.
+     * Where the image keeps the keys' entries: timers polled at one time come
+     * out in that order while it is wanted. Without it, in the order the
+     * overlay and the index give them.
      */
-    private readonly positionOf?: (key: string) => number,
+    private readonly keyOrder?: ImageKeyOrder,
   ) {
     this.count = count;
   }
@@ -266,7 +274,7 @@ export class IndexedTimerQueue implements TimerQueue {
     }
     // Each timer's key entry is read (from the image, when evicted) in the image's order of the keys, and the timers
     // fire in it: a window's end fires thousands of keys at one time, and keys in one block are then read together.
-    if (out.length > 1 && this.positionOf) inImageOrder(out, this.positionOf);
+    if (out.length > 1 && this.keyOrder?.wanted()) inImageOrder(out, this.keyOrder.positionOf);
     for (const t of out) {
       const timestamps = this.entries.get(t.key);
       const at = timestamps ? lowerBound(timestamps, t.timestampMs) : -1;
