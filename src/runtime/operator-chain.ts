@@ -249,10 +249,14 @@ export class OperatorChain {
    * Fires every event-time timer at or below `watermarkMs`, operator by
    * operator from the head, each in timestamp order; timers that a firing
    * registers at or below it fire too. Call before the watermark goes on.
+   * With `max`, the first `max` of them: call again until fewer fire.
    */
-  fireEventTimers(watermarkMs: number): number {
+  fireEventTimers(watermarkMs: number, max = Number.POSITIVE_INFINITY): number {
     let fired = 0;
-    for (const op of this.timerOperators) fired += op.timers.fireDue("event", watermarkMs, (ts) => op.fire(ts, "event"));
+    for (const op of this.timerOperators) {
+      if (fired >= max) break;
+      fired += op.timers.fireDue("event", watermarkMs, (ts) => op.fire(ts, "event"), max - fired);
+    }
     return fired;
   }
 

@@ -255,6 +255,23 @@ describe("timers in the image's time index", () => {
     expect(b.timers("event").peek()).toBeUndefined();
   });
 
+  it("fires a time's timers in slices, sealed or not, each once", async () => {
+    const h = new Harness(4096);
+    const b = h.fresh();
+    const n = 3 * INDEX_CACHE_ENTRIES + 5;
+    for (let i = 0; i < n; i++) b.timers("event").register(`k${i}`, 10_000);
+    await h.checkpoint(b, 1);
+    for (let i = n; i < 2 * n; i++) b.timers("event").register(`k${i}`, 10_000);
+    const keys: string[] = [];
+    for (let slice = b.timers("event").poll(10_000, 100); slice.length > 0; slice = b.timers("event").poll(10_000, 100)) {
+      expect(slice.length).toBeLessThanOrEqual(100);
+      keys.push(...slice.map((t) => t.key));
+    }
+    expect(keys.length).toBe(2 * n);
+    expect(new Set(keys).size).toBe(2 * n);
+    expect(b.timerCount()).toBe(0);
+  });
+
   it("fires the timers of one time in the image's order of their keys, each block of their entries read once", async () => {
     const h = new Harness(4096);
     const b = h.fresh();
@@ -360,6 +377,14 @@ describe("the time index's changes", () => {
     expect([...entries]).toEqual([["k10", [9]]]);
     expect(q.size()).toBe(1);
     expect(q.poll(9)).toEqual([{ key: "k10", timestampMs: 9 }]);
+    // At most `max` a poll: the rest of a time's keys come with the next.
+    for (let i = 0; i < 30; i++) q.register(`m${i}`, 20);
+    const some = q.poll(20, 12);
+    const others = q.poll(20, 100);
+    expect([some.length, others.length]).toEqual([12, 18]);
+    expect(new Set([...some, ...others].map((t) => t.key)).size).toBe(30);
+    expect(q.size()).toBe(0);
+    expect(entries.size).toBe(0);
     // Not wanted (every entry in memory): the overlay's order, with no sort to pay for.
     const entries2 = new Map<string, readonly number[]>();
     const unordered = new IndexedTimerQueue({ get: (k) => entries2.get(k), set: (k, t) => (t ? entries2.set(k, t) : entries2.delete(k)) }, empty, 0, () => {}, { positionOf: position, wanted: () => false });

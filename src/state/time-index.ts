@@ -254,9 +254,9 @@ export class IndexedTimerQueue implements TimerQueue {
     this.forgetCache(this.cacheAt < this.cache.length ? this.cache[this.cacheAt].timestampMs : this.readFrom);
   }
 
-  poll(upToMs: number): Timer[] {
+  poll(upToMs: number, max = Number.POSITIVE_INFINITY): Timer[] {
     const out: Timer[] = [];
-    for (;;) {
+    while (out.length < max) {
       const a = this.liveHead();
       const b = this.indexHead();
       let next: Timer;

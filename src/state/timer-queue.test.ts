@@ -96,6 +96,26 @@ describe("HeapTimerQueue", () => {
     expect(q.poll(100).map((t) => `${t.key}@${t.timestampMs}`)).toEqual(["c@1", "a@50"]);
   });
 
+  it("polls at most `max` timers, in timestamp order, leaving the rest of a time's keys for the next poll", () => {
+    const e = mapEntries();
+    const q = new HeapTimerQueue(e);
+    for (let i = 0; i < 10; i++) q.register(`k${i}`, 10);
+    q.register("k0", 20);
+    q.register("early", 5);
+    const first = q.poll(20, 4);
+    expect(first.map((t) => t.timestampMs)).toEqual([5, 10, 10, 10]);
+    expect(q.size()).toBe(8);
+    expect(q.peek()).toBe(10);
+    const rest = q.poll(20, 100);
+    expect(rest.map((t) => t.timestampMs)).toEqual([10, 10, 10, 10, 10, 10, 10, 20]);
+    // Every key of time 10 fired once across the two polls, and k0's later timer after them.
+    expect(new Set([...first, ...rest].filter((t) => t.timestampMs === 10).map((t) => t.key)).size).toBe(10);
+    expect(rest.at(-1)).toEqual({ key: "k0", timestampMs: 20 });
+    expect(q.size()).toBe(0);
+    expect(e.map.size).toBe(0);
+    expect(q.poll(20, 1)).toEqual([]);
+  });
+
   it("stays in order under many random operations (against a sorted list)", () => {
     let seed = 7;
     const rnd = (n: number) => {

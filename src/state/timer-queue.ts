@@ -34,8 +34,8 @@ export interface TimerQueue {
   delete(key: string, timestampMs: number): boolean;
   /** The earliest timestamp of any timer, or undefined when there is none. */
   peek(): number | undefined;
-  /** Removes and returns every timer at or below `upToMs`, in timestamp order. */
-  poll(upToMs: number): Timer[];
+  /** Removes and returns every timer at or below `upToMs` (the first `max` of them, when given), in timestamp order. */
+  poll(upToMs: number, max?: number): Timer[];
   /** Number of timers. */
   size(): number;
 }
@@ -125,21 +125,26 @@ export class HeapTimerQueue implements TimerQueue {
     return undefined;
   }
 
-  poll(upToMs: number): Timer[] {
+  poll(upToMs: number, max = Number.POSITIVE_INFINITY): Timer[] {
     const out: Timer[] = [];
-    for (let ts = this.peek(); ts !== undefined && ts <= upToMs; ts = this.peek()) {
+    for (let ts = this.peek(); ts !== undefined && ts <= upToMs && out.length < max; ts = this.peek()) {
       const keys = this.byTime.get(ts)!;
-      this.byTime.delete(ts);
-      this.pop();
       for (const key of keys) {
+        if (out.length >= max) break;
+        // Deleting the key being visited leaves the iteration going on with the next.
+        keys.delete(key);
         out.push({ key, timestampMs: ts });
         const timestamps = this.entries.get(key)!;
         // A key's timestamps are sorted and these are due in order: the one polled is its first.
         const at = timestamps[0] === ts ? 0 : lowerBound(timestamps, ts);
         timestamps.splice(at, 1);
         this.entries.set(key, timestamps.length === 0 ? undefined : timestamps);
+        this.count--;
       }
-      this.count -= keys.size;
+      if (keys.size === 0) {
+        this.byTime.delete(ts);
+        this.pop();
+      }
     }
     return out;
   }

@@ -51,15 +51,16 @@ export class KeyedTimerService {
   }
 
   /**
-   * Fires every timer of `domain` at or below `upToMs`, in timestamp order:
-   * for each, the backend's current key is set to the timer's key and
-   * `fire(timestampMs)` runs. Returns how many fired.
+   * Fires every timer of `domain` at or below `upToMs` (the first `max` of
+   * them, when given), in timestamp order: for each, the backend's current
+   * key is set to the timer's key and `fire(timestampMs)` runs. Returns how
+   * many fired.
    */
-  fireDue(domain: TimeDomain, upToMs: number, fire: (timestampMs: number) => void): number {
+  fireDue(domain: TimeDomain, upToMs: number, fire: (timestampMs: number) => void, max = Number.POSITIVE_INFINITY): number {
     const queue = this.state.timers(domain);
     let fired = 0;
-    for (let ts = queue.peek(); ts !== undefined && ts <= upToMs; ts = queue.peek()) {
-      for (const t of queue.poll(ts)) {
+    for (let ts = queue.peek(); ts !== undefined && ts <= upToMs && fired < max; ts = queue.peek()) {
+      for (const t of queue.poll(ts, max - fired)) {
         this.state.setCurrentKey(keyFromText(t.key));
         fire(t.timestampMs);
         fired++;

@@ -281,6 +281,7 @@ function simPorts(w: World, object: SimSubtask, life: Life): SubtaskPorts {
       restorePauseMs: 10,
       imageBlockBytes: 128,
       ...(w.memoryBudgetBytes === undefined ? {} : { memoryBudgetBytes: w.memoryBudgetBytes }),
+      ...(w.fireSliceTimers === undefined ? {} : { fireSliceTimers: w.fireSliceTimers }),
     },
   };
 }

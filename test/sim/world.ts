@@ -67,6 +67,8 @@ export class World {
   private readonly eagerRestoreRng: Rng;
   /** Every keyed subtask's memory budget in bytes (local recovery on), or none. */
   readonly memoryBudgetBytes: number | undefined;
+  /** Event-time timers fired per slice (half the runs: a few, so that a window's end takes several slices), or production's. */
+  readonly fireSliceTimers: number | undefined;
   /** Restores sent to R2 although the image held their checkpoint. */
   localRestoresSkipped = 0;
 
@@ -80,6 +82,8 @@ export class World {
     // checkpoints under every fault (the minimum a job may ask for is far above the simulator's whole state).
     const budget = new Rng(scenario.seed).fork("memory-budget");
     this.memoryBudgetBytes = budget.chance(0.5) ? budget.range(150, 1200) : undefined;
+    const slices = new Rng(scenario.seed).fork("fire-slices");
+    this.fireSliceTimers = slices.chance(0.5) ? slices.range(1, 4) : undefined;
     this.trace = new Trace(() => this.loop.now(), 400, options.fullTrace ?? false);
     this.faultRng = this.rng.fork("faults");
     this.faults = new Faults(scenario.rates, this.faultRng);

@@ -133,6 +133,12 @@ export interface SubtaskFaultSeams {
    * back and flushed between checkpoints.
    */
   readonly memoryBudgetBytes?: number;
+  /**
+   * Not a bug: event-time timers fired in slices of this many (production:
+   * `FIRE_SLICE_TIMERS`), so that the simulator's few windows end in several
+   * slices, with faults between them.
+   */
+  readonly fireSliceTimers?: number;
 }
 
 /** Everything {@link SubtaskCore} is built from. */

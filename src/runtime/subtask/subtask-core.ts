@@ -428,6 +428,7 @@ export class SubtaskCore {
         return this.image.backing(uid, 0);
       },
       ...(this.ports.seams?.memoryBudgetBytes !== undefined && d.checkpoint.localRecovery ? { memoryBudgetBytes: this.ports.seams.memoryBudgetBytes } : {}),
+      ...(this.ports.seams?.fireSliceTimers !== undefined ? { fireSliceTimers: this.ports.seams.fireSliceTimers } : {}),
       putChannelState: async (checkpointId, body) => {
         const file = channelStateKey(d.checkpoint.storagePrefix, d.job, d.vertex, d.index, checkpointId);
         await files.put(file, body);

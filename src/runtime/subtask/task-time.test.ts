@@ -3,7 +3,7 @@ import type { OperatorChain } from "../operator-chain.js";
 import type { RecordWriter } from "../record-writer.js";
 import type { SinkCommitter } from "./sink-committer.js";
 import { WatermarkStrategy } from "../../time/watermark-strategy.js";
-import { TaskTime } from "./task-time.js";
+import { FIRE_SLICE_TIMERS, TaskTime } from "./task-time.js";
 
 /** A keyed task's time over channels a and b, recording the timers fired and the watermarks sent. */
 function keyedTime(restoredWatermarkMs?: number) {
@@ -64,6 +64,42 @@ describe("TaskTime", () => {
     expect(time.currentWatermarkMs).toBe(600);
     expect(sent).toEqual([500, 600]);
     expect(fired).toEqual([500, 600]);
+  });
+
+  it("fires a watermark's timers in slices, sending each slice's output and letting the state flush between them, and the watermark after the last", async () => {
+    const log: string[] = [];
+    let due = 2 * FIRE_SLICE_TIMERS + 1234;
+    const chain = {
+      fireEventTimers: (_ms: number, max: number) => {
+        const n = Math.min(max, due);
+        due -= n;
+        log.push(`fired ${n}`);
+        return n;
+      },
+      nextProcessingTimerMs: () => undefined,
+      timerCount: () => 0,
+    } as unknown as OperatorChain;
+    const writer = { flush: async () => void log.push("flush"), broadcastWatermark: async (ms: number | null) => void log.push(`watermark ${ms}`) } as unknown as RecordWriter;
+    const sinks = { flushIfDue: async () => void log.push("sinks") } as unknown as SinkCommitter;
+    const betweenTimerSlices = async () => void log.push("between");
+    const time = new TaskTime({ chain, writer, sinks, now: () => 0, sleep: async () => undefined, channels: ["a"], isSource: false, betweenTimerSlices });
+    await time.onWatermark("a", 1000, false);
+    expect(log).toEqual([
+      `fired ${FIRE_SLICE_TIMERS}`,
+      "flush",
+      "between",
+      `fired ${FIRE_SLICE_TIMERS}`,
+      "flush",
+      "between",
+      "fired 1234",
+      "sinks",
+      "watermark 1000",
+    ]);
+    // A slice that ends the due timers exactly asks once more, and finds none.
+    log.length = 0;
+    due = FIRE_SLICE_TIMERS;
+    await time.onWatermark("a", 2000, false);
+    expect(log).toEqual([`fired ${FIRE_SLICE_TIMERS}`, "flush", "between", "fired 0", "sinks", "watermark 2000"]);
   });
 
   it("follows the channels from none without a restored watermark", async () => {

@@ -114,6 +114,8 @@ export interface TaskHost {
   imageBacking?(uid: string): StateBacking;
   /** A memory budget that replaces the job's (the simulator's small states; see `SubtaskFaultSeams.memoryBudgetBytes`). */
   readonly memoryBudgetBytes?: number;
+  /** Event-time timers fired at most in one slice, replacing `FIRE_SLICE_TIMERS` (the simulator's; see `SubtaskFaultSeams.fireSliceTimers`). */
+  readonly fireSliceTimers?: number;
   acknowledge(ack: SubtaskAck & { checkpointId: number }): Promise<void>;
   decline(checkpointId: number, reason: string): Promise<void>;
   reportFailure(message: string): Promise<void>;
@@ -274,6 +276,12 @@ export class Task {
       isSource: this.reader !== undefined,
       restoredWatermarkMs: deployment.restore?.watermarkMs,
       beforeProcessingTimers: () => this.awaitRestoredState(),
+      ...(host.fireSliceTimers === undefined ? {} : { fireSliceTimers: host.fireSliceTimers }),
+      betweenTimerSlices: async () => {
+        await this.sinks.flushIfDue();
+        this.flushStateIfWanted();
+        await this.stallForState();
+      },
     });
     this.checkpointer = new SubtaskCheckpointer({
       host,
