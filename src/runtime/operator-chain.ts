@@ -260,10 +260,13 @@ export class OperatorChain {
     return fired;
   }
 
-  /** Fires every processing-time timer at or below `nowMs`. */
-  fireProcessingTimers(nowMs: number): number {
+  /** Fires every processing-time timer at or below `nowMs` (the first `max` of them, when given). */
+  fireProcessingTimers(nowMs: number, max = Number.POSITIVE_INFINITY): number {
     let fired = 0;
-    for (const op of this.timerOperators) fired += op.timers.fireDue("processing", nowMs, (ts) => op.fire(ts, "processing"));
+    for (const op of this.timerOperators) {
+      if (fired >= max) break;
+      fired += op.timers.fireDue("processing", nowMs, (ts) => op.fire(ts, "processing"), max - fired);
+    }
     return fired;
   }
 

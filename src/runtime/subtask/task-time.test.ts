@@ -102,6 +102,29 @@ describe("TaskTime", () => {
     expect(log).toEqual([`fired ${FIRE_SLICE_TIMERS}`, "flush", "between", "fired 0", "sinks", "watermark 2000"]);
   });
 
+  it("fires due processing-time timers a slice at a time, telling the loop to come back for the rest", async () => {
+    const log: string[] = [];
+    let due = FIRE_SLICE_TIMERS + 10;
+    const chain = {
+      fireEventTimers: () => 0,
+      fireProcessingTimers: (_now: number, max: number) => {
+        const n = Math.min(max, due);
+        due -= n;
+        log.push(`fired ${n}`);
+        return n;
+      },
+      nextProcessingTimerMs: () => (due > 0 ? 5 : undefined),
+      timerCount: () => 0,
+    } as unknown as OperatorChain;
+    const writer = { flush: async () => void log.push("flush"), broadcastWatermark: async () => undefined } as unknown as RecordWriter;
+    const sinks = { flushIfDue: async () => void log.push("sinks") } as unknown as SinkCommitter;
+    const time = new TaskTime({ chain, writer, sinks, now: () => 10, sleep: async () => undefined, channels: ["a"], isSource: false, betweenTimerSlices: async () => void log.push("between") });
+    expect(await time.fireProcessingTimers()).toBe(true);
+    expect(await time.fireProcessingTimers()).toBe(true);
+    expect(await time.fireProcessingTimers()).toBe(false);
+    expect(log).toEqual([`fired ${FIRE_SLICE_TIMERS}`, "flush", "sinks", "between", "fired 10", "flush", "sinks"]);
+  });
+
   it("follows the channels from none without a restored watermark", async () => {
     const { time, sent } = keyedTime();
     expect(time.metrics().inputWatermarkMs).toBeNull();

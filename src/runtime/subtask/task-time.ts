@@ -198,14 +198,21 @@ export class TaskTime {
     return this.p.chain.nextProcessingTimerMs() !== undefined;
   }
 
-  /** Fires the processing-time timers that are due and sends what they emitted; resolves whether any fired. */
+  /**
+   * Fires the processing-time timers that are due, a slice at most
+   * ({@link FIRE_SLICE_TIMERS}), and sends what they emitted; resolves
+   * whether any fired (the loop then asks again before it takes input).
+   */
   async fireProcessingTimers(): Promise<boolean> {
     const next = this.p.chain.nextProcessingTimerMs();
     if (next === undefined || next > this.p.now()) return false;
     await this.p.beforeProcessingTimers?.();
-    this.p.chain.fireProcessingTimers(this.p.now());
+    const slice = this.p.fireSliceTimers ?? FIRE_SLICE_TIMERS;
+    const fired = this.p.chain.fireProcessingTimers(this.p.now(), slice);
     await this.p.writer.flush();
     await this.p.sinks.flushIfDue();
+    // More may be due: the loop comes back for them before it takes any input, the state let flush first.
+    if (fired >= slice) await this.p.betweenTimerSlices?.();
     return true;
   }
 
