@@ -252,20 +252,20 @@ export class OperatorChain {
    * With `max`, the first `max` of them: call again until fewer fire.
    */
   fireEventTimers(watermarkMs: number, max = Number.POSITIVE_INFINITY): number {
-    let fired = 0;
-    for (const op of this.timerOperators) {
-      if (fired >= max) break;
-      fired += op.timers.fireDue("event", watermarkMs, (ts) => op.fire(ts, "event"), max - fired);
-    }
-    return fired;
+    return this.fireTimers("event", watermarkMs, max);
   }
 
   /** Fires every processing-time timer at or below `nowMs` (the first `max` of them, when given). */
   fireProcessingTimers(nowMs: number, max = Number.POSITIVE_INFINITY): number {
+    return this.fireTimers("processing", nowMs, max);
+  }
+
+  /** Fires up to `max` timers of `domain` at or below `upToMs`, operator by operator from the head. */
+  private fireTimers(domain: "event" | "processing", upToMs: number, max: number): number {
     let fired = 0;
     for (const op of this.timerOperators) {
       if (fired >= max) break;
-      fired += op.timers.fireDue("processing", nowMs, (ts) => op.fire(ts, "processing"), max - fired);
+      fired += op.timers.fireDue(domain, upToMs, (ts) => op.fire(ts, domain), max - fired);
     }
     return fired;
   }

@@ -134,7 +134,7 @@ export interface SubtaskFaultSeams {
    */
   readonly memoryBudgetBytes?: number;
   /**
-   * Not a bug: event-time timers fired in slices of this many (production:
+   * Not a bug: timers fired in slices of this many (production:
    * `FIRE_SLICE_TIMERS`), so that the simulator's few windows end in several
    * slices, with faults between them.
    */

@@ -87,9 +87,11 @@ describe("TaskTime", () => {
     expect(log).toEqual([
       `fired ${FIRE_SLICE_TIMERS}`,
       "flush",
+      "sinks",
       "between",
       `fired ${FIRE_SLICE_TIMERS}`,
       "flush",
+      "sinks",
       "between",
       "fired 1234",
       "sinks",
@@ -99,7 +101,7 @@ describe("TaskTime", () => {
     log.length = 0;
     due = FIRE_SLICE_TIMERS;
     await time.onWatermark("a", 2000, false);
-    expect(log).toEqual([`fired ${FIRE_SLICE_TIMERS}`, "flush", "between", "fired 0", "sinks", "watermark 2000"]);
+    expect(log).toEqual([`fired ${FIRE_SLICE_TIMERS}`, "flush", "sinks", "between", "fired 0", "sinks", "watermark 2000"]);
   });
 
   it("fires due processing-time timers a slice at a time, telling the loop to come back for the rest", async () => {

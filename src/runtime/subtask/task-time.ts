@@ -50,9 +50,8 @@ export interface TaskTimeParts {
    */
   readonly beforeProcessingTimers?: () => Promise<void>;
   /**
-   * Called between two slices of event-time timers that one watermark
-   * fired ({@link FIRE_SLICE_TIMERS}), after their output went out: the
-   * state may flush what their firing changed.
+   * Called between two slices of timers ({@link FIRE_SLICE_TIMERS}), after
+   * their output went out: the state may flush what their firing changed.
    */
   readonly betweenTimerSlices?: () => Promise<void>;
   /** Timers in a slice, instead of {@link FIRE_SLICE_TIMERS} (the simulator's smaller slices). */
@@ -60,7 +59,7 @@ export interface TaskTimeParts {
 }
 
 /**
- * Event-time timers fired at most in one go. A window's end over many keys
+ * Timers (of either time domain) fired at most in one go. A window's end over many keys
  * fires as many windows at once (600,000 for a sliding window over
  * 1,000,000 keys); their output goes out, and the state may flush, after
  * each slice, so that neither the output buffered nor the state's changes
@@ -181,6 +180,7 @@ export class TaskTime {
       if (n < slice) break;
       // Maybe more due: what this slice emitted goes out first (credits bound it), and the state may flush.
       await this.p.writer.flush();
+      await this.p.sinks.flushIfDue();
       await this.p.betweenTimerSlices?.();
     }
     if (fired > 0) await this.p.sinks.flushIfDue();

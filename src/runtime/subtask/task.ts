@@ -114,7 +114,7 @@ export interface TaskHost {
   imageBacking?(uid: string): StateBacking;
   /** A memory budget that replaces the job's (the simulator's small states; see `SubtaskFaultSeams.memoryBudgetBytes`). */
   readonly memoryBudgetBytes?: number;
-  /** Event-time timers fired at most in one slice, replacing `FIRE_SLICE_TIMERS` (the simulator's; see `SubtaskFaultSeams.fireSliceTimers`). */
+  /** Timers fired at most in one slice, replacing `FIRE_SLICE_TIMERS` (the simulator's; see `SubtaskFaultSeams.fireSliceTimers`). */
   readonly fireSliceTimers?: number;
   acknowledge(ack: SubtaskAck & { checkpointId: number }): Promise<void>;
   decline(checkpointId: number, reason: string): Promise<void>;
@@ -278,7 +278,6 @@ export class Task {
       beforeProcessingTimers: () => this.awaitRestoredState(),
       ...(host.fireSliceTimers === undefined ? {} : { fireSliceTimers: host.fireSliceTimers }),
       betweenTimerSlices: async () => {
-        await this.sinks.flushIfDue();
         this.flushStateIfWanted();
         await this.stallForState();
       },
