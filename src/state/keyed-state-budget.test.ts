@@ -342,6 +342,44 @@ describe("memory budget: correctness across eviction", () => {
     expect(full.has("count/k0")).toBe(false);
   });
 
+  it("reads the image once for a new key, though its write reads it again; a key written since is read back with its value", async () => {
+    const h = new Harness();
+    const budget = 64 * 1024;
+    h.image.clear();
+    const b = new KeyedStateBackend(MAX_PARALLELISM, UID, { now: () => h.clockMs });
+    const backing = h.image.backing(UID, 0);
+    let gets = 0;
+    const get = backing.get.bind(backing);
+    backing.get = (state, key, keyGroup) => {
+      gets++;
+      return get(state, key, keyGroup);
+    };
+    b.useBudget(budget, backing);
+    for (let i = 0; i < 1000; i++) bump(b, `k${i}`);
+    await h.checkpoint(b, 1);
+    for (let i = 0; i < 1000; i++) bump(b, `m${i}`);
+    expect(b.entriesEvicted).toBeGreaterThan(0);
+    // The same miss twice (value(), then update()) and a blind write after a miss of another key: one read each.
+    gets = 0;
+    for (let i = 0; i < 100; i++) bump(b, `n${i}`);
+    expect(gets).toBe(100);
+    gets = 0;
+    b.setCurrentKey("p0");
+    expect(b.getState(count).value()).toBeUndefined();
+    b.setCurrentKey("p1");
+    b.getState(count).update(7);
+    expect(gets).toBe(2);
+    // The miss is forgotten once the key is written: evicted after its write-back, it is read back with its value.
+    await h.checkpoint(b, 2);
+    for (let i = 0; i < 2000; i++) bump(b, `q${i}`);
+    await h.checkpoint(b, 3);
+    for (let i = 0; i < 2000; i++) bump(b, `r${i}`);
+    const readbacks = b.readbacks;
+    expect(bump(b, "n0")).toBe(2);
+    expect(bump(b, "p1")).toBe(8);
+    expect(b.readbacks).toBe(readbacks + 2);
+  });
+
   it("keeps TTL timestamps across eviction and read-back: an entry expires when it would have in memory", async () => {
     const h = new Harness();
     const b = h.fresh(64 * 1024);

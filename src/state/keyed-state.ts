@@ -225,8 +225,8 @@ export class KeyedStateBackend {
   private keyTextNow = "";
   private keyNow: Key = "";
   private backing: StateBacking | undefined;
-  /** Keys of the backing deleted since it was attached (the image may still hold them). */
-  private readonly deleted = new Set<string>();
+  /** Keys in every slot's {@link Slot.deleted}: none, no miss needs to look. */
+  private deletedCount = 0;
   /** Number of keys with state, over all states, while a backing is attached. */
   private count = 0;
   /** The restored keys, while the restore still counts them (see {@link countRestoredLater}): not in {@link count} yet. */
@@ -594,7 +594,8 @@ export class KeyedStateBackend {
     for (const slot of this.slots.values()) for (const [key, v] of slot.table) out.push(this.entry(slot, key, v));
     if (this.backing) {
       for (const e of this.backing.entries()) {
-        if (this.tables.get(e.state)?.has(e.key) || this.deleted.has(id(e.state, e.key))) continue;
+        const slot = this.slots.get(e.state);
+        if (slot && (slot.table.has(e.key) || slot.deleted.has(e.key))) continue;
         out.push({ state: e.state, kind: e.kind, key: e.key, keyGroup: keyGroupOfText(e.key, this.maxParallelism), value: e.value });
       }
     }
@@ -638,7 +639,8 @@ export class KeyedStateBackend {
     // deleted): until this capture's file is written, the image changes only for those (see StateCapture.rest).
     const inMemory = new Map<string, Set<string>>();
     for (const slot of this.slots.values()) if (slot.table.size > 0) inMemory.set(slot.name, new Set(slot.table.keys()));
-    const deleted = new Set(this.deleted);
+    const deleted = new Map<string, Set<string>>();
+    for (const slot of this.slots.values()) if (slot.deleted.size > 0) deleted.set(slot.name, new Set(slot.deleted));
     const backing = this.backing;
     const ttlOf = (state: string) => this.slots.get(state)?.ttl;
     const operator = this.operatorLabel;
@@ -648,7 +650,7 @@ export class KeyedStateBackend {
       *rest() {
         if (!backing.rows) {
           for (const e of backing.entries()) {
-            if (inMemory.get(e.state)?.has(e.key) || deleted.has(id(e.state, e.key))) continue;
+            if (inMemory.get(e.state)?.has(e.key) || deleted.get(e.state)?.has(e.key)) continue;
             let value = e.value;
             const ttl = ttlOf(e.state);
             if (ttl && isTtlKind(e.kind)) {
@@ -661,17 +663,18 @@ export class KeyedStateBackend {
         }
         // Values as the image keeps their JSON, and key groups as it knows them: per entry, a lookup in the set of
         // keys in memory, and no parse, stringify or hash (what a full snapshot of state ≫ memory spends its time on).
-        const anyDeleted = deleted.size > 0;
         let table: Set<string> | undefined;
+        let gone: Set<string> | undefined;
         let tableOf: string | undefined;
         let ttl: TtlPolicy | undefined;
         for (const r of backing.rows()) {
           if (r.state !== tableOf) {
             tableOf = r.state;
             table = inMemory.get(r.state);
+            gone = deleted.get(r.state);
             ttl = ttlOf(r.state);
           }
-          if (table?.has(r.key) || (anyDeleted && deleted.has(id(r.state, r.key)))) continue;
+          if (table?.has(r.key) || gone?.has(r.key)) continue;
           let json = r.valueJson;
           if (ttl && isTtlKind(r.kind)) {
             const value = unexpiredPersisted(r.kind, JSON.parse(json), ttl, nowMs);
@@ -731,11 +734,11 @@ export class KeyedStateBackend {
    * restore and then keeps up to date itself.
    */
   forEachValue(name: string, fn: (value: unknown) => void): void {
-    const table = this.tables.get(name);
-    if (table) for (const v of table.values()) fn(v);
+    const slot = this.slots.get(name);
+    if (slot) for (const v of slot.table.values()) fn(v);
     if (!this.backing) return;
     for (const e of this.backing.entries()) {
-      if (e.state !== name || table?.has(e.key) || this.deleted.has(id(name, e.key))) continue;
+      if (e.state !== name || slot?.table.has(e.key) || slot?.deleted.has(e.key)) continue;
       fn(fromPersisted(e.kind, e.value));
     }
   }
@@ -747,11 +750,11 @@ export class KeyedStateBackend {
    * what it visits.
    */
   keysOf(name: string): string[] {
-    const table = this.tables.get(name);
-    const keys = table ? [...table.keys()] : [];
+    const slot = this.slots.get(name);
+    const keys = slot ? [...slot.table.keys()] : [];
     if (!this.backing) return keys;
     for (const e of this.backing.entries()) {
-      if (e.state !== name || table?.has(e.key) || this.deleted.has(id(name, e.key))) continue;
+      if (e.state !== name || slot?.table.has(e.key) || slot?.deleted.has(e.key)) continue;
       keys.push(e.key);
     }
     return keys;
@@ -797,7 +800,7 @@ export class KeyedStateBackend {
     const backing = this.backing;
     if (!backing?.prefetch) return;
     const wanted: PrefetchEntry[] = [];
-    const anyDeleted = this.deleted.size > 0;
+    const anyDeleted = this.deletedCount > 0;
     // The states the image holds nothing of (a window operator's unused maps) cost a lookup per key for nothing.
     const slots = [...this.slots.values()].filter((slot) => backing.mayHold?.(slot.name) ?? true);
     if (slots.length === 0) return;
@@ -805,7 +808,7 @@ export class KeyedStateBackend {
       const text = keyText(keys[i]);
       let hash = -1;
       for (const slot of slots) {
-        if (slot.table.has(text) || (anyDeleted && this.deleted.has(id(slot.name, text)))) continue;
+        if (slot.table.has(text) || (anyDeleted && slot.deleted.has(text))) continue;
         if (hash < 0) hash = hashKey(text);
         wanted.push({ state: slot.name, keyGroup: hash % this.maxParallelism, hash });
       }
@@ -906,8 +909,9 @@ export class KeyedStateBackend {
     }
     // Not in memory, so in no capture nor the image (all of a heap queue's entries are in memory), unless deleted
     // since the last capture, or on its way out of the image.
-    if (!had && !(this.backing && this.deleted.delete(id(slot.name, key))) && !slot.changed.has(key)) slot.fresh.add(key);
+    if (!had && !(this.backing && this.undelete(slot, key)) && !slot.changed.has(key)) slot.fresh.add(key);
     if (!had && this.backing) this.count++;
+    if (this.missSlot === slot && this.missKey === key) this.missSlot = undefined;
     slot.table.set(key, timestamps);
     // The heap queue's timers (no budget, so never evicted): measured at each change.
     if (had) this.resize(slot, key, estimateEntryBytes(key, timestamps));
@@ -956,13 +960,15 @@ export class KeyedStateBackend {
       slot.pending.clear();
       slot.sizes.clear();
       slot.cold.clear();
+      slot.deleted.clear();
       slot.anyCold = false;
       slot.hand = undefined;
       slot.sweep = undefined;
       slot.forms = slot.declaredTtl === undefined ? NO_FORM : formOf(slot);
       updateForeign(slot);
     }
-    this.deleted.clear();
+    this.deletedCount = 0;
+    this.missSlot = undefined;
     this.backing = undefined;
     this.count = 0;
     this.bytesNow = this.overlayBytes;
@@ -991,10 +997,13 @@ export class KeyedStateBackend {
 
   /** {@link read} of a key not in memory: from the backing, if any (then kept in memory). */
   private readMiss(slot: Slot): unknown {
+    // The same miss again (a get, then the put that follows it): the image still holds nothing, since only a write
+    // takes the key into memory (and forgets the miss), and a restore resets.
+    if (this.missSlot === slot && this.missKey === this.keyTextNow) return undefined;
     // Remembered for the write that usually follows: it adds a new entry, to be counted.
     this.missSlot = slot;
     this.missKey = this.keyTextNow;
-    if (!this.backing || this.deleted.has(id(slot.name, this.keyTextNow))) return undefined;
+    if (!this.backing || (this.deletedCount > 0 && slot.deleted.has(this.keyTextNow))) return undefined;
     const persisted = this.backing.get(slot.name, this.keyTextNow, keyGroupOfText(this.keyTextNow, this.maxParallelism));
     if (persisted === undefined) return undefined;
     this.missSlot = undefined;
@@ -1023,7 +1032,7 @@ export class KeyedStateBackend {
     if (this.backing && this.read(slot) === undefined) {
       this.count++;
       // In neither memory nor the image, nor deleted since the last capture or on its way out of the image: new.
-      if (!this.deleted.delete(id(slot.name, this.keyTextNow)) && !slot.changed.has(this.keyTextNow)) slot.fresh.add(this.keyTextNow);
+      if (!this.undelete(slot, this.keyTextNow) && !slot.changed.has(this.keyTextNow)) slot.fresh.add(this.keyTextNow);
     }
     const before = slot.table.size;
     slot.table.set(this.keyTextNow, value);
@@ -1057,7 +1066,7 @@ export class KeyedStateBackend {
       slot.changed.delete(key);
       return;
     }
-    if (this.backing) this.deleted.add(id(slot.name, key));
+    if (this.backing) this.markDeleted(slot, key);
     slot.changed.set(key, undefined);
   }
 
@@ -1178,6 +1187,7 @@ export class KeyedStateBackend {
       pending: new Map(),
       sizes: new Map(),
       cold: new Set(),
+      deleted: new Set(),
       anyCold: false,
       hand: undefined,
       accessor: undefined,
@@ -1295,7 +1305,8 @@ export class KeyedStateBackend {
     // The image no longer holds a key deleted by these changes: a miss reads nothing there. (Deleted again since,
     // it is still absent from the image; written again since, it is in memory and not in `deleted`.)
     for (const t of tables) {
-      for (let i = 0; i < t.keys.length; i++) if (t.values[i] === undefined) this.deleted.delete(id(t.state, t.keys[i]));
+      const slot = this.slots.get(t.state);
+      if (slot) for (let i = 0; i < t.keys.length; i++) if (t.values[i] === undefined) this.undelete(slot, t.keys[i]);
     }
     // What went over budget while it was dirty may go now, without waiting for the next new key.
     if (this.budgetBytes !== undefined && this.bytesNow > this.budgetBytes) this.evict();
@@ -1362,11 +1373,28 @@ export class KeyedStateBackend {
   private attachSpill(spill: StateBacking): void {
     this.count = this.size();
     this.backing = spill;
-    for (const slot of this.slots.values()) for (const [key, v] of slot.changed) if (v === undefined) this.deleted.add(id(slot.name, key));
+    for (const slot of this.slots.values()) for (const [key, v] of slot.changed) if (v === undefined) this.markDeleted(slot, key);
     // Deletions captured but not yet written back: the image may still hold an older value.
     for (const tables of this.pendingCaptures) {
-      for (const t of tables) for (let i = 0; i < t.keys.length; i++) if (t.values[i] === undefined) this.deleted.add(id(t.state, t.keys[i]));
+      for (const t of tables) {
+        const slot = this.slots.get(t.state);
+        if (slot) for (let i = 0; i < t.keys.length; i++) if (t.values[i] === undefined) this.markDeleted(slot, t.keys[i]);
+      }
     }
+  }
+
+  /** Marks `key` of a state deleted since the backing was attached: a miss does not read it from the image. */
+  private markDeleted(slot: Slot, key: string): void {
+    const before = slot.deleted.size;
+    slot.deleted.add(key);
+    this.deletedCount += slot.deleted.size - before;
+  }
+
+  /** Unmarks `key` of a state deleted; whether it was marked. */
+  private undelete(slot: Slot, key: string): boolean {
+    if (this.deletedCount === 0 || !slot.deleted.delete(key)) return false;
+    this.deletedCount--;
+    return true;
   }
 
   /** Marks the current key of a state changed; `value` is what its table now holds. */
@@ -1388,6 +1416,8 @@ interface Slot {
    * opens and fires between two checkpoints writes nothing).
    */
   readonly fresh: Set<string>;
+  /** Keys of the backing deleted since it was attached (the image may still hold them): a miss reads nothing. */
+  readonly deleted: Set<string>;
   /** Under a budget, keys of captures not yet written back, with how many such captures hold each: not evicted. */
   readonly pending: Map<string, number>;
   /** Each in-memory entry's estimated bytes (see `memory-budget.ts`). */
@@ -1583,10 +1613,6 @@ function forRange(tables: readonly CapturedTable[], start: number, end: number, 
 /** A value serialized when it was captured. */
 class Serialized {
   constructor(readonly json: string) {}
-}
-
-function id(state: string, key: string): string {
-  return `${state}\u0000${key}`;
 }
 
 /** Key group of a key given by its canonical text. */
