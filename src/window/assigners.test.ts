@@ -31,6 +31,26 @@ describe("window assigners", () => {
     }
   });
 
+  it("tumbling and sliding: elements in the windows of the one before share its frozen windows; every element gets exactly the windows holding it", () => {
+    const tumbling = TumblingEventTimeWindows.of(10_000);
+    const a = tumbling.assign(12_000, 0);
+    expect(tumbling.assign(19_999, 0)).toBe(a);
+    expect(Object.isFrozen(a) && Object.isFrozen(a[0])).toBe(true);
+    expect(tumbling.assign(20_000, 0)).toEqual([timeWindow(20_000, 30_000)]);
+    expect(tumbling.assign(12_000, 0)).toEqual(a);
+    // Brute force over a size that is not a multiple of the slide, where the number of windows varies with the time.
+    const sliding = SlidingProcessingTimeWindows.of(7_000, 3_000, 1_000);
+    let previous: readonly unknown[] | undefined;
+    for (let t = -10_000; t <= 10_000; t += 250) {
+      const ws = sliding.assign(undefined, t);
+      const expected = [];
+      for (let start = 49_000; start > -50_000; start -= 3_000) if (start <= t && t < start + 7_000) expected.push(timeWindow(start, start + 7_000));
+      expect(ws).toEqual(expected);
+      if (previous !== undefined && JSON.stringify(previous) === JSON.stringify(ws)) expect(ws).toBe(previous);
+      previous = ws;
+    }
+  });
+
   it("session: a window of the gap from the element, merging those that overlap", () => {
     const a = EventTimeSessionWindows.withGap(30_000);
     expect(a.merging).toBe(true);

@@ -29,7 +29,7 @@ export interface WindowAssigner {
    * The windows of an element with event time `timestampMs` (undefined when
    * the element has none) arriving at `processingTimeMs`.
    */
-  assign(timestampMs: number | undefined, processingTimeMs: number): Window[];
+  assign(timestampMs: number | undefined, processingTimeMs: number): readonly Window[];
   /** Merges of the given windows, for merging assigners (none for the others). */
   mergeWindows(windows: readonly TimeWindow[]): WindowMerge[];
   /** The trigger used when the job gives none. */
@@ -51,7 +51,25 @@ abstract class AlignedWindows implements WindowAssigner {
   abstract readonly offsetMs: number;
   /** The grid windows start on: every size (tumbling), every slide (sliding). */
   protected abstract readonly gridMs: number;
-  abstract assign(timestampMs: number | undefined, processingTimeMs: number): Window[];
+  abstract assign(timestampMs: number | undefined, processingTimeMs: number): readonly Window[];
+
+  /**
+   * The windows last assigned, frozen: consecutive elements mostly fall in
+   * the same windows, and are given the same array and objects instead of
+   * new ones per element.
+   */
+  private last: readonly Window[] = [];
+  private lastFirstStart = Number.NaN;
+
+  /** The `count` windows starting at `firstStart`, `firstStart − gridMs`, …, each `sizeMs` long. */
+  protected windowsFrom(firstStart: number, count: number): readonly Window[] {
+    if (firstStart === this.lastFirstStart && count === this.last.length) return this.last;
+    const windows: Window[] = [];
+    for (let i = 0, start = firstStart; i < count; i++, start -= this.gridMs) windows.push(Object.freeze(timeWindow(start, start + this.sizeMs)));
+    this.lastFirstStart = firstStart;
+    this.last = Object.freeze(windows);
+    return this.last;
+  }
 
   windowEndingAt(endMs: number): TimeWindow | undefined {
     const start = endMs - this.sizeMs;
@@ -87,10 +105,9 @@ class TumblingWindows extends AlignedWindows {
     return `tumbling ${this.timeDomain}-time windows of ${this.sizeMs} ms${this.offsetMs ? `, offset ${this.offsetMs} ms` : ""}`;
   }
 
-  assign(timestampMs: number | undefined, processingTimeMs: number): Window[] {
+  assign(timestampMs: number | undefined, processingTimeMs: number): readonly Window[] {
     const t = timeOf(this, timestampMs, processingTimeMs);
-    const start = windowStart(t, this.offsetMs, this.sizeMs);
-    return [timeWindow(start, start + this.sizeMs)];
+    return this.windowsFrom(windowStart(t, this.offsetMs, this.sizeMs), 1);
   }
 
 }
@@ -125,13 +142,12 @@ class SlidingWindows extends AlignedWindows {
     return `sliding ${this.timeDomain}-time windows of ${this.sizeMs} ms every ${this.slideMs} ms${this.offsetMs ? `, offset ${this.offsetMs} ms` : ""}`;
   }
 
-  assign(timestampMs: number | undefined, processingTimeMs: number): Window[] {
+  assign(timestampMs: number | undefined, processingTimeMs: number): readonly Window[] {
     const t = timeOf(this, timestampMs, processingTimeMs);
-    const windows: Window[] = [];
-    for (let start = windowStart(t, this.offsetMs, this.slideMs); start > t - this.sizeMs; start -= this.slideMs) {
-      windows.push(timeWindow(start, start + this.sizeMs));
-    }
-    return windows;
+    const first = windowStart(t, this.offsetMs, this.slideMs);
+    let count = 0;
+    for (let start = first; start > t - this.sizeMs; start -= this.slideMs) count++;
+    return this.windowsFrom(first, count);
   }
 
 }
@@ -151,7 +167,7 @@ class SessionWindows implements WindowAssigner {
     return `${this.timeDomain}-time session windows with a gap of ${this.gapMs} ms`;
   }
 
-  assign(timestampMs: number | undefined, processingTimeMs: number): Window[] {
+  assign(timestampMs: number | undefined, processingTimeMs: number): readonly Window[] {
     const t = timeOf(this, timestampMs, processingTimeMs);
     return [timeWindow(t, t + this.gapMs)];
   }
