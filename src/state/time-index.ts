@@ -79,6 +79,12 @@ export function timeIndexPosition(timestampMs: number): { keyGroup: number; hash
 
 const F64 = new Float64Array(1);
 const U32 = new Uint32Array(F64.buffer);
+/** The time {@link timeIndexKey} made digits for last, and them. */
+let lastKeyMs = Number.NaN;
+let lastKeyPrefix = "";
+/** The digits {@link parseTimeIndexKey} read last, and their time. */
+let lastParsedPrefix = "";
+let lastParsedMs = 0;
 
 /**
  * The index entry's key: 16 hex digits that sort as the timestamp does
@@ -87,6 +93,16 @@ const U32 = new Uint32Array(F64.buffer);
  * (timestamp, key) order.
  */
 export function timeIndexKey(timestampMs: number, key: string): string {
+  // A window's end gives thousands of timers one time: its digits are made once.
+  if (!Object.is(timestampMs, lastKeyMs)) {
+    lastKeyPrefix = timeIndexPrefix(timestampMs);
+    lastKeyMs = timestampMs;
+  }
+  return lastKeyPrefix + key;
+}
+
+/** The 16 hex digits of {@link timeIndexKey}. */
+function timeIndexPrefix(timestampMs: number): string {
   F64[0] = timestampMs;
   // Little-endian: U32[1] holds the sign and exponent.
   let hi = U32[1];
@@ -97,13 +113,23 @@ export function timeIndexKey(timestampMs: number, key: string): string {
   } else {
     hi = (hi | 0x80000000) >>> 0;
   }
-  return hi.toString(16).padStart(8, "0") + lo.toString(16).padStart(8, "0") + key;
+  return hi.toString(16).padStart(8, "0") + lo.toString(16).padStart(8, "0");
 }
 
 /** The timestamp and key of an index entry's key ({@link timeIndexKey} inverted). */
 export function parseTimeIndexKey(entryKey: string): Timer {
-  let hi = Number.parseInt(entryKey.slice(0, 8), 16) >>> 0;
-  let lo = Number.parseInt(entryKey.slice(8, 16), 16) >>> 0;
+  const prefix = entryKey.slice(0, 16);
+  if (prefix !== lastParsedPrefix) {
+    lastParsedMs = parseTimeIndexPrefix(prefix);
+    lastParsedPrefix = prefix;
+  }
+  return { timestampMs: lastParsedMs, key: entryKey.slice(16) };
+}
+
+/** The time of an index entry key's 16 hex digits. */
+function parseTimeIndexPrefix(prefix: string): number {
+  let hi = Number.parseInt(prefix.slice(0, 8), 16) >>> 0;
+  let lo = Number.parseInt(prefix.slice(8, 16), 16) >>> 0;
   if (hi >>> 31) {
     hi = (hi & 0x7fffffff) >>> 0;
   } else {
@@ -112,7 +138,7 @@ export function parseTimeIndexKey(entryKey: string): Timer {
   }
   U32[1] = hi;
   U32[0] = lo;
-  return { timestampMs: F64[0], key: entryKey.slice(16) };
+  return F64[0];
 }
 
 /** A timer whose state the sealed index does not reflect yet. */

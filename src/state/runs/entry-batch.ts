@@ -217,7 +217,7 @@ export class EntryBatch {
       while (j < to && hashes[out[j]] === hashes[out[i]]) j++;
       if (j - i === 1) out[w++] = out[i];
       else {
-        const group = Array.from(out.subarray(i, j)).sort((a, b) => this.stateIds[a] - this.stateIds[b] || this.compareKeys(a, b) || a - b);
+        const group = this.sortedGroup(out.subarray(i, j));
         for (let k = 0; k < group.length; k++) {
           const a = group[k];
           const b = group[k + 1];
@@ -228,6 +228,46 @@ export class EntryBatch {
       i = j;
     }
     return w;
+  }
+
+  /**
+   * Entries of one hash in (stateId, key, position) order. Their keys are
+   * compared first by the four bytes after the prefix all of them share (a
+   * time index's entries of one time share 16 hex digits), as one number,
+   * and byte by byte only when those are equal.
+   */
+  private sortedGroup(entries: Uint32Array): number[] {
+    const s = this.bytes.bytes;
+    const first = entries[0];
+    let shared = this.valueStarts[first] - this.keyStarts[first];
+    for (let k = 1; k < entries.length && shared > 0; k++) {
+      const e = entries[k];
+      const at = this.keyStarts[e];
+      shared = Math.min(shared, this.valueStarts[e] - at);
+      for (let b = 0; b < shared; b++) {
+        if (s[at + b] !== s[this.keyStarts[first] + b]) {
+          shared = b;
+          break;
+        }
+      }
+    }
+    // Keyed by position in `entries`: big-endian, a key that ends first padded with zeros (ties go to compareKeys).
+    const next = new Float64Array(entries.length);
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k];
+      const from = this.keyStarts[e] + shared;
+      const end = this.valueStarts[e];
+      let v = 0;
+      for (let b = 0; b < 4; b++) v = v * 256 + (from + b < end ? s[from + b] : 0);
+      next[k] = v;
+    }
+    const order = Array.from({ length: entries.length }, (_, k) => k);
+    order.sort((x, y) => {
+      const a = entries[x];
+      const b = entries[y];
+      return this.stateIds[a] - this.stateIds[b] || next[x] - next[y] || this.compareKeys(a, b) || a - b;
+    });
+    return order.map((k) => entries[k]);
   }
 
   /** Compares the keys of entries `a` and `b` by their UTF-8 bytes. */
