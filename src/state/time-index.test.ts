@@ -17,7 +17,7 @@ import { KeyedStateBackend } from "./keyed-state.js";
 import { RunStore } from "./runs/run-store.js";
 import { PAGE_BLOCK } from "./runs/run-writer.js";
 import { KeyedSnapshotter, type SnapshotStore } from "./snapshotter.js";
-import { INDEX_CACHE_ENTRIES, IndexedTimerQueue, parseTimeIndexKey, timeIndexKey, timeIndexPosition } from "./time-index.js";
+import { INDEX_CACHE_ENTRIES, type IndexedTimer, IndexedTimerQueue, parseTimeIndexKey, timeIndexKey, timeIndexPosition } from "./time-index.js";
 import type { Timer } from "./timer-queue.js";
 
 const MAX_PARALLELISM = 128;
@@ -27,25 +27,36 @@ const count = valueState<number>("count");
 const SEEDS = Number(process.env.TIME_INDEX_SEEDS ?? 25);
 
 describe("the time index's order", () => {
-  it("sorts entries by timestamp (negative, fractional, huge) and then key, and reads back what it wrote", () => {
+  it("sorts entries by timestamp (negative, fractional, huge), then by where the image keeps the key, then key, and reads back what it wrote", () => {
     const rnd = new Random(7);
     const stamps = [0, -0.5, 0.5, 1, -1, 1.5, 1_767_225_600_000, -1_767_225_600_000, 2 ** 47 + 5, -(2 ** 47) - 5, 8.64e15, -8.64e15, Number.MAX_SAFE_INTEGER];
     for (let i = 0; i < 200; i++) stamps.push((rnd.next() - 0.5) * 10 ** rnd.int(16));
-    const timers = stamps.flatMap((timestampMs) => ["a", "b", "k-é"].map((key) => ({ timestampMs, key })));
+    // Positions (keyGroup·2^32 + hash) at both ends, and two keys sharing one (equal hashes).
+    const positions = new Map([
+      ["a", 65535 * 2 ** 32 + 0xffffffff],
+      ["b", 0],
+      ["k-é", 17 * 2 ** 32 + 0x80000000],
+      ["k-f", 17 * 2 ** 32 + 0x80000000],
+      ["z", 3 * 2 ** 32 + 5],
+    ]);
+    const timers = stamps.flatMap((timestampMs) => [...positions.keys()].map((key) => ({ timestampMs, key })));
+    const entryKey = (t: { timestampMs: number; key: string }) => timeIndexKey(t.timestampMs, positions.get(t.key)!, t.key);
     const byKey = [...timers].sort((x, y) => {
-      const a = timeIndexKey(x.timestampMs, x.key);
-      const b = timeIndexKey(y.timestampMs, y.key);
+      const a = entryKey(x);
+      const b = entryKey(y);
       return a < b ? -1 : a > b ? 1 : 0;
     });
-    const byTime = [...timers].sort((x, y) => x.timestampMs - y.timestampMs || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+    const byTime = [...timers].sort(
+      (x, y) => x.timestampMs - y.timestampMs || positions.get(x.key)! - positions.get(y.key)! || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0),
+    );
     expect(byKey).toEqual(byTime);
-    for (const t of timers) expect(parseTimeIndexKey(timeIndexKey(t.timestampMs, t.key))).toEqual(t);
+    for (const t of timers) expect(parseTimeIndexKey(entryKey(t))).toEqual({ ...t, entryKey: entryKey(t) });
     // Positions never go down with time.
-    const positions = byTime.map((t) => {
+    const runPositions = byTime.map((t) => {
       const p = timeIndexPosition(t.timestampMs);
       return p.keyGroup * 2 ** 32 + p.hash;
     });
-    for (let i = 1; i < positions.length; i++) expect(positions[i]).toBeGreaterThanOrEqual(positions[i - 1]);
+    for (let i = 1; i < runPositions.length; i++) expect(runPositions[i]).toBeGreaterThanOrEqual(runPositions[i - 1]);
   });
 });
 
@@ -56,7 +67,8 @@ describe("the time index's order", () => {
  * the run files and rebuilding the index from them.
  */
 class Harness {
-  readonly image = new RunImage(doSql(), { pause: async () => undefined, targetBlockBytes: 512 });
+  readonly sql = doSql();
+  readonly image = new RunImage(this.sql, { pause: async () => undefined, targetBlockBytes: 512 });
   readonly bucket = new Map<string, Uint8Array>();
   readonly handles = new Map<number, KeyedStateHandle>();
   readonly store: SnapshotStore = {
@@ -90,6 +102,8 @@ class Harness {
       ),
   };
   snapshotter = this.newSnapshotter();
+  /** Whether the last restore was local (from the image), not from R2. */
+  restoredFromImage = false;
 
   constructor(private readonly budgetBytes: number) {}
 
@@ -120,6 +134,7 @@ class Harness {
     const pause = async () => undefined;
     const handle = this.handles.get(id)!;
     let keys = fromR2 ? undefined : this.image.localRestore(UID, id, RANGE, handle.files);
+    this.restoredFromImage = keys !== undefined;
     let timers: TimerCounts | undefined;
     if (keys === undefined) {
       this.image.clearOperator(UID);
@@ -311,6 +326,66 @@ describe("timers in the image's time index", () => {
     }
   });
 
+  it("fires the timers of one time in slices that follow the image's order: each block read once over all the slices", async () => {
+    const h = new Harness(4096);
+    const b = h.fresh();
+    const n = 3000;
+    for (let i = 0; i < n; i++) {
+      b.setCurrentKey(`k${i}`);
+      b.getState(count).update(i);
+      b.timers("event").register(`k${i}`, 10_000);
+    }
+    await h.checkpoint(b, 1);
+    for (let i = 0; i < 10 && b.wantsEviction; i++) b.evictSome();
+    expect(b.bytesInMemory).toBeLessThanOrEqual(4096);
+    const reads = vi.spyOn(RunStore.prototype, "readPage");
+    try {
+      // As the task fires a window's end: a slice, its windows, the next slice (here six of them).
+      const fired: string[] = [];
+      for (let slice = b.timers("event").poll(10_000, n / 6); slice.length > 0; slice = b.timers("event").poll(10_000, n / 6)) {
+        for (const t of slice) {
+          b.setCurrentKey(t.key);
+          expect(b.getState(count).value()).toBe(Number(t.key.slice(1)));
+          fired.push(t.key);
+        }
+      }
+      expect(fired.length).toBe(n);
+      // The slices come in the image's order one after another (by key text, each would be scattered over the image).
+      const position = (key: string) => (hashKey(key) % MAX_PARALLELISM) * 2 ** 32 + hashKey(key);
+      const positions = fired.map(position);
+      expect(positions).toEqual([...positions].sort((x, y) => x - y));
+      // Each block read once by the polls and once by the firing, not once per slice that needs one of its keys.
+      const blocks = reads.mock.calls.filter(([, kind]) => kind === PAGE_BLOCK);
+      expect(blocks.length).toBeGreaterThan(50);
+      expect(blocks.length).toBeLessThanOrEqual(2 * new Set(blocks.map(([run, , page]) => `${run}/${page}`)).size);
+    } finally {
+      reads.mockRestore();
+    }
+  });
+
+  it("rebuilds, at a local restore, an index of the version before (one time's keys in text order), then fires from it", async () => {
+    const h = new Harness(4096);
+    const b = h.fresh();
+    for (let i = 0; i < 500; i++) {
+      b.setCurrentKey(`k${i}`);
+      b.timers("event").register(`k${i}`, 10_000 + (i % 3));
+    }
+    await h.checkpoint(b, 1);
+    // An image written by the version before has no mark of version 2 (its own table is dropped when the image opens).
+    h.sql.exec(`DELETE FROM image_time_index_v2`);
+    expect(h.image.timerCounts(UID, 1)).toBeUndefined();
+    const restored = await h.restore(1, false);
+    expect(h.restoredFromImage).toBe(true);
+    expect(restored.timerCounts()).toEqual({ event: 500, processing: 0 });
+    const fired = restored.timers("event").poll(10_002);
+    expect(fired.length).toBe(500);
+    expect(new Set(fired.map((t) => t.key)).size).toBe(500);
+    for (let i = 1; i < fired.length; i++) expect(fired[i].timestampMs).toBeGreaterThanOrEqual(fired[i - 1].timestampMs);
+    // Its index is of version 2 now: the next local restore reads it as it is.
+    await h.checkpoint(restored, 2);
+    expect(h.image.timerCounts(UID, 2)).toEqual({ event: 0, processing: 0 });
+  });
+
   it("reads the index ahead a few hundred timers at a time, not all of them", async () => {
     const h = new Harness(4096);
     const b = h.fresh();
@@ -337,7 +412,7 @@ describe("the time index's changes", () => {
   /** A queue over an empty sealed index and per-key entries in a map. */
   function queue(): IndexedTimerQueue {
     const entries = new Map<string, readonly number[]>();
-    const empty = { scan: (): Iterator<Timer> => [][Symbol.iterator]() };
+    const empty = { scan: (): Iterator<IndexedTimer> => [][Symbol.iterator]() };
     return new IndexedTimerQueue({ get: (k) => entries.get(k), set: (k, t) => (t ? entries.set(k, t) : entries.delete(k)) }, empty);
   }
 
@@ -361,7 +436,7 @@ describe("the time index's changes", () => {
 
   it("come out by time, and at one time by the position given for their keys, with the keys' entries kept right", () => {
     const entries = new Map<string, readonly number[]>();
-    const empty = { scan: (): Iterator<Timer> => [][Symbol.iterator]() };
+    const empty = { scan: (): Iterator<IndexedTimer> => [][Symbol.iterator]() };
     const position = (key: string) => -Number(key.slice(1));
     const q = new IndexedTimerQueue({ get: (k) => entries.get(k), set: (k, t) => (t ? entries.set(k, t) : entries.delete(k)) }, empty, 0, () => {}, { positionOf: position, wanted: () => true });
     for (let i = 0; i < 50; i++) q.register(`k${i}`, 5 + (i % 3));
@@ -405,16 +480,16 @@ describe("the time index's changes", () => {
     expect(q.captureIndex().changes).toEqual([]);
     // Registered, captured (on its way into the index), then fired: the index must hear of it.
     q.register("d", 9);
-    expect(q.captureIndex().changes).toEqual([{ key: "d", timestampMs: 9, live: true }]);
+    expect(q.captureIndex().changes).toEqual([{ key: "d", timestampMs: 9, live: true, position: 0 }]);
     expect(q.poll(9)).toEqual([{ key: "d", timestampMs: 9 }]);
-    expect(q.captureIndex().changes).toEqual([{ key: "d", timestampMs: 9, live: false }]);
+    expect(q.captureIndex().changes).toEqual([{ key: "d", timestampMs: 9, live: false, position: 0 }]);
     // Deleted, then registered again and fired in one generation: the tombstone stands.
     q.register("e", 11);
     q.captureIndex();
     q.delete("e", 11);
     q.register("e", 11);
     expect(q.poll(11)).toEqual([{ key: "e", timestampMs: 11 }]);
-    expect(q.captureIndex().changes).toEqual([{ key: "e", timestampMs: 11, live: false }]);
+    expect(q.captureIndex().changes).toEqual([{ key: "e", timestampMs: 11, live: false, position: 0 }]);
     expect(q.size()).toBe(0);
   });
 });

@@ -38,11 +38,17 @@ import { OVERLAY_TIMER_BYTES } from "./memory-budget.js";
 /** The sealed time index of one operator and time domain, as the image reads it. */
 export interface TimeIndex {
   /**
-   * The index's timers with a timestamp ≥ `fromMs`, in (timestamp, key)
-   * order, from the runs sealed when it is called. Stop iterating (return)
-   * when done: the runs are held until then.
+   * The index's timers with a timestamp ≥ `fromMs`, in the order of their
+   * entries' keys ({@link timeIndexKey}: timestamp, then the image's order
+   * of the timers' keys), from the runs sealed when it is called. Stop
+   * iterating (return) when done: the runs are held until then.
    */
-  scan(fromMs: number): Iterator<Timer>;
+  scan(fromMs: number): Iterator<IndexedTimer>;
+}
+
+/** A timer as the index holds it: with its entry's key ({@link timeIndexKey}), which orders the index. */
+export interface IndexedTimer extends Timer {
+  readonly entryKey: string;
 }
 
 /** One change for the index: the timer (`key`, `timestampMs`) is live, or not (a tombstone). */
@@ -50,6 +56,8 @@ export interface TimeIndexChange {
   readonly key: string;
   readonly timestampMs: number;
   readonly live: boolean;
+  /** Where the image keeps `key`'s entries ({@link ImageKeyOrder.positionOf}): keyGroup·2^32 + hash. */
+  readonly position: number;
 }
 
 /** Where {@link IndexedTimerQueue} keeps each key's timestamps: the backend's timer entries (read back when evicted). */
@@ -89,16 +97,21 @@ let lastParsedMs = 0;
 /**
  * The index entry's key: 16 hex digits that sort as the timestamp does
  * (its IEEE 754 bits, sign flipped for positives, all bits for negatives),
- * then the timer's key. Among entries of one position, UTF-8 order is then
- * (timestamp, key) order.
+ * then 12 of `position`, where the image keeps the timer's key's entries
+ * (keyGroup·2^32 + hash, below 2^48), then the timer's key. Among entries
+ * of one position of the index, UTF-8 order is then (timestamp, the
+ * image's order of the keys, key) order: the timers of one time come out
+ * in the order the image keeps their keys' entries, so that a window's
+ * end, fired in slices, reads each block of the image once.
  */
-export function timeIndexKey(timestampMs: number, key: string): string {
+export function timeIndexKey(timestampMs: number, position: number, key: string): string {
   // A window's end gives thousands of timers one time: its digits are made once.
   if (!Object.is(timestampMs, lastKeyMs)) {
     lastKeyPrefix = timeIndexPrefix(timestampMs);
     lastKeyMs = timestampMs;
   }
-  return lastKeyPrefix + key;
+  const keyGroup = Math.floor(position / TWO_32);
+  return lastKeyPrefix + keyGroup.toString(16).padStart(4, "0") + (position - keyGroup * TWO_32).toString(16).padStart(8, "0") + key;
 }
 
 /** The 16 hex digits of {@link timeIndexKey}. */
@@ -116,14 +129,14 @@ function timeIndexPrefix(timestampMs: number): string {
   return hi.toString(16).padStart(8, "0") + lo.toString(16).padStart(8, "0");
 }
 
-/** The timestamp and key of an index entry's key ({@link timeIndexKey} inverted). */
-export function parseTimeIndexKey(entryKey: string): Timer {
+/** The timestamp and key of an index entry's key ({@link timeIndexKey} inverted), with the entry's key. */
+export function parseTimeIndexKey(entryKey: string): IndexedTimer {
   const prefix = entryKey.slice(0, 16);
   if (prefix !== lastParsedPrefix) {
     lastParsedMs = parseTimeIndexPrefix(prefix);
     lastParsedPrefix = prefix;
   }
-  return { timestampMs: lastParsedMs, key: entryKey.slice(16) };
+  return { timestampMs: lastParsedMs, key: entryKey.slice(28), entryKey };
 }
 
 /** The time of an index entry key's 16 hex digits. */
@@ -166,6 +179,9 @@ export interface ImageKeyOrder {
   wanted(): boolean;
 }
 
+/** No image order (a queue over a bare index, in tests): every key at position 0, so keys at one time go in key order. */
+const IN_KEY_ORDER: ImageKeyOrder = { positionOf: () => 0, wanted: () => false };
+
 /**
  * Sorts timers by time, and those at one time by `positionOf` their key.
  * Keys at one time fire in no particular order (as in Flink's heap queue),
@@ -199,7 +215,7 @@ export class IndexedTimerQueue implements TimerQueue {
   /** Captures not yet sealed: their generation and the overrides they changed, in order. */
   private readonly captures: { generation: number; changed: Override[] }[] = [];
   /** Index entries read ahead, in order, from `cacheAt`. */
-  private cache: Timer[] = [];
+  private cache: IndexedTimer[] = [];
   private cacheAt = 0;
   /** Where the next read of the index starts (a timestamp; every index entry before it was read or is overridden). */
   private readFrom = Number.NEGATIVE_INFINITY;
@@ -214,7 +230,7 @@ export class IndexedTimerQueue implements TimerQueue {
    * thousands of timers at one timestamp). An open scan holds its runs'
    * pages: {@link close} it when the queue is dropped.
    */
-  private open: Iterator<Timer> | undefined;
+  private open: Iterator<IndexedTimer> | undefined;
   private count: number;
   private bytes = 0;
 
@@ -225,11 +241,13 @@ export class IndexedTimerQueue implements TimerQueue {
     /** Told of every change of {@link overlayBytes} (the backend counts them in its memory budget's estimate). */
     private readonly onOverlayBytes: (delta: number) => void = () => {},
     /**
-     * Where the image keeps the keys' entries: timers polled at one time come
-     * out in that order while it is wanted. Without it, in the order the
-     * overlay and the index give them.
+     * Where the image keeps the keys' entries: the index orders one time's
+     * timers so (their changes carry the position), and timers polled at
+     * one time, the overlay's among them, come out in that order while it
+     * is wanted. It must be the same function for as long as the index
+     * lives: a tombstone hides the entry of the same key only.
      */
-    private readonly keyOrder?: ImageKeyOrder,
+    private readonly keyOrder: ImageKeyOrder = IN_KEY_ORDER,
   ) {
     this.count = count;
   }
@@ -292,7 +310,7 @@ export class IndexedTimerQueue implements TimerQueue {
         next = { key: this.nextLiveKey(a), timestampMs: a };
       } else if (b !== undefined) {
         if (b.timestampMs > upToMs) break;
-        next = b;
+        next = { key: b.key, timestampMs: b.timestampMs };
         this.cacheAt++;
       } else break;
       this.change(next.key, next.timestampMs, false);
@@ -300,7 +318,7 @@ export class IndexedTimerQueue implements TimerQueue {
     }
     // Each timer's key entry is read (from the image, when evicted) in the image's order of the keys, and the timers
     // fire in it: a window's end fires thousands of keys at one time, and keys in one block are then read together.
-    if (out.length > 1 && this.keyOrder?.wanted()) inImageOrder(out, this.keyOrder.positionOf);
+    if (out.length > 1 && this.keyOrder.wanted()) inImageOrder(out, this.keyOrder.positionOf);
     for (const t of out) {
       const timestamps = this.entries.get(t.key);
       const at = timestamps ? lowerBound(timestamps, t.timestampMs) : -1;
@@ -336,7 +354,8 @@ export class IndexedTimerQueue implements TimerQueue {
     const generation = this.generation++;
     const changed = this.changedNow.filter((o) => !o.gone);
     this.changedNow = [];
-    const changes: TimeIndexChange[] = changed.map((o) => ({ key: o.key, timestampMs: o.timestampMs, live: o.live }));
+    const positionOf = this.keyOrder.positionOf;
+    const changes: TimeIndexChange[] = changed.map((o) => ({ key: o.key, timestampMs: o.timestampMs, live: o.live, position: positionOf(o.key) }));
     this.captures.push({ generation, changed });
     return { generation, changes };
   }
@@ -458,7 +477,7 @@ export class IndexedTimerQueue implements TimerQueue {
   // ---- the index's head ----
 
   /** The earliest index entry the overlay does not override. */
-  private indexHead(): Timer | undefined {
+  private indexHead(): IndexedTimer | undefined {
     for (;;) {
       while (this.cacheAt < this.cache.length) {
         const t = this.cache[this.cacheAt];
@@ -471,7 +490,7 @@ export class IndexedTimerQueue implements TimerQueue {
 
   /** Reads the next entries of the index into the cache; false when there are none. */
   private readAhead(): boolean {
-    const cache: Timer[] = [];
+    const cache: IndexedTimer[] = [];
     try {
       if (this.open) {
         for (let r = this.open.next(); !r.done; r = this.open.next()) {
@@ -484,7 +503,7 @@ export class IndexedTimerQueue implements TimerQueue {
         for (let r = it.next(); !r.done; r = it.next()) {
           const t = r.value;
           // Entries at the time reading resumes from, up to the last one read, were read already.
-          if (lastRead !== undefined && t.timestampMs === this.readFrom && timeIndexKey(t.timestampMs, t.key) <= lastRead) continue;
+          if (lastRead !== undefined && t.timestampMs === this.readFrom && t.entryKey <= lastRead) continue;
           cache.push(t);
           if (cache.length >= INDEX_CACHE_ENTRIES) break;
         }
@@ -498,7 +517,7 @@ export class IndexedTimerQueue implements TimerQueue {
     if (cache.length === 0) return false;
     const last = cache[cache.length - 1];
     this.readFrom = last.timestampMs;
-    this.lastRead = timeIndexKey(last.timestampMs, last.key);
+    this.lastRead = last.entryKey;
     return true;
   }
 

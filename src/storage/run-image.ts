@@ -46,6 +46,7 @@ import { BlockCache } from "../state/runs/block-cache.js";
 import type { EntryBatch } from "../state/runs/entry-batch.js";
 import { type OpenedRunFile, exportRun, importRunRanged, openRunFile } from "../state/runs/run-file.js";
 import { RunFill } from "../state/runs/run-fill.js";
+import { composite } from "../state/runs/run-format.js";
 import { createRunTables, type Pause, type PrefetchKey, RunStore } from "../state/runs/run-store.js";
 import { decodeValue, decodeValueJson } from "../state/runs/value-codec.js";
 import type { EncodedEntry, SnapshotEntry } from "../state/snapshot-format.js";
@@ -105,7 +106,10 @@ const TABLES = [
   // index is kept with its timers (an image written without one, by an older floe, is rebuilt at its restore).
   `CREATE TABLE IF NOT EXISTS image_timer_counts (op TEXT NOT NULL, checkpoint_id INTEGER NOT NULL, domain TEXT NOT NULL,
     timers INTEGER NOT NULL, PRIMARY KEY (op, checkpoint_id, domain))`,
-  `CREATE TABLE IF NOT EXISTS image_time_indexed (op TEXT PRIMARY KEY)`,
+  // Version 2 orders one time's entries by the image's order of their keys (timeIndexKey); an image whose index
+  // is of version 1 (keys in text order), as one without an index, is rebuilt at its restore.
+  `CREATE TABLE IF NOT EXISTS image_time_index_v2 (op TEXT PRIMARY KEY)`,
+  `DROP TABLE IF EXISTS image_time_indexed`,
   // Operators whose lazy restore has not stored every block: their runs are not whole, and a restart loses them.
   `CREATE TABLE IF NOT EXISTS image_filling (op TEXT PRIMARY KEY)`,
 ];
@@ -301,7 +305,7 @@ export class RunImage {
             try {
               for (const g of gathered.values()) {
                 // Timers changed without the index's changes (a backend keeping its timers in memory): the index lags.
-                if (g.timerEntries && !g.indexed) this.sql.exec(`DELETE FROM image_time_indexed WHERE op = ?`, g.op.uid);
+                if (g.timerEntries && !g.indexed) this.sql.exec(`DELETE FROM image_time_index_v2 WHERE op = ?`, g.op.uid);
                 await g.op.states.writeRun(g.states, checkpointId, turn);
                 await g.op.timers.writeRun(g.timers, checkpointId, turn);
                 await g.op.index.writeRun(g.index, checkpointId, turn);
@@ -351,7 +355,7 @@ export class RunImage {
    * when the index must be rebuilt ({@link rebuildTimeIndex}).
    */
   timerCounts(uid: string, checkpointId: number): TimerCounts | undefined {
-    if (this.sql.exec(`SELECT 1 FROM image_time_indexed WHERE op = ?`, uid).toArray().length === 0) return undefined;
+    if (this.sql.exec(`SELECT 1 FROM image_time_index_v2 WHERE op = ?`, uid).toArray().length === 0) return undefined;
     const rows = this.sql.exec<{ domain: string; timers: number }>(`SELECT domain, timers FROM image_timer_counts WHERE op = ? AND checkpoint_id = ?`, uid, checkpointId).toArray();
     const op = this.operator(uid);
     // Timers without a count: a checkpoint marked before its operator kept them in the index.
@@ -374,7 +378,8 @@ export class RunImage {
       const domain = timerDomainOf(op.timers.names.describe(e.stateId));
       if (!domain) continue;
       const timestamps = decodeValue(e.value, 1) as number[];
-      addIndexChanges(op.index, batch, domain, timestamps.map((timestampMs) => ({ key: e.key, timestampMs, live: true })));
+      const position = composite(e.keyGroup, e.hash);
+      addIndexChanges(op.index, batch, domain, timestamps.map((timestampMs) => ({ key: e.key, timestampMs, live: true, position })));
       counts[domain] = (counts[domain] ?? 0) + timestamps.length;
       gathered += timestamps.length;
       if (gathered >= RESTORE_RUN_ENTRIES) {
@@ -384,7 +389,7 @@ export class RunImage {
       } else if (gathered % COUNT_TURN_ENTRIES === 0) await pause();
     }
     await this.track(op.index.writeRun(batch, checkpointId, pause));
-    this.sql.exec(`INSERT OR REPLACE INTO image_time_indexed VALUES (?)`, uid);
+    this.sql.exec(`INSERT OR REPLACE INTO image_time_index_v2 VALUES (?)`, uid);
     return counts;
   }
 
@@ -393,7 +398,7 @@ export class RunImage {
     const op = this.operator(uid);
     if (op.timers.runs().length === 0) {
       op.index.clear();
-      this.sql.exec(`INSERT OR REPLACE INTO image_time_indexed VALUES (?)`, uid);
+      this.sql.exec(`INSERT OR REPLACE INTO image_time_index_v2 VALUES (?)`, uid);
     }
   }
 
@@ -422,7 +427,7 @@ export class RunImage {
     op.timers.dropAbove(checkpointId);
     // The index follows its timers; when it cannot reach the checkpoint, the restore rebuilds it (timerCounts: undefined).
     if (op.index.canRestoreTo(checkpointId)) op.index.dropAbove(checkpointId);
-    else this.sql.exec(`DELETE FROM image_time_indexed WHERE op = ?`, uid);
+    else this.sql.exec(`DELETE FROM image_time_index_v2 WHERE op = ?`, uid);
     // Only the restored checkpoint's files are sure to exist: another may have been deleted with the task that wrote it.
     const kept = new Set(files);
     for (const store of [op.states, op.timers]) {
@@ -444,7 +449,7 @@ export class RunImage {
     op.index.clear();
     this.sql.exec(`DELETE FROM image_checkpoints WHERE op = ?`, uid);
     this.sql.exec(`DELETE FROM image_timer_counts WHERE op = ?`, uid);
-    this.sql.exec(`DELETE FROM image_time_indexed WHERE op = ?`, uid);
+    this.sql.exec(`DELETE FROM image_time_index_v2 WHERE op = ?`, uid);
     this.sql.exec(`DELETE FROM image_filling WHERE op = ?`, uid);
     this.fills.delete(uid);
     this.pruneRunFiles();
@@ -459,7 +464,7 @@ export class RunImage {
     }
     this.sql.exec(`DELETE FROM image_checkpoints`);
     this.sql.exec(`DELETE FROM image_timer_counts`);
-    this.sql.exec(`DELETE FROM image_time_indexed`);
+    this.sql.exec(`DELETE FROM image_time_index_v2`);
     this.sql.exec(`DELETE FROM image_run_files`);
     this.sql.exec(`DELETE FROM image_filling`);
     this.fills.clear();
@@ -902,7 +907,7 @@ function addIndexChanges(index: RunStore, batch: EntryBatch, domain: TimeDomain,
   const stateId = index.stateId(timerStateName(domain), NAME_KIND);
   for (const c of changes) {
     const { keyGroup, hash } = timeIndexPosition(c.timestampMs);
-    const key = timeIndexKey(c.timestampMs, c.key);
+    const key = timeIndexKey(c.timestampMs, c.position, c.key);
     if (c.live) batch.putEncoded(stateId, keyGroup, hash, key, INDEX_VALUE);
     else batch.delete(stateId, keyGroup, hash, key);
   }
