@@ -150,6 +150,25 @@ class Harness {
   }
 }
 
+/**
+ * A window's end over `n` keys, sealed and evicted: key `k<i>` counts i and
+ * has a timer at 10,000, and a 4 KiB budget holds almost none of them.
+ */
+async function windowEnd(n: number): Promise<KeyedStateBackend> {
+  const h = new Harness(4096);
+  const b = h.fresh();
+  for (let i = 0; i < n; i++) {
+    b.setCurrentKey(`k${i}`);
+    b.getState(count).update(i);
+    b.timers("event").register(`k${i}`, 10_000);
+  }
+  await h.checkpoint(b, 1);
+  // Clean now: evicted as the runtime does while no record comes (a CLOCK pass marks, the next evicts).
+  for (let i = 0; i < 10 && b.wantsEviction; i++) b.evictSome();
+  expect(b.bytesInMemory).toBeLessThanOrEqual(4096);
+  return b;
+}
+
 /** The model: every live timer as "ts|key". */
 type Model = Map<string, Timer>;
 const id = (t: Timer) => `${t.timestampMs}|${t.key}`;
@@ -288,18 +307,8 @@ describe("timers in the image's time index", () => {
   });
 
   it("fires the timers of one time in the image's order of their keys, each block of their entries read once", async () => {
-    const h = new Harness(4096);
-    const b = h.fresh();
     const n = 3000;
-    for (let i = 0; i < n; i++) {
-      b.setCurrentKey(`k${i}`);
-      b.getState(count).update(i);
-      b.timers("event").register(`k${i}`, 10_000);
-    }
-    await h.checkpoint(b, 1);
-    // Clean now: evicted as the runtime does while no record comes (a CLOCK pass marks, the next evicts).
-    for (let i = 0; i < 10 && b.wantsEviction; i++) b.evictSome();
-    expect(b.bytesInMemory).toBeLessThanOrEqual(4096);
+    const b = await windowEnd(n);
     const reads = vi.spyOn(RunStore.prototype, "readPage");
     try {
       const fired = b.timers("event").poll(10_000);
@@ -327,17 +336,8 @@ describe("timers in the image's time index", () => {
   });
 
   it("fires the timers of one time in slices that follow the image's order: each block read once over all the slices", async () => {
-    const h = new Harness(4096);
-    const b = h.fresh();
     const n = 3000;
-    for (let i = 0; i < n; i++) {
-      b.setCurrentKey(`k${i}`);
-      b.getState(count).update(i);
-      b.timers("event").register(`k${i}`, 10_000);
-    }
-    await h.checkpoint(b, 1);
-    for (let i = 0; i < 10 && b.wantsEviction; i++) b.evictSome();
-    expect(b.bytesInMemory).toBeLessThanOrEqual(4096);
+    const b = await windowEnd(n);
     const reads = vi.spyOn(RunStore.prototype, "readPage");
     try {
       // As the task fires a window's end: a slice, its windows, the next slice (here six of them).
