@@ -300,6 +300,7 @@ export class IndexedTimerQueue implements TimerQueue {
 
   poll(upToMs: number, max = Number.POSITIVE_INFINITY): Timer[] {
     const out: Timer[] = [];
+    let fromOverlay = 0;
     while (out.length < max) {
       const a = this.liveHead();
       const b = this.indexHead();
@@ -308,6 +309,7 @@ export class IndexedTimerQueue implements TimerQueue {
         if (a > upToMs) break;
         // Keys at one time fire in no particular order, as in the heap queue.
         next = { key: this.nextLiveKey(a), timestampMs: a };
+        fromOverlay++;
       } else if (b !== undefined) {
         if (b.timestampMs > upToMs) break;
         next = { key: b.key, timestampMs: b.timestampMs };
@@ -318,7 +320,8 @@ export class IndexedTimerQueue implements TimerQueue {
     }
     // Each timer's key entry is read (from the image, when evicted) in the image's order of the keys, and the timers
     // fire in it: a window's end fires thousands of keys at one time, and keys in one block are then read together.
-    if (out.length > 1 && this.keyOrder.wanted()) inImageOrder(out, this.keyOrder.positionOf);
+    // The index gives one time's timers in that order already: only the overlay's need placing among them.
+    if (fromOverlay > 0 && out.length > 1 && this.keyOrder.wanted()) inImageOrder(out, this.keyOrder.positionOf);
     for (const t of out) {
       const timestamps = this.entries.get(t.key);
       const at = timestamps ? lowerBound(timestamps, t.timestampMs) : -1;
